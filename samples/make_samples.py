@@ -1,0 +1,1436 @@
+#!/usr/bin/env python3
+"""Regenerate tcpdiag's sample captures from the real Linux kernel.
+
+Usage (as root):
+
+    sudo python3 samples/make_samples.py [--out DIR] [--seed N] [SCENARIO ...]
+    sudo python3 samples/make_samples.py --list
+
+Every scenario runs in a network namespace of its own (``tcpdiag-smp-<pid>-<n>``) with only the
+loopback interface up; all traffic goes to 127.0.0.1 / ::1 inside that namespace.  The script
+re-executes itself inside the namespace (``ip netns exec NS python3 make_samples.py --in-netns
+NAME``); that process starts tcpdump, runs the applications (real sockets, in threads or in a
+child process when a process must be SIGKILLed), applies iptables rules / ``ss -K`` / scapy
+injections, stops the capture and only then tears the sockets down, so closing leftovers never
+adds packets to the capture.  The namespace (and with it every iptables rule) is deleted at the
+end.
+
+For each scenario it writes ``<name>.pcap`` and ``<name>.expected.json`` (the findings a correct
+analyser must report, with the errnos the applications really got, plus the raw log of every
+application call).  Ports and small timing pauses are randomised per run (``--seed`` fixes
+them), so ``--out /tmp/x`` gives an independently generated hold-out set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import os
+import platform
+import random
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCRIPT = Path(__file__).resolve()
+DEFAULT_OUT = SCRIPT.parent
+NS_PREFIX = "tcpdiag-smp"
+SNAPLEN = 128
+SCENARIO_TIMEOUT = 90.0  # hard limit for one scenario, enforced by the host-side parent
+PORT_SLOTS = 10  # server ports reserved per scenario
+PORT_BASE_RANGE = (10000, 30000)  # below the ephemeral range, so a client never picks a server port
+ERRNO_NAMES = frozenset(errno.errorcode.values())
+BLOCKED = "blocked (no result before the capture ended)"
+
+LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+V4, V6 = socket.AF_INET, socket.AF_INET6
+
+
+# --------------------------------------------------------------------------------------------
+# Recording what every application call returned
+# --------------------------------------------------------------------------------------------
+
+
+def fmt_addr(addr: tuple[Any, ...]) -> str:
+    """'127.0.0.1:40112' or '[::1]:40112'."""
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def errno_name(exc: OSError) -> str:
+    """errno name of an exception; Python's own socket timeout has no errno."""
+    if exc.errno is None:
+        return "timeout (no result)"
+    return errno.errorcode.get(exc.errno, f"errno {exc.errno}")
+
+
+@dataclass
+class Event:
+    """One application call and what it returned."""
+
+    t: float  # time.time() when the call started
+    app: str
+    conn: str
+    call: str
+    result: str = "pending"
+    t_done: float | None = None  # time.time() when the result came back
+
+    @property
+    def when(self) -> float:
+        return self.t if self.t_done is None else self.t_done
+
+    def as_json(self, t0: float) -> dict[str, Any]:
+        """`t`: seconds from the capture start until the call returned (or began, if blocked)."""
+        return {
+            "app": self.app,
+            "conn": self.conn,
+            "call": self.call,
+            "result": self.result,
+            "t": round(self.when - t0, 3),
+        }
+
+
+class Recorder:
+    """Thread-safe log of application calls.
+
+    After freeze() (called when the capture stops) late results are no longer recorded and calls
+    still blocked are marked as such: the log then describes exactly the captured period.
+    """
+
+    def __init__(self, sink: Callable[[Event], None] | None = None) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+        self._frozen = False
+        self._sink = sink
+
+    def start(self, app: str, conn: str, call: str) -> Event:
+        ev = Event(time.time(), app, conn, call)
+        with self._lock:
+            if not self._frozen:
+                self.events.append(ev)
+        return ev
+
+    def finish(self, ev: Event, result: str, conn: str | None = None) -> None:
+        with self._lock:
+            if self._frozen:
+                return
+            ev.result = result
+            ev.t_done = time.time()
+            if conn is not None:
+                ev.conn = conn
+        if self._sink:
+            self._sink(ev)
+
+    def note(self, app: str, conn: str, call: str, result: str) -> None:
+        self.finish(self.start(app, conn, call), result)
+
+    def add(self, ev: Event) -> None:
+        with self._lock:
+            self.events.append(ev)
+
+    def freeze(self) -> None:
+        with self._lock:
+            self._frozen = True
+            for ev in self.events:
+                if ev.result == "pending":
+                    ev.result = BLOCKED
+
+    def first_error(self, app: str, conn: str) -> str | None:
+        """errno name of the first failing call of `app` on `conn`, or None."""
+        with self._lock:
+            for ev in sorted(self.events, key=lambda e: e.when):
+                if ev.app == app and ev.conn == conn and ev.result in ERRNO_NAMES:
+                    return ev.result
+        return None
+
+    def as_json(self, t0: float) -> list[dict[str, Any]]:
+        with self._lock:
+            return [ev.as_json(t0) for ev in sorted(self.events, key=lambda e: e.when)]
+
+
+class Endpoint:
+    """One application's end of a TCP connection; every call is logged with its result."""
+
+    def __init__(self, rec: Recorder, app: str, sock: socket.socket, conn: str) -> None:
+        self.rec, self.app, self.sock, self.conn = rec, app, sock, conn
+        self.last_error: str | None = None
+
+    def _do(self, call: str, fn: Callable[[], Any], ok: Callable[[Any], str]) -> Any:
+        """Run one socket call; log its result; None (and last_error set) if it failed."""
+        ev = self.rec.start(self.app, self.conn, call)
+        self.last_error = None
+        try:
+            value = fn()
+        except OSError as exc:
+            self.last_error = errno_name(exc)
+            self.rec.finish(ev, self.last_error)
+            return None
+        self.rec.finish(ev, ok(value))
+        return value
+
+    def send(self, data: bytes, timeout: float = 5.0) -> int | None:
+        self.sock.settimeout(timeout)
+        return self._do("send", lambda: self.sock.send(data), lambda n: f"sent {n} bytes")
+
+    def recv(self, timeout: float = 10.0, size: int = 65536) -> bytes | None:
+        """Returns the bytes, b'' on EOF, None on error or our own timeout."""
+        self.sock.settimeout(timeout)
+        return self._do(
+            "recv", lambda: self.sock.recv(size), lambda b: f"{len(b)} bytes" if b else "EOF"
+        )
+
+    def recv_exactly(self, total: int, timeout: float = 10.0, max_calls: int = 64) -> int:
+        """recv until `total` bytes arrived, EOF, error or `max_calls` calls; returns bytes got."""
+        got = 0
+        for _ in range(max_calls):
+            data = self.recv(timeout, min(65536, total - got))
+            if not data:
+                break
+            got += len(data)
+            if got >= total:
+                break
+        return got
+
+    def shutdown_wr(self) -> None:
+        self._do("shutdown(SHUT_WR)", lambda: self.sock.shutdown(socket.SHUT_WR), lambda _: "ok")
+
+    def close(self) -> None:
+        self._do("close", self.sock.close, lambda _: "ok")
+
+    def close_linger0(self) -> None:
+        """close() with SO_LINGER {1, 0}: the kernel aborts the connection with a RST."""
+
+        def abort() -> None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.sock.close()
+
+        self._do("close (SO_LINGER 1,0)", abort, lambda _: "ok")
+
+
+# --------------------------------------------------------------------------------------------
+# Expected findings and per-scenario context
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    category: str
+    client: str
+    server: str
+    client_errno: str | None
+    server_errno: str | None
+
+
+@dataclass
+class Outcome:
+    """What a scenario function hands back to the runner."""
+
+    source: str  # "kernel" | "kernel+injected" | "crafted"
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # run-time facts appended to the description
+    # Evaluated after the capture stopped, with the pcap path (for findings only the wire knows).
+    post: Callable[[Path], tuple[list[Finding], list[str]]] | None = None
+
+
+class Ctx:
+    """Everything a scenario needs: ports, timing jitter, sockets, threads, tools, the log."""
+
+    def __init__(self, name: str, ports: list[int], rng: random.Random, pcap: Path) -> None:
+        self.name, self.ports, self.rng, self.pcap = name, ports, rng, pcap
+        self.rec = Recorder()
+        self.sockets: list[socket.socket] = []
+        self.threads: list[threading.Thread] = []
+        self.procs: list[subprocess.Popen[str]] = []
+        self.failures: list[str] = []
+
+    # ---- small helpers
+    def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, jittered by -20 %..+50 % so every run has its own timing."""
+        time.sleep(seconds * self.rng.uniform(0.8, 1.5))
+
+    def server_addr(self, family: int, port: int) -> str:
+        return fmt_addr((LOOPBACK[family], port))
+
+    def tool(self, cmd: list[str], app: str = "admin", check: bool = True) -> str:
+        """Run a command inside the namespace, log it, return its stdout."""
+        ev = self.rec.start(app, "", " ".join(cmd))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        out = (proc.stdout + proc.stderr).strip()
+        self.rec.finish(ev, f"rc={proc.returncode}" + (f": {out}" if out else ""))
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{cmd} failed: {out}")
+        return proc.stdout
+
+    def iptables(self, *args: str) -> None:
+        self.tool(["iptables", "-w", *args])
+
+    # ---- sockets
+    def listen(self, family: int, port: int) -> socket.socket:
+        lst = socket.socket(family, socket.SOCK_STREAM)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind((LOOPBACK[family], port))
+        lst.listen(16)
+        self.sockets.append(lst)
+        return lst
+
+    def connect(
+        self,
+        family: int,
+        port: int,
+        opts: Iterable[tuple[int, int, int]] = (),
+        timeout: float = 5.0,
+        app: str = "client",
+    ) -> tuple[Endpoint, bool]:
+        """Bind an ephemeral port (so the log knows the client's ip:port), then connect."""
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sockets.append(sock)
+        for level, opt, value in opts:
+            sock.setsockopt(level, opt, value)
+        sock.bind((LOOPBACK[family], 0))
+        ep = Endpoint(self.rec, app, sock, fmt_addr(sock.getsockname()))
+        sock.settimeout(timeout)
+        ep._do("connect", lambda: sock.connect((LOOPBACK[family], port)), lambda _: "ok")
+        return ep, ep.last_error is None
+
+    def accept(self, lst: socket.socket, timeout: float = 5.0, app: str = "server") -> Endpoint:
+        lst.settimeout(timeout)
+        ev = self.rec.start(app, f"listener {fmt_addr(lst.getsockname())}", "accept")
+        try:
+            sock, addr = lst.accept()
+        except OSError as exc:
+            self.rec.finish(ev, errno_name(exc))
+            raise
+        self.sockets.append(sock)
+        conn = fmt_addr(addr)
+        self.rec.finish(ev, "ok", conn=conn)
+        return Endpoint(self.rec, app, sock, conn)
+
+    # ---- threads
+    def spawn(self, fn: Callable[..., None], *args: Any) -> threading.Thread:
+        def guarded() -> None:
+            try:
+                fn(*args)
+            except Exception:  # a scenario bug, not a network result: fail the scenario
+                self.failures.append(traceback.format_exc())
+
+        th = threading.Thread(target=guarded, name=getattr(fn, "__name__", "app"), daemon=True)
+        self.threads.append(th)
+        th.start()
+        return th
+
+    @staticmethod
+    def join(threads: Iterable[threading.Thread], timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        for th in threads:
+            th.join(max(0.0, deadline - time.monotonic()))
+
+    def finding(self, category: str, client: Endpoint | str, family: int, port: int) -> Finding:
+        """A finding whose errnos are the first errors the two apps really got."""
+        conn = client.conn if isinstance(client, Endpoint) else client
+        return Finding(
+            category,
+            conn,
+            self.server_addr(family, port),
+            self.rec.first_error("client", conn),
+            self.rec.first_error("server", conn),
+        )
+
+    # ---- teardown (only after the capture stopped)
+    def teardown(self) -> None:
+        self.rec.freeze()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):  # wakes threads still blocked in recv/accept
+                sock.shutdown(socket.SHUT_RDWR)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+        self.join(self.threads, 10.0)
+        for sock in self.sockets:
+            sock.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Capture (tcpdump inside the namespace)
+# --------------------------------------------------------------------------------------------
+
+
+class Capture:
+    """tcpdump writing headers only (-s 128), packet-buffered, started before the scenario."""
+
+    def __init__(self, path: Path, iface: str, linktype: str | None) -> None:
+        self.path, self.iface, self.linktype = path, iface, linktype
+        self.proc: subprocess.Popen[str] | None = None
+        self.stderr = ""
+
+    def start(self, timeout: float = 10.0) -> None:
+        cmd = ["tcpdump", "-i", self.iface, "-s", str(SNAPLEN), "-U", "--immediate-mode", "-n"]
+        cmd += ["-Z", "root", "-w", str(self.path)]
+        if self.linktype:
+            cmd += ["-y", self.linktype]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stderr], [], [], 0.2)
+            if ready:
+                line = self.proc.stderr.readline()
+                self.stderr += line
+                if "listening on" in line:
+                    return
+                if not line:
+                    break
+        raise RuntimeError(f"tcpdump did not start: {self.stderr}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        self.stderr += err
+
+
+def pcap_linktype(path: Path) -> int:
+    with path.open("rb") as fh:
+        header = fh.read(24)
+    magic = header[:4]
+    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    return struct.unpack(endian + "I", header[20:24])[0]
+
+
+@dataclass
+class Pkt:
+    """The few header fields the run-time notes need (IPv4 on an Ethernet-framed lo capture)."""
+
+    ts: float
+    src: str
+    dst: str
+    ttl: int
+    proto: int  # 6 TCP, 1 ICMP
+    sport: int = 0
+    dport: int = 0
+    flags: int = 0
+    seq: int = 0
+    ack: int = 0
+    length: int = 0  # TCP payload length, from the IP total length (the capture is truncated)
+
+
+def read_packets(path: Path) -> list[Pkt]:
+    """Parse a pcap written by `tcpdump -i lo` (Ethernet link type); IPv4 only."""
+    data = path.read_bytes()
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    nano = data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    packets, off = [], 24
+    while off + 16 <= len(data):
+        sec, frac, caplen, _ = struct.unpack(endian + "IIII", data[off : off + 16])
+        frame = data[off + 16 : off + 16 + caplen]
+        off += 16 + caplen
+        if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+            continue
+        ip = frame[14:]
+        ihl, total, ttl, proto = (ip[0] & 15) * 4, struct.unpack("!H", ip[2:4])[0], ip[8], ip[9]
+        pkt = Pkt(
+            sec + frac / (1e9 if nano else 1e6),
+            socket.inet_ntoa(ip[12:16]),
+            socket.inet_ntoa(ip[16:20]),
+            ttl,
+            proto,
+        )
+        if proto == 6 and len(ip) >= ihl + 20:
+            sport, dport, seq, ack, doff, flags = struct.unpack("!HHIIBB", ip[ihl : ihl + 14])
+            pkt.sport, pkt.dport, pkt.seq, pkt.ack, pkt.flags = sport, dport, seq, ack, flags
+            pkt.length = total - ihl - (doff >> 4) * 4
+        packets.append(pkt)
+    return packets
+
+
+# --------------------------------------------------------------------------------------------
+# scapy: watching a live flow and injecting into it
+# --------------------------------------------------------------------------------------------
+
+
+class FlowWatcher:
+    """Sniffs TCP port `port` on lo and remembers, per sender, the next sequence number (SND.NXT
+    as seen on the wire, which is the receiver's RCV.NXT once the segment arrived) and the last
+    data segment."""
+
+    def __init__(self, port: int) -> None:
+        from scapy.all import AsyncSniffer  # imported lazily: scapy is slow to import
+
+        self.port = port
+        self.next_seq: dict[tuple[str, int], int] = {}
+        self.last_data: dict[tuple[str, int], Any] = {}
+        self._lock = threading.Lock()
+        started = threading.Event()
+        self._sniffer = AsyncSniffer(
+            iface="lo",
+            filter=f"tcp port {port}",
+            prn=self._on_packet,
+            store=False,
+            started_callback=started.set,
+        )
+        self._sniffer.start()
+        if not started.wait(10):
+            raise RuntimeError("scapy sniffer did not start")
+
+    def _on_packet(self, pkt: Any) -> None:
+        from scapy.all import IP, TCP
+
+        if IP not in pkt or TCP not in pkt:
+            return
+        ip, tcp = pkt[IP], pkt[TCP]
+        payload = ip.len - ip.ihl * 4 - tcp.dataofs * 4
+        flags = int(tcp.flags)
+        nxt = (tcp.seq + payload + (1 if flags & 0x02 else 0) + (1 if flags & 0x01 else 0)) % 2**32
+        key = (ip.src, tcp.sport)
+        with self._lock:
+            old = self.next_seq.get(key)
+            if old is None or 0 < (nxt - old) % 2**32 < 2**31:
+                self.next_seq[key] = nxt
+            if payload > 0:
+                self.last_data[key] = ip.copy()
+
+    def seq_after(self, host: str, port: int) -> int:
+        with self._lock:
+            return self.next_seq[(host, port)]
+
+    def wait_data(self, host: str, port: int, min_len: int, timeout: float = 5.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                pkt = self.last_data.get((host, port))
+            if pkt is not None and len(pkt.payload.payload) >= min_len:
+                return pkt
+            time.sleep(0.01)
+        raise RuntimeError(f"no data segment >= {min_len} bytes from {host}:{port} seen")
+
+    def stop(self) -> None:
+        self._sniffer.stop()
+
+
+def inject(ctx: Ctx, conn: str, packets: list[Any]) -> None:
+    """Send crafted IPv4 packets into the namespace's loopback (raw socket, IP_HDRINCL)."""
+    from scapy.supersocket import L3RawSocket
+
+    raw = L3RawSocket()
+    try:
+        for pkt in packets:
+            raw.send(pkt)
+            ctx.rec.note("injector", conn, f"send {pkt.summary()} ttl={pkt.ttl}", "sent")
+    finally:
+        raw.close()
+
+
+def rst(src: tuple[str, int], dst: tuple[str, int], seq: int, ack: int | None, ttl: int) -> Any:
+    from scapy.all import IP, TCP
+
+    flags = "RA" if ack is not None else "R"
+    return IP(src=src[0], dst=dst[0], ttl=ttl) / TCP(
+        sport=src[1], dport=dst[1], flags=flags, seq=seq % 2**32, ack=(ack or 0) % 2**32, window=0
+    )
+
+
+def split_conn(conn: str) -> tuple[str, int]:
+    host, _, port = conn.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+# --------------------------------------------------------------------------------------------
+# Reusable application pairs (each runs a client and a server; used alone and in `mixed`)
+# --------------------------------------------------------------------------------------------
+
+KEEPALIVE_OPTS = [
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3),
+]
+USER_TIMEOUT_OPTS = [(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 3000)]
+
+
+def pair_refused(ctx: Ctx, family: int, port: int, category: str = "refused") -> list[Finding]:
+    """A client connects to `port`; whatever answers, connect() fails."""
+    client, _ = ctx.connect(family, port)
+    client.close()
+    return [ctx.finding(category, client, family, port)]
+
+
+def pair_graceful(ctx: Ctx, family: int, port: int, lst: socket.socket | None = None) -> None:
+    """Request / response, then the client closes, the server reads EOF and closes."""
+    lst = lst or ctx.listen(family, port)
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"HTTP/1.0 200 OK\r\n\r\nhello\n")
+        conn.recv()  # EOF
+        conn.close()
+
+    def client() -> None:
+        conn, ok = ctx.connect(family, port)
+        if ok:
+            conn.send(b"GET / HTTP/1.0\r\n\r\n")
+            conn.recv()
+            ctx.pause(0.05)
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+
+
+def pair_linger0(ctx: Ctx, family: int, port: int) -> list[Finding]:
+    """Request / response; the server then closes with SO_LINGER {1,0} while the client waits."""
+    lst = ctx.listen(family, port)
+    replied = threading.Event()
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"HTTP/1.0 200 OK\r\n\r\nbye\n")
+        replied.wait(5)
+        ctx.pause(0.15)  # the client is now blocked in its next recv
+        conn.close_linger0()
+
+    def client() -> None:
+        conn, _ = ctx.connect(family, port)
+        client_conn.append(conn)
+        conn.send(b"GET / HTTP/1.0\r\n\r\n")
+        conn.recv()
+        replied.set()
+        conn.recv()  # -> ECONNRESET
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return [ctx.finding("peer_reset", client_conn[0], family, port)]
+
+
+def pair_broken_pipe(ctx: Ctx, family: int, port: int) -> list[Finding]:
+    """Download: the server streams two chunks, the client reads exactly those and closes (FIN,
+    empty receive buffer); the server keeps streaming: chunk 3 draws a bare RST from the client's
+    kernel, chunk 4's send() fails."""
+    lst = ctx.listen(family, port)
+    closed = threading.Event()
+    chunk = b"x" * 1000
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        for _ in range(2):
+            conn.send(chunk)
+            ctx.pause(0.05)
+        closed.wait(5)
+        ctx.pause(0.2)
+        for _ in range(2):  # chunk 3 (accepted by the local kernel) and chunk 4 (EPIPE)
+            if conn.send(chunk) is None:
+                break
+            ctx.pause(0.1)
+        conn.close()
+
+    def client() -> None:
+        conn, _ = ctx.connect(family, port)
+        client_conn.append(conn)
+        conn.recv_exactly(2 * len(chunk))
+        conn.close()
+        closed.set()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return [ctx.finding("broken_pipe", client_conn[0], family, port)]
+
+
+def pair_idle_exchange(
+    ctx: Ctx,
+    family: int,
+    port: int,
+    lst: socket.socket,
+    client_opts: Iterable[tuple[int, int, int]] = (),
+    then_client: Callable[[Endpoint], None] | None = None,
+    idle: threading.Event | None = None,
+    server_wait: float = 20.0,
+    client_wait: float = 20.0,
+) -> tuple[Endpoint, threading.Thread, threading.Thread]:
+    """A small exchange, then both apps block in recv (the server with `server_wait`, the client
+    with `client_wait`); `then_client` runs in the client thread between the exchange and its
+    blocking recv; `idle` is set once the exchange is done."""
+    idle = idle or threading.Event()
+    client_conn: list[Endpoint] = []
+    connected = threading.Event()
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"pong\n")
+        conn.recv(timeout=server_wait)
+
+    def client() -> None:
+        conn, _ = ctx.connect(family, port, client_opts)
+        client_conn.append(conn)
+        connected.set()
+        conn.send(b"ping\n")
+        conn.recv()
+        idle.set()
+        if then_client:
+            then_client(conn)
+        if conn.recv(timeout=client_wait) is None:
+            conn.close()
+
+    th_server, th_client = ctx.spawn(server), ctx.spawn(client)
+    if not connected.wait(5) or not idle.wait(5):
+        raise RuntimeError("idle exchange did not complete")
+    return client_conn[0], th_server, th_client
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    fn: Callable[[Ctx], Outcome]
+    iface: str = "lo"
+    linktype: str | None = None
+
+    @property
+    def description(self) -> str:
+        return " ".join(textwrap.dedent(self.fn.__doc__ or "").split())
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(
+    name: str, iface: str = "lo", linktype: str | None = None
+) -> Callable[[Callable[[Ctx], Outcome]], Callable[[Ctx], Outcome]]:
+    def register(fn: Callable[[Ctx], Outcome]) -> Callable[[Ctx], Outcome]:
+        SCENARIOS[name] = Scenario(name, fn, iface, linktype)
+        return fn
+
+    return register
+
+
+@scenario("refused_no_listener")
+def refused_no_listener(ctx: Ctx) -> Outcome:
+    """The client connects to 127.0.0.1 on a port where nothing listens; connect() fails with
+    ECONNREFUSED. Wire: SYN answered by RST,ACK (ack = ISS+1), no SYN retry."""
+    return Outcome("kernel", pair_refused(ctx, V4, ctx.ports[0]))
+
+
+@scenario("refused_ipv6")
+def refused_ipv6(ctx: Ctx) -> Outcome:
+    """The client connects to [::1] on a port where nothing listens; connect() fails with
+    ECONNREFUSED. Wire: IPv6 SYN answered by RST,ACK (ack = ISS+1)."""
+    return Outcome("kernel", pair_refused(ctx, V6, ctx.ports[0]))
+
+
+@scenario("refused_firewall_reset")
+def refused_firewall_reset(ctx: Ctx) -> Outcome:
+    """A server listens (and never sees anything) but an iptables rule `INPUT -p tcp --dport P -j
+    REJECT --reject-with tcp-reset` answers the client's SYN; connect() fails with ECONNREFUSED.
+    Wire: SYN answered by RST,ACK generated by netfilter."""
+    port = ctx.ports[0]
+    ctx.listen(V4, port)
+    ctx.iptables(
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        str(port),
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    )
+    return Outcome("kernel", pair_refused(ctx, V4, port))
+
+
+@scenario("syn_scan")
+def syn_scan(ctx: Ctx) -> Outcome:
+    """`nmap -sS -Pn -n -p OPEN,CLOSED 127.0.0.1` against one listening port (whose server app
+    never accepts, so it sees nothing) and one closed port. Wire: raw nmap SYNs (window 1024, MSS
+    only); OPEN answers SYN-ACK and nmap's own kernel, having no socket, answers that with a bare
+    RST (half-open scan); CLOSED answers RST,ACK (refused)."""
+    open_port, closed_port = ctx.ports[0], ctx.ports[1]
+    ctx.listen(V4, open_port)
+    ctx.pause(0.05)
+    out = ctx.tool(
+        ["nmap", "-sS", "-Pn", "-n", "-p", f"{open_port},{closed_port}", "127.0.0.1"], app="nmap"
+    )
+
+    def from_wire(pcap: Path) -> tuple[list[Finding], list[str]]:
+        findings, notes, seen, ttls = [], [], [], []
+        ports = (open_port, closed_port)
+        for pkt in read_packets(pcap):
+            if pkt.proto == 6 and pkt.flags & 0x12 == 0x02 and pkt.dport in ports:
+                seen.append((pkt.sport, pkt.dport))
+                ttls.append(pkt.ttl)
+        for sport, dport in dict.fromkeys(seen):
+            cat = "half_open_scan" if dport == open_port else "refused"
+            findings.append(Finding(cat, f"127.0.0.1:{sport}", f"127.0.0.1:{dport}", None, None))
+        notes.append(
+            f"nmap sent {len(seen)} SYN(s) from source port(s) "
+            f"{sorted({s for s, _ in seen})} with IP TTL(s) {ttls}; nmap reported: "
+            + "; ".join(ln for ln in out.splitlines() if "/tcp" in ln)
+        )
+        return findings, notes
+
+    return Outcome("kernel", post=from_wire)
+
+
+@scenario("peer_reset_linger0")
+def peer_reset_linger0(ctx: Ctx) -> Outcome:
+    """The client sends a request, the server replies and then closes with SO_LINGER {1,0} while
+    the client is blocked in recv; the client's recv fails with ECONNRESET, the server saw no
+    error. Wire: RST,ACK from the server with seq = its SND.NXT, no FIN."""
+    return Outcome("kernel", pair_linger0(ctx, V4, ctx.ports[0]))
+
+
+@scenario("peer_reset_unread_data")
+def peer_reset_unread_data(ctx: Ctx) -> Outcome:
+    """The client sends request 1, gets its reply, sends request 2 and waits; the server read
+    only request 1 and close()s normally with request 2 still unread in its receive buffer, so
+    Linux sends RST instead of FIN; the client's recv fails with ECONNRESET. Wire: request 2
+    ACKed but never answered, then RST,ACK from the server (seq = its SND.NXT)."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    sent2 = threading.Event()
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"reply 1\n")
+        sent2.wait(5)
+        ctx.pause(0.15)
+        conn.close()  # request 2 is still unread -> RST
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"request 1\n")
+        conn.recv()
+        conn.send(b"request 2\n")
+        sent2.set()
+        conn.recv()  # -> ECONNRESET
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
+
+
+def start_kill_server(ctx: Ctx, port: int) -> subprocess.Popen[str]:
+    """The server as a separate process (this script, --app kill-server) that can be SIGKILLed.
+    It accepts one connection, reads one request, replies, then sleeps."""
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--app", "kill-server", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ctx.procs.append(proc)
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 10)
+    if not ready or proc.stdout.readline().strip() != "READY":
+        raise RuntimeError("kill-server did not start")
+    return proc
+
+
+def kill_server(ctx: Ctx, proc: subprocess.Popen[str], conn: str) -> None:
+    """SIGKILL the server process and merge its call log into ours."""
+    ctx.rec.note("admin", conn, f"kill -KILL {proc.pid} (server process)", "ok")
+    proc.kill()
+    out, _ = proc.communicate(timeout=5)
+    for line in out.splitlines():
+        ctx.rec.add(Event(**json.loads(line)))
+    ctx.rec.note("server", conn, "process", "killed by SIGKILL")
+
+
+def kill_server_app(port: int) -> None:
+    """Body of the `--app kill-server` child process (runs in the caller's namespace)."""
+
+    def sink(ev: Event) -> None:
+        print(json.dumps(asdict(ev)), flush=True)
+
+    rec = Recorder(sink)
+    lst = socket.socket()
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind(("127.0.0.1", port))
+    lst.listen(4)
+    print("READY", flush=True)
+    lst.settimeout(10)
+    sock, addr = lst.accept()
+    rec.note("server", fmt_addr(addr), "accept", "ok")
+    conn = Endpoint(rec, "server", sock, fmt_addr(addr))
+    conn.recv()
+    conn.send(b"reply 1\n")
+    time.sleep(30)  # killed long before this ends
+
+
+@scenario("sigkill_unread_data")
+def sigkill_unread_data(ctx: Ctx) -> Outcome:
+    """The server is a separate process. The client sends request 1, gets the reply, sends
+    request 2 (never read by the server) and waits; the server process is SIGKILLed. The kernel
+    closes the socket with unread data, so it sends RST; the client's recv fails with
+    ECONNRESET; the killed server had no error. Wire identical to peer_reset_unread_data."""
+    port = ctx.ports[0]
+    proc = start_kill_server(ctx, port)
+    client, _ = ctx.connect(V4, port)
+    client.send(b"request 1\n")
+    client.recv()
+    client.send(b"request 2\n")
+    ctx.pause(0.15)
+    th = ctx.spawn(lambda: (client.recv(), client.close()))
+    ctx.pause(0.1)
+    kill_server(ctx, proc, client.conn)
+    ctx.join([th])
+    return Outcome("kernel", [ctx.finding("peer_reset", client, V4, port)])
+
+
+@scenario("sigkill_no_unread")
+def sigkill_no_unread(ctx: Ctx) -> Outcome:
+    """Negative control. The server is a separate process; the client sends a request, gets the
+    reply and waits; the server process is SIGKILLed with an empty receive buffer. The kernel
+    closes it with a normal FIN: the client's recv returns 0 (EOF) and the client closes too.
+    No error anywhere, no RST."""
+    port = ctx.ports[0]
+    proc = start_kill_server(ctx, port)
+    client, _ = ctx.connect(V4, port)
+    client.send(b"request 1\n")
+    client.recv()
+    th = ctx.spawn(lambda: (client.recv(), client.close()))
+    ctx.pause(0.15)
+    kill_server(ctx, proc, client.conn)
+    ctx.join([th])
+    return Outcome("kernel", [])
+
+
+@scenario("broken_pipe")
+def broken_pipe(ctx: Ctx) -> Outcome:
+    """Download: the server streams 1000-byte chunks; the client reads the two that arrived and
+    closes normally (FIN, its receive buffer empty). After a pause the server sends chunk 3 (the
+    local send succeeds), the client's kernel answers with a bare RST (no ACK flag, seq = the
+    data's ack, window 0) and the server's send of chunk 4 fails with EPIPE. The client saw no
+    error."""
+    return Outcome("kernel", pair_broken_pipe(ctx, V4, ctx.ports[0]))
+
+
+@scenario("fin_wait_reset")
+def fin_wait_reset(ctx: Ctx) -> Outcome:
+    """The client sends its request, shutdown(SHUT_WR) (FIN) and waits in recv; the server reads
+    the request and the EOF, then closes with SO_LINGER {1,0}: RST,ACK from the server while the
+    client is in FIN-WAIT-2; the client's recv fails with ECONNRESET."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.recv()  # EOF: the client half-closed
+        ctx.pause(0.1)
+        conn.close_linger0()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"GET / HTTP/1.0\r\n\r\n")
+        conn.shutdown_wr()
+        conn.recv()  # -> ECONNRESET
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return Outcome("kernel", [ctx.finding("fin_wait_reset", client_conn[0], V4, port)])
+
+
+@scenario("keepalive_timeout")
+def keepalive_timeout(ctx: Ctx) -> Outcome:
+    """The client enables SO_KEEPALIVE with TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, TCP_KEEPCNT=3; after
+    a small exchange both apps block in recv and `iptables -I OUTPUT -p tcp --sport P -j DROP`
+    silences the server (dropped before the capture tap). Wire: keepalive probes (seq = SND.NXT-1)
+    every second, unanswered, then RST,ACK from the client. The client's recv fails with
+    ETIMEDOUT; the RST reaches the server, whose recv fails with ECONNRESET."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    idle = threading.Event()
+
+    def drop_server_output(_: Endpoint) -> None:
+        ctx.iptables("-I", "OUTPUT", "-p", "tcp", "--sport", str(port), "-j", "DROP")
+
+    client, th_s, th_c = pair_idle_exchange(
+        ctx, V4, port, lst, KEEPALIVE_OPTS, drop_server_output, idle
+    )
+    ctx.join([th_c, th_s], 25)
+    return Outcome("kernel", [ctx.finding("keepalive_timeout", client, V4, port)])
+
+
+def stalled_sender(ctx: Ctx, rule: list[str], category: str) -> Outcome:
+    """Shared body: exchange, add `rule` (on INPUT, dport P), client sends and waits in recv."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+
+    def block_then_send(conn: Endpoint) -> None:
+        ctx.iptables("-I", "INPUT", "-p", "tcp", "--dport", str(port), *rule)
+        ctx.pause(0.1)
+        conn.send(b"request 2: never delivered\n")
+
+    client, _, th_c = pair_idle_exchange(
+        ctx, V4, port, lst, USER_TIMEOUT_OPTS, block_then_send, server_wait=30, client_wait=15
+    )
+    ctx.join([th_c], 20)
+    return Outcome("kernel", [ctx.finding(category, client, V4, port)])
+
+
+@scenario("retransmission_timeout")
+def retransmission_timeout(ctx: Ctx) -> Outcome:
+    """The client sets TCP_USER_TIMEOUT=3000 ms; after a small exchange `iptables -I INPUT -p tcp
+    --dport P -j DROP` black-holes everything the client sends (captured on the way out, dropped
+    on input). The client sends a request and blocks in recv: the request is retransmitted with
+    exponential backoff, never ACKed, until the client's recv fails with ETIMEDOUT. No RST. The
+    server app stays blocked in recv and sees nothing."""
+    return stalled_sender(ctx, ["-j", "DROP"], "retransmission_timeout")
+
+
+@scenario("icmp_host_unreachable_established")
+def icmp_host_unreachable_established(ctx: Ctx) -> Outcome:
+    """The client sets TCP_USER_TIMEOUT=3000 ms; after a small exchange `iptables -I INPUT -p tcp
+    --dport P -j REJECT --reject-with icmp-host-unreachable` rejects every client segment. The
+    client sends a request and blocks in recv: each (re)transmission draws an ICMP host
+    unreachable, which is a soft error on an established connection; retransmissions continue
+    (without exponential backoff, RFC 6069) until the user timeout, then the client's recv fails
+    with the stored ICMP error. No RST. The server app sees nothing."""
+    return stalled_sender(
+        ctx, ["-j", "REJECT", "--reject-with", "icmp-host-unreachable"], "icmp_error"
+    )
+
+
+@scenario("local_abort_ss_kill")
+def local_abort_ss_kill(ctx: Ctx) -> Outcome:
+    """Three clients connect to one server, exchange a line each and then all six apps block in
+    recv. `ss -K dst 127.0.0.1 dport = :P` (inside the namespace) destroys the three client
+    sockets at once: each client's recv fails with ECONNABORTED and the kernel sends a RST,ACK
+    (seq = SND.NXT) on each, so each server-side recv fails with ECONNRESET."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    pairs = []
+    for _ in range(3):
+        pairs.append(pair_idle_exchange(ctx, V4, port, lst))
+        ctx.pause(0.05)
+    ctx.pause(0.3)
+    ctx.tool(["ss", "-K", "dst", "127.0.0.1", "dport", "=", f":{port}"], check=False)
+    ctx.join([th for _, s, c in pairs for th in (c, s)], 10)
+    return Outcome("kernel", [ctx.finding("local_abort", c, V4, port) for c, _, _ in pairs])
+
+
+def icmp_reject_syn(ctx: Ctx, reject_with: str) -> Outcome:
+    port = ctx.ports[0]
+    ctx.listen(V4, port)
+    ctx.iptables(
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        str(port),
+        "-j",
+        "REJECT",
+        "--reject-with",
+        reject_with,
+    )
+    return Outcome("kernel", pair_refused(ctx, V4, port, "icmp_error"))
+
+
+@scenario("icmp_port_unreachable_syn")
+def icmp_port_unreachable_syn(ctx: Ctx) -> Outcome:
+    """A server listens but `iptables -A INPUT -p tcp --dport P -j REJECT --reject-with
+    icmp-port-unreachable` answers the client's SYN with an ICMP port unreachable quoting it;
+    connect() fails at once with ECONNREFUSED, no SYN retry."""
+    return icmp_reject_syn(ctx, "icmp-port-unreachable")
+
+
+@scenario("icmp_host_unreachable_syn")
+def icmp_host_unreachable_syn(ctx: Ctx) -> Outcome:
+    """A server listens but `iptables -A INPUT -p tcp --dport P -j REJECT --reject-with
+    icmp-host-unreachable` answers the client's SYN with an ICMP host unreachable quoting it;
+    connect() fails at once with EHOSTUNREACH, no SYN retry."""
+    return icmp_reject_syn(ctx, "icmp-host-unreachable")
+
+
+@scenario("graceful_close")
+def graceful_close(ctx: Ctx) -> Outcome:
+    """Negative control: one request / response, the client closes, the server reads EOF and
+    closes. FIN both ways, no RST, no error."""
+    pair_graceful(ctx, V4, ctx.ports[0])
+    return Outcome("kernel", [])
+
+
+@scenario("mixed")
+def mixed(ctx: Ctx) -> Outcome:
+    """Several apps at once in one namespace: a graceful request/response on port A, a connect
+    to port B where nothing listens (ECONNREFUSED), a linger-0 server reset on port C (client
+    recv ECONNRESET), a download on port D whose client quits (server send EPIPE), and a second
+    graceful connection to port A started a little later."""
+    pa, pb, pc, pd = ctx.ports[:4]
+    lst_a = ctx.listen(V4, pa)
+    results: dict[str, list[Finding]] = {}
+
+    def run(key: str, fn: Callable[[], list[Finding] | None], delay: float) -> None:
+        time.sleep(delay)
+        results[key] = fn() or []
+
+    jobs = [
+        ("graceful1", lambda: pair_graceful(ctx, V4, pa, lst_a), 0.0),
+        ("refused", lambda: pair_refused(ctx, V4, pb), 0.05),
+        ("linger0", lambda: pair_linger0(ctx, V4, pc), 0.1),
+        ("broken_pipe", lambda: pair_broken_pipe(ctx, V4, pd), 0.15),
+        ("graceful2", lambda: pair_graceful(ctx, V4, pa, lst_a), 0.5),
+    ]
+    threads = [
+        ctx.spawn(run, key, fn, delay * ctx.rng.uniform(0.8, 1.5)) for key, fn, delay in jobs
+    ]
+    ctx.join(threads, 30)
+    findings = [f for key, _, _ in jobs for f in results.get(key, [])]
+    return Outcome("kernel", findings)
+
+
+@scenario("peer_reset_ipv6_any", iface="any", linktype="LINUX_SLL2")
+def peer_reset_ipv6_any(ctx: Ctx) -> Outcome:
+    """The linger-0 reset over IPv6 ([::1]), captured with `tcpdump -i any` (Linux cooked v2,
+    SLL2 link type): the client sends a request, the server replies and closes with SO_LINGER
+    {1,0}; the client's recv fails with ECONNRESET."""
+    return Outcome("kernel", pair_linger0(ctx, V6, ctx.ports[0]))
+
+
+def reset_then_continue(ctx: Ctx, seq_offset: int) -> Outcome:
+    """Shared body of the ignored-reset scenarios: exchange, inject a RST (claiming to come from
+    the client) into the server with seq = server's RCV.NXT + seq_offset, then carry on and close
+    gracefully."""
+    port = ctx.ports[0]
+    watcher = FlowWatcher(port)
+    lst = ctx.listen(V4, port)
+    phase1, injected = threading.Event(), threading.Event()
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"reply 1\n")
+        conn.recv()  # request 2, sent after the injected RST
+        conn.send(b"reply 2\n")
+        conn.recv()  # EOF
+        conn.close()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"request 1\n")
+        conn.recv()
+        phase1.set()
+        injected.wait(5)
+        conn.send(b"request 2\n")
+        conn.recv()
+        conn.close()
+
+    threads = [ctx.spawn(server), ctx.spawn(client)]
+    if not phase1.wait(5):
+        raise RuntimeError("exchange did not happen")
+    ctx.pause(0.2)
+    chost, cport = split_conn(client_conn[0].conn)
+    rcv_nxt = watcher.seq_after(chost, cport)
+    inject(
+        ctx,
+        client_conn[0].conn,
+        [rst((chost, cport), ("127.0.0.1", port), rcv_nxt + seq_offset, None, 64)],
+    )
+    ctx.pause(0.3)
+    injected.set()
+    ctx.join(threads)
+    watcher.stop()
+    note = f"Injected RST seq = server RCV.NXT {rcv_nxt} + {seq_offset}."
+    return Outcome(
+        "kernel+injected", [ctx.finding("ignored_reset", client_conn[0], V4, port)], [note]
+    )
+
+
+@scenario("ignored_reset_out_of_window")
+def ignored_reset_out_of_window(ctx: Ctx) -> Outcome:
+    """After request/reply 1, a RST claiming to come from the client (TTL 64, no ACK flag) is
+    injected with scapy into the server with a sequence number 2^30 beyond its RCV.NXT, far
+    outside the window: the kernel drops it silently. The apps then exchange request/reply 2
+    and close gracefully; nobody sees an error."""
+    return reset_then_continue(ctx, 2**30)
+
+
+@scenario("ignored_reset_challenge_ack")
+def ignored_reset_challenge_ack(ctx: Ctx) -> Outcome:
+    """After request/reply 1, a RST claiming to come from the client (TTL 64, no ACK flag) is
+    injected with scapy into the server with seq = RCV.NXT + 1000: inside the window but not
+    exact, so (RFC 5961) the server's kernel answers with a challenge ACK (seq = SND.NXT, ack =
+    RCV.NXT) and keeps the connection. The apps exchange request/reply 2 and close gracefully;
+    nobody sees an error."""
+    return reset_then_continue(ctx, 1000)
+
+
+@scenario("injected_reset_ttl")
+def injected_reset_ttl(ctx: Ctx) -> Outcome:
+    """After a small exchange both apps block in recv. An injector (scapy) sends two RST,ACK
+    segments with IP TTL 50 (the kernel's own packets have TTL 64): one to the server claiming
+    to come from the client, one to the client claiming to come from the server, each with seq =
+    the receiver's exact RCV.NXT. Both kernels accept them: both recv calls fail with
+    ECONNRESET, nobody sends anything afterwards."""
+    port = ctx.ports[0]
+    watcher = FlowWatcher(port)
+    lst = ctx.listen(V4, port)
+    client, th_s, th_c = pair_idle_exchange(ctx, V4, port, lst)
+    ctx.pause(0.2)
+    chost, cport = split_conn(client.conn)
+    server = ("127.0.0.1", port)
+    c_nxt, s_nxt = watcher.seq_after(chost, cport), watcher.seq_after(*server)
+    inject(
+        ctx,
+        client.conn,
+        [
+            rst((chost, cport), server, c_nxt, s_nxt, 50),
+            rst(server, (chost, cport), s_nxt, c_nxt, 50),
+        ],
+    )
+    ctx.join([th_c, th_s], 10)
+    watcher.stop()
+    return Outcome("kernel+injected", [ctx.finding("injected_reset", client, V4, port)])
+
+
+@scenario("icmp_frag_needed")
+def icmp_frag_needed(ctx: Ctx) -> Outcome:
+    """After a small exchange, `iptables -I INPUT -p tcp --dport P -j DROP` makes the path lose
+    the client's next segment; the client sends 1400 bytes (DF set); scapy injects an ICMP
+    destination unreachable / fragmentation needed (type 3 code 4, next-hop MTU 1280) quoting
+    that real segment's IP+TCP header, to the client; 0.1 s later the DROP rule is removed. The
+    client's kernel lowers the path MTU and retransmits the data in segments of at most 1228
+    bytes, which the server receives; the server replies and both close gracefully. No app
+    error."""
+    from scapy.all import ICMP, IP, raw
+
+    port = ctx.ports[0]
+    watcher = FlowWatcher(port)
+    lst = ctx.listen(V4, port)
+    rule = ["INPUT", "-p", "tcp", "--dport", str(port), "-j", "DROP"]
+    blocked, payload = threading.Event(), b"u" * 1400
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"send the upload\n")
+        conn.recv_exactly(len(payload), timeout=10)
+        conn.send(b"upload ok\n")
+        conn.recv()  # EOF
+        conn.close()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"upload 1400\n")
+        conn.recv()
+        ctx.iptables("-I", *rule)
+        blocked.set()
+        conn.send(payload)
+        conn.recv()
+        conn.close()
+
+    threads = [ctx.spawn(server), ctx.spawn(client)]
+    if not blocked.wait(5):
+        raise RuntimeError("exchange did not happen")
+    chost, cport = split_conn(client_conn[0].conn)
+    segment = watcher.wait_data(chost, cport, len(payload))
+    quote = raw(segment)[: segment.ihl * 4 + segment.payload.dataofs * 4]
+    icmp = IP(src="127.0.0.1", dst=chost) / ICMP(type=3, code=4, nexthopmtu=1280) / quote
+    inject(ctx, client_conn[0].conn, [icmp])
+    ctx.pause(0.1)
+    ctx.iptables("-D", *rule)
+    ctx.join(threads)
+    watcher.stop()
+    route = ctx.tool(["ip", "route", "get", "127.0.0.1"], check=False)
+    note = "After the ICMP: " + " ".join(route.split())
+    return Outcome("kernel+injected", [ctx.finding("icmp_error", client_conn[0], V4, port)], [note])
+
+
+# --------------------------------------------------------------------------------------------
+# Runners
+# --------------------------------------------------------------------------------------------
+
+
+def scenario_ports(seed: int, name: str) -> list[int]:
+    base = random.Random(seed).randrange(
+        PORT_BASE_RANGE[0], PORT_BASE_RANGE[1] - PORT_SLOTS * len(SCENARIOS), PORT_SLOTS
+    )
+    index = list(SCENARIOS).index(name)
+    return [base + PORT_SLOTS * index + i for i in range(PORT_SLOTS)]
+
+
+HOST_NETNS_ENV = "TCPDIAG_SAMPLES_HOST_NETNS"
+
+
+def netns_inode() -> int:
+    return os.stat("/proc/self/ns/net").st_ino
+
+
+def assert_private_netns() -> None:
+    """Refuse to generate traffic in the namespace the generator was started from."""
+    host = os.environ.get(HOST_NETNS_ENV)
+    if host is None or int(host) == netns_inode():
+        raise SystemExit("refusing to run a scenario outside a namespace of our own")
+
+
+def run_in_netns(name: str, out: Path, seed: int) -> int:
+    """Runs inside the scenario's fresh namespace: capture, apps, stop capture, teardown."""
+    assert_private_netns()
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    sc = SCENARIOS[name]
+    pcap, tmp_pcap = out / f"{name}.pcap", out / f".{name}.pcap.tmp"
+    ctx = Ctx(name, scenario_ports(seed, name), random.Random(f"{seed}/{name}"), tmp_pcap)
+    capture = Capture(tmp_pcap, sc.iface, sc.linktype)
+    capture.start()
+    t0 = time.time()
+    outcome: Outcome | None = None
+    error = ""
+    try:
+        outcome = sc.fn(ctx)
+    except Exception:
+        error = traceback.format_exc()
+    finally:
+        time.sleep(0.3)
+        capture.stop()  # stop the capture BEFORE closing leftover sockets
+        ctx.teardown()
+    if error or ctx.failures or outcome is None:
+        print(f"[{name}] FAILED\n{error}{''.join(ctx.failures)}", file=sys.stderr)
+        tmp_pcap.unlink(missing_ok=True)
+        return 1
+    findings, notes = outcome.findings, list(outcome.notes)
+    if outcome.post:
+        extra, extra_notes = outcome.post(tmp_pcap)
+        findings, notes = findings + extra, notes + extra_notes
+    linktype = pcap_linktype(tmp_pcap)
+    if sc.linktype:
+        notes.append(f"Capture link type {linktype} ({sc.linktype} = 276 expected).")
+    expected = {
+        "scenario": name,
+        "description": " ".join([sc.description, *notes]),
+        "source": outcome.source,
+        "findings": [asdict(f) for f in findings],
+        "observed": ctx.rec.as_json(t0),
+        "kernel": platform.release(),
+        "capture": {"iface": sc.iface, "snaplen": SNAPLEN, "linktype": linktype},
+    }
+    tmp_pcap.replace(pcap)
+    (out / f"{name}.expected.json").write_text(json.dumps(expected, indent=2) + "\n")
+    stats = " ".join(ln for ln in capture.stderr.splitlines() if "captured" in ln)
+    print(
+        f"[{name}] {stats}; findings: "
+        + (
+            ", ".join(
+                f"{f.category} {f.client}->{f.server} "
+                f"client={f.client_errno} server={f.server_errno}"
+                for f in findings
+            )
+            or "none"
+        )
+    )
+    return 0
+
+
+def run_scenario(name: str, index: int, out: Path, seed: int) -> bool:
+    """Host side: create a namespace, run the scenario inside it, always delete it."""
+    ns = f"{NS_PREFIX}-{os.getpid()}-{index}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            str(SCRIPT),
+            "--in-netns",
+            name,
+            "--out",
+            str(out),
+            "--seed",
+            str(seed),
+        ]
+        env = {**os.environ, HOST_NETNS_ENV: str(netns_inode())}
+        return subprocess.run(cmd, timeout=SCENARIO_TIMEOUT, env=env).returncode == 0
+    except subprocess.TimeoutExpired:
+        print(f"[{name}] timed out after {SCENARIO_TIMEOUT}s", file=sys.stderr)
+        return False
+    finally:
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+        for pid in pids.split():  # only processes we started live in our namespace
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("scenarios", nargs="*", help="scenario names (default: all)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    p.add_argument("--seed", type=int, help="fix ports and timing jitter")
+    p.add_argument("--list", action="store_true", help="list scenarios and exit")
+    p.add_argument("--in-netns", metavar="NAME", help=argparse.SUPPRESS)
+    p.add_argument("--app", choices=["kill-server"], help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.app == "kill-server":
+        kill_server_app(args.port)
+        return 0
+    if args.list:
+        for sc in SCENARIOS.values():
+            print(f"{sc.name:36} {sc.description[:80]}...")
+        return 0
+    out: Path = args.out.resolve()
+    if args.in_netns:
+        return run_in_netns(args.in_netns, out, args.seed)
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (network namespaces, tcpdump, iptables)")
+    for tool in ("tcpdump", "iptables", "ip", "ss", "nmap"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found")
+    unknown = [n for n in args.scenarios if n not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"unknown scenario(s): {unknown}; see --list")
+    out.mkdir(parents=True, exist_ok=True)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    print(f"seed {seed}, output {out}, kernel {platform.release()}")
+    names = args.scenarios or list(SCENARIOS)
+    failed = [n for i, n in enumerate(names) if not run_scenario(n, i, out, seed)]
+    if failed:
+        print(f"FAILED: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

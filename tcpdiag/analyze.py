@@ -1,0 +1,70 @@
+"""The pipeline for one capture: read -> decode -> track -> detect, into a `CaptureReport`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from tcpdiag.decode import Decoder
+from tcpdiag.detect import RuleEngine
+from tcpdiag.findings import Finding
+from tcpdiag.reader import CaptureError, CaptureReader
+from tcpdiag.tracker import FlowTable
+
+
+@dataclass(slots=True)
+class CaptureReport:
+    path: str
+    packets: int = 0  # frames read from the capture
+    flows: int = 0  # TCP connections seen
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None  # set when the capture could not be read at all
+    truncated: bool = False  # reading stopped early at damage; findings cover the part before it
+    decode: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "packets": self.packets,
+            "flows": self.flows,
+            "truncated": self.truncated,
+            "warnings": list(self.warnings),
+            "error": self.error,
+            "decode": dict(self.decode),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def analyze_capture(path: str | os.PathLike[str], engine: RuleEngine) -> CaptureReport:
+    """Analyse one capture. Unreadable input is reported in `error`, never raised."""
+    report = CaptureReport(path=os.fspath(path))
+    try:
+        reader = CaptureReader(path)
+    except CaptureError as exc:
+        report.error = str(exc)
+        return report
+    decoder = Decoder()
+    table = FlowTable()
+    with reader:
+        decoded = (p for p in map(decoder.decode, reader) if p is not None)
+        for conn in table.track(decoded):
+            report.findings.extend(engine.findings_for(conn))
+    stats = decoder.stats
+    report.packets = stats.frames
+    report.flows = table.connections_seen
+    report.truncated = reader.truncated
+    report.warnings.extend(reader.warnings)
+    for linktype, count in sorted(stats.unknown_linktypes.items()):
+        report.warnings.append(
+            f"{report.path}: {count} frames with unsupported link type {linktype} skipped"
+        )
+    report.decode = {
+        "tcp": stats.tcp,
+        "icmp_errors": stats.icmp_errors,
+        "other": stats.other,
+        "undecodable": stats.undecodable,
+    }
+    report.findings.sort(key=lambda f: (f.time, f.frames[:1]))
+    return report

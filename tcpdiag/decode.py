@@ -1,0 +1,396 @@
+"""Link, IP, TCP and ICMP decoding of RawFrames into the small records of tcpdiag.packets.
+
+Hot path: one struct call per header at computed offsets and one output record per frame; no
+per-layer objects. Address text is cached per address because a capture holds few distinct
+addresses but very many packets.
+
+Every frame lands in exactly one DecodeStats bucket, so
+frames == tcp + icmp_errors + other + undecodable + sum(unknown_linktypes.values()).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Final
+
+from tcpdiag.packets import SYN, IcmpError, QuotedTcp, SynOptions, TcpSegment
+from tcpdiag.reader import RawFrame
+
+# Link types (LINKTYPE_* values as stored in pcap/pcapng).
+LINKTYPE_NULL: Final = 0
+LINKTYPE_ETHERNET: Final = 1
+LINKTYPE_RAW: Final = 101
+LINKTYPE_LOOP: Final = 108
+LINKTYPE_LINUX_SLL: Final = 113
+LINKTYPE_IPV4: Final = 228
+LINKTYPE_IPV6: Final = 229
+LINKTYPE_LINUX_SLL2: Final = 276
+# DLT_RAW leaked into files as 12 (most systems) or 14 (OpenBSD) before LINKTYPE_RAW existed.
+_RAW_LINKTYPES: Final = frozenset((LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6))
+
+_ETH_IPV4: Final = 0x0800
+_ETH_IPV6: Final = 0x86DD
+_VLAN_TPIDS: Final = frozenset((0x8100, 0x88A8, 0x9100))  # 802.1Q, 802.1ad, old QinQ
+
+_AF_INET: Final = 2
+_AF_INET6: Final = frozenset((24, 28, 30))  # BSDs disagree: NetBSD/OpenBSD, FreeBSD, Darwin
+
+_PROTO_ICMP: Final = 1
+_PROTO_TCP: Final = 6
+_PROTO_ICMPV6: Final = 58
+_EXT_FRAGMENT: Final = 44
+_EXT_AH: Final = 51
+_IPV6_EXTS: Final = frozenset((0, 43, _EXT_FRAGMENT, _EXT_AH, 60))  # 59 (none) ends the chain
+_NOT_TCP: Final = -1  # pseudo protocol: an IPv6 non-first fragment, no upper header here
+
+_ICMP4_ERRORS: Final = frozenset((3, 11, 12))
+_ICMP4_UNREACH: Final = 3
+_ICMP4_FRAG_NEEDED: Final = 4
+_ICMP6_ERRORS: Final = frozenset((1, 2, 3, 4))
+_ICMP6_TOO_BIG: Final = 2
+
+_IP4 = struct.Struct("!BxHHHBB2x4s4s")  # ver/ihl, total len, id, flags/frag, ttl, proto, src, dst
+_IP6 = struct.Struct("!4xHBB16s16s")  # payload len, next header, hop limit, src, dst
+_TCP = struct.Struct("!HHIIBBH")  # ports, seq, ack, data offset, flags, window
+_TCP8 = struct.Struct("!HHI")  # the 8 TCP bytes an ICMP error is sure to quote
+_U16 = struct.Struct("!H").unpack_from
+_U32 = struct.Struct("!I").unpack_from
+_U32_BE = struct.Struct(">I").unpack_from
+
+_NO_OPTIONS: Final = SynOptions()
+_ZERO80: Final = bytes(10)
+_ADDR_CACHE_MAX: Final = 1 << 16  # a scan can show millions of addresses; bound the memory
+
+
+class _Skip:
+    """Marker type for frames that yield no record but are not undecodable."""
+
+
+_OTHER: Final = _Skip()  # decoded fine, but nothing for the tracker
+_UNKNOWN_LINKTYPE: Final = _Skip()  # already counted in stats.unknown_linktypes
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    frames: int = 0
+    tcp: int = 0
+    icmp_errors: int = 0
+    other: int = 0  # decoded fine but not TCP / not a TCP-quoting ICMP error: counted, skipped
+    undecodable: int = 0  # malformed / too short to decode
+    unknown_linktypes: dict[int, int] = field(default_factory=dict)  # linktype -> frames
+
+
+def _ip4_text(raw: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET, raw)
+
+
+def _ip6_text(raw: bytes) -> str:
+    """RFC 5952 text, the same on every Python version and platform.
+
+    inet_ntop agrees with ipaddress except for addresses with 80 zero bits in front: it writes
+    IPv4-compatible ones (::a.b.c.d) dotted, where ipaddress writes hex. IPv4-mapped ones are
+    pinned to the dotted ::ffff:a.b.c.d of RFC 5952 section 5, as Wireshark, inet_ntop and
+    ipaddress from Python 3.13 on write them (3.11 and 3.12 write hex).
+    """
+    if raw[:10] == _ZERO80:
+        if raw[10:12] == b"\xff\xff":
+            return "::ffff:" + socket.inet_ntop(socket.AF_INET, raw[12:])
+        if raw[10:12] == b"\0\0":
+            return str(ipaddress.IPv6Address(raw))
+    return socket.inet_ntop(socket.AF_INET6, raw)
+
+
+class Decoder:
+    """Turns RawFrames into TcpSegment / IcmpError records; keeps counts of everything else."""
+
+    def __init__(self) -> None:
+        self.stats = DecodeStats()
+        self._addrs: dict[bytes, str] = {}
+
+    def decode(self, frame: RawFrame) -> TcpSegment | IcmpError | None:
+        """The record for one frame, or None (counted in stats). Never raises on any bytes."""
+        stats = self.stats
+        stats.frames += 1
+        try:
+            result = self._decode(frame)
+        except (struct.error, IndexError):
+            # Explicit length checks cover the usual cases; this is the net for the rest.
+            result = None
+        if type(result) is TcpSegment:
+            stats.tcp += 1
+            return result
+        if type(result) is IcmpError:
+            stats.icmp_errors += 1
+            return result
+        if result is None:
+            stats.undecodable += 1
+        elif result is _OTHER:
+            stats.other += 1
+        return None
+
+    def _decode(self, frame: RawFrame) -> TcpSegment | IcmpError | _Skip | None:
+        data = frame.data
+        lt = frame.linktype
+        # For the Ethernet-like link types, `off` is where the ethertype sits, two bytes before
+        # the network header; VLAN tags (4 bytes each) push both along.
+        if lt == LINKTYPE_ETHERNET:
+            off = 12
+            ethertype = (data[12] << 8) | data[13]
+        elif lt == LINKTYPE_LINUX_SLL:
+            off = 14
+            ethertype = (data[14] << 8) | data[15]
+        elif lt == LINKTYPE_LINUX_SLL2:
+            if len(data) < 20:
+                return None
+            off = 18  # the protocol field is at 0, but the network header starts at 20
+            ethertype = (data[0] << 8) | data[1]
+        elif lt in _RAW_LINKTYPES:
+            version = data[0] >> 4
+            if version == 4:
+                return self._ip4(frame, data, 0)
+            if version == 6:
+                return self._ip6(frame, data, 0)
+            return None
+        elif lt in (LINKTYPE_NULL, LINKTYPE_LOOP):
+            if len(data) < 4:
+                return None
+            if lt == LINKTYPE_LOOP:
+                (family,) = _U32_BE(data, 0)
+            else:
+                # Host byte order of the capturing machine; every AF_* value fits in a byte,
+                # so it is in byte 0 (little-endian writer) or byte 3 (big-endian writer).
+                family = data[0] or data[3]
+            if family == _AF_INET:
+                return self._ip4(frame, data, 4)
+            if family in _AF_INET6:
+                return self._ip6(frame, data, 4)
+            return _OTHER
+        else:
+            unknown = self.stats.unknown_linktypes
+            unknown[lt] = unknown.get(lt, 0) + 1
+            return _UNKNOWN_LINKTYPE
+        # Tags can follow the SLL headers too, when the kernel did not strip them.
+        while ethertype in _VLAN_TPIDS:
+            off += 4
+            ethertype = (data[off] << 8) | data[off + 1]
+        if ethertype == _ETH_IPV4:
+            return self._ip4(frame, data, off + 2)
+        if ethertype == _ETH_IPV6:
+            return self._ip6(frame, data, off + 2)
+        return _OTHER
+
+    # -- IP -----------------------------------------------------------------------------------
+
+    def _addr(self, raw: bytes) -> str:
+        text = self._addrs.get(raw)
+        if text is None:
+            if len(self._addrs) >= _ADDR_CACHE_MAX:
+                self._addrs.clear()
+            text = self._addrs[raw] = _ip4_text(raw) if len(raw) == 4 else _ip6_text(raw)
+        return text
+
+    def _ip4(self, frame: RawFrame, data: bytes, o: int) -> TcpSegment | IcmpError | _Skip | None:
+        if len(data) < o + 20:
+            return None
+        vihl, total, ip_id, frag, ttl, proto, src, dst = _IP4.unpack_from(data, o)
+        ihl = (vihl & 0x0F) * 4
+        if vihl >> 4 != 4 or ihl < 20:
+            return None
+        if frag & 0x1FFF:
+            return _OTHER  # a non-first fragment: no transport header in it
+        p = o + ihl
+        if total:
+            l4_len = total - ihl
+            if l4_len < 0:
+                return None
+        else:
+            # Linux captures TSO/GSO super-packets before segmentation with total length 0.
+            l4_len = len(data) - p
+        if proto == _PROTO_TCP:
+            return self._tcp(frame, data, p, l4_len, src, dst, ttl, 4, ip_id)
+        if proto == _PROTO_ICMP:
+            if len(data) < p + 8:
+                return None
+            icmp_type = data[p]
+            if icmp_type not in _ICMP4_ERRORS:
+                return _OTHER
+            code = data[p + 1]
+            mtu = None
+            if icmp_type == _ICMP4_UNREACH and code == _ICMP4_FRAG_NEEDED:
+                # Routers predating RFC 1191 send 0 here: no MTU given.
+                mtu = _U16(data, p + 6)[0] or None
+            return IcmpError(
+                frame.number,
+                frame.time,
+                self._addr(src),
+                self._addr(dst),
+                4,
+                icmp_type,
+                code,
+                ttl,
+                self._quoted4(data, p + 8),
+                mtu,
+            )
+        return _OTHER
+
+    def _ip6(self, frame: RawFrame, data: bytes, o: int) -> TcpSegment | IcmpError | _Skip | None:
+        if len(data) < o + 40:
+            return None
+        if data[o] >> 4 != 6:
+            return None
+        plen, nh, hlim, src, dst = _IP6.unpack_from(data, o)
+        chain = _skip_ext6(data, o + 40, nh)
+        if chain is None:
+            return None
+        proto, p = chain
+        if plen:
+            l4_len = plen - (p - o - 40)
+            if l4_len < 0:
+                return None
+        else:
+            # Jumbograms and Linux BIG TCP super-packets: the length is not in this field.
+            l4_len = len(data) - p
+        if proto == _PROTO_TCP:
+            return self._tcp(frame, data, p, l4_len, src, dst, hlim, 6, None)
+        if proto == _PROTO_ICMPV6:
+            if len(data) < p + 8:
+                return None
+            icmp_type = data[p]
+            if icmp_type not in _ICMP6_ERRORS:
+                return _OTHER
+            mtu = _U32(data, p + 4)[0] if icmp_type == _ICMP6_TOO_BIG else None
+            return IcmpError(
+                frame.number,
+                frame.time,
+                self._addr(src),
+                self._addr(dst),
+                6,
+                icmp_type,
+                data[p + 1],
+                hlim,
+                self._quoted6(data, p + 8),
+                mtu,
+            )
+        return _OTHER
+
+    # -- TCP ----------------------------------------------------------------------------------
+
+    def _tcp(
+        self,
+        frame: RawFrame,
+        data: bytes,
+        p: int,
+        l4_len: int,
+        src: bytes,
+        dst: bytes,
+        ttl: int,
+        version: int,
+        ip_id: int | None,
+    ) -> TcpSegment | None:
+        if len(data) < p + 20:
+            return None
+        sport, dport, seq, ack, doff, flags, window = _TCP.unpack_from(data, p)
+        doff = (doff >> 4) * 4
+        payload_len = l4_len - doff
+        if doff < 20 or payload_len < 0:
+            return None
+        syn_options = None
+        if flags & SYN:
+            syn_options = _syn_options(data, p + 20, min(p + doff, len(data)))
+        addrs = self._addrs
+        return TcpSegment(
+            frame.number,
+            frame.time,
+            addrs.get(src) or self._addr(src),
+            addrs.get(dst) or self._addr(dst),
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            payload_len,
+            ttl,
+            version,
+            ip_id,
+            syn_options,
+        )
+
+    # -- ICMP quotes --------------------------------------------------------------------------
+
+    def _quoted4(self, data: bytes, q: int) -> QuotedTcp | None:
+        if len(data) < q + 20:
+            return None
+        vihl, _total, _id, frag, _ttl, proto, src, dst = _IP4.unpack_from(data, q)
+        ihl = (vihl & 0x0F) * 4
+        if vihl >> 4 != 4 or ihl < 20 or proto != _PROTO_TCP or frag & 0x1FFF:
+            return None
+        return self._quoted_tcp(data, q + ihl, src, dst)
+
+    def _quoted6(self, data: bytes, q: int) -> QuotedTcp | None:
+        if len(data) < q + 40 or data[q] >> 4 != 6:
+            return None
+        _plen, nh, _hlim, src, dst = _IP6.unpack_from(data, q)
+        chain = _skip_ext6(data, q + 40, nh)
+        if chain is None or chain[0] != _PROTO_TCP:
+            return None
+        return self._quoted_tcp(data, chain[1], src, dst)
+
+    def _quoted_tcp(self, data: bytes, p: int, src: bytes, dst: bytes) -> QuotedTcp | None:
+        if len(data) < p + 8:
+            return None
+        sport, dport, seq = _TCP8.unpack_from(data, p)
+        return QuotedTcp(self._addr(src), self._addr(dst), sport, dport, seq)
+
+
+def _skip_ext6(data: bytes, p: int, nh: int) -> tuple[int, int] | None:
+    """(upper-layer protocol, its offset) after IPv6 extension headers; None if cut short.
+
+    A non-first fragment yields _NOT_TCP: its upper-layer header is in another packet.
+    """
+    while nh in _IPV6_EXTS:
+        if len(data) < p + 8:  # every extension header is at least 8 bytes
+            return None
+        if nh == _EXT_FRAGMENT:
+            if _U16(data, p + 2)[0] & 0xFFF8:
+                return _NOT_TCP, p
+            nh, p = data[p], p + 8
+        elif nh == _EXT_AH:
+            nh, p = data[p], p + (data[p + 1] + 2) * 4  # AH counts 4-octet units, less 2
+        else:
+            nh, p = data[p], p + (data[p + 1] + 1) * 8  # 8-octet units, not counting the first
+    return nh, p
+
+
+def _syn_options(data: bytes, p: int, end: int) -> SynOptions:
+    """The SYN options present in data[p:end]; garbage or truncation ends the scan quietly."""
+    mss = window_scale = None
+    sack_permitted = timestamps = False
+    while p < end:
+        kind = data[p]
+        if kind == 0:  # end of option list
+            break
+        if kind == 1:  # no-operation padding
+            p += 1
+            continue
+        if p + 1 >= end:
+            break
+        size = data[p + 1]
+        if size < 2 or p + size > end:
+            break
+        # A known kind with the wrong size is ignored, but the scan goes on by its size.
+        if kind == 2 and size == 4:
+            mss = _U16(data, p + 2)[0]
+        elif kind == 3 and size == 3:
+            window_scale = data[p + 2]  # as sent; RFC 7323 clamps > 14, the tracker may too
+        elif kind == 4 and size == 2:
+            sack_permitted = True
+        elif kind == 8 and size == 10:
+            timestamps = True
+        p += size
+    if mss is None and window_scale is None and not sack_permitted and not timestamps:
+        return _NO_OPTIONS
+    return SynOptions(mss, window_scale, sack_permitted, timestamps)

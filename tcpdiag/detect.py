@@ -1,0 +1,110 @@
+"""The rule engine: each event of a retired connection against the rules, into findings.
+
+For each event the highest-priority rule whose conditions hold decides its category. Several
+events of one connection that land in the same category (two injected RSTs, every ICMP error of a
+stalled flow) make one finding whose evidence lists them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from tcpdiag.events import FlowEvent
+from tcpdiag.findings import AppView, Cause, EvidenceItem, Finding
+from tcpdiag.rules import Rule, RuleSet, event_values, render
+from tcpdiag.tracker import TrackedConnection
+
+NOTHING_SEEN = "nothing: no call on this side fails because of this"
+
+
+class RuleEngine:
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self._by_event: dict[str, list[Rule]] = {}
+        for rule in ruleset.rules:  # already sorted by priority, highest first
+            self._by_event.setdefault(rule.event, []).append(rule)
+
+    def match(self, event: FlowEvent) -> Rule | None:
+        facts = event.facts()
+        for rule in self._by_event.get(event.KIND, ()):
+            if rule.matches(facts):
+                return rule
+        return None
+
+    def findings(self, connections: Iterable[TrackedConnection]) -> Iterator[Finding]:
+        for conn in connections:
+            yield from self.findings_for(conn)
+
+    def findings_for(self, conn: TrackedConnection) -> list[Finding]:
+        by_category: dict[str, Finding] = {}
+        for event in conn.events:
+            rule = self.match(event)
+            if rule is None:
+                continue
+            existing = by_category.get(rule.category)
+            if existing is None:
+                by_category[rule.category] = self._finding(rule, event)
+            else:
+                _merge_evidence(existing, event)
+        return sorted(by_category.values(), key=lambda f: (f.time, f.frames[:1]))
+
+    def _finding(self, rule: Rule, event: FlowEvent) -> Finding:
+        values = event_values(event)
+        facts = event.facts()
+        causes = sorted(
+            (
+                Cause(c.id, render(c.text, values), c.confidence)
+                for c in rule.causes
+                if all(cond.matches(facts.get(cond.fact)) for cond in c.conditions)
+            ),
+            key=lambda c: -c.confidence,
+        )
+        sees = {
+            "client": AppView(None, when=NOTHING_SEEN),
+            "server": AppView(None, when=NOTHING_SEEN),
+        }
+        for role, spec in rule.sees.items():
+            errno = spec.errno_for(facts)
+            text = self.ruleset.errnos.get(errno) if errno else None
+            sees[event.role_of(role)] = AppView(
+                errno=errno,
+                linux=text.linux if text else "",
+                windows=text.windows if text else "",
+                when=render(spec.when, values) if spec.when else ("" if errno else NOTHING_SEEN),
+            )
+        evidence = [EvidenceItem(e.frame, e.time, e.what) for e in event.evidence]
+        evidence.sort(key=lambda e: e.frame)
+        ref = event.connection
+        return Finding(
+            category=rule.category,
+            rule=rule.id,
+            title=render(rule.title, values),
+            client=ref.client,
+            server=ref.server,
+            initiator_known=ref.initiator_known,
+            frames=[e.frame for e in evidence],
+            time=event.time,
+            evidence=evidence,
+            client_state=event.client_state,
+            server_state=event.server_state,
+            client_sees=sees["client"],
+            server_sees=sees["server"],
+            explanation=render(rule.explanation, values),
+            cause=causes[0] if causes else None,
+            confidence=causes[0].confidence if causes else rule.confidence,
+            alternatives=causes[1:],
+            next_step=render(rule.next_step, values),
+            references=list(rule.references),
+            conn_id=ref.conn_id,
+            facts=facts,
+        )
+
+
+def _merge_evidence(finding: Finding, event: FlowEvent) -> None:
+    known = {e.frame for e in finding.evidence}
+    for e in event.evidence:
+        if e.frame not in known:
+            finding.evidence.append(EvidenceItem(e.frame, e.time, e.what))
+            known.add(e.frame)
+    finding.evidence.sort(key=lambda e: e.frame)
+    finding.frames = [e.frame for e in finding.evidence]

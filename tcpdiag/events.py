@@ -1,0 +1,166 @@
+"""What the tracker reports about a connection: events, each with the facts rules match on.
+
+An event is plain data. Its *fact* fields (everything but the bookkeeping in `FlowEvent`) are the
+vocabulary of the conditions in `rules/*.toml`; the rule loader checks every condition against
+`fact_names()` so a typo in a rule fails at load time, not silently at match time.
+
+Roles: each event names two roles (for a RST, `sender` and `receiver`; for an ICMP error, the
+`affected` endpoint whose packet was quoted and the `other`), and says which of them is the client
+(the SYN's sender) so a rule can say what each role's application saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+Role = Literal["client", "server"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    frame: int
+    time: float
+    what: str  # e.g. "SYN from client", "RST from server (seq=1 ack=0)"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRef:
+    """Which connection an event belongs to: enough for a report, nothing of the tracker's state."""
+
+    conn_id: int  # unique within one capture, in order of first packet
+    client: str  # "ip:port" of the SYN's sender ("[v6]:port" for IPv6)
+    server: str
+    initiator_known: bool  # False when the capture missed the handshake and roles were guessed
+    ip_version: int
+    first_frame: int
+    first_time: float
+
+
+@dataclass(slots=True)
+class FlowEvent:
+    """Bookkeeping common to every event; subclasses add the facts."""
+
+    KIND: ClassVar[str] = ""
+    ROLES: ClassVar[tuple[str, str]] = ("", "")
+
+    connection: ConnectionRef
+    frame: int  # the frame the event is about (the RST, the ICMP error, the last retransmission)
+    time: float
+    client_state: str  # RFC 9293 state of each side just before the event
+    server_state: str
+    evidence: list[Evidence] = field(default_factory=list)
+
+    @classmethod
+    def fact_names(cls) -> frozenset[str]:
+        base = {f.name for f in fields(FlowEvent)}
+        return frozenset(f.name for f in fields(cls) if f.name not in base)
+
+    def facts(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.fact_names()}
+
+    def role_of(self, role: str) -> Role:
+        """Map one of this event's roles ("sender", "receiver", ...) to "client" or "server"."""
+        raise NotImplementedError
+
+
+def _other(side: Role) -> Role:
+    return "server" if side == "client" else "client"
+
+
+@dataclass(slots=True)
+class RstEvent(FlowEvent):
+    """A RST segment, judged by the receiver's RFC 9293 / RFC 5961 checks."""
+
+    KIND: ClassVar[str] = "rst"
+    ROLES: ClassVar[tuple[str, str]] = ("sender", "receiver")
+
+    sender: Role = "client"
+    receiver: Role = "server"
+    # accepted: the receiver must have acted on it; challenge: in window but not RCV.NXT (RFC 5961
+    # challenge ACK); out_of_window; bad_ack: in SYN-SENT without ACK = ISS+1; after_close: the
+    # receiver had already closed gracefully; unverified: the capture holds too little to check.
+    rst_verdict: str = "unverified"
+    sender_state: str = "UNKNOWN"
+    receiver_state: str = "UNKNOWN"
+    rst_has_ack: bool = False
+    rst_ttl: int = 0
+    # |RST TTL - the sender's usual TTL|; None when the sender sent nothing else to compare with.
+    ttl_delta: int | None = None
+    # Keepalive probes the sender sent since it last heard from the receiver.
+    sender_keepalive_probes: int = 0
+    # Payload the receiver sent (and the sender acknowledged) since the sender last sent payload:
+    # data that reached the sender's socket and was never answered, e.g. left unread at close.
+    sender_unanswered_bytes: int = 0
+    sender_bytes_sent: int = 0
+    receiver_bytes_sent: int = 0
+    # Seconds between the previous segment of this connection and the RST.
+    idle_seconds: float = 0.0
+    # Connections whose RST came from the same host within burst window, this one included.
+    burst_size: int = 1
+    # Both ends kept sending ordinary segments afterwards: the connection carried on.
+    carried_on: bool = False
+    further_rsts: int = 0
+    # Handshake tell-tales of the client's SYN (for scans): options a normal stack sends.
+    client_syn_options: bool = True
+    client_syn_window: int = 0
+
+    def role_of(self, role: str) -> Role:
+        return {"sender": self.sender, "receiver": self.receiver}[role]
+
+
+@dataclass(slots=True)
+class IcmpErrorEvent(FlowEvent):
+    """An ICMP error whose quoted IP+TCP header matches this connection."""
+
+    KIND: ClassVar[str] = "icmp"
+    ROLES: ClassVar[tuple[str, str]] = ("affected", "other")
+
+    affected: Role = "client"  # the endpoint whose packet the ICMP error quotes
+    affected_state: str = "UNKNOWN"
+    # port_unreachable, host_unreachable, net_unreachable, protocol_unreachable,
+    # admin_prohibited, frag_needed, packet_too_big, time_exceeded, parameter_problem, other
+    icmp_kind: str = "other"
+    icmp_type: int = 0
+    icmp_code: int = 0
+    icmp_version: int = 4
+    # RFC 1122 4.2.3.9 hard errors: port/protocol unreachable, frag-needed with DF.
+    icmp_hard: bool = False
+    icmp_count: int = 1
+    icmp_source: str = ""
+    from_peer: bool = False  # the ICMP came from the peer's own address, not a router
+    mtu: int | None = None
+    # The affected side's data was acknowledged after the ICMP: the path recovered.
+    recovered: bool = False
+    retransmissions_after: int = 0
+
+    def role_of(self, role: str) -> Role:
+        return {"affected": self.affected, "other": _other(self.affected)}[role]
+
+
+@dataclass(slots=True)
+class SilenceEvent(FlowEvent):
+    """The connection went quiet with something unfinished (judged when it is retired)."""
+
+    KIND: ClassVar[str] = "silence"
+    ROLES: ClassVar[tuple[str, str]] = ("stalled", "peer")
+
+    stalled: Role = "client"  # the side that was waiting: data or SYN never acknowledged
+    stalled_state: str = "UNKNOWN"
+    peer_state: str = "UNKNOWN"
+    syn_unanswered: bool = False  # the stall is the handshake itself
+    stall_retransmissions: int = 0
+    stall_seconds: float = 0.0  # first transmission of the oldest unacknowledged byte to the last
+    backoff_growing: bool = False  # retransmission gaps did not shrink (exponential backoff)
+    peer_silent: bool = True  # the peer sent nothing during the stall
+    unanswered_keepalives: int = 0
+    icmp_errors: int = 0
+    ended_by_reset: bool = False
+
+    def role_of(self, role: str) -> Role:
+        return {"stalled": self.stalled, "peer": _other(self.stalled)}[role]
+
+
+EVENT_TYPES: dict[str, type[FlowEvent]] = {
+    cls.KIND: cls for cls in (RstEvent, IcmpErrorEvent, SilenceEvent)
+}

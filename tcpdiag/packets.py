@@ -1,0 +1,77 @@
+"""What the decode stage hands to the tracker: one small record per TCP segment or ICMP error.
+
+Only the header fields the tracker and the rules look at are kept; payload bytes never leave the
+decoder. Lengths come from the IP header, not from the captured bytes, so snaplen-truncated
+captures (headers only) are analysed exactly like full ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# TCP flag bits, as in the TCP header's flags byte.
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class SynOptions:
+    """TCP options that only matter on SYN and SYN-ACK segments."""
+
+    mss: int | None = None
+    window_scale: int | None = None  # shift count; None when the option is absent
+    sack_permitted: bool = False
+    timestamps: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSegment:
+    frame: int  # 1-based, numbered exactly as Wireshark numbers the capture's packets
+    time: float  # seconds since the epoch
+    src: str  # IP address text, as ipaddress would print it
+    dst: str
+    sport: int
+    dport: int
+    seq: int
+    ack: int  # meaningful only when flags has ACK
+    flags: int  # FIN | SYN | RST | PSH | ACK | URG | ECE | CWR
+    window: int  # as on the wire, not yet scaled
+    payload_len: int  # TCP payload bytes as the IP header states them (not the captured bytes)
+    ttl: int  # IPv4 TTL or IPv6 hop limit
+    ip_version: int  # 4 or 6
+    ip_id: int | None = None  # IPv4 identification; None for IPv6
+    syn_options: SynOptions | None = None  # parsed only when SYN is set
+
+
+@dataclass(frozen=True, slots=True)
+class QuotedTcp:
+    """The invoking packet's IP+TCP header as quoted inside an ICMP error."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    seq: int  # the first 8 bytes of the TCP header are guaranteed to be quoted (RFC 792)
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpError:
+    frame: int
+    time: float
+    src: str  # the router or host that sent the ICMP error
+    dst: str
+    ip_version: int
+    icmp_type: int  # ICMPv4 3/11/12 or ICMPv6 1/2/3/4
+    icmp_code: int
+    ttl: int
+    quoted: QuotedTcp | None  # None when the quoted packet is not TCP or is cut short
+    mtu: int | None = None  # next-hop MTU of frag-needed (v4) or Packet Too Big (v6)
+
+
+Packet = TcpSegment | IcmpError

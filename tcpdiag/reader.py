@@ -1,0 +1,541 @@
+"""Streaming reader for pcap and pcapng captures, plain or gzip-compressed.
+
+Why not dpkt's readers: dpkt.pcapng.Reader honours only the first Interface Description Block
+(one link type and one timestamp resolution for the whole file), and neither dpkt reader says
+where a damaged file goes wrong. This one is a few struct calls per record at computed offsets
+into a buffer that is refilled in chunks, so memory stays constant whatever the file size.
+
+Frames are numbered exactly as Wireshark numbers them: pcap records, pcapng packet blocks (EPB,
+SPB and the obsolete PB), and the few non-packet pcapng blocks Wireshark also lists as frames
+(systemd journal, custom and sysdig event blocks: numbered, never yielded).
+
+Damage policy:
+- Damage in the file header (pcap global header, or the first pcapng Section Header Block)
+  raises CaptureError: nothing can be read.
+- Damage anywhere later never raises: reading stops, `truncated` becomes True and one line is
+  appended to `warnings`; every frame before the damage has already been yielded.
+- A pcap record is damaged when its caplen exceeds max(snaplen, 262144), capped at 256 MiB
+  (libpcap's own rule, made generous for writers that under-report snaplen), or when the file
+  ends inside it.
+- A pcapng block is damaged when its length is < 12, not a multiple of 4, over 256 MiB, runs
+  past the end of the file, or disagrees with the trailing copy of the length; also when a
+  packet block names an undeclared interface (Wireshark stops there too, so frame numbers
+  stay in step with it) or its caplen does not fit in the block.
+- Byte offsets in messages are positions in the uncompressed stream (for gzip input).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol
+
+_CHUNK = 1 << 18  # bytes per read: big enough to amortise calls, small enough to be constant
+_MAX_RECORD = 256 << 20  # no sane record or block is larger; beyond this a length is garbage
+_LIBPCAP_MAX_SNAPLEN = 262144  # libpcap's MAXIMUM_SNAPLEN
+
+_PCAP_MAGICS: dict[bytes, tuple[str, int]] = {
+    # magic bytes as stored -> (struct byte order, fraction units per second)
+    b"\xd4\xc3\xb2\xa1": ("<", 1_000_000),
+    b"\xa1\xb2\xc3\xd4": (">", 1_000_000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1_000_000_000),
+    b"\xa1\xb2\x3c\x4d": (">", 1_000_000_000),
+}
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"  # SHB block type: a palindrome, so endian-independent
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM_LE = b"\x4d\x3c\x2b\x1a"  # 0x1A2B3C4D as stored by a little-endian writer
+_BOM_BE = b"\x1a\x2b\x3c\x4d"
+
+# pcapng block types
+_SHB = 0x0A0D0D0A
+_IDB = 1
+_PB = 2  # obsolete Packet Block
+_SPB = 3
+_EPB = 6
+_PACKET_BLOCKS = (_EPB, _SPB, _PB)
+# Blocks that are not packets but that Wireshark still lists as frames: they take a frame
+# number (so ours stay equal to Wireshark's) and are otherwise skipped. These are systemd
+# journal export, custom blocks (both kinds), and sysdig events without flags; Wireshark
+# versions differ on the flagged variants (0x208/0x217/0x222), so those are not counted.
+_NUMBERED_NON_PACKET_BLOCKS = frozenset((0x9, 0xBAD, 0x40000BAD, 0x204, 0x216, 0x221))
+
+# IDB option codes
+_OPT_ENDOFOPT = 0
+_OPT_IF_TSRESOL = 9
+_OPT_IF_TSOFFSET = 14
+
+
+class CaptureError(Exception):
+    """Unreadable input; str(e) is ONE line naming the file, where, and what is wrong."""
+
+    def __init__(
+        self, path: str, reason: str, offset: int | None = None, frame: int | None = None
+    ) -> None:
+        self.path = path
+        self.offset = offset
+        self.frame = frame
+        self.reason = reason
+        super().__init__(f"{path}: {_where(offset, frame)}{reason}")
+
+
+def _where(offset: int | None, frame: int | None) -> str:
+    """The shared 'frame N at byte X: ' prefix of errors and warnings."""
+    if frame is not None and offset is not None:
+        return f"frame {frame} at byte {offset}: "
+    if frame is not None:
+        return f"frame {frame}: "
+    if offset is not None:
+        return f"at byte {offset}: "
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class RawFrame:
+    number: int  # 1-based, exactly Wireshark's frame numbering
+    time: float  # seconds since the epoch
+    linktype: int  # LINKTYPE_* of this frame's interface
+    data: bytes  # captured bytes (may be shorter than wire_len: snaplen)
+    wire_len: int
+
+
+class _Source(Protocol):
+    error: str | None  # why the stream ended early, if it did
+
+    def read(self, n: int) -> bytes: ...  # up to n bytes; b"" only at the end
+
+    def close(self) -> None: ...
+
+
+class _PlainSource:
+    def __init__(self, raw: _RawFile, head: bytes) -> None:
+        self._raw = raw
+        self._head = head  # bytes already read while sniffing the format
+        self.error: str | None = None
+
+    def read(self, n: int) -> bytes:
+        if self._head:
+            head, self._head = self._head, b""
+            return head
+        try:
+            return self._raw.read(n)
+        except OSError as e:
+            self.error = f"read error: {e.strerror or e}"
+            return b""
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class _GzipSource:
+    """gzip decompression that hands back every byte decoded before the stream breaks.
+
+    gzip.GzipFile raises EOFError from inside a buffered read and drops the bytes it had
+    already decompressed in that read, so frames just before a cut would be lost; driving
+    zlib directly keeps them and turns the failure into `error`.
+    """
+
+    def __init__(self, raw: _RawFile, head: bytes) -> None:
+        self._raw = raw
+        self._input = head
+        self._z: zlib._Decompress | None = zlib.decompressobj(wbits=31)  # 31: gzip framing
+        self.error: str | None = None
+
+    def _read_raw(self) -> bytes:
+        try:
+            return self._raw.read(_CHUNK)
+        except OSError as e:
+            self.error = f"read error: {e.strerror or e}"
+            self._z = None
+            return b""
+
+    def read(self, n: int) -> bytes:
+        while (z := self._z) is not None:
+            if z.eof:
+                # A gzip file may hold several members back to back; zero padding after the
+                # last one is tolerated, as gzip(1) does.
+                rest = z.unused_data.lstrip(b"\0")
+                while not rest:
+                    more = self._read_raw()
+                    if not more:
+                        self._z = None
+                        return b""
+                    rest = more.lstrip(b"\0")
+                self._z = zlib.decompressobj(wbits=31)
+                self._input = rest
+                continue
+            if not self._input:
+                self._input = self._read_raw()
+                if not self._input:
+                    if self._z is not None:
+                        self.error = "gzip stream cut short"
+                        self._z = None
+                    return b""
+            try:
+                out = z.decompress(self._input, n)
+            except zlib.error:
+                self.error = "gzip data corrupt"
+                self._z = None
+                return b""
+            self._input = z.unconsumed_tail
+            if out:
+                return out
+        return b""
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class _RawFile(Protocol):
+    def read(self, n: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class CaptureReader:
+    """Iterate the frames of one capture file, in file order; single pass."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path: str = os.fspath(path)
+        self.warnings: list[str] = []
+        self.truncated: bool = False
+        self._base = 0  # stream offset of self._buf[0]
+        self._started = False
+        try:
+            raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - owned until close()
+        except OSError as e:
+            raise CaptureError(self.path, f"cannot open: {e.strerror or e}") from None
+        try:
+            head = raw.read(max(_CHUNK, len(_GZIP_MAGIC)))
+        except OSError as e:
+            raw.close()
+            raise CaptureError(self.path, f"cannot read: {e.strerror or e}") from None
+        if not head:
+            raw.close()
+            raise CaptureError(self.path, "empty file")
+        self._src: _Source = (
+            _GzipSource(raw, head) if head.startswith(_GZIP_MAGIC) else _PlainSource(raw, head)
+        )
+        try:
+            self._buf = self._fill(b"", 0, 24)
+            self._open_format()
+        except CaptureError:
+            self._src.close()
+            raise
+
+    # -- header -------------------------------------------------------------------------------
+
+    def _open_format(self) -> None:
+        buf = self._buf
+        magic = buf[:4]
+        if not buf:
+            # Only a gzip wrapper can get here: the raw file had bytes.
+            if self._src.error:
+                raise CaptureError(self.path, self._src.error, offset=0)
+            raise CaptureError(self.path, "empty file")
+        if magic in _PCAP_MAGICS:
+            self.format = "pcap"
+            if len(buf) < 24:
+                raise self._header_error(f"pcap file header truncated ({len(buf)} of 24 bytes)")
+            endian, units = _PCAP_MAGICS[magic]
+            snaplen, network = struct.unpack_from(endian + "II", buf, 16)
+            self._endian = endian
+            self._units = units
+            # Bits 16-31 of the link-type field carry FCS-length flags, not the type.
+            self._linktype = network & 0xFFFF
+            self._caplen_limit = min(max(snaplen, _LIBPCAP_MAX_SNAPLEN), _MAX_RECORD)
+            self._pos = 24
+        elif magic == _PCAPNG_MAGIC:
+            self.format = "pcapng"
+            self._check_first_shb()
+            self._pos = 0  # the iterator re-reads the SHB to set up the section
+        elif len(buf) < 4 and any(m.startswith(buf) for m in (*_PCAP_MAGICS, _PCAPNG_MAGIC)):
+            raise self._header_error(f"capture header truncated ({len(buf)} of 4 magic bytes)")
+        else:
+            raise CaptureError(self.path, "not a pcap or pcapng capture")
+
+    def _header_error(self, reason: str) -> CaptureError:
+        if self._src.error:
+            reason = f"{self._src.error}: {reason}"
+        return CaptureError(self.path, reason, offset=0)
+
+    def _check_first_shb(self) -> None:
+        buf = self._buf = self._fill(self._buf, 0, 12)
+        if len(buf) < 12:
+            raise self._header_error(
+                f"pcapng section header block truncated ({len(buf)} of at least 12 bytes)"
+            )
+        bom = buf[8:12]
+        if bom not in (_BOM_LE, _BOM_BE):
+            raise self._header_error(
+                f"pcapng section header has bad byte-order magic 0x{bom.hex()}"
+            )
+        endian = "<" if bom == _BOM_LE else ">"
+        (length,) = struct.unpack_from(endian + "I", buf, 4)
+        problem = _bad_block_length(length)
+        if problem:
+            raise self._header_error(f"pcapng section header {problem}")
+        buf = self._buf = self._fill(buf, 0, length)
+        if len(buf) < length:
+            raise self._header_error(
+                f"pcapng section header block truncated ({len(buf)} of {length} bytes)"
+            )
+        (trailer,) = struct.unpack_from(endian + "I", buf, length - 4)
+        if trailer != length:
+            raise self._header_error(
+                f"pcapng section header trailing block length {trailer} does not match {length}"
+            )
+
+    # -- buffering ----------------------------------------------------------------------------
+
+    def _fill(self, buf: bytes, pos: int, need: int) -> bytes:
+        """buf[pos:] extended to at least `need` bytes, or to what the input still has."""
+        self._base += pos
+        have = len(buf) - pos
+        parts = [buf[pos:]]
+        while have < need:
+            chunk = self._src.read(max(_CHUNK, need - have))
+            if not chunk:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        return b"".join(parts)
+
+    def _stop(self, reason: str, offset: int, frame: int | None, done: int) -> None:
+        """Record damage after the header (`done` frames read): one warning line, then stop."""
+        if self._src.error and not reason.startswith(self._src.error):
+            # The structure broke because the gzip stream did; say so first.
+            reason = f"{self._src.error}: {reason}" if reason else self._src.error
+        n = done
+        self.warnings.append(
+            f"{self.path}: {_where(offset, frame)}{reason}; "
+            f"reading stopped, {n} frame{'' if n == 1 else 's'} analysed"
+        )
+        self.truncated = True
+
+    # -- iteration ----------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        # Single pass: the input is a stream (possibly gzip), so a second iteration is empty.
+        if self._started:
+            return iter(())
+        self._started = True
+        if self.format == "pcap":
+            return self._iter_pcap()
+        return self._iter_pcapng()
+
+    def _iter_pcap(self) -> Iterator[RawFrame]:
+        buf, pos = self._buf, self._pos
+        self._buf = b""  # the generator owns the buffer from here on
+        unpack = struct.Struct(self._endian + "IIII").unpack_from
+        units, linktype, limit = self._units, self._linktype, self._caplen_limit
+        number = 0
+        damage: tuple[str, int] | None = None  # (reason, offset) of the record that broke
+        while True:
+            if len(buf) - pos < 16:
+                buf, pos = self._fill(buf, pos, 16), 0
+                if len(buf) < 16:
+                    if buf:
+                        damage = (f"record header truncated ({len(buf)} of 16 bytes)", self._base)
+                    elif self._src.error:
+                        damage = ("", self._base)
+                    break
+            sec, frac, caplen, wire_len = unpack(buf, pos)
+            if caplen > limit:
+                damage = (f"absurd caplen {caplen} (limit {limit})", self._base + pos)
+                break
+            start = pos + 16
+            end = start + caplen
+            if end > len(buf):
+                buf, pos = self._fill(buf, pos, 16 + caplen), 0
+                start, end = 16, 16 + caplen
+                if end > len(buf):
+                    left = len(buf) - 16
+                    reason = f"record body truncated (caplen {caplen}, {left} bytes left)"
+                    damage = (reason, self._base)
+                    break
+            number += 1
+            # Integer arithmetic then one division: the float is the correctly rounded value.
+            yield RawFrame(number, (sec * units + frac) / units, linktype, buf[start:end], wire_len)
+            pos = end
+        if damage is not None:
+            self._stop(damage[0], damage[1], number + 1, number)
+        self.close()
+
+    def _iter_pcapng(self) -> Iterator[RawFrame]:
+        buf, pos = self._buf, self._pos
+        self._buf = b""
+        number = 0
+        last_time = 0.0  # SPBs carry no timestamp; they get the previous packet's time
+        # Per-interface (linktype, ticks per second, offset in ticks, snaplen) for this section.
+        ifaces: list[tuple[int, int, int, int]] = []
+        endian = "<"
+        hdr = struct.Struct("<II").unpack_from
+        epb = struct.Struct("<IIIII").unpack_from
+        pb = struct.Struct("<HHIIII").unpack_from
+        u32 = struct.Struct("<I").unpack_from
+        damage: tuple[str, int, int | None] | None = None  # (reason, offset, frame)
+        while True:
+            if len(buf) - pos < 12:
+                buf, pos = self._fill(buf, pos, 12), 0
+                if len(buf) < 12:
+                    if len(buf) >= 8:
+                        btype, length = hdr(buf, 0)
+                        problem = _bad_block_length(length)
+                        reason = (
+                            f"bad block {problem}"
+                            if problem
+                            else f"block truncated (length {length}, {len(buf)} bytes left)"
+                        )
+                        frame = number + 1 if btype in _PACKET_BLOCKS else None
+                        damage = (reason, self._base, frame)
+                    elif buf:
+                        reason = f"block header truncated ({len(buf)} of 8 bytes)"
+                        damage = (reason, self._base, None)
+                    elif self._src.error:
+                        damage = ("", self._base, None)
+                    break
+            btype, length = hdr(buf, pos)
+            if btype == _SHB:
+                # A new section: its own byte order, and interfaces start again from 0.
+                bom = buf[pos + 8 : pos + 12]
+                if bom not in (_BOM_LE, _BOM_BE):
+                    reason = f"section header has bad byte-order magic 0x{bom.hex()}"
+                    damage = (reason, self._base + pos, None)
+                    break
+                endian = "<" if bom == _BOM_LE else ">"
+                hdr = struct.Struct(endian + "II").unpack_from
+                epb = struct.Struct(endian + "IIIII").unpack_from
+                pb = struct.Struct(endian + "HHIIII").unpack_from
+                u32 = struct.Struct(endian + "I").unpack_from
+                btype, length = hdr(buf, pos)
+                ifaces = []
+            frame = number + 1 if btype in _PACKET_BLOCKS else None
+            problem = _bad_block_length(length)
+            if problem:
+                damage = (f"bad block {problem}", self._base + pos, frame)
+                break
+            end = pos + length
+            if end > len(buf):
+                buf, pos = self._fill(buf, pos, length), 0
+                end = length
+                if end > len(buf):
+                    reason = f"block truncated (length {length}, {len(buf)} bytes left)"
+                    damage = (reason, self._base, frame)
+                    break
+            (trailer,) = u32(buf, end - 4)
+            if trailer != length:
+                reason = f"trailing block length {trailer} does not match {length}"
+                damage = (reason, self._base + pos, frame)
+                break
+
+            if btype in (_EPB, _PB):
+                if length < 32:
+                    damage = (f"packet block too short (length {length})", self._base + pos, frame)
+                    break
+                if btype == _EPB:
+                    iface, ts_high, ts_low, caplen, wire_len = epb(buf, pos + 8)
+                else:
+                    iface, _drops, ts_high, ts_low, caplen, wire_len = pb(buf, pos + 8)
+                if iface >= len(ifaces):
+                    damage = (_undeclared(iface, len(ifaces)), self._base + pos, frame)
+                    break
+                if caplen > length - 32:
+                    reason = f"packet block caplen {caplen} exceeds its block length {length}"
+                    damage = (reason, self._base + pos, frame)
+                    break
+                linktype, ticks, offset, _snaplen = ifaces[iface]
+                last_time = (((ts_high << 32) | ts_low) + offset) / ticks
+                number += 1
+                start = pos + 28
+                yield RawFrame(number, last_time, linktype, buf[start : start + caplen], wire_len)
+            elif btype == _SPB:
+                if length < 16:
+                    damage = (f"packet block too short (length {length})", self._base + pos, frame)
+                    break
+                if not ifaces:
+                    damage = (_undeclared(0, 0), self._base + pos, frame)
+                    break
+                linktype, _ticks, _offset, snaplen = ifaces[0]
+                (wire_len,) = u32(buf, pos + 8)
+                # No caplen field: the data is the original length cut to snaplen, and the
+                # block length is the last word on it (it may include padding).
+                caplen = min(wire_len, length - 16)
+                if snaplen:
+                    caplen = min(caplen, snaplen)
+                number += 1
+                start = pos + 12
+                yield RawFrame(number, last_time, linktype, buf[start : start + caplen], wire_len)
+            elif btype == _IDB:
+                if length < 20:
+                    reason = f"interface description block too short (length {length})"
+                    damage = (reason, self._base + pos, None)
+                    break
+                linktype, _reserved, snaplen = struct.unpack_from(endian + "HHI", buf, pos + 8)
+                ticks, offset_s = _idb_options(buf, pos + 16, end - 4, endian)
+                ifaces.append((linktype, ticks, offset_s * ticks, snaplen))
+            elif btype in _NUMBERED_NON_PACKET_BLOCKS:
+                number += 1
+            # Every other block type (name resolution, statistics, secrets, custom, ...) is
+            # skipped by its length.
+            pos = end
+        if damage is not None:
+            self._stop(damage[0], damage[1], damage[2], number)
+        self.close()
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._src.close()
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _bad_block_length(length: int) -> str | None:
+    """Why a pcapng block length cannot be right, or None."""
+    if length < 12:
+        return f"length {length} (less than 12)"
+    if length & 3:
+        return f"length {length} (not a multiple of 4)"
+    if length > _MAX_RECORD:
+        return f"length {length} (over {_MAX_RECORD})"
+    return None
+
+
+def _undeclared(iface: int, declared: int) -> str:
+    return f"packet block references undeclared interface {iface} ({declared} declared)"
+
+
+def _idb_options(buf: bytes, pos: int, end: int, endian: str) -> tuple[int, int]:
+    """(timestamp ticks per second, offset in seconds) from an IDB's options.
+
+    Malformed options end the scan quietly: the defaults (microseconds, no offset) are the
+    best guess, and the packets themselves may still be fine.
+    """
+    ticks, offset = 1_000_000, 0
+    opt = struct.Struct(endian + "HH").unpack_from
+    while pos + 4 <= end:
+        code, size = opt(buf, pos)
+        value = pos + 4
+        if code == _OPT_ENDOFOPT or value + size > end:
+            break
+        if code == _OPT_IF_TSRESOL and size >= 1:
+            res = buf[value]
+            # Top bit set: a negative power of 2; otherwise a negative power of 10.
+            ticks = 2 ** (res & 0x7F) if res & 0x80 else 10**res
+        elif code == _OPT_IF_TSOFFSET and size >= 8:
+            (offset,) = struct.unpack_from(endian + "q", buf, value)
+        pos = value + ((size + 3) & ~3)  # values are padded to 32 bits
+    return ticks, offset

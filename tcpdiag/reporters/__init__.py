@@ -1,0 +1,1 @@
+"""Reporters turn `CaptureReport`s into text for people (table, Markdown) or programs (JSON)."""

@@ -1,0 +1,33 @@
+"""Helpers every reporter shares."""
+
+from __future__ import annotations
+
+import re
+
+from tcpdiag.findings import AppView, Finding
+
+HEADERS = ("#", "category", "client", "server", "frames", "client sees", "server sees", "conf")
+
+# Control characters (C0, DEL, C1) would let bytes from a capture drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """Text fit for a terminal or a ticket: control characters and escapes made visible."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def frames_text(finding: Finding, limit: int = 6) -> str:
+    frames = finding.frames
+    shown = ",".join(str(f) for f in frames[:limit])
+    return shown + (f",+{len(frames) - limit}" if len(frames) > limit else "")
+
+
+def sees_text(view: AppView) -> str:
+    return view.errno or "-"
+
+
+def sees_line(role: str, view: AppView) -> str:
+    if view.errno is None:
+        return f"{role} app: {view.when}"
+    return f'{role} app: {view.errno} "{view.linux}" ({view.when}); Windows: {view.windows}'

@@ -1,0 +1,283 @@
+"""Detection rules as data: loading `rules/*.toml` (tomllib) and matching them against events.
+
+A rule file holds `[[rule]]` tables; `errnos.toml` holds the `[errno.NAME]` messages. Every rule
+is checked when loaded: known event kind, conditions naming real facts of that event, templates
+naming real fields, errnos that exist, confidences within 0..1. A broken rule is a `RuleError`
+naming the file and the rule, never a surprise at match time.
+
+Conditions (`when` tables) map a fact name to
+- a value: the fact must equal it (`receiver_state = "SYN-SENT"`);
+- a list: the fact must be one of them (`rst_verdict = ["challenge", "out_of_window"]`);
+- a table with any of `min`, `max`, `not`: inclusive bounds and exclusions
+  (`burst_size = {min = 2}`).
+A fact that is unknown (None) never satisfies a bound.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tcpdiag.events import EVENT_TYPES, FlowEvent
+
+
+class RuleError(Exception):
+    """A rule file that cannot be used; the message names the file and the rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    fact: str
+    equals: tuple[Any, ...] = ()  # one of these values (empty: any)
+    minimum: float | None = None
+    maximum: float | None = None
+    excluded: tuple[Any, ...] = ()
+
+    def matches(self, value: Any) -> bool:
+        if self.equals and value not in self.equals:
+            return False
+        if value in self.excluded:
+            return False
+        if self.minimum is not None and (value is None or value < self.minimum):
+            return False
+        return not (self.maximum is not None and (value is None or value > self.maximum))
+
+
+@dataclass(frozen=True, slots=True)
+class SeesSpec:
+    """What the application in one role sees: a fixed errno, or one looked up by a fact."""
+
+    errno: str | None = None
+    errno_by: str | None = None  # fact whose value selects the errno from errno_map
+    errno_map: Mapping[str, str] = field(default_factory=dict)
+    when: str = ""
+
+    def errno_for(self, facts: Mapping[str, Any]) -> str | None:
+        if self.errno_by is not None:
+            return self.errno_map.get(str(facts.get(self.errno_by)), self.errno)
+        return self.errno
+
+
+@dataclass(frozen=True, slots=True)
+class CauseSpec:
+    id: str
+    text: str
+    confidence: float
+    conditions: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    category: str
+    event: str
+    priority: int
+    title: str
+    description: str
+    conditions: tuple[Condition, ...]
+    sees: Mapping[str, SeesSpec]  # by the event's role names ("sender", "receiver", ...)
+    explanation: str
+    next_step: str
+    causes: tuple[CauseSpec, ...]
+    confidence: float  # when no cause's conditions hold
+    references: tuple[str, ...]
+    sample: str  # the capture in samples/ that proves this rule
+    path: str
+
+    def matches(self, facts: Mapping[str, Any]) -> bool:
+        return all(c.matches(facts.get(c.fact)) for c in self.conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrnoText:
+    linux: str
+    windows: str
+
+
+@dataclass(slots=True)
+class RuleSet:
+    rules: list[Rule]
+    errnos: dict[str, ErrnoText]
+
+    def for_event(self, kind: str) -> list[Rule]:
+        return [r for r in self.rules if r.event == kind]
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({r.category for r in self.rules})
+
+
+def default_rules_dir() -> Path:
+    """The installed rules (package tcpdiag.rulesdata), else the source tree's rules/."""
+    try:
+        installed = resources.files("tcpdiag.rulesdata")
+        if installed.is_dir():
+            return Path(str(installed))
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "rules"
+
+
+def load_rules(directory: Path | None = None) -> RuleSet:
+    directory = directory or default_rules_dir()
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise RuleError(f"{directory}: no rule files (*.toml) found")
+    rules: list[Rule] = []
+    errnos: dict[str, ErrnoText] = {}
+    for path in files:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise RuleError(f"{path}: {exc}") from None
+        for name, texts in data.get("errno", {}).items():
+            errnos[name] = ErrnoText(linux=texts.get("linux", ""), windows=texts.get("windows", ""))
+        rules.extend(_parse_rule(raw, path) for raw in data.get("rule", []))
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.id in seen:
+            raise RuleError(f"{rule.path}: rule {rule.id!r} is defined twice")
+        seen.add(rule.id)
+        for role, spec in rule.sees.items():
+            for errno in (spec.errno, *spec.errno_map.values()):
+                if errno is not None and errno not in errnos:
+                    raise RuleError(
+                        f"{rule.path}: rule {rule.id!r}: {role} sees unknown errno {errno!r} "
+                        "(add it to errnos.toml)"
+                    )
+    rules.sort(key=lambda r: -r.priority)
+    return RuleSet(rules=rules, errnos=errnos)
+
+
+# Template fields every event has: the connection's endpoints ("ip:port").
+_CONNECTION_FIELDS = frozenset({"client", "server", "client_endpoint", "server_endpoint"})
+
+_RULE_KEYS = {
+    "id", "category", "event", "priority", "title", "description", "when", "sees",
+    "explanation", "next_step", "causes", "confidence", "references", "sample",
+}  # fmt: skip
+
+
+def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
+    rule_id = raw.get("id", "?")
+
+    def fail(message: str) -> RuleError:
+        return RuleError(f"{path}: rule {rule_id!r}: {message}")
+
+    unknown = set(raw) - _RULE_KEYS
+    if unknown:
+        raise fail(f"unknown keys {sorted(unknown)}")
+    for key in ("id", "category", "event", "title", "description", "explanation", "sample"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise fail(f"needs a non-empty string {key!r}")
+    event_type = EVENT_TYPES.get(raw["event"])
+    if event_type is None:
+        raise fail(f"unknown event {raw['event']!r} (one of {sorted(EVENT_TYPES)})")
+    facts = event_type.fact_names()
+    conditions = _parse_conditions(raw.get("when", {}), facts, fail)
+    roles = set(event_type.ROLES)
+    sees: dict[str, SeesSpec] = {}
+    for role, spec in raw.get("sees", {}).items():
+        if role not in roles:
+            raise fail(f"sees: unknown role {role!r} (one of {sorted(roles)})")
+        if spec.get("errno_by") is not None and spec["errno_by"] not in facts:
+            raise fail(f"sees.{role}: errno_by names unknown fact {spec['errno_by']!r}")
+        sees[role] = SeesSpec(
+            errno=spec.get("errno"),
+            errno_by=spec.get("errno_by"),
+            errno_map=dict(spec.get("map", {})),
+            when=spec.get("when", ""),
+        )
+    fields_ok = facts | roles | {f"{r}_endpoint" for r in roles} | _CONNECTION_FIELDS
+    causes = []
+    for cause in raw.get("causes", []):
+        confidence = float(cause.get("confidence", -1))
+        if not 0.0 <= confidence <= 1.0:
+            raise fail(f"cause {cause.get('id')!r}: confidence must be within 0..1")
+        _check_template(cause.get("text", ""), fields_ok, fail)
+        causes.append(
+            CauseSpec(
+                id=str(cause.get("id", "")),
+                text=cause.get("text", ""),
+                confidence=confidence,
+                conditions=_parse_conditions(cause.get("when", {}), facts, fail),
+            )
+        )
+    for key in ("explanation", "next_step", "title"):
+        _check_template(raw.get(key, ""), fields_ok, fail)
+    confidence = float(raw.get("confidence", 0.5))
+    if not 0.0 <= confidence <= 1.0:
+        raise fail("confidence must be within 0..1")
+    return Rule(
+        id=raw["id"],
+        category=raw["category"],
+        event=raw["event"],
+        priority=int(raw.get("priority", 0)),
+        title=raw["title"],
+        description=raw["description"].strip(),
+        conditions=conditions,
+        sees=sees,
+        explanation=raw["explanation"].strip(),
+        next_step=raw.get("next_step", "").strip(),
+        causes=tuple(causes),
+        confidence=confidence,
+        references=tuple(raw.get("references", [])),
+        sample=raw["sample"],
+        path=str(path),
+    )
+
+
+def _parse_conditions(
+    table: dict[str, Any], facts: Iterable[str], fail: Any
+) -> tuple[Condition, ...]:
+    known = set(facts)
+    out = []
+    for fact, spec in table.items():
+        if fact not in known:
+            raise fail(f"condition on unknown fact {fact!r}")
+        if isinstance(spec, dict):
+            extra = set(spec) - {"min", "max", "not"}
+            if extra:
+                raise fail(f"condition {fact!r}: unknown operators {sorted(extra)}")
+            excluded = spec.get("not", ())
+            out.append(
+                Condition(
+                    fact,
+                    minimum=spec.get("min"),
+                    maximum=spec.get("max"),
+                    excluded=tuple(excluded) if isinstance(excluded, list) else (excluded,),
+                )
+            )
+        elif isinstance(spec, list):
+            out.append(Condition(fact, equals=tuple(spec)))
+        else:
+            out.append(Condition(fact, equals=(spec,)))
+    return tuple(out)
+
+
+def _check_template(text: str, fields_ok: set[str], fail: Any) -> None:
+    for _, name, _, _ in string.Formatter().parse(text):
+        if name is not None and name.split(".")[0].split("[")[0] not in fields_ok:
+            raise fail(f"template names unknown field {{{name}}}")
+
+
+def render(template: str, values: Mapping[str, Any]) -> str:
+    return " ".join(template.format_map(values).split())
+
+
+def event_values(event: FlowEvent) -> dict[str, Any]:
+    """Everything a template may name for this event."""
+    values: dict[str, Any] = dict(event.facts())
+    ref = event.connection
+    values["client"] = values["client_endpoint"] = ref.client
+    values["server"] = values["server_endpoint"] = ref.server
+    for role in event.ROLES:
+        side = event.role_of(role)
+        values[role] = side
+        values[f"{role}_endpoint"] = ref.client if side == "client" else ref.server
+    return values

@@ -1,0 +1,867 @@
+"""Per-connection TCP state rebuilt from both directions, and the events rules look at.
+
+The tracker is the only stage that sees packets in order. It keeps, for each side of each
+connection, what an observer on the wire can infer of that side's RFC 9293 state and sequence
+space, and turns what matters into events (`tcpdiag.events`). It judges nothing: whether a RST
+*counts* is a fact (`rst_verdict`) the tracker computes with the receiver's checks, but what the
+RST *means* is for the rules.
+
+Connections are retired (handed on as `TrackedConnection` with their events) once they have been
+closed for a grace period, or idle for very long, so memory follows the number of live
+connections, not the size of the capture. The grace period lets late evidence arrive: a
+challenge ACK after an ignored RST, the sibling RSTs of a host that killed many sockets at once.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from itertools import pairwise
+
+from tcpdiag.events import (
+    ConnectionRef,
+    Evidence,
+    FlowEvent,
+    IcmpErrorEvent,
+    Role,
+    RstEvent,
+    SilenceEvent,
+)
+from tcpdiag.packets import ACK, FIN, RST, SYN, IcmpError, Packet, SynOptions, TcpSegment
+from tcpdiag.seqnum import seq_add, seq_between, seq_diff, seq_le, seq_lt
+
+# How long (capture time) a closed connection stays in the table to collect late evidence.
+CLOSE_GRACE_SECONDS = 5.0
+# An idle connection is retired after this long; above Linux's default keepalive idle time
+# (7200 s) plus its probes (9 x 75 s), so a keepalive timeout is still seen whole.
+IDLE_RETIRE_SECONDS = 3 * 3600.0
+# RSTs from one host to several of its connections this close together suggest something on that
+# host killed the sockets from outside the application (ss -K, a host firewall).
+RST_BURST_WINDOW_SECONDS = 0.05
+# A stall needs this many retransmissions of the same data before it is worth an event.
+MIN_STALL_RETRANSMISSIONS = 2
+# Evidence kept per event: a finding cites the frames that prove it, not every frame.
+MAX_EVIDENCE = 12
+
+
+class TcpState(StrEnum):
+    """RFC 9293 section 3.3.2 state names, as an observer on the wire can infer them."""
+
+    CLOSED = "CLOSED"
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST-ACK"
+    TIME_WAIT = "TIME-WAIT"
+
+
+SYNCHRONIZED = frozenset(
+    {
+        TcpState.ESTABLISHED,
+        TcpState.FIN_WAIT_1,
+        TcpState.FIN_WAIT_2,
+        TcpState.CLOSE_WAIT,
+        TcpState.CLOSING,
+        TcpState.LAST_ACK,
+    }
+)
+
+
+def endpoint_text(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """One side of a connection, as seen from the wire."""
+
+    addr: str
+    port: int
+    state: TcpState = TcpState.CLOSED
+    isn: int | None = None
+    snd_nxt: int | None = None  # one past the highest sequence number this side has sent
+    snd_una: int | None = None  # highest sequence number the peer has acknowledged
+    rcv_nxt: int | None = None  # the last ACK this side sent: its announced RCV.NXT
+    window: int = 0  # last advertised window, raw
+    window_scale: int | None = None  # from this side's SYN; applies only if both sides sent one
+    syn_options: SynOptions | None = None
+    syn_window: int = 0
+    syn: Evidence | None = None
+    syn_retries: int = 0
+    fin_seq: int | None = None
+    fin: Evidence | None = None
+    fin_acked: bool = False
+    packets: int = 0
+    payload_bytes: int = 0  # every payload byte sent, retransmissions included
+    bytes_sent: int = 0  # new payload bytes
+    ttl: int | None = None  # IP TTL / hop limit of this side's ordinary (non-RST) segments
+    last_time: float = 0.0
+    last_data: Evidence | None = None
+    # Payload sent since the peer last sent payload (data that got no answer, yet).
+    unanswered_bytes: int = 0
+    keepalive_probes: int = 0
+    unanswered_probes: list[Evidence] = field(default_factory=list)
+    retransmissions: int = 0
+    # The current stall: retransmissions since the peer last acknowledged new data.
+    stall: list[Evidence] = field(default_factory=list)
+    stall_retransmissions: int = 0
+    first_unacked_time: float | None = None  # when the oldest unacknowledged data was first sent
+    stall_start: float | None = None
+    last_progress_time: float | None = None  # when the peer last acknowledged new data
+
+    @property
+    def text(self) -> str:
+        return endpoint_text(self.addr, self.port)
+
+    def progress(self, time: float) -> None:
+        """The peer acknowledged new data from this side: any stall is over."""
+        self.last_progress_time = time
+        self.stall.clear()
+        self.stall_retransmissions = 0
+        self.stall_start = None
+        self.first_unacked_time = None
+
+
+@dataclass(slots=True)
+class TrackedConnection:
+    """A retired connection: its summary and the events it produced, in time order."""
+
+    ref: ConnectionRef
+    client: Endpoint
+    server: Endpoint
+    last_time: float
+    events: list[FlowEvent]
+
+
+@dataclass(slots=True)
+class _PendingRst:
+    """A RST whose facts are completed as later segments show how the receiver took it."""
+
+    event: RstEvent
+    sender: Endpoint
+    receiver: Endpoint
+    sender_host: str
+    sender_spoke_after: bool = False
+    receiver_spoke_after: bool = False
+
+
+class RstLog:
+    """Recent RSTs per sending host, to see one host reset several connections at once."""
+
+    def __init__(self, window: float = RST_BURST_WINDOW_SECONDS) -> None:
+        self.window = window
+        self._by_host: dict[str, deque[tuple[float, int]]] = {}
+
+    def record(self, host: str, time: float, conn_id: int) -> None:
+        log = self._by_host.setdefault(host, deque())
+        log.append((time, conn_id))
+        # Entries are only needed until every connection that could count them has retired.
+        horizon = time - CLOSE_GRACE_SECONDS * 4 - self.window
+        while log and log[0][0] < horizon:
+            log.popleft()
+
+    def burst_size(self, host: str, time: float) -> int:
+        log = self._by_host.get(host, ())
+        return len({cid for t, cid in log if abs(t - time) <= self.window})
+
+
+def _add_evidence(event: FlowEvent, item: Evidence) -> None:
+    if len(event.evidence) < MAX_EVIDENCE and all(e.frame != item.frame for e in event.evidence):
+        event.evidence.append(item)
+
+
+class Connection:
+    """One TCP connection (one generation of a 4-tuple), updated segment by segment."""
+
+    __slots__ = (
+        "accepted_rst",
+        "client",
+        "closed_at",
+        "conn_id",
+        "first_frame",
+        "first_time",
+        "icmp_events",
+        "initiator_known",
+        "ip_version",
+        "last_time",
+        "rsts",
+        "server",
+        "wscale_on",
+    )
+
+    def __init__(
+        self,
+        conn_id: int,
+        client: Endpoint,
+        server: Endpoint,
+        *,
+        initiator_known: bool,
+        ip_version: int,
+        first_frame: int,
+        first_time: float,
+    ) -> None:
+        self.conn_id = conn_id
+        self.client = client
+        self.server = server
+        self.initiator_known = initiator_known
+        self.ip_version = ip_version
+        self.first_frame = first_frame
+        self.first_time = first_time
+        self.last_time = first_time
+        self.wscale_on = False
+        self.closed_at: float | None = None
+        self.rsts: list[_PendingRst] = []
+        self.accepted_rst: _PendingRst | None = None
+        # Each ICMP error with the affected side's retransmission count when it arrived.
+        self.icmp_events: list[tuple[IcmpErrorEvent, Endpoint, int]] = []
+
+    @property
+    def ref(self) -> ConnectionRef:
+        return ConnectionRef(
+            conn_id=self.conn_id,
+            client=self.client.text,
+            server=self.server.text,
+            initiator_known=self.initiator_known,
+            ip_version=self.ip_version,
+            first_frame=self.first_frame,
+            first_time=self.first_time,
+        )
+
+    def role(self, ep: Endpoint) -> Role:
+        return "client" if ep is self.client else "server"
+
+    def endpoint(self, addr: str, port: int) -> Endpoint:
+        if addr == self.client.addr and port == self.client.port:
+            return self.client
+        return self.server
+
+    def peer(self, ep: Endpoint) -> Endpoint:
+        return self.server if ep is self.client else self.client
+
+    @property
+    def closed(self) -> bool:
+        done = (TcpState.CLOSED, TcpState.TIME_WAIT)
+        return self.accepted_rst is not None or (
+            self.client.state in done and self.server.state in done and self.client.isn is not None
+        )
+
+    def accepts_new_syn(self, seg: TcpSegment) -> bool:
+        """Does this SYN start a new generation of the 4-tuple rather than belong to this one?"""
+        sender = self.endpoint(seg.src, seg.sport)
+        if sender.isn == seg.seq:
+            return False  # a retransmission (or retry) of the same SYN
+        if self.closed or sender.syn is None:
+            return True  # the old connection ended, or the capture caught it mid-stream
+        # A fresh ISN while the old attempt never got anywhere (e.g. connect() retried).
+        return sender is self.client and self.server.isn is None and not seg.flags & ACK
+
+    def _scaled_window(self, ep: Endpoint) -> int:
+        if self.wscale_on and ep.window_scale is not None:
+            return ep.window << ep.window_scale
+        if ep.syn_options is None:
+            # Mid-stream start: the scale is unknown, so assume the largest (RFC 7323 limit)
+            # rather than call an in-window RST out of window.
+            return ep.window << 14
+        return ep.window
+
+    def _relseq(self, ep: Endpoint, value: int) -> int:
+        """Sequence numbers relative to the ISN, as Wireshark shows them by default."""
+        return seq_diff(value, ep.isn) if ep.isn is not None else value
+
+    # -- per segment -----------------------------------------------------------------------
+
+    def on_segment(self, seg: TcpSegment, rst_log: RstLog) -> None:
+        sender, receiver = (
+            (self.client, self.server)
+            if seg.src == self.client.addr and seg.sport == self.client.port
+            else (self.server, self.client)
+        )
+        previous_time = self.last_time
+        self.last_time = max(self.last_time, seg.time)
+        sender.packets += 1
+        sender.last_time = seg.time
+        flags = seg.flags
+        if flags & RST:
+            self._on_rst(seg, sender, receiver, rst_log, previous_time)
+            return
+        for pending in self.rsts:
+            if pending.sender is sender:
+                pending.sender_spoke_after = True
+            elif not pending.receiver_spoke_after:
+                pending.receiver_spoke_after = True
+                if pending.event.rst_verdict in ("challenge", "out_of_window"):
+                    what = f"{self.role(sender)} carries on after the RST"
+                    if flags & ACK and seg.payload_len == 0:
+                        what += f" (ACK={self._relseq(receiver, seg.ack)}: challenge ACK)"
+                    _add_evidence(pending.event, Evidence(seg.frame, seg.time, what))
+        if sender.ttl is None:
+            sender.ttl = seg.ttl
+        if flags & SYN:
+            self._on_syn(seg, sender, receiver)
+        if sender.snd_nxt is None:
+            # First segment of this side in a capture that missed the handshake.
+            sender.snd_nxt = seg.seq
+            for ep in (sender, receiver):
+                if ep.state == TcpState.CLOSED:
+                    ep.state = TcpState.ESTABLISHED
+        if flags & ACK:
+            self._on_ack(seg, sender, receiver)
+        if self._is_keepalive(seg, sender, receiver):
+            sender.keepalive_probes += 1
+            sender.unanswered_probes.append(
+                Evidence(seg.frame, seg.time, f"keepalive probe from {self.role(sender)}")
+            )
+            del sender.unanswered_probes[:-MAX_EVIDENCE]
+        else:
+            sender.unanswered_probes.clear()
+            self._on_payload(seg, sender, receiver)
+        receiver.unanswered_probes.clear()  # any segment from the sender answers the peer's probes
+        if flags & FIN:
+            self._on_fin(seg, sender, receiver)
+        sender.window = seg.window
+        if self.closed and self.closed_at is None:
+            self.closed_at = seg.time
+
+    def _on_syn(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
+        is_synack = bool(seg.flags & ACK)
+        if sender.isn == seg.seq and sender.syn is not None:
+            sender.syn_retries += 1
+            if sender.state == TcpState.CLOSED:
+                # The same SYN again after a RST refused it: some stacks retry a refused
+                # connect() with the same ISN; it is the same attempt, reopened.
+                sender.state = TcpState.SYN_RECEIVED if is_synack else TcpState.SYN_SENT
+            return
+        sender.isn = seg.seq
+        sender.snd_nxt = seq_add(seg.seq, 1)
+        sender.syn = Evidence(
+            seg.frame, seg.time, f"{'SYN-ACK' if is_synack else 'SYN'} from {self.role(sender)}"
+        )
+        sender.syn_options = seg.syn_options
+        sender.syn_window = seg.window
+        sender.window_scale = seg.syn_options.window_scale if seg.syn_options else None
+        if is_synack:
+            sender.state = TcpState.SYN_RECEIVED
+            self.wscale_on = sender.window_scale is not None and receiver.window_scale is not None
+        else:
+            sender.state = TcpState.SYN_SENT
+            if receiver.state == TcpState.CLOSED:
+                receiver.state = TcpState.LISTEN
+
+    def _on_ack(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
+        ack = seg.ack
+        if sender.rcv_nxt is None or seq_lt(sender.rcv_nxt, ack):
+            sender.rcv_nxt = ack
+        if receiver.snd_nxt is None:
+            receiver.snd_nxt = ack  # mid-stream: the peer's position, learnt from this ACK
+        if seq_le(ack, receiver.snd_nxt) and (
+            receiver.snd_una is None or seq_lt(receiver.snd_una, ack)
+        ):
+            receiver.snd_una = ack
+            receiver.progress(seg.time)
+        if (
+            receiver.state == TcpState.SYN_RECEIVED
+            and not seg.flags & SYN
+            and receiver.isn is not None
+            and ack == seq_add(receiver.isn, 1)
+        ):
+            # The client's ACK of the SYN-ACK completes the handshake.
+            receiver.state = TcpState.ESTABLISHED
+            if sender.state in (TcpState.SYN_SENT, TcpState.CLOSED):
+                sender.state = TcpState.ESTABLISHED
+        if (
+            receiver.fin_seq is not None
+            and not receiver.fin_acked
+            and seq_le(seq_add(receiver.fin_seq, 1), ack)
+        ):
+            receiver.fin_acked = True
+            receiver.state = {
+                TcpState.FIN_WAIT_1: TcpState.FIN_WAIT_2,
+                TcpState.CLOSING: TcpState.TIME_WAIT,
+                TcpState.LAST_ACK: TcpState.CLOSED,
+            }.get(receiver.state, receiver.state)
+
+    def _is_keepalive(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> bool:
+        """0 or 1 byte at SND.NXT-1 (Wireshark's tcp.analysis.keep_alive). A zero-window probe
+        looks the same, but then the peer's window is closed."""
+        if seg.payload_len > 1 or seg.flags & (SYN | FIN) or sender.snd_nxt is None:
+            return False
+        if seg.seq != seq_add(sender.snd_nxt, -1):
+            return False
+        return not (receiver.window == 0 and receiver.rcv_nxt is not None)
+
+    def _on_payload(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
+        length = seg.payload_len + (1 if seg.flags & FIN else 0)
+        if length == 0:
+            return
+        assert sender.snd_nxt is not None
+        start = seg.seq if not seg.flags & SYN else seq_add(seg.seq, 1)
+        end = seq_add(start, length)
+        sender.payload_bytes += seg.payload_len
+        if seq_lt(start, sender.snd_nxt):
+            self._on_retransmission(seg, sender)
+            if seq_le(end, sender.snd_nxt):
+                return
+            new_from = sender.snd_nxt
+        else:
+            new_from = start
+        new_payload = min(seq_diff(end, new_from), seg.payload_len)
+        sender.snd_nxt = end
+        if sender.first_unacked_time is None:
+            sender.first_unacked_time = seg.time
+        if new_payload > 0:
+            sender.bytes_sent += new_payload
+            sender.unanswered_bytes += new_payload
+            sender.last_data = Evidence(
+                seg.frame, seg.time, f"{seg.payload_len} bytes of data from {self.role(sender)}"
+            )
+            receiver.unanswered_bytes = 0
+
+    def _on_retransmission(self, seg: TcpSegment, sender: Endpoint) -> None:
+        sender.retransmissions += 1
+        sender.stall_retransmissions += 1
+        if sender.stall_start is None:
+            sender.stall_start = sender.first_unacked_time or seg.time
+        sender.stall.append(
+            Evidence(seg.frame, seg.time, f"retransmission from {self.role(sender)}")
+        )
+        del sender.stall[: -4 * MAX_EVIDENCE]
+
+    def _on_fin(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
+        if sender.fin_seq is not None:
+            return  # a retransmitted FIN
+        sender.fin_seq = seq_add(seg.seq, seg.payload_len)
+        sender.fin = Evidence(seg.frame, seg.time, f"FIN from {self.role(sender)}")
+        sender.state = (
+            TcpState.LAST_ACK if sender.state == TcpState.CLOSE_WAIT else TcpState.FIN_WAIT_1
+        )
+        receiver.state = {
+            TcpState.ESTABLISHED: TcpState.CLOSE_WAIT,
+            TcpState.SYN_RECEIVED: TcpState.CLOSE_WAIT,
+            TcpState.FIN_WAIT_1: TcpState.CLOSING,
+            TcpState.FIN_WAIT_2: TcpState.TIME_WAIT,
+        }.get(receiver.state, receiver.state)
+
+    # -- RST ---------------------------------------------------------------------------------
+
+    def _rst_verdict(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> str:
+        """The receiver's acceptance checks (RFC 9293 3.10.7, RFC 5961 3.2), as far as an
+        observer on the wire can repeat them."""
+        state = receiver.state
+        if state == TcpState.SYN_SENT:
+            if seg.flags & ACK and receiver.isn is not None:
+                return "accepted" if seg.ack == seq_add(receiver.isn, 1) else "bad_ack"
+            return "bad_ack"
+        if state in (TcpState.TIME_WAIT, TcpState.CLOSED, TcpState.LISTEN):
+            return "after_close" if receiver.packets or receiver.isn is not None else "unverified"
+        # The receiver's RCV.NXT lies between what it last acknowledged and what the sender sent.
+        lo, hi = receiver.rcv_nxt, sender.snd_nxt
+        if lo is None and hi is None:
+            return "unverified"
+        lo = hi if lo is None else lo
+        hi = lo if hi is None or seq_lt(hi, lo) else hi
+        if seq_between(lo, seg.seq, hi):
+            return "accepted"
+        window = max(self._scaled_window(receiver), 1)
+        if seq_between(lo, seg.seq, seq_add(lo, window - 1)):
+            return "challenge"
+        return "out_of_window"
+
+    def _on_rst(
+        self,
+        seg: TcpSegment,
+        sender: Endpoint,
+        receiver: Endpoint,
+        rst_log: RstLog,
+        previous_time: float,
+    ) -> None:
+        role = self.role(sender)
+        ack_text = f", ack={self._relseq(receiver, seg.ack)}" if seg.flags & ACK else ", no ACK"
+        what = f"RST from {role} (seq={self._relseq(sender, seg.seq)}{ack_text}, ttl={seg.ttl})"
+        if self.accepted_rst is not None:
+            # The connection is already gone: later RSTs answer segments that were in flight.
+            first = self.accepted_rst.event
+            first.further_rsts += 1
+            _add_evidence(first, Evidence(seg.frame, seg.time, what))
+            return
+        verdict = self._rst_verdict(seg, sender, receiver)
+        syn_options = self.client.syn_options
+        acked_by_sender = (
+            receiver.snd_nxt is not None
+            and sender.rcv_nxt is not None
+            and seq_le(receiver.snd_nxt, sender.rcv_nxt)
+        )
+        event = RstEvent(
+            connection=self.ref,
+            frame=seg.frame,
+            time=seg.time,
+            client_state=self.client.state.value,
+            server_state=self.server.state.value,
+            sender=role,
+            receiver=self.role(receiver),
+            rst_verdict=verdict,
+            sender_state=sender.state.value,
+            receiver_state=receiver.state.value,
+            rst_has_ack=bool(seg.flags & ACK),
+            rst_ttl=seg.ttl,
+            ttl_delta=abs(seg.ttl - sender.ttl) if sender.ttl is not None else None,
+            sender_keepalive_probes=len(sender.unanswered_probes),
+            sender_unanswered_bytes=receiver.unanswered_bytes if acked_by_sender else 0,
+            sender_bytes_sent=sender.bytes_sent,
+            receiver_bytes_sent=receiver.bytes_sent,
+            idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
+            client_syn_options=bool(
+                syn_options and (syn_options.sack_permitted or syn_options.timestamps)
+            ),
+            client_syn_window=self.client.syn_window,
+        )
+        for item in self._rst_context(sender, receiver, event.sender_unanswered_bytes > 0):
+            _add_evidence(event, item)
+        _add_evidence(event, Evidence(seg.frame, seg.time, what))
+        pending = _PendingRst(event, sender, receiver, seg.src)
+        if len(self.rsts) < MAX_EVIDENCE:
+            self.rsts.append(pending)
+        if verdict in ("accepted", "unverified"):
+            self.accepted_rst = pending
+            if seg.flags & ACK and receiver.state in SYNCHRONIZED:
+                rst_log.record(seg.src, seg.time, self.conn_id)
+            sender.state = TcpState.CLOSED
+            receiver.state = TcpState.CLOSED
+            if self.closed_at is None:
+                self.closed_at = seg.time
+
+    def _rst_context(
+        self, sender: Endpoint, receiver: Endpoint, unanswered: bool
+    ) -> Iterator[Evidence]:
+        """Frames that show what state the RST found: handshake, FINs, probes, unanswered data."""
+        if receiver.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+            for ep in (self.client, self.server):
+                if ep.syn is not None:
+                    yield ep.syn
+        for ep in (sender, receiver):
+            if ep.fin is not None:
+                yield ep.fin
+        if (
+            receiver.state == TcpState.ESTABLISHED
+            and sender.last_data is not None
+            and not unanswered
+        ):
+            yield sender.last_data  # what the RST sender said last, before it reset
+        if unanswered and receiver.last_data is not None:
+            yield Evidence(
+                receiver.last_data.frame,
+                receiver.last_data.time,
+                receiver.last_data.what + f", acknowledged, never answered by {self.role(sender)}",
+            )
+        elif receiver.last_data is not None and receiver.state == TcpState.CLOSE_WAIT:
+            yield receiver.last_data
+        yield from sender.unanswered_probes[-3:]
+
+    # -- retirement -------------------------------------------------------------------------
+
+    def retire(self, rst_log: RstLog) -> TrackedConnection:
+        """Complete the pending facts and hand the connection on."""
+        events: list[FlowEvent] = []
+        for pending in self.rsts:
+            event = pending.event
+            event.carried_on = pending.sender_spoke_after and pending.receiver_spoke_after
+            if event.carried_on and event.rst_verdict == "accepted":
+                event.rst_verdict = "carried_on"  # both ends kept talking: nobody acted on it
+            if pending is self.accepted_rst and event.rst_has_ack:
+                event.burst_size = max(1, rst_log.burst_size(pending.sender_host, event.time))
+            events.append(event)
+        for icmp_event, affected, retransmissions_before in self.icmp_events:
+            icmp_event.retransmissions_after = affected.retransmissions - retransmissions_before
+            icmp_event.recovered = (
+                affected.last_progress_time is not None
+                and affected.last_progress_time > icmp_event.time
+            )
+            events.append(icmp_event)
+        silence = self._silence()
+        if silence is not None:
+            events.append(silence)
+        events.sort(key=lambda e: (e.time, e.frame))
+        return TrackedConnection(self.ref, self.client, self.server, self.last_time, events)
+
+    def _silence(self) -> SilenceEvent | None:
+        """A side left waiting on data (or a SYN) that was never acknowledged, retransmitted."""
+        if self.accepted_rst is not None:
+            return None
+        candidates = [
+            ep
+            for ep in (self.client, self.server)
+            if ep.stall_retransmissions >= MIN_STALL_RETRANSMISSIONS
+            or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
+        ]
+        if not candidates:
+            return None
+        stalled = max(candidates, key=lambda ep: ep.stall_retransmissions + ep.syn_retries)
+        peer = self.peer(stalled)
+        syn_unanswered = stalled.state == TcpState.SYN_SENT and peer.isn is None
+        if syn_unanswered:
+            retransmissions = stalled.syn_retries
+            start = stalled.syn.time if stalled.syn else self.first_time
+            frames = [stalled.syn] if stalled.syn else []
+            gaps: list[float] = []
+        else:
+            retransmissions = stalled.stall_retransmissions
+            start = stalled.stall_start or (stalled.stall[0].time if stalled.stall else 0.0)
+            frames = stalled.stall
+            times = [start] + [e.time for e in stalled.stall]
+            gaps = [b - a for a, b in pairwise(times)]
+        last = stalled.last_time
+        event = SilenceEvent(
+            connection=self.ref,
+            frame=frames[-1].frame if frames else self.first_frame,
+            time=last,
+            client_state=self.client.state.value,
+            server_state=self.server.state.value,
+            stalled=self.role(stalled),
+            stalled_state=stalled.state.value,
+            peer_state=peer.state.value,
+            syn_unanswered=syn_unanswered,
+            stall_retransmissions=retransmissions,
+            stall_seconds=round(max(last - start, 0.0), 6),
+            backoff_growing=all(b >= a * 0.9 for a, b in pairwise(gaps)),
+            peer_silent=peer.last_time <= start,
+            unanswered_keepalives=len(stalled.unanswered_probes),
+            icmp_errors=sum(e.icmp_count for e, _, _ in self.icmp_events),
+        )
+        for item in frames[:2] + frames[-4:]:
+            _add_evidence(event, item)
+        return event
+
+
+class FlowTable:
+    """All live connections of one capture, keyed by 4-tuple, in order of last activity."""
+
+    def __init__(
+        self,
+        close_grace: float = CLOSE_GRACE_SECONDS,
+        idle_retire: float = IDLE_RETIRE_SECONDS,
+    ) -> None:
+        self.close_grace = close_grace
+        self.idle_retire = idle_retire
+        self._live: OrderedDict[tuple[str, int, str, int], Connection] = OrderedDict()
+        self._closing: deque[Connection] = deque()
+        self._rst_log = RstLog()
+        self._retired_early: list[TrackedConnection] = []
+        self._next_id = 1
+        self._now = float("-inf")
+        self.connections_seen = 0
+
+    def track(self, packets: Iterable[Packet]) -> Iterator[TrackedConnection]:
+        """Feed packets in capture order; yields connections as they are retired, then the rest."""
+        for count, packet in enumerate(packets):
+            self._now = max(self._now, packet.time)
+            if isinstance(packet, TcpSegment):
+                self._on_segment(packet)
+            else:
+                self._on_icmp(packet)
+            if count % 1024 == 0:
+                yield from self._retire_due()
+        yield from self.flush()
+
+    def flush(self) -> Iterator[TrackedConnection]:
+        """End of capture: retire everything still live."""
+        while self._live:
+            _, conn = self._live.popitem(last=False)
+            yield conn.retire(self._rst_log)
+        self._closing.clear()
+
+    @staticmethod
+    def _key(src: str, sport: int, dst: str, dport: int) -> tuple[str, int, str, int]:
+        if (src, sport) <= (dst, dport):
+            return (src, sport, dst, dport)
+        return (dst, dport, src, sport)
+
+    def _on_segment(self, seg: TcpSegment) -> None:
+        key = self._key(seg.src, seg.sport, seg.dst, seg.dport)
+        conn = self._live.get(key)
+        starts_new = seg.flags & SYN and not seg.flags & (RST | ACK)
+        if conn is not None and starts_new and conn.accepts_new_syn(seg):
+            self._retire_now(key, conn)
+            conn = None
+        if conn is None:
+            conn = self._new_connection(key, seg)
+        else:
+            self._live.move_to_end(key)
+        was_closed = conn.closed_at is not None
+        conn.on_segment(seg, self._rst_log)
+        if not was_closed and conn.closed_at is not None:
+            self._closing.append(conn)
+
+    def _new_connection(self, key: tuple[str, int, str, int], seg: TcpSegment) -> Connection:
+        src = Endpoint(seg.src, seg.sport)
+        dst = Endpoint(seg.dst, seg.dport)
+        syn, ack = seg.flags & SYN, seg.flags & ACK
+        if syn and not ack:
+            client, server, known = src, dst, True
+        elif syn and ack:
+            client, server, known = dst, src, True  # the SYN-ACK names the server
+        else:
+            client, server = _guess_roles(src, dst)
+            known = False
+        conn = Connection(
+            self._next_id,
+            client,
+            server,
+            initiator_known=known,
+            ip_version=seg.ip_version,
+            first_frame=seg.frame,
+            first_time=seg.time,
+        )
+        self._next_id += 1
+        self.connections_seen += 1
+        self._live[key] = conn
+        return conn
+
+    def _on_icmp(self, icmp: IcmpError) -> None:
+        quoted = icmp.quoted
+        if quoted is None:
+            return
+        key = self._key(quoted.src, quoted.sport, quoted.dst, quoted.dport)
+        conn = self._live.get(key)
+        if conn is None:
+            return
+        affected = conn.endpoint(quoted.src, quoted.sport)
+        kind, hard = icmp_kind(icmp)
+        for event, _, _ in conn.icmp_events:
+            if event.icmp_kind == kind and event.affected == conn.role(affected):
+                event.icmp_count += 1
+                _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
+                return
+        peer = conn.peer(affected)
+        event = IcmpErrorEvent(
+            connection=conn.ref,
+            frame=icmp.frame,
+            time=icmp.time,
+            client_state=conn.client.state.value,
+            server_state=conn.server.state.value,
+            affected=conn.role(affected),
+            affected_state=affected.state.value,
+            icmp_kind=kind,
+            icmp_type=icmp.icmp_type,
+            icmp_code=icmp.icmp_code,
+            icmp_version=icmp.ip_version,
+            icmp_hard=hard,
+            icmp_source=icmp.src,
+            from_peer=icmp.src == peer.addr,
+            mtu=icmp.mtu,
+        )
+        if affected.syn is not None and affected.state == TcpState.SYN_SENT:
+            _add_evidence(event, affected.syn)
+        elif affected.last_data is not None:
+            _add_evidence(event, affected.last_data)
+        _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
+        conn.icmp_events.append((event, affected, affected.retransmissions))
+        if affected.state == TcpState.SYN_SENT and kind not in PMTU_KINDS:
+            # Linux aborts connect() on the first ICMP error of the handshake (tcp_v4_err,
+            # tcp_v6_err), soft or hard; only PMTU messages leave it alone.
+            affected.state = TcpState.CLOSED
+            if conn.closed_at is None:
+                conn.closed_at = icmp.time
+                self._closing.append(conn)
+
+    def _retire_now(self, key: tuple[str, int, str, int], conn: Connection) -> None:
+        del self._live[key]
+        self._retired_early.append(conn.retire(self._rst_log))
+
+    def _retire_due(self) -> Iterator[TrackedConnection]:
+        yield from self._retired_early
+        self._retired_early.clear()
+        now = self._now
+        for _ in range(len(self._closing)):
+            conn = self._closing[0]
+            if now - (conn.closed_at or now) < self.close_grace:
+                break  # the deque is in order of closing: nothing further is due either
+            self._closing.popleft()
+            key = self._key(conn.client.addr, conn.client.port, conn.server.addr, conn.server.port)
+            if self._live.get(key) is not conn:
+                continue  # already retired (a new SYN reused the 4-tuple)
+            if now - conn.last_time < self.close_grace:
+                self._closing.append(conn)  # late segments still arriving: look again later
+                continue
+            del self._live[key]
+            yield conn.retire(self._rst_log)
+        while self._live:
+            key, conn = next(iter(self._live.items()))
+            if now - conn.last_time < self.idle_retire:
+                break
+            del self._live[key]
+            yield conn.retire(self._rst_log)
+
+
+def _guess_roles(a: Endpoint, b: Endpoint) -> tuple[Endpoint, Endpoint]:
+    """Client and server of a connection whose handshake the capture missed.
+
+    The lower port is taken as the service when it is below the usual ephemeral ranges (Linux
+    32768-60999, IANA 49152-65535); otherwise the first packet's sender is taken as the client.
+    Either way the connection is marked initiator_known = False.
+    """
+    if a.port >= 32768 > b.port or (a.port >= 1024 > b.port):
+        return a, b
+    if b.port >= 32768 > a.port or (b.port >= 1024 > a.port):
+        return b, a
+    return a, b
+
+
+# ICMP (type, code) -> (kind, hard). Hard errors per RFC 1122 4.2.3.9 and RFC 5461: port and
+# protocol unreachable, fragmentation needed with DF set.
+_ICMP4_UNREACH = {
+    0: ("net_unreachable", False),
+    1: ("host_unreachable", False),
+    2: ("protocol_unreachable", True),
+    3: ("port_unreachable", True),
+    4: ("frag_needed", True),
+    5: ("source_route_failed", False),
+    6: ("net_unknown", False),
+    7: ("host_unknown", False),
+    8: ("host_isolated", False),
+    9: ("net_prohibited", False),
+    10: ("host_prohibited", False),
+    11: ("net_unreachable_tos", False),
+    12: ("host_unreachable_tos", False),
+    13: ("admin_filtered", False),
+    14: ("host_precedence_violation", False),
+    15: ("precedence_cutoff", False),
+}
+_ICMP6_UNREACH = {
+    0: ("no_route", False),
+    1: ("admin_prohibited", False),
+    2: ("beyond_scope", False),
+    3: ("address_unreachable", False),
+    4: ("port_unreachable", True),
+    5: ("policy_failed", False),
+    6: ("reject_route", False),
+}
+PMTU_KINDS = frozenset({"frag_needed", "packet_too_big"})
+
+
+def icmp_kind(icmp: IcmpError) -> tuple[str, bool]:
+    """Name an ICMP error the way the rules do, and say whether RFC 1122 calls it hard."""
+    t, c = icmp.icmp_type, icmp.icmp_code
+    if icmp.ip_version == 4:
+        if t == 3:
+            return _ICMP4_UNREACH.get(c, ("other", False))
+        return {11: ("time_exceeded", False), 12: ("parameter_problem", False)}.get(
+            t, ("other", False)
+        )
+    if t == 1:
+        return _ICMP6_UNREACH.get(c, ("other", False))
+    return {
+        2: ("packet_too_big", False),
+        3: ("time_exceeded", False),
+        4: ("parameter_problem", c == 1),
+    }.get(t, ("other", False))
+
+
+def _icmp_text(icmp: IcmpError, kind: str) -> str:
+    text = f"ICMPv{'6' if icmp.ip_version == 6 else '4'} {kind.replace('_', ' ')} from {icmp.src}"
+    return text + (f" (MTU {icmp.mtu})" if icmp.mtu else "")
