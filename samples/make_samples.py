@@ -157,6 +157,14 @@ class Recorder:
                     return ev.result
         return None
 
+    def error_time(self, app: str, conn: str) -> float | None:
+        """time.time() at which `app`'s first failing call on `conn` returned."""
+        with self._lock:
+            for ev in sorted(self.events, key=lambda e: e.when):
+                if ev.app == app and ev.conn == conn and ev.result in ERRNO_NAMES:
+                    return ev.when
+        return None
+
     def as_json(self, t0: float) -> list[dict[str, Any]]:
         with self._lock:
             return [ev.as_json(t0) for ev in sorted(self.events, key=lambda e: e.when)]
@@ -464,6 +472,64 @@ def read_packets(path: Path) -> list[Pkt]:
     return packets
 
 
+def flow(packets: list[Pkt], port: int) -> list[Pkt]:
+    return [p for p in packets if p.proto == 6 and port in (p.sport, p.dport)]
+
+
+def stall_notes(pcap: Path, rec: Recorder, client: str) -> list[str]:
+    """Retransmissions of the client's last data segment, ICMP errors, RSTs, app error time."""
+    cport = split_conn(client)[1]
+    packets = read_packets(pcap)
+    data = [p for p in flow(packets, cport) if p.sport == cport and p.length > 0]
+    tx = [p.ts for p in data if p.seq == data[-1].seq]
+    icmps = sum(p.proto == 1 for p in packets)
+    rsts = sum(1 for p in flow(packets, cport) if p.flags & 0x04)
+    err_at = rec.error_time("client", client)
+    offsets = ", ".join(f"{t - tx[0]:.3f}" for t in tx[1:])
+    return [
+        f"Measured: the {data[-1].length}-byte request was retransmitted {len(tx) - 1} times, at "
+        f"+{offsets} s after its first transmission; {icmps} ICMP error(s) and {rsts} RST(s) "
+        f"were captured; the client's recv failed "
+        + (f"{err_at - tx[0]:.3f} s after the first transmission." if err_at else "never.")
+    ]
+
+
+def keepalive_notes(pcap: Path, rec: Recorder, client: str) -> list[str]:
+    cport = split_conn(client)[1]
+    segs = flow(read_packets(pcap), cport)
+    mine = [p for p in segs if p.sport == cport]
+    snd_nxt = max(p.seq + p.length for p in mine if p.length or p.flags & 0x02)
+    probes = [p for p in mine if p.length == 0 and p.seq == (snd_nxt - 1) % 2**32]
+    idle_from = max(p.ts for p in segs if p not in probes and not p.flags & 0x04)
+    rst = [p for p in mine if p.flags & 0x04]
+    err_at = rec.error_time("client", client)
+    return [
+        f"Measured: {len(probes)} keepalive probes (seq = SND.NXT-1, no payload) at "
+        + ", ".join(f"+{p.ts - idle_from:.3f}" for p in probes)
+        + " s after the last real segment; "
+        + (
+            f"RST,ACK from the client (seq = SND.NXT) at +{rst[0].ts - idle_from:.3f} s; "
+            if rst
+            else "no RST; "
+        )
+        + (f"client recv failed at +{err_at - idle_from:.3f} s." if err_at else "")
+    ]
+
+
+def frag_notes(pcap: Path, client: str) -> list[str]:
+    cport = split_conn(client)[1]
+    packets = read_packets(pcap)
+    icmp = next((p for p in packets if p.proto == 1), None)
+    if icmp is None:
+        return ["No ICMP was captured."]
+    data = [p for p in flow(packets, cport) if p.sport == cport and p.length > 100]
+    return [
+        "Measured client data segments (time relative to the ICMP: payload bytes): "
+        + ", ".join(f"{p.ts - icmp.ts:+.3f} s: {p.length}" for p in data)
+        + "."
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # scapy: watching a live flow and injecting into it
 # --------------------------------------------------------------------------------------------
@@ -536,9 +602,23 @@ def inject(ctx: Ctx, conn: str, packets: list[Any]) -> None:
     try:
         for pkt in packets:
             raw.send(pkt)
-            ctx.rec.note("injector", conn, f"send {pkt.summary()} ttl={pkt.ttl}", "sent")
+            ctx.rec.note("injector", conn, f"send {describe(pkt)}", "sent")
     finally:
         raw.close()
+
+
+def describe(pkt: Any) -> str:
+    """One line for the log: addresses, TCP flags/seq/ack or ICMP type/code, TTL."""
+    from scapy.all import ICMP, TCP
+
+    line = f"{pkt.src} -> {pkt.dst} ttl={pkt.ttl}"
+    if TCP in pkt:
+        tcp = pkt[TCP]
+        line += f" TCP {tcp.sport}->{tcp.dport} flags={tcp.flags} seq={tcp.seq} ack={tcp.ack}"
+    elif ICMP in pkt:
+        icmp = pkt[ICMP]
+        line += f" ICMP type={icmp.type} code={icmp.code} mtu={icmp.nexthopmtu} (quoting a segment)"
+    return line
 
 
 def rst(src: tuple[str, int], dst: tuple[str, int], seq: int, ack: int | None, ttl: int) -> Any:
@@ -980,7 +1060,11 @@ def keepalive_timeout(ctx: Ctx) -> Outcome:
         ctx, V4, port, lst, KEEPALIVE_OPTS, drop_server_output, idle
     )
     ctx.join([th_c, th_s], 25)
-    return Outcome("kernel", [ctx.finding("keepalive_timeout", client, V4, port)])
+    return Outcome(
+        "kernel",
+        [ctx.finding("keepalive_timeout", client, V4, port)],
+        post=lambda pcap: ([], keepalive_notes(pcap, ctx.rec, client.conn)),
+    )
 
 
 def stalled_sender(ctx: Ctx, rule: list[str], category: str) -> Outcome:
@@ -997,7 +1081,11 @@ def stalled_sender(ctx: Ctx, rule: list[str], category: str) -> Outcome:
         ctx, V4, port, lst, USER_TIMEOUT_OPTS, block_then_send, server_wait=30, client_wait=15
     )
     ctx.join([th_c], 20)
-    return Outcome("kernel", [ctx.finding(category, client, V4, port)])
+    return Outcome(
+        "kernel",
+        [ctx.finding(category, client, V4, port)],
+        post=lambda pcap: ([], stall_notes(pcap, ctx.rec, client.conn)),
+    )
 
 
 @scenario("retransmission_timeout")
@@ -1176,7 +1264,9 @@ def ignored_reset_out_of_window(ctx: Ctx) -> Outcome:
     """After request/reply 1, a RST claiming to come from the client (TTL 64, no ACK flag) is
     injected with scapy into the server with a sequence number 2^30 beyond its RCV.NXT, far
     outside the window: the kernel drops it silently. The apps then exchange request/reply 2
-    and close gracefully; nobody sees an error."""
+    and close gracefully; nobody sees an error. (Wireshark's analysis takes the RST's seq at face
+    value and labels the next client segments "TCP Retransmission"; they are first
+    transmissions.)"""
     return reset_then_continue(ctx, 2**30)
 
 
@@ -1186,7 +1276,8 @@ def ignored_reset_challenge_ack(ctx: Ctx) -> Outcome:
     injected with scapy into the server with seq = RCV.NXT + 1000: inside the window but not
     exact, so (RFC 5961) the server's kernel answers with a challenge ACK (seq = SND.NXT, ack =
     RCV.NXT) and keeps the connection. The apps exchange request/reply 2 and close gracefully;
-    nobody sees an error."""
+    nobody sees an error. (Wireshark labels the challenge ACK a duplicate ACK and the next client
+    segments "TCP Retransmission"; they are first transmissions.)"""
     return reset_then_continue(ctx, 1000)
 
 
@@ -1224,9 +1315,10 @@ def icmp_frag_needed(ctx: Ctx) -> Outcome:
     the client's next segment; the client sends 1400 bytes (DF set); scapy injects an ICMP
     destination unreachable / fragmentation needed (type 3 code 4, next-hop MTU 1280) quoting
     that real segment's IP+TCP header, to the client; 0.1 s later the DROP rule is removed. The
-    client's kernel lowers the path MTU and retransmits the data in segments of at most 1228
-    bytes, which the server receives; the server replies and both close gracefully. No app
-    error."""
+    client's kernel accepts it (the route to 127.0.0.1 gets a cached mtu 1280). On 6.18 it first
+    resends the full 1400-byte segment at once (still using the socket's cached route), then its
+    next retransmission timeout sends the data as 1228 + 172 bytes, which the server receives;
+    the server replies and both close gracefully. No app error."""
     from scapy.all import ICMP, IP, raw
 
     port = ctx.ports[0]
@@ -1269,8 +1361,14 @@ def icmp_frag_needed(ctx: Ctx) -> Outcome:
     ctx.join(threads)
     watcher.stop()
     route = ctx.tool(["ip", "route", "get", "127.0.0.1"], check=False)
-    note = "After the ICMP: " + " ".join(route.split())
-    return Outcome("kernel+injected", [ctx.finding("icmp_error", client_conn[0], V4, port)], [note])
+    note = "Route after the ICMP: " + " ".join(route.split()) + "."
+    conn = client_conn[0].conn
+    return Outcome(
+        "kernel+injected",
+        [ctx.finding("icmp_error", client_conn[0], V4, port)],
+        [note],
+        post=lambda pcap: ([], frag_notes(pcap, conn)),
+    )
 
 
 # --------------------------------------------------------------------------------------------

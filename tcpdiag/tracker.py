@@ -670,6 +670,8 @@ class FlowTable:
 
     def flush(self) -> Iterator[TrackedConnection]:
         """End of capture: retire everything still live."""
+        yield from self._retired_early
+        self._retired_early.clear()
         while self._live:
             _, conn = self._live.popitem(last=False)
             yield conn.retire(self._rst_log)

@@ -198,7 +198,8 @@ STOP = "reading stopped"
         (
             "absurd_caplen.pcap",
             1,
-            f"frame 2 at byte 114: absurd caplen 4294967295 (limit 262144); {STOP}, 1 frame analysed",
+            "frame 2 at byte 114: absurd caplen 4294967295 (limit 262144); "
+            f"{STOP}, 1 frame analysed",
         ),
         (
             "ng_blocklen0.pcapng",

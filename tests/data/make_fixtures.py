@@ -321,8 +321,14 @@ def decode_fixtures() -> dict[str, bytes]:
         eth(ip4(s, c, 6, synack, ttl=63, ip_id=0), tags=((0x8100, 100),)),  # 2 VLAN
         eth(ip4(c, s, 6, data100, ip_id=0x1235), tags=((0x88A8, 200), (0x8100, 100))),  # 3 QinQ
         eth(  # 4: IPv4 with a Router Alert option (IHL 6)
-            ip4(c, s, 6, tcp(1101, 5001, PSH | ACK, 40000, 80, payload=b"0123456789"),
-                options=b"\x94\x04\x00\x00", ip_id=0x1236)
+            ip4(
+                c,
+                s,
+                6,
+                tcp(1101, 5001, PSH | ACK, 40000, 80, payload=b"0123456789"),
+                options=b"\x94\x04\x00\x00",
+                ip_id=0x1236,
+            )
         ),
         eth(ip6(c6, s6, 6, syn6, hlim=255, exts=[hbh, dstopt]), 0x86DD),  # 5
         eth(ip4(c, "10.0.0.53", 17, udp)),  # 6 UDP
@@ -339,8 +345,13 @@ def decode_fixtures() -> dict[str, bytes]:
             ip6(r6, c6, 58, b"\x02\x00\x00\x00\x00\x00\x05\x00" + quoted_v6[:1232]), 0x86DD
         ),
         eth(  # 12: time exceeded quoting UDP -> IcmpError with no quote
-            ip4("192.0.2.1", c, 1, b"\x0b\x00\x00\x00\x00\x00\x00\x00"
-                + ip4(c, "10.0.0.53", 17, udp)[:28], ttl=254)
+            ip4(
+                "192.0.2.1",
+                c,
+                1,
+                b"\x0b\x00\x00\x00\x00\x00\x00\x00" + ip4(c, "10.0.0.53", 17, udp)[:28],
+                ttl=254,
+            )
         ),
         eth(ip4(c, s, 6, bytes(40), frag=0x00B9)),  # 13: non-first fragment of TCP
         eth(ip4(c, s, 6, tcp(1201, 5001, ACK, 40000, 80, payload=tso_payload), total=0)),  # 14
@@ -356,11 +367,15 @@ def decode_fixtures() -> dict[str, bytes]:
 
     # Headers-only capture (snaplen 66): payload lengths must come from the IP header.
     big_syn = eth(ip4(c, s, 6, syn))
-    big_data = eth(ip4(c, s, 6, tcp(1001, 5001, ACK, 40000, 80, options=TS_OPTION,
-                                    payload=bytes(1448))))
+    big_data = eth(
+        ip4(c, s, 6, tcp(1001, 5001, ACK, 40000, 80, options=TS_OPTION, payload=bytes(1448)))
+    )
     big6 = eth(ip6(c6, s6, 6, tcp(5, 6, ACK, 50000, 443, payload=bytes(1000))), 0x86DD)
-    snap = [(T0, 0, big_syn[:66], len(big_syn)), (T0, 1, big_data[:66], len(big_data)),
-            (T0, 2, big6[:74], len(big6))]
+    snap = [
+        (T0, 0, big_syn[:66], len(big_syn)),
+        (T0, 1, big_data[:66], len(big_data)),
+        (T0, 2, big6[:74], len(big6)),
+    ]
     out["decode_snaplen.pcap"] = pcap(snap, snaplen=66)
 
     p4 = ip4(c, s, 6, data100)

@@ -1,0 +1,64 @@
+"""Every committed sample capture against the findings and errnos recorded when it was made.
+
+The samples were made by the real Linux kernel (see samples/README.md); each `.expected.json`
+holds what a correct analyser must report and what each application really got. Findings are
+compared exactly: no missing and no extra (category, client, server), and the errno tcpdiag says
+each application saw must be the one the application really saw.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tcpdiag.analyze import analyze_capture
+from tcpdiag.detect import RuleEngine
+from tcpdiag.rules import load_rules
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+EXPECTED = sorted(SAMPLES.glob("*.expected.json"))
+ENGINE = RuleEngine(load_rules())
+
+
+def load_expected(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def capture_for(expected_path: Path) -> Path:
+    stem = expected_path.name.removesuffix(".expected.json")
+    for suffix in (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz"):
+        candidate = SAMPLES / f"{stem}{suffix}"
+        if candidate.exists():
+            return candidate
+    raise AssertionError(f"no capture for {expected_path.name}")
+
+
+def test_there_are_samples() -> None:
+    assert len(EXPECTED) >= 15
+
+
+@pytest.mark.parametrize("expected_path", EXPECTED, ids=lambda p: p.name.split(".")[0])
+def test_sample_findings_match_exactly(expected_path: Path) -> None:
+    expected = load_expected(expected_path)
+    report = analyze_capture(capture_for(expected_path), ENGINE)
+    assert report.error is None
+    assert not report.truncated
+    want = Counter((f["category"], f["client"], f["server"]) for f in expected["findings"])
+    got = Counter((f.category, f.client, f.server) for f in report.findings)
+    assert got == want
+
+
+@pytest.mark.parametrize("expected_path", EXPECTED, ids=lambda p: p.name.split(".")[0])
+def test_sample_errnos_are_what_the_apps_really_saw(expected_path: Path) -> None:
+    expected = load_expected(expected_path)
+    report = analyze_capture(capture_for(expected_path), ENGINE)
+    by_key = {(f.category, f.client, f.server): f for f in report.findings}
+    for item in expected["findings"]:
+        finding = by_key.get((item["category"], item["client"], item["server"]))
+        assert finding is not None, item
+        assert finding.client_sees.errno == item["client_errno"], (item, finding.client_sees)
+        assert finding.server_sees.errno == item["server_errno"], (item, finding.server_sees)

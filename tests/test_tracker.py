@@ -1,0 +1,325 @@
+"""Tracker and rule behaviour on hand-built segment sequences: RST validity (RFC 9293 / 5961),
+sequence wrap-around, 4-tuple reuse, mid-stream starts, and each event the rules rely on."""
+
+from __future__ import annotations
+
+from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, track
+
+from tcpdiag.events import IcmpErrorEvent, RstEvent, SilenceEvent
+from tcpdiag.packets import ACK, PSH, SYN, SynOptions
+from tcpdiag.seqnum import seq_between, seq_diff, seq_lt
+
+
+def rst_events(capture: Capture) -> list[RstEvent]:
+    return [e for conn in track(capture) for e in conn.events if isinstance(e, RstEvent)]
+
+
+def established() -> tuple[Capture, Conversation]:
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 100)
+    conv.data("s", 300)
+    return cap, conv
+
+
+# -- sequence arithmetic ------------------------------------------------------------------------
+
+
+def test_seq_diff_wraps_around_2_32() -> None:
+    assert seq_diff(5, 0xFFFFFFFB) == 10
+    assert seq_diff(0xFFFFFFFB, 5) == -10
+    assert seq_lt(0xFFFFFFF0, 0x10)
+    assert not seq_lt(0x10, 0xFFFFFFF0)
+    assert seq_between(0xFFFFFFF0, 0x5, 0x20)
+    assert not seq_between(0xFFFFFFF0, 0x30, 0x20)
+
+
+def test_connection_across_sequence_wrap_is_tracked_and_reset_accepted() -> None:
+    cap = Capture()
+    conv = Conversation(cap, client_isn=0xFFFFFF00, server_isn=0xFFFFFFF0)
+    conv.handshake()
+    conv.data("c", 0x200)  # client's data crosses 2**32
+    conv.data("s", 0x100)  # so does the server's
+    assert conv.c.seq < 0x1000 and conv.s.seq < 0x1000  # both wrapped
+    conv.rst("s")
+    (event,) = rst_events(cap)
+    assert event.rst_verdict == "accepted"
+    assert event.receiver_state == "ESTABLISHED"
+    assert event.receiver_bytes_sent == 0x200 and event.sender_bytes_sent == 0x100
+    assert categories(cap) == ["peer_reset"]
+
+
+# -- RST validity -------------------------------------------------------------------------------
+
+
+def test_rst_exactly_at_rcv_nxt_is_accepted() -> None:
+    cap, conv = established()
+    conv.rst("s")
+    assert [e.rst_verdict for e in rst_events(cap)] == ["accepted"]
+
+
+def test_rst_in_window_but_not_rcv_nxt_draws_challenge_and_is_ignored() -> None:
+    cap, conv = established()
+    conv.rst("s", seq=conv.s.seq + 1000)  # window 512 << 7: in window, not exact
+    conv.send("c", ACK)  # the challenge ACK
+    conv.data("s", 10)  # the connection carries on
+    (event,) = rst_events(cap)
+    assert event.rst_verdict == "challenge"
+    assert event.carried_on
+    assert categories(cap) == ["ignored_reset"]
+    (finding,) = findings(cap)
+    assert finding.client_sees.errno is None and finding.server_sees.errno is None
+    assert any("challenge ACK" in e.what for e in finding.evidence)
+
+
+def test_rst_out_of_window_is_ignored() -> None:
+    cap, conv = established()
+    conv.rst("s", seq=conv.s.seq + 0x40000000)
+    conv.data("c", 10)
+    assert [e.rst_verdict for e in rst_events(cap)] == ["out_of_window"]
+    assert categories(cap) == ["ignored_reset"]
+
+
+def test_rst_in_syn_sent_must_acknowledge_the_syn() -> None:
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.send("c", SYN, options=LINUX_SYN)
+    conv.rst("s", seq=0, ack=conv.c.seq + 7)  # wrong ACK: not ISS+1
+    assert [e.rst_verdict for e in rst_events(cap)] == ["bad_ack"]
+    assert categories(cap) == ["ignored_reset"]
+
+
+def test_refused_connect_names_client_errno() -> None:
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.send("c", SYN, options=LINUX_SYN)
+    conv.rst("s", seq=0)
+    (finding,) = findings(cap)
+    assert finding.category == "refused"
+    assert (finding.client, finding.server) == ("10.0.0.1:40000", "10.0.0.2:80")
+    assert finding.client_sees.errno == "ECONNREFUSED"
+    assert finding.server_sees.errno is None
+    assert finding.frames == [1, 2]
+    assert finding.client_state == "SYN-SENT"
+
+
+def test_second_rst_after_reset_is_folded_into_the_first() -> None:
+    cap, conv = established()
+    conv.rst("s")
+    conv.send("c", PSH | ACK, 50)  # in flight when the RST arrived
+    conv.rst("s")
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset"
+    assert finding.facts["further_rsts"] == 1
+    assert len([e for e in finding.evidence if e.what.startswith("RST")]) == 2
+
+
+# -- 4-tuple reuse and retries -----------------------------------------------------------------
+
+
+def test_new_syn_after_close_on_same_four_tuple_starts_a_new_connection() -> None:
+    cap = Capture()
+    first = Conversation(cap, client_isn=1000)
+    first.handshake()
+    first.data("c", 10)
+    first.close("c")
+    second = Conversation(cap, client_isn=900_000)
+    second.send("c", SYN, options=LINUX_SYN)
+    second.rst("s", seq=0)
+    conns = track(cap)
+    assert len(conns) == 2
+    assert [len(c.events) for c in conns] == [0, 1]
+    (finding,) = findings(cap)
+    assert finding.category == "refused" and finding.frames == [9, 10]
+
+
+def test_same_syn_retried_after_refusal_is_one_attempt() -> None:
+    cap = Capture()
+    conv = Conversation(cap)
+    for _ in range(3):
+        conv.send("c", SYN, options=LINUX_SYN, advance=False)
+        conv.rst("s", seq=0, ack=conv.c.seq + 1)
+    assert len(track(cap)) == 1
+    (finding,) = findings(cap)
+    assert finding.category == "refused"
+    assert finding.frames == [1, 2, 4, 6]  # first SYN, then every refusal
+
+
+# -- mid-stream start ---------------------------------------------------------------------------
+
+
+def test_mid_stream_capture_infers_roles_and_still_judges_rst() -> None:
+    cap = Capture()
+    conv = Conversation(cap, client=("192.0.2.7", 51000), server=("192.0.2.8", 443))
+    conv.send("s", PSH | ACK, 200)  # the capture starts with the server talking
+    conv.send("c", ACK)
+    conv.data("c", 40)
+    conv.rst("s")
+    (conn,) = track(cap)
+    assert conn.ref.initiator_known is False
+    assert conn.ref.client == "192.0.2.7:51000" and conn.ref.server == "192.0.2.8:443"
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset"
+    assert finding.initiator_known is False
+    assert finding.client_sees.errno == "ECONNRESET"
+
+
+def test_synack_first_names_the_server() -> None:
+    cap = Capture()
+    conv = Conversation(cap, client=("192.0.2.7", 80), server=("192.0.2.8", 9999))
+    conv.send("s", SYN | ACK, options=LINUX_SYN, ack=1001)
+    conv.send("c", ACK, seq=1001, ack=conv.s.seq)
+    (conn,) = track(cap)
+    assert conn.ref.server == "192.0.2.8:9999" and conn.ref.initiator_known
+
+
+# -- the other categories, one each --------------------------------------------------------------
+
+
+def test_unread_data_is_ranked_first_for_peer_reset() -> None:
+    cap, conv = established()
+    conv.data("c", 64)  # a second request the server acknowledges but never answers
+    conv.rst("s")
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset"
+    assert finding.cause is not None and finding.cause.id == "close-with-unread-data"
+    assert finding.facts["sender_unanswered_bytes"] == 64
+
+
+def test_rst_in_close_wait_is_broken_pipe_for_the_writer() -> None:
+    cap, conv = established()
+    conv.send("c", 0x11)  # FIN|ACK from the client: done, closed
+    conv.send("s", ACK)
+    conv.send("s", PSH | ACK, 1000)  # the server keeps writing
+    conv.send("c", 0x04, seq=conv.c.seq, advance=False)  # bare RST, seq = the data's ack
+    (finding,) = findings(cap)
+    assert finding.category == "broken_pipe"
+    assert finding.server_sees.errno == "EPIPE" and finding.client_sees.errno is None
+
+
+def test_rst_while_half_closed_is_fin_wait_reset() -> None:
+    cap, conv = established()
+    conv.send("c", 0x11)  # shutdown(SHUT_WR)
+    conv.send("s", ACK)
+    conv.rst("s")
+    (finding,) = findings(cap)
+    assert finding.category == "fin_wait_reset"
+    assert finding.client_sees.errno == "ECONNRESET"
+
+
+def test_unanswered_keepalives_then_rst_is_keepalive_timeout() -> None:
+    cap, conv = established()
+    for _ in range(3):
+        conv.send("c", ACK, seq=conv.c.seq - 1, dt=1.0)  # probe at SND.NXT-1, no answer
+    conv.rst("c", dt=1.0)
+    (event,) = rst_events(cap)
+    assert event.sender_keepalive_probes == 3
+    (finding,) = findings(cap)
+    assert finding.category == "keepalive_timeout"
+    assert finding.client_sees.errno == "ETIMEDOUT"
+    assert finding.server_sees.errno == "ECONNRESET"
+
+
+def test_answered_keepalives_are_not_counted() -> None:
+    cap, conv = established()
+    for _ in range(3):
+        conv.send("c", ACK, seq=conv.c.seq - 1, dt=1.0)
+        conv.send("s", ACK)
+    conv.rst("c")
+    (event,) = rst_events(cap)
+    assert event.sender_keepalive_probes == 0
+    assert categories(cap) == ["peer_reset"]
+
+
+def test_unacknowledged_retransmissions_then_silence_is_retransmission_timeout() -> None:
+    cap, conv = established()
+    seq = conv.c.seq
+    conv.send("c", PSH | ACK, 100)
+    for gap in (0.2, 0.4, 0.8, 1.6):
+        conv.send("c", PSH | ACK, 100, seq=seq, dt=gap)
+    events = [e for c in track(cap) for e in c.events if isinstance(e, SilenceEvent)]
+    (silence,) = events
+    assert silence.stall_retransmissions == 4 and silence.backoff_growing and silence.peer_silent
+    (finding,) = findings(cap)
+    assert finding.category == "retransmission_timeout"
+    assert finding.client_sees.errno == "ETIMEDOUT"
+
+
+def test_retried_syn_never_answered_is_connect_timeout() -> None:
+    cap = Capture()
+    conv = Conversation(cap)
+    for gap in (0.0, 1.0, 2.0):
+        conv.send("c", SYN, options=LINUX_SYN, advance=False, dt=gap)
+    (finding,) = findings(cap)
+    assert finding.rule == "connect-timeout"
+    assert finding.client_sees.errno == "ETIMEDOUT"
+
+
+def test_simultaneous_rsts_from_one_host_are_local_abort() -> None:
+    cap = Capture()
+    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(3)]
+    for conv in convs:
+        conv.handshake()
+        conv.data("c", 10)
+        conv.data("s", 10)
+    for conv in convs:
+        conv.rst("c", dt=0.0001)
+    found = findings(cap)
+    assert [f.category for f in found] == ["local_abort"] * 3
+    assert all(f.client_sees.errno == "ECONNABORTED" for f in found)
+    assert all(f.server_sees.errno == "ECONNRESET" for f in found)
+
+
+def test_rst_with_foreign_ttl_is_injected() -> None:
+    cap, conv = established()
+    conv.rst("s", ttl=50)
+    conv.rst("c", ttl=50)
+    (finding,) = findings(cap)
+    assert finding.category == "injected_reset"
+    assert finding.facts["ttl_delta"] == 14
+    assert finding.client_sees.errno == finding.server_sees.errno == "ECONNRESET"
+
+
+def test_half_open_scan_from_optionless_syn() -> None:
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.send("c", SYN, window=1024, options=SynOptions(mss=1460))
+    conv.send("s", SYN | ACK, options=LINUX_SYN)
+    conv.rst("c", with_ack=False)
+    (finding,) = findings(cap)
+    assert finding.category == "half_open_scan"
+    assert finding.cause is not None and finding.cause.id == "raw-socket-scanner"
+
+
+def test_icmp_port_unreachable_on_syn_maps_to_econnrefused() -> None:
+    cap = Capture()
+    conv = Conversation(cap)
+    syn = conv.send("c", SYN, options=LINUX_SYN)
+    conv.icmp(syn, 3, 3, src="10.0.0.2")
+    events = [e for c in track(cap) for e in c.events if isinstance(e, IcmpErrorEvent)]
+    assert [(e.icmp_kind, e.icmp_hard, e.affected_state) for e in events] == [
+        ("port_unreachable", True, "SYN-SENT")
+    ]
+    (finding,) = findings(cap)
+    assert finding.category == "icmp_error"
+    assert finding.client_sees.errno == "ECONNREFUSED"
+
+
+def test_icmp_on_established_is_soft_and_reports_stored_error() -> None:
+    cap, conv = established()
+    seq = conv.c.seq
+    data = conv.send("c", PSH | ACK, 100)
+    conv.icmp(data, 3, 1, src="10.0.0.2")
+    for _ in range(4):
+        conv.send("c", PSH | ACK, 100, seq=seq, dt=0.2)
+    (finding,) = findings(cap)  # one finding: the ICMP explains the stall too
+    assert finding.rule == "icmp-error-established-stall"
+    assert finding.client_sees.errno == "EHOSTUNREACH"
+    assert finding.facts["retransmissions_after"] == 4
+
+
+def test_graceful_close_gives_no_finding() -> None:
+    cap, conv = established()
+    conv.close("c")
+    assert findings(cap) == []
