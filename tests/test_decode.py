@@ -168,10 +168,10 @@ def test_link_types(name: str, expected: list[TcpSegment | None], stats: DecodeS
 # -- crafted single frames ----------------------------------------------------------------------
 
 
-def raw4_tcp(tcp: bytes, total: int | None = None) -> RawFrame:
+def raw4_tcp(tcp: bytes, total: int | None = None, frag: int = 0) -> RawFrame:
     """A raw-IP (101) frame: IPv4 10.0.0.1 -> 10.0.0.2 around `tcp`."""
     length = 20 + len(tcp) if total is None else total
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, length, 7, 0, 64, 6, 0, bytes([10, 0, 0, 1]),
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, length, 7, frag, 64, 6, 0, bytes([10, 0, 0, 1]),
                      bytes([10, 0, 0, 2]))  # fmt: skip
     data = ip + tcp
     return RawFrame(1, 1.5, 101, data, len(data))
@@ -190,6 +190,7 @@ def syn_with_options(options: bytes, doff_words: int | None = None) -> bytes:
         (b"\x02\x04\x05\xb4", SynOptions(mss=1460)),
         (b"\x01\x01\x03\x03\x0e", SynOptions(window_scale=14)),
         (b"\x03\x03\x0f", SynOptions(window_scale=15)),  # out of range: kept as sent
+        (b"\x03\x04\x07\x00\x04\x02", SynOptions(sack_permitted=True)),  # bad-size wscale
         (b"\x02\x03\x05\x04\x02", SynOptions(sack_permitted=True)),  # MSS of wrong size skipped
         (b"\x02\x04\x05\xb4\x00\x03\x03\x07", SynOptions(mss=1460)),  # end-of-list stops
         (b"\x02\x00\x04\x02", SynOptions()),  # length 0: garbage ends the scan
@@ -216,6 +217,23 @@ def test_options_only_on_syn_and_data_offset_checks() -> None:
     # IP total length shorter than its own header
     assert decoder.decode(raw4_tcp(syn_with_options(b""), total=12)) is None
     assert decoder.stats == DecodeStats(frames=4, tcp=1, undecodable=3)
+
+
+@pytest.mark.parametrize(
+    ("frag", "is_tcp"),
+    [
+        (0x2000, True),  # first fragment (MF set, offset 0): its TCP header is here
+        (0x4000, True),  # DF only
+        (0x0001, False),  # offset 8 bytes
+        (0x1000, False),  # offset 32768 bytes: the top bit of the 13-bit offset
+        (0x3FFF, False),
+    ],
+)
+def test_ipv4_fragments(frag: int, is_tcp: bool) -> None:
+    decoder = Decoder()
+    record = decoder.decode(raw4_tcp(syn_with_options(b""), frag=frag))
+    assert isinstance(record, TcpSegment) is is_tcp
+    assert decoder.stats.other == (0 if is_tcp else 1)
 
 
 def test_rst_and_all_flag_bits_pass_through() -> None:

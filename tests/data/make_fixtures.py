@@ -235,6 +235,9 @@ def reader_fixtures() -> dict[str, bytes]:
         ),
     }
     out["pcap_le_usec.pcap.gz"] = gz(out["pcap_le_usec.pcap"])
+    # Concatenated gzip members (as `cat a.gz b.gz` makes), split mid-record, then zero padding.
+    le = out["pcap_le_usec.pcap"]
+    out["multi_member.pcap.gz"] = gz(le[:100]) + gz(le[100:]) + bytes(8)
 
     raw_syn6 = ip6("2001:db8::1", "2001:db8::2", 6, tcp(7, 0, SYN, 50000, 443))
     raw_ack4 = ip4("10.0.0.1", "10.0.0.2", 6, tcp(1001, 5001, ACK, 40000, 80))

@@ -1,0 +1,5 @@
+"""`python -m tcpdiag` runs the command line."""
+
+from tcpdiag.cli import app
+
+app(prog_name="tcpdiag")

@@ -1,0 +1,122 @@
+"""The command line as a user meets it: exit status, output formats, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tcpdiag import __version__
+from tcpdiag.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+DATA = ROOT / "tests" / "data"
+runner = CliRunner()
+
+FINDING_KEYS = {
+    "category", "rule", "client", "server", "frames", "time", "confidence", "client_sees",
+    "server_sees", "explanation", "client_state", "server_state", "cause", "alternatives",
+    "next_step", "evidence", "initiator_known",
+}  # fmt: skip
+
+
+def test_table_output_and_exit_1_when_findings() -> None:
+    result = runner.invoke(app, ["analyze", str(SAMPLES / "refused_no_listener.pcap")])
+    assert result.exit_code == 1
+    assert "refused" in result.stdout and "ECONNREFUSED" in result.stdout
+    assert "Connection refused" in result.stdout  # the Linux message, under the table
+    assert "next:" in result.stdout
+
+
+def test_exit_0_when_no_finding() -> None:
+    result = runner.invoke(app, ["analyze", str(SAMPLES / "graceful_close.pcap")])
+    assert result.exit_code == 0
+    assert "No abnormal TCP connection found." in result.stdout
+
+
+def test_json_document_shape_is_stable() -> None:
+    result = runner.invoke(
+        app, ["analyze", "--format", "json", str(SAMPLES / "broken_pipe.pcap")]
+    )
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["tool"] == "tcpdiag" and doc["version"] == __version__
+    (capture,) = doc["captures"]
+    assert capture["path"].endswith("broken_pipe.pcap")
+    assert capture["packets"] > 0 and capture["flows"] >= 1
+    (finding,) = capture["findings"]
+    assert FINDING_KEYS <= set(finding)
+    assert finding["category"] == "broken_pipe"
+    assert finding["server_sees"]["errno"] == "EPIPE"
+    assert finding["client_sees"]["errno"] is None
+    assert 0.0 <= finding["confidence"] <= 1.0
+    assert finding["time"].endswith("Z")
+    assert all(isinstance(n, int) and n >= 1 for n in finding["frames"])
+
+
+def test_markdown_output_for_tickets() -> None:
+    result = runner.invoke(
+        app, ["analyze", "-f", "markdown", str(SAMPLES / "peer_reset_linger0.pcap")]
+    )
+    assert result.exit_code == 1
+    assert result.stdout.startswith("## ")
+    assert "| peer\\_reset" in result.stdout or "| peer\\_reset " in result.stdout
+
+
+def test_many_files_in_one_run() -> None:
+    files = [SAMPLES / "refused_no_listener.pcap", SAMPLES / "graceful_close.pcap"]
+    result = runner.invoke(app, ["analyze", "-f", "json", *map(str, files)])
+    doc = json.loads(result.stdout)
+    assert [len(c["findings"]) for c in doc["captures"]] == [1, 0]
+    assert result.exit_code == 1
+
+
+def test_not_a_capture_is_one_line_error_exit_2() -> None:
+    result = runner.invoke(app, ["analyze", str(DATA / "not_capture.txt")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tcpdiag: error: ")
+    assert "not_capture.txt" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_missing_file_is_one_line_error_and_other_files_still_analysed() -> None:
+    result = runner.invoke(
+        app, ["analyze", "-f", "json", "/nonexistent.pcap", str(SAMPLES / "graceful_close.pcap")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "/nonexistent.pcap" in result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["captures"][0]["error"] and doc["captures"][1]["error"] is None
+
+
+def test_truncated_capture_warns_and_still_reports() -> None:
+    result = runner.invoke(app, ["analyze", str(DATA / "trunc_body.pcap")])
+    assert result.exit_code in (0, 1)
+    assert result.stderr.startswith("tcpdiag: warning: ")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_rules_command_lists_every_rule() -> None:
+    result = runner.invoke(app, ["rules", "-f", "json"])
+    assert result.exit_code == 0
+    ids = {r["id"] for r in json.loads(result.stdout)["rules"]}
+    assert {"refused-rst-to-syn", "broken-pipe-rst-in-close-wait", "keepalive-timeout"} <= ids
+    table = runner.invoke(app, ["rules"])
+    assert table.exit_code == 0 and "half_open_scan" in table.stdout
+
+
+def test_usage_error_exits_2() -> None:
+    assert runner.invoke(app, ["analyze"]).exit_code == 2
+    assert runner.invoke(app, ["analyze", "--format", "xml", "x.pcap"]).exit_code == 2
+
+
+def test_installed_entry_point_runs_as_a_module() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tcpdiag", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == f"tcpdiag {__version__}"
