@@ -448,7 +448,7 @@ class CaptureReader:
                     damage = (reason, self._base + pos, frame)
                     break
                 linktype, ticks, offset, _snaplen = ifaces[iface]
-                last_time = ((ts_high << 32) | ts_low) / ticks + offset / ticks
+                last_time = (((ts_high << 32) | ts_low) + offset) / ticks
                 number += 1
                 start = pos + 28
                 yield RawFrame(number, last_time, linktype, buf[start : start + caplen], wire_len)

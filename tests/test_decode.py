@@ -236,6 +236,52 @@ def test_ipv4_fragments(frag: int, is_tcp: bool) -> None:
     assert decoder.stats.other == (0 if is_tcp else 1)
 
 
+def raw6(chain: list[tuple[int, bytes]], upper: int, l4: bytes) -> RawFrame:
+    """A raw IPv6 (229) frame 2001:db8::1 -> ::2; chain is (type, bytes after next-header)."""
+    types = [t for t, _ in chain] + [upper]
+    exts = b"".join(bytes([types[i + 1]]) + body for i, (_, body) in enumerate(chain))
+    src, dst = ipaddress.IPv6Address(C6).packed, ipaddress.IPv6Address(S6).packed
+    head = struct.pack("!IHBB16s16s", 0x60000000, len(exts) + len(l4), types[0], 9, src, dst)
+    data = head + exts + l4
+    return RawFrame(3, 2.0, 229, data, len(data))
+
+
+AH = (51, b"\x04" + bytes(22))  # payload length 4: (4 + 2) * 4 = 24 bytes
+HOP_BY_HOP = (0, b"\x00\x01\x04" + bytes(4))
+ROUTING = (43, b"\x00\x00\x00" + bytes(4))
+FIRST_FRAGMENT = (44, b"\x00\x00\x01" + bytes(4))  # offset 0, more fragments
+LATER_FRAGMENT = (44, b"\x00\x05\x28" + bytes(4))  # offset 165 * 8
+
+
+@pytest.mark.parametrize(
+    ("chain", "upper", "outcome"),
+    [
+        ([HOP_BY_HOP, AH], 6, "tcp"),
+        ([ROUTING, FIRST_FRAGMENT], 6, "tcp"),
+        ([LATER_FRAGMENT], 6, "other"),
+        ([HOP_BY_HOP], 59, "other"),  # no next header
+        ([AH], 17, "other"),  # UDP
+    ],
+)
+def test_ipv6_extension_chains(chain: list[tuple[int, bytes]], upper: int, outcome: str) -> None:
+    tcp = syn_with_options(b"\x02\x04\x05\x00") + b"data"
+    decoder = Decoder()
+    record = decoder.decode(raw6(chain, upper, tcp))
+    if outcome == "tcp":
+        assert record == seg(3, 2.0, C6, S6, 1, 2, 3, 0, SYN, 100, 4, 9, 6, None,
+                             SynOptions(mss=1280))  # fmt: skip
+    else:
+        assert record is None
+        assert decoder.stats.other == 1
+
+
+def test_ipv6_chain_cut_short_is_undecodable() -> None:
+    frame = raw6([HOP_BY_HOP, AH], 6, syn_with_options(b""))
+    decoder = Decoder()
+    assert decoder.decode(RawFrame(1, 0.0, 229, frame.data[:60], 80)) is None  # inside the AH
+    assert decoder.stats == DecodeStats(frames=1, undecodable=1)
+
+
 def test_rst_and_all_flag_bits_pass_through() -> None:
     tcp = bytearray(syn_with_options(b""))
     tcp[13] = 0xFF

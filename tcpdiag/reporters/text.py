@@ -32,7 +32,7 @@ def _capture(report: CaptureReport) -> str:
         lines.append(safe(f"error: {report.error}"))
         return "\n".join(lines) + "\n"
     lines.append(
-        f"{report.packets} packets, {report.flows} TCP connections, "
+        f"{report.packets} packets, {report.flows} TCP connection{'s' * (report.flows != 1)}, "
         f"{len(report.findings)} finding{'s' if len(report.findings) != 1 else ''}"
         + (
             " (capture cut short: findings cover the part before the damage)"
