@@ -89,6 +89,10 @@ class RstEvent(FlowEvent):
     ttl_delta: int | None = None
     # Keepalive probes the sender sent since it last heard from the receiver.
     sender_keepalive_probes: int = 0
+    # Idle time before the first of those probes, and the mean gap between them (Linux defaults:
+    # tcp_keepalive_time 7200 s, tcp_keepalive_intvl 75 s, tcp_keepalive_probes 9).
+    keepalive_idle_seconds: float | None = None
+    keepalive_interval_seconds: float | None = None
     # Payload the receiver sent (and the sender acknowledged) since the sender last sent payload:
     # data that reached the sender's socket and was never answered, e.g. left unread at close.
     sender_unanswered_bytes: int = 0

@@ -190,6 +190,7 @@ class Connection:
         "icmp_events",
         "initiator_known",
         "ip_version",
+        "last_ordinary_time",
         "last_time",
         "rsts",
         "server",
@@ -215,6 +216,7 @@ class Connection:
         self.first_frame = first_frame
         self.first_time = first_time
         self.last_time = first_time
+        self.last_ordinary_time = first_time  # last segment that was neither a probe nor a RST
         self.wscale_on = False
         self.closed_at: float | None = None
         self.rsts: list[_PendingRst] = []
@@ -322,6 +324,7 @@ class Connection:
         else:
             sender.unanswered_probes.clear()
             self._on_payload(seg, sender, receiver)
+            self.last_ordinary_time = seg.time
         receiver.unanswered_probes.clear()  # any segment from the sender answers the peer's probes
         if flags & FIN:
             self._on_fin(seg, sender, receiver)
@@ -492,6 +495,7 @@ class Connection:
             return
         verdict = self._rst_verdict(seg, sender, receiver)
         syn_options = self.client.syn_options
+        probes = sender.unanswered_probes
         acked_by_sender = (
             receiver.snd_nxt is not None
             and sender.rcv_nxt is not None
@@ -511,7 +515,15 @@ class Connection:
             rst_has_ack=bool(seg.flags & ACK),
             rst_ttl=seg.ttl,
             ttl_delta=abs(seg.ttl - sender.ttl) if sender.ttl is not None else None,
-            sender_keepalive_probes=len(sender.unanswered_probes),
+            sender_keepalive_probes=len(probes),
+            keepalive_idle_seconds=(
+                round(probes[0].time - self.last_ordinary_time, 3) if probes else None
+            ),
+            keepalive_interval_seconds=(
+                round((probes[-1].time - probes[0].time) / (len(probes) - 1), 3)
+                if len(probes) > 1
+                else None
+            ),
             sender_unanswered_bytes=receiver.unanswered_bytes if acked_by_sender else 0,
             sender_bytes_sent=sender.bytes_sent,
             receiver_bytes_sent=receiver.bytes_sent,
