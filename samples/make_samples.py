@@ -213,6 +213,19 @@ class Endpoint:
                 break
         return got
 
+    def so_error(self) -> None:
+        """getsockopt(SO_ERROR): returns (and clears) a pending error, including a soft ICMP error
+        the app's other calls never reported. Logged as `SO_ERROR = NAME` (the call succeeded)."""
+
+        def name(value: int) -> str:
+            return "SO_ERROR = " + (errno.errorcode.get(value, str(value)) if value else "0")
+
+        self._do(
+            "getsockopt(SO_ERROR)",
+            lambda: self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR),
+            name,
+        )
+
     def shutdown_wr(self) -> None:
         self._do("shutdown(SHUT_WR)", lambda: self.sock.shutdown(socket.SHUT_WR), lambda _: "ok")
 
@@ -300,7 +313,7 @@ class Ctx:
         family: int,
         port: int,
         opts: Iterable[tuple[int, int, int]] = (),
-        timeout: float = 5.0,
+        timeout: float | None = 5.0,
         app: str = "client",
     ) -> tuple[Endpoint, bool]:
         """Bind an ephemeral port (so the log knows the client's ip:port), then connect."""
@@ -527,6 +540,50 @@ def frag_notes(pcap: Path, client: str) -> list[str]:
         "Measured client data segments (time relative to the ICMP: payload bytes): "
         + ", ".join(f"{p.ts - icmp.ts:+.3f} s: {p.length}" for p in data)
         + "."
+    ]
+
+
+def syn_notes(pcap: Path, rec: Recorder, client: str) -> list[str]:
+    """SYN (re)transmission times, anything else on the flow, when connect() failed."""
+    cport = split_conn(client)[1]
+    segs = flow(read_packets(pcap), cport)
+    syns = [p.ts for p in segs if p.sport == cport and p.flags & 0x12 == 0x02]
+    if not syns:
+        return ["No SYN was captured."]
+    others = len(segs) - len(syns)
+    err_at = rec.error_time("client", client)
+    return [
+        f"Measured: {len(syns)} SYNs; the retransmissions at "
+        + ", ".join(f"+{t - syns[0]:.3f}" for t in syns[1:])
+        + f" s after the first; {others} other segment(s) on the connection; connect() failed "
+        + (f"{err_at - syns[0]:.3f} s after the first SYN." if err_at else "never.")
+    ]
+
+
+def transient_notes(pcap: Path, rec: Recorder, client: str) -> list[str]:
+    """(Re)transmissions of the client's last data segment, ICMPs, the rule's removal, the ACK."""
+    cport = split_conn(client)[1]
+    packets = read_packets(pcap)
+    segs = flow(packets, cport)
+    data = [p for p in segs if p.sport == cport and p.length > 0]
+    tx = [p.ts for p in data if p.seq == data[-1].seq]
+    end = (data[-1].seq + data[-1].length) % 2**32
+    acked = next((p.ts for p in segs if p.dport == cport and p.flags & 0x10 and p.ack == end), None)
+    icmps = [p.ts for p in packets if p.proto == 1]
+    removed = next(
+        (ev.when for ev in rec.events if ev.app == "admin" and " -D " in f" {ev.call} "), None
+    )
+
+    def rel(t: float | None) -> str:
+        return "never" if t is None else f"+{t - tx[0]:.3f} s"
+
+    return [
+        f"Measured: the {data[-1].length}-byte request was retransmitted {len(tx) - 1} times, at "
+        + ", ".join(f"+{t - tx[0]:.3f}" for t in tx[1:])
+        + f" s after its first transmission; {len(icmps)} ICMP error(s) were captured (at "
+        + ", ".join(f"+{t - tx[0]:.3f}" for t in icmps)
+        + f" s); the REJECT rule was deleted at {rel(removed)}; the request was ACKed at "
+        + f"{rel(acked)}."
     ]
 
 
@@ -1368,6 +1425,76 @@ def icmp_frag_needed(ctx: Ctx) -> Outcome:
         [ctx.finding("icmp_error", client_conn[0], V4, port)],
         [note],
         post=lambda pcap: ([], frag_notes(pcap, conn)),
+    )
+
+
+@scenario("connect_timeout")
+def connect_timeout(ctx: Ctx) -> Outcome:
+    """A server listens (and never sees anything: it never accepts) but `iptables -A INPUT -p tcp
+    --dport P --syn -j DROP` silently drops every SYN to it. The client sets TCP_SYNCNT=2 and
+    calls a blocking connect() (no Python timeout): the kernel retransmits the SYN twice, with
+    exponential backoff (about 1 s, then 2 s), and connect() fails with ETIMEDOUT about 4 s after
+    the last retry. Nothing ever answers: no SYN-ACK, no RST, no ICMP."""
+    port = ctx.ports[0]
+    ctx.listen(V4, port)
+    ctx.iptables("-A", "INPUT", "-p", "tcp", "--dport", str(port), "--syn", "-j", "DROP")
+    opts = [(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 2)]
+    client, _ = ctx.connect(V4, port, opts, timeout=None)  # blocking: the kernel decides
+    return Outcome(
+        "kernel",
+        [ctx.finding("retransmission_timeout", client, V4, port)],
+        post=lambda pcap: ([], syn_notes(pcap, ctx.rec, client.conn)),
+    )
+
+
+@scenario("icmp_host_unreachable_transient")
+def icmp_host_unreachable_transient(ctx: Ctx) -> Outcome:
+    """After request/reply 1, `iptables -I INPUT -p tcp --dport P -j REJECT --reject-with
+    icmp-host-unreachable` rejects every client segment. The client sends request 2 and blocks in
+    recv: each (re)transmission draws an ICMP host unreachable, a soft error on an established
+    connection. About 0.6 s later the rule is deleted; the next retransmission gets through and
+    is ACKed, the server replies and both close gracefully. Neither app's calls fail (the client
+    then reads getsockopt(SO_ERROR), which returns the pending soft error, logged as a successful
+    call)."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    rule = ["INPUT", "-p", "tcp", "--dport", str(port), "-j", "REJECT"]
+    rule += ["--reject-with", "icmp-host-unreachable"]
+    sent = threading.Event()
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"reply 1\n")
+        conn.recv()  # request 2, delivered once the rule is gone
+        conn.send(b"reply 2\n")
+        conn.recv()  # EOF
+        conn.close()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"request 1\n")
+        conn.recv()
+        ctx.iptables("-I", *rule)
+        conn.send(b"request 2\n")
+        sent.set()
+        conn.recv()
+        conn.so_error()
+        conn.close()
+
+    threads = [ctx.spawn(server), ctx.spawn(client)]
+    if not sent.wait(5):
+        raise RuntimeError("exchange did not happen")
+    ctx.pause(0.6)
+    ctx.iptables("-D", *rule)
+    ctx.join(threads)
+    conn = client_conn[0].conn
+    return Outcome(
+        "kernel",
+        [ctx.finding("icmp_error", client_conn[0], V4, port)],
+        post=lambda pcap: ([], transient_notes(pcap, ctx.rec, conn)),
     )
 
 

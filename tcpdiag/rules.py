@@ -15,11 +15,11 @@ A fact that is unknown (None) never satisfies a bound.
 
 from __future__ import annotations
 
+import importlib.util
 import string
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -114,12 +114,11 @@ class RuleSet:
 
 def default_rules_dir() -> Path:
     """The installed rules (package tcpdiag.rulesdata), else the source tree's rules/."""
-    try:
-        installed = resources.files("tcpdiag.rulesdata")
-        if installed.is_dir():
-            return Path(str(installed))
-    except ModuleNotFoundError:
-        pass
+    # rulesdata is a namespace package (a folder of TOML files), so ask for its location directly.
+    spec = importlib.util.find_spec("tcpdiag.rulesdata")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location, "errnos.toml").is_file():
+            return Path(location)
     return Path(__file__).resolve().parent.parent / "rules"
 
 

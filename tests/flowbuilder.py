@@ -10,8 +10,18 @@ from dataclasses import dataclass, field
 
 from tcpdiag.detect import RuleEngine
 from tcpdiag.findings import Finding
-from tcpdiag.packets import ACK, FIN, PSH, RST, SYN, IcmpError, Packet, QuotedTcp, SynOptions
-from tcpdiag.packets import TcpSegment
+from tcpdiag.packets import (
+    ACK,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    IcmpError,
+    Packet,
+    QuotedTcp,
+    SynOptions,
+    TcpSegment,
+)
 from tcpdiag.rules import load_rules
 from tcpdiag.tracker import FlowTable, TrackedConnection
 

@@ -20,9 +20,7 @@ from tcpdiag.reader import CaptureReader
 pyshark = pytest.importorskip("pyshark")
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPTURES = sorted(
-    p for p in (ROOT / "samples").iterdir() if p.name.endswith((".pcap", ".pcapng"))
-)
+CAPTURES = sorted(p for p in (ROOT / "samples").iterdir() if p.name.endswith((".pcap", ".pcapng")))
 
 if shutil.which("tshark") is None:
     if os.environ.get("CI"):

@@ -83,7 +83,7 @@ sample = "refused_no_listener"
         ('[rule.when]\nreceiver_stat = "SYN-SENT"\n', "condition on unknown fact 'receiver_stat'"),
         ('[rule.sees.receiver]\nerrno = "ENOSUCH"\n', "receiver sees unknown errno 'ENOSUCH'"),
         ('[rule.sees.client]\nerrno = "EPIPE"\n', "sees: unknown role 'client'"),
-        ('[rule.when]\nburst_size = {above = 2}\n', "unknown operators ['above']"),
+        ("[rule.when]\nburst_size = {above = 2}\n", "unknown operators ['above']"),
         ('[[rule.causes]]\nid = "c"\nconfidence = 1.5\ntext = "t"\n', "confidence must be"),
     ],
 )
