@@ -214,8 +214,9 @@ class Endpoint:
         return got
 
     def so_error(self) -> None:
-        """getsockopt(SO_ERROR): returns (and clears) a pending error, including a soft ICMP error
-        the app's other calls never reported. Logged as `SO_ERROR = NAME` (the call succeeded)."""
+        """getsockopt(SO_ERROR): returns (and clears) a pending error, including a stored soft ICMP
+        error the app's other calls never reported. Logged as `SO_ERROR = NAME` or `SO_ERROR = 0`
+        (the call itself succeeded)."""
 
         def name(value: int) -> str:
             return "SO_ERROR = " + (errno.errorcode.get(value, str(value)) if value else "0")
@@ -1432,17 +1433,22 @@ def icmp_frag_needed(ctx: Ctx) -> Outcome:
 def connect_timeout(ctx: Ctx) -> Outcome:
     """A server listens (and never sees anything: it never accepts) but `iptables -A INPUT -p tcp
     --dport P --syn -j DROP` silently drops every SYN to it. The client sets TCP_SYNCNT=2 and
-    calls a blocking connect() (no Python timeout): the kernel retransmits the SYN twice, with
-    exponential backoff (about 1 s, then 2 s), and connect() fails with ETIMEDOUT about 4 s after
-    the last retry. Nothing ever answers: no SYN-ACK, no RST, no ICMP."""
+    calls a blocking connect() (no Python timeout). Nothing ever answers: no SYN-ACK, no RST, no
+    ICMP. The kernel bounds the attempt by time rather than by count: on 6.18 the first SYN
+    retransmissions come at a fixed 1 s interval (`net.ipv4.tcp_syn_linear_timeouts`, default 4),
+    so 6 SYNs go out at about 0, 1, 2, 3, 4 and 5 s, and connect() fails with ETIMEDOUT about 7 s
+    after the first SYN (the time 1 + 2 SYNs with classic 1 s, 2 s, 4 s backoff would take)."""
     port = ctx.ports[0]
     ctx.listen(V4, port)
     ctx.iptables("-A", "INPUT", "-p", "tcp", "--dport", str(port), "--syn", "-j", "DROP")
     opts = [(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 2)]
     client, _ = ctx.connect(V4, port, opts, timeout=None)  # blocking: the kernel decides
+    linear = Path("/proc/sys/net/ipv4/tcp_syn_linear_timeouts")
+    sysctl = linear.read_text().strip() if linear.exists() else "absent"
     return Outcome(
         "kernel",
         [ctx.finding("retransmission_timeout", client, V4, port)],
+        [f"net.ipv4.tcp_syn_linear_timeouts in the namespace: {sysctl}."],
         post=lambda pcap: ([], syn_notes(pcap, ctx.rec, client.conn)),
     )
 
@@ -1452,10 +1458,11 @@ def icmp_host_unreachable_transient(ctx: Ctx) -> Outcome:
     """After request/reply 1, `iptables -I INPUT -p tcp --dport P -j REJECT --reject-with
     icmp-host-unreachable` rejects every client segment. The client sends request 2 and blocks in
     recv: each (re)transmission draws an ICMP host unreachable, a soft error on an established
-    connection. About 0.6 s later the rule is deleted; the next retransmission gets through and
-    is ACKed, the server replies and both close gracefully. Neither app's calls fail (the client
-    then reads getsockopt(SO_ERROR), which returns the pending soft error, logged as a successful
-    call)."""
+    connection; the retransmissions keep a fixed interval of about 0.2 s (no backoff, RFC 6069).
+    About 0.6 s later the rule is deleted; the next retransmission gets through and is ACKed, the
+    server replies and both close gracefully. No call of either app fails. The client finally
+    reads getsockopt(SO_ERROR) (logged as a successful call): it is 0, because the ACK of new data
+    cleared the stored soft error."""
     port = ctx.ports[0]
     lst = ctx.listen(V4, port)
     rule = ["INPUT", "-p", "tcp", "--dport", str(port), "-j", "REJECT"]
