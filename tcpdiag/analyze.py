@@ -8,9 +8,18 @@ from typing import Any
 
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
+from tcpdiag.filters import ConnectionFilter
 from tcpdiag.findings import Finding
+from tcpdiag.flows import FlowRecord
 from tcpdiag.reader import CaptureError, CaptureReader
-from tcpdiag.tracker import FlowTable
+from tcpdiag.tracker import FlowTable, TrackedConnection
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisOptions:
+    connection_filter: ConnectionFilter = field(default_factory=ConnectionFilter)
+    keep_flows: bool = False  # also list every connection (tcpdiag flows)
+    zeek_split: bool = False  # split reused 4-tuples exactly where Zeek does
 
 
 @dataclass(slots=True)
@@ -19,6 +28,7 @@ class CaptureReport:
     packets: int = 0  # frames read from the capture
     flows: int = 0  # TCP connections seen
     findings: list[Finding] = field(default_factory=list)
+    connections: list[FlowRecord] = field(default_factory=list)  # only with keep_flows
     warnings: list[str] = field(default_factory=list)
     error: str | None = None  # set when the capture could not be read at all
     truncated: bool = False  # reading stopped early at damage; findings cover the part before it
@@ -37,8 +47,19 @@ class CaptureReport:
         }
 
 
-def analyze_capture(path: str | os.PathLike[str], engine: RuleEngine) -> CaptureReport:
+def _selected(conn: TrackedConnection, wanted: ConnectionFilter) -> bool:
+    return wanted.matches(
+        (conn.client.addr, conn.server.addr), (conn.client.port, conn.server.port), conn.conn_state
+    )
+
+
+def analyze_capture(
+    path: str | os.PathLike[str],
+    engine: RuleEngine,
+    options: AnalysisOptions | None = None,
+) -> CaptureReport:
     """Analyse one capture. Unreadable input is reported in `error`, never raised."""
+    options = options or AnalysisOptions()
     report = CaptureReport(path=os.fspath(path))
     try:
         reader = CaptureReader(path)
@@ -46,11 +67,16 @@ def analyze_capture(path: str | os.PathLike[str], engine: RuleEngine) -> Capture
         report.error = str(exc)
         return report
     decoder = Decoder()
-    table = FlowTable()
+    table = FlowTable(zeek_split=options.zeek_split)
+    wanted = options.connection_filter
     with reader:
         decoded = (p for p in map(decoder.decode, reader) if p is not None)
         for conn in table.track(decoded):
+            if wanted.active and not _selected(conn, wanted):
+                continue
             report.findings.extend(engine.findings_for(conn))
+            if options.keep_flows:
+                report.connections.append(FlowRecord.from_connection(conn))
     stats = decoder.stats
     report.packets = stats.frames
     report.flows = table.connections_seen
@@ -67,4 +93,11 @@ def analyze_capture(path: str | os.PathLike[str], engine: RuleEngine) -> Capture
         "undecodable": stats.undecodable,
     }
     report.findings.sort(key=lambda f: (f.time, f.frames[:1]))
+    by_conn: dict[int, list[str]] = {}
+    for number, finding in enumerate(report.findings, 1):
+        finding.id = f"F{number}"
+        by_conn.setdefault(finding.conn_id, []).append(finding.id)
+    report.connections.sort(key=lambda c: (c.first_time, c.conn_id))
+    for record in report.connections:
+        record.findings = by_conn.get(record.conn_id, [])
     return report

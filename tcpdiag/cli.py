@@ -16,9 +16,11 @@ import typer
 from tabulate import tabulate
 
 from tcpdiag import __version__
-from tcpdiag.analyze import CaptureReport, analyze_capture
+from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.detect import RuleEngine
+from tcpdiag.filters import ConnectionFilter, FilterError
 from tcpdiag.reporters.common import safe
+from tcpdiag.reporters.flows import render_flows_csv, render_flows_json, render_flows_table
 from tcpdiag.reporters.json_report import render_json
 from tcpdiag.reporters.markdown import render_markdown
 from tcpdiag.reporters.text import render_text
@@ -73,6 +75,69 @@ def _load(rules_dir: Path | None) -> RuleSet:
         raise _fail(str(exc)) from None
 
 
+HostOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--host", help="Only connections with this IP address at either end (repeatable)."
+    ),
+]
+PortOption = Annotated[
+    list[int] | None,
+    typer.Option("--port", help="Only connections with this TCP port at either end (repeatable)."),
+]
+NetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--net", help="Only connections with an end in this CIDR network, e.g. 10.1.0.0/16."
+    ),
+]
+ZeekSplitOption = Annotated[
+    bool,
+    typer.Option(
+        "--zeek-split",
+        help="Split reused 4-tuples as Zeek does: every SYN after a FIN or RST starts a new "
+        "connection, so each retried refused SYN is its own (REJ) connection.",
+    ),
+]
+
+
+def _filter(
+    hosts: list[str] | None,
+    ports: list[int] | None,
+    nets: list[str] | None,
+    states: list[str] | None = None,
+) -> ConnectionFilter:
+    try:
+        return ConnectionFilter.build(hosts or (), ports or (), nets or (), states or ())
+    except FilterError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _run(
+    captures: list[Path], engine: RuleEngine, options: AnalysisOptions, debug: bool
+) -> list[CaptureReport]:
+    """Analyse each capture; report warnings and errors on stderr as one line each."""
+    reports: list[CaptureReport] = []
+    for path in captures:
+        try:
+            report = analyze_capture(path, engine, options)
+        except Exception as exc:  # a bug, not bad input: still one line, and the other files go on
+            if debug:
+                raise
+            report = CaptureReport(
+                path=str(path),
+                error=f"{path}: internal error ({type(exc).__name__}: {exc}); "
+                "rerun with --debug and report it",
+            )
+        reports.append(report)
+        for warning in report.warnings:
+            typer.echo(f"tcpdiag: warning: {safe(warning)}", err=True)
+        if report.error:
+            typer.echo(f"tcpdiag: error: {safe(report.error)}", err=True)
+    return reports
+
+
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show a traceback on internal errors.")]
 RulesOption = Annotated[
     Path | None,
     typer.Option(
@@ -100,10 +165,12 @@ def analyze(
             help="table: for a terminal; json: one document for programs; markdown: for tickets.",
         ),
     ] = OutputFormat.table,
+    host: HostOption = None,
+    port: PortOption = None,
+    net: NetOption = None,
+    zeek_split: ZeekSplitOption = False,
     rules_dir: RulesOption = None,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show a traceback on internal errors.")
-    ] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Find the connections that ended abnormally and explain each.
 
@@ -120,24 +187,8 @@ def analyze(
 
       tcpdiag analyze --format json rotated-*.pcap.gz > report.json
     """
-    engine = RuleEngine(_load(rules_dir))
-    reports: list[CaptureReport] = []
-    for path in captures:
-        try:
-            report = analyze_capture(path, engine)
-        except Exception as exc:  # a bug, not bad input: still one line, and the other files go on
-            if debug:
-                raise
-            report = CaptureReport(
-                path=str(path),
-                error=f"{path}: internal error ({type(exc).__name__}: {exc}); "
-                "rerun with --debug and report it",
-            )
-        reports.append(report)
-        for warning in report.warnings:
-            typer.echo(f"tcpdiag: warning: {safe(warning)}", err=True)
-        if report.error:
-            typer.echo(f"tcpdiag: error: {safe(report.error)}", err=True)
+    options = AnalysisOptions(connection_filter=_filter(host, port, net), zeek_split=zeek_split)
+    reports = _run(captures, RuleEngine(_load(rules_dir)), options, debug)
     render = {
         OutputFormat.table: render_text,
         OutputFormat.json: render_json,
@@ -147,6 +198,63 @@ def analyze(
     if any(r.error for r in reports):
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_FINDINGS if any(r.findings for r in reports) else EXIT_CLEAN)
+
+
+class FlowFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+@app.command()
+def flows(
+    captures: Annotated[
+        list[Path],
+        typer.Argument(help="Capture files: pcap or pcapng, optionally gzip-compressed (.gz)."),
+    ],
+    output_format: Annotated[
+        FlowFormat, typer.Option("--format", "-f", help="table, json, csv or markdown.")
+    ] = FlowFormat.table,
+    state: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--state",
+            help="Only connections in this Zeek conn_state (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, "
+            "RSTOS0, RSTRH, SH, SHR, OTH; repeatable).",
+        ),
+    ] = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    net: NetOption = None,
+    zeek_split: ZeekSplitOption = False,
+    rules_dir: RulesOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """List every TCP connection, healthy or not, in Zeek's conn.log vocabulary.
+
+    For each: first time, duration, client and server, packets and payload bytes each way, each
+    side's final TCP state, Zeek's conn_state and history (uppercase = originator, ^ = roles
+    flipped because the capture missed the SYN), the Community ID that Zeek, Suricata and
+    Arkime log for the same flow (join on it), and the ids of tcpdiag's findings about it.
+
+    Unlike Zeek, tcpdiag keeps a refused SYN and its retries (same ISN) as one connection;
+    --zeek-split splits them as Zeek does.
+
+    Exit status: 0 when listed, 2 on input or usage errors.
+    """
+    options = AnalysisOptions(
+        connection_filter=_filter(host, port, net, state), keep_flows=True, zeek_split=zeek_split
+    )
+    reports = _run(captures, RuleEngine(_load(rules_dir)), options, debug)
+    render = {
+        FlowFormat.table: render_flows_table,
+        FlowFormat.json: render_flows_json,
+        FlowFormat.csv: render_flows_csv,
+        FlowFormat.markdown: lambda r: render_flows_table(r, markdown=True),
+    }[output_format]
+    sys.stdout.write(render(reports))
+    raise typer.Exit(EXIT_ERROR if any(r.error for r in reports) else EXIT_CLEAN)
 
 
 @app.command("rules")

@@ -96,6 +96,7 @@ class RuleEngine:
             next_step=render(rule.next_step, values),
             references=list(rule.references),
             conn_id=ref.conn_id,
+            community_id=ref.community_id,
             facts=facts,
         )
 

@@ -62,6 +62,8 @@ class Finding:
     next_step: str
     references: list[str]
     conn_id: int
+    community_id: str
+    id: str = ""  # "F1", "F2", ... in report order within one capture
     facts: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

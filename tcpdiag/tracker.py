@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 
+from tcpdiag.communityid import community_id
 from tcpdiag.events import (
     ConnectionRef,
     Evidence,
@@ -31,6 +32,7 @@ from tcpdiag.events import (
 )
 from tcpdiag.packets import ACK, FIN, RST, SYN, IcmpError, Packet, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_add, seq_between, seq_diff, seq_le, seq_lt
+from tcpdiag.zeek import ZeekConnection
 
 # How long (capture time) a closed connection stays in the table to collect late evidence.
 CLOSE_GRACE_SECONDS = 5.0
@@ -138,6 +140,9 @@ class TrackedConnection:
     server: Endpoint
     last_time: float
     events: list[FlowEvent]
+    conn_state: str  # Zeek's conn_state (S0, SF, REJ, RSTO, ...)
+    history: str  # Zeek's history letters; uppercase = Zeek's originator
+    zeek_flipped: bool  # Zeek's originator is not the first packet's sender
 
 
 @dataclass(slots=True)
@@ -192,9 +197,11 @@ class Connection:
         "ip_version",
         "last_ordinary_time",
         "last_time",
+        "ref",
         "rsts",
         "server",
         "wscale_on",
+        "zeek",
     )
 
     def __init__(
@@ -207,6 +214,7 @@ class Connection:
         ip_version: int,
         first_frame: int,
         first_time: float,
+        zeek: ZeekConnection,
     ) -> None:
         self.conn_id = conn_id
         self.client = client
@@ -215,6 +223,17 @@ class Connection:
         self.ip_version = ip_version
         self.first_frame = first_frame
         self.first_time = first_time
+        self.ref = ConnectionRef(
+            conn_id=conn_id,
+            client=client.text,
+            server=server.text,
+            initiator_known=initiator_known,
+            ip_version=ip_version,
+            first_frame=first_frame,
+            first_time=first_time,
+            community_id=community_id(client.addr, client.port, server.addr, server.port),
+        )
+        self.zeek = zeek
         self.last_time = first_time
         self.last_ordinary_time = first_time  # last segment that was neither a probe nor a RST
         self.wscale_on = False
@@ -223,18 +242,6 @@ class Connection:
         self.accepted_rst: _PendingRst | None = None
         # Each ICMP error with the affected side's retransmission count when it arrived.
         self.icmp_events: list[tuple[IcmpErrorEvent, Endpoint, int]] = []
-
-    @property
-    def ref(self) -> ConnectionRef:
-        return ConnectionRef(
-            conn_id=self.conn_id,
-            client=self.client.text,
-            server=self.server.text,
-            initiator_known=self.initiator_known,
-            ip_version=self.ip_version,
-            first_frame=self.first_frame,
-            first_time=self.first_time,
-        )
 
     def role(self, ep: Endpoint) -> Role:
         return "client" if ep is self.client else "server"
@@ -254,9 +261,15 @@ class Connection:
             self.client.state in done and self.server.state in done and self.client.isn is not None
         )
 
-    def accepts_new_syn(self, seg: TcpSegment) -> bool:
-        """Does this SYN start a new generation of the 4-tuple rather than belong to this one?"""
+    def accepts_new_syn(self, seg: TcpSegment, zeek_split: bool = False) -> bool:
+        """Does this SYN start a new generation of the 4-tuple rather than belong to this one?
+
+        With zeek_split, as Zeek's TCPSessionAdapter::IsReuse: once a FIN or RST was seen any
+        SYN starts a new connection, even a retry of a refused SYN with the same ISN.
+        """
         sender = self.endpoint(seg.src, seg.sport)
+        if zeek_split and (self.client.fin or self.server.fin or self.rsts):
+            return True
         if sender.isn == seg.seq:
             return False  # a retransmission (or retry) of the same SYN
         if self.closed or sender.syn is None:
@@ -285,6 +298,7 @@ class Connection:
             if seg.src == self.client.addr and seg.sport == self.client.port
             else (self.server, self.client)
         )
+        self.zeek.update(seg)
         previous_time = self.last_time
         self.last_time = max(self.last_time, seg.time)
         sender.packets += 1
@@ -599,7 +613,22 @@ class Connection:
         if silence is not None:
             events.append(silence)
         events.sort(key=lambda e: (e.time, e.frame))
-        return TrackedConnection(self.ref, self.client, self.server, self.last_time, events)
+        zeek = self.zeek
+        orig, resp = (
+            (self.client, self.server)
+            if zeek.orig_is(self.client.addr, self.client.port)
+            else (self.server, self.client)
+        )
+        return TrackedConnection(
+            self.ref,
+            self.client,
+            self.server,
+            self.last_time,
+            events,
+            conn_state=zeek.conn_state(orig.bytes_sent, resp.bytes_sent),
+            history=zeek.history_text,
+            zeek_flipped=zeek.flipped,
+        )
 
     def _silence(self) -> SilenceEvent | None:
         """A side left waiting on data (or a SYN) that was never acknowledged, retransmitted."""
@@ -657,7 +686,10 @@ class FlowTable:
         self,
         close_grace: float = CLOSE_GRACE_SECONDS,
         idle_retire: float = IDLE_RETIRE_SECONDS,
+        *,
+        zeek_split: bool = False,
     ) -> None:
+        self.zeek_split = zeek_split  # split 4-tuple reuse exactly where Zeek does
         self.close_grace = close_grace
         self.idle_retire = idle_retire
         self._live: OrderedDict[tuple[str, int, str, int], Connection] = OrderedDict()
@@ -699,7 +731,7 @@ class FlowTable:
         key = self._key(seg.src, seg.sport, seg.dst, seg.dport)
         conn = self._live.get(key)
         starts_new = seg.flags & SYN and not seg.flags & (RST | ACK)
-        if conn is not None and starts_new and conn.accepts_new_syn(seg):
+        if conn is not None and starts_new and conn.accepts_new_syn(seg, self.zeek_split):
             self._retire_now(key, conn)
             conn = None
         if conn is None:
@@ -730,6 +762,7 @@ class FlowTable:
             ip_version=seg.ip_version,
             first_frame=seg.frame,
             first_time=seg.time,
+            zeek=ZeekConnection(seg),
         )
         self._next_id += 1
         self.connections_seen += 1

@@ -6,7 +6,7 @@ import re
 
 from tcpdiag.findings import AppView, Finding
 
-HEADERS = ("#", "category", "client", "server", "frames", "client sees", "server sees", "conf")
+HEADERS = ("id", "category", "client", "server", "frames", "client sees", "server sees", "conf")
 
 # Control characters (C0, DEL, C1) would let bytes from a capture drive the terminal.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

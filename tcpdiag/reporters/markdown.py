@@ -32,13 +32,13 @@ def render_markdown(reports: Iterable[CaptureReport]) -> str:
             out.append("No abnormal TCP connection found.\n")
             continue
         rows = [
-            [i, _md(f.category), _md(f.client), _md(f.server), frames_text(f),
+            [f.id, _md(f.category), _md(f.client), _md(f.server), frames_text(f),
              sees_text(f.client_sees), sees_text(f.server_sees), f"{f.confidence:.2f}"]
-            for i, f in enumerate(report.findings, 1)
+            for f in report.findings
         ]  # fmt: skip
         out.append(tabulate(rows, headers=HEADERS, tablefmt="github") + "\n")
-        for i, f in enumerate(report.findings, 1):
-            out.append(f"### {i}. {_md(f.category)}: {_md(f.title)}\n")
+        for f in report.findings:
+            out.append(f"### {f.id} {_md(f.category)}: {_md(f.title)}\n")
             out.append(_md(f.explanation) + "\n")
             out.append(f"- {_md(sees_line('client', f.client_sees))}")
             out.append(f"- {_md(sees_line('server', f.server_sees))}")

@@ -47,7 +47,7 @@ def _capture(report: CaptureReport) -> str:
         return "\n".join(lines) + "\n"
     rows = [
         [
-            i,
+            f.id,
             f.category,
             f.client + ("" if f.initiator_known else " ?"),
             f.server,
@@ -56,14 +56,14 @@ def _capture(report: CaptureReport) -> str:
             sees_text(f.server_sees),
             f"{f.confidence:.2f}",
         ]
-        for i, f in enumerate(report.findings, 1)
+        for f in report.findings
     ]
     lines.append(safe(tabulate(rows, headers=HEADERS, tablefmt="simple")))
     if any(not f.initiator_known for f in report.findings):
         lines.append("? = the capture missed the handshake; client and server roles are a guess")
-    for i, f in enumerate(report.findings, 1):
+    for f in report.findings:
         lines.append("")
-        lines.append(safe(f"#{i} {f.category} [{f.rule}]: {f.title}"))
+        lines.append(safe(f"{f.id} {f.category} [{f.rule}]: {f.title}"))
         lines.append(_wrap(f.explanation))
         lines.append(_wrap(sees_line("client", f.client_sees)))
         lines.append(_wrap(sees_line("server", f.server_sees)))

@@ -1,0 +1,62 @@
+"""Every connection, broken or not, in the vocabulary of Zeek's conn.log."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tcpdiag.findings import iso_time
+from tcpdiag.tracker import TrackedConnection
+
+
+@dataclass(slots=True)
+class FlowRecord:
+    conn_id: int
+    community_id: str
+    first_time: float
+    last_time: float
+    client: str  # the SYN's sender, "ip:port"
+    server: str
+    initiator_known: bool
+    client_packets: int
+    client_bytes: int  # payload bytes, each counted once (retransmissions excluded)
+    server_packets: int
+    server_bytes: int
+    client_state: str  # final RFC 9293 state of each side, as inferred from the wire
+    server_state: str
+    conn_state: str  # Zeek's conn_state
+    history: str  # Zeek's history; uppercase = Zeek's originator
+    findings: list[str] = field(default_factory=list)  # ids of the findings about it
+
+    @property
+    def duration(self) -> float:
+        return max(self.last_time - self.first_time, 0.0)
+
+    @classmethod
+    def from_connection(cls, conn: TrackedConnection) -> FlowRecord:
+        return cls(
+            conn_id=conn.ref.conn_id,
+            community_id=conn.ref.community_id,
+            first_time=conn.ref.first_time,
+            last_time=conn.last_time,
+            client=conn.ref.client,
+            server=conn.ref.server,
+            initiator_known=conn.ref.initiator_known,
+            client_packets=conn.client.packets,
+            client_bytes=conn.client.bytes_sent,
+            server_packets=conn.server.packets,
+            server_bytes=conn.server.bytes_sent,
+            client_state=conn.client.state.value,
+            server_state=conn.server.state.value,
+            conn_state=conn.conn_state,
+            history=conn.history,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration"] = round(self.duration, 6)
+        data["first_time"] = iso_time(self.first_time)
+        data["last_time"] = iso_time(self.last_time)
+        data["first_epoch"] = self.first_time
+        data["last_epoch"] = self.last_time
+        return data
