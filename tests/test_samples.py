@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tcpdiag.analyze import analyze_capture
+from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.detect import RuleEngine
 from tcpdiag.rules import load_rules
 
@@ -62,3 +62,16 @@ def test_sample_errnos_are_what_the_apps_really_saw(expected_path: Path) -> None
         assert finding is not None, item
         assert finding.client_sees.errno == item["client_errno"], (item, finding.client_sees)
         assert finding.server_sees.errno == item["server_errno"], (item, finding.server_sees)
+
+
+@pytest.mark.parametrize("expected_path", EXPECTED, ids=lambda p: p.name.split(".")[0])
+def test_sample_zeek_conn_state_and_history(expected_path: Path) -> None:
+    """conn_state and history per connection, as Zeek's conn_state() defines them (checked by
+    hand against Zeek's TCP endpoint state machine; see tcpdiag/zeek.py)."""
+    expected = load_expected(expected_path)
+    report = analyze_capture(capture_for(expected_path), ENGINE, AnalysisOptions(keep_flows=True))
+    got = [
+        {"client": c.client, "server": c.server, "conn_state": c.conn_state, "history": c.history}
+        for c in report.connections
+    ]
+    assert got == expected["zeek_flows"]
