@@ -12,7 +12,7 @@ from tcpdiag.filters import ConnectionFilter
 from tcpdiag.findings import Finding
 from tcpdiag.flows import FlowRecord
 from tcpdiag.reader import CaptureError, CaptureReader
-from tcpdiag.tracker import FlowTable, TrackedConnection
+from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +20,7 @@ class AnalysisOptions:
     connection_filter: ConnectionFilter = field(default_factory=ConnectionFilter)
     keep_flows: bool = False  # also list every connection (tcpdiag flows)
     zeek_split: bool = False  # split reused 4-tuples exactly where Zeek does
+    max_connections: int = MAX_LIVE_CONNECTIONS  # live connections tracked at most
 
 
 @dataclass(slots=True)
@@ -32,6 +33,7 @@ class CaptureReport:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None  # set when the capture could not be read at all
     truncated: bool = False  # reading stopped early at damage; findings cover the part before it
+    evicted: int = 0  # connections retired early to keep memory bounded
     decode: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -40,6 +42,7 @@ class CaptureReport:
             "packets": self.packets,
             "flows": self.flows,
             "truncated": self.truncated,
+            "evicted": self.evicted,
             "warnings": list(self.warnings),
             "error": self.error,
             "decode": dict(self.decode),
@@ -67,7 +70,7 @@ def analyze_capture(
         report.error = str(exc)
         return report
     decoder = Decoder()
-    table = FlowTable(zeek_split=options.zeek_split)
+    table = FlowTable(zeek_split=options.zeek_split, max_live=options.max_connections)
     wanted = options.connection_filter
     with reader:
         decoded = (p for p in map(decoder.decode, reader) if p is not None)
@@ -80,6 +83,12 @@ def analyze_capture(
     stats = decoder.stats
     report.packets = stats.frames
     report.flows = table.connections_seen
+    report.evicted = table.evicted
+    if table.evicted:
+        report.warnings.append(
+            f"{report.path}: {table.evicted} connections retired early because more than "
+            f"{table.max_live} were live at once (a flood?); their analysis may be incomplete"
+        )
     report.truncated = reader.truncated
     report.warnings.extend(reader.warnings)
     for linktype, count in sorted(stats.unknown_linktypes.items()):

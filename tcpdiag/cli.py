@@ -25,6 +25,7 @@ from tcpdiag.reporters.json_report import render_json
 from tcpdiag.reporters.markdown import render_markdown
 from tcpdiag.reporters.text import render_text
 from tcpdiag.rules import RuleError, RuleSet, load_rules
+from tcpdiag.tracker import MAX_LIVE_CONNECTIONS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -101,6 +102,17 @@ ZeekSplitOption = Annotated[
 ]
 
 
+MaxConnectionsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-connections",
+        min=1,
+        help="Live connections tracked at most; beyond it the least recently active is retired "
+        "early (counted and reported), so floods cannot exhaust memory.",
+    ),
+]
+
+
 def _filter(
     hosts: list[str] | None,
     ports: list[int] | None,
@@ -169,6 +181,7 @@ def analyze(
     port: PortOption = None,
     net: NetOption = None,
     zeek_split: ZeekSplitOption = False,
+    max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
     rules_dir: RulesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -187,7 +200,11 @@ def analyze(
 
       tcpdiag analyze --format json rotated-*.pcap.gz > report.json
     """
-    options = AnalysisOptions(connection_filter=_filter(host, port, net), zeek_split=zeek_split)
+    options = AnalysisOptions(
+        connection_filter=_filter(host, port, net),
+        zeek_split=zeek_split,
+        max_connections=max_connections,
+    )
     reports = _run(captures, RuleEngine(_load(rules_dir)), options, debug)
     render = {
         OutputFormat.table: render_text,
@@ -228,6 +245,7 @@ def flows(
     port: PortOption = None,
     net: NetOption = None,
     zeek_split: ZeekSplitOption = False,
+    max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
     rules_dir: RulesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -244,7 +262,10 @@ def flows(
     Exit status: 0 when listed, 2 on input or usage errors.
     """
     options = AnalysisOptions(
-        connection_filter=_filter(host, port, net, state), keep_flows=True, zeek_split=zeek_split
+        connection_filter=_filter(host, port, net, state),
+        keep_flows=True,
+        zeek_split=zeek_split,
+        max_connections=max_connections,
     )
     reports = _run(captures, RuleEngine(_load(rules_dir)), options, debug)
     render = {

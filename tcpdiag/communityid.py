@@ -6,14 +6,11 @@ joined to their records. Computed by the `communityid` package with the default 
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import communityid
 
 _CALCULATOR = communityid.CommunityID(seed=0)
 
 
-@lru_cache(maxsize=65536)
 def community_id(src: str, sport: int, dst: str, dport: int) -> str:
     """The same value whichever side is given first."""
     return _CALCULATOR.calc(communityid.FlowTuple.make_tcp(src, dst, sport, dport))

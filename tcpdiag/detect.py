@@ -43,12 +43,12 @@ class RuleEngine:
                 continue
             existing = by_category.get(rule.category)
             if existing is None:
-                by_category[rule.category] = self._finding(rule, event)
+                by_category[rule.category] = self._finding(rule, event, conn.community_id)
             else:
                 _merge_evidence(existing, event)
         return sorted(by_category.values(), key=lambda f: (f.time, f.frames[:1]))
 
-    def _finding(self, rule: Rule, event: FlowEvent) -> Finding:
+    def _finding(self, rule: Rule, event: FlowEvent, community_id: str) -> Finding:
         values = event_values(event)
         facts = event.facts()
         causes = sorted(
@@ -96,7 +96,7 @@ class RuleEngine:
             next_step=render(rule.next_step, values),
             references=list(rule.references),
             conn_id=ref.conn_id,
-            community_id=ref.community_id,
+            community_id=community_id,
             facts=facts,
         )
 

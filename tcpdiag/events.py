@@ -35,7 +35,6 @@ class ConnectionRef:
     ip_version: int
     first_frame: int
     first_time: float
-    community_id: str  # Community ID v1: the flow hash Zeek, Suricata and Arkime log too
 
 
 @dataclass(slots=True)

@@ -36,7 +36,7 @@ class FlowRecord:
     def from_connection(cls, conn: TrackedConnection) -> FlowRecord:
         return cls(
             conn_id=conn.ref.conn_id,
-            community_id=conn.ref.community_id,
+            community_id=conn.community_id,
             first_time=conn.ref.first_time,
             last_time=conn.last_time,
             client=conn.ref.client,

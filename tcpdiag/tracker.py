@@ -44,6 +44,9 @@ IDLE_RETIRE_SECONDS = 3 * 3600.0
 RST_BURST_WINDOW_SECONDS = 0.05
 # A stall needs this many retransmissions of the same data before it is worth an event.
 MIN_STALL_RETRANSMISSIONS = 2
+# Live connections tracked at most; beyond it the least recently active one is retired early, so
+# a SYN flood or a million half-open connections cannot exhaust memory.
+MAX_LIVE_CONNECTIONS = 200_000
 # Evidence kept per event: a finding cites the frames that prove it, not every frame.
 MAX_EVIDENCE = 12
 
@@ -144,6 +147,12 @@ class TrackedConnection:
     history: str  # Zeek's history letters; uppercase = Zeek's originator
     zeek_flipped: bool  # Zeek's originator is not the first packet's sender
 
+    @property
+    def community_id(self) -> str:
+        # Computed on demand: hashing every connection of a large capture costs more than all
+        # the tracking, and most connections never reach a report.
+        return community_id(self.client.addr, self.client.port, self.server.addr, self.server.port)
+
 
 @dataclass(slots=True)
 class _PendingRst:
@@ -231,7 +240,6 @@ class Connection:
             ip_version=ip_version,
             first_frame=first_frame,
             first_time=first_time,
-            community_id=community_id(client.addr, client.port, server.addr, server.port),
         )
         self.zeek = zeek
         self.last_time = first_time
@@ -688,8 +696,11 @@ class FlowTable:
         idle_retire: float = IDLE_RETIRE_SECONDS,
         *,
         zeek_split: bool = False,
+        max_live: int = MAX_LIVE_CONNECTIONS,
     ) -> None:
         self.zeek_split = zeek_split  # split 4-tuple reuse exactly where Zeek does
+        self.max_live = max_live
+        self.evicted = 0  # connections retired early because max_live were live
         self.close_grace = close_grace
         self.idle_retire = idle_retire
         self._live: OrderedDict[tuple[str, int, str, int], Connection] = OrderedDict()
@@ -708,7 +719,7 @@ class FlowTable:
                 self._on_segment(packet)
             else:
                 self._on_icmp(packet)
-            if count % 1024 == 0:
+            if count % 1024 == 0 or self._retired_early:
                 yield from self._retire_due()
         yield from self.flush()
 
@@ -766,6 +777,12 @@ class FlowTable:
         )
         self._next_id += 1
         self.connections_seen += 1
+        if len(self._live) >= self.max_live:
+            # Retire the least recently active connection now, with what it has so far.
+            old_key, old = next(iter(self._live.items()))
+            del self._live[old_key]
+            self.evicted += 1
+            self._retired_early.append(old.retire(self._rst_log))
         self._live[key] = conn
         return conn
 

@@ -1,0 +1,59 @@
+"""Resource bounds under hostile traffic: a flood of distinct 4-tuples cannot grow memory without
+limit; the tracker retires the least recently active connections and says how many."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+
+from flowbuilder import LINUX_SYN
+
+from tcpdiag.packets import SYN, TcpSegment
+from tcpdiag.tracker import FlowTable
+
+
+def syn_flood(count: int) -> Iterator[TcpSegment]:
+    for i in range(count):
+        yield TcpSegment(
+            frame=i + 1,
+            time=1_700_000_000.0 + i * 1e-5,
+            src=f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
+            dst="192.0.2.1",
+            sport=1024 + i % 60000,
+            dport=80,
+            seq=i * 7919,
+            ack=0,
+            flags=SYN,
+            window=1024,
+            payload_len=0,
+            ttl=64,
+            ip_version=4,
+            syn_options=LINUX_SYN,
+        )
+
+
+def test_flood_keeps_at_most_max_live_connections() -> None:
+    table = FlowTable(max_live=500)
+    peak = 0
+    retired = 0
+    for _ in table.track(syn_flood(20_000)):
+        retired += 1
+        peak = max(peak, len(table._live))
+    assert retired == 20_000
+    assert peak <= 500
+    assert table.evicted == 20_000 - 500
+    assert table.connections_seen == 20_000
+
+
+def peak_memory(count: int) -> int:
+    tracemalloc.start()
+    for _ in FlowTable(max_live=1000).track(syn_flood(count)):
+        pass
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def test_memory_does_not_grow_with_the_flood() -> None:
+    small, large = peak_memory(5_000), peak_memory(40_000)
+    assert large < small * 1.5, (small, large)
