@@ -8,9 +8,12 @@ from typing import Any
 
 
 def iso_time(epoch: float) -> str:
-    return (
-        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    )
+    """ISO 8601 UTC; a timestamp no calendar can hold (a corrupt capture) stays a number."""
+    try:
+        moment = datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch:.6f}"
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

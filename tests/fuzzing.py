@@ -1,0 +1,163 @@
+"""Fuzzing the reader and the whole analyse pipeline with mutated real captures.
+
+Used two ways:
+- by tests/test_fuzz.py (hypothesis picks the mutations; bounded, runs in CI);
+- on demand for longer runs: `python tests/fuzzing.py --seconds 600` mutates at random until the
+  time is up and saves every input that breaks an invariant to tests/data/fuzz_crashes/, where
+  test_fuzz.py replays it forever after as a regression test.
+
+Invariants checked for every input: analysis never raises (bad input becomes the report's
+one-line `error` or a warning), finishes within a time bound, and every output format renders
+safely (valid JSON; no control characters in the terminal or Markdown text).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import random
+import re
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture  # noqa: E402
+from tcpdiag.detect import RuleEngine  # noqa: E402
+from tcpdiag.reporters.flows import render_flows_csv, render_flows_json  # noqa: E402
+from tcpdiag.reporters.json_report import render_json  # noqa: E402
+from tcpdiag.reporters.markdown import render_markdown  # noqa: E402
+from tcpdiag.reporters.text import render_text  # noqa: E402
+from tcpdiag.rules import load_rules  # noqa: E402
+
+CRASHES = ROOT / "tests" / "data" / "fuzz_crashes"
+SECONDS_PER_INPUT = 5.0
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+ENGINE = RuleEngine(load_rules())
+
+
+def seeds() -> list[bytes]:
+    """Every committed capture, uncompressed: real kernel samples and the decoder fixtures."""
+    out = []
+    for folder in (ROOT / "samples", ROOT / "tests" / "data"):
+        for path in sorted(folder.glob("*.pcap*")):
+            data = path.read_bytes()
+            if data[:2] == b"\x1f\x8b":
+                try:
+                    data = gzip.decompress(data)
+                except (OSError, EOFError):
+                    continue
+            if len(data) <= 65536:
+                out.append(data)
+    return out
+
+
+# -- mutations ------------------------------------------------------------------------------------
+
+
+def flip_bytes(data: bytes, rng: random.Random) -> bytes:
+    buf = bytearray(data)
+    for _ in range(rng.randint(1, 8)):
+        if buf:
+            buf[rng.randrange(len(buf))] = rng.randrange(256)
+    return bytes(buf)
+
+
+def truncate(data: bytes, rng: random.Random) -> bytes:
+    return data[: rng.randrange(len(data) + 1)]
+
+
+def poke_u32(data: bytes, rng: random.Random) -> bytes:
+    """Overwrite a 32-bit word (record lengths, block lengths, magic) with an edge value."""
+    if len(data) < 4:
+        return data
+    at = rng.randrange(0, len(data) - 3)
+    value = rng.choice([0, 1, 3, 0xFFFFFFFF, 0x7FFFFFFF, 0x10000, len(data), rng.getrandbits(32)])
+    return data[:at] + struct.pack(rng.choice("<>") + "I", value) + data[at + 4 :]
+
+
+def splice(data: bytes, rng: random.Random) -> bytes:
+    if len(data) < 2:
+        return data
+    a, b = sorted(rng.randrange(len(data)) for _ in range(2))
+    chunk = data[a:b]
+    at = rng.randrange(len(data))
+    return data[:at] + chunk + data[at:]
+
+
+def cut_gzip(data: bytes, rng: random.Random) -> bytes:
+    packed = gzip.compress(data)
+    return packed[: rng.randrange(10, len(packed) + 1)]
+
+
+MUTATIONS = (flip_bytes, truncate, poke_u32, splice, cut_gzip)
+
+
+def mutate(data: bytes, rng: random.Random, rounds: int) -> bytes:
+    for _ in range(rounds):
+        data = rng.choice(MUTATIONS)(data, rng)
+    return data
+
+
+# -- invariants -----------------------------------------------------------------------------------
+
+
+def check(data: bytes) -> CaptureReport:
+    """Run the whole pipeline on `data`; raise AssertionError if an invariant breaks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fuzz.pcap"
+        path.write_bytes(data)
+        started = time.monotonic()
+        report = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True))
+        elapsed = time.monotonic() - started
+    assert elapsed < SECONDS_PER_INPUT, f"took {elapsed:.1f} s"
+    if report.error is not None:
+        assert "\n" not in report.error, "error message is not one line"
+    for warning in report.warnings:
+        assert "\n" not in warning, "warning is not one line"
+    json.loads(render_json([report]))
+    json.loads(render_flows_json([report]))
+    render_flows_csv([report])
+    for text in (render_text([report]), render_markdown([report])):
+        assert not _CONTROL.search(text.replace("\n", "")), "control characters in output"
+    return report
+
+
+def save_crash(data: bytes, problem: str) -> Path:
+    CRASHES.mkdir(parents=True, exist_ok=True)
+    path = CRASHES / f"{hashlib.sha1(data).hexdigest()[:16]}.bin"
+    path.write_bytes(data)
+    path.with_suffix(".txt").write_text(problem + "\n")
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    corpus = seeds()
+    deadline = time.monotonic() + args.seconds
+    runs = failures = 0
+    while time.monotonic() < deadline:
+        data = mutate(rng.choice(corpus), rng, rng.randint(1, 4))
+        runs += 1
+        try:
+            check(data)
+        except Exception as exc:  # any failure, the pipeline's or an invariant's, is a finding
+            failures += 1
+            saved = save_crash(data, f"{type(exc).__name__}: {exc}")
+            print(f"FAIL {saved.name}: {type(exc).__name__}: {exc}", flush=True)
+    print(f"{runs} inputs, {failures} failures in {args.seconds:.0f} s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
