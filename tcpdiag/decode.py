@@ -58,7 +58,6 @@ _TCP = struct.Struct("!HHIIBBH")  # ports, seq, ack, data offset, flags, window
 _TCP8 = struct.Struct("!HHI")  # the 8 TCP bytes an ICMP error is sure to quote
 _U16 = struct.Struct("!H").unpack_from
 _U32 = struct.Struct("!I").unpack_from
-_U32_BE = struct.Struct(">I").unpack_from
 
 # Records are built through positional_constructor: half the cost of the frozen __init__.
 _make_segment = positional_constructor(TcpSegment)
@@ -164,7 +163,7 @@ class Decoder:
             if len(data) < 4:
                 return None
             if lt == LINKTYPE_LOOP:
-                (family,) = _U32_BE(data, 0)
+                (family,) = _U32(data, 0)  # network byte order
             else:
                 # Host byte order of the capturing machine; every AF_* value fits in a byte,
                 # so it is in byte 0 (little-endian writer) or byte 3 (big-endian writer).
