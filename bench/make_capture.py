@@ -76,19 +76,19 @@ SCENARIOS = {
 # Probability that a new connection plan is a failure of this kind (the rest are healthy).
 # A scan plan makes ~1.5 half-open and ~3 closed-port probes; a local abort plan 3 connections.
 PLAN_WEIGHTS = {
-    "refused": 0.0040,
-    "scan": 0.0012,
-    "peer_reset_linger0": 0.0035,
-    "peer_reset_unread_data": 0.0035,
-    "broken_pipe": 0.0035,
-    "fin_wait_reset": 0.0035,
-    "keepalive_timeout": 0.0030,
-    "retransmission_timeout": 0.0030,
-    "local_abort": 0.0012,
-    "icmp_host_unreachable_syn": 0.0035,
-    "icmp_host_unreachable_established": 0.0025,
-    "ignored_reset_out_of_window": 0.0035,
-    "injected_reset_ttl": 0.0035,
+    "refused": 0.0045,
+    "scan": 0.0014,
+    "peer_reset_linger0": 0.0040,
+    "peer_reset_unread_data": 0.0040,
+    "broken_pipe": 0.0040,
+    "fin_wait_reset": 0.0040,
+    "keepalive_timeout": 0.0035,
+    "retransmission_timeout": 0.0035,
+    "local_abort": 0.0014,
+    "icmp_host_unreachable_syn": 0.0040,
+    "icmp_host_unreachable_established": 0.0030,
+    "ignored_reset_out_of_window": 0.0040,
+    "injected_reset_ttl": 0.0040,
 }
 
 # tcpdiag counts RST/ACKs from one host within 50 ms as a burst (local_abort): keep every other
@@ -101,6 +101,11 @@ IPH = struct.Struct("!BBHHHBBH4s4s")
 ICMPH = struct.Struct("!BBHI")
 TSOPT = struct.Struct("!BBBBII")
 SYNOPT = struct.Struct("!BBHBBBBIIBBBB")
+HTTP_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Length: %05d\r\nConnection: keep-alive\r\n\r\n"
+)
+HTTP_HEAD_LEN = len(HTTP_HEAD % 0)
 
 
 def _sum16(data: bytes) -> int:
@@ -109,6 +114,13 @@ def _sum16(data: bytes) -> int:
     if len(data) & 1:
         value <<= 8
     return value % 0xFFFF
+
+
+def _fold(total: int) -> int:
+    """The Internet checksum field for a sum of 16-bit words (RFC 1071; 0x0000, not 0xFFFF,
+    when the one's complement sum is 0xFFFF, as RFC 1624 asks)."""
+    r = total % 0xFFFF
+    return 0xFFFF - r if r else 0
 
 
 def _words(addr: bytes) -> int:
@@ -239,8 +251,10 @@ class Conn:
         while i < n:
             last_ack_t = t
             chunk = payloads[i : i + flight]
+            seg_t = t
             for j, payload in enumerate(chunk):
-                seg_t = t + j * 12 + (j * rng.randint(0, 3))
+                if j:
+                    seg_t += 12 + rng.randint(0, 3)  # back to back at ~1 Gbit/s
                 last = i + j == n - 1
                 flags = PSH | ACK if last else ACK
                 self.add(seg_t, S, flags, self.s_nxt, self.c_nxt, self.s_win, payload)
@@ -346,9 +360,9 @@ class Generator:
 
     def response_size(self) -> int:
         rng = self.rng
-        if rng.random() < 0.06:
+        if rng.random() < 0.04:
             return rng.randint(2_000, 12_000)
-        return int(min(MSS, max(60, rng.lognormvariate(math.log(330), 0.7))))
+        return int(min(MSS, max(60, rng.lognormvariate(math.log(280), 0.7))))
 
     def think_time(self) -> int:
         return int(min(400_000, max(150, self.rng.lognormvariate(math.log(3_000), 1.3))))
@@ -365,7 +379,7 @@ class Generator:
             pad = (size or rng.randint(150, 700)) - len(head) - 2
             cookie = "" if pad < 12 else f"Cookie: s={'a' * (pad - 12)}\r\n"
             return (head + cookie + "\r\n").encode()
-        size = size or rng.randint(120, 700)
+        size = size or rng.randint(100, 600)
         return self.record(size)
 
     def record(self, size: int) -> bytes:
@@ -380,16 +394,13 @@ class Generator:
             sizes.append(max(nbytes % MSS, 60))
         if not http:
             return [self.record(n) for n in sizes]
-        head = (
-            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-            f"Content-Length: {sum(sizes) - 90:05d}\r\nConnection: keep-alive\r\n\r\n"
-        ).encode()
-        assert len(head) == 90, len(head)
+        sizes[0] = max(sizes[0], HTTP_HEAD_LEN + 20)
+        head = HTTP_HEAD % (sum(sizes) - HTTP_HEAD_LEN)
         out = []
         for k, n in enumerate(sizes):
             off = self.rng.randrange(len(self.blob) - MSS)
             if k == 0:
-                out.append(head + self.blob[off : off + n - 90])
+                out.append(head + self.blob[off : off + n - HTTP_HEAD_LEN])
             else:
                 out.append(self.blob[off : off + n])
         return out
@@ -413,7 +424,7 @@ class Generator:
         rounds = 1 + (rng.random() < 0.4) + (rng.random() < 0.2) + (rng.random() < 0.1)
         for k in range(rounds):
             conn.round(rng.randint(10, 200) if k == 0 else rng.randint(20_000, 1_500_000))
-        conn.close(rng.randint(20_000, 3_000_000))
+        conn.close(rng.randint(50_000, 5_000_000))
         return [conn]
 
     def _established(self, t: int, rounds: int = 1, server: int | None = None) -> Conn:
@@ -566,7 +577,7 @@ class Generator:
             conn = self._established(t)
             idle = rng.randint(2, 6) * 1_000_000 + rng.randint(0, 30_000)
             tp = conn.t + idle
-            for k in range(3):
+            for _ in range(3):
                 conn.add(tp, C, ACK, conn.c_nxt - 1, conn.s_nxt, conn.c_win)
                 tp += 1_000_000 + rng.randint(0, 25_000)
             conn.rst(tp + rng.randint(20_000, 80_000), C)
@@ -709,7 +720,7 @@ class Generator:
                     last_ts[side] = tsval
                     opts = TSOPT.pack(1, 1, 8, 10, tsval, last_ts[1 - side])
                     id_ = ipid[side] = (ipid[side] + 1) & 0xFFFF
-                elif kind == K_SYN or kind == K_SYNACK:
+                elif kind in (K_SYN, K_SYNACK):
                     tsval = (ts_base[side] + t // 1000) & M32
                     last_ts[side] = tsval
                     opts = SYNOPT.pack(
@@ -757,7 +768,7 @@ class Generator:
                     frag,
                     tt,
                     6,
-                    0xFFFF - ip_sum % 0xFFFF,
+                    _fold(ip_sum),
                     src,
                     dst,
                     sport,
@@ -767,7 +778,7 @@ class Generator:
                     doff << 4,
                     flags,
                     win,
-                    0xFFFF - tcp_sum % 0xFFFF,
+                    _fold(tcp_sum),
                     0,
                 )
                 last_hdr[side] = hdr[:28]
@@ -784,14 +795,14 @@ class Generator:
     def _icmp(self, side, code, source, quoted_src, quoted, eth, rng) -> bytes:
         """ICMP destination unreachable to the sender of `quoted` (IP header + 8 TCP bytes)."""
         body = ICMPH.pack(3, code, 0, 0) + quoted
-        body = ICMPH.pack(3, code, 0xFFFF - _sum16(body), 0) + quoted
+        body = ICMPH.pack(3, code, _fold(_sum16(body)), 0) + quoted
         total = 20 + len(body)
         ttl = 64 if source != GATEWAY_IP else 255
         id_ = rng.getrandbits(16)
         dst = quoted_src
         ip_sum = 0x4500 + total + id_ + (ttl << 8 | 1) + _words(source) + _words(dst)
         ip_sum += 0xC0  # TOS: internetwork control, as Linux sends ICMP errors
-        ip = IPH.pack(0x45, 0xC0, total, id_, 0, ttl, 1, 0xFFFF - ip_sum % 0xFFFF, source, dst)
+        ip = IPH.pack(0x45, 0xC0, total, id_, 0, ttl, 1, _fold(ip_sum), source, dst)
         # To the quoted packet's sender: the reverse of that packet's Ethernet direction.
         return eth[1 - side] + ip + body
 

@@ -95,6 +95,11 @@ def analyze_capture(
         report.warnings.append(
             f"{report.path}: {count} frames with unsupported link type {linktype} skipped"
         )
+    if stats.undecodable:
+        report.warnings.append(
+            f"{report.path}: {stats.undecodable} frames with malformed or truncated headers "
+            f"skipped (first: frame {stats.first_undecodable})"
+        )
     report.decode = {
         "tcp": stats.tcp,
         "icmp_errors": stats.icmp_errors,

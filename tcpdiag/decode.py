@@ -85,6 +85,7 @@ class DecodeStats:
     icmp_errors: int = 0
     other: int = 0  # decoded fine but not TCP / not a TCP-quoting ICMP error: counted, skipped
     undecodable: int = 0  # malformed / too short to decode
+    first_undecodable: int | None = None  # frame number of the first one, for the report
     unknown_linktypes: dict[int, int] = field(default_factory=dict)  # linktype -> frames
 
 
@@ -132,6 +133,8 @@ class Decoder:
             return result
         if result is None:
             stats.undecodable += 1
+            if stats.first_undecodable is None:
+                stats.first_undecodable = frame.number
         elif result is _OTHER:
             stats.other += 1
         return None

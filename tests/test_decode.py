@@ -85,7 +85,9 @@ def test_ethernet_fixture_frame_by_frame() -> None:
         IcmpError(19, T0 + 0.019, "192.0.2.1", C, 4, 3, 4, 64, None, mtu=None),
     ]  # fmt: skip
     assert records == expected
-    assert stats == DecodeStats(frames=19, tcp=7, icmp_errors=5, other=5, undecodable=2)
+    assert stats == DecodeStats(
+        frames=19, tcp=7, icmp_errors=5, other=5, undecodable=2, first_undecodable=15
+    )
     check_stats_add_up(stats)
 
 
@@ -127,7 +129,7 @@ def syn6(frame: int, time: float) -> TcpSegment:
         (
             "decode_raw.pcap",  # 101; frame 3 claims IP version 5
             [data4(1, T0 + 1e-6), syn6(2, T0 + 2e-6), None],
-            DecodeStats(frames=3, tcp=2, undecodable=1),
+            DecodeStats(frames=3, tcp=2, undecodable=1, first_undecodable=3),
         ),
         (
             "decode_null.pcap",  # 0: AF in either byte order; AF 7 is not IP
@@ -216,7 +218,7 @@ def test_options_only_on_syn_and_data_offset_checks() -> None:
     assert decoder.decode(raw4_tcp(syn_with_options(b"", doff_words=6))) is None
     # IP total length shorter than its own header
     assert decoder.decode(raw4_tcp(syn_with_options(b""), total=12)) is None
-    assert decoder.stats == DecodeStats(frames=4, tcp=1, undecodable=3)
+    assert decoder.stats == DecodeStats(frames=4, tcp=1, undecodable=3, first_undecodable=1)
 
 
 @pytest.mark.parametrize(
@@ -279,7 +281,7 @@ def test_ipv6_chain_cut_short_is_undecodable() -> None:
     frame = raw6([HOP_BY_HOP, AH], 6, syn_with_options(b""))
     decoder = Decoder()
     assert decoder.decode(RawFrame(1, 0.0, 229, frame.data[:60], 80)) is None  # inside the AH
-    assert decoder.stats == DecodeStats(frames=1, undecodable=1)
+    assert decoder.stats == DecodeStats(frames=1, undecodable=1, first_undecodable=1)
 
 
 def test_rst_and_all_flag_bits_pass_through() -> None:
