@@ -19,7 +19,7 @@ from tcpdiag import __version__
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.detect import RuleEngine
 from tcpdiag.filters import ConnectionFilter, FilterError
-from tcpdiag.reporters.common import safe
+from tcpdiag.reporters.common import safe_line
 from tcpdiag.reporters.flows import render_flows_csv, render_flows_json, render_flows_table
 from tcpdiag.reporters.json_report import render_json
 from tcpdiag.reporters.markdown import render_markdown
@@ -65,7 +65,7 @@ def main(
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"tcpdiag: error: {safe(message)}", err=True)
+    typer.echo(f"tcpdiag: error: {safe_line(message)}", err=True)
     return typer.Exit(EXIT_ERROR)
 
 
@@ -143,9 +143,9 @@ def _run(
             )
         reports.append(report)
         for warning in report.warnings:
-            typer.echo(f"tcpdiag: warning: {safe(warning)}", err=True)
+            typer.echo(f"tcpdiag: warning: {safe_line(warning)}", err=True)
         if report.error:
-            typer.echo(f"tcpdiag: error: {safe(report.error)}", err=True)
+            typer.echo(f"tcpdiag: error: {safe_line(report.error)}", err=True)
     return reports
 
 

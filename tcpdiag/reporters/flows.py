@@ -13,7 +13,7 @@ from tcpdiag import __version__
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
-from tcpdiag.reporters.common import safe
+from tcpdiag.reporters.common import markdown_text, safe_line
 
 COLUMNS = (
     "first", "duration", "client", "server", "c_pkts", "c_bytes", "s_pkts", "s_bytes",
@@ -43,9 +43,10 @@ def _row(flow: FlowRecord, mark_guess: bool = True) -> list[object]:
 def render_flows_table(reports: Iterable[CaptureReport], markdown: bool = False) -> str:
     out: list[str] = []
     for report in reports:
-        out.append(safe(f"{'## ' if markdown else '== '}{report.path}"))
+        path = markdown_text(report.path) if markdown else safe_line(report.path)
+        out.append(f"{'## ' if markdown else '== '}{path}")
         if report.error:
-            out.append(safe(f"error: {report.error}"))
+            out.append(f"error: {safe_line(report.error)}")
             continue
         rows = [_row(f) for f in report.connections]
         out.append(
@@ -91,6 +92,6 @@ def render_flows_csv(reports: Iterable[CaptureReport]) -> str:
     for report in reports:
         for flow in report.connections:
             writer.writerow(
-                [safe(report.path), *_row(flow, mark_guess=False), flow.initiator_known]
+                [safe_line(report.path), *_row(flow, mark_guess=False), flow.initiator_known]
             )
     return buffer.getvalue()

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from tabulate import tabulate
 
 from tcpdiag.analyze import CaptureReport
-from tcpdiag.reporters.common import HEADERS, frames_text, safe, sees_line, sees_text
+from tcpdiag.reporters.common import HEADERS, frames_text, safe, safe_line, sees_line, sees_text
 
 WIDTH = 100
 
@@ -27,9 +27,9 @@ def _wrap(text: str, indent: str = "   ") -> str:
 
 
 def _capture(report: CaptureReport) -> str:
-    lines = [safe(f"== {report.path}")]
+    lines = [f"== {safe_line(report.path)}"]
     if report.error:
-        lines.append(safe(f"error: {report.error}"))
+        lines.append(f"error: {safe_line(report.error)}")
         return "\n".join(lines) + "\n"
     lines.append(
         f"{report.packets} packets, {report.flows} TCP connection{'s' * (report.flows != 1)}, "
@@ -41,7 +41,7 @@ def _capture(report: CaptureReport) -> str:
         )
     )
     for warning in report.warnings:
-        lines.append(safe(f"warning: {warning}"))
+        lines.append(f"warning: {safe_line(warning)}")
     if not report.findings:
         lines.append("No abnormal TCP connection found.")
         return "\n".join(lines) + "\n"

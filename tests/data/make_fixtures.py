@@ -426,8 +426,32 @@ def decode_fixtures() -> dict[str, bytes]:
     return out
 
 
+# Text a capture can carry (comments, interface names) that must never reach a terminal or a
+# report as it is: ANSI escapes, other control characters, invalid UTF-8, HTML.
+HOSTILE_TEXT = b"\x1b[2J\x1b[31mRED\x1b]0;title\x07 \r\x08 <script>alert(1)</script> \xff\xfe\xc0"
+
+
+def hostile_fixtures() -> dict[str, bytes]:
+    """A refused connection in a pcapng whose comments and interface names are hostile."""
+    syn = handshake()[0]
+    rst = eth(ip4("10.0.0.2", "10.0.0.1", 6, tcp(0, 1001, RST | ACK, 80, 40000, window=0)))
+    section = block(
+        0x0A0D0D0A,
+        struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + option(1, HOSTILE_TEXT) + option(0, b""),
+    )
+    iface = idb(1, options=option(2, HOSTILE_TEXT) + option(3, HOSTILE_TEXT))
+    packets = b""
+    for i, frame in enumerate((syn, rst)):
+        ticks = (T0 + i) * 1_000_000
+        hdr = struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), len(frame))
+        body = hdr + frame + b"\0" * (-len(frame) % 4) + option(1, HOSTILE_TEXT) + option(0, b"")
+        packets += block(6, body)
+    return {"hostile_text.pcapng": section + iface + packets}
+
+
 def main() -> None:
-    for name, data in {**reader_fixtures(), **decode_fixtures()}.items():
+    fixtures = {**reader_fixtures(), **decode_fixtures(), **hostile_fixtures()}
+    for name, data in fixtures.items():
         (OUT / name).write_bytes(data)
         print(f"{name}: {len(data)} bytes")
 

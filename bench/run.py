@@ -1,0 +1,510 @@
+#!/usr/bin/env python3
+"""Benchmark tcpdiag against tshark and a bare pcap-reading floor, and check how it scales.
+
+    python bench/run.py                         # base 1.2M packets, scaling 1x 2x 4x
+    python bench/run.py --packets 200000        # quick run
+    python bench/run.py --sizes 1,2 --skip-tshark
+
+One run generates (or reuses, when bench/out holds one made with the same parameters) the
+captures with bench/make_capture.py, then measures wall-clock time and peak RSS of
+  (a) tcpdiag analyze --format json FILE       (stdout kept in bench/out to verify the report)
+  (b) tshark -r FILE -q -z expert              (stdout to /dev/null)
+  (c) a floor: a Python loop that only reads the records with dpkt.pcap.Reader and counts them
+on the base capture, and of tcpdiag alone on each size of the scaling series. Every tcpdiag run's
+JSON is checked against the capture's manifest: the number of findings per category must equal
+the number of failures of that category the generator injected, or the run is reported as broken
+(exit status 1). Peak RSS comes from /usr/bin/time -v, or, without it, from getrusage of a fresh
+wrapper process per measurement. Every command runs under a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from tabulate import tabulate
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import make_capture  # noqa: E402  (bench/ is not a package)
+
+FLOOR_CODE = """
+import sys
+import dpkt
+n = 0
+with open(sys.argv[1], "rb") as f:
+    for _ts, _buf in dpkt.pcap.Reader(f):
+        n += 1
+print(n)
+"""
+
+# Without /usr/bin/time: a fresh wrapper runs the command, so its RUSAGE_CHILDREN maximum is
+# the command's own peak RSS (ru_maxrss is in KiB on Linux).
+RUSAGE_WRAPPER = """
+import resource, subprocess, sys
+with open(sys.argv[1], "wb") as stdout:
+    rc = subprocess.call(sys.argv[3:], stdout=stdout)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[2], "w") as report:
+    report.write(f"Maximum resident set size (kbytes): {usage.ru_maxrss}\\n")
+sys.exit(rc)
+"""
+
+GNU_TIME = "/usr/bin/time"
+FORCE_GETRUSAGE = False  # --rss-via-getrusage
+
+
+def use_gnu_time() -> bool:
+    return not FORCE_GETRUSAGE and os.access(GNU_TIME, os.X_OK)
+
+
+@dataclass
+class Measurement:
+    name: str
+    command: list[str]
+    seconds: float
+    rss_kib: int
+    returncode: int
+    packets: int
+
+    @property
+    def pps(self) -> float:
+        return self.packets / self.seconds if self.seconds else 0.0
+
+    @property
+    def rss_mib(self) -> float:
+        return self.rss_kib / 1024
+
+
+class BenchError(Exception):
+    pass
+
+
+def shell_text(cmd: list[str]) -> str:
+    return " ".join(a if re.fullmatch(r"[\w./:,=+-]+", a) else repr(a) for a in cmd)
+
+
+def measure(
+    name: str,
+    cmd: list[str],
+    packets: int,
+    stdout_path: str,
+    timeout: float,
+    ok_codes: tuple[int, ...] = (0,),
+    env: dict[str, str] | None = None,
+) -> Measurement:
+    """Run `cmd` once under a timeout: wall-clock seconds and peak RSS (KiB)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time", delete=False) as tf:
+        time_file = tf.name
+    try:
+        if use_gnu_time():
+            full = [GNU_TIME, "-v", "-o", time_file, *cmd]
+            with open(stdout_path, "wb") as out:
+                start = time.perf_counter()
+                proc = subprocess.run(
+                    full,
+                    stdout=out,
+                    stderr=subprocess.PIPE,
+                    timeout=timeout,
+                    env=env,
+                    cwd=REPO,
+                    check=False,
+                )
+                seconds = time.perf_counter() - start
+        else:
+            full = [sys.executable, "-c", RUSAGE_WRAPPER, stdout_path, time_file, *cmd]
+            start = time.perf_counter()
+            proc = subprocess.run(
+                full, stderr=subprocess.PIPE, timeout=timeout, env=env, cwd=REPO, check=False
+            )
+            seconds = time.perf_counter() - start
+        text = Path(time_file).read_text()
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{name}: timed out after {timeout:.0f} s: {shell_text(cmd)}") from None
+    finally:
+        Path(time_file).unlink(missing_ok=True)
+    if proc.returncode not in ok_codes:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        raise BenchError(
+            f"{name}: exit status {proc.returncode} ({shell_text(cmd)}):\n  " + "\n  ".join(tail)
+        )
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    rss = int(match.group(1)) if match else 0
+    return Measurement(name, cmd, seconds, rss, proc.returncode, packets)
+
+
+def capture_for(packets: int, seed: int, out_dir: Path, timeout: float) -> dict:
+    """The capture of `packets` packets for `seed`: reused when its manifest matches."""
+    path = out_dir / f"capture-{packets}-s{seed}.pcap"
+    manifest = make_capture.manifest_path(path)
+    wanted = make_capture.identity(packets, seed)
+    if path.exists() and manifest.exists():
+        try:
+            info = json.loads(manifest.read_text())
+        except ValueError:
+            info = {}
+        same = all(info.get(k) == v for k, v in wanted.items())
+        if same and info.get("bytes") == path.stat().st_size:
+            print(f"reusing {path} ({info['packets']} packets, same parameters)")
+            return info
+    print(f"generating {path} ({packets} packets, seed {seed}) ...", flush=True)
+    cmd = [
+        sys.executable,
+        str(BENCH / "make_capture.py"),
+        "--packets",
+        str(packets),
+        "--seed",
+        str(seed),
+        "--out",
+        str(path),
+    ]
+    try:
+        proc = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True, check=False)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"generating {path} timed out after {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        raise BenchError(f"generating {path} failed:\n{proc.stdout}{proc.stderr}")
+    print("  " + "\n  ".join(proc.stdout.strip().splitlines()[:2]))
+    return json.loads(manifest.read_text())
+
+
+def warm(path: str) -> None:
+    """Read the file once so that every tool starts with it in the page cache."""
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def tcpdiag_command(args: argparse.Namespace, path: str) -> list[str]:
+    if args.tcpdiag:
+        return [*args.tcpdiag.split(), "analyze", "--format", "json", path]
+    return [sys.executable, "-m", "tcpdiag", "analyze", "--format", "json", path]
+
+
+def tcpdiag_env() -> dict[str, str]:
+    """Run the checkout under bench/.. (not some other installed tcpdiag)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if "PYTHONPATH" in env else "")
+    return env
+
+
+def run_tcpdiag(args: argparse.Namespace, info: dict) -> tuple[Measurement, dict]:
+    path = info["path"]
+    json_out = str(Path(path).with_suffix(".tcpdiag.json"))
+    cmd = tcpdiag_command(args, path)
+    m = measure(
+        "tcpdiag",
+        cmd,
+        info["packets"],
+        json_out,
+        args.timeout,
+        ok_codes=(0, 1),
+        env=tcpdiag_env(),
+    )
+    return m, verify(info, json_out)
+
+
+def verify(info: dict, json_out: str) -> dict:
+    """Findings per category in tcpdiag's JSON against what the generator injected."""
+    try:
+        report = json.loads(Path(json_out).read_text())
+        capture = report["captures"][0]
+    except (ValueError, KeyError, IndexError) as exc:
+        raise BenchError(f"tcpdiag's JSON ({json_out}) is unreadable: {exc}") from None
+    found = Counter(f["category"] for f in capture.get("findings", []))
+    expected = info["expected_findings"]
+    rows, problems = [], []
+    for cat in sorted(set(expected) | set(found)):
+        exp, got = expected.get(cat, 0), found.get(cat, 0)
+        status = "ok" if exp == got else ("MISSING" if got == 0 else "MISMATCH")
+        if exp == 0:
+            status = "UNEXPECTED"
+        if status != "ok":
+            problems.append(f"{cat}: expected {exp}, found {got}")
+        rows.append([cat, exp, got, status])
+    if capture.get("error"):
+        problems.append(f"error: {capture['error']}")
+    if capture.get("packets") != info["packets"]:
+        problems.append(f"read {capture.get('packets')} packets of {info['packets']}")
+    if capture.get("truncated"):
+        problems.append("capture reported truncated")
+    notes = [f"{k}={capture[k]}" for k in ("flows", "evicted") if k in capture]
+    notes += [f"warning: {w}" for w in capture.get("warnings", [])]
+    return {
+        "rows": rows,
+        "problems": problems,
+        "findings": sum(found.values()),
+        "notes": notes,
+        "json": json_out,
+    }
+
+
+def print_verification(label: str, check: dict, full: bool) -> None:
+    state = "OK" if not check["problems"] else "BROKEN RUN"
+    print(
+        f"\nverification of tcpdiag's JSON for {label}: {state} "
+        f"({check['findings']} findings; {', '.join(check['notes'])})"
+    )
+    if full or check["problems"]:
+        headers = ["category", "injected", "tcpdiag found", "status"]
+        print(tabulate(check["rows"], headers=headers, tablefmt="github"))
+    for p in check["problems"]:
+        print(f"  PROBLEM: {p}")
+
+
+def environment() -> dict[str, str]:
+    def out(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(
+                cmd, capture_output=True, text=True, timeout=30, cwd=REPO, check=False
+            ).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = out(["git", "describe", "--always", "--dirty"])
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "tshark": out(["tshark", "--version"]).splitlines()[0] if shutil.which("tshark") else "-",
+        "tcpdiag": f"git {commit}",
+    }
+
+
+def fmt_rate(pps: float) -> str:
+    return f"{pps:,.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark tcpdiag vs tshark vs a dpkt floor; scaling series."
+    )
+    parser.add_argument("--packets", type=int, default=1_200_000, help="base capture size")
+    parser.add_argument("--sizes", default="1,2,4", help="scaling multipliers of the base size")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-tshark", action="store_true")
+    parser.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds allowed per command (default 3600)"
+    )
+    parser.add_argument("--out-dir", type=Path, default=BENCH / "out")
+    parser.add_argument(
+        "--tcpdiag",
+        default="",
+        help="command to run instead of 'python -m tcpdiag' from this checkout, e.g. 'tcpdiag'",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--rss-via-getrusage",
+        action="store_true",
+        help="measure peak RSS with getrusage even when /usr/bin/time is present",
+    )
+    args = parser.parse_args(argv)
+    try:
+        sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | {1})
+    except ValueError:
+        parser.error("--sizes takes comma-separated integers, e.g. 1,2,4")
+    if min(sizes) < 1:
+        parser.error("--sizes must be positive")
+    if not args.skip_tshark and not shutil.which("tshark"):
+        parser.error("tshark is not on PATH (use --skip-tshark)")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    env_info = environment()
+    print("environment: " + "; ".join(f"{k}: {v}" for k, v in env_info.items()))
+    global FORCE_GETRUSAGE
+    FORCE_GETRUSAGE = args.rss_via_getrusage
+    rss_source = "/usr/bin/time -v" if use_gnu_time() else "getrusage(RUSAGE_CHILDREN) of a wrapper"
+    print(f"peak RSS from {rss_source}; wall clock from time.perf_counter around each command")
+
+    try:
+        return run(args, sizes, env_info, rss_source)
+    except BenchError as exc:
+        print(f"\nbench: FAILED: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: str) -> int:
+    captures = {
+        k: capture_for(args.packets * k, args.seed, args.out_dir, args.timeout) for k in sizes
+    }
+    base = captures[1]
+    path = base["path"]
+    print(
+        f"\nbase capture {path}: {base['packets']:,} packets, {base['connections']:,} "
+        f"connections (peak {base['peak_live_connections']:,} live), "
+        f"{base['bytes'] / 1e6:.0f} MB, {base['duration_s']} s of traffic"
+    )
+
+    # -- (a), (b), (c) on the base capture ----------------------------------------------------
+    warm(path)
+    results: list[Measurement] = []
+    print("measuring tcpdiag ...", flush=True)
+    td, check = run_tcpdiag(args, base)
+    results.append(td)
+    ts = None
+    if not args.skip_tshark:
+        print("measuring tshark ...", flush=True)
+        ts = measure(
+            "tshark",
+            ["tshark", "-r", path, "-q", "-z", "expert"],
+            base["packets"],
+            os.devnull,
+            args.timeout,
+        )
+        results.append(ts)
+    print("measuring dpkt floor ...", flush=True)
+    floor_out = str(Path(path).with_suffix(".floor.txt"))
+    fl = measure(
+        "floor (dpkt read loop)",
+        [sys.executable, "-c", FLOOR_CODE.strip(), path],
+        base["packets"],
+        floor_out,
+        args.timeout,
+    )
+    results.append(fl)
+    counted = Path(floor_out).read_text().strip()
+    if counted != str(base["packets"]):
+        raise BenchError(f"the dpkt floor counted {counted} records, expected {base['packets']}")
+
+    print(f"\n== base capture: {base['packets']:,} packets ({Path(path).name})")
+    rows = []
+    for m in results:
+        cmd = m.command
+        if m.name == "tcpdiag":
+            cmd_text = shell_text(cmd).replace(sys.executable, "python") + " > JSON"
+        elif m.name == "tshark":
+            cmd_text = shell_text(cmd) + " > /dev/null"
+        else:
+            cmd_text = "python -c '<dpkt.pcap.Reader loop>' FILE"
+        rows.append(
+            [
+                m.name,
+                f"{m.seconds:.2f}",
+                fmt_rate(m.pps),
+                f"{m.rss_mib:.0f}",
+                cmd_text.replace(path, "FILE"),
+            ]
+        )
+    print(
+        tabulate(
+            rows,
+            headers=["tool", "wall s", "packets/s", "peak RSS MiB", "command"],
+            tablefmt="github",
+        )
+    )
+    ratios = []
+    if ts is not None:
+        ratios.append(
+            f"tcpdiag vs tshark: {td.seconds / ts.seconds:.2f}x the time "
+            f"({td.pps / ts.pps:.2f}x the packets/s), "
+            f"{td.rss_kib / max(ts.rss_kib, 1):.2f}x the RSS"
+        )
+    ratios.append(
+        f"tcpdiag vs floor:  {td.seconds / fl.seconds:.2f}x the time "
+        f"({td.pps / fl.pps:.2f}x the packets/s), {td.rss_kib / max(fl.rss_kib, 1):.2f}x the RSS"
+    )
+    for r in ratios:
+        print(r)
+    print_verification(Path(path).name, check, full=True)
+    checks = {1: check}
+
+    # -- scaling: tcpdiag alone on 1x, 2x, 4x -----------------------------------------------
+    scaling = {1: td}
+    for k in sizes:
+        if k == 1:
+            continue
+        info = captures[k]
+        warm(info["path"])
+        print(f"\nmeasuring tcpdiag on {k}x ({info['packets']:,} packets) ...", flush=True)
+        scaling[k], checks[k] = run_tcpdiag(args, info)
+        print_verification(Path(info["path"]).name, checks[k], full=False)
+    t1, r1 = td.seconds, td.rss_kib
+    rows = []
+    for k in sizes:
+        m, info = scaling[k], captures[k]
+        rows.append(
+            [
+                f"{k}x",
+                f"{info['packets']:,}",
+                f"{info['connections']:,}",
+                f"{info['bytes'] / 1e6:.0f}",
+                f"{m.seconds:.2f}",
+                fmt_rate(m.pps),
+                f"{m.rss_mib:.0f}",
+                f"{100 * m.seconds / (k * t1):.0f} %",
+                f"{100 * (m.rss_kib - r1) / r1:+.0f} %",
+            ]
+        )
+    print("\n== tcpdiag scaling")
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "size",
+                "packets",
+                "connections",
+                "MB",
+                "wall s",
+                "packets/s",
+                "peak RSS MiB",
+                "time / (k x 1x time)",
+                "RSS vs 1x",
+            ],
+            tablefmt="github",
+        )
+    )
+    if len(sizes) > 1:
+        k = sizes[-1]
+        m = scaling[k]
+        ratio = m.seconds / t1
+        print(
+            f"time: {k}x the packets took {ratio:.2f}x the 1x time "
+            f"({100 * ratio / k:.0f} % of linear); peak RSS {k}x vs 1x: "
+            f"{100 * (m.rss_kib - r1) / r1:+.1f} % ({r1 / 1024:.0f} -> {m.rss_mib:.0f} MiB)"
+        )
+
+    broken = {k: c["problems"] for k, c in checks.items() if c["problems"]}
+    if args.json:
+        doc = {
+            "environment": env_info,
+            "rss_source": rss_source,
+            "captures": captures,
+            "base": [
+                {"name": m.name, "seconds": m.seconds, "pps": m.pps, "rss_kib": m.rss_kib}
+                for m in results
+            ],
+            "scaling": {
+                f"{k}x": {"seconds": m.seconds, "pps": m.pps, "rss_kib": m.rss_kib}
+                for k, m in scaling.items()
+            },
+            "verification": {f"{k}x": c for k, c in checks.items()},
+        }
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    if broken:
+        print("\nbench: tcpdiag's report did not match the injected failures: the run is broken")
+        return 1
+    print("\nall tcpdiag runs verified: every injected failure category reported, counts exact")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
