@@ -50,6 +50,10 @@ class CaptureReport:
         }
 
 
+def _frames(count: int) -> str:
+    return f"{count} frame{'s' * (count != 1)}"
+
+
 def _selected(conn: TrackedConnection, wanted: ConnectionFilter) -> bool:
     return wanted.matches(
         (conn.client.addr, conn.server.addr), (conn.client.port, conn.server.port), conn.conn_state
@@ -93,11 +97,11 @@ def analyze_capture(
     report.warnings.extend(reader.warnings)
     for linktype, count in sorted(stats.unknown_linktypes.items()):
         report.warnings.append(
-            f"{report.path}: {count} frames with unsupported link type {linktype} skipped"
+            f"{report.path}: {_frames(count)} with unsupported link type {linktype} skipped"
         )
     if stats.undecodable:
         report.warnings.append(
-            f"{report.path}: {stats.undecodable} frames with malformed or truncated headers "
+            f"{report.path}: {_frames(stats.undecodable)} with malformed or truncated headers "
             f"skipped (first: frame {stats.first_undecodable})"
         )
     report.decode = {

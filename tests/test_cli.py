@@ -118,3 +118,20 @@ def test_installed_entry_point_runs_as_a_module() -> None:
         [sys.executable, "-m", "tcpdiag", "--version"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and proc.stdout.strip() == f"tcpdiag {__version__}"
+
+
+def test_unsupported_link_type_is_reported_and_skipped() -> None:
+    result = runner.invoke(app, ["analyze", str(DATA / "decode_rawmix.pcapng")])
+    assert result.exit_code in (0, 1)
+    assert (
+        f"tcpdiag: warning: {DATA / 'decode_rawmix.pcapng'}: 1 frame with unsupported link "
+        "type 147 skipped"
+    ) in result.stderr
+
+
+def test_malformed_headers_are_counted_in_a_warning() -> None:
+    result = runner.invoke(app, ["analyze", str(DATA / "decode_eth.pcap")])
+    assert (
+        f"tcpdiag: warning: {DATA / 'decode_eth.pcap'}: 2 frames with malformed or truncated "
+        "headers skipped (first: frame 15)"
+    ) in result.stderr

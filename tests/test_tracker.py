@@ -323,3 +323,14 @@ def test_graceful_close_gives_no_finding() -> None:
     cap, conv = established()
     conv.close("c")
     assert findings(cap) == []
+
+
+def test_timestamps_going_backwards_do_not_break_tracking() -> None:
+    cap, conv = established()
+    conv.data("c", 10)
+    conv.send("s", PSH | ACK, 20, dt=-3.0)  # written out of order by the capturing host
+    conv.send("c", ACK)
+    conv.rst("s", dt=0.5)
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset"
+    assert finding.client_sees.errno == "ECONNRESET"
