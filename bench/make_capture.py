@@ -239,14 +239,14 @@ class Conn:
         self.t += delay
         self.add(self.t, S, ACK, self.s_nxt, self.c_nxt, self.s_win)
 
-    def respond(self, nbytes: int, think: int, client_acks: bool = True) -> None:
+    def respond(self, nbytes: int, think: int, unsent: int = 0) -> None:
         """The server answers after `think` us: segments in ACK-clocked flights (IW 10)."""
         rng = self.gen.rng
         t = self.t
         if think > 40_000:
             self.add(t + 40_000, S, ACK, self.s_nxt, self.c_nxt, self.s_win)  # delayed ACK
         t += think
-        payloads = self.gen.response_payloads(self.http, nbytes)
+        payloads = self.gen.response_payloads(self.http, nbytes, unsent)
         flight, i, n = 10, 0, len(payloads)
         while i < n:
             last_ack_t = t
@@ -260,8 +260,6 @@ class Conn:
                 self.add(seg_t, S, flags, self.s_nxt, self.c_nxt, self.s_win, payload)
                 self.s_nxt = (self.s_nxt + len(payload)) & M32
                 self.c_win = min(6000, self.c_win + len(payload) // 256)
-                if not client_acks:
-                    continue
                 ack_t = seg_t + self.rtt + rng.randint(5, 60)
                 if j % 2 == 1:
                     self.add(ack_t, C, ACK, self.c_nxt, self.s_nxt, self.c_win)
@@ -387,15 +385,16 @@ class Generator:
         off = self.rng.randrange(len(self.blob) - MSS)
         return b"\x17\x03\x03" + (size - 5).to_bytes(2, "big") + self.blob[off : off + size - 5]
 
-    def response_payloads(self, http: bool, nbytes: int) -> list[bytes]:
-        """Segment payloads (each at most MSS) for a response of about `nbytes`."""
+    def response_payloads(self, http: bool, nbytes: int, unsent: int = 0) -> list[bytes]:
+        """Segment payloads (each at most MSS) for a response of about `nbytes`; an HTTP
+        header announces `unsent` more body bytes than these segments carry."""
         sizes = [MSS] * (nbytes // MSS)
         if nbytes % MSS or not sizes:
             sizes.append(max(nbytes % MSS, 60))
         if not http:
             return [self.record(n) for n in sizes]
         sizes[0] = max(sizes[0], HTTP_HEAD_LEN + 20)
-        head = HTTP_HEAD % (sum(sizes) - HTTP_HEAD_LEN)
+        head = HTTP_HEAD % (sum(sizes) - HTTP_HEAD_LEN + unsent)
         out = []
         for k, n in enumerate(sizes):
             off = self.rng.randrange(len(self.blob) - MSS)
@@ -532,7 +531,10 @@ class Generator:
         conn = Conn(self, t, self.host(), rng.randrange(32), self.server_port())
         conn.handshake()
         conn.request(rng.randint(10, 200))
-        conn.respond(rng.randint(2, 6) * MSS, conn.gen.think_time())
+        # A download the client abandons: the header announces more than it will read.
+        conn.respond(
+            rng.randint(2, 6) * MSS, conn.gen.think_time(), unsent=rng.randint(1, 9) * 10_000
+        )
         tf = conn.t + rng.randint(1_000, 300_000)
         conn.flush_client_ack(tf)
         conn.add(tf, C, FIN | ACK, conn.c_nxt, conn.s_nxt, conn.c_win)

@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,8 @@ with open(sys.argv[1], "wb") as stdout:
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(sys.argv[2], "w") as report:
     report.write(f"Maximum resident set size (kbytes): {usage.ru_maxrss}\\n")
+    report.write(f"User time (seconds): {usage.ru_utime}\\n")
+    report.write(f"System time (seconds): {usage.ru_stime}\\n")
 sys.exit(rc)
 """
 
@@ -79,6 +82,8 @@ class Measurement:
     rss_kib: int
     returncode: int
     packets: int
+    cpu_seconds: float = 0.0  # user + system
+    times: list[float] | None = None  # every run's wall time, with --repeat
 
     @property
     def pps(self) -> float:
@@ -143,7 +148,19 @@ def measure(
         )
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     rss = int(match.group(1)) if match else 0
-    return Measurement(name, cmd, seconds, rss, proc.returncode, packets)
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
+    return Measurement(name, cmd, seconds, rss, proc.returncode, packets, cpu)
+
+
+def measure_repeated(repeat: int, *args, **kwargs) -> Measurement:
+    """`measure` `repeat` times: the median wall time and the largest peak RSS."""
+    runs = [measure(*args, **kwargs) for _ in range(repeat)]
+    result = runs[0]
+    result.times = [m.seconds for m in runs]
+    result.seconds = statistics.median(result.times)
+    result.cpu_seconds = statistics.median(m.cpu_seconds for m in runs)
+    result.rss_kib = max(m.rss_kib for m in runs)
+    return result
 
 
 def capture_for(packets: int, seed: int, out_dir: Path, timeout: float) -> dict:
@@ -205,7 +222,8 @@ def run_tcpdiag(args: argparse.Namespace, info: dict) -> tuple[Measurement, dict
     path = info["path"]
     json_out = str(Path(path).with_suffix(".tcpdiag.json"))
     cmd = tcpdiag_command(args, path)
-    m = measure(
+    m = measure_repeated(
+        args.repeat,
         "tcpdiag",
         cmd,
         info["packets"],
@@ -291,6 +309,15 @@ def environment() -> dict[str, str]:
     }
 
 
+def wait_idle(limit: float) -> None:
+    """Wait (at most `limit` s) until the 1-minute load average is below 0.5."""
+    deadline = time.monotonic() + limit
+    if limit > 0 and os.getloadavg()[0] >= 0.5:
+        print(f"waiting up to {limit:.0f} s for the machine to go idle ...", flush=True)
+    while limit > 0 and os.getloadavg()[0] >= 0.5 and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 def fmt_rate(pps: float) -> str:
     return f"{pps:,.0f}"
 
@@ -312,6 +339,16 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="command to run instead of 'python -m tcpdiag' from this checkout, e.g. 'tcpdiag'",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per measurement; report the median time"
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait (at most this long) for the 1-minute load average to drop below 0.5",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument(
         "--rss-via-getrusage",
@@ -325,15 +362,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sizes takes comma-separated integers, e.g. 1,2,4")
     if min(sizes) < 1:
         parser.error("--sizes must be positive")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if not args.skip_tshark and not shutil.which("tshark"):
         parser.error("tshark is not on PATH (use --skip-tshark)")
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    wait_idle(args.wait_idle)
     env_info = environment()
     print("environment: " + "; ".join(f"{k}: {v}" for k, v in env_info.items()))
     global FORCE_GETRUSAGE
     FORCE_GETRUSAGE = args.rss_via_getrusage
     rss_source = "/usr/bin/time -v" if use_gnu_time() else "getrusage(RUSAGE_CHILDREN) of a wrapper"
-    print(f"peak RSS from {rss_source}; wall clock from time.perf_counter around each command")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    if os.getloadavg()[0] > 0.5:
+        print(
+            f"WARNING: the machine is busy (1-min load {os.getloadavg()[0]:.2f} on "
+            f"{os.cpu_count()} cores): wall times will be inflated; compare the CPU s column"
+        )
+    print(
+        f"peak RSS from {rss_source}; wall clock from time.perf_counter around each command, "
+        f"median of {args.repeat}; load average before the run: {load}"
+    )
 
     try:
         return run(args, sizes, env_info, rss_source)
@@ -363,7 +412,8 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
     ts = None
     if not args.skip_tshark:
         print("measuring tshark ...", flush=True)
-        ts = measure(
+        ts = measure_repeated(
+            args.repeat,
             "tshark",
             ["tshark", "-r", path, "-q", "-z", "expert"],
             base["packets"],
@@ -373,7 +423,8 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
         results.append(ts)
     print("measuring dpkt floor ...", flush=True)
     floor_out = str(Path(path).with_suffix(".floor.txt"))
-    fl = measure(
+    fl = measure_repeated(
+        args.repeat,
         "floor (dpkt read loop)",
         [sys.executable, "-c", FLOOR_CODE.strip(), path],
         base["packets"],
@@ -386,6 +437,9 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
         raise BenchError(f"the dpkt floor counted {counted} records, expected {base['packets']}")
 
     print(f"\n== base capture: {base['packets']:,} packets ({Path(path).name})")
+    if args.repeat > 1:
+        for m in results:
+            print(f"{m.name}: wall times {', '.join(f'{t:.2f}' for t in m.times or [])} s")
     rows = []
     for m in results:
         cmd = m.command
@@ -399,6 +453,7 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
             [
                 m.name,
                 f"{m.seconds:.2f}",
+                f"{m.cpu_seconds:.2f}",
                 fmt_rate(m.pps),
                 f"{m.rss_mib:.0f}",
                 cmd_text.replace(path, "FILE"),
@@ -407,7 +462,7 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
     print(
         tabulate(
             rows,
-            headers=["tool", "wall s", "packets/s", "peak RSS MiB", "command"],
+            headers=["tool", "wall s", "CPU s", "packets/s", "peak RSS MiB", "command"],
             tablefmt="github",
         )
     )
@@ -436,6 +491,8 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
         warm(info["path"])
         print(f"\nmeasuring tcpdiag on {k}x ({info['packets']:,} packets) ...", flush=True)
         scaling[k], checks[k] = run_tcpdiag(args, info)
+        m = scaling[k]
+        print(f"  {m.seconds:.2f} s, {fmt_rate(m.pps)} packets/s, peak RSS {m.rss_mib:.0f} MiB")
         print_verification(Path(info["path"]).name, checks[k], full=False)
     t1, r1 = td.seconds, td.rss_kib
     rows = []
@@ -448,6 +505,7 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
                 f"{info['connections']:,}",
                 f"{info['bytes'] / 1e6:.0f}",
                 f"{m.seconds:.2f}",
+                f"{m.cpu_seconds:.2f}",
                 fmt_rate(m.pps),
                 f"{m.rss_mib:.0f}",
                 f"{100 * m.seconds / (k * t1):.0f} %",
@@ -464,6 +522,7 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
                 "connections",
                 "MB",
                 "wall s",
+                "CPU s",
                 "packets/s",
                 "peak RSS MiB",
                 "time / (k x 1x time)",
@@ -476,9 +535,11 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
         k = sizes[-1]
         m = scaling[k]
         ratio = m.seconds / t1
+        cpu_ratio = m.cpu_seconds / max(td.cpu_seconds, 1e-9)
         print(
-            f"time: {k}x the packets took {ratio:.2f}x the 1x time "
-            f"({100 * ratio / k:.0f} % of linear); peak RSS {k}x vs 1x: "
+            f"time: {k}x the packets took {ratio:.2f}x the 1x wall time "
+            f"({100 * ratio / k:.0f} % of linear; CPU time {cpu_ratio:.2f}x, "
+            f"{100 * cpu_ratio / k:.0f} % of linear); peak RSS {k}x vs 1x: "
             f"{100 * (m.rss_kib - r1) / r1:+.1f} % ({r1 / 1024:.0f} -> {m.rss_mib:.0f} MiB)"
         )
 
@@ -489,11 +550,24 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
             "rss_source": rss_source,
             "captures": captures,
             "base": [
-                {"name": m.name, "seconds": m.seconds, "pps": m.pps, "rss_kib": m.rss_kib}
+                {
+                    "name": m.name,
+                    "command": m.command,
+                    "seconds": m.seconds,
+                    "cpu_seconds": m.cpu_seconds,
+                    "times": m.times,
+                    "pps": m.pps,
+                    "rss_kib": m.rss_kib,
+                }
                 for m in results
             ],
             "scaling": {
-                f"{k}x": {"seconds": m.seconds, "pps": m.pps, "rss_kib": m.rss_kib}
+                f"{k}x": {
+                    "seconds": m.seconds,
+                    "cpu_seconds": m.cpu_seconds,
+                    "pps": m.pps,
+                    "rss_kib": m.rss_kib,
+                }
                 for k, m in scaling.items()
             },
             "verification": {f"{k}x": c for k, c in checks.items()},

@@ -46,7 +46,7 @@ RST_BURST_WINDOW_SECONDS = 0.05
 MIN_STALL_RETRANSMISSIONS = 2
 # Live connections tracked at most; beyond it the least recently active one is retired early, so
 # a SYN flood or a million half-open connections cannot exhaust memory.
-MAX_LIVE_CONNECTIONS = 200_000
+MAX_LIVE_CONNECTIONS = 100_000
 # Evidence kept per event: a finding cites the frames that prove it, not every frame.
 MAX_EVIDENCE = 12
 
