@@ -30,7 +30,7 @@ from tcpdiag.events import (
     RstEvent,
     SilenceEvent,
 )
-from tcpdiag.packets import ACK, FIN, RST, SYN, IcmpError, Packet, SynOptions, TcpSegment
+from tcpdiag.packets import ACK, FIN, RST, SYN, URG, IcmpError, Packet, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_add, seq_between, seq_diff, seq_le, seq_lt
 from tcpdiag.zeek import ZeekConnection
 
@@ -49,6 +49,10 @@ MIN_STALL_RETRANSMISSIONS = 2
 MAX_LIVE_CONNECTIONS = 100_000
 # Evidence kept per event: a finding cites the frames that prove it, not every frame.
 MAX_EVIDENCE = 12
+
+
+# Flags that take a segment off the fast path: anything but ACK (PSH, ECE, CWR do not matter).
+_FAST_FLAGS_MASK = SYN | FIN | RST | ACK | URG
 
 
 class TcpState(StrEnum):
@@ -77,6 +81,9 @@ SYNCHRONIZED = frozenset(
         TcpState.LAST_ACK,
     }
 )
+
+
+_ESTABLISHED = TcpState.ESTABLISHED
 
 
 def endpoint_text(addr: str, port: int) -> str:
@@ -108,7 +115,12 @@ class Endpoint:
     bytes_sent: int = 0  # new payload bytes
     ttl: int | None = None  # IP TTL / hop limit of this side's ordinary (non-RST) segments
     last_time: float = 0.0
-    last_data: Evidence | None = None
+    # The last new data this side sent (frame, time, length): kept as numbers because it
+    # changes on every data segment; `last_data` builds the evidence when a finding needs it.
+    last_data_frame: int = 0
+    last_data_time: float = 0.0
+    last_data_len: int = 0
+    role: str = ""  # "client" or "server", for evidence texts
     # Payload sent since the peer last sent payload (data that got no answer, yet).
     unanswered_bytes: int = 0
     keepalive_probes: int = 0
@@ -124,6 +136,16 @@ class Endpoint:
     @property
     def text(self) -> str:
         return endpoint_text(self.addr, self.port)
+
+    @property
+    def last_data(self) -> Evidence | None:
+        if not self.last_data_frame:
+            return None
+        return Evidence(
+            self.last_data_frame,
+            self.last_data_time,
+            f"{self.last_data_len} bytes of data from {self.role}",
+        )
 
     def progress(self, time: float) -> None:
         """The peer acknowledged new data from this side: any stall is over."""
@@ -228,6 +250,7 @@ class Connection:
         self.conn_id = conn_id
         self.client = client
         self.server = server
+        client.role, server.role = "client", "server"
         self.initiator_known = initiator_known
         self.ip_version = ip_version
         self.first_frame = first_frame
@@ -301,12 +324,61 @@ class Connection:
     # -- per segment -----------------------------------------------------------------------
 
     def on_segment(self, seg: TcpSegment, rst_log: RstLog) -> None:
-        sender, receiver = (
-            (self.client, self.server)
-            if seg.src == self.client.addr and seg.sport == self.client.port
-            else (self.server, self.client)
-        )
+        client = self.client
+        if seg.sport == client.port and seg.src == client.addr:
+            sender, receiver = client, self.server
+        else:
+            sender, receiver = self.server, client
         self.zeek.update(seg)
+        flags = seg.flags
+        if (
+            flags & _FAST_FLAGS_MASK == ACK
+            and seg.seq == sender.snd_nxt
+            and sender.state is _ESTABLISHED
+            and receiver.state is _ESTABLISHED
+            and not self.rsts
+            and not sender.unanswered_probes
+            and not receiver.unanswered_probes
+        ):
+            self._in_order(seg, sender, receiver)
+            return
+        self._general(seg, sender, receiver, rst_log)
+
+    def _in_order(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
+        """The bulk of any capture: an in-order data or ACK segment of an established connection
+        with nothing pending. It moves counters and sequence positions only, exactly as the
+        general path would, without the checks that cannot apply (handshake, FIN, RST, probes,
+        retransmissions)."""
+        time = seg.time
+        if time > self.last_time:
+            self.last_time = time
+        self.last_ordinary_time = time
+        sender.packets += 1
+        sender.last_time = time
+        sender.window = seg.window
+        ack = seg.ack
+        if seq_lt(sender.rcv_nxt, ack):  # type: ignore[arg-type]  # set since the handshake
+            sender.rcv_nxt = ack
+        snd_una = receiver.snd_una
+        if (snd_una is None or seq_lt(snd_una, ack)) and seq_le(ack, receiver.snd_nxt):  # type: ignore[arg-type]
+            receiver.snd_una = ack
+            receiver.progress(time)
+        length = seg.payload_len
+        if length:
+            sender.payload_bytes += length
+            sender.snd_nxt = (seg.seq + length) & 0xFFFFFFFF
+            if sender.first_unacked_time is None:
+                sender.first_unacked_time = time
+            sender.bytes_sent += length
+            sender.unanswered_bytes += length
+            sender.last_data_frame = seg.frame
+            sender.last_data_time = time
+            sender.last_data_len = length
+            receiver.unanswered_bytes = 0
+
+    def _general(
+        self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint, rst_log: RstLog
+    ) -> None:
         previous_time = self.last_time
         self.last_time = max(self.last_time, seg.time)
         sender.packets += 1
@@ -443,9 +515,9 @@ class Connection:
         if new_payload > 0:
             sender.bytes_sent += new_payload
             sender.unanswered_bytes += new_payload
-            sender.last_data = Evidence(
-                seg.frame, seg.time, f"{seg.payload_len} bytes of data from {self.role(sender)}"
-            )
+            sender.last_data_frame = seg.frame
+            sender.last_data_time = seg.time
+            sender.last_data_len = seg.payload_len
             receiver.unanswered_bytes = 0
 
     def _on_retransmission(self, seg: TcpSegment, sender: Endpoint) -> None:
@@ -587,14 +659,15 @@ class Connection:
             and not unanswered
         ):
             yield sender.last_data  # what the RST sender said last, before it reset
-        if unanswered and receiver.last_data is not None:
+        last = receiver.last_data
+        if unanswered and last is not None:
             yield Evidence(
-                receiver.last_data.frame,
-                receiver.last_data.time,
-                receiver.last_data.what + f", acknowledged, never answered by {self.role(sender)}",
+                last.frame,
+                last.time,
+                last.what + f", acknowledged, never answered by {self.role(sender)}",
             )
-        elif receiver.last_data is not None and receiver.state == TcpState.CLOSE_WAIT:
-            yield receiver.last_data
+        elif last is not None and receiver.state == TcpState.CLOSE_WAIT:
+            yield last
         yield from sender.unanswered_probes[-3:]
 
     # -- retirement -------------------------------------------------------------------------
