@@ -336,6 +336,8 @@ class Connection:
             and seg.seq == sender.snd_nxt
             and sender.state is _ESTABLISHED
             and receiver.state is _ESTABLISHED
+            and sender.rcv_nxt is not None  # both unset only in odd mid-stream starts
+            and receiver.snd_nxt is not None
             and not self.rsts
             and not sender.unanswered_probes
             and not receiver.unanswered_probes
@@ -357,10 +359,11 @@ class Connection:
         sender.last_time = time
         sender.window = seg.window
         ack = seg.ack
-        if seq_lt(sender.rcv_nxt, ack):  # type: ignore[arg-type]  # set since the handshake
+        assert sender.rcv_nxt is not None and receiver.snd_nxt is not None  # checked by the caller
+        if seq_lt(sender.rcv_nxt, ack):
             sender.rcv_nxt = ack
         snd_una = receiver.snd_una
-        if (snd_una is None or seq_lt(snd_una, ack)) and seq_le(ack, receiver.snd_nxt):  # type: ignore[arg-type]
+        if (snd_una is None or seq_lt(snd_una, ack)) and seq_le(ack, receiver.snd_nxt):
             receiver.snd_una = ack
             receiver.progress(time)
         length = seg.payload_len
