@@ -20,8 +20,10 @@ class FlowRecord:
     initiator_known: bool
     client_packets: int
     client_bytes: int  # payload bytes, each counted once (retransmissions excluded)
+    client_bytes_acked: int  # of those, acknowledged by the server
     server_packets: int
     server_bytes: int
+    server_bytes_acked: int
     client_state: str  # final RFC 9293 state of each side, as inferred from the wire
     server_state: str
     conn_state: str  # Zeek's conn_state
@@ -44,8 +46,10 @@ class FlowRecord:
             initiator_known=conn.ref.initiator_known,
             client_packets=conn.client.packets,
             client_bytes=conn.client.bytes_sent,
+            client_bytes_acked=conn.client.bytes_acked,
             server_packets=conn.server.packets,
             server_bytes=conn.server.bytes_sent,
+            server_bytes_acked=conn.server.bytes_acked,
             client_state=conn.client.state.value,
             server_state=conn.server.state.value,
             conn_state=conn.conn_state,

@@ -100,6 +100,7 @@ class Endpoint:
     isn: int | None = None
     snd_nxt: int | None = None  # one past the highest sequence number this side has sent
     snd_una: int | None = None  # highest sequence number the peer has acknowledged
+    data_start: int | None = None  # sequence number of the first data byte (ISN+1, or first seen)
     rcv_nxt: int | None = None  # the last ACK this side sent: its announced RCV.NXT
     window: int = 0  # last advertised window, raw
     window_scale: int | None = None  # from this side's SYN; applies only if both sides sent one
@@ -136,6 +137,13 @@ class Endpoint:
     @property
     def text(self) -> str:
         return endpoint_text(self.addr, self.port)
+
+    @property
+    def bytes_acked(self) -> int:
+        """Payload bytes of this side that the peer acknowledged."""
+        if self.snd_una is None or self.data_start is None:
+            return 0
+        return max(seq_diff(self.snd_una, self.data_start) - self.fin_acked, 0)
 
     @property
     def last_data(self) -> Evidence | None:
@@ -406,7 +414,7 @@ class Connection:
             self._on_syn(seg, sender, receiver)
         if sender.snd_nxt is None:
             # First segment of this side in a capture that missed the handshake.
-            sender.snd_nxt = seg.seq
+            sender.snd_nxt = sender.data_start = seg.seq
             for ep in (sender, receiver):
                 if ep.state == TcpState.CLOSED:
                     ep.state = TcpState.ESTABLISHED
@@ -439,7 +447,7 @@ class Connection:
                 sender.state = TcpState.SYN_RECEIVED if is_synack else TcpState.SYN_SENT
             return
         sender.isn = seg.seq
-        sender.snd_nxt = seq_add(seg.seq, 1)
+        sender.snd_nxt = sender.data_start = seq_add(seg.seq, 1)
         sender.syn = Evidence(
             seg.frame, seg.time, f"{'SYN-ACK' if is_synack else 'SYN'} from {self.role(sender)}"
         )

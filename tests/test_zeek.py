@@ -204,3 +204,16 @@ def test_bad_filter_values_are_explained(kwargs: dict, message: str) -> None:
     with pytest.raises(FilterError) as info:
         ConnectionFilter.build(**kwargs)
     assert str(info.value).startswith(message)
+
+
+def test_flows_count_bytes_sent_and_acknowledged_each_way() -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["flows", "-f", "json", str(SAMPLES / "retransmission_timeout.pcap")]
+    )
+    (flow,) = json.loads(result.stdout)["captures"][0]["connections"]
+    # The client's last 27 bytes were retransmitted and never acknowledged.
+    assert (flow["client_bytes"], flow["client_bytes_acked"]) == (32, 5)
+    assert (flow["server_bytes"], flow["server_bytes_acked"]) == (5, 5)
+    assert (flow["client_state"], flow["server_state"]) == ("ESTABLISHED", "ESTABLISHED")
+    assert flow["duration"] > 3.0
