@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from tcpdiag.packets import SYN, IcmpError, QuotedTcp, SynOptions, TcpSegment
-from tcpdiag.reader import RawFrame, positional_constructor
+from tcpdiag.reader import RawFrame
 
 # Link types (LINKTYPE_* values as stored in pcap/pcapng).
 LINKTYPE_NULL: Final = 0
@@ -59,11 +59,6 @@ _TCP8 = struct.Struct("!HHI")  # the 8 TCP bytes an ICMP error is sure to quote
 _U16 = struct.Struct("!H").unpack_from
 _U32 = struct.Struct("!I").unpack_from
 
-# Records are built through positional_constructor: half the cost of the frozen __init__.
-_make_segment = positional_constructor(TcpSegment)
-_make_icmp = positional_constructor(IcmpError)
-_make_quoted = positional_constructor(QuotedTcp)
-_make_options = positional_constructor(SynOptions)
 
 _NO_OPTIONS: Final = SynOptions()
 _ZERO80: Final = bytes(10)
@@ -230,7 +225,7 @@ class Decoder:
             if icmp_type == _ICMP4_UNREACH and code == _ICMP4_FRAG_NEEDED:
                 # Routers predating RFC 1191 send 0 here: no MTU given.
                 mtu = _U16(data, p + 6)[0] or None
-            return _make_icmp(
+            return IcmpError(
                 frame.number,
                 frame.time,
                 self._addr(src),
@@ -270,7 +265,7 @@ class Decoder:
             if icmp_type not in _ICMP6_ERRORS:
                 return _OTHER
             mtu = _U32(data, p + 4)[0] if icmp_type == _ICMP6_TOO_BIG else None
-            return _make_icmp(
+            return IcmpError(
                 frame.number,
                 frame.time,
                 self._addr(src),
@@ -309,7 +304,7 @@ class Decoder:
         if flags & SYN:
             syn_options = _syn_options(data, p + 20, min(p + doff, len(data)))
         addrs = self._addrs
-        return _make_segment(
+        return TcpSegment(
             frame.number,
             frame.time,
             addrs.get(src) or self._addr(src),
@@ -351,7 +346,7 @@ class Decoder:
         if len(data) < p + 8:
             return None
         sport, dport, seq = _TCP8.unpack_from(data, p)
-        return _make_quoted(self._addr(src), self._addr(dst), sport, dport, seq)
+        return QuotedTcp(self._addr(src), self._addr(dst), sport, dport, seq)
 
 
 def _skip_ext6(data: bytes, p: int, nh: int) -> tuple[int, int] | None:
@@ -401,4 +396,4 @@ def _syn_options(data: bytes, p: int, end: int) -> SynOptions:
         p += size
     if mss is None and window_scale is None and not sack_permitted and not timestamps:
         return _NO_OPTIONS
-    return _make_options(mss, window_scale, sack_permitted, timestamps)
+    return SynOptions(mss, window_scale, sack_permitted, timestamps)

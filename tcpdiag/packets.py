@@ -3,6 +3,9 @@
 Only the header fields the tracker and the rules look at are kept; payload bytes never leave the
 decoder. Lengths come from the IP header, not from the captured bytes, so snaplen-truncated
 captures (headers only) are analysed exactly like full ones.
+
+The records are treated as immutable but are not frozen dataclasses: a frozen dataclass's
+__init__ costs about six times as much, and one is built for every packet.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ ECE = 0x40
 CWR = 0x80
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SynOptions:
     """TCP options that only matter on SYN and SYN-ACK segments."""
 
@@ -30,7 +33,7 @@ class SynOptions:
     timestamps: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TcpSegment:
     frame: int  # 1-based, numbered exactly as Wireshark numbers the capture's packets
     time: float  # seconds since the epoch
@@ -49,7 +52,7 @@ class TcpSegment:
     syn_options: SynOptions | None = None  # parsed only when SYN is set
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QuotedTcp:
     """The invoking packet's IP+TCP header as quoted inside an ICMP error."""
 
@@ -60,7 +63,7 @@ class QuotedTcp:
     seq: int  # the first 8 bytes of the TCP header are guaranteed to be quoted (RFC 792)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IcmpError:
     frame: int
     time: float

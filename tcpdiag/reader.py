@@ -29,10 +29,10 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields, is_dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -95,7 +95,7 @@ def _where(offset: int | None, frame: int | None) -> str:
     return ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawFrame:
     number: int  # 1-based, exactly Wireshark's frame numbering
     time: float  # seconds since the epoch
@@ -104,28 +104,6 @@ class RawFrame:
     wire_len: int
 
 
-def positional_constructor(cls: type[T]) -> Callable[..., T]:
-    """A fast constructor for a frozen slots dataclass; every field must be passed, in order.
-
-    A frozen dataclass's __init__ assigns each field through object.__setattr__ by name, which
-    costs about 100 ns a field: 1.5 us for a TcpSegment, as much as decoding it. Writing the
-    slots through their descriptors gives an equal object (same class, same __eq__) in half
-    the time. Only for hot paths; anything with __post_init__ or field defaults to fill in
-    would be built wrongly, so such classes are refused.
-    """
-    if not (is_dataclass(cls) and hasattr(cls, "__slots__")) or hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} is not a plain slots dataclass")
-    names = [f.name for f in fields(cls)]
-    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    scope.update({f"set_{n}": getattr(cls, n).__set__ for n in names})
-    body = "".join(f"    set_{n}(obj, {n})\n" for n in names)
-    exec(f"def make({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n", scope)
-    make: Callable[..., T] = scope["make"]
-    make.__qualname__ = make.__name__ = f"make_{cls.__name__}"
-    return make
-
-
-_make_frame = positional_constructor(RawFrame)
 
 
 class _Source(Protocol):
@@ -386,7 +364,7 @@ class CaptureReader:
                     break
             number += 1
             # Integer arithmetic then one division: the float is the correctly rounded value.
-            yield _make_frame(
+            yield RawFrame(
                 number, (sec * units + frac) / units, linktype, buf[start:end], wire_len
             )
             pos = end
@@ -480,7 +458,7 @@ class CaptureReader:
                 last_time = (((ts_high << 32) | ts_low) + offset) / ticks
                 number += 1
                 start = pos + 28
-                yield _make_frame(
+                yield RawFrame(
                     number, last_time, linktype, buf[start : start + caplen], wire_len
                 )
             elif btype == _SPB:
@@ -499,7 +477,7 @@ class CaptureReader:
                     caplen = min(caplen, snaplen)
                 number += 1
                 start = pos + 12
-                yield _make_frame(
+                yield RawFrame(
                     number, last_time, linktype, buf[start : start + caplen], wire_len
                 )
             elif btype == _IDB:

@@ -10,7 +10,6 @@ import gzip
 import os
 import tempfile
 import tracemalloc
-from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcpdiag import reader as reader_mod
-from tcpdiag.reader import CaptureError, CaptureReader, RawFrame, positional_constructor
+from tcpdiag.reader import CaptureError, CaptureReader, RawFrame
 
 DATA = Path(__file__).parent / "data"
 
@@ -257,26 +256,6 @@ def test_frames_before_damage_are_intact() -> None:
     ng_good, _ = read_all("ng_past_end.pcapng")
     assert [f.data for f in ng_good] == [good[0].data, good[1].data]
     assert [f.time for f in ng_good] == [1700000000.0, 1700000001.0]
-
-
-def test_positional_constructor_builds_equal_frozen_records() -> None:
-    make = positional_constructor(RawFrame)
-    fast = make(7, 1.25, 1, b"ab", 60)
-    assert type(fast) is RawFrame
-    assert fast == RawFrame(7, 1.25, 1, b"ab", 60)
-    assert hash(fast) == hash(RawFrame(7, 1.25, 1, b"ab", 60))
-    with pytest.raises(FrozenInstanceError):
-        fast.number = 8  # type: ignore[misc]
-
-    @dataclass(slots=True)
-    class Checked:
-        x: int
-
-        def __post_init__(self) -> None:
-            self.x += 1
-
-    with pytest.raises(TypeError):
-        positional_constructor(Checked)
 
 
 # -- robustness ---------------------------------------------------------------------------------
