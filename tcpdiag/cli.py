@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -126,9 +127,15 @@ def _filter(
 
 
 def _run(
-    captures: list[Path], engine: RuleEngine, options: AnalysisOptions, debug: bool
+    captures: list[Path],
+    options: AnalysisOptions,
+    rules_dir: Path | None,
+    debug: bool,
+    render: Callable[[list[CaptureReport]], str],
 ) -> list[CaptureReport]:
-    """Analyse each capture; report warnings and errors on stderr as one line each."""
+    """Analyse each capture, warnings and errors on stderr (one line each), then print the
+    rendered report."""
+    engine = RuleEngine(_load(rules_dir))
     reports: list[CaptureReport] = []
     for path in captures:
         try:
@@ -146,6 +153,7 @@ def _run(
             typer.echo(f"tcpdiag: warning: {safe_line(warning)}", err=True)
         if report.error:
             typer.echo(f"tcpdiag: error: {safe_line(report.error)}", err=True)
+    sys.stdout.write(render(reports))
     return reports
 
 
@@ -205,13 +213,12 @@ def analyze(
         zeek_split=zeek_split,
         max_connections=max_connections,
     )
-    reports = _run(captures, RuleEngine(_load(rules_dir)), options, debug)
     render = {
         OutputFormat.table: render_text,
         OutputFormat.json: render_json,
         OutputFormat.markdown: render_markdown,
     }[output_format]
-    sys.stdout.write(render(reports))
+    reports = _run(captures, options, rules_dir, debug, render)
     if any(r.error for r in reports):
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_FINDINGS if any(r.findings for r in reports) else EXIT_CLEAN)
@@ -267,14 +274,13 @@ def flows(
         zeek_split=zeek_split,
         max_connections=max_connections,
     )
-    reports = _run(captures, RuleEngine(_load(rules_dir)), options, debug)
     render = {
         FlowFormat.table: render_flows_table,
         FlowFormat.json: render_flows_json,
         FlowFormat.csv: render_flows_csv,
         FlowFormat.markdown: lambda r: render_flows_table(r, markdown=True),
     }[output_format]
-    sys.stdout.write(render(reports))
+    reports = _run(captures, options, rules_dir, debug, render)
     raise typer.Exit(EXIT_ERROR if any(r.error for r in reports) else EXIT_CLEAN)
 
 
