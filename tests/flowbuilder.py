@@ -6,7 +6,11 @@ the scenario it describes: handshake, data, close, reset.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import dpkt
 
 from tcpdiag.detect import RuleEngine
 from tcpdiag.findings import Finding
@@ -141,6 +145,31 @@ class Conversation:
                 mtu=mtu,
             )
         )
+
+
+def write_pcap(capture: Capture, path: Path) -> None:
+    """Write the TCP segments of `capture` as an Ethernet/IPv4 pcap (dpkt), so a crafted case can
+    go through the whole pipeline, reader and decoder included."""
+    with path.open("wb") as out:
+        writer = dpkt.pcap.Writer(out, nano=False)
+        for pkt in capture.packets:
+            assert isinstance(pkt, TcpSegment) and pkt.ip_version == 4
+            options = b""
+            if pkt.syn_options and pkt.syn_options.mss:
+                options = b"\x02\x04" + pkt.syn_options.mss.to_bytes(2, "big")
+            if pkt.syn_options and pkt.syn_options.window_scale is not None:
+                options += b"\x01\x03\x03" + bytes([pkt.syn_options.window_scale])
+            tcp = dpkt.tcp.TCP(
+                sport=pkt.sport, dport=pkt.dport, seq=pkt.seq, ack=pkt.ack, flags=pkt.flags,
+                win=pkt.window, opts=options, off=(20 + len(options)) // 4,
+                data=b"x" * pkt.payload_len,
+            )  # fmt: skip
+            ip = dpkt.ip.IP(
+                src=socket.inet_aton(pkt.src), dst=socket.inet_aton(pkt.dst), p=6, ttl=pkt.ttl,
+                data=tcp,
+            )  # fmt: skip
+            frame = dpkt.ethernet.Ethernet(data=ip, type=dpkt.ethernet.ETH_TYPE_IP)
+            writer.writepkt(bytes(frame), ts=pkt.time)
 
 
 def track(capture: Capture) -> list[TrackedConnection]:

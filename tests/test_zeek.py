@@ -8,10 +8,11 @@ letters (see tcpdiag/zeek.py for the references).
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
-from flowbuilder import LINUX_SYN, Capture, Conversation
+from flowbuilder import LINUX_SYN, Capture, Conversation, write_pcap
 from typer.testing import CliRunner
 
 from tcpdiag.cli import app
@@ -24,8 +25,19 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 def zeek_view(cap: Capture, zeek_split: bool = False) -> list[tuple[str, str]]:
+    """conn_state and history per connection, from the tracker and, identically, from
+    `tcpdiag flows` on the same segments written as a pcap (reader and decoder included)."""
     conns = FlowTable(zeek_split=zeek_split).track(cap.packets)
-    return [(c.conn_state, c.history) for c in conns]
+    in_memory = [(c.conn_state, c.history) for c in conns]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "crafted.pcap"
+        write_pcap(cap, path)
+        args = ["flows", "-f", "json", str(path)] + (["--zeek-split"] if zeek_split else [])
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["captures"][0]["connections"]
+    assert [(r["conn_state"], r["history"]) for r in rows] == in_memory
+    return in_memory
 
 
 def test_normal_close_is_sf() -> None:
