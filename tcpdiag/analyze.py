@@ -74,7 +74,11 @@ def analyze_capture(
         report.error = str(exc)
         return report
     decoder = Decoder()
-    table = FlowTable(zeek_split=options.zeek_split, max_live=options.max_connections)
+    table = FlowTable(
+        zeek_split=options.zeek_split,
+        max_live=options.max_connections,
+        zeek=options.keep_flows or bool(options.connection_filter.states),
+    )
     wanted = options.connection_filter
     with reader:
         decoded = (p for p in map(decoder.decode, reader) if p is not None)

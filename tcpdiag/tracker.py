@@ -175,7 +175,7 @@ class TrackedConnection:
     server: Endpoint
     last_time: float
     events: list[FlowEvent]
-    conn_state: str  # Zeek's conn_state (S0, SF, REJ, RSTO, ...)
+    conn_state: str  # Zeek's conn_state (S0, SF, REJ, RSTO, ...); "" unless zeek was tracked
     history: str  # Zeek's history letters; uppercase = Zeek's originator
     zeek_flipped: bool  # Zeek's originator is not the first packet's sender
 
@@ -255,7 +255,7 @@ class Connection:
         ip_version: int,
         first_frame: int,
         first_time: float,
-        zeek: ZeekConnection,
+        zeek: ZeekConnection | None,
     ) -> None:
         self.conn_id = conn_id
         self.client = client
@@ -339,7 +339,8 @@ class Connection:
             sender, receiver = client, self.server
         else:
             sender, receiver = self.server, client
-        self.zeek.update(seg)
+        if self.zeek is not None:
+            self.zeek.update(seg)
         flags = seg.flags
         if (
             flags & _FAST_FLAGS_MASK == ACK
@@ -708,20 +709,24 @@ class Connection:
             events.append(silence)
         events.sort(key=lambda e: (e.time, e.frame))
         zeek = self.zeek
-        orig, resp = (
-            (self.client, self.server)
-            if zeek.orig_is(self.client.addr, self.client.port)
-            else (self.server, self.client)
-        )
+        conn_state = history = ""
+        if zeek is not None:
+            orig, resp = (
+                (self.client, self.server)
+                if zeek.orig_is(self.client.addr, self.client.port)
+                else (self.server, self.client)
+            )
+            conn_state = zeek.conn_state(orig.bytes_sent, resp.bytes_sent)
+            history = zeek.history_text
         return TrackedConnection(
             self.ref,
             self.client,
             self.server,
             self.last_time,
             events,
-            conn_state=zeek.conn_state(orig.bytes_sent, resp.bytes_sent),
-            history=zeek.history_text,
-            zeek_flipped=zeek.flipped,
+            conn_state=conn_state,
+            history=history,
+            zeek_flipped=zeek is not None and zeek.flipped,
         )
 
     def _silence(self) -> SilenceEvent | None:
@@ -783,7 +788,10 @@ class FlowTable:
         *,
         zeek_split: bool = False,
         max_live: int = MAX_LIVE_CONNECTIONS,
+        zeek: bool = True,
     ) -> None:
+        # Zeek's view (conn_state, history) costs a third of the tracking: only when wanted.
+        self.zeek = zeek
         self.zeek_split = zeek_split  # split 4-tuple reuse exactly where Zeek does
         self.max_live = max_live
         self.evicted = 0  # connections retired early because max_live were live
@@ -859,7 +867,7 @@ class FlowTable:
             ip_version=seg.ip_version,
             first_frame=seg.frame,
             first_time=seg.time,
-            zeek=ZeekConnection(seg),
+            zeek=ZeekConnection(seg) if self.zeek else None,
         )
         self._next_id += 1
         self.connections_seen += 1
