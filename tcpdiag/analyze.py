@@ -36,7 +36,7 @@ class CaptureReport:
     evicted: int = 0  # connections retired early to keep memory bounded
     decode: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, findings: bool = True) -> dict[str, Any]:
         return {
             "path": self.path,
             "packets": self.packets,
@@ -46,7 +46,7 @@ class CaptureReport:
             "warnings": list(self.warnings),
             "error": self.error,
             "decode": dict(self.decode),
-            "findings": [f.to_dict() for f in self.findings],
+            **({"findings": [f.to_dict() for f in self.findings]} if findings else {}),
         }
 
 

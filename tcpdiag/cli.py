@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -20,11 +20,12 @@ from tcpdiag import __version__
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.detect import RuleEngine
 from tcpdiag.filters import ConnectionFilter, FilterError
+from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.common import safe_line
-from tcpdiag.reporters.flows import render_flows_csv, render_flows_json, render_flows_table
-from tcpdiag.reporters.json_report import render_json
-from tcpdiag.reporters.markdown import render_markdown
-from tcpdiag.reporters.text import render_text
+from tcpdiag.reporters.flows import FlowsCsvReporter, flows_json_reporter, flows_table_reporter
+from tcpdiag.reporters.json_report import json_reporter
+from tcpdiag.reporters.markdown import markdown_reporter
+from tcpdiag.reporters.text import text_reporter
 from tcpdiag.rules import RuleError, RuleSet, load_rules
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS
 
@@ -127,17 +128,25 @@ def _filter(
         raise _fail(str(exc)) from None
 
 
+@dataclass(slots=True)
+class RunSummary:
+    errors: int = 0  # captures that could not be read
+    findings: int = 0
+
+
 def _run(
     captures: list[Path],
     options: AnalysisOptions,
     rules_dir: Path | None,
     debug: bool,
-    render: Callable[[list[CaptureReport]], str],
-) -> list[CaptureReport]:
-    """Analyse each capture, warnings and errors on stderr (one line each), then print the
-    rendered report."""
+    reporter: Reporter,
+) -> RunSummary:
+    """Analyse the captures one at a time: warnings and errors on stderr (one line each), the
+    report on stdout as each capture is done, so only one capture's findings are held."""
     engine = RuleEngine(_load(rules_dir))
-    reports: list[CaptureReport] = []
+    summary = RunSummary()
+    out = sys.stdout
+    reporter.start(out)
     for path in captures:
         try:
             report = analyze_capture(path, engine, options)
@@ -149,13 +158,16 @@ def _run(
                 error=f"{path}: internal error ({type(exc).__name__}: {exc}); "
                 "rerun with --debug and report it",
             )
-        reports.append(report)
         for warning in report.warnings:
             typer.echo(f"tcpdiag: warning: {safe_line(warning)}", err=True)
         if report.error:
             typer.echo(f"tcpdiag: error: {safe_line(report.error)}", err=True)
-    sys.stdout.write(render(reports))
-    return reports
+        summary.errors += report.error is not None
+        summary.findings += len(report.findings)
+        reporter.write(report, out)
+        out.flush()
+    reporter.finish(out)
+    return summary
 
 
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show a traceback on internal errors.")]
@@ -214,15 +226,15 @@ def analyze(
         zeek_split=zeek_split,
         max_connections=max_connections,
     )
-    render = {
-        OutputFormat.table: render_text,
-        OutputFormat.json: render_json,
-        OutputFormat.markdown: render_markdown,
-    }[output_format]
-    reports = _run(captures, options, rules_dir, debug, render)
-    if any(r.error for r in reports):
+    reporter = {
+        OutputFormat.table: text_reporter,
+        OutputFormat.json: json_reporter,
+        OutputFormat.markdown: markdown_reporter,
+    }[output_format]()
+    summary = _run(captures, options, rules_dir, debug, reporter)
+    if summary.errors:
         raise typer.Exit(EXIT_ERROR)
-    raise typer.Exit(EXIT_FINDINGS if any(r.findings for r in reports) else EXIT_CLEAN)
+    raise typer.Exit(EXIT_FINDINGS if summary.findings else EXIT_CLEAN)
 
 
 class FlowFormat(StrEnum):
@@ -275,14 +287,14 @@ def flows(
         zeek_split=zeek_split,
         max_connections=max_connections,
     )
-    render = {
-        FlowFormat.table: render_flows_table,
-        FlowFormat.json: render_flows_json,
-        FlowFormat.csv: render_flows_csv,
-        FlowFormat.markdown: lambda r: render_flows_table(r, markdown=True),
-    }[output_format]
-    reports = _run(captures, options, rules_dir, debug, render)
-    raise typer.Exit(EXIT_ERROR if any(r.error for r in reports) else EXIT_CLEAN)
+    reporter: Reporter = {
+        FlowFormat.table: flows_table_reporter,
+        FlowFormat.json: flows_json_reporter,
+        FlowFormat.csv: FlowsCsvReporter,
+        FlowFormat.markdown: lambda: flows_table_reporter(markdown=True),
+    }[output_format]()
+    summary = _run(captures, options, rules_dir, debug, reporter)
+    raise typer.Exit(EXIT_ERROR if summary.errors else EXIT_CLEAN)
 
 
 @app.command("rules")

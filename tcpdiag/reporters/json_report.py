@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
-from tcpdiag import __version__
 from tcpdiag.analyze import CaptureReport
+from tcpdiag.reporters.base import JsonReporter, render
+
+
+def json_reporter() -> JsonReporter:
+    return JsonReporter(
+        "findings",
+        lambda r: r.to_dict(findings=False),
+        lambda r: (f.to_dict() for f in r.findings),
+    )
 
 
 def render_json(reports: Iterable[CaptureReport]) -> str:
-    document = {
-        "tool": "tcpdiag",
-        "version": __version__,
-        "captures": [r.to_dict() for r in reports],
-    }
-    # ensure_ascii keeps the document valid and printable whatever bytes a capture held.
-    return json.dumps(document, indent=2, ensure_ascii=True) + "\n"
+    return render(json_reporter(), reports)

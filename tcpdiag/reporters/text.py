@@ -8,16 +8,18 @@ from collections.abc import Iterable
 from tabulate import tabulate
 
 from tcpdiag.analyze import CaptureReport
+from tcpdiag.reporters.base import SectionReporter, render
 from tcpdiag.reporters.common import HEADERS, frames_text, safe, safe_line, sees_line, sees_text
 
 WIDTH = 100
 
 
+def text_reporter() -> SectionReporter:
+    return SectionReporter(_capture)
+
+
 def render_text(reports: Iterable[CaptureReport]) -> str:
-    out: list[str] = []
-    for report in reports:
-        out.append(_capture(report))
-    return "\n".join(out).rstrip() + "\n"
+    return render(text_reporter(), reports)
 
 
 def _wrap(text: str, indent: str = "   ") -> str:
