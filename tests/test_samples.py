@@ -8,15 +8,19 @@ each application saw must be the one the application really saw.
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.detect import RuleEngine
+from tcpdiag.reader import CaptureReader
 from tcpdiag.rules import load_rules
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -75,3 +79,37 @@ def test_sample_zeek_conn_state_and_history(expected_path: Path) -> None:
         for c in report.connections
     ]
     assert got == expected["zeek_flows"]
+
+
+def _load_fixture_builders() -> ModuleType:
+    """tests/data/make_fixtures.py, which builds pcapng blocks (it is a script, not a package)."""
+    path = Path(__file__).resolve().parent / "data" / "make_fixtures.py"
+    spec = importlib.util.spec_from_file_location("make_fixtures", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_same_findings_from_pcapng_and_gzip(tmp_path: Path) -> None:
+    """The container does not matter: a sample rewritten as gzip'd pcapng (nanosecond
+    timestamps) gives the same findings, frame numbers and times as the original pcap."""
+    fixtures = _load_fixture_builders()
+    original = SAMPLES / "mixed.pcap"
+    with CaptureReader(original) as reader:
+        frames = list(reader)
+    if_tsresol_nanoseconds = fixtures.option(9, bytes([9]))
+    body = fixtures.shb() + fixtures.idb(frames[0].linktype, options=if_tsresol_nanoseconds)
+    for frame in frames:
+        ticks = round(frame.time * 1_000_000_000)
+        body += fixtures.epb(0, ticks, frame.data, frame.wire_len)
+    converted = tmp_path / "mixed.pcapng.gz"
+    converted.write_bytes(gzip.compress(body))
+
+    def summary(path: Path) -> list[tuple[str, str, list[int], float]]:
+        report = analyze_capture(path, ENGINE)
+        assert report.error is None and not report.warnings
+        return [(f.category, f.client, f.frames, round(f.time, 6)) for f in report.findings]
+
+    assert summary(converted) == summary(original)
+    assert len(summary(original)) == 3
