@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -231,11 +232,12 @@ def analyze(
         zeek_split=zeek_split,
         max_connections=max_connections,
     )
-    reporter = {
+    reporters: dict[OutputFormat, Callable[[], Reporter]] = {
         OutputFormat.table: text_reporter,
         OutputFormat.json: json_reporter,
         OutputFormat.markdown: markdown_reporter,
-    }[output_format]()
+    }
+    reporter = reporters[output_format]()
     summary = _run(captures, options, rules_dir, debug, reporter)
     if summary.errors:
         raise typer.Exit(EXIT_ERROR)
@@ -292,12 +294,13 @@ def flows(
         zeek_split=zeek_split,
         max_connections=max_connections,
     )
-    reporter: Reporter = {
+    reporters: dict[FlowFormat, Callable[[], Reporter]] = {
         FlowFormat.table: flows_table_reporter,
         FlowFormat.json: flows_json_reporter,
         FlowFormat.csv: FlowsCsvReporter,
         FlowFormat.markdown: lambda: flows_table_reporter(markdown=True),
-    }[output_format]()
+    }
+    reporter = reporters[output_format]()
     summary = _run(captures, options, rules_dir, debug, reporter)
     raise typer.Exit(EXIT_ERROR if summary.errors else EXIT_CLEAN)
 

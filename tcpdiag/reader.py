@@ -104,8 +104,6 @@ class RawFrame:
     wire_len: int
 
 
-
-
 class _Source(Protocol):
     error: str | None  # why the stream ended early, if it did
 
@@ -364,9 +362,7 @@ class CaptureReader:
                     break
             number += 1
             # Integer arithmetic then one division: the float is the correctly rounded value.
-            yield RawFrame(
-                number, (sec * units + frac) / units, linktype, buf[start:end], wire_len
-            )
+            yield RawFrame(number, (sec * units + frac) / units, linktype, buf[start:end], wire_len)
             pos = end
         if damage is not None:
             self._stop(damage[0], damage[1], number + 1, number)
@@ -458,9 +454,7 @@ class CaptureReader:
                 last_time = (((ts_high << 32) | ts_low) + offset) / ticks
                 number += 1
                 start = pos + 28
-                yield RawFrame(
-                    number, last_time, linktype, buf[start : start + caplen], wire_len
-                )
+                yield RawFrame(number, last_time, linktype, buf[start : start + caplen], wire_len)
             elif btype == _SPB:
                 if length < 16:
                     damage = (f"packet block too short (length {length})", self._base + pos, frame)
@@ -477,9 +471,7 @@ class CaptureReader:
                     caplen = min(caplen, snaplen)
                 number += 1
                 start = pos + 12
-                yield RawFrame(
-                    number, last_time, linktype, buf[start : start + caplen], wire_len
-                )
+                yield RawFrame(number, last_time, linktype, buf[start : start + caplen], wire_len)
             elif btype == _IDB:
                 if length < 20:
                     reason = f"interface description block too short (length {length})"

@@ -19,6 +19,7 @@ import importlib.util
 import string
 import tomllib
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,7 +260,7 @@ def _parse_conditions(
     return tuple(out)
 
 
-def _check_template(text: str, fields_ok: set[str], fail: Any) -> None:
+def _check_template(text: str, fields_ok: AbstractSet[str], fail: Any) -> None:
     for _, name, _, _ in string.Formatter().parse(text):
         if name is not None and name.split(".")[0].split("[")[0] not in fields_ok:
             raise fail(f"template names unknown field {{{name}}}")

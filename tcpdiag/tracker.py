@@ -573,10 +573,12 @@ class Connection:
             return "after_close" if receiver.packets or receiver.isn is not None else "unverified"
         # The receiver's RCV.NXT lies between what it last acknowledged and what the sender sent.
         lo, hi = receiver.rcv_nxt, sender.snd_nxt
-        if lo is None and hi is None:
-            return "unverified"
-        lo = hi if lo is None else lo
-        hi = lo if hi is None or seq_lt(hi, lo) else hi
+        if lo is None:
+            if hi is None:
+                return "unverified"
+            lo = hi
+        if hi is None or seq_lt(hi, lo):
+            hi = lo
         if seq_between(lo, seg.seq, hi):
             return "accepted"
         window = max(self._scaled_window(receiver), 1)

@@ -1,4 +1,4 @@
-"""The code stays ruff clean (rules in pyproject.toml)."""
+"""The code stays ruff clean and type-checks with mypy (settings in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -23,4 +23,12 @@ def test_ruff_check_is_clean() -> None:
         text=True,
         timeout=120,
     )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_is_clean() -> None:
+    mypy = shutil.which("mypy")
+    if mypy is None:
+        pytest.fail("mypy is not installed: pip install '.[test]'")
+    proc = subprocess.run([mypy, "tcpdiag"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
