@@ -105,9 +105,6 @@ class RuleSet:
     rules: list[Rule]
     errnos: dict[str, ErrnoText]
 
-    def for_event(self, kind: str) -> list[Rule]:
-        return [r for r in self.rules if r.event == kind]
-
     @property
     def categories(self) -> list[str]:
         return sorted({r.category for r in self.rules})

@@ -24,10 +24,6 @@ def seq_le(a: int, b: int) -> bool:
     return seq_diff(a, b) <= 0
 
 
-def seq_max(a: int, b: int) -> int:
-    return b if seq_lt(a, b) else a
-
-
 def seq_between(lo: int, x: int, hi: int) -> bool:
     """lo <= x <= hi in sequence space (the interval is taken from lo forwards)."""
     return seq_diff(x, lo) >= 0 and seq_diff(hi, x) >= 0

@@ -123,7 +123,7 @@ class Endpoint:
     last_data_frame: int = 0
     last_data_time: float = 0.0
     last_data_len: int = 0
-    role: str = ""  # "client" or "server", for evidence texts
+    role: Role = "client"  # set by the Connection that owns it
     # Payload sent since the peer last sent payload (data that got no answer, yet).
     unanswered_bytes: int = 0
     keepalive_probes: int = 0
@@ -284,9 +284,6 @@ class Connection:
         # Each ICMP error with the affected side's retransmission count when it arrived.
         self.icmp_events: list[tuple[IcmpErrorEvent, Endpoint, int]] = []
 
-    def role(self, ep: Endpoint) -> Role:
-        return "client" if ep is self.client else "server"
-
     def endpoint(self, addr: str, port: int) -> Endpoint:
         if addr == self.client.addr and port == self.client.port:
             return self.client
@@ -407,7 +404,7 @@ class Connection:
             elif not pending.receiver_spoke_after:
                 pending.receiver_spoke_after = True
                 if pending.event.rst_verdict in ("challenge", "out_of_window"):
-                    what = f"{self.role(sender)} carries on after the RST"
+                    what = f"{sender.role} carries on after the RST"
                     if flags & ACK and seg.payload_len == 0:
                         what += f" (ACK={self._relseq(receiver, seg.ack)}: challenge ACK)"
                     _add_evidence(pending.event, Evidence(seg.frame, seg.time, what))
@@ -426,7 +423,7 @@ class Connection:
         if self._is_keepalive(seg, sender, receiver):
             sender.keepalive_probes += 1
             sender.unanswered_probes.append(
-                Evidence(seg.frame, seg.time, f"keepalive probe from {self.role(sender)}")
+                Evidence(seg.frame, seg.time, f"keepalive probe from {sender.role}")
             )
             del sender.unanswered_probes[:-MAX_EVIDENCE]
         else:
@@ -452,7 +449,7 @@ class Connection:
         sender.isn = seg.seq
         sender.snd_nxt = sender.data_start = seq_add(seg.seq, 1)
         sender.syn = Evidence(
-            seg.frame, seg.time, f"{'SYN-ACK' if is_synack else 'SYN'} from {self.role(sender)}"
+            seg.frame, seg.time, f"{'SYN-ACK' if is_synack else 'SYN'} from {sender.role}"
         )
         sender.syn_options = seg.syn_options
         sender.syn_window = seg.window
@@ -539,16 +536,14 @@ class Connection:
         sender.stall_retransmissions += 1
         if sender.stall_start is None:
             sender.stall_start = sender.first_unacked_time or seg.time
-        sender.stall.append(
-            Evidence(seg.frame, seg.time, f"retransmission from {self.role(sender)}")
-        )
+        sender.stall.append(Evidence(seg.frame, seg.time, f"retransmission from {sender.role}"))
         del sender.stall[: -4 * MAX_EVIDENCE]
 
     def _on_fin(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
         if sender.fin_seq is not None:
             return  # a retransmitted FIN
         sender.fin_seq = seq_add(seg.seq, seg.payload_len)
-        sender.fin = Evidence(seg.frame, seg.time, f"FIN from {self.role(sender)}")
+        sender.fin = Evidence(seg.frame, seg.time, f"FIN from {sender.role}")
         sender.state = (
             TcpState.LAST_ACK if sender.state == TcpState.CLOSE_WAIT else TcpState.FIN_WAIT_1
         )
@@ -594,7 +589,7 @@ class Connection:
         rst_log: RstLog,
         previous_time: float,
     ) -> None:
-        role = self.role(sender)
+        role = sender.role
         ack_text = f", ack={self._relseq(receiver, seg.ack)}" if seg.flags & ACK else ", no ACK"
         what = f"RST from {role} (seq={self._relseq(sender, seg.seq)}{ack_text}, ttl={seg.ttl})"
         if self.accepted_rst is not None:
@@ -618,7 +613,7 @@ class Connection:
             client_state=self.client.state.value,
             server_state=self.server.state.value,
             sender=role,
-            receiver=self.role(receiver),
+            receiver=receiver.role,
             rst_verdict=verdict,
             sender_state=sender.state.value,
             receiver_state=receiver.state.value,
@@ -680,7 +675,7 @@ class Connection:
             yield Evidence(
                 last.frame,
                 last.time,
-                last.what + f", acknowledged, never answered by {self.role(sender)}",
+                last.what + f", acknowledged, never answered by {sender.role}",
             )
         elif last is not None and receiver.state == TcpState.CLOSE_WAIT:
             yield last
@@ -764,7 +759,7 @@ class Connection:
             time=last,
             client_state=self.client.state.value,
             server_state=self.server.state.value,
-            stalled=self.role(stalled),
+            stalled=stalled.role,
             stalled_state=stalled.state.value,
             peer_state=peer.state.value,
             syn_unanswered=syn_unanswered,
@@ -875,10 +870,8 @@ class FlowTable:
         self.connections_seen += 1
         if len(self._live) >= self.max_live:
             # Retire the least recently active connection now, with what it has so far.
-            old_key, old = next(iter(self._live.items()))
-            del self._live[old_key]
+            self._retire_now(*next(iter(self._live.items())))
             self.evicted += 1
-            self._retired_early.append(old.retire(self._rst_log))
         self._live[key] = conn
         return conn
 
@@ -893,7 +886,7 @@ class FlowTable:
         affected = conn.endpoint(quoted.src, quoted.sport)
         kind, hard = icmp_kind(icmp)
         for event, _, _ in conn.icmp_events:
-            if event.icmp_kind == kind and event.affected == conn.role(affected):
+            if event.icmp_kind == kind and event.affected == affected.role:
                 event.icmp_count += 1
                 _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
                 return
@@ -904,7 +897,7 @@ class FlowTable:
             time=icmp.time,
             client_state=conn.client.state.value,
             server_state=conn.server.state.value,
-            affected=conn.role(affected),
+            affected=affected.role,
             affected_state=affected.state.value,
             icmp_kind=kind,
             icmp_type=icmp.icmp_type,

@@ -98,10 +98,6 @@ class FlowsCsvReporter:
         pass
 
 
-def render_flows_table(reports: Iterable[CaptureReport], markdown: bool = False) -> str:
-    return render(flows_table_reporter(markdown), reports)
-
-
 def render_flows_json(reports: Iterable[CaptureReport]) -> str:
     return render(flows_json_reporter(), reports)
 
