@@ -6,8 +6,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
+from tcpdiag.fastpath import FastPathTracker
 from tcpdiag.filters import ConnectionFilter
 from tcpdiag.findings import Finding
 from tcpdiag.flows import FlowRecord
@@ -21,6 +23,9 @@ class AnalysisOptions:
     keep_flows: bool = False  # also list every connection (tcpdiag flows)
     zeek_split: bool = False  # split reused 4-tuples exactly where Zeek does
     max_connections: int = MAX_LIVE_CONNECTIONS  # live connections tracked at most
+    # Recognise uneventful connections in bulk (tcpdiag.fastpath). Off: every packet goes
+    # through the tracker, the reference the fast path is tested against.
+    fast_path: bool = True
 
 
 @dataclass(slots=True)
@@ -81,8 +86,13 @@ def analyze_capture(
     )
     wanted = options.connection_filter
     with reader:
-        decoded = (p for p in map(decoder.decode, reader) if p is not None)
-        for conn in table.track(decoded):
+        if options.fast_path and not table.zeek:
+            # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
+            columns = map(ColumnDecoder(decoder).decode, reader.chunks())
+            connections = FastPathTracker(table).track(columns)
+        else:
+            connections = table.track(p for p in map(decoder.decode, reader) if p is not None)
+        for conn in connections:
             if wanted.active and not _selected(conn, wanted):
                 continue
             report.findings.extend(engine.findings_for(conn))

@@ -300,9 +300,9 @@ class Decoder:
         payload_len = l4_len - doff
         if doff < 20 or payload_len < 0:
             return None
-        syn_options = None
+        options = None
         if flags & SYN:
-            syn_options = _syn_options(data, p + 20, min(p + doff, len(data)))
+            options = syn_options(data, p + 20, min(p + doff, len(data)))
         addrs = self._addrs
         return TcpSegment(
             frame.number,
@@ -319,7 +319,7 @@ class Decoder:
             ttl,
             version,
             ip_id,
-            syn_options,
+            options,
         )
 
     # -- ICMP quotes --------------------------------------------------------------------------
@@ -368,7 +368,7 @@ def _skip_ext6(data: bytes, p: int, nh: int) -> tuple[int, int] | None:
     return nh, p
 
 
-def _syn_options(data: bytes, p: int, end: int) -> SynOptions:
+def syn_options(data: bytes, p: int, end: int) -> SynOptions:
     """The SYN options present in data[p:end]; garbage or truncation ends the scan quietly."""
     mss = window_scale = None
     sack_permitted = timestamps = False

@@ -37,6 +37,9 @@ class ConnectionRef:
     first_time: float
 
 
+_FACT_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 @dataclass(slots=True)
 class FlowEvent:
     """Bookkeeping common to every event; subclasses add the facts."""
@@ -52,9 +55,13 @@ class FlowEvent:
     evidence: list[Evidence] = field(default_factory=list)
 
     @classmethod
-    def fact_names(cls) -> frozenset[str]:
-        base = {f.name for f in fields(FlowEvent)}
-        return frozenset(f.name for f in fields(cls) if f.name not in base)
+    def fact_names(cls) -> tuple[str, ...]:
+        """The fields rules may test, in declaration order (so reports list them stably)."""
+        names = _FACT_NAMES.get(cls)
+        if names is None:
+            base = {f.name for f in fields(FlowEvent)}
+            names = _FACT_NAMES[cls] = tuple(f.name for f in fields(cls) if f.name not in base)
+        return names
 
     def facts(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.fact_names()}

@@ -70,11 +70,43 @@ class Finding:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape; key names are a stable interface (see README)."""
-        data = asdict(self)
-        data["time"] = iso_time(self.time)
-        data["epoch"] = self.time
-        for item in data["evidence"]:
-            item["epoch"] = item["time"]
-            item["time"] = iso_time(item["time"])
-        return data
+        """The JSON shape; key names are a stable interface (see README). Spelled out rather
+        than dataclasses.asdict, which deep-copies every value and costs more than the
+        analysis of the connection."""
+        return {
+            "category": self.category,
+            "rule": self.rule,
+            "title": self.title,
+            "client": self.client,
+            "server": self.server,
+            "initiator_known": self.initiator_known,
+            "frames": list(self.frames),
+            "time": iso_time(self.time),
+            "evidence": [
+                {"frame": e.frame, "time": iso_time(e.time), "what": e.what, "epoch": e.time}
+                for e in self.evidence
+            ],
+            "client_state": self.client_state,
+            "server_state": self.server_state,
+            "client_sees": _app_view(self.client_sees),
+            "server_sees": _app_view(self.server_sees),
+            "explanation": self.explanation,
+            "cause": _cause(self.cause) if self.cause is not None else None,
+            "confidence": self.confidence,
+            "alternatives": [_cause(c) for c in self.alternatives],
+            "next_step": self.next_step,
+            "references": list(self.references),
+            "conn_id": self.conn_id,
+            "community_id": self.community_id,
+            "id": self.id,
+            "facts": dict(self.facts),
+            "epoch": self.time,
+        }
+
+
+def _app_view(view: AppView) -> dict[str, Any]:
+    return {"errno": view.errno, "linux": view.linux, "windows": view.windows, "when": view.when}
+
+
+def _cause(cause: Cause) -> dict[str, Any]:
+    return {"id": cause.id, "text": cause.text, "confidence": cause.confidence}

@@ -31,6 +31,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from types import TracebackType
 from typing import Protocol, TypeVar
 
@@ -102,6 +103,22 @@ class RawFrame:
     linktype: int  # LINKTYPE_* of this frame's interface
     data: bytes  # captured bytes (may be shorter than wire_len: snaplen)
     wire_len: int
+
+
+@dataclass(slots=True)
+class PcapChunk:
+    """Many consecutive records of a classic pcap file, undecoded, for batch decoding.
+
+    `offsets` are the positions in `data` of each record's 16-byte header; the captured bytes
+    follow it. Every record in a chunk is complete.
+    """
+
+    first_number: int  # frame number of the first record
+    data: bytes
+    offsets: list[int]
+    endian: str  # struct byte order of the record headers, "<" or ">"
+    units: int  # timestamp fraction units per second (10**6 or 10**9)
+    linktype: int
 
 
 class _Source(Protocol):
@@ -329,6 +346,66 @@ class CaptureReader:
         if self.format == "pcap":
             return self._iter_pcap()
         return self._iter_pcapng()
+
+    def chunks(self, target_bytes: int = 1 << 23) -> Iterator[PcapChunk | list[RawFrame]]:
+        """The frames in groups for batch decoding: PcapChunks of about `target_bytes` for a
+        classic pcap (no per-frame objects at all), lists of RawFrames for pcapng. Damage is
+        handled exactly as by iteration. Single pass, like iteration."""
+        if self._started or self.format == "pcapng":
+            frames = iter(self)
+            while group := list(islice(frames, 1 << 14)):
+                yield group
+            return
+        self._started = True
+        yield from self._iter_pcap_chunks(target_bytes)
+
+    def _iter_pcap_chunks(self, target: int) -> Iterator[PcapChunk]:
+        # The same walk and the same damage rules as _iter_pcap, collecting record offsets.
+        buf, pos = self._buf, self._pos
+        self._buf = b""
+        caplen_at = struct.Struct(self._endian + "I").unpack_from
+        limit = self._caplen_limit
+        number = 0
+        damage: tuple[str, int] | None = None
+        need = target
+        while True:
+            buf, pos = self._fill(buf, pos, need), 0
+            size = len(buf)
+            exhausted = size < need  # _fill comes back short only at the end of the input
+            offsets: list[int] = []
+            append = offsets.append
+            caplen = -1  # of the first incomplete record, if its header is complete
+            while size - pos >= 16:
+                (caplen,) = caplen_at(buf, pos + 8)
+                if caplen > limit:
+                    damage = (f"absurd caplen {caplen} (limit {limit})", self._base + pos)
+                    break
+                end = pos + 16 + caplen
+                if end > size:
+                    break
+                append(pos)
+                pos = end
+                caplen = -1
+            if offsets:
+                yield PcapChunk(number + 1, buf, offsets, self._endian, self._units, self._linktype)
+                number += len(offsets)
+            if damage is not None:
+                break
+            if not exhausted:
+                need = max(target, 16 + caplen)  # room for at least the next whole record
+                continue
+            rest = size - pos
+            if rest >= 16:
+                reason = f"record body truncated (caplen {caplen}, {rest - 16} bytes left)"
+                damage = (reason, self._base + pos)
+            elif rest:
+                damage = (f"record header truncated ({rest} of 16 bytes)", self._base + pos)
+            elif self._src.error:
+                damage = ("", self._base + pos)
+            break
+        if damage is not None:
+            self._stop(damage[0], damage[1], number + 1, number)
+        self.close()
 
     def _iter_pcap(self) -> Iterator[RawFrame]:
         buf, pos = self._buf, self._pos

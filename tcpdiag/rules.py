@@ -175,7 +175,7 @@ def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
     event_type = EVENT_TYPES.get(raw["event"])
     if event_type is None:
         raise fail(f"unknown event {raw['event']!r} (one of {sorted(EVENT_TYPES)})")
-    facts = event_type.fact_names()
+    facts = frozenset(event_type.fact_names())
     conditions = _parse_conditions(raw.get("when", {}), facts, fail)
     roles = set(event_type.ROLES)
     sees: dict[str, SeesSpec] = {}

@@ -51,6 +51,8 @@ MIN_STALL_RETRANSMISSIONS = 2
 MAX_LIVE_CONNECTIONS = 100_000
 # Evidence kept per event: a finding cites the frames that prove it, not every frame.
 MAX_EVIDENCE = 12
+# Retirement is checked every this many packets (and whenever a connection was retired early).
+RETIRE_CHECK_EVERY = 1024
 
 
 # Flags that take a segment off the fast path: anything but ACK (PSH, ECE, CWR do not matter).
@@ -795,7 +797,7 @@ class FlowTable:
         self.close_grace = close_grace
         self.idle_retire = idle_retire
         self._live: OrderedDict[tuple[str, int, str, int], Connection] = OrderedDict()
-        self._closing: deque[Connection] = deque()
+        self._closing: deque[Connection | _ClosedElsewhere] = deque()
         self._rst_log = RstLog()
         self._retired_early: list[TrackedConnection] = []
         self._next_id = 1
@@ -806,13 +808,46 @@ class FlowTable:
         """Feed packets in capture order; yields connections as they are retired, then the rest."""
         for count, packet in enumerate(packets):
             self._now = max(self._now, packet.time)
-            if isinstance(packet, TcpSegment):
-                self._on_segment(packet)
-            else:
-                self._on_icmp(packet)
-            if count % 1024 == 0 or self._retired_early:
+            self.feed(packet)
+            if count % RETIRE_CHECK_EVERY == 0 or self._retired_early:
                 yield from self._retire_due()
         yield from self.flush()
+
+    # The steps of `track`, for a front end that hands over only some packets (tcpdiag.fastpath):
+    # it must call them exactly as `track` would have for the whole capture.
+
+    def feed(self, packet: Packet) -> None:
+        if isinstance(packet, TcpSegment):
+            self._on_segment(packet)
+        else:
+            self._on_icmp(packet)
+
+    def advance(self, now: float) -> None:
+        """The capture clock: the latest packet time so far (packets may be out of order)."""
+        if now > self._now:
+            self._now = now
+
+    def retire_due(self, check: bool) -> Iterator[TrackedConnection]:
+        """After a packet: retire what is due if this is a check point or something is waiting."""
+        if check or self._retired_early:
+            yield from self._retire_due()
+
+    def live_keys(self) -> Iterator[tuple[str, int, str, int]]:
+        return iter(self._live)
+
+    @property
+    def live_count(self) -> int:
+        return len(self._live)
+
+    def skip_connections(self, count: int) -> None:
+        """`count` connections were tracked elsewhere: they take their ids and are counted."""
+        self._next_id += count
+        self.connections_seen += count
+
+    def closed_elsewhere(self, closed_at: float, last_time: float) -> None:
+        """A connection tracked elsewhere closed now. It takes its place in the closing queue,
+        so that the connections behind it are retired exactly when they would have been."""
+        self._closing.append(_ClosedElsewhere(closed_at, last_time))
 
     def flush(self) -> Iterator[TrackedConnection]:
         """End of capture: retire everything still live."""
@@ -935,6 +970,10 @@ class FlowTable:
             if now - (conn.closed_at or now) < self.close_grace:
                 break  # the deque is in order of closing: nothing further is due either
             self._closing.popleft()
+            if isinstance(conn, _ClosedElsewhere):
+                if now - conn.last_time < self.close_grace:
+                    self._closing.append(conn)
+                continue
             key = self._key(conn.client.addr, conn.client.port, conn.server.addr, conn.server.port)
             if self._live.get(key) is not conn:
                 continue  # already retired (a new SYN reused the 4-tuple)
@@ -949,6 +988,14 @@ class FlowTable:
                 break
             del self._live[key]
             yield conn.retire(self._rst_log)
+
+
+@dataclass(slots=True)
+class _ClosedElsewhere:
+    """Stand-in in the closing queue for a connection tracked elsewhere (tcpdiag.fastpath)."""
+
+    closed_at: float
+    last_time: float
 
 
 def _guess_roles(a: Endpoint, b: Endpoint) -> tuple[Endpoint, Endpoint]:

@@ -1,0 +1,359 @@
+"""The fast path: whole uneventful connections are recognised in bulk and never tracked one
+packet at a time.
+
+Most connections of a busy capture are healthy: a handshake, data in order, a FIN each way,
+both acknowledged. Nothing in them can become an event (`tcpdiag.events`): events come only
+from RSTs, ICMP errors, and retransmissions or repeated SYNs (silence). Tracking them packet by
+packet in Python is where the time would go, only to retire them with nothing to say.
+
+So packets arrive as `Columns` (tcpdiag.columns), and in windows of a few hundred thousand rows
+this module finds, with array operations, the connections that provably produce no event and
+whose handling could not affect any other connection. The rest, packet by packet and in capture
+order, goes to the one `FlowTable` that `analyze` would have used anyway. The table is told
+what it would have seen of the connections handled here, so that its results are the same as
+if it had tracked everything:
+
+- their connection ids and their count (`skip_connections`, at the position of their SYN);
+- their place in the queue of closed connections (`closed_elsewhere`), because that queue
+  decides when the connections behind them retire;
+- the capture clock and the retirement check points (`advance`, `retire_due`), at the same
+  packet positions as `FlowTable.track` has them.
+
+A connection qualifies only if all of this holds (anything else, or any doubt, is tracked
+normally):
+
+- it is IPv4 and every one of its packets was decoded by the arrays (no VLAN, no fragment);
+- it starts with a SYN, then a SYN-ACK that acknowledges it, then the client's ACK of the
+  SYN-ACK, then only ACK segments without SYN, RST or URG;
+- in each direction every segment starts exactly where the previous one ended (so there is no
+  retransmission, no keepalive probe and no reordering), and there is exactly one FIN;
+- no ICMP error in the window quotes it and its 4-tuple is not live in the table;
+- every packet of its 4-tuple in the window is in the part being decided, and the window goes
+  on past the check point at which the table would retire it (two close grace periods after its
+  last packet), so no later packet could have joined it; at the end of the capture every
+  connection has seen all of its packets;
+- the table could not have reached its live-connection cap in this window (eviction would
+  depend on every connection).
+
+`tests/test_fastpath.py` checks that both ways give the same report on every sample, on crafted
+edge cases, on a generated busy capture and under fuzzing.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_int, quoted_ipv4_key
+from tcpdiag.packets import ACK, FIN, RST, SYN, URG
+from tcpdiag.tracker import (
+    CLOSE_GRACE_SECONDS,
+    RETIRE_CHECK_EVERY,
+    FlowTable,
+    TrackedConnection,
+)
+
+# A window is decided up to this long before its last packet: a connection must be retired by
+# the table's rules (at most two grace periods after its last packet) inside the window.
+LOOKAHEAD_SECONDS = 2 * CLOSE_GRACE_SECONDS + 0.5 + 10.0
+# Rows collected before a window is decided, and the most kept at once (memory bound).
+WINDOW_ROWS = 1 << 19
+WINDOW_MAX_ROWS = 1 << 21
+
+_MASK = 0xFFFFFFFF
+_HALF = 1 << 31
+_NEVER = np.iinfo(np.int64).max
+_SHAPE = SYN | ACK | FIN | RST | URG
+_DONE_KEY = -2
+
+
+class FastPathTracker:
+    """Drives a FlowTable from Columns, keeping uneventful connections off the packet path."""
+
+    def __init__(self, table: FlowTable) -> None:
+        self.table = table
+        self.fast_connections = 0  # connections handled in bulk (for benchmarks and tests)
+        self._base = 0  # packet index (as FlowTable.track counts) of the window's first row
+        self._clock = float("-inf")  # latest packet time before the window
+        self._addr_text: dict[int, str] = {}
+        self._addr_number: dict[str, int] = {}
+        # Rows at the head of the next window that belong to connections already decided, and
+        # (packet index, closed_at, last_time) of those that close in a later window.
+        self._done: Bools = np.zeros(0, np.bool_)
+        self._carried_closes: list[tuple[int, float, float]] = []
+
+    def track(self, batches: Iterable[Columns]) -> Iterator[TrackedConnection]:
+        parts: list[Columns] = []
+        rows = 0
+        for columns in batches:
+            if not len(columns):
+                continue
+            parts.append(columns)
+            rows += len(columns)
+            if rows < WINDOW_ROWS:
+                continue
+            window = Columns.concat(parts)
+            clock = self._prefix_max(window.time)
+            end = int(np.searchsorted(clock, clock[-1] - LOOKAHEAD_SECONDS, "right"))
+            if end < rows // 4:
+                if rows < WINDOW_MAX_ROWS:
+                    parts = [window]  # too short a span yet: read on
+                    continue
+                end = rows // 2  # a very fast capture: decide half, mostly the slow way
+            yield from self._decide(window, clock, end, last=False)
+            parts = [window.tail(end)]
+            self._done = self._done[end:].copy()
+            rows = len(parts[0])
+        if parts:
+            window = Columns.concat(parts)
+            yield from self._decide(window, self._prefix_max(window.time), len(window), last=True)
+        yield from self.table.flush()
+
+    def _prefix_max(self, time: F64) -> F64:
+        clock = np.maximum.accumulate(time)
+        return np.maximum(clock, self._clock)
+
+    # -- one window ---------------------------------------------------------------------------
+
+    def _decide(
+        self, w: Columns, clock: F64, end: int, *, last: bool
+    ) -> Iterator[TrackedConnection]:
+        """Decide the connections whose SYN is in rows [0, end) of window `w`, feed the table
+        the other rows of [0, end), and yield what it retires."""
+        table = self.table
+        if not len(w):
+            return
+        done = np.zeros(len(w), np.bool_)
+        done[: len(self._done)] = self._done  # rows of connections decided in an earlier window
+        bulk = _uneventful(w, done, clock, end, last, self._base)
+        chosen = np.ones(len(bulk.groups), np.bool_)
+        if table.live_count + bulk.groups_in_part >= table.max_live:
+            chosen[:] = False  # the table might evict: that depends on every connection
+        elif table.live_count:
+            chosen &= ~self._live(bulk.lo, bulk.hi)
+        qualifies = np.zeros(bulk.n_groups, np.bool_)
+        qualifies[bulk.groups[chosen]] = True
+        done |= qualifies[bulk.group_of_row]
+        self._done = done
+        start_rows = np.sort(bulk.syn_row[chosen])
+        self.fast_connections += len(start_rows)
+
+        # Each closed one takes its place in the closing queue at the row that closed it,
+        # which may be in the next window.
+        closed = chosen & (bulk.close_row >= 0)
+        closes = self._carried_closes + list(
+            zip(
+                (bulk.close_row[closed] + self._base).tolist(),
+                w.time[bulk.close_row[closed]].tolist(),
+                bulk.last_time[closed].tolist(),
+                strict=True,
+            )
+        )
+        closes.sort(key=lambda c: c[0])
+        split = bisect_left(closes, self._base + end, key=lambda c: c[0])
+        self._carried_closes = closes[split:]
+        close_rows = np.array([c[0] - self._base for c in closes[:split]], np.int64)
+
+        # The table sees the other rows, and the retirement check points, in capture order.
+        slow = np.flatnonzero(~done[:end])
+        checks = np.arange(-self._base % RETIRE_CHECK_EVERY, end, RETIRE_CHECK_EVERY)
+        points = np.union1d(slow, checks)
+        done_starts = done_closes = 0
+        addr_text = self._addr_text
+        for row, n_starts, n_closes, now, feed, check in zip(
+            points.tolist(),
+            np.searchsorted(start_rows, points, "left").tolist(),
+            np.searchsorted(close_rows, points, "right").tolist(),
+            clock[points].tolist(),
+            (~done[points]).tolist(),
+            ((points + self._base) % RETIRE_CHECK_EVERY == 0).tolist(),
+            strict=True,
+        ):
+            if n_starts > done_starts:
+                table.skip_connections(n_starts - done_starts)
+                done_starts = n_starts
+            while done_closes < n_closes:
+                table.closed_elsewhere(closes[done_closes][1], closes[done_closes][2])
+                done_closes += 1
+            table.advance(now)
+            if feed:
+                table.feed(w.segment(row, addr_text))
+            yield from table.retire_due(check)
+        table.skip_connections(len(start_rows) - done_starts)
+        for _, closed_at, last_time in closes[done_closes:split]:
+            table.closed_elsewhere(closed_at, last_time)
+        if end:
+            self._clock = float(clock[end - 1])
+        self._base += end
+
+    def _live(self, lo: I64, hi: I64) -> Bools:
+        """Which of these 4-tuples (as grouping keys) the table is tracking now."""
+        numbers = self._addr_number
+        if len(numbers) > 1 << 16:
+            numbers.clear()
+        ends: list[tuple[int, int]] = []
+        for src, sport, dst, dport in self.table.live_keys():
+            if ":" in src:
+                continue  # IPv6: never in a group
+            a = numbers.get(src) or numbers.setdefault(src, ipv4_int(src))
+            b = numbers.get(dst) or numbers.setdefault(dst, ipv4_int(dst))
+            ends.append(((a << 16) | sport, (b << 16) | dport))
+        if not ends:
+            return np.zeros(len(lo), np.bool_)
+        live = np.array(ends, np.int64)
+        live_lo, live_hi = live.min(axis=1), live.max(axis=1)
+        return np.isin(pair_hash(lo, hi), pair_hash(live_lo, live_hi))
+
+
+@dataclass(slots=True)
+class _Bulk:
+    """Connections of one window that qualify, before the checks against the table."""
+
+    n_groups: int  # 4-tuples in the window
+    group_of_row: I64
+    groups_in_part: int  # 4-tuples with a packet in the part being decided
+    groups: I64  # the qualifying ones; the arrays below are parallel to it
+    lo: I64  # grouping key (see _group_keys)
+    hi: I64
+    syn_row: I64
+    close_row: I64  # the row after which the table would call it closed; -1: never closed
+    last_time: F64
+
+
+def pair_hash(lo: I64, hi: I64) -> npt.NDArray[np.uint64]:
+    """One 64-bit number per grouping key, for set operations. A collision can only make a
+    connection look quoted or live, which leaves it to the table: safe."""
+    return lo.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + hi.astype(np.uint64)
+
+
+def _group_keys(w: Columns) -> tuple[I64, I64, I64]:
+    """A 4-tuple as two integers (address << 16 | port of each end, the smaller first), and the
+    direction of each row. Rows with no IPv4 4-tuple share one group that never qualifies."""
+    a = (w.src.astype(np.int64) << 16) | w.sport
+    b = (w.dst.astype(np.int64) << 16) | w.dport
+    return np.minimum(a, b), np.maximum(a, b), (a > b).astype(np.int64)
+
+
+def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base: int) -> _Bulk:
+    n = len(w)
+    lo, hi, direction = _group_keys(w)
+    lo[done] = hi[done] = _DONE_KEY  # decided already: kept out of every group
+    # Sort rows by 4-tuple, then direction, then capture order: each direction of each
+    # connection becomes a run ("segment run") of consecutive positions.
+    order = np.lexsort((direction * n + np.arange(n), hi, lo))
+    lo_s, hi_s, dir_s = lo[order], hi[order], direction[order]
+    del lo, hi, direction
+    new_group = np.ones(n, np.bool_)
+    new_group[1:] = (lo_s[1:] != lo_s[:-1]) | (hi_s[1:] != hi_s[:-1])
+    new_run = new_group.copy()
+    new_run[1:] |= dir_s[1:] != dir_s[:-1]
+    group_s = np.cumsum(new_group) - 1
+    run_s = np.cumsum(new_run) - 1
+    g_start = np.flatnonzero(new_group)
+    r_start = np.flatnonzero(new_run)
+    n_groups, n_runs = len(g_start), len(r_start)
+    group_of_row = np.empty(n, np.int64)
+    group_of_row[order] = group_s
+
+    row = order
+    flags = w.flags[order]
+    shape = flags & _SHAPE
+    seq = w.seq[order].astype(np.int64)
+    ack = w.ack[order].astype(np.int64)
+    plen = w.payload_len[order].astype(np.int64)
+    syn, fin = (shape & SYN) != 0, (shape & FIN) != 0
+    next_seq = (seq + plen + syn + fin) & _MASK
+
+    # Per position: anything that could make an event or a state the check below does not know.
+    bad = ~w.simple[order]
+    later = ~new_run  # not the first segment of its direction
+    bad |= later & (((shape & (SYN | RST | URG)) != 0) | ((shape & ACK) == 0))
+    in_order = np.ones(n, np.bool_)
+    in_order[1:] = seq[1:] == next_seq[:-1]
+    bad |= later & ~in_order
+    ok = np.add.reduceat(bad.astype(np.int64), g_start) == 0
+    runs_per_group = np.bincount(group_s[r_start], minlength=n_groups)
+    ok &= runs_per_group == 2
+
+    # The two directions: the client's run starts with the SYN, the server's with the SYN-ACK.
+    first_run = np.searchsorted(r_start, g_start)
+    second_run = np.minimum(first_run + 1, n_runs - 1)
+    run_size = np.diff(np.append(r_start, n))
+    s0, s1 = r_start[first_run], r_start[second_run]
+    client_first = (shape[s0] == SYN) & (shape[s1] == SYN | ACK)
+    ok &= client_first | ((shape[s1] == SYN) & (shape[s0] == SYN | ACK))
+    c_run = np.where(client_first, first_run, second_run)
+    s_run = np.where(client_first, second_run, first_run)
+    ok &= (run_size[c_run] >= 2) & (run_size[s_run] >= 2)
+    c0, s0 = r_start[c_run], r_start[s_run]
+    c1, s1 = np.minimum(c0 + 1, n - 1), np.minimum(s0 + 1, n - 1)
+    # SYN, SYN-ACK acknowledging it, the client's ACK of the SYN-ACK, then the server again.
+    ok &= row[c0] < row[s0]
+    ok &= ack[s0] == (seq[c0] + 1) & _MASK
+    ok &= (row[c1] > row[s0]) & (ack[c1] == (seq[s0] + 1) & _MASK)
+    ok &= row[s1] > row[c1]
+
+    # At most one FIN each way (a second one would be a retransmission anyway).
+    fins = np.add.reduceat(fin.astype(np.int64), r_start)
+    ok &= (fins[c_run] <= 1) & (fins[s_run] <= 1)
+    fin_pos = np.full(n_runs, -1, np.int64)
+    where_fin = np.flatnonzero(fin)
+    fin_pos[run_s[where_fin]] = where_fin
+    has_fin = fin_pos >= 0
+    fp = np.maximum(fin_pos, 0)
+    fin_ack = (seq[fp] + plen[fp] + 1) & _MASK  # the ACK number that acknowledges the FIN
+    fin_row = np.where(has_fin, row[fp], _NEVER)
+    # The first segment of each run that acknowledges the other direction's FIN.
+    run_first_of_group = new_group[r_start]
+    peer_run = np.where(run_first_of_group, np.arange(n_runs) + 1, np.arange(n_runs) - 1)
+    peer_run = np.clip(peer_run, 0, n_runs - 1)
+    peer = peer_run[run_s]
+    acks_fin = (
+        has_fin[peer]
+        & (row > fin_row[peer])
+        & (((ack - fin_ack[peer]) & _MASK) < _HALF)  # seq_le(FIN + 1, ack)
+        & ((shape & ACK) != 0)
+    )
+    acked_at = np.minimum.reduceat(np.where(acks_fin, row, _NEVER), r_start)
+    both_acked = (acked_at[c_run] < _NEVER) & (acked_at[s_run] < _NEVER)
+    close_row = np.where(both_acked, np.maximum(acked_at[c_run], acked_at[s_run]), -1)
+
+    first_row = np.minimum.reduceat(row, g_start)
+    last_time = np.maximum.reduceat(w.time[order], g_start)
+    ok &= (first_row < end) & (lo_s[g_start] != _DONE_KEY)
+    # The table's closing queue treats a closing time of exactly 0.0 as "not yet": leave it be.
+    ok &= ~both_acked | (w.time[np.maximum(close_row, 0)] != 0.0)
+    if not last:
+        # Later packets of the 4-tuple must not be able to join it: it must be closed, and the
+        # window must reach the check point that retires it.
+        ok &= both_acked
+        j = np.searchsorted(clock, last_time + 2 * CLOSE_GRACE_SECONDS + 0.5, "left")
+        check = -(-(base + j) // RETIRE_CHECK_EVERY) * RETIRE_CHECK_EVERY - base
+        ok &= check < n
+
+    # ICMP errors: the connections they quote are left to the table.
+    quoted = [k for k in map(quoted_ipv4_key, w.objects[~w.simple]) if k is not None]
+    if quoted:
+        q = np.array(quoted, np.int64)
+        qa, qb = (q[:, 0] << 16) | q[:, 1], (q[:, 2] << 16) | q[:, 3]
+        ok &= ~np.isin(
+            pair_hash(lo_s[g_start], hi_s[g_start]),
+            pair_hash(np.minimum(qa, qb), np.maximum(qa, qb)),
+        )
+
+    groups = np.flatnonzero(ok)
+    return _Bulk(
+        n_groups=n_groups,
+        group_of_row=group_of_row,
+        groups_in_part=int(np.count_nonzero(first_row < end)),
+        groups=groups,
+        lo=lo_s[g_start[groups]],
+        hi=hi_s[g_start[groups]],
+        syn_row=row[c0[groups]],
+        close_row=close_row[groups],
+        last_time=last_time[groups],
+    )
