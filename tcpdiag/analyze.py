@@ -11,9 +11,9 @@ from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
 from tcpdiag.fastpath import FastPathTracker
 from tcpdiag.filters import ConnectionFilter
-from tcpdiag.findings import Finding
 from tcpdiag.flows import FlowRecord
 from tcpdiag.reader import CaptureError, CaptureReader
+from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
 
 
@@ -33,7 +33,8 @@ class CaptureReport:
     path: str
     packets: int = 0  # frames read from the capture
     flows: int = 0  # TCP connections seen
-    findings: list[Finding] = field(default_factory=list)
+    # In report order (time) with ids F1...; held in memory only up to a bound (tcpdiag.spool).
+    findings: FindingSpool = field(default_factory=FindingSpool)
     connections: list[FlowRecord] = field(default_factory=list)  # only with keep_flows
     warnings: list[str] = field(default_factory=list)
     error: str | None = None  # set when the capture could not be read at all
@@ -124,12 +125,11 @@ def analyze_capture(
         "other": stats.other,
         "undecodable": stats.undecodable,
     }
-    report.findings.sort(key=lambda f: (f.time, f.frames[:1]))
-    by_conn: dict[int, list[str]] = {}
-    for number, finding in enumerate(report.findings, 1):
-        finding.id = f"F{number}"
-        by_conn.setdefault(finding.conn_id, []).append(finding.id)
-    report.connections.sort(key=lambda c: (c.first_time, c.conn_id))
-    for record in report.connections:
-        record.findings = by_conn.get(record.conn_id, [])
+    if options.keep_flows:
+        by_conn: dict[int, list[str]] = {}
+        for finding in report.findings:
+            by_conn.setdefault(finding.conn_id, []).append(finding.id)
+        report.connections.sort(key=lambda c: (c.first_time, c.conn_id))
+        for record in report.connections:
+            record.findings = by_conn.get(record.conn_id, [])
     return report

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from tcpdiag.decode import (
     LINKTYPE_ETHERNET,
@@ -25,9 +26,8 @@ from tcpdiag.decode import (
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_RAW,
     Decoder,
-    syn_options,
 )
-from tcpdiag.packets import SYN, IcmpError, Packet, TcpSegment
+from tcpdiag.packets import SYN, IcmpError, Packet, SynOptions, TcpSegment
 from tcpdiag.reader import PcapChunk, RawFrame
 
 U8 = npt.NDArray[np.uint8]
@@ -69,7 +69,11 @@ class Columns:
     ip_id: npt.NDArray[np.uint16]
     simple: Bools  # decoded by the arrays; False: see objects
     objects: npt.NDArray[np.object_]  # Packet for rows that are not simple, else None
-    syn_option_bytes: npt.NDArray[np.object_]  # TCP option bytes of simple SYN rows, else None
+    # SYN options of simple SYN rows (see tcpdiag.decode.syn_options); -1: option absent.
+    mss: npt.NDArray[np.int32]
+    window_scale: npt.NDArray[np.int16]
+    sack_permitted: Bools
+    timestamps: Bools
 
     def __len__(self) -> int:
         return len(self.number)
@@ -95,8 +99,13 @@ class Columns:
         flags = int(self.flags[row])
         options = None
         if flags & SYN:
-            raw = self.syn_option_bytes[row]
-            options = syn_options(raw, 0, len(raw))
+            mss, scale = int(self.mss[row]), int(self.window_scale[row])
+            options = SynOptions(
+                None if mss < 0 else mss,
+                None if scale < 0 else scale,
+                bool(self.sack_permitted[row]),
+                bool(self.timestamps[row]),
+            )
         return TcpSegment(
             int(self.number[row]),
             float(self.time[row]),
@@ -132,7 +141,10 @@ _ARRAYS = (
     "ip_id",
     "simple",
     "objects",
-    "syn_option_bytes",
+    "mss",
+    "window_scale",
+    "sack_permitted",
+    "timestamps",
 )
 
 
@@ -161,10 +173,9 @@ class ColumnDecoder:
     def _decode_pcap(self, chunk: PcapChunk) -> Columns:
         data = _padded(chunk.data)
         heads = np.array(chunk.offsets, np.int64)
-        big = chunk.endian == ">"
-        sec = _u32(data, heads, big)
-        frac = _u32(data, heads + 4, big)
-        caplen = _u32(data, heads + 8, big)
+        # Record headers: seconds, fraction, caplen, original length.
+        fields = _block(data, heads, 16).view(chunk.endian + "u4").astype(np.int64)
+        sec, frac, caplen, wire = fields[:, 0], fields[:, 1], fields[:, 2], fields[:, 3]
         if chunk.units == 1_000_000:
             # Below 2**53 the integer is exact as a float, so one division rounds exactly as
             # the reader's integer arithmetic does.
@@ -177,7 +188,6 @@ class ColumnDecoder:
         starts = heads + 16
         linktypes = np.full(len(heads), chunk.linktype, np.int64)
         number = np.arange(chunk.first_number, chunk.first_number + len(heads), dtype=np.int64)
-        wire = _u32(data, heads + 12, big)
         return self._decode(chunk.data, data, starts, caplen, time, number, linktypes, wire)
 
     def _decode_frames(self, frames: list[RawFrame]) -> Columns:
@@ -211,29 +221,33 @@ class ColumnDecoder:
         # ip: offset of the IPv4 header; ok: the frame is one the arrays decode.
         ip = np.zeros(len(starts), np.int64)
         ok = np.zeros(len(starts), np.bool_)
-        for linktype in np.unique(linktypes).tolist():
+        kinds = [int(linktypes[0])] if (linktypes == linktypes[0]).all() else np.unique(linktypes)
+        for linktype in kinds:
             layout = _LINK_LAYOUT.get(linktype)
             if layout is None:
                 continue
             type_at, ip_at = layout
-            these = (linktypes == linktype) & (caplen >= ip_at + 40)
+            these = caplen >= ip_at + 40
+            if len(kinds) > 1:
+                these &= linktypes == linktype
             if type_at >= 0:
-                these &= _u16(data, _clip(starts + type_at, data), True) == 0x0800
+                these &= _u16(data, _clip(starts + type_at, data)) == 0x0800
             ip[these] = starts[these] + ip_at
             ok |= these
-        vihl = _u8(data, _clip(ip, data))
+        # The 20 bytes of the fixed IPv4 header and of the TCP header of every frame, as rows
+        # of two small matrices: one gather each instead of one per field.
+        iph = _block(data, ip)
+        vihl = iph[:, 0].astype(np.int64)
         ihl = (vihl & 0x0F) * 4
         ok &= (vihl >> 4 == 4) & (ihl >= 20)
         tcp = ip + ihl
         ok &= tcp + 20 <= starts + caplen
-        ipc = _clip(ip, data)
-        total = _u16(data, ipc + 2, True)
-        frag = _u16(data, ipc + 6, True)
-        proto = _u8(data, ipc + 9)
+        total = _be(iph, 2, 2)
+        frag = _be(iph, 6, 2)
         # total == 0 is a TSO super-packet whose length is the captured one: left to Decoder.
-        ok &= ((frag & 0x1FFF) == 0) & (proto == 6) & (total >= ihl) & (total != 0)
-        tcpc = _clip(tcp, data)
-        doff = (_u8(data, tcpc + 12) >> 4) * 4
+        ok &= ((frag & 0x1FFF) == 0) & (iph[:, 9] == 6) & (total >= ihl) & (total != 0)
+        tcph = _block(data, tcp)
+        doff = (tcph[:, 12] >> 4).astype(np.int64) * 4
         payload_len = total - ihl - doff
         ok &= (doff >= 20) & (payload_len >= 0)
 
@@ -265,23 +279,15 @@ class ColumnDecoder:
         objects = np.full(len(order), None, object)
         for row, packet in zip(np.searchsorted(order, kept).tolist(), kept_packets, strict=True):
             objects[row] = packet
-        ipo, tcpo = _clip(ip[order], data), _clip(tcp[order], data)
-        flags = _u8(data, tcpo + 13)
-        syn_option_bytes = np.full(len(order), None, object)
-        syn_rows = np.flatnonzero(simple & (flags & SYN != 0))
-        if len(syn_rows):
-            begin = tcp[order][syn_rows] + 20
-            stop = np.minimum(
-                tcp[order][syn_rows] + doff[order][syn_rows], (starts + caplen)[order][syn_rows]
-            )
-            # One by one: a list assigned whole would pass through a bytes dtype, which drops
-            # trailing zero bytes.
-            for row, a, b in zip(syn_rows.tolist(), begin.tolist(), stop.tolist(), strict=True):
-                syn_option_bytes[row] = raw[a:b]
-        src = _u32(data, ipo + 12, True)
-        dst = _u32(data, ipo + 16, True)
-        sport = _u16(data, tcpo, True)
-        dport = _u16(data, tcpo + 2, True)
+        iph, tcph = iph[order], tcph[order]
+        flags = tcph[:, 13]
+        options_at = tcp[order] + 20
+        options_end = np.minimum(tcp + doff, starts + caplen)[order]
+        # Only the SYNs' options matter (and only those of the arrays' own rows).
+        options_end[~simple | (flags & SYN == 0)] = 0
+        options = _syn_options(data, options_at, options_end)
+        src, dst = _be(iph, 12, 4), _be(iph, 16, 4)
+        sport, dport = _be(tcph, 0, 2), _be(tcph, 2, 2)
         # Rows decoded by Decoder: their 4-tuple goes into the columns when it is an IPv4 TCP
         # one (so their connection is recognised), else zeros.
         for row, packet in zip(np.flatnonzero(~simple).tolist(), kept_packets, strict=True):
@@ -299,16 +305,19 @@ class ColumnDecoder:
             dst=dst.astype(np.uint32),
             sport=sport.astype(np.uint16),
             dport=dport.astype(np.uint16),
-            seq=_u32(data, tcpo + 4, True).astype(np.uint32),
-            ack=_u32(data, tcpo + 8, True).astype(np.uint32),
-            flags=flags.astype(np.uint8),
-            window=_u16(data, tcpo + 14, True).astype(np.uint16),
+            seq=_be(tcph, 4, 4).astype(np.uint32),
+            ack=_be(tcph, 8, 4).astype(np.uint32),
+            flags=flags,
+            window=_be(tcph, 14, 2).astype(np.uint16),
             payload_len=payload_len[order].astype(np.int32),
-            ttl=_u8(data, ipo + 8).astype(np.uint8),
-            ip_id=_u16(data, ipo + 4, True).astype(np.uint16),
+            ttl=iph[:, 8].copy(),
+            ip_id=_be(iph, 4, 2).astype(np.uint16),
             simple=simple,
             objects=objects,
-            syn_option_bytes=syn_option_bytes,
+            mss=options[0],
+            window_scale=options[1],
+            sack_permitted=options[2],
+            timestamps=options[3],
         )
 
 
@@ -333,17 +342,50 @@ def _clip(offsets: I64, data: U8) -> I64:
     return np.minimum(offsets, len(data) - _PAD)
 
 
-def _u8(data: U8, at: I64) -> I64:
-    return data[at].astype(np.int64)
+def _syn_options(
+    data: U8, start: I64, end: I64
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int16], Bools, Bools]:
+    """tcpdiag.decode.syn_options for many option areas at once: the same walk, one step of
+    every walk at a time (at most 40 steps: each one moves on by at least a byte)."""
+    n = len(start)
+    mss = np.full(n, -1, np.int32)
+    scale = np.full(n, -1, np.int16)
+    sack = np.zeros(n, np.bool_)
+    stamps = np.zeros(n, np.bool_)
+    rows = np.flatnonzero(start < end)
+    p, stop = start[rows], end[rows]
+    while len(rows):
+        kind = data[np.minimum(p, len(data) - _PAD)].astype(np.int64)
+        size = data[np.minimum(p + 1, len(data) - _PAD)].astype(np.int64)
+        nop = kind == 1
+        # A walk ends at end-of-list, at a length byte past the end, or at a bad size.
+        ends = (kind == 0) | (~nop & ((p + 1 >= stop) | (size < 2) | (p + size > stop)))
+        value = ~nop & ~ends
+        at = np.minimum(p + 2, len(data) - _PAD)
+        is_mss = value & (kind == 2) & (size == 4)
+        mss[rows[is_mss]] = (data[at[is_mss]].astype(np.int32) << 8) | data[at[is_mss] + 1]
+        is_scale = value & (kind == 3) & (size == 3)
+        scale[rows[is_scale]] = data[at[is_scale]]
+        sack[rows[value & (kind == 4) & (size == 2)]] = True
+        stamps[rows[value & (kind == 8) & (size == 10)]] = True
+        p = np.where(nop, p + 1, p + size)
+        going = ~ends & (p < stop)
+        rows, p, stop = rows[going], p[going], stop[going]
+    return mss, scale, sack, stamps
 
 
-def _u16(data: U8, at: I64, big: bool) -> I64:
-    hi, lo = (at, at + 1) if big else (at + 1, at)
-    return (data[hi].astype(np.int64) << 8) | data[lo]
+def _block(data: U8, at: I64, size: int = 20) -> U8:
+    """The `size` bytes at each offset, one row per offset (rows of a strided view: no index
+    matrix is built)."""
+    return sliding_window_view(data, size)[_clip(at, data)]
 
 
-def _u32(data: U8, at: I64, big: bool) -> I64:
-    b = [data[at + k].astype(np.int64) for k in range(4)]
-    if not big:
-        b.reverse()
-    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
+def _be(block: U8, start: int, size: int) -> I64:
+    """The big-endian unsigned integer in columns [start, start + size) of each row."""
+    raw = np.ascontiguousarray(block[:, start : start + size])
+    return raw.view(">u2" if size == 2 else ">u4")[:, 0].astype(np.int64)
+
+
+def _u16(data: U8, at: I64) -> I64:
+    """Big-endian 16-bit integers at the offsets."""
+    return (data[at].astype(np.int64) << 8) | data[at + 1]

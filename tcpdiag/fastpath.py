@@ -68,7 +68,7 @@ _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
 _NEVER = np.iinfo(np.int64).max
 _SHAPE = SYN | ACK | FIN | RST | URG
-_DONE_KEY = -2
+_DONE_KEY = np.uint64(2)  # the group key of rows already decided (a collision is safe)
 
 
 class FastPathTracker:
@@ -134,7 +134,7 @@ class FastPathTracker:
         if table.live_count + bulk.groups_in_part >= table.max_live:
             chosen[:] = False  # the table might evict: that depends on every connection
         elif table.live_count:
-            chosen &= ~self._live(bulk.lo, bulk.hi)
+            chosen &= ~self._live(bulk.key)
         qualifies = np.zeros(bulk.n_groups, np.bool_)
         qualifies[bulk.groups[chosen]] = True
         done |= qualifies[bulk.group_of_row]
@@ -190,7 +190,7 @@ class FastPathTracker:
             self._clock = float(clock[end - 1])
         self._base += end
 
-    def _live(self, lo: I64, hi: I64) -> Bools:
+    def _live(self, keys: npt.NDArray[np.uint64]) -> Bools:
         """Which of these 4-tuples (as grouping keys) the table is tracking now."""
         numbers = self._addr_number
         if len(numbers) > 1 << 16:
@@ -203,10 +203,10 @@ class FastPathTracker:
             b = numbers.get(dst) or numbers.setdefault(dst, ipv4_int(dst))
             ends.append(((a << 16) | sport, (b << 16) | dport))
         if not ends:
-            return np.zeros(len(lo), np.bool_)
+            return np.zeros(len(keys), np.bool_)
         live = np.array(ends, np.int64)
-        live_lo, live_hi = live.min(axis=1), live.max(axis=1)
-        return np.isin(pair_hash(lo, hi), pair_hash(live_lo, live_hi))
+        live_keys = pair_hash(live.min(axis=1), live.max(axis=1)) & ~np.uint64(1)
+        return np.isin(keys, live_keys)
 
 
 @dataclass(slots=True)
@@ -217,8 +217,7 @@ class _Bulk:
     group_of_row: I64
     groups_in_part: int  # 4-tuples with a packet in the part being decided
     groups: I64  # the qualifying ones; the arrays below are parallel to it
-    lo: I64  # grouping key (see _group_keys)
-    hi: I64
+    key: npt.NDArray[np.uint64]  # grouping key (see _group_keys)
     syn_row: I64
     close_row: I64  # the row after which the table would call it closed; -1: never closed
     last_time: F64
@@ -230,25 +229,28 @@ def pair_hash(lo: I64, hi: I64) -> npt.NDArray[np.uint64]:
     return lo.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + hi.astype(np.uint64)
 
 
-def _group_keys(w: Columns) -> tuple[I64, I64, I64]:
-    """A 4-tuple as two integers (address << 16 | port of each end, the smaller first), and the
-    direction of each row. Rows with no IPv4 4-tuple share one group that never qualifies."""
+def _group_keys(w: Columns) -> tuple[npt.NDArray[np.uint64], I64]:
+    """Per row: its 4-tuple as one 64-bit grouping key (the same both ways; the lowest bit is
+    clear), and its direction (0 or 1). Rows with no IPv4 4-tuple share the key of 0.0.0.0:0,
+    whose group never qualifies. Two 4-tuples whose keys collide form one group that does not
+    look like one connection, so both are left to the table: safe."""
     a = (w.src.astype(np.int64) << 16) | w.sport
     b = (w.dst.astype(np.int64) << 16) | w.dport
-    return np.minimum(a, b), np.maximum(a, b), (a > b).astype(np.int64)
+    key = pair_hash(np.minimum(a, b), np.maximum(a, b)) & ~np.uint64(1)
+    return key, (a > b).astype(np.int64)
 
 
 def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base: int) -> _Bulk:
     n = len(w)
-    lo, hi, direction = _group_keys(w)
-    lo[done] = hi[done] = _DONE_KEY  # decided already: kept out of every group
-    # Sort rows by 4-tuple, then direction, then capture order: each direction of each
-    # connection becomes a run ("segment run") of consecutive positions.
-    order = np.lexsort((direction * n + np.arange(n), hi, lo))
-    lo_s, hi_s, dir_s = lo[order], hi[order], direction[order]
-    del lo, hi, direction
+    key, direction = _group_keys(w)
+    key[done] = _DONE_KEY  # decided already: kept out of every group
+    # Sort rows by 4-tuple, then direction, then capture order (a stable sort): each direction
+    # of each connection becomes a run of consecutive positions.
+    order = np.argsort(key | direction.astype(np.uint64), kind="stable")
+    key_s, dir_s = key[order], direction[order]
+    del key, direction
     new_group = np.ones(n, np.bool_)
-    new_group[1:] = (lo_s[1:] != lo_s[:-1]) | (hi_s[1:] != hi_s[:-1])
+    new_group[1:] = key_s[1:] != key_s[:-1]
     new_run = new_group.copy()
     new_run[1:] |= dir_s[1:] != dir_s[:-1]
     group_s = np.cumsum(new_group) - 1
@@ -324,7 +326,7 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
 
     first_row = np.minimum.reduceat(row, g_start)
     last_time = np.maximum.reduceat(w.time[order], g_start)
-    ok &= (first_row < end) & (lo_s[g_start] != _DONE_KEY)
+    ok &= (first_row < end) & (key_s[g_start] != _DONE_KEY)
     # The table's closing queue treats a closing time of exactly 0.0 as "not yet": leave it be.
     ok &= ~both_acked | (w.time[np.maximum(close_row, 0)] != 0.0)
     if not last:
@@ -340,10 +342,8 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
     if quoted:
         q = np.array(quoted, np.int64)
         qa, qb = (q[:, 0] << 16) | q[:, 1], (q[:, 2] << 16) | q[:, 3]
-        ok &= ~np.isin(
-            pair_hash(lo_s[g_start], hi_s[g_start]),
-            pair_hash(np.minimum(qa, qb), np.maximum(qa, qb)),
-        )
+        quoted_keys = pair_hash(np.minimum(qa, qb), np.maximum(qa, qb)) & ~np.uint64(1)
+        ok &= ~np.isin(key_s[g_start], quoted_keys)
 
     groups = np.flatnonzero(ok)
     return _Bulk(
@@ -351,8 +351,7 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
         group_of_row=group_of_row,
         groups_in_part=int(np.count_nonzero(first_row < end)),
         groups=groups,
-        lo=lo_s[g_start[groups]],
-        hi=hi_s[g_start[groups]],
+        key=key_s[g_start[groups]],
         syn_row=row[c0[groups]],
         close_row=close_row[groups],
         last_time=last_time[groups],

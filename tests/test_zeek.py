@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import communityid
 import pytest
 from flowbuilder import LINUX_SYN, Capture, Conversation, write_pcap
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tcpdiag.cli import app
@@ -142,6 +146,26 @@ def test_community_id_matches_the_spec_in_both_directions(
 ) -> None:
     assert community_id(src, sport, dst, dport) == expected
     assert community_id(dst, dport, src, sport) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.tuples(st.ip_addresses(v=4), st.ip_addresses(v=4)),
+        st.tuples(st.ip_addresses(v=6), st.ip_addresses(v=6)),
+    ),
+    st.integers(0, 65535),
+    st.integers(0, 65535),
+    st.booleans(),
+)
+def test_community_id_agrees_with_the_communityid_package(
+    addrs: tuple[Any, Any], sport: int, dport: int, same_address: bool
+) -> None:
+    src, dst = str(addrs[0]), str(addrs[1] if not same_address else addrs[0])
+    reference = communityid.CommunityID(seed=0).calc(
+        communityid.FlowTuple.make_tcp(src, dst, sport, dport)
+    )
+    assert community_id(src, sport, dst, dport) == reference
 
 
 def test_findings_and_flows_carry_the_same_community_id() -> None:

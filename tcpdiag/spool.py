@@ -1,0 +1,83 @@
+"""A capture's findings in report order, held in memory only up to a bound.
+
+Findings are made as connections retire, which is not report order (by time). Up to
+`memory_limit` of them are kept in memory; beyond that each batch is sorted and written to an
+anonymous temporary file as one sorted run, and reading merges the runs back. Memory therefore
+does not grow with the number of findings, so it does not grow with the size of the capture.
+
+Like a sorted list: the order is that of a stable sort by (time, first frame), and every
+iteration gives each finding its report id ("F1", "F2", ...) in that order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import pickle
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+from tcpdiag.findings import Finding
+
+MEMORY_LIMIT = 2000  # findings held in memory before a run goes to disk (~4 KB each)
+
+
+def _report_order(finding: Finding) -> tuple[float, list[int]]:
+    return finding.time, finding.frames[:1]
+
+
+class FindingSpool:
+    def __init__(self, memory_limit: int = MEMORY_LIMIT) -> None:
+        self.memory_limit = memory_limit
+        self._pending: list[Finding] = []
+        self._file: IO[bytes] | None = None
+        self._runs: list[tuple[int, int]] = []  # (offset, count) of each sorted run on disk
+        self._count = 0
+
+    def extend(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            self._pending.append(finding)
+            self._count += 1
+        if len(self._pending) >= self.memory_limit:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._file is None:
+            # Owned until close() or garbage collection: the file lives as long as the spool.
+            self._file = tempfile.TemporaryFile(prefix="tcpdiag-findings-")  # noqa: SIM115
+        self._pending.sort(key=_report_order)
+        self._file.seek(0, 2)
+        offset = self._file.tell()
+        pickler = pickle.Pickler(self._file, pickle.HIGHEST_PROTOCOL)
+        for finding in self._pending:
+            pickler.dump(finding)
+            pickler.clear_memo()  # each finding stands alone, so a run is read one at a time
+        self._runs.append((offset, len(self._pending)))
+        self._pending = []
+
+    def _run(self, offset: int, count: int) -> Iterator[Finding]:
+        assert self._file is not None
+        position = offset
+        for _ in range(count):
+            self._file.seek(position)
+            finding = pickle.load(self._file)
+            position = self._file.tell()
+            yield finding
+
+    def __iter__(self) -> Iterator[Finding]:
+        self._pending.sort(key=_report_order)
+        runs: list[Iterable[Finding]] = [self._run(o, c) for o, c in self._runs]
+        for number, finding in enumerate(heapq.merge(*runs, self._pending, key=_report_order), 1):
+            finding.id = f"F{number}"
+            yield finding
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
