@@ -13,26 +13,35 @@ captures with bench/make_capture.py, then measures wall-clock time and peak RSS 
 on the base capture, and of tcpdiag alone on each size of the scaling series. Every tcpdiag run's
 JSON is checked against the capture's manifest: the number of findings per category must equal
 the number of failures of that category the generator injected, or the run is reported as broken
-(exit status 1). Peak RSS comes from /usr/bin/time -v, or, without it, from getrusage of a fresh
-wrapper process per measurement. Every command runs under a timeout.
+(exit status 1). Peak RSS is the peak of the SUM of the resident set sizes (VmRSS in
+/proc/<pid>/status) of the command's whole process tree, sampled every 10 ms by a thread of this
+process: tcpdiag forks a child that reads and decodes while the parent tracks connections, so
+its footprint is both processes at once. /usr/bin/time -v (or, without it, getrusage of a fresh
+wrapper process) still supplies the CPU time and the largest single process's peak RSS, which
+--json keeps as max_single_process_rss_kib for comparison. Linux only (/proc). Every command runs
+under a timeout.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tabulate import tabulate
 
@@ -69,6 +78,10 @@ sys.exit(rc)
 GNU_TIME = "/usr/bin/time"
 FORCE_GETRUSAGE = False  # --rss-via-getrusage
 
+# Seconds between two samples of a process tree's RSS. Shorter peaks can be missed; each sample
+# costs about 0.1 ms of this process's CPU, so the measured command hardly notices it.
+RSS_SAMPLE_INTERVAL = 0.01
+
 
 def use_gnu_time() -> bool:
     return not FORCE_GETRUSAGE and os.access(GNU_TIME, os.X_OK)
@@ -79,11 +92,15 @@ class Measurement:
     name: str
     command: list[str]
     seconds: float
-    rss_kib: int
+    rss_kib: int  # peak of the summed RSS of the command's process tree
     returncode: int
     packets: int
     cpu_seconds: float = 0.0  # user + system
     times: list[float] | None = None  # every run's wall time, with --repeat
+    # ru_maxrss from /usr/bin/time or getrusage: the largest single process's peak. It
+    # understates a command that runs several processes at once (tcpdiag and its reader child).
+    single_rss_kib: int = 0
+    processes: int = 0  # the most processes seen in the tree in one sample
 
     @property
     def pps(self) -> float:
@@ -102,6 +119,126 @@ def shell_text(cmd: list[str]) -> str:
     return " ".join(a if re.fullmatch(r"[\w./:,=+-]+", a) else repr(a) for a in cmd)
 
 
+def parent_pid(pid: int) -> int | None:
+    """The ppid in /proc/<pid>/stat, or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+        return int(stat[stat.rindex(b")") + 2 :].split(maxsplit=2)[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def resident_kib(pid: int) -> int:
+    """VmRSS in /proc/<pid>/status (KiB): 0 for a zombie (no VmRSS line) or a process gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            status = f.read()
+    except OSError:
+        return 0
+    match = re.search(rb"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+class TreeRssSampler:
+    """The peak of the summed RSS of all descendants of `root`, sampled from /proc by a thread.
+
+    ru_maxrss (what /usr/bin/time and getrusage report) is a maximum over single processes, not
+    a sum, so it misses that tcpdiag's forked reader and its parent are resident at the same
+    time. `root` is the wrapper that measure() spawns (/usr/bin/time or the getrusage wrapper),
+    so only its descendants count: the command and everything it starts, not the wrapper. Pages
+    that a forked child still shares copy-on-write with its parent count in both, as in any sum
+    of RSS, so the figure is an upper bound of the physical memory for a forking command.
+    """
+
+    def __init__(self, root: int, interval: float = RSS_SAMPLE_INTERVAL) -> None:
+        self.root = root
+        self.interval = interval
+        self.peak_kib = 0
+        self.processes = 0
+        self.error: BaseException | None = None
+        # pid -> ppid of every process on the machine. A ppid is read once per pid: it changes
+        # only when the parent dies, and then the cached one names a pid that is gone, so the
+        # orphan leaves the tree as it would with a fresh read.
+        self._parents: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.error is not None:
+            raise BenchError(f"sampling RSS from /proc failed: {self.error!r}")
+
+    def descendants(self) -> set[int]:
+        """The pids below `root` now. Walking /proc/<pid>/task/*/children would be shorter, but
+        it needs CONFIG_PROC_CHILDREN, which not every kernel has; this lists /proc and reads
+        the stat of new pids only. Call it from one thread at a time."""
+        live = {int(name) for name in os.listdir("/proc") if name.isdigit()}
+        for pid in self._parents.keys() - live:
+            del self._parents[pid]
+        for pid in live - self._parents.keys():
+            ppid = parent_pid(pid)
+            if ppid is not None:
+                self._parents[pid] = ppid
+        children: dict[int, list[int]] = {}
+        for pid, ppid in self._parents.items():
+            children.setdefault(ppid, []).append(pid)
+        found: set[int] = set()
+        todo = [self.root]
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
+    def sample(self) -> None:
+        pids = self.descendants()
+        self.peak_kib = max(self.peak_kib, sum(resident_kib(pid) for pid in pids))
+        self.processes = max(self.processes, len(pids))
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self.sample()
+                if self._stop.wait(self.interval):
+                    return
+        except BaseException as exc:  # reported by stop(), in the measuring thread
+            self.error = exc
+
+
+def run_sampled(
+    full: list[str],
+    stdout: IO[bytes] | None,
+    timeout: float,
+    env: dict[str, str] | None,
+) -> tuple[subprocess.CompletedProcess[bytes], float, TreeRssSampler]:
+    """Run `full` under a timeout while sampling its tree's RSS: the result and wall seconds."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(full, stdout=stdout, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    sampler = TreeRssSampler(proc.pid)
+    sampler.start()
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+        seconds = time.perf_counter() - start
+    except subprocess.TimeoutExpired:
+        # Killing only the wrapper, as subprocess.run would, leaves the command running.
+        sampler.stop()
+        for pid in sampler.descendants():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.communicate()
+        raise
+    sampler.stop()
+    return subprocess.CompletedProcess(full, proc.returncode, None, stderr), seconds, sampler
+
+
 def measure(
     name: str,
     cmd: list[str],
@@ -111,31 +248,19 @@ def measure(
     ok_codes: tuple[int, ...] = (0,),
     env: dict[str, str] | None = None,
 ) -> Measurement:
-    """Run `cmd` once under a timeout: wall-clock seconds and peak RSS (KiB)."""
+    """Run `cmd` once under a timeout: wall-clock seconds, peak RSS of its process tree (KiB)
+    and the largest single process's peak RSS."""
     with tempfile.NamedTemporaryFile("r", suffix=".time", delete=False) as tf:
         time_file = tf.name
     try:
         if use_gnu_time():
             full = [GNU_TIME, "-v", "-o", time_file, *cmd]
             with open(stdout_path, "wb") as out:
-                start = time.perf_counter()
-                proc = subprocess.run(
-                    full,
-                    stdout=out,
-                    stderr=subprocess.PIPE,
-                    timeout=timeout,
-                    env=env,
-                    cwd=REPO,
-                    check=False,
-                )
-                seconds = time.perf_counter() - start
+                proc, seconds, sampler = run_sampled(full, out, timeout, env)
         else:
+            # The wrapper writes the command's stdout to stdout_path itself.
             full = [sys.executable, "-c", RUSAGE_WRAPPER, stdout_path, time_file, *cmd]
-            start = time.perf_counter()
-            proc = subprocess.run(
-                full, stderr=subprocess.PIPE, timeout=timeout, env=env, cwd=REPO, check=False
-            )
-            seconds = time.perf_counter() - start
+            proc, seconds, sampler = run_sampled(full, None, timeout, env)
         text = Path(time_file).read_text()
     except subprocess.TimeoutExpired:
         raise BenchError(f"{name}: timed out after {timeout:.0f} s: {shell_text(cmd)}") from None
@@ -147,19 +272,35 @@ def measure(
             f"{name}: exit status {proc.returncode} ({shell_text(cmd)}):\n  " + "\n  ".join(tail)
         )
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    rss = int(match.group(1)) if match else 0
+    single = int(match.group(1)) if match else 0
     cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
-    return Measurement(name, cmd, seconds, rss, proc.returncode, packets, cpu)
+    # At every instant the tree's sum is at least any one process's RSS, so the exact
+    # single-process peak is also a lower bound of the tree's peak: it stands in when the
+    # samples missed a peak shorter than the interval (likely only for a one-process command).
+    tree = max(sampler.peak_kib, single)
+    return Measurement(
+        name,
+        cmd,
+        seconds,
+        tree,
+        proc.returncode,
+        packets,
+        cpu,
+        single_rss_kib=single,
+        processes=sampler.processes,
+    )
 
 
 def measure_repeated(repeat: int, *args, **kwargs) -> Measurement:
-    """`measure` `repeat` times: the median wall time and the largest peak RSS."""
+    """`measure` `repeat` times: the median wall time and the largest peak RSS figures."""
     runs = [measure(*args, **kwargs) for _ in range(repeat)]
     result = runs[0]
     result.times = [m.seconds for m in runs]
     result.seconds = statistics.median(result.times)
     result.cpu_seconds = statistics.median(m.cpu_seconds for m in runs)
     result.rss_kib = max(m.rss_kib for m in runs)
+    result.single_rss_kib = max(m.single_rss_kib for m in runs)
+    result.processes = max(m.processes for m in runs)
     return result
 
 
@@ -364,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sizes must be positive")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if not Path("/proc/self/status").is_file():
+        parser.error("peak RSS is sampled from /proc/<pid>/status, which this system lacks")
     if not args.skip_tshark and not shutil.which("tshark"):
         parser.error("tshark is not on PATH (use --skip-tshark)")
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -372,7 +515,14 @@ def main(argv: list[str] | None = None) -> int:
     print("environment: " + "; ".join(f"{k}: {v}" for k, v in env_info.items()))
     global FORCE_GETRUSAGE
     FORCE_GETRUSAGE = args.rss_via_getrusage
-    rss_source = "/usr/bin/time -v" if use_gnu_time() else "getrusage(RUSAGE_CHILDREN) of a wrapper"
+    single_source = (
+        "/usr/bin/time -v" if use_gnu_time() else "getrusage(RUSAGE_CHILDREN) of a wrapper"
+    )
+    rss_source = (
+        f"peak of the summed VmRSS of the command's process tree, sampled every "
+        f"{RSS_SAMPLE_INTERVAL * 1000:.0f} ms from /proc (largest single process and CPU time "
+        f"from {single_source})"
+    )
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     if os.getloadavg()[0] > 0.5:
         print(
@@ -380,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.cpu_count()} cores): wall times will be inflated; compare the CPU s column"
         )
     print(
-        f"peak RSS from {rss_source}; wall clock from time.perf_counter around each command, "
+        f"peak RSS: {rss_source}; wall clock from time.perf_counter around each command, "
         f"median of {args.repeat}; load average before the run: {load}"
     )
 
@@ -558,6 +708,8 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
                     "times": m.times,
                     "pps": m.pps,
                     "rss_kib": m.rss_kib,
+                    "max_single_process_rss_kib": m.single_rss_kib,
+                    "processes": m.processes,
                 }
                 for m in results
             ],
@@ -567,6 +719,8 @@ def run(args: argparse.Namespace, sizes: list[int], env_info: dict, rss_source: 
                     "cpu_seconds": m.cpu_seconds,
                     "pps": m.pps,
                     "rss_kib": m.rss_kib,
+                    "max_single_process_rss_kib": m.single_rss_kib,
+                    "processes": m.processes,
                 }
                 for k, m in scaling.items()
             },

@@ -8,7 +8,7 @@ fields and count it in the same `DecodeStats` bucket.
 
 The result is `Columns`: one row per decoded packet (what `Decoder.decode` would not have
 returned None for), in frame order. Rows the arrays cannot describe carry their `Packet` in
-`Columns.objects`.
+`Columns.others`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ _LINK_LAYOUT: dict[int, tuple[int, int]] = {
 class Columns:
     """Decoded packets in frame order, one row each. For IPv4 TCP rows the address, port and
     header columns hold the segment's fields; a row the arrays do not describe (`simple` is
-    False) has its Packet in `objects` (and, unless it is IPv4 TCP, zero addresses and ports).
+    False) has its Packet in `others` (and, unless it is IPv4 TCP, zero addresses and ports).
     Narrow types: a window of a million rows takes about 60 MB."""
 
     number: npt.NDArray[np.int64]
@@ -67,8 +67,8 @@ class Columns:
     payload_len: npt.NDArray[np.int32]
     ttl: npt.NDArray[np.uint8]
     ip_id: npt.NDArray[np.uint16]
-    simple: Bools  # decoded by the arrays; False: see objects
-    objects: npt.NDArray[np.object_]  # Packet for rows that are not simple, else None
+    simple: Bools  # decoded by the arrays; False: see others
+    others: list[Packet]  # the Packets of the rows that are not simple, in row order
     # SYN options of simple SYN rows (see tcpdiag.decode.syn_options); -1: option absent.
     mss: npt.NDArray[np.int32]
     window_scale: npt.NDArray[np.int16]
@@ -82,46 +82,72 @@ class Columns:
     def concat(parts: list[Columns]) -> Columns:
         if len(parts) == 1:
             return parts[0]
-        return Columns(
-            **{name: np.concatenate([getattr(part, name) for part in parts]) for name in _ARRAYS}
-        )
+        arrays = {name: np.concatenate([getattr(part, name) for part in parts]) for name in _ARRAYS}
+        return Columns(**arrays, others=[p for part in parts for p in part.others])
 
     def tail(self, start: int) -> Columns:
         """Rows from `start` on, as a copy that does not keep the rest alive."""
-        return Columns(**{name: getattr(self, name)[start:].copy() for name in _ARRAYS})
+        skipped = int(np.count_nonzero(~self.simple[:start]))
+        arrays = {name: getattr(self, name)[start:].copy() for name in _ARRAYS}
+        return Columns(**arrays, others=self.others[skipped:])
 
-    def segment(self, row: int, addr_text: dict[int, str]) -> Packet:
-        """The Packet record of one row, exactly as Decoder would have made it."""
-        packet: Packet | None = self.objects[row]
-        if packet is not None:
-            return packet
-        src, dst = int(self.src[row]), int(self.dst[row])
-        flags = int(self.flags[row])
-        options = None
-        if flags & SYN:
-            mss, scale = int(self.mss[row]), int(self.window_scale[row])
-            options = SynOptions(
-                None if mss < 0 else mss,
-                None if scale < 0 else scale,
-                bool(self.sack_permitted[row]),
-                bool(self.timestamps[row]),
-            )
-        return TcpSegment(
-            int(self.number[row]),
-            float(self.time[row]),
-            addr_text.get(src) or _remember(addr_text, src),
-            addr_text.get(dst) or _remember(addr_text, dst),
-            int(self.sport[row]),
-            int(self.dport[row]),
-            int(self.seq[row]),
-            int(self.ack[row]),
-            flags,
-            int(self.window[row]),
-            int(self.payload_len[row]),
-            int(self.ttl[row]),
-            4,
-            int(self.ip_id[row]),
-            options,
+    def packets(self, rows: I64, addr_text: dict[int, str]) -> list[Packet]:
+        """The Packet records of these rows, exactly as Decoder would have made them.
+        `addr_text` caches address text across calls."""
+        objects: list[Packet | None] = [None] * len(rows)
+        if self.others:
+            rank = np.cumsum(~self.simple) - 1
+            for k in np.flatnonzero(~self.simple[rows]).tolist():
+                objects[k] = self.others[rank[rows[k]]]
+        src, dst = self.src[rows].tolist(), self.dst[rows].tolist()
+        flags = self.flags[rows].tolist()
+        fields = zip(
+            self.number[rows].tolist(),
+            self.time[rows].tolist(),
+            self.sport[rows].tolist(),
+            self.dport[rows].tolist(),
+            self.seq[rows].tolist(),
+            self.ack[rows].tolist(),
+            self.window[rows].tolist(),
+            self.payload_len[rows].tolist(),
+            self.ttl[rows].tolist(),
+            self.ip_id[rows].tolist(),
+            strict=True,
+        )
+        out: list[Packet] = []
+        for k, (number, time, sport, dport, seq, ack, window, plen, ttl, ip_id) in enumerate(
+            fields
+        ):
+            packet = objects[k]
+            if packet is None:
+                options = self._syn_options(int(rows[k])) if flags[k] & SYN else None
+                packet = TcpSegment(
+                    number,
+                    time,
+                    addr_text.get(src[k]) or _remember(addr_text, src[k]),
+                    addr_text.get(dst[k]) or _remember(addr_text, dst[k]),
+                    sport,
+                    dport,
+                    seq,
+                    ack,
+                    flags[k],
+                    window,
+                    plen,
+                    ttl,
+                    4,
+                    ip_id,
+                    options,
+                )
+            out.append(packet)
+        return out
+
+    def _syn_options(self, row: int) -> SynOptions:
+        mss, scale = int(self.mss[row]), int(self.window_scale[row])
+        return SynOptions(
+            None if mss < 0 else mss,
+            None if scale < 0 else scale,
+            bool(self.sack_permitted[row]),
+            bool(self.timestamps[row]),
         )
 
 
@@ -140,7 +166,6 @@ _ARRAYS = (
     "ttl",
     "ip_id",
     "simple",
-    "objects",
     "mss",
     "window_scale",
     "sack_permitted",
@@ -276,9 +301,6 @@ class ColumnDecoder:
         if kept:
             order = np.sort(np.concatenate([rows, np.array(kept, np.int64)]))
         simple = ok[order]
-        objects = np.full(len(order), None, object)
-        for row, packet in zip(np.searchsorted(order, kept).tolist(), kept_packets, strict=True):
-            objects[row] = packet
         iph, tcph = iph[order], tcph[order]
         flags = tcph[:, 13]
         options_at = tcp[order] + 20
@@ -313,7 +335,7 @@ class ColumnDecoder:
             ttl=iph[:, 8].copy(),
             ip_id=_be(iph, 4, 2).astype(np.uint16),
             simple=simple,
-            objects=objects,
+            others=kept_packets,
             mss=options[0],
             window_scale=options[1],
             sack_permitted=options[2],

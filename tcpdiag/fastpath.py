@@ -57,12 +57,16 @@ from tcpdiag.tracker import (
     TrackedConnection,
 )
 
-# A window is decided up to this long before its last packet: a connection must be retired by
-# the table's rules (at most two grace periods after its last packet) inside the window.
-LOOKAHEAD_SECONDS = 2 * CLOSE_GRACE_SECONDS + 0.5 + 10.0
-# Rows collected before a window is decided, and the most kept at once (memory bound).
-WINDOW_ROWS = 1 << 19
-WINDOW_MAX_ROWS = 1 << 21
+# A connection is decided only once the window reaches the check point at which the table
+# would retire it (see _uneventful), so a window is decided up to this long before its end; the
+# allowance lets connections that started shortly before that point finish.
+_MARGIN_SECONDS = 0.5
+FLOW_ALLOWANCE_SECONDS = 8
+LOOKAHEAD_SECONDS = CLOSE_GRACE_SECONDS + _MARGIN_SECONDS + FLOW_ALLOWANCE_SECONDS
+# Rows collected before a window is decided (at least half of it must be decidable), and the
+# most held at once: memory is bounded by these, whatever the size of the capture.
+WINDOW_ROWS = 1 << 18
+WINDOW_MAX_ROWS = 1 << 20
 
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
@@ -88,26 +92,37 @@ class FastPathTracker:
 
     def track(self, batches: Iterable[Columns]) -> Iterator[TrackedConnection]:
         parts: list[Columns] = []
+        latest: list[float] = []  # per part: the latest packet time in it
         rows = 0
         for columns in batches:
             if not len(columns):
                 continue
             parts.append(columns)
+            latest.append(float(columns.time.max()))
             rows += len(columns)
             if rows < WINDOW_ROWS:
                 continue
+            # Decide once at least half the window is at least LOOKAHEAD_SECONDS before its end
+            # (judged on whole parts, to look before concatenating them).
+            half, k = rows // 2, 0
+            while half >= len(parts[k]):
+                half -= len(parts[k])
+                k += 1
+            if max(latest[: k + 1]) > latest[-1] - LOOKAHEAD_SECONDS and rows < WINDOW_MAX_ROWS:
+                continue  # too short a span yet: read on
             window = Columns.concat(parts)
             clock = self._prefix_max(window.time)
             end = int(np.searchsorted(clock, clock[-1] - LOOKAHEAD_SECONDS, "right"))
-            if end < rows // 4:
-                if rows < WINDOW_MAX_ROWS:
-                    parts = [window]  # too short a span yet: read on
-                    continue
-                end = rows // 2  # a very fast capture: decide half, mostly the slow way
+            # A very fast capture may not span the lookahead in WINDOW_MAX_ROWS: decide half;
+            # what cannot be decided goes the slow way.
+            end = max(end, rows // 2)
             yield from self._decide(window, clock, end, last=False)
             parts = [window.tail(end)]
+            latest = [float(parts[0].time.max())] if len(parts[0]) else []
+            if not latest:
+                parts = []
             self._done = self._done[end:].copy()
-            rows = len(parts[0])
+            rows = len(window) - end
         if parts:
             window = Columns.concat(parts)
             yield from self._decide(window, self._prefix_max(window.time), len(window), last=True)
@@ -163,9 +178,8 @@ class FastPathTracker:
         checks = np.arange(-self._base % RETIRE_CHECK_EVERY, end, RETIRE_CHECK_EVERY)
         points = np.union1d(slow, checks)
         done_starts = done_closes = 0
-        addr_text = self._addr_text
-        for row, n_starts, n_closes, now, feed, check in zip(
-            points.tolist(),
+        packets = iter(w.packets(slow, self._addr_text))
+        for n_starts, n_closes, now, feed, check in zip(
             np.searchsorted(start_rows, points, "left").tolist(),
             np.searchsorted(close_rows, points, "right").tolist(),
             clock[points].tolist(),
@@ -181,7 +195,7 @@ class FastPathTracker:
                 done_closes += 1
             table.advance(now)
             if feed:
-                table.feed(w.segment(row, addr_text))
+                table.feed(next(packets))
             yield from table.retire_due(check)
         table.skip_connections(len(start_rows) - done_starts)
         for _, closed_at, last_time in closes[done_closes:split]:
@@ -333,12 +347,17 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
         # Later packets of the 4-tuple must not be able to join it: it must be closed, and the
         # window must reach the check point that retires it.
         ok &= both_acked
-        j = np.searchsorted(clock, last_time + 2 * CLOSE_GRACE_SECONDS + 0.5, "left")
+        # The table retires a closed connection at the first check point a grace period after
+        # it closed, or, when later segments came after the close, up to a grace period
+        # after those (it is queued again behind the connections closed in between).
+        closed_at = w.time[np.maximum(close_row, 0)]
+        wait = np.where(last_time > closed_at, 2 * CLOSE_GRACE_SECONDS, CLOSE_GRACE_SECONDS)
+        j = np.searchsorted(clock, last_time + wait + _MARGIN_SECONDS, "left")
         check = -(-(base + j) // RETIRE_CHECK_EVERY) * RETIRE_CHECK_EVERY - base
         ok &= check < n
 
     # ICMP errors: the connections they quote are left to the table.
-    quoted = [k for k in map(quoted_ipv4_key, w.objects[~w.simple]) if k is not None]
+    quoted = [k for k in map(quoted_ipv4_key, w.others) if k is not None]
     if quoted:
         q = np.array(quoted, np.int64)
         qa, qb = (q[:, 0] << 16) | q[:, 1], (q[:, 2] << 16) | q[:, 3]

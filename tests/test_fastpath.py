@@ -1,0 +1,336 @@
+"""The fast path (batch reading, array decoding, bulk recognition of uneventful connections,
+background decoding) reports exactly what the reference path reports: every packet through
+Decoder and FlowTable.track.
+
+Each comparison is of the whole report (findings with their ids, connection ids, evidence and
+facts; counts; warnings), and is made with the production window sizes and with tiny windows,
+so that connections straddle window boundaries. Tests that expect the bulk path to take some
+connections check that it did, so none of them passes by never leaving the reference path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flowbuilder import LINUX_SYN, Capture, Conversation, write_pcap
+from fuzzing import MUTATIONS, seeds
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tcpdiag import background, fastpath
+from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
+from tcpdiag.columns import ColumnDecoder
+from tcpdiag.decode import Decoder
+from tcpdiag.detect import RuleEngine
+from tcpdiag.packets import ACK, FIN, PSH, SYN
+from tcpdiag.reader import CaptureError, CaptureReader
+from tcpdiag.rules import load_rules
+from tcpdiag.spool import FindingSpool
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = sorted((ROOT / "samples").glob("*.pcap"))
+FIXTURES = sorted(p for p in (ROOT / "tests" / "data").rglob("*") if p.is_file())
+ENGINE = RuleEngine(load_rules())
+
+
+def _make_capture_module() -> Any:
+    spec = importlib.util.spec_from_file_location("make_capture", ROOT / "bench/make_capture.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_capture"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def busy_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated capture like the benchmark's (every failure category among thousands of
+    healthy connections), small enough for the test suite."""
+    path = tmp_path_factory.mktemp("busy") / "busy.pcap"
+    _make_capture_module().generate(40_000, path, seed=7)
+    return path
+
+
+@pytest.fixture(params=["production windows", "tiny windows"])
+def windows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "tiny windows":
+        monkeypatch.setattr(fastpath, "WINDOW_ROWS", 64)
+        monkeypatch.setattr(fastpath, "WINDOW_MAX_ROWS", 256)
+    return str(request.param)
+
+
+class _Counting(fastpath.FastPathTracker):
+    taken = 0
+
+    def track(self, batches: Any) -> Iterator[Any]:
+        yield from super().track(batches)
+        _Counting.taken += self.fast_connections
+
+
+def _reports(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict, int]:
+    """(reference report, fast report, connections the bulk path took) as dicts."""
+    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False)).to_dict()
+    _Counting.taken = 0
+    monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Counting)
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(background=False)).to_dict()
+    return reference, fast, _Counting.taken
+
+
+@pytest.mark.parametrize("path", SAMPLES + FIXTURES, ids=lambda p: p.name)
+def test_same_report_on_every_sample_and_fixture(
+    path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference, fast, _ = _reports(path, monkeypatch)
+    assert fast == reference
+
+
+def test_bulk_path_takes_the_healthy_connections_of_the_samples(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # graceful_close is one clean connection; mixed has clean ones among failures.
+    for name in ("graceful_close.pcap", "mixed.pcap"):
+        reference, fast, taken = _reports(ROOT / "samples" / name, monkeypatch)
+        assert fast == reference
+        assert taken >= 1, name
+
+
+def test_same_report_on_a_busy_capture(
+    busy_capture: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference, fast, taken = _reports(busy_capture, monkeypatch)
+    assert fast == reference
+    assert len(reference["findings"]) > 100  # failures of every kind are in it
+    # With windows of the normal size most connections take the bulk path; with tiny ones
+    # (64 rows) few can be decided, but some still are.
+    assert taken > (0.8 * reference["flows"] if windows == "production windows" else 0)
+
+
+def test_background_decoding_gives_the_same_report(
+    busy_capture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(background, "MIN_BYTES", 0)
+    if len(os.sched_getaffinity(0)) > 1:
+        assert background.worth_it(str(busy_capture))  # so the child process is used
+    reference = analyze_capture(busy_capture, ENGINE, AnalysisOptions(fast_path=False))
+    fast = analyze_capture(busy_capture, ENGINE, AnalysisOptions(background=True))
+    assert fast.to_dict() == reference.to_dict()
+
+
+@pytest.mark.parametrize(
+    "name", ["cut.pcap.gz", "absurd_caplen.pcap", "multi.pcapng.gz", "pcap_le_nsec.pcap"]
+)
+def test_background_decoding_keeps_warnings_and_truncation(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(background, "MIN_BYTES", 0)
+    path = ROOT / "tests" / "data" / name
+    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False))
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(background=True))
+    assert fast.to_dict() == reference.to_dict()
+
+
+# -- crafted cases at the edges of what the bulk path may take ----------------------------------
+
+
+def _clean(cap: Capture, client: tuple[str, int], dt: float = 0.01) -> Conversation:
+    conv = Conversation(cap, client=client, server=("10.9.0.1", 443))
+    conv.send("c", SYN, options=LINUX_SYN, dt=dt)
+    conv.send("s", SYN | ACK, options=LINUX_SYN)
+    conv.send("c", ACK)
+    conv.send("c", PSH | ACK, 300)
+    conv.send("s", PSH | ACK, 1200)
+    conv.send("c", ACK)
+    conv.close("c")
+    return conv
+
+
+def _background(cap: Capture, count: int, start_port: int = 50000) -> None:
+    for k in range(count):
+        _clean(cap, ("10.1.0.1", start_port + k), dt=0.05)
+
+
+def _compare(cap: Capture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    reference, fast, taken = _reports(path, monkeypatch)
+    assert fast == reference
+    return taken
+
+
+@pytest.mark.parametrize(
+    "gap",
+    [0.5, 4.9, 5.2, 9.0, 10.6, 12.0, 30.0],  # around one and two close grace periods
+)
+def test_reused_four_tuple_after_a_clean_close(
+    gap: float, tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = Capture()
+    _background(cap, 20)
+    conv = _clean(cap, ("10.2.0.1", 40000))
+    # The same 4-tuple again, `gap` seconds later: a new connection, a stray ACK, or a RST.
+    conv.c.seq += 100_000
+    conv.send("c", SYN, options=LINUX_SYN, dt=gap)
+    conv.send("s", ACK, seq=conv.s.seq - 1)  # an old ACK, as from TIME-WAIT
+    conv.rst("c", with_ack=False)
+    _background(cap, 400, start_port=51000)
+    assert _compare(cap, tmp_path, monkeypatch) > 0
+
+
+@pytest.mark.parametrize("late", [0.2, 3.0, 6.0, 11.0])
+def test_late_segment_after_a_clean_close(
+    late: float, tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = Capture()
+    _background(cap, 20)
+    conv = _clean(cap, ("10.2.0.1", 40001))
+    conv.send("s", FIN | ACK, seq=(conv.s.seq - 1), dt=late)  # a retransmitted FIN
+    conv.send("c", ACK)
+    _background(cap, 400, start_port=51000)
+    assert _compare(cap, tmp_path, monkeypatch) > 0
+
+
+def test_connections_with_events_amid_clean_ones(
+    tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = Capture()
+    _background(cap, 10)
+    # A retransmission, a keepalive probe, a RST after the close: none may be taken. (ICMP
+    # errors about clean connections are in the busy capture; write_pcap writes TCP only.)
+    retrans = Conversation(cap, client=("10.3.0.1", 40000))
+    retrans.handshake()
+    retrans.send("c", PSH | ACK, 100)
+    retrans.send("c", PSH | ACK, 100, seq=retrans.c.seq - 100, dt=0.3)
+    retrans.send("c", PSH | ACK, 100, seq=retrans.c.seq - 100, dt=0.6)
+    retrans.send("s", ACK)
+    retrans.close("s")
+    _background(cap, 10, start_port=50100)
+    probe = Conversation(cap, client=("10.3.0.2", 40000))
+    probe.handshake()
+    probe.send("c", ACK, seq=probe.c.seq - 1, dt=2.0)
+    probe.send("s", ACK)
+    probe.close("c")
+    _background(cap, 10, start_port=50200)
+    reset = _clean(cap, ("10.3.0.3", 40000))
+    reset.rst("s", dt=0.5)
+    _background(cap, 300, start_port=50400)
+    assert _compare(cap, tmp_path, monkeypatch) > 0
+
+
+def test_capture_starting_at_time_zero(
+    tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The closing queue treats a closing time of exactly 0.0 as "not closed yet".
+    cap = Capture(time=0.0)
+    conv = Conversation(cap, client=("10.4.0.1", 40000))
+    for who, flags, size in [
+        ("c", SYN, 0), ("s", SYN | ACK, 0), ("c", ACK, 0), ("c", PSH | ACK, 10),
+        ("s", ACK, 0), ("c", FIN | ACK, 0), ("s", FIN | ACK, 0), ("c", ACK, 0),
+    ]:  # fmt: skip
+        conv.send(who, flags, size, options=LINUX_SYN, dt=0.0)
+    _background(cap, 300)
+    _compare(cap, tmp_path, monkeypatch)
+
+
+def test_live_connection_cap_keeps_the_reference_behaviour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = Capture()
+    for k in range(60):  # half-open: never closed, so they stay live
+        Conversation(cap, client=("10.5.0.1", 41000 + k)).send("c", SYN, options=LINUX_SYN)
+    _background(cap, 200)
+    path = tmp_path / "cap.pcap"
+    write_pcap(cap, path)
+    options = {"max_connections": 50}
+    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False, **options))
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(background=False, **options))
+    assert reference.evicted > 0
+    assert fast.to_dict() == reference.to_dict()
+
+
+# -- fuzzing: mutated captures give the same report both ways ----------------------------------
+
+SEEDS = seeds()
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
+@given(
+    seed_index=st.integers(min_value=0, max_value=len(SEEDS) - 1),
+    steps=st.lists(
+        st.tuples(st.integers(0, len(MUTATIONS) - 1), st.integers(0, 2**32 - 1)),
+        min_size=0,
+        max_size=3,
+    ),
+)
+def test_mutated_captures_give_the_same_report(
+    seed_index: int, steps: list[tuple[int, int]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data = SEEDS[seed_index]
+    for mutation, seed in steps:
+        data = MUTATIONS[mutation](data, random.Random(seed))
+    path = tmp_path_factory.mktemp("fuzz") / "fuzz.pcap"
+    path.write_bytes(data)
+    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False))
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(background=False))
+    assert fast.to_dict() == reference.to_dict()
+
+
+# -- the pieces ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SAMPLES + FIXTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("target", [1 << 12, 1 << 23])
+def test_batch_reading_and_array_decoding_match_the_reference(path: Path, target: int) -> None:
+    """chunks() + ColumnDecoder give the same packets, counts, warnings and truncation as
+    iterating the reader through Decoder, whatever the chunk size."""
+    try:
+        plain, batched = CaptureReader(path), CaptureReader(path)
+    except CaptureError as exc:  # unreadable files are the reader tests' business
+        pytest.skip(f"unreadable: {exc}")
+    decoder = Decoder()
+    expected = [p for p in map(decoder.decode, plain) if p is not None]
+    columns = ColumnDecoder()
+    got = []
+    for chunk in batched.chunks(target_bytes=target):
+        batch = columns.decode(chunk)
+        got.extend(batch.packets(np.arange(len(batch)), {}))
+    assert got == expected
+    assert columns.decoder.stats == decoder.stats
+    assert (batched.warnings, batched.truncated) == (plain.warnings, plain.truncated)
+
+
+def test_finding_spool_orders_and_numbers_like_a_sorted_list(tmp_path: Path) -> None:
+    report = analyze_capture(
+        ROOT / "samples" / "mixed.pcap", ENGINE, AnalysisOptions(fast_path=False)
+    )
+    findings = list(report.findings)
+    shuffled = findings * 7
+    random.Random(3).shuffle(shuffled)
+    spool = FindingSpool(memory_limit=5)
+    spool.extend(shuffled)
+    assert spool._runs  # it did go to disk
+    expected = sorted(shuffled, key=lambda f: (f.time, f.frames[:1]))
+    got = list(spool)
+    assert [(f.time, f.frames, f.category) for f in got] == [
+        (f.time, f.frames, f.category) for f in expected
+    ]
+    assert [f.id for f in got] == [f"F{n}" for n in range(1, len(expected) + 1)]
+    assert [f.id for f in spool] == [f.id for f in got]  # iterating again: the same ids
+    assert len(spool) == len(expected)
+    spool.close()
+
+
+def test_report_findings_is_a_spool() -> None:
+    assert isinstance(CaptureReport(path="x").findings, FindingSpool)
