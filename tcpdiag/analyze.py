@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from tcpdiag import background
 from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
@@ -27,8 +26,6 @@ class AnalysisOptions:
     # Recognise uneventful connections in bulk (tcpdiag.fastpath). Off: every packet goes
     # through the tracker, the reference the fast path is tested against.
     fast_path: bool = True
-    # With the fast path, read and decode a large capture in a second process (second core).
-    background: bool = True
 
 
 @dataclass(slots=True)
@@ -92,10 +89,7 @@ def analyze_capture(
     with reader:
         if options.fast_path and not table.zeek:
             # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
-            if options.background and background.worth_it(report.path):
-                columns = background.decoded_in_background(reader, decoder)
-            else:
-                columns = map(ColumnDecoder(decoder).decode, reader.chunks())
+            columns = map(ColumnDecoder(decoder).decode, reader.chunks())
             connections = FastPathTracker(table).track(columns)
         else:
             connections = table.track(p for p in map(decoder.decode, reader) if p is not None)
@@ -105,7 +99,7 @@ def analyze_capture(
             report.findings.extend(engine.findings_for(conn))
             if options.keep_flows:
                 report.connections.append(FlowRecord.from_connection(conn))
-    stats = decoder.stats  # (after the loop: the background reader replaces it at the end)
+    stats = decoder.stats
     report.packets = stats.frames
     report.flows = table.connections_seen
     report.evicted = table.evicted

@@ -325,9 +325,12 @@ class CaptureReader:
             have += len(chunk)
         return b"".join(parts)
 
-    def _stop(self, reason: str, offset: int, frame: int | None, done: int) -> None:
-        """Record damage after the header (`done` frames read): one warning line, then stop."""
-        if self._src.error and not reason.startswith(self._src.error):
+    def _stop(
+        self, reason: str, offset: int, frame: int | None, done: int, *, at_end: bool = True
+    ) -> None:
+        """Record damage after the header (`done` frames read): one warning line, then stop.
+        `at_end`: the damage is where the input ran out (not bad values inside it)."""
+        if at_end and self._src.error and not reason.startswith(self._src.error):
             # The structure broke because the gzip stream did; say so first.
             reason = f"{self._src.error}: {reason}" if reason else self._src.error
         self.warnings.append(
@@ -367,6 +370,7 @@ class CaptureReader:
         limit = self._caplen_limit
         number = 0
         damage: tuple[str, int] | None = None
+        absurd = False
         need = target
         while True:
             buf, pos = self._fill(buf, pos, need), 0
@@ -379,6 +383,7 @@ class CaptureReader:
                 (caplen,) = caplen_at(buf, pos + 8)
                 if caplen > limit:
                     damage = (f"absurd caplen {caplen} (limit {limit})", self._base + pos)
+                    absurd = True
                     break
                 end = pos + 16 + caplen
                 if end > size:
@@ -404,7 +409,7 @@ class CaptureReader:
                 damage = ("", self._base + pos)
             break
         if damage is not None:
-            self._stop(damage[0], damage[1], number + 1, number)
+            self._stop(damage[0], damage[1], number + 1, number, at_end=not absurd)
         self.close()
 
     def _iter_pcap(self) -> Iterator[RawFrame]:
@@ -414,6 +419,7 @@ class CaptureReader:
         units, linktype, limit = self._units, self._linktype, self._caplen_limit
         number = 0
         damage: tuple[str, int] | None = None  # (reason, offset) of the record that broke
+        absurd = False  # a bad length inside the data, rather than data that ran out
         while True:
             if len(buf) - pos < 16:
                 buf, pos = self._fill(buf, pos, 16), 0
@@ -426,6 +432,7 @@ class CaptureReader:
             sec, frac, caplen, wire_len = unpack(buf, pos)
             if caplen > limit:
                 damage = (f"absurd caplen {caplen} (limit {limit})", self._base + pos)
+                absurd = True
                 break
             start = pos + 16
             end = start + caplen
@@ -442,7 +449,9 @@ class CaptureReader:
             yield RawFrame(number, (sec * units + frac) / units, linktype, buf[start:end], wire_len)
             pos = end
         if damage is not None:
-            self._stop(damage[0], damage[1], number + 1, number)
+            # How far the input was read ahead when a bad length showed up depends on
+            # buffering, so whether the source had failed by then is not worth reporting.
+            self._stop(damage[0], damage[1], number + 1, number, at_end=not absurd)
         self.close()
 
     def _iter_pcapng(self) -> Iterator[RawFrame]:

@@ -1,5 +1,5 @@
-"""The fast path (batch reading, array decoding, bulk recognition of uneventful connections,
-background decoding) reports exactly what the reference path reports: every packet through
+"""The fast path (batch reading, array decoding, bulk recognition of uneventful connections)
+reports exactly what the reference path reports: every packet through
 Decoder and FlowTable.track.
 
 Each comparison is of the whole report (findings with their ids, connection ids, evidence and
@@ -11,7 +11,6 @@ connections check that it did, so none of them passes by never leaving the refer
 from __future__ import annotations
 
 import importlib.util
-import os
 import random
 import sys
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from fuzzing import MUTATIONS, seeds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tcpdiag import background, fastpath
+from tcpdiag import fastpath
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decode import Decoder
@@ -80,7 +79,7 @@ def _reports(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict, i
     reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False)).to_dict()
     _Counting.taken = 0
     monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Counting)
-    fast = analyze_capture(path, ENGINE, AnalysisOptions(background=False)).to_dict()
+    fast = analyze_capture(path, ENGINE, AnalysisOptions()).to_dict()
     return reference, fast, _Counting.taken
 
 
@@ -113,30 +112,6 @@ def test_same_report_on_a_busy_capture(
     assert taken > (0.8 * reference["flows"] if windows == "production windows" else 0)
 
 
-def test_background_decoding_gives_the_same_report(
-    busy_capture: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(background, "MIN_BYTES", 0)
-    if len(os.sched_getaffinity(0)) > 1:
-        assert background.worth_it(str(busy_capture))  # so the child process is used
-    reference = analyze_capture(busy_capture, ENGINE, AnalysisOptions(fast_path=False))
-    fast = analyze_capture(busy_capture, ENGINE, AnalysisOptions(background=True))
-    assert fast.to_dict() == reference.to_dict()
-
-
-@pytest.mark.parametrize(
-    "name", ["cut.pcap.gz", "absurd_caplen.pcap", "multi.pcapng.gz", "pcap_le_nsec.pcap"]
-)
-def test_background_decoding_keeps_warnings_and_truncation(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(background, "MIN_BYTES", 0)
-    path = ROOT / "tests" / "data" / name
-    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False))
-    fast = analyze_capture(path, ENGINE, AnalysisOptions(background=True))
-    assert fast.to_dict() == reference.to_dict()
-
-
 # -- crafted cases at the edges of what the bulk path may take ----------------------------------
 
 
@@ -152,7 +127,7 @@ def _clean(cap: Capture, client: tuple[str, int], dt: float = 0.01) -> Conversat
     return conv
 
 
-def _background(cap: Capture, count: int, start_port: int = 50000) -> None:
+def _healthy(cap: Capture, count: int, start_port: int = 50000) -> None:
     for k in range(count):
         _clean(cap, ("10.1.0.1", start_port + k), dt=0.05)
 
@@ -173,14 +148,14 @@ def test_reused_four_tuple_after_a_clean_close(
     gap: float, tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cap = Capture()
-    _background(cap, 20)
+    _healthy(cap, 20)
     conv = _clean(cap, ("10.2.0.1", 40000))
     # The same 4-tuple again, `gap` seconds later: a new connection, a stray ACK, or a RST.
     conv.c.seq += 100_000
     conv.send("c", SYN, options=LINUX_SYN, dt=gap)
     conv.send("s", ACK, seq=conv.s.seq - 1)  # an old ACK, as from TIME-WAIT
     conv.rst("c", with_ack=False)
-    _background(cap, 400, start_port=51000)
+    _healthy(cap, 400, start_port=51000)
     assert _compare(cap, tmp_path, monkeypatch) > 0
 
 
@@ -189,11 +164,11 @@ def test_late_segment_after_a_clean_close(
     late: float, tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cap = Capture()
-    _background(cap, 20)
+    _healthy(cap, 20)
     conv = _clean(cap, ("10.2.0.1", 40001))
     conv.send("s", FIN | ACK, seq=(conv.s.seq - 1), dt=late)  # a retransmitted FIN
     conv.send("c", ACK)
-    _background(cap, 400, start_port=51000)
+    _healthy(cap, 400, start_port=51000)
     assert _compare(cap, tmp_path, monkeypatch) > 0
 
 
@@ -201,7 +176,7 @@ def test_connections_with_events_amid_clean_ones(
     tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cap = Capture()
-    _background(cap, 10)
+    _healthy(cap, 10)
     # A retransmission, a keepalive probe, a RST after the close: none may be taken. (ICMP
     # errors about clean connections are in the busy capture; write_pcap writes TCP only.)
     retrans = Conversation(cap, client=("10.3.0.1", 40000))
@@ -211,16 +186,16 @@ def test_connections_with_events_amid_clean_ones(
     retrans.send("c", PSH | ACK, 100, seq=retrans.c.seq - 100, dt=0.6)
     retrans.send("s", ACK)
     retrans.close("s")
-    _background(cap, 10, start_port=50100)
+    _healthy(cap, 10, start_port=50100)
     probe = Conversation(cap, client=("10.3.0.2", 40000))
     probe.handshake()
     probe.send("c", ACK, seq=probe.c.seq - 1, dt=2.0)
     probe.send("s", ACK)
     probe.close("c")
-    _background(cap, 10, start_port=50200)
+    _healthy(cap, 10, start_port=50200)
     reset = _clean(cap, ("10.3.0.3", 40000))
     reset.rst("s", dt=0.5)
-    _background(cap, 300, start_port=50400)
+    _healthy(cap, 300, start_port=50400)
     assert _compare(cap, tmp_path, monkeypatch) > 0
 
 
@@ -235,7 +210,7 @@ def test_capture_starting_at_time_zero(
         ("s", ACK, 0), ("c", FIN | ACK, 0), ("s", FIN | ACK, 0), ("c", ACK, 0),
     ]:  # fmt: skip
         conv.send(who, flags, size, options=LINUX_SYN, dt=0.0)
-    _background(cap, 300)
+    _healthy(cap, 300)
     _compare(cap, tmp_path, monkeypatch)
 
 
@@ -245,12 +220,12 @@ def test_live_connection_cap_keeps_the_reference_behaviour(
     cap = Capture()
     for k in range(60):  # half-open: never closed, so they stay live
         Conversation(cap, client=("10.5.0.1", 41000 + k)).send("c", SYN, options=LINUX_SYN)
-    _background(cap, 200)
+    _healthy(cap, 200)
     path = tmp_path / "cap.pcap"
     write_pcap(cap, path)
     options = {"max_connections": 50}
     reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False, **options))
-    fast = analyze_capture(path, ENGINE, AnalysisOptions(background=False, **options))
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
     assert reference.evicted > 0
     assert fast.to_dict() == reference.to_dict()
 
@@ -283,7 +258,7 @@ def test_mutated_captures_give_the_same_report(
     path = tmp_path_factory.mktemp("fuzz") / "fuzz.pcap"
     path.write_bytes(data)
     reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False))
-    fast = analyze_capture(path, ENGINE, AnalysisOptions(background=False))
+    fast = analyze_capture(path, ENGINE, AnalysisOptions())
     assert fast.to_dict() == reference.to_dict()
 
 
