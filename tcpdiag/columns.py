@@ -79,11 +79,18 @@ class Columns:
         return len(self.number)
 
     @staticmethod
-    def concat(parts: list[Columns]) -> Columns:
+    def join(parts: list[Columns]) -> Columns:
+        """The rows of all parts, in order. Consumes the parts: each column of theirs is
+        released as soon as it is copied, so joining needs little more than the result."""
         if len(parts) == 1:
             return parts[0]
-        arrays = {name: np.concatenate([getattr(part, name) for part in parts]) for name in _ARRAYS}
-        return Columns(**arrays, others=[p for part in parts for p in part.others])
+        others = [p for part in parts for p in part.others]
+        arrays = {}
+        for name in _ARRAYS:
+            arrays[name] = np.concatenate([getattr(part, name) for part in parts])
+            for part in parts:
+                setattr(part, name, np.empty(0, arrays[name].dtype))
+        return Columns(**arrays, others=others)
 
     def tail(self, start: int) -> Columns:
         """Rows from `start` on, as a copy that does not keep the rest alive."""
@@ -174,7 +181,7 @@ _ARRAYS = (
 
 
 def _remember(cache: dict[int, str], addr: int) -> str:
-    if len(cache) >= 1 << 16:
+    if len(cache) >= 1 << 12:  # enough for the busy addresses; few long-lived strings
         cache.clear()
     text = cache[addr] = socket.inet_ntoa(addr.to_bytes(4, "big"))
     return text

@@ -68,8 +68,8 @@ LOOKAHEAD_SECONDS = CLOSE_GRACE_SECONDS + _MARGIN_SECONDS + FLOW_ALLOWANCE_SECON
 WINDOW_ROWS = 1 << 18
 WINDOW_MAX_ROWS = 1 << 20
 
-_MASK = 0xFFFFFFFF
-_HALF = 1 << 31
+_HALF = np.uint32(1 << 31)
+_SLICE = 2048  # rows the table is fed per slice (see _decide)
 _NEVER = np.iinfo(np.int64).max
 _SHAPE = SYN | ACK | FIN | RST | URG
 _DONE_KEY = np.uint64(2)  # the group key of rows already decided (a collision is safe)
@@ -110,7 +110,8 @@ class FastPathTracker:
                 k += 1
             if max(latest[: k + 1]) > latest[-1] - LOOKAHEAD_SECONDS and rows < WINDOW_MAX_ROWS:
                 continue  # too short a span yet: read on
-            window = Columns.concat(parts)
+            window = Columns.join(parts)
+            parts = []
             clock = self._prefix_max(window.time)
             end = int(np.searchsorted(clock, clock[-1] - LOOKAHEAD_SECONDS, "right"))
             # A very fast capture may not span the lookahead in WINDOW_MAX_ROWS: decide half;
@@ -124,7 +125,7 @@ class FastPathTracker:
             self._done = self._done[end:].copy()
             rows = len(window) - end
         if parts:
-            window = Columns.concat(parts)
+            window = Columns.join(parts)
             yield from self._decide(window, self._prefix_max(window.time), len(window), last=True)
         yield from self.table.flush()
 
@@ -178,25 +179,29 @@ class FastPathTracker:
         checks = np.arange(-self._base % RETIRE_CHECK_EVERY, end, RETIRE_CHECK_EVERY)
         points = np.union1d(slow, checks)
         done_starts = done_closes = 0
-        packets = iter(w.packets(slow, self._addr_text))
-        for n_starts, n_closes, now, feed, check in zip(
-            np.searchsorted(start_rows, points, "left").tolist(),
-            np.searchsorted(close_rows, points, "right").tolist(),
-            clock[points].tolist(),
-            (~done[points]).tolist(),
-            ((points + self._base) % RETIRE_CHECK_EVERY == 0).tolist(),
-            strict=True,
-        ):
-            if n_starts > done_starts:
-                table.skip_connections(n_starts - done_starts)
-                done_starts = n_starts
-            while done_closes < n_closes:
-                table.closed_elsewhere(closes[done_closes][1], closes[done_closes][2])
-                done_closes += 1
-            table.advance(now)
-            if feed:
-                table.feed(next(packets))
-            yield from table.retire_due(check)
+        # In slices, so that the Python objects made for the loop are few at any one time.
+        for first in range(0, len(points), _SLICE):
+            these = points[first : first + _SLICE]
+            fed = these[~done[these]]
+            packets = iter(w.packets(fed, self._addr_text))
+            for n_starts, n_closes, now, feed, check in zip(
+                np.searchsorted(start_rows, these, "left").tolist(),
+                np.searchsorted(close_rows, these, "right").tolist(),
+                clock[these].tolist(),
+                (~done[these]).tolist(),
+                ((these + self._base) % RETIRE_CHECK_EVERY == 0).tolist(),
+                strict=True,
+            ):
+                if n_starts > done_starts:
+                    table.skip_connections(n_starts - done_starts)
+                    done_starts = n_starts
+                while done_closes < n_closes:
+                    table.closed_elsewhere(closes[done_closes][1], closes[done_closes][2])
+                    done_closes += 1
+                table.advance(now)
+                if feed:
+                    table.feed(next(packets))
+                yield from table.retire_due(check)
         table.skip_connections(len(start_rows) - done_starts)
         for _, closed_at, last_time in closes[done_closes:split]:
             table.closed_elsewhere(closed_at, last_time)
@@ -228,7 +233,7 @@ class _Bulk:
     """Connections of one window that qualify, before the checks against the table."""
 
     n_groups: int  # 4-tuples in the window
-    group_of_row: I64
+    group_of_row: npt.NDArray[np.int32]
     groups_in_part: int  # 4-tuples with a packet in the part being decided
     groups: I64  # the qualifying ones; the arrays below are parallel to it
     key: npt.NDArray[np.uint64]  # grouping key (see _group_keys)
@@ -243,57 +248,59 @@ def pair_hash(lo: I64, hi: I64) -> npt.NDArray[np.uint64]:
     return lo.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + hi.astype(np.uint64)
 
 
-def _group_keys(w: Columns) -> tuple[npt.NDArray[np.uint64], I64]:
-    """Per row: its 4-tuple as one 64-bit grouping key (the same both ways; the lowest bit is
-    clear), and its direction (0 or 1). Rows with no IPv4 4-tuple share the key of 0.0.0.0:0,
-    whose group never qualifies. Two 4-tuples whose keys collide form one group that does not
-    look like one connection, so both are left to the table: safe."""
+def _group_keys(w: Columns) -> npt.NDArray[np.uint64]:
+    """Per row: its 4-tuple as a 64-bit key, the same both ways, with the direction in the
+    lowest bit, so that sorting by it sorts by connection, then direction. Rows with no IPv4
+    4-tuple share the key of 0.0.0.0:0, whose group never qualifies. Two 4-tuples whose keys
+    collide form one group that does not look like one connection, so both are left to the
+    table: safe."""
     a = (w.src.astype(np.int64) << 16) | w.sport
     b = (w.dst.astype(np.int64) << 16) | w.dport
     key = pair_hash(np.minimum(a, b), np.maximum(a, b)) & ~np.uint64(1)
-    return key, (a > b).astype(np.int64)
+    return key | (a > b).astype(np.uint64)
 
 
 def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base: int) -> _Bulk:
     n = len(w)
-    key, direction = _group_keys(w)
-    key[done] = _DONE_KEY  # decided already: kept out of every group
     # Sort rows by 4-tuple, then direction, then capture order (a stable sort): each direction
     # of each connection becomes a run of consecutive positions.
-    order = np.argsort(key | direction.astype(np.uint64), kind="stable")
-    key_s, dir_s = key[order], direction[order]
-    del key, direction
+    sort_key = _group_keys(w)
+    sort_key[done] = _DONE_KEY  # decided already: kept out of every group
+    row = np.argsort(sort_key, kind="stable")  # position -> row
+    sorted_key = sort_key[row]
+    del sort_key
+    new_run = np.ones(n, np.bool_)
+    new_run[1:] = sorted_key[1:] != sorted_key[:-1]
     new_group = np.ones(n, np.bool_)
-    new_group[1:] = key_s[1:] != key_s[:-1]
-    new_run = new_group.copy()
-    new_run[1:] |= dir_s[1:] != dir_s[:-1]
-    group_s = np.cumsum(new_group) - 1
-    run_s = np.cumsum(new_run) - 1
+    new_group[1:] = (sorted_key[1:] >> np.uint64(1)) != (sorted_key[:-1] >> np.uint64(1))
     g_start = np.flatnonzero(new_group)
     r_start = np.flatnonzero(new_run)
+    group_key = sorted_key[g_start] & ~np.uint64(1)
+    del sorted_key
+    group_s = (np.cumsum(new_group) - 1).astype(np.int32)
+    run_s = (np.cumsum(new_run) - 1).astype(np.int32)
     n_groups, n_runs = len(g_start), len(r_start)
-    group_of_row = np.empty(n, np.int64)
-    group_of_row[order] = group_s
+    group_of_row = np.empty(n, np.int32)
+    group_of_row[row] = group_s
 
-    row = order
-    flags = w.flags[order]
-    shape = flags & _SHAPE
-    seq = w.seq[order].astype(np.int64)
-    ack = w.ack[order].astype(np.int64)
-    plen = w.payload_len[order].astype(np.int64)
+    shape = w.flags[row] & _SHAPE
+    # Sequence arithmetic in uint32 wraps exactly as TCP's does (mod 2**32).
+    seq = w.seq[row]
+    ack = w.ack[row]
+    plen = w.payload_len[row].astype(np.uint32)
     syn, fin = (shape & SYN) != 0, (shape & FIN) != 0
-    next_seq = (seq + plen + syn + fin) & _MASK
+    next_seq = seq + plen + syn + fin
 
     # Per position: anything that could make an event or a state the check below does not know.
-    bad = ~w.simple[order]
+    bad = ~w.simple[row]
     later = ~new_run  # not the first segment of its direction
     bad |= later & (((shape & (SYN | RST | URG)) != 0) | ((shape & ACK) == 0))
-    in_order = np.ones(n, np.bool_)
-    in_order[1:] = seq[1:] == next_seq[:-1]
-    bad |= later & ~in_order
-    ok = np.add.reduceat(bad.astype(np.int64), g_start) == 0
+    bad[1:] |= later[1:] & (seq[1:] != next_seq[:-1])  # not where the previous one ended
+    ok = np.add.reduceat(bad.astype(np.int32), g_start) == 0
+    del bad, later, next_seq
     runs_per_group = np.bincount(group_s[r_start], minlength=n_groups)
     ok &= runs_per_group == 2
+    del group_s
 
     # The two directions: the client's run starts with the SYN, the server's with the SYN-ACK.
     first_run = np.searchsorted(r_start, g_start)
@@ -309,19 +316,19 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
     c1, s1 = np.minimum(c0 + 1, n - 1), np.minimum(s0 + 1, n - 1)
     # SYN, SYN-ACK acknowledging it, the client's ACK of the SYN-ACK, then the server again.
     ok &= row[c0] < row[s0]
-    ok &= ack[s0] == (seq[c0] + 1) & _MASK
-    ok &= (row[c1] > row[s0]) & (ack[c1] == (seq[s0] + 1) & _MASK)
+    ok &= ack[s0] == seq[c0] + 1
+    ok &= (row[c1] > row[s0]) & (ack[c1] == seq[s0] + 1)
     ok &= row[s1] > row[c1]
 
     # At most one FIN each way (a second one would be a retransmission anyway).
-    fins = np.add.reduceat(fin.astype(np.int64), r_start)
+    fins = np.add.reduceat(fin.astype(np.int32), r_start)
     ok &= (fins[c_run] <= 1) & (fins[s_run] <= 1)
     fin_pos = np.full(n_runs, -1, np.int64)
     where_fin = np.flatnonzero(fin)
     fin_pos[run_s[where_fin]] = where_fin
     has_fin = fin_pos >= 0
     fp = np.maximum(fin_pos, 0)
-    fin_ack = (seq[fp] + plen[fp] + 1) & _MASK  # the ACK number that acknowledges the FIN
+    fin_ack = seq[fp] + plen[fp] + 1  # the ACK number that acknowledges the FIN
     fin_row = np.where(has_fin, row[fp], _NEVER)
     # The first segment of each run that acknowledges the other direction's FIN.
     run_first_of_group = new_group[r_start]
@@ -331,7 +338,7 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
     acks_fin = (
         has_fin[peer]
         & (row > fin_row[peer])
-        & (((ack - fin_ack[peer]) & _MASK) < _HALF)  # seq_le(FIN + 1, ack)
+        & ((ack - fin_ack[peer]) < _HALF)  # seq_le(FIN + 1, ack), in uint32
         & ((shape & ACK) != 0)
     )
     acked_at = np.minimum.reduceat(np.where(acks_fin, row, _NEVER), r_start)
@@ -339,8 +346,8 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
     close_row = np.where(both_acked, np.maximum(acked_at[c_run], acked_at[s_run]), -1)
 
     first_row = np.minimum.reduceat(row, g_start)
-    last_time = np.maximum.reduceat(w.time[order], g_start)
-    ok &= (first_row < end) & (key_s[g_start] != _DONE_KEY)
+    last_time = np.maximum.reduceat(w.time[row], g_start)
+    ok &= (first_row < end) & (group_key != _DONE_KEY)
     # The table's closing queue treats a closing time of exactly 0.0 as "not yet": leave it be.
     ok &= ~both_acked | (w.time[np.maximum(close_row, 0)] != 0.0)
     if not last:
@@ -362,7 +369,7 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
         q = np.array(quoted, np.int64)
         qa, qb = (q[:, 0] << 16) | q[:, 1], (q[:, 2] << 16) | q[:, 3]
         quoted_keys = pair_hash(np.minimum(qa, qb), np.maximum(qa, qb)) & ~np.uint64(1)
-        ok &= ~np.isin(key_s[g_start], quoted_keys)
+        ok &= ~np.isin(group_key, quoted_keys)
 
     groups = np.flatnonzero(ok)
     return _Bulk(
@@ -370,7 +377,7 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
         group_of_row=group_of_row,
         groups_in_part=int(np.count_nonzero(first_row < end)),
         groups=groups,
-        key=key_s[g_start[groups]],
+        key=group_key[groups],
         syn_row=row[c0[groups]],
         close_row=close_row[groups],
         last_time=last_time[groups],

@@ -19,7 +19,7 @@ from typing import IO
 
 from tcpdiag.findings import Finding
 
-MEMORY_LIMIT = 4000  # findings held in memory before a run goes to disk (~4 KB each)
+MEMORY_LIMIT = 500  # findings held in memory before a run goes to disk (~4 KB each)
 
 
 def _report_order(finding: Finding) -> tuple[float, list[int]]:

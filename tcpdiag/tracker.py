@@ -14,11 +14,14 @@ challenge ACK after an ignored RST, the sibling RSTs of a host that killed many 
 
 from __future__ import annotations
 
+import pickle
+import tempfile
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
+from typing import IO
 
 from tcpdiag.communityid import community_id
 from tcpdiag.events import (
@@ -49,6 +52,9 @@ MIN_STALL_RETRANSMISSIONS = 2
 # Live connections tracked at most; beyond it the least recently active one is retired early, so
 # a SYN flood or a million half-open connections cannot exhaust memory.
 MAX_LIVE_CONNECTIONS = 100_000
+# An open connection idle this long (a stalled or quiet one, kept for IDLE_RETIRE_SECONDS) waits
+# on disk rather than in memory, until its next packet or its retirement (see ConnectionSpill).
+IDLE_SPILL_SECONDS = 60.0
 # Evidence kept per event: a finding cites the frames that prove it, not every frame.
 MAX_EVIDENCE = 12
 # Retirement is checked every this many packets (and whenever a connection was retired early).
@@ -205,15 +211,19 @@ class RstLog:
 
     def __init__(self, window: float = RST_BURST_WINDOW_SECONDS) -> None:
         self.window = window
-        self._by_host: dict[str, deque[tuple[float, int]]] = {}
+        # Plain lists: most hosts reset one connection or two, and a deque costs over 600
+        # bytes even when it holds one entry (a capture can show many thousands of hosts).
+        self._by_host: dict[str, list[tuple[float, int]]] = {}
 
     def record(self, host: str, time: float, conn_id: int) -> None:
-        log = self._by_host.setdefault(host, deque())
+        log = self._by_host.setdefault(host, [])
         log.append((time, conn_id))
         # Entries are only needed until every connection that could count them has retired.
         horizon = time - CLOSE_GRACE_SECONDS * 4 - self.window
-        while log and log[0][0] < horizon:
-            log.popleft()
+        stale = 0
+        while stale < len(log) and log[stale][0] < horizon:
+            stale += 1
+        del log[:stale]
 
     def burst_size(self, host: str, time: float) -> int:
         log = self._by_host.get(host, ())
@@ -796,8 +806,13 @@ class FlowTable:
         self.evicted = 0  # connections retired early because max_live were live
         self.close_grace = close_grace
         self.idle_retire = idle_retire
-        self._live: OrderedDict[tuple[str, int, str, int], Connection] = OrderedDict()
+        # Every live connection, by last activity; idle ones as a _Spilled stand-in.
+        self._live: OrderedDict[Key, Connection | _Spilled] = OrderedDict()
+        # The live connections held in memory, by last activity: the head is next to spill.
+        self._awake: OrderedDict[Key, Connection] = OrderedDict()
+        self._spill = ConnectionSpill()
         self._closing: deque[Connection | _ClosedElsewhere] = deque()
+        self._stand_ins: list[_ClosedElsewhere] = []  # retired stand-ins, for reuse
         self._rst_log = RstLog()
         self._retired_early: list[TrackedConnection] = []
         self._next_id = 1
@@ -847,16 +862,25 @@ class FlowTable:
     def closed_elsewhere(self, closed_at: float, last_time: float) -> None:
         """A connection tracked elsewhere closed now. It takes its place in the closing queue,
         so that the connections behind it are retired exactly when they would have been."""
-        self._closing.append(_ClosedElsewhere(closed_at, last_time))
+        # Stand-ins are recycled: hundreds of thousands of short-lived small objects would
+        # scatter across the allocator's pools and keep them from being freed.
+        if self._stand_ins:
+            stand_in = self._stand_ins.pop()
+            stand_in.closed_at, stand_in.last_time = closed_at, last_time
+        else:
+            stand_in = _ClosedElsewhere(closed_at, last_time)
+        self._closing.append(stand_in)
 
     def flush(self) -> Iterator[TrackedConnection]:
         """End of capture: retire everything still live."""
         yield from self._retired_early
         self._retired_early.clear()
         while self._live:
-            _, conn = self._live.popitem(last=False)
-            yield conn.retire(self._rst_log)
+            key, held = self._live.popitem(last=False)
+            self._awake.pop(key, None)
+            yield self._spill.restore(held).retire(self._rst_log)
         self._closing.clear()
+        self._spill.close()
 
     @staticmethod
     def _key(src: str, sport: int, dst: str, dport: int) -> tuple[str, int, str, int]:
@@ -866,7 +890,7 @@ class FlowTable:
 
     def _on_segment(self, seg: TcpSegment) -> None:
         key = self._key(seg.src, seg.sport, seg.dst, seg.dport)
-        conn = self._live.get(key)
+        conn = self._wake(key)
         starts_new = seg.flags & SYN and not seg.flags & (RST | ACK)
         if conn is not None and starts_new and conn.accepts_new_syn(seg, self.zeek_split):
             self._retire_now(key, conn)
@@ -875,6 +899,8 @@ class FlowTable:
             conn = self._new_connection(key, seg)
         else:
             self._live.move_to_end(key)
+            self._awake[key] = conn  # (a closed connection may have left _awake)
+            self._awake.move_to_end(key)
         was_closed = conn.closed_at is not None
         conn.on_segment(seg, self._rst_log)
         if not was_closed and conn.closed_at is not None:
@@ -905,9 +931,12 @@ class FlowTable:
         self.connections_seen += 1
         if len(self._live) >= self.max_live:
             # Retire the least recently active connection now, with what it has so far.
-            self._retire_now(*next(iter(self._live.items())))
+            oldest = next(iter(self._live))
+            conn_out = self._wake(oldest)
+            assert conn_out is not None
+            self._retire_now(oldest, conn_out)
             self.evicted += 1
-        self._live[key] = conn
+        self._live[key] = self._awake[key] = conn
         return conn
 
     def _on_icmp(self, icmp: IcmpError) -> None:
@@ -915,7 +944,7 @@ class FlowTable:
         if quoted is None:
             return
         key = self._key(quoted.src, quoted.sport, quoted.dst, quoted.dport)
-        conn = self._live.get(key)
+        conn = self._wake(key)
         if conn is None:
             return
         affected = conn.endpoint(quoted.src, quoted.sport)
@@ -957,9 +986,30 @@ class FlowTable:
                 conn.closed_at = icmp.time
                 self._closing.append(conn)
 
-    def _retire_now(self, key: tuple[str, int, str, int], conn: Connection) -> None:
+    def _retire_now(self, key: Key, conn: Connection) -> None:
         del self._live[key]
+        self._awake.pop(key, None)
         self._retired_early.append(conn.retire(self._rst_log))
+
+    def _wake(self, key: Key) -> Connection | None:
+        """The live connection of this 4-tuple, brought back from disk if it was idle there
+        (its place in the activity order is unchanged: the caller moves it if it is active)."""
+        held = self._live.get(key)
+        if held is None or type(held) is Connection:
+            return held
+        conn = self._live[key] = self._spill.restore(held)
+        self._awake[key] = conn
+        return conn
+
+    def _spill_idle(self, now: float) -> None:
+        awake = self._awake
+        while awake:
+            key, conn = next(iter(awake.items()))
+            if now - conn.last_time < IDLE_SPILL_SECONDS:
+                break
+            del awake[key]
+            if conn.closed_at is None:  # closed ones are in the closing queue, by identity
+                self._live[key] = self._spill.store(conn)
 
     def _retire_due(self) -> Iterator[TrackedConnection]:
         yield from self._retired_early
@@ -973,6 +1023,8 @@ class FlowTable:
             if isinstance(conn, _ClosedElsewhere):
                 if now - conn.last_time < self.close_grace:
                     self._closing.append(conn)
+                else:
+                    self._stand_ins.append(conn)
                 continue
             key = self._key(conn.client.addr, conn.client.port, conn.server.addr, conn.server.port)
             if self._live.get(key) is not conn:
@@ -981,13 +1033,68 @@ class FlowTable:
                 self._closing.append(conn)  # late segments still arriving: look again later
                 continue
             del self._live[key]
+            self._awake.pop(key, None)
             yield conn.retire(self._rst_log)
         while self._live:
-            key, conn = next(iter(self._live.items()))
-            if now - conn.last_time < self.idle_retire:
+            key, held = next(iter(self._live.items()))
+            if now - held.last_time < self.idle_retire:
                 break
             del self._live[key]
-            yield conn.retire(self._rst_log)
+            self._awake.pop(key, None)
+            yield self._spill.restore(held).retire(self._rst_log)
+        self._spill_idle(now)
+
+
+Key = tuple[str, int, str, int]
+
+
+@dataclass(slots=True)
+class _Spilled:
+    """Stand-in in the live table for a connection waiting on disk."""
+
+    offset: int
+    size: int
+    last_time: float
+
+
+class ConnectionSpill:
+    """Idle open connections, pickled to an anonymous temporary file.
+
+    A capture holds connections that never close (stalled, or quiet and kept alive); the table
+    keeps each for hours of capture time in case it speaks again. Held in memory, they would
+    make memory grow with the length of the capture. On disk they cost a few bytes each in
+    memory, and one read when (if ever) they are needed again. A connection comes back exactly
+    as it went: pickle keeps every value and the sharing between its objects.
+    """
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] | None = None
+        self._end = 0
+
+    def store(self, conn: Connection) -> _Spilled:
+        if self._file is None:
+            # Owned until close(): lives as long as the table.
+            self._file = tempfile.TemporaryFile(prefix="tcpdiag-idle-")  # noqa: SIM115
+        data = pickle.dumps(conn, pickle.HIGHEST_PROTOCOL)
+        self._file.seek(self._end)
+        self._file.write(data)
+        spilled = _Spilled(self._end, len(data), conn.last_time)
+        self._end += len(data)
+        return spilled
+
+    def restore(self, held: Connection | _Spilled) -> Connection:
+        if type(held) is Connection:
+            return held
+        assert isinstance(held, _Spilled) and self._file is not None
+        self._file.seek(held.offset)
+        conn: Connection = pickle.loads(self._file.read(held.size))
+        return conn
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._end = 0
 
 
 @dataclass(slots=True)
