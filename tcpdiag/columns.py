@@ -263,7 +263,7 @@ class ColumnDecoder:
             if len(kinds) > 1:
                 these &= linktypes == linktype
             if type_at >= 0:
-                these &= _u16(data, _clip(starts + type_at, data)) == 0x0800
+                these &= _u16(data, _clip(starts + type_at, data, 2)) == 0x0800
             ip[these] = starts[these] + ip_at
             ok |= these
         # The 20 bytes of the fixed IPv4 header and of the TCP header of every frame, as rows
@@ -358,17 +358,23 @@ def quoted_ipv4_key(packet: Packet) -> tuple[int, int, int, int] | None:
     return None
 
 
-_PAD = 128  # beyond the deepest read from a clipped offset (IPv4 60 + TCP 16 bytes)
+_READ = 20  # the widest read at one offset (_block)
 
 
 def _padded(raw: bytes) -> U8:
-    return np.frombuffer(raw + bytes(_PAD), np.uint8)
+    """The bytes as an array (no copy), at least _READ long. Reads at offsets clipped by _clip
+    stay inside it; frames too short for a read fail the length checks, so what such a read
+    returns is never used."""
+    if len(raw) < _READ:
+        raw += bytes(_READ - len(raw))
+    return np.frombuffer(raw, np.uint8)
 
 
-def _clip(offsets: I64, data: U8) -> I64:
-    # Frames the arrays do not decode may be shorter than the offsets read; keep every read
-    # inside the buffer (their values are discarded).
-    return np.minimum(offsets, len(data) - _PAD)
+def _clip(offsets: I64, data: U8, size: int = _READ) -> I64:
+    # Frames the arrays do not decode may be shorter than the offsets read; keep every read of
+    # `size` bytes inside the buffer (their values are discarded). A read that belongs to the
+    # frame is inside the buffer already and is not moved.
+    return np.minimum(offsets, len(data) - size)
 
 
 def _syn_options(
@@ -384,17 +390,17 @@ def _syn_options(
     rows = np.flatnonzero(start < end)
     p, stop = start[rows], end[rows]
     while len(rows):
-        kind = data[np.minimum(p, len(data) - _PAD)].astype(np.int64)
-        size = data[np.minimum(p + 1, len(data) - _PAD)].astype(np.int64)
+        kind = data[_clip(p, data, 1)].astype(np.int64)
+        size = data[_clip(p + 1, data, 1)].astype(np.int64)
         nop = kind == 1
         # A walk ends at end-of-list, at a length byte past the end, or at a bad size.
         ends = (kind == 0) | (~nop & ((p + 1 >= stop) | (size < 2) | (p + size > stop)))
         value = ~nop & ~ends
-        at = np.minimum(p + 2, len(data) - _PAD)
         is_mss = value & (kind == 2) & (size == 4)
-        mss[rows[is_mss]] = (data[at[is_mss]].astype(np.int32) << 8) | data[at[is_mss] + 1]
+        at = _clip(p[is_mss] + 2, data, 2)
+        mss[rows[is_mss]] = (data[at].astype(np.int32) << 8) | data[at + 1]
         is_scale = value & (kind == 3) & (size == 3)
-        scale[rows[is_scale]] = data[at[is_scale]]
+        scale[rows[is_scale]] = data[_clip(p[is_scale] + 2, data, 1)]
         sack[rows[value & (kind == 4) & (size == 2)]] = True
         stamps[rows[value & (kind == 8) & (size == 10)]] = True
         p = np.where(nop, p + 1, p + size)
@@ -406,7 +412,7 @@ def _syn_options(
 def _block(data: U8, at: I64, size: int = 20) -> U8:
     """The `size` bytes at each offset, one row per offset (rows of a strided view: no index
     matrix is built)."""
-    return sliding_window_view(data, size)[_clip(at, data)]
+    return sliding_window_view(data, size)[_clip(at, data, size)]
 
 
 def _be(block: U8, start: int, size: int) -> I64:
