@@ -7,8 +7,9 @@ Used two ways:
   test_fuzz.py replays it forever after as a regression test.
 
 Invariants checked for every input: analysis never raises (bad input becomes the report's
-one-line `error` or a warning), finishes within a time bound, and every output format renders
-safely (valid JSON; no control characters in the terminal or Markdown text).
+one-line `error` or a warning), finishes within a time bound, every output format renders
+safely (valid JSON; no control characters in the terminal or Markdown text), and the fast path
+(tcpdiag.fastpath) reports exactly what the reference path reports.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tcpdiag import fastpath  # noqa: E402
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture  # noqa: E402
 from tcpdiag.detect import RuleEngine  # noqa: E402
 from tcpdiag.reporters.flows import render_flows_csv, render_flows_json  # noqa: E402
@@ -116,6 +120,13 @@ def check(data: bytes) -> CaptureReport:
         started = time.monotonic()
         report = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True))
         elapsed = time.monotonic() - started
+        # The fast path must report exactly what the reference path does, with windows of the
+        # normal size and with tiny ones (connections then straddle window boundaries).
+        reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False)).to_dict()
+        for rows in (fastpath.WINDOW_ROWS, 64):
+            with _window_rows(rows):
+                fast = analyze_capture(path, ENGINE, AnalysisOptions()).to_dict()
+            assert fast == reference, f"fast path differs from the reference ({rows}-row windows)"
     assert elapsed < SECONDS_PER_INPUT, f"took {elapsed:.1f} s"
     if report.error is not None:
         assert "\n" not in report.error, "error message is not one line"
@@ -127,6 +138,19 @@ def check(data: bytes) -> CaptureReport:
     for text in (render_text([report]), render_markdown([report])):
         assert not _CONTROL.search(text.replace("\n", "")), "control characters in output"
     return report
+
+
+@contextmanager
+def _window_rows(rows: int) -> Iterator[None]:
+    saved = fastpath.WINDOW_ROWS, fastpath.WINDOW_MAX_ROWS
+    fastpath.WINDOW_ROWS, fastpath.WINDOW_MAX_ROWS = (
+        rows,
+        (rows * 4 if rows < saved[0] else saved[1]),
+    )
+    try:
+        yield
+    finally:
+        fastpath.WINDOW_ROWS, fastpath.WINDOW_MAX_ROWS = saved
 
 
 def save_crash(data: bytes, problem: str) -> Path:
