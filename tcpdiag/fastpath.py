@@ -26,17 +26,18 @@ normally):
 - it starts with a SYN, then a SYN-ACK that acknowledges it, then the client's ACK of the
   SYN-ACK, then only ACK segments without SYN, RST or URG;
 - in each direction every segment starts exactly where the previous one ended (so there is no
-  retransmission, no keepalive probe and no reordering), and there is exactly one FIN;
+  retransmission, no keepalive probe and no reordering), and there is at most one FIN;
 - no ICMP error in the window quotes it and its 4-tuple is not live in the table;
-- every packet of its 4-tuple in the window is in the part being decided, and the window goes
-  on past the check point at which the table would retire it (two close grace periods after its
-  last packet), so no later packet could have joined it; at the end of the capture every
-  connection has seen all of its packets;
+- its SYN is in the part of the window being decided, its FINs are both acknowledged, no other
+  packet of its 4-tuple is in the window, and the window goes on past the check point at which
+  the table would retire it (a close grace period after its last packet, two if packets came
+  after the close), so no later packet could have joined it. In the last window of a capture
+  every connection has all its packets, and an unclosed one is retired at the end anyway;
 - the table could not have reached its live-connection cap in this window (eviction would
   depend on every connection).
 
 `tests/test_fastpath.py` checks that both ways give the same report on every sample, on crafted
-edge cases, on a generated busy capture and under fuzzing.
+edge cases and on a generated busy capture; tests/fuzzing.py checks it on every mutated capture.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from tcpdiag.tracker import (
 # would retire it (see _uneventful), so a window is decided up to this long before its end; the
 # allowance lets connections that started shortly before that point finish.
 _MARGIN_SECONDS = 0.5
-FLOW_ALLOWANCE_SECONDS = 8
+FLOW_ALLOWANCE_SECONDS = 8.0
 LOOKAHEAD_SECONDS = CLOSE_GRACE_SECONDS + _MARGIN_SECONDS + FLOW_ALLOWANCE_SECONDS
 # Rows collected before a window is decided (at least half of it must be decidable), and the
 # most held at once: memory is bounded by these, whatever the size of the capture.
