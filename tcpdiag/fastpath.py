@@ -225,7 +225,7 @@ class FastPathTracker:
         if not ends:
             return np.zeros(len(keys), np.bool_)
         live = np.array(ends, np.int64)
-        live_keys = pair_hash(live.min(axis=1), live.max(axis=1)) & ~np.uint64(1)
+        live_keys = _group_keys(live.min(axis=1), live.max(axis=1), np.zeros(len(live), np.int64))
         return np.isin(keys, live_keys)
 
 
@@ -244,32 +244,46 @@ class _Bulk:
 
 
 def pair_hash(lo: I64, hi: I64) -> npt.NDArray[np.uint64]:
-    """One 64-bit number per grouping key, for set operations. A collision can only make a
-    connection look quoted or live, which leaves it to the table: safe."""
-    return lo.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + hi.astype(np.uint64)
+    """One well-mixed 64-bit number per pair of endpoints (address << 16 | port), for sorting
+    and set operations. Collisions are harmless: groups are checked to hold one 4-tuple, and a
+    connection that only looks quoted or live is left to the table."""
+    h = lo.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) ^ hi.astype(np.uint64)
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    return h ^ (h >> np.uint64(29))
 
 
-def _group_keys(w: Columns) -> npt.NDArray[np.uint64]:
-    """Per row: its 4-tuple as a 64-bit key, the same both ways, with the direction in the
-    lowest bit, so that sorting by it sorts by connection, then direction. Rows with no IPv4
-    4-tuple share the key of 0.0.0.0:0, whose group never qualifies. Two 4-tuples whose keys
-    collide form one group that does not look like one connection, so both are left to the
-    table: safe."""
+def _endpoints(w: Columns) -> tuple[I64, I64, I64]:
+    """Per row: the two endpoints (address << 16 | port), the smaller first, and the
+    direction (1 if the sender is the larger)."""
     a = (w.src.astype(np.int64) << 16) | w.sport
     b = (w.dst.astype(np.int64) << 16) | w.dport
-    key = pair_hash(np.minimum(a, b), np.maximum(a, b)) & ~np.uint64(1)
-    return key | (a > b).astype(np.uint64)
+    return np.minimum(a, b), np.maximum(a, b), (a > b).astype(np.int64)
+
+
+def _group_keys(lo: I64, hi: I64, direction: I64) -> npt.NDArray[np.uint64]:
+    """Per row: its 4-tuple as a 64-bit key, the same both ways, with the direction in the
+    lowest bit, so that sorting by it sorts by connection, then direction. Rows with no IPv4
+    4-tuple share the key of 0.0.0.0:0, whose group never qualifies."""
+    return (pair_hash(lo, hi) & ~np.uint64(1)) | direction.astype(np.uint64)
 
 
 def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base: int) -> _Bulk:
     n = len(w)
     # Sort rows by 4-tuple, then direction, then capture order (a stable sort): each direction
     # of each connection becomes a run of consecutive positions.
-    sort_key = _group_keys(w)
+    lo, hi, direction = _endpoints(w)
+    sort_key = _group_keys(lo, hi, direction)
     sort_key[done] = _DONE_KEY  # decided already: kept out of every group
     row = np.argsort(sort_key, kind="stable")  # position -> row
     sorted_key = sort_key[row]
-    del sort_key
+    del sort_key, direction
+    # Two 4-tuples whose keys collide (or a 4-tuple whose key is _DONE_KEY) share a group:
+    # such a group must never pass for one connection.
+    lo, hi = lo[row], hi[row]
+    mixed = np.zeros(n, np.bool_)
+    mixed[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    del lo, hi
     new_run = np.ones(n, np.bool_)
     new_run[1:] = sorted_key[1:] != sorted_key[:-1]
     new_group = np.ones(n, np.bool_)
@@ -294,11 +308,12 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
 
     # Per position: anything that could make an event or a state the check below does not know.
     bad = ~w.simple[row]
+    bad |= mixed & ~new_group
     later = ~new_run  # not the first segment of its direction
     bad |= later & (((shape & (SYN | RST | URG)) != 0) | ((shape & ACK) == 0))
     bad[1:] |= later[1:] & (seq[1:] != next_seq[:-1])  # not where the previous one ended
     ok = np.add.reduceat(bad.astype(np.int32), g_start) == 0
-    del bad, later, next_seq
+    del bad, later, next_seq, mixed
     runs_per_group = np.bincount(group_s[r_start], minlength=n_groups)
     ok &= runs_per_group == 2
     del group_s
@@ -369,7 +384,7 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
     if quoted:
         q = np.array(quoted, np.int64)
         qa, qb = (q[:, 0] << 16) | q[:, 1], (q[:, 2] << 16) | q[:, 3]
-        quoted_keys = pair_hash(np.minimum(qa, qb), np.maximum(qa, qb)) & ~np.uint64(1)
+        quoted_keys = _group_keys(np.minimum(qa, qb), np.maximum(qa, qb), np.zeros_like(qa))
         ok &= ~np.isin(group_key, quoted_keys)
 
     groups = np.flatnonzero(ok)

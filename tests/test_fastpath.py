@@ -227,6 +227,40 @@ def test_live_connection_cap_keeps_the_reference_behaviour(
     assert fast.to_dict() == reference.to_dict()
 
 
+def test_colliding_group_keys_are_never_taken_for_one_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone SYN from port 40000 and the rest of a connection from port 40001 (as a fuzzed
+    capture had it) once shared a group key, and passed for one clean connection. Here keys
+    collide for neighbouring ports on purpose; each group must hold one 4-tuple or be left to
+    the table."""
+    original = fastpath.pair_hash
+    client = int.from_bytes(bytes([10, 6, 0, 1]), "big")
+
+    def colliding(lo: Any, hi: Any) -> Any:  # ports 40000 and 40001 of 10.6.0.1 collide
+        return original(np.where(lo >> 16 == client, lo | 1, lo), hi)
+
+    monkeypatch.setattr(fastpath, "pair_hash", colliding)
+    cap = Capture()
+    _healthy(cap, 20)
+    lone = Conversation(cap, client=("10.6.0.1", 40000), server=("10.9.0.1", 443))
+    lone.send("c", SYN, options=LINUX_SYN)
+    rest = Conversation(cap, client=("10.6.0.1", 40001), server=("10.9.0.1", 443))
+    rest.c.seq = lone.c.seq  # the SYN-ACK acknowledges the lone SYN
+    rest.send("s", SYN | ACK, options=LINUX_SYN)
+    rest.send("c", ACK)
+    rest.send("c", PSH | ACK, 10)
+    rest.send("s", ACK)
+    rest.close("s")
+    _healthy(cap, 300, start_port=51000)
+    path = tmp_path / "collide.pcap"
+    write_pcap(cap, path)
+    reference, fast, taken = _reports(path, monkeypatch)
+    assert fast == reference
+    assert reference["flows"] == 322
+    assert 0 < taken < 321  # the others were taken, the colliding pair was not
+
+
 # Mutated captures: tests/test_fuzz.py (fuzzing.check compares both paths on every input).
 
 
