@@ -350,7 +350,7 @@ class CaptureReader:
             return self._iter_pcap()
         return self._iter_pcapng()
 
-    def chunks(self, target_bytes: int = 1 << 22) -> Iterator[PcapChunk | list[RawFrame]]:
+    def chunks(self, target_bytes: int = 1 << 19) -> Iterator[PcapChunk | list[RawFrame]]:
         """The frames in groups for batch decoding: PcapChunks of about `target_bytes` for a
         classic pcap (no per-frame objects at all), lists of RawFrames for pcapng. Damage is
         handled exactly as by iteration. Single pass, like iteration."""
