@@ -104,9 +104,11 @@ def test_same_report_on_a_busy_capture(
     reference, fast, taken = _reports(busy_capture, monkeypatch)
     assert fast == reference
     assert len(reference["findings"]) > 100  # failures of every kind are in it
-    # With windows of the normal size most connections take the bulk path; with tiny ones
-    # (64 rows) few can be decided, but some still are.
-    assert taken > (0.8 * reference["flows"] if windows == "production windows" else 0)
+    # With windows of the normal size most connections take the bulk path. (With tiny ones,
+    # 256 rows at most, hardly any: this capture spans two seconds, and a connection is decided
+    # only once the window reaches a close grace period past it.)
+    if windows == "production windows":
+        assert taken > 0.8 * reference["flows"]
 
 
 # -- crafted cases at the edges of what the bulk path may take ----------------------------------
