@@ -67,7 +67,7 @@ LOOKAHEAD_SECONDS = CLOSE_GRACE_SECONDS + _MARGIN_SECONDS + FLOW_ALLOWANCE_SECON
 # Rows collected before a window is decided (at least half of it must be decidable), and the
 # most held at once: memory is bounded by these, whatever the size of the capture.
 WINDOW_ROWS = 1 << 18
-WINDOW_MAX_ROWS = 1 << 20
+WINDOW_MAX_ROWS = 1 << 19
 
 _HALF = np.uint32(1 << 31)
 _SLICE = 2048  # rows the table is fed per slice (see _decide)
@@ -101,6 +101,15 @@ class FastPathTracker:
             parts.append(columns)
             latest.append(float(columns.time.max()))
             rows += len(columns)
+            if self._flooded():
+                # Nothing is taken in bulk now, so nothing needs a look ahead: hand every row
+                # over at once, and keep memory to the table's.
+                window = Columns.join(parts)
+                parts, latest, rows = [], [], 0
+                clock = self._prefix_max(window.time)
+                yield from self._decide(window, clock, len(window), last=False)
+                self._done = self._done[len(window) :].copy()
+                continue
             if rows < WINDOW_ROWS:
                 continue
             # Decide once at least half the window is at least LOOKAHEAD_SECONDS before its end
@@ -130,6 +139,11 @@ class FastPathTracker:
             yield from self._decide(window, self._prefix_max(window.time), len(window), last=True)
         yield from self.table.flush()
 
+    def _flooded(self) -> bool:
+        """A flood, or a table near its cap: eviction may come, and it depends on every
+        connection, so none is taken in bulk (deciding would be wasted work and memory)."""
+        return self.table.live_count >= self.table.max_live // 2
+
     def _prefix_max(self, time: F64) -> F64:
         clock = np.maximum.accumulate(time)
         return np.maximum(clock, self._clock)
@@ -146,7 +160,10 @@ class FastPathTracker:
             return
         done = np.zeros(len(w), np.bool_)
         done[: len(self._done)] = self._done  # rows of connections decided in an earlier window
-        bulk = _uneventful(w, done, clock, end, last, self._base)
+        if self._flooded():
+            bulk = _Bulk.nothing(len(w))
+        else:
+            bulk = _uneventful(w, done, clock, end, last, self._base)
         chosen = np.ones(len(bulk.groups), np.bool_)
         if table.live_count + bulk.groups_in_part >= table.max_live:
             chosen[:] = False  # the table might evict: that depends on every connection
@@ -241,6 +258,21 @@ class _Bulk:
     syn_row: I64
     close_row: I64  # the row after which the table would call it closed; -1: never closed
     last_time: F64
+
+    @staticmethod
+    def nothing(rows: int) -> _Bulk:
+        """No connection qualifies (all rows in one group that does not)."""
+        none = np.zeros(0, np.int64)
+        return _Bulk(
+            n_groups=1,
+            group_of_row=np.zeros(rows, np.int32),
+            groups_in_part=0,
+            groups=none,
+            key=np.zeros(0, np.uint64),
+            syn_row=none,
+            close_row=none,
+            last_time=np.zeros(0, np.float64),
+        )
 
 
 def pair_hash(lo: I64, hi: I64) -> npt.NDArray[np.uint64]:
