@@ -269,15 +269,23 @@ def test_colliding_group_keys_are_never_taken_for_one_connection(
 # -- the pieces ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", SAMPLES + FIXTURES, ids=lambda p: p.name)
+def _readable(path: Path) -> bool:
+    try:
+        CaptureReader(path).close()
+    except CaptureError:  # unreadable files are the reader tests' business
+        return False
+    return True
+
+
+READABLE = [p for p in SAMPLES + FIXTURES if _readable(p)]
+
+
+@pytest.mark.parametrize("path", READABLE, ids=lambda p: p.name)
 @pytest.mark.parametrize("target", [1 << 12, 1 << 23])
 def test_batch_reading_and_array_decoding_match_the_reference(path: Path, target: int) -> None:
     """chunks() + ColumnDecoder give the same packets, counts, warnings and truncation as
     iterating the reader through Decoder, whatever the chunk size."""
-    try:
-        plain, batched = CaptureReader(path), CaptureReader(path)
-    except CaptureError as exc:  # unreadable files are the reader tests' business
-        pytest.skip(f"unreadable: {exc}")
+    plain, batched = CaptureReader(path), CaptureReader(path)
     decoder = Decoder()
     expected = [p for p in map(decoder.decode, plain) if p is not None]
     columns = ColumnDecoder()
