@@ -203,7 +203,7 @@ class ColumnDecoder:
         return self._decode_frames(chunk)
 
     def _decode_pcap(self, chunk: PcapChunk) -> Columns:
-        data = _padded(chunk.data)
+        data = _byte_array(chunk.data)
         heads = np.array(chunk.offsets, np.int64)
         # Record headers: seconds, fraction, caplen, original length.
         fields = _block(data, heads, 16).view(chunk.endian + "u4").astype(np.int64)
@@ -230,7 +230,7 @@ class ColumnDecoder:
             np.cumsum(caplen[:-1], out=starts[1:])
         return self._decode(
             raw,
-            _padded(raw),
+            _byte_array(raw),
             starts,
             caplen,
             np.array([f.time for f in frames], np.float64),
@@ -361,7 +361,7 @@ def quoted_ipv4_key(packet: Packet) -> tuple[int, int, int, int] | None:
 _READ = 20  # the widest read at one offset (_block)
 
 
-def _padded(raw: bytes) -> U8:
+def _byte_array(raw: bytes) -> U8:
     """The bytes as an array (no copy), at least _READ long. Reads at offsets clipped by _clip
     stay inside it; frames too short for a read fail the length checks, so what such a read
     returns is never used."""
