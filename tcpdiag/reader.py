@@ -352,8 +352,8 @@ class CaptureReader:
 
     def chunks(self, target_bytes: int = 1 << 19) -> Iterator[PcapChunk | list[RawFrame]]:
         """The frames in groups for batch decoding: PcapChunks of about `target_bytes` for a
-        classic pcap (no per-frame objects at all), lists of RawFrames for pcapng. Damage is
-        handled exactly as by iteration. Single pass, like iteration."""
+        classic pcap (no per-frame objects at all), lists of RawFrames for pcapng. Iteration
+        walks the same chunks, so damage is handled alike. Single pass, like iteration."""
         if self._started or self.format == "pcapng":
             frames = iter(self)
             while group := list(islice(frames, 1 << 14)):
@@ -363,7 +363,7 @@ class CaptureReader:
         yield from self._iter_pcap_chunks(target_bytes)
 
     def _iter_pcap_chunks(self, target: int) -> Iterator[PcapChunk]:
-        # The same walk and the same damage rules as _iter_pcap, collecting record offsets.
+        # The walk over a classic pcap's records (iteration uses it too), collecting offsets.
         buf, pos = self._buf, self._pos
         self._buf = b""
         caplen_at = struct.Struct(self._endian + "I").unpack_from
@@ -397,7 +397,7 @@ class CaptureReader:
             if damage is not None:
                 break
             if not exhausted:
-                need = max(target, 16 + caplen)  # room for at least the next whole record
+                need = max(target, 16 + max(caplen, 0))  # room for the next whole record (header)
                 continue
             rest = size - pos
             if rest >= 16:
@@ -409,50 +409,24 @@ class CaptureReader:
                 damage = ("", self._base + pos)
             break
         if damage is not None:
-            self._stop(damage[0], damage[1], number + 1, number, at_end=not absurd)
-        self.close()
-
-    def _iter_pcap(self) -> Iterator[RawFrame]:
-        buf, pos = self._buf, self._pos
-        self._buf = b""  # the generator owns the buffer from here on
-        unpack = struct.Struct(self._endian + "IIII").unpack_from
-        units, linktype, limit = self._units, self._linktype, self._caplen_limit
-        number = 0
-        damage: tuple[str, int] | None = None  # (reason, offset) of the record that broke
-        absurd = False  # a bad length inside the data, rather than data that ran out
-        while True:
-            if len(buf) - pos < 16:
-                buf, pos = self._fill(buf, pos, 16), 0
-                if len(buf) < 16:
-                    if buf:
-                        damage = (f"record header truncated ({len(buf)} of 16 bytes)", self._base)
-                    elif self._src.error:
-                        damage = ("", self._base)
-                    break
-            sec, frac, caplen, wire_len = unpack(buf, pos)
-            if caplen > limit:
-                damage = (f"absurd caplen {caplen} (limit {limit})", self._base + pos)
-                absurd = True
-                break
-            start = pos + 16
-            end = start + caplen
-            if end > len(buf):
-                buf, pos = self._fill(buf, pos, 16 + caplen), 0
-                start, end = 16, 16 + caplen
-                if end > len(buf):
-                    left = len(buf) - 16
-                    reason = f"record body truncated (caplen {caplen}, {left} bytes left)"
-                    damage = (reason, self._base)
-                    break
-            number += 1
-            # Integer arithmetic then one division: the float is the correctly rounded value.
-            yield RawFrame(number, (sec * units + frac) / units, linktype, buf[start:end], wire_len)
-            pos = end
-        if damage is not None:
             # How far the input was read ahead when a bad length showed up depends on
             # buffering, so whether the source had failed by then is not worth reporting.
             self._stop(damage[0], damage[1], number + 1, number, at_end=not absurd)
         self.close()
+
+    def _iter_pcap(self) -> Iterator[RawFrame]:
+        # The records of the same walk as chunks(), one RawFrame each: one set of damage rules.
+        header = struct.Struct(self._endian + "IIII").unpack_from
+        units, linktype = self._units, self._linktype
+        for chunk in self._iter_pcap_chunks(_CHUNK):
+            data, number = chunk.data, chunk.first_number
+            for pos in chunk.offsets:
+                sec, frac, caplen, wire_len = header(data, pos)
+                start = pos + 16
+                # Integer arithmetic then one division: the float is the correctly rounded value.
+                time = (sec * units + frac) / units
+                yield RawFrame(number, time, linktype, data[start : start + caplen], wire_len)
+                number += 1
 
     def _iter_pcapng(self) -> Iterator[RawFrame]:
         buf, pos = self._buf, self._pos
