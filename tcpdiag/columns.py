@@ -14,7 +14,7 @@ returned None for), in frame order. Rows the arrays cannot describe carry their 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +74,8 @@ class Columns:
     window_scale: npt.NDArray[np.int16]
     sack_permitted: Bools
     timestamps: Bools
+    # Rows that are not simple, in order (found once, on the first call of `packets`).
+    _other_rows: I64 | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.number)
@@ -103,9 +105,15 @@ class Columns:
         `addr_text` caches address text across calls."""
         objects: list[Packet | None] = [None] * len(rows)
         if self.others:
-            rank = np.cumsum(~self.simple) - 1
-            for k in np.flatnonzero(~self.simple[rows]).tolist():
-                objects[k] = self.others[rank[rows[k]]]
+            if self._other_rows is None:
+                self._other_rows = np.flatnonzero(~self.simple)
+            wanted = np.flatnonzero(~self.simple[rows])
+            for k, rank in zip(
+                wanted.tolist(),
+                np.searchsorted(self._other_rows, rows[wanted]).tolist(),
+                strict=True,
+            ):
+                objects[k] = self.others[rank]
         src, dst = self.src[rows].tolist(), self.dst[rows].tolist()
         flags = self.flags[rows].tolist()
         fields = zip(
