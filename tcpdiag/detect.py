@@ -72,6 +72,9 @@ class RuleEngine:
                 windows=text.windows if text else "",
                 when=render(spec.when, values) if spec.when else ("" if errno else NOTHING_SEEN),
             )
+        impact = rule.impact or (
+            "error_seen" if any(v.errno for v in sees.values()) else "none"
+        )
         evidence = [EvidenceItem(e.frame, e.time, e.what) for e in event.evidence]
         evidence.sort(key=lambda e: e.frame)
         ref = event.connection
@@ -98,6 +101,7 @@ class RuleEngine:
             conn_id=ref.conn_id,
             community_id=community_id,
             facts=facts,
+            impact=impact,
         )
 
 

@@ -68,6 +68,9 @@ class Finding:
     community_id: str
     id: str = ""  # "F1", "F2", ... in report order within one capture
     facts: dict[str, Any] = field(default_factory=dict)
+    # Did an application get an error because of this? "error_seen", "none" (nobody was told
+    # anything), or "unknown" (the capture cannot tell).
+    impact: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape; key names are a stable interface (see README). Spelled out rather
@@ -100,6 +103,7 @@ class Finding:
             "community_id": self.community_id,
             "id": self.id,
             "facts": dict(self.facts),
+            "impact": self.impact,
             "epoch": self.time,
         }
 

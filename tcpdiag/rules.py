@@ -89,6 +89,8 @@ class Rule:
     references: tuple[str, ...]
     sample: str  # the capture in samples/ that proves this rule
     path: str
+    # "error_seen", "none" or "unknown"; empty: "error_seen" when any role sees an errno.
+    impact: str = ""
 
     def matches(self, facts: Mapping[str, Any]) -> bool:
         return all(c.matches(facts.get(c.fact)) for c in self.conditions)
@@ -156,8 +158,10 @@ _CONNECTION_FIELDS = frozenset({"client", "server", "client_endpoint", "server_e
 
 _RULE_KEYS = {
     "id", "category", "event", "priority", "title", "description", "when", "sees",
-    "explanation", "next_step", "causes", "confidence", "references", "sample",
+    "explanation", "next_step", "causes", "confidence", "references", "sample", "impact",
 }  # fmt: skip
+
+IMPACTS = ("error_seen", "none", "unknown")
 
 
 def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
@@ -210,6 +214,9 @@ def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
     confidence = float(raw.get("confidence", 0.5))
     if not 0.0 <= confidence <= 1.0:
         raise fail("confidence must be within 0..1")
+    impact = raw.get("impact", "")
+    if impact and impact not in IMPACTS:
+        raise fail(f"impact must be one of {list(IMPACTS)}")
     return Rule(
         id=raw["id"],
         category=raw["category"],
@@ -226,6 +233,7 @@ def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
         references=tuple(raw.get("references", [])),
         sample=raw["sample"],
         path=str(path),
+        impact=impact,
     )
 
 
