@@ -113,6 +113,8 @@ class RstEvent(FlowEvent):
     unanswered_age_seconds: float | None = None
     sender_bytes_sent: int = 0
     receiver_bytes_sent: int = 0
+    # Times the sender's data answered the receiver's (came after it and acknowledged it).
+    sender_replies: int = 0
     # Seconds between the previous segment of this connection and the RST.
     idle_seconds: float = 0.0
     # Seconds since the sender's application finished an exchange, when nothing it sent is left

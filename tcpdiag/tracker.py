@@ -153,6 +153,11 @@ class Endpoint:
     role: Role = "client"  # set by the Connection that owns it
     # Payload sent since the peer last sent payload (data that got no answer, yet).
     unanswered_bytes: int = 0
+    replies: int = 0  # times this side's data answered data of the peer's (acknowledging it)
+    # Mid-stream only: the last empty segment, to recognise keepalive probes whose SND.NXT the
+    # capture never showed (the same sequence number again, the peer silent in between).
+    last_empty: Evidence | None = None
+    last_empty_seq: int | None = None
     keepalive_probes: int = 0
     unanswered_probes: list[Evidence] = field(default_factory=list)
     retransmissions: int = 0
@@ -303,11 +308,14 @@ def _new_data(
     # does not acknowledge were still in flight when it was sent (a reply must come after the
     # request to answer it).
     if receiver.unanswered_bytes:
+        before = receiver.unanswered_bytes
         if seg.flags & ACK and receiver.snd_nxt is not None:
             in_flight = seq_diff(receiver.snd_nxt, seg.ack)
             receiver.unanswered_bytes = min(receiver.unanswered_bytes, max(in_flight, 0))
         else:
             receiver.unanswered_bytes = 0
+        if receiver.unanswered_bytes < before:
+            sender.replies += 1
 
 
 def _add_evidence(event: FlowEvent, item: Evidence) -> None:
@@ -441,6 +449,7 @@ class Connection:
             and not self.rsts
             and not sender.unanswered_probes
             and not receiver.unanswered_probes
+            and (seg.payload_len or sender.syn is not None)  # see _is_keepalive
         ):
             self._in_order(seg, sender, receiver)
             return
@@ -594,9 +603,33 @@ class Connection:
         looks the same, but then the peer's window is closed."""
         if seg.payload_len > 1 or seg.flags & (SYN | FIN) or sender.snd_nxt is None:
             return False
+        if sender.syn is None and seg.seq == sender.snd_nxt and not seg.payload_len:
+            return self._midstream_probe(seg, sender, receiver)
         if seg.seq != seq_add(sender.snd_nxt, -1):
             return False
         return not (receiver.window == 0 and receiver.rcv_nxt is not None)
+
+    def _midstream_probe(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> bool:
+        """A capture that starts mid-connection takes a side's first sequence number as its
+        SND.NXT; if that side was idle and probing, that is SND.NXT-1. An empty segment at the
+        same number as the side's previous one, at least half a second later, with nothing from
+        the peer in between, is the second of such probes: both were keepalives."""
+        previous, previous_seq = sender.last_empty, sender.last_empty_seq
+        sender.last_empty = Evidence(seg.frame, seg.time, f"keepalive probe from {sender.role}")
+        sender.last_empty_seq = seg.seq
+        if (
+            previous is None
+            or previous_seq != seg.seq
+            or seg.time - previous.time < 0.5
+            or receiver.last_time > previous.time
+            or (receiver.window == 0 and receiver.rcv_nxt is not None)
+        ):
+            return False
+        sender.snd_nxt = sender.data_start = seq_add(seg.seq, 1)
+        if not sender.unanswered_probes:
+            sender.keepalive_probes += 1
+            sender.unanswered_probes.append(previous)
+        return True
 
     def _on_payload(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
         length = seg.payload_len + (1 if seg.flags & FIN else 0)
@@ -669,7 +702,9 @@ class Connection:
         # The receiver's RCV.NXT lies between what it last acknowledged and what the sender sent.
         lo, hi = receiver.rcv_nxt, sender.snd_nxt
         if lo is None:
-            if hi is None:
+            # The receiver never acknowledged anything in this capture: its RCV.NXT and window
+            # are unknown, so only a RST exactly at the sender's SND.NXT can be judged.
+            if hi is None or seg.seq != hi:
                 return "unverified"
             lo = hi
         if hi is None or seq_lt(hi, lo):
@@ -731,6 +766,7 @@ class Connection:
             ),
             sender_bytes_sent=sender.bytes_sent,
             receiver_bytes_sent=receiver.bytes_sent,
+            sender_replies=sender.replies,
             idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
             client_syn_options=bool(
                 syn_options and (syn_options.sack_permitted or syn_options.timestamps)
