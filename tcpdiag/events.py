@@ -115,6 +115,11 @@ class RstEvent(FlowEvent):
     receiver_bytes_sent: int = 0
     # Times the sender's data answered the receiver's (came after it and acknowledged it).
     sender_replies: int = 0
+    # The unanswered bytes are the server's response to the client's request: the client asked
+    # for them and was waiting, so it most likely read them, unless more of the response was
+    # still arriving after the RST (it quit mid-response).
+    unanswered_is_response: bool = False
+    receiver_data_after_rst: bool = False
     # Seconds between the previous segment of this connection and the RST.
     idle_seconds: float = 0.0
     # Seconds since the sender's application finished an exchange, when nothing it sent is left

@@ -154,6 +154,7 @@ class Endpoint:
     # Payload sent since the peer last sent payload (data that got no answer, yet).
     unanswered_bytes: int = 0
     replies: int = 0  # times this side's data answered data of the peer's (acknowledging it)
+    run_is_reply: bool = False  # this side's latest run of data answered the peer's data
     # Mid-stream only: the last empty segment, to recognise keepalive probes whose SND.NXT the
     # capture never showed (the same sequence number again, the peer silent in between).
     last_empty: Evidence | None = None
@@ -231,6 +232,7 @@ class _PendingRst:
     # The receiver sent its own FIN afterwards: its application had closed before the RST could
     # reach it (they crossed), or the RST was not accepted. Either way nobody was told.
     receiver_closed_after: bool = False
+    receiver_data_after: bool = False  # the receiver's data kept arriving after the RST
 
 
 class RstLog:
@@ -293,6 +295,8 @@ def _new_data(
 ) -> None:
     """Bookkeeping for a segment carrying new data (both the in-order and the general path)."""
     length = seg.payload_len
+    if not sender.unanswered_bytes:
+        sender.run_is_reply = False  # a new run of data: does it answer the peer's?
     sender.unanswered_bytes += length if new_bytes is None else new_bytes
     sender.last_data_frame = seg.frame
     sender.last_data_time = seg.time
@@ -316,6 +320,7 @@ def _new_data(
             receiver.unanswered_bytes = 0
         if receiver.unanswered_bytes < before:
             sender.replies += 1
+            sender.run_is_reply = True
 
 
 def _add_evidence(event: FlowEvent, item: Evidence) -> None:
@@ -500,6 +505,8 @@ class Connection:
                 pending.sender_spoke_after = True
             elif flags & FIN and not flags & SYN:
                 pending.receiver_spoke_after = pending.receiver_closed_after = True
+            elif seg.payload_len:
+                pending.receiver_spoke_after = pending.receiver_data_after = True
             elif not pending.receiver_spoke_after:
                 pending.receiver_spoke_after = True
                 if pending.event.rst_verdict in ("challenge", "out_of_window"):
@@ -767,6 +774,7 @@ class Connection:
             sender_bytes_sent=sender.bytes_sent,
             receiver_bytes_sent=receiver.bytes_sent,
             sender_replies=sender.replies,
+            unanswered_is_response=receiver.role == "server" and receiver.run_is_reply,
             idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
             client_syn_options=bool(
                 syn_options and (syn_options.sack_permitted or syn_options.timestamps)
@@ -862,6 +870,7 @@ class Connection:
         for pending in self.rsts:
             event = pending.event
             event.carried_on = pending.sender_spoke_after and pending.receiver_spoke_after
+            event.receiver_data_after_rst = pending.receiver_data_after
             if event.carried_on and event.rst_verdict == "accepted":
                 event.rst_verdict = "carried_on"  # both ends kept talking: nobody acted on it
             if pending.receiver_closed_after and event.rst_verdict == "accepted":
