@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tcpdiag.columns import ColumnDecoder
+from tcpdiag.columns import ColumnDecoder, Columns
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
 from tcpdiag.fastpath import FastPathTracker
 from tcpdiag.filters import ConnectionFilter
 from tcpdiag.flows import FlowRecord
+from tcpdiag.packets import Packet
+from tcpdiag.quality import CaptureQuality
 from tcpdiag.reader import CaptureError, CaptureReader
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
@@ -66,6 +69,24 @@ def _selected(conn: TrackedConnection, wanted: ConnectionFilter) -> bool:
     )
 
 
+def _observed_columns(columns: Iterable[Columns], quality: CaptureQuality) -> Iterator[Columns]:
+    for batch in columns:
+        quality.observe_times(batch.time)
+        yield batch
+
+
+def _observed_packets(packets: Iterable[Packet], quality: CaptureQuality) -> Iterator[Packet]:
+    # Times in batches: one numpy call per thousand packets, not one per packet.
+    times: list[float] = []
+    for packet in packets:
+        times.append(packet.time)
+        if len(times) == 1024:
+            quality.observe_times(times)
+            times.clear()
+        yield packet
+    quality.observe_times(times)
+
+
 def analyze_capture(
     path: str | os.PathLike[str],
     engine: RuleEngine,
@@ -86,14 +107,17 @@ def analyze_capture(
         zeek=options.keep_flows or bool(options.connection_filter.states),
     )
     wanted = options.connection_filter
+    quality = CaptureQuality()
     with reader:
         if options.fast_path and not table.zeek:
             # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
             columns = map(ColumnDecoder(decoder).decode, reader.chunks())
-            connections = FastPathTracker(table).track(columns)
+            connections = FastPathTracker(table).track(_observed_columns(columns, quality))
         else:
-            connections = table.track(p for p in map(decoder.decode, reader) if p is not None)
+            packets = (p for p in map(decoder.decode, reader) if p is not None)
+            connections = table.track(_observed_packets(packets, quality))
         for conn in connections:
+            quality.observe_connection(conn)
             if wanted.active and not _selected(conn, wanted):
                 continue
             report.findings.extend(engine.findings_for(conn))
@@ -110,6 +134,7 @@ def analyze_capture(
         )
     report.truncated = reader.truncated
     report.warnings.extend(reader.warnings)
+    report.warnings.extend(quality.warnings(report.path, table.connections_seen))
     for linktype, count in sorted(stats.unknown_linktypes.items()):
         report.warnings.append(
             f"{report.path}: {_frames(count)} with unsupported link type {linktype} skipped"

@@ -159,6 +159,10 @@ class Endpoint:
     # capture never showed (the same sequence number again, the peer silent in between).
     last_empty: Evidence | None = None
     last_empty_seq: int | None = None
+    # The last data segment, or segment off the in-order path: (seq, ack, flags, length, IP ID),
+    # to recognise the same packet captured twice (a retransmission gets a new IP ID).
+    last_segment: tuple[int, int, int, int, int] | None = None
+    duplicates: int = 0
     keepalive_probes: int = 0
     unanswered_probes: list[Evidence] = field(default_factory=list)
     retransmissions: int = 0
@@ -302,6 +306,8 @@ def _new_data(
     sender.last_data_time = seg.time
     sender.last_data_len = length
     sender.data_ttl = seg.ttl
+    if seg.ip_id:
+        sender.last_segment = (seg.seq, seg.ack, seg.flags, length, seg.ip_id)
     if length > sender.max_payload:
         sender.max_payload = length
     recent = sender.recent_segments
@@ -496,6 +502,12 @@ class Connection:
         self.last_time = max(self.last_time, seg.time)
         sender.packets += 1
         sender.last_time = seg.time
+        if seg.ip_id:  # IPv4 with a real IP ID (0 is what Linux puts on many DF packets)
+            key = (seg.seq, seg.ack, seg.flags, seg.payload_len, seg.ip_id)
+            if key == sender.last_segment:
+                sender.duplicates += 1  # the same packet captured twice: nothing happened
+                return
+            sender.last_segment = key
         flags = seg.flags
         if flags & RST:
             self._on_rst(seg, sender, receiver, rst_log, previous_time)
