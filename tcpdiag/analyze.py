@@ -122,7 +122,7 @@ def analyze_capture(
                 continue
             report.findings.extend(engine.findings_for(conn))
             if options.keep_flows:
-                report.connections.append(FlowRecord.from_connection(conn))
+                report.connections.extend(FlowRecord.from_connection(conn))
     stats = decoder.stats
     report.packets = stats.frames
     report.flows = table.connections_seen
@@ -151,10 +151,20 @@ def analyze_capture(
         "undecodable": stats.undecodable,
     }
     if options.keep_flows:
-        by_conn: dict[int, list[str]] = {}
+        by_conn: dict[int, list[tuple[float, str]]] = {}
         for finding in report.findings:
-            by_conn.setdefault(finding.conn_id, []).append(finding.id)
+            by_conn.setdefault(finding.conn_id, []).append((finding.time, finding.id))
         report.connections.sort(key=lambda c: (c.first_time, c.conn_id))
+        rows_of: dict[int, list[FlowRecord]] = {}
         for record in report.connections:
-            record.findings = by_conn.get(record.conn_id, [])
+            rows_of.setdefault(record.conn_id, []).append(record)
+        for conn_id, found in by_conn.items():
+            rows = rows_of.get(conn_id, [])
+            for time, finding_id in found:
+                # Where Zeek split the connection, the finding goes with the row of its time.
+                row = next((r for r in rows if r.first_time <= time <= r.last_time), None)
+                if row is None and rows:
+                    row = rows[-1]
+                if row is not None:
+                    row.findings.append(finding_id)
     return report
