@@ -32,7 +32,7 @@ class CaptureQuality:
     largest_step_back: float = 0.0
     time_jumps: int = 0
     largest_jump: float = 0.0
-    one_way_connections: int = 0  # several packets, all from one side
+    one_way_connections: int = 0  # several packets from one side, acknowledging unseen data
     midstream_connections: int = 0  # the capture missed the handshake
     duplicate_segments: int = 0  # the same segment (same IP ID and sequence) captured twice
     _last_time: float | None = None
@@ -59,8 +59,13 @@ class CaptureQuality:
         client, server = conn.client, conn.server
         if not conn.ref.initiator_known:
             self.midstream_connections += 1
-        if client.packets + server.packets >= ONE_WAY_MIN_PACKETS and not (
-            client.packets and server.packets
+        # One side only, yet it acknowledges data: the other side spoke, uncaptured. (An
+        # unanswered SYN is one-way too, but proves nothing about the capture.)
+        speaker = client if client.packets else server
+        if (
+            client.packets + server.packets >= ONE_WAY_MIN_PACKETS
+            and not (client.packets and server.packets)
+            and speaker.rcv_nxt is not None
         ):
             self.one_way_connections += 1
         self.duplicate_segments += client.duplicates + server.duplicates
