@@ -16,6 +16,7 @@ from tcpdiag.flows import FlowRecord
 from tcpdiag.packets import Packet
 from tcpdiag.quality import CaptureQuality
 from tcpdiag.reader import CaptureError, CaptureReader
+from tcpdiag.scans import ScanDetector, ScanSummary
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
 
@@ -44,6 +45,7 @@ class CaptureReport:
     truncated: bool = False  # reading stopped early at damage; findings cover the part before it
     evicted: int = 0  # connections retired early to keep memory bounded
     decode: dict[str, Any] = field(default_factory=dict)
+    scans: list[ScanSummary] = field(default_factory=list)  # sources that probed many targets
 
     def to_dict(self, findings: bool = True) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class CaptureReport:
             "warnings": list(self.warnings),
             "error": self.error,
             "decode": dict(self.decode),
+            "scans": [scan.to_dict() for scan in self.scans],
             **({"findings": [f.to_dict() for f in self.findings]} if findings else {}),
         }
 
@@ -108,6 +111,7 @@ def analyze_capture(
     )
     wanted = options.connection_filter
     quality = CaptureQuality()
+    scans = ScanDetector()
     with reader:
         if options.fast_path and not table.zeek:
             # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
@@ -120,6 +124,7 @@ def analyze_capture(
             quality.observe_connection(conn)
             if wanted.active and not _selected(conn, wanted):
                 continue
+            scans.observe(conn)
             report.findings.extend(engine.findings_for(conn))
             if options.keep_flows:
                 report.connections.extend(FlowRecord.from_connection(conn))
@@ -132,6 +137,7 @@ def analyze_capture(
             f"{report.path}: {table.evicted} connections retired early because more than "
             f"{table.max_live} were live at once (a flood?); their analysis may be incomplete"
         )
+    report.scans = scans.summaries()
     report.truncated = reader.truncated
     report.warnings.extend(reader.warnings)
     report.warnings.extend(quality.warnings(report.path, table.connections_seen))
