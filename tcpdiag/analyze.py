@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tcpdiag.columns import ColumnDecoder
+from tcpdiag.columns import ColumnDecoder, Columns
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
 from tcpdiag.fastpath import FastPathTracker
+from tcpdiag.filter_probe import FilterProbe
 from tcpdiag.filters import ConnectionFilter
+from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
+from tcpdiag.packets import Packet
 from tcpdiag.reader import CaptureError, CaptureReader
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
@@ -41,12 +45,29 @@ class CaptureReport:
     truncated: bool = False  # reading stopped early at damage; findings cover the part before it
     evicted: int = 0  # connections retired early to keep memory bounded
     decode: dict[str, Any] = field(default_factory=dict)
+    # Time of the earliest and latest decoded packet (epoch seconds); None without packets.
+    first_time: float | None = None
+    last_time: float | None = None
+    # False when --host/--port/--net/--state are given and no connection matched them.
+    filter_matched: bool = True
+
+    @property
+    def duration(self) -> float:
+        if self.first_time is None or self.last_time is None:
+            return 0.0
+        return max(self.last_time - self.first_time, 0.0)
 
     def to_dict(self, findings: bool = True) -> dict[str, Any]:
         return {
             "path": self.path,
             "packets": self.packets,
             "flows": self.flows,
+            "first_time": iso_time(self.first_time) if self.first_time is not None else None,
+            "last_time": iso_time(self.last_time) if self.last_time is not None else None,
+            "first_epoch": self.first_time,
+            "last_epoch": self.last_time,
+            "duration": round(self.duration, 6),
+            "filter_matched": self.filter_matched,
             "truncated": self.truncated,
             "evicted": self.evicted,
             "warnings": list(self.warnings),
@@ -58,6 +79,31 @@ class CaptureReport:
 
 def _frames(count: int) -> str:
     return f"{count} frame{'s' * (count != 1)}"
+
+
+@dataclass(slots=True)
+class _TimeSpan:
+    """The earliest and latest packet time seen in a stream (captures are not always in
+    time order, so both are a min and a max, not the first and last record)."""
+
+    first: float | None = None
+    last: float | None = None
+
+    def see(self, low: float, high: float) -> None:
+        self.first = low if self.first is None else min(self.first, low)
+        self.last = high if self.last is None else max(self.last, high)
+
+    def packets(self, packets: Iterable[Packet | None]) -> Iterator[Packet]:
+        for packet in packets:
+            if packet is not None:
+                self.see(packet.time, packet.time)
+                yield packet
+
+    def columns(self, windows: Iterable[Columns]) -> Iterator[Columns]:
+        for window in windows:
+            if len(window):
+                self.see(float(window.time.min()), float(window.time.max()))
+            yield window
 
 
 def _selected(conn: TrackedConnection, wanted: ConnectionFilter) -> bool:
@@ -86,20 +132,27 @@ def analyze_capture(
         zeek=options.keep_flows or bool(options.connection_filter.states),
     )
     wanted = options.connection_filter
+    span, probe = _TimeSpan(), FilterProbe(wanted)
+    selected = 0
     with reader:
         if options.fast_path and not table.zeek:
             # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
-            columns = map(ColumnDecoder(decoder).decode, reader.chunks())
-            connections = FastPathTracker(table).track(columns)
+            columns = span.columns(map(ColumnDecoder(decoder).decode, reader.chunks()))
+            connections = FastPathTracker(table).track(probe.columns(columns))
         else:
-            connections = table.track(p for p in map(decoder.decode, reader) if p is not None)
+            connections = table.track(probe.packets(span.packets(map(decoder.decode, reader))))
         for conn in connections:
             if wanted.active and not _selected(conn, wanted):
+                # Still numbered, so that a finding's id does not depend on the filter.
+                report.findings.skip(engine.findings_for(conn))
                 continue
+            selected += 1
             report.findings.extend(engine.findings_for(conn))
             if options.keep_flows:
                 report.connections.append(FlowRecord.from_connection(conn))
     stats = decoder.stats
+    report.first_time, report.last_time = span.first, span.last
+    report.filter_matched = probe.matched and (selected > 0 or not wanted.states)
     report.packets = stats.frames
     report.flows = table.connections_seen
     report.evicted = table.evicted
