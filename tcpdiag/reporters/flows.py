@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 from collections.abc import Iterable
 from typing import TextIO
 
@@ -12,7 +14,7 @@ from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
 from tcpdiag.reporters.base import JsonReporter, SectionReporter, render
-from tcpdiag.reporters.common import markdown_text, safe_line
+from tcpdiag.reporters.common import csv_cell, markdown_text, safe_line
 
 COLUMNS = (
     "first", "duration", "client", "server", "c_pkts", "c_bytes", "s_pkts", "s_bytes",
@@ -35,7 +37,7 @@ def _row(flow: FlowRecord, mark_guess: bool = True) -> list[object]:
         flow.conn_state,
         flow.history,
         flow.community_id,
-        ",".join(flow.findings) or "-",
+        ",".join(flow.findings) or "none",
     ]
 
 
@@ -90,12 +92,64 @@ class FlowsCsvReporter:
     def write(self, report: CaptureReport, out: TextIO) -> None:
         writer = csv.writer(out, lineterminator="\n")
         for flow in report.connections:
-            writer.writerow(
-                [safe_line(report.path), *_row(flow, mark_guess=False), flow.initiator_known]
-            )
+            row = [report.path, *_row(flow, mark_guess=False), flow.initiator_known]
+            writer.writerow([csv_cell(value) for value in row])
 
     def finish(self, out: TextIO) -> None:
         pass
+
+
+# Zeek's conn.log columns (base/protocols/conn/main.zeek), plus the community-id package's.
+ZEEK_FIELDS = (
+    ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
+    ("id.resp_h", "addr"), ("id.resp_p", "port"), ("proto", "enum"), ("service", "string"),
+    ("duration", "interval"), ("orig_bytes", "count"), ("resp_bytes", "count"),
+    ("conn_state", "string"), ("local_orig", "bool"), ("local_resp", "bool"),
+    ("missed_bytes", "count"), ("history", "string"), ("orig_pkts", "count"),
+    ("orig_ip_bytes", "count"), ("resp_pkts", "count"), ("resp_ip_bytes", "count"),
+    ("tunnel_parents", "set[string]"), ("community_id", "string"),
+)  # fmt: skip
+_UNSET = "-"
+
+
+def _zeek_value(text: str) -> str:
+    # Zeek escapes its separator and non-printable bytes as \xNN; nothing else may break a row.
+    return safe_line(text).replace("\t", "\\x09") or "(empty)"
+
+
+class ZeekConnLogReporter:
+    """A Zeek conn.log (TSV with Zeek's header lines) that zeek-cut and Zeek's log readers take.
+    One log for all captures, as Zeek writes one per run. Values tcpdiag does not know (service,
+    IP-level byte counts, local_orig) are unset (`-`); `uid` is derived from the Community ID, so
+    the same flow gets the same uid in every run."""
+
+    def start(self, out: TextIO) -> None:
+        out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n")
+        out.write(f"#unset_field\t{_UNSET}\n#path\tconn\n")
+        out.write("#fields\t" + "\t".join(name for name, _ in ZEEK_FIELDS) + "\n")
+        out.write("#types\t" + "\t".join(kind for _, kind in ZEEK_FIELDS) + "\n")
+
+    def write(self, report: CaptureReport, out: TextIO) -> None:
+        for flow in report.connections:
+            out.write("\t".join(_zeek_row(flow)) + "\n")
+
+    def finish(self, out: TextIO) -> None:
+        out.write("#close\n")
+
+
+def _zeek_row(flow: FlowRecord) -> list[str]:
+    from tcpdiag.ladder import split_endpoint
+
+    (orig_h, orig_p), (resp_h, resp_p) = split_endpoint(flow.client), split_endpoint(flow.server)
+    digest = hashlib.sha1(flow.community_id.encode()).digest()
+    uid = "C" + base64.b32encode(digest).decode()[:17]
+    return [
+        f"{flow.first_time:.6f}", uid, orig_h, str(orig_p), resp_h, str(resp_p), "tcp", _UNSET,
+        f"{flow.duration:.6f}", str(flow.client_bytes), str(flow.server_bytes),
+        _zeek_value(flow.conn_state), _UNSET, _UNSET, "0", _zeek_value(flow.history),
+        str(flow.client_packets), _UNSET, str(flow.server_packets), _UNSET, "(empty)",
+        _zeek_value(flow.community_id),
+    ]  # fmt: skip
 
 
 def render_flows_json(reports: Iterable[CaptureReport]) -> str:
