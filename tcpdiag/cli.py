@@ -27,6 +27,7 @@ from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.detect import RuleEngine
 from tcpdiag.filters import ConnectionFilter, FilterError
 from tcpdiag.findings import Finding
+from tcpdiag.reader import CaptureError
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.common import safe_line
 from tcpdiag.reporters.flows import (
@@ -546,6 +547,88 @@ def list_rules(
             maxcolwidths=[None, None, None, 60],
         )
     )
+
+
+@app.command()
+def show(
+    capture: Annotated[Path, typer.Argument(help="The capture file.", show_default=False)],
+    finding_id: Annotated[
+        str | None,
+        typer.Argument(help="A finding id from analyze (F1, F2, ...).", show_default=False),
+    ] = None,
+    conn: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--conn",
+            help="The connection by its CLIENT and SERVER endpoints (10.0.0.1:5000 10.0.0.2:80), "
+            "instead of a finding id.",
+            show_default=False,
+        ),
+    ] = None,
+    zeek_split: ZeekSplitOption = False,
+    rules_dir: RulesOption = None,
+) -> None:
+    """Print one connection's packet ladder: relative time, direction, flags, relative seq/ack,
+    length, TTL, each side's TCP state after the packet, and where the verdict was made; with a
+    Wireshark display filter for the connection and for the finding's frames.
+
+    Exit status: 0 shown, 2 when the capture, finding or connection cannot be found.
+    """
+    from tcpdiag.ladder import finding_key
+    from tcpdiag.show import ShowError, parse_endpoint, show_text
+
+    if (finding_id is None) == (conn is None):
+        raise _fail("give a finding id or --conn CLIENT SERVER (one of them)")
+    finding: Finding | None = None
+    try:
+        options = AnalysisOptions(zeek_split=zeek_split)
+        report = analyze_capture(capture, RuleEngine(_load(rules_dir)), options)
+        if report.error:
+            raise _fail(report.error)
+        if finding_id is not None:
+            wanted = finding_id.strip().upper()
+            finding = next((f for f in report.findings if f.id == wanted), None)
+            if finding is None:
+                count = len(report.findings)
+                raise _fail(
+                    f"{capture}: no finding {finding_id!r} (this capture has "
+                    + (f"{count}: F1 to F{count})" if count else "none)")
+                )
+            key = finding_key(finding)
+        else:
+            assert conn is not None
+            key = (*parse_endpoint(conn[0]), *parse_endpoint(conn[1]))
+            # The connection's (first) finding, if it has one, marks where the verdict was made.
+            finding = next((f for f in report.findings if finding_key(f) == key), None)
+        typer.echo(show_text(capture, key, finding), nl=False)
+    except (ShowError, CaptureError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def explain(
+    category: Annotated[
+        str, typer.Argument(help="A category, e.g. refused or broken_pipe.", show_default=False)
+    ],
+    rules_dir: RulesOption = None,
+) -> None:
+    """What a category means: its wire signature, what each side's program sees, the causes
+    tcpdiag ranks and the next steps, from the rules (no capture needed)."""
+    from tcpdiag.reporters.explain import explain_text
+
+    ruleset = _load(rules_dir)
+    categories = sorted({r.category for r in ruleset.rules})
+    if category not in categories:
+        raise _fail(f"{category!r} is not a category (one of {', '.join(categories)})")
+    typer.echo(explain_text(ruleset, category), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the JSON and JSON Lines outputs (analyze and flows)."""
+    from tcpdiag.schema import schema_text
+
+    typer.echo(schema_text(), nl=False)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
 from tcpdiag.reporters.base import JsonReporter, SectionReporter, render
 from tcpdiag.reporters.common import csv_cell, markdown_text, safe_line
+from tcpdiag.reporters.json_report import SCHEMA_VERSION
 
 COLUMNS = (
     "first", "duration", "client", "server", "c_pkts", "c_bytes", "s_pkts", "s_bytes",
@@ -79,8 +80,21 @@ def flows_json_reporter() -> JsonReporter:
             "warnings": list(r.warnings),
             "error": r.error,
         },
-        lambda r: (c.to_dict() for c in r.connections),
+        lambda r: (flow_dict(c) for c in r.connections),
+        schema_version=SCHEMA_VERSION,
     )
+
+
+def flow_dict(flow: FlowRecord) -> dict[str, object]:
+    """A connection as JSON: `FlowRecord.to_dict` plus its endpoints split, for joins."""
+    from tcpdiag.ladder import split_endpoint
+
+    (client_ip, client_port), (server_ip, server_port) = (
+        split_endpoint(flow.client),
+        split_endpoint(flow.server),
+    )
+    return {**flow.to_dict(), "client_ip": client_ip, "client_port": client_port,
+            "server_ip": server_ip, "server_port": server_port}  # fmt: skip
 
 
 class FlowsCsvReporter:

@@ -15,6 +15,7 @@ from tcpdiag import __version__
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import Finding
 from tcpdiag.reporters.common import csv_cell, sees_text
+from tcpdiag.reporters.flows import flow_dict
 from tcpdiag.reporters.json_report import SCHEMA_VERSION, finding_dict
 from tcpdiag.reporters.selection import Selection
 
@@ -40,7 +41,7 @@ class JsonLinesReporter:
         out.write(_line("capture", report.path, report.to_dict(findings=False)))
         if self.flows:
             for flow in report.connections:
-                out.write(_line("flow", report.path, flow.to_dict()))
+                out.write(_line("flow", report.path, flow_dict(flow)))
             return
         for finding in report.findings:
             if self.selection.accepts(finding):
