@@ -538,16 +538,22 @@ def list_rules(
         [r.category, r.id, r.event, " ".join(r.description.split())]
         for r in sorted(ruleset.rules, key=lambda r: (r.category, -r.priority))
     ]
-    fmt = "github" if output_format == OutputFormat.markdown else "simple"
+    if output_format == OutputFormat.markdown:
+        # A GFM table row must stay on one line: no wrapping, and the cells escaped.
+        from tcpdiag.reporters.common import markdown_text
+
+        rows = [[markdown_text(cell) for cell in row] for row in table]
+        headers = ["category", "rule", "event", "description"]
+        typer.echo(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+        return
     typer.echo(
         tabulate(
             table,
             headers=["category", "rule", "event", "description"],
-            tablefmt=fmt,
+            tablefmt="simple",
             maxcolwidths=[None, None, None, 60],
         )
     )
-
 
 @app.command()
 def show(
