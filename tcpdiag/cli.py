@@ -542,9 +542,9 @@ def list_rules(
         # A GFM table row must stay on one line: no wrapping, and the cells escaped.
         from tcpdiag.reporters.common import markdown_text
 
-        rows = [[markdown_text(cell) for cell in row] for row in table]
+        cells = [[markdown_text(cell) for cell in row] for row in table]
         headers = ["category", "rule", "event", "description"]
-        typer.echo(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+        typer.echo(tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True))
         return
     typer.echo(
         tabulate(
