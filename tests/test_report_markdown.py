@@ -101,7 +101,8 @@ def test_capture_names_never_render_as_markup(tmp_path: Path, name: str) -> None
     text = render_markdown([report_of(str(target))], run=RunInfo(("tcpdiag",)))
     outside_code = re.sub(r"```.*?```|`[^`\n]*`", "", text, flags=re.DOTALL)
     outside_code = re.sub(r"\[F\d+\]\(#g-f\d+\)", "", outside_code)  # the report's own anchors
-    assert "![" not in outside_code and "](" not in outside_code.replace("\\]\\(", "")
+    outside_code = re.sub(r"\\.", "", outside_code)  # a backslash-escaped character is literal
+    assert "![" not in outside_code and "](" not in outside_code
     assert "<img" not in outside_code
     assert "\u202e" not in text  # bidi controls are shown as \u202e, never raw
     assert markdown_text(str(target)) in text
@@ -110,7 +111,7 @@ def test_capture_names_never_render_as_markup(tmp_path: Path, name: str) -> None
 def test_commands_from_the_rules_are_code_and_text_is_escaped() -> None:
     assert prose("Check `ss -ltnp` on *10.0.0.1*") == "Check `ss -ltnp` on \\*10.0.0.1\\*"
     assert markdown_text("[a](b) ![c](d) <b> |x| _y_") == (
-        "\\[a\\]\\(b\\) \\!\\[c\\]\\(d\\) &lt;b> \\|x\\| \\_y\\_"
+        "\\[a\\](b) \\!\\[c\\](d) &lt;b> \\|x\\| \\_y\\_"
     )
     assert code_span("a`b") == "``a`b``"
 

@@ -30,9 +30,10 @@ def safe(text: str) -> str:
 
 
 # The ASCII characters Markdown (CommonMark, GFM, GitLab) gives a meaning to anywhere in a line:
-# links and images ([ ] ( ) !), emphasis, code, tables, HTML and entities. Dots and colons are
-# left alone (endpoints stay readable in the raw text) except where they would start an autolink.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()!|~])")
+# links and images ([ ] !: with the brackets escaped no parenthesis can make a link), emphasis,
+# code, tables, HTML and entities. Dots and colons are left alone (endpoints stay readable in the
+# raw text) except where they would start an autolink.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]!|~])")
 _AUTOLINK = re.compile(r"(?<=[A-Za-z]):(?=//)|(?<=www)\.", re.IGNORECASE)
 # What makes a line a heading, quote, list item or rule when it starts the text.
 _BLOCK_START = re.compile(r"^(\s*)([#>+=-])|^(\s*\d+)([.)])(?=\s|$)")

@@ -74,7 +74,11 @@ def _code_block(text: str) -> str:
 
 
 def capture_section(report: CaptureReport, selection: Selection, run: RunInfo) -> str:
-    out = [f"## Capture {markdown_text(report.path)}\n"]
+    heading = f"Capture {report.path}"
+    if report.first_time is not None:
+        start = units.clock(report.first_time, selection.localtime)
+        heading += f", {units.duration(report.duration)} from {start}"
+    out = [f"## {markdown_text(heading)}\n"]
     if report.error:
         out.append(f"**error:** {markdown_text(report.error)}\n")
         return "\n".join(out)

@@ -43,8 +43,15 @@ def counts_line(d: Digest) -> str:
     return shown + ": " + ", ".join(f"{n:,} {c}" for c, n in top(d.by_category, 100))
 
 
+IMPACT_COUNTS = {
+    "error_seen": "an application saw an error",
+    "none": "no application was told",
+    "unknown": "cannot tell",
+}
+
+
 def impact_line(d: Digest) -> str:
-    parts = [f"{n:,} {IMPACT_WORDS.get(i, i)}" for i, n in top(d.by_impact, 10)]
+    parts = [f"{IMPACT_COUNTS.get(i, i)}: {n:,}" for i, n in top(d.by_impact, 10)]
     return "; ".join(parts) if parts else "nothing to report"
 
 
