@@ -489,11 +489,12 @@ def flows(
         zeek_split=zeek_split,
         max_connections=max_connections,
     )
+    echo = Selection(connection_filter=options.connection_filter)
     reporters: dict[str, Callable[[], Reporter]] = {
-        FlowFormat.table: flows_table_reporter,
+        FlowFormat.table: lambda: flows_table_reporter(selection=echo),
         FlowFormat.json: flows_json_reporter,
         FlowFormat.csv: FlowsCsvReporter,
-        FlowFormat.markdown: lambda: flows_table_reporter(markdown=True),
+        FlowFormat.markdown: lambda: flows_table_reporter(markdown=True, selection=echo),
         FlowFormat.jsonl: lambda: JsonLinesReporter(flows=True),
         FlowFormat.zeek: ZeekConnLogReporter,
     }

@@ -13,9 +13,11 @@ from tabulate import tabulate
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
+from tcpdiag.reporters import units
 from tcpdiag.reporters.base import JsonReporter, SectionReporter, render
 from tcpdiag.reporters.common import csv_cell, markdown_text, safe_line
 from tcpdiag.reporters.json_report import SCHEMA_VERSION
+from tcpdiag.reporters.selection import Selection
 
 COLUMNS = (
     "first", "duration", "client", "server", "c_pkts", "c_bytes", "s_pkts", "s_bytes",
@@ -23,10 +25,10 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def _row(flow: FlowRecord, mark_guess: bool = True) -> list[object]:
+def _row(flow: FlowRecord, mark_guess: bool = True, human: bool = True) -> list[object]:
     return [
         iso_time(flow.first_time),
-        f"{flow.duration:.6f}",
+        units.duration(flow.duration) if human else f"{flow.duration:.6f}",
         flow.client + ("" if flow.initiator_known or not mark_guess else " ?"),
         flow.server,
         flow.client_packets,
@@ -42,12 +44,17 @@ def _row(flow: FlowRecord, mark_guess: bool = True) -> list[object]:
     ]
 
 
-def _section(report: CaptureReport, markdown: bool) -> str:
+def _section(report: CaptureReport, markdown: bool, filters: list[str]) -> str:
     path = markdown_text(report.path) if markdown else safe_line(report.path)
     out = [f"{'## ' if markdown else '== '}{path}"]
     if report.error:
         out.append(f"error: {safe_line(report.error)}")
         return "\n".join(out)
+    escape = markdown_text if markdown else safe_line
+    span = units.span(report.first_time, report.last_time)
+    out.append(escape(f"{units.plural(len(report.connections), 'connection')} listed; {span}")
+               + ("\n" if markdown else ""))  # fmt: skip
+    out.append(escape(f"filters: {' '.join(filters) or 'none'}") + ("\n" if markdown else ""))
     rows = [_row(f) for f in report.connections]
     out.append(
         tabulate(
@@ -64,8 +71,12 @@ def _section(report: CaptureReport, markdown: bool) -> str:
     return "\n".join(out)
 
 
-def flows_table_reporter(markdown: bool = False) -> SectionReporter:
-    return SectionReporter(lambda report: _section(report, markdown))
+def flows_table_reporter(
+    markdown: bool = False, selection: Selection | None = None
+) -> SectionReporter:
+    """`selection` only for its echo of the filters in each header."""
+    filters = (selection or Selection()).describe()
+    return SectionReporter(lambda report: _section(report, markdown, filters))
 
 
 def flows_json_reporter() -> JsonReporter:
@@ -106,7 +117,7 @@ class FlowsCsvReporter:
     def write(self, report: CaptureReport, out: TextIO) -> None:
         writer = csv.writer(out, lineterminator="\n")
         for flow in report.connections:
-            row = [report.path, *_row(flow, mark_guess=False), flow.initiator_known]
+            row = [report.path, *_row(flow, mark_guess=False, human=False), flow.initiator_known]
             writer.writerow([csv_cell(value) for value in row])
 
     def finish(self, out: TextIO) -> None:
