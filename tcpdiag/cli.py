@@ -270,7 +270,7 @@ def _output_format(given: str | None, output: Path | None, choices: type[StrEnum
         return given
     if output is not None:
         inferred = _EXTENSION_FORMATS.get(output.suffix.lower())
-        if inferred is None or inferred not in {c.value for c in choices}:  # type: ignore[attr-defined]
+        if inferred is None or inferred not in {str(choice) for choice in choices}:
             raise _fail(f"cannot tell the format from {str(output)!r}: give --format")
         return inferred
     return "table"
