@@ -89,17 +89,31 @@ def side_of(step: Step, finding: Finding) -> str:
 
 
 def who_broke_it(finding: Finding, ladder: Ladder | None) -> str:
-    """The side whose packet decided the verdict, in words."""
+    """Which side ended the connection, and with which packet, in words."""
+    step = None
     if ladder is not None:
         step = next((s for s in ladder.steps if s.frame == ladder.decisive), None)
-        if step is not None:
-            return f"{side_of(step, finding)} sent frame {step.frame} ({step.flags})"
-    sender = finding.facts.get("sender")
-    if sender == "client":
-        return f"the client {finding.client}"
-    if sender == "server":
-        return f"the server {finding.server}"
-    return "see the evidence"
+    if step is None:
+        sender = finding.facts.get("sender")
+        if sender in ("client", "server"):
+            return f"the {sender} {finding.client if sender == 'client' else finding.server}"
+        return "see the evidence"
+    side, packet = side_of(step, finding), f"frame {step.frame}, {step.flags}"
+    if step.from_client is None:
+        return f"an ICMP error about this connection ({packet})"
+    if "RST" in step.flags:
+        verdict = finding.facts.get("rst_verdict")
+        if verdict not in (None, "accepted"):
+            return f"nobody: the RST from {side} ({packet}) was not accepted ({verdict})"
+        if finding.category == "injected_reset":
+            return (
+                f"a middlebox: the RST ({packet}) claims to come from {side} but does not "
+                "look like its other packets"
+            )
+        return f"{side} reset it ({packet})"
+    if "FIN" in step.flags:
+        return f"{side} closed it ({packet})"
+    return f"nobody reset it: {side} sent {packet} and got no answer, so it timed out"
 
 
 def group_title(group: FindingGroup) -> str:
