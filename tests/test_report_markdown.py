@@ -173,3 +173,5 @@ def test_a_large_capture_report_stays_short_and_names_everything_that_matters() 
     # A bigger --limit still stays bounded: the length budget stops the details.
     text = render_markdown([report], Selection(limit=10_000), RunInfo(("tcpdiag",)))
     assert len(text) < LIMIT
+    links = set(re.findall(r"\]\(#(g-f\d+)\)", text))
+    assert links and links == set(re.findall(r'<a id="(g-f\d+)"></a>', text))

@@ -75,7 +75,9 @@ class Digest:
     refusing_servers: Counter[str] = field(default_factory=Counter)  # refusals per server
     scanners: dict[str, int] = field(default_factory=dict)  # client host -> targets probed
     aborting_hosts: Counter[str] = field(default_factory=Counter)  # RSTs that broke connections
-    groups: list[FindingGroup] = field(default_factory=list)  # by first finding's time
+    # Most important first: groups in which an application saw an error, then the larger ones,
+    # then the earlier ones; the detailed sections (--limit) are the first of these.
+    groups: list[FindingGroup] = field(default_factory=list)
 
     @property
     def detailed(self) -> list[FindingGroup]:
@@ -123,7 +125,10 @@ def digest(report: CaptureReport, selection: Selection) -> Digest:
         if group is None:
             group = groups[key] = FindingGroup(finding.category, finding.rule, key[2])
         group.add(finding)
-    result.groups = sorted(groups.values(), key=lambda g: (g.first_time, g.lead.id))
+    result.groups = sorted(
+        groups.values(),
+        key=lambda g: (g.impacts["error_seen"] == 0, -g.count, g.first_time, g.lead.id),
+    )
     return result
 
 

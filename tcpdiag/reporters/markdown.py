@@ -91,25 +91,30 @@ def capture_section(report: CaptureReport, selection: Selection, run: RunInfo) -
         out.append("No abnormal TCP connection found.\n")
         return "\n".join(out)
     out.append(_summary(d))
-    out.append(_group_table(d))
+    # The sections that fit the budget decide which table rows link to a section.
+    used = sum(len(part) for part in out) + len(_group_table(d, d.detailed))
     ladders = collect_ladders(report.path, (g.lead for g in d.detailed))
-    used = sum(len(part) for part in out)
-    written = 0
+    sections: list[str] = []
     for group in d.detailed:
         section = _group_section(group, ladders.get(group.lead.id), selection)
         if used + len(section) > BUDGET:
             break
-        out.append(section)
+        sections.append(section)
         used += len(section)
-        written += 1
-    left = len(d.groups) - written
+    out.append(_group_table(d, d.detailed[: len(sections)]))
+    out.extend(sections)
+    left = len(d.groups) - len(sections)
     if left:
         full = ["tcpdiag", "analyze", "-f", "json", report.path]
+        listed = (
+            "The table above lists them"
+            if len(d.groups) <= GROUP_TABLE_ROWS
+            else f"The table above lists the first {GROUP_TABLE_ROWS} groups"
+        )
         out.append(
             f"**{units.plural(left, 'more group')} of findings not detailed here** (--limit "
-            f"{selection.limit} and the length of a ticket). The table above lists them; the "
-            f"full report, every finding with its evidence, is the JSON one: "
-            f"{code_span(' '.join(full))}\n"
+            f"{selection.limit} and the length of a ticket). {listed}; the full report, every "
+            f"finding with its evidence, is the JSON one: {code_span(' '.join(full))}\n"
         )
     return "\n".join(out)
 
@@ -133,13 +138,14 @@ def _summary(d: Digest) -> str:
     return "\n".join(out) + "\n"
 
 
-def _group_table(d: Digest) -> str:
+def _group_table(d: Digest, linked: list[FindingGroup]) -> str:
+    """The groups (the first GROUP_TABLE_ROWS), those with a section below linked to it."""
     rows = []
     for group in d.groups[:GROUP_TABLE_ROWS]:
         lead = group.lead
         rows.append(
             [
-                f"[{lead.id}](#{group.anchor})" if group in d.detailed else lead.id,
+                f"[{lead.id}](#{group.anchor})" if group in linked else lead.id,
                 markdown_text(group.category),
                 table_cell(markdown_text(group.subject)),
                 f"{group.count:,}",
