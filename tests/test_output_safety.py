@@ -26,6 +26,11 @@ COMMANDS = [
     ["flows", "-f", "json"],
     ["flows", "-f", "csv"],
     ["flows", "-f", "markdown"],
+    ["analyze", "-f", "html"],
+    ["analyze", "-f", "jsonl"],
+    ["analyze", "-f", "csv"],
+    ["flows", "-f", "jsonl"],
+    ["flows", "-f", "zeek"],
 ]
 
 

@@ -48,6 +48,7 @@ _COLOURS = {
     "ignored_reset": "#7f7f7f", "injected_reset": "#000000",
 }  # fmt: skip
 TIMELINE_BINS = 80
+GROUP_TABLE_ROWS = 200  # rows of the groups table: a page, not a database
 
 
 def _text(value: object) -> str:
@@ -126,10 +127,13 @@ def capture_html(report: CaptureReport, selection: Selection) -> str:
                     sees_text(g.lead.client_sees, g.lead.impact),
                     sees_text(g.lead.server_sees, g.lead.impact),
                 ]
-                for g in d.groups
+                for g in d.groups[:GROUP_TABLE_ROWS]
             ],
         )
     )
+    if len(d.groups) > GROUP_TABLE_ROWS:
+        more = units.plural(len(d.groups) - GROUP_TABLE_ROWS, "more group")
+        out.append(f"<p>... and {_text(more)}: the JSON report lists every finding.</p>")
     ladders = collect_ladders(report.path, (g.lead for g in d.detailed))
     for group in d.detailed:
         out.append(_group(group, ladders.get(group.lead.id), selection))
