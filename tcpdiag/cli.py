@@ -492,10 +492,10 @@ def flows(
     echo = Selection(connection_filter=options.connection_filter)
     reporters: dict[str, Callable[[], Reporter]] = {
         FlowFormat.table: lambda: flows_table_reporter(selection=echo),
-        FlowFormat.json: flows_json_reporter,
+        FlowFormat.json: lambda: flows_json_reporter(echo),
         FlowFormat.csv: FlowsCsvReporter,
         FlowFormat.markdown: lambda: flows_table_reporter(markdown=True, selection=echo),
-        FlowFormat.jsonl: lambda: JsonLinesReporter(flows=True),
+        FlowFormat.jsonl: lambda: JsonLinesReporter(echo, flows=True),
         FlowFormat.zeek: ZeekConnLogReporter,
     }
     reporter = reporters[_output_format(output_format, output, FlowFormat)]()

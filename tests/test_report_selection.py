@@ -72,7 +72,7 @@ def test_exit_1_means_an_application_saw_an_error() -> None:
 
 
 def test_filters_are_echoed_and_a_filter_matching_nothing_says_so() -> None:
-    for fmt in ("table", "markdown", "html"):
+    for fmt in ("table", "markdown", "html", "json", "jsonl"):
         result = runner.invoke(app, ["analyze", "-f", fmt, "--port", "9", "--impact", "none",
                                      str(MIXED)])  # fmt: skip
         assert "--port 9" in result.stdout and "--impact none" in result.stdout, fmt

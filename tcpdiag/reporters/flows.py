@@ -79,7 +79,7 @@ def flows_table_reporter(
     return SectionReporter(lambda report: _section(report, markdown, filters))
 
 
-def flows_json_reporter() -> JsonReporter:
+def flows_json_reporter(selection: Selection | None = None) -> JsonReporter:
     return JsonReporter(
         "connections",
         lambda r: {
@@ -93,6 +93,7 @@ def flows_json_reporter() -> JsonReporter:
         },
         lambda r: (flow_dict(c) for c in r.connections),
         schema_version=SCHEMA_VERSION,
+        filters=(selection or Selection()).describe(),
     )
 
 

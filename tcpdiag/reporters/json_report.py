@@ -41,6 +41,7 @@ def json_reporter(selection: Selection | None = None) -> JsonReporter:
         lambda r: r.to_dict(findings=False),
         lambda r: (finding_dict(f) for f in r.findings if chosen.accepts(f)),
         schema_version=SCHEMA_VERSION,
+        filters=chosen.describe(),
     )
 
 

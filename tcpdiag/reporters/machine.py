@@ -38,7 +38,8 @@ class JsonLinesReporter:
         pass
 
     def write(self, report: CaptureReport, out: TextIO) -> None:
-        out.write(_line("capture", report.path, report.to_dict(findings=False)))
+        summary = {**report.to_dict(findings=False), "filters": self.selection.describe()}
+        out.write(_line("capture", report.path, summary))
         if self.flows:
             for flow in report.connections:
                 out.write(_line("flow", report.path, flow_dict(flow)))
