@@ -556,6 +556,7 @@ def list_rules(
         )
     )
 
+
 @app.command()
 def show(
     capture: Annotated[Path, typer.Argument(help="The capture file.", show_default=False)],
