@@ -835,7 +835,9 @@ class Connection:
             client_os=os_family(self.client.ttl),
             server_os=os_family(self.server.ttl),
         )
-        for item in self._rst_context(sender, receiver, event.sender_unanswered_bytes > 0):
+        # The receiver's last data was itself acknowledged (not beyond the RST's reach).
+        last_acked = 0 < unanswered == receiver.unanswered_bytes
+        for item in self._rst_context(sender, receiver, unanswered > 0, last_acked):
             _add_evidence(event, item)
         _add_evidence(event, Evidence(seg.frame, seg.time, what))
         pending = _PendingRst(event, sender, receiver, seg.src)
@@ -886,7 +888,7 @@ class Connection:
         return None
 
     def _rst_context(
-        self, sender: Endpoint, receiver: Endpoint, unanswered: bool
+        self, sender: Endpoint, receiver: Endpoint, unanswered: bool, last_acked: bool
     ) -> Iterator[Evidence]:
         """Frames that show what state the RST found: handshake, FINs, probes, unanswered data."""
         if receiver.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
@@ -903,13 +905,13 @@ class Connection:
         ):
             yield sender.last_data  # what the RST sender said last, before it reset
         last = receiver.last_data
-        if unanswered and last is not None:
+        if last_acked and last is not None:
             yield Evidence(
                 last.frame,
                 last.time,
                 last.what + f", acknowledged, never answered by {sender.role}",
             )
-        elif last is not None and receiver.state == TcpState.CLOSE_WAIT:
+        elif last is not None and (unanswered or receiver.state == TcpState.CLOSE_WAIT):
             yield last
         yield from sender.unanswered_probes[-3:]
 
