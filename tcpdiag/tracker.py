@@ -161,7 +161,7 @@ class Endpoint:
     # Mid-stream only: the last empty segment, to recognise keepalive probes whose SND.NXT the
     # capture never showed (the same sequence number again, the peer silent in between).
     last_empty: Evidence | None = None
-    last_empty_seq: int | None = None
+    last_empty_key: tuple[int, int | None] | None = None  # its (seq, ack)
     # The last data segment, or segment off the in-order path: (seq, ack, flags, length, IP ID),
     # to recognise the same packet captured twice (a retransmission gets a new IP ID).
     last_segment: tuple[int, int, int, int, int] | None = None
@@ -660,12 +660,12 @@ class Connection:
         SND.NXT; if that side was idle and probing, that is SND.NXT-1. An empty segment at the
         same number as the side's previous one, at least half a second later, with nothing from
         the peer in between, is the second of such probes: both were keepalives."""
-        previous, previous_seq = sender.last_empty, sender.last_empty_seq
+        previous, previous_key = sender.last_empty, sender.last_empty_key
         sender.last_empty = Evidence(seg.frame, seg.time, f"keepalive probe from {sender.role}")
-        sender.last_empty_seq = seg.seq
+        sender.last_empty_key = (seg.seq, seg.ack if seg.flags & ACK else None)
         if (
             previous is None
-            or previous_seq != seg.seq
+            or previous_key != sender.last_empty_key
             or seg.time - previous.time < 0.5
             or receiver.last_time > previous.time
             or (receiver.window == 0 and receiver.rcv_nxt is not None)
@@ -682,6 +682,15 @@ class Connection:
         if length == 0:
             return
         assert sender.snd_nxt is not None
+        if (
+            sender.syn is None
+            and sender.keepalive_probes
+            and seg.payload_len > 1
+            and seg.seq == seq_add(sender.snd_nxt, -1)
+        ):
+            # Data where the probes' SND.NXT-1 was: they were not probes after all, only empty
+            # segments repeated; that is SND.NXT (see _midstream_probe).
+            sender.snd_nxt = seg.seq
         start = seg.seq if not seg.flags & SYN else seq_add(seg.seq, 1)
         end = seq_add(start, length)
         sender.payload_bytes += seg.payload_len

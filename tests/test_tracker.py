@@ -448,3 +448,30 @@ def test_a_connection_closed_at_time_zero_retires() -> None:
     first = next(iter(FlowTable().track(counted())))
     assert first.ref.client == f"{conv.c.addr}:{conv.c.port}"
     assert consumed < len(cap.packets), "retired only at the end of the capture"
+
+
+def test_keepalive_expiry_without_the_handshake() -> None:
+    """A capture that starts while the connection idles: the probes (empty, same sequence number
+    each time, the peer silent) are recognised though SND.NXT was never seen, and the RST at
+    that number + 1 ends a keepalive timeout."""
+    cap = Capture()
+    conv = Conversation(cap, client=("10.0.0.1", 45000), server=("10.0.0.2", 8080))
+    for _ in range(3):
+        conv.send("c", ACK, advance=False, dt=1.0)
+    conv.c.seq += 1  # the probes were at SND.NXT-1
+    conv.rst("c", dt=1.0)
+    (finding,) = findings(cap)
+    assert finding.category == "keepalive_timeout"
+    assert finding.client_sees.errno == "ETIMEDOUT" and finding.server_sees.errno == "ECONNRESET"
+
+
+def test_repeated_empty_segments_then_data_are_not_probes() -> None:
+    cap = Capture()
+    conv = Conversation(cap, client=("10.0.0.1", 45000), server=("10.0.0.2", 8080))
+    conv.send("c", ACK, advance=False, dt=1.0)
+    conv.send("c", ACK, advance=False, dt=1.0)  # looks like a probe at SND.NXT-1 ...
+    conv.send("c", PSH | ACK, 500)  # ... but the data starts right there
+    conv.send("s", ACK)
+    (conn,) = track(cap)
+    assert conn.client.retransmissions == 0 and conn.client.bytes_sent == 500
+    assert findings(cap) == []
