@@ -18,7 +18,7 @@ from tcpdiag.flows import FlowRecord
 from tcpdiag.packets import Packet
 from tcpdiag.quality import CaptureQuality
 from tcpdiag.reader import CaptureError, CaptureReader
-from tcpdiag.scans import ScanDetector, ScanSummary
+from tcpdiag.scans import FloodSummary, ScanDetector, ScanSummary
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
 
@@ -48,6 +48,7 @@ class CaptureReport:
     evicted: int = 0  # connections retired early to keep memory bounded
     decode: dict[str, Any] = field(default_factory=dict)
     scans: list[ScanSummary] = field(default_factory=list)  # sources that probed many targets
+    floods: list[FloodSummary] = field(default_factory=list)  # targets many sources left half-open
     # Time of the earliest and latest decoded packet (epoch seconds); None without packets.
     first_time: float | None = None
     last_time: float | None = None
@@ -77,6 +78,7 @@ class CaptureReport:
             "error": self.error,
             "decode": dict(self.decode),
             "scans": [scan.to_dict() for scan in self.scans],
+            "floods": [flood.to_dict() for flood in self.floods],
             **({"findings": [f.to_dict() for f in self.findings]} if findings else {}),
         }
 
@@ -162,7 +164,7 @@ def analyze_capture(
             f"{report.path}: {table.evicted} connections retired early because more than "
             f"{table.max_live} were live at once (a flood?); their analysis may be incomplete"
         )
-    report.scans = scans.summaries()
+    report.scans, report.floods = scans.summaries(), scans.floods()
     report.truncated = reader.truncated
     report.warnings.extend(reader.warnings)
     report.warnings.extend(quality.warnings(report.path, table.connections_seen))
