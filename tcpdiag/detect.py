@@ -105,6 +105,7 @@ class RuleEngine:
             community_id=community_id,
             facts=facts,
             impact=impact,
+            conn_first_time=ref.first_time,
         )
 
 

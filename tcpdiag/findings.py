@@ -74,6 +74,7 @@ class Finding:
     # Did an application get an error because of this? "error_seen", "none" (nobody was told
     # anything), or "unknown" (the capture cannot tell).
     impact: str = "none"
+    conn_first_time: float | None = None  # the connection's first packet, for relative times
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape; key names are a stable interface (see README). Spelled out rather

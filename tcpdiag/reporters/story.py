@@ -133,10 +133,15 @@ def group_when(group: FindingGroup, selection: Selection) -> str:
 
 def evidence_lines(finding: Finding, ladder: Ladder | None) -> list[str]:
     """`+9 µs  frame 12: RST from server ...`: evidence times relative to the connection's first
-    packet (the ladder's, or the first evidence item's without one)."""
+    packet (the ladder's, else the one the finding records, else the first evidence item's)."""
     if not finding.evidence:
         return []
-    start = ladder.first_time if ladder else min(e.time for e in finding.evidence)
+    if ladder is not None:
+        start = ladder.first_time
+    elif finding.conn_first_time is not None:
+        start = finding.conn_first_time
+    else:
+        start = min(e.time for e in finding.evidence)
     return [
         f"{units.offset(e.time - start)}  frame {e.frame}: {e.what}" for e in finding.evidence[:12]
     ] + ([f"... {len(finding.evidence) - 12:,} more frames"] if len(finding.evidence) > 12 else [])

@@ -139,7 +139,7 @@ def _group(group: FindingGroup, selection: Selection) -> list[str]:
     if f.next_step:
         lines.append(_wrap(f"next: {f.next_step}"))
     evidence = "; ".join(story.evidence_lines(f, None)[:8])
-    lines.append(_wrap(f"evidence (times from the first evidence frame): {evidence}"))
+    lines.append(_wrap(f"evidence (times from the connection's first packet): {evidence}"))
     lines.append(_wrap(f"wireshark: {wireshark_filter(f)}"))
     if group.count > 1:
         others = ", ".join(s.id for s in group.samples[1:])
