@@ -23,23 +23,50 @@ from tcpdiag.tracker import TrackedConnection
 MIN_TARGETS = 10
 # A target is flooded once this many distinct sources left payload-less attempts on it.
 MIN_FLOOD_SOURCES = 100
-# Memory bounds: targets remembered per source, and sources followed at once.
-MAX_TARGETS_PER_SOURCE = 1 << 16
-MAX_SOURCES = 1 << 12
+# Memory bounds: distinct peers remembered per source or target, and sources or targets
+# followed at once.
+MAX_PEERS = 1 << 16
+MAX_TALLIES = 1 << 12
 SAMPLE_PORTS = 10
 
 
 @dataclass(slots=True)
-class _Source:
-    targets: set[tuple[str, int]] = field(default_factory=set)
-    targets_overflow: int = 0  # distinct targets beyond MAX_TARGETS_PER_SOURCE (approximate)
+class _Tally:
+    """The probes of one source (its distinct targets), or the attempts on one target (its
+    distinct sources), with what answered them."""
+
+    peers: set[Any] = field(default_factory=set)  # distinct (bounded) ...
+    peers_overflow: int = 0  # ... and those beyond MAX_PEERS (approximate)
     probes: int = 0
     open: int = 0  # answered with SYN-ACK
     closed: int = 0  # answered with RST
     unanswered: int = 0
-    source_ports: set[int] = field(default_factory=set)
+    source_ports: set[int] = field(default_factory=set)  # the first few only
     first_time: float = float("inf")
     last_time: float = float("-inf")
+
+    @property
+    def peer_count(self) -> int:
+        return len(self.peers) + self.peers_overflow
+
+    def count(self, conn: TrackedConnection, peer: Any) -> None:
+        if peer not in self.peers:
+            if len(self.peers) < MAX_PEERS:
+                self.peers.add(peer)
+            else:
+                self.peers_overflow += 1
+        self.probes += 1
+        server = conn.server
+        if server.isn is not None:
+            self.open += 1
+        elif server.packets:
+            self.closed += 1
+        else:
+            self.unanswered += 1
+        if len(self.source_ports) < 3:
+            self.source_ports.add(conn.client.port)
+        self.first_time = min(self.first_time, conn.ref.first_time)
+        self.last_time = max(self.last_time, conn.last_time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +111,6 @@ class ScanSummary:
         )
 
 
-@dataclass(slots=True)
-class _Target:
-    sources: set[str] = field(default_factory=set)
-    sources_overflow: int = 0
-    attempts: int = 0
-    half_open: int = 0  # the server answered SYN-ACK and the handshake never completed
-    refused: int = 0
-    unanswered: int = 0
-    first_time: float = float("inf")
-    last_time: float = float("-inf")
-
-
 @dataclass(frozen=True, slots=True)
 class FloodSummary:
     target: str  # "ip:port" that many sources left half-open
@@ -138,8 +153,8 @@ class FloodSummary:
 
 class ScanDetector:
     def __init__(self) -> None:
-        self._sources: dict[str, _Source] = {}
-        self._targets: dict[tuple[str, int], _Target] = {}
+        self._sources: dict[str, _Tally] = {}  # by client address: its targets
+        self._targets: dict[tuple[str, int], _Tally] = {}  # by server endpoint: its sources
 
     def observe(self, conn: TrackedConnection) -> None:
         client, server = conn.client, conn.server
@@ -147,84 +162,44 @@ class ScanDetector:
             return
         if client.syn is None:  # only connections whose SYN the capture shows are probes
             return
-        self._observe_target(conn)
-        source = self._sources.get(client.addr)
-        if source is None:
-            if len(self._sources) >= MAX_SOURCES:
-                return
-            source = self._sources[client.addr] = _Source()
-        target = (server.addr, server.port)
-        if target not in source.targets:
-            if len(source.targets) < MAX_TARGETS_PER_SOURCE:
-                source.targets.add(target)
-            else:
-                source.targets_overflow += 1
-        source.probes += 1
-        if server.isn is not None:
-            source.open += 1
-        elif server.packets:
-            source.closed += 1
-        else:
-            source.unanswered += 1
-        if len(source.source_ports) < 3:
-            source.source_ports.add(client.port)
-        source.first_time = min(source.first_time, conn.ref.first_time)
-        source.last_time = max(source.last_time, conn.last_time)
-
-    def _observe_target(self, conn: TrackedConnection) -> None:
-        client, server = conn.client, conn.server
-        key = (server.addr, server.port)
-        target = self._targets.get(key)
-        if target is None:
-            if len(self._targets) >= MAX_SOURCES:
-                return
-            target = self._targets[key] = _Target()
-        if client.addr not in target.sources:
-            if len(target.sources) < MAX_TARGETS_PER_SOURCE:
-                target.sources.add(client.addr)
-            else:
-                target.sources_overflow += 1
-        target.attempts += 1
-        if server.isn is not None:
-            target.half_open += 1
-        elif server.packets:
-            target.refused += 1
-        else:
-            target.unanswered += 1
-        target.first_time = min(target.first_time, conn.ref.first_time)
-        target.last_time = max(target.last_time, conn.last_time)
+        source = _tally(self._sources, client.addr)
+        if source is not None:
+            source.count(conn, (server.addr, server.port))
+        target = _tally(self._targets, (server.addr, server.port))
+        if target is not None:
+            target.count(conn, client.addr)
 
     def floods(self) -> list[FloodSummary]:
         out = [
             FloodSummary(
                 target=f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}",
-                attempts=t.attempts,
-                sources=len(t.sources) + t.sources_overflow,
-                half_open=t.half_open,
-                refused=t.refused,
+                attempts=t.probes,
+                sources=t.peer_count,
+                half_open=t.open,
+                refused=t.closed,
                 unanswered=t.unanswered,
                 first_time=t.first_time,
                 last_time=t.last_time,
             )
             for (addr, port), t in self._targets.items()
-            if len(t.sources) + t.sources_overflow >= MIN_FLOOD_SOURCES
+            if t.peer_count >= MIN_FLOOD_SOURCES
         ]
         return sorted(out, key=lambda f: (-f.attempts, f.first_time))
 
     def summaries(self) -> list[ScanSummary]:
         out = []
         for addr, source in self._sources.items():
-            targets = len(source.targets) + source.targets_overflow
-            if targets < MIN_TARGETS:
+            if source.peer_count < MIN_TARGETS:
                 continue
-            ordered = sorted(source.targets, key=lambda t: (t[1], t[0]))
+            targets: set[tuple[str, int]] = source.peers
+            ordered = sorted(targets, key=lambda t: (t[1], t[0]))
             out.append(
                 ScanSummary(
                     source=addr,
                     probes=source.probes,
-                    targets=targets,
-                    hosts=len({h for h, _ in source.targets}),
-                    ports=len({p for _, p in source.targets}),
+                    targets=source.peer_count,
+                    hosts=len({h for h, _ in targets}),
+                    ports=len({p for _, p in targets}),
                     open=source.open,
                     closed=source.closed,
                     unanswered=source.unanswered,
@@ -237,3 +212,11 @@ class ScanDetector:
                 )
             )
         return sorted(out, key=lambda s: (-s.probes, s.first_time))
+
+
+def _tally(tallies: dict[Any, _Tally], key: Any) -> _Tally | None:
+    """The tally for `key`, new if there is room (a flood of sources cannot exhaust memory)."""
+    tally = tallies.get(key)
+    if tally is None and len(tallies) < MAX_TALLIES:
+        tally = tallies[key] = _Tally()
+    return tally
