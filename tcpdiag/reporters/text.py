@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable
-from typing import TextIO
 
 from tabulate import tabulate
 
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.reporters import story, units
-from tcpdiag.reporters.base import render
+from tcpdiag.reporters.base import SectionReporter, render
 from tcpdiag.reporters.common import safe, safe_line, sees_line, sees_text, wireshark_filter
 from tcpdiag.reporters.digest import Digest, FindingGroup, digest
 from tcpdiag.reporters.selection import Selection
@@ -20,22 +19,12 @@ WIDTH = 100
 TABLE_ROWS = 60
 
 
-class TextReporter:
+class TextReporter(SectionReporter):
+    """The table report: each capture a section of its own."""
+
     def __init__(self, selection: Selection | None = None) -> None:
         self.selection = selection or Selection()
-        self._first = True
-
-    def start(self, out: TextIO) -> None:
-        self._first = True
-
-    def write(self, report: CaptureReport, out: TextIO) -> None:
-        if not self._first:
-            out.write("\n")
-        self._first = False
-        out.write(capture_text(report, self.selection))
-
-    def finish(self, out: TextIO) -> None:
-        pass
+        super().__init__(lambda report: capture_text(report, self.selection))
 
 
 def text_reporter(selection: Selection | None = None) -> TextReporter:
