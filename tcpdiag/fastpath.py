@@ -233,9 +233,11 @@ class FastPathTracker:
         if len(numbers) > 1 << 16:
             numbers.clear()
         ends: list[tuple[int, int]] = []
-        for src, sport, dst, dport in self.table.live_keys():
+        for src, sport, dst, dport, _tunnel in self.table.live_keys():
             if ":" in src:
                 continue  # IPv6: never in a group
+            # A tunnelled 4-tuple marks the untunnelled one live too: it goes the slow way,
+            # which is always correct.
             a = numbers.get(src) or numbers.setdefault(src, ipv4_int(src))
             b = numbers.get(dst) or numbers.setdefault(dst, ipv4_int(dst))
             ends.append(((a << 16) | sport, (b << 16) | dport))
