@@ -122,9 +122,7 @@ class DecodeStats:
     def not_decoded(self) -> int:
         """Frames that may have held TCP but could not be read: the diagnosis cannot see them."""
         return (
-            self.undecodable
-            + sum(self.unknown_linktypes.values())
-            + sum(self.unsupported.values())
+            self.undecodable + sum(self.unknown_linktypes.values()) + sum(self.unsupported.values())
         )
 
 

@@ -2,7 +2,8 @@
 
 For every sample capture, each frame tcpdiag decodes must be the frame Wireshark numbers the same
 way, with the same addresses, ports, raw sequence and acknowledgement numbers, flags, payload
-length, TTL and time; ICMP errors must quote the same TCP ports.
+length, TTL and time (of the innermost IP/TCP in tunnelled frames); ICMP errors must quote the
+same TCP ports.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def wireshark_view(path: Path) -> dict[int, tuple]:
                 continue
             if not hasattr(pkt, "tcp"):
                 continue
+            # Inside tunnels the segment's own IP header is the innermost one.
+            ip = [layer for layer in pkt.layers if layer.layer_name in ("ip", "ipv6")][-1]
+            ttl = int(ip.ttl) if ip.layer_name == "ip" else int(ip.hlim)
             tcp = pkt.tcp
             view[number] = (
                 "tcp",
