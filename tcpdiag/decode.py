@@ -130,7 +130,7 @@ def _ip4_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET, raw)
 
 
-def _ip6_text(raw: bytes) -> str:
+def ip6_text(raw: bytes) -> str:
     """RFC 5952 text, the same on every Python version and platform.
 
     inet_ntop agrees with ipaddress except for addresses with 80 zero bits in front: it writes
@@ -458,7 +458,7 @@ class Decoder:
         if text is None:
             if len(self._addrs) >= _ADDR_CACHE_MAX:
                 self._addrs.clear()
-            text = self._addrs[raw] = _ip4_text(raw) if len(raw) == 4 else _ip6_text(raw)
+            text = self._addrs[raw] = _ip4_text(raw) if len(raw) == 4 else ip6_text(raw)
         return text
 
     def _ip4(

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpdiag.decode import Decoder, DecodeStats, _ip6_text
+from tcpdiag.decode import Decoder, DecodeStats
+from tcpdiag.decode import ip6_text as _ip6_text
 from tcpdiag.packets import ACK, PSH, RST, SYN, IcmpError, QuotedTcp, SynOptions, TcpSegment
 from tcpdiag.reader import CaptureReader, RawFrame
 
