@@ -388,6 +388,142 @@ def tunnel_text(tunnel: str) -> str:
     return f"a TAP device and this script's GRE endpoint, key {GRE_KEY}, type 0x6558"
 
 
+# --------------------------------------------------------------------------------------------
+# Crafted encapsulations: the kernel samples' packets, re-wrapped
+# --------------------------------------------------------------------------------------------
+
+# name -> (kernel sample whose packets are wrapped, encapsulation)
+CRAFTED = {
+    "crafted_mpls_refused": ("refused_no_listener", "mpls"),
+    "crafted_pppoe_peer_reset_linger0": ("peer_reset_linger0", "pppoe"),
+    "crafted_erspan2_peer_reset_linger0": ("peer_reset_linger0", "erspan2"),
+    "crafted_ipip_refused": ("refused_no_listener", "ipip"),
+    "crafted_6in4_refused_ipv6": ("refused_ipv6", "6in4"),
+    "crafted_teredo_refused_ipv6": ("refused_ipv6", "teredo"),
+    "crafted_gre_icmp_port_unreachable_syn": ("icmp_port_unreachable_syn", "gre"),
+    "crafted_vxlan_two_tenants": ("vxlan_peer_reset_linger0", "second_tenant"),
+}
+OUTER = ("198.51.100.1", "198.51.100.2")  # the crafted tunnels' endpoints (documentation net)
+# The second tenant's copy lags by more than tcpdiag's RST-burst window (10 ms): the tracker
+# tells hosts apart by address alone there, and two tenants' equal addresses resetting in the
+# same instant would look like one host killing its sockets (local_abort).
+TENANT_DELAY = 1.0
+MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+
+
+def ipv4(src: str, dst: str, proto: int, payload: bytes, ident: int) -> bytes:
+    import dpkt
+
+    header = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0x4000, 64, proto, 0,
+        socket.inet_aton(src), socket.inet_aton(dst),
+    )  # fmt: skip
+    checksum = dpkt.in_cksum(header)
+    return header[:10] + struct.pack("!H", checksum) + header[12:] + payload
+
+
+def ethernet(ethertype: int, payload: bytes, forward: bool) -> bytes:
+    dst, src = (MAC_B, MAC_A) if forward else (MAC_A, MAC_B)
+    return dst + src + struct.pack("!H", ethertype) + payload
+
+
+def wrap(kind: str, frame: bytes, ip: bytes, forward: bool, n: int) -> bytes:
+    """One crafted frame: the kernel's IP packet `ip` (from Ethernet `frame`) encapsulated."""
+    src, dst = OUTER if forward else OUTER[::-1]
+    if kind == "mpls":
+        # Labels differ per direction, as on a real LSP; bottom-of-stack bit on the second.
+        top, bottom = (16, 1001) if forward else (17, 2002)
+        stack = struct.pack("!II", top << 12 | 64, bottom << 12 | 0x100 | 64)
+        return ethernet(0x8847, stack + ip, forward)
+    if kind == "pppoe":
+        ppp = struct.pack("!H", 0x0021) + ip
+        return ethernet(0x8864, struct.pack("!BBHH", 0x11, 0, 0x002A, len(ppp)) + ppp, forward)
+    if kind == "erspan2":
+        # GRE with sequence number, type 0x88BE; ERSPAN II: version 1, VLAN 0, session 5.
+        gre = struct.pack("!HHI", 0x1000, 0x88BE, n)
+        span = struct.pack("!HHI", 0x1000, 5, 0)
+        return ethernet(0x0800, ipv4(src, dst, 47, gre + span + frame, n), True)
+    if kind == "ipip":
+        return ethernet(0x0800, ipv4(src, dst, 4, ip, n), forward)
+    if kind == "6in4":
+        return ethernet(0x0800, ipv4(src, dst, 41, ip, n), forward)
+    if kind == "teredo":
+        ports = (40001, 3544) if forward else (3544, 40001)
+        udp = struct.pack("!HHHH", *ports, 8 + len(ip), 0)
+        return ethernet(0x0800, ipv4(src, dst, 17, udp + ip, n), forward)
+    if kind == "gre":
+        return ethernet(0x0800, ipv4(src, dst, 47, struct.pack("!HH", 0, 0x0800) + ip, n), forward)
+    raise ValueError(kind)
+
+
+def second_tenant(frame: bytes) -> bytes:
+    """The same VXLAN frame in VNI 4243 (another tenant with the same inner 4-tuple)."""
+    vni_at = 14 + 20 + 8 + 4
+    return frame[:vni_at] + struct.pack("!I", (VNI + 1) << 8)[:3] + frame[vni_at + 3 :]
+
+
+def make_crafted(name: str, out: Path) -> None:
+    import dpkt
+
+    source, kind = CRAFTED[name]
+    with open(DEFAULT_OUT / f"{source}.pcap", "rb") as f:
+        records = list(dpkt.pcap.Reader(f))
+    frames: list[tuple[float, bytes]] = []
+    for n, (ts, frame) in enumerate(records, 1):
+        if kind == "second_tenant":
+            frames.append((ts, frame))
+            frames.append((ts + TENANT_DELAY, second_tenant(frame)))
+            continue
+        ip = frame[14:]
+        # On loopback both ends share an address: the direction is the client port's.
+        forward = _from_client(ip, records[0][1][14:])
+        frames.append((ts, wrap(kind, frame, ip, forward, n)))
+    if kind == "second_tenant":
+        frames.sort(key=lambda item: item[0])
+    pcap = out / f"{name}.pcap"
+    with open(pcap, "wb") as f:
+        writer = dpkt.pcap.Writer(f, snaplen=262144, linktype=dpkt.pcap.DLT_EN10MB)
+        for ts, frame in frames:
+            writer.writepkt(frame, ts)
+    expected = json.loads((DEFAULT_OUT / f"{source}.expected.json").read_text())
+    findings, zeek = expected["findings"], expected["zeek_flows"]
+    if kind == "second_tenant":
+        findings, zeek = findings * 2, zeek * 2
+    what = (
+        f"a second VXLAN tenant (VNI 4243) with the same inner 4-tuple, {TENANT_DELAY} s behind"
+        if kind == "second_tenant"
+        else f"re-wrapped in {kind} by this script (outer {OUTER[0]}<->{OUTER[1]} where IP)"
+    )
+    crafted = {
+        "scenario": name,
+        "description": f"The packets of the kernel sample {source}, {what}. " + expected[
+            "description"
+        ],
+        "source": "kernel+crafted-encapsulation",
+        "untunnelled": expected.get("untunnelled", source),
+        "findings": findings,
+        "observed": expected["observed"],
+        "kernel": expected["kernel"],
+        "capture": {"iface": f"crafted from {source}.pcap", "snaplen": 262144, "linktype": 1},
+        "zeek_flows": zeek,
+    }
+    (out / f"{name}.expected.json").write_text(json.dumps(crafted, indent=2) + "\n")
+    print(f"{name}: {pcap} ({pcap.stat().st_size} bytes)")
+
+
+def _from_client(ip: bytes, first: bytes) -> bool:
+    """Whether IP packet `ip` goes the way the capture's first packet (the SYN) went: same
+    source port (IPv4 or IPv6, no options or extension headers in these samples; for an ICMP
+    error, which is sent towards the client, False)."""
+    def sport(packet: bytes) -> tuple[int, int]:
+        if packet[0] >> 4 == 4:
+            return packet[9], struct.unpack_from("!H", packet, (packet[0] & 0x0F) * 4)[0]
+        return packet[6], struct.unpack_from("!H", packet, 40)[0]
+
+    proto, port = sport(ip)
+    return proto in (6,) and port == sport(first)[1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("scenarios", nargs="*")
@@ -397,13 +533,19 @@ def main() -> int:
     args = parser.parse_args()
     kernel = [f"{t}_{f}" for t in TUNNELS for f in FAILURES]
     if args.list:
-        print("\n".join(kernel))
+        print("\n".join(kernel + list(CRAFTED)))
         return 0
-    wanted = args.scenarios or kernel
-    unknown = sorted(set(wanted) - set(kernel))
+    wanted = args.scenarios or kernel + list(CRAFTED)
+    unknown = sorted(set(wanted) - set(kernel) - set(CRAFTED))
     if unknown:
         print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in [w for w in wanted if w in CRAFTED]:
+        make_crafted(name, args.out)
+    wanted = [w for w in wanted if w not in CRAFTED]
+    if not wanted:
+        return 0
     if os.geteuid() != 0:
         print("kernel scenarios need root (network namespaces, tcpdump)", file=sys.stderr)
         return 2

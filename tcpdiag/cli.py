@@ -133,6 +133,37 @@ ZeekSplitOption = Annotated[
 ]
 
 
+class Engine(StrEnum):
+    native = "native"
+    pyshark = "pyshark"
+    auto = "auto"
+
+
+EngineOption = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="native: tcpdiag's own decoder (fast); pyshark: Wireshark's dissectors through "
+        "tshark (every link type and encapsulation Wireshark knows; slower); auto: native, "
+        "and tshark for a file whose frames it mostly cannot decode (said in the report).",
+    ),
+]
+VxlanPortOption = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--vxlan-port",
+        min=1,
+        max=65535,
+        help="Also read this UDP port as VXLAN (4789 always is; e.g. 8472, Linux's old "
+        "default; repeatable).",
+    ),
+]
+
+
+def _vxlan_ports(ports: list[int] | None) -> frozenset[int]:
+    return frozenset((4789, *(ports or ())))
+
+
 MaxConnectionsOption = Annotated[
     int,
     typer.Option(
@@ -231,6 +262,8 @@ def analyze(
     net: NetOption = None,
     zeek_split: ZeekSplitOption = False,
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
+    engine: EngineOption = Engine.auto,
+    vxlan_port: VxlanPortOption = None,
     rules_dir: RulesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -253,6 +286,8 @@ def analyze(
         connection_filter=_filter(host, port, net),
         zeek_split=zeek_split,
         max_connections=max_connections,
+        engine=engine.value,
+        vxlan_ports=_vxlan_ports(vxlan_port),
     )
     reporters: dict[OutputFormat, Callable[[], Reporter]] = {
         OutputFormat.table: text_reporter,
@@ -295,6 +330,8 @@ def flows(
     net: NetOption = None,
     zeek_split: ZeekSplitOption = False,
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
+    engine: EngineOption = Engine.auto,
+    vxlan_port: VxlanPortOption = None,
     rules_dir: RulesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -315,6 +352,8 @@ def flows(
         keep_flows=True,
         zeek_split=zeek_split,
         max_connections=max_connections,
+        engine=engine.value,
+        vxlan_ports=_vxlan_ports(vxlan_port),
     )
     reporters: dict[FlowFormat, Callable[[], Reporter]] = {
         FlowFormat.table: flows_table_reporter,
