@@ -28,10 +28,10 @@ sockets are closed. Both namespaces are deleted at the end, whatever happens.
 The failures are those of `refused_no_listener` and `peer_reset_linger0` (samples/README.md):
 a correct analyser reports the same findings on the tunnelled capture as on the untunnelled one.
 
-Crafted scenarios (`crafted_*`): encapsulations the kernel does not make on demand (MPLS,
-PPPoE, ERSPAN II, IP-in-IP, Teredo, two VXLAN tenants with the same inner 4-tuple) are made by
-re-wrapping the packets of the committed kernel samples with dpkt, so their TCP is still the
-kernel's.
+Crafted scenarios (`crafted_*`, written to `crafted/` under --out): encapsulations the kernel
+does not make on demand (MPLS, PPPoE, ERSPAN II, IP-in-IP, 6in4, Teredo, an ICMP error in GRE,
+two VXLAN tenants with the same inner 4-tuple) are made by re-wrapping the packets of the
+committed kernel samples with dpkt, so their TCP is still the kernel's.
 """
 
 from __future__ import annotations
@@ -480,6 +480,8 @@ def make_crafted(name: str, out: Path) -> None:
         frames.append((ts, wrap(kind, frame, ip, forward, n)))
     if kind == "second_tenant":
         frames.sort(key=lambda item: item[0])
+    out = out / "crafted"
+    out.mkdir(exist_ok=True)
     pcap = out / f"{name}.pcap"
     with open(pcap, "wb") as f:
         writer = dpkt.pcap.Writer(f, snaplen=262144, linktype=dpkt.pcap.DLT_EN10MB)

@@ -28,7 +28,11 @@ from tcpdiag.tshark_engine import TsharkDecoder
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 DATA = ROOT / "tests" / "data"
-CAPTURES = sorted(SAMPLES.glob("*.pcap")) + sorted(DATA.glob("decode_*.pcap*"))
+CAPTURES = [
+    *sorted(SAMPLES.glob("*.pcap")),
+    *sorted(SAMPLES.glob("crafted/*.pcap")),
+    *sorted(DATA.glob("decode_*.pcap*")),
+]
 ENGINE = RuleEngine(load_rules())
 
 if shutil.which("tshark") is None:
@@ -73,7 +77,7 @@ def test_both_engines_decode_the_same_records_and_find_the_same(path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    "name", ["vxlan_peer_reset_linger0", "crafted_gre_icmp_port_unreachable_syn", "mixed"]
+    "name", ["vxlan_peer_reset_linger0", "crafted/crafted_gre_icmp_port_unreachable_syn", "mixed"]
 )
 def test_analyze_with_the_pyshark_engine(name: str) -> None:
     path = SAMPLES / f"{name}.pcap"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -25,11 +26,12 @@ from tcpdiag.rules import load_rules
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 ENGINE = RuleEngine(load_rules())
 NATIVE = AnalysisOptions(engine="native")
-TUNNELLED = sorted(
-    p.name.removesuffix(".expected.json")
-    for p in SAMPLES.glob("*.expected.json")
+# Kernel tunnel samples in samples/, crafted encapsulations in samples/crafted/.
+TUNNELLED = {
+    p.name.removesuffix(".expected.json"): p.parent
+    for p in [*SAMPLES.glob("*.expected.json"), *SAMPLES.glob("crafted/*.expected.json")]
     if "untunnelled" in json.loads(p.read_text())
-)
+}
 
 
 def shape(path: Path, options: AnalysisOptions = NATIVE) -> list[tuple[object, ...]]:
@@ -59,10 +61,13 @@ def test_every_kind_of_tunnel_has_samples() -> None:
     assert crafted == {n.split("_")[1] for n in TUNNELLED if n.startswith("crafted_")}
 
 
-@pytest.mark.parametrize("name", TUNNELLED)
+@pytest.mark.parametrize("name", sorted(TUNNELLED))
 def test_tunnelled_failure_is_diagnosed_like_the_untunnelled_one(name: str) -> None:
-    expected = json.loads((SAMPLES / f"{name}.expected.json").read_text())
-    tunnelled = shape(SAMPLES / f"{name}.pcap")
+    expected = json.loads((TUNNELLED[name] / f"{name}.expected.json").read_text())
+    report = analyze_capture(TUNNELLED[name] / f"{name}.pcap", ENGINE, NATIVE)
+    want = Counter((f["category"], f["client"], f["server"]) for f in expected["findings"])
+    assert Counter((f.category, f.client, f.server) for f in report.findings) == want
+    tunnelled = shape(TUNNELLED[name] / f"{name}.pcap")
     plain = shape(SAMPLES / f"{expected['untunnelled']}.pcap")
     assert tunnelled, "no finding inside the tunnel"
     if name == "crafted_vxlan_two_tenants":
@@ -70,16 +75,16 @@ def test_tunnelled_failure_is_diagnosed_like_the_untunnelled_one(name: str) -> N
     assert tunnelled == plain
 
 
-@pytest.mark.parametrize("name", TUNNELLED)
+@pytest.mark.parametrize("name", sorted(TUNNELLED))
 def test_fast_path_and_reference_path_agree_in_tunnels(name: str) -> None:
     slow = AnalysisOptions(engine="native", fast_path=False)
-    assert shape(SAMPLES / f"{name}.pcap") == shape(SAMPLES / f"{name}.pcap", slow)
+    assert shape(TUNNELLED[name] / f"{name}.pcap") == shape(TUNNELLED[name] / f"{name}.pcap", slow)
 
 
-@pytest.mark.parametrize("name", TUNNELLED)
+@pytest.mark.parametrize("name", sorted(TUNNELLED))
 def test_every_tunnelled_segment_carries_its_tunnel(name: str) -> None:
     decoder = Decoder()
-    records = frames_of(SAMPLES / f"{name}.pcap", decoder)
+    records = frames_of(TUNNELLED[name] / f"{name}.pcap", decoder)
     check_stats_add_up(decoder.stats)
     assert decoder.stats.not_decoded == 0
     contexts = {r.tunnel for r in records}
@@ -93,7 +98,7 @@ def test_every_tunnelled_segment_carries_its_tunnel(name: str) -> None:
 
 
 def test_two_tenants_with_the_same_inner_four_tuple_are_two_connections() -> None:
-    path = SAMPLES / "crafted_vxlan_two_tenants.pcap"
+    path = SAMPLES / "crafted" / "crafted_vxlan_two_tenants.pcap"
     report = analyze_capture(path, ENGINE, AnalysisOptions(engine="native", keep_flows=True))
     assert report.flows == 2
     assert len({(c.client, c.server) for c in report.connections}) == 1

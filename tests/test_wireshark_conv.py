@@ -37,7 +37,7 @@ from tcpdiag.packets import RST, TcpSegment
 from tcpdiag.reader import CaptureReader
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-CAPTURES = sorted(SAMPLES.glob("*.pcap"))
+CAPTURES = sorted(SAMPLES.glob("*.pcap")) + sorted(SAMPLES.glob("crafted/*.pcap"))
 TWO_TENANTS = "crafted_vxlan_two_tenants.pcap"
 
 if shutil.which("tshark") is None:
