@@ -118,6 +118,14 @@ class DecodeStats:
     # Frames per tunnel context (tcpdiag.tunnels), up to _MAX_CONTEXTS names.
     tunnels: dict[str, int] = field(default_factory=dict)
 
+    def count_tunnel(self, context: str) -> None:
+        """One more frame in this tunnel context (the names are bounded, not the count)."""
+        counts = self.tunnels
+        if context in counts or len(counts) < _MAX_CONTEXTS:
+            counts[context] = counts.get(context, 0) + 1
+        else:
+            counts["(other tunnels)"] = counts.get("(other tunnels)", 0) + 1
+
     @property
     def not_decoded(self) -> int:
         """Frames that may have held TCP but could not be read: the diagnosis cannot see them."""
@@ -439,11 +447,7 @@ class Decoder:
         )
 
     def _context(self, context: str) -> str:
-        counts = self.stats.tunnels
-        if context in counts or len(counts) < _MAX_CONTEXTS:
-            counts[context] = counts.get(context, 0) + 1
-        else:
-            counts["(other tunnels)"] = counts.get("(other tunnels)", 0) + 1
+        self.stats.count_tunnel(context)
         return context
 
     def _unsupported(self, name: str) -> _Skip:

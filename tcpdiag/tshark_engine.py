@@ -434,6 +434,5 @@ class TsharkDecoder:
         counts[kind] = counts.get(kind, 0) + 1
 
     def _context(self, context: str) -> str:
-        counts = self.stats.tunnels
-        counts[context] = counts.get(context, 0) + 1
+        self.stats.count_tunnel(context)
         return context

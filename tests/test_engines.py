@@ -144,3 +144,22 @@ def test_a_file_tshark_cannot_read_is_an_error_not_a_traceback(tmp_path: Path) -
     report = analyze_capture(path, ENGINE, AnalysisOptions(engine="pyshark"))
     assert report.error is not None
     assert "\n" not in report.error
+
+
+def test_the_command_line_says_tshark_is_missing_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from tcpdiag.cli import app
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    result = CliRunner().invoke(
+        app, ["analyze", "--engine", "pyshark", str(SAMPLES / "refused_no_listener.pcap")]
+    )
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("tcpdiag: error")]
+    assert len(errors) == 1
+    assert "tshark not found" in errors[0] and "apt install tshark" in errors[0]
+    assert "Traceback" not in result.output
