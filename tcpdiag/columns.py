@@ -2,9 +2,11 @@
 
 The common frame of a large capture is IPv4 TCP on Ethernet, Linux cooked (SLL, SLL2) or raw IP,
 without VLAN tags, fragments or TSO. Such frames are decoded with array operations at computed
-offsets, with no Python object per frame. Every other frame (IPv6, VLAN, ICMP, anything odd or
-damaged) goes through `Decoder`, one by one, so the two paths decode the same frame to the same
-fields and count it in the same `DecodeStats` bucket.
+offsets, with no Python object per frame; so is IPv4 TCP in VXLAN over Ethernet/IPv4 without
+options, whose layout is just as fixed (the inner IPv4 header 64 bytes in). Every other frame
+(IPv6, VLAN, ICMP, other tunnels, anything odd or damaged) goes through `Decoder`, one by one,
+so the two paths decode the same frame to the same fields and count it in the same
+`DecodeStats` bucket.
 
 The result is `Columns`: one row per decoded packet (what `Decoder.decode` would not have
 returned None for), in frame order. Rows the arrays cannot describe carry their `Packet` in
@@ -20,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tcpdiag import tunnels
 from tcpdiag.decode import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
@@ -74,6 +77,11 @@ class Columns:
     window_scale: npt.NDArray[np.int16]
     sack_permitted: Bools
     timestamps: Bools
+    # Tunnel context of each row, as an index into `tunnel_names` (0: no tunnel). The names and
+    # their index are the ColumnDecoder's, shared by all its Columns and only ever appended to.
+    tunnel: npt.NDArray[np.int32]
+    tunnel_names: list[str]
+    tunnel_ids: dict[str, int]
     # Rows that are not simple, in order (found once, on the first call of `packets`).
     _other_rows: I64 | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -87,18 +95,24 @@ class Columns:
         if len(parts) == 1:
             return parts[0]
         others = [p for part in parts for p in part.others]
+        names, ids = parts[0].tunnel_names, parts[0].tunnel_ids
         arrays = {}
         for name in _ARRAYS:
             arrays[name] = np.concatenate([getattr(part, name) for part in parts])
             for part in parts:
                 setattr(part, name, np.empty(0, arrays[name].dtype))
-        return Columns(**arrays, others=others)
+        return Columns(**arrays, others=others, tunnel_names=names, tunnel_ids=ids)
 
     def tail(self, start: int) -> Columns:
         """Rows from `start` on, as a copy that does not keep the rest alive."""
         skipped = int(np.count_nonzero(~self.simple[:start]))
         arrays = {name: getattr(self, name)[start:].copy() for name in _ARRAYS}
-        return Columns(**arrays, others=self.others[skipped:])
+        return Columns(
+            **arrays,
+            others=self.others[skipped:],
+            tunnel_names=self.tunnel_names,
+            tunnel_ids=self.tunnel_ids,
+        )
 
     def packets(self, rows: I64, addr_text: dict[int, str]) -> list[Packet]:
         """The Packet records of these rows, exactly as Decoder would have made them.
@@ -116,6 +130,10 @@ class Columns:
                 objects[k] = self.others[rank]
         src, dst = self.src[rows].tolist(), self.dst[rows].tolist()
         flags = self.flags[rows].tolist()
+        tunnel = self.tunnel[rows]
+        names = self.tunnel_names
+        # Per row, its context text; plain rows (the usual case) share one list of "".
+        contexts = [names[t] for t in tunnel.tolist()] if tunnel.any() else [""] * len(rows)
         fields = zip(
             self.number[rows].tolist(),
             self.time[rows].tolist(),
@@ -152,6 +170,7 @@ class Columns:
                     4,
                     ip_id,
                     options,
+                    contexts[k],
                 )
             out.append(packet)
         return out
@@ -185,6 +204,7 @@ _ARRAYS = (
     "window_scale",
     "sack_permitted",
     "timestamps",
+    "tunnel",
 )
 
 
@@ -204,6 +224,16 @@ class ColumnDecoder:
 
     def __init__(self, decoder: Decoder | None = None) -> None:
         self.decoder = decoder or Decoder()
+        self.tunnel_names: list[str] = [""]
+        self.tunnel_ids: dict[str, int] = {"": 0}
+        self._vxlan_ports = np.array(sorted(self.decoder.vxlan_ports), np.int64)
+
+    def _tunnel_id(self, context: str) -> int:
+        found = self.tunnel_ids.get(context)
+        if found is None:
+            found = self.tunnel_ids[context] = len(self.tunnel_names)
+            self.tunnel_names.append(context)
+        return found
 
     def decode(self, chunk: PcapChunk | list[RawFrame]) -> Columns:
         if isinstance(chunk, PcapChunk):
@@ -274,6 +304,11 @@ class ColumnDecoder:
                 these &= _u16(data, _clip(starts + type_at, data, 2)) == 0x0800
             ip[these] = starts[these] + ip_at
             ok |= these
+        vxlan = None
+        if LINKTYPE_ETHERNET in kinds and len(data) >= _VXLAN_IP + 40:
+            vxlan = self._vxlan(data, starts, caplen, linktypes)
+            ip[vxlan] = starts[vxlan] + _VXLAN_IP
+            ok |= vxlan
         # The 20 bytes of the fixed IPv4 header and of the TCP header of every frame, as rows
         # of two small matrices: one gather each instead of one per field.
         iph = _block(data, ip)
@@ -292,6 +327,10 @@ class ColumnDecoder:
         ok &= (doff >= 20) & (payload_len >= 0)
 
         rows = np.flatnonzero(ok)
+        tunnel = np.zeros(len(starts), np.int32)
+        if vxlan is not None and vxlan.any():
+            in_vxlan = np.flatnonzero(ok & vxlan)
+            tunnel[in_vxlan] = self._vxlan_contexts(data, starts[in_vxlan])
         decoder = self.decoder
         stats = decoder.stats
         # Everything else, one by one and in order, through the reference decoder.
@@ -325,9 +364,11 @@ class ColumnDecoder:
         options = _syn_options(data, options_at, options_end)
         src, dst = _be(iph, 12, 4), _be(iph, 16, 4)
         sport, dport = _be(tcph, 0, 2), _be(tcph, 2, 2)
+        tunnel = tunnel[order]
         # Rows decoded by Decoder: their 4-tuple goes into the columns when it is an IPv4 TCP
         # one (so their connection is recognised), else zeros.
         for row, packet in zip(np.flatnonzero(~simple).tolist(), kept_packets, strict=True):
+            tunnel[row] = self._tunnel_id(packet.tunnel) if packet.tunnel else 0
             if type(packet) is TcpSegment and packet.ip_version == 4:
                 src[row] = ipv4_int(packet.src)
                 dst[row] = ipv4_int(packet.dst)
@@ -355,18 +396,69 @@ class ColumnDecoder:
             window_scale=options[1],
             sack_permitted=options[2],
             timestamps=options[3],
+            tunnel=tunnel,
+            tunnel_names=self.tunnel_names,
+            tunnel_ids=self.tunnel_ids,
         )
 
+    def _vxlan(self, data: U8, starts: I64, caplen: I64, linktypes: I64) -> Bools:
+        """The Ethernet frames in VXLAN over IPv4 without options (not a later fragment) whose
+        inner Ethernet frame carries IPv4 (no tags): their inner IPv4 header is at _VXLAN_IP."""
+        these = (linktypes == LINKTYPE_ETHERNET) & (caplen >= _VXLAN_IP + 40)
+        at = _clip(starts, data, _VXLAN_IP)
+        these &= _u16(data, at + 12) == 0x0800
+        these &= data[at + 14] == 0x45
+        these &= (_u16(data, at + 20) & 0x1FFF) == 0
+        these &= data[at + 23] == 17
+        these &= _u16(data, at + 16) >= 20  # outer total length; Decoder rejects less
+        these &= np.isin(_u16(data, at + 36), self._vxlan_ports)
+        these &= _u16(data, at + 62) == 0x0800
+        return these
 
-def quoted_ipv4_key(packet: Packet) -> tuple[int, int, int, int] | None:
-    """The IPv4 4-tuple an ICMP error quotes, as integers (src, sport, dst, dport)."""
+    def _vxlan_contexts(self, data: U8, starts: I64) -> npt.NDArray[np.int32]:
+        """The tunnel ids of these VXLAN frames, each counted in the stats as Decoder counts
+        it (a capture has few distinct tunnels: one name is made per tunnel, not per frame)."""
+        outer = _block(data, starts + 26, 8)
+        a, b = _be(outer, 0, 4), _be(outer, 4, 4)
+        vni = _be(_block(data, starts + 46, 4), 0, 4) >> 8
+        triples, inverse, counts = np.unique(
+            np.stack([np.minimum(a, b), np.maximum(a, b), vni], axis=1),
+            axis=0,
+            return_inverse=True,
+            return_counts=True,
+        )
+        stats = self.decoder.stats
+        ids = []
+        for (lo, hi, v), n in zip(triples.tolist(), counts.tolist(), strict=True):
+            context = tunnels.context_text(
+                "", tunnels.VXLAN, _ipv4_text(lo), _ipv4_text(hi), f"vni {v}"
+            )
+            stats.count_tunnel(context, n)
+            ids.append(self._tunnel_id(context))
+        kinds = stats.encapsulations
+        kinds[tunnels.VXLAN] = kinds.get(tunnels.VXLAN, 0) + len(starts)
+        return np.array(ids, np.int32)[inverse.reshape(-1)]
+
+
+def quoted_ipv4_key(
+    packet: Packet, tunnel_ids: dict[str, int]
+) -> tuple[int, int, int, int, int] | None:
+    """The IPv4 4-tuple an ICMP error quotes, as integers (src, sport, dst, dport), and the
+    tunnel id (Columns.tunnel) of the ICMP error."""
     if type(packet) is IcmpError and packet.quoted is not None and packet.ip_version == 4:
         q = packet.quoted
-        return ipv4_int(q.src), q.sport, ipv4_int(q.dst), q.dport
+        tunnel = tunnel_ids.get(packet.tunnel, -1)
+        return ipv4_int(q.src), q.sport, ipv4_int(q.dst), q.dport, tunnel
     return None
 
 
+def _ipv4_text(addr: int) -> str:
+    return socket.inet_ntoa(addr.to_bytes(4, "big"))
+
+
 _READ = 20  # the widest read at one offset (_block)
+# Where the inner IPv4 header of IPv4/UDP/VXLAN/Ethernet/IPv4 starts in an Ethernet frame.
+_VXLAN_IP = 14 + 20 + 8 + 8 + 14
 
 
 def _byte_array(raw: bytes) -> U8:

@@ -118,13 +118,12 @@ class DecodeStats:
     # Frames per tunnel context (tcpdiag.tunnels), up to _MAX_CONTEXTS names.
     tunnels: dict[str, int] = field(default_factory=dict)
 
-    def count_tunnel(self, context: str) -> None:
-        """One more frame in this tunnel context (the names are bounded, not the count)."""
+    def count_tunnel(self, context: str, frames: int = 1) -> None:
+        """More frames in this tunnel context (the names are bounded, not the count)."""
         counts = self.tunnels
-        if context in counts or len(counts) < _MAX_CONTEXTS:
-            counts[context] = counts.get(context, 0) + 1
-        else:
-            counts["(other tunnels)"] = counts.get("(other tunnels)", 0) + 1
+        if context not in counts and len(counts) >= _MAX_CONTEXTS:
+            context = "(other tunnels)"
+        counts[context] = counts.get(context, 0) + frames
 
     @property
     def not_decoded(self) -> int:

@@ -185,3 +185,65 @@ def test_the_report_says_what_was_not_decoded_and_that_the_diagnosis_may_be_inco
     assert report.decode["not_decoded"] == 4
     assert any("4 frames in L2TP (UDP 1701) not decoded" in w for w in report.warnings)
     assert any("may be incomplete" in w and "--engine pyshark" in w for w in report.warnings)
+
+
+def _vxlan_wrapped(source: Path, out: Path, vni_of: dict[int, int] | None = None) -> Path:
+    """Every frame of an Ethernet capture inside VXLAN over IPv4 (VNI 7, or per inner source
+    port from `vni_of`), as a Linux VTEP sends it."""
+    import dpkt
+
+    with open(source, "rb") as f, open(out, "wb") as g:
+        writer = dpkt.pcap.Writer(g, linktype=dpkt.pcap.DLT_EN10MB)
+        for ts, frame in dpkt.pcap.Reader(f):
+            sport = struct.unpack_from("!H", frame, 34)[0] if len(frame) >= 36 else 0
+            vni = (vni_of or {}).get(sport, 7)
+            vxlan = struct.pack("!II", 0x08000000, vni << 8) + frame
+            udp = struct.pack("!HHHH", 50000, 4789, 8 + len(vxlan), 0) + vxlan
+            outer = struct.pack(
+                "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+                bytes((192, 0, 2, 1)), bytes((192, 0, 2, 2)),
+            )  # fmt: skip
+            writer.writepkt(bytes(12) + b"\x08\x00" + outer + udp, ts)
+    return out
+
+
+def test_vxlan_takes_the_array_fast_path_and_reports_what_the_reference_path_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy generated capture, all in VXLAN: the healthy connections are decided in bulk
+    (their layout is fixed), the report is the reference path's, and the findings are those of
+    the same capture without the tunnel."""
+    import importlib.util
+    import sys
+
+    from tcpdiag import fastpath
+
+    spec = importlib.util.spec_from_file_location(
+        "make_capture", SAMPLES.parent / "bench" / "make_capture.py"
+    )
+    assert spec is not None and spec.loader is not None
+    make_capture = importlib.util.module_from_spec(spec)
+    sys.modules["make_capture"] = make_capture
+    spec.loader.exec_module(make_capture)
+    plain = tmp_path / "plain.pcap"
+    make_capture.generate(12_000, plain, seed=3)
+    wrapped = _vxlan_wrapped(plain, tmp_path / "vxlan.pcap")
+
+    taken: list[int] = []
+
+    class Counting(fastpath.FastPathTracker):
+        def track(self, batches):  # type: ignore[no-untyped-def]
+            yield from super().track(batches)
+            taken.append(self.fast_connections)
+
+    reference = analyze_capture(wrapped, ENGINE, AnalysisOptions(fast_path=False))
+    monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", Counting)
+    fast = analyze_capture(wrapped, ENGINE, NATIVE)
+    assert fast.to_dict() == reference.to_dict()
+    assert taken[0] > 0.5 * fast.flows
+    assert fast.decode["tunnels"] == {"vxlan 192.0.2.1<->192.0.2.2 vni 7": fast.packets}
+    without = analyze_capture(plain, ENGINE, NATIVE)
+    key = [(f.category, f.rule, f.client, f.server, tuple(f.frames)) for f in fast.findings]
+    assert key == [(f.category, f.rule, f.client, f.server, tuple(f.frames))
+                   for f in without.findings]  # fmt: skip
+    assert len(key) > 10
