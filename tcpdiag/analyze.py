@@ -238,7 +238,7 @@ def _finish(
     if stats.tunnels:
         named = ", ".join(
             f"{name} ({_frames(count)})"
-            for name, count in sorted(stats.tunnels.items(), key=lambda kv: -kv[1])[:5]
+            for name, count in sorted(stats.tunnels.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
         )
         more = f" and {len(stats.tunnels) - 5} more" if len(stats.tunnels) > 5 else ""
         report.warnings.append(

@@ -163,3 +163,25 @@ def test_the_command_line_says_tshark_is_missing_in_one_line(
     assert len(errors) == 1
     assert "tshark not found" in errors[0] and "apt install tshark" in errors[0]
     assert "Traceback" not in result.output
+
+
+def test_vxlan_on_another_port_in_both_engines(tmp_path: Path) -> None:
+    """--vxlan-port 8472 (Linux's old default): both engines read the moved VXLAN alike."""
+    import dpkt
+
+    moved = tmp_path / "vxlan8472.pcap"
+    with open(SAMPLES / "vxlan_peer_reset_linger0.pcap", "rb") as f, open(moved, "wb") as g:
+        writer = dpkt.pcap.Writer(g, linktype=dpkt.pcap.DLT_EN10MB)
+        for ts, frame in dpkt.pcap.Reader(f):
+            data = bytearray(frame)
+            if data[12:14] == b"\x08\x00" and data[23] == 17:
+                data[36:38] = struct.pack("!H", 8472)
+            writer.writepkt(bytes(data), ts)
+    ports = frozenset((4789, 8472))
+    native = analyze_capture(moved, ENGINE, AnalysisOptions(engine="native", vxlan_ports=ports))
+    tshark = analyze_capture(moved, ENGINE, AnalysisOptions(engine="pyshark", vxlan_ports=ports))
+    assert [finding_key(f) for f in native.findings] == [finding_key(f) for f in tshark.findings]
+    assert [f.category for f in native.findings] == ["peer_reset"]
+    assert native.decode["tunnels"] == tshark.decode["tunnels"]
+    unasked = analyze_capture(moved, ENGINE, AnalysisOptions(engine="native"))
+    assert not unasked.findings
