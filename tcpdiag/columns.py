@@ -2,8 +2,9 @@
 
 The common frame of a large capture is IPv4 TCP on Ethernet, Linux cooked (SLL, SLL2) or raw IP,
 without VLAN tags, fragments or TSO. Such frames are decoded with array operations at computed
-offsets, with no Python object per frame; so is IPv4 TCP in VXLAN over Ethernet/IPv4 without
-options, whose layout is just as fixed (the inner IPv4 header 64 bytes in). Every other frame
+offsets, with no Python object per frame; so is IPv4 TCP in the tunnels whose layout over
+Ethernet/IPv4 (no options) is just as fixed: VXLAN, GENEVE without options, and GRE without
+checksum or sequence number carrying IPv4 or bridged Ethernet (gretap). Every other frame
 (IPv6, VLAN, ICMP, other tunnels, anything odd or damaged) goes through `Decoder`, one by one,
 so the two paths decode the same frame to the same fields and count it in the same
 `DecodeStats` bucket.
@@ -304,11 +305,12 @@ class ColumnDecoder:
                 these &= _u16(data, _clip(starts + type_at, data, 2)) == 0x0800
             ip[these] = starts[these] + ip_at
             ok |= these
-        vxlan = None
-        if LINKTYPE_ETHERNET in kinds and len(data) >= _VXLAN_IP + 40:
-            vxlan = self._vxlan(data, starts, caplen, linktypes)
-            ip[vxlan] = starts[vxlan] + _VXLAN_IP
-            ok |= vxlan
+        kind = None
+        if LINKTYPE_ETHERNET in kinds and len(data) >= _TUNNEL_READ:
+            kind, inner = self._tunnelled(data, starts, caplen, linktypes)
+            these = kind > 0
+            ip[these] = starts[these] + inner[these]
+            ok |= these
         # The 20 bytes of the fixed IPv4 header and of the TCP header of every frame, as rows
         # of two small matrices: one gather each instead of one per field.
         iph = _block(data, ip)
@@ -328,9 +330,9 @@ class ColumnDecoder:
 
         rows = np.flatnonzero(ok)
         tunnel = np.zeros(len(starts), np.int32)
-        if vxlan is not None and vxlan.any():
-            in_vxlan = np.flatnonzero(ok & vxlan)
-            tunnel[in_vxlan] = self._vxlan_contexts(data, starts[in_vxlan])
+        if kind is not None and kind.any():
+            tunnelled = np.flatnonzero(ok & (kind > 0))
+            tunnel[tunnelled] = self._contexts(data, starts[tunnelled], kind[tunnelled])
         decoder = self.decoder
         stats = decoder.stats
         # Everything else, one by one and in order, through the reference decoder.
@@ -401,42 +403,73 @@ class ColumnDecoder:
             tunnel_ids=self.tunnel_ids,
         )
 
-    def _vxlan(self, data: U8, starts: I64, caplen: I64, linktypes: I64) -> Bools:
-        """The Ethernet frames in VXLAN over IPv4 without options (not a later fragment) whose
-        inner Ethernet frame carries IPv4 (no tags): their inner IPv4 header is at _VXLAN_IP."""
-        these = (linktypes == LINKTYPE_ETHERNET) & (caplen >= _VXLAN_IP + 40)
-        at = _clip(starts, data, _VXLAN_IP)
-        these &= _u16(data, at + 12) == 0x0800
-        these &= data[at + 14] == 0x45
-        these &= (_u16(data, at + 20) & 0x1FFF) == 0
-        these &= data[at + 23] == 17
-        these &= _u16(data, at + 16) >= 20  # outer total length; Decoder rejects less
-        these &= np.isin(_u16(data, at + 36), self._vxlan_ports)
-        these &= _u16(data, at + 62) == 0x0800
-        return these
+    def _tunnelled(
+        self, data: U8, starts: I64, caplen: I64, linktypes: I64
+    ) -> tuple[npt.NDArray[np.int8], I64]:
+        """Per frame: the kind of fixed-layout tunnel it is (_VXLAN, _GENEVE, _GRE; 0: none,
+        or a layout left to Decoder) and where its inner IPv4 header starts. Only Ethernet
+        frames with an outer IPv4 header without options that is not a later fragment, and an
+        inner IPv4 packet (no VLAN tag, no GENEVE options, no GRE checksum or sequence number),
+        exactly the frames Decoder would decode through the same headers."""
+        n = len(starts)
+        kind = np.zeros(n, np.int8)
+        inner = np.zeros(n, np.int64)
+        outer = (linktypes == LINKTYPE_ETHERNET) & (caplen >= _TUNNEL_READ)
+        at = _clip(starts, data, _TUNNEL_READ)
+        outer &= _u16(data, at + 12) == 0x0800
+        outer &= data[at + 14] == 0x45
+        outer &= (_u16(data, at + 20) & 0x1FFF) == 0
+        outer &= _u16(data, at + 16) >= 20  # outer total length; Decoder rejects less
+        proto = data[at + 23]
+        port = _u16(data, at + 36)
+        # UDP: VXLAN on its ports (first, as in Decoder), else GENEVE carrying Ethernet.
+        udp = outer & (proto == 17) & (_u16(data, at + 62) == 0x0800)
+        vxlan = udp & np.isin(port, self._vxlan_ports)
+        geneve = udp & ~vxlan & (port == tunnels.GENEVE_PORT) & ((data[at + 42] & 0x3F) == 0)
+        geneve &= _u16(data, at + 44) == 0x6558
+        kind[vxlan], kind[geneve] = _VXLAN, _GENEVE
+        inner[vxlan | geneve] = _UDP_TUNNEL_IP
+        # GRE version 0 with no flag but the key, carrying IPv4 or bridged Ethernet.
+        flags = _u16(data, at + 34)
+        gre = outer & (proto == 47) & ((flags == 0) | (flags == 0x2000))
+        header = np.where(flags == 0x2000, 38 + 4, 38)  # where the payload starts
+        payload_type = _u16(data, at + 36)
+        direct = gre & (payload_type == 0x0800)
+        bridged = gre & (payload_type == 0x6558) & (_u16(data, at + header + 12) == 0x0800)
+        kind[direct | bridged] = _GRE
+        inner[direct] = header[direct]
+        inner[bridged] = header[bridged] + 14
+        kind[caplen < inner + 40] = 0  # the arrays read 40 bytes of IPv4 and TCP header
+        return kind, inner
 
-    def _vxlan_contexts(self, data: U8, starts: I64) -> npt.NDArray[np.int32]:
-        """The tunnel ids of these VXLAN frames, each counted in the stats as Decoder counts
-        it (a capture has few distinct tunnels: one name is made per tunnel, not per frame)."""
+    def _contexts(
+        self, data: U8, starts: I64, kind: npt.NDArray[np.int8]
+    ) -> npt.NDArray[np.int32]:
+        """The tunnel ids of these tunnelled frames, each counted in the stats as Decoder
+        counts it (a capture has few distinct tunnels: one name is made per tunnel)."""
         outer = _block(data, starts + 26, 8)
         a, b = _be(outer, 0, 4), _be(outer, 4, 4)
         vni = _be(_block(data, starts + 46, 4), 0, 4) >> 8
-        triples, inverse, counts = np.unique(
-            np.stack([np.minimum(a, b), np.maximum(a, b), vni], axis=1),
+        is_gre = kind == _GRE
+        keyed = is_gre & (_u16(data, starts + 34) == 0x2000)
+        key = _be(_block(data, starts + 38, 4), 0, 4)
+        ident = np.where(is_gre, np.where(keyed, key, -1), vni)
+        groups, inverse, counts = np.unique(
+            np.stack([kind.astype(np.int64), np.minimum(a, b), np.maximum(a, b), ident], axis=1),
             axis=0,
             return_inverse=True,
             return_counts=True,
         )
         stats = self.decoder.stats
-        ids = []
-        for (lo, hi, v), n in zip(triples.tolist(), counts.tolist(), strict=True):
-            context = tunnels.context_text(
-                "", tunnels.VXLAN, _ipv4_text(lo), _ipv4_text(hi), f"vni {v}"
-            )
-            stats.count_tunnel(context, n)
-            ids.append(self._tunnel_id(context))
         kinds = stats.encapsulations
-        kinds[tunnels.VXLAN] = kinds.get(tunnels.VXLAN, 0) + len(starts)
+        ids = []
+        for (k, lo, hi, v), frames in zip(groups.tolist(), counts.tolist(), strict=True):
+            name = _KIND_NAMES[k]
+            label = f"key {v}" if k == _GRE and v >= 0 else "" if k == _GRE else f"vni {v}"
+            context = tunnels.context_text("", name, _ipv4_text(lo), _ipv4_text(hi), label)
+            stats.count_tunnel(context, frames)
+            kinds[name] = kinds.get(name, 0) + frames
+            ids.append(self._tunnel_id(context))
         return np.array(ids, np.int32)[inverse.reshape(-1)]
 
 
@@ -457,8 +490,11 @@ def _ipv4_text(addr: int) -> str:
 
 
 _READ = 20  # the widest read at one offset (_block)
-# Where the inner IPv4 header of IPv4/UDP/VXLAN/Ethernet/IPv4 starts in an Ethernet frame.
-_VXLAN_IP = 14 + 20 + 8 + 8 + 14
+# Fixed-layout tunnels over Ethernet/IPv4 (ColumnDecoder._tunnelled).
+_VXLAN, _GENEVE, _GRE = 1, 2, 3
+_KIND_NAMES = {_VXLAN: tunnels.VXLAN, _GENEVE: tunnels.GENEVE, _GRE: tunnels.GRE}
+_UDP_TUNNEL_IP = 14 + 20 + 8 + 8 + 14  # inner IPv4 of VXLAN or option-less GENEVE
+_TUNNEL_READ = 64  # the bytes of outer headers looked at (the inner ones are read later)
 
 
 def _byte_array(raw: bytes) -> U8:

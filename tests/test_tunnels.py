@@ -187,36 +187,46 @@ def test_the_report_says_what_was_not_decoded_and_that_the_diagnosis_may_be_inco
     assert any("may be incomplete" in w and "--engine pyshark" in w for w in report.warnings)
 
 
-def _vxlan_wrapped(source: Path, out: Path, vni_of: dict[int, int] | None = None) -> Path:
-    """Every frame of an Ethernet capture inside VXLAN over IPv4 (VNI 7, or per inner source
-    port from `vni_of`), as a Linux VTEP sends it."""
+def _wrapped(source: Path, out: Path, kind: str) -> Path:
+    """Every frame of an Ethernet capture in a tunnel over Ethernet/IPv4 192.0.2.1<->.2:
+    VXLAN (VNI 7), GENEVE (VNI 7), gretap (GRE key 7, bridged Ethernet) or GRE carrying the
+    IPv4 packet itself."""
     import dpkt
 
     with open(source, "rb") as f, open(out, "wb") as g:
         writer = dpkt.pcap.Writer(g, linktype=dpkt.pcap.DLT_EN10MB)
         for ts, frame in dpkt.pcap.Reader(f):
-            sport = struct.unpack_from("!H", frame, 34)[0] if len(frame) >= 36 else 0
-            vni = (vni_of or {}).get(sport, 7)
-            vxlan = struct.pack("!II", 0x08000000, vni << 8) + frame
-            udp = struct.pack("!HHHH", 50000, 4789, 8 + len(vxlan), 0) + vxlan
+            if kind == "vxlan":
+                body = struct.pack("!HHHH", 50000, 4789, 16 + len(frame), 0)
+                body += struct.pack("!II", 0x08000000, 7 << 8) + frame
+            elif kind == "geneve":
+                body = struct.pack("!HHHH", 50000, 6081, 16 + len(frame), 0)
+                body += struct.pack("!BBHI", 0, 0, 0x6558, 7 << 8) + frame
+            elif kind == "gretap":
+                body = struct.pack("!HHI", 0x2000, 0x6558, 7) + frame
+            else:
+                body = struct.pack("!HH", 0, 0x0800) + frame[14:]
             outer = struct.pack(
-                "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+                "!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0x4000, 64,
+                47 if kind.startswith("gre") else 17, 0,
                 bytes((192, 0, 2, 1)), bytes((192, 0, 2, 2)),
             )  # fmt: skip
-            writer.writepkt(bytes(12) + b"\x08\x00" + outer + udp, ts)
+            writer.writepkt(bytes(12) + b"\x08\x00" + outer + body, ts)
     return out
 
 
-def test_vxlan_takes_the_array_fast_path_and_reports_what_the_reference_path_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A busy generated capture, all in VXLAN: the healthy connections are decided in bulk
-    (their layout is fixed), the report is the reference path's, and the findings are those of
-    the same capture without the tunnel."""
+CONTEXTS = {
+    "vxlan": "vxlan 192.0.2.1<->192.0.2.2 vni 7",
+    "geneve": "geneve 192.0.2.1<->192.0.2.2 vni 7",
+    "gretap": "gre 192.0.2.1<->192.0.2.2 key 7",
+    "gre": "gre 192.0.2.1<->192.0.2.2",
+}
+
+
+@pytest.fixture(scope="module")
+def busy_plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import importlib.util
     import sys
-
-    from tcpdiag import fastpath
 
     spec = importlib.util.spec_from_file_location(
         "make_capture", SAMPLES.parent / "bench" / "make_capture.py"
@@ -225,10 +235,21 @@ def test_vxlan_takes_the_array_fast_path_and_reports_what_the_reference_path_doe
     make_capture = importlib.util.module_from_spec(spec)
     sys.modules["make_capture"] = make_capture
     spec.loader.exec_module(make_capture)
-    plain = tmp_path / "plain.pcap"
+    plain = tmp_path_factory.mktemp("busy") / "plain.pcap"
     make_capture.generate(12_000, plain, seed=3)
-    wrapped = _vxlan_wrapped(plain, tmp_path / "vxlan.pcap")
+    return plain
 
+
+@pytest.mark.parametrize("kind", sorted(CONTEXTS))
+def test_fixed_layout_tunnels_take_the_array_fast_path_and_report_what_the_reference_does(
+    kind: str, busy_plain: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy generated capture, all in one tunnel: the healthy connections are decided in bulk
+    (the layout is fixed), the report is the reference path's, and the findings are those of
+    the same capture without the tunnel."""
+    from tcpdiag import fastpath
+
+    wrapped = _wrapped(busy_plain, tmp_path / f"{kind}.pcap", kind)
     taken: list[int] = []
 
     class Counting(fastpath.FastPathTracker):
@@ -241,8 +262,9 @@ def test_vxlan_takes_the_array_fast_path_and_reports_what_the_reference_path_doe
     fast = analyze_capture(wrapped, ENGINE, NATIVE)
     assert fast.to_dict() == reference.to_dict()
     assert taken[0] > 0.5 * fast.flows
-    assert fast.decode["tunnels"] == {"vxlan 192.0.2.1<->192.0.2.2 vni 7": fast.packets}
-    without = analyze_capture(plain, ENGINE, NATIVE)
+    assert fast.decode["tunnels"] == {CONTEXTS[kind]: fast.packets}
+    assert fast.decode["encapsulations"] == {CONTEXTS[kind].split()[0]: fast.packets}
+    without = analyze_capture(busy_plain, ENGINE, NATIVE)
     key = [(f.category, f.rule, f.client, f.server, tuple(f.frames)) for f in fast.findings]
     assert key == [(f.category, f.rule, f.client, f.server, tuple(f.frames))
                    for f in without.findings]  # fmt: skip
