@@ -20,6 +20,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from typing import Final
 
@@ -147,27 +148,34 @@ class TsharkDecoder:
 
     def packets(self) -> Iterator[Packet]:
         command = tshark_command(self.tshark, self.capture, self.vxlan_ports)
-        with subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1 << 20,
-        ) as proc:
-            assert proc.stdout is not None and proc.stderr is not None
+        # stderr goes to a file: a pipe nobody reads until the end could fill and stall tshark.
+        with (
+            tempfile.TemporaryFile() as errors,
+            subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1 << 20,
+            ) as proc,
+        ):
+            assert proc.stdout is not None
+            done = False
             try:
                 for line in proc.stdout:
                     packet = self.record(line.rstrip("\n").split("\t"))
                     if packet is not None:
                         yield packet
+                done = True
             finally:
-                if proc.poll() is None:
+                if not done:  # the consumer stopped early, or failed: stop tshark too
                     proc.kill()
-            error = proc.stderr.read()
             status = proc.wait()
+            errors.seek(0)
+            error = errors.read(1 << 16).decode("utf-8", "replace")
         messages = [m.strip() for m in error.splitlines() if m.strip()]
         messages = [m for m in messages if "Running as user" not in m]
         if status != 0 and not self.stats.frames:

@@ -185,3 +185,9 @@ def test_vxlan_on_another_port_in_both_engines(tmp_path: Path) -> None:
     assert native.decode["tunnels"] == tshark.decode["tunnels"]
     unasked = analyze_capture(moved, ENGINE, AnalysisOptions(engine="native"))
     assert not unasked.findings
+
+
+def test_a_clean_read_has_no_tshark_warning_and_is_not_truncated() -> None:
+    decoder = TsharkDecoder(str(SAMPLES / "mixed.pcap"))
+    assert len(list(decoder.packets())) == 41
+    assert (decoder.truncated, decoder.warnings) == (False, [])
