@@ -128,6 +128,21 @@ def tshark_command(path: str, capture: str, vxlan_ports: frozenset[int]) -> list
     return command
 
 
+_F_SETPIPE_SZ: Final = 1031  # Linux fcntl
+_PIPE_BYTES: Final = 1 << 20
+
+
+def _widen_pipe(fd: int) -> None:
+    """Let tshark run ahead by about 7,000 packets while Python tracks: with the default 64 KiB
+    pipe it stalls whenever the tracker is busy. Linux only; elsewhere a no-op."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
+    except (ImportError, OSError):
+        pass
+
+
 class TsharkDecoder:
     """Reads one capture through tshark; `packets()` yields the records, `stats` counts frames
     as `tcpdiag.decode.DecodeStats` does (with what tshark calls malformed as undecodable)."""
@@ -163,6 +178,7 @@ class TsharkDecoder:
             ) as proc,
         ):
             assert proc.stdout is not None
+            _widen_pipe(proc.stdout.fileno())
             done = False
             try:
                 for line in proc.stdout:
