@@ -29,7 +29,7 @@ The failures are those of `refused_no_listener` and `peer_reset_linger0` (sample
 a correct analyser reports the same findings on the tunnelled capture as on the untunnelled one.
 
 Crafted scenarios (`crafted_*`, written to `crafted/` under --out): encapsulations the kernel
-does not make on demand (MPLS, PPPoE, ERSPAN II, IP-in-IP, 6in4, Teredo, an ICMP error in GRE,
+does not make on demand (MPLS, PPPoE, ERSPAN I/II/III, IP-in-IP, 6in4, Teredo, an ICMP error in GRE,
 two VXLAN tenants with the same inner 4-tuple) are made by re-wrapping the packets of the
 committed kernel samples with dpkt, so their TCP is still the kernel's.
 """
@@ -396,7 +396,9 @@ def tunnel_text(tunnel: str) -> str:
 CRAFTED = {
     "crafted_mpls_refused": ("refused_no_listener", "mpls"),
     "crafted_pppoe_peer_reset_linger0": ("peer_reset_linger0", "pppoe"),
+    "crafted_erspan1_refused": ("refused_no_listener", "erspan1"),
     "crafted_erspan2_peer_reset_linger0": ("peer_reset_linger0", "erspan2"),
+    "crafted_erspan3_peer_reset_linger0": ("peer_reset_linger0", "erspan3"),
     "crafted_ipip_refused": ("refused_no_listener", "ipip"),
     "crafted_6in4_refused_ipv6": ("refused_ipv6", "6in4"),
     "crafted_teredo_refused_ipv6": ("refused_ipv6", "teredo"),
@@ -442,6 +444,16 @@ def wrap(kind: str, frame: bytes, ip: bytes, forward: bool, n: int) -> bytes:
         # GRE with sequence number, type 0x88BE; ERSPAN II: version 1, VLAN 0, session 5.
         gre = struct.pack("!HHI", 0x1000, 0x88BE, n)
         span = struct.pack("!HHI", 0x1000, 5, 0)
+        return ethernet(0x0800, ipv4(src, dst, 47, gre + span + frame, n), True)
+    if kind == "erspan1":
+        # Type I: GRE type 0x88BE without a sequence number, and no ERSPAN header.
+        gre = struct.pack("!HH", 0, 0x88BE)
+        return ethernet(0x0800, ipv4(src, dst, 47, gre + frame, n), True)
+    if kind == "erspan3":
+        # Type III: version 2, session 9, a timestamp, and the O flag: an 8-byte platform
+        # subheader follows.
+        gre = struct.pack("!HHI", 0x1000, 0x22EB, n)
+        span = struct.pack("!HHIHH", 0x2000, 9, 1000 * n, 0, 0x0001) + bytes(8)
         return ethernet(0x0800, ipv4(src, dst, 47, gre + span + frame, n), True)
     if kind == "ipip":
         return ethernet(0x0800, ipv4(src, dst, 4, ip, n), forward)
