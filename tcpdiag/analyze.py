@@ -7,8 +7,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcpdiag import tunnels
 from tcpdiag.columns import ColumnDecoder, Columns
-from tcpdiag.decode import Decoder
+from tcpdiag.decode import Decoder, DecodeStats
+from tcpdiag.decodereport import describe_decode
 from tcpdiag.detect import RuleEngine
 from tcpdiag.fastpath import FastPathTracker
 from tcpdiag.filter_probe import FilterProbe
@@ -32,6 +34,10 @@ class AnalysisOptions:
     # Recognise uneventful connections in bulk (tcpdiag.fastpath). Off: every packet goes
     # through the tracker, the reference the fast path is tested against.
     fast_path: bool = True
+    # The decoding engine: native, pyshark or auto (tcpdiag.engines). The library default is
+    # the native decoder alone, predictable for programs and tests; the command line's is auto.
+    engine: str = "native"
+    vxlan_ports: frozenset[int] = frozenset((tunnels.VXLAN_PORT,))  # UDP ports read as VXLAN
 
 
 @dataclass(slots=True)
@@ -83,10 +89,6 @@ class CaptureReport:
         }
 
 
-def _frames(count: int) -> str:
-    return f"{count} frame{'s' * (count != 1)}"
-
-
 def _selected(conn: TrackedConnection, wanted: ConnectionFilter) -> bool:
     return wanted.matches(
         (conn.client.addr, conn.server.addr), (conn.client.port, conn.server.port), conn.conn_state
@@ -111,6 +113,87 @@ def _observed_packets(packets: Iterable[Packet], quality: CaptureQuality) -> Ite
     quality.observe_times(times)
 
 
+class Pipeline:
+    """Track -> detect -> summarise for one capture, whatever decoded its packets: the native
+    decoder (packet by packet, or in columns through the fast path) or tshark."""
+
+    def __init__(self, report: CaptureReport, engine: RuleEngine, options: AnalysisOptions):
+        self.report, self.engine, self.options = report, engine, options
+        self.table = FlowTable(
+            zeek_split=options.zeek_split,
+            max_live=options.max_connections,
+            zeek=options.keep_flows or bool(options.connection_filter.states),
+        )
+        self.quality, self.scans = CaptureQuality(), ScanDetector()
+        self.probe = FilterProbe(options.connection_filter)
+        self.selected = 0
+
+    def track_packets(self, packets: Iterable[Packet]) -> Iterator[TrackedConnection]:
+        observed = _observed_packets(packets, self.quality)
+        return self.table.track(self.probe.packets(observed))
+
+    def track_columns(self, columns: Iterable[Columns]) -> Iterator[TrackedConnection]:
+        observed = _observed_columns(columns, self.quality)
+        return FastPathTracker(self.table).track(self.probe.columns(observed))
+
+    def detect(self, connections: Iterable[TrackedConnection]) -> None:
+        report, engine, wanted = self.report, self.engine, self.options.connection_filter
+        for conn in connections:
+            self.quality.observe_connection(conn)
+            if wanted.active and not _selected(conn, wanted):
+                # Still numbered, so that a finding's id does not depend on the filter.
+                report.findings.skip(engine.findings_for(conn))
+                continue
+            self.selected += 1
+            self.scans.observe(conn)
+            report.findings.extend(engine.findings_for(conn))
+            if self.options.keep_flows:
+                report.connections.extend(FlowRecord.from_connection(conn))
+
+    def finish(
+        self, stats: DecodeStats, engine_name: str, truncated: bool, source_warnings: list[str]
+    ) -> CaptureReport:
+        report, table, wanted = self.report, self.table, self.options.connection_filter
+        report.first_time, report.last_time = self.quality.first_time, self.quality.last_time
+        report.filter_matched = self.probe.matched and (self.selected > 0 or not wanted.states)
+        report.packets = stats.frames
+        report.flows = table.connections_seen
+        report.evicted = table.evicted
+        if table.evicted:
+            report.warnings.append(
+                f"{report.path}: {table.evicted} connections retired early because more than "
+                f"{table.max_live} were live at once (a flood?); their analysis may be incomplete"
+            )
+        report.scans, report.floods = self.scans.summaries(), self.scans.floods()
+        report.truncated = truncated
+        report.warnings.extend(source_warnings)
+        report.warnings.extend(self.quality.warnings(report.path, table.connections_seen))
+        # What was decoded, what was not and why, and the tunnels (warnings and `decode`).
+        report.decode = describe_decode(report.path, stats, engine_name, report.warnings)
+        if self.options.keep_flows:
+            _list_findings_on_flows(report)
+        return report
+
+
+def _list_findings_on_flows(report: CaptureReport) -> None:
+    by_conn: dict[int, list[tuple[float, str]]] = {}
+    for finding in report.findings:
+        by_conn.setdefault(finding.conn_id, []).append((finding.time, finding.id))
+    report.connections.sort(key=lambda c: (c.first_time, c.conn_id))
+    rows_of: dict[int, list[FlowRecord]] = {}
+    for record in report.connections:
+        rows_of.setdefault(record.conn_id, []).append(record)
+    for conn_id, found in by_conn.items():
+        rows = rows_of.get(conn_id, [])
+        for time, finding_id in found:
+            # Where Zeek split the connection, the finding goes with the row of its time.
+            row = next((r for r in rows if r.first_time <= time <= r.last_time), None)
+            if row is None and rows:
+                row = rows[-1]
+            if row is not None:
+                row.findings.append(finding_id)
+
+
 def analyze_capture(
     path: str | os.PathLike[str],
     engine: RuleEngine,
@@ -118,86 +201,24 @@ def analyze_capture(
 ) -> CaptureReport:
     """Analyse one capture. Unreadable input is reported in `error`, never raised."""
     options = options or AnalysisOptions()
+    if options.engine != "native":
+        from tcpdiag.engines import analyze_with_engine  # (tcpdiag.engines imports this module)
+
+        return analyze_with_engine(path, engine, options)
     report = CaptureReport(path=os.fspath(path))
     try:
         reader = CaptureReader(path)
     except CaptureError as exc:
         report.error = str(exc)
         return report
-    decoder = Decoder()
-    table = FlowTable(
-        zeek_split=options.zeek_split,
-        max_live=options.max_connections,
-        zeek=options.keep_flows or bool(options.connection_filter.states),
-    )
-    wanted = options.connection_filter
-    quality, scans, probe = CaptureQuality(), ScanDetector(), FilterProbe(wanted)
-    selected = 0
+    decoder = Decoder(options.vxlan_ports)
+    pipeline = Pipeline(report, engine, options)
     with reader:
-        if options.fast_path and not table.zeek:
+        if options.fast_path and not pipeline.table.zeek:
             # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
             columns = map(ColumnDecoder(decoder).decode, reader.chunks())
-            observed = _observed_columns(columns, quality)
-            connections = FastPathTracker(table).track(probe.columns(observed))
+            pipeline.detect(pipeline.track_columns(columns))
         else:
             packets = (p for p in map(decoder.decode, reader) if p is not None)
-            connections = table.track(probe.packets(_observed_packets(packets, quality)))
-        for conn in connections:
-            quality.observe_connection(conn)
-            if wanted.active and not _selected(conn, wanted):
-                # Still numbered, so that a finding's id does not depend on the filter.
-                report.findings.skip(engine.findings_for(conn))
-                continue
-            selected += 1
-            scans.observe(conn)
-            report.findings.extend(engine.findings_for(conn))
-            if options.keep_flows:
-                report.connections.extend(FlowRecord.from_connection(conn))
-    stats = decoder.stats
-    report.first_time, report.last_time = quality.first_time, quality.last_time
-    report.filter_matched = probe.matched and (selected > 0 or not wanted.states)
-    report.packets = stats.frames
-    report.flows = table.connections_seen
-    report.evicted = table.evicted
-    if table.evicted:
-        report.warnings.append(
-            f"{report.path}: {table.evicted} connections retired early because more than "
-            f"{table.max_live} were live at once (a flood?); their analysis may be incomplete"
-        )
-    report.scans, report.floods = scans.summaries(), scans.floods()
-    report.truncated = reader.truncated
-    report.warnings.extend(reader.warnings)
-    report.warnings.extend(quality.warnings(report.path, table.connections_seen))
-    for linktype, count in sorted(stats.unknown_linktypes.items()):
-        report.warnings.append(
-            f"{report.path}: {_frames(count)} with unsupported link type {linktype} skipped"
-        )
-    if stats.undecodable:
-        report.warnings.append(
-            f"{report.path}: {_frames(stats.undecodable)} with malformed or truncated headers "
-            f"skipped (first: frame {stats.first_undecodable})"
-        )
-    report.decode = {
-        "tcp": stats.tcp,
-        "icmp_errors": stats.icmp_errors,
-        "other": stats.other,
-        "undecodable": stats.undecodable,
-    }
-    if options.keep_flows:
-        by_conn: dict[int, list[tuple[float, str]]] = {}
-        for finding in report.findings:
-            by_conn.setdefault(finding.conn_id, []).append((finding.time, finding.id))
-        report.connections.sort(key=lambda c: (c.first_time, c.conn_id))
-        rows_of: dict[int, list[FlowRecord]] = {}
-        for record in report.connections:
-            rows_of.setdefault(record.conn_id, []).append(record)
-        for conn_id, found in by_conn.items():
-            rows = rows_of.get(conn_id, [])
-            for time, finding_id in found:
-                # Where Zeek split the connection, the finding goes with the row of its time.
-                row = next((r for r in rows if r.first_time <= time <= r.last_time), None)
-                if row is None and rows:
-                    row = rows[-1]
-                if row is not None:
-                    row.findings.append(finding_id)
-    return report
+            pipeline.detect(pipeline.track_packets(packets))
+    return pipeline.finish(decoder.stats, "native", reader.truncated, reader.warnings)

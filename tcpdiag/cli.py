@@ -156,6 +156,37 @@ ZeekSplitOption = Annotated[
 ]
 
 
+class Engine(StrEnum):
+    native = "native"
+    pyshark = "pyshark"
+    auto = "auto"
+
+
+EngineOption = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="native: tcpdiag's own decoder (fast); pyshark: Wireshark's dissectors through "
+        "tshark (every link type and encapsulation Wireshark knows; slower); auto: native, "
+        "and tshark for a file whose frames it mostly cannot decode (said in the report).",
+    ),
+]
+VxlanPortOption = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--vxlan-port",
+        min=1,
+        max=65535,
+        help="Also read this UDP port as VXLAN (4789 always is; e.g. 8472, Linux's old "
+        "default; repeatable).",
+    ),
+]
+
+
+def _vxlan_ports(ports: list[int] | None) -> frozenset[int]:
+    return frozenset((4789, *(ports or ())))
+
+
 MaxConnectionsOption = Annotated[
     int,
     typer.Option(
@@ -347,6 +378,8 @@ def analyze(
     ] = False,
     zeek_split: ZeekSplitOption = False,
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
+    engine: EngineOption = Engine.auto,
+    vxlan_port: VxlanPortOption = None,
     rules_dir: RulesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -394,6 +427,8 @@ def analyze(
         connection_filter=connection_filter,
         zeek_split=zeek_split,
         max_connections=max_connections,
+        engine=engine.value,
+        vxlan_ports=_vxlan_ports(vxlan_port),
     )
     selection = Selection(
         categories=frozenset(category or ()),
@@ -468,6 +503,8 @@ def flows(
     net: NetOption = None,
     zeek_split: ZeekSplitOption = False,
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
+    engine: EngineOption = Engine.auto,
+    vxlan_port: VxlanPortOption = None,
     rules_dir: RulesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -488,6 +525,8 @@ def flows(
         keep_flows=True,
         zeek_split=zeek_split,
         max_connections=max_connections,
+        engine=engine.value,
+        vxlan_ports=_vxlan_ports(vxlan_port),
     )
     echo = Selection(connection_filter=options.connection_filter)
     reporters: dict[str, Callable[[], Reporter]] = {

@@ -2,9 +2,12 @@
 
 The common frame of a large capture is IPv4 TCP on Ethernet, Linux cooked (SLL, SLL2) or raw IP,
 without VLAN tags, fragments or TSO. Such frames are decoded with array operations at computed
-offsets, with no Python object per frame. Every other frame (IPv6, VLAN, ICMP, anything odd or
-damaged) goes through `Decoder`, one by one, so the two paths decode the same frame to the same
-fields and count it in the same `DecodeStats` bucket.
+offsets, with no Python object per frame; so is IPv4 TCP in the tunnels whose layout over
+Ethernet/IPv4 (no options) is just as fixed: VXLAN, GENEVE without options, and GRE without
+checksum or sequence number carrying IPv4 or bridged Ethernet (gretap). Every other frame
+(IPv6, VLAN, ICMP, other tunnels, anything odd or damaged) goes through `Decoder`, one by one,
+so the two paths decode the same frame to the same fields and count it in the same
+`DecodeStats` bucket.
 
 The result is `Columns`: one row per decoded packet (what `Decoder.decode` would not have
 returned None for), in frame order. Rows the arrays cannot describe carry their `Packet` in
@@ -20,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tcpdiag import tunnels
 from tcpdiag.decode import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
@@ -74,6 +78,11 @@ class Columns:
     window_scale: npt.NDArray[np.int16]
     sack_permitted: Bools
     timestamps: Bools
+    # Tunnel context of each row, as an index into `tunnel_names` (0: no tunnel). The names and
+    # their index are the ColumnDecoder's, shared by all its Columns and only ever appended to.
+    tunnel: npt.NDArray[np.int32]
+    tunnel_names: list[str]
+    tunnel_ids: dict[str, int]
     # Rows that are not simple, in order (found once, on the first call of `packets`).
     _other_rows: I64 | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -87,18 +96,24 @@ class Columns:
         if len(parts) == 1:
             return parts[0]
         others = [p for part in parts for p in part.others]
+        names, ids = parts[0].tunnel_names, parts[0].tunnel_ids
         arrays = {}
         for name in _ARRAYS:
             arrays[name] = np.concatenate([getattr(part, name) for part in parts])
             for part in parts:
                 setattr(part, name, np.empty(0, arrays[name].dtype))
-        return Columns(**arrays, others=others)
+        return Columns(**arrays, others=others, tunnel_names=names, tunnel_ids=ids)
 
     def tail(self, start: int) -> Columns:
         """Rows from `start` on, as a copy that does not keep the rest alive."""
         skipped = int(np.count_nonzero(~self.simple[:start]))
         arrays = {name: getattr(self, name)[start:].copy() for name in _ARRAYS}
-        return Columns(**arrays, others=self.others[skipped:])
+        return Columns(
+            **arrays,
+            others=self.others[skipped:],
+            tunnel_names=self.tunnel_names,
+            tunnel_ids=self.tunnel_ids,
+        )
 
     def packets(self, rows: I64, addr_text: dict[int, str]) -> list[Packet]:
         """The Packet records of these rows, exactly as Decoder would have made them.
@@ -116,6 +131,10 @@ class Columns:
                 objects[k] = self.others[rank]
         src, dst = self.src[rows].tolist(), self.dst[rows].tolist()
         flags = self.flags[rows].tolist()
+        tunnel = self.tunnel[rows]
+        names = self.tunnel_names
+        # Per row, its context text; plain rows (the usual case) share one list of "".
+        contexts = [names[t] for t in tunnel.tolist()] if tunnel.any() else [""] * len(rows)
         fields = zip(
             self.number[rows].tolist(),
             self.time[rows].tolist(),
@@ -152,6 +171,7 @@ class Columns:
                     4,
                     ip_id,
                     options,
+                    contexts[k],
                 )
             out.append(packet)
         return out
@@ -185,6 +205,7 @@ _ARRAYS = (
     "window_scale",
     "sack_permitted",
     "timestamps",
+    "tunnel",
 )
 
 
@@ -204,6 +225,16 @@ class ColumnDecoder:
 
     def __init__(self, decoder: Decoder | None = None) -> None:
         self.decoder = decoder or Decoder()
+        self.tunnel_names: list[str] = [""]
+        self.tunnel_ids: dict[str, int] = {"": 0}
+        self._vxlan_ports = np.array(sorted(self.decoder.vxlan_ports), np.int64)
+
+    def _tunnel_id(self, context: str) -> int:
+        found = self.tunnel_ids.get(context)
+        if found is None:
+            found = self.tunnel_ids[context] = len(self.tunnel_names)
+            self.tunnel_names.append(context)
+        return found
 
     def decode(self, chunk: PcapChunk | list[RawFrame]) -> Columns:
         if isinstance(chunk, PcapChunk):
@@ -274,6 +305,12 @@ class ColumnDecoder:
                 these &= _u16(data, _clip(starts + type_at, data, 2)) == 0x0800
             ip[these] = starts[these] + ip_at
             ok |= these
+        kind = None
+        if LINKTYPE_ETHERNET in kinds and len(data) >= _TUNNEL_READ:
+            kind, inner = self._tunnelled(data, starts, caplen, linktypes)
+            these = kind > 0
+            ip[these] = starts[these] + inner[these]
+            ok |= these
         # The 20 bytes of the fixed IPv4 header and of the TCP header of every frame, as rows
         # of two small matrices: one gather each instead of one per field.
         iph = _block(data, ip)
@@ -292,6 +329,10 @@ class ColumnDecoder:
         ok &= (doff >= 20) & (payload_len >= 0)
 
         rows = np.flatnonzero(ok)
+        tunnel = np.zeros(len(starts), np.int32)
+        if kind is not None and kind.any():
+            tunnelled = np.flatnonzero(ok & (kind > 0))
+            tunnel[tunnelled] = self._contexts(data, starts[tunnelled], kind[tunnelled])
         decoder = self.decoder
         stats = decoder.stats
         # Everything else, one by one and in order, through the reference decoder.
@@ -325,9 +366,11 @@ class ColumnDecoder:
         options = _syn_options(data, options_at, options_end)
         src, dst = _be(iph, 12, 4), _be(iph, 16, 4)
         sport, dport = _be(tcph, 0, 2), _be(tcph, 2, 2)
+        tunnel = tunnel[order]
         # Rows decoded by Decoder: their 4-tuple goes into the columns when it is an IPv4 TCP
         # one (so their connection is recognised), else zeros.
         for row, packet in zip(np.flatnonzero(~simple).tolist(), kept_packets, strict=True):
+            tunnel[row] = self._tunnel_id(packet.tunnel) if packet.tunnel else 0
             if type(packet) is TcpSegment and packet.ip_version == 4:
                 src[row] = ipv4_int(packet.src)
                 dst[row] = ipv4_int(packet.dst)
@@ -355,18 +398,103 @@ class ColumnDecoder:
             window_scale=options[1],
             sack_permitted=options[2],
             timestamps=options[3],
+            tunnel=tunnel,
+            tunnel_names=self.tunnel_names,
+            tunnel_ids=self.tunnel_ids,
         )
 
+    def _tunnelled(
+        self, data: U8, starts: I64, caplen: I64, linktypes: I64
+    ) -> tuple[npt.NDArray[np.int8], I64]:
+        """Per frame: the kind of fixed-layout tunnel it is (_VXLAN, _GENEVE, _GRE; 0: none,
+        or a layout left to Decoder) and where its inner IPv4 header starts. Only Ethernet
+        frames with an outer IPv4 header without options that is not a later fragment, and an
+        inner IPv4 packet (no VLAN tag, no GENEVE options, no GRE checksum or sequence number),
+        exactly the frames Decoder would decode through the same headers."""
+        n = len(starts)
+        kind = np.zeros(n, np.int8)
+        inner = np.zeros(n, np.int64)
+        outer = (linktypes == LINKTYPE_ETHERNET) & (caplen >= _TUNNEL_READ)
+        at = _clip(starts, data, _TUNNEL_READ)
+        outer &= _u16(data, at + 12) == 0x0800
+        outer &= data[at + 14] == 0x45
+        outer &= (_u16(data, at + 20) & 0x1FFF) == 0
+        outer &= _u16(data, at + 16) >= 20  # outer total length; Decoder rejects less
+        proto = data[at + 23]
+        port = _u16(data, at + 36)
+        # UDP: VXLAN on its ports (first, as in Decoder), else GENEVE carrying Ethernet.
+        udp = outer & (proto == 17) & (_u16(data, at + 62) == 0x0800)
+        vxlan = udp & np.isin(port, self._vxlan_ports)
+        geneve = udp & ~vxlan & (port == tunnels.GENEVE_PORT) & ((data[at + 42] & 0x3F) == 0)
+        geneve &= _u16(data, at + 44) == 0x6558
+        kind[vxlan], kind[geneve] = _VXLAN, _GENEVE
+        inner[vxlan | geneve] = _UDP_TUNNEL_IP
+        # GRE version 0 with no flag but the key, carrying IPv4 or bridged Ethernet.
+        flags = _u16(data, at + 34)
+        gre = outer & (proto == 47) & ((flags == 0) | (flags == 0x2000))
+        header = np.where(flags == 0x2000, 38 + 4, 38)  # where the payload starts
+        payload_type = _u16(data, at + 36)
+        direct = gre & (payload_type == 0x0800)
+        bridged = gre & (payload_type == 0x6558) & (_u16(data, at + header + 12) == 0x0800)
+        kind[direct | bridged] = _GRE
+        inner[direct] = header[direct]
+        inner[bridged] = header[bridged] + 14
+        kind[caplen < inner + 40] = 0  # the arrays read 40 bytes of IPv4 and TCP header
+        return kind, inner
 
-def quoted_ipv4_key(packet: Packet) -> tuple[int, int, int, int] | None:
-    """The IPv4 4-tuple an ICMP error quotes, as integers (src, sport, dst, dport)."""
+    def _contexts(
+        self, data: U8, starts: I64, kind: npt.NDArray[np.int8]
+    ) -> npt.NDArray[np.int32]:
+        """The tunnel ids of these tunnelled frames, each counted in the stats as Decoder
+        counts it (a capture has few distinct tunnels: one name is made per tunnel)."""
+        outer = _block(data, starts + 26, 8)
+        a, b = _be(outer, 0, 4), _be(outer, 4, 4)
+        vni = _be(_block(data, starts + 46, 4), 0, 4) >> 8
+        is_gre = kind == _GRE
+        keyed = is_gre & (_u16(data, starts + 34) == 0x2000)
+        key = _be(_block(data, starts + 38, 4), 0, 4)
+        ident = np.where(is_gre, np.where(keyed, key, -1), vni)
+        groups, inverse, counts = np.unique(
+            np.stack([kind.astype(np.int64), np.minimum(a, b), np.maximum(a, b), ident], axis=1),
+            axis=0,
+            return_inverse=True,
+            return_counts=True,
+        )
+        stats = self.decoder.stats
+        kinds = stats.encapsulations
+        ids = []
+        for (k, lo, hi, v), frames in zip(groups.tolist(), counts.tolist(), strict=True):
+            name = _KIND_NAMES[k]
+            label = f"key {v}" if k == _GRE and v >= 0 else "" if k == _GRE else f"vni {v}"
+            context = tunnels.context_text("", name, _ipv4_text(lo), _ipv4_text(hi), label)
+            stats.count_tunnel(context, frames)
+            kinds[name] = kinds.get(name, 0) + frames
+            ids.append(self._tunnel_id(context))
+        return np.array(ids, np.int32)[inverse.reshape(-1)]
+
+
+def quoted_ipv4_key(
+    packet: Packet, tunnel_ids: dict[str, int]
+) -> tuple[int, int, int, int, int] | None:
+    """The IPv4 4-tuple an ICMP error quotes, as integers (src, sport, dst, dport), and the
+    tunnel id (Columns.tunnel) of the ICMP error."""
     if type(packet) is IcmpError and packet.quoted is not None and packet.ip_version == 4:
         q = packet.quoted
-        return ipv4_int(q.src), q.sport, ipv4_int(q.dst), q.dport
+        tunnel = tunnel_ids.get(packet.tunnel, -1)
+        return ipv4_int(q.src), q.sport, ipv4_int(q.dst), q.dport, tunnel
     return None
 
 
+def _ipv4_text(addr: int) -> str:
+    return socket.inet_ntoa(addr.to_bytes(4, "big"))
+
+
 _READ = 20  # the widest read at one offset (_block)
+# Fixed-layout tunnels over Ethernet/IPv4 (ColumnDecoder._tunnelled).
+_VXLAN, _GENEVE, _GRE = 1, 2, 3
+_KIND_NAMES = {_VXLAN: tunnels.VXLAN, _GENEVE: tunnels.GENEVE, _GRE: tunnels.GRE}
+_UDP_TUNNEL_IP = 14 + 20 + 8 + 8 + 14  # inner IPv4 of VXLAN or option-less GENEVE
+_TUNNEL_READ = 64  # the bytes of outer headers looked at (the inner ones are read later)
 
 
 def _byte_array(raw: bytes) -> U8:

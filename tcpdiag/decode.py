@@ -4,8 +4,14 @@ Hot path: one struct call per header at computed offsets and one output record p
 per-layer objects. Address text is cached per address because a capture holds few distinct
 addresses but very many packets.
 
+Tunnels are looked through (VXLAN, GENEVE, GRE with IP, MPLS, transparent Ethernet bridging or
+ERSPAN I/II/III inside, MPLS label stacks, PPPoE sessions, IP-in-IP and IPv6-in-IPv4, Teredo):
+the record is the innermost TCP segment or ICMP error, with the tunnel named in its `tunnel`
+context (tcpdiag.tunnels). Only frames that are not plain IP TCP ever reach those branches.
+
 Every frame lands in exactly one DecodeStats bucket, so
-frames == tcp + icmp_errors + other + undecodable + sum(unknown_linktypes.values()).
+frames == tcp + icmp_errors + other + undecodable + sum(unknown_linktypes.values())
+          + sum(unsupported.values()).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
+from tcpdiag import tunnels
 from tcpdiag.packets import SYN, IcmpError, QuotedTcp, SynOptions, TcpSegment
 from tcpdiag.reader import RawFrame
 
@@ -34,6 +41,14 @@ _RAW_LINKTYPES: Final = frozenset((LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE
 _ETH_IPV4: Final = 0x0800
 _ETH_IPV6: Final = 0x86DD
 _VLAN_TPIDS: Final = frozenset((0x8100, 0x88A8, 0x9100))  # 802.1Q, 802.1ad, old QinQ
+_ETH_MPLS: Final = frozenset((0x8847, 0x8848))  # unicast, multicast
+_ETH_PPPOE_SESSION: Final = 0x8864
+_ETH_BRIDGING: Final = 0x6558  # transparent Ethernet bridging (gretap, GENEVE, NVGRE)
+_ETH_ERSPAN_1_2: Final = 0x88BE  # ERSPAN type II (type I: the same, without GRE sequence)
+_ETH_ERSPAN_3: Final = 0x22EB
+_PPP_IPV4: Final = 0x0021
+_PPP_IPV6: Final = 0x0057
+_ETH_HEADER: Final = 14
 
 _AF_INET: Final = 2
 _AF_INET6: Final = frozenset((24, 28, 30))  # BSDs disagree: NetBSD/OpenBSD, FreeBSD, Darwin
@@ -41,6 +56,15 @@ _AF_INET6: Final = frozenset((24, 28, 30))  # BSDs disagree: NetBSD/OpenBSD, Fre
 _PROTO_ICMP: Final = 1
 _PROTO_TCP: Final = 6
 _PROTO_ICMPV6: Final = 58
+_PROTO_IPIP: Final = 4
+_PROTO_UDP: Final = 17
+_PROTO_IPV6_IN_IP: Final = 41
+_PROTO_GRE: Final = 47
+_CARRIERS: Final = frozenset((_PROTO_IPIP, _PROTO_UDP, _PROTO_IPV6_IN_IP, _PROTO_GRE))
+_GRE_CHECKSUM: Final = 0x8000
+_GRE_ROUTING: Final = 0x4000
+_GRE_KEY: Final = 0x2000
+_GRE_SEQUENCE: Final = 0x1000
 _EXT_FRAGMENT: Final = 44
 _EXT_AH: Final = 51
 _IPV6_EXTS: Final = frozenset((0, 43, _EXT_FRAGMENT, _EXT_AH, 60))  # 59 (none) ends the chain
@@ -57,6 +81,7 @@ _IP6 = struct.Struct("!4xHBB16s16s")  # payload len, next header, hop limit, src
 _TCP = struct.Struct("!HHIIBBH")  # ports, seq, ack, data offset, flags, window
 _TCP8 = struct.Struct("!HHI")  # the 8 TCP bytes an ICMP error is sure to quote
 _U16 = struct.Struct("!H").unpack_from
+_PORTS = struct.Struct("!HH").unpack_from  # also GRE's flags and protocol type
 _U32 = struct.Struct("!I").unpack_from
 
 
@@ -71,6 +96,8 @@ class _Skip:
 
 _OTHER: Final = _Skip()  # decoded fine, but nothing for the tracker
 _UNKNOWN_LINKTYPE: Final = _Skip()  # already counted in stats.unknown_linktypes
+_UNSUPPORTED: Final = _Skip()  # already counted in stats.unsupported
+_MAX_CONTEXTS: Final = 1024  # distinct tunnel contexts counted by name; the rest as one
 
 
 @dataclass(slots=True)
@@ -82,13 +109,35 @@ class DecodeStats:
     undecodable: int = 0  # malformed / too short to decode
     first_undecodable: int | None = None  # frame number of the first one, for the report
     unknown_linktypes: dict[int, int] = field(default_factory=dict)  # linktype -> frames
+    # Encapsulations that may carry TCP but are not decoded (name -> frames), e.g. L2TP.
+    unsupported: dict[str, int] = field(default_factory=dict)
+    # Of `undecodable`: frames the capture's snaplen cut short (the rest are malformed).
+    truncated: int = 0
+    # Frames that went through each kind of tunnel (a frame in nested tunnels counts in each).
+    encapsulations: dict[str, int] = field(default_factory=dict)
+    # Frames per tunnel context (tcpdiag.tunnels), up to _MAX_CONTEXTS names.
+    tunnels: dict[str, int] = field(default_factory=dict)
+
+    def count_tunnel(self, context: str, frames: int = 1) -> None:
+        """More frames in this tunnel context (the names are bounded, not the count)."""
+        counts = self.tunnels
+        if context not in counts and len(counts) >= _MAX_CONTEXTS:
+            context = "(other tunnels)"
+        counts[context] = counts.get(context, 0) + frames
+
+    @property
+    def not_decoded(self) -> int:
+        """Frames that may have held TCP but could not be read: the diagnosis cannot see them."""
+        return (
+            self.undecodable + sum(self.unknown_linktypes.values()) + sum(self.unsupported.values())
+        )
 
 
 def _ip4_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET, raw)
 
 
-def _ip6_text(raw: bytes) -> str:
+def ip6_text(raw: bytes) -> str:
     """RFC 5952 text, the same on every Python version and platform.
 
     inet_ntop agrees with ipaddress except for addresses with 80 zero bits in front: it writes
@@ -107,9 +156,10 @@ def _ip6_text(raw: bytes) -> str:
 class Decoder:
     """Turns RawFrames into TcpSegment / IcmpError records; keeps counts of everything else."""
 
-    def __init__(self) -> None:
+    def __init__(self, vxlan_ports: frozenset[int] = frozenset((tunnels.VXLAN_PORT,))) -> None:
         self.stats = DecodeStats()
         self._addrs: dict[bytes, str] = {}
+        self.vxlan_ports = vxlan_ports
 
     def decode(self, frame: RawFrame) -> TcpSegment | IcmpError | None:
         """The record for one frame, or None (counted in stats). Never raises on any bytes."""
@@ -128,6 +178,8 @@ class Decoder:
             return result
         if result is None:
             stats.undecodable += 1
+            if frame.wire_len > len(frame.data):
+                stats.truncated += 1
             if stats.first_undecodable is None:
                 stats.first_undecodable = frame.number
         elif result is _OTHER:
@@ -183,7 +235,224 @@ class Decoder:
             return self._ip4(frame, data, off + 2)
         if ethertype == _ETH_IPV6:
             return self._ip6(frame, data, off + 2)
+        return self._link_other(frame, data, off + 2, ethertype, "")
+
+    # -- Link layers inside tunnels, and the rarer ethertypes ----------------------------------
+
+    def _ethernet(
+        self, frame: RawFrame, data: bytes, off: int, tunnel: str
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        """The packet in the Ethernet frame whose ethertype is at data[off:off + 2]."""
+        ethertype = (data[off] << 8) | data[off + 1]
+        while ethertype in _VLAN_TPIDS:
+            off += 4
+            ethertype = (data[off] << 8) | data[off + 1]
+        if ethertype == _ETH_IPV4:
+            return self._ip4(frame, data, off + 2, tunnel)
+        if ethertype == _ETH_IPV6:
+            return self._ip6(frame, data, off + 2, tunnel)
+        return self._link_other(frame, data, off + 2, ethertype, tunnel)
+
+    def _link_other(
+        self, frame: RawFrame, data: bytes, p: int, ethertype: int, tunnel: str
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        if ethertype in _ETH_MPLS:
+            return self._mpls(frame, data, p, tunnel)
+        if ethertype == _ETH_PPPOE_SESSION:
+            # Version/type, code, session id, length, then the PPP protocol field.
+            if len(data) < p + 8:
+                return None
+            self._count(tunnels.PPPOE)
+            context = self._context(tunnels.pppoe_text(tunnel, _U16(data, p + 2)[0]))
+            protocol = _U16(data, p + 6)[0]
+            if protocol == _PPP_IPV4:
+                return self._ip4(frame, data, p + 8, context)
+            if protocol == _PPP_IPV6:
+                return self._ip6(frame, data, p + 8, context)
+            return _OTHER  # LCP, IPCP, authentication: the session's own control traffic
         return _OTHER
+
+    def _mpls(
+        self, frame: RawFrame, data: bytes, p: int, tunnel: str
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        self._count(tunnels.MPLS)
+        while True:  # labels up to the bottom of the stack; each step moves on 4 bytes
+            if len(data) < p + 4:
+                return None
+            bottom = data[p + 2] & 0x01
+            p += 4
+            if bottom:
+                break
+        if len(data) <= p:
+            return None
+        # MPLS does not say what it carries: the first nibble does, as in Wireshark.
+        nibble = data[p] >> 4
+        if nibble == 4:
+            return self._ip4(frame, data, p, tunnel)
+        if nibble == 6:
+            return self._ip6(frame, data, p, tunnel)
+        if nibble == 0:
+            # A pseudowire control word (RFC 4385), then an Ethernet frame (RFC 4448).
+            return self._ethernet(frame, data, p + 4 + 12, tunnel)
+        return self._unsupported("MPLS payload that is neither IP nor Ethernet")
+
+    # -- Tunnels carried by IP ----------------------------------------------------------------
+
+    def _carried(
+        self,
+        frame: RawFrame,
+        data: bytes,
+        p: int,
+        proto: int,
+        src: bytes,
+        dst: bytes,
+        tunnel: str,
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        """What IP protocol 4, 17, 41 or 47 at data[p:] carries."""
+        if proto == _PROTO_UDP:
+            return self._udp(frame, data, p, src, dst, tunnel)
+        if proto == _PROTO_GRE:
+            return self._gre(frame, data, p, src, dst, tunnel)
+        self._count(tunnels.IPIP)
+        context = self._tunnel(tunnel, tunnels.IPIP, src, dst)
+        if proto == _PROTO_IPIP:
+            return self._ip4(frame, data, p, context)
+        return self._ip6(frame, data, p, context)
+
+    def _udp(
+        self, frame: RawFrame, data: bytes, p: int, src: bytes, dst: bytes, tunnel: str
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        if len(data) < p + 8:
+            return None
+        sport, dport = _PORTS(data, p)
+        q = p + 8
+        if dport in self.vxlan_ports:
+            # Flags (I bit: VNI valid), 3 reserved bytes, VNI (3 bytes), 1 reserved byte.
+            if len(data) < q + 8:
+                return None
+            self._count(tunnels.VXLAN)
+            vni = _U32(data, q + 4)[0] >> 8
+            context = self._tunnel(tunnel, tunnels.VXLAN, src, dst, f"vni {vni}")
+            return self._ethernet(frame, data, q + 8 + 12, context)
+        if dport == tunnels.GENEVE_PORT:
+            # Version and option length (4-byte words), flags, protocol type, VNI, options.
+            if len(data) < q + 8:
+                return None
+            self._count(tunnels.GENEVE)
+            inner = q + 8 + (data[q] & 0x3F) * 4
+            protocol = _U16(data, q + 2)[0]
+            vni = _U32(data, q + 4)[0] >> 8
+            context = self._tunnel(tunnel, tunnels.GENEVE, src, dst, f"vni {vni}")
+            return self._by_ethertype(frame, data, inner, protocol, context, "GENEVE")
+        if tunnels.TEREDO_PORT in (sport, dport):
+            return self._teredo(frame, data, q, src, dst, tunnel)
+        name = tunnels.UNSUPPORTED_UDP.get(dport) or tunnels.UNSUPPORTED_UDP.get(sport)
+        if name is not None:
+            return self._unsupported(name)
+        return _OTHER
+
+    def _teredo(
+        self, frame: RawFrame, data: bytes, q: int, src: bytes, dst: bytes, tunnel: str
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        # RFC 4380 5.1.1: an optional authentication header (0x0001), then an optional
+        # origin indication (0x0000), then the IPv6 packet.
+        if len(data) < q + 2:
+            return None
+        if data[q] == 0 and data[q + 1] == 1:
+            if len(data) < q + 4:
+                return None
+            q += 4 + data[q + 2] + data[q + 3] + 8 + 1  # ids, nonce, confirmation byte
+        if len(data) >= q + 2 and data[q] == 0 and data[q + 1] == 0:
+            q += 8
+        if len(data) <= q or data[q] >> 4 != 6:
+            return _OTHER  # something else on port 3544
+        self._count(tunnels.TEREDO)
+        return self._ip6(frame, data, q, self._tunnel(tunnel, tunnels.TEREDO, src, dst))
+
+    def _gre(
+        self, frame: RawFrame, data: bytes, p: int, src: bytes, dst: bytes, tunnel: str
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        if len(data) < p + 4:
+            return None
+        flags, protocol = _PORTS(data, p)
+        if flags & 0x07:
+            return self._unsupported(f"GRE version {flags & 0x07} (PPTP)")
+        if flags & _GRE_ROUTING:
+            return self._unsupported("GRE with source routing (RFC 1701)")
+        q = p + 4 + (4 if flags & _GRE_CHECKSUM else 0)
+        key = ""
+        if flags & _GRE_KEY:
+            if len(data) < q + 4:
+                return None
+            key = f"key {_U32(data, q)[0]}"
+            q += 4
+        if flags & _GRE_SEQUENCE:
+            q += 4
+        if protocol in (_ETH_ERSPAN_1_2, _ETH_ERSPAN_3):
+            return self._erspan(frame, data, q, protocol, flags, src, dst, tunnel)
+        self._count(tunnels.GRE)
+        context = self._tunnel(tunnel, tunnels.GRE, src, dst, key)
+        return self._by_ethertype(frame, data, q, protocol, context, "GRE")
+
+    def _erspan(
+        self,
+        frame: RawFrame,
+        data: bytes,
+        q: int,
+        protocol: int,
+        gre_flags: int,
+        src: bytes,
+        dst: bytes,
+        tunnel: str,
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        self._count(tunnels.ERSPAN)
+        if protocol == _ETH_ERSPAN_1_2 and not gre_flags & _GRE_SEQUENCE:
+            # Type I has no ERSPAN header (and no GRE sequence number): the frame follows.
+            context = self._tunnel(tunnel, tunnels.ERSPAN, src, dst)
+            return self._ethernet(frame, data, q + 12, context)
+        if len(data) < q + 12:
+            return None
+        session = _U16(data, q + 2)[0] & 0x3FF
+        context = self._tunnel(tunnel, tunnels.ERSPAN, src, dst, f"session {session}")
+        if protocol == _ETH_ERSPAN_1_2:
+            return self._ethernet(frame, data, q + 8 + 12, context)
+        # Type III: 12 bytes, and an 8-byte platform subheader when the O flag is set.
+        inner = q + 12 + (8 if data[q + 11] & 0x01 else 0)
+        return self._ethernet(frame, data, inner + 12, context)
+
+    def _by_ethertype(
+        self, frame: RawFrame, data: bytes, p: int, protocol: int, tunnel: str, carrier: str
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        """The packet at data[p:] whose type a tunnel header gave as an ethertype."""
+        if protocol == _ETH_IPV4:
+            return self._ip4(frame, data, p, tunnel)
+        if protocol == _ETH_IPV6:
+            return self._ip6(frame, data, p, tunnel)
+        if protocol == _ETH_BRIDGING:
+            return self._ethernet(frame, data, p + 12, tunnel)
+        if protocol in _ETH_MPLS:
+            return self._mpls(frame, data, p, tunnel)
+        return self._unsupported(f"{carrier} protocol 0x{protocol:04x}")
+
+    # -- Tunnel bookkeeping (only ever reached by tunnelled frames) ---------------------------
+
+    def _count(self, kind: str) -> None:
+        counts = self.stats.encapsulations
+        counts[kind] = counts.get(kind, 0) + 1
+
+    def _tunnel(self, outer: str, kind: str, src: bytes, dst: bytes, ident: str = "") -> str:
+        return self._context(
+            tunnels.context_text(outer, kind, self._addr(src), self._addr(dst), ident)
+        )
+
+    def _context(self, context: str) -> str:
+        self.stats.count_tunnel(context)
+        return context
+
+    def _unsupported(self, name: str) -> _Skip:
+        counts = self.stats.unsupported
+        counts[name] = counts.get(name, 0) + 1
+        return _UNSUPPORTED
 
     # -- IP -----------------------------------------------------------------------------------
 
@@ -192,10 +461,12 @@ class Decoder:
         if text is None:
             if len(self._addrs) >= _ADDR_CACHE_MAX:
                 self._addrs.clear()
-            text = self._addrs[raw] = _ip4_text(raw) if len(raw) == 4 else _ip6_text(raw)
+            text = self._addrs[raw] = _ip4_text(raw) if len(raw) == 4 else ip6_text(raw)
         return text
 
-    def _ip4(self, frame: RawFrame, data: bytes, o: int) -> TcpSegment | IcmpError | _Skip | None:
+    def _ip4(
+        self, frame: RawFrame, data: bytes, o: int, tunnel: str = ""
+    ) -> TcpSegment | IcmpError | _Skip | None:
         if len(data) < o + 20:
             return None
         vihl, total, ip_id, frag, ttl, proto, src, dst = _IP4.unpack_from(data, o)
@@ -213,7 +484,7 @@ class Decoder:
             # Linux captures TSO/GSO super-packets before segmentation with total length 0.
             l4_len = len(data) - p
         if proto == _PROTO_TCP:
-            return self._tcp(frame, data, p, l4_len, src, dst, ttl, 4, ip_id)
+            return self._tcp(frame, data, p, l4_len, src, dst, ttl, 4, ip_id, tunnel)
         if proto == _PROTO_ICMP:
             if len(data) < p + 8:
                 return None
@@ -236,10 +507,15 @@ class Decoder:
                 ttl,
                 self._quoted4(data, p + 8),
                 mtu,
+                tunnel,
             )
+        if proto in _CARRIERS:
+            return self._carried(frame, data, p, proto, src, dst, tunnel)
         return _OTHER
 
-    def _ip6(self, frame: RawFrame, data: bytes, o: int) -> TcpSegment | IcmpError | _Skip | None:
+    def _ip6(
+        self, frame: RawFrame, data: bytes, o: int, tunnel: str = ""
+    ) -> TcpSegment | IcmpError | _Skip | None:
         if len(data) < o + 40:
             return None
         if data[o] >> 4 != 6:
@@ -257,7 +533,7 @@ class Decoder:
             # Jumbograms and Linux BIG TCP super-packets: the length is not in this field.
             l4_len = len(data) - p
         if proto == _PROTO_TCP:
-            return self._tcp(frame, data, p, l4_len, src, dst, hlim, 6, None)
+            return self._tcp(frame, data, p, l4_len, src, dst, hlim, 6, None, tunnel)
         if proto == _PROTO_ICMPV6:
             if len(data) < p + 8:
                 return None
@@ -276,7 +552,10 @@ class Decoder:
                 hlim,
                 self._quoted6(data, p + 8),
                 mtu,
+                tunnel,
             )
+        if proto in _CARRIERS:
+            return self._carried(frame, data, p, proto, src, dst, tunnel)
         return _OTHER
 
     # -- TCP ----------------------------------------------------------------------------------
@@ -292,6 +571,7 @@ class Decoder:
         ttl: int,
         version: int,
         ip_id: int | None,
+        tunnel: str,
     ) -> TcpSegment | None:
         if len(data) < p + 20:
             return None
@@ -320,6 +600,7 @@ class Decoder:
             version,
             ip_id,
             options,
+            tunnel,
         )
 
     # -- ICMP quotes --------------------------------------------------------------------------

@@ -168,7 +168,7 @@ class FastPathTracker:
         if table.live_count + bulk.groups_in_part >= table.max_live:
             chosen[:] = False  # the table might evict: that depends on every connection
         elif table.live_count:
-            chosen &= ~self._live(bulk.key)
+            chosen &= ~self._live(bulk.key, w.tunnel_ids)
         qualifies = np.zeros(bulk.n_groups, np.bool_)
         qualifies[bulk.groups[chosen]] = True
         done |= qualifies[bulk.group_of_row]
@@ -227,22 +227,26 @@ class FastPathTracker:
             self._clock = float(clock[end - 1])
         self._base += end
 
-    def _live(self, keys: npt.NDArray[np.uint64]) -> Bools:
-        """Which of these 4-tuples (as grouping keys) the table is tracking now."""
+    def _live(self, keys: npt.NDArray[np.uint64], tunnel_ids: dict[str, int]) -> Bools:
+        """Which of these 4-tuples (as grouping keys, tunnel included) the table is tracking
+        now."""
         numbers = self._addr_number
         if len(numbers) > 1 << 16:
             numbers.clear()
-        ends: list[tuple[int, int]] = []
-        for src, sport, dst, dport in self.table.live_keys():
+        ends: list[tuple[int, int, int]] = []
+        for src, sport, dst, dport, tunnel in self.table.live_keys():
             if ":" in src:
                 continue  # IPv6: never in a group
             a = numbers.get(src) or numbers.setdefault(src, ipv4_int(src))
             b = numbers.get(dst) or numbers.setdefault(dst, ipv4_int(dst))
-            ends.append(((a << 16) | sport, (b << 16) | dport))
+            # (a context the columns never named has no rows: -1 matches none)
+            ends.append(((a << 16) | sport, (b << 16) | dport, tunnel_ids.get(tunnel, -1)))
         if not ends:
             return np.zeros(len(keys), np.bool_)
         live = np.array(ends, np.int64)
-        live_keys = _group_keys(live.min(axis=1), live.max(axis=1), np.zeros(len(live), np.int64))
+        pair = live[:, :2]
+        zeros = np.zeros(len(live), np.int64)
+        live_keys = _group_keys(pair.min(axis=1), pair.max(axis=1), zeros, live[:, 2])
         return np.isin(keys, live_keys)
 
 
@@ -293,11 +297,17 @@ def _endpoints(w: Columns) -> tuple[I64, I64, I64]:
     return np.minimum(a, b), np.maximum(a, b), (a > b).astype(np.int64)
 
 
-def _group_keys(lo: I64, hi: I64, direction: I64) -> npt.NDArray[np.uint64]:
-    """Per row: its 4-tuple as a 64-bit key, the same both ways, with the direction in the
-    lowest bit, so that sorting by it sorts by connection, then direction. Rows with no IPv4
-    4-tuple share the key of 0.0.0.0:0, whose group never qualifies."""
-    return (pair_hash(lo, hi) & ~np.uint64(1)) | direction.astype(np.uint64)
+def _group_keys(
+    lo: I64, hi: I64, direction: I64, tunnel: npt.NDArray[np.int32] | I64
+) -> npt.NDArray[np.uint64]:
+    """Per row: its 4-tuple and tunnel (Columns.tunnel) as a 64-bit key, the same both ways,
+    with the direction in the lowest bit, so that sorting by it sorts by connection, then
+    direction. Rows with no IPv4 4-tuple share the key of 0.0.0.0:0, whose group never
+    qualifies."""
+    # hi is below 2**48: the tunnel goes above it (mod 2**64; a collision is safe, see
+    # pair_hash), so an untunnelled connection keeps the key it always had.
+    tunnelled = hi.astype(np.uint64) ^ (tunnel.astype(np.uint64) << np.uint64(48))
+    return (pair_hash(lo, tunnelled) & ~np.uint64(1)) | direction.astype(np.uint64)
 
 
 def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base: int) -> _Bulk:
@@ -305,17 +315,17 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
     # Sort rows by 4-tuple, then direction, then capture order (a stable sort): each direction
     # of each connection becomes a run of consecutive positions.
     lo, hi, direction = _endpoints(w)
-    sort_key = _group_keys(lo, hi, direction)
+    sort_key = _group_keys(lo, hi, direction, w.tunnel)
     sort_key[done] = _DONE_KEY  # decided already: kept out of every group
     row = np.argsort(sort_key, kind="stable")  # position -> row
     sorted_key = sort_key[row]
     del sort_key, direction
     # Two 4-tuples whose keys collide (or a 4-tuple whose key is _DONE_KEY) share a group:
     # such a group must never pass for one connection.
-    lo, hi = lo[row], hi[row]
+    lo, hi, tunnel = lo[row], hi[row], w.tunnel[row]
     mixed = np.zeros(n, np.bool_)
-    mixed[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
-    del lo, hi
+    mixed[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1]) | (tunnel[1:] != tunnel[:-1])
+    del lo, hi, tunnel
     new_run = np.ones(n, np.bool_)
     new_run[1:] = sorted_key[1:] != sorted_key[:-1]
     new_group = np.ones(n, np.bool_)
@@ -410,11 +420,13 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
         ok &= check < n
 
     # ICMP errors: the connections they quote are left to the table.
-    quoted = [k for k in map(quoted_ipv4_key, w.others) if k is not None]
+    quoted = [k for p in w.others if (k := quoted_ipv4_key(p, w.tunnel_ids)) is not None]
     if quoted:
         q = np.array(quoted, np.int64)
         qa, qb = (q[:, 0] << 16) | q[:, 1], (q[:, 2] << 16) | q[:, 3]
-        quoted_keys = _group_keys(np.minimum(qa, qb), np.maximum(qa, qb), np.zeros_like(qa))
+        quoted_keys = _group_keys(
+            np.minimum(qa, qb), np.maximum(qa, qb), np.zeros_like(qa), q[:, 4]
+        )
         ok &= ~np.isin(group_key, quoted_keys)
 
     groups = np.flatnonzero(ok)

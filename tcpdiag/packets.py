@@ -50,6 +50,9 @@ class TcpSegment:
     ip_version: int  # 4 or 6
     ip_id: int | None = None  # IPv4 identification; None for IPv6
     syn_options: SynOptions | None = None  # parsed only when SYN is set
+    # The tunnels the segment travelled in, outermost first (tcpdiag.tunnels.context_text);
+    # "" outside tunnels. Part of the connection key: two tenants' equal 4-tuples stay apart.
+    tunnel: str = ""
 
 
 @dataclass(slots=True)
@@ -78,6 +81,7 @@ class IcmpError:
     ttl: int
     quoted: QuotedTcp | None  # None when the quoted packet is not TCP or is cut short
     mtu: int | None = None  # next-hop MTU of frag-needed (v4) or Packet Too Big (v6)
+    tunnel: str = ""  # the tunnels the ICMP error travelled in, as TcpSegment.tunnel
 
 
 Packet = TcpSegment | IcmpError

@@ -80,7 +80,7 @@ def ladder_rows(packets: list[Packet], key: Key, finding: Finding | None) -> lis
     rows: list[Row] = []
     for p in packets:
         table.feed(p)
-        client_state, server_state = _states(table, key)
+        client_state, server_state = _states(table, key, p.tunnel)
         note = evidence.get(p.frame, "")
         if p.frame == decisive:
             note = ("VERDICT: " + note).strip()
@@ -99,12 +99,11 @@ def ladder_rows(packets: list[Packet], key: Key, finding: Finding | None) -> lis
     return rows
 
 
-def _states(table: FlowTable, key: Key) -> tuple[str, str]:
-    # FlowTable has no public lookup of a live connection; show only reads it, never changes it.
-    conn = table._live.get(FlowTable._key(*key))
-    if conn is None or not hasattr(conn, "client"):
+def _states(table: FlowTable, key: Key, tunnel: str) -> tuple[str, str]:
+    conn = table.lookup(*key, tunnel)
+    if conn is None:
         return "?", "?"
-    client, server = conn.client, conn.server  # type: ignore[union-attr]
+    client, server = conn.client, conn.server
     if (client.addr, client.port) != (key[0], key[1]):
         client, server = server, client
     return client.state.value, server.state.value

@@ -379,6 +379,7 @@ class Connection:
         "ref",
         "rsts",
         "server",
+        "tunnel",  # encap: the tunnel context of its packets (TcpSegment.tunnel), in its key
         "wscale_on",
         "zeek",
     )
@@ -413,6 +414,7 @@ class Connection:
             first_time=first_time,
         )
         self.zeek = zeek
+        self.tunnel = ""  # encap: FlowTable._new_connection sets the segment's tunnel context
         self.last_time = first_time
         self.last_ordinary_time = first_time  # last segment that was neither a probe nor a RST
         self.wscale_on = False
@@ -1119,7 +1121,7 @@ class FlowTable:
         if check or self._retired_early:
             yield from self._retire_due()
 
-    def live_keys(self) -> Iterator[tuple[str, int, str, int]]:
+    def live_keys(self) -> Iterator[Key]:
         return iter(self._live)
 
     @property
@@ -1155,13 +1157,21 @@ class FlowTable:
         self._spill.close()
 
     @staticmethod
-    def _key(src: str, sport: int, dst: str, dport: int) -> tuple[str, int, str, int]:
+    def _key(src: str, sport: int, dst: str, dport: int, tunnel: str) -> Key:
+        # encap: the tunnel context ("" outside tunnels) is part of the key, so two tenants
+        # with the same inner 4-tuple in different tunnels are two connections.
         if (src, sport) <= (dst, dport):
-            return (src, sport, dst, dport)
-        return (dst, dport, src, sport)
+            return (src, sport, dst, dport, tunnel)
+        return (dst, dport, src, sport, tunnel)
+
+    def lookup(
+        self, src: str, sport: int, dst: str, dport: int, tunnel: str = ""
+    ) -> Connection | None:
+        """The live connection of this 4-tuple (and tunnel), to read its state (tcpdiag show)."""
+        return self._wake(self._key(src, sport, dst, dport, tunnel))
 
     def _on_segment(self, seg: TcpSegment) -> None:
-        key = self._key(seg.src, seg.sport, seg.dst, seg.dport)
+        key = self._key(seg.src, seg.sport, seg.dst, seg.dport, seg.tunnel)
         conn = self._wake(key)
         starts_new = seg.flags & SYN and not seg.flags & (RST | ACK)
         if conn is not None and starts_new and conn.accepts_new_syn(seg, self.zeek_split):
@@ -1178,7 +1188,7 @@ class FlowTable:
         if not was_closed and conn.closed_at is not None:
             self._closing.append(conn)
 
-    def _new_connection(self, key: tuple[str, int, str, int], seg: TcpSegment) -> Connection:
+    def _new_connection(self, key: Key, seg: TcpSegment) -> Connection:
         src = Endpoint(seg.src, seg.sport)
         dst = Endpoint(seg.dst, seg.dport)
         syn, ack = seg.flags & SYN, seg.flags & ACK
@@ -1199,6 +1209,7 @@ class FlowTable:
             first_time=seg.time,
             zeek=ZeekTimeline(seg) if self.zeek else None,
         )
+        conn.tunnel = seg.tunnel  # encap
         self._next_id += 1
         self.connections_seen += 1
         if len(self._live) >= self.max_live:
@@ -1215,7 +1226,7 @@ class FlowTable:
         quoted = icmp.quoted
         if quoted is None:
             return
-        key = self._key(quoted.src, quoted.sport, quoted.dst, quoted.dport)
+        key = self._key(quoted.src, quoted.sport, quoted.dst, quoted.dport, icmp.tunnel)
         conn = self._wake(key)
         if conn is None:
             return
@@ -1314,7 +1325,9 @@ class FlowTable:
                 else:
                     self._stand_ins.append(conn)
                 continue
-            key = self._key(conn.client.addr, conn.client.port, conn.server.addr, conn.server.port)
+            key = self._key(
+                conn.client.addr, conn.client.port, conn.server.addr, conn.server.port, conn.tunnel
+            )
             if self._live.get(key) is not conn:
                 continue  # already retired (a new SYN reused the 4-tuple)
             if now - conn.last_time < self.close_grace:
@@ -1333,7 +1346,7 @@ class FlowTable:
         self._spill_idle(now)
 
 
-Key = tuple[str, int, str, int]
+Key = tuple[str, int, str, int, str]  # encap: 4-tuple (smaller endpoint first) and tunnel
 
 
 @dataclass(slots=True)

@@ -2,13 +2,16 @@
 
 For every sample capture, each frame tcpdiag decodes must be the frame Wireshark numbers the same
 way, with the same addresses, ports, raw sequence and acknowledgement numbers, flags, payload
-length, TTL and time; ICMP errors must quote the same TCP ports.
+length, TTL and time (of the innermost IP/TCP in tunnelled frames); ICMP errors must quote the
+same TCP ports.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,16 @@ if shutil.which("tshark") is None:
     if os.environ.get("CI"):
         raise RuntimeError("tshark is required in CI (.ci/run installs it)")
     pytest.skip("tshark is not installed", allow_module_level=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _asyncio_signal_handling_restored() -> Iterator[None]:
+    """pyshark drives tshark through an asyncio event loop, which installs a SIGCHLD handler and
+    a signal wakeup fd. Left behind, every later child process's exit (tshark in other tests)
+    writes to that fd and prints "Exception ignored ..." into those tests' stderr."""
+    yield
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
 def wireshark_view(path: Path) -> dict[int, tuple]:
@@ -49,6 +62,9 @@ def wireshark_view(path: Path) -> dict[int, tuple]:
                 continue
             if not hasattr(pkt, "tcp"):
                 continue
+            # Inside tunnels the segment's own IP header is the innermost one.
+            ip = [layer for layer in pkt.layers if layer.layer_name in ("ip", "ipv6")][-1]
+            ttl = int(ip.ttl) if ip.layer_name == "ip" else int(ip.hlim)
             tcp = pkt.tcp
             view[number] = (
                 "tcp",

@@ -1,0 +1,193 @@
+"""The native decoder and the pyshark (tshark) engine give the same findings on every capture.
+
+Findings are compared as category, rule, client, server, errnos and frames; the decoded records
+themselves are compared on every sample too (the one known difference is documented below).
+Then `auto`: a capture the native decoder cannot read is handed to tshark, and the report says
+so; and a missing tshark is one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from tcpdiag import tshark_engine
+from tcpdiag.analyze import AnalysisOptions, analyze_capture
+from tcpdiag.decode import Decoder
+from tcpdiag.detect import RuleEngine
+from tcpdiag.findings import Finding
+from tcpdiag.reader import CaptureReader
+from tcpdiag.rules import load_rules
+from tcpdiag.tracker import FlowTable
+from tcpdiag.tshark_engine import TsharkDecoder
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+DATA = ROOT / "tests" / "data"
+CAPTURES = [
+    *sorted(SAMPLES.glob("*.pcap")),
+    *sorted(SAMPLES.glob("crafted/*.pcap")),
+    *sorted(DATA.glob("decode_*.pcap*")),
+]
+ENGINE = RuleEngine(load_rules())
+
+if shutil.which("tshark") is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("tshark is required in CI (.ci/run installs it)")
+    pytest.skip("tshark is not installed", allow_module_level=True)
+
+
+def native_findings(path: Path) -> list[tuple[object, ...]]:
+    report = analyze_capture(path, ENGINE, AnalysisOptions(engine="native"))
+    assert report.error is None, report.error
+    return [finding_key(f) for f in report.findings]
+
+
+def finding_key(f: Finding) -> tuple[object, ...]:
+    return (f.category, f.rule, f.client, f.server, f.client_sees.errno, f.server_sees.errno,
+            tuple(f.frames))  # fmt: skip
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_both_engines_decode_the_same_records_and_find_the_same(path: Path) -> None:
+    """One tshark run per capture (its start-up is most of the time): the records are
+    compared, then tracked and judged exactly as `analyze --engine pyshark` does."""
+    decoder = Decoder()
+    with CaptureReader(path) as reader:
+        native = [p for p in map(decoder.decode, reader) if p is not None]
+    tshark = list(TsharkDecoder(str(path)).packets())
+    table = FlowTable(zeek=False)
+    tshark_findings = [
+        finding_key(f) for conn in table.track(tshark) for f in ENGINE.findings_for(conn)
+    ]
+    tshark_findings.sort(key=lambda k: (min(k[6]), k))
+    want = sorted(native_findings(path), key=lambda k: (min(k[6]), k))
+    assert tshark_findings == want
+    if path.name == "decode_snaplen.pcap":
+        # Its SYN's timestamps option is cut by the snaplen: tcpdiag reads only whole options,
+        # Wireshark shows the cut one. SYN options never decide a finding on their own.
+        assert native[0].syn_options.timestamps is False  # type: ignore[union-attr]
+        assert tshark[0].syn_options.timestamps is True  # type: ignore[union-attr]
+        native, tshark = native[1:], tshark[1:]
+    assert native == tshark
+
+
+@pytest.mark.parametrize(
+    "name", ["vxlan_peer_reset_linger0", "crafted/crafted_gre_icmp_port_unreachable_syn", "mixed"]
+)
+def test_analyze_with_the_pyshark_engine(name: str) -> None:
+    path = SAMPLES / f"{name}.pcap"
+    report = analyze_capture(path, ENGINE, AnalysisOptions(engine="pyshark"))
+    assert report.error is None
+    assert report.decode["engine"] == "pyshark"
+    assert [finding_key(f) for f in report.findings] == native_findings(path)
+
+
+def _ppp_capture(source: Path, out: Path) -> Path:
+    """The source sample's IP packets on link type 9 (PPP, RFC 1662 framing): a link type the
+    native decoder does not know and Wireshark does."""
+    import dpkt
+
+    with open(source, "rb") as f:
+        records = list(dpkt.pcap.Reader(f))
+    with open(out, "wb") as f:
+        writer = dpkt.pcap.Writer(f, linktype=9)
+        for ts, frame in records:
+            writer.writepkt(struct.pack("!BBH", 0xFF, 0x03, 0x0021) + frame[14:], ts)
+    return out
+
+
+def test_auto_hands_an_undecodable_capture_to_tshark_and_says_so(tmp_path: Path) -> None:
+    source = SAMPLES / "peer_reset_linger0.pcap"
+    path = _ppp_capture(source, tmp_path / "ppp.pcap")
+    native = analyze_capture(path, ENGINE, AnalysisOptions(engine="native"))
+    assert not native.findings
+    assert native.decode["unknown_linktypes"] == {"9": 8}
+    assert any("may be incomplete" in w and "--engine pyshark" in w for w in native.warnings)
+
+    auto = analyze_capture(path, ENGINE, AnalysisOptions(engine="auto"))
+    assert auto.decode["engine"] == "pyshark"
+    assert any("read with the pyshark engine" in w for w in auto.warnings)
+    plain = analyze_capture(source, ENGINE)
+    assert [(f.category, f.rule, f.client, f.server, f.frames) for f in auto.findings] == [
+        (f.category, f.rule, f.client, f.server, f.frames) for f in plain.findings
+    ]
+
+
+def test_auto_keeps_the_native_decoder_when_it_reads_the_capture() -> None:
+    report = analyze_capture(SAMPLES / "vxlan_refused.pcap", ENGINE, AnalysisOptions(engine="auto"))
+    assert report.decode["engine"] == "native"
+
+
+def test_missing_tshark_is_one_line_naming_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    report = analyze_capture(
+        SAMPLES / "refused_no_listener.pcap", ENGINE, AnalysisOptions(engine="pyshark")
+    )
+    assert report.error is not None
+    assert "\n" not in report.error
+    assert "apt install tshark" in report.error
+    with pytest.raises(tshark_engine.TsharkUnavailable):
+        tshark_engine.tshark_path()
+
+
+def test_a_file_tshark_cannot_read_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "not_capture.pcap"
+    path.write_text("hello, this is not a capture\n")
+    report = analyze_capture(path, ENGINE, AnalysisOptions(engine="pyshark"))
+    assert report.error is not None
+    assert "\n" not in report.error
+
+
+def test_the_command_line_says_tshark_is_missing_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from tcpdiag.cli import app
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    result = CliRunner().invoke(
+        app, ["analyze", "--engine", "pyshark", str(SAMPLES / "refused_no_listener.pcap")]
+    )
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("tcpdiag: error")]
+    assert len(errors) == 1
+    assert "tshark not found" in errors[0] and "apt install tshark" in errors[0]
+    assert "Traceback" not in result.output
+
+
+def test_vxlan_on_another_port_in_both_engines(tmp_path: Path) -> None:
+    """--vxlan-port 8472 (Linux's old default): both engines read the moved VXLAN alike."""
+    import dpkt
+
+    moved = tmp_path / "vxlan8472.pcap"
+    with open(SAMPLES / "vxlan_peer_reset_linger0.pcap", "rb") as f, open(moved, "wb") as g:
+        writer = dpkt.pcap.Writer(g, linktype=dpkt.pcap.DLT_EN10MB)
+        for ts, frame in dpkt.pcap.Reader(f):
+            data = bytearray(frame)
+            if data[12:14] == b"\x08\x00" and data[23] == 17:
+                data[36:38] = struct.pack("!H", 8472)
+            writer.writepkt(bytes(data), ts)
+    ports = frozenset((4789, 8472))
+    native = analyze_capture(moved, ENGINE, AnalysisOptions(engine="native", vxlan_ports=ports))
+    tshark = analyze_capture(moved, ENGINE, AnalysisOptions(engine="pyshark", vxlan_ports=ports))
+    assert [finding_key(f) for f in native.findings] == [finding_key(f) for f in tshark.findings]
+    assert [f.category for f in native.findings] == ["peer_reset"]
+    assert native.decode["tunnels"] == tshark.decode["tunnels"]
+    unasked = analyze_capture(moved, ENGINE, AnalysisOptions(engine="native"))
+    assert not unasked.findings
+
+
+def test_a_clean_read_has_no_tshark_warning_and_is_not_truncated() -> None:
+    decoder = TsharkDecoder(str(SAMPLES / "mixed.pcap"))
+    assert len(list(decoder.packets())) == 41
+    assert (decoder.truncated, decoder.warnings) == (False, [])
