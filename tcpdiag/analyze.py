@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from tcpdiag.detect import RuleEngine
 from tcpdiag.fastpath import FastPathTracker
 from tcpdiag.filters import ConnectionFilter
 from tcpdiag.flows import FlowRecord
-from tcpdiag.reader import CaptureError, CaptureReader
+from tcpdiag.reader import CaptureError, CaptureReader, JoinedReader, joined_name
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
 
@@ -41,6 +42,12 @@ class CaptureReport:
     truncated: bool = False  # reading stopped early at damage; findings cover the part before it
     evicted: int = 0  # connections retired early to keep memory bounded
     decode: dict[str, Any] = field(default_factory=dict)
+    # Rotated parts read as this one capture (--join): (path, first frame, frames); frames are
+    # numbered continuously across them. Empty for a single file.
+    parts: list[tuple[str, int, int]] = field(default_factory=list)
+    # Earliest and latest packet time (epoch seconds); None without packets. Not in to_dict.
+    first_time: float | None = None
+    last_time: float | None = None
 
     def to_dict(self, findings: bool = True) -> dict[str, Any]:
         return {
@@ -52,8 +59,14 @@ class CaptureReport:
             "warnings": list(self.warnings),
             "error": self.error,
             "decode": dict(self.decode),
+            **({"parts": [_part(p) for p in self.parts]} if self.parts else {}),
             **({"findings": [f.to_dict() for f in self.findings]} if findings else {}),
         }
+
+
+def _part(part: tuple[str, int, int]) -> dict[str, Any]:
+    path, first, frames = part
+    return {"path": path, "first_frame": first, "frames": frames}
 
 
 def _frames(count: int) -> str:
@@ -67,15 +80,26 @@ def _selected(conn: TrackedConnection, wanted: ConnectionFilter) -> bool:
 
 
 def analyze_capture(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Sequence[str],
     engine: RuleEngine,
     options: AnalysisOptions | None = None,
 ) -> CaptureReport:
-    """Analyse one capture. Unreadable input is reported in `error`, never raised."""
+    """Analyse one capture. Unreadable input is reported in `error`, never raised.
+
+    `path` "-" is standard input; a list of paths is the rotated parts of one capture, read
+    as one (tcpdiag.reader.JoinedReader)."""
     options = options or AnalysisOptions()
-    report = CaptureReport(path=os.fspath(path))
+    single: str | None = None
+    parts: list[str] = []
+    if isinstance(path, str | os.PathLike):
+        single = os.fspath(path)
+    else:
+        parts = [os.fspath(p) for p in path]
+    report = CaptureReport(path=single if single is not None else joined_name(parts))
+    reader: CaptureReader | JoinedReader
     try:
-        reader = CaptureReader(path)
+        reader = CaptureReader(single) if single is not None else JoinedReader(parts)
+        report.path = reader.path  # "-" is named <stdin>
     except CaptureError as exc:
         report.error = str(exc)
         return report
@@ -86,6 +110,7 @@ def analyze_capture(
         zeek=options.keep_flows or bool(options.connection_filter.states),
     )
     wanted = options.connection_filter
+    unstarted = 0  # connections whose first packet was not a handshake packet
     with reader:
         if options.fast_path and not table.zeek:
             # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
@@ -94,6 +119,7 @@ def analyze_capture(
         else:
             connections = table.track(p for p in map(decoder.decode, reader) if p is not None)
         for conn in connections:
+            unstarted += not conn.ref.initiator_known
             if wanted.active and not _selected(conn, wanted):
                 continue
             report.findings.extend(engine.findings_for(conn))
@@ -109,7 +135,17 @@ def analyze_capture(
             f"{table.max_live} were live at once (a flood?); their analysis may be incomplete"
         )
     report.truncated = reader.truncated
+    report.first_time, report.last_time = reader.first_time, reader.last_time
     report.warnings.extend(reader.warnings)
+    if isinstance(reader, JoinedReader):
+        report.parts = [(p.path, p.first_frame, p.frames) for p in reader.parts]
+    if unstarted:
+        # Typical of one part of a rotated capture: the connections began in the previous part.
+        report.warnings.append(
+            f"{report.path}: {unstarted} connection{'s' * (unstarted != 1)} without a handshake "
+            "(the capture starts mid-connection or missed it); the roles of the two ends are "
+            "guessed. For rotated parts of one capture, analyse them together with --join"
+        )
     for linktype, count in sorted(stats.unknown_linktypes.items()):
         report.warnings.append(
             f"{report.path}: {_frames(count)} with unsupported link type {linktype} skipped"

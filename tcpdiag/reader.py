@@ -399,6 +399,9 @@ class CaptureReader:
         self._base = 0  # stream offset of self._buf[0]
         self._started = False
         self.frames_numbered = 0  # frame numbers used so far (known fully after iteration)
+        # Earliest and latest packet time seen (capture order need not be time order).
+        self.first_time: float | None = None
+        self.last_time: float | None = None
         raw: _RawFile
         try:
             if self.path == STDIN:
@@ -574,6 +577,7 @@ class CaptureReader:
                 pos = end
                 caplen = -1
             if offsets:
+                self._note_times(buf, offsets[0], offsets[-1])
                 yield PcapChunk(number + 1, buf, offsets, self._endian, self._units, self._linktype)
                 number += len(offsets)
             if damage is not None:
@@ -596,6 +600,18 @@ class CaptureReader:
             # buffering, so whether the source had failed by then is not worth reporting.
             self._stop(damage[0], damage[1], number + 1, number, at_end=not absurd)
         self.close()
+
+    def _note_times(self, buf: bytes, first: int, last: int) -> None:
+        # A chunk's first and last record only: two struct calls per chunk, not per frame.
+        for pos in (first, last):
+            sec, frac = struct.unpack_from(self._endian + "II", buf, pos)
+            self._note_time((sec * self._units + frac) / self._units)
+
+    def _note_time(self, time: float) -> None:
+        if self.first_time is None or time < self.first_time:
+            self.first_time = time
+        if self.last_time is None or time > self.last_time:
+            self.last_time = time
 
     def _iter_pcap(self) -> Iterator[RawFrame]:
         # The records of the same walk as chunks(), one RawFrame each: one set of damage rules.
@@ -695,6 +711,8 @@ class CaptureReader:
                     break
                 linktype, ticks, offset, _snaplen = ifaces[iface]
                 last_time = (((ts_high << 32) | ts_low) + offset) / ticks
+                if self.first_time is None:
+                    self._note_time(last_time)
                 number += 1
                 start = pos + 28
                 yield RawFrame(number, last_time, linktype, buf[start : start + caplen], wire_len)
@@ -729,6 +747,8 @@ class CaptureReader:
             # its length.
             pos = end
         self.frames_numbered = number
+        if self.first_time is not None:  # a packet was read, so last_time is its time
+            self._note_time(last_time)
         if damage is not None:
             self._stop(damage[0], damage[1], damage[2], number)
         self.close()
@@ -826,6 +846,8 @@ class JoinedReader:
         self.warnings: list[str] = []
         self.truncated = False
         self.parts: list[JoinedPart] = []
+        self.first_time: float | None = None
+        self.last_time: float | None = None
         self._started = False
         self._current: CaptureReader | None = None
         # Like a single file, the capture is unreadable only when its first part is.
@@ -850,9 +872,24 @@ class JoinedReader:
                 yield reader, offset
             self.parts.append(JoinedPart(reader.path, offset + 1, reader.frames_numbered))
             self.warnings.extend(reader.warnings)
+            self._note_span(reader)
             self.truncated = self.truncated or reader.truncated
             offset += reader.frames_numbered
         self._current = None
+
+    def _note_span(self, part: CaptureReader) -> None:
+        if part.first_time is None or part.last_time is None:
+            return
+        if self.last_time is not None and part.first_time < self.last_time - 1.0:
+            # Rotated parts follow one another; overlapping ones are probably not one capture.
+            self.warnings.append(
+                f"{part.path}: starts {self.last_time - part.first_time:.1f} s before the "
+                "previous part ends: are these really parts of one capture?"
+            )
+        if self.first_time is None or part.first_time < self.first_time:
+            self.first_time = part.first_time
+        if self.last_time is None or part.last_time > self.last_time:
+            self.last_time = part.last_time
 
     def __iter__(self) -> Iterator[RawFrame]:
         if self._started:

@@ -1,0 +1,261 @@
+"""Analysing many captures: worker processes, one capture per task, results in input order.
+
+A task is one `CaptureInput` (a file, or the rotated parts of one capture); the worker returns
+a `FileResult`, which pickles: the report's findings travel as a list (a FindingSpool may hold
+a temporary file) and go back into a spool on arrival. Memory per worker is that of the
+capture being analysed, which tcpdiag bounds; the parent holds only reports that finished
+ahead of their turn.
+
+Isolation: an error in a capture is that capture's error row. A worker that dies (a crash, the
+OOM killer) breaks a ProcessPoolExecutor and fails every task still in it, so those tasks are
+run again, each in a pool of its own: the capture that kills its worker again is reported as
+such, and the others are analysed.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
+from tcpdiag.detect import RuleEngine
+from tcpdiag.findings import Finding
+from tcpdiag.inputs import CaptureInput
+from tcpdiag.rules import load_rules
+from tcpdiag.selection import FindingSelection
+from tcpdiag.spool import FindingSpool
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """Everything a worker needs besides the input; pickled once per task (it is small)."""
+
+    options: AnalysisOptions = field(default_factory=AnalysisOptions)
+    selection: FindingSelection = field(default_factory=FindingSelection)
+    rules_dir: str | None = None
+    debug: bool = False  # let internal errors raise (with --jobs 1 the traceback shows)
+
+
+@dataclass(slots=True)
+class FileResult:
+    """One capture's analysis as it crosses a process boundary."""
+
+    index: int  # position in the batch's inputs
+    report: CaptureReport  # its `findings` spool is empty while `findings` holds them
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the analysis
+    peak_rss: int = 0  # the worker's peak resident memory so far, bytes (0: not measured)
+    size: int = 0  # bytes on disk
+
+    def into_report(self) -> CaptureReport:
+        """The report with its findings back in a spool (in report order, ids F1...)."""
+        if self.findings:
+            spool = FindingSpool()
+            spool.extend(self.findings)
+            self.report.findings = spool
+            self.findings = []
+        return self.report
+
+
+_engines: dict[str | None, RuleEngine] = {}  # per process: rules are loaded once per worker
+
+
+def _engine(rules_dir: str | None) -> RuleEngine:
+    engine = _engines.get(rules_dir)
+    if engine is None:
+        engine = _engines[rules_dir] = RuleEngine(
+            load_rules(Path(rules_dir) if rules_dir else None)
+        )
+    return engine
+
+
+def analyse_input(index: int, item: CaptureInput, settings: WorkerSettings) -> FileResult:
+    """The task: analyse one capture (in whatever process runs it). Never raises for bad
+    input; an internal error becomes the capture's error unless settings.debug."""
+    started = time.monotonic()
+    if item.error is not None:
+        report = CaptureReport(path=item.name, error=item.error)
+    else:
+        try:
+            report = analyze_capture(item.source, _engine(settings.rules_dir), settings.options)
+            report.findings = settings.selection.apply(report.findings)
+        except Exception as exc:  # a bug, not bad input: one line, and the batch goes on
+            if settings.debug:
+                raise
+            report = CaptureReport(path=item.name, error=internal_error(item.name, exc))
+    findings = list(report.findings)
+    report.findings.close()
+    report.findings = FindingSpool()
+    return FileResult(
+        index=index,
+        report=report,
+        findings=findings,
+        seconds=time.monotonic() - started,
+        peak_rss=_peak_rss(),
+        size=item.size,
+    )
+
+
+def internal_error(name: str, exc: BaseException) -> str:
+    return f"{name}: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it"
+
+
+def _peak_rss() -> int:
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def died_result(index: int, item: CaptureInput) -> FileResult:
+    report = CaptureReport(
+        path=item.name,
+        error=f"{item.name}: the worker process analysing it died (a crash, or killed: out of "
+        "memory?); the other captures were analysed",
+    )
+    return FileResult(index=index, report=report, size=item.size)
+
+
+# -- local worker processes -----------------------------------------------------------------------
+
+Completion = tuple[int, FileResult]  # (input index, result), in the order they finish
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_local(
+    inputs: Sequence[CaptureInput],
+    settings: WorkerSettings,
+    jobs: int,
+    initializer: Callable[[], None] | None = None,
+) -> Iterator[FileResult]:
+    """Analyse the inputs with up to `jobs` worker processes; results in completion order.
+
+    Standard input is read in this process (a worker cannot read it), while the workers
+    start on the files. One input alone is analysed in this process too: a worker would only
+    add start-up time."""
+    files = [n for n, item in enumerate(inputs) if not item.is_stdin]
+    local = [n for n, item in enumerate(inputs) if item.is_stdin]
+    if len(inputs) == 1:
+        files, local = [], [0]
+    # The largest first: a huge capture starts at once instead of after the small ones, so it
+    # does not finish long after them (longest processing time first).
+    files.sort(key=lambda n: -inputs[n].size)
+    pool = _Pool(inputs, settings, min(jobs, len(files)) or 1, initializer) if files else None
+    try:
+        if pool is not None:
+            pool.start(files)
+        for n in local:
+            yield analyse_input(n, inputs[n], settings)
+        if pool is not None:
+            yield from pool.results()
+    finally:
+        if pool is not None:
+            pool.stop()
+
+
+def _worker_start(initializer: Callable[[], None] | None) -> None:
+    # Ctrl-C is the parent's to handle: it reports what finished and ends the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer()
+
+
+class _Pool:
+    """A ProcessPoolExecutor that survives a worker's death: see the module docstring."""
+
+    def __init__(
+        self,
+        inputs: Sequence[CaptureInput],
+        settings: WorkerSettings,
+        workers: int,
+        initializer: Callable[[], None] | None,
+    ) -> None:
+        self._inputs = inputs
+        self._settings = settings
+        self._workers = workers
+        self._initializer = initializer
+        self._executors: list[ProcessPoolExecutor] = []
+        self._shared: ProcessPoolExecutor | None = None
+        self._running: dict[Future[FileResult], tuple[int, ProcessPoolExecutor]] = {}
+
+    def _executor(self, workers: int) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(
+            workers, initializer=_worker_start, initargs=(self._initializer,)
+        )
+        self._executors.append(executor)
+        return executor
+
+    def _submit(self, executor: ProcessPoolExecutor, index: int) -> None:
+        future = executor.submit(analyse_input, index, self._inputs[index], self._settings)
+        self._running[future] = (index, executor)
+
+    def start(self, indices: list[int]) -> None:
+        self._shared = self._executor(self._workers)
+        for index in indices:
+            self._submit(self._shared, index)
+
+    def results(self) -> Iterator[FileResult]:
+        retry: deque[int] = deque()  # inputs of a pool that broke, to run again one per pool
+        while self._running or retry:
+            while retry and len(self._running) < self._workers:
+                self._submit(self._executor(1), retry.popleft())
+            done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: self._running[f][0]):
+                index, executor = self._running.pop(future)
+                alone = executor is not self._shared
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    if alone:
+                        yield died_result(index, self._inputs[index])
+                    else:
+                        retry.append(index)
+                    continue
+                except Exception as exc:  # e.g. the result did not pickle: still one line
+                    if self._settings.debug:
+                        raise
+                    name = self._inputs[index].name
+                    result = FileResult(
+                        index, CaptureReport(path=name, error=internal_error(name, exc))
+                    )
+                if alone:
+                    executor.shutdown(wait=False)
+                yield result
+
+    def stop(self) -> None:
+        """End every worker now (on Ctrl-C, or when the consumer stops early)."""
+        for executor in self._executors:
+            # Workers busy on a capture would otherwise finish it first: terminate them.
+            # (ProcessPoolExecutor has no public way before Python 3.14's terminate_workers.)
+            processes = getattr(executor, "_processes", None) or {}
+            for process in list(processes.values()):
+                process.terminate()
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def in_input_order(
+    results: Iterator[FileResult], count: int, on_finished: Callable[[FileResult], None]
+) -> Iterator[FileResult]:
+    """The results in input order, each as soon as it and all before it are known;
+    `on_finished` sees every result as it finishes (progress)."""
+    waiting: dict[int, FileResult] = {}
+    next_index = 0
+    for result in results:
+        on_finished(result)
+        waiting[result.index] = result
+        while next_index in waiting:
+            yield waiting.pop(next_index)
+            next_index += 1
+    if next_index < count:  # a runner that lost a result: a bug, but never a silent gap
+        raise RuntimeError(f"no result for input {next_index + 1} of {count}")
