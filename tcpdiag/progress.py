@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -58,7 +58,7 @@ class BatchProgress:
         self._task = self._bar.add_task("", total=max(total_bytes, 1), **self._fields())
         self._bar.start()
 
-    def _fields(self) -> dict[str, str]:
+    def _fields(self) -> dict[str, Any]:  # Any: rich types its **fields loosely
         elapsed = max(time.monotonic() - self._started, 1e-6)
         return {
             "files": f"{self._files}/{self._total_files} files",
@@ -75,10 +75,7 @@ class BatchProgress:
         self._findings += len(report.findings)
         if self._verbose:
             memory = f", worker peak {peak_rss / (1 << 20):.0f} MiB" if peak_rss else ""
-            self.echo(
-                f"tcpdiag: {report.path}: {seconds:.2f} s, {report.packets} packets"
-                f"{memory}"
-            )
+            self.echo(f"tcpdiag: {report.path}: {seconds:.2f} s, {report.packets} packets{memory}")
         if self._bar is None or self._task is None:
             return
         status = "error" if report.error else f"{len(report.findings)} findings"
