@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -138,7 +138,7 @@ def run_local(
     settings: WorkerSettings,
     jobs: int,
     initializer: Callable[[], None] | None = None,
-) -> Iterator[FileResult]:
+) -> Generator[FileResult, None, None]:
     """Analyse the inputs with up to `jobs` worker processes; results in completion order.
 
     Standard input is read in this process (a worker cannot read it), while the workers

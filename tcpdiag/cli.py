@@ -22,8 +22,11 @@ from tabulate import tabulate
 
 from tcpdiag import __version__
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
+from tcpdiag.batch import WorkerSettings
 from tcpdiag.detect import RuleEngine
+from tcpdiag.driver import BatchRequest, run_batch
 from tcpdiag.filters import ConnectionFilter, FilterError
+from tcpdiag.inputs import DEFAULT_GLOBS
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.common import safe_line
 from tcpdiag.reporters.flows import FlowsCsvReporter, flows_json_reporter, flows_table_reporter
@@ -31,6 +34,7 @@ from tcpdiag.reporters.json_report import json_reporter
 from tcpdiag.reporters.markdown import markdown_reporter
 from tcpdiag.reporters.text import text_reporter
 from tcpdiag.rules import RuleError, RuleSet, load_rules
+from tcpdiag.selection import FindingSelection, SelectionError
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -209,12 +213,105 @@ RulesOption = Annotated[
 ]
 
 
+JobsOption = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=0,
+        help="Captures analysed at once, each in a worker process (0: one per CPU core). "
+        "Reports still come in input order, identical to --jobs 1.",
+    ),
+]
+GlobOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--glob",
+        help="Which files of a directory argument to read (repeatable; default: "
+        f"{', '.join(DEFAULT_GLOBS)}). Directories are searched recursively.",
+    ),
+]
+JoinOption = Annotated[
+    bool,
+    typer.Option(
+        "--join",
+        help="Read the rotated parts of one capture (tcpdump -C/-G/-W: same name but for "
+        "numbers or times) as one continuous capture, in the order of their first packets. "
+        "Frames are numbered continuously across the parts.",
+    ),
+]
+DaskOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        metavar="SCHEDULER",
+        help="Send each capture as a task to this Dask distributed scheduler (e.g. "
+        "tcp://10.0.0.5:8786); its workers must see the same paths. Needs "
+        "pip install 'tcpdiag[dask]'.",
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar (it shows only on a terminal).")
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Each capture's time and its worker's peak memory."),
+]
+CategoryOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--category",
+        help="Only findings of this category, e.g. refused, peer_reset (repeatable; "
+        "`tcpdiag rules` lists them).",
+    ),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since", help="Only findings at or after this ISO 8601 time (UTC unless it says)."
+    ),
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="Only findings before this ISO 8601 time.")
+]
+MinConfidenceOption = Annotated[
+    float | None,
+    typer.Option("--min-confidence", help="Only findings whose confidence is at least this (0-1)."),
+]
+
+
+def _selection(
+    categories: list[str] | None,
+    since: str | None,
+    until: str | None,
+    min_confidence: float | None,
+    rules_dir: Path | None,
+) -> FindingSelection:
+    known = {rule.category for rule in _load(rules_dir).rules} if categories else set()
+    try:
+        return FindingSelection.build(categories or (), since, until, min_confidence, known)
+    except SelectionError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _shown_filters(
+    host: list[str] | None, port: list[int] | None, net: list[str] | None
+) -> list[str]:
+    return (
+        [f"--host {h}" for h in host or ()]
+        + [f"--port {p}" for p in port or ()]
+        + [f"--net {n}" for n in net or ()]
+    )
+
+
 @app.command()
 def analyze(
     captures: Annotated[
         list[Path],
         typer.Argument(
-            help="Capture files: pcap or pcapng, optionally gzip-compressed (.gz).",
+            help="Capture files, directories (searched recursively, see --glob), quoted globs "
+            "('dumps/**/*.pcap.gz'), or - for standard input. pcap or pcapng, plain or "
+            "compressed with gzip, bzip2, xz, zstd or lz4 (recognised by content, not name).",
             show_default=False,
         ),
     ],
@@ -231,6 +328,16 @@ def analyze(
     net: NetOption = None,
     zeek_split: ZeekSplitOption = False,
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
+    category: CategoryOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    min_confidence: MinConfidenceOption = None,
+    jobs: JobsOption = 0,
+    glob: GlobOption = None,
+    join: JoinOption = False,
+    dask: DaskOption = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     rules_dir: RulesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -248,22 +355,45 @@ def analyze(
       tcpdiag analyze capture.pcap
 
       tcpdiag analyze --format json rotated-*.pcap.gz > report.json
+
+    Batches (several captures, directories): captures are analysed in parallel (--jobs), a
+    capture that cannot be read is an error row and the others go on, and a summary across
+    the captures ends the report. Exit status 2 beats 1 beats 0.
+
+      tcpdiag analyze -j 4 -f markdown /var/dumps/ --since 2024-11-25T12:00Z
+
+      tcpdiag analyze --join 'ring/cap.pcap*'
+
+      tcpdump -w - -i eth0 | tcpdiag analyze -
     """
     options = AnalysisOptions(
         connection_filter=_filter(host, port, net),
         zeek_split=zeek_split,
         max_connections=max_connections,
     )
+    selection = _selection(category, since, until, min_confidence, rules_dir)
     reporters: dict[OutputFormat, Callable[[], Reporter]] = {
         OutputFormat.table: text_reporter,
         OutputFormat.json: json_reporter,
         OutputFormat.markdown: markdown_reporter,
     }
     reporter = reporters[output_format]()
-    summary = _run(captures, options, rules_dir, debug, reporter)
-    if summary.errors:
-        raise typer.Exit(EXIT_ERROR)
-    raise typer.Exit(EXIT_FINDINGS if summary.findings else EXIT_CLEAN)
+    _load(rules_dir)  # bad rules: one error line here, not one per capture in the workers
+    request = BatchRequest(
+        arguments=[str(c) for c in captures],
+        settings=WorkerSettings(
+            options, selection, str(rules_dir) if rules_dir else None, debug=debug
+        ),
+        output_format=output_format.value,
+        patterns=tuple(glob or ()),
+        join=join,
+        jobs=jobs,
+        dask=dask,
+        quiet=quiet,
+        verbose=verbose,
+        filters=_shown_filters(host, port, net) + selection.describe(),
+    )
+    raise typer.Exit(run_batch(request, reporter))
 
 
 class FlowFormat(StrEnum):

@@ -1,0 +1,173 @@
+"""`tcpdiag analyze` over a batch: inputs -> runner (local workers or Dask) -> reports in input
+order, as soon as each is known -> batch summary; progress and messages on stderr; exit status.
+
+Exit status: 2 when any capture had an error (or the output could not be written), else 1 when
+any finding was reported, else 0. Ctrl-C ends the workers, finishes the report with the
+captures that finished (a JSON document stays valid) and exits 130.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TextIO
+
+from tcpdiag.batch import FileResult, WorkerSettings, default_jobs, in_input_order, run_local
+from tcpdiag.batch_summary import BatchSummary
+from tcpdiag.inputs import CaptureInput, expand_inputs
+from tcpdiag.progress import BatchProgress
+from tcpdiag.reporters.base import Reporter
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class DaskUnavailable(RuntimeError):
+    """--dask without the dask extra installed, or a scheduler that cannot be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    arguments: list[str]
+    settings: WorkerSettings
+    output_format: str  # "table", "markdown" or "json"
+    patterns: tuple[str, ...] = ()  # --glob
+    join: bool = False
+    jobs: int = 0  # 0: one per core
+    dask: str | None = None  # scheduler address
+    quiet: bool = False
+    verbose: bool = False
+    filters: list[str] = field(default_factory=list)  # the selection options, as shown
+
+
+class _OutputError(Exception):
+    """stdout cannot be written (closed pipe, full disk): the run ends, one line on stderr."""
+
+
+def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    inputs = expand_inputs(request.arguments, request.patterns, request.join)
+    progress = BatchProgress(quiet=request.quiet, verbose=request.verbose)
+    summary = BatchSummary(filters=list(request.filters))
+    results = _runner(request, inputs)
+    status = EXIT_CLEAN
+    try:
+        progress.start(len(inputs), sum(item.size for item in inputs))
+        _write(out, lambda: _header(request, out))
+        _write(out, lambda: reporter.start(out))
+
+        def finished(result: FileResult) -> None:
+            report = result.report
+            progress.file_done(report, result.size, result.seconds, result.peak_rss)
+
+        for result in in_input_order(results, len(inputs), finished):
+            report = result.into_report()
+            for warning in report.warnings:
+                progress.echo(f"tcpdiag: warning: {warning}")
+            if report.error:
+                progress.echo(f"tcpdiag: error: {report.error}")
+                status = EXIT_ERROR
+            elif report.findings and status == EXIT_CLEAN:
+                status = EXIT_FINDINGS
+            _write(out, partial(reporter.write, report, out))
+            summary.add(report)
+            report.findings.close()
+        _finish(request, reporter, summary, len(inputs), out)
+    except KeyboardInterrupt:
+        results.close()  # ends the workers before anything else
+        progress.close()
+        summary.interrupted = True
+        with contextlib.suppress(_OutputError):  # the interruption is the news
+            _finish(request, reporter, summary, len(inputs), out)
+        progress.echo(
+            f"tcpdiag: interrupted: {len(summary.captures)} of {len(inputs)} captures reported"
+        )
+        return EXIT_INTERRUPTED
+    except _OutputError as exc:
+        results.close()
+        progress.close()
+        progress.echo(f"tcpdiag: error: cannot write the report: {exc}")
+        _silence_stdout(out)
+        return EXIT_ERROR
+    except DaskUnavailable as exc:
+        progress.close()
+        progress.echo(f"tcpdiag: error: {exc}")
+        return EXIT_ERROR
+    finally:
+        results.close()
+        progress.close()
+    return status
+
+
+def _runner(request: BatchRequest, inputs: list[CaptureInput]) -> Generator[FileResult, None, None]:
+    if request.dask:
+        from tcpdiag.dask_runner import run_dask  # imports dask only when asked for
+
+        return run_dask(inputs, request.settings, request.dask)
+    return run_local(inputs, request.settings, request.jobs or default_jobs())
+
+
+def _write(out: TextIO, action: Callable[[], object]) -> None:
+    """Run an output action; a failure to write is _OutputError, whatever raised it."""
+    try:
+        action()
+        out.flush()
+    except OSError as exc:  # BrokenPipeError (closed stdout), ENOSPC (/dev/full), ...
+        raise _OutputError(exc.strerror or str(exc)) from None
+
+
+def _header(request: BatchRequest, out: TextIO) -> None:
+    # JSON has no place before its document: the filters are in its "batch" object.
+    if not request.filters or request.output_format == "json":
+        return
+    line = " ".join(request.filters)
+    if request.output_format == "markdown":
+        out.write(f"Filters: `{line}`\n\n")
+    else:
+        out.write(f"filters: {line}\n\n")
+
+
+def _finish(
+    request: BatchRequest, reporter: Reporter, summary: BatchSummary, inputs: int, out: TextIO
+) -> None:
+    """The reporter's end, with the batch summary when there were several captures."""
+    several = inputs > 1 or summary.interrupted
+    if request.output_format == "json":
+        # The reporter closes the document; the summary goes in as one more top-level key.
+        closing = io.StringIO()
+        reporter.finish(closing)
+        text = closing.getvalue()
+        extra: dict[str, object] = {"batch": summary.to_dict()} if several else {}
+        if request.filters and not several:
+            extra["filters"] = list(request.filters)
+        end = text.rstrip().rfind("}")
+        if extra and end >= 0:
+            keys = "".join(
+                f",\n  {json.dumps(k)}: " + json.dumps(v, ensure_ascii=True).replace("\n", "")
+                for k, v in extra.items()
+            )
+            text = text[:end].rstrip("\n") + keys + "\n}\n"
+        _write(out, lambda: out.write(text))
+        return
+    _write(out, lambda: reporter.finish(out))
+    if several:
+        section = summary.markdown() if request.output_format == "markdown" else summary.text()
+        _write(out, lambda: out.write("\n" + section))
+
+
+def _silence_stdout(out: TextIO) -> None:
+    """After a write error, what is still buffered would fail again when Python exits (with
+    a traceback-like message): point stdout at /dev/null."""
+    if out is not sys.stdout:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
