@@ -98,6 +98,16 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
         progress.close()
         progress.echo(f"tcpdiag: error: {exc}")
         return EXIT_ERROR
+    except Exception as exc:  # a bug in the batch machinery: one line, unless --debug
+        if request.settings.debug:
+            raise
+        results.close()
+        progress.close()
+        progress.echo(
+            f"tcpdiag: error: internal error ({type(exc).__name__}: {exc}); "
+            "rerun with --debug and report it"
+        )
+        return EXIT_ERROR
     finally:
         results.close()
         progress.close()
