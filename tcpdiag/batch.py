@@ -18,6 +18,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -141,27 +142,23 @@ def run_local(
 ) -> Generator[FileResult, None, None]:
     """Analyse the inputs with up to `jobs` worker processes; results in completion order.
 
-    Standard input is read in this process (a worker cannot read it), while the workers
-    start on the files. One input alone is analysed in this process too: a worker would only
-    add start-up time."""
+    Standard input is read in this process (a worker cannot read it), in a thread, while the
+    workers analyse the files. One input alone is analysed in this process too: a worker would
+    only add start-up time."""
+    if len(inputs) == 1:
+        yield analyse_input(0, inputs[0], settings)
+        return
     files = [n for n, item in enumerate(inputs) if not item.is_stdin]
     local = [n for n, item in enumerate(inputs) if item.is_stdin]
-    if len(inputs) == 1:
-        files, local = [], [0]
     # The largest first: a huge capture starts at once instead of after the small ones, so it
     # does not finish long after them (longest processing time first).
     files.sort(key=lambda n: -inputs[n].size)
-    pool = _Pool(inputs, settings, min(jobs, len(files)) or 1, initializer) if files else None
+    pool = _Pool(inputs, settings, max(1, min(jobs, len(files))), initializer)
     try:
-        if pool is not None:
-            pool.start(files)
-        for n in local:
-            yield analyse_input(n, inputs[n], settings)
-        if pool is not None:
-            yield from pool.results()
+        pool.start(files, local)
+        yield from pool.results()
     finally:
-        if pool is not None:
-            pool.stop()
+        pool.stop()
 
 
 def _worker_start(initializer: Callable[[], None] | None) -> None:
@@ -187,7 +184,8 @@ class _Pool:
         self._initializer = initializer
         self._executors: list[ProcessPoolExecutor] = []
         self._shared: ProcessPoolExecutor | None = None
-        self._running: dict[Future[FileResult], tuple[int, ProcessPoolExecutor]] = {}
+        # future -> (input index, its pool; None: a thread of this process, for stdin)
+        self._running: dict[Future[FileResult], tuple[int, ProcessPoolExecutor | None]] = {}
 
     def _executor(self, workers: int) -> ProcessPoolExecutor:
         executor = ProcessPoolExecutor(
@@ -200,10 +198,24 @@ class _Pool:
         future = executor.submit(analyse_input, index, self._inputs[index], self._settings)
         self._running[future] = (index, executor)
 
-    def start(self, indices: list[int]) -> None:
-        self._shared = self._executor(self._workers)
-        for index in indices:
-            self._submit(self._shared, index)
+    def start(self, indices: list[int], here: list[int]) -> None:
+        """Submit `indices` to the workers; analyse `here` (stdin) in a thread of this process.
+        A daemon thread: blocked on a silent pipe, it must not keep the process alive."""
+        if indices:
+            shared = self._shared = self._executor(self._workers)
+            for index in indices:
+                self._submit(shared, index)
+        for index in here:
+            future: Future[FileResult] = Future()
+            thread = threading.Thread(target=self._run_here, args=(future, index), daemon=True)
+            thread.start()
+            self._running[future] = (index, None)
+
+    def _run_here(self, future: Future[FileResult], index: int) -> None:
+        try:
+            future.set_result(analyse_input(index, self._inputs[index], self._settings))
+        except BaseException as exc:  # handed to the consumer, like a worker's exception
+            future.set_exception(exc)
 
     def results(self) -> Iterator[FileResult]:
         retry: deque[int] = deque()  # inputs of a pool that broke, to run again one per pool
@@ -213,7 +225,7 @@ class _Pool:
             done, _ = wait(self._running, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: self._running[f][0]):
                 index, executor = self._running.pop(future)
-                alone = executor is not self._shared
+                alone = executor is not None and executor is not self._shared
                 try:
                     result = future.result()
                 except BrokenProcessPool:
@@ -229,7 +241,7 @@ class _Pool:
                     result = FileResult(
                         index, CaptureReport(path=name, error=internal_error(name, exc))
                     )
-                if alone:
+                if alone and executor is not None:
                     executor.shutdown(wait=False)
                 yield result
 
@@ -244,18 +256,30 @@ class _Pool:
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-def in_input_order(
-    results: Iterator[FileResult], count: int, on_finished: Callable[[FileResult], None]
-) -> Iterator[FileResult]:
-    """The results in input order, each as soon as it and all before it are known;
-    `on_finished` sees every result as it finishes (progress)."""
-    waiting: dict[int, FileResult] = {}
-    next_index = 0
-    for result in results:
-        on_finished(result)
-        waiting[result.index] = result
-        while next_index in waiting:
-            yield waiting.pop(next_index)
-            next_index += 1
-    if next_index < count:  # a runner that lost a result: a bug, but never a silent gap
-        raise RuntimeError(f"no result for input {next_index + 1} of {count}")
+class InputOrder:
+    """Results put back in input order: iterating yields each as soon as it and all before
+    it are known; `on_finished` sees every result as it finishes (progress). After an
+    interruption, `finished_out_of_turn` hands over those that were waiting for their turn."""
+
+    def __init__(
+        self, results: Iterator[FileResult], count: int, on_finished: Callable[[FileResult], None]
+    ) -> None:
+        self._results = results
+        self._count = count
+        self._on_finished = on_finished
+        self._waiting: dict[int, FileResult] = {}
+        self._next = 0
+
+    def __iter__(self) -> Iterator[FileResult]:
+        for result in self._results:
+            self._on_finished(result)
+            self._waiting[result.index] = result
+            while self._next in self._waiting:
+                self._next += 1
+                yield self._waiting.pop(self._next - 1)
+        if self._next < self._count:  # a runner that lost a result: a bug, never a silent gap
+            raise RuntimeError(f"no result for input {self._next + 1} of {self._count}")
+
+    def finished_out_of_turn(self) -> list[FileResult]:
+        waiting, self._waiting = self._waiting, {}
+        return [waiting[n] for n in sorted(waiting)]

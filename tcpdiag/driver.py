@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO
 
-from tcpdiag.batch import FileResult, WorkerSettings, default_jobs, in_input_order, run_local
+from tcpdiag.batch import FileResult, InputOrder, WorkerSettings, default_jobs, run_local
 from tcpdiag.batch_summary import BatchSummary
 from tcpdiag.inputs import CaptureInput, expand_inputs
 from tcpdiag.progress import BatchProgress
@@ -56,33 +56,40 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
     summary = BatchSummary(filters=list(request.filters))
     results = _runner(request, inputs)
     status = EXIT_CLEAN
+
+    def finished(result: FileResult) -> None:
+        progress.file_done(result.report, result.size, result.seconds, result.peak_rss)
+
+    def report_one(result: FileResult) -> None:
+        nonlocal status
+        report = result.into_report()
+        for warning in report.warnings:
+            progress.echo(f"tcpdiag: warning: {warning}")
+        if report.error:
+            progress.echo(f"tcpdiag: error: {report.error}")
+            status = EXIT_ERROR
+        elif report.findings and status == EXIT_CLEAN:
+            status = EXIT_FINDINGS
+        _write(out, partial(reporter.write, report, out))
+        summary.add(report)
+        report.findings.close()
+
+    ordered = InputOrder(results, len(inputs), finished)
     try:
         progress.start(len(inputs), sum(item.size for item in inputs))
         _write(out, lambda: _header(request, out))
         _write(out, lambda: reporter.start(out))
-
-        def finished(result: FileResult) -> None:
-            report = result.report
-            progress.file_done(report, result.size, result.seconds, result.peak_rss)
-
-        for result in in_input_order(results, len(inputs), finished):
-            report = result.into_report()
-            for warning in report.warnings:
-                progress.echo(f"tcpdiag: warning: {warning}")
-            if report.error:
-                progress.echo(f"tcpdiag: error: {report.error}")
-                status = EXIT_ERROR
-            elif report.findings and status == EXIT_CLEAN:
-                status = EXIT_FINDINGS
-            _write(out, partial(reporter.write, report, out))
-            summary.add(report)
-            report.findings.close()
+        for result in ordered:
+            report_one(result)
         _finish(request, reporter, summary, len(inputs), out)
     except KeyboardInterrupt:
         results.close()  # ends the workers before anything else
         progress.close()
         summary.interrupted = True
         with contextlib.suppress(_OutputError):  # the interruption is the news
+            # Captures that finished while an earlier one was still running: report them too.
+            for result in ordered.finished_out_of_turn():
+                report_one(result)
             _finish(request, reporter, summary, len(inputs), out)
         progress.echo(
             f"tcpdiag: interrupted: {len(summary.captures)} of {len(inputs)} captures reported"
