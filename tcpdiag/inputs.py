@@ -11,7 +11,7 @@ import fnmatch
 import glob
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tcpdiag.reader import STDIN, STDIN_NAME, CaptureError, CaptureReader, joined_name
@@ -101,15 +101,17 @@ def expand_inputs(
     return inputs
 
 
-def _directory_files(directory: str, patterns: Sequence[str]) -> Iterable[str]:
-    """Files under `directory` whose name matches a pattern, walked in sorted order (so the
-    order does not depend on the file system). Symbolic links to directories are not
-    followed: no loops."""
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for name in sorted(files):
-            if any(fnmatch.fnmatch(name, pattern) for pattern in patterns):
-                yield os.path.join(root, name)
+def _directory_files(directory: str, patterns: Sequence[str]) -> list[str]:
+    """Files under `directory` whose name matches a pattern, sorted by path (so the order does
+    not depend on the file system). Symbolic links to directories are not followed: no
+    loops."""
+    found = [
+        os.path.join(root, name)
+        for root, _dirs, files in os.walk(directory)
+        for name in files
+        if any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+    ]
+    return sorted(found)
 
 
 def _size(path: str) -> int:
