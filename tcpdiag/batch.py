@@ -14,6 +14,7 @@ such, and the others are analysed.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import resource
 import signal
@@ -26,11 +27,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.detect import RuleEngine
 from tcpdiag.findings import Finding
 from tcpdiag.inputs import CaptureInput
+from tcpdiag.reader import set_read_observer
 from tcpdiag.rules import load_rules
 from tcpdiag.selection import FindingSelection
 from tcpdiag.spool import FindingSpool
@@ -79,9 +82,32 @@ def _engine(rules_dir: str | None) -> RuleEngine:
     return engine
 
 
+# In a local worker: bytes read per input index, shared with the parent (the progress bar).
+# Each slot has one writer, the worker on that input, so no lock: a worker killed mid-write
+# cannot leave a lock held and hang the others.
+_read_counts: Any = None
+
+
+def _count_reads(index: int) -> Callable[[int], None]:
+    counts = _read_counts
+
+    def count(size: int) -> None:
+        counts[index] += size
+
+    return count
+
+
 def analyse_input(index: int, item: CaptureInput, settings: WorkerSettings) -> FileResult:
     """The task: analyse one capture (in whatever process runs it). Never raises for bad
     input; an internal error becomes the capture's error unless settings.debug."""
+    set_read_observer(_count_reads(index) if _read_counts is not None else None)
+    try:
+        return _analyse(index, item, settings)
+    finally:
+        set_read_observer(None)
+
+
+def _analyse(index: int, item: CaptureInput, settings: WorkerSettings) -> FileResult:
     started = time.monotonic()
     if item.error is not None:
         report = CaptureReport(path=item.name, error=item.error)
@@ -138,13 +164,14 @@ def run_local(
     inputs: Sequence[CaptureInput],
     settings: WorkerSettings,
     jobs: int,
-    initializer: Callable[[], None] | None = None,
+    on_bytes: Callable[[int, int], None] | None = None,
 ) -> Generator[FileResult, None, None]:
     """Analyse the inputs with up to `jobs` worker processes; results in completion order.
 
     Standard input is read in this process (a worker cannot read it), in a thread, while the
     workers analyse the files. One input alone is analysed in this process too: a worker would
-    only add start-up time."""
+    only add start-up time. `on_bytes(index, size)` hears of the workers' reading as it
+    goes (from a thread of its own)."""
     if len(inputs) == 1:
         yield analyse_input(0, inputs[0], settings)
         return
@@ -153,7 +180,7 @@ def run_local(
     # The largest first: a huge capture starts at once instead of after the small ones, so it
     # does not finish long after them (longest processing time first).
     files.sort(key=lambda n: -inputs[n].size)
-    pool = _Pool(inputs, settings, max(1, min(jobs, len(files))), initializer)
+    pool = _Pool(inputs, settings, max(1, min(jobs, len(files))), on_bytes)
     try:
         pool.start(files, local)
         yield from pool.results()
@@ -161,11 +188,14 @@ def run_local(
         pool.stop()
 
 
-def _worker_start(initializer: Callable[[], None] | None) -> None:
+_POLL_SECONDS = 0.25
+
+
+def _worker_start(read_counts: Any) -> None:
     # Ctrl-C is the parent's to handle: it reports what finished and ends the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if initializer is not None:
-        initializer()
+    global _read_counts
+    _read_counts = read_counts
 
 
 class _Pool:
@@ -176,21 +206,24 @@ class _Pool:
         inputs: Sequence[CaptureInput],
         settings: WorkerSettings,
         workers: int,
-        initializer: Callable[[], None] | None,
+        on_bytes: Callable[[int, int], None] | None,
     ) -> None:
         self._inputs = inputs
         self._settings = settings
         self._workers = workers
-        self._initializer = initializer
+        self._on_bytes = on_bytes
+        self._counts: Any = None  # bytes read per input, written by the workers
+        self._seen: list[int] = []
+        if on_bytes is not None:
+            self._counts = multiprocessing.get_context().Array("q", len(inputs), lock=False)
+            self._seen = [0] * len(inputs)
         self._executors: list[ProcessPoolExecutor] = []
         self._shared: ProcessPoolExecutor | None = None
         # future -> (input index, its pool; None: a thread of this process, for stdin)
         self._running: dict[Future[FileResult], tuple[int, ProcessPoolExecutor | None]] = {}
 
     def _executor(self, workers: int) -> ProcessPoolExecutor:
-        executor = ProcessPoolExecutor(
-            workers, initializer=_worker_start, initargs=(self._initializer,)
-        )
+        executor = ProcessPoolExecutor(workers, initializer=_worker_start, initargs=(self._counts,))
         self._executors.append(executor)
         return executor
 
@@ -222,7 +255,9 @@ class _Pool:
         while self._running or retry:
             while retry and len(self._running) < self._workers:
                 self._submit(self._executor(1), retry.popleft())
-            done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+            # A timeout, so the progress bar hears of the reading of long captures.
+            done, _ = wait(self._running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+            self._poll_reads()
             for future in sorted(done, key=lambda f: self._running[f][0]):
                 index, executor = self._running.pop(future)
                 alone = executor is not None and executor is not self._shared
@@ -244,6 +279,15 @@ class _Pool:
                 if alone and executor is not None:
                     executor.shutdown(wait=False)
                 yield result
+
+    def _poll_reads(self) -> None:
+        if self._on_bytes is None:
+            return
+        for index, _ in self._running.values():
+            count = self._counts[index]
+            if count != self._seen[index]:
+                self._on_bytes(index, count - self._seen[index])
+                self._seen[index] = count
 
     def stop(self) -> None:
         """End every worker now (on Ctrl-C, or when the consumer stops early)."""

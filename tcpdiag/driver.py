@@ -54,11 +54,16 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
     inputs = expand_inputs(request.arguments, request.patterns, request.join)
     progress = BatchProgress(quiet=request.quiet, verbose=request.verbose)
     summary = BatchSummary(filters=list(request.filters))
-    results = _runner(request, inputs)
+    progress.start(len(inputs), sum(item.size for item in inputs))
+    results = _runner(request, inputs, progress)
     status = EXIT_CLEAN
 
     def finished(result: FileResult) -> None:
-        progress.file_done(result.report, result.size, result.seconds, result.peak_rss)
+        # The findings travel in result.findings until into_report() spools them.
+        found = len(result.findings) + len(result.report.findings)
+        progress.file_done(
+            result.index, result.report, found, result.size, result.seconds, result.peak_rss
+        )
 
     def report_one(result: FileResult) -> None:
         nonlocal status
@@ -76,7 +81,6 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
 
     ordered = InputOrder(results, len(inputs), finished)
     try:
-        progress.start(len(inputs), sum(item.size for item in inputs))
         _write(out, lambda: _header(request, out))
         _write(out, lambda: reporter.start(out))
         for result in ordered:
@@ -121,12 +125,15 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
     return status
 
 
-def _runner(request: BatchRequest, inputs: list[CaptureInput]) -> Generator[FileResult, None, None]:
+def _runner(
+    request: BatchRequest, inputs: list[CaptureInput], progress: BatchProgress
+) -> Generator[FileResult, None, None]:
     if request.dask:
         from tcpdiag.dask_runner import run_dask  # imports dask only when asked for
 
         return run_dask(inputs, request.settings, request.dask)
-    return run_local(inputs, request.settings, request.jobs or default_jobs())
+    on_bytes = progress.bytes_read if progress.live else None
+    return run_local(inputs, request.settings, request.jobs or default_jobs(), on_bytes)
 
 
 def _write(out: TextIO, action: Callable[[], object]) -> None:

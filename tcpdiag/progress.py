@@ -36,6 +36,7 @@ class BatchProgress:
         self._files = self._total_files = 0
         self._bytes = self._total_bytes = 0
         self._packets = self._findings = 0
+        self._read: dict[int, int] = {}  # bytes already counted of captures not yet done
         self._started = time.monotonic()
 
     def start(self, total_files: int, total_bytes: int) -> None:
@@ -67,18 +68,38 @@ class BatchProgress:
             "findings": f"{self._findings:,}",
         }
 
-    def file_done(self, report: CaptureReport, size: int, seconds: float, peak_rss: int) -> None:
-        """A capture finished (in whatever order captures finish)."""
-        self._files += 1
+    @property
+    def live(self) -> bool:
+        """Is a bar shown (so that reading progress is worth reporting)?"""
+        return self._bar is not None
+
+    def bytes_read(self, index: int, size: int) -> None:
+        """Input `index` read `size` more bytes (local workers report as they go)."""
+        self._read[index] = self._read.get(index, 0) + size
         self._bytes += size
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=self._bytes, **self._fields())
+
+    def file_done(
+        self,
+        index: int,
+        report: CaptureReport,
+        findings: int,
+        size: int,
+        seconds: float,
+        peak_rss: int,
+    ) -> None:
+        """A capture finished (in whatever order captures finish) with `findings`."""
+        self._files += 1
+        self._bytes += max(size - self._read.pop(index, 0), 0)
         self._packets += report.packets
-        self._findings += len(report.findings)
+        self._findings += findings
         if self._verbose:
             memory = f", worker peak {peak_rss / (1 << 20):.0f} MiB" if peak_rss else ""
             self.echo(f"tcpdiag: {report.path}: {seconds:.2f} s, {report.packets} packets{memory}")
         if self._bar is None or self._task is None:
             return
-        status = "error" if report.error else f"{len(report.findings)} findings"
+        status = "error" if report.error else f"{findings} finding{'s' * (findings != 1)}"
         self._bar.console.print(
             safe_line(
                 f"[{self._files}/{self._total_files}] {report.path}: {report.packets:,} packets, "

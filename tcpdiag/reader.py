@@ -154,7 +154,7 @@ class _PlainSource:
             head, self._head = self._head, b""
             return head
         try:
-            return self._raw.read(n)
+            return _observed(self._raw.read(n))
         except OSError as e:
             self.error = f"read error: {e.strerror or e}"
             return b""
@@ -179,7 +179,7 @@ class _GzipSource:
 
     def _read_raw(self) -> bytes:
         try:
-            return self._raw.read(_CHUNK)
+            return _observed(self._raw.read(_CHUNK))
         except OSError as e:
             self.error = f"read error: {e.strerror or e}"
             self._z = None
@@ -319,7 +319,7 @@ class _StreamSource:
 
     def _read_raw(self) -> bytes:
         try:
-            return self._raw.read(_CHUNK)
+            return _observed(self._raw.read(_CHUNK))
         except OSError as e:
             self.error = f"read error: {e.strerror or e}"
             self._d = None
@@ -379,6 +379,22 @@ def _open_source(path: str, raw: _RawFile, head: bytes) -> _Source:
                     path, f"{codec.name}-compressed, and the {package} package is not installed"
                 ) from None
     return _PlainSource(raw, head)
+
+
+# Called with the size of every read from a capture file (compressed bytes, as on disk): the
+# batch progress bar's bytes. One per process; None (the default) costs one test per read.
+_read_observer: Callable[[int], None] | None = None
+
+
+def set_read_observer(observer: Callable[[int], None] | None) -> None:
+    global _read_observer
+    _read_observer = observer
+
+
+def _observed(data: bytes) -> bytes:
+    if _read_observer is not None:
+        _read_observer(len(data))
+    return data
 
 
 class _RawFile(Protocol):
@@ -776,7 +792,7 @@ def _read_head(raw: _RawFile) -> bytes:
     parts: list[bytes] = []
     have = 0
     while have < _SNIFF:
-        part = raw.read(max(_CHUNK, _SNIFF))
+        part = _observed(raw.read(max(_CHUNK, _SNIFF)))
         if not part:
             break
         parts.append(part)
