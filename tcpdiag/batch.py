@@ -54,7 +54,9 @@ class FileResult:
     """One capture's analysis as it crosses a process boundary."""
 
     index: int  # position in the batch's inputs
-    report: CaptureReport  # its `findings` spool is empty while `findings` holds them
+    # Across a process boundary the report's `findings` spool is empty and `findings` holds
+    # them; within one process they stay in the spool.
+    report: CaptureReport
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the analysis
     peak_rss: int = 0  # the worker's peak resident memory so far, bytes (0: not measured)
@@ -97,17 +99,24 @@ def _count_reads(index: int) -> Callable[[int], None]:
     return count
 
 
-def analyse_input(index: int, item: CaptureInput, settings: WorkerSettings) -> FileResult:
+def analyse_input(
+    index: int, item: CaptureInput, settings: WorkerSettings, portable: bool = True
+) -> FileResult:
     """The task: analyse one capture (in whatever process runs it). Never raises for bad
-    input; an internal error becomes the capture's error unless settings.debug."""
+    input; an internal error becomes the capture's error unless settings.debug.
+
+    `portable`: the result will be pickled, so the findings leave their spool for a list.
+    In this process they stay in the spool, on disk beyond its memory bound."""
     set_read_observer(_count_reads(index) if _read_counts is not None else None)
     try:
-        return _analyse(index, item, settings)
+        return _analyse(index, item, settings, portable)
     finally:
         set_read_observer(None)
 
 
-def _analyse(index: int, item: CaptureInput, settings: WorkerSettings) -> FileResult:
+def _analyse(
+    index: int, item: CaptureInput, settings: WorkerSettings, portable: bool
+) -> FileResult:
     started = time.monotonic()
     if item.error is not None:
         report = CaptureReport(path=item.name, error=item.error)
@@ -119,9 +128,11 @@ def _analyse(index: int, item: CaptureInput, settings: WorkerSettings) -> FileRe
             if settings.debug:
                 raise
             report = CaptureReport(path=item.name, error=internal_error(item.name, exc))
-    findings = list(report.findings)
-    report.findings.close()
-    report.findings = FindingSpool()
+    findings: list[Finding] = []
+    if portable:
+        findings = list(report.findings)
+        report.findings.close()
+        report.findings = FindingSpool()
     return FileResult(
         index=index,
         report=report,
@@ -173,7 +184,7 @@ def run_local(
     only add start-up time. `on_bytes(index, size)` hears of the workers' reading as it
     goes (from a thread of its own)."""
     if len(inputs) == 1:
-        yield analyse_input(0, inputs[0], settings)
+        yield analyse_input(0, inputs[0], settings, portable=False)
         return
     files = [n for n, item in enumerate(inputs) if not item.is_stdin]
     local = [n for n, item in enumerate(inputs) if item.is_stdin]
@@ -246,7 +257,8 @@ class _Pool:
 
     def _run_here(self, future: Future[FileResult], index: int) -> None:
         try:
-            future.set_result(analyse_input(index, self._inputs[index], self._settings))
+            result = analyse_input(index, self._inputs[index], self._settings, portable=False)
+            future.set_result(result)
         except BaseException as exc:  # handed to the consumer, like a worker's exception
             future.set_exception(exc)
 

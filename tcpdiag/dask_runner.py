@@ -47,7 +47,7 @@ def run_dask(
             futures[future] = index
         for index, item in enumerate(inputs):
             if item.is_stdin:
-                yield analyse_input(index, item, settings)
+                yield analyse_input(index, item, settings, portable=False)
         for future in as_completed(list(futures), loop=client.loop):
             index = futures[future]
             try:
