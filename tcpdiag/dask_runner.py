@@ -5,11 +5,13 @@ Each input is one task running the same function as a local worker
 the captures at the same paths. Results come back in completion order, like run_local's.
 Standard input cannot travel to a cluster: it is analysed here, in this process.
 
-Needs the optional extra: pip install 'tcpdiag[dask]'.
+Needs the optional extra: pip install 'tcpdiag[dask]'. TCPDIAG_DASK_CONNECT_TIMEOUT (seconds,
+default 10) bounds the wait for the scheduler.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -18,7 +20,14 @@ from tcpdiag.batch import FileResult, WorkerSettings, analyse_input, internal_er
 from tcpdiag.driver import DaskUnavailable
 from tcpdiag.inputs import CaptureInput
 
-CONNECT_TIMEOUT = "10s"
+DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds
+
+
+def _connect_timeout() -> float:
+    try:
+        return float(os.environ.get("TCPDIAG_DASK_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_CONNECT_TIMEOUT
 
 
 def run_dask(
@@ -31,7 +40,7 @@ def run_dask(
             "--dask needs Dask distributed: pip install 'tcpdiag[dask]'"
         ) from None
     try:
-        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        client = Client(address, timeout=_connect_timeout(), set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise DaskUnavailable(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     futures: dict[Any, int] = {}
