@@ -48,11 +48,10 @@ def run_dask(
         for index, item in enumerate(inputs):
             if item.is_stdin:
                 continue
-            # pure=False: the same file twice is two tasks (it may have changed in between);
-            # retries=0: a capture that kills its worker is reported, not retried elsewhere.
-            future = client.submit(
-                analyse_input, index, item, settings, pure=False, retries=0, key=f"tcpdiag-{index}"
-            )
+            # pure=False: a fresh key per task, so the same file twice (or two tcpdiag runs on
+            # one cluster) are separate tasks; retries=0: a capture that kills its worker is
+            # reported, not retried elsewhere.
+            future = client.submit(analyse_input, index, item, settings, pure=False, retries=0)
             futures[future] = index
         for index, item in enumerate(inputs):
             if item.is_stdin:
