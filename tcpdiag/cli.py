@@ -228,7 +228,7 @@ GlobOption = Annotated[
     typer.Option(
         "--glob",
         help="Which files of a directory argument to read (repeatable; default: "
-        f"{', '.join(DEFAULT_GLOBS)}). Directories are searched recursively.",
+        f"{', '.join(f'`{g}`' for g in DEFAULT_GLOBS)}). Directories are searched recursively.",
     ),
 ]
 JoinOption = Annotated[
