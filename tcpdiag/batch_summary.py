@@ -29,6 +29,13 @@ class CaptureLine:
     findings: Counter[str]  # per category
     error: str | None
     truncated: bool
+    parts: list[tuple[str, int, int]] = field(default_factory=list)  # --join: (path, first, n)
+
+    def parts_text(self) -> str:
+        """Where each joined part's frames are in the continuous numbering."""
+        return ", ".join(
+            f"{path} = frames {first}-{first + count - 1}" for path, first, count in self.parts
+        )
 
 
 def _host(endpoint: str) -> str:
@@ -54,7 +61,14 @@ class BatchSummary:
             self.servers[finding.server] += 1
             self.clients[_host(finding.client)] += 1
         self.captures.append(
-            CaptureLine(report.path, report.packets, per_category, report.error, report.truncated)
+            CaptureLine(
+                report.path,
+                report.packets,
+                per_category,
+                report.error,
+                report.truncated,
+                list(report.parts),
+            )
         )
         for counter in (self.servers, self.clients):
             if len(counter) > MAX_ENDPOINTS:
@@ -69,6 +83,10 @@ class BatchSummary:
     @property
     def categories(self) -> list[str]:
         return sorted({c for line in self.captures for c in line.findings})
+
+    @property
+    def joined(self) -> list[CaptureLine]:
+        return [line for line in self.captures if line.parts]
 
     @property
     def errors(self) -> list[CaptureLine]:
@@ -102,6 +120,8 @@ class BatchSummary:
             if counter:
                 top = ", ".join(f"{k} ({n})" for k, n in counter.most_common(TOP))
                 lines.append(safe_line(f"top {title} in findings: {top}"))
+        for line in self.joined:
+            lines.append(safe_line(f"joined {line.path}: {line.parts_text()}"))
         for line in self.errors:
             lines.append(safe_line(f"error: {line.error}"))
         return "\n".join(lines) + "\n"
@@ -120,6 +140,10 @@ class BatchSummary:
             if counter:
                 top = ", ".join(f"{markdown_text(k)} ({n})" for k, n in counter.most_common(TOP))
                 out.append(f"- top {title} in findings: {top}")
+        out.extend(
+            f"- joined {markdown_text(line.path)}: {markdown_text(line.parts_text())}"
+            for line in self.joined
+        )
         out.extend(f"- **error:** {markdown_text(line.error or '')}" for line in self.errors)
         return "\n".join(out).rstrip("\n") + "\n"
 

@@ -159,8 +159,9 @@ def _header(request: BatchRequest, out: TextIO) -> None:
 def _finish(
     request: BatchRequest, reporter: Reporter, summary: BatchSummary, inputs: int, out: TextIO
 ) -> None:
-    """The reporter's end, with the batch summary when there were several captures."""
-    several = inputs > 1 or summary.interrupted
+    """The reporter's end, with the batch summary when there were several captures (or parts:
+    the summary says where each part's frames are)."""
+    several = inputs > 1 or summary.interrupted or bool(summary.joined)
     if request.output_format == "json":
         # The reporter closes the document; the summary goes in as one more top-level key.
         closing = io.StringIO()

@@ -188,6 +188,12 @@ def test_join_reads_rotated_parts_as_the_whole_capture(tmp_path: Path, parts: in
     assert capture["packets"] == whole["packets"]
     assert [p["first_frame"] for p in capture["parts"]] == [1, *(c + 1 for c in cuts)]
     assert sum(p["frames"] for p in capture["parts"]) == len(frames)
+    table = runner.invoke(app, ["analyze", "-q", "--join", str(tmp_path)]).stdout
+    starts, ends = [1, *(c + 1 for c in cuts)], [*cuts, len(frames)]
+    spans = ", ".join(
+        f"{tmp_path / n} = frames {a}-{b}" for n, a, b in zip(names, starts, ends, strict=True)
+    )
+    assert f": {spans}\n" in table  # the summary says where each part's frames are
     # Without --join the last part starts mid-connection, and says so.
     apart = runner.invoke(app, ["analyze", "-f", "json", "-q", str(tmp_path)])
     last = json.loads(apart.stdout)["captures"][-1]
