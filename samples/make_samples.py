@@ -278,6 +278,9 @@ class Ctx:
         self.threads: list[threading.Thread] = []
         self.procs: list[subprocess.Popen[str]] = []
         self.failures: list[str] = []
+        # Starts tcpdump; only scenarios registered with deferred_capture=True call it themselves
+        # (the runner calls it before every other scenario).
+        self.start_capture: Callable[[], None] = lambda: None
 
     # ---- small helpers
     def pause(self, seconds: float) -> None:
@@ -848,6 +851,7 @@ class Scenario:
     fn: Callable[[Ctx], Outcome]
     iface: str = "lo"
     linktype: str | None = None
+    deferred_capture: bool = False  # the scenario calls ctx.start_capture() itself
 
     @property
     def description(self) -> str:
@@ -858,10 +862,10 @@ SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(
-    name: str, iface: str = "lo", linktype: str | None = None
+    name: str, iface: str = "lo", linktype: str | None = None, deferred_capture: bool = False
 ) -> Callable[[Callable[[Ctx], Outcome]], Callable[[Ctx], Outcome]]:
     def register(fn: Callable[[Ctx], Outcome]) -> Callable[[Ctx], Outcome]:
-        SCENARIOS[name] = Scenario(name, fn, iface, linktype)
+        SCENARIOS[name] = Scenario(name, fn, iface, linktype, deferred_capture)
         return fn
 
     return register
@@ -1488,6 +1492,392 @@ def icmp_host_unreachable_transient(ctx: Ctx) -> Outcome:
 
 
 # --------------------------------------------------------------------------------------------
+# Scenarios added for the rule rework: scan without a RST, abortive teardowns that are (or are
+# not) failures, a capture that starts mid-connection
+# --------------------------------------------------------------------------------------------
+
+FLAG_NAMES = ((0x02, "SYN"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"))
+
+
+def flags_text(flags: int) -> str:
+    return ",".join(name for bit, name in FLAG_NAMES if flags & bit) or "none"
+
+
+def conn_flow(pcap: Path, conn: str) -> list[Pkt]:
+    """Every TCP segment of the connection whose client is `conn`."""
+    cport = split_conn(conn)[1]
+    return flow(read_packets(pcap), cport)
+
+
+def resets(segs: list[Pkt]) -> list[Pkt]:
+    return [p for p in segs if p.flags & 0x04]
+
+
+def reset_notes(pcap: Path, conns: list[str], port: int) -> list[str]:
+    """For each connection: who sent the RST, its flags, seq vs. the sender's SND.NXT, and how long
+    after the last segment carrying data (or FIN) it came; and the spread of all those RSTs."""
+    notes, first_rst = [], []
+    for conn in conns:
+        segs = conn_flow(pcap, conn)
+        rst = resets(segs)
+        if not rst:
+            notes.append(f"{conn}: no RST captured.")
+            continue
+        r = rst[0]
+        sender = "client" if r.dport == port else "server"
+        # next sequence number after each side's last segment (no wrap on these short flows)
+        snd_nxt = max(
+            (p.seq + p.length + bool(p.flags & 0x03)) % 2**32
+            for p in segs
+            if p.sport == r.sport and not p.flags & 0x04
+        )
+        peer_nxt = max(
+            (p.seq + p.length + bool(p.flags & 0x03)) % 2**32 for p in segs if p.sport != r.sport
+        )
+        last_data = max((p.ts for p in segs if p.length or p.flags & 0x01), default=None)
+        before = [p for p in segs if p.ts <= r.ts and p is not r]
+        first_rst.append(r.ts)
+        notes.append(
+            f"{conn}: {len(rst)} RST(s); the first from the {sender}, flags {flags_text(r.flags)}, "
+            f"seq {'=' if r.seq == snd_nxt else '!='} its SND.NXT, ack "
+            + ("= " if r.ack == peer_nxt else "!= ")
+            + "the peer's SND.NXT (everything it sent, SYN/FIN counted)"
+            + (
+                f", {1000 * (r.ts - last_data):.2f} ms after the last segment carrying data or FIN"
+                if last_data
+                else ""
+            )
+            + f"; {len(before)} segment(s) before it, {len(segs) - len(before) - 1} after it."
+        )
+    if len(first_rst) > 1:
+        notes.append(
+            f"The {len(first_rst)} RSTs span {1000 * (max(first_rst) - min(first_rst)):.2f} ms."
+        )
+    return ["Measured: " + " ".join(notes)]
+
+
+@scenario("half_open_scan_unanswered")
+def half_open_scan_unanswered(ctx: Ctx) -> Outcome:
+    """`nmap -sS -Pn -n -p OPEN 127.0.0.1` against one listening port whose server app never
+    accepts (it sees nothing). In the namespace `sysctl net.ipv4.tcp_synack_retries=2` and
+    `iptables -A OUTPUT -p tcp --tcp-flags RST RST --dport OPEN -j DROP` drops the RST that
+    nmap's own kernel sends in answer to the SYN-ACK (dropped before the capture tap, so the
+    capture has no RST). The server's kernel therefore retransmits its SYN-ACK (twice, with
+    backoff) and then silently drops the half-open entry. The capture runs about 4.2 s after
+    nmap returned. Wire: one raw nmap SYN (window 1024, MSS only), SYN-ACK, two SYN-ACK
+    retransmissions, no ACK and no RST from the scanner. No app error anywhere."""
+    port = ctx.ports[0]
+    ctx.tool(["sysctl", "-w", "net.ipv4.tcp_synack_retries=2"])
+    ctx.listen(V4, port)
+    ctx.iptables("-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "--dport", str(port),
+                 "-j", "DROP")  # fmt: skip
+    ctx.pause(0.05)
+    out = ctx.tool(["nmap", "-sS", "-Pn", "-n", "-p", str(port), "127.0.0.1"], app="nmap")
+    time.sleep(4.2)  # SYN-ACK retransmissions come about 1 s and 3 s after the first SYN-ACK
+    counters = ctx.tool(["iptables", "-w", "-L", "OUTPUT", "-v", "-n", "-x"])
+    dropped = next(
+        (ln.split()[0] for ln in counters.splitlines() if "DROP" in ln and f"dpt:{port}" in ln),
+        "?",
+    )
+    capture_end = time.time() + 0.3  # the runner stops tcpdump 0.3 s after the scenario returns
+
+    def from_wire(pcap: Path) -> tuple[list[Finding], list[str]]:
+        segs = [p for p in read_packets(pcap) if p.proto == 6 and port in (p.sport, p.dport)]
+        syns = [p for p in segs if p.dport == port and p.flags & 0x12 == 0x02]
+        if not syns:
+            return [], ["No SYN was captured."]
+        synacks = [p.ts for p in segs if p.sport == port and p.flags & 0x12 == 0x12]
+        rsts = sum(1 for p in segs if p.flags & 0x04)
+        others = len(segs) - len(syns) - len(synacks)
+        sports = sorted({p.sport for p in syns})
+        findings = [
+            Finding("half_open_scan", f"127.0.0.1:{sport}", f"127.0.0.1:{port}", None, None)
+            for sport in sports
+        ]
+        note = (
+            f"Measured: nmap sent {len(syns)} SYN(s) from source port(s) {sports} with IP TTL(s) "
+            f"{[p.ttl for p in syns]}; {len(synacks)} SYN-ACKs at "
+            + ", ".join(f"+{t - syns[0].ts:.3f}" for t in synacks)
+            + f" s after the SYN; {rsts} RST(s) and {others} other segment(s) captured; the "
+            f"iptables rule dropped {dropped} outgoing RST(s); the capture ran until about "
+            f"+{capture_end - syns[0].ts:.1f} s after the SYN; "
+            "nmap reported: " + "; ".join(ln for ln in out.splitlines() if "/tcp" in ln)
+        )
+        return findings, [note]
+
+    return Outcome("kernel", post=from_wire)
+
+
+@scenario("app_abort_burst")
+def app_abort_burst(ctx: Ctx) -> Outcome:
+    """One client application opens 3 connections to one server port, one after the other, and
+    does one request / response on each (it reads each reply completely). Immediately after
+    reading the last reply it closes all three with SO_LINGER {1,0}, one right after the other:
+    three RST,ACK from the client (seq = SND.NXT) within about a millisecond, the pattern of an
+    application that tears its sessions down abortively (SMB logoff, nmap connect probes). The
+    server threads of connections 1 and 2 are blocked in recv; the third may still be between
+    its send and its recv when the RST arrives (see the log); each server recv fails with
+    ECONNRESET. The client saw no error. Nothing outside the app killed the sockets: this is
+    peer_reset, not local_abort."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    reply = b"reply: ok\n"
+    conns: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(reply)
+        conn.recv()  # blocked -> ECONNRESET
+
+    def client() -> None:
+        for i in range(3):
+            conn, ok = ctx.connect(V4, port)
+            if not ok:
+                return
+            conns.append(conn)
+            conn.send(f"request {i + 1}\n".encode())
+            conn.recv_exactly(len(reply))
+        for conn in conns:
+            conn.close_linger0()
+
+    servers = [ctx.spawn(server) for _ in range(3)]
+    th = ctx.spawn(client)
+    ctx.join([th, *servers], 15)
+    names = [c.conn for c in conns]
+    return Outcome(
+        "kernel",
+        [ctx.finding("peer_reset", c, V4, port) for c in conns],
+        post=lambda pcap: ([], reset_notes(pcap, names, port)),
+    )
+
+
+@scenario("connect_probe_linger0")
+def connect_probe_linger0(ctx: Ctx) -> Outcome:
+    """A connect probe (like nmap -sT): the client's connect() succeeds and it immediately closes
+    with SO_LINGER {1,0}, without sending anything: SYN, SYN-ACK, ACK, then RST,ACK from the
+    client. The server app calls accept() only about 0.1 s later, after the RST: the reset
+    connection is still in the accept queue, accept() succeeds and the first recv() fails with
+    ECONNRESET (as logged). The client saw no error."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client, ok = ctx.connect(V4, port)
+    if ok:
+        client.close_linger0()
+    ctx.pause(0.1)
+    try:
+        server = ctx.accept(lst, timeout=1.0)
+    except OSError:
+        server = None  # logged by accept(); nothing was left to accept
+    if server is not None:
+        server.recv(timeout=1.0)
+        server.close()
+    return Outcome(
+        "kernel",
+        [ctx.finding("peer_reset", client, V4, port)],
+        post=lambda pcap: ([], reset_notes(pcap, [client.conn], port)),
+    )
+
+
+@scenario("response_then_reset_teardown")
+def response_then_reset_teardown(ctx: Ctx) -> Outcome:
+    """Negative control. The client sends a request; the server sends a 2019-byte response and
+    close()s at once (FIN right after the response). The client reads only the first 100 bytes
+    and close()s with the rest unread, so its kernel sends RST,ACK instead of a FIN. The server
+    app had already closed and the client app chose to stop reading: neither app gets an error;
+    the exchange completed from the server's point of view. No finding."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    response = b"HTTP/1.0 200 OK\r\n\r\n" + b"r" * 2000
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(response)
+        conn.close()
+
+    def client() -> None:
+        conn, ok = ctx.connect(V4, port)
+        client_conn.append(conn)
+        if ok:
+            conn.send(b"GET / HTTP/1.0\r\n\r\n")
+            conn.recv(size=100)
+            ctx.pause(0.1)  # the rest of the response and the FIN are in by now
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    conns = [c.conn for c in client_conn]
+    return Outcome("kernel", [], post=lambda pcap: ([], reset_notes(pcap, conns, port)))
+
+
+@scenario("goodbye_then_abort")
+def goodbye_then_abort(ctx: Ctx) -> Outcome:
+    """Negative control, like an LDAP unbind. The client sends a request and reads the reply,
+    then sends a short "BYE" message and close()s at once (FIN). The server reads the BYE and the
+    EOF and at once closes with SO_LINGER {1,0}: RST,ACK from the server (its ack covers the
+    client's FIN; the FIN gets no other ACK) to a client socket that the app has already closed
+    (FIN-WAIT). No app gets an error; the client had finished. No finding."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"result: ok\n")
+        conn.recv()  # BYE
+        conn.recv()  # EOF
+        conn.close_linger0()
+
+    def client() -> None:
+        conn, ok = ctx.connect(V4, port)
+        client_conn.append(conn)
+        if ok:
+            conn.send(b"search cn=x\n")
+            conn.recv()
+            conn.send(b"BYE\n")
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    conns = [c.conn for c in client_conn]
+    return Outcome("kernel", [], post=lambda pcap: ([], reset_notes(pcap, conns, port)))
+
+
+@scenario("idle_keepalive_drop")
+def idle_keepalive_drop(ctx: Ctx) -> Outcome:
+    """The client sends a request, reads the whole response, stays idle 2 to 4 s (no keepalive
+    or other segment in between) and then closes with SO_LINGER {1,0}. The server app is blocked
+    in recv the whole time; it fails with ECONNRESET. Wire: RST,ACK from the client (seq = SND.NXT)
+    whose ack covers the response that arrived seconds earlier: an abortive close of an idle
+    connection, not a close with unread data (the client's receive buffer was empty)."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    response = b"HTTP/1.0 200 OK\r\n\r\nhello\n"
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(response)
+        conn.recv(timeout=15)  # -> ECONNRESET
+
+    def client() -> None:
+        conn, ok = ctx.connect(V4, port)
+        client_conn.append(conn)
+        if ok:
+            conn.send(b"GET / HTTP/1.0\r\n\r\n")
+            conn.recv_exactly(len(response))
+            ctx.pause(2.6)  # 2.1 .. 3.9 s idle
+        conn.close_linger0()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    conns = [c.conn for c in client_conn]
+    return Outcome(
+        "kernel",
+        [ctx.finding("peer_reset", c, V4, port) for c in client_conn],
+        post=lambda pcap: ([], reset_notes(pcap, conns, port)),
+    )
+
+
+def midstream_keepalive_notes(pcap: Path, rec: Recorder, client: str) -> list[str]:
+    segs = conn_flow(pcap, client)
+    cport = split_conn(client)[1]
+    syns = sum(1 for p in segs if p.flags & 0x02)
+    rst = [p for p in segs if p.flags & 0x04]
+    probes = [p for p in segs if p.sport == cport and p.length == 0 and not p.flags & 0x07]
+    from_server = sum(1 for p in segs if p.dport == cport)
+    ka = next((e.when for e in rec.events if e.call.startswith("setsockopt(SO_KEEPALIVE")), None)
+    last = max((e.when for e in rec.events if e.conn == client and e.result.endswith("bytes")),
+               default=None)  # fmt: skip
+    base = last or (segs[0].ts if segs else 0.0)
+    err_at = rec.error_time("client", client)
+    same_seq = bool(rst) and all(p.seq == (rst[0].seq - 1) % 2**32 for p in probes)
+    return [
+        f"Measured: {len(segs)} segments captured on the connection, {syns} with SYN, "
+        f"{from_server} from the server; {len(probes)} keepalive probes (no payload, "
+        + ("seq = the RST's seq - 1 = SND.NXT-1" if same_seq else "seq NOT = RST seq - 1")
+        + ") at "
+        + ", ".join(f"+{p.ts - base:.3f}" for p in probes)
+        + " s after the last data exchange (before the capture began"
+        + (f"; SO_KEEPALIVE was enabled at +{ka - base:.3f} s" if ka else "")
+        + "); "
+        + (f"RST,ACK from the client at +{rst[0].ts - base:.3f} s; " if rst else "no RST; ")
+        + (f"client recv failed at +{err_at - base:.3f} s." if err_at else "")
+    ]
+
+
+@scenario("keepalive_timeout_midstream", deferred_capture=True)
+def keepalive_timeout_midstream(ctx: Ctx) -> Outcome:
+    """keepalive_timeout, but the capture starts mid-connection: the handshake and a small
+    exchange happen before tcpdump runs (their calls have a negative `t`). The client has set
+    TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, TCP_KEEPCNT=3 at connect time. After the exchange tcpdump is
+    started (and waited for), `iptables -I OUTPUT -p tcp --sport P -j DROP` silences the server
+    (dropped before the capture tap) and only then the client turns SO_KEEPALIVE on. Wire: no
+    SYN, no data and nothing from the server: only the client's keepalive probes (zero-length,
+    seq = SND.NXT-1) about a second apart, unanswered, then its RST,ACK. The client's recv fails
+    with ETIMEDOUT; the RST reaches the server, whose recv fails with ECONNRESET."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    opts = [o for o in KEEPALIVE_OPTS if o[1] != socket.SO_KEEPALIVE]
+
+    def begin_keepalive_phase(conn: Endpoint) -> None:
+        ctx.start_capture()
+        ctx.iptables("-I", "OUTPUT", "-p", "tcp", "--sport", str(port), "-j", "DROP")
+        conn._do(
+            "setsockopt(SO_KEEPALIVE, 1)",
+            lambda: conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+            lambda _: "ok",
+        )
+
+    client, th_s, th_c = pair_idle_exchange(ctx, V4, port, lst, opts, begin_keepalive_phase)
+    ctx.join([th_c, th_s], 25)
+    return Outcome(
+        "kernel",
+        [ctx.finding("keepalive_timeout", client, V4, port)],
+        post=lambda pcap: ([], midstream_keepalive_notes(pcap, ctx.rec, client.conn)),
+    )
+
+
+@scenario("fin_wait_reset_after_banner")
+def fin_wait_reset_after_banner(ctx: Ctx) -> Outcome:
+    """Like fin_wait_reset, with a server that speaks first (SMTP-like): the server sends a
+    banner line, the client reads it, sends one request and shutdown(SHUT_WR) (FIN) and waits in
+    recv; the server reads the request and the EOF, then closes with SO_LINGER {1,0}: RST,ACK from
+    the server while the client is in FIN-WAIT-2; the client's recv fails with ECONNRESET. The
+    server saw no error."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.send(b"220 mail.example ESMTP ready\r\n")
+        conn.recv()
+        conn.recv()  # EOF: the client half-closed
+        ctx.pause(0.1)
+        conn.close_linger0()
+
+    def client() -> None:
+        conn, ok = ctx.connect(V4, port)
+        client_conn.append(conn)
+        if ok:
+            conn.recv()  # the banner
+            conn.send(b"HELO client.example\r\n")
+            conn.shutdown_wr()
+            conn.recv()  # -> ECONNRESET
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    conns = [c.conn for c in client_conn]
+    return Outcome(
+        "kernel",
+        [ctx.finding("fin_wait_reset", c, V4, port) for c in client_conn],
+        post=lambda pcap: ([], reset_notes(pcap, conns, port)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Runners
 # --------------------------------------------------------------------------------------------
 
@@ -1522,12 +1912,25 @@ def run_in_netns(name: str, out: Path, seed: int) -> int:
     pcap, tmp_pcap = out / f"{name}.pcap", out / f".{name}.pcap.tmp"
     ctx = Ctx(name, scenario_ports(seed, name), random.Random(f"{seed}/{name}"), tmp_pcap)
     capture = Capture(tmp_pcap, sc.iface, sc.linktype)
-    capture.start()
-    t0 = time.time()
+    clock: dict[str, float] = {}
+
+    def start_capture() -> None:
+        if "t0" in clock:
+            raise RuntimeError("capture already started")
+        capture.start()
+        clock["t0"] = time.time()
+        if sc.deferred_capture:  # calls before this have a negative `t`
+            ctx.rec.note("admin", "", "tcpdump started (capture begins)", "ok")
+
+    ctx.start_capture = start_capture
+    if not sc.deferred_capture:
+        start_capture()
     outcome: Outcome | None = None
     error = ""
     try:
         outcome = sc.fn(ctx)
+        if "t0" not in clock:
+            raise RuntimeError("the scenario never started the capture")
     except Exception:
         error = traceback.format_exc()
     finally:
@@ -1550,7 +1953,7 @@ def run_in_netns(name: str, out: Path, seed: int) -> int:
         "description": " ".join([sc.description, *notes]),
         "source": outcome.source,
         "findings": [asdict(f) for f in findings],
-        "observed": ctx.rec.as_json(t0),
+        "observed": ctx.rec.as_json(clock["t0"]),
         "kernel": platform.release(),
         "capture": {"iface": sc.iface, "snaplen": SNAPLEN, "linktype": linktype},
     }

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tcpdiag.columns import ColumnDecoder
+from tcpdiag.columns import ColumnDecoder, Columns
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
 from tcpdiag.fastpath import FastPathTracker
 from tcpdiag.filters import ConnectionFilter
 from tcpdiag.flows import FlowRecord
+from tcpdiag.packets import Packet
+from tcpdiag.quality import CaptureQuality
 from tcpdiag.reader import CaptureError, CaptureReader, JoinedReader, joined_name
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
@@ -79,6 +81,24 @@ def _selected(conn: TrackedConnection, wanted: ConnectionFilter) -> bool:
     )
 
 
+def _observed_columns(columns: Iterable[Columns], quality: CaptureQuality) -> Iterator[Columns]:
+    for batch in columns:
+        quality.observe_times(batch.time)
+        yield batch
+
+
+def _observed_packets(packets: Iterable[Packet], quality: CaptureQuality) -> Iterator[Packet]:
+    # Times in batches: one numpy call per thousand packets, not one per packet.
+    times: list[float] = []
+    for packet in packets:
+        times.append(packet.time)
+        if len(times) == 1024:
+            quality.observe_times(times)
+            times.clear()
+        yield packet
+    quality.observe_times(times)
+
+
 def analyze_capture(
     path: str | os.PathLike[str] | Sequence[str],
     engine: RuleEngine,
@@ -110,16 +130,17 @@ def analyze_capture(
         zeek=options.keep_flows or bool(options.connection_filter.states),
     )
     wanted = options.connection_filter
-    unstarted = 0  # connections whose first packet was not a handshake packet
+    quality = CaptureQuality()
     with reader:
         if options.fast_path and not table.zeek:
             # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
             columns = map(ColumnDecoder(decoder).decode, reader.chunks())
-            connections = FastPathTracker(table).track(columns)
+            connections = FastPathTracker(table).track(_observed_columns(columns, quality))
         else:
-            connections = table.track(p for p in map(decoder.decode, reader) if p is not None)
+            packets = (p for p in map(decoder.decode, reader) if p is not None)
+            connections = table.track(_observed_packets(packets, quality))
         for conn in connections:
-            unstarted += not conn.ref.initiator_known
+            quality.observe_connection(conn)
             if wanted.active and not _selected(conn, wanted):
                 continue
             report.findings.extend(engine.findings_for(conn))
@@ -139,13 +160,9 @@ def analyze_capture(
     report.warnings.extend(reader.warnings)
     if isinstance(reader, JoinedReader):
         report.parts = [(p.path, p.first_frame, p.frames) for p in reader.parts]
-    if unstarted:
-        # Typical of one part of a rotated capture: the connections began in the previous part.
-        report.warnings.append(
-            f"{report.path}: {unstarted} connection{'s' * (unstarted != 1)} without a handshake "
-            "(the capture starts mid-connection or missed it); the roles of the two ends are "
-            "guessed. For rotated parts of one capture, analyse them together with --join"
-        )
+    # Among them: connections without a handshake, as in a part of a rotated capture that
+    # was not joined to the part before it (--join).
+    report.warnings.extend(quality.warnings(report.path, table.connections_seen))
     for linktype, count in sorted(stats.unknown_linktypes.items()):
         report.warnings.append(
             f"{report.path}: {_frames(count)} with unsupported link type {linktype} skipped"

@@ -327,26 +327,34 @@ class Decoder:
     def _quoted4(self, data: bytes, q: int) -> QuotedTcp | None:
         if len(data) < q + 20:
             return None
-        vihl, _total, _id, frag, _ttl, proto, src, dst = _IP4.unpack_from(data, q)
+        vihl, total, _id, frag, _ttl, proto, src, dst = _IP4.unpack_from(data, q)
         ihl = (vihl & 0x0F) * 4
         if vihl >> 4 != 4 or ihl < 20 or proto != _PROTO_TCP or frag & 0x1FFF:
             return None
-        return self._quoted_tcp(data, q + ihl, src, dst)
+        return self._quoted_tcp(data, q + ihl, src, dst, total - ihl)
 
     def _quoted6(self, data: bytes, q: int) -> QuotedTcp | None:
         if len(data) < q + 40 or data[q] >> 4 != 6:
             return None
-        _plen, nh, _hlim, src, dst = _IP6.unpack_from(data, q)
+        plen, nh, _hlim, src, dst = _IP6.unpack_from(data, q)
         chain = _skip_ext6(data, q + 40, nh)
         if chain is None or chain[0] != _PROTO_TCP:
             return None
-        return self._quoted_tcp(data, chain[1], src, dst)
+        return self._quoted_tcp(data, chain[1], src, dst, plen - (chain[1] - q - 40))
 
-    def _quoted_tcp(self, data: bytes, p: int, src: bytes, dst: bytes) -> QuotedTcp | None:
+    def _quoted_tcp(
+        self, data: bytes, p: int, src: bytes, dst: bytes, segment_len: int
+    ) -> QuotedTcp | None:
+        """The quoted TCP header; `segment_len` is the TCP header + payload length its IP
+        header states (the payload itself is rarely quoted whole)."""
         if len(data) < p + 8:
             return None
         sport, dport, seq = _TCP8.unpack_from(data, p)
-        return QuotedTcp(self._addr(src), self._addr(dst), sport, dport, seq)
+        header = (data[p + 12] >> 4) * 4 if len(data) > p + 12 else 20
+        payload = segment_len - max(header, 20)
+        return QuotedTcp(
+            self._addr(src), self._addr(dst), sport, dport, seq, payload if payload >= 0 else None
+        )
 
 
 def _skip_ext6(data: bytes, p: int, nh: int) -> tuple[int, int] | None:

@@ -53,6 +53,11 @@ class FlowEvent:
     client_state: str  # RFC 9293 state of each side just before the event
     server_state: str
     evidence: list[Evidence] = field(default_factory=list)
+    # Each side's operating-system family as its initial TTL suggests ("linux" for 64: Linux,
+    # macOS, BSD; "windows" for 128; "network-device" for 255; "unknown"), for the wording of
+    # what its application saw.
+    client_os: str = "unknown"
+    server_os: str = "unknown"
 
     @classmethod
     def fact_names(cls) -> tuple[str, ...]:
@@ -103,12 +108,29 @@ class RstEvent(FlowEvent):
     # Payload the receiver sent (and the sender acknowledged) since the sender last sent payload:
     # data that reached the sender's socket and was never answered, e.g. left unread at close.
     sender_unanswered_bytes: int = 0
+    # Seconds between the last of those bytes arriving and the RST (None: none unanswered). An
+    # application that reads does so at once: data that sat a minute was read, not left unread.
+    unanswered_age_seconds: float | None = None
     sender_bytes_sent: int = 0
     receiver_bytes_sent: int = 0
+    # Times the sender's data answered the receiver's (came after it and acknowledged it).
+    sender_replies: int = 0
+    # The unanswered bytes are the server's response to the client's request: the client asked
+    # for them and was waiting, so it most likely read them, unless more of the response was
+    # still arriving after the RST (it quit mid-response).
+    unanswered_is_response: bool = False
+    receiver_data_after_rst: bool = False
     # Seconds between the previous segment of this connection and the RST.
     idle_seconds: float = 0.0
+    # Seconds since the sender's application finished an exchange, when nothing it sent is left
+    # unanswered: since the receiver's reply to its last data, or since the handshake if no data
+    # flowed at all (a connect probe). None when the sender's data is unanswered.
+    exchange_age_seconds: float | None = None
     # Connections whose RST came from the same host within burst window, this one included.
     burst_size: int = 1
+    # Some RST of that burst came right after an application exchange ended (or right after a
+    # handshake): the burst is an application closing its connections, not a kill from outside.
+    burst_after_exchange: bool = False
     # Both ends kept sending ordinary segments afterwards: the connection carried on.
     carried_on: bool = False
     further_rsts: int = 0
@@ -141,6 +163,11 @@ class IcmpErrorEvent(FlowEvent):
     icmp_source: str = ""
     from_peer: bool = False  # the ICMP came from the peer's own address, not a router
     mtu: int | None = None
+    # The quoted packet carries more payload than any segment the affected side put on the wire:
+    # segments were merged after the capture point (GRO/LRO on the peer), not a smaller link.
+    quoted_oversize: bool = False
+    quoted_payload: int | None = None
+    affected_max_payload: int = 0
     # The affected side's data was acknowledged after the ICMP: the path recovered.
     recovered: bool = False
     retransmissions_after: int = 0
@@ -160,6 +187,9 @@ class SilenceEvent(FlowEvent):
     stalled_state: str = "UNKNOWN"
     peer_state: str = "UNKNOWN"
     syn_unanswered: bool = False  # the stall is the handshake itself
+    # The server's SYN-ACK was retransmitted and never answered (no ACK, no RST): the client's
+    # SYN came from a raw-socket scanner whose host dropped the reply.
+    synack_unanswered: bool = False
     stall_retransmissions: int = 0
     stall_seconds: float = 0.0  # first transmission of the oldest unacknowledged byte to the last
     backoff_growing: bool = False  # retransmission gaps did not shrink (exponential backoff)

@@ -61,6 +61,9 @@ class QuotedTcp:
     sport: int
     dport: int
     seq: int  # the first 8 bytes of the TCP header are guaranteed to be quoted (RFC 792)
+    # TCP payload bytes of the quoted packet, from its IP length (and TCP data offset when the
+    # quote reaches it); None when the quote does not say.
+    payload_len: int | None = None
 
 
 @dataclass(slots=True)

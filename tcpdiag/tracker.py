@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pickle
 import tempfile
+from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,16 @@ IDLE_RETIRE_SECONDS = 3 * 3600.0
 # kills each socket within microseconds of the last (3 in 0.7 ms in the sample). Kept short so a
 # busy server's ordinary linger-0 closes rarely fall into one window.
 RST_BURST_WINDOW_SECONDS = 0.01
+# A RST this soon after an application exchange ended (the reply to the sender's last request
+# arrived, or the handshake completed) is the application closing: a connect probe, a logoff
+# followed by an abortive close. A tool killing sockets from outside strikes at a random moment.
+APP_CLOSE_SECONDS = 0.05
+# Unanswered data that arrived this long before a RST was read by then: an application that is
+# reading takes it at once, so it is no sign of a close with unread data.
+UNREAD_DATA_SECONDS = 3.0
+# Data segments of each side remembered (sequence number -> frame), to cite the segment an ICMP
+# error quotes.
+RECENT_SEGMENTS = 16
 # A stall needs this many retransmissions of the same data before it is worth an event.
 MIN_STALL_RETRANSMISSIONS = 2
 # Live connections tracked at most; beyond it the least recently active one is retired early, so
@@ -124,7 +135,15 @@ class Endpoint:
     packets: int = 0
     payload_bytes: int = 0  # every payload byte sent, retransmissions included
     bytes_sent: int = 0  # new payload bytes
-    ttl: int | None = None  # IP TTL / hop limit of this side's ordinary (non-RST) segments
+    ttl: int | None = None  # IP TTL / hop limit of this side's first ordinary (non-RST) segment
+    # TTL of this side's latest data segment: the host that really speaks for this side (a SYN
+    # proxy or load balancer may have made the handshake with a TTL of its own).
+    data_ttl: int | None = None
+    max_payload: int = 0  # the largest payload this side sent in one segment
+    # Recent data segments: sequence number -> (frame, time), oldest first (bounded).
+    recent_segments: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # The client's SYN-ACK-answering ACK was seen (a raw scanner never sends one).
+    handshake_time: float | None = None  # when the handshake completed
     last_time: float = 0.0
     # The last new data this side sent (frame, time, length): kept as numbers because it
     # changes on every data segment; `last_data` builds the evidence when a finding needs it.
@@ -134,6 +153,16 @@ class Endpoint:
     role: Role = "client"  # set by the Connection that owns it
     # Payload sent since the peer last sent payload (data that got no answer, yet).
     unanswered_bytes: int = 0
+    replies: int = 0  # times this side's data answered data of the peer's (acknowledging it)
+    run_is_reply: bool = False  # this side's latest run of data answered the peer's data
+    # Mid-stream only: the last empty segment, to recognise keepalive probes whose SND.NXT the
+    # capture never showed (the same sequence number again, the peer silent in between).
+    last_empty: Evidence | None = None
+    last_empty_seq: int | None = None
+    # The last data segment, or segment off the in-order path: (seq, ack, flags, length, IP ID),
+    # to recognise the same packet captured twice (a retransmission gets a new IP ID).
+    last_segment: tuple[int, int, int, int, int] | None = None
+    duplicates: int = 0
     keepalive_probes: int = 0
     unanswered_probes: list[Evidence] = field(default_factory=list)
     retransmissions: int = 0
@@ -204,30 +233,100 @@ class _PendingRst:
     sender_host: str
     sender_spoke_after: bool = False
     receiver_spoke_after: bool = False
+    # The receiver sent its own FIN afterwards: its application had closed before the RST could
+    # reach it (they crossed), or the RST was not accepted. Either way nobody was told.
+    receiver_closed_after: bool = False
+    receiver_data_after: bool = False  # the receiver's data kept arriving after the RST
 
 
 class RstLog:
-    """Recent RSTs per sending host, to see one host reset several connections at once."""
+    """Recent accepted RSTs per sending host, to see one host reset several connections at once.
+
+    Per host, two time-sorted lists: every RST, and those that came right after an application
+    exchange ended. A burst is counted with two binary searches, so a host that resets tens of
+    thousands of connections costs O(log n) per RST, not a scan of its history.
+    """
 
     def __init__(self, window: float = RST_BURST_WINDOW_SECONDS) -> None:
         self.window = window
-        # Plain lists: most hosts reset one connection or two, and a deque costs over 600
-        # bytes even when it holds one entry (a capture can show many thousands of hosts).
-        self._by_host: dict[str, list[tuple[float, int]]] = {}
+        self._times: dict[str, list[float]] = {}
+        self._app_closing: dict[str, list[float]] = {}
+        self._records = 0
 
-    def record(self, host: str, time: float, conn_id: int) -> None:
-        log = self._by_host.setdefault(host, [])
-        log.append((time, conn_id))
-        # Entries are only needed until every connection that could count them has retired.
-        horizon = time - CLOSE_GRACE_SECONDS * 4 - self.window
-        stale = 0
-        while stale < len(log) and log[stale][0] < horizon:
-            stale += 1
-        del log[:stale]
+    @property
+    def horizon(self) -> float:
+        """Entries are needed only until every connection that could count them has retired."""
+        return CLOSE_GRACE_SECONDS * 4 + self.window
 
-    def burst_size(self, host: str, time: float) -> int:
-        log = self._by_host.get(host, ())
-        return len({cid for t, cid in log if abs(t - time) <= self.window})
+    def record(self, host: str, time: float, app_closing: bool) -> None:
+        for logs, wanted in ((self._times, True), (self._app_closing, app_closing)):
+            if wanted:
+                log = logs.setdefault(host, [])
+                if not log or log[-1] <= time:
+                    log.append(time)
+                else:
+                    insort(log, time)  # timestamps that go backwards
+                _prune(log, time - self.horizon)
+        self._records += 1
+        if self._records % 4096 == 0:
+            self._forget_quiet_hosts(time - self.horizon)
+
+    def burst(self, host: str, time: float) -> tuple[int, bool]:
+        """RSTs of this host within the window around `time` (this one included), and whether
+        one of them came right after an application exchange."""
+        low, high = time - self.window, time + self.window
+        times = self._times.get(host, ())
+        closing = self._app_closing.get(host, ())
+        count = bisect_right(times, high) - bisect_left(times, low)
+        return count, bisect_right(closing, high) > bisect_left(closing, low)
+
+    def _forget_quiet_hosts(self, horizon: float) -> None:
+        for logs in (self._times, self._app_closing):
+            for host in [h for h, log in logs.items() if not log or log[-1] < horizon]:
+                del logs[host]
+
+
+def _prune(log: list[float], horizon: float) -> None:
+    """Drop entries older than the horizon, in amortised O(1): only once they are half the list."""
+    if log[0] < horizon:
+        stale = bisect_left(log, horizon)
+        if stale * 2 >= len(log):
+            del log[:stale]
+
+
+def _new_data(
+    seg: TcpSegment, sender: Endpoint, receiver: Endpoint, new_bytes: int | None = None
+) -> None:
+    """Bookkeeping for a segment carrying new data (both the in-order and the general path)."""
+    length = seg.payload_len
+    if not sender.unanswered_bytes:
+        sender.run_is_reply = False  # a new run of data: does it answer the peer's?
+    sender.unanswered_bytes += length if new_bytes is None else new_bytes
+    sender.last_data_frame = seg.frame
+    sender.last_data_time = seg.time
+    sender.last_data_len = length
+    sender.data_ttl = seg.ttl
+    if seg.ip_id:
+        sender.last_segment = (seg.seq, seg.ack, seg.flags, length, seg.ip_id)
+    if length > sender.max_payload:
+        sender.max_payload = length
+    recent = sender.recent_segments
+    recent[seg.seq] = (seg.frame, seg.time)
+    if len(recent) > RECENT_SEGMENTS:
+        del recent[next(iter(recent))]
+    # This data answers the peer's only as far as its ACK reaches: bytes the peer sent that it
+    # does not acknowledge were still in flight when it was sent (a reply must come after the
+    # request to answer it).
+    if receiver.unanswered_bytes:
+        before = receiver.unanswered_bytes
+        if seg.flags & ACK and receiver.snd_nxt is not None:
+            in_flight = seq_diff(receiver.snd_nxt, seg.ack)
+            receiver.unanswered_bytes = min(receiver.unanswered_bytes, max(in_flight, 0))
+        else:
+            receiver.unanswered_bytes = 0
+        if receiver.unanswered_bytes < before:
+            sender.replies += 1
+            sender.run_is_reply = True
 
 
 def _add_evidence(event: FlowEvent, item: Evidence) -> None:
@@ -361,6 +460,7 @@ class Connection:
             and not self.rsts
             and not sender.unanswered_probes
             and not receiver.unanswered_probes
+            and (seg.payload_len or sender.syn is not None)  # see _is_keepalive
         ):
             self._in_order(seg, sender, receiver)
             return
@@ -393,11 +493,7 @@ class Connection:
             if sender.first_unacked_time is None:
                 sender.first_unacked_time = time
             sender.bytes_sent += length
-            sender.unanswered_bytes += length
-            sender.last_data_frame = seg.frame
-            sender.last_data_time = time
-            sender.last_data_len = length
-            receiver.unanswered_bytes = 0
+            _new_data(seg, sender, receiver)
 
     def _general(
         self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint, rst_log: RstLog
@@ -406,6 +502,12 @@ class Connection:
         self.last_time = max(self.last_time, seg.time)
         sender.packets += 1
         sender.last_time = seg.time
+        if seg.ip_id:  # IPv4 with a real IP ID (0 is what Linux puts on many DF packets)
+            key = (seg.seq, seg.ack, seg.flags, seg.payload_len, seg.ip_id)
+            if key == sender.last_segment:
+                sender.duplicates += 1  # the same packet captured twice: nothing happened
+                return
+            sender.last_segment = key
         flags = seg.flags
         if flags & RST:
             self._on_rst(seg, sender, receiver, rst_log, previous_time)
@@ -413,6 +515,10 @@ class Connection:
         for pending in self.rsts:
             if pending.sender is sender:
                 pending.sender_spoke_after = True
+            elif flags & FIN and not flags & SYN:
+                pending.receiver_spoke_after = pending.receiver_closed_after = True
+            elif seg.payload_len:
+                pending.receiver_spoke_after = pending.receiver_data_after = True
             elif not pending.receiver_spoke_after:
                 pending.receiver_spoke_after = True
                 if pending.event.rst_verdict in ("challenge", "out_of_window"):
@@ -490,9 +596,13 @@ class Connection:
             and not seg.flags & SYN
             and receiver.isn is not None
             and ack == seq_add(receiver.isn, 1)
+            and (sender.isn is None or seq_lt(sender.isn, seg.seq))
         ):
-            # The client's ACK of the SYN-ACK completes the handshake.
+            # The client's ACK of the SYN-ACK completes the handshake. Its sequence number must
+            # be past the client's ISS: a segment at the SYN's own number is outside the
+            # receive window and is dropped (RFC 9293 3.10.7.4), whatever it acknowledges.
             receiver.state = TcpState.ESTABLISHED
+            receiver.handshake_time = sender.handshake_time = seg.time
             if sender.state in (TcpState.SYN_SENT, TcpState.CLOSED):
                 sender.state = TcpState.ESTABLISHED
         if (
@@ -512,9 +622,33 @@ class Connection:
         looks the same, but then the peer's window is closed."""
         if seg.payload_len > 1 or seg.flags & (SYN | FIN) or sender.snd_nxt is None:
             return False
+        if sender.syn is None and seg.seq == sender.snd_nxt and not seg.payload_len:
+            return self._midstream_probe(seg, sender, receiver)
         if seg.seq != seq_add(sender.snd_nxt, -1):
             return False
         return not (receiver.window == 0 and receiver.rcv_nxt is not None)
+
+    def _midstream_probe(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> bool:
+        """A capture that starts mid-connection takes a side's first sequence number as its
+        SND.NXT; if that side was idle and probing, that is SND.NXT-1. An empty segment at the
+        same number as the side's previous one, at least half a second later, with nothing from
+        the peer in between, is the second of such probes: both were keepalives."""
+        previous, previous_seq = sender.last_empty, sender.last_empty_seq
+        sender.last_empty = Evidence(seg.frame, seg.time, f"keepalive probe from {sender.role}")
+        sender.last_empty_seq = seg.seq
+        if (
+            previous is None
+            or previous_seq != seg.seq
+            or seg.time - previous.time < 0.5
+            or receiver.last_time > previous.time
+            or (receiver.window == 0 and receiver.rcv_nxt is not None)
+        ):
+            return False
+        sender.snd_nxt = sender.data_start = seq_add(seg.seq, 1)
+        if not sender.unanswered_probes:
+            sender.keepalive_probes += 1
+            sender.unanswered_probes.append(previous)
+        return True
 
     def _on_payload(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
         length = seg.payload_len + (1 if seg.flags & FIN else 0)
@@ -537,11 +671,7 @@ class Connection:
             sender.first_unacked_time = seg.time
         if new_payload > 0:
             sender.bytes_sent += new_payload
-            sender.unanswered_bytes += new_payload
-            sender.last_data_frame = seg.frame
-            sender.last_data_time = seg.time
-            sender.last_data_len = seg.payload_len
-            receiver.unanswered_bytes = 0
+            _new_data(seg, sender, receiver, new_payload)
 
     def _on_retransmission(self, seg: TcpSegment, sender: Endpoint) -> None:
         sender.retransmissions += 1
@@ -559,6 +689,13 @@ class Connection:
         sender.state = (
             TcpState.LAST_ACK if sender.state == TcpState.CLOSE_WAIT else TcpState.FIN_WAIT_1
         )
+        if not seg.flags & ACK or (
+            receiver.state == TcpState.SYN_RECEIVED and seg.seq == sender.isn
+        ):
+            # A synchronized receiver drops a segment without ACK unprocessed, and one at the
+            # SYN's own sequence number is outside its window (RFC 9293 3.10.7.4): the sender
+            # has closed, but the receiver never learns it from this FIN.
+            return
         receiver.state = {
             TcpState.ESTABLISHED: TcpState.CLOSE_WAIT,
             TcpState.SYN_RECEIVED: TcpState.CLOSE_WAIT,
@@ -577,11 +714,16 @@ class Connection:
                 return "accepted" if seg.ack == seq_add(receiver.isn, 1) else "bad_ack"
             return "bad_ack"
         if state in (TcpState.TIME_WAIT, TcpState.CLOSED, TcpState.LISTEN):
-            return "after_close" if receiver.packets or receiver.isn is not None else "unverified"
+            # A receiver that never had a synchronized connection here (no SYN of its own: a
+            # lone RST, or a stale connection answering a SYN with a bare ACK, RFC 9293 figure
+            # 9) is in a state the capture does not show.
+            return "after_close" if receiver.isn is not None else "unverified"
         # The receiver's RCV.NXT lies between what it last acknowledged and what the sender sent.
         lo, hi = receiver.rcv_nxt, sender.snd_nxt
         if lo is None:
-            if hi is None:
+            # The receiver never acknowledged anything in this capture: its RCV.NXT and window
+            # are unknown, so only a RST exactly at the sender's SND.NXT can be judged.
+            if hi is None or seg.seq != hi:
                 return "unverified"
             lo = hi
         if hi is None or seq_lt(hi, lo):
@@ -613,11 +755,7 @@ class Connection:
         verdict = self._rst_verdict(seg, sender, receiver)
         syn_options = self.client.syn_options
         probes = sender.unanswered_probes
-        acked_by_sender = (
-            receiver.snd_nxt is not None
-            and sender.rcv_nxt is not None
-            and seq_le(receiver.snd_nxt, sender.rcv_nxt)
-        )
+        unanswered = self._unanswered_by_rst(seg, sender, receiver)
         event = RstEvent(
             connection=self.ref,
             frame=seg.frame,
@@ -631,7 +769,7 @@ class Connection:
             receiver_state=receiver.state.value,
             rst_has_ack=bool(seg.flags & ACK),
             rst_ttl=seg.ttl,
-            ttl_delta=abs(seg.ttl - sender.ttl) if sender.ttl is not None else None,
+            ttl_delta=self._ttl_delta(seg.ttl, sender),
             sender_keepalive_probes=len(probes),
             keepalive_idle_seconds=(
                 round(probes[0].time - self.last_ordinary_time, 3) if probes else None
@@ -641,14 +779,22 @@ class Connection:
                 if len(probes) > 1
                 else None
             ),
-            sender_unanswered_bytes=receiver.unanswered_bytes if acked_by_sender else 0,
+            sender_unanswered_bytes=unanswered,
+            unanswered_age_seconds=(
+                round(max(seg.time - receiver.last_data_time, 0.0), 6) if unanswered else None
+            ),
             sender_bytes_sent=sender.bytes_sent,
             receiver_bytes_sent=receiver.bytes_sent,
+            sender_replies=sender.replies,
+            unanswered_is_response=receiver.role == "server" and receiver.run_is_reply,
             idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
             client_syn_options=bool(
                 syn_options and (syn_options.sack_permitted or syn_options.timestamps)
             ),
             client_syn_window=self.client.syn_window,
+            exchange_age_seconds=self._exchange_age(seg.time, sender, receiver),
+            client_os=os_family(self.client.ttl),
+            server_os=os_family(self.server.ttl),
         )
         for item in self._rst_context(sender, receiver, event.sender_unanswered_bytes > 0):
             _add_evidence(event, item)
@@ -659,11 +805,46 @@ class Connection:
         if verdict in ("accepted", "unverified"):
             self.accepted_rst = pending
             if seg.flags & ACK and receiver.state in SYNCHRONIZED:
-                rst_log.record(seg.src, seg.time, self.conn_id)
+                age = event.exchange_age_seconds
+                rst_log.record(
+                    seg.src, seg.time, age is not None and age <= APP_CLOSE_SECONDS
+                )
             sender.state = TcpState.CLOSED
             receiver.state = TcpState.CLOSED
             if self.closed_at is None:
                 self.closed_at = seg.time
+
+    @staticmethod
+    def _ttl_delta(rst_ttl: int, sender: Endpoint) -> int | None:
+        """How far the RST's TTL is from the claimed sender's: from its data segments when it
+        sent any (the host that really spoke), else from its other segments."""
+        ttl = sender.data_ttl if sender.data_ttl is not None else sender.ttl
+        return abs(rst_ttl - ttl) if ttl is not None else None
+
+    @staticmethod
+    def _unanswered_by_rst(seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> int:
+        """The receiver's unanswered bytes that reached the RST's sender: as far as the RST's own
+        ACK reaches, or, for a RST without ACK, the sender's last ACK."""
+        if not receiver.unanswered_bytes or receiver.snd_nxt is None:
+            return 0
+        acked = seg.ack if seg.flags & ACK else sender.rcv_nxt
+        if acked is None:
+            return 0
+        data_end = receiver.fin_seq if receiver.fin_seq is not None else receiver.snd_nxt
+        not_received = max(seq_diff(data_end, acked), 0)
+        return max(receiver.unanswered_bytes - not_received, 0)
+
+    @staticmethod
+    def _exchange_age(time: float, sender: Endpoint, receiver: Endpoint) -> float | None:
+        """Seconds since the sender's application saw its last exchange complete (see
+        RstEvent.exchange_age_seconds)."""
+        if sender.unanswered_bytes:
+            return None  # the sender still waits for a reply: no exchange has ended
+        if receiver.bytes_sent:
+            return round(max(time - receiver.last_data_time, 0.0), 6)
+        if not sender.bytes_sent and sender.handshake_time is not None:
+            return round(max(time - sender.handshake_time, 0.0), 6)
+        return None
 
     def _rst_context(
         self, sender: Endpoint, receiver: Endpoint, unanswered: bool
@@ -701,10 +882,15 @@ class Connection:
         for pending in self.rsts:
             event = pending.event
             event.carried_on = pending.sender_spoke_after and pending.receiver_spoke_after
+            event.receiver_data_after_rst = pending.receiver_data_after
             if event.carried_on and event.rst_verdict == "accepted":
                 event.rst_verdict = "carried_on"  # both ends kept talking: nobody acted on it
+            if pending.receiver_closed_after and event.rst_verdict == "accepted":
+                event.rst_verdict = "receiver_closed"  # nobody was told: see _PendingRst
             if pending is self.accepted_rst and event.rst_has_ack:
-                event.burst_size = max(1, rst_log.burst_size(pending.sender_host, event.time))
+                size, after_exchange = rst_log.burst(pending.sender_host, event.time)
+                event.burst_size = max(1, size)
+                event.burst_after_exchange = after_exchange
             events.append(event)
         for icmp_event, affected, retransmissions_before in self.icmp_events:
             icmp_event.retransmissions_after = affected.retransmissions - retransmissions_before
@@ -742,6 +928,9 @@ class Connection:
         """A side left waiting on data (or a SYN) that was never acknowledged, retransmitted."""
         if self.accepted_rst is not None:
             return None
+        synack = self._unanswered_synack()
+        if synack is not None:
+            return synack
         candidates = [
             ep
             for ep in (self.client, self.server)
@@ -781,8 +970,45 @@ class Connection:
             peer_silent=peer.last_time <= start,
             unanswered_keepalives=len(stalled.unanswered_probes),
             icmp_errors=sum(e.icmp_count for e, _, _ in self.icmp_events),
+            client_os=os_family(self.client.ttl),
+            server_os=os_family(self.server.ttl),
         )
         for item in frames[:2] + frames[-4:]:
+            _add_evidence(event, item)
+        return event
+
+    def _unanswered_synack(self) -> SilenceEvent | None:
+        """The server retransmitted its SYN-ACK and the client never answered it, neither ACK
+        nor RST: no socket on the client's host took the reply (a raw SYN scan whose host
+        drops SYN-ACKs). The half-open entry expires before any accept()."""
+        client, server = self.client, self.server
+        if (
+            server.state != TcpState.SYN_RECEIVED
+            or server.syn is None
+            or server.syn_retries < 1
+            or client.syn is None
+            or client.last_time > server.syn.time
+            or client.state != TcpState.SYN_SENT
+        ):
+            return None
+        event = SilenceEvent(
+            connection=self.ref,
+            frame=server.syn.frame,
+            time=server.last_time,
+            client_state=client.state.value,
+            server_state=server.state.value,
+            stalled="server",
+            stalled_state=server.state.value,
+            peer_state=client.state.value,
+            synack_unanswered=True,
+            stall_retransmissions=server.syn_retries,
+            stall_seconds=round(max(server.last_time - server.syn.time, 0.0), 6),
+            backoff_growing=True,
+            peer_silent=True,
+            client_os=os_family(client.ttl),
+            server_os=os_family(server.ttl),
+        )
+        for item in (client.syn, server.syn):
             _add_evidence(event, item)
         return event
 
@@ -971,9 +1197,24 @@ class FlowTable:
             icmp_source=icmp.src,
             from_peer=icmp.src == peer.addr,
             mtu=icmp.mtu,
+            quoted_oversize=(
+                quoted.payload_len is not None
+                and affected.max_payload > 0
+                and quoted.payload_len > affected.max_payload
+            ),
+            quoted_payload=quoted.payload_len,
+            affected_max_payload=affected.max_payload,
+            client_os=os_family(conn.client.ttl),
+            server_os=os_family(conn.server.ttl),
         )
+        quoted_segment = affected.recent_segments.get(quoted.seq)
         if affected.syn is not None and affected.state == TcpState.SYN_SENT:
             _add_evidence(event, affected.syn)
+        elif quoted_segment is not None:
+            # The segment the ICMP error quotes (same sequence number).
+            frame, time = quoted_segment
+            what = f"data from {affected.role} quoted by the ICMP error"
+            _add_evidence(event, Evidence(frame, time, what))
         elif affected.last_data is not None:
             _add_evidence(event, affected.last_data)
         _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
@@ -1103,6 +1344,21 @@ class _ClosedElsewhere:
 
     closed_at: float
     last_time: float
+
+
+def os_family(ttl: int | None) -> str:
+    """A host's operating-system family from the TTL its packets arrive with: stacks start at
+    64 (Linux, macOS, BSD), 128 (Windows) or 255 (routers, firewalls, load balancers), and each
+    hop takes one off; a path is rarely longer than 32 hops."""
+    if ttl is None:
+        return "unknown"
+    if 32 < ttl <= 64:
+        return "linux"
+    if 96 < ttl <= 128:
+        return "windows"
+    if 223 < ttl <= 255:
+        return "network-device"
+    return "unknown"
 
 
 def _guess_roles(a: Endpoint, b: Endpoint) -> tuple[Endpoint, Endpoint]:

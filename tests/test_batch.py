@@ -197,7 +197,7 @@ def test_join_reads_rotated_parts_as_the_whole_capture(tmp_path: Path, parts: in
     # Without --join the last part starts mid-connection, and says so.
     apart = runner.invoke(app, ["analyze", "-f", "json", "-q", str(tmp_path)])
     last = json.loads(apart.stdout)["captures"][-1]
-    assert any("without a handshake" in w for w in last["warnings"])
+    assert any("(no handshake)" in w for w in last["warnings"])
 
 
 def test_selection_and_its_header_in_every_format() -> None:

@@ -50,7 +50,8 @@ def seg(frame: int, time: float, src: str, dst: str, sport: int, dport: int, seq
 
 def test_ethernet_fixture_frame_by_frame() -> None:
     records, stats = decode_file("decode_eth.pcap")
-    quoted6 = QuotedTcp(C6, S6, 50000, 443, 2_000_000_000)
+    # Quoted payload lengths from the quoted IP headers (tshark: inner ip.len 1440, ipv6.plen 1320).
+    quoted6 = QuotedTcp(C6, S6, 50000, 443, 2_000_000_000, payload_len=1300)
     expected = [
         seg(1, T0 + 0.001, C, S, 40000, 80, 1000, 0, SYN, 64240, 0, 64, 4, 0x1234,
             FULL_SYN_OPTIONS),
@@ -68,7 +69,7 @@ def test_ethernet_fixture_frame_by_frame() -> None:
         None,  # 7: ARP
         None,  # 8: ICMP echo request
         IcmpError(9, T0 + 0.009, "192.0.2.1", C, 4, 3, 4, 254,
-                  QuotedTcp(C, S, 40000, 80, 1001), mtu=1400),
+                  QuotedTcp(C, S, 40000, 80, 1001, payload_len=1400), mtu=1400),
         IcmpError(10, T0 + 0.010, R6, C6, 6, 1, 1, 60, quoted6),
         IcmpError(11, T0 + 0.011, R6, C6, 6, 2, 0, 64, quoted6, mtu=1280),
         IcmpError(12, T0 + 0.012, "192.0.2.1", C, 4, 11, 0, 254, None),  # quotes UDP

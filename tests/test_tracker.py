@@ -198,14 +198,51 @@ def test_rst_in_close_wait_is_broken_pipe_for_the_writer() -> None:
     assert finding.server_sees.errno == "EPIPE" and finding.client_sees.errno is None
 
 
-def test_rst_while_half_closed_is_fin_wait_reset() -> None:
-    cap, conv = established()
-    conv.send("c", 0x11)  # shutdown(SHUT_WR)
+def test_rst_while_half_closed_waiting_for_the_reply_is_fin_wait_reset() -> None:
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 18)  # the request, and the server has sent nothing
+    conv.send("c", 0x11)  # shutdown(SHUT_WR): still reading, waiting for the reply
     conv.send("s", ACK)
     conv.rst("s")
     (finding,) = findings(cap)
     assert finding.category == "fin_wait_reset"
     assert finding.client_sees.errno == "ECONNRESET"
+
+
+def test_rst_after_a_fin_that_followed_the_reply_is_teardown() -> None:
+    """The server answered and closed (reply + FIN); the client resets instead of closing: both
+    applications had finished, nobody is told (HTTP/TLS clients leaving the last bytes unread)."""
+    cap, conv = established()
+    conv.data("c", 100)
+    conv.data("s", 400)
+    conv.send("s", 0x11)  # the server is done
+    conv.rst("c")
+    assert findings(cap) == []
+
+
+def test_closing_message_then_fin_then_rst_is_teardown() -> None:
+    """An answered exchange, then a goodbye (LDAP unbind, QUIT) and FIN: the client closed; the
+    server's abortive close after it reaches no application."""
+    cap, conv = established()
+    conv.data("c", 81)
+    conv.data("s", 283)
+    conv.data("c", 12)  # unbind: no reply expected
+    conv.send("c", 0x11)
+    conv.send("s", ACK)
+    conv.rst("s")
+    assert findings(cap) == []
+
+
+def test_rst_in_closing_tells_nobody() -> None:
+    cap, conv = established()
+    conv.data("c", 10)
+    conv.data("s", 10)
+    conv.send("s", 0x11)  # FIN from the server ...
+    conv.send("c", 0x11, ack=conv.s.seq - 1)  # ... crosses the client's FIN: CLOSING
+    conv.rst("c")
+    assert findings(cap) == []
 
 
 def test_unanswered_keepalives_then_rst_is_keepalive_timeout() -> None:
@@ -263,12 +300,33 @@ def test_simultaneous_rsts_from_one_host_are_local_abort() -> None:
         conv.handshake()
         conv.data("c", 10)
         conv.data("s", 10)
-    for conv in convs:
+    convs[0].rst("c", dt=0.4)  # idle, then all three killed within the same instant
+    for conv in convs[1:]:
         conv.rst("c", dt=0.0001)
     found = findings(cap)
     assert [f.category for f in found] == ["local_abort"] * 3
     assert all(f.client_sees.errno == "ECONNABORTED" for f in found)
     assert all(f.server_sees.errno == "ECONNRESET" for f in found)
+
+
+def test_rsts_together_right_after_the_exchanges_are_the_application_closing() -> None:
+    """A client that ends its sessions abortively right after their last reply (Windows SMB
+    logoff, nmap connect probes) is one application closing them: peer_reset, and the aborting
+    side sees nothing."""
+    cap = Capture()
+    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(3)]
+    for conv in convs:
+        conv.handshake()
+        conv.data("c", 10)
+    for conv in convs:
+        conv.data("s", 10)
+    for conv in convs:
+        conv.rst("c", dt=0.0001)
+    found = findings(cap)
+    assert [f.category for f in found] == ["peer_reset"] * 3
+    assert all(f.client_sees.errno is None for f in found)
+    assert all(f.server_sees.errno == "ECONNRESET" for f in found)
+    assert all(f.facts["burst_size"] == 3 and f.facts["burst_after_exchange"] for f in found)
 
 
 def test_rst_with_foreign_ttl_is_injected() -> None:

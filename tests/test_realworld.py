@@ -1,0 +1,126 @@
+"""Real traffic is the judge: public captures from other projects, hand-checked per connection.
+
+`../shared/realworld/expected.json` (beside the repository, never copied into it: some captures
+have no stated licence) lists, for each capture, every connection worth a verdict: the
+categories a correct diagnosis may give and the errno each side's application saw (null: nothing;
+"?": the capture cannot tell). Scored as its README says:
+
+- a listed connection is right when every finding on its endpoint pair has an expected category
+  (or there is none and "none" is expected), and, for each side whose errno is not "?", some
+  finding gives that side exactly that errno (null = nothing);
+- a finding on a pair that is not listed is a false alarm.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tcpdiag.analyze import AnalysisOptions, analyze_capture
+from tcpdiag.detect import RuleEngine
+from tcpdiag.rules import load_rules
+
+REALWORLD = Path(__file__).resolve().parents[2] / "shared" / "realworld"
+EXPECTED = REALWORLD / "expected.json"
+ENGINE = RuleEngine(load_rules())
+
+pytestmark = pytest.mark.skipif(
+    not EXPECTED.is_file(), reason=f"the real-world corpus is not beside the repository: {EXPECTED}"
+)
+
+
+def _files() -> list[dict[str, Any]]:
+    if not EXPECTED.is_file():
+        return []
+    files: list[dict[str, Any]] = json.loads(EXPECTED.read_text())["files"]
+    return files
+
+
+def endpoint(text: str) -> str:
+    """'ip:port' or '[v6]:port' with the address in compressed form, for comparison."""
+    if text.startswith("["):
+        addr, port = text[1:].split("]:")
+    else:
+        addr, port = text.rsplit(":", 1)
+    return f"{ipaddress.ip_address(addr).compressed}:{port}"
+
+
+@cache
+def findings_by_pair(name: str, fast_path: bool) -> dict[frozenset[str], list[dict[str, Any]]]:
+    report = analyze_capture(REALWORLD / name, ENGINE, AnalysisOptions(fast_path=fast_path))
+    assert report.error is None, report.error
+    pairs: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for finding in report.findings:
+        item = finding.to_dict()
+        pair = frozenset({endpoint(item["client"]), endpoint(item["server"])})
+        pairs.setdefault(pair, []).append(item)
+    return pairs
+
+
+def misses(flow: dict[str, Any], findings: Iterable[dict[str, Any]]) -> list[str]:
+    """Why a listed connection is not right (empty: it is right)."""
+    findings = list(findings)
+    client, server = endpoint(flow["client"]), endpoint(flow["server"])
+    if not findings:
+        return [] if "none" in flow["expect"] else ["no finding"]
+    wrong = [
+        f"{f['category']} ({f['rule']}) is not in {flow['expect']}"
+        for f in findings
+        if f["category"] not in flow["expect"]
+    ]
+    for side, key in ((client, "client_sees"), (server, "server_sees")):
+        wanted = flow[key]
+        if wanted == "?":
+            continue
+        seen = [
+            (f["client_sees"] if endpoint(f["client"]) == side else f["server_sees"])["errno"]
+            for f in findings
+        ]
+        if wanted not in seen:
+            wrong.append(f"{side} should see {wanted}, findings say {seen}")
+    return wrong
+
+
+CASES = [
+    pytest.param(entry["file"], flow, id=f"{entry['file']}:{flow['client']}->{flow['server']}")
+    for entry in _files()
+    for flow in entry["flows"]
+]
+
+
+@pytest.mark.parametrize(("name", "flow"), CASES)
+def test_listed_connection_is_diagnosed_right(name: str, flow: dict[str, Any]) -> None:
+    pair = frozenset({endpoint(flow["client"]), endpoint(flow["server"])})
+    problems = misses(flow, findings_by_pair(name, True).get(pair, []))
+    assert not problems, f"{'; '.join(problems)}\n  ground truth: {flow['why']}"
+
+
+@pytest.mark.parametrize("name", [entry["file"] for entry in _files()])
+def test_no_false_alarm_on_unlisted_connections(name: str) -> None:
+    entry = next(e for e in _files() if e["file"] == name)
+    listed = {frozenset({endpoint(f["client"]), endpoint(f["server"])}) for f in entry["flows"]}
+    alarms = [
+        f"{f['category']} ({f['rule']}) on {f['client']} -> {f['server']}"
+        for pair, found in findings_by_pair(name, True).items()
+        if pair not in listed
+        for f in found
+    ]
+    assert not alarms
+
+
+@pytest.mark.parametrize("name", [entry["file"] for entry in _files()])
+def test_reference_path_agrees_on_real_traffic(name: str) -> None:
+    """The per-packet reference path and the fast path give the same findings here too."""
+    assert findings_by_pair(name, False) == findings_by_pair(name, True)
+
+
+def test_the_corpus_is_scored_whole() -> None:
+    """The corpus README promises 37 captures and 59 connections: none silently skipped."""
+    assert len(_files()) == 37
+    assert len(CASES) == 59
