@@ -15,7 +15,14 @@ from tcpdiag.filters import ConnectionFilter
 from tcpdiag.flows import FlowRecord
 from tcpdiag.packets import Packet
 from tcpdiag.quality import CaptureQuality
-from tcpdiag.reader import CaptureError, CaptureReader, JoinedReader, joined_name
+from tcpdiag.reader import (
+    STDIN,
+    STDIN_NAME,
+    CaptureError,
+    CaptureReader,
+    JoinedReader,
+    joined_name,
+)
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
 
@@ -115,11 +122,11 @@ def analyze_capture(
         single = os.fspath(path)
     else:
         parts = [os.fspath(p) for p in path]
-    report = CaptureReport(path=single if single is not None else joined_name(parts))
+    name = (STDIN_NAME if single == STDIN else single) if single is not None else None
+    report = CaptureReport(path=name if name is not None else joined_name(parts))
     reader: CaptureReader | JoinedReader
     try:
         reader = CaptureReader(single) if single is not None else JoinedReader(parts)
-        report.path = reader.path  # "-" is named <stdin>
     except CaptureError as exc:
         report.error = str(exc)
         return report

@@ -422,6 +422,11 @@ class CaptureReader:
         try:
             if self.path == STDIN:
                 self.path = STDIN_NAME
+                if os.isatty(sys.stdin.fileno()):
+                    # Waiting for a capture to be typed in would look like a hang.
+                    raise CaptureError(
+                        self.path, "is a terminal: pipe a capture in (tcpdump -w - | ...)"
+                    )
                 # Unbuffered, and left open: the process owns its standard input.
                 raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
             else:
