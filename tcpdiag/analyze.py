@@ -23,6 +23,7 @@ from tcpdiag.reader import (
     JoinedReader,
     joined_name,
 )
+from tcpdiag.scans import ScanDetector, ScanSummary
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
 
@@ -51,6 +52,7 @@ class CaptureReport:
     truncated: bool = False  # reading stopped early at damage; findings cover the part before it
     evicted: int = 0  # connections retired early to keep memory bounded
     decode: dict[str, Any] = field(default_factory=dict)
+    scans: list[ScanSummary] = field(default_factory=list)  # sources that probed many targets
     # Rotated parts read as this one capture (--join): (path, first frame, frames); frames are
     # numbered continuously across them. Empty for a single file.
     parts: list[tuple[str, int, int]] = field(default_factory=list)
@@ -68,6 +70,7 @@ class CaptureReport:
             "warnings": list(self.warnings),
             "error": self.error,
             "decode": dict(self.decode),
+            "scans": [scan.to_dict() for scan in self.scans],
             **({"parts": [_part(p) for p in self.parts]} if self.parts else {}),
             **({"findings": [f.to_dict() for f in self.findings]} if findings else {}),
         }
@@ -138,6 +141,7 @@ def analyze_capture(
     )
     wanted = options.connection_filter
     quality = CaptureQuality()
+    scans = ScanDetector()
     with reader:
         if options.fast_path and not table.zeek:
             # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
@@ -150,9 +154,10 @@ def analyze_capture(
             quality.observe_connection(conn)
             if wanted.active and not _selected(conn, wanted):
                 continue
+            scans.observe(conn)
             report.findings.extend(engine.findings_for(conn))
             if options.keep_flows:
-                report.connections.append(FlowRecord.from_connection(conn))
+                report.connections.extend(FlowRecord.from_connection(conn))
     stats = decoder.stats
     report.packets = stats.frames
     report.flows = table.connections_seen
@@ -162,6 +167,7 @@ def analyze_capture(
             f"{report.path}: {table.evicted} connections retired early because more than "
             f"{table.max_live} were live at once (a flood?); their analysis may be incomplete"
         )
+    report.scans = scans.summaries()
     report.truncated = reader.truncated
     report.first_time, report.last_time = reader.first_time, reader.last_time
     report.warnings.extend(reader.warnings)
@@ -186,10 +192,20 @@ def analyze_capture(
         "undecodable": stats.undecodable,
     }
     if options.keep_flows:
-        by_conn: dict[int, list[str]] = {}
+        by_conn: dict[int, list[tuple[float, str]]] = {}
         for finding in report.findings:
-            by_conn.setdefault(finding.conn_id, []).append(finding.id)
+            by_conn.setdefault(finding.conn_id, []).append((finding.time, finding.id))
         report.connections.sort(key=lambda c: (c.first_time, c.conn_id))
+        rows_of: dict[int, list[FlowRecord]] = {}
         for record in report.connections:
-            record.findings = by_conn.get(record.conn_id, [])
+            rows_of.setdefault(record.conn_id, []).append(record)
+        for conn_id, found in by_conn.items():
+            rows = rows_of.get(conn_id, [])
+            for time, finding_id in found:
+                # Where Zeek split the connection, the finding goes with the row of its time.
+                row = next((r for r in rows if r.first_time <= time <= r.last_time), None)
+                if row is None and rows:
+                    row = rows[-1]
+                if row is not None:
+                    row.findings.append(finding_id)
     return report

@@ -328,8 +328,10 @@ class InputOrder:
 
     def __iter__(self) -> Iterator[FileResult]:
         for result in self._results:
-            self._on_finished(result)
+            # Kept before anything is said about it: a Ctrl-C right after the progress line
+            # must still find it in finished_out_of_turn().
             self._waiting[result.index] = result
+            self._on_finished(result)
             while self._next in self._waiting:
                 self._next += 1
                 yield self._waiting.pop(self._next - 1)

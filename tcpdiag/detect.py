@@ -59,18 +59,21 @@ class RuleEngine:
             ),
             key=lambda c: -c.confidence,
         )
+        os_of = {"client": event.client_os, "server": event.server_os}
         sees = {
-            "client": AppView(None, when=NOTHING_SEEN),
-            "server": AppView(None, when=NOTHING_SEEN),
+            "client": AppView(None, when=NOTHING_SEEN, os=event.client_os),
+            "server": AppView(None, when=NOTHING_SEEN, os=event.server_os),
         }
         for role, spec in rule.sees.items():
             errno = spec.errno_for(facts)
             text = self.ruleset.errnos.get(errno) if errno else None
-            sees[event.role_of(role)] = AppView(
+            side = event.role_of(role)
+            sees[side] = AppView(
                 errno=errno,
                 linux=text.linux if text else "",
                 windows=text.windows if text else "",
                 when=render(spec.when, values) if spec.when else ("" if errno else NOTHING_SEEN),
+                os=os_of[side],
             )
         impact = rule.impact or (
             "error_seen" if any(v.errno for v in sees.values()) else "none"

@@ -24,6 +24,9 @@ class AppView:
     linux: str = ""  # the message strerror() gives on Linux
     windows: str = ""  # the Winsock error a Windows program would get
     when: str = ""  # on which call it shows, or why nothing shows
+    # The side's operating-system family as its TTL suggests (linux, windows, network-device,
+    # unknown): a Windows program reports the `windows` error, not the Linux one.
+    os: str = "unknown"
 
     def short(self) -> str:
         return self.errno or "nothing"
@@ -109,7 +112,13 @@ class Finding:
 
 
 def _app_view(view: AppView) -> dict[str, Any]:
-    return {"errno": view.errno, "linux": view.linux, "windows": view.windows, "when": view.when}
+    return {
+        "errno": view.errno,
+        "linux": view.linux,
+        "windows": view.windows,
+        "when": view.when,
+        "os": view.os,
+    }
 
 
 def _cause(cause: Cause) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tcpdiag.findings import iso_time
@@ -35,7 +35,44 @@ class FlowRecord:
         return max(self.last_time - self.first_time, 0.0)
 
     @classmethod
-    def from_connection(cls, conn: TrackedConnection) -> FlowRecord:
+    def from_connection(cls, conn: TrackedConnection) -> list[FlowRecord]:
+        """One record, or one per conn.log row where Zeek's timers split the connection (the
+        rows take their times, packets, bytes and Zeek states from Zeek's view; the tcpdiag
+        states and acknowledged bytes are the connection's, on its last row)."""
+        whole = cls._whole(conn)
+        if not conn.zeek_rows:
+            return [whole]
+        records = []
+        for row in conn.zeek_rows:
+            records.append(
+                replace(
+                    whole,
+                    first_time=row.first_time,
+                    last_time=row.last_time,
+                    client=row.orig,
+                    server=row.resp,
+                    client_packets=row.orig_packets,
+                    client_bytes=row.orig_bytes,
+                    client_bytes_acked=0,
+                    server_packets=row.resp_packets,
+                    server_bytes=row.resp_bytes,
+                    server_bytes_acked=0,
+                    client_state="",
+                    server_state="",
+                    conn_state=row.conn_state,
+                    history=row.history,
+                    findings=[],  # not the whole record's list: each row gets its own
+                )
+            )
+        last = records[-1]
+        last.client_state, last.server_state = whole.client_state, whole.server_state
+        if last.client == whole.client:
+            last.client_bytes_acked = whole.client_bytes_acked
+            last.server_bytes_acked = whole.server_bytes_acked
+        return records
+
+    @classmethod
+    def _whole(cls, conn: TrackedConnection) -> FlowRecord:
         return cls(
             conn_id=conn.ref.conn_id,
             community_id=conn.community_id,

@@ -32,8 +32,7 @@ class CaptureQuality:
     largest_step_back: float = 0.0
     time_jumps: int = 0
     largest_jump: float = 0.0
-    one_way_connections: int = 0  # several packets, all from one side
-    two_way_connections: int = 0
+    one_way_connections: int = 0  # several packets from one side, acknowledging unseen data
     midstream_connections: int = 0  # the capture missed the handshake
     duplicate_segments: int = 0  # the same segment (same IP ID and sequence) captured twice
     _last_time: float | None = None
@@ -60,11 +59,15 @@ class CaptureQuality:
         client, server = conn.client, conn.server
         if not conn.ref.initiator_known:
             self.midstream_connections += 1
-        if client.packets + server.packets >= ONE_WAY_MIN_PACKETS:
-            if client.packets and server.packets:
-                self.two_way_connections += 1
-            else:
-                self.one_way_connections += 1
+        # One side only, yet it acknowledges data: the other side spoke, uncaptured. (An
+        # unanswered SYN is one-way too, but proves nothing about the capture.)
+        speaker = client if client.packets else server
+        if (
+            client.packets + server.packets >= ONE_WAY_MIN_PACKETS
+            and not (client.packets and server.packets)
+            and speaker.rcv_nxt is not None
+        ):
+            self.one_way_connections += 1
         self.duplicate_segments += client.duplicates + server.duplicates
 
     def warnings(self, path: str, connections: int) -> list[str]:
@@ -82,10 +85,11 @@ class CaptureQuality:
                 f"{_times(self.time_jumps)}: two captures joined, or a clock step; durations "
                 "across the jump mean nothing"
             )
-        if self.one_way_connections and self.one_way_connections >= self.two_way_connections:
+        # Against every connection seen: those recognised in bulk (tcpdiag.fastpath) are never
+        # observed here, and they are all two-way.
+        if self.one_way_connections and self.one_way_connections * 2 >= connections:
             out.append(
-                f"{path}: {self.one_way_connections} of "
-                f"{self.one_way_connections + self.two_way_connections} connections were seen in "
+                f"{path}: {self.one_way_connections} of {connections} connections were seen in "
                 "one direction only: the capture probably missed the other direction (asymmetric "
                 "routing, a one-way tap or filter), so unanswered segments prove nothing"
             )

@@ -153,8 +153,11 @@ def load_rules(directory: Path | None = None) -> RuleSet:
     return RuleSet(rules=rules, errnos=errnos)
 
 
-# Template fields every event has: the connection's endpoints ("ip:port").
-_CONNECTION_FIELDS = frozenset({"client", "server", "client_endpoint", "server_endpoint"})
+# Template fields every event has: the connection's endpoints ("ip:port") and each side's
+# operating-system family as its TTL suggests.
+_CONNECTION_FIELDS = frozenset(
+    {"client", "server", "client_endpoint", "server_endpoint", "client_os", "server_os"}
+)
 
 _RULE_KEYS = {
     "id", "category", "event", "priority", "title", "description", "when", "sees",
@@ -194,7 +197,9 @@ def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
             errno_map=dict(spec.get("map", {})),
             when=spec.get("when", ""),
         )
-    fields_ok = facts | roles | {f"{r}_endpoint" for r in roles} | _CONNECTION_FIELDS
+    fields_ok = (
+        facts | roles | {f"{r}_{x}" for r in roles for x in ("endpoint", "os")} | _CONNECTION_FIELDS
+    )
     causes = []
     for cause in raw.get("causes", []):
         confidence = float(cause.get("confidence", -1))
@@ -281,8 +286,10 @@ def event_values(event: FlowEvent) -> dict[str, Any]:
     ref = event.connection
     values["client"] = values["client_endpoint"] = ref.client
     values["server"] = values["server_endpoint"] = ref.server
+    values["client_os"], values["server_os"] = event.client_os, event.server_os
     for role in event.ROLES:
         side = event.role_of(role)
         values[role] = side
         values[f"{role}_endpoint"] = ref.client if side == "client" else ref.server
+        values[f"{role}_os"] = event.client_os if side == "client" else event.server_os
     return values

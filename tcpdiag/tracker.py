@@ -36,7 +36,7 @@ from tcpdiag.events import (
 )
 from tcpdiag.packets import ACK, FIN, RST, SYN, URG, IcmpError, Packet, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_add, seq_between, seq_diff, seq_le, seq_lt
-from tcpdiag.zeek import ZeekConnection
+from tcpdiag.zeek import ZeekRecord, ZeekTimeline
 
 # How long (capture time) a closed connection stays in the table to collect late evidence.
 CLOSE_GRACE_SECONDS = 5.0
@@ -215,6 +215,9 @@ class TrackedConnection:
     conn_state: str  # Zeek's conn_state (S0, SF, REJ, RSTO, ...); "" unless zeek was tracked
     history: str  # Zeek's history letters; uppercase = Zeek's originator
     zeek_flipped: bool  # Zeek's originator is not the first packet's sender
+    # When Zeek's timers split this connection (an unanswered attempt after 5 s, a close 5 s
+    # old, inactivity), the conn.log rows Zeek writes for it, in order; empty when it is one.
+    zeek_rows: list[ZeekRecord] = field(default_factory=list)
 
     @property
     def community_id(self) -> str:
@@ -366,7 +369,7 @@ class Connection:
         ip_version: int,
         first_frame: int,
         first_time: float,
-        zeek: ZeekConnection | None,
+        zeek: ZeekTimeline | None,
     ) -> None:
         self.conn_id = conn_id
         self.client = client
@@ -441,14 +444,14 @@ class Connection:
 
     # -- per segment -----------------------------------------------------------------------
 
-    def on_segment(self, seg: TcpSegment, rst_log: RstLog) -> None:
+    def on_segment(self, seg: TcpSegment, rst_log: RstLog, now: float) -> None:
         client = self.client
         if seg.sport == client.port and seg.src == client.addr:
             sender, receiver = client, self.server
         else:
             sender, receiver = self.server, client
         if self.zeek is not None:
-            self.zeek.update(seg)
+            self.zeek.update(seg, now)
         flags = seg.flags
         if (
             flags & _FAST_FLAGS_MASK == ACK
@@ -906,12 +909,7 @@ class Connection:
         zeek = self.zeek
         conn_state = history = ""
         if zeek is not None:
-            orig, resp = (
-                (self.client, self.server)
-                if zeek.orig_is(self.client.addr, self.client.port)
-                else (self.server, self.client)
-            )
-            conn_state = zeek.conn_state(orig.bytes_sent, resp.bytes_sent)
+            conn_state = zeek.conn_state()
             history = zeek.history_text
         return TrackedConnection(
             self.ref,
@@ -922,6 +920,7 @@ class Connection:
             conn_state=conn_state,
             history=history,
             zeek_flipped=zeek is not None and zeek.flipped,
+            zeek_rows=zeek.rows() if zeek is not None and zeek.removed else [],
         )
 
     def _silence(self) -> SilenceEvent | None:
@@ -1128,7 +1127,7 @@ class FlowTable:
             self._awake[key] = conn  # (a closed connection may have left _awake)
             self._awake.move_to_end(key)
         was_closed = conn.closed_at is not None
-        conn.on_segment(seg, self._rst_log)
+        conn.on_segment(seg, self._rst_log, max(self._now, seg.time))
         if not was_closed and conn.closed_at is not None:
             self._closing.append(conn)
 
@@ -1151,7 +1150,7 @@ class FlowTable:
             ip_version=seg.ip_version,
             first_frame=seg.frame,
             first_time=seg.time,
-            zeek=ZeekConnection(seg) if self.zeek else None,
+            zeek=ZeekTimeline(seg) if self.zeek else None,
         )
         self._next_id += 1
         self.connections_seen += 1

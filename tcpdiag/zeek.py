@@ -18,6 +18,7 @@ matches `zeek -C`: no 'C' letters and no dropped packets.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 from tcpdiag.packets import ACK, FIN, RST, SYN, TcpSegment
@@ -306,3 +307,142 @@ def _syn_then_reset(history: str) -> bool:
         if ch in "HAFGIQ":
             return False
     return False
+
+
+# Zeek's timers that remove a connection (scripts/base/init-bare.zeek defaults): a connection
+# attempt nobody answered (tcp_attempt_delay), a completed close or reset (tcp_close_delay), and
+# inactivity (tcp_inactivity_timeout; an hour for interactive services, as
+# base/protocols/conn/inactivity.zeek sets). A packet after the removal starts a new connection
+# in Zeek's conn.log, with its own originator, states and history.
+ATTEMPT_DELAY_SECONDS = 5.0
+CLOSE_DELAY_SECONDS = 5.0
+INACTIVITY_SECONDS = 300.0
+LONG_INACTIVITY_SECONDS = 3600.0
+LONG_INACTIVITY_PORTS = frozenset({21, 22, 23, 513})
+
+
+@dataclass(slots=True)
+class ZeekRecord:
+    """One conn.log row that Zeek's timers closed before the 4-tuple's last packet."""
+
+    orig: str  # "ip:port" of Zeek's originator
+    resp: str
+    first_time: float
+    last_time: float
+    orig_packets: int
+    resp_packets: int
+    orig_bytes: int  # payload bytes (retransmissions included)
+    resp_bytes: int
+    conn_state: str
+    history: str
+
+
+class ZeekTimeline:
+    """Zeek's view of one tcpdiag connection over time: the connection Zeek has now and the
+    rows its removal timers already closed (TCPSessionAdapter::AttemptTimer and ConnDeleteTimer,
+    Connection::InactivityTimer). Timers fire before the packet that reaches them is processed
+    (RunState.cc dispatch_packet), against the capture clock, the latest time seen so far."""
+
+    __slots__ = (
+        "attempt_at", "bytes", "closed", "current", "delete_at", "first_time", "last_time",
+        "packets", "removed",
+    )  # fmt: skip
+
+    def __init__(self, first: TcpSegment) -> None:
+        self.removed: list[ZeekRecord] = []
+        self._start(first)
+
+    def _start(self, first: TcpSegment) -> None:
+        self.current = ZeekConnection(first)
+        self.first_time = self.last_time = first.time
+        self.attempt_at: float | None = None
+        self.delete_at: float | None = None
+        self.closed = [False, False]  # did_close, by [orig, resp]
+        self.packets = [0, 0]
+        self.bytes = [0, 0]
+
+    @property
+    def flipped(self) -> bool:
+        return self.current.flipped
+
+    @property
+    def history_text(self) -> str:
+        return self.current.history_text
+
+    def orig_is(self, addr: str, port: int) -> bool:
+        return self.current.orig_is(addr, port)
+
+    def conn_state(self) -> str:
+        return self.current.conn_state(self.bytes[0], self.bytes[1])
+
+    def _removal_due(self, now: float) -> bool:
+        conn = self.current
+        if self.attempt_at is not None and now >= self.attempt_at:
+            self.attempt_at = None  # fires once
+            if (
+                conn.orig.state in (ZeekState.SYN_SENT, ZeekState.SYN_ACK_SENT)
+                and conn.resp.state == ZeekState.INACTIVE
+            ):
+                return True
+        if self.delete_at is not None and now >= self.delete_at:
+            return True
+        long_lived = LONG_INACTIVITY_PORTS & {conn.orig.port, conn.resp.port}
+        idle = LONG_INACTIVITY_SECONDS if long_lived else INACTIVITY_SECONDS
+        return now >= self.last_time + idle
+
+    def update(self, seg: TcpSegment, now: float) -> None:
+        if self._removal_due(now):
+            self.removed.append(self.record())
+            self._start(seg)
+        conn = self.current
+        is_orig = conn.orig_is(seg.src, seg.sport)
+        ep, peer = (conn.orig, conn.resp) if is_orig else (conn.resp, conn.orig)
+        me, other = (0, 1) if is_orig else (1, 0)
+        before = ep.state
+        conn.update(seg)
+        self.packets[me] += 1
+        self.bytes[me] += seg.payload_len
+        if not (self.closed[0] and self.closed[1]):
+            self.last_time = seg.time
+        flags = seg.flags
+        if before == ZeekState.INACTIVE and flags & SYN and is_orig and self.attempt_at is None:
+            self.attempt_at = seg.time + ATTEMPT_DELAY_SECONDS
+        # UpdateStateMachine's do_close, then ConnectionClosed.
+        if before in (
+            ZeekState.INACTIVE, ZeekState.SYN_SENT, ZeekState.SYN_ACK_SENT,
+            ZeekState.ESTABLISHED, ZeekState.PARTIAL,
+        ):  # fmt: skip
+            do_close = bool(flags & (FIN | RST))
+        elif before == ZeekState.CLOSED:
+            do_close = bool(flags & RST) and peer.state != ZeekState.CLOSED
+        else:
+            do_close = False
+        if do_close and not self.closed[me]:
+            self.closed[me] = True
+            complete = ep.state == ZeekState.RESET or self.closed[other]
+            if complete or peer.state == ZeekState.INACTIVE:
+                self.attempt_at = None  # CancelTimers()
+                self.delete_at = self.last_time + CLOSE_DELAY_SECONDS
+
+    def rows(self) -> list[ZeekRecord]:
+        """Every conn.log row of this connection: those already removed, then the current."""
+        return [*self.removed, self.record()]
+
+    def record(self) -> ZeekRecord:
+        conn = self.current
+        return ZeekRecord(
+            orig=_endpoint_text(conn.orig.addr, conn.orig.port),
+            resp=_endpoint_text(conn.resp.addr, conn.resp.port),
+            first_time=self.first_time,
+            last_time=self.last_time,
+            orig_packets=self.packets[0],
+            resp_packets=self.packets[1],
+            orig_bytes=self.bytes[0],
+            resp_bytes=self.bytes[1],
+            conn_state=self.conn_state(),
+            history=conn.history_text,
+        )
+
+
+def _endpoint_text(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"

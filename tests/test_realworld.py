@@ -124,3 +124,41 @@ def test_the_corpus_is_scored_whole() -> None:
     """The corpus README promises 37 captures and 59 connections: none silently skipped."""
     assert len(_files()) == 37
     assert len(CASES) == 59
+
+
+# Zeek's own conn.log baselines for these traces (testing/btest/Baseline in the Zeek repository:
+# scripts.base.protocols.ssh.half-duplex-client and
+# scripts.base.protocols.modbus.modbus_and_non_modbus_on_port_502): where Zeek's timers split one
+# 4-tuple into two rows. Per row: conn_state, history, orig_pkts, resp_pkts, duration.
+ZEEK_SPLIT_ROWS = {
+    "zeek_ssh_ssh.client-side-half-duplex.pcap": {
+        ("192.168.1.79:51880", "131.159.21.1:22"): [
+            ("S0", "SAD", 19, 0, 3.435401), ("SH", "DAF", 6, 0, 1.0255)],
+        ("192.168.2.1:57189", "192.168.2.158:22"): [
+            ("S0", "SAD", 21, 0, 0.098697), ("SH", "DAF", 17, 0, 1.381169)],
+        ("192.168.2.1:56594", "192.168.2.158:22"): [
+            ("S0", "SAD", 13, 0, 4.320795), ("SH", "DAF", 4, 0, 1.689473)],
+        ("192.168.2.1:56875", "192.168.2.158:22"): [
+            ("S0", "SAD", 12, 0, 3.431977), ("SH", "ADF", 7, 0, 6.130941)],
+        ("192.168.1.32:41164", "128.2.10.238:22"): [
+            ("S0", "SAD", 20, 0, 4.616008), ("SH", "DAF", 12, 0, 1.029134)],
+    },
+    "zeek_modbus_modbus-and-non-modbus-p502.pcap": {
+        ("198.74.56.135:60293", "192.168.10.111:502"): [
+            ("RSTO", "ShR", 2, 1, 0.117322), ("RSTRH", "Dr", 1, 1, 0.000054)],
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(ZEEK_SPLIT_ROWS))
+def test_flows_split_where_zeeks_timers_split(name: str) -> None:
+    """Zeek removes a connection 5 s after an unanswered attempt or a completed close; a later
+    packet on the same 4-tuple starts a new conn.log row. `tcpdiag flows` writes the same rows."""
+    report = analyze_capture(REALWORLD / name, ENGINE, AnalysisOptions(keep_flows=True))
+    for (client, server), expected in ZEEK_SPLIT_ROWS[name].items():
+        rows = [
+            (r.conn_state, r.history, r.client_packets, r.server_packets, round(r.duration, 6))
+            for r in report.connections
+            if (r.client, r.server) == (client, server)
+        ]
+        assert rows == expected, f"{client} -> {server}"

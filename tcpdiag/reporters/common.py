@@ -42,4 +42,6 @@ def sees_text(view: AppView) -> str:
 def sees_line(role: str, view: AppView) -> str:
     if view.errno is None:
         return f"{role} app: {view.when}"
+    if view.os == "windows":  # by its TTL: say what a Windows program reports
+        return f"{role} app (Windows, by its TTL): {view.windows} ({view.when})"
     return f'{role} app: {view.errno} "{view.linux}" ({view.when}); Windows: {view.windows}'

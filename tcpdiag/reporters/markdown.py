@@ -30,6 +30,7 @@ def _capture(report: CaptureReport) -> str:
         f"{len(report.findings)} findings.\n"
     )
     out.extend(f"> warning: {markdown_text(w)}\n" for w in report.warnings)
+    out.extend(f"> scan: {markdown_text(scan.text())}\n" for scan in report.scans)
     if not report.findings:
         out.append("No abnormal TCP connection found.\n")
         return "\n".join(out)

@@ -44,6 +44,8 @@ def _capture(report: CaptureReport) -> str:
     )
     for warning in report.warnings:
         lines.append(f"warning: {safe_line(warning)}")
+    for scan in report.scans:
+        lines.append(f"scan: {safe_line(scan.text())}")
     if not report.findings:
         lines.append("No abnormal TCP connection found.")
         return "\n".join(lines) + "\n"

@@ -1,0 +1,67 @@
+"""Scans, whole: one summary per source that probes many targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flowbuilder import LINUX_SYN, Capture, Conversation, track
+
+from tcpdiag.analyze import AnalysisOptions, analyze_capture
+from tcpdiag.detect import RuleEngine
+from tcpdiag.packets import ACK, RST, SYN
+from tcpdiag.rules import load_rules
+from tcpdiag.scans import MIN_TARGETS, ScanDetector
+
+REALWORLD = Path(__file__).resolve().parents[2] / "shared" / "realworld"
+
+
+def probe(cap: Capture, port: int, answer: str) -> None:
+    conv = Conversation(cap, client=("10.0.0.9", 50000), server=("10.0.0.2", port))
+    conv.send("c", SYN, options=LINUX_SYN)
+    if answer == "closed":
+        conv.send("s", RST | ACK, advance=False)
+    elif answer == "open":
+        conv.send("s", SYN | ACK, options=LINUX_SYN)
+        conv.send("c", RST, advance=False)
+
+
+def test_many_probes_from_one_source_are_one_scan() -> None:
+    cap = Capture()
+    answers = ["closed"] * 8 + ["open"] * 2 + ["none"] * 5
+    for i, answer in enumerate(answers):
+        probe(cap, 1000 + i, answer)
+    detector = ScanDetector()
+    for conn in track(cap):
+        detector.observe(conn)
+    (scan,) = detector.summaries()
+    assert (scan.source, scan.probes, scan.ports, scan.hosts) == ("10.0.0.9", 15, 15, 1)
+    assert (scan.open, scan.closed, scan.unanswered) == (2, 8, 5)
+    assert scan.sample_targets[0] == "10.0.0.2:1000"
+    assert "raw SYN scan from 10.0.0.9: 15 probes of 15 ports on 1 host" in scan.text()
+
+
+def test_few_probes_or_real_conversations_are_no_scan() -> None:
+    cap = Capture()
+    for i in range(MIN_TARGETS - 1):
+        probe(cap, 2000 + i, "closed")
+    for i in range(20):  # ordinary connections with data are never probes
+        conv = Conversation(cap, client=("10.0.0.9", 40000 + i), server=("10.0.0.3", 80))
+        conv.handshake()
+        conv.data("c", 10)
+        conv.close("c")
+    detector = ScanDetector()
+    for conn in track(cap):
+        detector.observe(conn)
+    assert detector.summaries() == []
+
+
+@pytest.mark.skipif(not REALWORLD.is_dir(), reason="the real-world corpus is not beside the repo")
+def test_nmap_syn_scan_of_a_thousand_ports_is_summarised() -> None:
+    report = analyze_capture(
+        REALWORLD / "chrissanders_synscan.pcapng", RuleEngine(load_rules()), AnalysisOptions()
+    )
+    (scan,) = report.scans
+    assert scan.source == "172.16.0.8" and scan.hosts == 1 and scan.ports == 1000
+    assert (scan.open, scan.closed) == (3, 5)
+    assert report.to_dict(findings=False)["scans"][0]["ports"] == 1000
