@@ -200,6 +200,15 @@ def test_join_reads_rotated_parts_as_the_whole_capture(tmp_path: Path, parts: in
     assert any("(no handshake)" in w for w in last["warnings"])
 
 
+def test_joined_parts_that_overlap_in_time_get_a_warning(tmp_path: Path) -> None:
+    sample = (SAMPLES / "keepalive_timeout.pcap").read_bytes()  # 4 s long
+    for name in ("copy.pcap", "copy.pcap1"):  # named as rotated parts, but the same capture
+        (tmp_path / name).write_bytes(sample)
+    result = runner.invoke(app, ["analyze", "-f", "json", "-q", "--join", str(tmp_path)])
+    (capture,) = json.loads(result.stdout)["captures"]
+    assert any("really parts of one capture" in w for w in capture["warnings"])
+
+
 def test_selection_and_its_header_in_every_format() -> None:
     files = [str(SAMPLES / n) for n in ("mixed.pcap", "refused_ipv6.pcap", "broken_pipe.pcap")]
     selection = ["--category", "refused", "--category", "broken_pipe"]
