@@ -200,6 +200,10 @@ def run_local(
 
 
 _POLL_SECONDS = 0.25
+# Workers are forked on Linux (Python 3.14 would pick forkserver): they start at once with
+# tcpdiag and the rules already imported. The threads this process may have when it forks
+# (the progress bar's refresh, the stdin reader) are never used by a worker.
+_CONTEXT = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
 
 
 def _worker_start(read_counts: Any) -> None:
@@ -226,7 +230,7 @@ class _Pool:
         self._counts: Any = None  # bytes read per input, written by the workers
         self._seen: list[int] = []
         if on_bytes is not None:
-            self._counts = multiprocessing.get_context().Array("q", len(inputs), lock=False)
+            self._counts = _CONTEXT.Array("q", len(inputs), lock=False)
             self._seen = [0] * len(inputs)
         self._executors: list[ProcessPoolExecutor] = []
         self._shared: ProcessPoolExecutor | None = None
@@ -234,7 +238,9 @@ class _Pool:
         self._running: dict[Future[FileResult], tuple[int, ProcessPoolExecutor | None]] = {}
 
     def _executor(self, workers: int) -> ProcessPoolExecutor:
-        executor = ProcessPoolExecutor(workers, initializer=_worker_start, initargs=(self._counts,))
+        executor = ProcessPoolExecutor(
+            workers, mp_context=_CONTEXT, initializer=_worker_start, initargs=(self._counts,)
+        )
         self._executors.append(executor)
         return executor
 
@@ -246,6 +252,7 @@ class _Pool:
         """Submit `indices` to the workers; analyse `here` (stdin) in a thread of this process.
         A daemon thread: blocked on a silent pipe, it must not keep the process alive."""
         if indices:
+            _engine(self._settings.rules_dir)  # loaded once here, inherited by forked workers
             shared = self._shared = self._executor(self._workers)
             for index in indices:
                 self._submit(shared, index)
