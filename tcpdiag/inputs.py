@@ -102,16 +102,17 @@ def expand_inputs(
 
 
 def _directory_files(directory: str, patterns: Sequence[str]) -> list[str]:
-    """Files under `directory` whose name matches a pattern, sorted by path (so the order does
-    not depend on the file system). Symbolic links to directories are not followed: no
-    loops."""
+    """Regular files under `directory` whose name matches a pattern, sorted by path (so the
+    order does not depend on the file system). Symbolic links to directories are not followed
+    (no loops); FIFOs, sockets and devices are left out (opening a FIFO would wait for a
+    writer forever)."""
     found = [
         os.path.join(root, name)
         for root, _dirs, files in os.walk(directory)
         for name in files
         if any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
     ]
-    return sorted(found)
+    return sorted(path for path in found if os.path.isfile(path))
 
 
 def _size(path: str) -> int:

@@ -140,6 +140,8 @@ def _touch(path: Path, data: bytes = b"x") -> Path:
 def test_directories_are_searched_recursively_in_sorted_order(tmp_path: Path) -> None:
     for name in ["b.pcap", "a.pcapng.gz", "sub/z.cap", "sub/deeper/c.pcap1", "notes.txt"]:
         _touch(tmp_path / name)
+    os.mkfifo(tmp_path / "sub" / "fifo.pcap")  # would block whoever opens it: left out
+    (tmp_path / "sub" / "dir.pcap").mkdir()  # a directory is searched, not read
     names = [i.name for i in expand_inputs([str(tmp_path)])]
     assert names == [
         str(tmp_path / "a.pcapng.gz"),
