@@ -164,8 +164,6 @@ def died_result(index: int, item: CaptureInput) -> FileResult:
 
 # -- local worker processes -----------------------------------------------------------------------
 
-Completion = tuple[int, FileResult]  # (input index, result), in the order they finish
-
 
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -182,7 +180,7 @@ def run_local(
     Standard input is read in this process (a worker cannot read it), in a thread, while the
     workers analyse the files. One input alone is analysed in this process too: a worker would
     only add start-up time. `on_bytes(index, size)` hears of the workers' reading as it
-    goes (from a thread of its own)."""
+    goes (called between results, from the consumer's thread)."""
     if len(inputs) == 1:
         yield analyse_input(0, inputs[0], settings, portable=False)
         return
@@ -280,6 +278,9 @@ class _Pool:
             for future in sorted(done, key=lambda f: self._running[f][0]):
                 index, executor = self._running.pop(future)
                 alone = executor is not None and executor is not self._shared
+                if alone and executor is not None:  # its one task is done: let it go
+                    executor.shutdown(wait=False)
+                    self._executors.remove(executor)
                 try:
                     result = future.result()
                 except BrokenProcessPool:
@@ -295,8 +296,6 @@ class _Pool:
                     result = FileResult(
                         index, CaptureReport(path=name, error=internal_error(name, exc))
                     )
-                if alone and executor is not None:
-                    executor.shutdown(wait=False)
                 yield result
 
     def _poll_reads(self) -> None:
