@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tcpdiag.analyze import CaptureReport
+
+if TYPE_CHECKING:  # rich is imported only when a bar is shown (it takes ~40 ms)
+    from rich.progress import Progress, TaskID
 from tcpdiag.reporters.common import safe_line
 
 
@@ -45,6 +38,15 @@ class BatchProgress:
         # One capture: the report itself says it all, and a bar would only flicker.
         if not self._live or total_files < 2:
             return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
         console = Console(file=self._err, stderr=True, highlight=False)
         self._bar = Progress(
             TextColumn("{task.fields[files]}"),
