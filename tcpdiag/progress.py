@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tcpdiag.analyze import CaptureReport
 
+from tcpdiag.reporters.common import safe_line
+
 if TYPE_CHECKING:  # rich is imported only when a bar is shown (it takes ~40 ms)
     from rich.progress import Progress, TaskID
-from tcpdiag.reporters.common import safe_line
 
 
 class BatchProgress:
