@@ -13,7 +13,6 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tcpdiag.analyze import CaptureReport
-
 from tcpdiag.reporters.common import safe_line
 
 if TYPE_CHECKING:  # rich is imported only when a bar is shown (it takes ~40 ms)
