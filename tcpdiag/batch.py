@@ -7,9 +7,11 @@ capture being analysed, which tcpdiag bounds; the parent holds only reports that
 ahead of their turn.
 
 Isolation: an error in a capture is that capture's error row. A worker that dies (a crash, the
-OOM killer) breaks a ProcessPoolExecutor and fails every task still in it, so those tasks are
-run again, each in a pool of its own: the capture that kills its worker again is reported as
-such, and the others are analysed.
+OOM killer) breaks a ProcessPoolExecutor and fails every task still in it. Workers mark in
+shared memory which input they are on, so the tasks that never began go back into a fresh
+shared pool, and those that were being analysed (the one that killed its worker, and its
+neighbours the broken pool took down with it) run again each in a pool of its own: the one
+that kills its worker again is reported as such, the others are analysed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -88,6 +90,10 @@ def _engine(rules_dir: str | None) -> RuleEngine:
 # Each slot has one writer, the worker on that input, so no lock: a worker killed mid-write
 # cannot leave a lock held and hang the others.
 _read_counts: Any = None
+# In a local worker: per input index, STARTED while a worker analyses it, DONE after. When a
+# worker dies, the inputs left STARTED are the suspects; the others never began.
+_task_states: Any = None
+STARTED, DONE = 1, 2
 
 
 def _count_reads(index: int) -> Callable[[int], None]:
@@ -108,10 +114,14 @@ def analyse_input(
     `portable`: the result will be pickled, so the findings leave their spool for a list.
     In this process they stay in the spool, on disk beyond its memory bound."""
     set_read_observer(_count_reads(index) if _read_counts is not None else None)
+    if _task_states is not None:
+        _task_states[index] = STARTED
     try:
         return _analyse(index, item, settings, portable)
     finally:
         set_read_observer(None)
+        if _task_states is not None:
+            _task_states[index] = DONE
 
 
 def _analyse(
@@ -204,11 +214,11 @@ _POLL_SECONDS = 0.25
 _CONTEXT = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
 
 
-def _worker_start(read_counts: Any) -> None:
+def _worker_start(read_counts: Any, task_states: Any) -> None:
     # Ctrl-C is the parent's to handle: it reports what finished and ends the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    global _read_counts
-    _read_counts = read_counts
+    global _read_counts, _task_states
+    _read_counts, _task_states = read_counts, task_states
 
 
 class _Pool:
@@ -230,14 +240,21 @@ class _Pool:
         if on_bytes is not None:
             self._counts = _CONTEXT.Array("q", len(inputs), lock=False)
             self._seen = [0] * len(inputs)
+        # Shared memory, one slot per input, one writer per slot: no lock to leave held.
+        self._states = _CONTEXT.Array("b", len(inputs), lock=False)
         self._executors: list[ProcessPoolExecutor] = []
-        self._shared: ProcessPoolExecutor | None = None
+        self._shared: ProcessPoolExecutor | None = None  # the pool new tasks go to
+        self._alone: set[ProcessPoolExecutor] = set()  # one-task pools, for suspects
+        self._breaks: Counter[int] = Counter()  # broken pools each input was in
         # future -> (input index, its pool; None: a thread of this process, for stdin)
         self._running: dict[Future[FileResult], tuple[int, ProcessPoolExecutor | None]] = {}
 
     def _executor(self, workers: int) -> ProcessPoolExecutor:
         executor = ProcessPoolExecutor(
-            workers, mp_context=_CONTEXT, initializer=_worker_start, initargs=(self._counts,)
+            workers,
+            mp_context=_CONTEXT,
+            initializer=_worker_start,
+            initargs=(self._counts, self._states),
         )
         self._executors.append(executor)
         return executor
@@ -268,26 +285,35 @@ class _Pool:
             future.set_exception(exc)
 
     def results(self) -> Iterator[FileResult]:
-        retry: deque[int] = deque()  # inputs of a pool that broke, to run again one per pool
-        while self._running or retry:
-            while retry and len(self._running) < self._workers:
-                self._submit(self._executor(1), retry.popleft())
+        # Inputs a worker was on when its pool broke: run again, each in a pool of its own.
+        suspects: deque[int] = deque()
+        while self._running or suspects:
+            while suspects and len(self._running) < self._workers:
+                single = self._executor(1)
+                self._alone.add(single)
+                self._submit(single, suspects.popleft())
             # A timeout, so the progress bar hears of the reading of long captures.
             done, _ = wait(self._running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
             self._poll_reads()
             for future in sorted(done, key=lambda f: self._running[f][0]):
                 index, executor = self._running.pop(future)
-                alone = executor is not None and executor is not self._shared
-                if alone and executor is not None:  # its one task is done: let it go
+                alone = executor in self._alone
+                if executor is not None and alone:  # its one task is done: let it go
                     executor.shutdown(wait=False)
                     self._executors.remove(executor)
+                    self._alone.discard(executor)
                 try:
                     result = future.result()
                 except BrokenProcessPool:
+                    self._breaks[index] += 1
                     if alone:
                         yield died_result(index, self._inputs[index])
-                    else:
-                        retry.append(index)
+                    elif self._states[index] == STARTED or self._breaks[index] >= 2:
+                        # (Twice in a broken pool without starting: suspect anyway, so that a
+                        # crash before the mark cannot break fresh pools forever.)
+                        suspects.append(index)
+                    else:  # never began: innocent, back into a (fresh) shared pool
+                        self._resubmit(executor, index)
                     continue
                 except Exception as exc:  # e.g. the result did not pickle: still one line
                     if self._settings.debug:
@@ -297,6 +323,12 @@ class _Pool:
                         index, CaptureReport(path=name, error=internal_error(name, exc))
                     )
                 yield result
+
+    def _resubmit(self, broken: ProcessPoolExecutor | None, index: int) -> None:
+        if self._shared is broken:
+            self._shared = self._executor(self._workers)
+        assert self._shared is not None
+        self._submit(self._shared, index)
 
     def _poll_reads(self) -> None:
         if self._on_bytes is None:

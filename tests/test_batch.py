@@ -129,8 +129,9 @@ def _crash_on_purpose(path: Any, engine: Any, options: Any = None) -> Any:
     return analyze_capture(path, engine, options)
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
 def test_a_dying_worker_costs_only_its_own_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
 ) -> None:
     crash = tmp_path / "crash.pcap"
     crash.write_bytes((SAMPLES / "mixed.pcap").read_bytes())
@@ -139,10 +140,22 @@ def test_a_dying_worker_costs_only_its_own_file(
     files.insert(2, crash)
     # Workers are forked from this process, so they run the patched function.
     monkeypatch.setattr(batch_mod, "analyze_capture", _crash_on_purpose)
+    pools: list[int] = []  # the size of each pool made
+    make_pool = batch_mod._Pool._executor
+
+    def counted(pool: Any, workers: int) -> Any:
+        pools.append(workers)
+        return make_pool(pool, workers)
+
+    monkeypatch.setattr(batch_mod._Pool, "_executor", counted)
     inputs = [CaptureInput((str(f),)) for f in files]
-    results = sorted(run_local(inputs, WorkerSettings(), jobs=2), key=lambda r: r.index)
+    results = sorted(run_local(inputs, WorkerSettings(), jobs=jobs), key=lambda r: r.index)
     assert [r.index for r in results] == [0, 1, 2, 3, 4]
     assert "worker process analysing it died" in (results[2].report.error or "")
+    if jobs == 2:
+        # Only the captures the 2 workers were on when one died are run alone; the rest, if
+        # any were left, in a fresh shared pool.
+        assert pools[0] == 2 and 1 <= pools.count(1) <= 2 and len(pools) <= 4
     for result, path in zip(results, files, strict=True):
         if path != crash:
             assert result.report.error is None
