@@ -11,7 +11,9 @@ from tcpdiag.columns import ColumnDecoder, Columns
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
 from tcpdiag.fastpath import FastPathTracker
+from tcpdiag.filter_probe import FilterProbe
 from tcpdiag.filters import ConnectionFilter
+from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
 from tcpdiag.packets import Packet
 from tcpdiag.quality import CaptureQuality
@@ -23,7 +25,7 @@ from tcpdiag.reader import (
     JoinedReader,
     joined_name,
 )
-from tcpdiag.scans import ScanDetector, ScanSummary
+from tcpdiag.scans import FloodSummary, ScanDetector, ScanSummary
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
 
@@ -53,24 +55,40 @@ class CaptureReport:
     evicted: int = 0  # connections retired early to keep memory bounded
     decode: dict[str, Any] = field(default_factory=dict)
     scans: list[ScanSummary] = field(default_factory=list)  # sources that probed many targets
+    floods: list[FloodSummary] = field(default_factory=list)  # targets many sources left half-open
+    # Time of the earliest and latest decoded packet (epoch seconds); None without packets.
+    first_time: float | None = None
+    last_time: float | None = None
+    # False when --host/--port/--net/--state are given and no connection matched them.
+    filter_matched: bool = True
     # Rotated parts read as this one capture (--join): (path, first frame, frames); frames are
     # numbered continuously across them. Empty for a single file.
     parts: list[tuple[str, int, int]] = field(default_factory=list)
-    # Earliest and latest packet time (epoch seconds); None without packets. Not in to_dict.
-    first_time: float | None = None
-    last_time: float | None = None
+
+    @property
+    def duration(self) -> float:
+        if self.first_time is None or self.last_time is None:
+            return 0.0
+        return max(self.last_time - self.first_time, 0.0)
 
     def to_dict(self, findings: bool = True) -> dict[str, Any]:
         return {
             "path": self.path,
             "packets": self.packets,
             "flows": self.flows,
+            "first_time": iso_time(self.first_time) if self.first_time is not None else None,
+            "last_time": iso_time(self.last_time) if self.last_time is not None else None,
+            "first_epoch": self.first_time,
+            "last_epoch": self.last_time,
+            "duration": round(self.duration, 6),
+            "filter_matched": self.filter_matched,
             "truncated": self.truncated,
             "evicted": self.evicted,
             "warnings": list(self.warnings),
             "error": self.error,
             "decode": dict(self.decode),
             "scans": [scan.to_dict() for scan in self.scans],
+            "floods": [flood.to_dict() for flood in self.floods],
             **({"parts": [_part(p) for p in self.parts]} if self.parts else {}),
             **({"findings": [f.to_dict() for f in self.findings]} if findings else {}),
         }
@@ -140,25 +158,31 @@ def analyze_capture(
         zeek=options.keep_flows or bool(options.connection_filter.states),
     )
     wanted = options.connection_filter
-    quality = CaptureQuality()
-    scans = ScanDetector()
+    quality, scans, probe = CaptureQuality(), ScanDetector(), FilterProbe(wanted)
+    selected = 0
     with reader:
         if options.fast_path and not table.zeek:
             # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
             columns = map(ColumnDecoder(decoder).decode, reader.chunks())
-            connections = FastPathTracker(table).track(_observed_columns(columns, quality))
+            observed = _observed_columns(columns, quality)
+            connections = FastPathTracker(table).track(probe.columns(observed))
         else:
             packets = (p for p in map(decoder.decode, reader) if p is not None)
-            connections = table.track(_observed_packets(packets, quality))
+            connections = table.track(probe.packets(_observed_packets(packets, quality)))
         for conn in connections:
             quality.observe_connection(conn)
             if wanted.active and not _selected(conn, wanted):
+                # Still numbered, so that a finding's id does not depend on the filter.
+                report.findings.skip(engine.findings_for(conn))
                 continue
+            selected += 1
             scans.observe(conn)
             report.findings.extend(engine.findings_for(conn))
             if options.keep_flows:
                 report.connections.extend(FlowRecord.from_connection(conn))
     stats = decoder.stats
+    report.first_time, report.last_time = quality.first_time, quality.last_time
+    report.filter_matched = probe.matched and (selected > 0 or not wanted.states)
     report.packets = stats.frames
     report.flows = table.connections_seen
     report.evicted = table.evicted
@@ -167,9 +191,8 @@ def analyze_capture(
             f"{report.path}: {table.evicted} connections retired early because more than "
             f"{table.max_live} were live at once (a flood?); their analysis may be incomplete"
         )
-    report.scans = scans.summaries()
+    report.scans, report.floods = scans.summaries(), scans.floods()
     report.truncated = reader.truncated
-    report.first_time, report.last_time = reader.first_time, reader.last_time
     report.warnings.extend(reader.warnings)
     if isinstance(reader, JoinedReader):
         report.parts = [(p.path, p.first_frame, p.frames) for p in reader.parts]

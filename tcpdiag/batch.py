@@ -37,7 +37,6 @@ from tcpdiag.findings import Finding
 from tcpdiag.inputs import CaptureInput
 from tcpdiag.reader import set_read_observer
 from tcpdiag.rules import load_rules
-from tcpdiag.selection import FindingSelection
 from tcpdiag.spool import FindingSpool
 
 
@@ -46,7 +45,6 @@ class WorkerSettings:
     """Everything a worker needs besides the input; pickled once per task (it is small)."""
 
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
-    selection: FindingSelection = field(default_factory=FindingSelection)
     rules_dir: str | None = None
     debug: bool = False  # let internal errors raise (with --jobs 1 the traceback shows)
 
@@ -133,7 +131,6 @@ def _analyse(
     else:
         try:
             report = analyze_capture(item.source, _engine(settings.rules_dir), settings.options)
-            report.findings = settings.selection.apply(report.findings)
         except Exception as exc:  # a bug, not bad input: one line, and the batch goes on
             if settings.debug:
                 raise

@@ -9,13 +9,14 @@ value. Endpoint counts are bounded: past MAX_ENDPOINTS distinct ones, the rarest
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tabulate import tabulate
 
 from tcpdiag.analyze import CaptureReport
-from tcpdiag.findings import iso_time
+from tcpdiag.findings import Finding, iso_time
 from tcpdiag.reporters.common import markdown_text, safe_line
 
 TOP = 10  # endpoints listed
@@ -54,9 +55,12 @@ class BatchSummary:
     last_time: float | None = None
     interrupted: bool = False
 
-    def add(self, report: CaptureReport) -> None:
+    def add(self, report: CaptureReport, shown: Callable[[Finding], bool] = bool) -> None:
+        """Count `report`'s findings that `shown` accepts (those the reports show)."""
         per_category: Counter[str] = Counter()
         for finding in report.findings:
+            if not shown(finding):
+                continue
             per_category[finding.category] += 1
             self.servers[finding.server] += 1
             self.clients[_host(finding.client)] += 1

@@ -1,7 +1,8 @@
-"""Command line: `tcpdiag analyze`, `tcpdiag rules`.
+"""Command line: `tcpdiag analyze`, `flows`, `rules`, `show`, `explain`, `schema`.
 
-Exit status: 0 no finding, 1 findings, 2 usage or input error (an unreadable capture among several
-still lets the others be analysed and reported).
+Exit status of analyze: 0 nothing to fail on, 1 a finding in which an application saw an error
+(or what --fail-on names), 2 usage or input error (an unreadable capture among several still lets
+the others be analysed and reported).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import gc
 import json
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from tabulate import tabulate
@@ -26,15 +28,25 @@ from tcpdiag.batch import WorkerSettings
 from tcpdiag.detect import RuleEngine
 from tcpdiag.driver import BatchRequest, run_batch
 from tcpdiag.filters import ConnectionFilter, FilterError
+from tcpdiag.findings import Finding
 from tcpdiag.inputs import DEFAULT_GLOBS
+from tcpdiag.reader import CaptureError
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.common import safe_line
-from tcpdiag.reporters.flows import FlowsCsvReporter, flows_json_reporter, flows_table_reporter
+from tcpdiag.reporters.flows import (
+    FlowsCsvReporter,
+    ZeekConnLogReporter,
+    flows_json_reporter,
+    flows_table_reporter,
+)
+from tcpdiag.reporters.html import HtmlReporter
 from tcpdiag.reporters.json_report import json_reporter
-from tcpdiag.reporters.markdown import markdown_reporter
-from tcpdiag.reporters.text import text_reporter
+from tcpdiag.reporters.machine import FindingsCsvReporter, JsonLinesReporter
+from tcpdiag.reporters.markdown import MarkdownReporter
+from tcpdiag.reporters.selection import DEFAULT_LIMIT, IMPACTS, FailOn, RunInfo, Selection
+from tcpdiag.reporters.text import TextReporter
 from tcpdiag.rules import RuleError, RuleSet, load_rules
-from tcpdiag.selection import FindingSelection, SelectionError
+from tcpdiag.selection import SelectionError, TimedSelection
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -57,6 +69,17 @@ class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
+    jsonl = "jsonl"
+    csv = "csv"
+    html = "html"
+
+
+# What -o/--output's file extension means when --format is not given.
+_EXTENSION_FORMATS = {
+    ".txt": "table", ".json": "json", ".md": "markdown", ".markdown": "markdown",
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".html": "html", ".htm": "html",
+    ".log": "zeek",
+}  # fmt: skip
 
 
 def _version(value: bool) -> None:
@@ -164,6 +187,7 @@ def _filter(
 class RunSummary:
     errors: int = 0  # captures that could not be read
     findings: int = 0
+    failing: int = 0  # findings that make analyze exit 1 (see --fail-on)
 
 
 def _run(
@@ -172,12 +196,15 @@ def _run(
     rules_dir: Path | None,
     debug: bool,
     reporter: Reporter,
+    out: TextIO | None = None,
+    fails: Callable[[Finding], bool] | None = None,
 ) -> RunSummary:
     """Analyse the captures one at a time: warnings and errors on stderr (one line each), the
-    report on stdout as each capture is done, so only one capture's findings are held."""
+    report on `out` (stdout) as each capture is done, so only one capture's findings are held.
+    `fails` says which findings count in `RunSummary.failing`."""
     engine = RuleEngine(_load(rules_dir))
     summary = RunSummary()
-    out = sys.stdout
+    out = out or sys.stdout
     reporter.start(out)
     for path in captures:
         try:
@@ -194,8 +221,15 @@ def _run(
             typer.echo(f"tcpdiag: warning: {safe_line(warning)}", err=True)
         if report.error:
             typer.echo(f"tcpdiag: error: {safe_line(report.error)}", err=True)
+        if not report.filter_matched and not report.error:
+            typer.echo(
+                f"tcpdiag: warning: {safe_line(report.path)}: no connection matches the filters",
+                err=True,
+            )
         summary.errors += report.error is not None
         summary.findings += len(report.findings)
+        if fails is not None:
+            summary.failing += sum(1 for f in report.findings if fails(f))
         reporter.write(report, out)
         out.flush()
     reporter.finish(out)
@@ -211,6 +245,57 @@ RulesOption = Annotated[
         file_okay=False,
     ),
 ]
+
+
+LimitOption = Annotated[
+    int,
+    typer.Option(
+        "--limit",
+        min=0,
+        help="Detailed sections (groups of alike findings) per capture in table, Markdown and "
+        "HTML reports; the summary always counts every finding.",
+    ),
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write the report to this file instead of stdout; without --format, the format "
+        "comes from the extension (.txt .json .jsonl .md .csv .html).",
+        dir_okay=False,
+    ),
+]
+
+
+def _output_format(given: str | None, output: Path | None, choices: type[StrEnum]) -> str:
+    """--format if given, else what -o's extension says, else a table."""
+    if given is not None:
+        return given
+    if output is not None:
+        inferred = _EXTENSION_FORMATS.get(output.suffix.lower())
+        if inferred is None or inferred not in {str(choice) for choice in choices}:
+            raise _fail(f"cannot tell the format from {str(output)!r}: give --format")
+        return inferred
+    return "table"
+
+
+def _open_output(stack: ExitStack, output: Path | None) -> TextIO | None:
+    if output is None:
+        return None
+    try:
+        return stack.enter_context(output.open("w", encoding="utf-8", newline=""))
+    except OSError as exc:
+        raise _fail(f"{output}: cannot write ({exc.strerror})") from None
+
+
+def _command_line(command: str, fmt: str, captures: list[Path]) -> tuple[str, ...]:
+    """The command as typed when run as `tcpdiag`; rebuilt from the arguments otherwise (under
+    a test runner sys.argv is the runner's)."""
+    program = Path(sys.argv[0])
+    if program.name == "tcpdiag" or program.parent.name == "tcpdiag":
+        return ("tcpdiag", *sys.argv[1:])
+    return ("tcpdiag", command, "-f", fmt, *map(str, captures))
 
 
 JobsOption = Annotated[
@@ -257,14 +342,6 @@ VerboseOption = Annotated[
     bool,
     typer.Option("--verbose", "-v", help="Each capture's time and its worker's peak memory."),
 ]
-CategoryOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--category",
-        help="Only findings of this category, e.g. refused, peer_reset (repeatable; "
-        "`tcpdiag rules` lists them).",
-    ),
-]
 SinceOption = Annotated[
     str | None,
     typer.Option(
@@ -274,34 +351,6 @@ SinceOption = Annotated[
 UntilOption = Annotated[
     str | None, typer.Option("--until", help="Only findings before this ISO 8601 time.")
 ]
-MinConfidenceOption = Annotated[
-    float | None,
-    typer.Option("--min-confidence", help="Only findings whose confidence is at least this (0-1)."),
-]
-
-
-def _selection(
-    categories: list[str] | None,
-    since: str | None,
-    until: str | None,
-    min_confidence: float | None,
-    rules_dir: Path | None,
-) -> FindingSelection:
-    known = {rule.category for rule in _load(rules_dir).rules} if categories else set()
-    try:
-        return FindingSelection.build(categories or (), since, until, min_confidence, known)
-    except SelectionError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _shown_filters(
-    host: list[str] | None, port: list[int] | None, net: list[str] | None
-) -> list[str]:
-    return (
-        [f"--host {h}" for h in host or ()]
-        + [f"--port {p}" for p in port or ()]
-        + [f"--net {n}" for n in net or ()]
-    )
 
 
 @app.command()
@@ -316,22 +365,51 @@ def analyze(
         ),
     ],
     output_format: Annotated[
-        OutputFormat,
+        OutputFormat | None,
         typer.Option(
             "--format",
             "-f",
-            help="table: for a terminal; json: one document for programs; markdown: for tickets.",
+            help="table: for a terminal; markdown: for tickets; html: one self-contained page "
+            "with diagrams; json: one document for programs; jsonl: one JSON object per line; "
+            "csv: one row per finding. Default: table, or what -o's extension says.",
+            show_default=False,
         ),
-    ] = OutputFormat.table,
+    ] = None,
+    output: OutputOption = None,
     host: HostOption = None,
     port: PortOption = None,
     net: NetOption = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option("--category", help="Only findings of this category (repeatable)."),
+    ] = None,
+    min_confidence: Annotated[
+        float,
+        typer.Option("--min-confidence", min=0.0, max=1.0, help="Only findings this confident."),
+    ] = 0.0,
+    impact: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--impact", help="Only findings of this impact: error_seen, none, unknown (repeatable)."
+        ),
+    ] = None,
+    limit: LimitOption = DEFAULT_LIMIT,
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            "--fail-on",
+            help="Which findings make the exit status 1: error_seen (an application saw an "
+            "error), any, never, or categories and impacts, comma-separated "
+            "(refused,peer_reset).",
+        ),
+    ] = "error_seen",
+    localtime: Annotated[
+        bool, typer.Option("--localtime", help="Show clock times in the local time zone, not UTC.")
+    ] = False,
     zeek_split: ZeekSplitOption = False,
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
-    category: CategoryOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    min_confidence: MinConfidenceOption = None,
     jobs: JobsOption = 0,
     glob: GlobOption = None,
     join: JoinOption = False,
@@ -343,18 +421,27 @@ def analyze(
 ) -> None:
     """Find the connections that ended abnormally and explain each.
 
-    For every finding: the category (refused, peer_reset, broken_pipe, ...), client and server,
-    the frames that prove it (Wireshark numbering), each side's TCP state, what each side's
-    application saw (errno and message on Linux and Windows), the most likely cause with its
-    confidence, the alternatives, and what to check next.
+    For every finding: the category (refused, peer_reset, broken_pipe, ...), when it happened,
+    client and server, the frames that prove it (Wireshark numbering), each side's TCP state,
+    what each side's application saw (errno and message on Linux and Windows), the most likely
+    cause with its confidence, the alternatives, and what to check next. Reports open with a
+    summary; alike findings are grouped.
 
-    Exit status: 0 no finding, 1 findings, 2 input or usage error.
+    Finding ids (F1, F2, ...) number every finding of the capture in time order, before any
+    filter, so an id means the same finding in every report and in `tcpdiag flows`/`show`.
+
+    Exit status: 0 no finding in which an application saw an error (or none of what --fail-on
+    names); 1 at least one; 2 input or usage error.
 
     Examples:
 
       tcpdiag analyze capture.pcap
 
+      tcpdiag analyze -o report.md capture.pcap
+
       tcpdiag analyze --format json rotated-*.pcap.gz > report.json
+
+      tcpdiag analyze --fail-on any --category refused capture.pcap
 
     Batches (several captures, directories): captures are analysed in parallel (--jobs), a
     capture that cannot be read is an error row and the others go on, and a summary across
@@ -366,34 +453,66 @@ def analyze(
 
       tcpdump -w - -i eth0 | tcpdiag analyze -
     """
+    ruleset = _load(rules_dir)
+    categories = frozenset(r.category for r in ruleset.rules)
+    unknown = set(category or ()) - categories
+    if unknown:
+        raise _fail(
+            f"--category {', '.join(sorted(unknown))}: not a category "
+            f"(one of {', '.join(sorted(categories))})"
+        )
+    bad_impacts = set(impact or ()) - set(IMPACTS)
+    if bad_impacts:
+        raise _fail(f"--impact {', '.join(sorted(bad_impacts))}: one of {', '.join(IMPACTS)}")
+    try:
+        fails = FailOn.parse(fail_on, categories)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    connection_filter = _filter(host, port, net)
     options = AnalysisOptions(
-        connection_filter=_filter(host, port, net),
+        connection_filter=connection_filter,
         zeek_split=zeek_split,
         max_connections=max_connections,
     )
-    selection = _selection(category, since, until, min_confidence, rules_dir)
-    reporters: dict[OutputFormat, Callable[[], Reporter]] = {
-        OutputFormat.table: text_reporter,
-        OutputFormat.json: json_reporter,
-        OutputFormat.markdown: markdown_reporter,
+    selection = Selection(
+        categories=frozenset(category or ()),
+        min_confidence=min_confidence,
+        impacts=frozenset(impact or ()),
+        limit=limit,
+        localtime=localtime,
+        connection_filter=connection_filter,
+    )
+    try:
+        selection = TimedSelection.with_window(selection, since, until)
+    except SelectionError as exc:
+        raise _fail(str(exc)) from None
+    fmt = _output_format(output_format, output, OutputFormat)
+    run = RunInfo(command=_command_line("analyze", fmt, captures))
+    reporters: dict[str, Callable[[], Reporter]] = {
+        OutputFormat.table: lambda: TextReporter(selection),
+        OutputFormat.json: lambda: json_reporter(selection),
+        OutputFormat.markdown: lambda: MarkdownReporter(selection, run),
+        OutputFormat.jsonl: lambda: JsonLinesReporter(selection),
+        OutputFormat.csv: lambda: FindingsCsvReporter(selection),
+        OutputFormat.html: lambda: HtmlReporter(selection, run),
     }
-    reporter = reporters[output_format]()
-    _load(rules_dir)  # bad rules: one error line here, not one per capture in the workers
     request = BatchRequest(
         arguments=[str(c) for c in captures],
-        settings=WorkerSettings(
-            options, selection, str(rules_dir) if rules_dir else None, debug=debug
-        ),
-        output_format=output_format.value,
+        settings=WorkerSettings(options, str(rules_dir) if rules_dir else None, debug=debug),
+        output_format=fmt,
         patterns=tuple(glob or ()),
         join=join,
         jobs=jobs,
         dask=dask,
         quiet=quiet,
         verbose=verbose,
-        filters=_shown_filters(host, port, net) + selection.describe(),
+        selection=selection,
+        fails=fails,
     )
-    raise typer.Exit(run_batch(request, reporter))
+    with ExitStack() as stack:
+        out = _open_output(stack, output)
+        status = run_batch(request, reporters[fmt](), out)
+    raise typer.Exit(status)
 
 
 class FlowFormat(StrEnum):
@@ -401,6 +520,8 @@ class FlowFormat(StrEnum):
     json = "json"
     csv = "csv"
     markdown = "markdown"
+    jsonl = "jsonl"
+    zeek = "zeek"
 
 
 @app.command()
@@ -410,8 +531,16 @@ def flows(
         typer.Argument(help="Capture files: pcap or pcapng, optionally gzip-compressed (.gz)."),
     ],
     output_format: Annotated[
-        FlowFormat, typer.Option("--format", "-f", help="table, json, csv or markdown.")
-    ] = FlowFormat.table,
+        FlowFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table, json, jsonl, csv, markdown, or zeek (a Zeek conn.log that zeek-cut "
+            "reads). Default: table, or what -o's extension says (.log: zeek).",
+            show_default=False,
+        ),
+    ] = None,
+    output: OutputOption = None,
     state: Annotated[
         list[str] | None,
         typer.Option(
@@ -446,14 +575,20 @@ def flows(
         zeek_split=zeek_split,
         max_connections=max_connections,
     )
-    reporters: dict[FlowFormat, Callable[[], Reporter]] = {
-        FlowFormat.table: flows_table_reporter,
-        FlowFormat.json: flows_json_reporter,
+    echo = Selection(connection_filter=options.connection_filter)
+    reporters: dict[str, Callable[[], Reporter]] = {
+        FlowFormat.table: lambda: flows_table_reporter(selection=echo),
+        FlowFormat.json: lambda: flows_json_reporter(echo),
         FlowFormat.csv: FlowsCsvReporter,
-        FlowFormat.markdown: lambda: flows_table_reporter(markdown=True),
+        FlowFormat.markdown: lambda: flows_table_reporter(markdown=True, selection=echo),
+        FlowFormat.jsonl: lambda: JsonLinesReporter(echo, flows=True),
+        FlowFormat.zeek: ZeekConnLogReporter,
     }
-    reporter = reporters[output_format]()
-    summary = _run(captures, options, rules_dir, debug, reporter)
+    reporter = reporters[_output_format(output_format, output, FlowFormat)]()
+    with ExitStack() as stack:
+        summary = _run(
+            captures, options, rules_dir, debug, reporter, out=_open_output(stack, output)
+        )
     raise typer.Exit(EXIT_ERROR if summary.errors else EXIT_CLEAN)
 
 
@@ -490,15 +625,104 @@ def list_rules(
         [r.category, r.id, r.event, " ".join(r.description.split())]
         for r in sorted(ruleset.rules, key=lambda r: (r.category, -r.priority))
     ]
-    fmt = "github" if output_format == OutputFormat.markdown else "simple"
+    if output_format == OutputFormat.markdown:
+        # A GFM table row must stay on one line: no wrapping, and the cells escaped.
+        from tcpdiag.reporters.common import markdown_text
+
+        cells = [[markdown_text(cell) for cell in row] for row in table]
+        headers = ["category", "rule", "event", "description"]
+        typer.echo(tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True))
+        return
     typer.echo(
         tabulate(
             table,
             headers=["category", "rule", "event", "description"],
-            tablefmt=fmt,
+            tablefmt="simple",
             maxcolwidths=[None, None, None, 60],
         )
     )
+
+
+@app.command()
+def show(
+    capture: Annotated[Path, typer.Argument(help="The capture file.", show_default=False)],
+    finding_id: Annotated[
+        str | None,
+        typer.Argument(help="A finding id from analyze (F1, F2, ...).", show_default=False),
+    ] = None,
+    conn: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--conn",
+            help="The connection by its CLIENT and SERVER endpoints (10.0.0.1:5000 10.0.0.2:80), "
+            "instead of a finding id.",
+            show_default=False,
+        ),
+    ] = None,
+    zeek_split: ZeekSplitOption = False,
+    rules_dir: RulesOption = None,
+) -> None:
+    """Print one connection's packet ladder: relative time, direction, flags, relative seq/ack,
+    length, TTL, each side's TCP state after the packet, and where the verdict was made; with a
+    Wireshark display filter for the connection and for the finding's frames.
+
+    Exit status: 0 shown, 2 when the capture, finding or connection cannot be found.
+    """
+    from tcpdiag.ladder import finding_key
+    from tcpdiag.show import ShowError, parse_endpoint, show_text
+
+    if (finding_id is None) == (conn is None):
+        raise _fail("give a finding id or --conn CLIENT SERVER (one of them)")
+    finding: Finding | None = None
+    try:
+        options = AnalysisOptions(zeek_split=zeek_split)
+        report = analyze_capture(capture, RuleEngine(_load(rules_dir)), options)
+        if report.error:
+            raise _fail(report.error)
+        if finding_id is not None:
+            wanted = finding_id.strip().upper()
+            finding = next((f for f in report.findings if f.id == wanted), None)
+            if finding is None:
+                count = len(report.findings)
+                raise _fail(
+                    f"{capture}: no finding {finding_id!r} (this capture has "
+                    + (f"{count}: F1 to F{count})" if count else "none)")
+                )
+            key = finding_key(finding)
+        else:
+            assert conn is not None
+            key = (*parse_endpoint(conn[0]), *parse_endpoint(conn[1]))
+            # The connection's (first) finding, if it has one, marks where the verdict was made.
+            finding = next((f for f in report.findings if finding_key(f) == key), None)
+        typer.echo(show_text(capture, key, finding), nl=False)
+    except (ShowError, CaptureError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def explain(
+    category: Annotated[
+        str, typer.Argument(help="A category, e.g. refused or broken_pipe.", show_default=False)
+    ],
+    rules_dir: RulesOption = None,
+) -> None:
+    """What a category means: its wire signature, what each side's program sees, the causes
+    tcpdiag ranks and the next steps, from the rules (no capture needed)."""
+    from tcpdiag.reporters.explain import explain_text
+
+    ruleset = _load(rules_dir)
+    categories = sorted({r.category for r in ruleset.rules})
+    if category not in categories:
+        raise _fail(f"{category!r} is not a category (one of {', '.join(categories)})")
+    typer.echo(explain_text(ruleset, category), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the JSON and JSON Lines outputs (analyze and flows)."""
+    from tcpdiag.schema import schema_text
+
+    typer.echo(schema_text(), nl=False)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 order, as soon as each is known -> batch summary; progress and messages on stderr; exit status.
 
 Exit status: 2 when any capture had an error (or the output could not be written), else 1 when
-any finding was reported, else 0. Ctrl-C ends the workers, finishes the report with the
-captures that finished (a JSON document stays valid) and exits 130.
+a finding the selection keeps is one that `fails` names (--fail-on), else 0. Ctrl-C ends the
+workers, finishes the report with the captures that finished (a JSON document stays valid) and
+exits 130.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import TextIO
 
 from tcpdiag.batch import FileResult, InputOrder, WorkerSettings, default_jobs, run_local
 from tcpdiag.batch_summary import BatchSummary
+from tcpdiag.findings import Finding
 from tcpdiag.inputs import CaptureInput, expand_inputs
 from tcpdiag.progress import BatchProgress
 from tcpdiag.reporters.base import Reporter
+from tcpdiag.reporters.selection import Selection
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -42,7 +45,9 @@ class BatchRequest:
     dask: str | None = None  # scheduler address
     quiet: bool = False
     verbose: bool = False
-    filters: list[str] = field(default_factory=list)  # the selection options, as shown
+    # Which findings the reports show (reporters apply it; the summary counts only those).
+    selection: Selection = field(default_factory=Selection)
+    fails: Callable[[Finding], bool] = bool  # which shown findings make the exit status 1
 
 
 class _OutputError(Exception):
@@ -53,7 +58,7 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
     out = out or sys.stdout
     inputs = expand_inputs(request.arguments, request.patterns, request.join)
     progress = BatchProgress(quiet=request.quiet, verbose=request.verbose)
-    summary = BatchSummary(filters=list(request.filters))
+    summary = BatchSummary(filters=request.selection.describe())
     progress.start(len(inputs), sum(item.size for item in inputs))
     results = _runner(request, inputs, progress)
     status = EXIT_CLEAN
@@ -73,15 +78,17 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
         if report.error:
             progress.echo(f"tcpdiag: error: {report.error}")
             status = EXIT_ERROR
-        elif report.findings and status == EXIT_CLEAN:
+        elif not report.filter_matched:
+            progress.echo(f"tcpdiag: warning: {report.path}: no connection matches the filters")
+        shown = request.selection.accepts
+        if status == EXIT_CLEAN and any(shown(f) and request.fails(f) for f in report.findings):
             status = EXIT_FINDINGS
         _write(out, partial(reporter.write, report, out))
-        summary.add(report)
+        summary.add(report, shown)
         report.findings.close()
 
     ordered = InputOrder(results, len(inputs), finished)
     try:
-        _write(out, lambda: _header(request, out))
         _write(out, lambda: reporter.start(out))
         for result in ordered:
             report_one(result)
@@ -145,17 +152,6 @@ def _write(out: TextIO, action: Callable[[], object]) -> None:
         raise _OutputError(exc.strerror or str(exc)) from None
 
 
-def _header(request: BatchRequest, out: TextIO) -> None:
-    # JSON has no place before its document: the filters are in its "batch" object.
-    if not request.filters or request.output_format == "json":
-        return
-    line = " ".join(request.filters)
-    if request.output_format == "markdown":
-        out.write(f"Filters: `{line}`\n\n")
-    else:
-        out.write(f"filters: {line}\n\n")
-
-
 def _finish(
     request: BatchRequest, reporter: Reporter, summary: BatchSummary, inputs: int, out: TextIO
 ) -> None:
@@ -168,8 +164,6 @@ def _finish(
         reporter.finish(closing)
         text = closing.getvalue()
         extra: dict[str, object] = {"batch": summary.to_dict()} if several else {}
-        if request.filters and not several:
-            extra["filters"] = list(request.filters)
         end = text.rstrip().rfind("}")
         if extra and end >= 0:
             keys = "".join(

@@ -396,8 +396,6 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
     first_row = np.minimum.reduceat(row, g_start)
     last_time = np.maximum.reduceat(w.time[row], g_start)
     ok &= (first_row < end) & (group_key != _DONE_KEY)
-    # The table's closing queue treats a closing time of exactly 0.0 as "not yet": leave it be.
-    ok &= ~both_acked | (w.time[np.maximum(close_row, 0)] != 0.0)
     if not last:
         # Later packets of the 4-tuple must not be able to join it: it must be closed, and the
         # window must reach the check point that retires it.

@@ -35,6 +35,10 @@ class CaptureQuality:
     one_way_connections: int = 0  # several packets from one side, acknowledging unseen data
     midstream_connections: int = 0  # the capture missed the handshake
     duplicate_segments: int = 0  # the same segment (same IP ID and sequence) captured twice
+    # The earliest and latest packet time (captures are not always in time order, so a min and
+    # a max, not the first and last record); None without packets.
+    first_time: float | None = None
+    last_time: float | None = None
     _last_time: float | None = None
 
     def observe_times(self, times: npt.NDArray[np.float64] | Iterable[float]) -> None:
@@ -42,6 +46,9 @@ class CaptureQuality:
         array = np.asarray(times if isinstance(times, np.ndarray) else list(times), np.float64)
         if not len(array):
             return
+        low, high = float(array.min()), float(array.max())
+        self.first_time = low if self.first_time is None else min(self.first_time, low)
+        self.last_time = high if self.last_time is None else max(self.last_time, high)
         if self._last_time is not None:
             array = np.concatenate(([self._last_time], array))
         steps = np.diff(array)

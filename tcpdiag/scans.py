@@ -1,4 +1,5 @@
-"""Scans, whole: one summary per source that probes many ports or hosts.
+"""Scans and floods, whole: one summary per source that probes many ports or hosts, and one per
+target that many sources leave half-open (a SYN flood).
 
 A port scan is hundreds of tiny connections: a SYN answered by RST (closed port), by SYN-ACK
 (open port: the scanner resets it or lets it expire), or by nothing (filtered). Each probe may
@@ -20,6 +21,8 @@ from tcpdiag.tracker import TrackedConnection
 
 # A source is a scanner once it probed this many distinct host:port targets.
 MIN_TARGETS = 10
+# A target is flooded once this many distinct sources left payload-less attempts on it.
+MIN_FLOOD_SOURCES = 100
 # Memory bounds: targets remembered per source, and sources followed at once.
 MAX_TARGETS_PER_SOURCE = 1 << 16
 MAX_SOURCES = 1 << 12
@@ -81,9 +84,62 @@ class ScanSummary:
         )
 
 
+@dataclass(slots=True)
+class _Target:
+    sources: set[str] = field(default_factory=set)
+    sources_overflow: int = 0
+    attempts: int = 0
+    half_open: int = 0  # the server answered SYN-ACK and the handshake never completed
+    refused: int = 0
+    unanswered: int = 0
+    first_time: float = float("inf")
+    last_time: float = float("-inf")
+
+
+@dataclass(frozen=True, slots=True)
+class FloodSummary:
+    target: str  # "ip:port" that many sources left half-open
+    attempts: int
+    sources: int
+    half_open: int
+    refused: int
+    unanswered: int
+    first_time: float
+    last_time: float
+
+    @property
+    def rate(self) -> float:
+        """Attempts per second over the flood's span."""
+        span = self.last_time - self.first_time
+        return self.attempts / span if span > 0 else float(self.attempts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "attempts": self.attempts,
+            "sources": self.sources,
+            "half_open": self.half_open,
+            "refused": self.refused,
+            "unanswered": self.unanswered,
+            "first_time": iso_time(self.first_time),
+            "last_time": iso_time(self.last_time),
+            "duration": round(max(self.last_time - self.first_time, 0.0), 6),
+            "rate": round(self.rate, 3),
+        }
+
+    def text(self) -> str:
+        return (
+            f"SYN flood against {self.target}: {self.attempts} connection attempts from "
+            f"{self.sources} sources in {max(self.last_time - self.first_time, 0.0):.1f} s "
+            f"({self.rate:.0f}/s; {self.half_open} left half-open, {self.refused} refused, "
+            f"{self.unanswered} unanswered), from {iso_time(self.first_time)}"
+        )
+
+
 class ScanDetector:
     def __init__(self) -> None:
         self._sources: dict[str, _Source] = {}
+        self._targets: dict[tuple[str, int], _Target] = {}
 
     def observe(self, conn: TrackedConnection) -> None:
         client, server = conn.client, conn.server
@@ -91,6 +147,7 @@ class ScanDetector:
             return
         if client.syn is None:  # only connections whose SYN the capture shows are probes
             return
+        self._observe_target(conn)
         source = self._sources.get(client.addr)
         if source is None:
             if len(self._sources) >= MAX_SOURCES:
@@ -113,6 +170,46 @@ class ScanDetector:
             source.source_ports.add(client.port)
         source.first_time = min(source.first_time, conn.ref.first_time)
         source.last_time = max(source.last_time, conn.last_time)
+
+    def _observe_target(self, conn: TrackedConnection) -> None:
+        client, server = conn.client, conn.server
+        key = (server.addr, server.port)
+        target = self._targets.get(key)
+        if target is None:
+            if len(self._targets) >= MAX_SOURCES:
+                return
+            target = self._targets[key] = _Target()
+        if client.addr not in target.sources:
+            if len(target.sources) < MAX_TARGETS_PER_SOURCE:
+                target.sources.add(client.addr)
+            else:
+                target.sources_overflow += 1
+        target.attempts += 1
+        if server.isn is not None:
+            target.half_open += 1
+        elif server.packets:
+            target.refused += 1
+        else:
+            target.unanswered += 1
+        target.first_time = min(target.first_time, conn.ref.first_time)
+        target.last_time = max(target.last_time, conn.last_time)
+
+    def floods(self) -> list[FloodSummary]:
+        out = [
+            FloodSummary(
+                target=f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}",
+                attempts=t.attempts,
+                sources=len(t.sources) + t.sources_overflow,
+                half_open=t.half_open,
+                refused=t.refused,
+                unanswered=t.unanswered,
+                first_time=t.first_time,
+                last_time=t.last_time,
+            )
+            for (addr, port), t in self._targets.items()
+            if len(t.sources) + t.sources_overflow >= MIN_FLOOD_SOURCES
+        ]
+        return sorted(out, key=lambda f: (-f.attempts, f.first_time))
 
     def summaries(self) -> list[ScanSummary]:
         out = []

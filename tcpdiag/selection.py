@@ -1,18 +1,17 @@
-"""Which findings a report keeps: --category, --since/--until, --min-confidence.
+"""--since/--until: the reports' finding selection (tcpdiag.reporters.selection.Selection:
+--category, --min-confidence, --impact) extended with a time window.
 
-Applied to each capture's findings after the analysis (the connection filters --host, --port and
---net are applied during it, by tcpdiag.filters). Kept findings are renumbered F1, F2, ... in
-report order, as with the connection filters.
+A subclass, so every reporter applies it where it applies the others, after the findings are
+numbered (an id never depends on a filter), and echoes it in its header with the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tcpdiag.findings import Finding, iso_time
-from tcpdiag.spool import FindingSpool
+from tcpdiag.reporters.selection import Selection
 
 
 class SelectionError(ValueError):
@@ -20,72 +19,49 @@ class SelectionError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class FindingSelection:
-    categories: frozenset[str] = frozenset()
+class TimedSelection(Selection):
     since: float | None = None  # epoch seconds, inclusive
     until: float | None = None  # epoch seconds, exclusive
-    min_confidence: float = 0.0
 
     @classmethod
-    def build(
-        cls,
-        categories: Iterable[str] = (),
-        since: str | None = None,
-        until: str | None = None,
-        min_confidence: float | None = None,
-        known_categories: Iterable[str] = (),
-    ) -> FindingSelection:
-        wanted = frozenset(c.strip() for c in categories)
-        known = frozenset(known_categories)
-        if known and wanted - known:
-            raise SelectionError(
-                f"--category {', '.join(sorted(wanted - known))}: no rule has this category "
-                f"(one of {', '.join(sorted(known))})"
-            )
+    def with_window(cls, base: Selection, since: str | None, until: str | None) -> Selection:
+        """`base` limited to findings from `since` to `until` (ISO 8601); `base` itself when
+        neither is given."""
         start = parse_time(since, "--since") if since else None
         end = parse_time(until, "--until") if until else None
+        if start is None and end is None:
+            return base
         if start is not None and end is not None and end <= start:
             raise SelectionError("--until must be later than --since")
-        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-            raise SelectionError(f"--min-confidence {min_confidence} is not between 0 and 1")
-        return cls(wanted, start, end, min_confidence or 0.0)
-
-    @property
-    def active(self) -> bool:
-        return bool(
-            self.categories
-            or self.since is not None
-            or self.until is not None
-            or self.min_confidence > 0.0
+        return cls(
+            categories=base.categories,
+            min_confidence=base.min_confidence,
+            impacts=base.impacts,
+            limit=base.limit,
+            localtime=base.localtime,
+            connection_filter=base.connection_filter,
+            since=start,
+            until=end,
         )
 
-    def matches(self, finding: Finding) -> bool:
-        if self.categories and finding.category not in self.categories:
-            return False
+    def accepts(self, finding: Finding) -> bool:
         if self.since is not None and finding.time < self.since:
             return False
         if self.until is not None and finding.time >= self.until:
             return False
-        return finding.confidence >= self.min_confidence
+        return Selection.accepts(self, finding)
 
-    def apply(self, findings: FindingSpool) -> FindingSpool:
-        """The kept findings, in a new spool (the old one is closed)."""
-        if not self.active:
-            return findings
-        kept = FindingSpool(findings.memory_limit)
-        kept.extend(f for f in findings if self.matches(f))
-        findings.close()
-        return kept
+    @property
+    def filters_findings(self) -> bool:
+        window = self.since is not None or self.until is not None
+        return window or bool(self.categories or self.impacts or self.min_confidence > 0)
 
     def describe(self) -> list[str]:
-        """The options as given, in a canonical spelling (report headers)."""
-        described = [f"--category {c}" for c in sorted(self.categories)]
+        described = Selection.describe(self)
         if self.since is not None:
             described.append(f"--since {iso_time(self.since)}")
         if self.until is not None:
             described.append(f"--until {iso_time(self.until)}")
-        if self.min_confidence > 0.0:
-            described.append(f"--min-confidence {self.min_confidence:g}")
         return described
 
 

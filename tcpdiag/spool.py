@@ -6,11 +6,14 @@ anonymous temporary file as one sorted run, and reading merges the runs back. Me
 does not grow with the number of findings, so it does not grow with the size of the capture.
 
 Like a sorted list: the order is that of a stable sort by (time, first frame), and every
-iteration gives each finding its report id ("F1", "F2", ...) in that order.
+iteration gives each finding its report id ("F1", "F2", ...) in that order. Findings of the
+connections a filter left out are `skip`ped: only their place in the order is kept, so a
+finding has the same id with or without --host/--port/--net.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import pickle
 import tempfile
@@ -33,6 +36,30 @@ class FindingSpool:
         self._file: IO[bytes] | None = None
         self._runs: list[tuple[int, int]] = []  # (offset, count) of each sorted run on disk
         self._count = 0
+        # (time, first frame) of each skipped finding: numbered, never reported. Two flat
+        # lists, not a Finding each: a narrow filter on a large capture may skip millions.
+        self._skipped_times: list[float] = []
+        self._skipped_frames: list[int] = []
+        self._skipped_sorted = True
+
+    def skip(self, findings: Iterable[Finding]) -> None:
+        """Count these findings in the numbering without keeping them."""
+        for finding in findings:
+            self._skipped_times.append(finding.time)
+            self._skipped_frames.append(finding.frames[0] if finding.frames else 0)
+            self._skipped_sorted = False
+
+    def _skipped_before(self, finding: Finding) -> int:
+        """How many skipped findings come before this one in report order."""
+        if not self._skipped_sorted:
+            pairs = sorted(zip(self._skipped_times, self._skipped_frames, strict=True))
+            self._skipped_times = [t for t, _ in pairs]
+            self._skipped_frames = [f for _, f in pairs]
+            self._skipped_sorted = True
+        times, frame = self._skipped_times, finding.frames[0] if finding.frames else 0
+        low = bisect.bisect_left(times, finding.time)
+        high = bisect.bisect_right(times, finding.time, lo=low)
+        return low + sum(1 for f in self._skipped_frames[low:high] if f < frame)
 
     def extend(self, findings: Iterable[Finding]) -> None:
         for finding in findings:
@@ -67,8 +94,10 @@ class FindingSpool:
     def __iter__(self) -> Iterator[Finding]:
         self._pending.sort(key=_report_order)
         runs: list[Iterable[Finding]] = [self._run(o, c) for o, c in self._runs]
-        for number, finding in enumerate(heapq.merge(*runs, self._pending, key=_report_order), 1):
-            finding.id = f"F{number}"
+        merged = heapq.merge(*runs, self._pending, key=_report_order)
+        for number, finding in enumerate(merged, 1):
+            skipped = self._skipped_before(finding) if self._skipped_times else 0
+            finding.id = f"F{number + skipped}"
             yield finding
 
     def __len__(self) -> int:

@@ -66,6 +66,8 @@ MAX_LIVE_CONNECTIONS = 100_000
 # An open connection idle this long (a stalled or quiet one, kept for IDLE_RETIRE_SECONDS) waits
 # on disk rather than in memory, until its next packet or its retirement (see ConnectionSpill).
 IDLE_SPILL_SECONDS = 60.0
+# Gaps in a side's sequence space remembered, to tell a reordered segment from a retransmission.
+MAX_HOLES = 8
 # Evidence kept per event: a finding cites the frames that prove it, not every frame.
 MAX_EVIDENCE = 12
 # Retirement is checked every this many packets (and whenever a connection was retired early).
@@ -121,6 +123,7 @@ class Endpoint:
     isn: int | None = None
     snd_nxt: int | None = None  # one past the highest sequence number this side has sent
     snd_una: int | None = None  # highest sequence number the peer has acknowledged
+    acked: int = 0  # sequence space the peer acknowledged since data_start (no wrap at 2^31)
     data_start: int | None = None  # sequence number of the first data byte (ISN+1, or first seen)
     rcv_nxt: int | None = None  # the last ACK this side sent: its announced RCV.NXT
     window: int = 0  # last advertised window, raw
@@ -158,7 +161,7 @@ class Endpoint:
     # Mid-stream only: the last empty segment, to recognise keepalive probes whose SND.NXT the
     # capture never showed (the same sequence number again, the peer silent in between).
     last_empty: Evidence | None = None
-    last_empty_seq: int | None = None
+    last_empty_key: tuple[int, int | None] | None = None  # its (seq, ack)
     # The last data segment, or segment off the in-order path: (seq, ack, flags, length, IP ID),
     # to recognise the same packet captured twice (a retransmission gets a new IP ID).
     last_segment: tuple[int, int, int, int, int] | None = None
@@ -166,6 +169,9 @@ class Endpoint:
     keepalive_probes: int = 0
     unanswered_probes: list[Evidence] = field(default_factory=list)
     retransmissions: int = 0
+    reordered: int = 0  # segments that arrived after a later one and filled its gap
+    # Sequence ranges skipped by a later segment, not seen yet (bounded; oldest dropped).
+    holes: list[tuple[int, int]] = field(default_factory=list)
     # The current stall: retransmissions since the peer last acknowledged new data.
     stall: list[Evidence] = field(default_factory=list)
     stall_retransmissions: int = 0
@@ -179,10 +185,18 @@ class Endpoint:
 
     @property
     def bytes_acked(self) -> int:
-        """Payload bytes of this side that the peer acknowledged."""
-        if self.snd_una is None or self.data_start is None:
-            return 0
-        return max(seq_diff(self.snd_una, self.data_start) - self.fin_acked, 0)
+        """Payload bytes of this side that the peer acknowledged (counted as the
+        acknowledgements advance, so a transfer past 2 GiB does not wrap)."""
+        return max(self.acked - self.fin_acked, 0)
+
+    def acknowledged(self, ack: int, time: float) -> None:
+        """The peer acknowledged new data up to `ack`."""
+        if self.snd_una is not None:
+            self.acked += seq_diff(ack, self.snd_una)
+        elif self.data_start is not None:
+            self.acked += max(seq_diff(ack, self.data_start), 0)
+        self.snd_una = ack
+        self.progress(time)
 
     @property
     def last_data(self) -> Evidence | None:
@@ -330,6 +344,16 @@ def _new_data(
         if receiver.unanswered_bytes < before:
             sender.replies += 1
             sender.run_is_reply = True
+
+
+def _fill_hole(holes: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Does [start, end) lie in a gap a later segment left? Then take it out of the gap."""
+    for index, (low, high) in enumerate(holes):
+        if seq_le(low, start) and seq_le(end, high):
+            rest = [(a, b) for a, b in ((low, start), (end, high)) if seq_lt(a, b)]
+            holes[index : index + 1] = rest
+            return True
+    return False
 
 
 def _add_evidence(event: FlowEvent, item: Evidence) -> None:
@@ -487,8 +511,7 @@ class Connection:
             sender.rcv_nxt = ack
         snd_una = receiver.snd_una
         if (snd_una is None or seq_lt(snd_una, ack)) and seq_le(ack, receiver.snd_nxt):
-            receiver.snd_una = ack
-            receiver.progress(time)
+            receiver.acknowledged(ack, time)
         length = seg.payload_len
         if length:
             sender.payload_bytes += length
@@ -574,7 +597,9 @@ class Connection:
         )
         sender.syn_options = seg.syn_options
         sender.syn_window = seg.window
-        sender.window_scale = seg.syn_options.window_scale if seg.syn_options else None
+        shift = seg.syn_options.window_scale if seg.syn_options else None
+        # RFC 7323 2.3: a shift count above 14 is used as 14 (and logged by the receiver).
+        sender.window_scale = min(shift, 14) if shift is not None else None
         if is_synack:
             sender.state = TcpState.SYN_RECEIVED
             self.wscale_on = sender.window_scale is not None and receiver.window_scale is not None
@@ -592,8 +617,7 @@ class Connection:
         if seq_le(ack, receiver.snd_nxt) and (
             receiver.snd_una is None or seq_lt(receiver.snd_una, ack)
         ):
-            receiver.snd_una = ack
-            receiver.progress(seg.time)
+            receiver.acknowledged(ack, seg.time)
         if (
             receiver.state == TcpState.SYN_RECEIVED
             and not seg.flags & SYN
@@ -636,12 +660,12 @@ class Connection:
         SND.NXT; if that side was idle and probing, that is SND.NXT-1. An empty segment at the
         same number as the side's previous one, at least half a second later, with nothing from
         the peer in between, is the second of such probes: both were keepalives."""
-        previous, previous_seq = sender.last_empty, sender.last_empty_seq
+        previous, previous_key = sender.last_empty, sender.last_empty_key
         sender.last_empty = Evidence(seg.frame, seg.time, f"keepalive probe from {sender.role}")
-        sender.last_empty_seq = seg.seq
+        sender.last_empty_key = (seg.seq, seg.ack if seg.flags & ACK else None)
         if (
             previous is None
-            or previous_seq != seg.seq
+            or previous_key != sender.last_empty_key
             or seg.time - previous.time < 0.5
             or receiver.last_time > previous.time
             or (receiver.window == 0 and receiver.rcv_nxt is not None)
@@ -658,15 +682,36 @@ class Connection:
         if length == 0:
             return
         assert sender.snd_nxt is not None
+        if (
+            sender.syn is None
+            and sender.keepalive_probes
+            and seg.payload_len > 1
+            and seg.seq == seq_add(sender.snd_nxt, -1)
+        ):
+            # Data where the probes' SND.NXT-1 was: they were not probes after all, only empty
+            # segments repeated; that is SND.NXT (see _midstream_probe).
+            sender.snd_nxt = seg.seq
         start = seg.seq if not seg.flags & SYN else seq_add(seg.seq, 1)
         end = seq_add(start, length)
         sender.payload_bytes += seg.payload_len
         if seq_lt(start, sender.snd_nxt):
+            if _fill_hole(sender.holes, start, end):
+                # A first transmission that arrived after a later one (reordered), not a
+                # retransmission: its bytes are new, and SND.NXT stays where it is.
+                sender.reordered += 1
+                if seg.payload_len:
+                    sender.bytes_sent += seg.payload_len
+                    _new_data(seg, sender, receiver)
+                return
             self._on_retransmission(seg, sender)
             if seq_le(end, sender.snd_nxt):
                 return
             new_from = sender.snd_nxt
         else:
+            if seq_lt(sender.snd_nxt, start):
+                # A gap: those bytes were sent (or will be) and not seen yet.
+                sender.holes.append((sender.snd_nxt, start))
+                del sender.holes[:-MAX_HOLES]
             new_from = start
         new_payload = min(seq_diff(end, new_from), seg.payload_len)
         sender.snd_nxt = end
@@ -799,7 +844,9 @@ class Connection:
             client_os=os_family(self.client.ttl),
             server_os=os_family(self.server.ttl),
         )
-        for item in self._rst_context(sender, receiver, event.sender_unanswered_bytes > 0):
+        # The receiver's last data was itself acknowledged (not beyond the RST's reach).
+        last_acked = 0 < unanswered == receiver.unanswered_bytes
+        for item in self._rst_context(sender, receiver, unanswered > 0, last_acked):
             _add_evidence(event, item)
         _add_evidence(event, Evidence(seg.frame, seg.time, what))
         pending = _PendingRst(event, sender, receiver, seg.src)
@@ -850,7 +897,7 @@ class Connection:
         return None
 
     def _rst_context(
-        self, sender: Endpoint, receiver: Endpoint, unanswered: bool
+        self, sender: Endpoint, receiver: Endpoint, unanswered: bool, last_acked: bool
     ) -> Iterator[Evidence]:
         """Frames that show what state the RST found: handshake, FINs, probes, unanswered data."""
         if receiver.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
@@ -867,13 +914,13 @@ class Connection:
         ):
             yield sender.last_data  # what the RST sender said last, before it reset
         last = receiver.last_data
-        if unanswered and last is not None:
+        if last_acked and last is not None:
             yield Evidence(
                 last.frame,
                 last.time,
                 last.what + f", acknowledged, never answered by {sender.role}",
             )
-        elif last is not None and receiver.state == TcpState.CLOSE_WAIT:
+        elif last is not None and (unanswered or receiver.state == TcpState.CLOSE_WAIT):
             yield last
         yield from sender.unanswered_probes[-3:]
 
@@ -1257,7 +1304,8 @@ class FlowTable:
         now = self._now
         for _ in range(len(self._closing)):
             conn = self._closing[0]
-            if now - (conn.closed_at or now) < self.close_grace:
+            closed_at = conn.closed_at if conn.closed_at is not None else now
+            if now - closed_at < self.close_grace:
                 break  # the deque is in order of closing: nothing further is due either
             self._closing.popleft()
             if isinstance(conn, _ClosedElsewhere):

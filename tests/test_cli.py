@@ -61,7 +61,8 @@ def test_markdown_output_for_tickets() -> None:
         app, ["analyze", "-f", "markdown", str(SAMPLES / "peer_reset_linger0.pcap")]
     )
     assert result.exit_code == 1
-    assert result.stdout.startswith("## ")
+    assert result.stdout.startswith("# tcpdiag report")
+    assert "## Capture " in result.stdout and "peer\\_reset\\_linger0.pcap" in result.stdout
     assert "| peer\\_reset" in result.stdout or "| peer\\_reset " in result.stdout
 
 

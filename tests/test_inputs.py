@@ -23,6 +23,7 @@ from tcpdiag.analyze import analyze_capture
 from tcpdiag.detect import RuleEngine
 from tcpdiag.inputs import expand_inputs, group_rotated
 from tcpdiag.reader import CaptureReader
+from tcpdiag.reporters.json_report import finding_dict
 from tcpdiag.rules import load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,7 @@ COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
 def findings_of(path: Path | str) -> list[dict[str, object]]:
     report = analyze_capture(path, ENGINE)
     assert report.error is None, report.error
-    return [f.to_dict() for f in report.findings]
+    return [finding_dict(f) for f in report.findings]
 
 
 # -- compression ----------------------------------------------------------------------------------

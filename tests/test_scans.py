@@ -65,3 +65,20 @@ def test_nmap_syn_scan_of_a_thousand_ports_is_summarised() -> None:
     assert scan.source == "172.16.0.8" and scan.hosts == 1 and scan.ports == 1000
     assert (scan.open, scan.closed) == (3, 5)
     assert report.to_dict(findings=False)["scans"][0]["ports"] == 1000
+
+
+def test_many_sources_leaving_one_server_half_open_are_a_syn_flood() -> None:
+    cap = Capture()
+    for i in range(150):  # spoofed sources: each SYN-ACK goes nowhere
+        conv = Conversation(cap, client=(f"198.51.{i // 200}.{i % 200 + 1}", 1024 + i))
+        conv.send("c", SYN, dt=0.001)
+        conv.send("s", SYN | ACK, options=LINUX_SYN, dt=0.0001)
+    detector = ScanDetector()
+    for conn in track(cap):
+        detector.observe(conn)
+    assert detector.summaries() == []  # one probe per source: no scanner
+    (flood,) = detector.floods()
+    assert (flood.target, flood.attempts, flood.sources, flood.half_open) == (
+        "10.0.0.2:80", 150, 150, 150
+    )
+    assert flood.text().startswith("SYN flood against 10.0.0.2:80: 150 connection attempts")

@@ -6,8 +6,9 @@ from __future__ import annotations
 from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, track
 
 from tcpdiag.events import IcmpErrorEvent, RstEvent, SilenceEvent
-from tcpdiag.packets import ACK, PSH, SYN, SynOptions
+from tcpdiag.packets import ACK, PSH, RST, SYN, SynOptions
 from tcpdiag.seqnum import seq_between, seq_diff, seq_lt
+from tcpdiag.tracker import FlowTable
 
 
 def rst_events(capture: Capture) -> list[RstEvent]:
@@ -392,3 +393,85 @@ def test_timestamps_going_backwards_do_not_break_tracking() -> None:
     (finding,) = findings(cap)
     assert finding.category == "peer_reset"
     assert finding.client_sees.errno == "ECONNRESET"
+
+
+def test_a_reordered_segment_is_not_a_retransmission() -> None:
+    cap, conv = established()
+    first = conv.c.seq
+    conv.send("c", PSH | ACK, 100, seq=first + 100, advance=False)  # the second segment first
+    conv.send("c", PSH | ACK, 100, seq=first, advance=False)  # then the first, late
+    conv.c.seq = first + 200
+    conv.send("s", ACK)
+    (conn,) = track(cap)
+    assert conn.client.retransmissions == 0 and conn.client.reordered == 1
+    assert conn.client.bytes_sent == 100 + 200  # established() sent 100 before
+
+
+def test_acknowledged_bytes_do_not_wrap_past_2_gib() -> None:
+    cap, conv = established()
+    for _ in range(3):  # 3 x 1 GiB, each acknowledged
+        conv.data("c", 1 << 30)
+    (conn,) = track(cap)
+    assert conn.client.bytes_acked == 100 + 3 * (1 << 30)
+
+
+def test_window_scale_above_14_is_used_as_14() -> None:
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.send("c", SYN, options=SynOptions(window_scale=20))
+    conv.send("s", SYN | ACK, options=SynOptions(window_scale=7))
+    conv.send("c", ACK)
+    (conn,) = track(cap)
+    assert conn.client.window_scale == 14
+
+
+def test_a_connection_closed_at_time_zero_retires() -> None:
+    """A capture whose clock starts at the epoch: a close at exactly 0.0 is a close like any
+    other (it was once taken for "not closed yet", and nothing behind it ever retired)."""
+    cap = Capture()
+    cap.time = -0.001  # the first packet is stamped 0.0
+    conv = Conversation(cap)
+    conv.send("c", SYN, options=LINUX_SYN, dt=0.001)
+    conv.send("s", RST | ACK, advance=False, dt=0.0)  # refused at 0.0
+    other = Conversation(cap, client=("10.0.0.3", 41000))
+    other.handshake()
+    for _ in range(3000):
+        other.send("c", ACK, dt=0.01)  # 30 s of traffic: well past the close grace
+    consumed = 0
+
+    def counted():  # type: ignore[no-untyped-def]
+        nonlocal consumed
+        for packet in cap.packets:
+            consumed += 1
+            yield packet
+
+    first = next(iter(FlowTable().track(counted())))
+    assert first.ref.client == f"{conv.c.addr}:{conv.c.port}"
+    assert consumed < len(cap.packets), "retired only at the end of the capture"
+
+
+def test_keepalive_expiry_without_the_handshake() -> None:
+    """A capture that starts while the connection idles: the probes (empty, same sequence number
+    each time, the peer silent) are recognised though SND.NXT was never seen, and the RST at
+    that number + 1 ends a keepalive timeout."""
+    cap = Capture()
+    conv = Conversation(cap, client=("10.0.0.1", 45000), server=("10.0.0.2", 8080))
+    for _ in range(3):
+        conv.send("c", ACK, advance=False, dt=1.0)
+    conv.c.seq += 1  # the probes were at SND.NXT-1
+    conv.rst("c", dt=1.0)
+    (finding,) = findings(cap)
+    assert finding.category == "keepalive_timeout"
+    assert finding.client_sees.errno == "ETIMEDOUT" and finding.server_sees.errno == "ECONNRESET"
+
+
+def test_repeated_empty_segments_then_data_are_not_probes() -> None:
+    cap = Capture()
+    conv = Conversation(cap, client=("10.0.0.1", 45000), server=("10.0.0.2", 8080))
+    conv.send("c", ACK, advance=False, dt=1.0)
+    conv.send("c", ACK, advance=False, dt=1.0)  # looks like a probe at SND.NXT-1 ...
+    conv.send("c", PSH | ACK, 500)  # ... but the data starts right there
+    conv.send("s", ACK)
+    (conn,) = track(cap)
+    assert conn.client.retransmissions == 0 and conn.client.bytes_sent == 500
+    assert findings(cap) == []

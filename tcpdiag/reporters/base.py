@@ -68,13 +68,21 @@ class JsonReporter:
         list_key: str,
         fields: Callable[[CaptureReport], dict[str, Any]],
         items: Callable[[CaptureReport], Iterable[dict[str, Any]]],
+        schema_version: str | None = None,
+        filters: list[str] | None = None,
     ) -> None:
         self._list_key, self._fields, self._items = list_key, fields, items
+        self._schema_version = schema_version
+        self._filters = filters
         self._first = True
 
     def start(self, out: TextIO) -> None:
         self._first = True
         out.write(f'{{\n  "tool": "tcpdiag",\n  "version": {json.dumps(__version__)},\n')
+        if self._schema_version is not None:
+            out.write(f'  "schema_version": {json.dumps(self._schema_version)},\n')
+        if self._filters is not None:
+            out.write(f'  "filters": {json.dumps(self._filters, ensure_ascii=True)},\n')
         out.write('  "captures": [')
 
     def write(self, report: CaptureReport, out: TextIO) -> None:

@@ -9,13 +9,19 @@ from tcpdiag.findings import AppView, Finding
 HEADERS = ("id", "category", "client", "server", "frames", "client sees", "server sees", "conf")
 
 # Control characters (C0, DEL, C1) would let bytes from a capture, or a file name, drive the
-# terminal (ANSI escapes) or forge extra lines of output.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# terminal (ANSI escapes) or forge extra lines of output; Unicode bidi controls would make text
+# display in another order than it is (a file name that reads "fdp.exe" but ends in ".pdf").
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def safe_line(text: str) -> str:
     """One line fit for a terminal or a ticket: every control character made visible."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(_visible, text)
 
 
 def safe(text: str) -> str:
@@ -23,10 +29,62 @@ def safe(text: str) -> str:
     return "\n".join(safe_line(line) for line in text.split("\n"))
 
 
+# The ASCII characters Markdown (CommonMark, GFM, GitLab) gives a meaning to anywhere in a line:
+# links and images ([ ] !: with the brackets escaped no parenthesis can make a link), emphasis,
+# code, tables, HTML and entities. Dots and colons are left alone (endpoints stay readable in the
+# raw text) except where they would start an autolink.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]!|~])")
+_AUTOLINK = re.compile(r"(?<=[A-Za-z]):(?=//)|(?<=www)\.", re.IGNORECASE)
+# What makes a line a heading, quote, list item or rule when it starts the text.
+_BLOCK_START = re.compile(r"^(\s*)([#>+=-])|^(\s*\d+)([.)])(?=\s|$)")
+
+
 def markdown_text(text: str) -> str:
-    """Plain text that Markdown renders as written (no accidental HTML, tables or emphasis)."""
-    escaped = safe_line(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
-    return escaped.replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")
+    """Plain text that Markdown renders as written: no link, image, HTML, table cell or
+    emphasis can come out of it, whatever the capture (or a file name) holds."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", safe_line(text))
+    escaped = _AUTOLINK.sub(lambda m: "\\" + m.group(), escaped)
+    escaped = _BLOCK_START.sub(
+        lambda m: (m.group(1) or m.group(3) or "") + "\\" + (m.group(2) or m.group(4)), escaped
+    )
+    return escaped.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def code_span(text: str) -> str:
+    """Text as a Markdown code span, shown verbatim (so never a link), with a fence longer than
+    any run of backticks inside it."""
+    text = safe_line(text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def table_cell(markdown: str) -> str:
+    """Markdown for a table cell: a pipe, even in a code span, would end the cell in GFM."""
+    return markdown.replace("|", "\\|")
+
+
+def prose(text: str) -> str:
+    """Text written by tcpdiag's rules, for Markdown: escaped like capture text (it quotes
+    endpoints), except that its `backquoted commands` become code spans."""
+    parts = re.split(r"`([^`\n]+)`", text)
+    return "".join(
+        code_span(part) if odd else markdown_text(part) for odd, part in _alternate(parts)
+    )
+
+
+def _alternate(parts: list[str]) -> list[tuple[bool, str]]:
+    return [(index % 2 == 1, part) for index, part in enumerate(parts)]
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell a spreadsheet will not run: text that starts like a formula gets a quote."""
+    if isinstance(value, str):
+        value = safe_line(value)
+        if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            return "'" + value
+    return value
 
 
 def frames_text(finding: Finding, limit: int = 6) -> str:
@@ -35,8 +93,30 @@ def frames_text(finding: Finding, limit: int = 6) -> str:
     return shown + (f",+{len(frames) - limit}" if len(frames) > limit else "")
 
 
-def sees_text(view: AppView) -> str:
-    return view.errno or "-"
+def sees_text(view: AppView, impact: str = "none") -> str:
+    """A table cell: the errno, "nothing" when that program saw nothing, or "unknown" when the
+    capture cannot tell (never a bare "-", which read as either)."""
+    if view.errno:
+        return view.errno
+    return "unknown" if impact == "unknown" else "nothing"
+
+
+def wireshark_filter(finding: Finding) -> str:
+    """A Wireshark display filter for the finding's connection (and ICMP errors quoting it)."""
+    from tcpdiag.ladder import split_endpoint  # the ladder module reads captures: import late
+
+    (a, port_a), (b, port_b) = split_endpoint(finding.client), split_endpoint(finding.server)
+    ip = "ipv6" if ":" in a else "ip"
+    hosts = f"{ip}.addr=={a}" if a == b else f"{ip}.addr=={a} && {ip}.addr=={b}"
+    ports = (
+        f"tcp.port=={port_a}" if port_a == port_b else f"tcp.port=={port_a} && tcp.port=={port_b}"
+    )
+    return f"{hosts} && {ports}"
+
+
+def wireshark_frames(finding: Finding) -> str:
+    """A Wireshark display filter for exactly the finding's frames."""
+    return "frame.number in {" + " ".join(str(f) for f in finding.frames) + "}"
 
 
 def sees_line(role: str, view: AppView) -> str:

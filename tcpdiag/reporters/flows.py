@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 from collections.abc import Iterable
 from typing import TextIO
 
@@ -11,8 +13,11 @@ from tabulate import tabulate
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
+from tcpdiag.reporters import units
 from tcpdiag.reporters.base import JsonReporter, SectionReporter, render
-from tcpdiag.reporters.common import markdown_text, safe_line
+from tcpdiag.reporters.common import csv_cell, markdown_text, safe_line
+from tcpdiag.reporters.json_report import SCHEMA_VERSION
+from tcpdiag.reporters.selection import Selection
 
 COLUMNS = (
     "first", "duration", "client", "server", "c_pkts", "c_bytes", "s_pkts", "s_bytes",
@@ -20,10 +25,10 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def _row(flow: FlowRecord, mark_guess: bool = True) -> list[object]:
+def _row(flow: FlowRecord, mark_guess: bool = True, human: bool = True) -> list[object]:
     return [
         iso_time(flow.first_time),
-        f"{flow.duration:.6f}",
+        units.duration(flow.duration) if human else f"{flow.duration:.6f}",
         flow.client + ("" if flow.initiator_known or not mark_guess else " ?"),
         flow.server,
         flow.client_packets,
@@ -35,16 +40,21 @@ def _row(flow: FlowRecord, mark_guess: bool = True) -> list[object]:
         flow.conn_state,
         flow.history,
         flow.community_id,
-        ",".join(flow.findings) or "-",
+        ",".join(flow.findings) or "none",
     ]
 
 
-def _section(report: CaptureReport, markdown: bool) -> str:
+def _section(report: CaptureReport, markdown: bool, filters: list[str]) -> str:
     path = markdown_text(report.path) if markdown else safe_line(report.path)
     out = [f"{'## ' if markdown else '== '}{path}"]
     if report.error:
         out.append(f"error: {safe_line(report.error)}")
         return "\n".join(out)
+    escape = markdown_text if markdown else safe_line
+    span = units.span(report.first_time, report.last_time)
+    out.append(escape(f"{units.plural(len(report.connections), 'connection')} listed; {span}")
+               + ("\n" if markdown else ""))  # fmt: skip
+    out.append(escape(f"filters: {' '.join(filters) or 'none'}") + ("\n" if markdown else ""))
     rows = [_row(f) for f in report.connections]
     out.append(
         tabulate(
@@ -61,11 +71,15 @@ def _section(report: CaptureReport, markdown: bool) -> str:
     return "\n".join(out)
 
 
-def flows_table_reporter(markdown: bool = False) -> SectionReporter:
-    return SectionReporter(lambda report: _section(report, markdown))
+def flows_table_reporter(
+    markdown: bool = False, selection: Selection | None = None
+) -> SectionReporter:
+    """`selection` only for its echo of the filters in each header."""
+    filters = (selection or Selection()).describe()
+    return SectionReporter(lambda report: _section(report, markdown, filters))
 
 
-def flows_json_reporter() -> JsonReporter:
+def flows_json_reporter(selection: Selection | None = None) -> JsonReporter:
     return JsonReporter(
         "connections",
         lambda r: {
@@ -77,8 +91,22 @@ def flows_json_reporter() -> JsonReporter:
             "warnings": list(r.warnings),
             "error": r.error,
         },
-        lambda r: (c.to_dict() for c in r.connections),
+        lambda r: (flow_dict(c) for c in r.connections),
+        schema_version=SCHEMA_VERSION,
+        filters=(selection or Selection()).describe(),
     )
+
+
+def flow_dict(flow: FlowRecord) -> dict[str, object]:
+    """A connection as JSON: `FlowRecord.to_dict` plus its endpoints split, for joins."""
+    from tcpdiag.ladder import split_endpoint
+
+    (client_ip, client_port), (server_ip, server_port) = (
+        split_endpoint(flow.client),
+        split_endpoint(flow.server),
+    )
+    return {**flow.to_dict(), "client_ip": client_ip, "client_port": client_port,
+            "server_ip": server_ip, "server_port": server_port}  # fmt: skip
 
 
 class FlowsCsvReporter:
@@ -90,12 +118,64 @@ class FlowsCsvReporter:
     def write(self, report: CaptureReport, out: TextIO) -> None:
         writer = csv.writer(out, lineterminator="\n")
         for flow in report.connections:
-            writer.writerow(
-                [safe_line(report.path), *_row(flow, mark_guess=False), flow.initiator_known]
-            )
+            row = [report.path, *_row(flow, mark_guess=False, human=False), flow.initiator_known]
+            writer.writerow([csv_cell(value) for value in row])
 
     def finish(self, out: TextIO) -> None:
         pass
+
+
+# Zeek's conn.log columns (base/protocols/conn/main.zeek), plus the community-id package's.
+ZEEK_FIELDS = (
+    ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
+    ("id.resp_h", "addr"), ("id.resp_p", "port"), ("proto", "enum"), ("service", "string"),
+    ("duration", "interval"), ("orig_bytes", "count"), ("resp_bytes", "count"),
+    ("conn_state", "string"), ("local_orig", "bool"), ("local_resp", "bool"),
+    ("missed_bytes", "count"), ("history", "string"), ("orig_pkts", "count"),
+    ("orig_ip_bytes", "count"), ("resp_pkts", "count"), ("resp_ip_bytes", "count"),
+    ("tunnel_parents", "set[string]"), ("community_id", "string"),
+)  # fmt: skip
+_UNSET = "-"
+
+
+def _zeek_value(text: str) -> str:
+    # Zeek escapes its separator and non-printable bytes as \xNN; nothing else may break a row.
+    return safe_line(text).replace("\t", "\\x09") or "(empty)"
+
+
+class ZeekConnLogReporter:
+    """A Zeek conn.log (TSV with Zeek's header lines) that zeek-cut and Zeek's log readers take.
+    One log for all captures, as Zeek writes one per run. Values tcpdiag does not know (service,
+    IP-level byte counts, local_orig) are unset (`-`); `uid` is derived from the Community ID, so
+    the same flow gets the same uid in every run."""
+
+    def start(self, out: TextIO) -> None:
+        out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n")
+        out.write(f"#unset_field\t{_UNSET}\n#path\tconn\n")
+        out.write("#fields\t" + "\t".join(name for name, _ in ZEEK_FIELDS) + "\n")
+        out.write("#types\t" + "\t".join(kind for _, kind in ZEEK_FIELDS) + "\n")
+
+    def write(self, report: CaptureReport, out: TextIO) -> None:
+        for flow in report.connections:
+            out.write("\t".join(_zeek_row(flow)) + "\n")
+
+    def finish(self, out: TextIO) -> None:
+        out.write("#close\n")
+
+
+def _zeek_row(flow: FlowRecord) -> list[str]:
+    from tcpdiag.ladder import split_endpoint
+
+    (orig_h, orig_p), (resp_h, resp_p) = split_endpoint(flow.client), split_endpoint(flow.server)
+    digest = hashlib.sha1(flow.community_id.encode()).digest()
+    uid = "C" + base64.b32encode(digest).decode()[:17]
+    return [
+        f"{flow.first_time:.6f}", uid, orig_h, str(orig_p), resp_h, str(resp_p), "tcp", _UNSET,
+        f"{flow.duration:.6f}", str(flow.client_bytes), str(flow.server_bytes),
+        _zeek_value(flow.conn_state), _UNSET, _UNSET, "0", _zeek_value(flow.history),
+        str(flow.client_packets), _UNSET, str(flow.server_packets), _UNSET, "(empty)",
+        _zeek_value(flow.community_id),
+    ]  # fmt: skip
 
 
 def render_flows_json(reports: Iterable[CaptureReport]) -> str:

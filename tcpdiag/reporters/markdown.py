@@ -1,68 +1,200 @@
-"""The Markdown report, for pasting into an incident ticket."""
+"""The Markdown report, for pasting into an incident ticket (GitHub, GitLab, Jira markdown).
+
+Summary first, then one section per group of alike findings, bounded by --limit and by a
+character budget so a large capture's report stays pasteable. Text from the capture is escaped
+(`common.markdown_text`) or shown in code spans; tcpdiag's own commands are code spans.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from typing import TextIO
 
 from tabulate import tabulate
 
 from tcpdiag.analyze import CaptureReport
-from tcpdiag.findings import Finding
-from tcpdiag.reporters.base import SectionReporter, render
-from tcpdiag.reporters.common import HEADERS, frames_text, markdown_text, sees_line, sees_text
+from tcpdiag.ladder import Ladder, collect_ladders
+from tcpdiag.reporters import story, units
+from tcpdiag.reporters.base import render
+from tcpdiag.reporters.common import (
+    code_span,
+    markdown_text,
+    prose,
+    safe_line,
+    sees_text,
+    table_cell,
+    wireshark_filter,
+    wireshark_frames,
+)
+from tcpdiag.reporters.digest import Digest, FindingGroup, digest
+from tcpdiag.reporters.selection import RunInfo, Selection
+
+# Characters one capture's section may take; group sections beyond it are only counted. With the
+# summary's bounded tables this keeps a report under 30,000 characters.
+BUDGET = 26_000
+GROUP_TABLE_ROWS = 40
 
 
-def markdown_reporter() -> SectionReporter:
-    return SectionReporter(_capture)
+class MarkdownReporter:
+    def __init__(self, selection: Selection | None = None, run: RunInfo | None = None) -> None:
+        self.selection = selection or Selection()
+        self.run = run or RunInfo()
+
+    def start(self, out: TextIO) -> None:
+        out.write(f"# tcpdiag report\n\ntcpdiag {markdown_text(self.run.version)}, run as:\n\n")
+        out.write(_code_block(self.run.command_line) + "\n")
+
+    def write(self, report: CaptureReport, out: TextIO) -> None:
+        out.write("\n" + capture_section(report, self.selection, self.run).rstrip("\n") + "\n")
+
+    def finish(self, out: TextIO) -> None:
+        pass
 
 
-def render_markdown(reports: Iterable[CaptureReport]) -> str:
-    return render(markdown_reporter(), reports)
+def markdown_reporter(
+    selection: Selection | None = None, run: RunInfo | None = None
+) -> MarkdownReporter:
+    return MarkdownReporter(selection, run)
 
 
-def _capture(report: CaptureReport) -> str:
-    out = [f"## {markdown_text(report.path)}\n"]
+def render_markdown(
+    reports: Iterable[CaptureReport], selection: Selection | None = None, run: RunInfo | None = None
+) -> str:
+    return render(MarkdownReporter(selection, run), reports)
+
+
+def _code_block(text: str) -> str:
+    """One line of text as a fenced code block, with a fence longer than any run of backticks
+    in it (so a file name cannot close the block early)."""
+    text = safe_line(text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}\n"
+
+
+def capture_section(report: CaptureReport, selection: Selection, run: RunInfo) -> str:
+    heading = f"Capture {report.path}"
+    if report.first_time is not None:
+        start = units.clock(report.first_time, selection.localtime)
+        heading += f", {units.duration(report.duration)} from {start}"
+    out = [f"## {markdown_text(heading)}\n"]
     if report.error:
         out.append(f"**error:** {markdown_text(report.error)}\n")
         return "\n".join(out)
-    out.append(
-        f"{report.packets} packets, {report.flows} TCP connections, "
-        f"{len(report.findings)} findings.\n"
-    )
+    d = digest(report, selection)
+    out.append(_header(report, d))
     out.extend(f"> warning: {markdown_text(w)}\n" for w in report.warnings)
     out.extend(f"> scan: {markdown_text(scan.text())}\n" for scan in report.scans)
-    if not report.findings:
+    out.extend(f"> flood: {markdown_text(flood.text())}\n" for flood in report.floods)
+    if not report.filter_matched:
+        out.append("> The filters match no connection in this capture.\n")
+    if not d.shown:
         out.append("No abnormal TCP connection found.\n")
         return "\n".join(out)
-    rows = [
-        [
-            f.id,
-            *(markdown_text(text) for text in (f.category, f.client, f.server)),
-            frames_text(f),
-            sees_text(f.client_sees),
-            sees_text(f.server_sees),
-            f"{f.confidence:.2f}",
-        ]
-        for f in report.findings
-    ]
-    out.append(tabulate(rows, headers=HEADERS, tablefmt="github") + "\n")
-    for finding in report.findings:
-        out.extend(_finding(finding))
+    out.append(_summary(d))
+    # The sections that fit the budget decide which table rows link to a section.
+    used = sum(len(part) for part in out) + len(_group_table(d, d.detailed))
+    ladders = collect_ladders(report.path, (g.lead for g in d.detailed))
+    sections: list[str] = []
+    for group in d.detailed:
+        section = _group_section(group, ladders.get(group.lead.id), selection)
+        if used + len(section) > BUDGET:
+            break
+        sections.append(section)
+        used += len(section)
+    out.append(_group_table(d, d.detailed[: len(sections)]))
+    out.extend(sections)
+    left = len(d.groups) - len(sections)
+    if left:
+        full = ["tcpdiag", "analyze", "-f", "json", report.path]
+        listed = (
+            "The table above lists them"
+            if len(d.groups) <= GROUP_TABLE_ROWS
+            else f"The table above lists the first {GROUP_TABLE_ROWS} groups"
+        )
+        out.append(
+            f"**{units.plural(left, 'more group')} of findings not detailed here** (--limit "
+            f"{selection.limit} and the length of a ticket). {listed}; the full report, every "
+            f"finding with its evidence, is the JSON one: {code_span(' '.join(full))}\n"
+        )
     return "\n".join(out)
 
 
-def _finding(f: Finding) -> list[str]:
-    out = [
-        f"### {f.id} {markdown_text(f.category)}: {markdown_text(f.title)}\n",
-        markdown_text(f.explanation) + "\n",
-        f"- {markdown_text(sees_line('client', f.client_sees))}",
-        f"- {markdown_text(sees_line('server', f.server_sees))}",
+def _header(report: CaptureReport, d: Digest) -> str:
+    rows = [[label, table_cell(markdown_text(value))] for label, value in story.header_facts(
+        report, d.selection)]  # fmt: skip
+    rows.append(["findings", markdown_text(story.counts_line(d))])
+    return tabulate(rows, headers=["capture", ""], tablefmt="github") + "\n"
+
+
+def _summary(d: Digest) -> str:
+    out = ["### Summary\n"]
+    by_category = [
+        [markdown_text(category), f"{count:,}"] for category, count in d.by_category.most_common()
     ]
+    out.append(tabulate(by_category, headers=["category", "findings"], tablefmt="github") + "\n")
+    out.append(f"- **Impact:** {markdown_text(story.impact_line(d))}")
+    for question, answer in story.top_endpoint_lines(d):
+        out.append(f"- **{question}:** {markdown_text(answer)}")
+    return "\n".join(out) + "\n"
+
+
+def _group_table(d: Digest, linked: list[FindingGroup]) -> str:
+    """The groups (the first GROUP_TABLE_ROWS), those with a section below linked to it."""
+    rows = []
+    for group in d.groups[:GROUP_TABLE_ROWS]:
+        lead = group.lead
+        rows.append(
+            [
+                f"[{lead.id}](#{group.anchor})" if group in linked else lead.id,
+                markdown_text(group.category),
+                table_cell(markdown_text(group.subject)),
+                f"{group.count:,}",
+                units.clock(group.first_time, d.selection.localtime),
+                sees_text(lead.client_sees, lead.impact),
+                sees_text(lead.server_sees, lead.impact),
+            ]
+        )
+    headers = ["first id", "category", "about", "findings", "first at", "client saw", "server saw"]
+    table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    more = len(d.groups) - GROUP_TABLE_ROWS
+    tail = (
+        f"\n\n... and {units.plural(more, 'more group')} (see the JSON report)" if more > 0 else ""
+    )
+    return f"### Findings, grouped\n\n{table}{tail}\n"
+
+
+def _group_section(group: FindingGroup, ladder: Ladder | None, selection: Selection) -> str:
+    f = group.lead
+    out = [f'<a id="{group.anchor}"></a>\n', f"### {markdown_text(story.group_title(group))}\n"]
+    out.append(f"- **When:** {markdown_text(story.group_when(group, selection))}")
+    out.append(f"- **Who broke it:** {markdown_text(story.who_broke_it(f, ladder))}")
+    out.append(
+        "- **Client:** "
+        + markdown_text(story.sees_sentence("client", f.client, f.client_sees, f.impact))
+    )
+    out.append(
+        "- **Server:** "
+        + markdown_text(story.sees_sentence("server", f.server, f.server_sees, f.impact))
+    )
+    out.append(f"- **Impact:** {markdown_text(story.IMPACT_WORDS.get(f.impact, f.impact))}")
+    if group.count > 1:
+        others = ", ".join(f"{s.id} ({s.client} to {s.server})" for s in group.samples[1:])
+        out.append(f"- **Also:** {markdown_text(others)}")
+    out.append("")
+    out.append(prose(f.explanation) + "\n")
     if f.cause is not None:
-        out.append(f"- most likely ({f.cause.confidence:.2f}): {markdown_text(f.cause.text)}")
-    out.extend(f"- or ({a.confidence:.2f}): {markdown_text(a.text)}" for a in f.alternatives)
+        out.append(f"- most likely ({f.cause.confidence:.2f}): {prose(f.cause.text)}")
+    out.extend(f"- or ({a.confidence:.2f}): {prose(a.text)}" for a in f.alternatives)
     if f.next_step:
-        out.append(f"- **next step:** {markdown_text(f.next_step)}")
-    evidence = "; ".join(f"frame {e.frame}: {markdown_text(e.what)}" for e in f.evidence)
-    out.extend([f"- evidence: {evidence}", ""])
-    return out
+        out.append(f"- **Next step:** {prose(f.next_step)}")
+    out.append(f"- Wireshark: {code_span(wireshark_filter(f))} or {code_span(wireshark_frames(f))}")
+    out.append("")
+    out.append("Evidence (times from the connection's first packet):\n")
+    out.extend(f"- {markdown_text(line)}" for line in story.evidence_lines(f, ladder))
+    out.append("")
+    if ladder is not None:
+        out.append("```mermaid\n" + "\n".join(story.mermaid_ladder(ladder)) + "\n```\n")
+        out.append("```text\n" + "\n".join(story.text_ladder(ladder)) + "\n```\n")
+    return "\n".join(out) + "\n"

@@ -1,25 +1,49 @@
-"""The terminal report: one table of findings per capture, then a short explanation of each."""
+"""The terminal report: per capture a header and summary, a table of the finding groups, then a
+short explanation of each group (bounded by --limit)."""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable
+from typing import TextIO
 
 from tabulate import tabulate
 
 from tcpdiag.analyze import CaptureReport
-from tcpdiag.reporters.base import SectionReporter, render
-from tcpdiag.reporters.common import HEADERS, frames_text, safe, safe_line, sees_line, sees_text
+from tcpdiag.reporters import story, units
+from tcpdiag.reporters.base import render
+from tcpdiag.reporters.common import safe, safe_line, sees_line, sees_text, wireshark_filter
+from tcpdiag.reporters.digest import Digest, FindingGroup, digest
+from tcpdiag.reporters.selection import Selection
 
 WIDTH = 100
+TABLE_ROWS = 60
 
 
-def text_reporter() -> SectionReporter:
-    return SectionReporter(_capture)
+class TextReporter:
+    def __init__(self, selection: Selection | None = None) -> None:
+        self.selection = selection or Selection()
+        self._first = True
+
+    def start(self, out: TextIO) -> None:
+        self._first = True
+
+    def write(self, report: CaptureReport, out: TextIO) -> None:
+        if not self._first:
+            out.write("\n")
+        self._first = False
+        out.write(capture_text(report, self.selection))
+
+    def finish(self, out: TextIO) -> None:
+        pass
 
 
-def render_text(reports: Iterable[CaptureReport]) -> str:
-    return render(text_reporter(), reports)
+def text_reporter(selection: Selection | None = None) -> TextReporter:
+    return TextReporter(selection)
+
+
+def render_text(reports: Iterable[CaptureReport], selection: Selection | None = None) -> str:
+    return render(TextReporter(selection), reports)
 
 
 def _wrap(text: str, indent: str = "   ") -> str:
@@ -28,55 +52,96 @@ def _wrap(text: str, indent: str = "   ") -> str:
     )
 
 
-def _capture(report: CaptureReport) -> str:
+def capture_text(report: CaptureReport, selection: Selection) -> str:
     lines = [f"== {safe_line(report.path)}"]
     if report.error:
         lines.append(f"error: {safe_line(report.error)}")
         return "\n".join(lines) + "\n"
+    d = digest(report, selection)
     lines.append(
-        f"{report.packets} packets, {report.flows} TCP connection{'s' * (report.flows != 1)}, "
-        f"{len(report.findings)} finding{'s' if len(report.findings) != 1 else ''}"
+        f"{units.plural(report.packets, 'packet')}, {units.plural(report.flows, 'TCP connection')}"
+        f", {story.counts_line(d)}"
         + (
             " (capture cut short: findings cover the part before the damage)"
             if report.truncated
             else ""
         )
     )
+    for label, value in (
+        story.header_facts(report, selection)[:1] + story.header_facts(report, selection)[3:]
+    ):
+        lines.append(safe_line(f"{label}: {value}"))
     for warning in report.warnings:
         lines.append(f"warning: {safe_line(warning)}")
     for scan in report.scans:
         lines.append(f"scan: {safe_line(scan.text())}")
-    if not report.findings:
+    for flood in report.floods:
+        lines.append(f"flood: {safe_line(flood.text())}")
+    if not report.filter_matched:
+        lines.append("The filters match no connection in this capture.")
+    if not d.shown:
         lines.append("No abnormal TCP connection found.")
         return "\n".join(lines) + "\n"
+    lines.append(safe_line(f"impact: {story.impact_line(d)}"))
+    for question, answer in story.top_endpoint_lines(d):
+        lines.append(_wrap(f"{question}: {answer}", indent=""))
+    lines.append("")
+    lines.append(safe(_table(d)))
+    if any(not g.lead.initiator_known for g in d.groups[:TABLE_ROWS]):
+        lines.append("? = the capture missed the handshake; client and server roles are a guess")
+    for group in d.detailed:
+        lines.append("")
+        lines.extend(_group(group, selection))
+    if d.undetailed:
+        lines.append("")
+        lines.append(
+            f"{units.plural(d.undetailed, 'more group')} not detailed (--limit {selection.limit});"
+            " -f json lists every finding."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _table(d: Digest) -> str:
     rows = [
         [
-            f.id,
-            f.category,
-            f.client + ("" if f.initiator_known else " ?"),
-            f.server,
-            frames_text(f),
-            sees_text(f.client_sees),
-            sees_text(f.server_sees),
-            f"{f.confidence:.2f}",
+            g.lead.id,
+            units.clock(g.first_time, d.selection.localtime),
+            g.category,
+            g.lead.client + ("" if g.lead.initiator_known else " ?"),
+            g.lead.server if g.count == 1 else g.subject,
+            g.count,
+            sees_text(g.lead.client_sees, g.lead.impact),
+            sees_text(g.lead.server_sees, g.lead.impact),
+            f"{g.lead.confidence:.2f}",
         ]
-        for f in report.findings
+        for g in d.groups[:TABLE_ROWS]
     ]
-    lines.append(safe(tabulate(rows, headers=HEADERS, tablefmt="simple")))
-    if any(not f.initiator_known for f in report.findings):
-        lines.append("? = the capture missed the handshake; client and server roles are a guess")
-    for f in report.findings:
-        lines.append("")
-        lines.append(safe(f"{f.id} {f.category} [{f.rule}]: {f.title}"))
-        lines.append(_wrap(f.explanation))
-        lines.append(_wrap(sees_line("client", f.client_sees)))
-        lines.append(_wrap(sees_line("server", f.server_sees)))
-        if f.cause is not None:
-            lines.append(_wrap(f"most likely ({f.cause.confidence:.2f}): {f.cause.text}"))
-        for alt in f.alternatives:
-            lines.append(_wrap(f"or ({alt.confidence:.2f}): {alt.text}"))
-        if f.next_step:
-            lines.append(_wrap(f"next: {f.next_step}"))
-        evidence = "; ".join(f"frame {e.frame}: {e.what}" for e in f.evidence[:8])
-        lines.append(_wrap(f"evidence: {evidence}"))
-    return "\n".join(lines) + "\n"
+    headers = ["id", "time", "category", "client", "server", "count", "client sees",
+               "server sees", "conf"]  # fmt: skip
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    more = len(d.groups) - TABLE_ROWS
+    return table + (f"\n... and {units.plural(more, 'more group')}" if more > 0 else "")
+
+
+def _group(group: FindingGroup, selection: Selection) -> list[str]:
+    f = group.lead
+    lines = [safe(f"{story.group_title(group)} [{f.rule}]")]
+    lines.append(_wrap(f"when: {story.group_when(group, selection)}"))
+    if f.facts.get("sender") in ("client", "server"):
+        lines.append(_wrap(f"deciding packet from: {story.who_broke_it(f, None)}"))
+    lines.append(_wrap(f.explanation))
+    lines.append(_wrap(sees_line("client", f.client_sees)))
+    lines.append(_wrap(sees_line("server", f.server_sees)))
+    if f.cause is not None:
+        lines.append(_wrap(f"most likely ({f.cause.confidence:.2f}): {f.cause.text}"))
+    for alt in f.alternatives:
+        lines.append(_wrap(f"or ({alt.confidence:.2f}): {alt.text}"))
+    if f.next_step:
+        lines.append(_wrap(f"next: {f.next_step}"))
+    evidence = "; ".join(story.evidence_lines(f, None)[:8])
+    lines.append(_wrap(f"evidence (times from the first evidence frame): {evidence}"))
+    lines.append(_wrap(f"wireshark: {wireshark_filter(f)}"))
+    if group.count > 1:
+        others = ", ".join(s.id for s in group.samples[1:])
+        lines.append(_wrap(f"also: {others} and {group.count - len(group.samples):,} more"))
+    return lines
