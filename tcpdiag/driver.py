@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO
 
+from tcpdiag import __version__
 from tcpdiag.batch import FileResult, InputOrder, WorkerSettings, default_jobs, run_local
 from tcpdiag.batch_summary import BatchSummary
 from tcpdiag.findings import Finding
@@ -156,27 +157,32 @@ def _finish(
     request: BatchRequest, reporter: Reporter, summary: BatchSummary, inputs: int, out: TextIO
 ) -> None:
     """The reporter's end, with the batch summary when there were several captures (or parts:
-    the summary says where each part's frames are)."""
+    the summary says where each part's frames are), in the report's own format: a section of
+    the table or Markdown report, a top-level "batch" key of the JSON document, a "batch" line
+    of JSON Lines. CSV (one row per finding) and HTML (one page) have no place for it."""
     several = inputs > 1 or summary.interrupted or bool(summary.joined)
-    if request.output_format == "json":
+    fmt = request.output_format
+    if fmt == "json" and several:
         # The reporter closes the document; the summary goes in as one more top-level key.
         closing = io.StringIO()
         reporter.finish(closing)
         text = closing.getvalue()
-        extra: dict[str, object] = {"batch": summary.to_dict()} if several else {}
         end = text.rstrip().rfind("}")
-        if extra and end >= 0:
-            keys = "".join(
-                f",\n  {json.dumps(k)}: " + json.dumps(v, ensure_ascii=True).replace("\n", "")
-                for k, v in extra.items()
-            )
-            text = text[:end].rstrip("\n") + keys + "\n}\n"
+        if end >= 0:
+            batch = json.dumps(summary.to_dict(), ensure_ascii=True)
+            text = text[:end].rstrip("\n") + f',\n  "batch": {batch}\n}}\n'
         _write(out, lambda: out.write(text))
         return
     _write(out, lambda: reporter.finish(out))
-    if several:
-        section = summary.markdown() if request.output_format == "markdown" else summary.text()
-        _write(out, lambda: out.write("\n" + section))
+    if not several:
+        return
+    if fmt == "table":
+        _write(out, lambda: out.write("\n" + summary.text()))
+    elif fmt == "markdown":
+        _write(out, lambda: out.write("\n" + summary.markdown()))
+    elif fmt == "jsonl":
+        line = {"type": "batch", "tool": "tcpdiag", "version": __version__, **summary.to_dict()}
+        _write(out, lambda: out.write(json.dumps(line, ensure_ascii=True) + "\n"))
 
 
 def _silence_stdout(out: TextIO) -> None:

@@ -270,6 +270,17 @@ def test_the_summary_counts_findings_per_category_and_endpoints() -> None:
     assert summary["first_time"] <= summary["last_time"]
 
 
+def test_the_summary_fits_every_format() -> None:
+    files = [str(SAMPLES / "mixed.pcap"), str(SAMPLES / "broken_pipe.pcap")]
+    lines = runner.invoke(app, ["analyze", "-f", "jsonl", "-q", *files]).stdout.splitlines()
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    assert records[-1]["type"] == "batch" and records[-1]["captures"] == 2
+    csv_text = runner.invoke(app, ["analyze", "-f", "csv", "-q", *files]).stdout
+    assert "batch summary" not in csv_text.lower()
+    single_capture = runner.invoke(app, ["analyze", "-f", "json", "-q", files[0]]).stdout
+    assert "batch" not in json.loads(single_capture)
+
+
 def _tcpdiag(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "tcpdiag", "analyze", *args], **kwargs)
 
