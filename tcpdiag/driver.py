@@ -187,8 +187,11 @@ def _finish(
 
 def _silence_stdout(out: TextIO) -> None:
     """After a write error, what is still buffered would fail again when Python exits (with
-    a traceback-like message): point stdout at /dev/null."""
+    a traceback-like message), or when an -o file is closed: close the file now, quietly, or
+    point stdout at /dev/null."""
     if out is not sys.stdout:
+        with contextlib.suppress(OSError, ValueError):
+            out.close()  # the failing flush is reported already; the file ends up closed
         return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -293,6 +293,10 @@ def test_a_full_disk_or_a_closed_pipe_is_one_line_and_exit_2() -> None:
             _, err = proc.communicate(timeout=60)
         assert proc.returncode == 2
         assert err.decode() == "tcpdiag: error: cannot write the report: No space left on device\n"
+        to_file = _tcpdiag("-f", "json", "-o", "/dev/full", *files, stderr=subprocess.PIPE)
+        _, err = to_file.communicate(timeout=60)
+        assert to_file.returncode == 2
+        assert err.decode() == "tcpdiag: error: cannot write the report: No space left on device\n"
     proc = _tcpdiag("-f", "json", *files, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.read(5)
