@@ -40,6 +40,28 @@ import make_capture  # noqa: E402  (bench/ is not a package)
 _PEAK = re.compile(r"worker peak (\d+) MiB")
 
 
+def _spin(_: int) -> float:
+    started = time.perf_counter()
+    total = 0
+    for number in range(3_000_000):
+        total += number * number
+    return time.perf_counter() - started
+
+
+def parallel_capacity() -> float:
+    """How much faster two CPU-bound processes finish together than one after the other, on
+    this machine now: 2.0 on two idle cores; less when other work holds them. The most any
+    2-worker speed-up measured at the same time can be."""
+    from multiprocessing import Pool
+
+    alone = sum(_spin(0) for _ in range(2))
+    with Pool(2) as pool:
+        started = time.perf_counter()
+        pool.map(_spin, [0, 1])
+        together = time.perf_counter() - started
+    return alone / together
+
+
 def _compressors() -> list[tuple[str, Callable[[bytes], bytes]]]:
     import lz4.frame
     import zstandard
@@ -148,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     print(tabulate(rows, headers=headers, tablefmt="github"))
     # On a shared machine the other load decides how much of a speed-up there can be.
     print(f"load average after the runs (1, 5, 15 min): {os.getloadavg()}, {os.cpu_count()} CPUs")
+    print(f"parallel capacity now (2 CPU-bound processes vs 1): {parallel_capacity():.2f}x")
     print("reports identical, findings as injected" if status == 0 else "CHECK FAILED")
     return status
 
