@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,14 @@ from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
 from tcpdiag.packets import Packet
 from tcpdiag.quality import CaptureQuality
-from tcpdiag.reader import CaptureError, CaptureReader
+from tcpdiag.reader import (
+    STDIN,
+    STDIN_NAME,
+    CaptureError,
+    CaptureReader,
+    JoinedReader,
+    joined_name,
+)
 from tcpdiag.scans import FloodSummary, ScanDetector, ScanSummary
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
@@ -60,6 +67,9 @@ class CaptureReport:
     last_time: float | None = None
     # False when --host/--port/--net/--state are given and no connection matched them.
     filter_matched: bool = True
+    # Rotated parts read as this one capture (--join): (path, first frame, frames); frames are
+    # numbered continuously across them. Empty for a single file.
+    parts: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -85,8 +95,14 @@ class CaptureReport:
             "decode": dict(self.decode),
             "scans": [scan.to_dict() for scan in self.scans],
             "floods": [flood.to_dict() for flood in self.floods],
+            **({"parts": [_part(p) for p in self.parts]} if self.parts else {}),
             **({"findings": [f.to_dict() for f in self.findings]} if findings else {}),
         }
+
+
+def _part(part: tuple[str, int, int]) -> dict[str, Any]:
+    path, first, frames = part
+    return {"path": path, "first_frame": first, "frames": frames}
 
 
 def _selected(conn: TrackedConnection, wanted: ConnectionFilter) -> bool:
@@ -195,19 +211,30 @@ def _list_findings_on_flows(report: CaptureReport) -> None:
 
 
 def analyze_capture(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Sequence[str],
     engine: RuleEngine,
     options: AnalysisOptions | None = None,
 ) -> CaptureReport:
-    """Analyse one capture. Unreadable input is reported in `error`, never raised."""
+    """Analyse one capture. Unreadable input is reported in `error`, never raised.
+
+    `path` "-" is standard input; a list of paths is the rotated parts of one capture, read
+    as one (tcpdiag.reader.JoinedReader)."""
     options = options or AnalysisOptions()
-    if options.engine != "native":
+    single: str | None = None
+    parts: list[str] = []
+    if isinstance(path, str | os.PathLike):
+        single = os.fspath(path)
+    else:
+        parts = [os.fspath(p) for p in path]
+    if options.engine != "native" and single is not None and single != STDIN:
         from tcpdiag.engines import analyze_with_engine  # (tcpdiag.engines imports this module)
 
-        return analyze_with_engine(path, engine, options)
-    report = CaptureReport(path=os.fspath(path))
+        return analyze_with_engine(single, engine, options)
+    name = (STDIN_NAME if single == STDIN else single) if single is not None else None
+    report = CaptureReport(path=name if name is not None else joined_name(parts))
+    reader: CaptureReader | JoinedReader
     try:
-        reader = CaptureReader(path)
+        reader = CaptureReader(single) if single is not None else JoinedReader(parts)
     except CaptureError as exc:
         report.error = str(exc)
         return report
@@ -221,4 +248,6 @@ def analyze_capture(
         else:
             packets = (p for p in map(decoder.decode, reader) if p is not None)
             pipeline.detect(pipeline.track_packets(packets))
+    if isinstance(reader, JoinedReader):
+        report.parts = [(p.path, p.first_frame, p.frames) for p in reader.parts]
     return pipeline.finish(decoder.stats, "native", reader.truncated, reader.warnings)

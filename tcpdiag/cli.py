@@ -24,9 +24,12 @@ from tabulate import tabulate
 
 from tcpdiag import __version__
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
+from tcpdiag.batch import WorkerSettings
 from tcpdiag.detect import RuleEngine
+from tcpdiag.driver import BatchRequest, run_batch
 from tcpdiag.filters import ConnectionFilter, FilterError
 from tcpdiag.findings import Finding
+from tcpdiag.inputs import DEFAULT_GLOBS
 from tcpdiag.reader import CaptureError
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.common import safe_line
@@ -43,6 +46,7 @@ from tcpdiag.reporters.markdown import MarkdownReporter
 from tcpdiag.reporters.selection import DEFAULT_LIMIT, IMPACTS, FailOn, RunInfo, Selection
 from tcpdiag.reporters.text import TextReporter
 from tcpdiag.rules import RuleError, RuleSet, load_rules
+from tcpdiag.selection import SelectionError, TimedSelection
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -325,12 +329,69 @@ def _command_line(command: str, fmt: str, captures: list[Path]) -> tuple[str, ..
     return ("tcpdiag", command, "-f", fmt, *map(str, captures))
 
 
+JobsOption = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=0,
+        help="Captures analysed at once, each in a worker process (0: one per CPU core). "
+        "Reports still come in input order, identical to --jobs 1.",
+    ),
+]
+GlobOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--glob",
+        help="Which files of a directory argument to read (repeatable; default: "
+        f"{', '.join(f'`{g}`' for g in DEFAULT_GLOBS)}). Directories are searched recursively.",
+    ),
+]
+JoinOption = Annotated[
+    bool,
+    typer.Option(
+        "--join",
+        help="Read the rotated parts of one capture (tcpdump -C/-G/-W: same name but for "
+        "numbers or times) as one continuous capture, in the order of their first packets. "
+        "Frames are numbered continuously across the parts.",
+    ),
+]
+DaskOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        metavar="SCHEDULER",
+        help="Send each capture as a task to this Dask distributed scheduler (e.g. "
+        "tcp://10.0.0.5:8786); its workers must see the same paths. Needs "
+        "pip install 'tcpdiag[dask]'.",
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar (it shows only on a terminal).")
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Each capture's time and its worker's peak memory."),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since", help="Only findings at or after this ISO 8601 time (UTC unless it says)."
+    ),
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="Only findings before this ISO 8601 time.")
+]
+
+
 @app.command()
 def analyze(
     captures: Annotated[
         list[Path],
         typer.Argument(
-            help="Capture files: pcap or pcapng, optionally gzip-compressed (.gz).",
+            help="Capture files, directories (searched recursively, see --glob), quoted globs "
+            "('dumps/**/*.pcap.gz'), or - for standard input. pcap or pcapng, plain or "
+            "compressed with gzip, bzip2, xz, zstd or lz4 (recognised by content, not name).",
             show_default=False,
         ),
     ],
@@ -380,6 +441,14 @@ def analyze(
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
     engine: EngineOption = Engine.auto,
     vxlan_port: VxlanPortOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    jobs: JobsOption = 0,
+    glob: GlobOption = None,
+    join: JoinOption = False,
+    dask: DaskOption = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     rules_dir: RulesOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -406,6 +475,16 @@ def analyze(
       tcpdiag analyze --format json rotated-*.pcap.gz > report.json
 
       tcpdiag analyze --fail-on any --category refused capture.pcap
+
+    Batches (several captures, directories): captures are analysed in parallel (--jobs), a
+    capture that cannot be read is an error row and the others go on, and a summary across
+    the captures ends the report. Exit status 2 beats 1 beats 0.
+
+      tcpdiag analyze -j 4 -f markdown /var/dumps/ --since 2024-11-25T12:00Z
+
+      tcpdiag analyze --join 'ring/cap.pcap*'
+
+      tcpdump -w - -i eth0 | tcpdiag analyze -
     """
     ruleset = _load(rules_dir)
     categories = frozenset(r.category for r in ruleset.rules)
@@ -438,6 +517,10 @@ def analyze(
         localtime=localtime,
         connection_filter=connection_filter,
     )
+    try:
+        selection = TimedSelection.with_window(selection, since, until)
+    except SelectionError as exc:
+        raise _fail(str(exc)) from None
     fmt = _output_format(output_format, output, OutputFormat)
     run = RunInfo(command=_command_line("analyze", fmt, captures))
     reporters: dict[str, Callable[[], Reporter]] = {
@@ -448,20 +531,23 @@ def analyze(
         OutputFormat.csv: lambda: FindingsCsvReporter(selection),
         OutputFormat.html: lambda: HtmlReporter(selection, run),
     }
+    request = BatchRequest(
+        arguments=[str(c) for c in captures],
+        settings=WorkerSettings(options, str(rules_dir) if rules_dir else None, debug=debug),
+        output_format=fmt,
+        patterns=tuple(glob or ()),
+        join=join,
+        jobs=jobs,
+        dask=dask,
+        quiet=quiet,
+        verbose=verbose,
+        selection=selection,
+        fails=fails,
+    )
     with ExitStack() as stack:
         out = _open_output(stack, output)
-        summary = _run(
-            captures,
-            options,
-            rules_dir,
-            debug,
-            reporters[fmt](),
-            out=out,
-            fails=lambda f: selection.accepts(f) and fails(f),
-        )
-    if summary.errors:
-        raise typer.Exit(EXIT_ERROR)
-    raise typer.Exit(EXIT_FINDINGS if summary.failing else EXIT_CLEAN)
+        status = run_batch(request, reporters[fmt](), out)
+    raise typer.Exit(status)
 
 
 class FlowFormat(StrEnum):

@@ -1,4 +1,4 @@
-"""Streaming reader for pcap and pcapng captures, plain or gzip-compressed.
+"""Streaming reader for pcap and pcapng captures, plain or compressed, from a file or stdin.
 
 Why not dpkt's readers: dpkt.pcapng.Reader honours only the first Interface Description Block
 (one link type and one timestamp resolution for the whole file), and neither dpkt reader says
@@ -21,15 +21,26 @@ Damage policy:
   past the end of the file, or disagrees with the trailing copy of the length; also when a
   packet block names an undeclared interface (Wireshark stops there too, so frame numbers
   stay in step with it) or its caplen does not fit in the block.
-- Byte offsets in messages are positions in the uncompressed stream (for gzip input).
+- Byte offsets in messages are positions in the uncompressed stream (for compressed input).
+
+Compression is recognised by its magic bytes, never by the file name: gzip, bzip2, xz, zstd
+(the `zstandard` package) and lz4 frames (the `lz4` package). Each may hold several streams back
+to back. A stream that is cut or corrupt part-way is damage like any other: a warning, and every
+frame decoded before it. `-` reads standard input (`tcpdump -w - | tcpdiag analyze -`).
+
+`JoinedReader` reads the rotated parts of one capture as one stream of frames (`--join`).
 """
 
 from __future__ import annotations
 
+import bz2
+import dataclasses
+import lzma
 import os
 import struct
+import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
@@ -50,6 +61,9 @@ _PCAP_MAGICS: dict[bytes, tuple[str, int]] = {
 }
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"  # SHB block type: a palindrome, so endian-independent
 _GZIP_MAGIC = b"\x1f\x8b"
+_SNIFF = 6  # bytes needed to recognise every compression format (xz has the longest magic)
+STDIN = "-"  # the path that means standard input
+STDIN_NAME = "<stdin>"  # how standard input is named in reports and messages
 _BOM_LE = b"\x4d\x3c\x2b\x1a"  # 0x1A2B3C4D as stored by a little-endian writer
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
 
@@ -140,7 +154,7 @@ class _PlainSource:
             head, self._head = self._head, b""
             return head
         try:
-            return self._raw.read(n)
+            return _observed(self._raw.read(n))
         except OSError as e:
             self.error = f"read error: {e.strerror or e}"
             return b""
@@ -165,7 +179,7 @@ class _GzipSource:
 
     def _read_raw(self) -> bytes:
         try:
-            return self._raw.read(_CHUNK)
+            return _observed(self._raw.read(_CHUNK))
         except OSError as e:
             self.error = f"read error: {e.strerror or e}"
             self._z = None
@@ -208,6 +222,181 @@ class _GzipSource:
         self._raw.close()
 
 
+class _Decompressor(Protocol):
+    """The incremental API bz2, lzma and lz4.frame share (and _ZstdPieces imitates)."""
+
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def needs_input(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Codec:
+    name: str  # as in messages: "<name> stream cut short", "<name> data corrupt"
+    magic: bytes
+    new: Callable[[], _Decompressor]
+    zero_padding: bool = False  # may zero bytes follow a stream (xz stream padding)?
+
+
+def _zstd() -> _Decompressor:
+    return _ZstdPieces()
+
+
+def _lz4() -> _Decompressor:
+    import lz4.frame  # imported when needed: only lz4 input pays for it
+
+    decompressor: _Decompressor = lz4.frame.LZ4FrameDecompressor()
+    return decompressor
+
+
+_ZSTD_PIECE = 1 << 10  # compressed bytes fed per call: bounds one call's output (~43 MB at most)
+
+
+class _ZstdPieces:
+    """zstandard's decompressobj, driven like bz2's: output bounded per call, `needs_input`.
+
+    Its decompress() has no max_length and a zstd block of a few bytes can expand to 128 KiB,
+    so input goes in small pieces and surplus output waits for the next call. (Its
+    stream_reader is bounded but reports a cut stream as a normal end.)"""
+
+    def __init__(self) -> None:
+        import zstandard  # imported when needed: only zstd input pays for it
+
+        self._error = zstandard.ZstdError
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._input = b""
+        self._output = b""
+
+    @property
+    def eof(self) -> bool:
+        return bool(self._obj.eof) and not self._output
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._input and not self._output and not self._obj.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return bytes(self._obj.unused_data) + self._input
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        self._input += data
+        while not self._output and self._input and not self._obj.eof:
+            piece, self._input = self._input[:_ZSTD_PIECE], self._input[_ZSTD_PIECE:]
+            self._output = self._obj.decompress(piece)
+        if max_length < 0:
+            max_length = len(self._output)
+        out, self._output = self._output[:max_length], self._output[max_length:]
+        return out
+
+
+_CODECS = (
+    _Codec("bzip2", b"BZh", bz2.BZ2Decompressor),
+    _Codec("xz", b"\xfd7zXZ\x00", lzma.LZMADecompressor, zero_padding=True),
+    _Codec("zstd", b"\x28\xb5\x2f\xfd", _zstd),
+    _Codec("lz4", b"\x04\x22\x4d\x18", _lz4),
+)
+_CODEC_PACKAGES = {"zstd": "zstandard", "lz4": "lz4"}
+
+
+class _StreamSource:
+    """bzip2, xz, zstd or lz4 decompression that, like _GzipSource, hands back every byte
+    decoded before the stream breaks and turns the break into `error`."""
+
+    def __init__(self, raw: _RawFile, head: bytes, codec: _Codec) -> None:
+        self._raw = raw
+        self._codec = codec
+        self._input = head
+        self._d: _Decompressor | None = codec.new()
+        self.error: str | None = None
+
+    def _read_raw(self) -> bytes:
+        try:
+            return _observed(self._raw.read(_CHUNK))
+        except OSError as e:
+            self.error = f"read error: {e.strerror or e}"
+            self._d = None
+            return b""
+
+    def read(self, n: int) -> bytes:
+        while (d := self._d) is not None:
+            if d.eof:
+                # Several streams may follow one another (pbzip2, xz/zstd/lz4 concatenation).
+                rest = (d.unused_data or b"") + self._input  # lz4 says None for nothing
+                if self._codec.zero_padding:
+                    rest = rest.lstrip(b"\0")
+                while not rest:
+                    more = self._read_raw()
+                    if not more:
+                        self._d = None
+                        return b""
+                    rest = more.lstrip(b"\0") if self._codec.zero_padding else more
+                self._d = self._codec.new()
+                self._input = rest
+                continue
+            data = b""
+            if d.needs_input:
+                if not self._input:
+                    self._input = self._read_raw()
+                    if not self._input:
+                        if self._d is not None:
+                            self.error = f"{self._codec.name} stream cut short"
+                            self._d = None
+                        return b""
+                data, self._input = self._input, b""
+            try:
+                out = d.decompress(data, n)
+            except Exception:  # each codec has its own error types; any of them: bad data
+                self.error = f"{self._codec.name} data corrupt"
+                self._d = None
+                return b""
+            if out:
+                return out
+        return b""
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _open_source(path: str, raw: _RawFile, head: bytes) -> _Source:
+    """The decoded byte stream of a capture, by its first bytes (not its name)."""
+    if head.startswith(_GZIP_MAGIC):
+        return _GzipSource(raw, head)
+    for codec in _CODECS:
+        if head.startswith(codec.magic):
+            try:
+                return _StreamSource(raw, head, codec)
+            except ImportError:
+                package = _CODEC_PACKAGES.get(codec.name, codec.name)
+                raise CaptureError(
+                    path, f"{codec.name}-compressed, and the {package} package is not installed"
+                ) from None
+    return _PlainSource(raw, head)
+
+
+# Called with the size of every read from a capture file (compressed bytes, as on disk): the
+# batch progress bar's bytes. One per process; None (the default) costs one test per read.
+_read_observer: Callable[[int], None] | None = None
+
+
+def set_read_observer(observer: Callable[[int], None] | None) -> None:
+    global _read_observer
+    _read_observer = observer
+
+
+def _observed(data: bytes) -> bytes:
+    if _read_observer is not None:
+        _read_observer(len(data))
+    return data
+
+
 class _RawFile(Protocol):
     def read(self, n: int, /) -> bytes: ...
 
@@ -225,21 +414,38 @@ class CaptureReader:
         self.truncated: bool = False
         self._base = 0  # stream offset of self._buf[0]
         self._started = False
+        self.frames_numbered = 0  # frame numbers used so far (known fully after iteration)
+        # Earliest and latest packet time seen (capture order need not be time order).
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+        raw: _RawFile
         try:
-            raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - owned until close()
+            if self.path == STDIN:
+                self.path = STDIN_NAME
+                if os.isatty(sys.stdin.fileno()):
+                    # Waiting for a capture to be typed in would look like a hang.
+                    raise CaptureError(
+                        self.path, "is a terminal: pipe a capture in (tcpdump -w - | ...)"
+                    )
+                # Unbuffered, and left open: the process owns its standard input.
+                raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
+            else:
+                raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - owned until close()
         except OSError as e:
             raise CaptureError(self.path, f"cannot open: {e.strerror or e}") from None
         try:
-            head = raw.read(max(_CHUNK, len(_GZIP_MAGIC)))
+            head = _read_head(raw)
         except OSError as e:
             raw.close()
             raise CaptureError(self.path, f"cannot read: {e.strerror or e}") from None
         if not head:
             raw.close()
             raise CaptureError(self.path, "empty file")
-        self._src: _Source = (
-            _GzipSource(raw, head) if head.startswith(_GZIP_MAGIC) else _PlainSource(raw, head)
-        )
+        try:
+            self._src: _Source = _open_source(self.path, raw, head)
+        except CaptureError:
+            raw.close()
+            raise
         try:
             self._buf = self._fill(b"", 0, 24)
             self._open_format()
@@ -392,6 +598,7 @@ class CaptureReader:
                 pos = end
                 caplen = -1
             if offsets:
+                self._note_times(buf, offsets[0], offsets[-1])
                 yield PcapChunk(number + 1, buf, offsets, self._endian, self._units, self._linktype)
                 number += len(offsets)
             if damage is not None:
@@ -408,11 +615,24 @@ class CaptureReader:
             elif self._src.error:
                 damage = ("", self._base + pos)
             break
+        self.frames_numbered = number
         if damage is not None:
             # How far the input was read ahead when a bad length showed up depends on
             # buffering, so whether the source had failed by then is not worth reporting.
             self._stop(damage[0], damage[1], number + 1, number, at_end=not absurd)
         self.close()
+
+    def _note_times(self, buf: bytes, first: int, last: int) -> None:
+        # A chunk's first and last record only: two struct calls per chunk, not per frame.
+        for pos in (first, last):
+            sec, frac = struct.unpack_from(self._endian + "II", buf, pos)
+            self._note_time((sec * self._units + frac) / self._units)
+
+    def _note_time(self, time: float) -> None:
+        if self.first_time is None or time < self.first_time:
+            self.first_time = time
+        if self.last_time is None or time > self.last_time:
+            self.last_time = time
 
     def _iter_pcap(self) -> Iterator[RawFrame]:
         # The records of the same walk as chunks(), one RawFrame each: one set of damage rules.
@@ -512,6 +732,8 @@ class CaptureReader:
                     break
                 linktype, ticks, offset, _snaplen = ifaces[iface]
                 last_time = (((ts_high << 32) | ts_low) + offset) / ticks
+                if self.first_time is None:
+                    self._note_time(last_time)
                 number += 1
                 start = pos + 28
                 yield RawFrame(number, last_time, linktype, buf[start : start + caplen], wire_len)
@@ -545,6 +767,9 @@ class CaptureReader:
             # Every other block type (name resolution, statistics, secrets, ...) is skipped by
             # its length.
             pos = end
+        self.frames_numbered = number
+        if self.first_time is not None:  # a packet was read, so last_time is its time
+            self._note_time(last_time)
         if damage is not None:
             self._stop(damage[0], damage[1], damage[2], number)
         self.close()
@@ -564,6 +789,20 @@ class CaptureReader:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _read_head(raw: _RawFile) -> bytes:
+    """The first bytes of the input, at least _SNIFF unless it is shorter: a pipe may hand
+    them over a few at a time."""
+    parts: list[bytes] = []
+    have = 0
+    while have < _SNIFF:
+        part = _observed(raw.read(max(_CHUNK, _SNIFF)))
+        if not part:
+            break
+        parts.append(part)
+        have += len(part)
+    return b"".join(parts)
 
 
 def _bad_block_length(length: int) -> str | None:
@@ -602,3 +841,121 @@ def _idb_options(buf: bytes, pos: int, end: int, endian: str) -> tuple[int, int]
             (offset,) = struct.unpack_from(endian + "q", buf, value)
         pos = value + ((size + 3) & ~3)  # values are padded to 32 bits
     return ticks, offset
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedPart:
+    path: str
+    first_frame: int  # the part's first frame in the joined numbering
+    frames: int  # frame numbers the part used
+
+
+class JoinedReader:
+    """The rotated parts of one capture (tcpdump -C/-G/-W), read as one capture, in the order
+    given. Frames are numbered continuously across the parts: frame 1 of the second part is the
+    first part's last frame + 1; `parts` says where each part starts. A part that cannot be
+    opened or is damaged gives a warning and is skipped from there: a gap in the capture, not
+    the end of it. Same interface as CaptureReader."""
+
+    format = "joined"
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+        if not paths:
+            raise ValueError("JoinedReader needs at least one part")
+        self.paths = [os.fspath(p) for p in paths]
+        self.path = joined_name(self.paths)
+        self.warnings: list[str] = []
+        self.truncated = False
+        self.parts: list[JoinedPart] = []
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+        self._started = False
+        self._current: CaptureReader | None = None
+        # Like a single file, the capture is unreadable only when its first part is.
+        self._first: CaptureReader | None = CaptureReader(self.paths[0])
+
+    def _readers(self) -> Iterator[tuple[CaptureReader, int]]:
+        """Each part's reader, and the frames numbered before it; the bookkeeping of a part is
+        done when the caller asks for the next one."""
+        offset = 0
+        for index, path in enumerate(self.paths):
+            if index == 0 and self._first is not None:
+                reader, self._first = self._first, None
+            else:
+                try:
+                    reader = CaptureReader(path)
+                except CaptureError as exc:
+                    self.warnings.append(f"{exc}; part skipped, the joined capture has a gap")
+                    self.truncated = True
+                    continue
+            self._current = reader
+            with reader:
+                yield reader, offset
+            self.parts.append(JoinedPart(reader.path, offset + 1, reader.frames_numbered))
+            self.warnings.extend(reader.warnings)
+            self._note_span(reader)
+            self.truncated = self.truncated or reader.truncated
+            offset += reader.frames_numbered
+        self._current = None
+
+    def _note_span(self, part: CaptureReader) -> None:
+        if part.first_time is None or part.last_time is None:
+            return
+        if self.last_time is not None and part.first_time < self.last_time - 1.0:
+            # Rotated parts follow one another; overlapping ones are probably not one capture.
+            self.warnings.append(
+                f"{part.path}: starts {self.last_time - part.first_time:.1f} s before the "
+                "previous part ends: are these really parts of one capture?"
+            )
+        if self.first_time is None or part.first_time < self.first_time:
+            self.first_time = part.first_time
+        if self.last_time is None or part.last_time > self.last_time:
+            self.last_time = part.last_time
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        if self._started:
+            return iter(())
+        self._started = True
+        return self._iter_frames()
+
+    def _iter_frames(self) -> Iterator[RawFrame]:
+        for reader, offset in self._readers():
+            for frame in reader:
+                frame.number += offset
+                yield frame
+
+    def chunks(self, target_bytes: int = 1 << 19) -> Iterator[PcapChunk | list[RawFrame]]:
+        if self._started:
+            return
+        self._started = True
+        for reader, offset in self._readers():
+            for chunk in reader.chunks(target_bytes):
+                if isinstance(chunk, PcapChunk):
+                    yield dataclasses.replace(chunk, first_number=chunk.first_number + offset)
+                else:
+                    for frame in chunk:
+                        frame.number += offset
+                    yield chunk
+
+    def close(self) -> None:
+        for reader in (self._first, self._current):
+            if reader is not None:
+                reader.close()
+
+    def __enter__(self) -> JoinedReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def joined_name(paths: Sequence[str]) -> str:
+    """How a joined capture is named in reports: its first part and how many follow."""
+    if len(paths) == 1:
+        return paths[0]
+    return f"{paths[0]} (+{len(paths) - 1} joined part{'s' * (len(paths) > 2)})"

@@ -1,0 +1,167 @@
+"""What the command line's capture arguments name: files, directories, globs, stdin, and (with
+--join) the rotated parts of one capture grouped together.
+
+Expansion never fails: an argument that names nothing becomes an input whose analysis reports
+the problem (one error row), so one bad argument does not stop a batch.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tcpdiag.reader import STDIN, STDIN_NAME, CaptureError, CaptureReader, joined_name
+
+# File names a directory search picks up unless --glob says otherwise (compressed or not:
+# "x.pcap.gz", "x.pcap1", "x.cap", "x.pcapng.zst").
+DEFAULT_GLOBS = ("*.pcap*", "*.cap*", "*.pcapng*")
+
+_GLOB_CHARS = re.compile(r"[*?[]")
+_DIGITS = re.compile(r"\d+")
+# Compression suffixes, ignored when deciding which files are parts of one capture.
+_COMPRESSION_SUFFIX = re.compile(r"\.(gz|bz2|xz|zst|zstd|lz4)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureInput:
+    """One capture to analyse: a file, standard input ("-"), or rotated parts read as one."""
+
+    parts: tuple[str, ...]
+    size: int = 0  # bytes on disk, all parts (0 for standard input or when unknown)
+    error: str | None = None  # the argument named nothing readable: report this, read nothing
+
+    @property
+    def name(self) -> str:
+        if self.parts == (STDIN,):
+            return STDIN_NAME
+        return joined_name(self.parts)
+
+    @property
+    def is_stdin(self) -> bool:
+        return STDIN in self.parts
+
+    @property
+    def source(self) -> str | list[str]:
+        """What tcpdiag.analyze.analyze_capture takes: a path, or the list of parts."""
+        return self.parts[0] if len(self.parts) == 1 else list(self.parts)
+
+
+def expand_inputs(
+    arguments: Sequence[str], patterns: Sequence[str] = (), join: bool = False
+) -> list[CaptureInput]:
+    """The captures the arguments name, in argument order; a directory's files (recursively,
+    those matching `patterns`, default DEFAULT_GLOBS) and a glob's matches in sorted order.
+    With `join`, rotated parts among them become one input at the place of their first part."""
+    patterns = tuple(patterns) or DEFAULT_GLOBS
+    paths: list[str] = []
+    errors: dict[int, str] = {}  # position in paths -> why that argument gave nothing
+    for argument in arguments:
+        if argument == STDIN:
+            paths.append(STDIN)
+        elif os.path.isdir(argument):
+            found = list(_directory_files(argument, patterns))
+            if not found:
+                errors[len(paths)] = f"{argument}: no file matching {' or '.join(patterns)}"
+                paths.append(argument)
+            paths.extend(found)
+        elif _GLOB_CHARS.search(argument) and not os.path.lexists(argument):
+            # A glob the shell did not expand (quoted, or too many files for the command line).
+            matches = sorted(glob.glob(argument, recursive=True))
+            if not matches:
+                errors[len(paths)] = f"{argument}: no file matches this pattern"
+                paths.append(argument)
+            for match in matches:
+                if os.path.isdir(match):
+                    paths.extend(_directory_files(match, patterns))
+                else:
+                    paths.append(match)
+        else:
+            paths.append(argument)  # missing or unreadable: analysis says why, for this file
+    if not join:
+        return [
+            CaptureInput((path,), _size(path), errors.get(number))
+            for number, path in enumerate(paths)
+        ]
+    plain = [p for n, p in enumerate(paths) if n not in errors and p != STDIN]
+    groups = {group[0]: group for group in group_rotated(plain)}
+    members = {part for group in groups.values() for part in group}
+    inputs: list[CaptureInput] = []
+    for number, path in enumerate(paths):
+        if number in errors or path == STDIN:
+            inputs.append(CaptureInput((path,), 0, errors.get(number)))
+        elif path in groups:
+            group = groups[path]
+            inputs.append(CaptureInput(tuple(group), sum(_size(p) for p in group)))
+        elif path not in members:
+            inputs.append(CaptureInput((path,), _size(path)))
+    return inputs
+
+
+def _directory_files(directory: str, patterns: Sequence[str]) -> list[str]:
+    """Regular files under `directory` whose name matches a pattern, sorted by path (so the
+    order does not depend on the file system). Symbolic links to directories are not followed
+    (no loops); FIFOs, sockets and devices are left out (opening a FIFO would wait for a
+    writer forever)."""
+    found = [
+        os.path.join(root, name)
+        for root, _dirs, files in os.walk(directory)
+        for name in files
+        if any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+    ]
+    return sorted(path for path in found if os.path.isfile(path))
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except (OSError, ValueError):
+        return 0
+
+
+def rotation_key(path: str) -> tuple[str, str]:
+    """What rotated parts of one capture share: their directory and their name with every
+    number replaced (tcpdump -C appends a count: x.pcap, x.pcap1, ...; -G puts a strftime
+    time in the name; -W numbers with zero padding) and the compression suffix removed."""
+    directory, name = os.path.split(path)
+    return directory, _DIGITS.sub("#", _COMPRESSION_SUFFIX.sub("", name))
+
+
+def group_rotated(paths: Sequence[str]) -> list[list[str]]:
+    """The paths grouped into rotated captures, each group in capture order (by the time of its
+    first packet, then by the numbers in the name), groups in order of their first path.
+
+    Parts are recognised by name (`rotation_key`); tcpdump -C's first file, which has no
+    number ("x.pcap" before "x.pcap1"), joins the group of the numbered ones."""
+    by_key: dict[tuple[str, str], list[str]] = {}
+    for path in dict.fromkeys(paths):  # each path once
+        by_key.setdefault(rotation_key(path), []).append(path)
+    for key in list(by_key):
+        directory, name = key
+        numbered = (directory, name + "#")
+        if "#" not in name and numbered in by_key and key in by_key:
+            by_key[numbered] = by_key.pop(key) + by_key[numbered]
+    groups = [sorted(group, key=_capture_order) for group in by_key.values()]
+    first_seen = {path: number for number, path in enumerate(paths)}
+    return sorted(groups, key=lambda group: min(first_seen[p] for p in group))
+
+
+def _capture_order(path: str) -> tuple[float, tuple[int, ...], str]:
+    # The first packet's time puts a ring buffer (tcpdump -W) that wrapped around in order; the
+    # numbers in the name decide when times are equal or unreadable (a file without a number,
+    # tcpdump -C's first, comes first).
+    numbers = tuple(int(n) for n in _DIGITS.findall(os.path.basename(path)))
+    return _first_time(path), numbers, path
+
+
+def _first_time(path: str) -> float:
+    try:
+        with CaptureReader(path) as reader:
+            for frame in reader:
+                return frame.time
+    except CaptureError:
+        pass
+    return float("inf")  # unreadable or empty: last, where its error will show
