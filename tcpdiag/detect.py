@@ -106,6 +106,7 @@ class RuleEngine:
             facts=facts,
             impact=impact,
             conn_first_time=ref.first_time,
+            tunnel=ref.tunnel,
         )
 
 

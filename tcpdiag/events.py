@@ -35,6 +35,8 @@ class ConnectionRef:
     ip_version: int
     first_frame: int
     first_time: float
+    # The tunnel the connection was carried in ("vxlan 192.0.2.1<->192.0.2.2 vni 42"), "" if none.
+    tunnel: str = ""
 
 
 _FACT_NAMES: dict[type, tuple[str, ...]] = {}

@@ -75,6 +75,7 @@ class Finding:
     # anything), or "unknown" (the capture cannot tell).
     impact: str = "none"
     conn_first_time: float | None = None  # the connection's first packet, for relative times
+    tunnel: str = ""  # the tunnel it was carried in (outer endpoints, VNI/key), "" if none
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape; key names are a stable interface (see README). Spelled out rather
@@ -108,6 +109,7 @@ class Finding:
             "id": self.id,
             "facts": dict(self.facts),
             "impact": self.impact,
+            "tunnel": self.tunnel,
             "epoch": self.time,
         }
 

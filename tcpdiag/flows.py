@@ -29,6 +29,7 @@ class FlowRecord:
     conn_state: str  # Zeek's conn_state
     history: str  # Zeek's history; uppercase = Zeek's originator
     findings: list[str] = field(default_factory=list)  # ids of the findings about it
+    tunnel: str = ""  # the tunnel it was carried in (outer endpoints, VNI/key), "" if none
 
     @property
     def duration(self) -> float:
@@ -91,6 +92,7 @@ class FlowRecord:
             server_state=conn.server.state.value,
             conn_state=conn.conn_state,
             history=conn.history,
+            tunnel=conn.ref.tunnel,
         )
 
     def to_dict(self) -> dict[str, Any]:

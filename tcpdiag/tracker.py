@@ -247,7 +247,7 @@ class _PendingRst:
     event: RstEvent
     sender: Endpoint
     receiver: Endpoint
-    sender_host: str
+    sender_host: tuple[str, str]  # (tunnel, address): tenants in different tunnels are apart
     sender_spoke_after: bool = False
     receiver_spoke_after: bool = False
     # The receiver sent its own FIN afterwards: its application had closed before the RST could
@@ -259,15 +259,16 @@ class _PendingRst:
 class RstLog:
     """Recent accepted RSTs per sending host, to see one host reset several connections at once.
 
-    Per host, two time-sorted lists: every RST, and those that came right after an application
-    exchange ended. A burst is counted with two binary searches, so a host that resets tens of
-    thousands of connections costs O(log n) per RST, not a scan of its history.
+    Per host (an address within its tunnel), two time-sorted lists: every RST, and those that
+    came right after an application exchange ended. A burst is counted with two binary
+    searches, so a host that resets tens of thousands of connections costs O(log n) per RST,
+    not a scan of its history.
     """
 
     def __init__(self, window: float = RST_BURST_WINDOW_SECONDS) -> None:
         self.window = window
-        self._times: dict[str, list[float]] = {}
-        self._app_closing: dict[str, list[float]] = {}
+        self._times: dict[tuple[str, str], list[float]] = {}
+        self._app_closing: dict[tuple[str, str], list[float]] = {}
         self._records = 0
 
     @property
@@ -275,7 +276,7 @@ class RstLog:
         """Entries are needed only until every connection that could count them has retired."""
         return CLOSE_GRACE_SECONDS * 4 + self.window
 
-    def record(self, host: str, time: float, app_closing: bool) -> None:
+    def record(self, host: tuple[str, str], time: float, app_closing: bool) -> None:
         for logs, wanted in ((self._times, True), (self._app_closing, app_closing)):
             if wanted:
                 log = logs.setdefault(host, [])
@@ -288,7 +289,7 @@ class RstLog:
         if self._records % 4096 == 0:
             self._forget_quiet_hosts(time - self.horizon)
 
-    def burst(self, host: str, time: float) -> tuple[int, bool]:
+    def burst(self, host: tuple[str, str], time: float) -> tuple[int, bool]:
         """RSTs of this host within the window around `time` (this one included), and whether
         one of them came right after an application exchange."""
         low, high = time - self.window, time + self.window
@@ -379,7 +380,7 @@ class Connection:
         "ref",
         "rsts",
         "server",
-        "tunnel",  # encap: the tunnel context of its packets (TcpSegment.tunnel), in its key
+        "tunnel",
         "wscale_on",
         "zeek",
     )
@@ -395,6 +396,7 @@ class Connection:
         first_frame: int,
         first_time: float,
         zeek: ZeekTimeline | None,
+        tunnel: str = "",
     ) -> None:
         self.conn_id = conn_id
         self.client = client
@@ -412,9 +414,10 @@ class Connection:
             ip_version=ip_version,
             first_frame=first_frame,
             first_time=first_time,
+            tunnel=tunnel,
         )
         self.zeek = zeek
-        self.tunnel = ""  # encap: FlowTable._new_connection sets the segment's tunnel context
+        self.tunnel = tunnel  # the tunnel context of its packets (TcpSegment.tunnel), in its key
         self.last_time = first_time
         self.last_ordinary_time = first_time  # last segment that was neither a probe nor a RST
         self.wscale_on = False
@@ -851,16 +854,15 @@ class Connection:
         for item in self._rst_context(sender, receiver, unanswered > 0, last_acked):
             _add_evidence(event, item)
         _add_evidence(event, Evidence(seg.frame, seg.time, what))
-        pending = _PendingRst(event, sender, receiver, seg.src)
+        pending = _PendingRst(event, sender, receiver, (self.tunnel, seg.src))
         if len(self.rsts) < MAX_EVIDENCE:
             self.rsts.append(pending)
         if verdict in ("accepted", "unverified"):
             self.accepted_rst = pending
             if seg.flags & ACK and receiver.state in SYNCHRONIZED:
                 age = event.exchange_age_seconds
-                rst_log.record(
-                    seg.src, seg.time, age is not None and age <= APP_CLOSE_SECONDS
-                )
+                app_closing = age is not None and age <= APP_CLOSE_SECONDS
+                rst_log.record(pending.sender_host, seg.time, app_closing)
             sender.state = TcpState.CLOSED
             receiver.state = TcpState.CLOSED
             if self.closed_at is None:
@@ -1208,8 +1210,8 @@ class FlowTable:
             first_frame=seg.frame,
             first_time=seg.time,
             zeek=ZeekTimeline(seg) if self.zeek else None,
+            tunnel=seg.tunnel,
         )
-        conn.tunnel = seg.tunnel  # encap
         self._next_id += 1
         self.connections_seen += 1
         if len(self._live) >= self.max_live:

@@ -109,6 +109,11 @@ def test_two_tenants_with_the_same_inner_four_tuple_are_two_connections() -> Non
         "vxlan 192.168.77.1<->192.168.77.2 vni 4243": 10,
     }
     assert any("vni 4243" in w for w in report.warnings), "the report names the tunnels"
+    # Each finding and each flow names its own tenant's tunnel.
+    tunnels = set(report.decode["tunnels"])
+    assert {f.tunnel for f in report.findings} == tunnels
+    assert {c.tunnel for c in report.connections} == tunnels
+    assert {f.to_dict()["tunnel"] for f in report.findings} == tunnels
 
 
 def test_vxlan_on_another_port_only_when_asked() -> None:

@@ -162,6 +162,8 @@ def _group(group: FindingGroup, ladder: Ladder | None, selection: Selection) -> 
         ("Client", story.sees_sentence("client", f.client, f.client_sees, f.impact)),
         ("Server", story.sees_sentence("server", f.server, f.server_sees, f.impact)),
     ]
+    if f.tunnel:
+        items.insert(1, ("Tunnel", f.tunnel))
     out = [f'<section class="group" id="{_text(group.anchor)}">']
     out.append(f"<h3>{_text(story.group_title(group))}</h3>")
     out.append("<ul>" + "".join(f"<li><b>{_text(k)}:</b> {_text(v)}</li>" for k, v in items))

@@ -169,6 +169,8 @@ def _group_section(group: FindingGroup, ladder: Ladder | None, selection: Select
     f = group.lead
     out = [f'<a id="{group.anchor}"></a>\n', f"### {markdown_text(story.group_title(group))}\n"]
     out.append(f"- **When:** {markdown_text(story.group_when(group, selection))}")
+    if group.lead.tunnel:
+        out.append(f"- **Tunnel:** {markdown_text(group.lead.tunnel)}")
     out.append(f"- **Who broke it:** {markdown_text(story.who_broke_it(f, ladder))}")
     out.append(
         "- **Client:** "

@@ -116,6 +116,8 @@ def _group(group: FindingGroup, selection: Selection) -> list[str]:
     f = group.lead
     lines = [safe(f"{story.group_title(group)} [{f.rule}]")]
     lines.append(_wrap(f"when: {story.group_when(group, selection)}"))
+    if f.tunnel:
+        lines.append(_wrap(f"tunnel: {f.tunnel}"))
     if f.facts.get("sender") in ("client", "server"):
         lines.append(_wrap(f"deciding packet from: {story.who_broke_it(f, None)}"))
     lines.append(_wrap(f.explanation))
