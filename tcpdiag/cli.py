@@ -352,7 +352,8 @@ JoinOption = Annotated[
     typer.Option(
         "--join",
         help="Read the rotated parts of one capture (tcpdump -C/-G/-W: same name but for "
-        "numbers or times) as one continuous capture, in the order of their first packets. "
+        "numbers or times; or files whose time ranges chain, each starting at most 2 s after "
+        "the previous one ended) as one continuous capture, in the order of their first packets. "
         "Frames are numbered continuously across the parts.",
     ),
 ]

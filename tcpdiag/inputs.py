@@ -24,6 +24,9 @@ _GLOB_CHARS = re.compile(r"[*?[]")
 _DIGITS = re.compile(r"\d+")
 # Compression suffixes, ignored when deciding which files are parts of one capture.
 _COMPRESSION_SUFFIX = re.compile(r"\.(gz|bz2|xz|zst|zstd|lz4)$", re.IGNORECASE)
+# Files whose names say nothing are parts of one capture when each starts at most this long
+# after the previous one ended (a capture tool rotating its output loses no time).
+CHAIN_GAP_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +138,8 @@ def group_rotated(paths: Sequence[str]) -> list[list[str]]:
     first packet, then by the numbers in the name), groups in order of their first path.
 
     Parts are recognised by name (`rotation_key`); tcpdump -C's first file, which has no
-    number ("x.pcap" before "x.pcap1"), joins the group of the numbered ones."""
+    number ("x.pcap" before "x.pcap1"), joins the group of the numbered ones. Files whose names
+    match no other are joined when their time ranges chain (`_chain_by_time`)."""
     by_key: dict[tuple[str, str], list[str]] = {}
     for path in dict.fromkeys(paths):  # each path once
         by_key.setdefault(rotation_key(path), []).append(path)
@@ -145,8 +149,45 @@ def group_rotated(paths: Sequence[str]) -> list[list[str]]:
         if "#" not in name and numbered in by_key and key in by_key:
             by_key[numbered] = by_key.pop(key) + by_key[numbered]
     groups = [sorted(group, key=_capture_order) for group in by_key.values()]
+    loose = [group[0] for group in groups if len(group) == 1]
+    groups = _chain_by_time([group for group in groups if len(group) > 1], loose)
     first_seen = {path: number for number, path in enumerate(paths)}
     return sorted(groups, key=lambda group: min(first_seen[p] for p in group))
+
+
+def _chain_by_time(groups: list[list[str]], loose: list[str]) -> list[list[str]]:
+    """Files whose names match no other are joined when their time ranges chain: in the same
+    directory, each starting within CHAIN_GAP_SECONDS after the one before it ended."""
+    if len(loose) < 2:
+        return groups + [[p] for p in loose]
+    spans = {path: _time_span(path) for path in loose}
+    chains: list[list[str]] = []
+    for path in sorted(loose, key=lambda p: (spans[p][0], p)):
+        first, _ = spans[path]
+        previous = chains[-1][-1] if chains else None
+        if (
+            previous is not None
+            and os.path.dirname(previous) == os.path.dirname(path)
+            and 0.0 <= first - spans[previous][1] <= CHAIN_GAP_SECONDS
+        ):
+            chains[-1].append(path)
+        else:
+            chains.append([path])
+    return groups + chains
+
+
+def _time_span(path: str) -> tuple[float, float]:
+    """The first and last packet time (a whole read); unreadable or empty: (inf, inf)."""
+    first = last = float("inf")
+    try:
+        with CaptureReader(path) as reader:
+            for frame in reader:
+                if first == float("inf"):
+                    first = frame.time
+                last = frame.time
+    except CaptureError:
+        pass
+    return first, last
 
 
 def _capture_order(path: str) -> tuple[float, tuple[int, ...], str]:

@@ -326,3 +326,27 @@ def test_ctrl_c_reports_what_finished_and_leaves_no_temporary_file(tmp_path: Pat
     assert [c["path"] for c in doc["captures"]] == [str(SAMPLES / "mixed.pcap")]
     assert doc["batch"]["interrupted"] is True
     assert list(temp.iterdir()) == []
+
+
+def test_join_chains_parts_by_time_when_their_names_say_nothing(tmp_path: Path) -> None:
+    """Parts named anyhow are still one capture when each starts right after the previous one
+    ended; a file from another time stays apart."""
+    sample = SAMPLES / "keepalive_timeout.pcap"
+    _split(sample, tmp_path, [8], ["before-lunch.pcap", "afternoon.pcap"])  # 1 s apart
+    # Another capture, from an hour later (its record timestamps moved on by 3600 s).
+    data = bytearray((SAMPLES / "broken_pipe.pcap").read_bytes())
+    pos = 24
+    while pos < len(data):
+        seconds, _, caplen = struct.unpack_from("<III", data, pos)
+        struct.pack_into("<I", data, pos, seconds + 3600)
+        pos += 16 + caplen
+    (tmp_path / "unrelated.pcap").write_bytes(bytes(data))
+    result = runner.invoke(app, ["analyze", "-f", "json", "-q", "--join", str(tmp_path)])
+    captures = json.loads(result.stdout)["captures"]
+    joined = next(c for c in captures if c.get("parts"))
+    assert [os.path.basename(p["path"]) for p in joined["parts"]] == [
+        "before-lunch.pcap",
+        "afternoon.pcap",
+    ]
+    assert joined["findings"] == single(sample)["findings"]
+    assert len(captures) == 2  # the unrelated capture is analysed on its own
