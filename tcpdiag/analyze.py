@@ -181,6 +181,12 @@ class Pipeline:
                 f"{table.max_live} were live at once (a flood?); their analysis may be incomplete"
             )
         report.scans, report.floods = self.scans.summaries(), self.scans.floods()
+        for problem in (table.spill_failed, report.findings.spill_failed):
+            if problem:
+                report.warnings.append(
+                    f"{report.path}: the temporary directory could not be written ({problem}); "
+                    "memory use grew with the capture"
+                )
         report.truncated = truncated
         report.warnings.extend(source_warnings)
         report.warnings.extend(self.quality.warnings(report.path, table.connections_seen))

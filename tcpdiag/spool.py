@@ -41,6 +41,7 @@ class FindingSpool:
         self._skipped_times: list[float] = []
         self._skipped_frames: list[int] = []
         self._skipped_sorted = True
+        self.spill_failed = ""  # why findings could not go to disk (then: all in memory)
 
     def skip(self, findings: Iterable[Finding]) -> None:
         """Count these findings in the numbering without keeping them."""
@@ -65,8 +66,14 @@ class FindingSpool:
         for finding in findings:
             self._pending.append(finding)
             self._count += 1
-        if len(self._pending) >= self.memory_limit:
-            self._spill()
+        if len(self._pending) >= self.memory_limit and not self.spill_failed:
+            try:
+                self._spill()
+            except OSError as exc:
+                # A full (or unwritable) temporary directory: keep every finding in memory
+                # rather than lose any; the report says so. A partly written run is never
+                # listed in _runs, so it is never read.
+                self.spill_failed = f"findings kept in memory: {exc.strerror or exc}"
 
     def _spill(self) -> None:
         if self._file is None:
@@ -79,6 +86,7 @@ class FindingSpool:
         for finding in self._pending:
             pickler.dump(finding)
             pickler.clear_memo()  # each finding stands alone, so a run is read one at a time
+        self._file.flush()  # a full disk shows here, before the run is counted
         self._runs.append((offset, len(self._pending)))
         self._pending = []
 

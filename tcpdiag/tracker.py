@@ -68,6 +68,8 @@ MAX_LIVE_CONNECTIONS = 100_000
 IDLE_SPILL_SECONDS = 60.0
 # Gaps in a side's sequence space remembered, to tell a reordered segment from a retransmission.
 MAX_HOLES = 8
+# The idle-connection spill file is rewritten once this much of it is garbage (and at least half).
+SPILL_COMPACT_BYTES = 8 << 20
 # Evidence kept per event: a finding cites the frames that prove it, not every frame.
 MAX_EVIDENCE = 12
 # Retirement is checked every this many packets (and whenever a connection was retired early).
@@ -1087,6 +1089,7 @@ class FlowTable:
         # The live connections held in memory, by last activity: the head is next to spill.
         self._awake: OrderedDict[Key, Connection] = OrderedDict()
         self._spill = ConnectionSpill()
+        self.spill_failed = ""  # why idle connections could not go to disk (then: in memory)
         self._closing: deque[Connection | _ClosedElsewhere] = deque()
         self._stand_ins: list[_ClosedElsewhere] = []  # retired stand-ins, for reuse
         self._rst_log = RstLog()
@@ -1122,6 +1125,11 @@ class FlowTable:
         """After a packet: retire what is due if this is a check point or something is waiting."""
         if check or self._retired_early:
             yield from self._retire_due()
+
+    @property
+    def spill_bytes(self) -> int:
+        """Bytes of the idle-connection spill file (see ConnectionSpill)."""
+        return self._spill.size
 
     def live_keys(self) -> Iterator[Key]:
         return iter(self._live)
@@ -1308,8 +1316,14 @@ class FlowTable:
             if now - conn.last_time < IDLE_SPILL_SECONDS:
                 break
             del awake[key]
-            if conn.closed_at is None:  # closed ones are in the closing queue, by identity
-                self._live[key] = self._spill.store(conn)
+            if conn.closed_at is None and not self.spill_failed:
+                # (Closed ones are in the closing queue, by identity.)
+                try:
+                    self._live[key] = self._spill.store(conn)
+                except OSError as exc:  # a full temporary directory: keep them in memory
+                    self.spill_failed = f"idle connections kept in memory: {exc.strerror or exc}"
+        if self._spill.needs_compaction:
+            self._spill.compact(h for h in self._live.values() if type(h) is _Spilled)
 
     def _retire_due(self) -> Iterator[TrackedConnection]:
         yield from self._retired_early
@@ -1373,6 +1387,33 @@ class ConnectionSpill:
     def __init__(self) -> None:
         self._file: IO[bytes] | None = None
         self._end = 0
+        # Bytes of entries read back (their connections woke or retired): garbage in the file.
+        # A connection that sleeps again is written again, so without compaction the file
+        # grows with the capture, not with the idle connections.
+        self._dead = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file, garbage included."""
+        return self._end
+
+    @property
+    def needs_compaction(self) -> bool:
+        return self._dead >= SPILL_COMPACT_BYTES and self._dead * 2 >= self._end
+
+    def compact(self, live: Iterable[_Spilled]) -> None:
+        """Copy the entries still waiting into a fresh file (updating their offsets in place)
+        and drop the old one."""
+        if self._file is None:
+            return
+        fresh = tempfile.TemporaryFile(prefix="tcpdiag-idle-")  # noqa: SIM115
+        end = 0
+        for held in live:
+            self._file.seek(held.offset)
+            fresh.write(self._file.read(held.size))
+            held.offset, end = end, end + held.size
+        self._file.close()
+        self._file, self._end, self._dead = fresh, end, 0
 
     def store(self, conn: Connection) -> _Spilled:
         if self._file is None:
@@ -1391,13 +1432,14 @@ class ConnectionSpill:
         assert isinstance(held, _Spilled) and self._file is not None
         self._file.seek(held.offset)
         conn: Connection = pickle.loads(self._file.read(held.size))
+        self._dead += held.size
         return conn
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
-        self._end = 0
+        self._end = self._dead = 0
 
 
 @dataclass(slots=True)

@@ -1,0 +1,80 @@
+"""What goes to temporary files stays bounded, and a full temporary directory loses nothing."""
+
+from __future__ import annotations
+
+import errno
+from typing import IO, Any
+
+import pytest
+from flowbuilder import Capture, Conversation, findings
+
+from tcpdiag import spool as spool_module
+from tcpdiag import tracker as tracker_module
+from tcpdiag.packets import ACK
+from tcpdiag.spool import FindingSpool
+from tcpdiag.tracker import IDLE_SPILL_SECONDS, FlowTable
+
+
+def _largest_spill_file(compaction_bytes: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    """20 connections, 15 times idle (so spilled to disk) and woken again: the largest the
+    idle-connection file gets."""
+    monkeypatch.setattr(tracker_module, "SPILL_COMPACT_BYTES", compaction_bytes)
+    cap = Capture()
+    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(20)]
+    for conv in convs:
+        conv.handshake()
+    for _ in range(15):  # each round: everybody idle for a while, then one segment each
+        convs[0].send("c", ACK, dt=IDLE_SPILL_SECONDS + 1)
+        for conv in convs[1:]:
+            conv.send("c", ACK)
+    table = FlowTable(zeek=False)
+    largest = 0
+    for packet in cap.packets:
+        table.advance(packet.time)
+        table.feed(packet)
+        list(table.retire_due(check=True))
+        largest = max(largest, table.spill_bytes)
+    assert table.live_count == 20
+    return largest
+
+
+def test_the_idle_spill_file_is_compacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connections that sleep (to disk), wake and sleep again are written again each time; the
+    file is rewritten with only the sleeping ones once half of it is garbage, so it follows
+    the idle connections (one round's entries, at most twice), not the length of the capture."""
+    compacted = _largest_spill_file(1 << 10, monkeypatch)
+    growing = _largest_spill_file(1 << 40, monkeypatch)  # a threshold never reached
+    assert growing > 10 * compacted / 2, "without compaction the file grows round by round"
+    assert compacted * 7 < growing
+
+
+class _FullDisk:
+    """A temporary file on a full disk: every write fails with ENOSPC."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self._file: IO[bytes] = open("/dev/full", "w+b")  # noqa: SIM115
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_temporary_directory_keeps_every_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    cap = Capture()
+    for i in range(30):
+        conv = Conversation(cap, client=("10.0.0.1", 41000 + i))
+        conv.handshake()
+        conv.data("c", 10)
+        conv.data("s", 10)
+        conv.rst("s", dt=1.0)
+    made = findings(cap)
+    assert len(made) == 30
+    monkeypatch.setattr(spool_module.tempfile, "TemporaryFile", _FullDisk)
+    kept = FindingSpool(memory_limit=8)
+    for finding in made:
+        kept.extend([finding])
+    assert kept.spill_failed.startswith("findings kept in memory: No space left on device")
+    assert len(kept) == 30
+    assert [f.id for f in kept] == [f"F{n}" for n in range(1, 31)]
