@@ -690,6 +690,15 @@ class CaptureReader:
                     damage = (reason, self._base + pos, None)
                     break
                 endian = "<" if bom == _BOM_LE else ">"
+                if len(buf) >= pos + 16:
+                    (major,) = struct.unpack_from(endian + "H", buf, pos + 12)
+                    if major != 1:
+                        # Version 1 is the only one there is; a reader must not guess at others.
+                        self.warnings.append(
+                            f"{self.path}: pcapng section at byte {self._base + pos} has major "
+                            f"version {major} (tcpdiag knows 1): read as version 1, so its "
+                            "blocks may be misread"
+                        )
                 hdr = struct.Struct(endian + "II").unpack_from
                 epb = struct.Struct(endian + "IIIII").unpack_from
                 pb = struct.Struct(endian + "HHIIII").unpack_from

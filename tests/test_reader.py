@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import struct
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -316,3 +317,27 @@ def test_garbage_after_a_good_header_never_raises(tail: bytes) -> None:
         header = (DATA / name).read_bytes()[:header_len]
         result = _scan(header + tail)
         assert not isinstance(result, CaptureError)
+
+
+def test_a_pcapng_section_of_an_unknown_major_version_is_read_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    frame = b"\0" * 14
+    data = (
+        block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 2, 0, -1))  # major version 2
+        + block(1, struct.pack("<HHI", 1, 0, 0))
+        + block(6, struct.pack("<IIIII", 0, 0, 1_000_000, len(frame), len(frame)) + frame)
+    )
+    path = tmp_path / "v2.pcapng"
+    path.write_bytes(data)
+    with CaptureReader(path) as reader:
+        frames = list(reader)
+    assert len(frames) == 1
+    assert reader.warnings == [
+        f"{path}: pcapng section at byte 0 has major version 2 (tcpdiag knows 1): read as "
+        "version 1, so its blocks may be misread"
+    ]
