@@ -69,6 +69,10 @@ _BOM_BE = b"\x1a\x2b\x3c\x4d"
 
 # pcapng block types
 _SHB = 0x0A0D0D0A
+# A pcap record header of zeros: no time, no bytes. A run of this many is not capture data (a
+# preallocated or zeroed tail) and reading stops there.
+_ZERO_RECORD = bytes(16)
+ZERO_RECORDS_GIVE_UP = 1024
 _IDB = 1
 _PB = 2  # obsolete Packet Block
 _SPB = 3
@@ -578,12 +582,14 @@ class CaptureReader:
         damage: tuple[str, int] | None = None
         absurd = False
         need = target
+        zeros, zeros_at, zeros_index = 0, 0, 0  # the current run of all-zero records
         while True:
             buf, pos = self._fill(buf, pos, need), 0
             size = len(buf)
             exhausted = size < need  # _fill comes back short only at the end of the input
             offsets: list[int] = []
             append = offsets.append
+            zeros_index = 0  # (a run that began in an earlier chunk: from this one's start)
             caplen = -1  # of the first incomplete record, if its header is complete
             while size - pos >= 16:
                 (caplen,) = caplen_at(buf, pos + 8)
@@ -591,6 +597,19 @@ class CaptureReader:
                     damage = (f"absurd caplen {caplen} (limit {limit})", self._base + pos)
                     absurd = True
                     break
+                if caplen == 0 and buf[pos : pos + 16] == _ZERO_RECORD:
+                    if not zeros:
+                        zeros_at, zeros_index = self._base + pos, len(offsets)
+                    zeros += 1
+                    if zeros >= ZERO_RECORDS_GIVE_UP:
+                        # A zeroed tail (a preallocated or overwritten file): give up rather
+                        # than decode millions of empty frames.
+                        del offsets[zeros_index:]
+                        damage = (f"{zeros} or more empty all-zero records from here", zeros_at)
+                        absurd = True
+                        break
+                else:
+                    zeros = 0
                 end = pos + 16 + caplen
                 if end > size:
                     break

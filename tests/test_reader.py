@@ -341,3 +341,23 @@ def test_a_pcapng_section_of_an_unknown_major_version_is_read_with_a_warning(
         f"{path}: pcapng section at byte 0 has major version 2 (tcpdiag knows 1): read as "
         "version 1, so its blocks may be misread"
     ]
+
+
+def test_a_zeroed_tail_stops_reading_early_with_a_warning(tmp_path: Path) -> None:
+    """A capture whose tail is zeros (preallocated, overwritten) is not millions of empty
+    frames: reading stops at the run, naming its byte offset; a short run is still frames."""
+    sample = (Path(__file__).parent.parent / "samples" / "broken_pipe.pcap").read_bytes()
+    path = tmp_path / "zero-tail.pcap"
+    path.write_bytes(sample + bytes(16 * 5000))
+    with CaptureReader(path) as reader:
+        frames = list(reader)
+    assert len(frames) == 11
+    assert reader.truncated
+    assert reader.warnings == [
+        f"{path}: frame 12 at byte {len(sample)}: 1024 or more empty all-zero records from "
+        "here; reading stopped, 11 frames analysed"
+    ]
+    short = tmp_path / "short-zero-run.pcap"
+    short.write_bytes(sample + bytes(16 * 10) + sample[24:])
+    with CaptureReader(short) as reader:
+        assert len(list(reader)) == 11 + 10 + 11 and not reader.warnings
