@@ -66,13 +66,14 @@ class CaptureQuality:
         client, server = conn.client, conn.server
         if not conn.ref.initiator_known:
             self.midstream_connections += 1
-        # One side only, yet it acknowledges data: the other side spoke, uncaptured. (An
-        # unanswered SYN is one-way too, but proves nothing about the capture.)
+        # One side only, yet its ACKs advance: the other side sent data the capture does not
+        # hold. (Unanswered SYNs or keepalive probes to a dead peer are one-way too, but their
+        # ACK stands still: they prove nothing about the capture.)
         speaker = client if client.packets else server
         if (
             client.packets + server.packets >= ONE_WAY_MIN_PACKETS
             and not (client.packets and server.packets)
-            and speaker.rcv_nxt is not None
+            and speaker.acks_advanced
         ):
             self.one_way_connections += 1
         self.duplicate_segments += client.duplicates + server.duplicates

@@ -128,6 +128,7 @@ class Endpoint:
     acked: int = 0  # sequence space the peer acknowledged since data_start (no wrap at 2^31)
     data_start: int | None = None  # sequence number of the first data byte (ISN+1, or first seen)
     rcv_nxt: int | None = None  # the last ACK this side sent: its announced RCV.NXT
+    acks_advanced: bool = False  # its ACKs acknowledged new data of the peer's at least once
     window: int = 0  # last advertised window, raw
     window_scale: int | None = None  # from this side's SYN; applies only if both sides sent one
     syn_options: SynOptions | None = None
@@ -516,6 +517,7 @@ class Connection:
         assert sender.rcv_nxt is not None and receiver.snd_nxt is not None  # checked by the caller
         if seq_lt(sender.rcv_nxt, ack):
             sender.rcv_nxt = ack
+            sender.acks_advanced = True
         snd_una = receiver.snd_una
         if (snd_una is None or seq_lt(snd_una, ack)) and seq_le(ack, receiver.snd_nxt):
             receiver.acknowledged(ack, time)
@@ -618,6 +620,7 @@ class Connection:
     def _on_ack(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
         ack = seg.ack
         if sender.rcv_nxt is None or seq_lt(sender.rcv_nxt, ack):
+            sender.acks_advanced = sender.rcv_nxt is not None or sender.acks_advanced
             sender.rcv_nxt = ack
         if receiver.snd_nxt is None:
             receiver.snd_nxt = ack  # mid-stream: the peer's position, learnt from this ACK

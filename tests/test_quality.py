@@ -36,12 +36,15 @@ def test_a_jump_of_years_is_two_captures_joined() -> None:
 
 
 def test_one_direction_only_is_said() -> None:
+    """A side whose ACKs advance though the capture holds nothing from its peer: the capture
+    missed a direction. (Keepalive probes to a dead peer keep their ACK: not that.)"""
     cap = Capture()
     for port in (40000, 40001):
         conv = Conversation(cap, client=("10.0.0.1", port))
         conv.send("c", ACK)
         conv.send("c", PSH | ACK, 100)
-        conv.send("c", PSH | ACK, 100)
+        conv.s.seq += 1400  # the server's reply, which the capture does not hold ...
+        conv.send("c", PSH | ACK, 100)  # ... yet the client acknowledges it
     quality = CaptureQuality()
     for conn in track(cap):
         quality.observe_connection(conn)
