@@ -257,6 +257,9 @@ class _PendingRst:
     # reach it (they crossed), or the RST was not accepted. Either way nobody was told.
     receiver_closed_after: bool = False
     receiver_data_after: bool = False  # the receiver's data kept arriving after the RST
+    # ... and the latest time it did: data sent after the RST had reached the receiver means
+    # the RST was not accepted (data within a round trip of it may simply have crossed it).
+    receiver_data_last: float = 0.0
 
 
 class RstLog:
@@ -554,6 +557,7 @@ class Connection:
                 pending.receiver_spoke_after = pending.receiver_closed_after = True
             elif seg.payload_len:
                 pending.receiver_spoke_after = pending.receiver_data_after = True
+                pending.receiver_data_last = seg.time
             elif not pending.receiver_spoke_after:
                 pending.receiver_spoke_after = True
                 if pending.event.rst_verdict in ("challenge", "out_of_window"):
@@ -893,6 +897,15 @@ class Connection:
         not_received = max(seq_diff(data_end, acked), 0)
         return max(receiver.unanswered_bytes - not_received, 0)
 
+    def _crossing_allowance(self) -> float:
+        """How long after a RST the receiver's segments may still have been sent before it
+        arrived: two round trips of the handshake (whichever side the capture was taken on)
+        and a margin; without a handshake, a generous second."""
+        syn, done = self.client.syn, self.client.handshake_time
+        if syn is None or done is None:
+            return 1.0
+        return 2 * max(done - syn.time, 0.0) + 0.2
+
     @staticmethod
     def _exchange_age(time: float, sender: Endpoint, receiver: Endpoint) -> float | None:
         """Seconds since the sender's application saw its last exchange complete (see
@@ -946,6 +959,12 @@ class Connection:
                 event.rst_verdict = "carried_on"  # both ends kept talking: nobody acted on it
             if pending.receiver_closed_after and event.rst_verdict == "accepted":
                 event.rst_verdict = "receiver_closed"  # nobody was told: see _PendingRst
+            elif (
+                pending.receiver_data_after
+                and event.rst_verdict == "accepted"
+                and pending.receiver_data_last - event.time > self._crossing_allowance()
+            ):
+                event.rst_verdict = "carried_on"  # it kept sending long after: not accepted
             if pending is self.accepted_rst and event.rst_has_ack:
                 size, after_exchange = rst_log.burst(pending.sender_host, event.time)
                 event.burst_size = max(1, size)

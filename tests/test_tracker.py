@@ -475,3 +475,14 @@ def test_repeated_empty_segments_then_data_are_not_probes() -> None:
     (conn,) = track(cap)
     assert conn.client.retransmissions == 0 and conn.client.bytes_sent == 500
     assert findings(cap) == []
+
+
+def test_a_rst_the_receiver_keeps_sending_after_was_not_accepted() -> None:
+    """Data from the RST's receiver long after it (beyond any round trip) shows the RST was not
+    acted on; data right after it may have crossed it and proves nothing."""
+    for gap, verdict in ((5.0, "carried_on"), (0.0001, "accepted")):
+        cap, conv = established()
+        conv.rst("c")
+        conv.send("s", PSH | ACK, 200, dt=gap)
+        (event,) = rst_events(cap)
+        assert event.rst_verdict == verdict, gap
