@@ -177,7 +177,11 @@ SHAPES: dict[str, tuple[int, Knobs, str]] = {
         Knobs(flood_rate=200_000),
         "1M spoofed SYNs (5 us apart, distinct 4-tuples) over normal traffic",
     ),
-    "ipv6": (300_000, Knobs(ipv6=1.0), "every client and server on IPv6 (ICMPv6 errors)"),
+    "ipv6": (
+        300_000,
+        Knobs(ipv6=1.0),
+        "every client host and server on IPv6, ICMPv6 errors (nmap scans stay IPv4)",
+    ),
     "ipv6_mixed": (300_000, Knobs(ipv6=0.5), "half the client hosts on IPv6"),
     "vlan": (300_000, Knobs(vlan=100), "every frame 802.1Q-tagged (VLAN 100)"),
     "retrans_reorder": (
