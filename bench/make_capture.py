@@ -158,9 +158,9 @@ SHAPES: dict[str, tuple[int, Knobs, str]] = {
         "at both ends of the capture",
     ),
     "concurrent_50k": (
-        300_000,
-        Knobs(idle_s=25.0),
-        "healthy connections idle ~25 s before closing: ~50k open at once",
+        600_000,
+        Knobs(rate=4000, idle_s=30.0),
+        "4000 connections/s, healthy ones idle 15-45 s before closing: ~50k open at once",
     ),
     "scan_mix": (
         300_000,

@@ -189,6 +189,7 @@ def matrix_table(results: list[ShapeResult]) -> str:
             [
                 r.shape,
                 f"{packets:,}",
+                f"{r.info.get('peak_live_connections', 0):,}",
                 td.cpu_text(),
                 pps,
                 td.rss_text(),
@@ -202,6 +203,7 @@ def matrix_table(results: list[ShapeResult]) -> str:
     headers = [
         "shape",
         "packets",
+        "peak live conns",
         "tcpdiag CPU s",
         "packets/CPU s",
         "tcpdiag RSS MiB",
@@ -271,6 +273,17 @@ def run_matrix(args: argparse.Namespace, env_info: dict, rss_source: str) -> int
     if unknown:
         raise BenchError(f"unknown shapes {unknown}; known: {', '.join(make_capture.SHAPES)}")
     results: list[ShapeResult] = []
+    if args.generate_only:
+        for shape in shapes:
+            info = capture_for_shape(shape, args.scale, args.seed, args.out_dir, args.timeout)
+            print(
+                f"{shape}: {info['packets']:,} packets, {info['connections']:,} connections "
+                f"(peak {info['peak_live_connections']:,} live), {info['bytes'] / 1e6:,.0f} MB, "
+                f"{info['duration_s']} s, median gap {info['median_gap_us']} us, failures "
+                f"{100 * info['failure_share']:.1f} %, {info['generation_seconds']} s to write",
+                flush=True,
+            )
+        return 0
     if args.matrix:
         for shape in shapes:
             print(f"shape {shape} ...", flush=True)

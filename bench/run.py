@@ -515,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     matrix_opts.add_argument(
         "--skip-flows", action="store_true", help="do not time tcpdiag flows (--matrix)"
     )
+    matrix_opts.add_argument(
+        "--generate-only", action="store_true", help="only write the shapes' captures (--matrix)"
+    )
     parser.add_argument(
         "--rss-via-getrusage",
         action="store_true",
