@@ -44,7 +44,7 @@ SIZES: dict[str, int] = {
     "reset_1ms": 40_000,  # the same, one every 1 ms (one long burst)
     "syn_rst_cycles": 500_000,  # SYN, SYN-ACK, ACK, RST cycles on one 4-tuple
     "gz_big_blocks": 64,  # MB per packet block; BIG_BLOCKS of them in a gzip'd pcapng
-    "zero_tail": 100,  # MB of zeros after an ordinary capture of ZERO_TAIL_PACKETS
+    "zero_tail": 100,  # MiB of zeros after an ordinary capture of ZERO_TAIL_PACKETS
     "unique_syns": 2_000_000,  # SYNs from distinct 4-tuples, 10 us apart
     "icmp_orphans": 1_000_000,  # ICMP errors quoting connections never seen
     "long_conn": 2_000_000,  # packets of one connection, 5 % retransmitted + 5 % reordered
@@ -292,7 +292,7 @@ def gen_long_conn(path: Path, n: int) -> int:
     every second segment, 5 % of segments retransmitted 3 ms later, 5 % swapped with the next."""
     c, s = ip("198.18.0.10"), ip("10.40.0.4")
     c_isn, s_isn = 1_000, 7_000_000
-    data = int(n / 1.55)
+    data = int(n / 1.55) & ~1  # even: the last ACK covers the last segment
     rng = np.random.default_rng(1)
     k = np.arange(data, dtype=np.int64)
     t_data = 100 + k * 10
@@ -307,6 +307,7 @@ def gen_long_conn(path: Path, n: int) -> int:
         (t_data, k),
         (100 + (2 * j + 1) * 10 + 5, None),
         (100 + retx * 10 + 3_000, retx),
+        (np.array([100 + data * 10 + 3_500]), None),  # the client's last ACK, after them all
     ]
     times = np.concatenate([p[0] for p in parts])
     hs = np.empty((3, TCP_FRAME), dtype=np.uint8)
@@ -319,11 +320,12 @@ def gen_long_conn(path: Path, n: int) -> int:
             tcp_frames(s, c, 443, 40_000, seg_seq, c_isn + 1, ACK | PSH, data, 509, 64, 1448),
             tcp_frames(c, s, 40_000, 443, c_isn + 1, s_isn + 1 + (2 * j + 2) * 1448, ACK, len(j)),
             tcp_frames(s, c, 443, 40_000, seg_seq[retx], c_isn + 1, ACK, len(retx), 509, 64, 1448),
+            tcp_frames(c, s, 40_000, 443, c_isn + 1, s_isn + 1 + data * 1448, ACK, 1),
         ]
     )
     # Data segments carry 1448 bytes on the wire that the capture does not hold.
     wire = np.concatenate(
-        [np.zeros(3), np.full(data, 1448), np.zeros(len(j)), np.full(len(retx), 1448)]
+        [np.zeros(3), np.full(data, 1448), np.zeros(len(j)), np.full(len(retx), 1448), [0]]
     ).astype(np.int64)
     order = np.argsort(times, kind="stable")
     times, frames, wire = times[order], frames[order], wire[order]
@@ -393,13 +395,15 @@ def gen_gz_big_blocks(path: Path, mb: int) -> int:
 
 
 def gen_zero_tail(path: Path, mb: int, packets: int) -> int:
-    """make_capture's default mix, then `mb` MB of zero bytes."""
+    """make_capture's default mix, then `mb` MiB of zero bytes. Returns the records a reader
+    sees: the ordinary packets, then one empty record per 16 zero bytes (a zero record header
+    says: 0 bytes captured), as Wireshark counts them."""
     summary = make_capture.generate(max(1000, packets), path)
     with path.open("ab") as out:
         block = bytes(1 << 20)
         for _ in range(mb):
             out.write(block)
-    return int(summary["packets"])
+    return int(summary["packets"]) + mb * (1 << 20) // 16
 
 
 @dataclass
