@@ -412,6 +412,14 @@ class Shape:
     what: str
     make: Callable[[Path, float], int]  # writes the capture at a scale; returns its packets
     suffix: str = ".pcap"
+    # The findings per category a right report holds, at a scale (None: no single right answer,
+    # e.g. whether resets 1 ms apart are one host's burst or many peers' resets).
+    expect: Callable[[Path, float], dict[str, int] | None] = lambda path, scale: None
+
+
+def _manifest_findings(path: Path) -> dict[str, int]:
+    info = json.loads(make_capture.manifest_path(path).read_text())
+    return {k: v for k, v in info["expected_findings"].items() if v}
 
 
 def _n(name: str, scale: float, least: int = 10) -> int:
@@ -423,11 +431,13 @@ SHAPES: list[Shape] = [
         "refused_scan",
         "a port scan answered with RST/ACKs (refused), 10 us apart",
         lambda p, s: gen_refused(p, _n("refused_scan", s), None),
+        expect=lambda p, s: {"refused": _n("refused_scan", s)},
     ),
     Shape(
         "refused_150s",
         "refused connections from many clients, one per ms",
         lambda p, s: gen_refused(p, _n("refused_150s", s), _n("refused_150s", s) / 1000),
+        expect=lambda p, s: {"refused": _n("refused_150s", s)},
     ),
     Shape(
         "reset_10ms",
@@ -449,26 +459,31 @@ SHAPES: list[Shape] = [
         f"gzip'd pcapng with {BIG_BLOCKS} huge packet blocks between 2000 SYNs",
         lambda p, s: gen_gz_big_blocks(p, _n("gz_big_blocks", s, 1)),
         ".pcapng.gz",
+        expect=lambda p, s: {},
     ),
     Shape(
         "zero_tail",
         "an ordinary capture followed by megabytes of zeros",
         lambda p, s: gen_zero_tail(p, _n("zero_tail", s, 1), int(ZERO_TAIL_PACKETS * s)),
+        expect=lambda p, s: _manifest_findings(p),
     ),
     Shape(
         "unique_syns",
         "SYNs from distinct 4-tuples (a SYN flood), 10 us apart",
         lambda p, s: gen_unique_syns(p, _n("unique_syns", s)),
+        expect=lambda p, s: {},
     ),
     Shape(
         "icmp_orphans",
         "ICMP host unreachable quoting connections never seen",
         lambda p, s: gen_icmp_orphans(p, _n("icmp_orphans", s)),
+        expect=lambda p, s: {},
     ),
     Shape(
         "long_conn",
         "one connection, 5 % retransmitted + 5 % reordered segments (headers only)",
         lambda p, s: gen_long_conn(p, _n("long_conn", s, 100)),
+        expect=lambda p, s: {},
     ),
     Shape(
         "rst_one_tuple",
@@ -519,9 +534,12 @@ def tcpdiag_cmd(path: Path) -> list[str]:
     return [sys.executable, "-m", "tcpdiag", "analyze", "--format", "json", str(path)]
 
 
-def measure(path: Path, packets: int, timeout: float) -> tuple[bench_run.Measurement, str]:
+def measure(
+    path: Path, packets: int, timeout: float, expected: dict[str, int] | None = None
+) -> tuple[bench_run.Measurement, str]:
     """tcpdiag analyze on `path` (exit 0, 1 or 2 all accepted): the measurement and a summary
-    of its findings ("N: cat1 n1, cat2 n2", or the error)."""
+    of its findings ("N: cat1 n1, cat2 n2", or the error), marked "as expected" or "NOT as
+    expected" when `expected` (findings per category) is given."""
     out = str(path) + ".tcpdiag.json"
     bench_run.warm(str(path))
     m = bench_run.measure(
@@ -541,6 +559,10 @@ def measure(path: Path, packets: int, timeout: float) -> tuple[bench_run.Measure
         text += f"; evicted {cap['evicted']:,}"
     if cap.get("packets") != packets:
         text += f"; read {cap.get('packets', 0):,} packets"
+    if expected is not None:
+        right = dict(cats) == expected and cap.get("packets") == packets
+        want = ", ".join(f"{c} {n:,}" for c, n in expected.items()) or "none"
+        text = ("as expected: " if right else f"NOT as expected ({want}): ") + text
     return m, text
 
 
@@ -638,7 +660,8 @@ def main(argv: list[str] | None = None) -> int:
                 r.skipped = f"skipped ({gave_up})"
             else:
                 try:
-                    r.timed, r.findings = measure(path, packets, args.timeout)
+                    expected = shape.expect(path, args.scale * k)
+                    r.timed, r.findings = measure(path, packets, args.timeout, expected)
                 except bench_run.BenchTimeout:
                     r.timeout = args.timeout
                     gave_up = f"{k:g}x timed out"
