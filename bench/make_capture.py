@@ -2,6 +2,8 @@
 """Write a large, realistic synthetic capture for benchmarking tcpdiag.
 
     python bench/make_capture.py --packets 1200000 --out bench/out/base.pcap [--seed 1]
+    python bench/make_capture.py --shape ipv6 --scale 0.5 --out /tmp/v6.pcap
+    python bench/make_capture.py --packets 200000 --gap-us 10 --failure-share 0.17 --out x.pcap
 
 Classic pcap (little-endian, microseconds, Ethernet, snaplen 262144), full payload bytes. The tap
 sits in front of a server farm: ~2000 new connections per second from ~8 connections per client
@@ -17,6 +19,13 @@ connection is planned as a short list of abstract segments, serialised, and merg
 in time order through a heap, so memory follows the live connections. Deterministic for a given
 seed. A manifest (`<out>.manifest.json`) records the parameters and the expected finding counts
 per tcpdiag category; bench/run.py uses it to reuse the capture and to check tcpdiag's report.
+The ground truth (`<out>.truth.json`) lists every injected failure: category, client, server and
+scenario, so a report can be checked connection by connection (bench/groundtruth.py).
+
+`Knobs` change the traffic (packet gap, failure share, packets per connection, streams open at
+both ends, concurrency, a SYN flood, a resetting server, IPv6, VLAN tags, retransmission and
+reordering); with every knob at its default the capture is the original one, byte for byte.
+`SHAPES` names the combinations that `bench/run.py --matrix` measures.
 """
 
 from __future__ import annotations
