@@ -4,6 +4,9 @@
     python bench/run.py                         # base 1.2M packets, scaling 1x 2x 4x
     python bench/run.py --packets 200000        # quick run
     python bench/run.py --sizes 1,2 --skip-tshark
+    python bench/run.py --matrix [--shapes base,ipv6] [--scale 0.1] [--linearity SHAPE]
+
+(--matrix: the shape matrix of bench/matrix.py, which says what it measures.)
 
 One run generates (or reuses, when bench/out holds one made with the same parameters) the
 captures with bench/make_capture.py, then measures wall-clock time and peak RSS of
