@@ -2,6 +2,8 @@
 """Write a large, realistic synthetic capture for benchmarking tcpdiag.
 
     python bench/make_capture.py --packets 1200000 --out bench/out/base.pcap [--seed 1]
+    python bench/make_capture.py --shape ipv6 --scale 0.5 --out /tmp/v6.pcap
+    python bench/make_capture.py --packets 200000 --gap-us 10 --failure-share 0.17 --out x.pcap
 
 Classic pcap (little-endian, microseconds, Ethernet, snaplen 262144), full payload bytes. The tap
 sits in front of a server farm: ~2000 new connections per second from ~8 connections per client
@@ -17,19 +19,31 @@ connection is planned as a short list of abstract segments, serialised, and merg
 in time order through a heap, so memory follows the live connections. Deterministic for a given
 seed. A manifest (`<out>.manifest.json`) records the parameters and the expected finding counts
 per tcpdiag category; bench/run.py uses it to reuse the capture and to check tcpdiag's report.
+The ground truth (`<out>.truth.json`) lists every injected failure: category, client, server and
+scenario, so a report can be checked connection by connection (bench/groundtruth.py).
+
+`Knobs` change the traffic (packet gap, failure share, packets per connection, streams open at
+both ends, concurrency, a SYN flood, a resetting server, IPv6, VLAN tags, retransmission and
+reordering); with every knob at its default the capture is the original one, byte for byte.
+`SHAPES` names the combinations that `bench/run.py --matrix` measures.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import heapq
+import ipaddress
+import itertools
 import json
 import math
 import random
 import struct
 import sys
 import time
+from array import array
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 GENERATOR_VERSION = 1
@@ -71,6 +85,7 @@ SCENARIOS = {
     "icmp_host_unreachable_established": "icmp_error",
     "ignored_reset_out_of_window": "ignored_reset",
     "injected_reset_ttl": "injected_reset",
+    "bad_server_reset": "peer_reset",
 }
 
 # Probability that a new connection plan is a failure of this kind (the rest are healthy).
@@ -94,8 +109,106 @@ PLAN_WEIGHTS = {
 # tcpdiag counts RST/ACKs from one host within 50 ms as a burst (local_abort): keep every other
 # accepted RST/ACK at least this far from any other one sent by (or claimed from) the same host.
 RST_SPACING_US = 250_000
+# The resetting server of the `bad_server` knob resets far more often: its RST/ACKs are kept this
+# far apart instead (tcpdiag's burst window is 10 ms).
+BAD_SERVER_SPACING_US = 20_000
+# Packets of an ordinary connection with the default mix (to turn a packet gap into a rate).
+DEFAULT_PACKETS_PER_CONN = 11.5
+DEFAULT_GAP_US = 1_000_000 / (DEFAULT_RATE * DEFAULT_PACKETS_PER_CONN)
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What a capture looks like beyond its size and seed. The defaults write the original
+    capture, byte for byte: a knob consumes random numbers only when it is set."""
+
+    rate: float = DEFAULT_RATE  # new connections per second
+    gap_us: float | None = None  # mean packet gap in steady state: sets the rate, compresses time
+    failure_share: float | None = None  # share of connection plans that are failures
+    weights: dict[str, float] = field(default_factory=dict)  # PLAN_WEIGHTS overrides
+    packets_per_conn: int | None = None  # packets of each healthy connection (>= 6)
+    open_conns: int = 0  # long streams already open when the capture starts, still open at its end
+    idle_s: float = 0.0  # extra mean idle time before a healthy connection closes (concurrency)
+    flood_rate: float = 0.0  # spoofed SYNs per second (distinct 4-tuples), mixed in
+    bad_server: float = 0.0  # plan weight of connections to server 0, which resets 80 % of them
+    ipv6: float = 0.0  # share of client hosts (and their connections) on IPv6
+    vlan: int | None = None  # 802.1Q VLAN id on every frame
+    retrans: float = 0.0  # share of healthy data segments retransmitted (spuriously)
+    reorder: float = 0.0  # share of healthy data segments swapped with the next one
+
+    def changed(self) -> dict:
+        """The knobs that differ from the defaults (what the manifest's identity records)."""
+        base = Knobs()
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(base, f.name)
+        }
+
+
+# The benchmark matrix: shape -> (packets at --scale 1, knobs, what it is). Sizes are modest so
+# that the whole matrix (tcpdiag, tcpdiag flows and tshark on each) runs in minutes.
+SHAPES: dict[str, tuple[int, Knobs, str]] = {
+    "base": (300_000, Knobs(), "the default mix: 2000 connections/s, ~5 % failures"),
+    "gap_1us": (300_000, Knobs(gap_us=1), "1 us between packets (~87k connections/s)"),
+    "gap_10us": (300_000, Knobs(gap_us=10), "10 us between packets"),
+    "gap_100us": (300_000, Knobs(gap_us=100), "100 us between packets"),
+    "gap_1ms": (100_000, Knobs(gap_us=1000), "1 ms between packets (a quiet link, ~100 s)"),
+    "fail_0": (300_000, Knobs(failure_share=0.0), "no failures at all"),
+    "fail_17": (300_000, Knobs(failure_share=0.17), "17 % of connection plans fail"),
+    "fail_50": (300_000, Knobs(failure_share=0.50), "half of the connection plans fail"),
+    "ppc_6": (300_000, Knobs(packets_per_conn=6), "healthy connections of 6 packets (no data)"),
+    "ppc_12": (300_000, Knobs(packets_per_conn=12), "healthy connections of ~12 packets"),
+    "ppc_100": (300_000, Knobs(packets_per_conn=100), "healthy connections of ~100 packets"),
+    "ppc_10k": (
+        600_000,
+        Knobs(packets_per_conn=10_000, open_conns=8),
+        "~10,000 packets per healthy connection, each lasting ~2 minutes, plus 8 streams open "
+        "at both ends of the capture",
+    ),
+    "concurrent_50k": (
+        600_000,
+        Knobs(rate=4000, idle_s=30.0),
+        "4000 connections/s, healthy ones idle 15-45 s before closing: ~50k open at once",
+    ),
+    "scan_mix": (
+        300_000,
+        Knobs(weights={"scan": 0.05}),
+        "an nmap -sS scan mixed in (5 % of plans, ~4.5 probes each)",
+    ),
+    "bad_server": (
+        300_000,
+        Knobs(bad_server=0.02),
+        "server 10.20.0.11 gets ~40 connections/s and resets 80 % of them (RSTs 20 ms apart)",
+    ),
+    "synflood_1m": (
+        1_200_000,
+        Knobs(flood_rate=200_000),
+        "1M spoofed SYNs (5 us apart, distinct 4-tuples) over normal traffic",
+    ),
+    "ipv6": (
+        300_000,
+        Knobs(ipv6=1.0),
+        "every client host and server on IPv6, ICMPv6 errors (nmap scans stay IPv4)",
+    ),
+    "ipv6_mixed": (300_000, Knobs(ipv6=0.5), "half the client hosts on IPv6"),
+    "vlan": (300_000, Knobs(vlan=100), "every frame 802.1Q-tagged (VLAN 100)"),
+    "retrans_reorder": (
+        300_000,
+        Knobs(retrans=0.05, reorder=0.05),
+        "5 % of healthy data segments retransmitted, 5 % reordered",
+    ),
+}
+
+
+def shape_knobs(name: str) -> Knobs:
+    return SHAPES[name][1]
+
 
 REC = struct.Struct("<IIII")
+IP6TCP = struct.Struct("!IHBB16s16sHHIIBBHHH")
+IP6 = struct.Struct("!IHBB16s16s")
+WORDS8 = struct.Struct("!8H")
 IPTCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")
 IPH = struct.Struct("!BBHHHBBH4s4s")
 ICMPH = struct.Struct("!BBHI")
@@ -124,7 +237,16 @@ def _fold(total: int) -> int:
 
 
 def _words(addr: bytes) -> int:
+    if len(addr) == 16:
+        return sum(WORDS8.unpack(addr))
     return (addr[0] << 8 | addr[1]) + (addr[2] << 8 | addr[3])
+
+
+def endpoint_text(addr: bytes, port: int) -> str:
+    """`ip:port` or `[v6]:port`, as tcpdiag writes a finding's client and server."""
+    if len(addr) == 16:
+        return f"[{ipaddress.IPv6Address(addr).compressed}]:{port}"
+    return f"{ipaddress.IPv4Address(addr)}:{port}"
 
 
 def _mac(prefix: bytes, n: int) -> bytes:
@@ -133,6 +255,9 @@ def _mac(prefix: bytes, n: int) -> bytes:
 
 GATEWAY_MAC = bytes.fromhex("001b21a0c001")
 GATEWAY_IP = bytes([10, 20, 255, 1])
+V6_CLIENTS = bytes.fromhex("20010db8c6120000")  # 2001:db8:c612::/64 + the host's index
+V6_SERVERS = bytes.fromhex("20010db80a14000000000000")  # 2001:db8:a14::/104 + index
+GATEWAY_IP6 = bytes.fromhex("20010db80a14ffff0000000000000001")
 
 
 class Host:
@@ -170,7 +295,9 @@ class Conn:
         "s_isn",
         "s_nxt",
         "s_win",
+        "scenario",
         "segs",
+        "ser",
         "server",
         "sport",
         "t",
@@ -197,6 +324,8 @@ class Conn:
         self.segs: list[tuple] = []
         self.pending_ack: int | None = None  # the client's delayed ACK, not yet sent
         self.end = t
+        self.scenario: str | None = None  # "" = healthy; else a SCENARIOS key (ground truth)
+        self.ser: tuple | None = None  # serialisation state, kept for connections sent in parts
 
     # -- building blocks -------------------------------------------------------------------
 
@@ -314,16 +443,52 @@ class Conn:
 
 
 class Generator:
-    def __init__(self, packets: int, seed: int, rate: float = DEFAULT_RATE) -> None:
+    def __init__(
+        self, packets: int, seed: int, rate: float = DEFAULT_RATE, knobs: Knobs | None = None
+    ) -> None:
+        knobs = knobs or Knobs(rate=rate)
+        if knobs.rate != rate and rate != DEFAULT_RATE:
+            knobs = replace(knobs, rate=rate)
+        self.knobs = knobs
         self.target = packets
         self.seed = seed
+        self.time_scale = 1.0  # healthy connections' think, idle and round gaps are scaled by it
+        ppc = knobs.packets_per_conn or DEFAULT_PACKETS_PER_CONN
+        rate = knobs.rate
+        if knobs.gap_us is not None:
+            rate = 1_000_000 / (knobs.gap_us * ppc)
+            self.time_scale = min(1.0, knobs.gap_us / DEFAULT_GAP_US)
+        elif knobs.packets_per_conn is not None:
+            rate = knobs.rate * DEFAULT_PACKETS_PER_CONN / ppc  # the default packet rate
         self.rate = rate
         self.rng = rng = random.Random(seed)
         self.blob = rng.randbytes(1 << 20)
         est_conns = max(1000, packets // 12)
         self.hosts: list[Host | None] = [None] * max(256, est_conns // 8)
-        self.servers = [bytes([10, 20, 0, 11 + i]) for i in range(32)]
-        self.server_mac = [_mac(b"\x52\x54\x00", i + 1) for i in range(32)]
+        # Enough servers that accepted RSTs of different connections stay RST_SPACING_US apart
+        # per server: 32 at the default rate and failure share.
+        weights = dict(PLAN_WEIGHTS)
+        if knobs.failure_share is not None:
+            total = sum(PLAN_WEIGHTS.values())
+            weights = {k: v * knobs.failure_share / total for k, v in PLAN_WEIGHTS.items()}
+        weights.update(knobs.weights)
+        if knobs.bad_server:
+            weights["bad_server"] = knobs.bad_server
+        server_rst = sum(
+            weights.get(k, 0.0)
+            for k in ("peer_reset_linger0", "peer_reset_unread_data", "fin_wait_reset")
+        )
+        self.n_servers = max(32, math.ceil(rate * server_rst / 0.75))
+        self.servers = [(0x0A14000B + i).to_bytes(4, "big") for i in range(self.n_servers)]
+        self.server_mac = [_mac(b"\x52\x54\x00", i + 1) for i in range(self.n_servers)]
+        self.servers6 = [V6_SERVERS + (11 + i).to_bytes(4, "big") for i in range(self.n_servers)]
+        self.eth_tag = b"" if knobs.vlan is None else b"\x81\x00" + knobs.vlan.to_bytes(2, "big")
+        self.bad_times: list[int] = []  # the resetting server's RST times, sorted
+        self.background: list[Conn] = []  # streams open at both ends (open_conns)
+        self.truth: list[list[str]] = []  # [category, client, server, scenario] per failure
+        self.times = array("q")  # every record's time, for the packet gap statistics
+        self.flood_next = 0
+        self.flood_count = 0
         self.scanners = [bytes([203, 0, 113, 50 + i]) for i in range(4)]
         self.scanner_hosts: dict[bytes, Host] = {}
         self.rst_times: dict[bytes, list[int]] = {}
@@ -335,13 +500,15 @@ class Generator:
         self.seqno = 0
         self.planned = 0
         self.written = 0
-        self.plan_names = ["normal", *PLAN_WEIGHTS]
+        self.plan_names = ["normal", *weights]
         self.plan_cum: list[float] = []
         acc = 0.0
-        for name in PLAN_WEIGHTS:
-            acc += PLAN_WEIGHTS[name]
+        for name in weights:
+            acc += weights[name]
             self.plan_cum.append(acc)
-        self.ident = identity(packets, seed, rate)
+        if acc > 1.0:
+            raise ValueError(f"failure plan weights add up to {acc:.2f} > 1")
+        self.ident = identity(packets, seed, knobs.rate, knobs)
 
     # -- random choices -------------------------------------------------------------------
 
@@ -351,7 +518,15 @@ class Generator:
         if host is None:
             ip = (0xC6120000 + i + 1).to_bytes(4, "big")  # 198.18.0.0/15 (RFC 2544)
             host = self.hosts[i] = Host(ip, self.rng)
+            if self.knobs.ipv6 and self.rng.random() < self.knobs.ipv6:
+                host.ip = V6_CLIENTS + (i + 1).to_bytes(8, "big")
         return host
+
+    def normal_server(self) -> int:
+        """A server for a healthy connection (not the resetting one, when there is one)."""
+        if self.knobs.bad_server:
+            return 1 + self.rng.randrange(self.n_servers - 1)
+        return self.rng.randrange(self.n_servers)
 
     def server_port(self) -> int:
         return 443 if self.rng.random() < 0.7 else 80
@@ -413,12 +588,15 @@ class Generator:
 
     def note_rst(self, ip: bytes, times: list[int]) -> None:
         self.rst_times.setdefault(ip, []).extend(times)
+        if self.knobs.bad_server and ip == self.servers[0]:
+            for t in times:
+                bisect.insort(self.bad_times, t)
 
     # -- scenarios ------------------------------------------------------------------------
 
     def normal(self, t: int) -> list[Conn]:
         rng = self.rng
-        conn = Conn(self, t, self.host(), rng.randrange(32), self.server_port())
+        conn = Conn(self, t, self.host(), self.normal_server(), self.server_port())
         conn.handshake()
         rounds = 1 + (rng.random() < 0.4) + (rng.random() < 0.2) + (rng.random() < 0.1)
         for k in range(rounds):
@@ -426,9 +604,104 @@ class Generator:
         conn.close(rng.randint(50_000, 5_000_000))
         return [conn]
 
+    def custom_normal(self, t: int) -> list[Conn]:
+        """A healthy connection shaped by the knobs (packets per connection, compressed time,
+        extra idle time before the close)."""
+        rng, knobs, f = self.rng, self.knobs, self.time_scale
+        conn = Conn(self, t, self.host(), self.normal_server(), self.server_port())
+        conn.scenario = ""
+        conn.handshake()
+        ppc = knobs.packets_per_conn
+        if ppc is None:
+            rounds = 1 + (rng.random() < 0.4) + (rng.random() < 0.2) + (rng.random() < 0.1)
+            for k in range(rounds):
+                gap = rng.randint(10, 200) if k == 0 else rng.randint(20_000, 1_500_000)
+                conn.request(max(1, int(gap * f)))
+                conn.respond(self.response_size(), max(1, int(self.think_time() * f)))
+        elif ppc > 6:
+            # Per round: a request, `segs` full segments, an ACK for every second one.
+            body = ppc - 6
+            rounds = max(1, round(body / min(80, body)))
+            segs = max(1, round((body / rounds - 1) / 1.5))
+            for k in range(rounds):
+                if k == 0:
+                    gap = rng.randint(10, 200)
+                elif ppc >= 1000:  # a long-lived connection: ~1 s between rounds
+                    gap = rng.randint(400_000, 1_200_000)
+                else:
+                    gap = rng.randint(20_000, 300_000)
+                conn.request(max(1, int(gap * f)))
+                conn.respond(segs * MSS, max(1, int(self.think_time() * f)))
+        idle = rng.randint(50_000, 5_000_000) * f
+        if knobs.idle_s:
+            idle += knobs.idle_s * 1_000_000 * rng.uniform(0.5, 1.5)
+        conn.close(max(1, int(idle)))
+        return [conn]
+
+    def bad_server(self, t: int) -> list[Conn]:
+        """A connection to server 0, which resets 80 % of its connections after one round."""
+        rng = self.rng
+        conn = Conn(self, t, self.host(), 0, self.server_port())
+        conn.handshake()
+        conn.round(rng.randint(10, 200))
+        conn.flush_client_ack(conn.t + 10_000_000)
+        if rng.random() < 0.8:
+            conn.rst(self.bad_slot(conn.t + rng.randint(1_000, 200_000)), S)
+            conn.scenario = "bad_server_reset"
+            self.counts["bad_server_reset"] += 1
+        else:
+            conn.close(rng.randint(50_000, 2_000_000))
+            conn.scenario = ""
+        return [conn]
+
+    def bad_slot(self, want: int) -> int:
+        """The first time >= `want` at least BAD_SERVER_SPACING_US from the resetting server's
+        other RSTs; booked."""
+        times, t = self.bad_times, want
+        i = bisect.bisect_left(times, t - BAD_SERVER_SPACING_US)
+        while i < len(times) and times[i] < t + BAD_SERVER_SPACING_US:
+            t = times[i] + BAD_SERVER_SPACING_US
+            i += 1
+        self.note_rst(self.servers[0], [t])
+        return t
+
+    def open_stream(self, t: int) -> Conn:
+        """A long download already running when the capture starts (no handshake) and still
+        running when it ends (no FIN): fed a round about every second by the write loop."""
+        conn = Conn(self, t, self.host(), self.normal_server(), 443)
+        conn.scenario = ""
+        conn.c_isn = conn.c_nxt = self.rng.getrandbits(32)
+        return conn
+
+    def feed_stream(self, conn: Conn, t: int) -> None:
+        rng = self.rng
+        conn.t = max(conn.t, t)
+        conn.request(rng.randint(10, 200))
+        conn.respond(rng.randint(20, 60) * MSS, rng.randint(200, 5_000))
+        conn.t += rng.randint(500_000, 1_500_000)
+
+    def perturb(self, conn: Conn) -> None:
+        """Retransmit (spuriously, an RTT later) and reorder some of the server's data segments
+        of a healthy connection."""
+        rng, knobs = self.rng, self.knobs
+        segs = conn.segs
+        segs.sort(key=lambda s: s[0])
+        data = [i for i, s in enumerate(segs) if s[1] == S and s[6]]
+        closing = min((s[0] for s in segs if s[2] & (FIN | RST)), default=conn.end + 1)
+        for a, b in itertools.pairwise(data):
+            if rng.random() < knobs.reorder and segs[b][0] - segs[a][0] < 2_000:
+                sa, sb = segs[a], segs[b]
+                segs[a], segs[b] = (sa[0], *sb[1:]), (sb[0], *sa[1:])
+        for i in data:
+            if rng.random() < knobs.retrans:
+                s = segs[i]
+                again = s[0] + conn.rtt + rng.randint(200, 20_000)
+                if again < closing:
+                    segs.append((again, *s[1:]))
+
     def _established(self, t: int, rounds: int = 1, server: int | None = None) -> Conn:
         rng = self.rng
-        srv = rng.randrange(32) if server is None else server
+        srv = rng.randrange(self.n_servers) if server is None else server
         conn = Conn(self, t, self.host(), srv, self.server_port())
         conn.handshake()
         for k in range(rounds):
@@ -441,7 +714,7 @@ class Generator:
         RST/ACK near that moment, so tcpdiag does not see a burst (local_abort)."""
         rng = self.rng
         state = rng.getstate()
-        order = rng.sample(range(32), 32)
+        order = rng.sample(range(self.n_servers), 32)
         for srv in order:
             rng.setstate(state)
             conn = build(t, srv)
@@ -462,7 +735,8 @@ class Generator:
 
     def refused(self, t: int) -> list[Conn]:
         rng = self.rng
-        conn = Conn(self, t, self.host(), rng.randrange(32), rng.choice((8443, 9000, 5432)))
+        host, srv = self.host(), rng.randrange(self.n_servers)
+        conn = Conn(self, t, host, srv, rng.choice((8443, 9000, 5432)))
         conn.add(t, C, SYN, conn.c_isn, 0, 64240, kind=K_SYN)
         conn.add(t + rng.randint(20, 90), S, RST | ACK, 0, conn.c_isn + 1, 0, kind=K_BARE)
         self.counts["refused"] += 1
@@ -476,7 +750,7 @@ class Generator:
         host = self.scanner_hosts.get(ip)
         if host is None:
             host = self.scanner_hosts[ip] = Host(ip, rng)
-        srv = rng.randrange(32)
+        srv = rng.randrange(self.n_servers)
         sport_src = rng.randint(40000, 65000)
         open_ports = rng.sample([80, 443], rng.randint(1, 2))
         closed = rng.sample([21, 22, 23, 25, 110, 139, 445, 3306, 3389, 5900, 8080], 3)
@@ -493,9 +767,11 @@ class Generator:
                 st += host.rtt
                 conn.add(st, C, RST, conn.c_isn + 1, 0, 0, kind=K_BARE)
                 self.counts["half_open_scan"] += 1
+                conn.scenario = "half_open_scan"
             else:
                 conn.add(st + rng.randint(20, 90), S, RST | ACK, 0, conn.c_isn + 1, 0, kind=K_BARE)
                 self.counts["scan_closed_port"] += 1
+                conn.scenario = "scan_closed_port"
             conns.append(conn)
         return conns
 
@@ -528,7 +804,7 @@ class Generator:
         """The client reads part of a download and closes (FIN); the server's next segment
         draws a bare RST with seq = that segment's ACK."""
         rng = self.rng
-        conn = Conn(self, t, self.host(), rng.randrange(32), self.server_port())
+        conn = Conn(self, t, self.host(), rng.randrange(self.n_servers), self.server_port())
         conn.handshake()
         conn.request(rng.randint(10, 200))
         # A download the client abandons: the header announces more than it will read.
@@ -610,7 +886,7 @@ class Generator:
         rng = self.rng
         for _ in range(50):
             host = self.host()
-            srv, port = rng.randrange(32), self.server_port()
+            srv, port = rng.randrange(self.n_servers), self.server_port()
             conns = []
             for k in range(3):
                 conn = Conn(self, t + k * rng.randint(1_000, 100_000), host, srv, port)
@@ -632,7 +908,7 @@ class Generator:
     def icmp_host_unreachable_syn(self, t: int) -> list[Conn]:
         """The server host's firewall answers the SYN with ICMP host unreachable."""
         rng = self.rng
-        conn = Conn(self, t, self.host(), rng.randrange(32), self.server_port())
+        conn = Conn(self, t, self.host(), rng.randrange(self.n_servers), self.server_port())
         conn.add(t, C, SYN, conn.c_isn, 0, 64240, kind=K_SYN)
         conn.add(t + rng.randint(20, 90), C, 1, 0, 0, 0, self.servers[conn.server], K_ICMP)
         self.counts["icmp_host_unreachable_syn"] += 1
@@ -643,7 +919,7 @@ class Generator:
         ~204 ms (RFC 6069: no backoff) and each copy draws ICMP host unreachable from the
         gateway, until TCP_USER_TIMEOUT; then silence."""
         rng = self.rng
-        conn = Conn(self, t, self.host(), rng.randrange(32), self.server_port())
+        conn = Conn(self, t, self.host(), rng.randrange(self.n_servers), self.server_port())
         conn.handshake()
         if rng.random() < 0.5:
             conn.round(rng.randint(10, 200))
@@ -694,27 +970,44 @@ class Generator:
     def serialize(self, conn: Conn) -> None:
         """Turn the connection's abstract segments into pcap records on the merge heap."""
         segs = conn.segs
+        if not segs:
+            return
         segs.sort(key=lambda s: s[0])
         rng = self.rng
         srv = conn.server
-        c_ip, s_ip = conn.client.ip, self.servers[srv]
+        c_ip = conn.client.ip
+        v6 = len(c_ip) == 16
+        s_ip = self.servers6[srv] if v6 else self.servers[srv]
+        ethertype = b"\x86\xdd" if v6 else b"\x08\x00"
+        tag = self.eth_tag
         eth = (
-            self.server_mac[srv] + GATEWAY_MAC + b"\x08\x00",  # client -> server
-            GATEWAY_MAC + self.server_mac[srv] + b"\x08\x00",  # server -> client
+            self.server_mac[srv] + GATEWAY_MAC + tag + ethertype,  # client -> server
+            GATEWAY_MAC + self.server_mac[srv] + tag + ethertype,  # server -> client
         )
         addrs = ((c_ip, s_ip), (s_ip, c_ip))
         addr_sum = _words(c_ip) + _words(s_ip)
         ports = ((conn.cport, conn.sport), (conn.sport, conn.cport))
         ttl = (conn.client.ttl, 64)
-        ipid = [rng.getrandbits(16), rng.getrandbits(16)]
-        ts_base = (rng.getrandbits(32), rng.getrandbits(32))
-        last_ts = [0, 0]
-        last_hdr = [b"", b""]
+        first = conn.ser is None
+        if conn.ser is None:
+            ipid = [rng.getrandbits(16), rng.getrandbits(16)]
+            ts_base = (rng.getrandbits(32), rng.getrandbits(32))
+            last_ts = [0, 0]
+            last_hdr = [b"", b""]
+            conn.ser = (ipid, ts_base, last_ts, last_hdr, segs[0][0])
+        else:
+            ipid, ts_base, last_ts, last_hdr, _ = conn.ser
         heap, push = self.heap, heapq.heappush
         seqno = self.seqno
         for t, side, flags, seq, ack, win, payload, kind in segs:
             if kind == K_ICMP:
-                pkt = self._icmp(side, flags, payload, addrs[side][0], last_hdr[side], eth, rng)
+                if v6:
+                    source = GATEWAY_IP6 if payload == GATEWAY_IP else s_ip
+                    pkt = self._icmp6(side, source, addrs[side][0], last_hdr[side], eth, rng)
+                else:
+                    pkt = self._icmp(side, flags, payload, addrs[side][0], last_hdr[side], eth, rng)
+            elif v6:
+                pkt = self._tcp6(t, side, flags, seq, ack, win, payload, kind, conn, eth, rng)
             else:
                 frag, id_, tt = 0x4000, 0, ttl[side]
                 if kind == K_TS:
@@ -790,9 +1083,70 @@ class Generator:
             seqno += 1
             push(heap, (t, seqno, REC.pack(EPOCH + sec, usec, n, n) + pkt))
         self.seqno = seqno
-        self.connections += 1
         self.planned += len(segs)
-        self.spans.append((segs[0][0], segs[-1][0]))
+        if first:
+            self.connections += 1
+            if conn.scenario:
+                self.truth.append(
+                    [
+                        SCENARIOS[conn.scenario],
+                        endpoint_text(c_ip, conn.cport),
+                        endpoint_text(s_ip, conn.sport),
+                        conn.scenario,
+                    ]
+                )
+        if conn in self.background:
+            conn.segs = []
+        else:
+            self.spans.append((segs[0][0], segs[-1][0]))
+
+    def _tcp6(self, t, side, flags, seq, ack, win, payload, kind, conn, eth, rng) -> bytes:
+        """The IPv6 twin of the IPv4 serialiser above (hop limit for TTL, no IP ID or DF)."""
+        _, ts_base, last_ts, last_hdr, _ = conn.ser
+        hop = (conn.client.ttl, 64)[side]
+        if kind == K_TS:
+            tsval = (ts_base[side] + t // 1000) & M32
+            last_ts[side] = tsval
+            opts = TSOPT.pack(1, 1, 8, 10, tsval, last_ts[1 - side])
+        elif kind in (K_SYN, K_SYNACK):
+            tsval = (ts_base[side] + t // 1000) & M32
+            last_ts[side] = tsval
+            opts = SYNOPT.pack(2, 4, 1440, 4, 2, 8, 10, tsval, last_ts[1 - side], 1, 3, 3, 7)
+        elif kind in (K_SCAN_SYN, K_SCAN_SYNACK):
+            opts = b"\x02\x04\x05\xa0"
+            if kind == K_SCAN_SYN:
+                hop = rng.randint(37, 59)
+        else:
+            opts = b""
+            if kind == K_INJ:
+                hop = 50
+            elif kind == K_OOW:
+                hop = 57
+        data = opts + payload if opts else payload
+        doff = (20 + len(opts)) >> 2
+        tcp_len = 20 + len(data)
+        sport, dport = (conn.cport, conn.sport) if side == C else (conn.sport, conn.cport)
+        src, dst = (conn.client.ip, self.servers6[conn.server])[:: 1 if side == C else -1]
+        tcp_sum = (
+            _words(src) + _words(dst) + 6 + tcp_len + sport + dport
+            + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)
+            + (doff << 12 | flags) + win + (_sum16(data) if data else 0)
+        )  # fmt: skip
+        hdr = IP6TCP.pack(
+            0x60000000, tcp_len, 6, hop, src, dst, sport, dport, seq, ack, doff << 4, flags,
+            win, _fold(tcp_sum), 0,
+        )  # fmt: skip
+        last_hdr[side] = hdr[:48]
+        return eth[side] + hdr + data
+
+    def _icmp6(self, side, source, quoted_src, quoted, eth, rng) -> bytes:
+        """ICMPv6 destination unreachable (address unreachable) quoting IPv6 + 8 TCP bytes."""
+        body = ICMPH.pack(1, 3, 0, 0) + quoted
+        total = _words(source) + _words(quoted_src) + len(body) + 58 + _sum16(body)
+        body = ICMPH.pack(1, 3, _fold(total), 0) + quoted
+        hop = 64 if source != GATEWAY_IP6 else 255
+        ip = IP6.pack(0x60000000, len(body), 58, hop, source, quoted_src)
+        return eth[1 - side] + ip + body
 
     def _icmp(self, side, code, source, quoted_src, quoted, eth, rng) -> bytes:
         """ICMP destination unreachable to the sender of `quoted` (IP header + 8 TCP bytes)."""
@@ -814,9 +1168,49 @@ class Generator:
         r = self.rng.random()
         for name, cum in zip(self.plan_names[1:], self.plan_cum, strict=True):
             if r < cum:
-                return getattr(self, name)(t)
-        self.normal_count += 1
-        return self.normal(t)
+                conns = getattr(self, name)(t)
+                for conn in conns:
+                    if conn.scenario is None:
+                        conn.scenario = name
+                    if conn.scenario == "":
+                        self.normal_count += 1
+                break
+        else:
+            self.normal_count += 1
+            knobs = self.knobs
+            if knobs.packets_per_conn is not None or knobs.gap_us is not None or knobs.idle_s:
+                conns = self.custom_normal(t)
+            else:
+                conns = self.normal(t)
+            conns[0].scenario = ""
+        if self.knobs.retrans or self.knobs.reorder:
+            for conn in conns:
+                if conn.scenario == "":
+                    self.perturb(conn)
+        return conns
+
+    def flood_syn(self, t: int) -> None:
+        """One spoofed SYN (MSS only, as flood tools send) from a new address and port to
+        server 0 port 80, onto the merge heap."""
+        i = self.flood_count
+        self.flood_count += 1
+        src = (0x64400000 + i // 60_000).to_bytes(4, "big")  # 100.64.0.0/10
+        dst = self.servers[0]
+        sport, seq = 1024 + i % 60_000, (i * 2_654_435_761) & M32
+        opts = b"\x02\x04\x05\xb4"
+        addr_sum = _words(src) + _words(dst)
+        ip_sum = 0x4500 + 44 + (i & 0xFFFF) + (64 << 8 | 6) + addr_sum
+        tcp_sum = addr_sum + 6 + 24 + sport + 80 + (seq >> 16) + (seq & 0xFFFF) + 0x6002 + 1024
+        tcp_sum += 0x0204 + 0x05B4
+        hdr = IPTCP.pack(
+            0x45, 0, 44, i & 0xFFFF, 0, 64, 6, _fold(ip_sum), src, dst, sport, 80, seq, 0,
+            6 << 4, SYN, 1024, _fold(tcp_sum), 0,
+        )  # fmt: skip
+        pkt = self.server_mac[0] + GATEWAY_MAC + self.eth_tag + b"\x08\x00" + hdr + opts
+        sec, usec = divmod(t, 1_000_000)
+        self.seqno += 1
+        heapq.heappush(self.heap, (t, self.seqno, REC.pack(EPOCH + sec, usec, 58, 58) + pkt))
+        self.planned += 1
 
     def write(self, out: Path) -> dict:
         rng = self.rng
@@ -830,10 +1224,24 @@ class Generator:
         tmp = out.with_name(out.name + ".tmp")
         with tmp.open("wb") as f:
             f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 1))
+            flood_gap = 1_000_000 / self.knobs.flood_rate if self.knobs.flood_rate else 0.0
+            times = self.times
             while self.planned < self.target:
                 t += max(1, int(rng.expovariate(1.0) * mean_gap))
+                if self.knobs.open_conns and not self.background:
+                    self.background = [self.open_stream(t) for _ in range(self.knobs.open_conns)]
+                for conn in self.background:
+                    if conn.t < t:
+                        self.feed_stream(conn, t)
+                        self.serialize(conn)
+                if flood_gap:
+                    while self.flood_next < t:
+                        self.flood_syn(int(self.flood_next))
+                        self.flood_next += flood_gap
                 while heap and heap[0][0] < t:
-                    rec = pop(heap)[2]
+                    item = pop(heap)
+                    times.append(item[0])
+                    rec = item[2]
                     buf.append(rec)
                     buffered += len(rec)
                     if buffered > 1 << 22:
@@ -843,9 +1251,13 @@ class Generator:
                 for conn in self.plan(t):
                     self.serialize(conn)
             while heap:
-                buf.append(pop(heap)[2])
+                item = pop(heap)
+                times.append(item[0])
+                buf.append(item[2])
             f.write(b"".join(buf))
         tmp.replace(out)
+        for conn in self.background:
+            self.spans.append((conn.ser[4] if conn.ser else 0, conn.end))
         self.written = self.seqno
         return self.summary(out)
 
@@ -881,6 +1293,24 @@ class Generator:
             "mean_live_connections": round(mean_live),
             "scenarios": dict(self.counts),
             "expected_findings": expected,
+            "failure_share": round(failing / max(self.connections, 1), 4),
+            "servers": self.n_servers,
+            "connection_rate": round(self.rate, 1),
+            "flood_syns": self.flood_count,
+            "open_streams": len(self.background),
+            **self.gap_stats(),
+        }
+
+    def gap_stats(self) -> dict:
+        """Median and mean gap between consecutive packets, microseconds."""
+        import numpy as np  # a tcpdiag dependency; imported here to keep the CLI start quick
+
+        gaps = np.diff(np.frombuffer(self.times, dtype=np.int64))
+        if not len(gaps):
+            return {"median_gap_us": 0.0, "mean_gap_us": 0.0}
+        return {
+            "median_gap_us": round(float(np.median(gaps)), 2),
+            "mean_gap_us": round(float(gaps.mean()), 2),
         }
 
 
@@ -888,24 +1318,60 @@ def manifest_path(out: Path) -> Path:
     return out.with_name(out.name + ".manifest.json")
 
 
-def identity(packets: int, seed: int, rate: float = DEFAULT_RATE) -> dict:
+def truth_path(out: Path) -> Path:
+    return out.with_name(out.name + ".truth.json")
+
+
+def identity(
+    packets: int, seed: int, rate: float = DEFAULT_RATE, knobs: Knobs | None = None
+) -> dict:
     """The parameters that determine the capture's bytes (the manifest must match them)."""
-    return {
+    ident = {
         "generator_version": GENERATOR_VERSION,
         "packets_requested": packets,
         "seed": seed,
         "rate": rate,
         "source_sha256": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
     }
+    changed = knobs.changed() if knobs else {}
+    changed.pop("rate", None)
+    if changed:
+        ident["knobs"] = changed
+    return ident
 
 
-def generate(packets: int, out: Path, seed: int = 1, rate: float = DEFAULT_RATE) -> dict:
+def generate(
+    packets: int,
+    out: Path,
+    seed: int = 1,
+    rate: float = DEFAULT_RATE,
+    knobs: Knobs | None = None,
+    shape: str = "",
+) -> dict:
+    """Write the capture, its manifest (`<out>.manifest.json`) and its ground truth
+    (`<out>.truth.json`: the findings per category tcpdiag must report, and for every injected
+    failure its category, client, server and scenario)."""
     start = time.perf_counter()
-    gen = Generator(packets, seed, rate)
+    gen = Generator(packets, seed, rate, knobs)
     summary = gen.write(out)
     summary["generation_seconds"] = round(time.perf_counter() - start, 2)
+    if shape:
+        summary["shape"] = shape
+    summary["truth"] = str(truth_path(out))
+    truth = {
+        "capture": str(out),
+        "expected_findings": summary["expected_findings"],
+        "failures": sorted(gen.truth),
+    }
+    truth_path(out).write_text(json.dumps(truth, indent=0) + "\n")
     manifest_path(out).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def generate_shape(name: str, out: Path, scale: float = 1.0, seed: int = 1) -> dict:
+    """Write matrix shape `name` (see SHAPES) at `scale` times its packet count."""
+    packets, knobs, _ = SHAPES[name]
+    return generate(max(1000, int(packets * scale)), out, seed, knobs.rate, knobs, shape=name)
 
 
 def print_summary(s: dict) -> None:
@@ -930,16 +1396,62 @@ def print_summary(s: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--packets", type=int, required=True, help="packets to write (at least)")
+    parser.add_argument("--packets", type=int, help="packets to write (at least)")
     parser.add_argument("--out", type=Path, required=True, help="pcap file to write")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--rate", type=float, default=DEFAULT_RATE, help="new connections per second"
     )
+    parser.add_argument(
+        "--shape", choices=sorted(SHAPES), help="a benchmark matrix shape (sets the knobs)"
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="with --shape: size multiplier")
+    knob = parser.add_argument_group("knobs (see Knobs)")
+    knob.add_argument("--gap-us", type=float, help="mean packet gap (sets the connection rate)")
+    knob.add_argument("--failure-share", type=float, help="share of plans that fail (0-1)")
+    knob.add_argument(
+        "--weight", action="append", default=[], metavar="PLAN=W", help="a plan weight override"
+    )
+    knob.add_argument("--packets-per-conn", type=int, help="packets per healthy connection")
+    knob.add_argument("--open-conns", type=int, default=0, help="streams open at both ends")
+    knob.add_argument("--idle-s", type=float, default=0.0, help="extra idle before closing")
+    knob.add_argument("--flood-rate", type=float, default=0.0, help="spoofed SYNs per second")
+    knob.add_argument("--bad-server", type=float, default=0.0, help="plan weight, see Knobs")
+    knob.add_argument("--ipv6", type=float, default=0.0, help="share of IPv6 client hosts")
+    knob.add_argument("--vlan", type=int, help="802.1Q VLAN id on every frame")
+    knob.add_argument("--retrans", type=float, default=0.0, help="share retransmitted")
+    knob.add_argument("--reorder", type=float, default=0.0, help="share reordered")
     args = parser.parse_args(argv)
-    if args.packets < 1000:
-        parser.error("--packets must be at least 1000")
-    print_summary(generate(args.packets, args.out, args.seed, args.rate))
+    if args.shape:
+        print_summary(generate_shape(args.shape, args.out, args.scale, args.seed))
+        return 0
+    if args.packets is None or args.packets < 1000:
+        parser.error("--packets (at least 1000) or --shape is required")
+    if args.packets_per_conn is not None and args.packets_per_conn < 6:
+        parser.error("--packets-per-conn must be at least 6")
+    try:
+        weights = {k: float(v) for k, v in (w.split("=", 1) for w in args.weight)}
+    except ValueError:
+        parser.error("--weight takes PLAN=NUMBER")
+    unknown = set(weights) - set(PLAN_WEIGHTS)
+    if unknown:
+        parser.error(f"unknown plans {sorted(unknown)}; known: {', '.join(PLAN_WEIGHTS)}")
+    knobs = Knobs(
+        rate=args.rate,
+        gap_us=args.gap_us,
+        failure_share=args.failure_share,
+        weights=weights,
+        packets_per_conn=args.packets_per_conn,
+        open_conns=args.open_conns,
+        idle_s=args.idle_s,
+        flood_rate=args.flood_rate,
+        bad_server=args.bad_server,
+        ipv6=args.ipv6,
+        vlan=args.vlan,
+        retrans=args.retrans,
+        reorder=args.reorder,
+    )
+    print_summary(generate(args.packets, args.out, args.seed, args.rate, knobs))
     return 0
 
 

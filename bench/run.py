@@ -4,6 +4,9 @@
     python bench/run.py                         # base 1.2M packets, scaling 1x 2x 4x
     python bench/run.py --packets 200000        # quick run
     python bench/run.py --sizes 1,2 --skip-tshark
+    python bench/run.py --matrix [--shapes base,ipv6] [--scale 0.1] [--linearity SHAPE]
+
+(--matrix: the shape matrix of bench/matrix.py, which says what it measures.)
 
 One run generates (or reuses, when bench/out holds one made with the same parameters) the
 captures with bench/make_capture.py, then measures wall-clock time and peak RSS of
@@ -113,6 +116,10 @@ class Measurement:
 
 class BenchError(Exception):
     pass
+
+
+class BenchTimeout(BenchError):
+    """A command ran past its timeout (and was killed)."""
 
 
 def shell_text(cmd: list[str]) -> str:
@@ -263,7 +270,7 @@ def measure(
             proc, seconds, sampler = run_sampled(full, None, timeout, env)
         text = Path(time_file).read_text()
     except subprocess.TimeoutExpired:
-        raise BenchError(f"{name}: timed out after {timeout:.0f} s: {shell_text(cmd)}") from None
+        raise BenchTimeout(f"{name}: timed out after {timeout:.0f} s: {shell_text(cmd)}") from None
     finally:
         Path(time_file).unlink(missing_ok=True)
     if proc.returncode not in ok_codes:
@@ -491,6 +498,29 @@ def main(argv: list[str] | None = None) -> int:
         help="first wait (at most this long) for the 1-minute load average to drop below 0.5",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    matrix_opts = parser.add_argument_group("shape matrix (bench/matrix.py)")
+    matrix_opts.add_argument(
+        "--matrix",
+        action="store_true",
+        help="run tcpdiag analyze, tcpdiag flows and tshark on every shape of "
+        "make_capture.SHAPES (or --shapes) and check every injected failure",
+    )
+    matrix_opts.add_argument("--shapes", default="", help="comma-separated shapes (--matrix)")
+    matrix_opts.add_argument(
+        "--scale", type=float, default=1.0, help="size multiplier of the shapes (--matrix)"
+    )
+    matrix_opts.add_argument(
+        "--linearity",
+        metavar="SHAPE",
+        default="",
+        help="tcpdiag analyze on 1x, 2x and 4x of SHAPE (with --matrix: after the matrix)",
+    )
+    matrix_opts.add_argument(
+        "--skip-flows", action="store_true", help="do not time tcpdiag flows (--matrix)"
+    )
+    matrix_opts.add_argument(
+        "--generate-only", action="store_true", help="only write the shapes' captures (--matrix)"
+    )
     parser.add_argument(
         "--rss-via-getrusage",
         action="store_true",
@@ -535,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     try:
+        if args.matrix or args.linearity:
+            import matrix  # bench/matrix.py
+
+            return matrix.run_matrix(args, env_info, rss_source)
         return run(args, sizes, env_info, rss_source)
     except BenchError as exc:
         print(f"\nbench: FAILED: {exc}", file=sys.stderr)
