@@ -298,11 +298,13 @@ class RstLog:
     def burst(self, host: tuple[str, str], time: float) -> tuple[int, bool]:
         """RSTs of this host within the window around `time` (this one included), and whether
         one of them came right after an application exchange."""
+        # Strictly within the window: RSTs exactly one window apart (a host resetting a
+        # connection every 10 ms) are a steady stream, not one burst chained end to end.
         low, high = time - self.window, time + self.window
         times = self._times.get(host, ())
         closing = self._app_closing.get(host, ())
-        count = bisect_right(times, high) - bisect_left(times, low)
-        return count, bisect_right(closing, high) > bisect_left(closing, low)
+        count = bisect_left(times, high) - bisect_right(times, low)  # this one among them
+        return count, bisect_left(closing, high) > bisect_right(closing, low)
 
     def _forget_quiet_hosts(self, horizon: float) -> None:
         for logs in (self._times, self._app_closing):
@@ -717,7 +719,7 @@ class Connection:
                     sender.bytes_sent += seg.payload_len
                     _new_data(seg, sender, receiver)
                 return
-            self._on_retransmission(seg, sender)
+            self._on_retransmission(seg, sender, end)
             if seq_le(end, sender.snd_nxt):
                 return
             new_from = sender.snd_nxt
@@ -735,8 +737,10 @@ class Connection:
             sender.bytes_sent += new_payload
             _new_data(seg, sender, receiver, new_payload)
 
-    def _on_retransmission(self, seg: TcpSegment, sender: Endpoint) -> None:
+    def _on_retransmission(self, seg: TcpSegment, sender: Endpoint, end: int) -> None:
         sender.retransmissions += 1
+        if sender.snd_una is not None and seq_le(end, sender.snd_una):
+            return  # spurious: the peer had acknowledged all of it already, nothing stalls
         sender.stall_retransmissions += 1
         if sender.stall_start is None:
             sender.stall_start = sender.first_unacked_time or seg.time
@@ -1008,7 +1012,11 @@ class Connection:
         candidates = [
             ep
             for ep in (self.client, self.server)
-            if ep.stall_retransmissions >= MIN_STALL_RETRANSMISSIONS
+            if (
+                ep.stall_retransmissions >= MIN_STALL_RETRANSMISSIONS
+                # something is still unacknowledged: a stall that was acknowledged is no stall
+                and (ep.snd_una is None or ep.snd_nxt is None or seq_lt(ep.snd_una, ep.snd_nxt))
+            )
             or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
         ]
         if not candidates:

@@ -8,7 +8,7 @@ from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, 
 from tcpdiag.events import IcmpErrorEvent, RstEvent, SilenceEvent
 from tcpdiag.packets import ACK, PSH, RST, SYN, SynOptions
 from tcpdiag.seqnum import seq_between, seq_diff, seq_lt
-from tcpdiag.tracker import FlowTable
+from tcpdiag.tracker import RST_BURST_WINDOW_SECONDS, FlowTable
 
 
 def rst_events(capture: Capture) -> list[RstEvent]:
@@ -486,3 +486,31 @@ def test_a_rst_the_receiver_keeps_sending_after_was_not_accepted() -> None:
         conv.send("s", PSH | ACK, 200, dt=gap)
         (event,) = rst_events(cap)
         assert event.rst_verdict == verdict, gap
+
+
+def test_rsts_exactly_a_window_apart_are_no_burst() -> None:
+    """A host resetting one connection every 10 ms is a steady stream, not one burst chained
+    end to end (the burst window is open at its edges)."""
+    cap = Capture()
+    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(4)]
+    for conv in convs:
+        conv.handshake()
+        conv.data("c", 10)
+        conv.data("s", 10)
+    convs[0].rst("c", dt=1.0)
+    for conv in convs[1:]:
+        conv.rst("c", dt=RST_BURST_WINDOW_SECONDS)
+    assert [e.burst_size for e in rst_events(cap)] == [1, 1, 1, 1]
+
+
+def test_spurious_retransmissions_of_acknowledged_data_are_no_stall() -> None:
+    """Data the peer had already acknowledged, sent again and again: nothing is outstanding,
+    so no retransmission timeout."""
+    cap, conv = established()
+    seq = conv.c.seq
+    conv.data("c", 100)  # sent and acknowledged
+    for gap in (0.2, 0.4, 0.8, 1.6):
+        conv.send("c", PSH | ACK, 100, seq=seq, advance=False, dt=gap)
+    (conn,) = track(cap)
+    assert conn.client.retransmissions == 4 and conn.client.stall_retransmissions == 0
+    assert findings(cap) == []
