@@ -304,6 +304,12 @@ class RstLog:
         times = self._times.get(host, ())
         closing = self._app_closing.get(host, ())
         count = bisect_left(times, high) - bisect_right(times, low)  # this one among them
+        # A burst stands out: a host that resets connections steadily (one every millisecond)
+        # has as many around any instant, which is a stream, not one instant's kill.
+        wide_low, wide_high = time - 10 * self.window, time + 10 * self.window
+        around = bisect_left(times, wide_high) - bisect_right(times, wide_low)
+        if around > 2 * count:
+            count = 1
         return count, bisect_left(closing, high) > bisect_right(closing, low)
 
     def _forget_quiet_hosts(self, horizon: float) -> None:

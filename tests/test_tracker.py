@@ -514,3 +514,18 @@ def test_spurious_retransmissions_of_acknowledged_data_are_no_stall() -> None:
     (conn,) = track(cap)
     assert conn.client.retransmissions == 4 and conn.client.stall_retransmissions == 0
     assert findings(cap) == []
+
+
+def test_a_steady_stream_of_resets_is_no_burst() -> None:
+    """One host resetting a connection every millisecond for a while: every instant has
+    neighbours, but nothing stands out as one instant's kill, so no local_abort."""
+    cap = Capture()
+    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(60)]
+    for conv in convs:
+        conv.handshake()
+        conv.data("c", 10)
+        conv.data("s", 10)
+    convs[0].rst("c", dt=1.0)
+    for conv in convs[1:]:
+        conv.rst("c", dt=0.001)
+    assert {f.category for f in findings(cap)} == {"peer_reset"}
