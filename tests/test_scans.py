@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from flowbuilder import LINUX_SYN, Capture, Conversation, track
 
-from tcpdiag.analyze import AnalysisOptions, analyze_capture
+from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.detect import RuleEngine
 from tcpdiag.packets import ACK, RST, SYN
+from tcpdiag.reporters.story import SUMMARIES_SHOWN, summary_lines
 from tcpdiag.rules import load_rules
 from tcpdiag.scans import MIN_TARGETS, ScanDetector
 
@@ -82,3 +83,21 @@ def test_many_sources_leaving_one_server_half_open_are_a_syn_flood() -> None:
         "10.0.0.2:80", 150, 150, 150
     )
     assert flood.text().startswith("SYN flood against 10.0.0.2:80: 150 connection attempts")
+
+
+def test_reports_show_the_largest_scans_and_count_the_rest() -> None:
+    cap = Capture()
+    for source in range(SUMMARIES_SHOWN + 3):
+        scanner = (f"10.9.0.{source + 1}", 50000)
+        for port in range(MIN_TARGETS + source):
+            conv = Conversation(cap, client=scanner, server=("10.0.0.2", port))
+            conv.send("c", SYN, options=LINUX_SYN)
+            conv.send("s", RST | ACK, advance=False)
+    detector = ScanDetector()
+    for conn in track(cap):
+        detector.observe(conn)
+    report = CaptureReport(path="x.pcap", scans=detector.summaries())
+    lines = summary_lines(report)
+    assert len(lines) == SUMMARIES_SHOWN + 1
+    assert lines[0][1].startswith(f"raw SYN scan from 10.9.0.{SUMMARIES_SHOWN + 3}:")  # the largest
+    assert lines[-1] == ("scan", "3 more scans (-f json lists them)")

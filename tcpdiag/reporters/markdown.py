@@ -85,8 +85,7 @@ def capture_section(report: CaptureReport, selection: Selection, run: RunInfo) -
     d = digest(report, selection)
     out.append(_header(report, d))
     out.extend(f"> warning: {markdown_text(w)}\n" for w in report.warnings)
-    out.extend(f"> scan: {markdown_text(scan.text())}\n" for scan in report.scans)
-    out.extend(f"> flood: {markdown_text(flood.text())}\n" for flood in report.floods)
+    out.extend(f"> {label}: {markdown_text(line)}\n" for label, line in story.summary_lines(report))
     if not report.filter_matched:
         out.append("> The filters match no connection in this capture.\n")
     if not d.shown:

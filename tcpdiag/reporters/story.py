@@ -206,3 +206,19 @@ def mermaid_ladder(ladder: Ladder) -> list[str]:
             arrow = "-x" if "RST" in item.flags else "->>"
             lines.append(f"    {src}{arrow}{dst}: {text}")
     return lines
+
+
+# Scan and flood summaries shown in a report (the JSON lists them all): enough to name the
+# worst without letting a capture full of scanners push the report past a ticket's limit.
+SUMMARIES_SHOWN = 5
+
+
+def summary_lines(report: CaptureReport) -> list[tuple[str, str]]:
+    """("scan" | "flood", sentence) for the largest scans and floods, and how many more."""
+    out: list[tuple[str, str]] = []
+    for label, items in (("scan", report.scans), ("flood", report.floods)):
+        out.extend((label, item.text()) for item in items[:SUMMARIES_SHOWN])
+        if len(items) > SUMMARIES_SHOWN:
+            more = len(items) - SUMMARIES_SHOWN
+            out.append((label, f"{units.plural(more, f'more {label}')} (-f json lists them)"))
+    return out

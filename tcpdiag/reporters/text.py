@@ -62,10 +62,8 @@ def capture_text(report: CaptureReport, selection: Selection) -> str:
         lines.append(safe_line(f"{label}: {value}"))
     for warning in report.warnings:
         lines.append(f"warning: {safe_line(warning)}")
-    for scan in report.scans:
-        lines.append(f"scan: {safe_line(scan.text())}")
-    for flood in report.floods:
-        lines.append(f"flood: {safe_line(flood.text())}")
+    for label, summary in story.summary_lines(report):
+        lines.append(f"{label}: {safe_line(summary)}")
     if not report.filter_matched:
         lines.append("The filters match no connection in this capture.")
     if not d.shown:
