@@ -254,12 +254,13 @@ def _parse_conditions(
             extra = set(spec) - {"min", "max", "not"}
             if extra:
                 raise fail(f"condition {fact!r}: unknown operators {sorted(extra)}")
-            excluded = spec.get("not", ())
+            excluded = spec.get("not", [])
             out.append(
                 Condition(
                     fact,
                     minimum=spec.get("min"),
                     maximum=spec.get("max"),
+                    # `not` takes a value or a list of them; absent, nothing is excluded.
                     excluded=tuple(excluded) if isinstance(excluded, list) else (excluded,),
                 )
             )

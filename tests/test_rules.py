@@ -116,3 +116,10 @@ def test_adding_a_rule_file_adds_a_category(tmp_path: Path) -> None:
     assert "reset_after_idle" in ruleset.categories
     report = analyze_capture(SAMPLES / "peer_reset_linger0.pcap", RuleEngine(ruleset))
     assert [f.category for f in report.findings] == ["reset_after_idle"]
+
+
+def test_a_bound_without_not_excludes_nothing() -> None:
+    """`{min = 1}` is a bound only: no phantom exclusion (it once excluded the value `()`)."""
+    rule = next(r for r in RULESET.rules if r.id == "fin-wait-reset")
+    bound = next(c for c in rule.conditions if c.fact == "sender_unanswered_bytes")
+    assert bound.minimum == 1 and bound.excluded == ()
