@@ -31,6 +31,12 @@ class AppView:
     def short(self) -> str:
         return self.errno or "nothing"
 
+    def __reduce__(self) -> tuple[type[AppView], tuple[str | None, str, str, str, str]]:
+        # Findings wait in a pickled spool (tcpdiag.spool); the generic pickling of frozen
+        # slotted dataclasses looks their fields up again for every object, several times per
+        # finding: a plain tuple of values is several times cheaper.
+        return (AppView, (self.errno, self.linux, self.windows, self.when, self.os))
+
 
 @dataclass(frozen=True, slots=True)
 class Cause:
@@ -38,12 +44,18 @@ class Cause:
     text: str
     confidence: float
 
+    def __reduce__(self) -> tuple[type[Cause], tuple[str, str, float]]:
+        return (Cause, (self.id, self.text, self.confidence))  # see AppView.__reduce__
+
 
 @dataclass(frozen=True, slots=True)
 class EvidenceItem:
     frame: int
     time: float
     what: str
+
+    def __reduce__(self) -> tuple[type[EvidenceItem], tuple[int, float, str]]:
+        return (EvidenceItem, (self.frame, self.time, self.what))  # see AppView.__reduce__
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 from typing import IO, Any
 
@@ -78,3 +79,20 @@ def test_a_full_temporary_directory_keeps_every_finding(monkeypatch: pytest.Monk
     assert kept.spill_failed.startswith("findings kept in memory: No space left on device")
     assert len(kept) == 30
     assert [f.id for f in kept] == [f"F{n}" for n in range(1, 31)]
+
+
+def test_findings_come_back_from_the_spool_exactly() -> None:
+    """Findings wait on disk pickled (with their own compact pickling of the small parts)."""
+    cap = Capture()
+    for i in range(12):
+        conv = Conversation(cap, client=("10.0.0.1", 42000 + i))
+        conv.handshake()
+        conv.data("c", 10)
+        conv.rst("s", dt=1.0)
+    made = findings(cap)
+    spool = FindingSpool(memory_limit=4)
+    spool.extend(made)
+    back = [dataclasses.replace(f, id="") for f in spool]  # ids are given on the way out
+    expected = [dataclasses.replace(f, id="") for f in made]
+    assert back == sorted(expected, key=lambda f: (f.time, f.frames[:1]))
+    assert all(f.evidence and f.client_sees.os == "linux" for f in back)
