@@ -271,7 +271,10 @@ def _scan(data: bytes) -> tuple[list[RawFrame], list[str]] | CaptureError:
         try:
             with CaptureReader(name) as r:
                 frames = list(r)
-            assert len(r.warnings) == int(r.truncated)
+            # One damage warning exactly when reading stopped early; other warnings (a pcapng
+            # section of an unknown version) are notes about what was read, not damage.
+            damage = [w for w in r.warnings if "has major version" not in w]
+            assert len(damage) == int(r.truncated)
             return frames, r.warnings
         except CaptureError as e:
             assert "\n" not in str(e)
