@@ -167,65 +167,6 @@ class _PlainSource:
         self._raw.close()
 
 
-class _GzipSource:
-    """gzip decompression that hands back every byte decoded before the stream breaks.
-
-    gzip.GzipFile raises EOFError from inside a buffered read and drops the bytes it had
-    already decompressed in that read, so frames just before a cut would be lost; driving
-    zlib directly keeps them and turns the failure into `error`.
-    """
-
-    def __init__(self, raw: _RawFile, head: bytes) -> None:
-        self._raw = raw
-        self._input = head
-        self._z: zlib._Decompress | None = zlib.decompressobj(wbits=31)  # 31: gzip framing
-        self.error: str | None = None
-
-    def _read_raw(self) -> bytes:
-        try:
-            return _observed(self._raw.read(_CHUNK))
-        except OSError as e:
-            self.error = f"read error: {e.strerror or e}"
-            self._z = None
-            return b""
-
-    def read(self, n: int) -> bytes:
-        while (z := self._z) is not None:
-            if z.eof:
-                # A gzip file may hold several members back to back; zero padding after the
-                # last one is tolerated, as gzip(1) does.
-                rest = z.unused_data.lstrip(b"\0")
-                while not rest:
-                    more = self._read_raw()
-                    if not more:
-                        self._z = None
-                        return b""
-                    rest = more.lstrip(b"\0")
-                self._z = zlib.decompressobj(wbits=31)
-                self._input = rest
-                continue
-            if not self._input:
-                self._input = self._read_raw()
-                if not self._input:
-                    if self._z is not None:
-                        self.error = "gzip stream cut short"
-                        self._z = None
-                    return b""
-            try:
-                out = z.decompress(self._input, n)
-            except zlib.error:
-                self.error = "gzip data corrupt"
-                self._z = None
-                return b""
-            self._input = z.unconsumed_tail
-            if out:
-                return out
-        return b""
-
-    def close(self) -> None:
-        self._raw.close()
-
-
 class _Decompressor(Protocol):
     """The incremental API bz2, lzma and lz4.frame share (and _ZstdPieces imitates)."""
 
@@ -247,6 +188,34 @@ class _Codec:
     magic: bytes
     new: Callable[[], _Decompressor]
     zero_padding: bool = False  # may zero bytes follow a stream (xz stream padding)?
+
+
+class _GzipPieces:
+    """zlib's gzip decompressor, driven like bz2's (`needs_input`, input it could not take yet
+    kept for the next call). zlib directly, not gzip.GzipFile: GzipFile raises EOFError from
+    inside a buffered read and drops the bytes it had already decompressed in that read, so
+    frames just before a cut would be lost."""
+
+    def __init__(self) -> None:
+        self._z = zlib.decompressobj(wbits=31)  # 31: gzip framing
+        self._tail = b""  # input held back by max_length
+
+    @property
+    def eof(self) -> bool:
+        return self._z.eof
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._tail and not self._z.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._z.unused_data
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        out = self._z.decompress(self._tail + data, max(max_length, 0))  # 0: no bound
+        self._tail = self._z.unconsumed_tail
+        return out
 
 
 def _zstd() -> _Decompressor:
@@ -302,6 +271,8 @@ class _ZstdPieces:
 
 
 _CODECS = (
+    # gzip(1) tolerates zero padding after the last member, and so does this.
+    _Codec("gzip", _GZIP_MAGIC, _GzipPieces, zero_padding=True),
     _Codec("bzip2", b"BZh", bz2.BZ2Decompressor),
     _Codec("xz", b"\xfd7zXZ\x00", lzma.LZMADecompressor, zero_padding=True),
     _Codec("zstd", b"\x28\xb5\x2f\xfd", _zstd),
@@ -311,8 +282,8 @@ _CODEC_PACKAGES = {"zstd": "zstandard", "lz4": "lz4"}
 
 
 class _StreamSource:
-    """bzip2, xz, zstd or lz4 decompression that, like _GzipSource, hands back every byte
-    decoded before the stream breaks and turns the break into `error`."""
+    """gzip, bzip2, xz, zstd or lz4 decompression that hands back every byte decoded before
+    the stream breaks and turns the break into `error`."""
 
     def __init__(self, raw: _RawFile, head: bytes, codec: _Codec) -> None:
         self._raw = raw
@@ -332,7 +303,8 @@ class _StreamSource:
     def read(self, n: int) -> bytes:
         while (d := self._d) is not None:
             if d.eof:
-                # Several streams may follow one another (pbzip2, xz/zstd/lz4 concatenation).
+                # Several streams may follow one another (gzip members, pbzip2, xz/zstd/lz4
+                # concatenation).
                 rest = (d.unused_data or b"") + self._input  # lz4 says None for nothing
                 if self._codec.zero_padding:
                     rest = rest.lstrip(b"\0")
@@ -371,8 +343,6 @@ class _StreamSource:
 
 def _open_source(path: str, raw: _RawFile, head: bytes) -> _Source:
     """The decoded byte stream of a capture, by its first bytes (not its name)."""
-    if head.startswith(_GZIP_MAGIC):
-        return _GzipSource(raw, head)
     for codec in _CODECS:
         if head.startswith(codec.magic):
             try:
