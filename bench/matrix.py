@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,27 +87,13 @@ def capture_for_shape(shape: str, scale: float, seed: int, out_dir: Path, timeou
     packets, knobs, _ = make_capture.SHAPES[shape]
     packets = max(1000, int(packets * scale))
     path = out_dir / f"matrix-{shape}-{packets}-s{seed}.pcap"
-    manifest = make_capture.manifest_path(path)
-    wanted = make_capture.identity(packets, seed, knobs.rate, knobs)
-    if path.exists() and manifest.exists() and make_capture.truth_path(path).exists():
-        try:
-            info = json.loads(manifest.read_text())
-        except ValueError:
-            info = {}
-        if all(info.get(k) == v for k, v in wanted.items()) and info.get("bytes") == (
-            path.stat().st_size
-        ):
-            return info
+    info = bench_run.reusable(path, make_capture.identity(packets, seed, knobs.rate, knobs))
+    if info is not None and make_capture.truth_path(path).exists():
+        return info
     print(f"  generating {path.name} ...", flush=True)
-    cmd = [sys.executable, str(BENCH / "make_capture.py"), "--shape", shape]
-    cmd += ["--scale", str(scale), "--seed", str(seed), "--out", str(path)]
-    try:
-        proc = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True, check=False)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"generating {path} timed out after {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        raise BenchError(f"generating {path} failed:\n{proc.stdout}{proc.stderr}")
-    return json.loads(manifest.read_text())
+    options = ["--shape", shape, "--scale", str(scale), "--seed", str(seed)]
+    bench_run.generate(options, path, timeout)
+    return json.loads(make_capture.manifest_path(path).read_text())
 
 
 def timed(args: argparse.Namespace, name: str, cmd: list[str], packets: int, out: str) -> Timed:

@@ -311,39 +311,43 @@ def measure_repeated(repeat: int, *args, **kwargs) -> Measurement:
     return result
 
 
-def capture_for(packets: int, seed: int, out_dir: Path, timeout: float) -> dict:
-    """The capture of `packets` packets for `seed`: reused when its manifest matches."""
-    path = out_dir / f"capture-{packets}-s{seed}.pcap"
+def reusable(path: Path, wanted: dict) -> dict | None:
+    """The manifest of the capture at `path` if it was made with the `wanted` parameters and is
+    whole (its size is the manifest's), else None."""
     manifest = make_capture.manifest_path(path)
-    wanted = make_capture.identity(packets, seed)
-    if path.exists() and manifest.exists():
-        try:
-            info = json.loads(manifest.read_text())
-        except ValueError:
-            info = {}
-        same = all(info.get(k) == v for k, v in wanted.items())
-        if same and info.get("bytes") == path.stat().st_size:
-            print(f"reusing {path} ({info['packets']} packets, same parameters)")
-            return info
-    print(f"generating {path} ({packets} packets, seed {seed}) ...", flush=True)
-    cmd = [
-        sys.executable,
-        str(BENCH / "make_capture.py"),
-        "--packets",
-        str(packets),
-        "--seed",
-        str(seed),
-        "--out",
-        str(path),
-    ]
+    if not (path.exists() and manifest.exists()):
+        return None
+    try:
+        info = json.loads(manifest.read_text())
+    except ValueError:
+        return None
+    same = all(info.get(k) == v for k, v in wanted.items())
+    return info if same and info.get("bytes") == path.stat().st_size else None
+
+
+def generate(options: list[str], path: Path, timeout: float) -> str:
+    """Run make_capture.py with `options` to write `path`; its output (BenchError if it fails)."""
+    cmd = [sys.executable, str(BENCH / "make_capture.py"), *options, "--out", str(path)]
     try:
         proc = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True, check=False)
     except subprocess.TimeoutExpired:
         raise BenchError(f"generating {path} timed out after {timeout:.0f} s") from None
     if proc.returncode != 0:
         raise BenchError(f"generating {path} failed:\n{proc.stdout}{proc.stderr}")
-    print("  " + "\n  ".join(proc.stdout.strip().splitlines()[:2]))
-    return json.loads(manifest.read_text())
+    return proc.stdout
+
+
+def capture_for(packets: int, seed: int, out_dir: Path, timeout: float) -> dict:
+    """The capture of `packets` packets for `seed`: reused when its manifest matches."""
+    path = out_dir / f"capture-{packets}-s{seed}.pcap"
+    info = reusable(path, make_capture.identity(packets, seed))
+    if info is not None:
+        print(f"reusing {path} ({info['packets']} packets, same parameters)")
+        return info
+    print(f"generating {path} ({packets} packets, seed {seed}) ...", flush=True)
+    output = generate(["--packets", str(packets), "--seed", str(seed)], path, timeout)
+    print("  " + "\n  ".join(output.strip().splitlines()[:2]))
+    return json.loads(make_capture.manifest_path(path).read_text())
 
 
 def warm(path: str) -> None:
