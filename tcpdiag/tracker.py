@@ -56,7 +56,7 @@ APP_CLOSE_SECONDS = 0.05
 # reading takes it at once, so it is no sign of a close with unread data.
 UNREAD_DATA_SECONDS = 3.0
 # Data segments of each side remembered (sequence number -> frame), to cite the segment an ICMP
-# error quotes.
+# error quotes: at least this many, at most twice as many.
 RECENT_SEGMENTS = 16
 # A stall needs this many retransmissions of the same data before it is worth an event.
 MIN_STALL_RETRANSMISSIONS = 2
@@ -291,8 +291,11 @@ class RstLog:
                 else:
                     insort(log, time)  # timestamps that go backwards
                 _prune(log, time - self.horizon)
+        # Sweep once as many RSTs as there are hosts were recorded: amortised O(1) per RST
+        # even when every RST comes from a host of its own.
         self._records += 1
-        if self._records % 4096 == 0:
+        if self._records >= max(4096, len(self._times)):
+            self._records = 0
             self._forget_quiet_hosts(time - self.horizon)
 
     def burst(self, host: tuple[str, str], time: float) -> tuple[int, bool]:
@@ -344,8 +347,9 @@ def _new_data(
         sender.max_payload = length
     recent = sender.recent_segments
     recent[seg.seq] = (seg.frame, seg.time)
-    if len(recent) > RECENT_SEGMENTS:
-        del recent[next(iter(recent))]
+    if len(recent) > 2 * RECENT_SEGMENTS:  # trimmed in batches: this runs per data segment
+        for old in list(recent)[:RECENT_SEGMENTS]:
+            del recent[old]
     # This data answers the peer's only as far as its ACK reaches: bytes the peer sent that it
     # does not acknowledge were still in flight when it was sent (a reply must come after the
     # request to answer it).
