@@ -1,13 +1,13 @@
 """Batch decoding: many frames at once into columns of header fields (numpy arrays).
 
 The common frame of a large capture is IPv4 TCP on Ethernet, Linux cooked (SLL, SLL2) or raw IP,
-without VLAN tags, fragments or TSO. Such frames are decoded with array operations at computed
-offsets, with no Python object per frame; so is IPv4 TCP in the tunnels whose layout over
-Ethernet/IPv4 (no options) is just as fixed: VXLAN, GENEVE without options, and GRE without
-checksum or sequence number carrying IPv4 or bridged Ethernet (gretap). Every other frame
-(IPv6, VLAN, ICMP, other tunnels, anything odd or damaged) goes through `Decoder`, one by one,
-so the two paths decode the same frame to the same fields and count it in the same
-`DecodeStats` bucket.
+with at most two VLAN tags, without fragments or TSO. Such frames are decoded with array
+operations at computed offsets, with no Python object per frame; so is IPv4 TCP in the tunnels
+whose layout over Ethernet/IPv4 (no options) is just as fixed: VXLAN, GENEVE without options,
+and GRE without checksum or sequence number carrying IPv4 or bridged Ethernet (gretap). Every
+other frame (IPv6, deeper VLAN stacks, ICMP, other tunnels, anything odd or damaged) goes
+through `Decoder`, one by one, so the two paths decode the same frame to the same fields and
+count it in the same `DecodeStats` bucket.
 
 The result is `Columns`: one row per decoded packet (what `Decoder.decode` would not have
 returned None for), in frame order. Rows the arrays cannot describe carry their `Packet` in
@@ -29,6 +29,7 @@ from tcpdiag.decode import (
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_RAW,
+    VLAN_TPIDS,
     Decoder,
 )
 from tcpdiag.packets import SYN, IcmpError, Packet, SynOptions, TcpSegment
@@ -301,9 +302,23 @@ class ColumnDecoder:
             these = caplen >= ip_at + 40
             if len(kinds) > 1:
                 these &= linktypes == linktype
+            tags = np.zeros(len(starts), np.int64)
             if type_at >= 0:
-                these &= _u16(data, _clip(starts + type_at, data, 2)) == 0x0800
-            ip[these] = starts[these] + ip_at
+                # VLAN tags (802.1Q, QinQ) push the IPv4 header along by 4 bytes each, each
+                # tag's ethertype sitting just before it, as in Decoder (after SLL2's header
+                # too); deeper stacks are left to Decoder.
+                ethertype = _u16(data, _clip(starts + type_at, data, 2))
+                tag_type_at = starts + ip_at - 2
+                for _ in range(_MAX_TAGS):
+                    tagged = np.isin(ethertype, _VLAN_TPIDS)
+                    if not tagged.any():
+                        break
+                    tags += tagged
+                    ethertype = np.where(
+                        tagged, _u16(data, _clip(tag_type_at + 4 * tags, data, 2)), ethertype
+                    )
+                these &= (ethertype == 0x0800) & (caplen >= ip_at + 4 * tags + 40)
+            ip[these] = starts[these] + ip_at + 4 * tags[these]
             ok |= these
         kind = None
         if LINKTYPE_ETHERNET in kinds and len(data) >= _TUNNEL_READ:
@@ -442,9 +457,7 @@ class ColumnDecoder:
         kind[caplen < inner + 40] = 0  # the arrays read 40 bytes of IPv4 and TCP header
         return kind, inner
 
-    def _contexts(
-        self, data: U8, starts: I64, kind: npt.NDArray[np.int8]
-    ) -> npt.NDArray[np.int32]:
+    def _contexts(self, data: U8, starts: I64, kind: npt.NDArray[np.int8]) -> npt.NDArray[np.int32]:
         """The tunnel ids of these tunnelled frames, each counted in the stats as Decoder
         counts it (a capture has few distinct tunnels: one name is made per tunnel)."""
         outer = _block(data, starts + 26, 8)
@@ -490,6 +503,9 @@ def _ipv4_text(addr: int) -> str:
 
 
 _READ = 20  # the widest read at one offset (_block)
+# VLAN tag protocol ids (as decode._VLAN_TPIDS) and the most tags the arrays step over.
+_VLAN_TPIDS = np.array(sorted(VLAN_TPIDS), np.int64)
+_MAX_TAGS = 2
 # Fixed-layout tunnels over Ethernet/IPv4 (ColumnDecoder._tunnelled).
 _VXLAN, _GENEVE, _GRE = 1, 2, 3
 _KIND_NAMES = {_VXLAN: tunnels.VXLAN, _GENEVE: tunnels.GENEVE, _GRE: tunnels.GRE}

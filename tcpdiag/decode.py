@@ -40,7 +40,7 @@ _RAW_LINKTYPES: Final = frozenset((LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE
 
 _ETH_IPV4: Final = 0x0800
 _ETH_IPV6: Final = 0x86DD
-_VLAN_TPIDS: Final = frozenset((0x8100, 0x88A8, 0x9100))  # 802.1Q, 802.1ad, old QinQ
+VLAN_TPIDS: Final = frozenset((0x8100, 0x88A8, 0x9100))  # 802.1Q, 802.1ad, old QinQ
 _ETH_MPLS: Final = frozenset((0x8847, 0x8848))  # unicast, multicast
 _ETH_PPPOE_SESSION: Final = 0x8864
 _ETH_BRIDGING: Final = 0x6558  # transparent Ethernet bridging (gretap, GENEVE, NVGRE)
@@ -228,7 +228,7 @@ class Decoder:
             unknown[lt] = unknown.get(lt, 0) + 1
             return _UNKNOWN_LINKTYPE
         # Tags can follow the SLL headers too, when the kernel did not strip them.
-        while ethertype in _VLAN_TPIDS:
+        while ethertype in VLAN_TPIDS:
             off += 4
             ethertype = (data[off] << 8) | data[off + 1]
         if ethertype == _ETH_IPV4:
@@ -244,7 +244,7 @@ class Decoder:
     ) -> TcpSegment | IcmpError | _Skip | None:
         """The packet in the Ethernet frame whose ethertype is at data[off:off + 2]."""
         ethertype = (data[off] << 8) | data[off + 1]
-        while ethertype in _VLAN_TPIDS:
+        while ethertype in VLAN_TPIDS:
             off += 4
             ethertype = (data[off] << 8) | data[off + 1]
         if ethertype == _ETH_IPV4:

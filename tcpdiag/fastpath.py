@@ -22,7 +22,8 @@ if it had tracked everything:
 A connection qualifies only if all of this holds (anything else, or any doubt, is tracked
 normally):
 
-- it is IPv4 and every one of its packets was decoded by the arrays (no VLAN, no fragment);
+- it is IPv4 and every one of its packets was decoded by the arrays (no fragment, at most
+  two VLAN tags);
 - it starts with a SYN, then a SYN-ACK that acknowledges it, then the client's ACK of the
   SYN-ACK, then only ACK segments without SYN, RST or URG;
 - in each direction every segment starts exactly where the previous one ended (so there is no

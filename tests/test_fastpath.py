@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
 from tcpdiag.packets import ACK, FIN, PSH, SYN
-from tcpdiag.reader import CaptureError, CaptureReader
+from tcpdiag.reader import CaptureError, CaptureReader, RawFrame
 from tcpdiag.rules import load_rules
 from tcpdiag.spool import FindingSpool
 
@@ -321,3 +322,55 @@ def test_finding_spool_orders_and_numbers_like_a_sorted_list(tmp_path: Path) -> 
 
 def test_report_findings_is_a_spool() -> None:
     assert isinstance(CaptureReport(path="x").findings, FindingSpool)
+
+
+def _ipv4_tcp(sport: int, flags: int, payload: bytes = b"") -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, 80, 1000, 2000, 5 << 4, flags, 65535, 0, 0)
+    total = 20 + len(tcp) + len(payload)
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, total, 7, 0, 64, 6, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    )
+    return ip + tcp + payload
+
+
+def _tags(*tpids: int) -> bytes:
+    return b"".join(struct.pack("!HH", tpid, 100 + k) for k, tpid in enumerate(tpids))
+
+
+@pytest.mark.parametrize(
+    ("linktype", "make", "simple"),
+    [
+        (1, lambda p, t: b"\x02" * 12 + t + b"\x08\x00" + p, True),  # Ethernet
+        (113, lambda p, t: b"\x00" * 14 + t + b"\x08\x00" + p, True),  # Linux SLL
+        # SLL2: the protocol field comes first; tags sit between its header and the packet.
+        (
+            276,
+            lambda p, t: (
+                (t[:2] or b"\x08\x00") + b"\x00" * 18 + t[2:] + (b"\x08\x00" if t else b"") + p
+            ),
+            True,
+        ),
+    ],
+    ids=["ethernet", "sll", "sll2"],
+)
+@pytest.mark.parametrize(
+    "tags",
+    [(), (0x8100,), (0x88A8, 0x8100), (0x9100, 0x88A8, 0x8100)],
+    ids=["untagged", "802.1Q", "QinQ", "three tags"],
+)
+def test_vlan_tagged_frames_are_decoded_by_the_arrays_as_by_decoder(
+    linktype: int, make: Any, simple: bool, tags: tuple[int, ...]
+) -> None:
+    """Frames with up to two VLAN tags are array rows (no Packet object each); deeper stacks
+    go through Decoder; either way the packets are Decoder's, tag or no tag."""
+    raw = make(_ipv4_tcp(40000, SYN | ACK, b"x" * 5), _tags(*tags))
+    cut = raw[: len(raw) - 30]  # too short for the TCP header: undecodable either way
+    frames = [RawFrame(1, 1.0, linktype, raw, len(raw)), RawFrame(2, 2.0, linktype, cut, len(raw))]
+    decoder = Decoder()
+    expected = [p for p in map(decoder.decode, frames) if p is not None]
+    columns = ColumnDecoder()
+    batch = columns.decode(frames)
+    assert batch.packets(np.arange(len(batch)), {}) == expected
+    assert columns.decoder.stats == decoder.stats
+    assert len(expected) == 1 and expected[0].payload_len == 5
+    assert batch.simple.tolist() == [len(tags) <= 2]
