@@ -31,6 +31,7 @@ from tcpdiag.decode import (
     LINKTYPE_RAW,
     VLAN_TPIDS,
     Decoder,
+    ip6_text,
 )
 from tcpdiag.packets import SYN, IcmpError, Packet, SynOptions, TcpSegment
 from tcpdiag.reader import PcapChunk, RawFrame
@@ -84,6 +85,11 @@ class Columns:
     tunnel: npt.NDArray[np.int32]
     tunnel_names: list[str]
     tunnel_ids: dict[str, int]
+    # IPv6 rows: their src and dst are not addresses but numbers of the ColumnDecoder's
+    # IPv6 addresses (`addresses6`), so that the 4-tuple of every row fits the same columns.
+    # A non-simple IPv6 TCP row has them too if its addresses have numbers, else zeros.
+    v6: Bools
+    addresses6: Addresses6
     # Rows that are not simple, in order (found once, on the first call of `packets`).
     _other_rows: I64 | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -97,13 +103,19 @@ class Columns:
         if len(parts) == 1:
             return parts[0]
         others = [p for part in parts for p in part.others]
-        names, ids = parts[0].tunnel_names, parts[0].tunnel_ids
+        first = parts[0]
         arrays = {}
         for name in _ARRAYS:
             arrays[name] = np.concatenate([getattr(part, name) for part in parts])
             for part in parts:
                 setattr(part, name, np.empty(0, arrays[name].dtype))
-        return Columns(**arrays, others=others, tunnel_names=names, tunnel_ids=ids)
+        return Columns(
+            **arrays,
+            others=others,
+            tunnel_names=first.tunnel_names,
+            tunnel_ids=first.tunnel_ids,
+            addresses6=first.addresses6,
+        )
 
     def tail(self, start: int) -> Columns:
         """Rows from `start` on, as a copy that does not keep the rest alive."""
@@ -114,6 +126,7 @@ class Columns:
             others=self.others[skipped:],
             tunnel_names=self.tunnel_names,
             tunnel_ids=self.tunnel_ids,
+            addresses6=self.addresses6,
         )
 
     def packets(self, rows: I64, addr_text: dict[int, str]) -> list[Packet]:
@@ -131,6 +144,8 @@ class Columns:
             ):
                 objects[k] = self.others[rank]
         src, dst = self.src[rows].tolist(), self.dst[rows].tolist()
+        v6 = self.v6[rows].tolist() if self.addresses6.text else [False] * len(rows)
+        text6 = self.addresses6.text
         flags = self.flags[rows].tolist()
         tunnel = self.tunnel[rows]
         names = self.tunnel_names
@@ -156,11 +171,17 @@ class Columns:
             packet = objects[k]
             if packet is None:
                 options = self._syn_options(int(rows[k])) if flags[k] & SYN else None
+                if v6[k]:
+                    a, b, version, ident = text6[src[k]], text6[dst[k]], 6, None
+                else:
+                    a = addr_text.get(src[k]) or _remember(addr_text, src[k])
+                    b = addr_text.get(dst[k]) or _remember(addr_text, dst[k])
+                    version, ident = 4, ip_id
                 packet = TcpSegment(
                     number,
                     time,
-                    addr_text.get(src[k]) or _remember(addr_text, src[k]),
-                    addr_text.get(dst[k]) or _remember(addr_text, dst[k]),
+                    a,
+                    b,
                     sport,
                     dport,
                     seq,
@@ -169,8 +190,8 @@ class Columns:
                     window,
                     plen,
                     ttl,
-                    4,
-                    ip_id,
+                    version,
+                    ident,
                     options,
                     contexts[k],
                 )
@@ -207,7 +228,33 @@ _ARRAYS = (
     "sack_permitted",
     "timestamps",
     "tunnel",
+    "v6",
 )
+
+
+class Addresses6:
+    """Numbers for the IPv6 addresses the arrays decode, so that an IPv6 4-tuple fits the
+    same integer columns as an IPv4 one. Only ever appended to, up to MAX_ADDRESSES6: frames
+    with addresses beyond that go through Decoder (memory stays bounded on a flood of random
+    sources; the rows of an address without a number are never simple, so no connection is
+    split between the arrays and Decoder)."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []  # number -> RFC 5952 text, as Decoder writes it
+        self.number: dict[str, int] = {}  # text -> number
+        self._by_bytes: dict[bytes, int] = {}
+
+    def of_bytes(self, raw: bytes) -> int | None:
+        found = self._by_bytes.get(raw)
+        if found is None and len(self.text) < MAX_ADDRESSES6:
+            text = ip6_text(raw)
+            found = self._by_bytes[raw] = self.number[text] = len(self.text)
+            self.text.append(text)
+        return found
+
+
+# IPv6 addresses given numbers per capture (about 250 bytes each).
+MAX_ADDRESSES6 = 1 << 16
 
 
 def _remember(cache: dict[int, str], addr: int) -> str:
@@ -228,6 +275,7 @@ class ColumnDecoder:
         self.decoder = decoder or Decoder()
         self.tunnel_names: list[str] = [""]
         self.tunnel_ids: dict[str, int] = {"": 0}
+        self.addresses6 = Addresses6()
         self._vxlan_ports = np.array(sorted(self.decoder.vxlan_ports), np.int64)
 
     def _tunnel_id(self, context: str) -> int:
@@ -290,9 +338,11 @@ class ColumnDecoder:
         linktypes: I64,
         wire: I64,
     ) -> Columns:
-        # ip: offset of the IPv4 header; ok: the frame is one the arrays decode.
-        ip = np.zeros(len(starts), np.int64)
-        ok = np.zeros(len(starts), np.bool_)
+        n = len(starts)
+        # ip: offset of the IP header; ok: an IPv4 frame the arrays decode; six: an IPv6 one.
+        ip = np.zeros(n, np.int64)
+        ok = np.zeros(n, np.bool_)
+        six = np.zeros(n, np.bool_)
         kinds = [int(linktypes[0])] if (linktypes == linktypes[0]).all() else np.unique(linktypes)
         for linktype in kinds:
             layout = _LINK_LAYOUT.get(linktype)
@@ -302,9 +352,9 @@ class ColumnDecoder:
             these = caplen >= ip_at + 40
             if len(kinds) > 1:
                 these &= linktypes == linktype
-            tags = np.zeros(len(starts), np.int64)
+            tags = np.zeros(n, np.int64)
             if type_at >= 0:
-                # VLAN tags (802.1Q, QinQ) push the IPv4 header along by 4 bytes each, each
+                # VLAN tags (802.1Q, QinQ) push the IP header along by 4 bytes each, each
                 # tag's ethertype sitting just before it, as in Decoder (after SLL2's header
                 # too); deeper stacks are left to Decoder.
                 ethertype = _u16(data, _clip(starts + type_at, data, 2))
@@ -317,34 +367,58 @@ class ColumnDecoder:
                     ethertype = np.where(
                         tagged, _u16(data, _clip(tag_type_at + 4 * tags, data, 2)), ethertype
                     )
-                these &= (ethertype == 0x0800) & (caplen >= ip_at + 4 * tags + 40)
-            ip[these] = starts[these] + ip_at + 4 * tags[these]
-            ok |= these
+                fits = caplen >= ip_at + 4 * tags + 40
+                four = these & fits & (ethertype == _ETH_IPV4)
+                sixes = these & fits & (ethertype == _ETH_IPV6) & (caplen >= ip_at + 4 * tags + 60)
+            else:
+                version = data[_clip(starts + ip_at, data, 1)] >> 4
+                four = these & (version == 4)
+                sixes = these & (version == 6) & (caplen >= ip_at + 60)
+            chosen = four | sixes
+            ip[chosen] = starts[chosen] + ip_at + 4 * tags[chosen]
+            ok |= four
+            six |= sixes
         kind = None
         if LINKTYPE_ETHERNET in kinds and len(data) >= _TUNNEL_READ:
             kind, inner = self._tunnelled(data, starts, caplen, linktypes)
             these = kind > 0
             ip[these] = starts[these] + inner[these]
             ok |= these
+            six &= ~these
         # The 20 bytes of the fixed IPv4 header and of the TCP header of every frame, as rows
-        # of two small matrices: one gather each instead of one per field.
+        # of two small matrices: one gather each instead of one per field. (For IPv6 frames,
+        # the first 20 bytes of the IPv6 header.)
         iph = _block(data, ip)
         vihl = iph[:, 0].astype(np.int64)
-        ihl = (vihl & 0x0F) * 4
+        ihl = np.where(six, 40, (vihl & 0x0F) * 4)
         ok &= (vihl >> 4 == 4) & (ihl >= 20)
+        # IPv6: TCP right after the fixed header (extension headers are left to Decoder), and
+        # a payload length (0 is a jumbogram or a BIG TCP super-packet: left to Decoder).
+        total6 = _be(iph, 4, 2)
+        six &= (vihl >> 4 == 6) & (iph[:, 6] == 6) & (total6 != 0)
         tcp = ip + ihl
-        ok &= tcp + 20 <= starts + caplen
-        total = _be(iph, 2, 2)
+        ends_ok = tcp + 20 <= starts + caplen
+        ok &= ends_ok
+        six &= ends_ok
+        total = np.where(six, total6 + 40, _be(iph, 2, 2))
         frag = _be(iph, 6, 2)
         # total == 0 is a TSO super-packet whose length is the captured one: left to Decoder.
         ok &= ((frag & 0x1FFF) == 0) & (iph[:, 9] == 6) & (total >= ihl) & (total != 0)
         tcph = _block(data, tcp)
         doff = (tcph[:, 12] >> 4).astype(np.int64) * 4
         payload_len = total - ihl - doff
-        ok &= (doff >= 20) & (payload_len >= 0)
+        valid_tcp = (doff >= 20) & (payload_len >= 0)
+        ok &= valid_tcp
+        six &= valid_tcp
+        src, dst = _be(iph, 12, 4), _be(iph, 16, 4)
+        if six.any():
+            six_rows = np.flatnonzero(six)
+            numbered = self._number6(data, ip[six_rows], src, dst, six_rows)
+            six[six_rows[~numbered]] = False
+            ok |= six
 
         rows = np.flatnonzero(ok)
-        tunnel = np.zeros(len(starts), np.int32)
+        tunnel = np.zeros(n, np.int32)
         if kind is not None and kind.any():
             tunnelled = np.flatnonzero(ok & (kind > 0))
             tunnel[tunnelled] = self._contexts(data, starts[tunnelled], kind[tunnelled])
@@ -372,6 +446,7 @@ class ColumnDecoder:
         if kept:
             order = np.sort(np.concatenate([rows, np.array(kept, np.int64)]))
         simple = ok[order]
+        v6 = six[order]
         iph, tcph = iph[order], tcph[order]
         flags = tcph[:, 13]
         options_at = tcp[order] + 20
@@ -379,16 +454,25 @@ class ColumnDecoder:
         # Only the SYNs' options matter (and only those of the arrays' own rows).
         options_end[~simple | (flags & SYN == 0)] = 0
         options = _syn_options(data, options_at, options_end)
-        src, dst = _be(iph, 12, 4), _be(iph, 16, 4)
+        src, dst = src[order], dst[order]
         sport, dport = _be(tcph, 0, 2), _be(tcph, 2, 2)
         tunnel = tunnel[order]
-        # Rows decoded by Decoder: their 4-tuple goes into the columns when it is an IPv4 TCP
-        # one (so their connection is recognised), else zeros.
+        # Rows decoded by Decoder: their 4-tuple goes into the columns when it is a TCP one
+        # whose addresses have numbers (so their connection is recognised), else zeros.
+        numbers6 = self.addresses6.number
         for row, packet in zip(np.flatnonzero(~simple).tolist(), kept_packets, strict=True):
             tunnel[row] = self._tunnel_id(packet.tunnel) if packet.tunnel else 0
             if type(packet) is TcpSegment and packet.ip_version == 4:
                 src[row] = ipv4_int(packet.src)
                 dst[row] = ipv4_int(packet.dst)
+                sport[row] = packet.sport
+                dport[row] = packet.dport
+            elif (
+                type(packet) is TcpSegment
+                and (a := numbers6.get(packet.src)) is not None
+                and (b := numbers6.get(packet.dst)) is not None
+            ):
+                src[row], dst[row], v6[row] = a, b, True
                 sport[row] = packet.sport
                 dport[row] = packet.dport
             else:
@@ -405,8 +489,9 @@ class ColumnDecoder:
             flags=flags,
             window=_be(tcph, 14, 2).astype(np.uint16),
             payload_len=payload_len[order].astype(np.int32),
-            ttl=iph[:, 8].copy(),
-            ip_id=_be(iph, 4, 2).astype(np.uint16),
+            # IPv4's TTL, or IPv6's hop limit; IPv6 has no identification (None in packets).
+            ttl=np.where(v6, iph[:, 7], iph[:, 8]).astype(np.uint8),
+            ip_id=np.where(v6, 0, _be(iph, 4, 2)).astype(np.uint16),
             simple=simple,
             others=kept_packets,
             mss=options[0],
@@ -416,7 +501,23 @@ class ColumnDecoder:
             tunnel=tunnel,
             tunnel_names=self.tunnel_names,
             tunnel_ids=self.tunnel_ids,
+            v6=v6,
+            addresses6=self.addresses6,
         )
+
+    def _number6(self, data: U8, ip: I64, src: I64, dst: I64, rows: I64) -> Bools:
+        """Give the addresses of these IPv6 frames (IP header at `ip`) their numbers and put
+        them in src and dst at `rows`; which frames have both (the others go to Decoder)."""
+        pair = np.ascontiguousarray(_block(data, ip + 8, 32))
+        addresses = pair.view("V16")  # (frames, 2): source, destination
+        unique, inverse = np.unique(addresses.reshape(-1), return_inverse=True)
+        of_bytes = self.addresses6.of_bytes
+        numbers = np.array(
+            [-1 if (k := of_bytes(u)) is None else k for u in unique.tolist()],
+            np.int64,
+        )[inverse.reshape(-1, 2)]
+        src[rows], dst[rows] = numbers[:, 0], numbers[:, 1]
+        return (numbers[:, 0] >= 0) & (numbers[:, 1] >= 0)
 
     def _tunnelled(
         self, data: U8, starts: I64, caplen: I64, linktypes: I64
@@ -486,16 +587,21 @@ class ColumnDecoder:
         return np.array(ids, np.int32)[inverse.reshape(-1)]
 
 
-def quoted_ipv4_key(
-    packet: Packet, tunnel_ids: dict[str, int]
-) -> tuple[int, int, int, int, int] | None:
-    """The IPv4 4-tuple an ICMP error quotes, as integers (src, sport, dst, dport), and the
-    tunnel id (Columns.tunnel) of the ICMP error."""
-    if type(packet) is IcmpError and packet.quoted is not None and packet.ip_version == 4:
-        q = packet.quoted
-        tunnel = tunnel_ids.get(packet.tunnel, -1)
-        return ipv4_int(q.src), q.sport, ipv4_int(q.dst), q.dport, tunnel
-    return None
+def quoted_key(packet: Packet, w: Columns) -> tuple[int, int, int, int, int, int] | None:
+    """The 4-tuple an ICMP error quotes as the columns hold it (src, sport, dst, dport: IPv4
+    addresses as integers, IPv6 ones by their numbers), the tunnel id (Columns.tunnel) of the
+    ICMP error, and 1 for IPv6; None if the arrays cannot hold a row of that 4-tuple."""
+    if type(packet) is not IcmpError or packet.quoted is None:
+        return None
+    q = packet.quoted
+    tunnel = w.tunnel_ids.get(packet.tunnel, -1)
+    if packet.ip_version == 4:
+        return ipv4_int(q.src), q.sport, ipv4_int(q.dst), q.dport, tunnel, 0
+    numbers = w.addresses6.number
+    a, b = numbers.get(q.src), numbers.get(q.dst)
+    if a is None or b is None:
+        return None
+    return a, q.sport, b, q.dport, tunnel, 1
 
 
 def _ipv4_text(addr: int) -> str:
@@ -506,6 +612,7 @@ _READ = 20  # the widest read at one offset (_block)
 # VLAN tag protocol ids (as decode._VLAN_TPIDS) and the most tags the arrays step over.
 _VLAN_TPIDS = np.array(sorted(VLAN_TPIDS), np.int64)
 _MAX_TAGS = 2
+_ETH_IPV4, _ETH_IPV6 = 0x0800, 0x86DD
 # Fixed-layout tunnels over Ethernet/IPv4 (ColumnDecoder._tunnelled).
 _VXLAN, _GENEVE, _GRE = 1, 2, 3
 _KIND_NAMES = {_VXLAN: tunnels.VXLAN, _GENEVE: tunnels.GENEVE, _GRE: tunnels.GRE}

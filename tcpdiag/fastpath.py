@@ -22,8 +22,8 @@ if it had tracked everything:
 A connection qualifies only if all of this holds (anything else, or any doubt, is tracked
 normally):
 
-- it is IPv4 and every one of its packets was decoded by the arrays (no fragment, at most
-  two VLAN tags);
+- every one of its packets was decoded by the arrays (IPv4 without fragments or IPv6 without
+  extension headers, at most two VLAN tags);
 - it starts with a SYN, then a SYN-ACK that acknowledges it, then the client's ACK of the
   SYN-ACK, then only ACK segments without SYN, RST or URG;
 - in each direction every segment starts exactly where the previous one ended (so there is no
@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_int, quoted_ipv4_key
+from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_int, quoted_key
 from tcpdiag.packets import ACK, FIN, RST, SYN, URG
 from tcpdiag.tracker import (
     CLOSE_GRACE_SECONDS,
@@ -169,7 +169,7 @@ class FastPathTracker:
         if table.live_count + bulk.groups_in_part >= table.max_live:
             chosen[:] = False  # the table might evict: that depends on every connection
         elif table.live_count:
-            chosen &= ~self._live(bulk.key, w.tunnel_ids)
+            chosen &= ~self._live(bulk.key, w)
         qualifies = np.zeros(bulk.n_groups, np.bool_)
         qualifies[bulk.groups[chosen]] = True
         done |= qualifies[bulk.group_of_row]
@@ -228,27 +228,44 @@ class FastPathTracker:
             self._clock = float(clock[end - 1])
         self._base += end
 
-    def _live(self, keys: npt.NDArray[np.uint64], tunnel_ids: dict[str, int]) -> Bools:
-        """Which of these 4-tuples (as grouping keys, tunnel included) the table is tracking
-        now."""
+    def _live(self, keys: npt.NDArray[np.uint64], w: Columns) -> Bools:
+        """Which of these 4-tuples (as grouping keys, tunnel and family included) the table is
+        tracking now."""
         numbers = self._addr_number
         if len(numbers) > 1 << 16:
             numbers.clear()
+        numbers6 = w.addresses6.number
         ends: list[tuple[int, int, int]] = []
+        families: list[int] = []
         for src, sport, dst, dport, tunnel in self.table.live_keys():
             if ":" in src:
-                continue  # IPv6: never in a group
-            a = numbers.get(src) or numbers.setdefault(src, ipv4_int(src))
-            b = numbers.get(dst) or numbers.setdefault(dst, ipv4_int(dst))
+                # IPv6: by the numbers the column decoder gave its addresses (an address
+                # without one has no simple row, so its connection is in no group).
+                a6, b6 = numbers6.get(src), numbers6.get(dst)
+                if a6 is None or b6 is None:
+                    continue
+                a, b, family = a6, b6, 1
+            else:
+                a = numbers.get(src) or numbers.setdefault(src, ipv4_int(src))
+                b = numbers.get(dst) or numbers.setdefault(dst, ipv4_int(dst))
+                family = 0
             # (a context the columns never named has no rows: -1 matches none)
-            ends.append(((a << 16) | sport, (b << 16) | dport, tunnel_ids.get(tunnel, -1)))
+            ends.append(((a << 16) | sport, (b << 16) | dport, w.tunnel_ids.get(tunnel, -1)))
+            families.append(family)
         if not ends:
             return np.zeros(len(keys), np.bool_)
         live = np.array(ends, np.int64)
         pair = live[:, :2]
         zeros = np.zeros(len(live), np.int64)
-        live_keys = _group_keys(pair.min(axis=1), pair.max(axis=1), zeros, live[:, 2])
+        context = _context(live[:, 2], np.array(families, np.int64))
+        live_keys = _group_keys(pair.min(axis=1), pair.max(axis=1), zeros, context)
         return np.isin(keys, live_keys)
+
+
+def _context(tunnel: npt.NDArray[np.int32] | I64, v6: Bools | I64) -> I64:
+    """What keeps equal 4-tuples of different connections apart besides the numbers: the
+    tunnel, and the family (an IPv6 address's number may equal an IPv4 address)."""
+    return (tunnel.astype(np.int64) << 1) | v6.astype(np.int64)
 
 
 @dataclass(slots=True)
@@ -298,13 +315,11 @@ def _endpoints(w: Columns) -> tuple[I64, I64, I64]:
     return np.minimum(a, b), np.maximum(a, b), (a > b).astype(np.int64)
 
 
-def _group_keys(
-    lo: I64, hi: I64, direction: I64, tunnel: npt.NDArray[np.int32] | I64
-) -> npt.NDArray[np.uint64]:
-    """Per row: its 4-tuple and tunnel (Columns.tunnel) as a 64-bit key, the same both ways,
-    with the direction in the lowest bit, so that sorting by it sorts by connection, then
-    direction. Rows with no IPv4 4-tuple share the key of 0.0.0.0:0, whose group never
-    qualifies."""
+def _group_keys(lo: I64, hi: I64, direction: I64, tunnel: I64) -> npt.NDArray[np.uint64]:
+    """Per row: its 4-tuple and context (tunnel and family, see _context) as a 64-bit key,
+    the same both ways, with the direction in the lowest bit, so that sorting by it sorts by
+    connection, then direction. Rows with no TCP 4-tuple share the key of 0.0.0.0:0, whose
+    group never qualifies."""
     # hi is below 2**48: the tunnel goes above it (mod 2**64; a collision is safe, see
     # pair_hash), so an untunnelled connection keeps the key it always had.
     tunnelled = hi.astype(np.uint64) ^ (tunnel.astype(np.uint64) << np.uint64(48))
@@ -316,17 +331,18 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
     # Sort rows by 4-tuple, then direction, then capture order (a stable sort): each direction
     # of each connection becomes a run of consecutive positions.
     lo, hi, direction = _endpoints(w)
-    sort_key = _group_keys(lo, hi, direction, w.tunnel)
+    context = _context(w.tunnel, w.v6)
+    sort_key = _group_keys(lo, hi, direction, context)
     sort_key[done] = _DONE_KEY  # decided already: kept out of every group
     row = np.argsort(sort_key, kind="stable")  # position -> row
     sorted_key = sort_key[row]
     del sort_key, direction
     # Two 4-tuples whose keys collide (or a 4-tuple whose key is _DONE_KEY) share a group:
     # such a group must never pass for one connection.
-    lo, hi, tunnel = lo[row], hi[row], w.tunnel[row]
+    lo, hi, context = lo[row], hi[row], context[row]
     mixed = np.zeros(n, np.bool_)
-    mixed[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1]) | (tunnel[1:] != tunnel[:-1])
-    del lo, hi, tunnel
+    mixed[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1]) | (context[1:] != context[:-1])
+    del lo, hi, context
     new_run = np.ones(n, np.bool_)
     new_run[1:] = sorted_key[1:] != sorted_key[:-1]
     new_group = np.ones(n, np.bool_)
@@ -421,12 +437,12 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
         ok &= check < n
 
     # ICMP errors: the connections they quote are left to the table.
-    quoted = [k for p in w.others if (k := quoted_ipv4_key(p, w.tunnel_ids)) is not None]
+    quoted = [k for p in w.others if (k := quoted_key(p, w)) is not None]
     if quoted:
         q = np.array(quoted, np.int64)
         qa, qb = (q[:, 0] << 16) | q[:, 1], (q[:, 2] << 16) | q[:, 3]
         quoted_keys = _group_keys(
-            np.minimum(qa, qb), np.maximum(qa, qb), np.zeros_like(qa), q[:, 4]
+            np.minimum(qa, qb), np.maximum(qa, qb), np.zeros_like(qa), _context(q[:, 4], q[:, 5])
         )
         ok &= ~np.isin(group_key, quoted_keys)
 

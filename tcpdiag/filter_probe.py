@@ -51,15 +51,33 @@ class FilterProbe:
             return True
         simple = w.simple.copy()
         wanted = self.wanted
-        if wanted.hosts:
-            simple &= np.isin(w.src, self._v4_hosts) | np.isin(w.dst, self._v4_hosts)
+        v6 = w.v6
         if wanted.ports:
             ports = np.array(sorted(wanted.ports), dtype=np.uint16)
             simple &= np.isin(w.sport, ports) | np.isin(w.dport, ports)
+        if wanted.hosts:
+            simple &= v6 | np.isin(w.src, self._v4_hosts) | np.isin(w.dst, self._v4_hosts)
         if wanted.nets:
             in_net = np.zeros(len(w), dtype=bool)
             for net in self._v4_nets:
                 mask, base = np.uint32(int(net.netmask)), np.uint32(int(net.network_address))
                 in_net |= ((w.src & mask) == base) | ((w.dst & mask) == base)
-            simple &= in_net
+            simple &= v6 | in_net
+        rows6 = simple & v6
+        if (wanted.hosts or wanted.nets) and rows6.any():
+            # IPv6 rows hold numbers for their addresses: each criterion is asked of the few
+            # distinct addresses, by their text.
+            numbers = np.unique(np.concatenate([w.src[rows6], w.dst[rows6]])).tolist()
+            text = w.addresses6.text
+            criteria = []
+            if wanted.hosts:
+                criteria.append([k for k in numbers if text[k] in wanted.hosts])
+            if wanted.nets:
+                nets = wanted.nets
+                criteria.append(
+                    [k for k in numbers if any(ipaddress.ip_address(text[k]) in n for n in nets)]
+                )
+            for hits in criteria:
+                chosen = np.array(hits, np.uint32)
+                simple &= ~v6 | np.isin(w.src, chosen) | np.isin(w.dst, chosen)
         return bool(simple.any())

@@ -148,12 +148,12 @@ class Conversation:
 
 
 def write_pcap(capture: Capture, path: Path) -> None:
-    """Write the TCP segments of `capture` as an Ethernet/IPv4 pcap (dpkt), so a crafted case can
-    go through the whole pipeline, reader and decoder included."""
+    """Write the TCP segments of `capture` as an Ethernet pcap, IPv4 or IPv6 (dpkt), so a
+    crafted case can go through the whole pipeline, reader and decoder included."""
     with path.open("wb") as out:
         writer = dpkt.pcap.Writer(out, nano=False)
         for pkt in capture.packets:
-            assert isinstance(pkt, TcpSegment) and pkt.ip_version == 4
+            assert isinstance(pkt, TcpSegment)
             options = b""
             if pkt.syn_options and pkt.syn_options.mss:
                 options = b"\x02\x04" + pkt.syn_options.mss.to_bytes(2, "big")
@@ -164,11 +164,21 @@ def write_pcap(capture: Capture, path: Path) -> None:
                 win=pkt.window, opts=options, off=(20 + len(options)) // 4,
                 data=b"x" * pkt.payload_len,
             )  # fmt: skip
-            ip = dpkt.ip.IP(
-                src=socket.inet_aton(pkt.src), dst=socket.inet_aton(pkt.dst), p=6, ttl=pkt.ttl,
-                data=tcp,
-            )  # fmt: skip
-            frame = dpkt.ethernet.Ethernet(data=ip, type=dpkt.ethernet.ETH_TYPE_IP)
+            ip: dpkt.Packet
+            if pkt.ip_version == 6:
+                ip = dpkt.ip6.IP6(
+                    src=socket.inet_pton(socket.AF_INET6, pkt.src),
+                    dst=socket.inet_pton(socket.AF_INET6, pkt.dst), nxt=6, hlim=pkt.ttl,
+                    plen=len(bytes(tcp)), data=tcp,
+                )  # fmt: skip
+                kind = dpkt.ethernet.ETH_TYPE_IP6
+            else:
+                ip = dpkt.ip.IP(
+                    src=socket.inet_aton(pkt.src), dst=socket.inet_aton(pkt.dst), p=6,
+                    ttl=pkt.ttl, data=tcp,
+                )  # fmt: skip
+                kind = dpkt.ethernet.ETH_TYPE_IP
+            frame = dpkt.ethernet.Ethernet(data=ip, type=kind)
             writer.writepkt(bytes(frame), ts=pkt.time)
 
 

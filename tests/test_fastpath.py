@@ -27,6 +27,7 @@ from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
+from tcpdiag.filters import ConnectionFilter
 from tcpdiag.packets import ACK, FIN, PSH, SYN
 from tcpdiag.reader import CaptureError, CaptureReader, RawFrame
 from tcpdiag.rules import load_rules
@@ -374,3 +375,118 @@ def test_vlan_tagged_frames_are_decoded_by_the_arrays_as_by_decoder(
     assert columns.decoder.stats == decoder.stats
     assert len(expected) == 1 and expected[0].payload_len == 5
     assert batch.simple.tolist() == [len(tags) <= 2]
+
+
+def test_ipv6_connections_are_taken_in_bulk_and_kept_apart_from_ipv4(
+    tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IPv6 rows hold numbers for their addresses (0, 1, ... in the order of their bytes): an IPv4
+    connection between the addresses 0.0.0.0 and 0.0.0.1 has the same numbers and ports as
+    the first IPv6 one, and must stay another connection."""
+    cap = Capture()
+    for client, server in [
+        (("2001:db8::a", 40000), ("2001:db8::b", 80)),
+        (("0.0.0.0", 40000), ("0.0.0.1", 80)),
+    ]:
+        conv = Conversation(cap, client=client, server=server)
+        conv.handshake()
+        conv.data("c", 100)
+        conv.rst("s", dt=0.2)
+    for k in range(200):
+        conv = Conversation(cap, client=("2001:db8::c", 50000 + k), server=("2001:db8::d", 443))
+        conv.handshake()
+        conv.data("c", 100)
+        conv.data("s", 1000)
+        conv.close("c")
+    assert _compare(cap, tmp_path, monkeypatch) > 0
+
+
+def test_ipv6_addresses_beyond_the_numbered_ones_go_through_the_decoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tcpdiag.columns.MAX_ADDRESSES6", 3)
+    cap = Capture()
+    for k in range(40):
+        conv = Conversation(cap, client=(f"2001:db8::{k + 1:x}", 40000), server=("2001:db8::", 80))
+        conv.handshake()
+        conv.data("c", 100)
+        if k % 7 == 3:
+            conv.rst("s", dt=0.2)
+        else:
+            conv.close("c")
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    columns = ColumnDecoder()
+    batch = columns.decode(next(CaptureReader(path).chunks()))
+    # Numbered in the order of their bytes, within a batch: the server and two clients.
+    assert columns.addresses6.text == ["2001:db8::", "2001:db8::1", "2001:db8::2"]
+    assert 0 < int(batch.simple.sum()) < len(batch)
+    reference, fast, _ = _reports(path, monkeypatch)
+    assert fast == reference
+
+
+@pytest.mark.parametrize(
+    ("criteria", "matched"),
+    [
+        ({"hosts": ["2001:db8::d"]}, True),
+        ({"hosts": ["2001:db8::e"]}, False),
+        ({"nets": ["2001:db8::/64"], "ports": [443]}, True),
+        ({"nets": ["2001:db8::/64"], "ports": [444]}, False),
+        ({"nets": ["10.0.0.0/8"]}, False),
+        ({"hosts": ["2001:db8::c"], "nets": ["2001:db8::d/128"]}, True),
+    ],
+)
+def test_address_filters_see_ipv6_rows_of_the_arrays(
+    criteria: dict[str, list[Any]], matched: bool, tmp_path: Path
+) -> None:
+    """Healthy IPv6 connections, all taken in bulk: whether --host/--net/--port matched
+    anything is still told right (never "matched nothing" for a filter that matched)."""
+    cap = Capture()
+    for k in range(50):
+        conv = Conversation(cap, client=("2001:db8::c", 50000 + k), server=("2001:db8::d", 443))
+        conv.handshake()
+        conv.data("c", 100)
+        conv.close("c")
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    wanted = ConnectionFilter.build(**criteria)
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(connection_filter=wanted))
+    reference = analyze_capture(
+        path, ENGINE, AnalysisOptions(connection_filter=wanted, fast_path=False)
+    )
+    assert fast.filter_matched is reference.filter_matched is matched
+
+
+def _ipv6_tcp(
+    next_header: int = 6, payload_length: int | None = None, extension: bytes = b""
+) -> bytes:
+    tcp = (
+        struct.pack("!HHIIBBHHH", 40000, 80, 1000, 2000, 5 << 4, SYN | ACK, 65535, 0, 0) + b"x" * 5
+    )
+    body = extension + tcp
+    length = len(body) if payload_length is None else payload_length
+    addresses = bytes(range(16)) + bytes(range(16, 32))
+    return struct.pack("!IHBB", 6 << 28, length, next_header, 61) + addresses + body
+
+
+@pytest.mark.parametrize(
+    ("packet", "simple"),
+    [
+        (_ipv6_tcp(), True),
+        (_ipv6_tcp(next_header=0, extension=bytes([6, 0, 1, 4, 0, 0, 0, 0])), False),  # hop-by-hop
+        (_ipv6_tcp(payload_length=0), False),  # jumbogram / BIG TCP: length from the capture
+        (_ipv6_tcp(payload_length=10), False),  # shorter than the TCP header: undecodable
+        (_ipv6_tcp(payload_length=900), True),  # cut short by the snaplen: payload from IPv6
+    ],
+    ids=["plain", "extension header", "jumbogram", "too short", "snapped"],
+)
+def test_ipv6_frames_are_decoded_by_the_arrays_as_by_decoder(packet: bytes, simple: bool) -> None:
+    raw = b"\x02" * 12 + b"\x86\xdd" + packet
+    frames = [RawFrame(1, 1.0, 1, raw, len(raw))]
+    decoder = Decoder()
+    expected = [p for p in map(decoder.decode, frames) if p is not None]
+    columns = ColumnDecoder()
+    batch = columns.decode(frames)
+    assert batch.packets(np.arange(len(batch)), {}) == expected
+    assert columns.decoder.stats == decoder.stats
+    assert batch.simple.tolist() == ([True] if simple else [False] * len(expected))
