@@ -175,10 +175,17 @@ class Pipeline:
         report.packets = stats.frames
         report.flows = table.connections_seen
         report.evicted = table.evicted
-        if table.evicted:
+        if table.evicted_attempts:
             report.warnings.append(
-                f"{report.path}: {table.evicted} connections retired early because more than "
-                f"{table.max_live} were live at once (a flood?); their analysis may be incomplete"
+                f"{report.path}: {table.evicted_attempts} connection attempts that were nothing "
+                f"but a SYN were retired early because more than {table.max_live} connections "
+                "were live at once (a SYN flood?); other connections were kept"
+            )
+        if table.evicted > table.evicted_attempts:
+            report.warnings.append(
+                f"{report.path}: {table.evicted - table.evicted_attempts} connections retired "
+                f"early because more than {table.max_live} were live at once (a flood?); their "
+                "analysis may be incomplete"
             )
         report.scans, report.floods = self.scans.summaries(), self.scans.floods()
         for problem in (table.spill_failed, report.findings.spill_failed):

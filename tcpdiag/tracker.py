@@ -1122,12 +1122,20 @@ class FlowTable:
         self.zeek_split = zeek_split  # split 4-tuple reuse exactly where Zeek does
         self.max_live = max_live
         self.evicted = 0  # connections retired early because max_live were live
+        # Of those, attempts that were nothing but a client's SYN (see _attempts).
+        self.evicted_attempts = 0
         self.close_grace = close_grace
         self.idle_retire = idle_retire
         # Every live connection, by last activity; idle ones as a _Spilled stand-in.
         self._live: OrderedDict[Key, Connection | _Spilled] = OrderedDict()
         # The live connections held in memory, by last activity: the head is next to spill.
         self._awake: OrderedDict[Key, Connection] = OrderedDict()
+        # The live connections that are so far nothing but a client's SYN (and its
+        # retransmissions), oldest attempt first: when the table is full, these are retired
+        # first, as a kernel under a SYN flood drops half-open attempts before established
+        # connections. A flood of spoofed SYNs then pushes out other SYNs, never the
+        # connections whose analysis matters.
+        self._attempts: OrderedDict[Key, None] = OrderedDict()
         self._spill = ConnectionSpill()
         self.spill_failed = ""  # why idle connections could not go to disk (then: in memory)
         self._closing: deque[Connection | _ClosedElsewhere] = deque()
@@ -1203,6 +1211,7 @@ class FlowTable:
             key, held = self._live.popitem(last=False)
             self._awake.pop(key, None)
             yield self._spill.restore(held).retire(self._rst_log)
+        self._attempts.clear()
         self._closing.clear()
         self._spill.close()
 
@@ -1229,7 +1238,14 @@ class FlowTable:
             conn = None
         if conn is None:
             conn = self._new_connection(key, seg)
+            if starts_new:
+                self._attempts[key] = None
         else:
+            if key in self._attempts:
+                if (seg.flags & (SYN | ACK | RST | FIN)) == SYN and seg.seq == conn.client.isn:
+                    self._attempts.move_to_end(key)  # the client retrying: not a spoofed SYN
+                else:
+                    del self._attempts[key]
             self._live.move_to_end(key)
             self._awake[key] = conn  # (a closed connection may have left _awake)
             self._awake.move_to_end(key)
@@ -1263,8 +1279,13 @@ class FlowTable:
         self._next_id += 1
         self.connections_seen += 1
         if len(self._live) >= self.max_live:
-            # Retire the least recently active connection now, with what it has so far.
-            oldest = next(iter(self._live))
+            # Retire the oldest bare SYN, else the least recently active connection, now, with
+            # what it has so far.
+            if self._attempts:
+                oldest = next(iter(self._attempts))
+                self.evicted_attempts += 1
+            else:
+                oldest = next(iter(self._live))
             conn_out = self._wake(oldest)
             assert conn_out is not None
             self._retire_now(oldest, conn_out)
@@ -1280,6 +1301,7 @@ class FlowTable:
         conn = self._wake(key)
         if conn is None:
             return
+        self._attempts.pop(key, None)  # an attempt the network answered: worth keeping
         affected = conn.endpoint(quoted.src, quoted.sport)
         kind, hard = icmp_kind(icmp)
         for event, _, _ in conn.icmp_events:
@@ -1337,6 +1359,7 @@ class FlowTable:
     def _retire_now(self, key: Key, conn: Connection) -> None:
         del self._live[key]
         self._awake.pop(key, None)
+        self._attempts.pop(key, None)
         self._retired_early.append(conn.retire(self._rst_log))
 
     def _wake(self, key: Key) -> Connection | None:
@@ -1391,6 +1414,7 @@ class FlowTable:
                 continue
             del self._live[key]
             self._awake.pop(key, None)
+            self._attempts.pop(key, None)
             yield conn.retire(self._rst_log)
         while self._live:
             key, held = next(iter(self._live.items()))
@@ -1398,6 +1422,7 @@ class FlowTable:
                 break
             del self._live[key]
             self._awake.pop(key, None)
+            self._attempts.pop(key, None)
             yield self._spill.restore(held).retire(self._rst_log)
         self._spill_idle(now)
 

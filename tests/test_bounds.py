@@ -122,3 +122,32 @@ def test_idle_connections_come_back_from_disk_unchanged(monkeypatch: pytest.Monk
     assert spilled == in_memory
     (events,) = [events for ref, events, _, _ in spilled if ref.conn_id == 1]
     assert [e.KIND for e in events] == ["rst"]  # the RST after the silence was tracked
+
+
+def test_a_full_table_retires_bare_syns_before_established_connections() -> None:
+    """A SYN flood fills the table while established connections sit idle; when those are
+    reset afterwards, each is still whole (one connection, its reset diagnosed): the flood's
+    bare SYNs were the ones retired early."""
+    cap = Capture()
+    conversations = []
+    for k in range(20):
+        conv = Conversation(cap, client=("198.51.100.7", 40000 + k))
+        conv.handshake()
+        conv.data("c", 100)
+        conversations.append(conv)
+    flood = list(syn_flood(3_000))
+    for seg in flood:
+        seg.frame += len(cap.packets)
+        seg.time = cap.time + 1 + (seg.time - flood[0].time)
+    cap.packets.extend(flood)
+    cap.time = flood[-1].time
+    for conv in conversations:
+        conv.rst("s")
+    table = FlowTable(max_live=100)
+    engine = RuleEngine(load_rules())
+    retired = list(table.track(cap.packets))
+    assert table.evicted == table.evicted_attempts == 3_000 + 20 - 100
+    reset = [c for c in retired if c.ref.client.startswith("198.51.100.7:")]
+    assert len(reset) == 20  # none split in two by an early retirement
+    categories = {f.category for c in reset for f in engine.findings_for(c)}
+    assert categories and categories <= {"peer_reset", "local_abort"}
