@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcpdiag import tunnels
+from tcpdiag.clock import STEP_SECONDS
 from tcpdiag.columns import ColumnDecoder, Columns
 from tcpdiag.decode import Decoder, DecodeStats
 from tcpdiag.decodereport import describe_decode
@@ -186,6 +187,13 @@ class Pipeline:
                 f"{report.path}: {table.evicted - table.evicted_attempts} connections retired "
                 f"early because more than {table.max_live} were live at once (a flood?); their "
                 "analysis may be incomplete"
+            )
+        if ignored := table.clock.ignored:
+            report.warnings.append(
+                f"{report.path}: {ignored:,} frame{'s' if ignored > 1 else ''} stamped more "
+                f"than {STEP_SECONDS:.0f} s ahead of the frames around them did not move the "
+                "capture clock (a clock step, or captures merged out of order): connections "
+                "are retired by the clock of the frames around them"
             )
         report.scans, report.floods = self.scans.summaries(), self.scans.floods()
         for problem in (table.spill_failed, report.findings.spill_failed):

@@ -84,7 +84,6 @@ class FastPathTracker:
         self.table = table
         self.fast_connections = 0  # connections handled in bulk (for benchmarks and tests)
         self._base = 0  # packet index (as FlowTable.track counts) of the window's first row
-        self._clock = float("-inf")  # latest packet time before the window
         self._addr_text: dict[int, str] = {}
         self._addr_number: dict[str, int] = {}
         # Rows at the head of the next window that belong to connections already decided, and
@@ -107,7 +106,7 @@ class FastPathTracker:
                 # over at once, and keep memory to the table's.
                 window = Columns.join(parts)
                 parts, latest, rows = [], [], 0
-                clock = self._prefix_max(window.time)
+                clock = self._clock_for(window.time)
                 yield from self._decide(window, clock, len(window), last=False)
                 self._done = self._done[len(window) :].copy()
                 continue
@@ -123,7 +122,7 @@ class FastPathTracker:
                 continue  # too short a span yet: read on
             window = Columns.join(parts)
             parts = []
-            clock = self._prefix_max(window.time)
+            clock = self._clock_for(window.time)
             end = int(np.searchsorted(clock, clock[-1] - LOOKAHEAD_SECONDS, "right"))
             # A very fast capture may not span the lookahead in WINDOW_MAX_ROWS: decide half;
             # what cannot be decided goes the slow way.
@@ -137,7 +136,7 @@ class FastPathTracker:
             rows = len(window) - end
         if parts:
             window = Columns.join(parts)
-            yield from self._decide(window, self._prefix_max(window.time), len(window), last=True)
+            yield from self._decide(window, self._clock_for(window.time), len(window), last=True)
         yield from self.table.flush()
 
     def _flooded(self) -> bool:
@@ -145,9 +144,10 @@ class FastPathTracker:
         connection, so none is taken in bulk (deciding would be wasted work and memory)."""
         return self.table.live_count >= self.table.max_live // 2
 
-    def _prefix_max(self, time: F64) -> F64:
-        clock = np.maximum.accumulate(time)
-        return np.maximum(clock, self._clock)
+    def _clock_for(self, time: F64) -> F64:
+        """The capture clock at each row of a window (tcpdiag.clock), from the clock before
+        it; nothing is committed until the window is decided (see _decide)."""
+        return self.table.clock.copy().steps(time)
 
     # -- one window ---------------------------------------------------------------------------
 
@@ -224,8 +224,7 @@ class FastPathTracker:
         table.skip_connections(len(start_rows) - done_starts)
         for _, closed_at, last_time in closes[done_closes:split]:
             table.closed_elsewhere(closed_at, last_time)
-        if end:
-            self._clock = float(clock[end - 1])
+        self.table.clock.steps(w.time[:end])  # the clock's state after the decided rows
         self._base += end
 
     def _live(self, keys: npt.NDArray[np.uint64], w: Columns) -> Bools:

@@ -24,6 +24,7 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import IO
 
+from tcpdiag.clock import CaptureClock
 from tcpdiag.communityid import community_id
 from tcpdiag.events import (
     ConnectionRef,
@@ -1143,13 +1144,16 @@ class FlowTable:
         self._rst_log = RstLog()
         self._retired_early: list[TrackedConnection] = []
         self._next_id = 1
+        # The capture clock: stepped here by `track`, or by the front end that calls `advance`.
+        self.clock = CaptureClock()
         self._now = float("-inf")
         self.connections_seen = 0
 
     def track(self, packets: Iterable[Packet]) -> Iterator[TrackedConnection]:
         """Feed packets in capture order; yields connections as they are retired, then the rest."""
+        step = self.clock.step
         for count, packet in enumerate(packets):
-            self._now = max(self._now, packet.time)
+            self._now = step(packet.time)
             self.feed(packet)
             if count % RETIRE_CHECK_EVERY == 0 or self._retired_early:
                 yield from self._retire_due()
@@ -1165,7 +1169,7 @@ class FlowTable:
             self._on_icmp(packet)
 
     def advance(self, now: float) -> None:
-        """The capture clock: the latest packet time so far (packets may be out of order)."""
+        """The capture clock (tcpdiag.clock) after the next packet."""
         if now > self._now:
             self._now = now
 

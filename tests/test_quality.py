@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
-from flowbuilder import Capture, Conversation, findings, track
+from flowbuilder import LINUX_SYN, Capture, Conversation, findings, track, write_pcap
 
-from tcpdiag.analyze import AnalysisOptions, analyze_capture
+from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
+from tcpdiag.clock import CONFIRM, CaptureClock
 from tcpdiag.detect import RuleEngine
-from tcpdiag.packets import ACK, PSH
+from tcpdiag.packets import ACK, PSH, SYN
 from tcpdiag.quality import CaptureQuality
 from tcpdiag.rules import load_rules
 
@@ -81,3 +83,57 @@ def test_real_captures_get_their_quality_warnings(fast_path: bool) -> None:
     assert any("20 of 20 connections were seen in one direction only" in w for w in half.warnings)
     doubled = analyze_capture(REALWORLD / "zeek_tcp_ctu-64702-888.pcap", engine, options)
     assert any("segments were captured twice" in w for w in doubled.warnings)
+
+
+def _open_then_reset(outlier_hours: float | None, tmp_path: Path) -> CaptureReport:
+    """Connections opened, then (after one frame stamped far ahead, or none) reset."""
+    cap = Capture()
+    conversations = []
+    for k in range(40):
+        conv = Conversation(cap, client=("10.9.0.1", 41000 + k))
+        conv.handshake()
+        conv.data("c", 100)
+        conversations.append(conv)
+    if outlier_hours is not None:
+        stray = Conversation(cap, client=("10.9.0.2", 40000))
+        seg = stray.send("c", SYN, options=LINUX_SYN)
+        seg.time += outlier_hours * 3600
+    for k in range(1100):  # enough frames for the table's retirement checks to run
+        conv = Conversation(cap, client=("10.9.0.3", 20000 + k % 30000))
+        conv.send("c", ACK, dt=0.0001)
+    for conv in conversations:
+        conv.data("s", 500)
+        conv.rst("c")
+    path = tmp_path / f"outlier-{outlier_hours}.pcap"
+    write_pcap(cap, path)
+    return analyze_capture(path, RuleEngine(load_rules()), AnalysisOptions())
+
+
+def _shape(report: CaptureReport) -> list[tuple[str, str, str]]:
+    return sorted((f.category, f.client, f.server) for f in report.findings)
+
+
+@pytest.mark.parametrize("hours", [4.0, 400.0])
+def test_one_frame_stamped_hours_ahead_does_not_retire_the_live_connections(
+    hours: float, tmp_path: Path
+) -> None:
+    plain = _open_then_reset(None, tmp_path)
+    stepped = _open_then_reset(hours, tmp_path)
+    assert _shape(stepped) == _shape(plain) and len(plain.findings) == 40
+    assert stepped.flows == plain.flows + 1  # the stray SYN's own connection, nothing split
+    assert any("1 frame stamped more than 60 s ahead" in w for w in stepped.warnings)
+    assert not any("stamped more than" in w for w in plain.warnings)
+
+
+def test_a_real_gap_moves_the_capture_clock() -> None:
+    """Frames far ahead that keep coming are where the capture went on: the clock follows
+    after a few of them, and the connections idle across the gap are retired by it."""
+    clock = CaptureClock()
+    times = [0.0, 1.0, 5000.0, 2.0, *[10_000.0 + k for k in range(20)]]
+    stepped = [clock.step(t) for t in times]
+    assert stepped[:4] == [0.0, 1.0, 1.0, 2.0]  # the lone frame far ahead is ignored
+    assert stepped[-1] == 10_019.0
+    assert clock.ignored == 1 + CONFIRM - 1
+    again = CaptureClock()
+    assert again.steps(np.array(times)).tolist() == stepped
+    assert again.ignored == clock.ignored
