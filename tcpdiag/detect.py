@@ -8,6 +8,7 @@ stalled flow) make one finding whose evidence lists them all.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from tcpdiag.events import FlowEvent
 from tcpdiag.findings import AppView, Cause, EvidenceItem, Finding
@@ -24,8 +25,11 @@ class RuleEngine:
         for rule in ruleset.rules:  # already sorted by priority, highest first
             self._by_event.setdefault(rule.event, []).append(rule)
 
-    def match(self, event: FlowEvent) -> Rule | None:
-        facts = event.facts()
+    def match(self, event: FlowEvent, facts: dict[str, Any] | None = None) -> Rule | None:
+        """The highest-priority rule that decides this event (`facts`: its facts, if the caller
+        has them already)."""
+        if facts is None:
+            facts = event.facts()
         for rule in self._by_event.get(event.KIND, ()):
             if rule.matches(facts):
                 return rule
@@ -38,19 +42,22 @@ class RuleEngine:
     def findings_for(self, conn: TrackedConnection) -> list[Finding]:
         by_category: dict[str, Finding] = {}
         for event in conn.events:
-            rule = self.match(event)
+            # (Gathering an event's facts is a good part of a finding's cost: once per event.)
+            facts = event.facts()
+            rule = self.match(event, facts)
             if rule is None:
                 continue
             existing = by_category.get(rule.category)
             if existing is None:
-                by_category[rule.category] = self._finding(rule, event, conn.community_id)
+                by_category[rule.category] = self._finding(rule, event, facts, conn.community_id)
             else:
                 _merge_evidence(existing, event)
         return sorted(by_category.values(), key=lambda f: (f.time, f.frames[:1]))
 
-    def _finding(self, rule: Rule, event: FlowEvent, community_id: str) -> Finding:
-        values = event_values(event)
-        facts = event.facts()
+    def _finding(
+        self, rule: Rule, event: FlowEvent, facts: dict[str, Any], community_id: str
+    ) -> Finding:
+        values = event_values(event, facts)
         causes = sorted(
             (
                 Cause(c.id, render(c.text, values), c.confidence)
@@ -75,9 +82,7 @@ class RuleEngine:
                 when=render(spec.when, values) if spec.when else ("" if errno else NOTHING_SEEN),
                 os=os_of[side],
             )
-        impact = rule.impact or (
-            "error_seen" if any(v.errno for v in sees.values()) else "none"
-        )
+        impact = rule.impact or ("error_seen" if any(v.errno for v in sees.values()) else "none")
         evidence = [EvidenceItem(e.frame, e.time, e.what) for e in event.evidence]
         evidence.sort(key=lambda e: e.frame)
         ref = event.connection

@@ -281,9 +281,9 @@ def render(template: str, values: Mapping[str, Any]) -> str:
     return " ".join(template.format_map(values).split())
 
 
-def event_values(event: FlowEvent) -> dict[str, Any]:
-    """Everything a template may name for this event."""
-    values: dict[str, Any] = dict(event.facts())
+def event_values(event: FlowEvent, facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything a template may name for this event (`facts`: its facts, if known)."""
+    values: dict[str, Any] = dict(event.facts() if facts is None else facts)
     ref = event.connection
     values["client"] = values["client_endpoint"] = ref.client
     values["server"] = values["server_endpoint"] = ref.server

@@ -1365,6 +1365,12 @@ class FlowTable:
         self._awake.pop(key, None)
         self._attempts.pop(key, None)
         self._retired_early.append(conn.retire(self._rst_log))
+        if conn.closed_at is not None:
+            # It is still in the closing queue, which cannot drop it from the middle: leave a
+            # shell there (the queue skips it), so that its memory is freed now and the table
+            # is bounded by --max-connections even when every connection closes at once.
+            conn.client = conn.server = _RETIRED
+            conn.rsts, conn.icmp_events, conn.accepted_rst, conn.zeek = [], [], None, None
 
     def _wake(self, key: Key) -> Connection | None:
         """The live connection of this 4-tuple, brought back from disk if it was idle there
@@ -1408,11 +1414,13 @@ class FlowTable:
                 else:
                     self._stand_ins.append(conn)
                 continue
+            if conn.client is _RETIRED:
+                continue  # retired early (evicted, or a new SYN reused the 4-tuple)
             key = self._key(
                 conn.client.addr, conn.client.port, conn.server.addr, conn.server.port, conn.tunnel
             )
             if self._live.get(key) is not conn:
-                continue  # already retired (a new SYN reused the 4-tuple)
+                continue  # already retired
             if now - conn.last_time < self.close_grace:
                 self._closing.append(conn)  # late segments still arriving: look again later
                 continue
@@ -1432,6 +1440,8 @@ class FlowTable:
 
 
 Key = tuple[str, int, str, int, str]  # encap: 4-tuple (smaller endpoint first) and tunnel
+# The endpoints of a connection retired while still in the closing queue (FlowTable._retire_now).
+_RETIRED = Endpoint("", 0)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from flowbuilder import LINUX_SYN, Capture, Conversation
 from tcpdiag import tracker
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.detect import RuleEngine
-from tcpdiag.packets import ACK, PSH, SYN, TcpSegment
+from tcpdiag.packets import ACK, PSH, RST, SYN, TcpSegment
 from tcpdiag.rules import load_rules
 from tcpdiag.tracker import ConnectionSpill, FlowTable
 
@@ -151,3 +151,43 @@ def test_a_full_table_retires_bare_syns_before_established_connections() -> None
     assert len(reset) == 20  # none split in two by an early retirement
     categories = {f.category for c in reset for f in engine.findings_for(c)}
     assert categories and categories <= {"peer_reset", "local_abort"}
+
+
+def refusals(count: int) -> Iterator[TcpSegment]:
+    """SYN, RST/ACK, on distinct 4-tuples 5 us apart: every connection closed at once."""
+    for seg in syn_flood(count):
+        yield seg
+        yield TcpSegment(
+            frame=seg.frame + count,
+            time=seg.time + 1e-6,
+            src=seg.dst,
+            dst=seg.src,
+            sport=seg.dport,
+            dport=seg.sport,
+            seq=0,
+            ack=seg.seq + 1,
+            flags=RST | ACK,
+            window=0,
+            payload_len=0,
+            ttl=64,
+            ip_version=4,
+        )
+
+
+def test_connections_retired_early_leave_only_a_shell_in_the_closing_queue() -> None:
+    """Closed connections wait a grace period in the closing queue; when the table is full and
+    retires them early, what stays queued until then is small, not the whole connection."""
+
+    def peak(count: int) -> int:
+        tracemalloc.start()
+        table = FlowTable(max_live=500, zeek=False)
+        for _ in table.track(refusals(count)):
+            pass
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert table.evicted == count - 500
+        return top
+
+    small, large = peak(2_000), peak(10_000)
+    # A whole refused connection takes about 3 KB; its shell about a fifth of that.
+    assert (large - small) / 8_000 < 1_200, (small, large)
