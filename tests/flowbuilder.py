@@ -147,6 +147,18 @@ class Conversation:
         )
 
 
+def established(capture: Capture, client_host: str, count: int) -> list[Conversation]:
+    """`count` connections from `client_host` (ports 40000 on), each past its handshake with
+    100 bytes sent by the client and acknowledged."""
+    conversations = []
+    for k in range(count):
+        conv = Conversation(capture, client=(client_host, 40000 + k))
+        conv.handshake()
+        conv.data("c", 100)
+        conversations.append(conv)
+    return conversations
+
+
 def write_pcap(capture: Capture, path: Path) -> None:
     """Write the TCP segments of `capture` as an Ethernet pcap, IPv4 or IPv6 (dpkt), so a
     crafted case can go through the whole pipeline, reader and decoder included."""

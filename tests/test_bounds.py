@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flowbuilder import LINUX_SYN, Capture, Conversation
+from flowbuilder import LINUX_SYN, Capture, Conversation, established
 
 from tcpdiag import tracker
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
@@ -129,12 +129,7 @@ def test_a_full_table_retires_bare_syns_before_established_connections() -> None
     reset afterwards, each is still whole (one connection, its reset diagnosed): the flood's
     bare SYNs were the ones retired early."""
     cap = Capture()
-    conversations = []
-    for k in range(20):
-        conv = Conversation(cap, client=("198.51.100.7", 40000 + k))
-        conv.handshake()
-        conv.data("c", 100)
-        conversations.append(conv)
+    conversations = established(cap, "198.51.100.7", 20)
     flood = list(syn_flood(3_000))
     for seg in flood:
         seg.frame += len(cap.packets)

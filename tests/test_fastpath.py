@@ -325,6 +325,18 @@ def test_report_findings_is_a_spool() -> None:
     assert isinstance(CaptureReport(path="x").findings, FindingSpool)
 
 
+def _decoded_both_ways(frames: list[RawFrame]) -> tuple[list[Any], Any]:
+    """Decoder's packets for these frames, and the ColumnDecoder's batch of them, checked to
+    give the same packets and the same counts."""
+    decoder = Decoder()
+    expected = [p for p in map(decoder.decode, frames) if p is not None]
+    columns = ColumnDecoder()
+    batch = columns.decode(frames)
+    assert batch.packets(np.arange(len(batch)), {}) == expected
+    assert columns.decoder.stats == decoder.stats
+    return expected, batch
+
+
 def _ipv4_tcp(sport: int, flags: int, payload: bytes = b"") -> bytes:
     tcp = struct.pack("!HHIIBBHHH", sport, 80, 1000, 2000, 5 << 4, flags, 65535, 0, 0)
     total = 20 + len(tcp) + len(payload)
@@ -367,12 +379,7 @@ def test_vlan_tagged_frames_are_decoded_by_the_arrays_as_by_decoder(
     raw = make(_ipv4_tcp(40000, SYN | ACK, b"x" * 5), _tags(*tags))
     cut = raw[: len(raw) - 30]  # too short for the TCP header: undecodable either way
     frames = [RawFrame(1, 1.0, linktype, raw, len(raw)), RawFrame(2, 2.0, linktype, cut, len(raw))]
-    decoder = Decoder()
-    expected = [p for p in map(decoder.decode, frames) if p is not None]
-    columns = ColumnDecoder()
-    batch = columns.decode(frames)
-    assert batch.packets(np.arange(len(batch)), {}) == expected
-    assert columns.decoder.stats == decoder.stats
+    expected, batch = _decoded_both_ways(frames)
     assert len(expected) == 1 and expected[0].payload_len == 5
     assert batch.simple.tolist() == [len(tags) <= 2]
 
@@ -482,11 +489,5 @@ def _ipv6_tcp(
 )
 def test_ipv6_frames_are_decoded_by_the_arrays_as_by_decoder(packet: bytes, simple: bool) -> None:
     raw = b"\x02" * 12 + b"\x86\xdd" + packet
-    frames = [RawFrame(1, 1.0, 1, raw, len(raw))]
-    decoder = Decoder()
-    expected = [p for p in map(decoder.decode, frames) if p is not None]
-    columns = ColumnDecoder()
-    batch = columns.decode(frames)
-    assert batch.packets(np.arange(len(batch)), {}) == expected
-    assert columns.decoder.stats == decoder.stats
+    expected, batch = _decoded_both_ways([RawFrame(1, 1.0, 1, raw, len(raw))])
     assert batch.simple.tolist() == ([True] if simple else [False] * len(expected))

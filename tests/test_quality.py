@@ -7,7 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flowbuilder import LINUX_SYN, Capture, Conversation, findings, track, write_pcap
+from flowbuilder import (
+    LINUX_SYN,
+    Capture,
+    Conversation,
+    established,
+    findings,
+    track,
+    write_pcap,
+)
 
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.clock import CONFIRM, CaptureClock
@@ -88,12 +96,7 @@ def test_real_captures_get_their_quality_warnings(fast_path: bool) -> None:
 def _open_then_reset(outlier_hours: float | None, tmp_path: Path) -> CaptureReport:
     """Connections opened, then (after one frame stamped far ahead, or none) reset."""
     cap = Capture()
-    conversations = []
-    for k in range(40):
-        conv = Conversation(cap, client=("10.9.0.1", 41000 + k))
-        conv.handshake()
-        conv.data("c", 100)
-        conversations.append(conv)
+    conversations = established(cap, "10.9.0.1", 40)
     if outlier_hours is not None:
         stray = Conversation(cap, client=("10.9.0.2", 40000))
         seg = stray.send("c", SYN, options=LINUX_SYN)
