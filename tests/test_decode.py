@@ -284,10 +284,7 @@ def test_ipv6_chain_cut_short_is_undecodable() -> None:
     decoder = Decoder()
     assert decoder.decode(RawFrame(1, 0.0, 229, frame.data[:60], 80)) is None  # inside the AH
     assert decoder.stats == DecodeStats(
-        frames=1,
-        undecodable=1,
-        first_undecodable=1,
-        truncated=1,  # cut by the snaplen
+        frames=1, undecodable=1, first_undecodable=1, truncated=1  # cut by the snaplen
     )
 
 

@@ -80,10 +80,7 @@ def test_many_sources_leaving_one_server_half_open_are_a_syn_flood() -> None:
     assert detector.summaries() == []  # one probe per source: no scanner
     (flood,) = detector.floods()
     assert (flood.target, flood.attempts, flood.sources, flood.half_open) == (
-        "10.0.0.2:80",
-        150,
-        150,
-        150,
+        "10.0.0.2:80", 150, 150, 150
     )
     assert flood.text().startswith("SYN flood against 10.0.0.2:80: 150 connection attempts")
 

@@ -62,20 +62,8 @@ def wireshark(path: Path) -> tuple[dict[Pair, Counter[Endpoint]], int, set[int]]
     """Per endpoint pair (smaller first): packets sent by each endpoint; the number of
     conversations; the frame numbers of RSTs."""
     out = subprocess.run(
-        [
-            "tshark",
-            "-n",
-            "-r",
-            str(path),
-            "-Y",
-            "tcp.flags.reset==1",
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-            "-z",
-            "conv,tcp",
-        ],
+        ["tshark", "-n", "-r", str(path), "-Y", "tcp.flags.reset==1", "-T", "fields",
+         "-e", "frame.number", "-z", "conv,tcp"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -119,7 +107,9 @@ def tcpdiag_rsts(path: Path) -> tuple[set[int], int]:
     decoder = Decoder()
     with CaptureReader(path) as reader:
         rsts = {
-            p.frame for p in map(decoder.decode, reader) if type(p) is TcpSegment and p.flags & RST
+            p.frame
+            for p in map(decoder.decode, reader)
+            if type(p) is TcpSegment and p.flags & RST
         }
     return rsts, len(decoder.stats.tunnels)
 
