@@ -145,7 +145,7 @@ class RawFrame:
     number: int  # 1-based, exactly Wireshark's frame numbering
     time: float  # seconds since the epoch
     linktype: int  # LINKTYPE_* of this frame's interface
-    data: bytes  # captured bytes (may be shorter than wire_len: snaplen)
+    data: bytes  # captured bytes (may be shorter than wire_len: snaplen), _FRAME_PREFIX at most
     wire_len: int
     # Captured bytes after `data` that the reader skipped unread: a frame longer than
     # _FRAME_PREFIX keeps only its first _FRAME_PREFIX bytes (see `caplen`).
