@@ -23,6 +23,15 @@ Damage policy:
   stay in step with it) or its caplen does not fit in the block.
 - Byte offsets in messages are positions in the uncompressed stream (for compressed input).
 
+Memory is one read chunk, one frame's kept bytes and one group of frames, whatever the file,
+block or record size: a frame longer than _FRAME_PREFIX (256 KiB, libpcap's largest snaplen)
+keeps its first _FRAME_PREFIX bytes and its true lengths, and the rest of its block or record is
+skipped in bounded pieces (for compressed input: decompressed and dropped), still checked
+against the block's trailing length. Damage in or after such a frame gets the same warning as
+in a short one. Other pcapng blocks that long are skipped alike (of an Interface Description
+Block, only options within its first _FRAME_PREFIX bytes are read). pcapng frames are grouped
+(chunks(), and iteration's read-ahead) by count and by the bytes they hold, not count alone.
+
 Compression is recognised by its magic bytes, never by the file name: gzip, bzip2, xz, zstd
 (the `zstandard` package) and lz4 frames (the `lz4` package). Each may hold several streams back
 to back. A stream that is cut or corrupt part-way is damage like any other: a warning, and every
@@ -42,7 +51,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain
 from types import TracebackType
 from typing import Protocol, TypeVar
 
@@ -51,6 +60,23 @@ T = TypeVar("T")
 _CHUNK = 1 << 18  # bytes per read: big enough to amortise calls, small enough to be constant
 _MAX_RECORD = 256 << 20  # no sane record or block is larger; beyond this a length is garbage
 _LIBPCAP_MAX_SNAPLEN = 262144  # libpcap's MAXIMUM_SNAPLEN
+# The most captured bytes of one frame that are kept (RawFrame.data); the rest of a longer frame
+# is skipped (read, or decompressed, in pieces of at most _CHUNK and dropped), so one record
+# costs at most this much memory whatever its length. Why libpcap's snaplen ceiling and not less:
+# tcpdump, dumpcap and every libpcap writer clamp the snaplen to it, so every frame they can
+# write is kept whole and decodes byte for byte as before, including what the decoders take from
+# the captured length itself: a TSO/GSO super-packet's payload length (IP length 0; Linux BIG TCP
+# makes them up to 512 KiB, so 64 KiB would cut real ones) and the count of snaplen-truncated
+# frames. Only longer frames (other writers, crafted files) are cut; of those tcpdiag reads the
+# headers (link, tunnels, IP with extensions, TCP with options, ICMP quotes), which lie in the
+# first few hundred bytes. RawFrame.caplen keeps such a frame's true captured length; the
+# decoders still see len(data), so for a cut frame with IP length 0 the payload length, and for
+# an undecodable one the truncation count, come from the kept bytes.
+_FRAME_PREFIX = _LIBPCAP_MAX_SNAPLEN
+# Frames handed out together by chunks() for pcapng (and buffered by iteration): at most this
+# many, and no more captured bytes than the chunk target, so a group of huge blocks is not held
+# thousands at a time.
+_GROUP_FRAMES = 1 << 14
 
 _PCAP_MAGICS: dict[bytes, tuple[str, int]] = {
     # magic bytes as stored -> (struct byte order, fraction units per second)
@@ -119,8 +145,16 @@ class RawFrame:
     number: int  # 1-based, exactly Wireshark's frame numbering
     time: float  # seconds since the epoch
     linktype: int  # LINKTYPE_* of this frame's interface
-    data: bytes  # captured bytes (may be shorter than wire_len: snaplen)
+    data: bytes  # captured bytes (may be shorter than wire_len: snaplen), _FRAME_PREFIX at most
     wire_len: int
+    # Captured bytes after `data` that the reader skipped unread: a frame longer than
+    # _FRAME_PREFIX keeps only its first _FRAME_PREFIX bytes (see `caplen`).
+    skipped: int = 0
+
+    @property
+    def caplen(self) -> int:
+        """The frame's true captured length, as its record or block states it."""
+        return len(self.data) + self.skipped
 
 
 @dataclass(slots=True)
@@ -199,6 +233,10 @@ class _GzipPieces:
     def __init__(self) -> None:
         self._z = zlib.decompressobj(wbits=31)  # 31: gzip framing
         self._tail = b""  # input held back by max_length
+        # The last call stopped at max_length: zlib may hold output decoded from input it has
+        # already taken (the rest of a match), so no tail does not yet mean it needs input. At
+        # the cut of a cut stream, asking for input there would lose that output.
+        self._full = False
 
     @property
     def eof(self) -> bool:
@@ -206,7 +244,7 @@ class _GzipPieces:
 
     @property
     def needs_input(self) -> bool:
-        return not self._tail and not self._z.eof
+        return not self._tail and not self._full and not self._z.eof
 
     @property
     def unused_data(self) -> bytes:
@@ -215,6 +253,7 @@ class _GzipPieces:
     def decompress(self, data: bytes, max_length: int = -1) -> bytes:
         out = self._z.decompress(self._tail + data, max(max_length, 0))  # 0: no bound
         self._tail = self._z.unconsumed_tail
+        self._full = 0 < max_length == len(out)
         return out
 
 
@@ -237,7 +276,10 @@ class _ZstdPieces:
 
     Its decompress() has no max_length and a zstd block of a few bytes can expand to 128 KiB,
     so input goes in small pieces and surplus output waits for the next call. (Its
-    stream_reader is bounded but reports a cut stream as a normal end.)"""
+    stream_reader is bounded but reports a cut stream as a normal end.) Input and surplus output
+    are consumed by moving an offset, not by slicing off what was used: slicing would copy the
+    whole rest at every call, quadratic in a piece's output (tens of MB for a run of zeros, as in
+    a huge packet block being skipped)."""
 
     def __init__(self) -> None:
         import zstandard  # imported when needed: only zstd input pays for it
@@ -245,29 +287,46 @@ class _ZstdPieces:
         self._error = zstandard.ZstdError
         self._obj = zstandard.ZstdDecompressor().decompressobj()
         self._input = b""
+        self._input_at = 0  # self._input[self._input_at:] is not fed yet
         self._output = b""
+        self._output_at = 0  # self._output[self._output_at:] is not handed out yet
 
     @property
     def eof(self) -> bool:
-        return bool(self._obj.eof) and not self._output
+        return bool(self._obj.eof) and self._output_at == len(self._output)
 
     @property
     def needs_input(self) -> bool:
-        return not self._input and not self._output and not self._obj.eof
+        return (
+            self._input_at == len(self._input)
+            and self._output_at == len(self._output)
+            and not self._obj.eof
+        )
 
     @property
     def unused_data(self) -> bytes:
-        return bytes(self._obj.unused_data) + self._input
+        return bytes(self._obj.unused_data) + self._input[self._input_at :]
 
     def decompress(self, data: bytes, max_length: int = -1) -> bytes:
-        self._input += data
-        while not self._output and self._input and not self._obj.eof:
-            piece, self._input = self._input[:_ZSTD_PIECE], self._input[_ZSTD_PIECE:]
-            self._output = self._obj.decompress(piece)
-        if max_length < 0:
-            max_length = len(self._output)
-        out, self._output = self._output[:max_length], self._output[max_length:]
-        return out
+        if data:
+            self._input = self._input[self._input_at :] + data
+            self._input_at = 0
+        while (
+            self._output_at == len(self._output)
+            and self._input_at < len(self._input)
+            and not self._obj.eof
+        ):
+            at = self._input_at
+            self._input_at = min(at + _ZSTD_PIECE, len(self._input))
+            self._output = self._obj.decompress(self._input[at : self._input_at])
+            self._output_at = 0
+        output, at = self._output, self._output_at
+        end = len(output) if max_length < 0 else min(at + max_length, len(output))
+        if end < len(output):
+            self._output_at = end
+            return output[at:end]
+        self._output, self._output_at = b"", 0  # all handed out: not held any longer
+        return output[at:] if at else output
 
 
 _CODECS = (
@@ -505,6 +564,25 @@ class CaptureReader:
             have += len(chunk)
         return b"".join(parts)
 
+    def _skip(self, buf: bytes, pos: int, n: int) -> tuple[bytes, int]:
+        """(buf, pos) moved on past the next `n` bytes of the stream, which are read (for
+        compressed input: decompressed) in pieces of at most _CHUNK and dropped, never held.
+        Fewer are skipped only where the input ends: then buf is empty and self._base is the
+        end of the input."""
+        if len(buf) - pos >= n:
+            return buf, pos + n
+        n -= len(buf) - pos
+        self._base += len(buf)
+        while True:
+            piece = self._src.read(min(n, _CHUNK))
+            if not piece:
+                return b"", 0
+            if len(piece) >= n:  # a source may hand back more than asked (_PlainSource's head)
+                self._base += n
+                return piece[n:], 0
+            self._base += len(piece)
+            n -= len(piece)
+
     def _stop(
         self, reason: str, offset: int, frame: int | None, done: int, *, at_end: bool = True
     ) -> None:
@@ -528,26 +606,29 @@ class CaptureReader:
         self._started = True
         if self.format == "pcap":
             return self._iter_pcap()
-        return self._iter_pcapng()
+        return chain.from_iterable(self._iter_pcapng(_CHUNK))
 
     def chunks(self, target_bytes: int = 1 << 19) -> Iterator[PcapChunk | list[RawFrame]]:
         """The frames in groups for batch decoding: PcapChunks of about `target_bytes` for a
-        classic pcap (no per-frame objects at all), lists of RawFrames for pcapng. Iteration
-        walks the same chunks, so damage is handled alike. Single pass, like iteration."""
-        if self._started or self.format == "pcapng":
-            frames = iter(self)
-            while group := list(islice(frames, 1 << 14)):
-                yield group
+        classic pcap (no per-frame objects at all), lists of RawFrames for pcapng (at most
+        _GROUP_FRAMES of them, holding about `target_bytes` of captured data at most), and a
+        list of one RawFrame for a pcap record longer than _FRAME_PREFIX. Iteration walks the
+        same groups, so damage is handled alike. Single pass, like iteration."""
+        if self._started:
             return
         self._started = True
-        yield from self._iter_pcap_chunks(target_bytes)
+        if self.format == "pcapng":
+            yield from self._iter_pcapng(target_bytes)
+        else:
+            yield from self._iter_pcap_chunks(target_bytes)
 
-    def _iter_pcap_chunks(self, target: int) -> Iterator[PcapChunk]:
+    def _iter_pcap_chunks(self, target: int) -> Iterator[PcapChunk | list[RawFrame]]:
         # The walk over a classic pcap's records (iteration uses it too), collecting offsets.
         buf, pos = self._buf, self._pos
         self._buf = b""
         caplen_at = struct.Struct(self._endian + "I").unpack_from
         limit = self._caplen_limit
+        prefix = _FRAME_PREFIX
         number = 0
         damage: tuple[str, int] | None = None
         absurd = False
@@ -560,12 +641,15 @@ class CaptureReader:
             offsets: list[int] = []
             append = offsets.append
             zeros_index = 0  # (a run that began in an earlier chunk: from this one's start)
-            caplen = -1  # of the first incomplete record, if its header is complete
+            caplen = -1  # of the first incomplete or long record, if its header is complete
             while size - pos >= 16:
                 (caplen,) = caplen_at(buf, pos + 8)
-                if caplen > limit:
-                    damage = (f"absurd caplen {caplen} (limit {limit})", self._base + pos)
-                    absurd = True
+                if caplen > prefix:
+                    # One test for both (limit >= prefix): a long record is taken on its own
+                    # below, whether or not the buffer happens to hold all of it.
+                    if caplen > limit:
+                        damage = (f"absurd caplen {caplen} (limit {limit})", self._base + pos)
+                        absurd = True
                     break
                 if caplen == 0 and buf[pos : pos + 16] == _ZERO_RECORD:
                     if not zeros:
@@ -592,6 +676,16 @@ class CaptureReader:
                 number += len(offsets)
             if damage is not None:
                 break
+            if caplen > prefix:
+                zeros = 0
+                buf, pos, long_frame, damage = self._long_record(buf, pos, caplen, number + 1)
+                if long_frame is not None:
+                    yield [long_frame]
+                    number += 1
+                if damage is not None:
+                    break
+                need = target
+                continue
             if not exhausted:
                 need = max(target, 16 + max(caplen, 0))  # room for the next whole record (header)
                 continue
@@ -611,6 +705,30 @@ class CaptureReader:
             self._stop(damage[0], damage[1], number + 1, number, at_end=not absurd)
         self.close()
 
+    def _long_record(
+        self, buf: bytes, pos: int, caplen: int, number: int
+    ) -> tuple[bytes, int, RawFrame | None, tuple[str, int] | None]:
+        """The pcap record at buf[pos:] whose caplen is over _FRAME_PREFIX: its first
+        _FRAME_PREFIX bytes as a RawFrame, the rest skipped. Returns (buf, pos) after it, the
+        frame, and the damage (the input ending inside it) if there is any instead."""
+        at = self._base + pos
+        keep = 16 + _FRAME_PREFIX
+        buf, pos = self._fill(buf, pos, keep), 0
+        if len(buf) < keep:  # the input ends inside the kept part
+            reason = f"record body truncated (caplen {caplen}, {len(buf) - 16} bytes left)"
+            return buf, pos, None, (reason, at)
+        sec, frac, _caplen, wire_len = struct.unpack_from(self._endian + "IIII", buf, 0)
+        data = buf[16:keep]
+        buf, pos = self._skip(buf, keep, caplen - _FRAME_PREFIX)
+        got = self._base + pos - at  # the record's bytes the input held
+        if got < 16 + caplen:
+            reason = f"record body truncated (caplen {caplen}, {got - 16} bytes left)"
+            return buf, pos, None, (reason, at)
+        time = (sec * self._units + frac) / self._units
+        self._note_time(time)
+        frame = RawFrame(number, time, self._linktype, data, wire_len, caplen - _FRAME_PREFIX)
+        return buf, pos, frame, None
+
     def _note_times(self, buf: bytes, first: int, last: int) -> None:
         # A chunk's first and last record only: two struct calls per chunk, not per frame.
         for pos in (first, last):
@@ -628,6 +746,9 @@ class CaptureReader:
         header = struct.Struct(self._endian + "IIII").unpack_from
         units, linktype = self._units, self._linktype
         for chunk in self._iter_pcap_chunks(_CHUNK):
+            if not isinstance(chunk, PcapChunk):
+                yield from chunk  # a long record, already cut to its first _FRAME_PREFIX bytes
+                continue
             data, number = chunk.data, chunk.first_number
             for pos in chunk.offsets:
                 sec, frac, caplen, wire_len = header(data, pos)
@@ -637,10 +758,19 @@ class CaptureReader:
                 yield RawFrame(number, time, linktype, data[start : start + caplen], wire_len)
                 number += 1
 
-    def _iter_pcapng(self) -> Iterator[RawFrame]:
+    def _iter_pcapng(self, target: int) -> Iterator[list[RawFrame]]:
+        # Frames come out in groups (chunks() hands them on as they are; iteration chains them):
+        # a group ends at _GROUP_FRAMES frames or `target` captured bytes, whichever is first.
         buf, pos = self._buf, self._pos
         self._buf = b""
         number = 0
+        group: list[RawFrame] = []
+        held = 0  # captured bytes in `group`
+        prefix, group_frames = _FRAME_PREFIX, _GROUP_FRAMES
+        # A block longer than this is read as its first `head` bytes (an EPB's or PB's 28-byte
+        # header and _FRAME_PREFIX bytes of packet: all a frame keeps), then skipped to its
+        # trailing length; shorter ones are read whole.
+        head = 28 + prefix
         last_time = 0.0  # SPBs carry no timestamp; they get the previous packet's time
         # Per-interface (linktype, ticks per second, offset in ticks, snaplen) for this section.
         ifaces: list[tuple[int, int, int, int]] = []
@@ -699,72 +829,115 @@ class CaptureReader:
             if problem:
                 damage = (f"bad block {problem}", self._base + pos, frame)
                 break
-            end = pos + length
-            if end > len(buf):
-                buf, pos = self._fill(buf, pos, length), 0
-                end = length
+            # The block's bytes that are looked at: block[at:body_end] (it starts at `at`, at
+            # byte `block_at` of the stream); after it, reading goes on at buf[pos:].
+            block_at = self._base + pos
+            if length <= head + 4:
+                end = pos + length
                 if end > len(buf):
-                    reason = f"block truncated (length {length}, {len(buf)} bytes left)"
-                    damage = (reason, self._base, frame)
+                    buf, pos = self._fill(buf, pos, length), 0
+                    end = length
+                    if end > len(buf):
+                        reason = f"block truncated (length {length}, {len(buf)} bytes left)"
+                        damage = (reason, block_at, frame)
+                        break
+                (trailer,) = u32(buf, end - 4)
+                block, at, body_end = buf, pos, end - 4
+                pos = end
+            else:
+                # Too long to hold: its first `head` bytes are kept, the rest up to the trailing
+                # length is skipped in bounded pieces. Checked in the same order, with the same
+                # messages, as a block read whole.
+                block, at, body_end = self._fill(buf, pos, head), 0, head
+                if len(block) < head:
+                    reason = f"block truncated (length {length}, {len(block)} bytes left)"
+                    damage = (reason, block_at, frame)
                     break
-            (trailer,) = u32(buf, end - 4)
+                buf, pos = self._skip(block, head, length - 4 - head)
+                buf, pos = self._fill(buf, pos, 4), 4
+                if len(buf) < 4:
+                    left = self._base + len(buf) - block_at  # the input ends inside the block
+                    reason = f"block truncated (length {length}, {left} bytes left)"
+                    damage = (reason, block_at, frame)
+                    break
+                (trailer,) = u32(buf, 0)
             if trailer != length:
                 reason = f"trailing block length {trailer} does not match {length}"
-                damage = (reason, self._base + pos, frame)
+                damage = (reason, block_at, frame)
                 break
 
             if btype in (_EPB, _PB):
                 if length < 32:
-                    damage = (f"packet block too short (length {length})", self._base + pos, frame)
+                    damage = (f"packet block too short (length {length})", block_at, frame)
                     break
                 if btype == _EPB:
-                    iface, ts_high, ts_low, caplen, wire_len = epb(buf, pos + 8)
+                    iface, ts_high, ts_low, caplen, wire_len = epb(block, at + 8)
                 else:
-                    iface, _drops, ts_high, ts_low, caplen, wire_len = pb(buf, pos + 8)
+                    iface, _drops, ts_high, ts_low, caplen, wire_len = pb(block, at + 8)
                 if iface >= len(ifaces):
-                    damage = (_undeclared(iface, len(ifaces)), self._base + pos, frame)
+                    damage = (_undeclared(iface, len(ifaces)), block_at, frame)
                     break
                 if caplen > length - 32:
                     reason = f"packet block caplen {caplen} exceeds its block length {length}"
-                    damage = (reason, self._base + pos, frame)
+                    damage = (reason, block_at, frame)
                     break
                 linktype, ticks, offset, _snaplen = ifaces[iface]
                 last_time = (((ts_high << 32) | ts_low) + offset) / ticks
                 if self.first_time is None:
                     self._note_time(last_time)
                 number += 1
-                start = pos + 28
-                yield RawFrame(number, last_time, linktype, buf[start : start + caplen], wire_len)
+                start = at + 28
+                if caplen > prefix:
+                    data = block[start : start + prefix]
+                    group.append(
+                        RawFrame(number, last_time, linktype, data, wire_len, caplen - prefix)
+                    )
+                    held += prefix
+                else:
+                    data = block[start : start + caplen]
+                    group.append(RawFrame(number, last_time, linktype, data, wire_len))
+                    held += caplen
+                if held >= target or len(group) >= group_frames:
+                    yield group
+                    group, held = [], 0
             elif btype == _SPB:
                 if length < 16:
-                    damage = (f"packet block too short (length {length})", self._base + pos, frame)
+                    damage = (f"packet block too short (length {length})", block_at, frame)
                     break
                 if not ifaces:
-                    damage = (_undeclared(0, 0), self._base + pos, frame)
+                    damage = (_undeclared(0, 0), block_at, frame)
                     break
                 linktype, _ticks, _offset, snaplen = ifaces[0]
-                (wire_len,) = u32(buf, pos + 8)
+                (wire_len,) = u32(block, at + 8)
                 # No caplen field: the data is the original length cut to snaplen, and the
                 # block length is the last word on it (it may include padding).
                 caplen = min(wire_len, length - 16)
                 if snaplen:
                     caplen = min(caplen, snaplen)
                 number += 1
-                start = pos + 12
-                yield RawFrame(number, last_time, linktype, buf[start : start + caplen], wire_len)
+                start = at + 12
+                keep = min(caplen, prefix)
+                data = block[start : start + keep]
+                group.append(RawFrame(number, last_time, linktype, data, wire_len, caplen - keep))
+                held += keep
+                if held >= target or len(group) >= group_frames:
+                    yield group
+                    group, held = [], 0
             elif btype == _IDB:
                 if length < 20:
                     reason = f"interface description block too short (length {length})"
-                    damage = (reason, self._base + pos, None)
+                    damage = (reason, block_at, None)
                     break
-                linktype, _reserved, snaplen = struct.unpack_from(endian + "HHI", buf, pos + 8)
-                ticks, offset_s = _idb_options(buf, pos + 16, end - 4, endian)
+                linktype, _reserved, snaplen = struct.unpack_from(endian + "HHI", block, at + 8)
+                # (Options past the kept part of a huge IDB end the scan, as malformed ones do.)
+                ticks, offset_s = _idb_options(block, at + 16, body_end, endian)
                 ifaces.append((linktype, ticks, offset_s * ticks, snaplen))
             elif btype in _NUMBERED_NON_PACKET_BLOCKS:
                 number += 1
             # Every other block type (name resolution, statistics, secrets, ...) is skipped by
             # its length.
-            pos = end
+        if group:
+            yield group
         self.frames_numbered = number
         if self.first_time is not None:  # a packet was read, so last_time is its time
             self._note_time(last_time)
