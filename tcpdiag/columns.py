@@ -325,6 +325,7 @@ class ColumnDecoder:
             np.array([f.number for f in frames], np.int64),
             np.array([f.linktype for f in frames], np.int64),
             np.array([f.wire_len for f in frames], np.int64),
+            np.array([f.skipped for f in frames], np.int64),
         )
 
     def _decode(
@@ -337,7 +338,11 @@ class ColumnDecoder:
         number: I64,
         linktypes: I64,
         wire: I64,
+        skipped: I64 | None = None,
     ) -> Columns:
+        """`skipped`: per frame, the captured bytes the reader dropped after the prefix it
+        kept (RawFrame.skipped); such a frame goes through Decoder, which knows what to make
+        of its true captured length."""
         n = len(starts)
         # ip: offset of the IP header; ok: an IPv4 frame the arrays decode; six: an IPv6 one.
         ip = np.zeros(n, np.int64)
@@ -417,6 +422,9 @@ class ColumnDecoder:
             six[six_rows[~numbered]] = False
             ok |= six
 
+        if skipped is not None and skipped.any():
+            ok &= skipped == 0
+            six &= ok
         rows = np.flatnonzero(ok)
         tunnel = np.zeros(n, np.int32)
         if kind is not None and kind.any():
@@ -432,11 +440,14 @@ class ColumnDecoder:
             o_starts, o_caplen = starts[others].tolist(), caplen[others].tolist()
             o_time, o_number = time[others].tolist(), number[others].tolist()
             o_link, o_wire = linktypes[others].tolist(), wire[others].tolist()
+            o_skipped = skipped[others].tolist() if skipped is not None else [0] * len(others)
             for k, index in enumerate(others):
                 s = o_starts[k]
-                packet = decoder.decode(
-                    RawFrame(o_number[k], o_time[k], o_link[k], raw[s : s + o_caplen[k]], o_wire[k])
+                frame = RawFrame(
+                    o_number[k], o_time[k], o_link[k], raw[s : s + o_caplen[k]], o_wire[k]
                 )
+                frame.skipped = o_skipped[k]
+                packet = decoder.decode(frame)
                 if packet is not None:
                     kept.append(index)
                     kept_packets.append(packet)

@@ -178,7 +178,7 @@ class Decoder:
             return result
         if result is None:
             stats.undecodable += 1
-            if frame.wire_len > len(frame.data):
+            if frame.wire_len > frame.caplen:
                 stats.truncated += 1
             if stats.first_undecodable is None:
                 stats.first_undecodable = frame.number
@@ -482,7 +482,8 @@ class Decoder:
                 return None
         else:
             # Linux captures TSO/GSO super-packets before segmentation with total length 0.
-            l4_len = len(data) - p
+            # (The captured length: the reader may have kept only a prefix of a huge frame.)
+            l4_len = frame.caplen - p
         if proto == _PROTO_TCP:
             return self._tcp(frame, data, p, l4_len, src, dst, ttl, 4, ip_id, tunnel)
         if proto == _PROTO_ICMP:
@@ -531,7 +532,7 @@ class Decoder:
                 return None
         else:
             # Jumbograms and Linux BIG TCP super-packets: the length is not in this field.
-            l4_len = len(data) - p
+            l4_len = frame.caplen - p
         if proto == _PROTO_TCP:
             return self._tcp(frame, data, p, l4_len, src, dst, hlim, 6, None, tunnel)
         if proto == _PROTO_ICMPV6:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lz4.frame
+import numpy as np
 import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
@@ -166,20 +167,16 @@ def decoded(frames: list[RawFrame]) -> tuple[list[TcpSegment | IcmpError | None]
     return [decoder.decode(f) for f in frames], decoder.stats
 
 
-def columns(path: Path) -> tuple[dict[str, list[int]], list[object], DecodeStats]:
-    """What the fast path decodes from the reader's chunks (however they are grouped): the
-    columns that matter, the packets it leaves to Decoder, and the counters."""
+def columns(path: Path) -> tuple[list[object], DecodeStats]:
+    """What the fast path decodes from the reader's chunks (however they are grouped): every
+    packet (the arrays' rows and those left to Decoder), and the counters."""
     decoder = ColumnDecoder()
-    names = ("number", "src", "dst", "sport", "dport", "seq", "ack", "flags", "payload_len", "mss")
-    rows: dict[str, list[int]] = {name: [] for name in names}
-    others: list[object] = []
+    packets: list[object] = []
     with CaptureReader(path) as r:
         for chunk in r.chunks():
             c = decoder.decode(chunk)
-            for name in names:  # (the arrays' rows; the others are Decoder's packets)
-                rows[name].extend(getattr(c, name)[c.simple].tolist())
-            others.extend(c.others)
-    return rows, others, decoder.decoder.stats
+            packets.extend(c.packets(np.arange(len(c)), {}))
+    return packets, decoder.decoder.stats
 
 
 # -- huge frames: a prefix, the true lengths, the same decoding ----------------------------------
@@ -435,3 +432,23 @@ def test_skipping_reads_what_reading_whole_reads(
         assert skipping == _frames_and_warnings(path, PREFIX, chunk)
     finally:
         os.unlink(path)
+
+
+@pytest.mark.parametrize("fmt", ["pcapng", "pcap"])
+def test_a_huge_super_packet_takes_its_payload_from_the_true_captured_length(
+    tmp_path: Path, fmt: str
+) -> None:
+    """A TSO super-packet (IPv4 total length 0) longer than the prefix the reader keeps: its
+    payload is what was captured after the headers, as if the reader had kept it whole, on
+    both decoding paths."""
+    head = tcp4(0, 0x18)
+    super_packet = ETH_V4 + ipv4(6, 0, b"\x0a\0\0\x01", b"\x0a\0\0\x02") + head[34:]
+    frames = [(SYN, 0, 0, EPB), (super_packet, BIG, 0, EPB)]
+    build = pcapng if fmt == "pcapng" else pcap
+    path = write(tmp_path / f"tso.{fmt}", build(frames))
+    packets, stats = decoded(read(path)[0])
+    segment = packets[1]
+    assert isinstance(segment, TcpSegment) and segment.payload_len == BIG
+    assert stats.tcp == 2 and stats.truncated == 0
+    column_packets, column_stats = columns(path)
+    assert column_packets == packets and column_stats == stats
