@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import subprocess
 from pathlib import Path
+from typing import IO, cast
 
 import pytest
 
@@ -191,3 +193,81 @@ def test_a_clean_read_has_no_tshark_warning_and_is_not_truncated() -> None:
     decoder = TsharkDecoder(str(SAMPLES / "mixed.pcap"))
     assert len(list(decoder.packets())) == 41
     assert (decoder.truncated, decoder.warnings) == (False, [])
+
+
+def test_the_users_wireshark_preferences_cannot_hide_or_move_a_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fields come out as custom columns; a preferences file that hides one of them or
+    lists other columns changes nothing (the command gives the list and empties the hidden)."""
+    path = str(SAMPLES / "mixed.pcap")
+    want = list(TsharkDecoder(path).packets())
+    config = tmp_path / ".config" / "wireshark"
+    config.mkdir(parents=True)
+    (config / "preferences").write_text(
+        'gui.column.format: "No.", "%m", "Source", "%s"\n'
+        "gui.column.hidden: %Cus:ip.src:0:U,%Cus:tcp.seq:0:U\n"
+    )
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
+    decoder = TsharkDecoder(path)
+    assert list(decoder.packets()) == want
+    assert decoder.stats.tcp == len(want)
+
+
+def _tshark_lines(path: Path) -> list[str]:
+    command = tshark_engine.tshark_command(
+        tshark_engine.tshark_path(), str(path), frozenset((4789,))
+    )
+    out = subprocess.run(command, capture_output=True, check=True).stdout
+    return out.decode().splitlines()
+
+
+@pytest.mark.parametrize(
+    "name", ["mixed", "refused_ipv6", "vxlan_peer_reset_linger0", "icmp_frag_needed"]
+)
+def test_the_inline_common_frame_equals_the_general_record(name: str) -> None:
+    """`records` builds plain IPv4 TCP frames itself: the same records and the same counts as
+    `record`, line by line, including lines whose plain-looking values do not parse."""
+    lines = _tshark_lines(SAMPLES / f"{name}.pcap")
+    plain = next(
+        line for line in _tshark_lines(SAMPLES / "mixed.pcap") if "\teth:ethertype:ip:tcp\t" in line
+    )
+    values = plain.split("\t")
+    bad_port = "\t".join([*values[:10], "http", *values[11:]])  # a port that is not a number
+    no_flags = "\t".join([*values[:14], "", *values[15:]])
+    lines += [bad_port, no_flags, "too\tfew\tcolumns"]
+    inline = TsharkDecoder("unused", tshark="tshark")
+    general = TsharkDecoder("unused", tshark="tshark")
+    got = list(inline.records(lines))
+    want = [p for p in (general.record(line.split("\t")) for line in lines) if p is not None]
+    assert got == want
+    assert inline.stats == general.stats
+    assert inline.stats.frames == len(lines)
+
+
+class _Trickle:
+    """A stream that hands out its bytes a few at a time, as a pipe may."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.data, self.size = data, size
+
+    def read(self, n: int = -1) -> bytes:
+        block, self.data = self.data[: self.size], self.data[self.size :]
+        return block
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1 << 20])
+def test_lines_are_whole_however_the_pipe_splits_them(size: int) -> None:
+    text = "1\ta\tb\n2\t\u00e9t\u00e9\n\n3\tlast without newline"
+    stream = cast(IO[bytes], _Trickle(text.encode(), size))
+    lines = [line for block in tshark_engine._line_blocks(stream) for line in block]
+    assert lines == text.split("\n")
+
+
+def test_the_common_frame_fields_come_first_in_the_order_records_unpacks() -> None:
+    assert tshark_engine.FIELDS[: tshark_engine._HEAD] == (
+        "frame.number", "frame.time_epoch", "frame.protocols", "ip.src", "ip.dst", "ip.ttl",
+        "ip.id", "ipv6.src", "ipv6.dst", "ipv6.hlim", "tcp.srcport", "tcp.dstport", "tcp.seq",
+        "tcp.ack", "tcp.flags", "tcp.window_size_value", "tcp.len",
+    )  # fmt: skip
