@@ -1128,7 +1128,7 @@ class FlowTable:
         self.close_grace = close_grace
         self.idle_retire = idle_retire
         # Every live connection, by last activity; idle ones as a _Spilled stand-in.
-        self._live: OrderedDict[Key, Connection | _Spilled] = OrderedDict()
+        self._live: OrderedDict[Key, Connection | _Spilled | _Attempt] = OrderedDict()
         # The live connections held in memory, by last activity: the head is next to spill.
         self._awake: OrderedDict[Key, Connection] = OrderedDict()
         # The live connections that are so far nothing but a client's SYN (and its
@@ -1214,7 +1214,7 @@ class FlowTable:
         while self._live:
             key, held = self._live.popitem(last=False)
             self._awake.pop(key, None)
-            yield self._spill.restore(held).retire(self._rst_log)
+            yield self._held(held).retire(self._rst_log)
         self._attempts.clear()
         self._closing.clear()
         self._spill.close()
@@ -1241,6 +1241,13 @@ class FlowTable:
             self._retire_now(key, conn)
             conn = None
         if conn is None:
+            if starts_new and not self.zeek:
+                # A bare SYN waits as a small stand-in until anything else happens to it
+                # (Zeek's timers, when wanted, need the whole connection from the start).
+                self._make_room()
+                self._live[key] = _Attempt(self._take_id(), seg)
+                self._attempts[key] = None
+                return
             conn = self._new_connection(key, seg)
             if starts_new:
                 self._attempts[key] = None
@@ -1258,7 +1265,20 @@ class FlowTable:
         if not was_closed and conn.closed_at is not None:
             self._closing.append(conn)
 
+    def _take_id(self) -> int:
+        conn_id = self._next_id
+        self._next_id += 1
+        self.connections_seen += 1
+        return conn_id
+
     def _new_connection(self, key: Key, seg: TcpSegment) -> Connection:
+        conn = self._connection(seg, self._take_id())
+        self._make_room()
+        self._live[key] = self._awake[key] = conn
+        return conn
+
+    def _connection(self, seg: TcpSegment, conn_id: int) -> Connection:
+        """A new connection whose first packet is `seg` (not fed to it yet)."""
         src = Endpoint(seg.src, seg.sport)
         dst = Endpoint(seg.dst, seg.dport)
         syn, ack = seg.flags & SYN, seg.flags & ACK
@@ -1269,8 +1289,8 @@ class FlowTable:
         else:
             client, server = _guess_roles(src, dst)
             known = False
-        conn = Connection(
-            self._next_id,
+        return Connection(
+            conn_id,
             client,
             server,
             initiator_known=known,
@@ -1280,8 +1300,9 @@ class FlowTable:
             zeek=ZeekTimeline(seg) if self.zeek else None,
             tunnel=seg.tunnel,
         )
-        self._next_id += 1
-        self.connections_seen += 1
+
+    def _make_room(self) -> None:
+        """Before a connection joins a full table: retire one early."""
         if len(self._live) >= self.max_live:
             # Retire the oldest bare SYN, else the least recently active connection, now, with
             # what it has so far.
@@ -1294,8 +1315,6 @@ class FlowTable:
             assert conn_out is not None
             self._retire_now(oldest, conn_out)
             self.evicted += 1
-        self._live[key] = self._awake[key] = conn
-        return conn
 
     def _on_icmp(self, icmp: IcmpError) -> None:
         quoted = icmp.quoted
@@ -1378,9 +1397,19 @@ class FlowTable:
         held = self._live.get(key)
         if held is None or type(held) is Connection:
             return held
-        conn = self._live[key] = self._spill.restore(held)
+        conn = self._live[key] = self._held(held)
         self._awake[key] = conn
         return conn
+
+    def _held(self, held: Connection | _Spilled | _Attempt) -> Connection:
+        """The connection behind an entry of the live table."""
+        if isinstance(held, _Attempt):
+            # Exactly the connection that its SYN would have made: Connection.on_segment uses
+            # the capture clock only for Zeek's timers, and attempts exist only without them.
+            conn = self._connection(held.syn, held.conn_id)
+            conn.on_segment(held.syn, self._rst_log, held.syn.time)
+            return conn
+        return self._spill.restore(held)
 
     def _spill_idle(self, now: float) -> None:
         awake = self._awake
@@ -1435,13 +1464,28 @@ class FlowTable:
             del self._live[key]
             self._awake.pop(key, None)
             self._attempts.pop(key, None)
-            yield self._spill.restore(held).retire(self._rst_log)
+            yield self._held(held).retire(self._rst_log)
         self._spill_idle(now)
 
 
 Key = tuple[str, int, str, int, str]  # encap: 4-tuple (smaller endpoint first) and tunnel
 # The endpoints of a connection retired while still in the closing queue (FlowTable._retire_now).
 _RETIRED = Endpoint("", 0)
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """Stand-in in the live table for a connection that is so far one bare SYN: its SYN and
+    id, a few hundred bytes instead of a whole Connection, so that a SYN flood costs little
+    memory. It becomes the Connection (FlowTable._held) at its next packet, at an ICMP error
+    about it, or when it retires."""
+
+    conn_id: int
+    syn: TcpSegment
+
+    @property
+    def last_time(self) -> float:
+        return self.syn.time
 
 
 @dataclass(slots=True)

@@ -186,3 +186,29 @@ def test_connections_retired_early_leave_only_a_shell_in_the_closing_queue() -> 
     small, large = peak(2_000), peak(10_000)
     # A whole refused connection takes about 3 KB; its shell about a fifth of that.
     assert (large - small) / 8_000 < 1_200, (small, large)
+
+
+def test_a_bare_syn_waits_in_little_memory() -> None:
+    """Bare SYNs wait in the table as small stand-ins (a SYN flood costs little memory), and
+    become connections as soon as anything else happens to them."""
+    flood = list(syn_flood(5_000))
+    tracemalloc.start()
+    table = FlowTable(zeek=False)
+    before = tracemalloc.get_traced_memory()[0]
+    for seg in flood:
+        table.feed(seg)
+    per_syn = (tracemalloc.get_traced_memory()[0] - before) / len(flood)
+    tracemalloc.stop()
+    assert per_syn < 600, per_syn  # a whole Connection takes about 3 KB
+    answered = flood[0]
+    table.feed(
+        TcpSegment(
+            frame=10_001, time=answered.time + 0.001, src=answered.dst, dst=answered.src,
+            sport=answered.dport, dport=answered.sport, seq=77, ack=answered.seq + 1,
+            flags=SYN | ACK, window=65535, payload_len=0, ttl=64, ip_version=4,
+            syn_options=LINUX_SYN,
+        )
+    )  # fmt: skip
+    conn = table.lookup(answered.src, answered.sport, answered.dst, answered.dport)
+    assert conn is not None and conn.conn_id == 1 and conn.server.isn == 77
+    assert conn.client.isn == answered.seq and conn.client.packets == 1
