@@ -104,6 +104,7 @@ class Kind:
     members: frozenset[str]  # the categories of the findings it takes
     key: Callable[[Finding], str | None]  # what they share (None: not this kind)
     role: str  # what the key is, in words: "scanner", "target", ...
+    side: str  # which end of the members' connections the key is: client, server, or "" (either)
     min_peers: int  # distinct targets (port_scan) the key needs besides the count
     headline: str  # {count} {subject} {sources} {targets} {members}
     meaning: str  # what it is, in one or two sentences ({subject})
@@ -116,8 +117,9 @@ KINDS: tuple[Kind, ...] = (
         frozenset({"refused", "half_open_scan"}),
         _client_host,
         "scanner",
+        "client",
         MIN_SCAN_TARGETS,
-        "{count} probes from {subject} to {targets} server endpoints ({members})",
+        "{count} probes from {subject} to {targets} ({members})",
         "{subject} probed many server endpoints with connections that carried no data: a port "
         "scan. Each probe is a finding of its own (refused: a closed port; half_open_scan: an "
         "open port whose handshake the scanner never completed); no application was waiting "
@@ -129,8 +131,9 @@ KINDS: tuple[Kind, ...] = (
         frozenset({"refused", "half_open_scan"}),
         _server_endpoint,
         "target",
+        "server",
         1,
-        "{count} connection attempts to {subject} from {sources} source hosts ({members})",
+        "{count} connection attempts to {subject} from {sources} ({members})",
         "Many connection attempts to {subject} ended before a connection existed (refused, or "
         "left half-open): a SYN flood, or clients retrying against a port nothing listens on.",
         _flood_filter,
@@ -149,6 +152,7 @@ KINDS: tuple[Kind, ...] = (
         ),
         _rst_sender,
         "resetting host",
+        "",
         1,
         "{count} connections reset by {subject} ({members})",
         "One host sent the RSTs of all these connections: a program, host or middlebox "
@@ -161,6 +165,7 @@ KINDS: tuple[Kind, ...] = (
         frozenset({"icmp_error"}),
         _icmp_source,
         "ICMP source",
+        "",
         1,
         "ICMP errors from {subject} about {count} connections ({members})",
         "One address sent ICMP errors about all these connections: a router or host reporting "
@@ -330,6 +335,11 @@ class _Distinct:
         return self.counts.most_common(count)
 
 
+def counted(count: str, word: str) -> str:
+    """`1 source host`, `12 source hosts`, `4,096+ server endpoints`."""
+    return f"{count} {word}" + ("" if count == "1" else "s")
+
+
 def sees_value(finding: Finding, role: str) -> str:
     """What one side's program saw, as a table cell says it: errno, nothing or unknown."""
     view = finding.client_sees if role == "client" else finding.server_sees
@@ -400,8 +410,8 @@ class Aggregate:
         return self.kind.headline.format(
             count=f"{self.count:,}",
             subject=self.subject,
-            sources=self.sources.text(),
-            targets=self.targets.text(),
+            sources=counted(self.sources.text(), "source host"),
+            targets=counted(self.targets.text(), "server endpoint"),
             members=self.members_text(),
         )
 

@@ -4,7 +4,7 @@ Markdown and HTML reporters so they say the same thing."""
 
 from __future__ import annotations
 
-from tcpdiag.aggregate import Aggregate, sees_summary
+from tcpdiag.aggregate import Aggregate, counted, sees_summary
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import AppView, Finding
 from tcpdiag.ladder import Ladder, Step
@@ -244,13 +244,13 @@ def aggregated_line(d: Digest) -> str:
     if not d.aggregates:
         return ""
     shown = d.aggregates[:SUMMARIES_SHOWN]
-    listing = ", ".join(f"{a.id} {a.category} of {a.subject} ({a.count:,})" for a in shown)
+    listing = "; ".join(f"{a.id} {a.category} of {a.subject}, {a.count:,}" for a in shown)
     if len(d.aggregates) > len(shown):
-        listing += f", {units.plural(len(d.aggregates) - len(shown), 'more')}"
+        listing += f"; {units.plural(len(d.aggregates) - len(shown), 'more')}"
     return (
         f"{units.plural(d.aggregated, 'finding')} in "
-        f"{units.plural(len(d.aggregates), 'aggregated finding')}: {listing} (groups of more "
-        f"than {d.plan.threshold:,} findings, --aggregate-over; -f jsonl lists every finding)"
+        f"{units.plural(len(d.aggregates), 'aggregated finding')} (groups of more than "
+        f"{d.plan.threshold:,}, --aggregate-over; -f jsonl lists every finding): {listing}"
     )
 
 
@@ -260,13 +260,22 @@ def _peers(pairs: list[tuple[str, int]]) -> str:
     return ", ".join(f"{who} ({n:,})" for who, n in pairs)
 
 
-def _many(count: str, word: str) -> str:
-    return f"{count} {word}" + ("" if count == "1" else "s")
-
-
-def who_cell(values: list[tuple[str, int]], distinct: str, unit: str) -> str:
-    """A table cell for an aggregate's sources or targets: the only one, or how many."""
+def _who(values: list[tuple[str, int]], distinct: str, unit: str) -> str:
+    """An aggregate's sources or targets in a cell: the only one, or how many."""
     return values[0][0] if len(values) == 1 and not distinct.endswith("+") else f"{distinct} {unit}"
+
+
+def aggregate_ends(a: Aggregate) -> tuple[str, str]:
+    """The client and server cells of an aggregated finding's table row: the key the members
+    share on its side (the scanner, the flooded endpoint), the sources or targets otherwise;
+    a key of either side (a resetting host, an ICMP source) named with its role."""
+    sources = _who(a.sources.top(2), a.sources.text(), "hosts")
+    targets = _who(a.targets.top(2), a.targets.text(), "endpoints")
+    if a.kind.side == "client":
+        return a.subject, targets
+    if a.kind.side == "server":
+        return sources, a.subject
+    return sources, f"{a.kind.role} {a.subject}"
 
 
 def aggregate_facts(aggregate: Aggregate) -> list[tuple[str, str]]:
@@ -276,8 +285,8 @@ def aggregate_facts(aggregate: Aggregate) -> list[tuple[str, str]]:
         f"{f.id} ({f.client} to {f.server}, frames {', '.join(map(str, f.frames[:4]))})"
         for f in a.first
     )
-    sources = f"{_many(a.sources.text(), 'client host')}: {_peers(a.sources.top())}"
-    targets = f"{_many(a.targets.text(), 'server endpoint')}: {_peers(a.targets.top())}"
+    sources = f"{counted(a.sources.text(), 'client host')}: {_peers(a.sources.top())}"
+    targets = f"{counted(a.targets.text(), 'server endpoint')}: {_peers(a.targets.top())}"
     return [
         ("members", a.members_text()),
         ("sources", sources),

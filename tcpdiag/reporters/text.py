@@ -127,12 +127,13 @@ def _table(d: Digest) -> str:
 
 
 def _aggregate_row(a: Aggregate, d: Digest) -> list[object]:
+    client, server = story.aggregate_ends(a)
     return [
         a.id,
         units.clock(a.first_time, d.selection.localtime),
         a.category,
-        story.who_cell(a.sources.top(2), a.sources.text(), "hosts"),
-        story.who_cell(a.targets.top(2), a.targets.text(), "endpoints"),
+        client,
+        server,
         a.count,
         sees_cell(a.client_sees),
         sees_cell(a.server_sees),
