@@ -495,6 +495,8 @@ def analyze(
 
       tcpdiag analyze --fail-on any --category refused capture.pcap
 
+      tcpdiag analyze -f jsonl scan.pcap | jq 'select(.aggregate == "A1")'   (A1's members)
+
     Batches (several captures, directories): captures are analysed in parallel (--jobs), a
     capture that cannot be read is an error row and the others go on, and a summary across
     the captures ends the report. Exit status 2 beats 1 beats 0.
