@@ -33,7 +33,8 @@ from tabulate import tabulate
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-import make_capture  # noqa: E402  (bench/ is not a package)
+import groundtruth  # noqa: E402  (bench/ is not a package)
+import make_capture  # noqa: E402
 import run as bench_run  # noqa: E402
 
 # -- sizes (1x) -----------------------------------------------------------------------------
@@ -531,7 +532,8 @@ def _source_stamp() -> str:
 
 
 def tcpdiag_cmd(path: Path) -> list[str]:
-    return [sys.executable, "-m", "tcpdiag", "analyze", "--format", "json", str(path)]
+    # JSON Lines: every finding (the JSON document folds floods into aggregated findings).
+    return [sys.executable, "-m", "tcpdiag", "analyze", "--format", "jsonl", str(path)]
 
 
 def measure(
@@ -540,13 +542,13 @@ def measure(
     """tcpdiag analyze on `path` (exit 0, 1 or 2 all accepted): the measurement and a summary
     of its findings ("N: cat1 n1, cat2 n2", or the error), marked "as expected" or "NOT as
     expected" when `expected` (findings per category) is given."""
-    out = str(path) + ".tcpdiag.json"
+    out = str(path) + ".tcpdiag.jsonl"
     bench_run.warm(str(path))
     m = bench_run.measure(
         "tcpdiag", tcpdiag_cmd(path), packets, out, timeout, (0, 1, 2), bench_run.tcpdiag_env()
     )
     try:
-        cap = json.loads(Path(out).read_text())["captures"][0]
+        cap = groundtruth.load_report(out)["captures"][0]
     except (ValueError, KeyError, IndexError, OSError) as exc:
         return m, f"unreadable report ({exc})"
     cats = Counter(f["category"] for f in cap.get("findings", []))

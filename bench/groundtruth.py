@@ -1,9 +1,13 @@
-"""Compare tcpdiag's JSON findings with a capture's ground truth (`<capture>.truth.json`).
+"""Compare tcpdiag's findings with a capture's ground truth (`<capture>.truth.json`).
 
 The truth lists every injected failure as [category, client, server, scenario]; tcpdiag's
 findings name the same category, client and server (`ip:port`, `[v6]:port`). A run is exact when
 the two multisets are equal: the same count per category AND the same connections. Anything
 else is reported (missing and unexpected findings, with a few examples), never hidden.
+
+The findings are read from `tcpdiag analyze -f jsonl` (`parse_report`): the JSON document folds
+a scan, flood or storm of more than --aggregate-over findings into one aggregated finding,
+while JSON Lines keeps every finding, connection by connection, which is what is compared.
 """
 
 from __future__ import annotations
@@ -14,6 +18,33 @@ from pathlib import Path
 from typing import Any
 
 EXAMPLES = 3  # mismatching connections quoted per direction
+
+
+def parse_report(text: str) -> dict[str, Any]:
+    """tcpdiag's report as `{"captures": [{..., "findings": [...]}]}`, from JSON Lines (every
+    finding, aggregated or not; `aggregate` lines are kept per capture in `aggregates`) or from
+    a JSON document (given as is)."""
+    stripped = text.lstrip()
+    if stripped.startswith("{") and '"captures"' in stripped[:400]:
+        document: dict[str, Any] = json.loads(text)
+        return document
+    captures: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        kind = record.get("type")
+        if kind == "capture":
+            captures.append({**record, "findings": [], "aggregates": []})
+        elif kind == "finding" and captures:
+            captures[-1]["findings"].append(record)
+        elif kind == "aggregate" and captures:
+            captures[-1]["aggregates"].append(record)
+    return {"captures": captures}
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    return parse_report(Path(path).read_text())
 
 
 def load_truth(capture: str | Path) -> dict[str, Any]:

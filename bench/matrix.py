@@ -3,7 +3,7 @@
 For every shape of make_capture.SHAPES (or `--shapes a,b`), at `--scale` times its size, in
 one run: generate the capture (or reuse it when its manifest matches), then measure
 
-  tcpdiag analyze -f json FILE    CPU s (user+sys of the child, from /usr/bin/time -v), peak
+  tcpdiag analyze -f jsonl FILE   CPU s (user+sys of the child, from /usr/bin/time -v), peak
                                   RSS of its process tree; its findings are compared with the
                                   ground truth, connection by connection
   tcpdiag flows -f csv FILE       CPU s (the reference path: Zeek's view of every packet)
@@ -126,12 +126,12 @@ def run_shape(args: argparse.Namespace, shape: str, scale: float) -> ShapeResult
     path, packets = info["path"], info["packets"]
     result = ShapeResult(shape, info)
     bench_run.warm(path)
-    report = str(Path(path).with_suffix(".tcpdiag.json"))
-    cmd = tcpdiag_cmd(args, "analyze", "--format", "json", path)
+    report = str(Path(path).with_suffix(".tcpdiag.jsonl"))  # every finding: groundtruth.py
+    cmd = tcpdiag_cmd(args, "analyze", "--format", "jsonl", path)
     result.analyze = timed(args, "tcpdiag analyze", cmd, packets, report)
     if result.analyze.cpu is not None:
         try:
-            doc = json.loads(Path(report).read_text())
+            doc = groundtruth.load_report(report)
             capture = doc["captures"][0]
         except (ValueError, KeyError, IndexError, OSError) as exc:
             result.check = {"exact": False, "problems": [f"unreadable JSON: {exc}"]}
@@ -210,11 +210,11 @@ def linearity(args: argparse.Namespace, shape: str) -> tuple[str, list[dict]]:
         info = capture_for_shape(shape, args.scale * k, args.seed, args.out_dir, args.timeout)
         r.info = info
         bench_run.warm(info["path"])
-        report = str(Path(info["path"]).with_suffix(".tcpdiag.json"))
-        cmd = tcpdiag_cmd(args, "analyze", "--format", "json", info["path"])
+        report = str(Path(info["path"]).with_suffix(".tcpdiag.jsonl"))
+        cmd = tcpdiag_cmd(args, "analyze", "--format", "jsonl", info["path"])
         r.analyze = timed(args, "tcpdiag analyze", cmd, info["packets"], report)
         if r.analyze.cpu is not None:
-            capture = json.loads(Path(report).read_text())["captures"][0]
+            capture = groundtruth.load_report(report)["captures"][0]
             r.check = groundtruth.compare(groundtruth.load_truth(info["path"]), capture)
         td = r.analyze
         if k == 1:

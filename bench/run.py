@@ -10,7 +10,8 @@
 
 One run generates (or reuses, when bench/out holds one made with the same parameters) the
 captures with bench/make_capture.py, then measures wall-clock time and peak RSS of
-  (a) tcpdiag analyze --format json FILE       (stdout kept in bench/out to verify the report)
+  (a) tcpdiag analyze --format jsonl FILE      (stdout kept in bench/out to verify the report;
+                                                JSON Lines keeps every finding, see groundtruth.py)
   (b) tshark -r FILE -q -z expert              (stdout to /dev/null)
   (c) a floor: a Python loop that only reads the records with dpkt.pcap.Reader and counts them
 on the base capture, and of tcpdiag alone on each size of the scaling series. Every tcpdiag run's
@@ -52,7 +53,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-import make_capture  # noqa: E402  (bench/ is not a package)
+import groundtruth  # noqa: E402  (bench/ is not a package)
+import make_capture  # noqa: E402
 
 FLOOR_CODE = """
 import sys
@@ -359,8 +361,8 @@ def warm(path: str) -> None:
 
 def tcpdiag_command(args: argparse.Namespace, path: str) -> list[str]:
     if args.tcpdiag:
-        return [*args.tcpdiag.split(), "analyze", "--format", "json", path]
-    return [sys.executable, "-m", "tcpdiag", "analyze", "--format", "json", path]
+        return [*args.tcpdiag.split(), "analyze", "--format", "jsonl", path]
+    return [sys.executable, "-m", "tcpdiag", "analyze", "--format", "jsonl", path]
 
 
 def tcpdiag_env() -> dict[str, str]:
@@ -372,7 +374,7 @@ def tcpdiag_env() -> dict[str, str]:
 
 def run_tcpdiag(args: argparse.Namespace, info: dict) -> tuple[Measurement, dict]:
     path = info["path"]
-    json_out = str(Path(path).with_suffix(".tcpdiag.json"))
+    json_out = str(Path(path).with_suffix(".tcpdiag.jsonl"))
     cmd = tcpdiag_command(args, path)
     m = measure_repeated(
         args.repeat,
@@ -388,9 +390,9 @@ def run_tcpdiag(args: argparse.Namespace, info: dict) -> tuple[Measurement, dict
 
 
 def verify(info: dict, json_out: str) -> dict:
-    """Findings per category in tcpdiag's JSON against what the generator injected."""
+    """Findings per category in tcpdiag's JSON Lines against what the generator injected."""
     try:
-        report = json.loads(Path(json_out).read_text())
+        report = groundtruth.load_report(json_out)
         capture = report["captures"][0]
     except (ValueError, KeyError, IndexError) as exc:
         raise BenchError(f"tcpdiag's JSON ({json_out}) is unreadable: {exc}") from None

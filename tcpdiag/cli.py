@@ -23,6 +23,7 @@ import typer
 from tabulate import tabulate
 
 from tcpdiag import __version__
+from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.batch import WorkerSettings
 from tcpdiag.detect import RuleEngine
@@ -40,7 +41,7 @@ from tcpdiag.reporters.flows import (
     flows_table_reporter,
 )
 from tcpdiag.reporters.html import HtmlReporter
-from tcpdiag.reporters.json_report import json_reporter
+from tcpdiag.reporters.json_report import AggregatingJsonLinesReporter, json_reporter
 from tcpdiag.reporters.machine import FindingsCsvReporter, JsonLinesReporter
 from tcpdiag.reporters.markdown import MarkdownReporter
 from tcpdiag.reporters.selection import DEFAULT_LIMIT, IMPACTS, FailOn, RunInfo, Selection
@@ -426,6 +427,21 @@ def analyze(
         ),
     ] = None,
     limit: LimitOption = DEFAULT_LIMIT,
+    aggregate_over: Annotated[
+        int,
+        typer.Option(
+            "--aggregate-over",
+            min=0,
+            metavar="N",
+            help="Report a port scan, SYN flood, reset storm or ICMP storm of more than N "
+            "findings as one aggregated finding (A1, A2, ...: counts, rate, time span, top "
+            "sources and targets, what the programs saw, the first members) in table, Markdown, "
+            "HTML and JSON; -f jsonl and csv still list every finding (jsonl adds a line per "
+            "aggregate and marks its members). Groups: the refusals and half-open probes of one "
+            "scanner or to one server endpoint, the RSTs one host sent, the ICMP errors one "
+            "address sent. 0: never aggregate.",
+        ),
+    ] = DEFAULT_AGGREGATE_OVER,
     fail_on: Annotated[
         str,
         typer.Option(
@@ -459,7 +475,9 @@ def analyze(
     client and server, the frames that prove it (Wireshark numbering), each side's TCP state,
     what each side's application saw (errno and message on Linux and Windows), the most likely
     cause with its confidence, the alternatives, and what to check next. Reports open with a
-    summary; alike findings are grouped.
+    summary; alike findings are grouped, and a port scan, SYN flood, reset storm or ICMP
+    storm of more than --aggregate-over findings (default 100) is reported as one aggregated
+    finding (A1, A2, ...); jsonl and csv keep every finding.
 
     Finding ids (F1, F2, ...) number every finding of the capture in time order, before any
     filter, so an id means the same finding in every report and in `tcpdiag flows`/`show`.
@@ -476,6 +494,8 @@ def analyze(
       tcpdiag analyze --format json rotated-*.pcap.gz > report.json
 
       tcpdiag analyze --fail-on any --category refused capture.pcap
+
+      tcpdiag analyze -f jsonl scan.pcap | jq 'select(.aggregate == "A1")'   (A1's members)
 
     Batches (several captures, directories): captures are analysed in parallel (--jobs), a
     capture that cannot be read is an error row and the others go on, and a summary across
@@ -525,12 +545,12 @@ def analyze(
     fmt = _output_format(output_format, output, OutputFormat)
     run = RunInfo(command=_command_line("analyze", fmt, captures))
     reporters: dict[str, Callable[[], Reporter]] = {
-        OutputFormat.table: lambda: TextReporter(selection),
-        OutputFormat.json: lambda: json_reporter(selection),
-        OutputFormat.markdown: lambda: MarkdownReporter(selection, run),
-        OutputFormat.jsonl: lambda: JsonLinesReporter(selection),
+        OutputFormat.table: lambda: TextReporter(selection, aggregate_over),
+        OutputFormat.json: lambda: json_reporter(selection, aggregate_over),
+        OutputFormat.markdown: lambda: MarkdownReporter(selection, run, aggregate_over),
+        OutputFormat.jsonl: lambda: AggregatingJsonLinesReporter(selection, aggregate_over),
         OutputFormat.csv: lambda: FindingsCsvReporter(selection),
-        OutputFormat.html: lambda: HtmlReporter(selection, run),
+        OutputFormat.html: lambda: HtmlReporter(selection, run, aggregate_over),
     }
     request = BatchRequest(
         arguments=[str(c) for c in captures],

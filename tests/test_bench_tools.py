@@ -9,7 +9,6 @@ generator claims, correct checksums, and the timestamps in order.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import struct
 import subprocess
@@ -31,16 +30,17 @@ ADVERSARIAL_SCALE = 0.002
 
 
 def _tcpdiag_json(paths: list[Path]) -> dict:
+    """The report with every finding: JSON Lines, read back as the bench tools read it."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
-        [sys.executable, "-m", "tcpdiag", "analyze", "--format", "json", *map(str, paths)],
+        [sys.executable, "-m", "tcpdiag", "analyze", "--format", "jsonl", *map(str, paths)],
         capture_output=True,
         env=env,
         timeout=120,
         check=False,
     )
     assert proc.returncode in (0, 1), proc.stderr.decode()
-    return json.loads(proc.stdout)
+    return groundtruth.parse_report(proc.stdout.decode())
 
 
 @pytest.fixture(scope="module")

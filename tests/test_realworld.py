@@ -24,6 +24,7 @@ import pytest
 
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.detect import RuleEngine
+from tcpdiag.reporters.json_report import render_json
 from tcpdiag.rules import load_rules
 
 REALWORLD = Path(__file__).resolve().parents[2] / "shared" / "realworld"
@@ -118,6 +119,19 @@ def test_no_false_alarm_on_unlisted_connections(name: str) -> None:
 def test_reference_path_agrees_on_real_traffic(name: str) -> None:
     """The per-packet reference path and the fast path give the same findings here too."""
     assert findings_by_pair(name, False) == findings_by_pair(name, True)
+
+
+@pytest.mark.parametrize("name", [entry["file"] for entry in _files()])
+def test_the_json_report_lists_every_scored_finding(name: str) -> None:
+    """The corpus README scores `tcpdiag analyze --format json` per connection, and this test
+    file scores the findings themselves: the same thing as long as the JSON report folds none
+    of them into an aggregated finding (a scan, flood or storm of more than --aggregate-over
+    findings). At the default threshold none of these captures has one (9 findings at most),
+    so the score stands for the JSON report too."""
+    report = analyze_capture(REALWORLD / name, ENGINE)
+    capture = json.loads(render_json([report]))["captures"][0]
+    assert capture["aggregates"] == []
+    assert [f["id"] for f in capture["findings"]] == [f.id for f in report.findings]
 
 
 def test_the_corpus_is_scored_whole() -> None:

@@ -173,5 +173,9 @@ def test_a_large_capture_report_stays_short_and_names_everything_that_matters() 
     # A bigger --limit still stays bounded: the length budget stops the details.
     text = render_markdown([report], Selection(limit=10_000), RunInfo(("tcpdiag",)))
     assert len(text) < LIMIT
-    links = set(re.findall(r"\]\(#(g-f\d+)\)", text))
-    assert links and links == set(re.findall(r'<a id="(g-f\d+)"></a>', text))
+    links = set(re.findall(r"\]\(#(g-[fa]\d+)\)", text))
+    assert links and links == set(re.findall(r'<a id="(g-[fa]\d+)"></a>', text))
+    # The one scanner's half-open probes (over --aggregate-over) are one aggregated finding.
+    table = text.split("### Findings, grouped")[1].split("<a id=")[0]
+    (row,) = [line for line in table.splitlines() if "port\\_scan" in line]
+    assert "scanner 198.51.100.66" in row and "half\\_open\\_scan" not in table

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Aggregate, GroupKey, Plan, Planner
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import Finding
 from tcpdiag.reporters.selection import Selection
@@ -42,6 +43,8 @@ class FindingGroup:
     last_time: float = 0.0
     samples: list[Finding] = field(default_factory=list)  # the first few, in report order
     impacts: Counter[str] = field(default_factory=Counter)
+    # An aggregated finding (a scan, a flood, a storm: tcpdiag.aggregate) stands for the group.
+    aggregate: Aggregate | None = None
 
     @property
     def lead(self) -> Finding:
@@ -49,9 +52,14 @@ class FindingGroup:
         return self.samples[0]
 
     @property
+    def id(self) -> str:
+        """The group's id in reports: the aggregated finding's (A1), else its first finding's."""
+        return self.aggregate.id if self.aggregate is not None else self.lead.id
+
+    @property
     def anchor(self) -> str:
         """A Markdown/HTML anchor name made only of the id (capture text never goes in)."""
-        return "g-" + self.lead.id.lower()
+        return "g-" + self.id.lower()
 
     def add(self, finding: Finding) -> None:
         if not self.count:
@@ -78,6 +86,15 @@ class Digest:
     # Most important first: groups in which an application saw an error, then the larger ones,
     # then the earlier ones; the detailed sections (--limit) are the first of these.
     groups: list[FindingGroup] = field(default_factory=list)
+    # Which groups are aggregated (--aggregate-over), and their aggregated findings (id order)
+    # with the findings they took among those shown.
+    plan: Plan = field(default_factory=lambda: Plan(0))
+    aggregates: list[Aggregate] = field(default_factory=list)
+
+    @property
+    def aggregated(self) -> int:
+        """Shown findings folded into aggregated findings."""
+        return sum(a.count for a in self.aggregates)
 
     @property
     def detailed(self) -> list[FindingGroup]:
@@ -88,11 +105,17 @@ class Digest:
         return max(len(self.groups) - self.selection.limit, 0)
 
 
-def digest(report: CaptureReport, selection: Selection) -> Digest:
+def digest(
+    report: CaptureReport, selection: Selection, aggregate_over: int = DEFAULT_AGGREGATE_OVER
+) -> Digest:
+    """Counts, top endpoints and groups; groups of more than `aggregate_over` findings of a
+    scan, flood or storm become one aggregated finding (0: never)."""
     result = Digest(report, selection)
     targets: dict[str, set[str]] = {}
+    planner = Planner(aggregate_over if len(report.findings) > aggregate_over else 0)
     for finding in report.findings:
         result.total += 1
+        planner.observe(finding)
         if not selection.accepts(finding):
             continue
         result.shown += 1
@@ -112,9 +135,24 @@ def digest(report: CaptureReport, selection: Selection) -> Digest:
     result.scanners = {
         host: len(probed) for host, probed in targets.items() if len(probed) >= SCANNER_MIN_TARGETS
     }
+    result.plan = plan = planner.plan(report.findings)
     groups: dict[tuple[str, str, str], FindingGroup] = {}
+    folded: dict[GroupKey, FindingGroup] = {}
     for finding in report.findings:
         if not selection.accepts(finding):
+            continue
+        aggregated = plan.key_of(finding) if plan else None
+        if aggregated is not None:
+            group = folded.get(aggregated)
+            if group is None:
+                aggregate = plan.new_aggregate(aggregated)
+                group = folded[aggregated] = FindingGroup(
+                    aggregate.category, "*", f"{aggregate.kind.role} {aggregate.subject}",
+                    aggregate=aggregate,
+                )  # fmt: skip
+            group.add(finding)
+            assert group.aggregate is not None
+            group.aggregate.add(finding)
             continue
         client_host = host_of(finding.client)
         if finding.category in SCAN_CATEGORIES and client_host in result.scanners:
@@ -125,8 +163,10 @@ def digest(report: CaptureReport, selection: Selection) -> Digest:
         if group is None:
             group = groups[key] = FindingGroup(finding.category, finding.rule, key[2])
         group.add(finding)
+    result.aggregates = [g.aggregate for g in folded.values() if g.aggregate is not None]
+    result.aggregates.sort(key=lambda a: int(a.id[1:]))
     result.groups = sorted(
-        groups.values(),
+        [*groups.values(), *folded.values()],
         key=lambda g: (g.impacts["error_seen"] == 0, -g.count, g.first_time, g.lead.id),
     )
     return result

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
+from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, sees_cell
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.ladder import Ladder, Step, collect_ladders
 from tcpdiag.reporters import story, units
@@ -66,9 +67,15 @@ def _prose(text: str) -> str:
 
 
 class HtmlReporter:
-    def __init__(self, selection: Selection | None = None, run: RunInfo | None = None) -> None:
+    def __init__(
+        self,
+        selection: Selection | None = None,
+        run: RunInfo | None = None,
+        aggregate_over: int = DEFAULT_AGGREGATE_OVER,
+    ) -> None:
         self.selection = selection or Selection()
         self.run = run or RunInfo()
+        self.aggregate_over = aggregate_over
 
     def start(self, out: TextIO) -> None:
         out.write(
@@ -80,24 +87,29 @@ class HtmlReporter:
         )
 
     def write(self, report: CaptureReport, out: TextIO) -> None:
-        out.write(capture_html(report, self.selection))
+        out.write(capture_html(report, self.selection, self.aggregate_over))
 
     def finish(self, out: TextIO) -> None:
         out.write("</body>\n</html>\n")
 
 
 def render_html(
-    reports: Iterable[CaptureReport], selection: Selection | None = None, run: RunInfo | None = None
+    reports: Iterable[CaptureReport],
+    selection: Selection | None = None,
+    run: RunInfo | None = None,
+    aggregate_over: int = DEFAULT_AGGREGATE_OVER,
 ) -> str:
-    return render(HtmlReporter(selection, run), reports)
+    return render(HtmlReporter(selection, run, aggregate_over), reports)
 
 
-def capture_html(report: CaptureReport, selection: Selection) -> str:
+def capture_html(
+    report: CaptureReport, selection: Selection, aggregate_over: int = DEFAULT_AGGREGATE_OVER
+) -> str:
     out = [f'<section class="capture">\n<h2>Capture <code>{_text(report.path)}</code></h2>']
     if report.error:
         out.append(f'<p class="warning">error: {_text(report.error)}</p></section>\n')
         return "\n".join(out)
-    d = digest(report, selection)
+    d = digest(report, selection, aggregate_over)
     rows = [*story.header_facts(report, selection), ("findings", story.counts_line(d))]
     out.append(_table(["", ""], [[label, value] for label, value in rows], header=False))
     out.extend(f'<p class="warning">warning: {_text(w)}</p>' for w in report.warnings)
@@ -109,6 +121,8 @@ def capture_html(report: CaptureReport, selection: Selection) -> str:
     out.append("<h3>Summary</h3>")
     out.append(_table(["category", "findings"], d.by_category.most_common()))
     facts = [("impact", story.impact_line(d)), *story.top_endpoint_lines(d)]
+    if d.aggregates:
+        facts.insert(1, ("aggregated", story.aggregated_line(d)))
     out.append("<ul>" + "".join(f"<li><b>{_text(q)}:</b> {_text(a)}</li>" for q, a in facts))
     out.append("</ul>")
     out.append("<h3>Timeline</h3>")
@@ -119,13 +133,17 @@ def capture_html(report: CaptureReport, selection: Selection) -> str:
             ["first id", "category", "about", "findings", "first at", "client saw", "server saw"],
             [
                 [
-                    g.lead.id,
+                    g.id,
                     g.category,
                     g.subject,
                     f"{g.count:,}",
                     units.clock(g.first_time, selection.localtime),
-                    sees_text(g.lead.client_sees, g.lead.impact),
-                    sees_text(g.lead.server_sees, g.lead.impact),
+                    sees_cell(g.aggregate.client_sees)
+                    if g.aggregate
+                    else sees_text(g.lead.client_sees, g.lead.impact),
+                    sees_cell(g.aggregate.server_sees)
+                    if g.aggregate
+                    else sees_text(g.lead.server_sees, g.lead.impact),
                 ]
                 for g in d.groups[:GROUP_TABLE_ROWS]
             ],
@@ -133,14 +151,16 @@ def capture_html(report: CaptureReport, selection: Selection) -> str:
     )
     if len(d.groups) > GROUP_TABLE_ROWS:
         more = units.plural(len(d.groups) - GROUP_TABLE_ROWS, "more group")
-        out.append(f"<p>... and {_text(more)}: the JSON report lists every finding.</p>")
+        listing = "JSON Lines" if d.aggregates else "JSON"
+        out.append(f"<p>... and {_text(more)}: the {listing} report lists every finding.</p>")
     ladders = collect_ladders(report.path, (g.lead for g in d.detailed))
     for group in d.detailed:
         out.append(_group(group, ladders.get(group.lead.id), selection))
     if d.undetailed:
         out.append(
             f"<p>{_text(units.plural(d.undetailed, 'more group'))} not detailed (--limit "
-            f"{selection.limit}); the JSON report lists every finding.</p>"
+            f"{selection.limit}); the JSON{' Lines' if d.aggregates else ''} report lists every "
+            "finding.</p>"
         )
     out.append("</section>\n")
     return "\n".join(out)
@@ -154,7 +174,35 @@ def _table(headers: list[str], rows: Iterable[Iterable[object]], header: bool = 
     return f"<table>{head}{body}</table>"
 
 
+def _aggregate(group: FindingGroup, ladder: Ladder | None, selection: Selection) -> str:
+    a, f = group.aggregate, group.lead
+    assert a is not None
+    items = [("When", story.group_when(group, selection))]
+    items += [(label.capitalize(), value) for label, value in story.aggregate_facts(a)]
+    out = [f'<section class="group" id="{_text(group.anchor)}">']
+    out.append(f"<h3>{_text(story.group_title(group))}</h3>")
+    out.append("<ul>" + "".join(f"<li><b>{_text(k)}:</b> {_text(v)}</li>" for k, v in items))
+    out.append("</ul>")
+    out.append(f"<p>{_prose(a.meaning())}</p>")
+    out.append(f"<p>The first, {_text(f.id)} {_text(f.category)}: {_prose(f.explanation)}</p><ul>")
+    if f.next_step:
+        out.append(f"<li><b>Next step:</b> {_prose(f.next_step)}</li>")
+    out.append(
+        f"<li>Wireshark: <code>{_text(a.wireshark_filter())}</code>, the first members: "
+        f"<code>{_text(a.wireshark_frames())}</code></li>"
+    )
+    member = _text(f'"aggregate": "{a.id}"')
+    out.append(f"<li>Each member: the <code>-f jsonl</code> lines with <code>{member}</code></li>")
+    out.append("</ul>")
+    out.append(f"<p>The first member's packets ({_text(f.id)}):</p>")
+    out.append(ladder_svg(ladder, f.id))
+    out.append("</section>")
+    return "\n".join(out)
+
+
 def _group(group: FindingGroup, ladder: Ladder | None, selection: Selection) -> str:
+    if group.aggregate is not None:
+        return _aggregate(group, ladder, selection)
     f = group.lead
     items = [
         ("When", story.group_when(group, selection)),

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TextIO
 
+from tcpdiag import __version__
+from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Aggregate, GroupKey, fold, plan_aggregates
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import Finding
 from tcpdiag.ladder import split_endpoint
@@ -34,16 +37,107 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
     }
 
 
-def json_reporter(selection: Selection | None = None) -> JsonReporter:
-    chosen = selection or Selection()
-    return JsonReporter(
-        "findings",
-        lambda r: r.to_dict(findings=False),
-        lambda r: (finding_dict(f) for f in r.findings if chosen.accepts(f)),
-        schema_version=SCHEMA_VERSION,
-        filters=chosen.describe(),
-    )
+def _dump(value: Any, indent: int) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=True)
+    return text.replace("\n", "\n" + " " * indent)
 
 
-def render_json(reports: Iterable[CaptureReport], selection: Selection | None = None) -> str:
-    return render(json_reporter(selection), reports)
+class FindingsJsonReporter(JsonReporter):
+    """The analyze JSON document. A scan, flood or storm of more than `aggregate_over` findings
+    is one aggregated finding in the capture's `aggregates` (tcpdiag.aggregate), written after
+    `findings`, which then lists only the findings no aggregate took; `aggregated_findings`
+    counts those taken. JSON Lines (`AggregatingJsonLinesReporter`) keeps every finding."""
+
+    def __init__(self, selection: Selection, aggregate_over: int = DEFAULT_AGGREGATE_OVER):
+        super().__init__(
+            "findings",
+            lambda r: r.to_dict(findings=False),
+            lambda r: (finding_dict(f) for f in r.findings if selection.accepts(f)),
+            schema_version=SCHEMA_VERSION,
+            filters=selection.describe(),
+        )
+        self.selection, self.aggregate_over = selection, aggregate_over
+
+    def write(self, report: CaptureReport, out: TextIO) -> None:
+        out.write(("" if self._first else ",") + "\n    {")
+        self._first = False
+        plan = plan_aggregates(report.findings, self.aggregate_over, len(report.findings))
+        fields = {**report.to_dict(findings=False), "aggregate_over": self.aggregate_over}
+        for key, value in fields.items():
+            out.write(f"\n      {json.dumps(key)}: {_dump(value, 6)},")
+        out.write('\n      "findings": [')
+        # One item per line (see JsonReporter.write).
+        kept, aggregates = fold(report.findings, plan, self.selection.accepts)
+        for number, finding in enumerate(kept):
+            item = json.dumps(finding_dict(finding), ensure_ascii=True)
+            out.write(("," if number else "") + "\n        " + item)
+        out.write("\n      ],")
+        out.write(f'\n      "aggregated_findings": {sum(a.count for a in aggregates)},')
+        out.write('\n      "aggregates": [')
+        for number, aggregate in enumerate(aggregates):
+            item = json.dumps(aggregate.to_dict(), ensure_ascii=True)
+            out.write(("," if number else "") + "\n        " + item)
+        out.write("\n      ]\n    }")
+
+
+def json_reporter(
+    selection: Selection | None = None, aggregate_over: int = DEFAULT_AGGREGATE_OVER
+) -> JsonReporter:
+    return FindingsJsonReporter(selection or Selection(), aggregate_over)
+
+
+def render_json(
+    reports: Iterable[CaptureReport],
+    selection: Selection | None = None,
+    aggregate_over: int = DEFAULT_AGGREGATE_OVER,
+) -> str:
+    return render(json_reporter(selection, aggregate_over), reports)
+
+
+def _line(kind: str, path: str, body: dict[str, Any]) -> str:
+    record = {"type": kind, "tool": "tcpdiag", "version": __version__,
+              "schema_version": SCHEMA_VERSION, "capture": path, **body}  # fmt: skip
+    return json.dumps(record, ensure_ascii=True) + "\n"
+
+
+class AggregatingJsonLinesReporter:
+    """`tcpdiag analyze -f jsonl` (tcpdiag.reporters.machine.JsonLinesReporter's lines, and
+    more): a `capture` line, then every finding keeps its `finding` line, a finding an
+    aggregated finding took saying which (`"aggregate": "A1"`), then a line per aggregated
+    finding (`"type": "aggregate"`)."""
+
+    def __init__(
+        self, selection: Selection | None = None, aggregate_over: int = DEFAULT_AGGREGATE_OVER
+    ) -> None:
+        self.selection = selection or Selection()
+        self.aggregate_over = aggregate_over
+
+    def start(self, out: TextIO) -> None:
+        pass
+
+    def finish(self, out: TextIO) -> None:
+        pass
+
+    def write(self, report: CaptureReport, out: TextIO) -> None:
+        plan = plan_aggregates(report.findings, self.aggregate_over, len(report.findings))
+        summary = {
+            **report.to_dict(findings=False),
+            "filters": self.selection.describe(),
+            "aggregate_over": self.aggregate_over,
+        }
+        out.write(_line("capture", report.path, summary))
+        groups: dict[GroupKey, Aggregate] = {}
+        for finding in report.findings:
+            if not self.selection.accepts(finding):
+                continue
+            body = finding_dict(finding)
+            group = plan.key_of(finding) if plan else None
+            if group is not None:
+                aggregate = groups.get(group)
+                if aggregate is None:
+                    aggregate = groups[group] = plan.new_aggregate(group)
+                aggregate.add(finding)
+                body["aggregate"] = aggregate.id
+            out.write(_line("finding", report.path, body))
+        for aggregate in sorted(groups.values(), key=lambda a: int(a.id[1:])):
+            out.write(_line("aggregate", report.path, aggregate.to_dict()))

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from tabulate import tabulate
 
+from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, sees_cell
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.ladder import Ladder, collect_ladders
 from tcpdiag.reporters import story, units
@@ -37,31 +38,43 @@ GROUP_TABLE_ROWS = 40
 
 
 class MarkdownReporter:
-    def __init__(self, selection: Selection | None = None, run: RunInfo | None = None) -> None:
+    def __init__(
+        self,
+        selection: Selection | None = None,
+        run: RunInfo | None = None,
+        aggregate_over: int = DEFAULT_AGGREGATE_OVER,
+    ) -> None:
         self.selection = selection or Selection()
         self.run = run or RunInfo()
+        self.aggregate_over = aggregate_over
 
     def start(self, out: TextIO) -> None:
         out.write(f"# tcpdiag report\n\ntcpdiag {markdown_text(self.run.version)}, run as:\n\n")
         out.write(_code_block(self.run.command_line) + "\n")
 
     def write(self, report: CaptureReport, out: TextIO) -> None:
-        out.write("\n" + capture_section(report, self.selection, self.run).rstrip("\n") + "\n")
+        section = capture_section(report, self.selection, self.run, self.aggregate_over)
+        out.write("\n" + section.rstrip("\n") + "\n")
 
     def finish(self, out: TextIO) -> None:
         pass
 
 
 def markdown_reporter(
-    selection: Selection | None = None, run: RunInfo | None = None
+    selection: Selection | None = None,
+    run: RunInfo | None = None,
+    aggregate_over: int = DEFAULT_AGGREGATE_OVER,
 ) -> MarkdownReporter:
-    return MarkdownReporter(selection, run)
+    return MarkdownReporter(selection, run, aggregate_over)
 
 
 def render_markdown(
-    reports: Iterable[CaptureReport], selection: Selection | None = None, run: RunInfo | None = None
+    reports: Iterable[CaptureReport],
+    selection: Selection | None = None,
+    run: RunInfo | None = None,
+    aggregate_over: int = DEFAULT_AGGREGATE_OVER,
 ) -> str:
-    return render(MarkdownReporter(selection, run), reports)
+    return render(MarkdownReporter(selection, run, aggregate_over), reports)
 
 
 def _code_block(text: str) -> str:
@@ -73,7 +86,12 @@ def _code_block(text: str) -> str:
     return f"{fence}\n{text}\n{fence}\n"
 
 
-def capture_section(report: CaptureReport, selection: Selection, run: RunInfo) -> str:
+def capture_section(
+    report: CaptureReport,
+    selection: Selection,
+    run: RunInfo,
+    aggregate_over: int = DEFAULT_AGGREGATE_OVER,
+) -> str:
     heading = f"Capture {report.path}"
     if report.first_time is not None:
         start = units.clock(report.first_time, selection.localtime)
@@ -82,7 +100,7 @@ def capture_section(report: CaptureReport, selection: Selection, run: RunInfo) -
     if report.error:
         out.append(f"**error:** {markdown_text(report.error)}\n")
         return "\n".join(out)
-    d = digest(report, selection)
+    d = digest(report, selection, aggregate_over)
     out.append(_header(report, d))
     out.extend(f"> warning: {markdown_text(w)}\n" for w in report.warnings)
     out.extend(f"> {label}: {markdown_text(line)}\n" for label, line in story.summary_lines(report))
@@ -106,7 +124,7 @@ def capture_section(report: CaptureReport, selection: Selection, run: RunInfo) -
     out.extend(sections)
     left = len(d.groups) - len(sections)
     if left:
-        full = ["tcpdiag", "analyze", "-f", "json", report.path]
+        full = ["tcpdiag", "analyze", "-f", "jsonl" if d.aggregates else "json", report.path]
         listed = (
             "The table above lists them"
             if len(d.groups) <= GROUP_TABLE_ROWS
@@ -134,6 +152,8 @@ def _summary(d: Digest) -> str:
     ]
     out.append(tabulate(by_category, headers=["category", "findings"], tablefmt="github") + "\n")
     out.append(f"- **Impact:** {markdown_text(story.impact_line(d))}")
+    if d.aggregates:
+        out.append(f"- **Aggregated:** {markdown_text(story.aggregated_line(d))}")
     for question, answer in story.top_endpoint_lines(d):
         out.append(f"- **{question}:** {markdown_text(answer)}")
     return "\n".join(out) + "\n"
@@ -143,16 +163,16 @@ def _group_table(d: Digest, linked: list[FindingGroup]) -> str:
     """The groups (the first GROUP_TABLE_ROWS), those with a section below linked to it."""
     rows = []
     for group in d.groups[:GROUP_TABLE_ROWS]:
-        lead = group.lead
+        lead, a = group.lead, group.aggregate
         rows.append(
             [
-                f"[{lead.id}](#{group.anchor})" if group in linked else lead.id,
+                f"[{group.id}](#{group.anchor})" if group in linked else group.id,
                 markdown_text(group.category),
                 table_cell(markdown_text(group.subject)),
                 f"{group.count:,}",
                 units.clock(group.first_time, d.selection.localtime),
-                sees_text(lead.client_sees, lead.impact),
-                sees_text(lead.server_sees, lead.impact),
+                sees_cell(a.client_sees) if a else sees_text(lead.client_sees, lead.impact),
+                sees_cell(a.server_sees) if a else sees_text(lead.server_sees, lead.impact),
             ]
         )
     headers = ["first id", "category", "about", "findings", "first at", "client saw", "server saw"]
@@ -164,7 +184,36 @@ def _group_table(d: Digest, linked: list[FindingGroup]) -> str:
     return f"### Findings, grouped\n\n{table}{tail}\n"
 
 
+def _aggregate_section(group: FindingGroup, ladder: Ladder | None, selection: Selection) -> str:
+    a, f = group.aggregate, group.lead
+    assert a is not None
+    out = [f'<a id="{group.anchor}"></a>\n', f"### {markdown_text(story.group_title(group))}\n"]
+    out.append(f"- **When:** {markdown_text(story.group_when(group, selection))}")
+    for label, value in story.aggregate_facts(a):
+        out.append(f"- **{label.capitalize()}:** {markdown_text(value)}")
+    out.append("")
+    out.append(prose(a.meaning()) + "\n")
+    first = f"{markdown_text(f.id)} {markdown_text(f.category)}"
+    out.append(f"The first, {first}: {prose(f.explanation)}\n")
+    if f.next_step:
+        out.append(f"- **Next step:** {prose(f.next_step)}")
+    out.append(
+        f"- Wireshark: {code_span(a.wireshark_filter())}, the first members: "
+        f"{code_span(a.wireshark_frames())}"
+    )
+    out.append(
+        "- Each member: the `-f jsonl` lines with " + code_span(f'"aggregate": "{a.id}"')
+    )
+    out.append("")
+    if ladder is not None:
+        out.append(f"The first member's packets ({markdown_text(f.id)}):\n")
+        out.append("```text\n" + "\n".join(story.text_ladder(ladder)) + "\n```\n")
+    return "\n".join(out) + "\n"
+
+
 def _group_section(group: FindingGroup, ladder: Ladder | None, selection: Selection) -> str:
+    if group.aggregate is not None:
+        return _aggregate_section(group, ladder, selection)
     f = group.lead
     out = [f'<a id="{group.anchor}"></a>\n', f"### {markdown_text(story.group_title(group))}\n"]
     out.append(f"- **When:** {markdown_text(story.group_when(group, selection))}")

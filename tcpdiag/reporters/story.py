@@ -4,6 +4,7 @@ Markdown and HTML reporters so they say the same thing."""
 
 from __future__ import annotations
 
+from tcpdiag.aggregate import Aggregate, counted, sees_summary
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import AppView, Finding
 from tcpdiag.ladder import Ladder, Step
@@ -117,6 +118,8 @@ def who_broke_it(finding: Finding, ladder: Ladder | None) -> str:
 
 
 def group_title(group: FindingGroup) -> str:
+    if group.aggregate is not None:
+        return f"{group.aggregate.id} {group.aggregate.category}: {group.aggregate.headline()}"
     lead = group.lead
     if group.count == 1:
         return f"{lead.id} {lead.category}: {lead.title}"
@@ -125,6 +128,13 @@ def group_title(group: FindingGroup) -> str:
 
 def group_when(group: FindingGroup, selection: Selection) -> str:
     first = units.clock(group.first_time, selection.localtime)
+    if group.aggregate is not None:
+        last = units.clock(group.last_time, selection.localtime)
+        span = units.duration(group.aggregate.duration)
+        return (
+            f"{units.plural(group.count, 'finding')} from {first} to {last} ({span}, "
+            f"{rate_text(group.aggregate.rate)})"
+        )
     if group.count == 1:
         return first
     last = units.clock(group.last_time, selection.localtime)
@@ -222,3 +232,70 @@ def summary_lines(report: CaptureReport) -> list[tuple[str, str]]:
             more = len(items) - SUMMARIES_SHOWN
             out.append((label, f"{units.plural(more, f'more {label}')} (-f json lists them)"))
     return out
+
+
+def rate_text(rate: float) -> str:
+    """`100,000/s`, `12/s`, `0.25/s`."""
+    return f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.2g}/s"
+
+
+def aggregated_line(d: Digest) -> str:
+    """How many findings the aggregated findings stand for ("" when none)."""
+    if not d.aggregates:
+        return ""
+    shown = d.aggregates[:SUMMARIES_SHOWN]
+    listing = "; ".join(f"{a.id} {a.category} of {a.subject}, {a.count:,}" for a in shown)
+    if len(d.aggregates) > len(shown):
+        listing += f"; {units.plural(len(d.aggregates) - len(shown), 'more')}"
+    return (
+        f"{units.plural(d.aggregated, 'finding')} in "
+        f"{units.plural(len(d.aggregates), 'aggregated finding')} (groups of more than "
+        f"{d.plan.threshold:,}, --aggregate-over; -f jsonl lists every finding): {listing}"
+    )
+
+
+def _peers(pairs: list[tuple[str, int]]) -> str:
+    if len(pairs) > 1 and all(n == 1 for _, n in pairs):
+        return "one finding each, e.g. " + ", ".join(who for who, _ in pairs)
+    return ", ".join(f"{who} ({n:,})" for who, n in pairs)
+
+
+def _who(values: list[tuple[str, int]], distinct: str, unit: str) -> str:
+    """An aggregate's sources or targets in a cell: the only one, or how many."""
+    return values[0][0] if len(values) == 1 and not distinct.endswith("+") else f"{distinct} {unit}"
+
+
+def aggregate_ends(a: Aggregate) -> tuple[str, str]:
+    """The client and server cells of an aggregated finding's table row: the key the members
+    share on its side (the scanner, the flooded endpoint), the sources or targets otherwise;
+    a key of either side (a resetting host, an ICMP source) named with its role."""
+    sources = _who(a.sources.top(2), a.sources.text(), "hosts")
+    targets = _who(a.targets.top(2), a.targets.text(), "endpoints")
+    if a.kind.side == "client":
+        return a.subject, targets
+    if a.kind.side == "server":
+        return sources, a.subject
+    return sources, f"{a.kind.role} {a.subject}"
+
+
+def aggregate_facts(aggregate: Aggregate) -> list[tuple[str, str]]:
+    """(label, plain text) rows that detail an aggregated finding in every human report."""
+    a = aggregate
+    first = ", ".join(
+        f"{f.id} ({f.client} to {f.server}, frames {', '.join(map(str, f.frames[:4]))})"
+        for f in a.first
+    )
+    sources = f"{counted(a.sources.text(), 'client host')}: {_peers(a.sources.top())}"
+    targets = f"{counted(a.targets.text(), 'server endpoint')}: {_peers(a.targets.top())}"
+    return [
+        ("members", a.members_text()),
+        ("sources", sources),
+        ("targets", targets),
+        ("client programs saw", sees_summary(a.client_sees)),
+        ("server programs saw", sees_summary(a.server_sees)),
+        (
+            "impact",
+            "; ".join(f"{IMPACT_COUNTS.get(i, i)}: {n:,}" for i, n in top(a.impacts, 10)),
+        ),
+        ("first members", first),
+    ]

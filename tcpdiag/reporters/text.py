@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from tabulate import tabulate
 
+from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Aggregate, sees_cell
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.reporters import story, units
 from tcpdiag.reporters.base import SectionReporter, render
@@ -22,17 +23,26 @@ TABLE_ROWS = 60
 class TextReporter(SectionReporter):
     """The table report: each capture a section of its own."""
 
-    def __init__(self, selection: Selection | None = None) -> None:
+    def __init__(
+        self, selection: Selection | None = None, aggregate_over: int = DEFAULT_AGGREGATE_OVER
+    ) -> None:
         self.selection = selection or Selection()
-        super().__init__(lambda report: capture_text(report, self.selection))
+        self.aggregate_over = aggregate_over
+        super().__init__(lambda report: capture_text(report, self.selection, aggregate_over))
 
 
-def text_reporter(selection: Selection | None = None) -> TextReporter:
-    return TextReporter(selection)
+def text_reporter(
+    selection: Selection | None = None, aggregate_over: int = DEFAULT_AGGREGATE_OVER
+) -> TextReporter:
+    return TextReporter(selection, aggregate_over)
 
 
-def render_text(reports: Iterable[CaptureReport], selection: Selection | None = None) -> str:
-    return render(TextReporter(selection), reports)
+def render_text(
+    reports: Iterable[CaptureReport],
+    selection: Selection | None = None,
+    aggregate_over: int = DEFAULT_AGGREGATE_OVER,
+) -> str:
+    return render(TextReporter(selection, aggregate_over), reports)
 
 
 def _wrap(text: str, indent: str = "   ") -> str:
@@ -41,12 +51,14 @@ def _wrap(text: str, indent: str = "   ") -> str:
     )
 
 
-def capture_text(report: CaptureReport, selection: Selection) -> str:
+def capture_text(
+    report: CaptureReport, selection: Selection, aggregate_over: int = DEFAULT_AGGREGATE_OVER
+) -> str:
     lines = [f"== {safe_line(report.path)}"]
     if report.error:
         lines.append(f"error: {safe_line(report.error)}")
         return "\n".join(lines) + "\n"
-    d = digest(report, selection)
+    d = digest(report, selection, aggregate_over)
     lines.append(
         f"{units.plural(report.packets, 'packet')}, {units.plural(report.flows, 'TCP connection')}"
         f", {story.counts_line(d)}"
@@ -70,6 +82,8 @@ def capture_text(report: CaptureReport, selection: Selection) -> str:
         lines.append("No abnormal TCP connection found.")
         return "\n".join(lines) + "\n"
     lines.append(safe_line(f"impact: {story.impact_line(d)}"))
+    if d.aggregates:
+        lines.append(_wrap(f"aggregated: {story.aggregated_line(d)}", indent=""))
     for question, answer in story.top_endpoint_lines(d):
         lines.append(_wrap(f"{question}: {answer}", indent=""))
     lines.append("")
@@ -83,14 +97,16 @@ def capture_text(report: CaptureReport, selection: Selection) -> str:
         lines.append("")
         lines.append(
             f"{units.plural(d.undetailed, 'more group')} not detailed (--limit {selection.limit});"
-            " -f json lists every finding."
+            + f" -f {'jsonl' if d.aggregates else 'json'} lists every finding."
         )
     return "\n".join(lines) + "\n"
 
 
 def _table(d: Digest) -> str:
     rows = [
-        [
+        _aggregate_row(g.aggregate, d)
+        if g.aggregate is not None
+        else [
             g.lead.id,
             units.clock(g.first_time, d.selection.localtime),
             g.category,
@@ -110,7 +126,39 @@ def _table(d: Digest) -> str:
     return table + (f"\n... and {units.plural(more, 'more group')}" if more > 0 else "")
 
 
+def _aggregate_row(a: Aggregate, d: Digest) -> list[object]:
+    client, server = story.aggregate_ends(a)
+    return [
+        a.id,
+        units.clock(a.first_time, d.selection.localtime),
+        a.category,
+        client,
+        server,
+        a.count,
+        sees_cell(a.client_sees),
+        sees_cell(a.server_sees),
+        f"{a.confidence:.2f}",
+    ]
+
+
+def _aggregate(group: FindingGroup, a: Aggregate, selection: Selection) -> list[str]:
+    f = group.lead
+    lines = [safe(story.group_title(group))]
+    lines.append(_wrap(f"when: {story.group_when(group, selection)}"))
+    lines.append(_wrap(a.meaning()))
+    lines.extend(_wrap(f"{label}: {value}") for label, value in story.aggregate_facts(a))
+    lines.append(_wrap(f"the first, {f.id} {f.category}: {f.explanation}"))
+    if f.next_step:
+        lines.append(_wrap(f"next: {f.next_step}"))
+    lines.append(_wrap(f"wireshark: {a.wireshark_filter()}"))
+    lines.append(_wrap(f"the first members' frames: {a.wireshark_frames()}"))
+    lines.append(_wrap(f'each member: -f jsonl, the lines with "aggregate": "{a.id}"'))
+    return lines
+
+
 def _group(group: FindingGroup, selection: Selection) -> list[str]:
+    if group.aggregate is not None:
+        return _aggregate(group, group.aggregate, selection)
     f = group.lead
     lines = [safe(f"{story.group_title(group)} [{f.rule}]")]
     lines.append(_wrap(f"when: {story.group_when(group, selection)}"))
