@@ -252,6 +252,14 @@ class Addresses6:
             self.text.append(text)
         return found
 
+    def of_text(self, text: str) -> int | None:
+        """The number of an address as a decoder wrote it (ColumnDecoder.from_packets)."""
+        found = self.number.get(text)
+        if found is None and len(self.text) < MAX_ADDRESSES6:
+            found = self.number[text] = len(self.text)
+            self.text.append(text)
+        return found
+
 
 # IPv6 addresses given numbers per capture (about 250 bytes each).
 MAX_ADDRESSES6 = 1 << 16
@@ -284,6 +292,88 @@ class ColumnDecoder:
             found = self.tunnel_ids[context] = len(self.tunnel_names)
             self.tunnel_names.append(context)
         return found
+
+    def from_packets(self, packets: list[Packet]) -> Columns:
+        """Columns of packets another decoder made (the tshark engine), so that they take the
+        fast path too. A row is simple when the columns give back exactly its packet (see
+        Columns.packets): a TCP segment with an IP ID on IPv4, none on IPv6, and SYN options
+        on SYNs only; anything else is kept whole in `others` (with its 4-tuple, as in
+        `decode`). Nothing is counted: the other decoder counted its frames."""
+        n = len(packets)
+        ints = {name: np.zeros(n, np.int64) for name in _FROM_PACKETS}
+        time = np.zeros(n, np.float64)
+        simple = np.zeros(n, np.bool_)
+        v6 = np.zeros(n, np.bool_)
+        sack = np.zeros(n, np.bool_)
+        stamps = np.zeros(n, np.bool_)
+        mss = np.full(n, -1, np.int64)
+        scale = np.full(n, -1, np.int64)
+        tunnel = np.zeros(n, np.int32)
+        others: list[Packet] = []
+        number6 = self.addresses6.of_text
+        for row, packet in enumerate(packets):
+            ints["number"][row] = packet.frame
+            time[row] = packet.time
+            if packet.tunnel:
+                tunnel[row] = self._tunnel_id(packet.tunnel)
+            if type(packet) is not TcpSegment:
+                others.append(packet)
+                continue
+            a: int | None
+            b: int | None
+            if packet.ip_version == 4:
+                try:
+                    a, b = ipv4_int(packet.src), ipv4_int(packet.dst)
+                except OSError:  # not one IPv4 address: left whole, in no group
+                    a = b = None
+                exact = a is not None and packet.ip_id is not None
+            else:
+                a, b = number6(packet.src), number6(packet.dst)
+                v6[row] = exact = a is not None and b is not None
+                exact &= packet.ip_id is None
+            options = packet.syn_options
+            exact &= (options is not None) == bool(packet.flags & SYN) and packet.flags < 0x100
+            if a is not None and b is not None:
+                ints["src"][row], ints["dst"][row] = a, b
+                ints["sport"][row], ints["dport"][row] = packet.sport, packet.dport
+            if not exact:
+                others.append(packet)
+                continue
+            simple[row] = True
+            ints["seq"][row], ints["ack"][row] = packet.seq, packet.ack
+            ints["flags"][row], ints["window"][row] = packet.flags, packet.window
+            ints["payload_len"][row], ints["ttl"][row] = packet.payload_len, packet.ttl
+            ints["ip_id"][row] = packet.ip_id or 0
+            if options is not None:
+                mss[row] = -1 if options.mss is None else options.mss
+                scale[row] = -1 if options.window_scale is None else options.window_scale
+                sack[row], stamps[row] = options.sack_permitted, options.timestamps
+        return Columns(
+            number=ints["number"],
+            time=time,
+            src=ints["src"].astype(np.uint32),
+            dst=ints["dst"].astype(np.uint32),
+            sport=ints["sport"].astype(np.uint16),
+            dport=ints["dport"].astype(np.uint16),
+            seq=ints["seq"].astype(np.uint32),
+            ack=ints["ack"].astype(np.uint32),
+            flags=ints["flags"].astype(np.uint8),
+            window=ints["window"].astype(np.uint16),
+            payload_len=ints["payload_len"].astype(np.int32),
+            ttl=ints["ttl"].astype(np.uint8),
+            ip_id=ints["ip_id"].astype(np.uint16),
+            simple=simple,
+            others=others,
+            mss=mss.astype(np.int32),
+            window_scale=scale.astype(np.int16),
+            sack_permitted=sack,
+            timestamps=stamps,
+            tunnel=tunnel,
+            tunnel_names=self.tunnel_names,
+            tunnel_ids=self.tunnel_ids,
+            v6=v6,
+            addresses6=self.addresses6,
+        )
 
     def decode(self, chunk: PcapChunk | list[RawFrame]) -> Columns:
         if isinstance(chunk, PcapChunk):
@@ -624,6 +714,11 @@ _READ = 20  # the widest read at one offset (_block)
 _VLAN_TPIDS = np.array(sorted(VLAN_TPIDS), np.int64)
 _MAX_TAGS = 2
 _ETH_IPV4, _ETH_IPV6 = 0x0800, 0x86DD
+# The integer columns ColumnDecoder.from_packets fills row by row.
+_FROM_PACKETS = (
+    "number", "src", "dst", "sport", "dport", "seq", "ack", "flags", "window", "payload_len",
+    "ttl", "ip_id",
+)  # fmt: skip
 # Fixed-layout tunnels over Ethernet/IPv4 (ColumnDecoder._tunnelled).
 _VXLAN, _GENEVE, _GRE = 1, 2, 3
 _KIND_NAMES = {_VXLAN: tunnels.VXLAN, _GENEVE: tunnels.GENEVE, _GRE: tunnels.GRE}

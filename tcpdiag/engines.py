@@ -10,18 +10,24 @@ through tshark and keeps that report if it decoded more, saying so in a warning.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from itertools import islice
 from typing import Any, Final
 
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, Pipeline, analyze_capture
+from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decodereport import share
 from tcpdiag.detect import RuleEngine
+from tcpdiag.packets import Packet
 from tcpdiag.tshark_engine import TsharkDecoder, TsharkFailed, TsharkUnavailable, tshark_path
 
 ENGINES: Final = ("native", "pyshark", "auto")
 # auto: a file is read again through tshark when at least this share of its frames was not
 # decoded natively (unknown link type, unsupported encapsulation, malformed or cut short).
 AUTO_SHARE: Final = 0.10
+# tshark's records go to the fast path in lists of this many (as the reader's chunks do).
+_BATCH: Final = 1 << 14
 
 
 def analyze_with_engine(
@@ -59,8 +65,9 @@ def analyze_with_engine(
 def analyze_with_tshark(
     path: str | os.PathLike[str], engine: RuleEngine, options: AnalysisOptions
 ) -> CaptureReport:
-    """analyze_capture's pipeline on tshark's records (every packet through the tracker: the
-    reference path, which the native fast path is tested to equal)."""
+    """analyze_capture's pipeline on tshark's records: in batches through the fast path, as
+    the native decoder's columns (or every packet through the tracker where analyze_capture
+    would: with --state, or without the fast path)."""
     report = CaptureReport(path=os.fspath(path))
     if not os.path.isfile(path):
         report.error = f"{report.path}: no such file"
@@ -72,11 +79,22 @@ def analyze_with_tshark(
         return report
     pipeline = Pipeline(report, engine, options)
     try:
-        pipeline.detect(pipeline.track_packets(decoder.packets()))
+        if options.fast_path and not pipeline.table.zeek:
+            columns = ColumnDecoder()
+            batches = map(columns.from_packets, _batches(decoder.packets()))
+            pipeline.detect(pipeline.track_columns(batches))
+        else:
+            pipeline.detect(pipeline.track_packets(decoder.packets()))
     except TsharkFailed as exc:
         report.error = f"{report.path}: {exc}"
         return report
     return pipeline.finish(decoder.stats, "pyshark", decoder.truncated, decoder.warnings)
+
+
+def _batches(packets: Iterable[Packet]) -> Iterator[list[Packet]]:
+    it = iter(packets)
+    while batch := list(islice(it, _BATCH)):
+        yield batch
 
 
 def _records(decode: dict[str, Any]) -> int:

@@ -8,19 +8,26 @@ so; and a missing tshark is one clear line.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import struct
 import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
+import numpy as np
 import pytest
 
 from tcpdiag import tshark_engine
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
+from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
+from tcpdiag.fastpath import FastPathTracker
 from tcpdiag.findings import Finding
 from tcpdiag.reader import CaptureReader
 from tcpdiag.rules import load_rules
@@ -62,6 +69,9 @@ def test_both_engines_decode_the_same_records_and_find_the_same(path: Path) -> N
     with CaptureReader(path) as reader:
         native = [p for p in map(decoder.decode, reader) if p is not None]
     tshark = list(TsharkDecoder(str(path)).packets())
+    # The fast path's columns give back exactly tshark's records.
+    columns = ColumnDecoder().from_packets(tshark)
+    assert columns.packets(np.arange(len(columns)), {}) == tshark
     table = FlowTable(zeek=False)
     tshark_findings = [
         finding_key(f) for conn in table.track(tshark) for f in ENGINE.findings_for(conn)
@@ -271,3 +281,43 @@ def test_the_common_frame_fields_come_first_in_the_order_records_unpacks() -> No
         "ip.id", "ipv6.src", "ipv6.dst", "ipv6.hlim", "tcp.srcport", "tcp.dstport", "tcp.seq",
         "tcp.ack", "tcp.flags", "tcp.window_size_value", "tcp.len",
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def busy_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated capture like the benchmark's: thousands of healthy connections and every
+    failure category, IPv6 and VLAN tags included."""
+    path = tmp_path_factory.mktemp("busy") / "busy.pcap"
+    spec = importlib.util.spec_from_file_location("make_capture", ROOT / "bench/make_capture.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_capture", module)
+    spec.loader.exec_module(module)
+    module.generate(30_000, path, seed=11, knobs=module.Knobs(ipv6=0.3))
+    return path
+
+
+@pytest.mark.parametrize(
+    "name", ["busy", "graceful_close.pcap", "vxlan_refused.pcap", "peer_reset_ipv6_any.pcap"]
+)
+def test_the_pyshark_engine_takes_the_fast_path_with_the_same_report(
+    name: str, busy_capture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tshark's records go through the fast path as the native decoder's columns do: the
+    report is the one every record through the tracker gives, and the bulk path took
+    connections (where a connection was healthy)."""
+    path = busy_capture if name == "busy" else SAMPLES / name
+    pyshark = AnalysisOptions(engine="pyshark")
+    reference = analyze_capture(path, ENGINE, replace(pyshark, fast_path=False)).to_dict()
+    taken: list[int] = []
+
+    class Counting(FastPathTracker):
+        def track(self, batches: Any) -> Iterator[Any]:
+            yield from super().track(batches)
+            taken.append(self.fast_connections)
+
+    monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", Counting)
+    fast = analyze_capture(path, ENGINE, pyshark).to_dict()
+    assert fast == reference
+    assert len(taken) == 1
+    assert (taken[0] > 0) is (name in ("busy", "graceful_close.pcap"))
