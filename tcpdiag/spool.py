@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import heapq
+import itertools
 import operator
 import pickle
 import tempfile
@@ -35,7 +36,7 @@ from tcpdiag.findings import Finding
 
 MEMORY_LIMIT = 500  # findings held in memory before a run goes to disk (~4 KB each)
 BLOCK_ITEMS = 256  # items pickled together at most (fewer with a small memory_limit)
-FAN_IN = 16  # runs of one level merged into one run of the next level
+FAN_IN = 32  # runs of one level merged into one run of the next level
 
 T = TypeVar("T")
 
@@ -86,16 +87,10 @@ class SortedSpool(Generic[T]):
 
     def _write(self, level: int, items: Iterable[T]) -> tuple[int, int, int]:
         """Items (in order) as one run at the end of the level's file."""
-        file, fields, size = self._file(level), self._fields, self._block
+        file, fields, size, rest = self._file(level), self._fields, self._block, iter(items)
         file.seek(0, 2)
-        offset, count, block = file.tell(), 0, []
-        for item in items:
-            block.append(fields(item))
-            if len(block) == size:
-                file.write(pickle.dumps(block, pickle.HIGHEST_PROTOCOL))
-                count += len(block)
-                block = []
-        if block:
+        offset, count = file.tell(), 0
+        while block := list(map(fields, itertools.islice(rest, size))):
             file.write(pickle.dumps(block, pickle.HIGHEST_PROTOCOL))
             count += len(block)
         file.flush()  # a full disk shows here, before the run is counted
