@@ -8,11 +8,11 @@ therefore does not grow with the number of items, so it does not grow with the c
 
 A run is pickled in blocks of up to `BLOCK_ITEMS` items, each item as the tuple of its fields
 (one `pickle.dumps` per block, not per item), and read a block at a time. Reading holds one
-block per run, so the number of runs is bounded too: when `FAN_IN` runs of one size have
-accumulated, they are merged into one run `FAN_IN` times bigger (as in a log-structured merge;
-each level has a file of its own, emptied when its runs move up). An item is therefore written
-about log_FAN_IN(items / memory_limit) times, and at most (FAN_IN - 1) runs per level are read
-at once.
+block per run, so the number of runs is bounded too: when `fan_in` runs of one size have
+accumulated, they are merged into one run `fan_in` times bigger (as in a log-structured merge;
+each level has a file of its own, emptied when its runs move up). Blocks are memory_limit /
+fan_in items, so reading holds about memory_limit items per level; an item is written about
+log_fan_in(items / memory_limit) times: not at all again below memory_limit * fan_in items.
 
 `SortedSpool` is like a sorted list: the order is that of a stable sort by `key`. For findings
 (`FindingSpool`), every iteration also gives each finding its report id ("F1", "F2", ...) in
@@ -36,7 +36,7 @@ from tcpdiag.findings import Finding
 
 MEMORY_LIMIT = 500  # findings held in memory before a run goes to disk (~4 KB each)
 BLOCK_ITEMS = 256  # items pickled together at most (fewer with a small memory_limit)
-FAN_IN = 32  # runs of one level merged into one run of the next level
+FAN_IN = 32  # runs of one level merged into one run of the next level (by default)
 
 T = TypeVar("T")
 
@@ -52,14 +52,16 @@ class SortedSpool(Generic[T]):
         key: Callable[[T], Any],
         memory_limit: int,
         label: str = "items",
+        fan_in: int = 0,
     ) -> None:
         self.memory_limit = max(memory_limit, 1)
+        self.fan_in = max(fan_in or FAN_IN, 2)
         self._type, self._key, self._label = item_type, key, label
         names = [f.name for f in dataclasses.fields(item_type)]  # type: ignore[arg-type]
         # An item goes to disk as the plain tuple of its fields: the generic pickling of a
         # slotted dataclass looks its fields up again for every object, several times slower.
         self._fields = operator.attrgetter(*names)
-        self._block = max(1, min(BLOCK_ITEMS, self.memory_limit // FAN_IN))
+        self._block = max(1, min(BLOCK_ITEMS, self.memory_limit // self.fan_in))
         self._pending: list[T] = []
         self._files: list[IO[bytes]] = []  # one per level
         self._runs: list[tuple[int, int, int]] = []  # (level, offset, count), oldest first
@@ -101,10 +103,10 @@ class SortedSpool(Generic[T]):
         self._runs.append(self._write(0, self._pending))
         self._pending = []
         level = 0
-        while sum(1 for run in self._runs if run[0] == level) >= FAN_IN:
+        while sum(1 for run in self._runs if run[0] == level) >= self.fan_in:
             # The runs of a level are always the newest ones: merge them (oldest first, so the
             # merge stays stable) into one run of the next level, then empty the level's file.
-            first = len(self._runs) - FAN_IN
+            first = len(self._runs) - self.fan_in
             merged = heapq.merge(*map(self._read, self._runs[first:]), key=self._key)
             run = self._write(level + 1, merged)
             del self._runs[first:]
@@ -151,6 +153,7 @@ class SortedSpool(Generic[T]):
         self.__dict__.update(state)
 
     def close(self) -> None:
+        """Remove the temporary files; the spool is empty after."""
         for file in self._files:
             file.close()
         self._files, self._runs, self._pending, self._count = [], [], [], 0

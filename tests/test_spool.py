@@ -54,11 +54,10 @@ def test_a_spool_lists_thousands_in_order_holding_a_bounded_number(
 ) -> None:
     """Like a stable sort, whatever the number of runs on disk; and the items alive at once,
     while spooling and while reading, stay bounded: the pending ones, and a block per run,
-    with at most FAN_IN - 1 runs per level (levels grow with the log of the count)."""
-    monkeypatch.setattr(spool_module, "FAN_IN", 4)  # several levels from a few thousand items
+    with at most fan_in - 1 runs per level (levels grow with the log of the count)."""
     limit, count = 32, 10000
     keys = [random.Random(5).randrange(500) for _ in range(count)]  # many ties: stability
-    spool = SortedSpool(Item, _item_key, memory_limit=limit)
+    spool = SortedSpool(Item, _item_key, memory_limit=limit, fan_in=4)  # several levels
     Item.alive = Item.most = 0
     for serial, key in enumerate(keys):
         spool.extend([Item(key, serial, note="x" * (serial % 7))])
@@ -191,9 +190,10 @@ def _flows_outputs(path: Path, split: bool) -> dict[str, str]:
     return outputs
 
 
-def _set_default_limit(cls: type, limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def _set_defaults(cls: type, monkeypatch: pytest.MonkeyPatch, *defaults: int) -> None:
+    """The spools a report makes get these memory limit (and fan-in)."""
     init: Callable[..., None] = cls.__init__  # type: ignore[misc]
-    monkeypatch.setattr(init, "__defaults__", (limit,))
+    monkeypatch.setattr(init, "__defaults__", defaults)
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["tcpdiag", "zeek-split"])
@@ -221,11 +221,11 @@ def test_flows_are_the_same_listed_through_small_spools(
     )
     assert split_with_findings != split, "rows of one connection, or each a connection"
 
-    _set_default_limit(FlowSpool, 3, monkeypatch)
-    _set_default_limit(FindingSpool, 2, monkeypatch)
+    _set_defaults(FlowSpool, monkeypatch, 3, 4)
+    _set_defaults(FindingSpool, monkeypatch, 2)
     monkeypatch.setattr(flows_reporter, "TABLE_ROWS", 7)
     small = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True, zeek_split=split))
-    assert len(small.connections._files) >= 2, "records went up a level of runs"
+    assert len(small.connections._files) >= 3, "records went up levels of runs"
     assert [dataclasses.astuple(r) for r in small.connections] == [
         dataclasses.astuple(r) for r in records
     ]
@@ -250,7 +250,7 @@ def test_a_full_temporary_directory_keeps_every_connection(
     write_pcap(_varied_capture(80), path)
     expected = list(analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True)).connections)
     monkeypatch.setattr(spool_module.tempfile, "TemporaryFile", FullDisk)
-    _set_default_limit(FlowSpool, 4, monkeypatch)
+    _set_defaults(FlowSpool, monkeypatch, 4, 4)
     report = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True))
     assert report.connections.spill_failed.startswith("connections kept in memory: No space")
     assert any("connections kept in memory" in w for w in report.warnings)
