@@ -17,7 +17,7 @@ from tcpdiag.fastpath import FastPathTracker
 from tcpdiag.filter_probe import FilterProbe
 from tcpdiag.filters import ConnectionFilter
 from tcpdiag.findings import iso_time
-from tcpdiag.flows import FlowRecord
+from tcpdiag.flows import FlowRecord, FlowSpool
 from tcpdiag.packets import Packet
 from tcpdiag.quality import CaptureQuality
 from tcpdiag.reader import (
@@ -55,7 +55,9 @@ class CaptureReport:
     flows: int = 0  # TCP connections seen
     # In report order (time) with ids F1...; held in memory only up to a bound (tcpdiag.spool).
     findings: FindingSpool = field(default_factory=FindingSpool)
-    connections: list[FlowRecord] = field(default_factory=list)  # only with keep_flows
+    # Only with keep_flows: every connection (a row per Zeek conn.log row) in listing order
+    # (first time, id), each with the ids of its findings; also bounded in memory.
+    connections: FlowSpool = field(default_factory=FlowSpool)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None  # set when the capture could not be read at all
     truncated: bool = False  # reading stopped early at damage; findings cover the part before it
@@ -163,9 +165,10 @@ class Pipeline:
                 continue
             self.selected += 1
             self.scans.observe(conn)
-            report.findings.extend(engine.findings_for(conn))
+            found = engine.findings_for(conn)
+            report.findings.extend(found)
             if self.options.keep_flows:
-                report.connections.extend(FlowRecord.from_connection(conn))
+                report.connections.add(FlowRecord.from_connection(conn), len(found))
 
     def finish(
         self, stats: DecodeStats, engine_name: str, truncated: bool, source_warnings: list[str]
@@ -196,7 +199,8 @@ class Pipeline:
                 "are retired by the clock of the frames around them"
             )
         report.scans, report.floods = self.scans.summaries(), self.scans.floods()
-        for problem in (table.spill_failed, report.findings.spill_failed):
+        spools = (report.findings.spill_failed, report.connections.spill_failed)
+        for problem in (table.spill_failed, *spools):
             if problem:
                 report.warnings.append(
                     f"{report.path}: the temporary directory could not be written ({problem}); "
@@ -208,27 +212,8 @@ class Pipeline:
         # What was decoded, what was not and why, and the tunnels (warnings and `decode`).
         report.decode = describe_decode(report.path, stats, engine_name, report.warnings)
         if self.options.keep_flows:
-            _list_findings_on_flows(report)
+            report.connections.list_findings(report.findings)
         return report
-
-
-def _list_findings_on_flows(report: CaptureReport) -> None:
-    by_conn: dict[int, list[tuple[float, str]]] = {}
-    for finding in report.findings:
-        by_conn.setdefault(finding.conn_id, []).append((finding.time, finding.id))
-    report.connections.sort(key=lambda c: (c.first_time, c.conn_id))
-    rows_of: dict[int, list[FlowRecord]] = {}
-    for record in report.connections:
-        rows_of.setdefault(record.conn_id, []).append(record)
-    for conn_id, found in by_conn.items():
-        rows = rows_of.get(conn_id, [])
-        for time, finding_id in found:
-            # Where Zeek split the connection, the finding goes with the row of its time.
-            row = next((r for r in rows if r.first_time <= time <= r.last_time), None)
-            if row is None and rows:
-                row = rows[-1]
-            if row is not None:
-                row.findings.append(finding_id)
 
 
 def analyze_capture(

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from tcpdiag.findings import iso_time
+from tcpdiag.findings import Finding, iso_time
+from tcpdiag.spool import SortedSpool
 from tcpdiag.tracker import TrackedConnection
+
+MEMORY_LIMIT = 16384  # connection records held in memory before a run goes to disk (~600 B each)
+# Runs merged a level up: records are small, so reading can hold a block of 64 from each of 255
+# runs, and 4 million records (255 runs) are written once.
+FAN_IN = 256
 
 
 @dataclass(slots=True)
@@ -103,3 +110,55 @@ class FlowRecord:
         data["first_epoch"] = self.first_time
         data["last_epoch"] = self.last_time
         return data
+
+
+def _listing_order(record: FlowRecord) -> tuple[float, int]:
+    return record.first_time, record.conn_id
+
+
+class FlowSpool(SortedSpool[FlowRecord]):
+    """The connections `tcpdiag flows` lists, in its order (first time, connection id), held
+    in memory only up to a bound (tcpdiag.spool). Each record gets the ids of the findings
+    about it as it is read (`list_findings`)."""
+
+    def __init__(self, memory_limit: int = MEMORY_LIMIT, fan_in: int = FAN_IN) -> None:
+        super().__init__(FlowRecord, _listing_order, memory_limit, "connections", fan_in)
+        # The rows of the connections with findings that Zeek's timers split (conn_id -> rows)
+        # and, once listed, the findings of each connection (conn_id -> (time, id) in report
+        # order): per finding, never per connection.
+        self._split: dict[int, int] = {}
+        self._found: dict[int, list[tuple[float, str]]] = {}
+
+    def add(self, records: list[FlowRecord], findings: int) -> None:
+        """The rows of one connection, about which there are `findings` findings."""
+        self.extend(records)
+        if findings and len(records) > 1:
+            conn_id = records[0].conn_id
+            self._split[conn_id] = self._split.get(conn_id, 0) + len(records)
+
+    def list_findings(self, findings: Iterable[Finding]) -> None:
+        """The findings (with their ids) to list on the rows of their connections."""
+        found: dict[int, list[tuple[float, str]]] = {}
+        for finding in findings:
+            found.setdefault(finding.conn_id, []).append((finding.time, finding.id))
+        self._found = found
+
+    def __iter__(self) -> Iterator[FlowRecord]:
+        # Where Zeek split a connection, a finding goes with the first row whose time span
+        # holds it, or else with the last row: the rows of a connection come in time order,
+        # so the ones not placed by the last row go with it.
+        left: dict[int, tuple[int, list[tuple[float, str]]]] = {}  # rows seen, not placed
+        for record in self.sorted_items():
+            conn_id = record.conn_id
+            found = self._found.get(conn_id)
+            if found is not None:
+                seen, waiting = left.pop(conn_id, (0, found))
+                if seen + 1 < self._split.get(conn_id, 1):
+                    mine: list[tuple[float, str]] = []
+                    later: list[tuple[float, str]] = []
+                    for item in waiting:
+                        placed = record.first_time <= item[0] <= record.last_time
+                        (mine if placed else later).append(item)
+                    left[conn_id], waiting = (seen + 1, later), mine
+                record.findings = [finding_id for _, finding_id in waiting]
+            yield record

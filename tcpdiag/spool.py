@@ -1,47 +1,179 @@
-"""A capture's findings in report order, held in memory only up to a bound.
+"""Items in a sorted order, held in memory only up to a bound: a capture's findings, and the
+connections `tcpdiag flows` lists.
 
-Findings are made as connections retire, which is not report order (by time). Up to
-`memory_limit` of them are kept in memory; beyond that each batch is sorted and written to an
-anonymous temporary file as one sorted run, and reading merges the runs back. Memory therefore
-does not grow with the number of findings, so it does not grow with the size of the capture.
+Findings (and connection records) are made as connections retire, which is not report order.
+Up to `memory_limit` items are kept in memory; beyond that each batch is sorted and written to
+an anonymous temporary file as one sorted run, and reading merges the runs back. Memory
+therefore does not grow with the number of items, so it does not grow with the capture.
 
-Like a sorted list: the order is that of a stable sort by (time, first frame), and every
-iteration gives each finding its report id ("F1", "F2", ...) in that order. Findings of the
-connections a filter left out are `skip`ped: only their place in the order is kept, so a
-finding has the same id with or without --host/--port/--net.
+A run is pickled in blocks of up to `BLOCK_ITEMS` items, each item as the tuple of its fields
+(one `pickle.dumps` per block, not per item), and read a block at a time. Reading holds one
+block per run, so the number of runs is bounded too: when `fan_in` runs of one size have
+accumulated, they are merged into one run `fan_in` times bigger (as in a log-structured merge;
+each level has a file of its own, emptied when its runs move up). Blocks are memory_limit /
+fan_in items, so reading holds about memory_limit items per level; an item is written about
+log_fan_in(items / memory_limit) times: not at all again below memory_limit * fan_in items.
+
+`SortedSpool` is like a sorted list: the order is that of a stable sort by `key`. For findings
+(`FindingSpool`), every iteration also gives each finding its report id ("F1", "F2", ...) in
+that order. Findings of the connections a filter left out are `skip`ped: only their place in
+the order is kept, so a finding has the same id with or without --host/--port/--net.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import heapq
+import itertools
+import operator
 import pickle
 import tempfile
-from collections.abc import Iterable, Iterator
-from typing import IO
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, Generic, TypeVar
 
 from tcpdiag.findings import Finding
 
 MEMORY_LIMIT = 500  # findings held in memory before a run goes to disk (~4 KB each)
+BLOCK_ITEMS = 256  # items pickled together at most (fewer with a small memory_limit)
+FAN_IN = 32  # runs of one level merged into one run of the next level (by default)
+
+T = TypeVar("T")
+
+
+class SortedSpool(Generic[T]):
+    """Items of one dataclass type (`item_type`, its fields all set by `__init__`) in the order
+    of a stable sort by `key`; in memory up to `memory_limit` items, the rest in sorted runs on
+    disk. `label` names the items in the warning of a full temporary directory."""
+
+    def __init__(
+        self,
+        item_type: type[T],
+        key: Callable[[T], Any],
+        memory_limit: int,
+        label: str = "items",
+        fan_in: int = 0,
+    ) -> None:
+        self.memory_limit = max(memory_limit, 1)
+        self.fan_in = max(fan_in or FAN_IN, 2)
+        self._type, self._key, self._label = item_type, key, label
+        names = [f.name for f in dataclasses.fields(item_type)]  # type: ignore[arg-type]
+        # An item goes to disk as the plain tuple of its fields: the generic pickling of a
+        # slotted dataclass looks its fields up again for every object, several times slower.
+        self._fields = operator.attrgetter(*names)
+        self._block = max(1, min(BLOCK_ITEMS, self.memory_limit // self.fan_in))
+        self._pending: list[T] = []
+        self._files: list[IO[bytes]] = []  # one per level
+        self._runs: list[tuple[int, int, int]] = []  # (level, offset, count), oldest first
+        self._count = 0
+        self.spill_failed = ""  # why items could not go to disk (then: all in memory)
+
+    def extend(self, items: Iterable[T]) -> None:
+        before = len(self._pending)
+        self._pending.extend(items)
+        self._count += len(self._pending) - before
+        if len(self._pending) >= self.memory_limit and not self.spill_failed:
+            try:
+                self._spill()
+            except OSError as exc:
+                # A full (or unwritable) temporary directory: keep every item in memory rather
+                # than lose any; the report says so. A partly written run is never listed in
+                # _runs, so it is never read.
+                self.spill_failed = f"{self._label} kept in memory: {exc.strerror or exc}"
+
+    def _file(self, level: int) -> IO[bytes]:
+        while len(self._files) <= level:
+            # Owned until close() or garbage collection: the files live as long as the spool.
+            self._files.append(tempfile.TemporaryFile(prefix="tcpdiag-spool-"))  # noqa: SIM115
+        return self._files[level]
+
+    def _write(self, level: int, items: Iterable[T]) -> tuple[int, int, int]:
+        """Items (in order) as one run at the end of the level's file."""
+        file, fields, size, rest = self._file(level), self._fields, self._block, iter(items)
+        file.seek(0, 2)
+        offset, count = file.tell(), 0
+        while block := list(map(fields, itertools.islice(rest, size))):
+            file.write(pickle.dumps(block, pickle.HIGHEST_PROTOCOL))
+            count += len(block)
+        file.flush()  # a full disk shows here, before the run is counted
+        return level, offset, count
+
+    def _spill(self) -> None:
+        self._pending.sort(key=self._key)
+        self._runs.append(self._write(0, self._pending))
+        self._pending = []
+        level = 0
+        while sum(1 for run in self._runs if run[0] == level) >= self.fan_in:
+            # The runs of a level are always the newest ones: merge them (oldest first, so the
+            # merge stays stable) into one run of the next level, then empty the level's file.
+            first = len(self._runs) - self.fan_in
+            merged = heapq.merge(*map(self._read, self._runs[first:]), key=self._key)
+            run = self._write(level + 1, merged)
+            del self._runs[first:]
+            self._runs.append(run)
+            self._files[level].seek(0)
+            self._files[level].truncate()
+            level += 1
+
+    def _read(self, run: tuple[int, int, int]) -> Iterator[T]:
+        level, position, left = run
+        file, make = self._files[level], self._type
+        while left > 0:
+            file.seek(position)
+            block = pickle.load(file)
+            position = file.tell()
+            left -= len(block)
+            for values in block:
+                yield make(*values)
+
+    def sorted_items(self) -> Iterator[T]:
+        """Every item, in order (reads the runs back; may be called again)."""
+        self._pending.sort(key=self._key)
+        if not self._runs:
+            return iter(self._pending)
+        runs: list[Iterable[T]] = [self._read(run) for run in self._runs]
+        return heapq.merge(*runs, self._pending, key=self._key)
+
+    def __iter__(self) -> Iterator[T]:
+        return self.sorted_items()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (to another process): every item, in order, in memory; no files.
+        state = dict(self.__dict__)
+        state.update(_pending=list(self.sorted_items()), _files=[], _runs=[])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def close(self) -> None:
+        """Remove the temporary files; the spool is empty after."""
+        for file in self._files:
+            file.close()
+        self._files, self._runs, self._pending, self._count = [], [], [], 0
 
 
 def _report_order(finding: Finding) -> tuple[float, list[int]]:
     return finding.time, finding.frames[:1]
 
 
-class FindingSpool:
+class FindingSpool(SortedSpool[Finding]):
+    """A capture's findings in report order (time, first frame), numbered F1... as they are
+    read."""
+
     def __init__(self, memory_limit: int = MEMORY_LIMIT) -> None:
-        self.memory_limit = memory_limit
-        self._pending: list[Finding] = []
-        self._file: IO[bytes] | None = None
-        self._runs: list[tuple[int, int]] = []  # (offset, count) of each sorted run on disk
-        self._count = 0
+        super().__init__(Finding, _report_order, memory_limit, label="findings")
         # (time, first frame) of each skipped finding: numbered, never reported. Two flat
         # lists, not a Finding each: a narrow filter on a large capture may skip millions.
         self._skipped_times: list[float] = []
         self._skipped_frames: list[int] = []
         self._skipped_sorted = True
-        self.spill_failed = ""  # why findings could not go to disk (then: all in memory)
 
     def skip(self, findings: Iterable[Finding]) -> None:
         """Count these findings in the numbering without keeping them."""
@@ -62,59 +194,8 @@ class FindingSpool:
         high = bisect.bisect_right(times, finding.time, lo=low)
         return low + sum(1 for f in self._skipped_frames[low:high] if f < frame)
 
-    def extend(self, findings: Iterable[Finding]) -> None:
-        for finding in findings:
-            self._pending.append(finding)
-            self._count += 1
-        if len(self._pending) >= self.memory_limit and not self.spill_failed:
-            try:
-                self._spill()
-            except OSError as exc:
-                # A full (or unwritable) temporary directory: keep every finding in memory
-                # rather than lose any; the report says so. A partly written run is never
-                # listed in _runs, so it is never read.
-                self.spill_failed = f"findings kept in memory: {exc.strerror or exc}"
-
-    def _spill(self) -> None:
-        if self._file is None:
-            # Owned until close() or garbage collection: the file lives as long as the spool.
-            self._file = tempfile.TemporaryFile(prefix="tcpdiag-findings-")  # noqa: SIM115
-        self._pending.sort(key=_report_order)
-        self._file.seek(0, 2)
-        offset = self._file.tell()
-        pickler = pickle.Pickler(self._file, pickle.HIGHEST_PROTOCOL)
-        for finding in self._pending:
-            pickler.dump(finding)
-            pickler.clear_memo()  # each finding stands alone, so a run is read one at a time
-        self._file.flush()  # a full disk shows here, before the run is counted
-        self._runs.append((offset, len(self._pending)))
-        self._pending = []
-
-    def _run(self, offset: int, count: int) -> Iterator[Finding]:
-        assert self._file is not None
-        position = offset
-        for _ in range(count):
-            self._file.seek(position)
-            finding = pickle.load(self._file)
-            position = self._file.tell()
-            yield finding
-
     def __iter__(self) -> Iterator[Finding]:
-        self._pending.sort(key=_report_order)
-        runs: list[Iterable[Finding]] = [self._run(o, c) for o, c in self._runs]
-        merged = heapq.merge(*runs, self._pending, key=_report_order)
-        for number, finding in enumerate(merged, 1):
-            skipped = self._skipped_before(finding) if self._skipped_times else 0
-            finding.id = f"F{number + skipped}"
+        skipped = bool(self._skipped_times)
+        for number, finding in enumerate(self.sorted_items(), 1):
+            finding.id = f"F{number + (self._skipped_before(finding) if skipped else 0)}"
             yield finding
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __bool__(self) -> bool:
-        return self._count > 0
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None

@@ -6,9 +6,11 @@ the scenario it describes: handshake, data, close, reset.
 
 from __future__ import annotations
 
+import errno
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import dpkt
 
@@ -210,3 +212,17 @@ def findings(capture: Capture) -> list[Finding]:
 
 def categories(capture: Capture) -> list[str]:
     return [f.category for f in findings(capture)]
+
+
+class FullDisk:
+    """A temporary file on a full disk: every write fails with ENOSPC (monkeypatched in for
+    tempfile.TemporaryFile)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self._file: IO[bytes] = open("/dev/full", "w+b")  # noqa: SIM115
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import errno
-from typing import IO, Any
 
 import pytest
-from flowbuilder import Capture, Conversation, findings
+from flowbuilder import Capture, Conversation, FullDisk, findings
 
 from tcpdiag import spool as spool_module
 from tcpdiag import tracker as tracker_module
@@ -49,19 +47,6 @@ def test_the_idle_spill_file_is_compacted(monkeypatch: pytest.MonkeyPatch) -> No
     assert compacted * 7 < growing
 
 
-class _FullDisk:
-    """A temporary file on a full disk: every write fails with ENOSPC."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        self._file: IO[bytes] = open("/dev/full", "w+b")  # noqa: SIM115
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._file, name)
-
-    def write(self, data: bytes) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-
 def test_a_full_temporary_directory_keeps_every_finding(monkeypatch: pytest.MonkeyPatch) -> None:
     cap = Capture()
     for i in range(30):
@@ -72,7 +57,7 @@ def test_a_full_temporary_directory_keeps_every_finding(monkeypatch: pytest.Monk
         conv.rst("s", dt=1.0)
     made = findings(cap)
     assert len(made) == 30
-    monkeypatch.setattr(spool_module.tempfile, "TemporaryFile", _FullDisk)
+    monkeypatch.setattr(spool_module.tempfile, "TemporaryFile", FullDisk)
     kept = FindingSpool(memory_limit=8)
     for finding in made:
         kept.extend([finding])

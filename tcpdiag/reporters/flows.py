@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
 from typing import TextIO
 
 from tabulate import tabulate
@@ -44,39 +44,84 @@ def _row(flow: FlowRecord, mark_guess: bool = True, human: bool = True) -> list[
     ]
 
 
-def _section(report: CaptureReport, markdown: bool, filters: list[str]) -> str:
+def _section(report: CaptureReport, markdown: bool, filters: list[str]) -> Iterator[str]:
+    """The capture's section, a piece at a time (without its final newline)."""
     path = markdown_text(report.path) if markdown else safe_line(report.path)
-    out = [f"{'## ' if markdown else '== '}{path}"]
+    yield f"{'## ' if markdown else '== '}{path}"
     if report.error:
-        out.append(f"error: {safe_line(report.error)}")
-        return "\n".join(out)
+        yield f"\nerror: {safe_line(report.error)}"
+        return
     escape = markdown_text if markdown else safe_line
     span = units.span(report.first_time, report.last_time)
-    out.append(escape(f"{units.plural(len(report.connections), 'connection')} listed; {span}")
-               + ("\n" if markdown else ""))  # fmt: skip
-    out.append(escape(f"filters: {' '.join(filters) or 'none'}") + ("\n" if markdown else ""))
-    rows = [_row(f) for f in report.connections]
-    out.append(
-        tabulate(
-            rows,
-            headers=COLUMNS,
-            tablefmt="github" if markdown else "simple",
-            disable_numparse=True,
-        )
-        if rows
-        else "No TCP connection."
-    )
-    if any(not f.initiator_known for f in report.connections):
-        out.append("? = the capture missed the handshake; client and server roles are a guess")
-    return "\n".join(out)
+    yield "\n" + escape(f"{units.plural(len(report.connections), 'connection')} listed; {span}")
+    yield ("\n" if markdown else "") + "\n"
+    yield escape(f"filters: {' '.join(filters) or 'none'}") + ("\n" if markdown else "")
+    if not report.connections:
+        yield "\nNo TCP connection."
+        return
+    guessed = yield from _table(report.connections, "github" if markdown else "simple")
+    if guessed:
+        yield "\n? = the capture missed the handshake; client and server roles are a guess"
+
+
+TABLE_ROWS = 1000  # rows formatted at once: the table is written a piece at a time
+
+
+def _table(flows: Iterable[FlowRecord], tablefmt: str) -> Generator[str, None, bool]:
+    """The table of every flow, as tabulate would format it whole, in pieces of TABLE_ROWS
+    rows, reading the flows twice (once for the widths); whether any client is a guess.
+
+    Each piece is a table of its rows plus, first, a row of the widest cell of every column,
+    so its columns are as wide as the whole table's; that row is then left out (as are the
+    header lines after the first piece). The cells are ASCII (addresses, states, numbers,
+    ids), so the widest is the longest."""
+    widest = ["" for _ in COLUMNS]
+    guessed = False
+    for flow in flows:
+        for column, cell in enumerate(map(str, _row(flow))):
+            if len(cell) > len(widest[column]):
+                widest[column] = cell
+        guessed = guessed or not flow.initiator_known
+    rows: list[list[object]] = []
+    first = True
+    for flow in flows:
+        rows.append(_row(flow))
+        if len(rows) == TABLE_ROWS:
+            yield _table_piece(widest, rows, tablefmt, first)
+            rows, first = [], False
+    if rows:
+        yield _table_piece(widest, rows, tablefmt, first)
+    return guessed
+
+
+def _table_piece(widest: list[str], rows: list[list[object]], tablefmt: str, first: bool) -> str:
+    text = tabulate([widest, *rows], headers=COLUMNS, tablefmt=tablefmt, disable_numparse=True)
+    header, separator, _widest, body = text.split("\n", 3)
+    return f"\n{header}\n{separator}\n{body}" if first else f"\n{body}"
+
+
+class FlowsTableReporter(SectionReporter):
+    """The flows table (or Markdown), each capture a section, written a piece at a time: the
+    connections are read from their spool, never held all at once."""
+
+    def __init__(self, markdown: bool, filters: list[str]) -> None:
+        super().__init__(lambda report: "".join(_section(report, markdown, filters)))
+        self._markdown, self._filters = markdown, filters
+
+    def write(self, report: CaptureReport, out: TextIO) -> None:
+        if not self._first:
+            out.write("\n")
+        self._first = False
+        for piece in _section(report, self._markdown, self._filters):
+            out.write(piece)
+        out.write("\n")
 
 
 def flows_table_reporter(
     markdown: bool = False, selection: Selection | None = None
 ) -> SectionReporter:
     """`selection` only for its echo of the filters in each header."""
-    filters = (selection or Selection()).describe()
-    return SectionReporter(lambda report: _section(report, markdown, filters))
+    return FlowsTableReporter(markdown, (selection or Selection()).describe())
 
 
 def flows_json_reporter(selection: Selection | None = None) -> JsonReporter:

@@ -1,0 +1,259 @@
+"""Sorted spools (tcpdiag.spool): findings and `tcpdiag flows`'s connections come back in order,
+numbered and with their findings, while memory holds a bounded number of them, however many."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from flowbuilder import Capture, Conversation, FullDisk, findings, write_pcap
+from typer.testing import CliRunner
+
+from tcpdiag import spool as spool_module
+from tcpdiag.analyze import AnalysisOptions, analyze_capture
+from tcpdiag.cli import app
+from tcpdiag.detect import RuleEngine
+from tcpdiag.flows import FlowRecord, FlowSpool
+from tcpdiag.packets import ACK, RST, SYN
+from tcpdiag.reporters import flows as flows_reporter
+from tcpdiag.rules import load_rules
+from tcpdiag.spool import FindingSpool, SortedSpool
+
+ENGINE = RuleEngine(load_rules())
+
+
+@dataclasses.dataclass(slots=True)
+class Item:
+    """A spooled item that counts how many of its kind are alive."""
+
+    key: int
+    serial: int
+    note: str = ""
+    alive: ClassVar[int] = 0
+    most: ClassVar[int] = 0
+
+    def __post_init__(self) -> None:
+        Item.alive += 1
+        Item.most = max(Item.most, Item.alive)
+
+    def __del__(self) -> None:
+        Item.alive -= 1
+
+
+def _item_key(item: Item) -> int:
+    return item.key
+
+
+def test_a_spool_lists_thousands_in_order_holding_a_bounded_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Like a stable sort, whatever the number of runs on disk; and the items alive at once,
+    while spooling and while reading, stay bounded: the pending ones, and a block per run,
+    with at most fan_in - 1 runs per level (levels grow with the log of the count)."""
+    limit, count = 32, 10000
+    keys = [random.Random(5).randrange(500) for _ in range(count)]  # many ties: stability
+    spool = SortedSpool(Item, _item_key, memory_limit=limit, fan_in=4)  # several levels
+    Item.alive = Item.most = 0
+    for serial, key in enumerate(keys):
+        spool.extend([Item(key, serial, note="x" * (serial % 7))])
+    levels, block = len(spool._files), limit // 4
+    assert levels == 5, "runs of 32, 128, 512, 2048 and 8192 items"
+    assert len(spool._runs) <= 3 * levels
+    bound = limit + 3 * levels * block + block
+    assert Item.most <= bound, "spooling holds the pending items and a block per run merged"
+    assert len(spool) == count
+    Item.most = Item.alive
+    expected = sorted(range(count), key=lambda serial: keys[serial])
+    for _ in range(2):  # read again: the same
+        got = [(item.key, item.serial, item.note) for item in spool]
+        assert got == [(keys[s], s, "x" * (s % 7)) for s in expected]
+    assert Item.most - Item.alive <= bound, "reading holds a block per run"
+    spool.close()
+    assert list(spool) == []
+
+
+def test_a_spool_pickles_with_its_items_in_order() -> None:
+    """Sent to another process (tcpdiag.batch), a spool travels with every item, in memory."""
+    spool = SortedSpool(Item, _item_key, memory_limit=4)
+    spool.extend(Item(key, serial) for serial, key in enumerate([5, 3, 9, 3, 1, 7, 2, 8, 3]))
+    assert spool._runs
+    copy = pickle.loads(pickle.dumps(spool))
+    assert not copy._runs and len(copy) == 9
+    assert [(i.key, i.serial) for i in copy] == [(i.key, i.serial) for i in spool]
+
+
+def _rst_capture(connections: int) -> Capture:
+    cap = Capture()
+    for i in range(connections):
+        conv = Conversation(cap, client=("10.0.0.1", 30000 + i))
+        conv.handshake()
+        conv.data("c", 10)
+        conv.rst("s", dt=1.0)
+    return cap
+
+
+def test_finding_ids_with_skips_do_not_depend_on_the_memory_limit() -> None:
+    made = findings(_rst_capture(40))
+    random.Random(1).shuffle(made)
+
+    def ids(limit: int) -> list[tuple[str, float]]:
+        spool = FindingSpool(memory_limit=limit)
+        for number, finding in enumerate(made):
+            if number % 3:
+                spool.extend([finding])
+            else:
+                spool.skip([finding])
+        return [(f.id, f.time) for f in spool]
+
+    assert ids(2) == ids(1000)
+    assert [int(i[1:]) for i, _ in ids(2)] == sorted(int(i[1:]) for i, _ in ids(2))
+
+
+def _record(conn_id: int, first: float, last: float) -> FlowRecord:
+    return FlowRecord(
+        conn_id, "1:x", first, last, "10.0.0.1:1", "10.0.0.2:2", True, 1, 0, 0, 1, 0, 0,
+        "", "", "S0", "S", [],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("limit", [1, 2, 1000])
+def test_findings_go_to_the_row_of_their_time_or_else_the_last(limit: int) -> None:
+    """Zeek split connection 7 into three rows; a finding is listed on the first row whose
+    span holds its time, one outside every span on the last row."""
+    flows = FlowSpool(memory_limit=limit)
+    flows.add([_record(7, 10.0, 12.0), _record(7, 20.0, 22.0), _record(7, 30.0, 32.0)], 4)
+    flows.add([_record(3, 15.0, 16.0)], 1)
+    flows.add([_record(5, 11.0, 40.0)], 0)
+    finding = findings(_rst_capture(1))[0]
+    found = [
+        dataclasses.replace(finding, conn_id=7, time=21.0, id="F1"),
+        dataclasses.replace(finding, conn_id=7, time=25.0, id="F2"),  # between rows: last
+        dataclasses.replace(finding, conn_id=3, time=15.5, id="F3"),
+        dataclasses.replace(finding, conn_id=7, time=11.0, id="F4"),
+        dataclasses.replace(finding, conn_id=7, time=31.0, id="F5"),
+    ]
+    flows.list_findings(found)
+    for _ in range(2):
+        listed = [(r.conn_id, r.first_time, r.findings) for r in flows]
+        assert listed == [
+            (7, 10.0, ["F4"]), (5, 11.0, []), (3, 15.0, ["F3"]), (7, 20.0, ["F1"]),
+            (7, 30.0, ["F2", "F5"]),
+        ]  # fmt: skip
+
+
+def _varied_capture(connections: int) -> Capture:
+    """Healthy, reset, refused-and-retried (Zeek splits those rows) and unanswered
+    connections, interleaved in time."""
+    cap = Capture()
+    for i in range(connections):
+        conv = Conversation(cap, client=(f"10.0.{i // 200}.{i % 200 + 1}", 40000 + i))
+        kind = i % 4
+        if kind == 0:
+            conv.handshake()
+            conv.data("c", 100)
+            conv.data("s", 300)
+            conv.close("c")
+        elif kind == 1:
+            conv.handshake()
+            conv.data("c", 10)
+            conv.rst("s", dt=0.5)
+        elif kind == 2:  # refused, retried with the same ISN after Zeek's 5 s
+            for _ in range(2):
+                conv.send("c", SYN, seq=1000, advance=False)
+                conv.send("s", RST | ACK, seq=0, ack=1001, advance=False)
+                cap.time += 6
+        else:
+            conv.send("c", SYN)
+        if i % 50 == 49:
+            cap.time += 0.2
+    for i in range(0, connections, 7):  # late ACKs: connections retire out of order
+        Conversation(cap, client=("10.1.0.1", 50000 + i)).send("c", ACK)
+    return cap
+
+
+FORMATS = ("table", "markdown", "json", "jsonl", "csv", "zeek")
+
+
+def _flows_outputs(path: Path, split: bool) -> dict[str, str]:
+    runner = CliRunner()
+    outputs = {}
+    for fmt in FORMATS:
+        extra = ["--zeek-split"] if split else []
+        result = runner.invoke(app, ["flows", "-f", fmt, "--engine", "native", *extra, str(path)])
+        assert result.exit_code == 0, result.output
+        outputs[fmt] = result.stdout
+    return outputs
+
+
+def _set_defaults(cls: type, monkeypatch: pytest.MonkeyPatch, *defaults: int) -> None:
+    """The spools a report makes get these memory limit (and fan-in)."""
+    init: Callable[..., None] = cls.__init__  # type: ignore[misc]
+    monkeypatch.setattr(init, "__defaults__", defaults)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["tcpdiag", "zeek-split"])
+def test_flows_are_the_same_listed_through_small_spools(
+    split: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every `tcpdiag flows` format: the same bytes when records and findings go to disk in
+    runs of a few (several levels of runs) and the table is printed a few rows at a time, as
+    when everything fits in memory; and the findings sit on the rows the whole-list rule puts
+    them on."""
+    path = tmp_path / "many.pcap"
+    write_pcap(_varied_capture(600), path)
+    whole = _flows_outputs(path, split)
+    report = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True, zeek_split=split))
+    records = list(report.connections)
+    assert len(records) > 600 and len(report.connections._runs) == 0  # all in memory
+    assert _listed_by_the_whole_list_rule(records, list(report.findings))
+    assert sum(1 for r in records if r.findings) > 100
+    rows_of: dict[int, int] = {}
+    for record in records:
+        rows_of[record.conn_id] = rows_of.get(record.conn_id, 0) + 1
+    split_with_findings = any(
+        rows > 1 and any(r.findings for r in records if r.conn_id == c)
+        for c, rows in rows_of.items()
+    )
+    assert split_with_findings != split, "rows of one connection, or each a connection"
+
+    _set_defaults(FlowSpool, monkeypatch, 3, 4)
+    _set_defaults(FindingSpool, monkeypatch, 2)
+    monkeypatch.setattr(flows_reporter, "TABLE_ROWS", 7)
+    small = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True, zeek_split=split))
+    assert len(small.connections._files) >= 3, "records went up levels of runs"
+    assert [dataclasses.astuple(r) for r in small.connections] == [
+        dataclasses.astuple(r) for r in records
+    ]
+    assert _flows_outputs(path, split) == whole
+
+
+def _listed_by_the_whole_list_rule(records: list[FlowRecord], findings: list[Any]) -> bool:
+    """The rule as it was with every record in a list: each finding on the first row of its
+    connection whose span holds its time, else on the connection's last row."""
+    expected: dict[int, list[str]] = {id(r): [] for r in records}
+    for finding in findings:
+        rows = [r for r in records if r.conn_id == finding.conn_id]
+        row = next((r for r in rows if r.first_time <= finding.time <= r.last_time), rows[-1])
+        expected[id(row)].append(finding.id)
+    return all(r.findings == expected[id(r)] for r in records)
+
+
+def test_a_full_temporary_directory_keeps_every_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "many.pcap"
+    write_pcap(_varied_capture(80), path)
+    expected = list(analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True)).connections)
+    monkeypatch.setattr(spool_module.tempfile, "TemporaryFile", FullDisk)
+    _set_defaults(FlowSpool, monkeypatch, 4, 4)
+    report = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True))
+    assert report.connections.spill_failed.startswith("connections kept in memory: No space")
+    assert any("connections kept in memory" in w for w in report.warnings)
+    assert [dataclasses.astuple(r) for r in report.connections] == [
+        dataclasses.astuple(r) for r in expected
+    ]
