@@ -27,7 +27,7 @@ from tcpdiag.reporters.common import (
     wireshark_frames,
 )
 from tcpdiag.reporters.digest import Digest, FindingGroup, digest
-from tcpdiag.reporters.selection import RunInfo, Selection
+from tcpdiag.reporters.selection import DocumentReporter, RunInfo, Selection
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:70em;
@@ -66,17 +66,7 @@ def _prose(text: str) -> str:
     )
 
 
-class HtmlReporter:
-    def __init__(
-        self,
-        selection: Selection | None = None,
-        run: RunInfo | None = None,
-        aggregate_over: int = DEFAULT_AGGREGATE_OVER,
-    ) -> None:
-        self.selection = selection or Selection()
-        self.run = run or RunInfo()
-        self.aggregate_over = aggregate_over
-
+class HtmlReporter(DocumentReporter):
     def start(self, out: TextIO) -> None:
         out.write(
             '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -29,7 +29,7 @@ from tcpdiag.reporters.common import (
     wireshark_frames,
 )
 from tcpdiag.reporters.digest import Digest, FindingGroup, digest
-from tcpdiag.reporters.selection import RunInfo, Selection
+from tcpdiag.reporters.selection import DocumentReporter, RunInfo, Selection
 
 # Characters one capture's section may take; group sections beyond it are only counted. With the
 # summary's bounded tables this keeps a report under 30,000 characters.
@@ -37,17 +37,7 @@ BUDGET = 26_000
 GROUP_TABLE_ROWS = 40
 
 
-class MarkdownReporter:
-    def __init__(
-        self,
-        selection: Selection | None = None,
-        run: RunInfo | None = None,
-        aggregate_over: int = DEFAULT_AGGREGATE_OVER,
-    ) -> None:
-        self.selection = selection or Selection()
-        self.run = run or RunInfo()
-        self.aggregate_over = aggregate_over
-
+class MarkdownReporter(DocumentReporter):
     def start(self, out: TextIO) -> None:
         out.write(f"# tcpdiag report\n\ntcpdiag {markdown_text(self.run.version)}, run as:\n\n")
         out.write(_code_block(self.run.command_line) + "\n")

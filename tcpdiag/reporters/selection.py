@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from tcpdiag import __version__
+from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER
 from tcpdiag.filters import ConnectionFilter
 from tcpdiag.findings import Finding
 
@@ -64,6 +65,22 @@ class RunInfo:
     @property
     def command_line(self) -> str:
         return shlex.join(self.command)
+
+
+class DocumentReporter:
+    """What a reporter that writes one document for the whole run (Markdown, HTML) is told:
+    which findings to show, the run's header, and how large a group of findings is
+    aggregated (tcpdiag.aggregate)."""
+
+    def __init__(
+        self,
+        selection: Selection | None = None,
+        run: RunInfo | None = None,
+        aggregate_over: int = DEFAULT_AGGREGATE_OVER,
+    ) -> None:
+        self.selection = selection or Selection()
+        self.run = run or RunInfo()
+        self.aggregate_over = aggregate_over
 
 
 @dataclass(frozen=True, slots=True)
