@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tabulate import tabulate
@@ -416,11 +417,17 @@ class Shape:
     # The findings per category a right report holds, at a scale (None: no single right answer,
     # e.g. whether resets 1 ms apart are one host's burst or many peers' resets).
     expect: Callable[[Path, float], dict[str, int] | None] = lambda path, scale: None
+    # The packets a right reading reports, given the records in the file (zero_tail: the
+    # reader gives up on the zeros, so only the ordinary part).
+    reads: Callable[[Path, int], int] = lambda path, records: records
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    return dict(json.loads(make_capture.manifest_path(path).read_text()))
 
 
 def _manifest_findings(path: Path) -> dict[str, int]:
-    info = json.loads(make_capture.manifest_path(path).read_text())
-    return {k: v for k, v in info["expected_findings"].items() if v}
+    return {k: v for k, v in _manifest(path)["expected_findings"].items() if v}
 
 
 def _n(name: str, scale: float, least: int = 10) -> int:
@@ -467,6 +474,7 @@ SHAPES: list[Shape] = [
         "an ordinary capture followed by megabytes of zeros",
         lambda p, s: gen_zero_tail(p, _n("zero_tail", s, 1), int(ZERO_TAIL_PACKETS * s)),
         expect=lambda p, s: _manifest_findings(p),
+        reads=lambda p, records: int(_manifest(p)["packets"]),
     ),
     Shape(
         "unique_syns",
@@ -537,11 +545,17 @@ def tcpdiag_cmd(path: Path) -> list[str]:
 
 
 def measure(
-    path: Path, packets: int, timeout: float, expected: dict[str, int] | None = None
+    path: Path,
+    packets: int,
+    timeout: float,
+    expected: dict[str, int] | None = None,
+    reads: int | None = None,
 ) -> tuple[bench_run.Measurement, str]:
     """tcpdiag analyze on `path` (exit 0, 1 or 2 all accepted): the measurement and a summary
     of its findings ("N: cat1 n1, cat2 n2", or the error), marked "as expected" or "NOT as
-    expected" when `expected` (findings per category) is given."""
+    expected" when `expected` (findings per category) is given. `reads`: the packets a right
+    reading reports (default: `packets`)."""
+    reads = packets if reads is None else reads
     out = str(path) + ".tcpdiag.jsonl"
     bench_run.warm(str(path))
     m = bench_run.measure(
@@ -562,7 +576,7 @@ def measure(
     if cap.get("packets") != packets:
         text += f"; read {cap.get('packets', 0):,} packets"
     if expected is not None:
-        right = dict(cats) == expected and cap.get("packets") == packets
+        right = dict(cats) == expected and cap.get("packets") == reads
         want = ", ".join(f"{c} {n:,}" for c, n in expected.items()) or "none"
         text = ("as expected: " if right else f"NOT as expected ({want}): ") + text
     return m, text
@@ -663,7 +677,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 try:
                     expected = shape.expect(path, args.scale * k)
-                    r.timed, r.findings = measure(path, packets, args.timeout, expected)
+                    reads = shape.reads(path, packets)
+                    r.timed, r.findings = measure(path, packets, args.timeout, expected, reads)
                 except bench_run.BenchTimeout:
                     r.timeout = args.timeout
                     gave_up = f"{k:g}x timed out"
