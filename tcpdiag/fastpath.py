@@ -69,6 +69,10 @@ LOOKAHEAD_SECONDS = CLOSE_GRACE_SECONDS + _MARGIN_SECONDS + FLOW_ALLOWANCE_SECON
 # most held at once: memory is bounded by these, whatever the size of the capture.
 WINDOW_ROWS = 1 << 18
 WINDOW_MAX_ROWS = 1 << 19
+# Rows the arrays could not describe carry a Packet object each (about 0.5 KB: an ICMP error
+# with its quote, a fragment, a deeper tunnel): a window holding this many is decided at once,
+# whatever its span, so that a capture made of them (an ICMP storm) stays in bounded memory.
+WINDOW_MAX_OBJECTS = 1 << 17
 
 _HALF = np.uint32(1 << 31)
 _SLICE = 2048  # rows the table is fed per slice (see _decide)
@@ -94,23 +98,24 @@ class FastPathTracker:
     def track(self, batches: Iterable[Columns]) -> Iterator[TrackedConnection]:
         parts: list[Columns] = []
         latest: list[float] = []  # per part: the latest packet time in it
-        rows = 0
+        rows = objects = 0
         for columns in batches:
             if not len(columns):
                 continue
             parts.append(columns)
             latest.append(float(columns.time.max()))
             rows += len(columns)
+            objects += len(columns.others)
             if self._flooded():
                 # Nothing is taken in bulk now, so nothing needs a look ahead: hand every row
                 # over at once, and keep memory to the table's.
                 window = Columns.join(parts)
-                parts, latest, rows = [], [], 0
+                parts, latest, rows, objects = [], [], 0, 0
                 clock = self._clock_for(window.time)
                 yield from self._decide(window, clock, len(window), last=False)
                 self._done = self._done[len(window) :].copy()
                 continue
-            if rows < WINDOW_ROWS:
+            if rows < WINDOW_ROWS and objects < WINDOW_MAX_OBJECTS:
                 continue
             # Decide once at least half the window is at least LOOKAHEAD_SECONDS before its end
             # (judged on whole parts, to look before concatenating them).
@@ -118,7 +123,8 @@ class FastPathTracker:
             while half >= len(parts[k]):
                 half -= len(parts[k])
                 k += 1
-            if max(latest[: k + 1]) > latest[-1] - LOOKAHEAD_SECONDS and rows < WINDOW_MAX_ROWS:
+            short = max(latest[: k + 1]) > latest[-1] - LOOKAHEAD_SECONDS
+            if short and rows < WINDOW_MAX_ROWS and objects < WINDOW_MAX_OBJECTS:
                 continue  # too short a span yet: read on
             window = Columns.join(parts)
             parts = []
@@ -130,6 +136,7 @@ class FastPathTracker:
             yield from self._decide(window, clock, end, last=False)
             parts = [window.tail(end)]
             latest = [float(parts[0].time.max())] if len(parts[0]) else []
+            objects = len(parts[0].others)
             if not latest:
                 parts = []
             self._done = self._done[end:].copy()

@@ -57,11 +57,15 @@ def busy_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["production windows", "tiny windows"])
+@pytest.fixture(params=["production windows", "tiny windows", "few objects per window"])
 def windows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "tiny windows":
         monkeypatch.setattr(fastpath, "WINDOW_ROWS", 64)
         monkeypatch.setattr(fastpath, "WINDOW_MAX_ROWS", 256)
+    elif request.param == "few objects per window":
+        # Windows decided early because of the Packet objects they hold (ICMP errors, odd
+        # frames), at any span.
+        monkeypatch.setattr(fastpath, "WINDOW_MAX_OBJECTS", 3)
     return str(request.param)
 
 
