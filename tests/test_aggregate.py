@@ -296,3 +296,13 @@ def test_the_first_pass_is_skipped_when_no_group_can_pass() -> None:
 
     few = Once(range(50))
     assert not plan_aggregates(few, 100, len(few)) and Once.reads == 0
+
+
+def test_a_scanner_past_the_counted_targets_is_reported_as_at_least(
+    scan500: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digest counts a scanner's distinct targets up to a bound: a count that reached it
+    says so ("N+ targets") instead of passing for the exact number."""
+    monkeypatch.setattr("tcpdiag.reporters.digest.SCANNER_TARGETS_KEPT", 100)
+    monkeypatch.setattr("tcpdiag.reporters.story.SCANNER_TARGETS_KEPT", 100)
+    assert "clients scanning: 10.0.0.9 (100+ targets)" in analyze(str(scan500))

@@ -20,6 +20,9 @@ TOP_ENDPOINTS = 5
 # A client address that met refusals or half-open probes on this many distinct server endpoints
 # is treated as a scanner: its findings form one group per category instead of one per port.
 SCANNER_MIN_TARGETS = 3
+# Distinct targets counted per scanning client, at most (enough to rank; bounds memory on a huge
+# scan): a count that reaches it is reported as "at least" (see story.top_endpoint_lines).
+SCANNER_TARGETS_KEPT = 10_000
 SCAN_CATEGORIES = frozenset({"refused", "half_open_scan"})
 # Categories whose RST sender broke a working connection ("which host aborts").
 ABORT_CATEGORIES = frozenset({"peer_reset", "local_abort", "fin_wait_reset"})
@@ -125,7 +128,7 @@ def digest(
             result.refusing_servers[finding.server] += 1
         if finding.category in SCAN_CATEGORIES:
             probed = targets.setdefault(host_of(finding.client), set())
-            if len(probed) < 10_000:  # enough to rank; bounds memory on a huge scan
+            if len(probed) < SCANNER_TARGETS_KEPT:
                 probed.add(finding.server)
         if finding.category in ABORT_CATEGORIES:
             sender = finding.facts.get("sender")

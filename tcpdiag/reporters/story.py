@@ -9,7 +9,7 @@ from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import AppView, Finding
 from tcpdiag.ladder import Ladder, Step
 from tcpdiag.reporters import units
-from tcpdiag.reporters.digest import Digest, FindingGroup, top
+from tcpdiag.reporters.digest import SCANNER_TARGETS_KEPT, Digest, FindingGroup, top
 from tcpdiag.reporters.selection import RunInfo, Selection
 
 IMPACT_WORDS = {
@@ -60,12 +60,16 @@ def top_endpoint_lines(d: Digest) -> list[tuple[str, str]]:
     """(question, answer) pairs: which server refuses most, which client scans, which host
     aborts; answers are plain text."""
 
-    def listing(pairs: list[tuple[str, int]], unit: str) -> str:
-        return ", ".join(f"{who} ({units.plural(n, unit)})" for who, n in pairs) or "none"
+    def listing(pairs: list[tuple[str, int]], unit: str, kept: int = 0) -> str:
+        counts = [
+            f"{who} ({n:,}+ {unit}s)" if kept and n >= kept else f"{who} ({units.plural(n, unit)})"
+            for who, n in pairs
+        ]
+        return ", ".join(counts) or "none"
 
     return [
         ("servers refusing most", listing(top(d.refusing_servers), "refusal")),
-        ("clients scanning", listing(top(d.scanners), "target")),
+        ("clients scanning", listing(top(d.scanners), "target", SCANNER_TARGETS_KEPT)),
         ("hosts aborting connections", listing(top(d.aborting_hosts), "reset")),
     ]
 
