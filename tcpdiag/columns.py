@@ -17,6 +17,7 @@ returned None for), in frame order. Rows the arrays cannot describe carry their 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -246,10 +247,10 @@ class Addresses6:
 
     def of_bytes(self, raw: bytes) -> int | None:
         found = self._by_bytes.get(raw)
-        if found is None and len(self.text) < MAX_ADDRESSES6:
-            text = ip6_text(raw)
-            found = self._by_bytes[raw] = self.number[text] = len(self.text)
-            self.text.append(text)
+        if found is None:
+            found = self.of_text(ip6_text(raw))
+            if found is not None:
+                self._by_bytes[raw] = found
         return found
 
     def of_text(self, text: str) -> int | None:
@@ -319,23 +320,18 @@ class ColumnDecoder:
             if type(packet) is not TcpSegment:
                 others.append(packet)
                 continue
-            a: int | None
-            b: int | None
-            if packet.ip_version == 4:
-                try:
-                    a, b = ipv4_int(packet.src), ipv4_int(packet.dst)
-                except OSError:  # not one IPv4 address: left whole, in no group
-                    a = b = None
-                exact = a is not None and packet.ip_id is not None
-            else:
-                a, b = number6(packet.src), number6(packet.dst)
-                v6[row] = exact = a is not None and b is not None
-                exact &= packet.ip_id is None
-            options = packet.syn_options
-            exact &= (options is not None) == bool(packet.flags & SYN) and packet.flags < 0x100
-            if a is not None and b is not None:
-                ints["src"][row], ints["dst"][row] = a, b
+            numbers = _address_numbers(packet, number6)
+            if numbers is not None:
+                ints["src"][row], ints["dst"][row] = numbers
                 ints["sport"][row], ints["dport"][row] = packet.sport, packet.dport
+                v6[row] = packet.ip_version == 6
+            options = packet.syn_options
+            exact = (
+                numbers is not None
+                and (packet.ip_id is None) == (packet.ip_version == 6)
+                and (options is not None) == bool(packet.flags & SYN)
+                and packet.flags < 0x100
+            )
             if not exact:
                 others.append(packet)
                 continue
@@ -560,22 +556,17 @@ class ColumnDecoder:
         tunnel = tunnel[order]
         # Rows decoded by Decoder: their 4-tuple goes into the columns when it is a TCP one
         # whose addresses have numbers (so their connection is recognised), else zeros.
-        numbers6 = self.addresses6.number
+        # (Only addresses the arrays numbered: one without a number has no simple row.)
+        number6 = self.addresses6.number.get
         for row, packet in zip(np.flatnonzero(~simple).tolist(), kept_packets, strict=True):
             tunnel[row] = self._tunnel_id(packet.tunnel) if packet.tunnel else 0
-            if type(packet) is TcpSegment and packet.ip_version == 4:
-                src[row] = ipv4_int(packet.src)
-                dst[row] = ipv4_int(packet.dst)
-                sport[row] = packet.sport
-                dport[row] = packet.dport
-            elif (
+            if (
                 type(packet) is TcpSegment
-                and (a := numbers6.get(packet.src)) is not None
-                and (b := numbers6.get(packet.dst)) is not None
+                and (numbers := _address_numbers(packet, number6)) is not None
             ):
-                src[row], dst[row], v6[row] = a, b, True
-                sport[row] = packet.sport
-                dport[row] = packet.dport
+                src[row], dst[row] = numbers
+                sport[row], dport[row] = packet.sport, packet.dport
+                v6[row] = packet.ip_version == 6
             else:
                 src[row] = dst[row] = sport[row] = dport[row] = 0
         return Columns(
@@ -686,6 +677,20 @@ class ColumnDecoder:
             kinds[name] = kinds.get(name, 0) + frames
             ids.append(self._tunnel_id(context))
         return np.array(ids, np.int32)[inverse.reshape(-1)]
+
+
+def _address_numbers(
+    packet: TcpSegment, number6: Callable[[str], int | None]
+) -> tuple[int, int] | None:
+    """A segment's two addresses as the columns hold them: IPv4 ones as integers, IPv6 ones
+    by `number6`; None when either has no such form (then the row is in no group)."""
+    if packet.ip_version == 4:
+        try:
+            return ipv4_int(packet.src), ipv4_int(packet.dst)
+        except OSError:  # not one IPv4 address (another decoder's odd text)
+            return None
+    a, b = number6(packet.src), number6(packet.dst)
+    return None if a is None or b is None else (a, b)
 
 
 def quoted_key(packet: Packet, w: Columns) -> tuple[int, int, int, int, int, int] | None:
