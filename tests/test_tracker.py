@@ -488,18 +488,25 @@ def test_a_rst_the_receiver_keeps_sending_after_was_not_accepted() -> None:
         assert event.rst_verdict == verdict, gap
 
 
-def test_rsts_exactly_a_window_apart_are_no_burst() -> None:
-    """A host resetting one connection every 10 ms is a steady stream, not one burst chained
-    end to end (the burst window is open at its edges)."""
+def _resets_one_after_another(count: int, gap: float) -> Capture:
+    """`count` exchanges from one client host, then the client resets them one after another,
+    `gap` seconds apart (the first a second after the exchanges)."""
     cap = Capture()
-    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(4)]
+    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(count)]
     for conv in convs:
         conv.handshake()
         conv.data("c", 10)
         conv.data("s", 10)
     convs[0].rst("c", dt=1.0)
     for conv in convs[1:]:
-        conv.rst("c", dt=RST_BURST_WINDOW_SECONDS)
+        conv.rst("c", dt=gap)
+    return cap
+
+
+def test_rsts_exactly_a_window_apart_are_no_burst() -> None:
+    """A host resetting one connection every 10 ms is a steady stream, not one burst chained
+    end to end (the burst window is open at its edges)."""
+    cap = _resets_one_after_another(4, RST_BURST_WINDOW_SECONDS)
     assert [e.burst_size for e in rst_events(cap)] == [1, 1, 1, 1]
 
 
@@ -519,13 +526,5 @@ def test_spurious_retransmissions_of_acknowledged_data_are_no_stall() -> None:
 def test_a_steady_stream_of_resets_is_no_burst() -> None:
     """One host resetting a connection every millisecond for a while: every instant has
     neighbours, but nothing stands out as one instant's kill, so no local_abort."""
-    cap = Capture()
-    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(60)]
-    for conv in convs:
-        conv.handshake()
-        conv.data("c", 10)
-        conv.data("s", 10)
-    convs[0].rst("c", dt=1.0)
-    for conv in convs[1:]:
-        conv.rst("c", dt=0.001)
+    cap = _resets_one_after_another(60, 0.001)
     assert {f.category for f in findings(cap)} == {"peer_reset"}
