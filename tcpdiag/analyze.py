@@ -165,8 +165,10 @@ class Pipeline:
                 continue
             self.selected += 1
             self.scans.observe(conn)
-            found = engine.findings_for(conn)
-            report.findings.extend(found)
+            # (Most connections have no event: a flood's attempts, the healthy ones.)
+            found = engine.findings_for(conn) if conn.events else []
+            if found:
+                report.findings.extend(found)
             if self.options.keep_flows:
                 report.connections.add(FlowRecord.from_connection(conn), len(found))
 

@@ -1214,7 +1214,10 @@ class FlowTable:
         while self._live:
             key, held = self._live.popitem(last=False)
             self._awake.pop(key, None)
-            yield self._held(held).retire(self._rst_log)
+            if type(held) is _Attempt:
+                yield self._retire_attempt(held)
+            else:
+                yield self._held(held).retire(self._rst_log)
         self._attempts.clear()
         self._closing.clear()
         self._spill.close()
@@ -1309,6 +1312,13 @@ class FlowTable:
             if self._attempts:
                 oldest = next(iter(self._attempts))
                 self.evicted_attempts += 1
+                held = self._live[oldest]
+                if type(held) is _Attempt:
+                    # The common case of a flood: a lone SYN, retired without a Connection.
+                    del self._live[oldest], self._attempts[oldest]
+                    self._retired_early.append(self._retire_attempt(held))
+                    self.evicted += 1
+                    return
             else:
                 oldest = next(iter(self._live))
             conn_out = self._wake(oldest)
@@ -1411,6 +1421,50 @@ class FlowTable:
             return conn
         return self._spill.restore(held)
 
+    def _retire_attempt(self, attempt: _Attempt) -> TrackedConnection:
+        """What `self._held(attempt).retire(...)` gives, built directly: under a SYN flood
+        most connections retire this way, and a Connection with its SYN tracked costs several
+        times more. Only for the plain SYN (no payload, no FIN); anything else takes the tracker.
+        tests/test_bounds.py compares both ways field by field."""
+        syn = attempt.syn
+        flags = syn.flags
+        if flags & FIN or syn.payload_len:
+            return self._held(attempt).retire(self._rst_log)
+        time = syn.time
+        options = syn.syn_options
+        shift = options.window_scale if options is not None else None
+        seq = syn.seq
+        client = Endpoint(
+            syn.src,
+            syn.sport,
+            state=TcpState.SYN_SENT,
+            isn=seq,
+            snd_nxt=(seq + 1) & 0xFFFFFFFF,
+            data_start=(seq + 1) & 0xFFFFFFFF,
+            window=syn.window,
+            # RFC 7323 2.3, as Connection._on_syn
+            window_scale=min(shift, 14) if shift is not None else None,
+            syn_options=options,
+            syn_window=syn.window,
+            syn=Evidence(syn.frame, time, "SYN from client"),
+            packets=1,
+            ttl=syn.ttl,
+            last_time=time,
+            last_segment=(seq, syn.ack, flags, 0, syn.ip_id) if syn.ip_id else None,
+        )
+        server = Endpoint(syn.dst, syn.dport, state=TcpState.LISTEN, role="server")
+        ref = ConnectionRef(
+            conn_id=attempt.conn_id,
+            client=client.text,
+            server=server.text,
+            initiator_known=True,
+            ip_version=syn.ip_version,
+            first_frame=syn.frame,
+            first_time=time,
+            tunnel=syn.tunnel,
+        )
+        return TrackedConnection(ref, client, server, time, [], "", "", False)
+
     def _spill_idle(self, now: float) -> None:
         awake = self._awake
         while awake:
@@ -1464,7 +1518,10 @@ class FlowTable:
             del self._live[key]
             self._awake.pop(key, None)
             self._attempts.pop(key, None)
-            yield self._held(held).retire(self._rst_log)
+            if type(held) is _Attempt:
+                yield self._retire_attempt(held)
+            else:
+                yield self._held(held).retire(self._rst_log)
         self._spill_idle(now)
 
 

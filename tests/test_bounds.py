@@ -15,7 +15,7 @@ from flowbuilder import LINUX_SYN, Capture, Conversation, established
 from tcpdiag import tracker
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.detect import RuleEngine
-from tcpdiag.packets import ACK, PSH, RST, SYN, TcpSegment
+from tcpdiag.packets import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, SynOptions, TcpSegment
 from tcpdiag.rules import load_rules
 from tcpdiag.tracker import ConnectionSpill, FlowTable
 
@@ -212,3 +212,52 @@ def test_a_bare_syn_waits_in_little_memory() -> None:
     conn = table.lookup(answered.src, answered.sport, answered.dst, answered.dport)
     assert conn is not None and conn.conn_id == 1 and conn.server.isn == 77
     assert conn.client.isn == answered.seq and conn.client.packets == 1
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"ip_id": 4242},
+        {"syn_options": None},
+        {"syn_options": SynOptions(mss=1460, window_scale=15)},  # clamped to 14
+        {"syn_options": SynOptions(mss=536)},
+        {"src": "2001:db8::1", "dst": "2001:db8::2", "ip_version": 6, "ttl": 255},
+        {"tunnel": "vxlan 192.0.2.1<->192.0.2.2 vni 42", "seq": 0xFFFFFFFF},
+        {"flags": SYN | URG | PSH | ECE | CWR, "ttl": 128, "ip_id": 7},
+        {"flags": SYN | FIN},  # not plain: the tracker makes it
+        {"payload_len": 20},  # TCP Fast Open data: the tracker makes it
+    ],
+)
+def test_a_lone_syn_retires_as_its_tracked_connection_would(variant: dict[str, Any]) -> None:
+    """A bare SYN retired from the table (evicted by a flood, or at the end) is built without
+    tracking it; every field must be what tracking the SYN in a Connection gives."""
+    fields: dict[str, Any] = {
+        "frame": 3, "time": 1_700_000_000.25, "src": "198.51.100.7", "dst": "192.0.2.1",
+        "sport": 40_000, "dport": 443, "seq": 123_456, "ack": 0, "flags": SYN,
+        "window": 64_240, "payload_len": 0, "ttl": 64, "ip_version": 4, "syn_options": LINUX_SYN,
+    }  # fmt: skip
+    syn = TcpSegment(**(fields | variant))
+    table = FlowTable(zeek=False)
+    table.feed(syn)
+    [held] = table._live.values()
+    assert isinstance(held, tracker._Attempt)
+    tracked = table._held(held).retire(table._rst_log)
+    built = table._retire_attempt(held)
+    assert built == tracked
+    assert [*table.flush()] == [tracked]  # and so at the end of the capture
+
+
+def test_a_flood_evicts_lone_syns_as_tracked_connections() -> None:
+    """Evicted lone SYNs reach the detector as the connections their tracking would make."""
+    flood = list(syn_flood(300))
+    fast = FlowTable(max_live=100, zeek=False)
+    retired = list(fast.track(flood))
+    assert fast.evicted == fast.evicted_attempts == 200
+    reference = FlowTable(max_live=100, zeek=False)
+    expected = []
+    for seg in flood:
+        conn = reference._connection(seg, seg.frame)
+        conn.on_segment(seg, reference._rst_log, seg.time)
+        expected.append(conn.retire(reference._rst_log))
+    assert retired == expected
