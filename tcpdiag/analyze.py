@@ -249,8 +249,7 @@ def analyze_capture(
     decoder = Decoder(options.vxlan_ports)
     pipeline = Pipeline(report, engine, options)
     with reader:
-        if options.fast_path and not pipeline.table.zeek:
-            # Zeek's view (flows, --state) needs every packet, so it keeps the packet path.
+        if options.fast_path:
             columns = map(ColumnDecoder(decoder).decode, reader.chunks())
             pipeline.detect(pipeline.track_columns(columns))
         else:

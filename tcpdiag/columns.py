@@ -266,6 +266,11 @@ class Addresses6:
 MAX_ADDRESSES6 = 1 << 16
 
 
+def ipv4_text(cache: dict[int, str], addr: int) -> str:
+    """The text of an IPv4 address (as an integer), through a cache of recent ones."""
+    return cache.get(addr) or _remember(cache, addr)
+
+
 def _remember(cache: dict[int, str], addr: int) -> str:
     if len(cache) >= 1 << 12:  # enough for the busy addresses; few long-lived strings
         cache.clear()

@@ -66,8 +66,8 @@ def analyze_with_tshark(
     path: str | os.PathLike[str], engine: RuleEngine, options: AnalysisOptions
 ) -> CaptureReport:
     """analyze_capture's pipeline on tshark's records: in batches through the fast path, as
-    the native decoder's columns (or every packet through the tracker where analyze_capture
-    would: with --state, or without the fast path)."""
+    the native decoder's columns (or every packet through the tracker without the fast
+    path)."""
     report = CaptureReport(path=os.fspath(path))
     if not os.path.isfile(path):
         report.error = f"{report.path}: no such file"
@@ -79,7 +79,7 @@ def analyze_with_tshark(
         return report
     pipeline = Pipeline(report, engine, options)
     try:
-        if options.fast_path and not pipeline.table.zeek:
+        if options.fast_path:
             columns = ColumnDecoder()
             batches = map(columns.from_packets, _batches(decoder.packets()))
             pipeline.detect(pipeline.track_columns(batches))

@@ -37,8 +37,14 @@ normally):
 - the table could not have reached its live-connection cap in this window (eviction would
   depend on every connection).
 
-`tests/test_fastpath.py` checks that both ways give the same report on every sample, on crafted
-edge cases and on a generated busy capture; tests/fuzzing.py checks it on every mutated capture.
+When Zeek's view is wanted (`tcpdiag flows`, `--state`), the connections handled here are also
+handed on as summaries (`_summary_connections`): what a connection without events is listed,
+counted and filtered by. Only those that Zeek's timers cannot split qualify then (closed within
+5 s, no packet stamped before their SYN, no zero window: see _uneventful).
+
+`tests/test_fastpath.py` checks that both ways give the same report (and list the same flows) on
+every sample, on crafted edge cases and on a generated busy capture; tests/fuzzing.py checks it
+on every mutated capture.
 """
 
 from __future__ import annotations
@@ -46,18 +52,23 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_int, quoted_key
+from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_int, ipv4_text, quoted_key
+from tcpdiag.events import ConnectionRef, Evidence, Role
 from tcpdiag.packets import ACK, FIN, RST, SYN, URG
 from tcpdiag.tracker import (
     CLOSE_GRACE_SECONDS,
     RETIRE_CHECK_EVERY,
+    Endpoint,
     FlowTable,
+    TcpState,
     TrackedConnection,
 )
+from tcpdiag.zeek import ATTEMPT_DELAY_SECONDS, CLOSE_DELAY_SECONDS, INACTIVITY_SECONDS
 
 # A connection is decided only once the window reaches the check point at which the table
 # would retire it (see _uneventful), so a window is decided up to this long before its end; the
@@ -73,6 +84,9 @@ WINDOW_MAX_ROWS = 1 << 19
 # with its quote, a fragment, a deeper tunnel): a window holding this many is decided at once,
 # whatever its span, so that a capture made of them (an ICMP storm) stays in bounded memory.
 WINDOW_MAX_OBJECTS = 1 << 17
+
+# Zeek's shortest timer: a connection shorter than this is never split by Zeek's timers.
+ZEEK_TIMER_SECONDS = min(ATTEMPT_DELAY_SECONDS, CLOSE_DELAY_SECONDS, INACTIVITY_SECONDS)
 
 _HALF = np.uint32(1 << 31)
 _SLICE = 2048  # rows the table is fed per slice (see _decide)
@@ -171,7 +185,7 @@ class FastPathTracker:
         if self._flooded():
             bulk = _Bulk.nothing(len(w))
         else:
-            bulk = _uneventful(w, done, clock, end, last, self._base)
+            bulk = _uneventful(w, done, clock, end, last, self._base, table.zeek)
         chosen = np.ones(len(bulk.groups), np.bool_)
         if table.live_count + bulk.groups_in_part >= table.max_live:
             chosen[:] = False  # the table might evict: that depends on every connection
@@ -181,7 +195,9 @@ class FastPathTracker:
         qualifies[bulk.groups[chosen]] = True
         done |= qualifies[bulk.group_of_row]
         self._done = done
-        start_rows = np.sort(bulk.syn_row[chosen])
+        by_start = np.argsort(bulk.syn_row[chosen], kind="stable")
+        start_rows = bulk.syn_row[chosen][by_start]
+        ids = np.zeros(len(start_rows), np.int64)  # the connection id each one takes
         self.fast_connections += len(start_rows)
 
         # Each closed one takes its place in the closing queue at the row that closed it,
@@ -219,7 +235,8 @@ class FastPathTracker:
                 strict=True,
             ):
                 if n_starts > done_starts:
-                    table.skip_connections(n_starts - done_starts)
+                    first_id = table.skip_connections(n_starts - done_starts)
+                    ids[done_starts:n_starts] = first_id + np.arange(n_starts - done_starts)
                     done_starts = n_starts
                 while done_closes < n_closes:
                     table.closed_elsewhere(closes[done_closes][1], closes[done_closes][2])
@@ -228,11 +245,19 @@ class FastPathTracker:
                 if feed:
                     table.feed(next(packets))
                 yield from table.retire_due(check)
-        table.skip_connections(len(start_rows) - done_starts)
+        first_id = table.skip_connections(len(start_rows) - done_starts)
+        ids[done_starts:] = first_id + np.arange(len(start_rows) - done_starts)
         for _, closed_at, last_time in closes[done_closes:split]:
             table.closed_elsewhere(closed_at, last_time)
         self.table.clock.steps(w.time[:end])  # the clock's state after the decided rows
         self._base += end
+        if bulk.summaries is not None and len(start_rows):
+            # Zeek's view is wanted: the connections taken in bulk are listed too.
+            in_order = np.flatnonzero(chosen)[by_start]
+            summaries = bulk.summaries.select(in_order)
+            yield from _summary_connections(
+                w, summaries, ids, bulk.last_time[in_order], self._addr_text
+            )
 
     def _live(self, keys: npt.NDArray[np.uint64], w: Columns) -> Bools:
         """Which of these 4-tuples (as grouping keys, tunnel and family included) the table is
@@ -286,6 +311,7 @@ class _Bulk:
     syn_row: I64
     close_row: I64  # the row after which the table would call it closed; -1: never closed
     last_time: F64
+    summaries: _Summaries | None = None  # only when Zeek's view is wanted
 
     @staticmethod
     def nothing(rows: int) -> _Bulk:
@@ -300,6 +326,147 @@ class _Bulk:
             syn_row=none,
             close_row=none,
             last_time=np.zeros(0, np.float64),
+        )
+
+
+def _summary_connections(
+    w: Columns, summaries: _Summaries, ids: I64, last_time: F64, addr_text: dict[int, str]
+) -> Iterator[TrackedConnection]:
+    """The connections taken in bulk, as the retired connections that list them (flows, and
+    --state filters): exactly what a connection without events is listed, counted and
+    filtered by (its ids, times, counters, final states, Zeek's conn_state and history); the
+    rest of each Endpoint is left at its defaults. tests/test_fastpath.py compares the flows
+    listed both ways."""
+    rows = summaries.syn_row
+    text6, names = w.addresses6.text, w.tunnel_names
+    number, time = w.number.tolist(), w.time.tolist()  # (by row: a few per connection)
+    # The side whose FIN came first waits in TIME_WAIT; the other is CLOSED.
+    client_first = (summaries.fin_row[0] < summaries.fin_row[1]).tolist()
+    openings = (rows.tolist(), summaries.synack_row.tolist())
+    numbers = (summaries.isn, summaries.acked, summaries.packets, summaries.payload)
+    per_side = [
+        list(zip(*(a[side].tolist() for a in (*numbers, summaries.fin_row)), strict=True))
+        for side in (0, 1)
+    ]
+    histories = _histories(summaries)
+    for k, (src, dst, sport, dport, v6, tunnel, conn_id, last) in enumerate(
+        zip(
+            w.src[rows].tolist(),
+            w.dst[rows].tolist(),
+            w.sport[rows].tolist(),
+            w.dport[rows].tolist(),
+            w.v6[rows].tolist(),
+            w.tunnel[rows].tolist(),
+            ids.tolist(),
+            last_time.tolist(),
+            strict=True,
+        )
+    ):
+        if v6:
+            client_addr, server_addr = text6[src], text6[dst]
+        else:
+            client_addr, server_addr = ipv4_text(addr_text, src), ipv4_text(addr_text, dst)
+        first = client_first[k]
+        client = _summary_endpoint(
+            client_addr, sport, "client", per_side[0][k], openings[0][k], number, time, first
+        )
+        server = _summary_endpoint(
+            server_addr, dport, "server", per_side[1][k], openings[1][k], number, time, not first
+        )
+        syn = openings[0][k]
+        ref = ConnectionRef(
+            conn_id=conn_id,
+            client=client.text,
+            server=server.text,
+            initiator_known=True,
+            ip_version=6 if v6 else 4,
+            first_frame=number[syn],
+            first_time=time[syn],
+            tunnel=names[tunnel],
+        )
+        yield TrackedConnection(ref, client, server, last, [], "SF", histories[k], False)
+
+
+def _summary_endpoint(
+    addr: str,
+    port: int,
+    role: Role,
+    numbers: tuple[int, int, int, int, int],
+    opening: int,
+    number: list[int],
+    time: list[float],
+    first_to_close: bool,
+) -> Endpoint:
+    """One side of a connection taken in bulk (see _summary_connections)."""
+    isn, acked, packets, payload, fin = numbers
+    what = "SYN from client" if role == "client" else "SYN-ACK from server"
+    return Endpoint(
+        addr,
+        port,
+        state=TcpState.TIME_WAIT if first_to_close else TcpState.CLOSED,
+        isn=isn,
+        acked=acked,
+        fin_acked=True,
+        acks_advanced=True,
+        packets=packets,
+        payload_bytes=payload,
+        bytes_sent=payload,
+        syn=Evidence(number[opening], time[opening], what),
+        fin=Evidence(number[fin], time[fin], f"FIN from {role}"),
+        role=role,
+    )
+
+
+def _histories(summaries: _Summaries) -> list[str]:
+    """Zeek's history of each healthy connection: each letter where it first shows, the
+    originator's (the client's) upper case."""
+    columns = [(summaries.syn_row, "S"), (summaries.synack_row, "h")]
+    for side, (ack, data, fin) in enumerate((("A", "D", "F"), ("a", "d", "f"))):
+        columns += [
+            (summaries.ack_row[side], ack),
+            (summaries.data_row[side], data),
+            (summaries.fin_row[side], fin),
+        ]
+    rows = np.stack([c for c, _ in columns], axis=1)
+    order = np.argsort(rows, axis=1, kind="stable").tolist()
+    present = (rows != _NEVER).tolist()
+    letters = [letter for _, letter in columns]
+    return [
+        "".join(letters[j] for j in by_row if seen[j])
+        for by_row, seen in zip(order, present, strict=True)
+    ]
+
+
+@dataclass(slots=True)
+class _Summaries:
+    """Per qualifying connection, the numbers its summary is made of (see _summary): rows of
+    the window, and pairs of arrays (client's, server's)."""
+
+    syn_row: I64
+    synack_row: I64
+    fin_row: tuple[I64, I64]
+    ack_row: tuple[I64, I64]  # the first pure ACK (_NEVER: none)
+    data_row: tuple[I64, I64]  # the first segment with data (and no SYN or FIN)
+    packets: tuple[I64, I64]
+    payload: tuple[I64, I64]
+    isn: tuple[I64, I64]
+    # The sequence space each side had acknowledged by the peer (its FIN included).
+    acked: tuple[I64, I64] = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def select(self, groups: I64) -> _Summaries:
+        def pick(pair: tuple[I64, I64]) -> tuple[I64, I64]:
+            return pair[0][groups], pair[1][groups]
+
+        return _Summaries(
+            self.syn_row[groups],
+            self.synack_row[groups],
+            pick(self.fin_row),
+            pick(self.ack_row),
+            pick(self.data_row),
+            pick(self.packets),
+            pick(self.payload),
+            pick(self.isn),
+            pick(self.acked),
         )
 
 
@@ -332,7 +499,9 @@ def _group_keys(lo: I64, hi: I64, direction: I64, tunnel: I64) -> npt.NDArray[np
     return (pair_hash(lo, tunnelled) & ~np.uint64(1)) | direction.astype(np.uint64)
 
 
-def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base: int) -> _Bulk:
+def _uneventful(
+    w: Columns, done: Bools, clock: F64, end: int, last: bool, base: int, zeek: bool
+) -> _Bulk:
     n = len(w)
     # Sort rows by 4-tuple, then direction, then capture order (a stable sort): each direction
     # of each connection becomes a run of consecutive positions.
@@ -378,7 +547,7 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
     bad |= later & (((shape & (SYN | RST | URG)) != 0) | ((shape & ACK) == 0))
     bad[1:] |= later[1:] & (seq[1:] != next_seq[:-1])  # not where the previous one ended
     ok = np.add.reduceat(bad.astype(np.int32), g_start) == 0
-    del bad, later, next_seq, mixed
+    del bad, later, mixed
     runs_per_group = np.bincount(group_s[r_start], minlength=n_groups)
     ok &= runs_per_group == 2
     del group_s
@@ -452,6 +621,41 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
         )
         ok &= ~np.isin(group_key, quoted_keys)
 
+    summaries = None
+    if zeek:
+        # Zeek's view is wanted (flows, --state): the connection is listed from a summary
+        # (see _Summaries), which is only as simple as this for the closed connections that
+        # Zeek's timers cannot split and whose counters the arrays can give exactly.
+        ok &= both_acked
+        syn_time = w.time[row[c0]]
+        last_row = np.maximum.reduceat(row, g_start)
+        # Every timer of Zeek's (tcpdiag.zeek) waits 5 s at least, from a packet's own time:
+        # nothing can fire before a connection that spans less than that by the capture clock
+        # has ended, if none of its packets is stamped before its SYN.
+        ok &= np.maximum(clock[last_row], last_time) - syn_time < ZEEK_TIMER_SECONDS
+        ok &= np.minimum.reduceat(w.time[row], g_start) >= syn_time
+        # A zero window is a history letter ('W') of its own.
+        zero = ((shape & (SYN | RST)) == 0) & (w.window[row] == 0)
+        ok &= np.add.reduceat(zero.astype(np.int32), g_start) == 0
+        # Each ACK acknowledges no more than the peer had sent when it was captured, so that
+        # the acknowledged bytes are the largest ACK's (see Endpoint.acknowledged).
+        isn = seq[r_start]  # per run: the SYN's or SYN-ACK's sequence number
+        peer = peer_run[run_s]
+        rel_ack = ack - isn[peer] - np.uint32(1)
+        composite = run_s.astype(np.int64) * (n + 1) + row
+        before = np.searchsorted(composite, peer * (n + 1) + row) - 1  # the peer's last one
+        before = np.maximum(before, 0)
+        sent = (run_s[before] == peer) & (row[before] < row)
+        peer_next = next_seq[before] - isn[peer] - np.uint32(1)
+        has_ack = (shape & ACK) != 0
+        overreach = has_ack & (~sent | (rel_ack > peer_next))
+        ok &= np.add.reduceat(overreach.astype(np.int32), g_start) == 0
+        acked = np.maximum.reduceat(np.where(has_ack, rel_ack, 0), r_start)
+        # (and less than 2 GiB each way, where sequence comparisons stop being plain ones)
+        ok &= (acked[c_run] < _HALF) & (acked[s_run] < _HALF)
+        summaries = _summaries(w, row, shape, plen, r_start, run_size, c_run, s_run, fin_pos)
+        summaries.acked = (acked[s_run].astype(np.int64), acked[c_run].astype(np.int64))
+
     groups = np.flatnonzero(ok)
     return _Bulk(
         n_groups=n_groups,
@@ -462,4 +666,37 @@ def _uneventful(w: Columns, done: Bools, clock: F64, end: int, last: bool, base:
         syn_row=row[c0[groups]],
         close_row=close_row[groups],
         last_time=last_time[groups],
+        summaries=summaries.select(groups) if summaries is not None else None,
+    )
+
+
+def _summaries(
+    w: Columns,
+    row: I64,
+    shape: npt.NDArray[np.integer[Any]],
+    plen: npt.NDArray[np.uint32],
+    r_start: I64,
+    run_size: I64,
+    c_run: I64,
+    s_run: I64,
+    fin_pos: I64,
+) -> _Summaries:
+    """Per group (a connection that qualifies: see _uneventful), what its summary needs."""
+    # Zeek's history letters of a healthy connection: each the first time it shows, by side.
+    plain = (shape & (SYN | FIN | RST)) == 0
+    pure_ack = plain & (plen == 0) & ((shape & ACK) != 0)
+    data = plain & (plen > 0)
+    first_ack = np.minimum.reduceat(np.where(pure_ack, row, _NEVER), r_start)
+    first_data = np.minimum.reduceat(np.where(data, row, _NEVER), r_start)
+    payload = np.add.reduceat(plen.astype(np.int64), r_start)
+    c0, s0 = r_start[c_run], r_start[s_run]
+    return _Summaries(
+        syn_row=row[c0],
+        synack_row=row[s0],
+        fin_row=(row[fin_pos[c_run]], row[fin_pos[s_run]]),
+        ack_row=(first_ack[c_run], first_ack[s_run]),
+        data_row=(first_data[c_run], first_data[s_run]),
+        packets=(run_size[c_run], run_size[s_run]),
+        payload=(payload[c_run], payload[s_run]),
+        isn=(w.seq[row[c0]].astype(np.int64), w.seq[row[s0]].astype(np.int64)),
     )

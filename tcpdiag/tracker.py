@@ -37,7 +37,7 @@ from tcpdiag.events import (
 )
 from tcpdiag.packets import ACK, FIN, RST, SYN, URG, IcmpError, Packet, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_add, seq_between, seq_diff, seq_le, seq_lt
-from tcpdiag.zeek import ZeekRecord, ZeekTimeline
+from tcpdiag.zeek import INACTIVITY_SECONDS, ZeekRecord, ZeekTimeline
 
 # How long (capture time) a closed connection stays in the table to collect late evidence.
 CLOSE_GRACE_SECONDS = 5.0
@@ -1190,10 +1190,13 @@ class FlowTable:
     def live_count(self) -> int:
         return len(self._live)
 
-    def skip_connections(self, count: int) -> None:
-        """`count` connections were tracked elsewhere: they take their ids and are counted."""
+    def skip_connections(self, count: int) -> int:
+        """`count` connections were tracked elsewhere: they take their ids (the first is
+        returned) and are counted."""
+        first = self._next_id
         self._next_id += count
         self.connections_seen += count
+        return first
 
     def closed_elsewhere(self, closed_at: float, last_time: float) -> None:
         """A connection tracked elsewhere closed now. It takes its place in the closing queue,
@@ -1244,11 +1247,10 @@ class FlowTable:
             self._retire_now(key, conn)
             conn = None
         if conn is None:
-            if starts_new and not self.zeek:
-                # A bare SYN waits as a small stand-in until anything else happens to it
-                # (Zeek's timers, when wanted, need the whole connection from the start).
+            if starts_new:
+                # A bare SYN waits as a small stand-in until anything else happens to it.
                 self._make_room()
-                self._live[key] = _Attempt(self._take_id(), seg)
+                self._live[key] = _Attempt(self._take_id(), seg, max(self._now, seg.time))
                 self._attempts[key] = None
                 return
             conn = self._new_connection(key, seg)
@@ -1414,10 +1416,10 @@ class FlowTable:
     def _held(self, held: Connection | _Spilled | _Attempt) -> Connection:
         """The connection behind an entry of the live table."""
         if isinstance(held, _Attempt):
-            # Exactly the connection that its SYN would have made: Connection.on_segment uses
-            # the capture clock only for Zeek's timers, and attempts exist only without them.
+            # Exactly the connection that its SYN would have made (with the capture clock it
+            # came at, for Zeek's timers).
             conn = self._connection(held.syn, held.conn_id)
-            conn.on_segment(held.syn, self._rst_log, held.syn.time)
+            conn.on_segment(held.syn, self._rst_log, held.now)
             return conn
         return self._spill.restore(held)
 
@@ -1428,7 +1430,9 @@ class FlowTable:
         tests/test_bounds.py compares both ways field by field."""
         syn = attempt.syn
         flags = syn.flags
-        if flags & FIN or syn.payload_len:
+        if flags & FIN or syn.payload_len or attempt.now - syn.time >= INACTIVITY_SECONDS:
+            # (The last: a SYN stamped long before the capture clock, whose Zeek inactivity
+            # timer fires at once.)
             return self._held(attempt).retire(self._rst_log)
         time = syn.time
         options = syn.syn_options
@@ -1463,7 +1467,10 @@ class FlowTable:
             first_time=time,
             tunnel=syn.tunnel,
         )
-        return TrackedConnection(ref, client, server, time, [], "", "", False)
+        if not self.zeek:
+            return TrackedConnection(ref, client, server, time, [], "", "", False)
+        # Zeek: an attempt of the originator's that nothing answered (tcpdiag.zeek).
+        return TrackedConnection(ref, client, server, time, [], "S0", "S", False)
 
     def _spill_idle(self, now: float) -> None:
         awake = self._awake
@@ -1539,6 +1546,7 @@ class _Attempt:
 
     conn_id: int
     syn: TcpSegment
+    now: float  # the capture clock when it came (for Zeek's timers)
 
     @property
     def last_time(self) -> float:

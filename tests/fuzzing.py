@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -121,8 +122,11 @@ def check(data: bytes) -> CaptureReport:
         report = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True))
         elapsed = time.monotonic() - started
         # The fast path must report exactly what the reference path does, with windows of the
-        # normal size and with tiny ones (connections then straddle window boundaries).
-        reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False)).to_dict()
+        # normal size and with tiny ones (connections then straddle window boundaries), and
+        # list the same connections (flows).
+        listed = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False, keep_flows=True))
+        assert _flows(report) == _flows(listed), "fast path lists other flows"
+        reference = listed.to_dict()
         for rows in (fastpath.WINDOW_ROWS, 64):
             with _window_rows(rows):
                 fast = analyze_capture(path, ENGINE, AnalysisOptions()).to_dict()
@@ -138,6 +142,10 @@ def check(data: bytes) -> CaptureReport:
     for text in (render_text([report]), render_markdown([report])):
         assert not _CONTROL.search(text.replace("\n", "")), "control characters in output"
     return report
+
+
+def _flows(report: CaptureReport) -> list[dict[str, Any]]:
+    return [flow.to_dict() for flow in report.connections]
 
 
 @contextmanager

@@ -227,9 +227,13 @@ def test_a_bare_syn_waits_in_little_memory() -> None:
         {"flags": SYN | URG | PSH | ECE | CWR, "ttl": 128, "ip_id": 7},
         {"flags": SYN | FIN},  # not plain: the tracker makes it
         {"payload_len": 20},  # TCP Fast Open data: the tracker makes it
+        {"clock_ahead": 301.0},  # Zeek's inactivity timer fires at once: the tracker makes it
     ],
 )
-def test_a_lone_syn_retires_as_its_tracked_connection_would(variant: dict[str, Any]) -> None:
+@pytest.mark.parametrize("zeek", [False, True], ids=["analyze", "with Zeek's view"])
+def test_a_lone_syn_retires_as_its_tracked_connection_would(
+    variant: dict[str, Any], zeek: bool
+) -> None:
     """A bare SYN retired from the table (evicted by a flood, or at the end) is built without
     tracking it; every field must be what tracking the SYN in a Connection gives."""
     fields: dict[str, Any] = {
@@ -237,8 +241,11 @@ def test_a_lone_syn_retires_as_its_tracked_connection_would(variant: dict[str, A
         "sport": 40_000, "dport": 443, "seq": 123_456, "ack": 0, "flags": SYN,
         "window": 64_240, "payload_len": 0, "ttl": 64, "ip_version": 4, "syn_options": LINUX_SYN,
     }  # fmt: skip
+    variant = dict(variant)
+    ahead = variant.pop("clock_ahead", 0.0)
     syn = TcpSegment(**(fields | variant))
-    table = FlowTable(zeek=False)
+    table = FlowTable(zeek=zeek)
+    table.advance(syn.time + ahead)
     table.feed(syn)
     [held] = table._live.values()
     assert isinstance(held, tracker._Attempt)

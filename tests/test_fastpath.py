@@ -495,3 +495,138 @@ def test_ipv6_frames_are_decoded_by_the_arrays_as_by_decoder(packet: bytes, simp
     raw = b"\x02" * 12 + b"\x86\xdd" + packet
     expected, batch = _decoded_both_ways([RawFrame(1, 1.0, 1, raw, len(raw))])
     assert batch.simple.tolist() == ([True] if simple else [False] * len(expected))
+
+
+# -- flows (Zeek's view): connections taken in bulk are listed as the tracker lists them ---------
+
+
+def _listed(
+    path: Path, monkeypatch: pytest.MonkeyPatch, wanted: ConnectionFilter | None = None
+) -> tuple[list[dict], list[dict], int]:
+    """(reference flows, fast flows, connections the bulk path took), after checking that
+    the rest of both reports is the same."""
+    options: dict[str, Any] = {"keep_flows": True}
+    if wanted is not None:
+        options["connection_filter"] = wanted
+    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False, **options))
+    _Counting.taken = 0
+    monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Counting)
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
+    assert fast.to_dict() == reference.to_dict()
+    flows = [[flow.to_dict() for flow in r.connections] for r in (reference, fast)]
+    return flows[0], flows[1], _Counting.taken
+
+
+def test_same_flows_on_a_busy_capture(
+    busy_capture: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference, fast, taken = _listed(busy_capture, monkeypatch)
+    assert fast == reference
+    assert len({flow["history"] for flow in reference}) > 10  # every kind of history in it
+    if windows == "production windows":
+        # Most are taken in bulk: closed, under 5 s, no zero window.
+        assert taken > 0.5 * len(reference)
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_same_flows_on_every_sample(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reference, fast, _ = _listed(path, monkeypatch)
+    assert fast == reference
+
+
+def _flow_case(case: str, cap: Capture) -> None:
+    """One connection at the edge of what the bulk path may list, amid clean ones."""
+    conv = Conversation(cap, client=("10.7.0.1", 40000), server=("10.9.0.1", 443))
+    if case == "SYN-ACK after Zeek's attempt timer":
+        conv.send("c", SYN, options=LINUX_SYN)
+        conv.send("s", SYN | ACK, options=LINUX_SYN, dt=5.5)  # Zeek's S0 row, then another
+        conv.send("c", ACK)
+        conv.close("c")
+        return
+    conv.handshake()
+    if case == "zero window":
+        conv.send("c", PSH | ACK, 100)
+        conv.send("s", ACK, window=0)  # Zeek's 'w'
+        conv.send("s", ACK)
+        conv.close("c")
+    elif case == "ACK before the data it acknowledges":
+        conv.send("s", ACK, ack=conv.c.seq + 100)  # captured ahead of the data
+        conv.send("c", PSH | ACK, 100)
+        conv.send("s", PSH | ACK, 50)
+        conv.close("s")
+    elif case == "ACK beyond anything sent":
+        conv.send("s", PSH | ACK, 100)
+        conv.send("c", FIN | ACK)
+        conv.send("s", FIN | ACK)
+        conv.send("c", ACK, ack=conv.s.seq + 1000)  # acknowledges the FIN, and more
+    elif case == "a pause longer than Zeek's timers":
+        conv.send("c", PSH | ACK, 100, dt=6.0)  # (Zeek waits 300 s: still one connection)
+        conv.send("s", ACK)
+        conv.close("c")
+    elif case == "last ACK after Zeek's close timer":
+        conv.send("c", FIN | ACK)
+        conv.send("s", FIN | ACK)
+        conv.send("c", ACK, dt=5.5)  # Zeek removed the connection: a row of its own
+    elif case == "server closes first, FIN with data":
+        conv.send("c", PSH | ACK, 100)
+        conv.send("s", PSH | FIN | ACK, 700)
+        conv.send("c", FIN | ACK)
+        conv.send("s", ACK)
+    elif case == "FINs cross":
+        conv.send("c", PSH | ACK, 10)
+        conv.send("c", FIN | ACK)
+        conv.send("s", FIN | ACK, ack=conv.c.seq - 1)  # before it saw the client's FIN
+        conv.send("c", ACK)
+        conv.send("s", ACK)
+    elif case == "a segment stamped long before its SYN":
+        conv.send("c", PSH | ACK, 100, dt=-400.0)  # a corrupt timestamp: Zeek's 300 s timer
+        conv.send("s", ACK, dt=400.0)
+        conv.close("c")
+    elif case == "no data":
+        conv.close("c")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "zero window",
+        "ACK before the data it acknowledges",
+        "ACK beyond anything sent",
+        "a pause longer than Zeek's timers",
+        "SYN-ACK after Zeek's attempt timer",
+        "last ACK after Zeek's close timer",
+        "server closes first, FIN with data",
+        "FINs cross",
+        "a segment stamped long before its SYN",
+        "no data",
+    ],
+)
+def test_same_flows_at_the_edges_of_the_bulk_path(
+    case: str, tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = Capture()
+    _healthy(cap, 20)
+    _flow_case(case, cap)
+    _healthy(cap, 300, start_port=51000)
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    reference, fast, taken = _listed(path, monkeypatch)
+    assert fast == reference
+    assert taken > 0
+
+
+@pytest.mark.parametrize("states", [["SF"], ["REJ"], ["S1", "SF"]])
+def test_state_filters_see_the_connections_taken_in_bulk(
+    states: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = Capture()
+    _healthy(cap, 200)
+    refused = Conversation(cap, client=("10.7.0.2", 40000))
+    refused.send("c", SYN, options=LINUX_SYN)
+    refused.rst("s")
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    wanted = ConnectionFilter.build(states=states)
+    reference, fast, taken = _listed(path, monkeypatch, wanted)
+    assert fast == reference
+    assert taken > 0
