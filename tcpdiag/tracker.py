@@ -14,15 +14,17 @@ challenge ACK after an ignored RST, the sibling RSTs of a host that killed many 
 
 from __future__ import annotations
 
+import copyreg
 import pickle
 import tempfile
 from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
-from typing import IO
+from operator import attrgetter
+from typing import IO, Any
 
 from tcpdiag.clock import CaptureClock
 from tcpdiag.communityid import community_id
@@ -37,7 +39,7 @@ from tcpdiag.events import (
 )
 from tcpdiag.packets import ACK, FIN, RST, SYN, URG, IcmpError, Packet, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_add, seq_between, seq_diff, seq_le, seq_lt
-from tcpdiag.zeek import INACTIVITY_SECONDS, ZeekRecord, ZeekTimeline
+from tcpdiag.zeek import INACTIVITY_SECONDS, ZeekConnection, ZeekRecord, ZeekTimeline
 
 # How long (capture time) a closed connection stays in the table to collect late evidence.
 CLOSE_GRACE_SECONDS = 5.0
@@ -67,6 +69,10 @@ MAX_LIVE_CONNECTIONS = 100_000
 # An open connection idle this long (a stalled or quiet one, kept for IDLE_RETIRE_SECONDS) waits
 # on disk rather than in memory, until its next packet or its retirement (see ConnectionSpill).
 IDLE_SPILL_SECONDS = 60.0
+# Closed connections waiting out the close grace period in memory; beyond this many, the newly
+# closed ones wait on disk (ConnectionSpill), so that a flood of short failures (a port scan
+# answered with RSTs: thousands closing every second) does not hold thousands of connections.
+CLOSED_IN_MEMORY = 32_768
 # Gaps in a side's sequence space remembered, to tell a reordered segment from a retransmission.
 MAX_HOLES = 8
 # The idle-connection spill file is rewritten once this much of it is garbage (and at least half).
@@ -1139,7 +1145,8 @@ class FlowTable:
         self._attempts: OrderedDict[Key, None] = OrderedDict()
         self._spill = ConnectionSpill()
         self.spill_failed = ""  # why idle connections could not go to disk (then: in memory)
-        self._closing: deque[Connection | _ClosedElsewhere] = deque()
+        self._closing: deque[Connection | _ClosedElsewhere | _Spilled] = deque()
+        self._closed_awake = 0  # Connection entries of the closing queue (in memory)
         self._stand_ins: list[_ClosedElsewhere] = []  # retired stand-ins, for reuse
         self._rst_log = RstLog()
         self._retired_early: list[TrackedConnection] = []
@@ -1223,6 +1230,7 @@ class FlowTable:
                 yield self._held(held).retire(self._rst_log)
         self._attempts.clear()
         self._closing.clear()
+        self._closed_awake = 0
         self._spill.close()
 
     @staticmethod
@@ -1268,7 +1276,7 @@ class FlowTable:
         was_closed = conn.closed_at is not None
         conn.on_segment(seg, self._rst_log, max(self._now, seg.time))
         if not was_closed and conn.closed_at is not None:
-            self._closing.append(conn)
+            self._queue_closed(key, conn)
 
     def _take_id(self) -> int:
         conn_id = self._next_id
@@ -1389,7 +1397,28 @@ class FlowTable:
             affected.state = TcpState.CLOSED
             if conn.closed_at is None:
                 conn.closed_at = icmp.time
-                self._closing.append(conn)
+                self._queue_closed(key, conn)
+
+    def _queue_closed(self, key: Key, conn: Connection) -> None:
+        """A connection just closed: it waits out the close grace period in the closing queue,
+        on disk if many closed ones wait in memory already (see CLOSED_IN_MEMORY). A late
+        segment wakes it as it would an idle one; _retire_due then takes it as if it had never
+        left memory."""
+        if self._closed_awake < CLOSED_IN_MEMORY or self.spill_failed:
+            self._closing.append(conn)
+            self._closed_awake += 1
+            return
+        try:
+            held = self._spill.store(conn)
+        except OSError as exc:  # a full temporary directory: keep them in memory
+            self.spill_failed = f"closed connections kept in memory: {exc.strerror or exc}"
+            self._closing.append(conn)
+            self._closed_awake += 1
+            return
+        held.key, held.conn_id, held.closed_at = key, conn.conn_id, conn.closed_at
+        self._live[key] = held
+        self._awake.pop(key, None)
+        self._closing.append(held)
 
     def _retire_now(self, key: Key, conn: Connection) -> None:
         del self._live[key]
@@ -1493,17 +1522,35 @@ class FlowTable:
         self._retired_early.clear()
         now = self._now
         for _ in range(len(self._closing)):
-            conn = self._closing[0]
-            closed_at = conn.closed_at if conn.closed_at is not None else now
+            entry = self._closing[0]
+            closed_at = entry.closed_at if entry.closed_at is not None else now
             if now - closed_at < self.close_grace:
                 break  # the deque is in order of closing: nothing further is due either
             self._closing.popleft()
-            if isinstance(conn, _ClosedElsewhere):
-                if now - conn.last_time < self.close_grace:
-                    self._closing.append(conn)
+            if isinstance(entry, _ClosedElsewhere):
+                if now - entry.last_time < self.close_grace:
+                    self._closing.append(entry)
                 else:
-                    self._stand_ins.append(conn)
+                    self._stand_ins.append(entry)
                 continue
+            if isinstance(entry, _Spilled):
+                # A closed connection that waited on disk (see _queue_closed).
+                assert entry.key is not None
+                held = self._live.get(entry.key)
+                if held is entry:  # nothing came after it closed
+                    if now - entry.last_time < self.close_grace:
+                        self._closing.append(entry)
+                        continue
+                    del self._live[entry.key]
+                    self._attempts.pop(entry.key, None)
+                    yield self._spill.restore(entry).retire(self._rst_log)
+                    continue
+                if type(held) is not Connection or held.conn_id != entry.conn_id:
+                    continue  # already retired (evicted, or a new SYN reused the 4-tuple)
+                conn = held  # woken by a late segment: as if it had stayed in memory
+            else:
+                conn = entry
+                self._closed_awake -= 1
             if conn.client is _RETIRED:
                 continue  # retired early (evicted, or a new SYN reused the 4-tuple)
             key = self._key(
@@ -1513,6 +1560,7 @@ class FlowTable:
                 continue  # already retired
             if now - conn.last_time < self.close_grace:
                 self._closing.append(conn)  # late segments still arriving: look again later
+                self._closed_awake += 1
                 continue
             del self._live[key]
             self._awake.pop(key, None)
@@ -1555,15 +1603,53 @@ class _Attempt:
 
 @dataclass(slots=True)
 class _Spilled:
-    """Stand-in in the live table for a connection waiting on disk."""
+    """Stand-in in the live table for a connection waiting on disk; for a closed one, also its
+    entry in the closing queue."""
 
     offset: int
     size: int
     last_time: float
+    closed_at: float | None = None
+    key: Key | None = None  # (closed ones only)
+    conn_id: int = 0
+
+
+def _slot_names(cls: type) -> tuple[str, ...]:
+    mro = reversed(cls.__mro__)
+    return tuple(name for klass in mro for name in getattr(klass, "__slots__", ()))
+
+
+_SLOTS: dict[type, tuple[str, ...]] = {}
+_SLOT_VALUES: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _rebuilt(cls: type, values: tuple[Any, ...]) -> Any:
+    obj: Any = object.__new__(cls)
+    for name, value in zip(_SLOTS[cls], values, strict=True):
+        object.__setattr__(obj, name, value)  # (frozen dataclasses too)
+    return obj
+
+
+def _reduced(obj: object) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    cls = type(obj)
+    return _rebuilt, (cls, _SLOT_VALUES[cls](obj))
+
+
+# A connection goes to disk as the values of its objects' slots: the generic pickling of a
+# slotted object builds a dict of its state (and a frozen dataclass's looks each field up again),
+# about twice the time and three times the bytes.
+for _cls in (
+    Connection, Endpoint, _PendingRst, Evidence, ConnectionRef, RstEvent, IcmpErrorEvent,
+    SilenceEvent, SynOptions, ZeekTimeline, ZeekConnection,
+):  # fmt: skip
+    _SLOTS[_cls] = _slot_names(_cls)
+    _SLOT_VALUES[_cls] = attrgetter(*_SLOTS[_cls])
+    copyreg.pickle(_cls, _reduced)
 
 
 class ConnectionSpill:
-    """Idle open connections, pickled to an anonymous temporary file.
+    """Idle open connections (and closed ones beyond CLOSED_IN_MEMORY, while they wait out the
+    close grace period), pickled to an anonymous temporary file.
 
     A capture holds connections that never close (stalled, or quiet and kept alive); the table
     keeps each for hours of capture time in case it speaks again. Held in memory, they would

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
+from pathlib import Path
 
 import pytest
-from flowbuilder import Capture, Conversation, FullDisk, findings
+from flowbuilder import LINUX_SYN, Capture, Conversation, FullDisk, findings, write_pcap
 
 from tcpdiag import spool as spool_module
 from tcpdiag import tracker as tracker_module
-from tcpdiag.packets import ACK
+from tcpdiag.analyze import AnalysisOptions, analyze_capture
+from tcpdiag.detect import RuleEngine
+from tcpdiag.packets import ACK, SYN
+from tcpdiag.rules import load_rules
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import IDLE_SPILL_SECONDS, FlowTable
 
@@ -81,3 +86,92 @@ def test_findings_come_back_from_the_spool_exactly() -> None:
     expected = [dataclasses.replace(f, id="") for f in made]
     assert back == sorted(expected, key=lambda f: (f.time, f.frames[:1]))
     assert all(f.evidence and f.client_sees.os == "linux" for f in back)
+
+
+# -- closed connections beyond CLOSED_IN_MEMORY wait out the close grace period on disk ----------
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE = RuleEngine(load_rules())
+
+
+def _report(path: Path, options: AnalysisOptions) -> tuple[dict, list[dict]]:
+    report = analyze_capture(path, ENGINE, options)
+    return report.to_dict(), [flow.to_dict() for flow in report.connections]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "samples").glob("*.pcap")), ids=lambda p: p.name)
+def test_closed_connections_on_disk_change_nothing(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every closed connection sent to disk at once, each report (and flows) is what it
+    is with all of them in memory: late segments wake them, reused 4-tuples and evictions
+    retire them, exactly as before."""
+    options = AnalysisOptions(fast_path=False, keep_flows=True)
+    expected = _report(path, options)
+    monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 0)
+    assert _report(path, options) == expected
+
+
+def _closing_storm(cap: Capture, count: int) -> None:
+    """Connections refused one after another, some retried (a late SYN wakes the closed one),
+    a few 4-tuples reused after the grace period."""
+    for i in range(count):
+        conv = Conversation(cap, client=("10.0.0.1", 30000 + i % 2000))
+        conv.c.seq += 7919 * i  # a new ISN for each attempt on a reused 4-tuple
+        conv.send("c", SYN, options=LINUX_SYN, dt=0.002)
+        conv.rst("s")
+        if i % 7 == 0:
+            conv.send("c", SYN, options=LINUX_SYN, seq=conv.c.seq - 1, advance=False, dt=0.05)
+            conv.rst("s")
+    retried = conv if (count - 1) % 7 == 0 else None
+    # Well past the grace period, after enough packets for retirement checks: a stray ACK on
+    # a 4-tuple whose connection was woken from disk starts a connection of its own.
+    for i in range(1_100):
+        filler = Conversation(cap, client=("10.0.0.2", 20000 + i))
+        filler.send("c", SYN, options=LINUX_SYN, dt=6.0 if i == 0 else 0.001)
+        filler.rst("s")
+    assert retried is not None
+    retried.send("c", ACK)
+
+
+def test_closed_connections_on_disk_change_nothing_in_a_storm_of_closes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = Capture()
+    _closing_storm(cap, 3_011)
+    path = tmp_path / "storm.pcap"
+    write_pcap(cap, path)
+    options = AnalysisOptions(fast_path=False, keep_flows=True, max_connections=200)
+    expected = _report(path, options)
+    assert expected[0]["evicted"] > 0  # evictions wake connections from disk too
+    monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 10)
+    assert _report(path, options) == expected
+    assert _report(path, AnalysisOptions(keep_flows=True, max_connections=200)) == expected
+
+
+def test_closed_connections_beyond_the_bound_take_little_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of refusals keeps at most CLOSED_IN_MEMORY closed connections in memory while
+    they wait out the grace period; the others cost a stand-in each."""
+    monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 200)
+
+    def peak(count: int) -> int:
+        cap = Capture()
+        for i in range(count):
+            conv = Conversation(cap, client=("10.0.0.1", 20000 + i))
+            conv.send("c", SYN, options=LINUX_SYN, dt=0.0001)
+            conv.rst("s")
+        tracemalloc.start()
+        table = FlowTable(zeek=False)
+        spilled = 0
+        for _ in table.track(cap.packets):
+            spilled = max(spilled, table.spill_bytes)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert table.evicted == 0 and spilled > 0
+        return top
+
+    small, large = peak(2_000), peak(10_000)
+    # A whole refused connection takes about 3 KB in memory.
+    assert (large - small) / 8_000 < 600, (small, large)
