@@ -16,6 +16,7 @@ returned None for), in frame order. Rows the arrays cannot describe carry their 
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -217,8 +218,11 @@ class Columns:
         return out
 
 
+@functools.lru_cache(maxsize=1024)
 def _options_of(mss: int, scale: int, sack_permitted: bool, timestamps: bool) -> SynOptions:
-    """A SYN row's options from its columns (-1: the option is absent)."""
+    """A SYN row's options from its columns (-1: the option is absent). One shared record per
+    combination (records are never changed): most SYNs of a capture carry one of a few, and
+    every live connection holds two."""
     return SynOptions(
         None if mss < 0 else mss, None if scale < 0 else scale, sack_permitted, timestamps
     )
