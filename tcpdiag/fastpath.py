@@ -62,6 +62,8 @@ from tcpdiag.events import ConnectionRef, Evidence, Role
 from tcpdiag.packets import ACK, FIN, RST, SYN, URG
 from tcpdiag.tracker import (
     CLOSE_GRACE_SECONDS,
+    FIN_TEXT,
+    OPENING_TEXT,
     RETIRE_CHECK_EVERY,
     Endpoint,
     FlowTable,
@@ -197,7 +199,6 @@ class FastPathTracker:
         self._done = done
         by_start = np.argsort(bulk.syn_row[chosen], kind="stable")
         start_rows = bulk.syn_row[chosen][by_start]
-        ids = np.zeros(len(start_rows), np.int64)  # the connection id each one takes
         self.fast_connections += len(start_rows)
 
         # Each closed one takes its place in the closing queue at the row that closed it,
@@ -221,6 +222,7 @@ class FastPathTracker:
         checks = np.arange(-self._base % RETIRE_CHECK_EVERY, end, RETIRE_CHECK_EVERY)
         points = np.union1d(slow, checks)
         done_starts = done_closes = 0
+        id_runs: list[tuple[int, int, int]] = []  # (first, stop) of start_rows, first id
         # In slices, so that the Python objects made for the loop are few at any one time.
         for first in range(0, len(points), _SLICE):
             these = points[first : first + _SLICE]
@@ -236,7 +238,7 @@ class FastPathTracker:
             ):
                 if n_starts > done_starts:
                     first_id = table.skip_connections(n_starts - done_starts)
-                    ids[done_starts:n_starts] = first_id + np.arange(n_starts - done_starts)
+                    id_runs.append((done_starts, n_starts, first_id))
                     done_starts = n_starts
                 while done_closes < n_closes:
                     table.closed_elsewhere(closes[done_closes][1], closes[done_closes][2])
@@ -246,13 +248,16 @@ class FastPathTracker:
                     table.feed(next(packets))
                 yield from table.retire_due(check)
         first_id = table.skip_connections(len(start_rows) - done_starts)
-        ids[done_starts:] = first_id + np.arange(len(start_rows) - done_starts)
+        id_runs.append((done_starts, len(start_rows), first_id))
         for _, closed_at, last_time in closes[done_closes:split]:
             table.closed_elsewhere(closed_at, last_time)
         self.table.clock.steps(w.time[:end])  # the clock's state after the decided rows
         self._base += end
         if bulk.summaries is not None and len(start_rows):
             # Zeek's view is wanted: the connections taken in bulk are listed too.
+            ids = np.zeros(len(start_rows), np.int64)  # the connection id each one took
+            for begin, stop, first_id in id_runs:
+                ids[begin:stop] = first_id + np.arange(stop - begin)
             in_order = np.flatnonzero(chosen)[by_start]
             summaries = bulk.summaries.select(in_order)
             yield from _summary_connections(
@@ -399,7 +404,7 @@ def _summary_endpoint(
 ) -> Endpoint:
     """One side of a connection taken in bulk (see _summary_connections)."""
     isn, acked, packets, payload, fin = numbers
-    what = "SYN from client" if role == "client" else "SYN-ACK from server"
+    what = OPENING_TEXT[role == "server", role]
     return Endpoint(
         addr,
         port,
@@ -412,7 +417,7 @@ def _summary_endpoint(
         payload_bytes=payload,
         bytes_sent=payload,
         syn=Evidence(number[opening], time[opening], what),
-        fin=Evidence(number[fin], time[fin], f"FIN from {role}"),
+        fin=Evidence(number[fin], time[fin], FIN_TEXT[role]),
         role=role,
     )
 

@@ -83,6 +83,15 @@ MAX_EVIDENCE = 12
 RETIRE_CHECK_EVERY = 1024
 
 
+# The evidence texts every connection has, one string each for all of them (a live
+# connection holds two or four).
+OPENING_TEXT = {
+    (synack, role): f"{'SYN-ACK' if synack else 'SYN'} from {role}"
+    for synack in (False, True)
+    for role in ("client", "server")
+}
+FIN_TEXT = {role: f"FIN from {role}" for role in ("client", "server")}
+
 # Flags that take a segment off the fast path: anything but ACK (PSH, ECE, CWR do not matter).
 _FAST_FLAGS_MASK = SYN | FIN | RST | ACK | URG
 
@@ -172,9 +181,9 @@ class Endpoint:
     # capture never showed (the same sequence number again, the peer silent in between).
     last_empty: Evidence | None = None
     last_empty_key: tuple[int, int | None] | None = None  # its (seq, ack)
-    # The last data segment, or segment off the in-order path: (seq, ack, flags, length, IP ID),
-    # to recognise the same packet captured twice (a retransmission gets a new IP ID).
-    last_segment: tuple[int, int, int, int, int] | None = None
+    # The last data segment, or segment off the in-order path, as its segment_identity(), to
+    # recognise the same packet captured twice (a retransmission gets a new IP ID).
+    last_segment: int | None = None
     duplicates: int = 0
     keepalive_probes: int = 0
     # The lists below are None while empty, as they are in most connections most of the time:
@@ -338,6 +347,12 @@ def _prune(log: list[float], horizon: float) -> None:
             del log[:stale]
 
 
+def segment_identity(seq: int, ack: int, flags: int, length: int, ip_id: int) -> int:
+    """(seq, ack, flags, payload length, IP ID) as one number, equal only for equal fields:
+    every live connection keeps one per side, and one int is a fifth of the tuple's memory."""
+    return (seq << 88) | (ack << 56) | (flags << 48) | (length << 16) | ip_id
+
+
 def _new_data(
     seg: TcpSegment, sender: Endpoint, receiver: Endpoint, new_bytes: int | None = None
 ) -> None:
@@ -351,7 +366,7 @@ def _new_data(
     sender.last_data_len = length
     sender.data_ttl = seg.ttl
     if seg.ip_id:
-        sender.last_segment = (seg.seq, seg.ack, seg.flags, length, seg.ip_id)
+        sender.last_segment = segment_identity(seg.seq, seg.ack, seg.flags, length, seg.ip_id)
     if length > sender.max_payload:
         sender.max_payload = length
     recent = sender.recent_segments
@@ -562,7 +577,7 @@ class Connection:
         sender.packets += 1
         sender.last_time = seg.time
         if seg.ip_id:  # IPv4 with a real IP ID (0 is what Linux puts on many DF packets)
-            key = (seg.seq, seg.ack, seg.flags, seg.payload_len, seg.ip_id)
+            key = segment_identity(seg.seq, seg.ack, seg.flags, seg.payload_len, seg.ip_id)
             if key == sender.last_segment:
                 sender.duplicates += 1  # the same packet captured twice: nothing happened
                 return
@@ -628,9 +643,7 @@ class Connection:
             return
         sender.isn = seg.seq
         sender.snd_nxt = sender.data_start = seq_add(seg.seq, 1)
-        sender.syn = Evidence(
-            seg.frame, seg.time, f"{'SYN-ACK' if is_synack else 'SYN'} from {sender.role}"
-        )
+        sender.syn = Evidence(seg.frame, seg.time, OPENING_TEXT[is_synack, sender.role])
         sender.syn_options = seg.syn_options
         sender.syn_window = seg.window
         shift = seg.syn_options.window_scale if seg.syn_options else None
@@ -776,7 +789,7 @@ class Connection:
         if sender.fin_seq is not None:
             return  # a retransmitted FIN
         sender.fin_seq = seq_add(seg.seq, seg.payload_len)
-        sender.fin = Evidence(seg.frame, seg.time, f"FIN from {sender.role}")
+        sender.fin = Evidence(seg.frame, seg.time, FIN_TEXT[sender.role])
         sender.state = (
             TcpState.LAST_ACK if sender.state == TcpState.CLOSE_WAIT else TcpState.FIN_WAIT_1
         )
@@ -1188,10 +1201,13 @@ class FlowTable:
         if now > self._now:
             self._now = now
 
-    def retire_due(self, check: bool) -> Iterator[TrackedConnection]:
-        """After a packet: retire what is due if this is a check point or something is waiting."""
+    def retire_due(self, check: bool) -> Iterable[TrackedConnection]:
+        """After a packet: retire what is due if this is a check point or something is waiting.
+        (Not a generator itself: after most packets there is nothing to do, and making a
+        generator per packet would cost more than that.)"""
         if check or self._retired_early:
-            yield from self._retire_due()
+            return self._retire_due()
+        return ()
 
     @property
     def spill_bytes(self) -> int:
@@ -1256,8 +1272,14 @@ class FlowTable:
         return self._wake(self._key(src, sport, dst, dport, tunnel))
 
     def _on_segment(self, seg: TcpSegment) -> None:
-        key = self._key(seg.src, seg.sport, seg.dst, seg.dport, seg.tunnel)
-        conn = self._wake(key)
+        src, sport, dst, dport = seg.src, seg.sport, seg.dst, seg.dport
+        # _key, spelled out: this runs for every packet the tracker sees.
+        if src < dst or (src == dst and sport <= dport):
+            key = (src, sport, dst, dport, seg.tunnel)
+        else:
+            key = (dst, dport, src, sport, seg.tunnel)
+        held = self._live.get(key)
+        conn = held if held is None or type(held) is Connection else self._wake(key)
         starts_new = seg.flags & SYN and not seg.flags & (RST | ACK)
         if conn is not None and starts_new and conn.accepts_new_syn(seg, self.zeek_split):
             self._retire_now(key, conn)
@@ -1491,7 +1513,7 @@ class FlowTable:
             packets=1,
             ttl=syn.ttl,
             last_time=time,
-            last_segment=(seq, syn.ack, flags, 0, syn.ip_id) if syn.ip_id else None,
+            last_segment=segment_identity(seq, syn.ack, flags, 0, syn.ip_id) if syn.ip_id else None,
         )
         server = Endpoint(syn.dst, syn.dport, state=TcpState.LISTEN, role="server")
         ref = ConnectionRef(

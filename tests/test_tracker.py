@@ -3,12 +3,14 @@ sequence wrap-around, 4-tuple reuse, mid-stream starts, and each event the rules
 
 from __future__ import annotations
 
+import random
+
 from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, track
 
 from tcpdiag.events import IcmpErrorEvent, RstEvent, SilenceEvent
 from tcpdiag.packets import ACK, PSH, RST, SYN, SynOptions
 from tcpdiag.seqnum import seq_between, seq_diff, seq_lt
-from tcpdiag.tracker import RST_BURST_WINDOW_SECONDS, FlowTable
+from tcpdiag.tracker import RST_BURST_WINDOW_SECONDS, FlowTable, segment_identity
 
 
 def rst_events(capture: Capture) -> list[RstEvent]:
@@ -528,3 +530,17 @@ def test_a_steady_stream_of_resets_is_no_burst() -> None:
     neighbours, but nothing stands out as one instant's kill, so no local_abort."""
     cap = _resets_one_after_another(60, 0.001)
     assert {f.category for f in findings(cap)} == {"peer_reset"}
+
+
+def test_segment_identity_is_equal_only_for_equal_fields() -> None:
+    """The number that recognises a packet captured twice keeps every field apart, at the
+    limits of each (32-bit sequence numbers, flags byte, IPv4 lengths, 16-bit IP IDs)."""
+    rng = random.Random(5)
+    limits = (2**32 - 1, 2**32 - 1, 255, 65_535, 65_535)
+    fields = [
+        tuple(rng.choice((0, 1, top, rng.randrange(top))) for top in limits) for _ in range(3_000)
+    ]
+    by_identity: dict[int, tuple[int, ...]] = {}
+    for values in fields:
+        assert by_identity.setdefault(segment_identity(*values), values) == values
+    assert len(by_identity) == len(set(fields))
