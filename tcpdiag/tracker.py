@@ -17,6 +17,7 @@ from __future__ import annotations
 import copyreg
 import pickle
 import tempfile
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -162,8 +163,11 @@ class Endpoint:
     # proxy or load balancer may have made the handshake with a TTL of its own).
     data_ttl: int | None = None
     max_payload: int = 0  # the largest payload this side sent in one segment
-    # Recent data segments: sequence number -> (frame, time), oldest first (bounded).
-    recent_segments: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # Recent data segments, oldest first (bounded; see recent_segment): their sequence numbers,
+    # and their (frame, time) as two floats each. Arrays made at the first data segment: a live
+    # connection's few entries take about 150 bytes, where a dict of tuples takes 500.
+    recent_seqs: array[int] | None = None
+    recent_marks: array[float] | None = None
     # The client's SYN-ACK-answering ACK was seen (a raw scanner never sends one).
     handshake_time: float | None = None  # when the handshake completed
     last_time: float = 0.0
@@ -203,6 +207,14 @@ class Endpoint:
     @property
     def text(self) -> str:
         return endpoint_text(self.addr, self.port)
+
+    def recent_segment(self, seq: int) -> tuple[int, float] | None:
+        """(frame, time) of the recent data segment that started at `seq`, if any."""
+        seqs, marks = self.recent_seqs, self.recent_marks
+        if seqs is None or marks is None or seq not in seqs:
+            return None
+        at = 2 * seqs.index(seq)
+        return int(marks[at]), marks[at + 1]
 
     @property
     def bytes_acked(self) -> int:
@@ -354,9 +366,16 @@ def segment_identity(seq: int, ack: int, flags: int, length: int, ip_id: int) ->
 
 
 def _new_data(
-    seg: TcpSegment, sender: Endpoint, receiver: Endpoint, new_bytes: int | None = None
+    seg: TcpSegment,
+    sender: Endpoint,
+    receiver: Endpoint,
+    new_bytes: int | None = None,
+    *,
+    fresh: bool = False,
 ) -> None:
-    """Bookkeeping for a segment carrying new data (both the in-order and the general path)."""
+    """Bookkeeping for a segment carrying new data (both the in-order and the general path).
+    `fresh`: it starts where the sender's data ended, so no recent segment started there (the
+    in-order path; saves a look through the recent ones per segment)."""
     length = seg.payload_len
     if not sender.unanswered_bytes:
         sender.run_is_reply = False  # a new run of data: does it answer the peer's?
@@ -369,11 +388,20 @@ def _new_data(
         sender.last_segment = segment_identity(seg.seq, seg.ack, seg.flags, length, seg.ip_id)
     if length > sender.max_payload:
         sender.max_payload = length
-    recent = sender.recent_segments
-    recent[seg.seq] = (seg.frame, seg.time)
-    if len(recent) > 2 * RECENT_SEGMENTS:  # trimmed in batches: this runs per data segment
-        for old in list(recent)[:RECENT_SEGMENTS]:
-            del recent[old]
+    seqs, marks = sender.recent_seqs, sender.recent_marks
+    if seqs is None or marks is None:
+        sender.recent_seqs = array("I", (seg.seq,))
+        sender.recent_marks = array("d", (seg.frame, seg.time))
+    elif not fresh and seg.seq in seqs:
+        # The same start again (data sent anew with more after it): it keeps its place.
+        at = 2 * seqs.index(seg.seq)
+        marks[at], marks[at + 1] = seg.frame, seg.time
+    else:
+        seqs.append(seg.seq)
+        marks.extend((seg.frame, seg.time))
+        if len(seqs) > 2 * RECENT_SEGMENTS:  # trimmed in batches: this runs per data segment
+            del seqs[:RECENT_SEGMENTS]
+            del marks[: 2 * RECENT_SEGMENTS]
     # This data answers the peer's only as far as its ACK reaches: bytes the peer sent that it
     # does not acknowledge were still in flight when it was sent (a reply must come after the
     # request to answer it).
@@ -567,7 +595,7 @@ class Connection:
             if sender.first_unacked_time is None:
                 sender.first_unacked_time = time
             sender.bytes_sent += length
-            _new_data(seg, sender, receiver)
+            _new_data(seg, sender, receiver, fresh=True)
 
     def _general(
         self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint, rst_log: RstLog
@@ -1409,7 +1437,7 @@ class FlowTable:
             client_os=os_family(conn.client.ttl),
             server_os=os_family(conn.server.ttl),
         )
-        quoted_segment = affected.recent_segments.get(quoted.seq)
+        quoted_segment = affected.recent_segment(quoted.seq)
         if affected.syn is not None and affected.state == TcpState.SYN_SENT:
             _add_evidence(event, affected.syn)
         elif quoted_segment is not None:

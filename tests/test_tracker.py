@@ -8,7 +8,7 @@ import random
 from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, track
 
 from tcpdiag.events import IcmpErrorEvent, RstEvent, SilenceEvent
-from tcpdiag.packets import ACK, PSH, RST, SYN, SynOptions
+from tcpdiag.packets import ACK, PSH, RST, SYN, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_between, seq_diff, seq_lt
 from tcpdiag.tracker import RST_BURST_WINDOW_SECONDS, FlowTable, segment_identity
 
@@ -544,3 +544,27 @@ def test_segment_identity_is_equal_only_for_equal_fields() -> None:
     for values in fields:
         assert by_identity.setdefault(segment_identity(*values), values) == values
     assert len(by_identity) == len(set(fields))
+
+
+def test_recent_segments_keep_what_a_bounded_dict_would() -> None:
+    """The recent data segments an ICMP error's quote is looked up in: the latest (frame,
+    time) per starting sequence number, a start seen again keeping its place, the oldest half
+    dropped past twice RECENT_SEGMENTS."""
+    from tcpdiag.tracker import RECENT_SEGMENTS, Endpoint, _new_data
+
+    rng = random.Random(11)
+    sender, receiver = Endpoint("10.0.0.1", 1000), Endpoint("10.0.0.2", 80)
+    model: dict[int, tuple[int, float]] = {}
+    starts = [rng.randrange(2**32) for _ in range(40)]
+    for frame in range(1, 600):
+        seq = rng.choice(starts) if rng.random() < 0.3 else rng.randrange(2**32)
+        time = 1_700_000_000.0 + frame / 1000
+        seg = TcpSegment(frame, time, sender.addr, receiver.addr, 1000, 80, seq, 0, ACK, 512,
+                         100, 64, 4)  # fmt: skip
+        _new_data(seg, sender, receiver)
+        model[seq] = (frame, time)
+        if len(model) > 2 * RECENT_SEGMENTS:
+            for old in list(model)[:RECENT_SEGMENTS]:
+                del model[old]
+        for probe in (seq, rng.choice(starts), rng.randrange(2**32)):
+            assert sender.recent_segment(probe) == model.get(probe)
