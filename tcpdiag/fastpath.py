@@ -40,7 +40,8 @@ normally):
 When Zeek's view is wanted (`tcpdiag flows`, `--state`), the connections handled here are also
 handed on as summaries (`_summary_connections`): what a connection without events is listed,
 counted and filtered by. Only those that Zeek's timers cannot split qualify then (closed within
-5 s, no packet stamped before their SYN, no zero window: see _uneventful).
+5 s, no packet stamped before their SYN, no zero window, no ACK beyond what the peer had sent:
+see _uneventful).
 
 `tests/test_fastpath.py` checks that both ways give the same report (and list the same flows) on
 every sample, on crafted edge cases and on a generated busy capture; tests/fuzzing.py checks it
@@ -444,8 +445,8 @@ def _histories(summaries: _Summaries) -> list[str]:
 
 @dataclass(slots=True)
 class _Summaries:
-    """Per qualifying connection, the numbers its summary is made of (see _summary): rows of
-    the window, and pairs of arrays (client's, server's)."""
+    """Per qualifying connection, the numbers its summary is made of (see
+    _summary_connections): rows of the window, and pairs of arrays (client's, server's)."""
 
     syn_row: I64
     synack_row: I64
@@ -455,8 +456,8 @@ class _Summaries:
     packets: tuple[I64, I64]
     payload: tuple[I64, I64]
     isn: tuple[I64, I64]
-    # The sequence space each side had acknowledged by the peer (its FIN included).
-    acked: tuple[I64, I64] = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    # The sequence space of each side's that the peer acknowledged (its FIN included).
+    acked: tuple[I64, I64]
 
     def select(self, groups: I64) -> _Summaries:
         def pick(pair: tuple[I64, I64]) -> tuple[I64, I64]:
@@ -658,8 +659,11 @@ def _uneventful(
         acked = np.maximum.reduceat(np.where(has_ack, rel_ack, 0), r_start)
         # (and less than 2 GiB each way, where sequence comparisons stop being plain ones)
         ok &= (acked[c_run] < _HALF) & (acked[s_run] < _HALF)
-        summaries = _summaries(w, row, shape, plen, r_start, run_size, c_run, s_run, fin_pos)
-        summaries.acked = (acked[s_run].astype(np.int64), acked[c_run].astype(np.int64))
+        # (A side's acknowledged space is in the peer's ACKs: the client's in the server's run.)
+        acked_by_peer = (acked[s_run].astype(np.int64), acked[c_run].astype(np.int64))
+        summaries = _summaries(
+            w, row, shape, plen, r_start, run_size, c_run, s_run, fin_pos, acked_by_peer
+        )
 
     groups = np.flatnonzero(ok)
     return _Bulk(
@@ -685,6 +689,7 @@ def _summaries(
     c_run: I64,
     s_run: I64,
     fin_pos: I64,
+    acked: tuple[I64, I64],
 ) -> _Summaries:
     """Per group (a connection that qualifies: see _uneventful), what its summary needs."""
     # Zeek's history letters of a healthy connection: each the first time it shows, by side.
@@ -704,4 +709,5 @@ def _summaries(
         packets=(run_size[c_run], run_size[s_run]),
         payload=(payload[c_run], payload[s_run]),
         isn=(w.seq[row[c0]].astype(np.int64), w.seq[row[s0]].astype(np.int64)),
+        acked=acked,
     )
