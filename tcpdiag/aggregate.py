@@ -502,3 +502,16 @@ def fold(
         done.extend(sorted(groups.values(), key=lambda a: int(a.id[1:])))
 
     return kept(), done
+
+
+def aggregates_of(findings: Iterable[Finding], threshold: int, total: int) -> list[Aggregate]:
+    """Every aggregated finding of a capture's findings (`total` of them), complete, in id
+    order: as the reports would show them with --aggregate-over `threshold` and no
+    selection (for `tcpdiag show CAPTURE A1`)."""
+    plan = plan_aggregates(findings, threshold, total)
+    if not plan:
+        return []
+    kept, aggregates = fold(findings, plan, lambda finding: True)
+    for _ in kept:
+        pass
+    return aggregates

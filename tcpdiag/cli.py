@@ -721,15 +721,27 @@ def show(
     ] = None,
     zeek_split: ZeekSplitOption = False,
     rules_dir: RulesOption = None,
+    aggregate_over: Annotated[
+        int,
+        typer.Option(
+            "--aggregate-over",
+            min=0,
+            metavar="N",
+            help="As for analyze: which groups of findings are aggregated, so that an id A1, "
+            "A2, ... names the same aggregated finding as analyze's report.",
+        ),
+    ] = DEFAULT_AGGREGATE_OVER,
 ) -> None:
     """Print one connection's packet ladder: relative time, direction, flags, relative seq/ack,
     length, TTL, each side's TCP state after the packet, and where the verdict was made; with a
-    Wireshark display filter for the connection and for the finding's frames.
+    Wireshark display filter for the connection and for the finding's frames. For an
+    aggregated finding (A1, ...): what it groups, and the ladder of its first member.
 
     Exit status: 0 shown, 2 when the capture, finding or connection cannot be found.
     """
+    from tcpdiag.aggregate import aggregates_of
     from tcpdiag.ladder import finding_key
-    from tcpdiag.show import ShowError, parse_endpoint, show_text
+    from tcpdiag.show import ShowError, aggregate_text, parse_endpoint, show_text
 
     if (finding_id is None) == (conn is None):
         raise _fail("give a finding id or --conn CLIENT SERVER (one of them)")
@@ -739,6 +751,20 @@ def show(
         report = analyze_capture(capture, RuleEngine(_load(rules_dir)), options)
         if report.error:
             raise _fail(report.error)
+        if finding_id is not None and finding_id.strip().upper().startswith("A"):
+            wanted = finding_id.strip().upper()
+            groups = aggregates_of(report.findings, aggregate_over, len(report.findings))
+            aggregate = next((a for a in groups if a.id == wanted), None)
+            if aggregate is None or not aggregate.first:
+                raise _fail(
+                    f"{capture}: no aggregated finding {finding_id!r} with --aggregate-over "
+                    f"{aggregate_over} (this capture has "
+                    + (f"{len(groups)}: A1 to A{len(groups)})" if groups else "none)")
+                )
+            finding = aggregate.first[0]
+            text = show_text(capture, finding_key(finding), finding)
+            typer.echo(aggregate_text(aggregate, capture) + text, nl=False)
+            return
         if finding_id is not None:
             wanted = finding_id.strip().upper()
             finding = next((f for f in report.findings if f.id == wanted), None)

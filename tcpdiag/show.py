@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
+from tcpdiag.aggregate import Aggregate
 from tcpdiag.findings import Finding
 from tcpdiag.ladder import Key, connection_packets, flag_names, split_endpoint
 from tcpdiag.packets import ACK, SYN, IcmpError, Packet, TcpSegment
@@ -140,6 +141,25 @@ def show_text(path: str | os.PathLike[str], key: Key, finding: Finding | None) -
         "seq/ack are relative to each side's first sequence number (as Wireshark shows them); "
         "states are each side's TCP state after the packet, as tcpdiag inferred it."
     )
+    return "\n".join(lines) + "\n"
+
+
+def aggregate_text(aggregate: Aggregate, path: str | os.PathLike[str]) -> str:
+    """What an aggregated finding groups, before the ladder of its first member."""
+    first = aggregate.first[0]
+    lines = [
+        safe_line(
+            f"aggregated finding {aggregate.id} {aggregate.category}: {aggregate.headline()}"
+        ),
+        safe_line(f"members: {aggregate.members_text()}"),
+        f"wireshark: {aggregate.wireshark_filter()}",
+        safe_line(
+            f"the ladder below is its first member, {first.id}; every member: "
+            f"tcpdiag analyze -f jsonl {os.fspath(path)}, the lines with "
+            f'"aggregate": "{aggregate.id}"'
+        ),
+        "",
+    ]
     return "\n".join(lines) + "\n"
 
 

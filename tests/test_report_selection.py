@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from flowbuilder import LINUX_SYN, Capture, Conversation, write_pcap
 from typer.testing import CliRunner
 
 from tcpdiag.cli import app
+from tcpdiag.packets import SYN
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -111,3 +113,30 @@ def test_show_prints_the_ladder_states_and_verdict_frame() -> None:
         failed = runner.invoke(app, bad)
         assert failed.exit_code == 2 and failed.stderr.startswith("tcpdiag: error: ")
         assert "Traceback" not in failed.output
+
+
+def test_show_an_aggregated_finding_names_it_and_shows_its_first_member(tmp_path: Path) -> None:
+    """`tcpdiag show CAPTURE A1`: the aggregate analyze reports under that id (with the same
+    --aggregate-over), and the ladder of its first member."""
+    cap = Capture()
+    for port in range(20, 32):  # one scanner, twelve closed ports: a port scan
+        probe = Conversation(cap, client=("10.8.0.1", 41000 + port), server=("10.8.0.2", port))
+        probe.send("c", SYN, options=LINUX_SYN)
+        probe.rst("s")
+    path = tmp_path / "scan.pcap"
+    write_pcap(cap, path)
+    report = json.loads(
+        runner.invoke(app, ["analyze", "-f", "json", "--aggregate-over", "5", str(path)]).stdout
+    )["captures"][0]
+    [aggregate] = report["aggregates"]
+    result = runner.invoke(app, ["show", str(path), "a1", "--aggregate-over", "5"])
+    assert result.exit_code == 0, result.output
+    first = aggregate["first_members"][0]
+    assert f"aggregated finding A1 {aggregate['category']}: {aggregate['title']}" in result.stdout
+    assert f"the ladder below is its first member, {first}" in result.stdout
+    assert f"finding {first} refused" in result.stdout and "VERDICT" in result.stdout
+    assert aggregate["wireshark_filter"] in result.stdout
+    for bad in (["show", str(path), "A2", "--aggregate-over", "5"], ["show", str(path), "A1"]):
+        failed = runner.invoke(app, bad)  # no A2; and with the default 100, no aggregate at all
+        assert failed.exit_code == 2 and failed.stderr.startswith("tcpdiag: error: ")
+        assert "no aggregated finding" in failed.stderr and "\n" not in failed.stderr.strip()
