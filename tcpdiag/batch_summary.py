@@ -58,12 +58,17 @@ class BatchSummary:
     def add(self, report: CaptureReport, shown: Callable[[Finding], bool] = bool) -> None:
         """Count `report`'s findings that `shown` accepts (those the reports show)."""
         per_category: Counter[str] = Counter()
+        servers, clients = self.servers, self.clients
         for finding in report.findings:
             if not shown(finding):
                 continue
             per_category[finding.category] += 1
-            self.servers[finding.server] += 1
-            self.clients[_host(finding.client)] += 1
+            servers[finding.server] += 1
+            clients[_host(finding.client)] += 1
+            if len(servers) > MAX_ENDPOINTS or len(clients) > MAX_ENDPOINTS:
+                # Within a capture too: a scan of a million ports would otherwise count a
+                # million endpoints before the first trim.
+                _trim(servers, clients)
         self.captures.append(
             CaptureLine(
                 report.path,
@@ -74,10 +79,7 @@ class BatchSummary:
                 list(report.parts),
             )
         )
-        for counter in (self.servers, self.clients):
-            if len(counter) > MAX_ENDPOINTS:
-                for key, _ in counter.most_common()[MAX_ENDPOINTS // 2 :]:
-                    del counter[key]
+        _trim(servers, clients)
         first, last = report.first_time, report.last_time
         if first is not None and (self.first_time is None or first < self.first_time):
             self.first_time = first
@@ -180,3 +182,11 @@ class BatchSummary:
 
 def safe_line_table(text: str) -> str:
     return "\n".join(safe_line(line) for line in text.split("\n"))
+
+
+def _trim(*counters: Counter[str]) -> None:
+    """Past MAX_ENDPOINTS distinct endpoints, keep the most frequent half."""
+    for counter in counters:
+        if len(counter) > MAX_ENDPOINTS:
+            for key, _ in counter.most_common()[MAX_ENDPOINTS // 2 :]:
+                del counter[key]

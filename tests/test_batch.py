@@ -350,3 +350,34 @@ def test_join_chains_parts_by_time_when_their_names_say_nothing(tmp_path: Path) 
     ]
     assert joined["findings"] == single(sample)["findings"]
     assert len(captures) == 2  # the unrelated capture is analysed on its own
+
+
+def test_the_batch_summary_counts_a_bounded_number_of_endpoints_within_one_capture(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A capture whose findings name more server endpoints than MAX_ENDPOINTS (a scan of every
+    port) never has more than that counted at once; the most frequent stay on top."""
+    from tcpdiag import batch_summary
+    from tcpdiag.analyze import CaptureReport
+    from tcpdiag.findings import AppView, Finding
+
+    monkeypatch.setattr(batch_summary, "MAX_ENDPOINTS", 40)
+    summary = batch_summary.BatchSummary()
+    sizes: list[int] = []
+
+    def finding(port: int) -> Finding:
+        view = AppView(None)
+        return Finding("refused", "r", "t", "10.0.0.1:40000", f"10.0.0.2:{port}", True, [1],
+                       1.0, [], "", "", view, view, "", None, 0.5, [], "", [], 1, "")  # fmt: skip
+
+    report = CaptureReport(path="scan.pcap")
+    # Port 1 again and again among a thousand others: the one a summary must keep.
+    report.findings.extend(finding(1 if k % 3 == 0 else 1000 + k) for k in range(1000))
+
+    def shown(f: Finding) -> bool:
+        sizes.append(len(summary.servers))  # as counted before this finding
+        return True
+
+    summary.add(report, shown)
+    assert len(sizes) == 1000 and max(sizes) <= 40 + 1 and len(summary.servers) <= 40
+    assert summary.servers.most_common(1) == [("10.0.0.2:1", 334)]
