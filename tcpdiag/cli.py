@@ -269,6 +269,23 @@ def _run(
 
 
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show a traceback on internal errors.")]
+AggregateOverOption = Annotated[
+    int,
+    typer.Option(
+        "--aggregate-over",
+        min=0,
+        metavar="N",
+        help="Report a port scan, SYN flood, reset storm or ICMP storm of more than N "
+        "findings as one aggregated finding (A1, A2, ...: counts, rate, time span, top "
+        "sources and targets, what the programs saw, the first members) in table, Markdown, "
+        "HTML and JSON; -f jsonl and csv still list every finding (jsonl adds a line per "
+        "aggregate and marks its members). Groups: the refusals and half-open probes of one "
+        "scanner or to one server endpoint, the RSTs one host sent, the ICMP errors one "
+        "address sent. 0: never aggregate. (show: the same N as the report, so that A1 names "
+        "the same aggregated finding.)",
+    ),
+]
+
 RulesOption = Annotated[
     Path | None,
     typer.Option(
@@ -427,21 +444,7 @@ def analyze(
         ),
     ] = None,
     limit: LimitOption = DEFAULT_LIMIT,
-    aggregate_over: Annotated[
-        int,
-        typer.Option(
-            "--aggregate-over",
-            min=0,
-            metavar="N",
-            help="Report a port scan, SYN flood, reset storm or ICMP storm of more than N "
-            "findings as one aggregated finding (A1, A2, ...: counts, rate, time span, top "
-            "sources and targets, what the programs saw, the first members) in table, Markdown, "
-            "HTML and JSON; -f jsonl and csv still list every finding (jsonl adds a line per "
-            "aggregate and marks its members). Groups: the refusals and half-open probes of one "
-            "scanner or to one server endpoint, the RSTs one host sent, the ICMP errors one "
-            "address sent. 0: never aggregate.",
-        ),
-    ] = DEFAULT_AGGREGATE_OVER,
+    aggregate_over: AggregateOverOption = DEFAULT_AGGREGATE_OVER,
     fail_on: Annotated[
         str,
         typer.Option(
@@ -721,16 +724,7 @@ def show(
     ] = None,
     zeek_split: ZeekSplitOption = False,
     rules_dir: RulesOption = None,
-    aggregate_over: Annotated[
-        int,
-        typer.Option(
-            "--aggregate-over",
-            min=0,
-            metavar="N",
-            help="As for analyze: which groups of findings are aggregated, so that an id A1, "
-            "A2, ... names the same aggregated finding as analyze's report.",
-        ),
-    ] = DEFAULT_AGGREGATE_OVER,
+    aggregate_over: AggregateOverOption = DEFAULT_AGGREGATE_OVER,
 ) -> None:
     """Print one connection's packet ladder: relative time, direction, flags, relative seq/ack,
     length, TTL, each side's TCP state after the packet, and where the verdict was made; with a
