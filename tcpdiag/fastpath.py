@@ -646,7 +646,6 @@ def _uneventful(
         # Each ACK acknowledges no more than the peer had sent when it was captured, so that
         # the acknowledged bytes are the largest ACK's (see Endpoint.acknowledged).
         isn = seq[r_start]  # per run: the SYN's or SYN-ACK's sequence number
-        peer = peer_run[run_s]
         rel_ack = ack - isn[peer] - np.uint32(1)
         composite = run_s.astype(np.int64) * (n + 1) + row
         before = np.searchsorted(composite, peer * (n + 1) + row) - 1  # the peer's last one

@@ -1300,14 +1300,8 @@ class FlowTable:
         return self._wake(self._key(src, sport, dst, dport, tunnel))
 
     def _on_segment(self, seg: TcpSegment) -> None:
-        src, sport, dst, dport = seg.src, seg.sport, seg.dst, seg.dport
-        # _key, spelled out: this runs for every packet the tracker sees.
-        if src < dst or (src == dst and sport <= dport):
-            key = (src, sport, dst, dport, seg.tunnel)
-        else:
-            key = (dst, dport, src, sport, seg.tunnel)
-        held = self._live.get(key)
-        conn = held if held is None or type(held) is Connection else self._wake(key)
+        key = self._key(seg.src, seg.sport, seg.dst, seg.dport, seg.tunnel)
+        conn = self._wake(key)
         starts_new = seg.flags & SYN and not seg.flags & (RST | ACK)
         if conn is not None and starts_new and conn.accepts_new_syn(seg, self.zeek_split):
             self._retire_now(key, conn)
