@@ -74,6 +74,9 @@ IDLE_SPILL_SECONDS = 60.0
 # closed ones wait on disk (ConnectionSpill), so that a flood of short failures (a port scan
 # answered with RSTs: thousands closing every second) does not hold thousands of connections.
 CLOSED_IN_MEMORY = 32_768
+# Entries of the closing queue whose connection was retired early (evicted, or its 4-tuple
+# reused) before the queue is rid of them: at least this many, and at least half the queue.
+CLOSING_COMPACT_MIN = 4096
 # Gaps in a side's sequence space remembered, to tell a reordered segment from a retransmission.
 MAX_HOLES = 8
 # The idle-connection spill file is rewritten once this much of it is garbage (and at least half).
@@ -1194,8 +1197,12 @@ class FlowTable:
         self._attempts: OrderedDict[Key, None] = OrderedDict()
         self._spill = ConnectionSpill()
         self.spill_failed = ""  # why idle connections could not go to disk (then: in memory)
-        self._closing: deque[Connection | _ClosedElsewhere | _Spilled] = deque()
+        # Closed connections waiting out the close grace period, in order of closing. A float
+        # stands for a run of entries whose connections were retired early: the latest time
+        # they closed at (see _compact_closing).
+        self._closing: deque[Connection | _ClosedElsewhere | _Spilled | float] = deque()
         self._closed_awake = 0  # Connection entries of the closing queue (in memory)
+        self._closing_dead = 0  # entries retired early since the queue was last compacted
         self._stand_ins: list[_ClosedElsewhere] = []  # retired stand-ins, for reuse
         self._rst_log = RstLog()
         self._retired_early: list[TrackedConnection] = []
@@ -1282,7 +1289,7 @@ class FlowTable:
                 yield self._held(held).retire(self._rst_log)
         self._attempts.clear()
         self._closing.clear()
-        self._closed_awake = 0
+        self._closed_awake = self._closing_dead = 0
         self._spill.close()
 
     @staticmethod
@@ -1483,6 +1490,60 @@ class FlowTable:
             # is bounded by --max-connections even when every connection closes at once.
             conn.client = conn.server = _RETIRED
             conn.rsts, conn.icmp_events, conn.accepted_rst, conn.zeek = [], [], None, None
+            self._closing_dead += 1
+            if self._closing_dead >= max(CLOSING_COMPACT_MIN, len(self._closing) // 2):
+                self._compact_closing()
+
+    def _compact_closing(self) -> None:
+        """Rid the closing queue of the entries of connections retired early.
+
+        A flood of refusals answered faster than the close grace period with a full table
+        evicts closed connections long before their entries reach the head of the queue; kept
+        there as shells, they would hold memory in proportion to the rate, not to the live
+        connections. A run of such entries becomes one float, the latest time they closed at:
+        the queue is read from its head only while the head is due, and the capture clock never
+        goes back, so the entries behind the run are reached exactly when they would have been
+        (the run's last entry due), and everything retires at the same packet as before."""
+        compacted: deque[Connection | _ClosedElsewhere | _Spilled | float] = deque()
+        run: float | None = None  # the latest close of the current run of dead entries
+        for entry in self._closing:
+            if isinstance(entry, float):
+                closed_at = entry
+            elif self._retired_entry(entry):
+                assert entry.closed_at is not None
+                closed_at = entry.closed_at
+                if type(entry) is Connection:
+                    self._closed_awake -= 1
+            else:
+                if run is not None:
+                    compacted.append(run)
+                    run = None
+                compacted.append(entry)
+                continue
+            run = closed_at if run is None else max(run, closed_at)
+        if run is not None:
+            compacted.append(run)
+        self._closing = compacted
+        self._closing_dead = 0
+
+    def _retired_entry(self, entry: Connection | _ClosedElsewhere | _Spilled) -> bool:
+        """Whether this entry of the closing queue is of a connection already retired (the
+        checks _retire_due makes when the entry reaches the head)."""
+        if isinstance(entry, _ClosedElsewhere) or entry.closed_at is None:
+            return False
+        if isinstance(entry, _Spilled):
+            assert entry.key is not None
+            held = self._live.get(entry.key)
+            if held is entry:
+                return False
+            return type(held) is not Connection or held.conn_id != entry.conn_id
+        if entry.client is _RETIRED:
+            return True
+        key = self._key(
+            entry.client.addr, entry.client.port, entry.server.addr, entry.server.port,
+            entry.tunnel,
+        )  # fmt: skip
+        return self._live.get(key) is not entry
 
     def _wake(self, key: Key) -> Connection | None:
         """The live connection of this 4-tuple, brought back from disk if it was idle there
@@ -1575,6 +1636,11 @@ class FlowTable:
         now = self._now
         for _ in range(len(self._closing)):
             entry = self._closing[0]
+            if isinstance(entry, float):
+                if now - entry < self.close_grace:
+                    break
+                self._closing.popleft()
+                continue  # (a run of entries retired early: see _compact_closing)
             closed_at = entry.closed_at if entry.closed_at is not None else now
             if now - closed_at < self.close_grace:
                 break  # the deque is in order of closing: nothing further is due either

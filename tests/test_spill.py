@@ -175,3 +175,54 @@ def test_closed_connections_beyond_the_bound_take_little_memory(
     small, large = peak(2_000), peak(10_000)
     # A whole refused connection takes about 3 KB in memory.
     assert (large - small) / 8_000 < 600, (small, large)
+
+
+# -- the closing queue is rid of the connections retired early -----------------------------------
+
+
+def test_compacting_the_closing_queue_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries of evicted connections, folded into runs as soon as possible or never: the
+    same report and flows (with closed connections in memory and on disk)."""
+    cap = Capture()
+    _closing_storm(cap, 3_011)
+    path = tmp_path / "storm.pcap"
+    write_pcap(cap, path)
+    options = AnalysisOptions(fast_path=False, keep_flows=True, max_connections=200)
+    monkeypatch.setattr(tracker_module, "CLOSING_COMPACT_MIN", 64)
+    expected = _report(path, options)
+    assert expected[0]["evicted"] > 1_000
+    monkeypatch.setattr(tracker_module, "CLOSING_COMPACT_MIN", 1)
+    assert _report(path, options) == expected
+    monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 10)
+    assert _report(path, options) == expected
+    assert _report(path, AnalysisOptions(keep_flows=True, max_connections=200)) == expected
+
+
+def test_evicted_closed_connections_leave_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refusals far faster than the close grace period with a full table: each is evicted
+    long before its grace period ends. Memory follows the live connections, not the refusals
+    still inside their grace period."""
+    monkeypatch.setattr(tracker_module, "CLOSING_COMPACT_MIN", 64)
+
+    def peak(count: int) -> int:
+        cap = Capture()
+        for i in range(count):
+            conv = Conversation(cap, client=(f"10.0.{i // 50_000}.1", 10000 + i % 50_000))
+            conv.send("c", SYN, options=LINUX_SYN, dt=0.0001)
+            conv.rst("s")
+        tracemalloc.start()
+        table = FlowTable(zeek=False, max_live=300)
+        for _ in table.track(cap.packets):
+            pass
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert table.evicted >= count - 300
+        return top
+
+    small, large = peak(2_000), peak(10_000)
+    # An evicted connection's shell took about 0.6 KB until its grace period ended.
+    assert (large - small) / 8_000 < 100, (small, large)
