@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tcpdiag.findings import Finding, iso_time
+from tcpdiag.findings import Finding, FindingFacts, iso_time
+from tcpdiag.spool import digests_of
 
 # A group of more than this many findings is aggregated (by default). The samples and the
 # real-world corpus have at most 9 findings per capture; bench/make_capture.py's realistic mix
@@ -51,15 +52,15 @@ def host_of(endpoint: str) -> str:
     return host[1:-1] if host.startswith("[") else host
 
 
-def _client_host(finding: Finding) -> str | None:
+def _client_host(finding: FindingFacts) -> str | None:
     return host_of(finding.client)
 
 
-def _server_endpoint(finding: Finding) -> str | None:
+def _server_endpoint(finding: FindingFacts) -> str | None:
     return finding.server
 
 
-def _rst_sender(finding: Finding) -> str | None:
+def _rst_sender(finding: FindingFacts) -> str | None:
     sender = finding.facts.get("sender")
     if sender == "server":
         return host_of(finding.server)
@@ -68,7 +69,7 @@ def _rst_sender(finding: Finding) -> str | None:
     return None
 
 
-def _icmp_source(finding: Finding) -> str | None:
+def _icmp_source(finding: FindingFacts) -> str | None:
     source = finding.facts.get("icmp_source")
     return str(source) if source else None
 
@@ -102,7 +103,7 @@ class Kind:
 
     category: str  # the aggregated finding's category
     members: frozenset[str]  # the categories of the findings it takes
-    key: Callable[[Finding], str | None]  # what they share (None: not this kind)
+    key: Callable[[FindingFacts], str | None]  # what they share (None: not this kind)
     role: str  # what the key is, in words: "scanner", "target", ...
     side: str  # which end of the members' connections the key is: client, server, or "" (either)
     min_peers: int  # distinct targets (port_scan) the key needs besides the count
@@ -202,7 +203,7 @@ class Planner:
         self._tallies: list[dict[str, _Tally]] = [{} for _ in KINDS]
         self._seen = 0
 
-    def observe(self, finding: Finding) -> None:
+    def observe(self, finding: FindingFacts) -> None:
         index = self._seen
         self._seen += 1
         if not self.threshold:
@@ -219,7 +220,7 @@ class Planner:
             if len(tally.peers) < kind.min_peers:
                 tally.peers.add(finding.server)
 
-    def plan(self, findings: Iterable[Finding]) -> Plan:
+    def plan(self, findings: Iterable[FindingFacts]) -> Plan:
         """The groups over the threshold. `findings` (the same, in the same order) is read
         again only when a kind must be counted without what an earlier kind took."""
         chosen: dict[GroupKey, int] = {}  # -> first index
@@ -237,7 +238,7 @@ class Planner:
         return tally.count > self.threshold and len(tally.peers) >= kind.min_peers
 
     def _recount(
-        self, number: int, keys: set[str], earlier: Plan, findings: Iterable[Finding]
+        self, number: int, keys: set[str], earlier: Plan, findings: Iterable[FindingFacts]
     ) -> dict[str, _Tally]:
         kind, tallies = KINDS[number], dict[str, _Tally]()
         for index, finding in enumerate(findings):
@@ -282,7 +283,7 @@ class Plan:
     def __bool__(self) -> bool:
         return bool(self.chosen)
 
-    def key_of(self, finding: Finding) -> GroupKey | None:
+    def key_of(self, finding: FindingFacts) -> GroupKey | None:
         """The aggregated group this finding folds into, if any."""
         if finding.category not in self.categories:
             return None
@@ -297,7 +298,7 @@ class Plan:
         return Aggregate(self.ids[group], KINDS[number], key)
 
 
-def plan_aggregates(findings: Iterable[Finding], threshold: int, total: int) -> Plan:
+def plan_aggregates(findings: Iterable[FindingFacts], threshold: int, total: int) -> Plan:
     """The first pass on its own (JSON, JSON Lines). `total`: how many findings there are;
     with no more than the threshold no group can pass it, and nothing is read."""
     planner = Planner(threshold if total > threshold else 0)
@@ -508,7 +509,7 @@ def aggregates_of(findings: Iterable[Finding], threshold: int, total: int) -> li
     """Every aggregated finding of a capture's findings (`total` of them), complete, in id
     order: as the reports would show them with --aggregate-over `threshold` and no
     selection (for `tcpdiag show CAPTURE A1`)."""
-    plan = plan_aggregates(findings, threshold, total)
+    plan = plan_aggregates(digests_of(findings), threshold, total)
     if not plan:
         return []
     kept, aggregates = fold(findings, plan, lambda finding: True)

@@ -16,8 +16,9 @@ from typing import Any
 from tabulate import tabulate
 
 from tcpdiag.analyze import CaptureReport
-from tcpdiag.findings import Finding, iso_time
+from tcpdiag.findings import FindingFacts, iso_time
 from tcpdiag.reporters.common import markdown_text, safe_line
+from tcpdiag.spool import digests_of
 
 TOP = 10  # endpoints listed
 MAX_ENDPOINTS = 100_000  # distinct endpoints counted at most
@@ -55,11 +56,11 @@ class BatchSummary:
     last_time: float | None = None
     interrupted: bool = False
 
-    def add(self, report: CaptureReport, shown: Callable[[Finding], bool] = bool) -> None:
+    def add(self, report: CaptureReport, shown: Callable[[FindingFacts], bool] = bool) -> None:
         """Count `report`'s findings that `shown` accepts (those the reports show)."""
         per_category: Counter[str] = Counter()
         servers, clients = self.servers, self.clients
-        for finding in report.findings:
+        for finding in digests_of(report.findings):
             if not shown(finding):
                 continue
             per_category[finding.category] += 1

@@ -29,7 +29,7 @@ from tcpdiag.batch import WorkerSettings
 from tcpdiag.detect import RuleEngine
 from tcpdiag.driver import BatchRequest, run_batch
 from tcpdiag.filters import ConnectionFilter, FilterError
-from tcpdiag.findings import Finding
+from tcpdiag.findings import Finding, FindingFacts
 from tcpdiag.inputs import DEFAULT_GLOBS
 from tcpdiag.reader import CaptureError
 from tcpdiag.reporters.base import Reporter
@@ -48,6 +48,7 @@ from tcpdiag.reporters.selection import DEFAULT_LIMIT, IMPACTS, FailOn, RunInfo,
 from tcpdiag.reporters.text import TextReporter
 from tcpdiag.rules import RuleError, RuleSet, load_rules
 from tcpdiag.selection import SelectionError, TimedSelection
+from tcpdiag.spool import digests_of
 from tcpdiag.tracker import MAX_LIVE_CONNECTIONS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -229,7 +230,7 @@ def _run(
     debug: bool,
     reporter: Reporter,
     out: TextIO | None = None,
-    fails: Callable[[Finding], bool] | None = None,
+    fails: Callable[[FindingFacts], bool] | None = None,
 ) -> RunSummary:
     """Analyse the captures one at a time: warnings and errors on stderr (one line each), the
     report on `out` (stdout) as each capture is done, so only one capture's findings are held.
@@ -261,7 +262,7 @@ def _run(
         summary.errors += report.error is not None
         summary.findings += len(report.findings)
         if fails is not None:
-            summary.failing += sum(1 for f in report.findings if fails(f))
+            summary.failing += sum(1 for f in digests_of(report.findings) if fails(f))
         reporter.write(report, out)
         out.flush()
     reporter.finish(out)

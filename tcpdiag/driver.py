@@ -22,11 +22,12 @@ from typing import TextIO
 from tcpdiag import __version__
 from tcpdiag.batch import FileResult, InputOrder, WorkerSettings, default_jobs, run_local
 from tcpdiag.batch_summary import BatchSummary
-from tcpdiag.findings import Finding
+from tcpdiag.findings import FindingFacts
 from tcpdiag.inputs import CaptureInput, expand_inputs
 from tcpdiag.progress import BatchProgress
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.selection import Selection
+from tcpdiag.spool import digests_of
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -48,7 +49,7 @@ class BatchRequest:
     verbose: bool = False
     # Which findings the reports show (reporters apply it; the summary counts only those).
     selection: Selection = field(default_factory=Selection)
-    fails: Callable[[Finding], bool] = bool  # which shown findings make the exit status 1
+    fails: Callable[[FindingFacts], bool] = bool  # which shown findings make the exit status 1
 
 
 class _OutputError(Exception):
@@ -81,8 +82,8 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
             status = EXIT_ERROR
         elif not report.filter_matched:
             progress.echo(f"tcpdiag: warning: {report.path}: no connection matches the filters")
-        shown = request.selection.accepts
-        if status == EXIT_CLEAN and any(shown(f) and request.fails(f) for f in report.findings):
+        shown, fails = request.selection.accepts, request.fails
+        if status == EXIT_CLEAN and any(shown(f) and fails(f) for f in digests_of(report.findings)):
             status = EXIT_FINDINGS
         _write(out, partial(reporter.write, report, out))
         summary.add(report, shown)

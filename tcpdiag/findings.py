@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 def iso_time(epoch: float) -> str:
@@ -124,6 +125,61 @@ class Finding:
             "tunnel": self.tunnel,
             "epoch": self.time,
         }
+
+
+class FindingFacts(Protocol):
+    """What the passes over a capture's findings that only count, filter and group them read
+    (--fail-on, the batch summary, which groups are aggregated): a `Finding`, or its
+    `FindingDigest`."""
+
+    @property
+    def category(self) -> str: ...
+    @property
+    def client(self) -> str: ...
+    @property
+    def server(self) -> str: ...
+    @property
+    def time(self) -> float: ...
+    @property
+    def impact(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def facts(self) -> Mapping[str, Any]: ...
+
+
+# The facts a digest keeps (those the aggregated kinds group by: tcpdiag.aggregate).
+DIGEST_FACTS = ("sender", "icmp_source")
+
+
+@dataclass(slots=True)
+class FindingDigest:
+    """The few fields of a finding that counting, filtering and grouping read
+    (`FindingFacts`): a capture's findings are read several times before and after the report
+    is written, and reading these is several times cheaper than whole findings."""
+
+    category: str
+    client: str
+    server: str
+    time: float
+    impact: str
+    confidence: float
+    first_frame: list[int]  # the first of `frames` (empty if none): the report order's key
+    facts: dict[str, Any]
+
+    @staticmethod
+    def of(finding: Finding) -> FindingDigest:
+        facts = finding.facts
+        return FindingDigest(
+            finding.category,
+            finding.client,
+            finding.server,
+            finding.time,
+            finding.impact,
+            finding.confidence,
+            finding.frames[:1],
+            {name: facts[name] for name in DIGEST_FACTS if name in facts},
+        )
 
 
 def _app_view(view: AppView) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tcpdiag.findings import Finding, iso_time
+from tcpdiag.findings import FindingFacts, iso_time
 from tcpdiag.reporters.selection import Selection
 
 
@@ -44,7 +44,7 @@ class TimedSelection(Selection):
             until=end,
         )
 
-    def accepts(self, finding: Finding) -> bool:
+    def accepts(self, finding: FindingFacts) -> bool:
         if self.since is not None and finding.time < self.since:
             return False
         if self.until is not None and finding.time >= self.until:

@@ -32,9 +32,10 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Generic, TypeVar
 
-from tcpdiag.findings import Finding
+from tcpdiag.findings import Finding, FindingDigest, FindingFacts
 
 MEMORY_LIMIT = 500  # findings held in memory before a run goes to disk (~4 KB each)
+DIGESTS_PER_FINDING = 8  # digests held in memory per finding held (~0.4 KB each)
 BLOCK_ITEMS = 256  # items pickled together at most (fewer with a small memory_limit)
 FAN_IN = 32  # runs of one level merged into one run of the next level (by default)
 
@@ -163,17 +164,44 @@ def _report_order(finding: Finding) -> tuple[float, list[int]]:
     return finding.time, finding.frames[:1]
 
 
+def _digest_order(digest: FindingDigest) -> tuple[float, list[int]]:
+    return digest.time, digest.first_frame
+
+
 class FindingSpool(SortedSpool[Finding]):
     """A capture's findings in report order (time, first frame), numbered F1... as they are
-    read."""
+    read; and their digests (`digests`), in the same order, for the passes that only count,
+    filter and group them."""
 
     def __init__(self, memory_limit: int = MEMORY_LIMIT) -> None:
         super().__init__(Finding, _report_order, memory_limit, label="findings")
+        # The same stable sort of the same items, by the same key: the same order.
+        self._digests = SortedSpool(
+            FindingDigest,
+            _digest_order,
+            memory_limit * DIGESTS_PER_FINDING,
+            label="findings",
+            fan_in=self.fan_in,
+        )
         # (time, first frame) of each skipped finding: numbered, never reported. Two flat
         # lists, not a Finding each: a narrow filter on a large capture may skip millions.
         self._skipped_times: list[float] = []
         self._skipped_frames: list[int] = []
         self._skipped_sorted = True
+
+    def extend(self, items: Iterable[Finding]) -> None:
+        findings = list(items)
+        super().extend(findings)
+        self._digests.extend(map(FindingDigest.of, findings))
+        self.spill_failed = self.spill_failed or self._digests.spill_failed
+
+    def digests(self) -> Iterator[FindingDigest]:
+        """Every finding's digest, in report order (may be called again)."""
+        return self._digests.sorted_items()
+
+    def close(self) -> None:
+        super().close()
+        self._digests.close()
 
     def skip(self, findings: Iterable[Finding]) -> None:
         """Count these findings in the numbering without keeping them."""
@@ -199,3 +227,11 @@ class FindingSpool(SortedSpool[Finding]):
         for number, finding in enumerate(self.sorted_items(), 1):
             finding.id = f"F{number + (self._skipped_before(finding) if skipped else 0)}"
             yield finding
+
+
+def digests_of(findings: Iterable[Finding]) -> Iterable[FindingFacts]:
+    """What a pass that only counts, filters or groups findings reads: a spool's digests (in the
+    same order), or the findings themselves."""
+    if isinstance(findings, FindingSpool):
+        return findings.digests()
+    return findings

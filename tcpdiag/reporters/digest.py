@@ -14,6 +14,7 @@ from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Aggregate, GroupKey, Plan,
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import Finding
 from tcpdiag.reporters.selection import Selection
+from tcpdiag.spool import digests_of
 
 SAMPLES_PER_GROUP = 3
 TOP_ENDPOINTS = 5
@@ -116,7 +117,7 @@ def digest(
     result = Digest(report, selection)
     targets: dict[str, set[str]] = {}
     planner = Planner(aggregate_over if len(report.findings) > aggregate_over else 0)
-    for finding in report.findings:
+    for finding in digests_of(report.findings):  # (counting needs only the digests)
         result.total += 1
         planner.observe(finding)
         if not selection.accepts(finding):
@@ -138,7 +139,7 @@ def digest(
     result.scanners = {
         host: len(probed) for host, probed in targets.items() if len(probed) >= SCANNER_MIN_TARGETS
     }
-    result.plan = plan = planner.plan(report.findings)
+    result.plan = plan = planner.plan(digests_of(report.findings))
     groups: dict[tuple[str, str, str], FindingGroup] = {}
     folded: dict[GroupKey, FindingGroup] = {}
     for finding in report.findings:

@@ -18,6 +18,7 @@ from tcpdiag.ladder import split_endpoint
 from tcpdiag.reporters.base import JsonReporter, render
 from tcpdiag.reporters.common import wireshark_filter, wireshark_frames
 from tcpdiag.reporters.selection import Selection
+from tcpdiag.spool import digests_of
 
 SCHEMA_VERSION = "1.0"
 
@@ -61,7 +62,9 @@ class FindingsJsonReporter(JsonReporter):
     def write(self, report: CaptureReport, out: TextIO) -> None:
         out.write(("" if self._first else ",") + "\n    {")
         self._first = False
-        plan = plan_aggregates(report.findings, self.aggregate_over, len(report.findings))
+        plan = plan_aggregates(
+            digests_of(report.findings), self.aggregate_over, len(report.findings)
+        )
         fields = {**report.to_dict(findings=False), "aggregate_over": self.aggregate_over}
         for key, value in fields.items():
             out.write(f"\n      {json.dumps(key)}: {_dump(value, 6)},")
@@ -119,7 +122,9 @@ class AggregatingJsonLinesReporter:
         pass
 
     def write(self, report: CaptureReport, out: TextIO) -> None:
-        plan = plan_aggregates(report.findings, self.aggregate_over, len(report.findings))
+        plan = plan_aggregates(
+            digests_of(report.findings), self.aggregate_over, len(report.findings)
+        )
         summary = {
             **report.to_dict(findings=False),
             "filters": self.selection.describe(),

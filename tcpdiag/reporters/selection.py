@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from tcpdiag import __version__
 from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER
 from tcpdiag.filters import ConnectionFilter
-from tcpdiag.findings import Finding
+from tcpdiag.findings import FindingFacts
 
 IMPACTS = ("error_seen", "none", "unknown")
 
@@ -30,7 +30,7 @@ class Selection:
     localtime: bool = False  # clock times in the local zone instead of UTC
     connection_filter: ConnectionFilter = field(default_factory=ConnectionFilter)
 
-    def accepts(self, finding: Finding) -> bool:
+    def accepts(self, finding: FindingFacts) -> bool:
         return (
             (not self.categories or finding.category in self.categories)
             and finding.confidence >= self.min_confidence
@@ -102,7 +102,7 @@ class FailOn:
             )
         return cls(words)
 
-    def __call__(self, finding: Finding) -> bool:
+    def __call__(self, finding: FindingFacts) -> bool:
         if "never" in self.words:
             return False
         return "any" in self.words or finding.impact in self.words or finding.category in self.words
