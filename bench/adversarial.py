@@ -420,6 +420,26 @@ class Shape:
     # The packets a right reading reports, given the records in the file (zero_tail: the
     # reader gives up on the zeros, so only the ordinary part).
     reads: Callable[[Path, int], int] = lambda path, records: records
+    # How the report must sum the storm up, at a scale (None: not a storm): the aggregated
+    # findings of a kind, a SYN flood summary, or a warning, and how many members it counts.
+    storm: Callable[[float], Storm | None] = lambda scale: None
+
+
+@dataclass(frozen=True)
+class Storm:
+    """What a report must say of a storm: `kind` is an aggregated finding's category (their
+    counts summed), "flood" (the SYN flood summaries' attempts) or "warning" (a warning that
+    names the count), and `count` the members."""
+
+    kind: str
+    count: int
+
+    def found(self, cap: dict[str, Any]) -> int:
+        if self.kind == "flood":
+            return sum(int(f["attempts"]) for f in cap.get("floods", []))
+        if self.kind == "warning":
+            return self.count if any(f"{self.count:,} " in w for w in cap["warnings"]) else 0
+        return sum(int(a["count"]) for a in cap["aggregates"] if a["category"] == self.kind)
 
 
 def _manifest(path: Path) -> dict[str, Any]:
@@ -440,27 +460,32 @@ SHAPES: list[Shape] = [
         "a port scan answered with RST/ACKs (refused), 10 us apart",
         lambda p, s: gen_refused(p, _n("refused_scan", s), None),
         expect=lambda p, s: {"refused": _n("refused_scan", s)},
+        storm=lambda s: Storm("port_scan", _n("refused_scan", s)),
     ),
     Shape(
         "refused_150s",
         "refused connections from many clients, one per ms",
         lambda p, s: gen_refused(p, _n("refused_150s", s), _n("refused_150s", s) / 1000),
         expect=lambda p, s: {"refused": _n("refused_150s", s)},
+        storm=lambda s: Storm("syn_flood", _n("refused_150s", s)),
     ),
     Shape(
         "reset_10ms",
         "one server resets its established connections, 10 ms apart",
         lambda p, s: gen_reset_burst(p, _n("reset_10ms", s), 10_000),
+        storm=lambda s: Storm("reset_storm", _n("reset_10ms", s)),
     ),
     Shape(
         "reset_1ms",
         "one server resets its established connections, 1 ms apart",
         lambda p, s: gen_reset_burst(p, _n("reset_1ms", s), 1_000),
+        storm=lambda s: Storm("reset_storm", _n("reset_1ms", s)),
     ),
     Shape(
         "syn_rst_cycles",
         "SYN, SYN-ACK, ACK, RST/ACK over and over on one 4-tuple",
         lambda p, s: gen_syn_rst_cycles(p, _n("syn_rst_cycles", s)),
+        storm=lambda s: Storm("reset_storm", _n("syn_rst_cycles", s)),
     ),
     Shape(
         "gz_big_blocks",
@@ -481,12 +506,14 @@ SHAPES: list[Shape] = [
         "SYNs from distinct 4-tuples (a SYN flood), 10 us apart",
         lambda p, s: gen_unique_syns(p, _n("unique_syns", s)),
         expect=lambda p, s: {},
+        storm=lambda s: Storm("flood", _n("unique_syns", s)),
     ),
     Shape(
         "icmp_orphans",
         "ICMP host unreachable quoting connections never seen",
         lambda p, s: gen_icmp_orphans(p, _n("icmp_orphans", s)),
         expect=lambda p, s: {},
+        storm=lambda s: Storm("warning", _n("icmp_orphans", s)),
     ),
     Shape(
         "long_conn",
@@ -550,11 +577,13 @@ def measure(
     timeout: float,
     expected: dict[str, int] | None = None,
     reads: int | None = None,
+    storm: Storm | None = None,
 ) -> tuple[bench_run.Measurement, str]:
     """tcpdiag analyze on `path` (exit 0, 1 or 2 all accepted): the measurement and a summary
     of its findings ("N: cat1 n1, cat2 n2", or the error), marked "as expected" or "NOT as
     expected" when `expected` (findings per category) is given. `reads`: the packets a right
-    reading reports (default: `packets`)."""
+    reading reports (default: `packets`); `storm`: how the report must sum the storm up (its
+    absence, or another count, is "NOT as expected" too)."""
     reads = packets if reads is None else reads
     out = str(path) + ".tcpdiag.jsonl"
     bench_run.warm(str(path))
@@ -575,9 +604,15 @@ def measure(
         text += f"; evicted {cap['evicted']:,}"
     if cap.get("packets") != packets:
         text += f"; read {cap.get('packets', 0):,} packets"
-    if expected is not None:
-        right = dict(cats) == expected and cap.get("packets") == reads
-        want = ", ".join(f"{c} {n:,}" for c, n in expected.items()) or "none"
+    if storm is not None:
+        text += f"; {storm.kind} {storm.found(cap):,}"
+    if expected is not None or storm is not None:
+        right = expected is None or (dict(cats) == expected and cap.get("packets") == reads)
+        wanted = [f"{c} {n:,}" for c, n in (expected or {}).items()]
+        if storm is not None:
+            right = right and storm.found(cap) == storm.count
+            wanted.append(f"{storm.kind} {storm.count:,}")
+        want = ", ".join(wanted) or "none"
         text = ("as expected: " if right else f"NOT as expected ({want}): ") + text
     return m, text
 
@@ -678,7 +713,10 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     expected = shape.expect(path, args.scale * k)
                     reads = shape.reads(path, packets)
-                    r.timed, r.findings = measure(path, packets, args.timeout, expected, reads)
+                    storm = shape.storm(args.scale * k)
+                    r.timed, r.findings = measure(
+                        path, packets, args.timeout, expected, reads, storm
+                    )
                 except bench_run.BenchTimeout:
                     r.timeout = args.timeout
                     gave_up = f"{k:g}x timed out"

@@ -193,6 +193,13 @@ class Pipeline:
                 f"early because more than {table.max_live} were live at once (a flood?); their "
                 "analysis may be incomplete"
             )
+        if orphans := table.orphan_icmp:
+            source, count = table.orphan_icmp_sources.most_common(1)[0]
+            report.warnings.append(
+                f"{report.path}: {orphans:,} ICMP error{'s' if orphans > 1 else ''} quoted TCP "
+                "connections the capture does not show open (begun before it, already closed, "
+                f"or forged quotes); {count:,} of them from {source}"
+            )
         if ignored := table.clock.ignored:
             report.warnings.append(
                 f"{report.path}: {ignored:,} frame{'s' if ignored > 1 else ''} stamped more "

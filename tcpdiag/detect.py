@@ -12,7 +12,7 @@ from typing import Any
 
 from tcpdiag.events import FlowEvent
 from tcpdiag.findings import AppView, Cause, EvidenceItem, Finding
-from tcpdiag.rules import Rule, RuleSet, event_values, render
+from tcpdiag.rules import Rule, RuleSet, all_hold, event_values, render
 from tcpdiag.tracker import TrackedConnection
 
 NOTHING_SEEN = "nothing: no call on this side fails because of this"
@@ -62,7 +62,7 @@ class RuleEngine:
             (
                 Cause(c.id, render(c.text, values), c.confidence)
                 for c in rule.causes
-                if all(cond.matches(facts.get(cond.fact)) for cond in c.conditions)
+                if all_hold(c.conditions, facts)
             ),
             key=lambda c: -c.confidence,
         )

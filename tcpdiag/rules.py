@@ -49,6 +49,15 @@ class Condition:
         return not (self.maximum is not None and (value is None or value > self.maximum))
 
 
+def all_hold(conditions: tuple[Condition, ...], facts: Mapping[str, Any]) -> bool:
+    """Whether every condition holds for these facts. (A loop, not all() over a generator:
+    this runs for every rule and cause an event is tried against.)"""
+    for condition in conditions:  # noqa: SIM110 (see above)
+        if not condition.matches(facts.get(condition.fact)):
+            return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class SeesSpec:
     """What the application in one role sees: a fixed errno, or one looked up by a fact."""
@@ -93,7 +102,7 @@ class Rule:
     impact: str = ""
 
     def matches(self, facts: Mapping[str, Any]) -> bool:
-        return all(c.matches(facts.get(c.fact)) for c in self.conditions)
+        return all_hold(self.conditions, facts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """Scans and floods, whole: one summary per source that probes many ports or hosts, and one per
-target that many sources leave half-open (a SYN flood).
+target that many sources leave half-open, refused or unanswered, or that attempts reach at a
+flood's rate (a SYN flood).
 
 A port scan is hundreds of tiny connections: a SYN answered by RST (closed port), by SYN-ACK
 (open port: the scanner resets it or lets it expire), or by nothing (filtered). Each probe may
@@ -21,8 +22,12 @@ from tcpdiag.tracker import TrackedConnection
 
 # A source is a scanner once it probed this many distinct host:port targets.
 MIN_TARGETS = 10
-# A target is flooded once this many distinct sources left payload-less attempts on it.
+# A target is flooded once this many distinct sources left payload-less attempts on it, or once
+# it drew this many attempts at this rate or more, from however few sources (a flood tool on a
+# few hosts cycles source ports; a health check of a dead port, one a second, is no flood).
 MIN_FLOOD_SOURCES = 100
+MIN_FLOOD_ATTEMPTS = 1000
+MIN_FLOOD_RATE = 100.0  # attempts per second over the flood's span
 # Memory bounds: distinct peers remembered per source or target, and sources or targets
 # followed at once.
 MAX_PEERS = 1 << 16
@@ -171,18 +176,22 @@ class ScanDetector:
 
     def floods(self) -> list[FloodSummary]:
         out = [
-            FloodSummary(
-                target=f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}",
-                attempts=t.probes,
-                sources=t.peer_count,
-                half_open=t.open,
-                refused=t.closed,
-                unanswered=t.unanswered,
-                first_time=t.first_time,
-                last_time=t.last_time,
+            flood
+            for flood in (
+                FloodSummary(
+                    target=f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}",
+                    attempts=t.probes,
+                    sources=t.peer_count,
+                    half_open=t.open,
+                    refused=t.closed,
+                    unanswered=t.unanswered,
+                    first_time=t.first_time,
+                    last_time=t.last_time,
+                )
+                for (addr, port), t in self._targets.items()
             )
-            for (addr, port), t in self._targets.items()
-            if t.peer_count >= MIN_FLOOD_SOURCES
+            if flood.sources >= MIN_FLOOD_SOURCES
+            or (flood.attempts >= MIN_FLOOD_ATTEMPTS and flood.rate >= MIN_FLOOD_RATE)
         ]
         return sorted(out, key=lambda f: (-f.attempts, f.first_time))
 

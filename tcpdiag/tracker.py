@@ -19,7 +19,7 @@ import pickle
 import tempfile
 from array import array
 from bisect import bisect_left, bisect_right, insort
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -77,6 +77,9 @@ CLOSED_IN_MEMORY = 32_768
 # Entries of the closing queue whose connection was retired early (evicted, or its 4-tuple
 # reused) before the queue is rid of them: at least this many, and at least half the queue.
 CLOSING_COMPACT_MIN = 4096
+# Sources of ICMP errors about connections the table does not hold, counted at most (the
+# warning names the busiest).
+ORPHAN_ICMP_SOURCES = 4096
 # Gaps in a side's sequence space remembered, to tell a reordered segment from a retransmission.
 MAX_HOLES = 8
 # The idle-connection spill file is rewritten once this much of it is garbage (and at least half).
@@ -1211,6 +1214,9 @@ class FlowTable:
         self.clock = CaptureClock()
         self._now = float("-inf")
         self.connections_seen = 0
+        # ICMP errors quoting a TCP connection the table does not hold, by their source.
+        self.orphan_icmp = 0
+        self.orphan_icmp_sources: Counter[str] = Counter()
 
     def track(self, packets: Iterable[Packet]) -> Iterator[TrackedConnection]:
         """Feed packets in capture order; yields connections as they are retired, then the rest."""
@@ -1402,6 +1408,10 @@ class FlowTable:
         key = self._key(quoted.src, quoted.sport, quoted.dst, quoted.dport, icmp.tunnel)
         conn = self._wake(key)
         if conn is None:
+            self.orphan_icmp += 1
+            sources = self.orphan_icmp_sources
+            if icmp.src in sources or len(sources) < ORPHAN_ICMP_SOURCES:
+                sources[icmp.src] += 1
             return
         self._attempts.pop(key, None)  # an attempt the network answered: worth keeping
         affected = conn.endpoint(quoted.src, quoted.sport)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -167,7 +168,9 @@ def write_pcap(capture: Capture, path: Path) -> None:
     with path.open("wb") as out:
         writer = dpkt.pcap.Writer(out, nano=False)
         for pkt in capture.packets:
-            assert isinstance(pkt, TcpSegment)
+            if isinstance(pkt, IcmpError):
+                writer.writepkt(_icmp_frame(pkt), ts=pkt.time)
+                continue
             options = b""
             if pkt.syn_options and pkt.syn_options.mss:
                 options = b"\x02\x04" + pkt.syn_options.mss.to_bytes(2, "big")
@@ -194,6 +197,24 @@ def write_pcap(capture: Capture, path: Path) -> None:
                 kind = dpkt.ethernet.ETH_TYPE_IP
             frame = dpkt.ethernet.Ethernet(data=ip, type=kind)
             writer.writepkt(bytes(frame), ts=pkt.time)
+
+
+def _icmp_frame(icmp: IcmpError) -> bytes:
+    """An IPv4 ICMP error as Ethernet bytes, quoting the IP header and first 8 bytes of TCP of
+    the segment it is about (RFC 792)."""
+    assert icmp.ip_version == 4 and icmp.quoted is not None, "IPv4 ICMP errors only"
+    q = icmp.quoted
+    quoted_tcp = struct.pack("!HHI", q.sport, q.dport, q.seq)
+    quoted_ip = dpkt.ip.IP(
+        src=socket.inet_aton(q.src), dst=socket.inet_aton(q.dst), p=6, len=40,
+    )  # fmt: skip
+    body = bytes(quoted_ip)[:20] + quoted_tcp
+    message = dpkt.icmp.ICMP(type=icmp.icmp_type, code=icmp.icmp_code, data=b"\0" * 4 + body)
+    ip = dpkt.ip.IP(
+        src=socket.inet_aton(icmp.src), dst=socket.inet_aton(icmp.dst), p=1, ttl=icmp.ttl,
+        data=message,
+    )  # fmt: skip
+    return bytes(dpkt.ethernet.Ethernet(data=ip, type=dpkt.ethernet.ETH_TYPE_IP))
 
 
 def track(capture: Capture) -> list[TrackedConnection]:

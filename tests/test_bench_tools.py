@@ -29,11 +29,12 @@ MATRIX_PACKETS = 2_500
 ADVERSARIAL_SCALE = 0.002
 
 
-def _tcpdiag_json(paths: list[Path]) -> dict:
+def _tcpdiag_json(paths: list[Path], *options: str) -> dict:
     """The report with every finding: JSON Lines, read back as the bench tools read it."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = ["analyze", "--format", "jsonl", *options, *map(str, paths)]
     proc = subprocess.run(
-        [sys.executable, "-m", "tcpdiag", "analyze", "--format", "jsonl", *map(str, paths)],
+        [sys.executable, "-m", "tcpdiag", *command],
         capture_output=True,
         env=env,
         timeout=120,
@@ -166,3 +167,17 @@ def test_adversarial_shapes_are_readable(tmp_path: Path) -> None:
     assert [f["category"] for f in scan["findings"]] == ["refused"] * n_scan
     assert syns["packets"] == written["unique_syns"][1] and syns["flows"] == syns["packets"]
     assert long_conn["packets"] == written["long_conn"][1] and long_conn["flows"] == 1
+
+
+def test_adversarial_storms_are_summed_up_as_the_bench_expects(tmp_path: Path) -> None:
+    """Each storm shape gets its aggregated finding, SYN flood summary or warning, counting
+    every member (with a threshold for aggregation low enough for these tiny sizes)."""
+    storms = {s.name: s.storm(ADVERSARIAL_SCALE) for s in adversarial.SHAPES}
+    shapes = [adversarial.BY_NAME[name] for name, storm in storms.items() if storm is not None]
+    assert {s.name for s in shapes} >= {"refused_scan", "reset_1ms", "unique_syns", "icmp_orphans"}
+    paths = [adversarial.capture(tmp_path, shape, ADVERSARIAL_SCALE)[0] for shape in shapes]
+    report = _tcpdiag_json(paths, "--aggregate-over", "10")
+    for shape, cap in zip(shapes, report["captures"], strict=True):
+        storm = storms[shape.name]
+        assert storm is not None and storm.count > 0
+        assert storm.found(cap) == storm.count, (shape.name, storm, cap["aggregates"][:1])

@@ -140,3 +140,32 @@ def test_a_real_gap_moves_the_capture_clock() -> None:
     again = CaptureClock()
     assert again.steps(np.array(times)).tolist() == stepped
     assert again.ignored == clock.ignored
+
+
+def test_icmp_errors_about_connections_not_in_the_capture_are_counted_by_source(
+    tmp_path: Path,
+) -> None:
+    """An ICMP error quoting a connection the capture does not show open says nothing about a
+    connection, but thousands of them (a router complaining about traffic the capture missed,
+    forged quotes) are worth a line: how many, and the busiest source. Both paths say it."""
+    cap = Capture()
+    gone = Conversation(cap, client=("10.0.0.1", 40000))
+    gone.send("c", SYN, options=LINUX_SYN)
+    gone.rst("s")
+    ghost = Conversation(Capture(), client=("10.0.0.7", 41000))  # never in `cap`
+    unseen = ghost.send("c", SYN, options=LINUX_SYN)
+    for i in range(5):
+        gone.icmp(unseen, 3, 1, src="192.0.2.1" if i < 3 else "192.0.2.2")
+    live = Conversation(cap, client=("10.0.0.3", 42000))
+    syn = live.send("c", SYN, options=LINUX_SYN)
+    live.icmp(syn, 3, 1, src="192.0.2.9")  # about a connection it shows: not counted
+    path = tmp_path / "orphans.pcap"
+    write_pcap(cap, path)
+    engine = RuleEngine(load_rules())
+    for fast in (True, False):
+        report = analyze_capture(path, engine, AnalysisOptions(fast_path=fast))
+        (warning,) = [w for w in report.warnings if "ICMP" in w]
+        assert warning == (
+            f"{path}: 5 ICMP errors quoted TCP connections the capture does not show open "
+            "(begun before it, already closed, or forged quotes); 3 of them from 192.0.2.1"
+        )

@@ -12,7 +12,13 @@ from tcpdiag.detect import RuleEngine
 from tcpdiag.packets import ACK, RST, SYN
 from tcpdiag.reporters.story import SUMMARIES_SHOWN, summary_lines
 from tcpdiag.rules import load_rules
-from tcpdiag.scans import MIN_TARGETS, ScanDetector
+from tcpdiag.scans import (
+    MIN_FLOOD_ATTEMPTS,
+    MIN_FLOOD_RATE,
+    MIN_TARGETS,
+    FloodSummary,
+    ScanDetector,
+)
 
 REALWORLD = Path(__file__).resolve().parents[2] / "shared" / "realworld"
 
@@ -80,7 +86,10 @@ def test_many_sources_leaving_one_server_half_open_are_a_syn_flood() -> None:
     assert detector.summaries() == []  # one probe per source: no scanner
     (flood,) = detector.floods()
     assert (flood.target, flood.attempts, flood.sources, flood.half_open) == (
-        "10.0.0.2:80", 150, 150, 150
+        "10.0.0.2:80",
+        150,
+        150,
+        150,
     )
     assert flood.text().startswith("SYN flood against 10.0.0.2:80: 150 connection attempts")
 
@@ -101,3 +110,31 @@ def test_reports_show_the_largest_scans_and_count_the_rest() -> None:
     assert len(lines) == SUMMARIES_SHOWN + 1
     assert lines[0][1].startswith(f"raw SYN scan from 10.9.0.{SUMMARIES_SHOWN + 3}:")  # the largest
     assert lines[-1] == ("scan", "3 more scans (-f json lists them)")
+
+
+def _attempts_from_one_host(count: int, gap: float) -> list[FloodSummary]:
+    cap = Capture()
+    for i in range(count):
+        conv = Conversation(cap, client=("100.64.0.1", 1024 + i))
+        conv.send("c", SYN, options=LINUX_SYN, dt=gap)
+    detector = ScanDetector()
+    for conn in track(cap):
+        detector.observe(conn)
+    return detector.floods()
+
+
+def test_a_fast_flood_from_one_host_is_a_syn_flood() -> None:
+    """A flood tool on one host cycles its source ports: one source, but thousands of
+    attempts a second on one target."""
+    (flood,) = _attempts_from_one_host(MIN_FLOOD_ATTEMPTS, 0.0001)
+    assert (flood.target, flood.attempts, flood.sources, flood.unanswered) == (
+        "10.0.0.2:80",
+        MIN_FLOOD_ATTEMPTS,
+        1,
+        MIN_FLOOD_ATTEMPTS,
+    )
+
+
+def test_a_slow_retry_loop_or_a_short_burst_from_one_host_is_no_flood() -> None:
+    assert _attempts_from_one_host(MIN_FLOOD_ATTEMPTS, 1.5 / MIN_FLOOD_RATE) == []
+    assert _attempts_from_one_host(MIN_FLOOD_ATTEMPTS - 1, 0.0001) == []
