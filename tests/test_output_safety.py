@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tcpdiag.cli import app
+from tcpdiag.reporters import common
 
 DATA = Path(__file__).resolve().parent / "data"
 HOSTILE = DATA / "hostile_text.pcapng"  # comments and interface names full of escapes and HTML
@@ -71,3 +72,12 @@ def test_errors_naming_a_hostile_file_stay_on_one_safe_line(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert not CONTROL.search(result.stderr.rstrip("\n"))
+
+
+def test_every_character_made_visible_is_unprintable() -> None:
+    """safe_line returns printable text as it is without searching it: that is right only while
+    every character it makes visible is one str.isprintable() rejects."""
+    hidden = [chr(c) for c in range(0x110000) if common._CONTROL.match(chr(c))]
+    assert len(hidden) > 60 and "\u202e" in hidden
+    assert not [c for c in hidden if c.isprintable()]
+    assert common.safe_line("a\u202eb\x1b[31m") == "a\\u202eb\\x1b[31m"

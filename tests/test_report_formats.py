@@ -10,12 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from tcpdiag import __version__
 from tcpdiag.cli import app
-from tcpdiag.findings import iso_time
+from tcpdiag.findings import _iso_time_slow, iso_time
 from tcpdiag.reporters import units
 from tcpdiag.reporters.common import csv_cell
 
@@ -198,3 +199,21 @@ def test_explain_prints_each_category_from_the_rules() -> None:
     assert "ECONNREFUSED" in refused and "next step:" in refused
     bad = runner.invoke(app, ["explain", "nonsense"])
     assert bad.exit_code == 2 and "not a category" in bad.stderr
+
+
+def test_iso_time_is_what_datetime_gives() -> None:
+    """iso_time splits the epoch into seconds and microseconds itself (formatting each second's
+    calendar part once): the same text as datetime's, rounding (half to even, into the next
+    second), negative and out-of-calendar times included."""
+    edges = [
+        0.0, -0.5, -1e-7, 1e-7, 0.9999995, 0.9999994999, 1.0000005, 1732536000.9999995,
+        1732536000.0000005, 1732536000.123456789, 2.0**31, -(2.0**31), 253402300799.9999,
+        253402300800.0, 1e20, -1e20, -62135596800.0, -62135596801.0,
+        float("nan"), float("inf"), float("-inf"),
+    ]  # fmt: skip
+    rng = np.random.default_rng(7)
+    clustered = 1732536000 + rng.random(5_000) * 100
+    wide = rng.uniform(-1e10, 1e11, 5_000)
+    rounded = np.round(rng.uniform(0, 2e9, 5_000), 6) + rng.choice([0, 5e-7, -5e-7], 5_000)
+    for epoch in [*edges, *clustered.tolist(), *wide.tolist(), *rounded.tolist()]:
+        assert iso_time(epoch) == _iso_time_slow(epoch), epoch

@@ -21,6 +21,8 @@ def _visible(match: re.Match[str]) -> str:
 
 def safe_line(text: str) -> str:
     """One line fit for a terminal or a ticket: every control character made visible."""
+    if text.isprintable():
+        return text  # (every character _CONTROL matches is unprintable: the common case, fast)
     return _CONTROL.sub(_visible, text)
 
 
