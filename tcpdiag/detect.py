@@ -16,12 +16,14 @@ from tcpdiag.rules import Rule, RuleSet, all_hold, event_values, render
 from tcpdiag.tracker import TrackedConnection
 
 NOTHING_SEEN = "nothing: no call on this side fails because of this"
+APP_VIEWS_KEPT = 1024  # distinct views of what a program saw, kept for reuse
 
 
 class RuleEngine:
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self._by_event: dict[str, list[Rule]] = {}
+        self._views: dict[tuple[str | None, str, str], AppView] = {}
         for rule in ruleset.rules:  # already sorted by priority, highest first
             self._by_event.setdefault(rule.event, []).append(rule)
 
@@ -68,20 +70,14 @@ class RuleEngine:
         )
         os_of = {"client": event.client_os, "server": event.server_os}
         sees = {
-            "client": AppView(None, when=NOTHING_SEEN, os=event.client_os),
-            "server": AppView(None, when=NOTHING_SEEN, os=event.server_os),
+            "client": self._app_view(None, NOTHING_SEEN, event.client_os),
+            "server": self._app_view(None, NOTHING_SEEN, event.server_os),
         }
         for role, spec in rule.sees.items():
             errno = spec.errno_for(facts)
-            text = self.ruleset.errnos.get(errno) if errno else None
             side = event.role_of(role)
-            sees[side] = AppView(
-                errno=errno,
-                linux=text.linux if text else "",
-                windows=text.windows if text else "",
-                when=render(spec.when, values) if spec.when else ("" if errno else NOTHING_SEEN),
-                os=os_of[side],
-            )
+            when = render(spec.when, values) if spec.when else ("" if errno else NOTHING_SEEN)
+            sees[side] = self._app_view(errno, when, os_of[side])
         impact = rule.impact or ("error_seen" if any(v.errno for v in sees.values()) else "none")
         evidence = [EvidenceItem(e.frame, e.time, e.what) for e in event.evidence]
         evidence.sort(key=lambda e: e.frame)
@@ -113,6 +109,24 @@ class RuleEngine:
             conn_first_time=ref.first_time,
             tunnel=ref.tunnel,
         )
+
+    def _app_view(self, errno: str | None, when: str, os: str) -> AppView:
+        """What a side's program saw. The same few views recur across a capture's findings
+        (and a flood's thousands): one shared object each (AppView is frozen), built once."""
+        key = (errno, when, os)
+        view = self._views.get(key)
+        if view is None:
+            if len(self._views) >= APP_VIEWS_KEPT:
+                self._views.clear()
+            text = self.ruleset.errnos.get(errno) if errno else None
+            view = self._views[key] = AppView(
+                errno=errno,
+                linux=text.linux if text else "",
+                windows=text.windows if text else "",
+                when=when,
+                os=os,
+            )
+        return view
 
 
 def _merge_evidence(finding: Finding, event: FlowEvent) -> None:
