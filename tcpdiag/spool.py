@@ -195,9 +195,10 @@ class FindingSpool(SortedSpool[Finding]):
         self._digests.extend(map(FindingDigest.of, findings))
         self.spill_failed = self.spill_failed or self._digests.spill_failed
 
-    def digests(self) -> Iterator[FindingDigest]:
-        """Every finding's digest, in report order (may be called again)."""
-        return self._digests.sorted_items()
+    def digests(self) -> Iterable[FindingDigest]:
+        """Every finding's digest, in report order; like the spool itself, it may be read again
+        (planning aggregated findings reads them twice)."""
+        return self._digests
 
     def close(self) -> None:
         super().close()

@@ -15,7 +15,7 @@ from flowbuilder import LINUX_SYN, Capture, Conversation, findings, write_pcap
 from typer.testing import CliRunner
 
 from tcpdiag import aggregate
-from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Planner, plan_aggregates
+from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Planner, aggregates_of, plan_aggregates
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.cli import app
 from tcpdiag.packets import ACK, RST, SYN
@@ -306,3 +306,23 @@ def test_a_scanner_past_the_counted_targets_is_reported_as_at_least(
     monkeypatch.setattr("tcpdiag.reporters.digest.SCANNER_TARGETS_KEPT", 100)
     monkeypatch.setattr("tcpdiag.reporters.story.SCANNER_TARGETS_KEPT", 100)
     assert "clients scanning: 10.0.0.9 (100+ targets)" in analyze(str(scan500))
+
+
+def test_every_report_counts_a_flood_without_what_a_scan_took() -> None:
+    """The same groups in the JSON and JSON Lines reports and `tcpdiag show` as in the table:
+    the recount of a flood without the scan's probes reads the findings (their digests) a
+    second time."""
+    cap = Capture()
+    scan(cap, 150)
+    for i in range(20):
+        conv = Conversation(cap, client=(SCANNER, 51000 + i), server=("10.0.1.2", 80))
+        conv.send("c", SYN, options=LINUX_SYN)
+        conv.send("s", RST | ACK, advance=False)
+    refused_from_many(cap, 110, ("10.0.1.2", 80))
+    report = report_of(cap)
+    table = [row[1:4] for row in kinds_of(report)]
+    assert table == [("port_scan", SCANNER, 170), ("syn_flood", "10.0.1.2:80", 110)]
+    shown = [(a.category, a.subject, a.count) for a in aggregates_of(report.findings, 100, 300)]
+    assert shown == table
+    document = json.loads(render_json([report]))["captures"][0]
+    assert [(a["category"], a["subject"], a["count"]) for a in document["aggregates"]] == table
