@@ -150,7 +150,8 @@ class FloodSummary:
     def text(self) -> str:
         return (
             f"SYN flood against {self.target}: {self.attempts} connection attempts from "
-            f"{self.sources} sources in {max(self.last_time - self.first_time, 0.0):.1f} s "
+            f"{self.sources} source{'' if self.sources == 1 else 's'} in "
+            f"{max(self.last_time - self.first_time, 0.0):.1f} s "
             f"({self.rate:.0f}/s; {self.half_open} left half-open, {self.refused} refused, "
             f"{self.unanswered} unanswered), from {iso_time(self.first_time)}"
         )

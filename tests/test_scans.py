@@ -133,6 +133,7 @@ def test_a_fast_flood_from_one_host_is_a_syn_flood() -> None:
         1,
         MIN_FLOOD_ATTEMPTS,
     )
+    assert f"{MIN_FLOOD_ATTEMPTS} connection attempts from 1 source in " in flood.text()
 
 
 def test_a_slow_retry_loop_or_a_short_burst_from_one_host_is_no_flood() -> None:
