@@ -10,7 +10,10 @@ from flowbuilder import LINUX_SYN, Capture, Conversation, track
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.detect import RuleEngine
 from tcpdiag.packets import ACK, RST, SYN
+from tcpdiag.reporters.html import render_html
+from tcpdiag.reporters.markdown import render_markdown
 from tcpdiag.reporters.story import SUMMARIES_SHOWN, summary_lines
+from tcpdiag.reporters.text import render_text
 from tcpdiag.rules import load_rules
 from tcpdiag.scans import (
     MIN_FLOOD_ATTEMPTS,
@@ -139,3 +142,17 @@ def test_a_fast_flood_from_one_host_is_a_syn_flood() -> None:
 def test_a_slow_retry_loop_or_a_short_burst_from_one_host_is_no_flood() -> None:
     assert _attempts_from_one_host(MIN_FLOOD_ATTEMPTS, 1.5 / MIN_FLOOD_RATE) == []
     assert _attempts_from_one_host(MIN_FLOOD_ATTEMPTS - 1, 0.0001) == []
+
+
+def test_a_report_without_findings_does_not_call_a_flood_nothing_abnormal() -> None:
+    """Unanswered SYNs make no finding, but the flood they are is summed up, and every human
+    report says the capture had that, in its table, Markdown and HTML alike."""
+    (flood,) = _attempts_from_one_host(MIN_FLOOD_ATTEMPTS, 0.0001)
+    report = CaptureReport(path="flood.pcap", packets=MIN_FLOOD_ATTEMPTS, floods=[flood])
+    wanted = "No abnormal TCP connection found apart from the SYN flood above."
+    for text in (render_text([report]), render_markdown([report]), render_html([report])):
+        assert "SYN flood against 10.0.0.2:80" in text
+        assert wanted in text
+        assert text.index("SYN flood against") < text.index(wanted)
+    clean = render_text([CaptureReport(path="clean.pcap", packets=10)])
+    assert "No abnormal TCP connection found.\n" in clean

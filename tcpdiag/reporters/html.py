@@ -103,10 +103,12 @@ def capture_html(
     rows = [*story.header_facts(report, selection), ("findings", story.counts_line(d))]
     out.append(_table(["", ""], [[label, value] for label, value in rows], header=False))
     out.extend(f'<p class="warning">warning: {_text(w)}</p>' for w in report.warnings)
+    # The largest scans and SYN floods, as the other human reports name them.
+    out.extend(f"<p>{label}: {_text(line)}</p>" for label, line in story.summary_lines(report))
     if not report.filter_matched:
         out.append('<p class="warning">The filters match no connection in this capture.</p>')
     if not d.shown:
-        out.append("<p>No abnormal TCP connection found.</p></section>\n")
+        out.append(f"<p>{_text(story.nothing_found_line(report))}</p></section>\n")
         return "\n".join(out)
     out.append("<h3>Summary</h3>")
     out.append(_table(["category", "findings"], d.by_category.most_common()))

@@ -97,7 +97,7 @@ def capture_section(
     if not report.filter_matched:
         out.append("> The filters match no connection in this capture.\n")
     if not d.shown:
-        out.append("No abnormal TCP connection found.\n")
+        out.append(markdown_text(story.nothing_found_line(report)) + "\n")
         return "\n".join(out)
     out.append(_summary(d))
     # The sections that fit the budget decide which table rows link to a section.

@@ -238,6 +238,19 @@ def summary_lines(report: CaptureReport) -> list[tuple[str, str]]:
     return out
 
 
+def nothing_found_line(report: CaptureReport) -> str:
+    """The report of a capture without findings to show: scans and SYN floods are summed up
+    above it, and a reader must not take "nothing abnormal" for "no flood"."""
+    summed = [
+        f"the {name}{'s' if len(items) > 1 else ''}"
+        for name, items in (("scan", report.scans), ("SYN flood", report.floods))
+        if items
+    ]
+    if not summed:
+        return "No abnormal TCP connection found."
+    return f"No abnormal TCP connection found apart from {' and '.join(summed)} above."
+
+
 def rate_text(rate: float) -> str:
     """`100,000/s`, `12/s`, `0.25/s`."""
     return f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.2g}/s"

@@ -79,7 +79,7 @@ def capture_text(
     if not report.filter_matched:
         lines.append("The filters match no connection in this capture.")
     if not d.shown:
-        lines.append("No abnormal TCP connection found.")
+        lines.append(safe_line(story.nothing_found_line(report)))
         return "\n".join(lines) + "\n"
     lines.append(safe_line(f"impact: {story.impact_line(d)}"))
     if d.aggregates:
