@@ -191,9 +191,7 @@ def _aggregate_section(group: FindingGroup, ladder: Ladder | None, selection: Se
         f"- Wireshark: {code_span(a.wireshark_filter())}, the first members: "
         f"{code_span(a.wireshark_frames())}"
     )
-    out.append(
-        "- Each member: the `-f jsonl` lines with " + code_span(f'"aggregate": "{a.id}"')
-    )
+    out.append("- Each member: the `-f jsonl` lines with " + code_span(f'"aggregate": "{a.id}"'))
     out.append("")
     if ladder is not None:
         out.append(f"The first member's packets ({markdown_text(f.id)}):\n")
