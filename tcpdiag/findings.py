@@ -178,7 +178,8 @@ class FindingFacts(Protocol):
     def facts(self) -> Mapping[str, Any]: ...
 
 
-# The facts a digest keeps (those the aggregated kinds group by: tcpdiag.aggregate).
+# The facts a digest keeps: those the aggregated kinds group by (tcpdiag.aggregate) and the
+# digest reporter counts resetting hosts by (tests/test_aggregate.py fails without either).
 DIGEST_FACTS = ("sender", "icmp_source")
 
 

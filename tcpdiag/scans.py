@@ -179,24 +179,20 @@ class ScanDetector:
             target.count(conn, client.addr)
 
     def floods(self) -> list[FloodSummary]:
-        out = [
-            flood
-            for flood in (
-                FloodSummary(
-                    target=f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}",
-                    attempts=t.probes,
-                    sources=t.peer_count,
-                    half_open=t.open,
-                    refused=t.closed,
-                    unanswered=t.unanswered,
-                    first_time=t.first_time,
-                    last_time=t.last_time,
-                )
-                for (addr, port), t in self._targets.items()
+        targets = (
+            FloodSummary(
+                target=f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}",
+                attempts=t.probes,
+                sources=t.peer_count,
+                half_open=t.open,
+                refused=t.closed,
+                unanswered=t.unanswered,
+                first_time=t.first_time,
+                last_time=t.last_time,
             )
-            if flood.sources >= MIN_FLOOD_SOURCES
-            or (flood.attempts >= MIN_FLOOD_ATTEMPTS and flood.rate >= MIN_FLOOD_RATE)
-        ]
+            for (addr, port), t in self._targets.items()
+        )
+        out = [target for target in targets if _flooded(target)]
         return sorted(out, key=lambda f: (-f.attempts, f.first_time))
 
     def summaries(self) -> list[ScanSummary]:
@@ -225,6 +221,13 @@ class ScanDetector:
                 )
             )
         return sorted(out, key=lambda s: (-s.probes, s.first_time))
+
+
+def _flooded(target: FloodSummary) -> bool:
+    """Many sources, or a flood's count and rate of attempts from however few."""
+    if target.sources >= MIN_FLOOD_SOURCES:
+        return True
+    return target.attempts >= MIN_FLOOD_ATTEMPTS and target.rate >= MIN_FLOOD_RATE
 
 
 def _tally(tallies: dict[Any, _Tally], key: Any) -> _Tally | None:

@@ -1537,9 +1537,10 @@ class FlowTable:
         self._closing_dead = 0
 
     def _retired_entry(self, entry: Connection | _ClosedElsewhere | _Spilled) -> bool:
-        """Whether this entry of the closing queue is of a connection already retired (the
-        checks _retire_due makes when the entry reaches the head)."""
-        if isinstance(entry, _ClosedElsewhere) or entry.closed_at is None:
+        """Whether this entry of the closing queue is of a connection already retired early
+        (evicted, or its 4-tuple reused): _retire_due skips it when it reaches the head, and
+        _compact_closing folds it before."""
+        if isinstance(entry, _ClosedElsewhere):
             return False
         if isinstance(entry, _Spilled):
             assert entry.key is not None
@@ -1658,10 +1659,14 @@ class FlowTable:
                 else:
                     self._stand_ins.append(entry)
                 continue
+            if type(entry) is Connection:
+                self._closed_awake -= 1
+            if self._retired_entry(entry):
+                continue  # retired early (evicted, or a new SYN reused the 4-tuple)
             if isinstance(entry, _Spilled):
                 # A closed connection that waited on disk (see _queue_closed).
                 assert entry.key is not None
-                held = self._live.get(entry.key)
+                held = self._live[entry.key]
                 if held is entry:  # nothing came after it closed
                     if now - entry.last_time < self.close_grace:
                         self._closing.append(entry)
@@ -1670,19 +1675,13 @@ class FlowTable:
                     self._attempts.pop(entry.key, None)
                     yield self._spill.restore(entry).retire(self._rst_log)
                     continue
-                if type(held) is not Connection or held.conn_id != entry.conn_id:
-                    continue  # already retired (evicted, or a new SYN reused the 4-tuple)
+                assert isinstance(held, Connection)
                 conn = held  # woken by a late segment: as if it had stayed in memory
             else:
                 conn = entry
-                self._closed_awake -= 1
-            if conn.client is _RETIRED:
-                continue  # retired early (evicted, or a new SYN reused the 4-tuple)
             key = self._key(
                 conn.client.addr, conn.client.port, conn.server.addr, conn.server.port, conn.tunnel
             )
-            if self._live.get(key) is not conn:
-                continue  # already retired
             if now - conn.last_time < self.close_grace:
                 self._closing.append(conn)  # late segments still arriving: look again later
                 self._closed_awake += 1
