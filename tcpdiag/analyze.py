@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tcpdiag import tunnels
 from tcpdiag.clock import STEP_SECONDS
 from tcpdiag.columns import ColumnDecoder, Columns
@@ -30,7 +32,14 @@ from tcpdiag.reader import (
 )
 from tcpdiag.scans import FloodSummary, ScanDetector, ScanSummary
 from tcpdiag.spool import FindingSpool
-from tcpdiag.tracker import MAX_LIVE_CONNECTIONS, FlowTable, TrackedConnection
+from tcpdiag.tracker import (
+    MAX_HELD_SYNS,
+    MAX_LIVE_CONNECTIONS,
+    FlowTable,
+    Retired,
+    RetiredSyns,
+    TrackedConnection,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,7 @@ class AnalysisOptions:
     keep_flows: bool = False  # also list every connection (tcpdiag flows)
     zeek_split: bool = False  # split reused 4-tuples exactly where Zeek does
     max_connections: int = MAX_LIVE_CONNECTIONS  # live connections tracked at most
+    max_held_syns: int = MAX_HELD_SYNS  # bare SYNs waiting for an answer, held at most
     # Recognise uneventful connections in bulk (tcpdiag.fastpath). Off: every packet goes
     # through the tracker, the reference the fast path is tested against.
     fast_path: bool = True
@@ -142,22 +152,28 @@ class Pipeline:
             zeek_split=options.zeek_split,
             max_live=options.max_connections,
             zeek=options.keep_flows or bool(options.connection_filter.states),
+            max_held_syns=options.max_held_syns,
+            batch_held_syns=True,
         )
         self.quality, self.scans = CaptureQuality(), ScanDetector()
         self.probe = FilterProbe(options.connection_filter)
         self.selected = 0
 
-    def track_packets(self, packets: Iterable[Packet]) -> Iterator[TrackedConnection]:
+    def track_packets(self, packets: Iterable[Packet]) -> Iterator[Retired]:
         observed = _observed_packets(packets, self.quality)
         return self.table.track(self.probe.packets(observed))
 
-    def track_columns(self, columns: Iterable[Columns]) -> Iterator[TrackedConnection]:
+    def track_columns(self, columns: Iterable[Columns]) -> Iterator[Retired]:
         observed = _observed_columns(columns, self.quality)
         return FastPathTracker(self.table).track(self.probe.columns(observed))
 
-    def detect(self, connections: Iterable[TrackedConnection]) -> None:
+    def detect(self, connections: Iterable[Retired]) -> None:
         report, engine, wanted = self.report, self.engine, self.options.connection_filter
         for conn in connections:
+            if type(conn) is RetiredSyns:
+                self._unanswered(conn)
+                continue
+            assert isinstance(conn, TrackedConnection)
             self.quality.observe_connection(conn)
             if wanted.active and not _selected(conn, wanted):
                 # Still numbered, so that a finding's id does not depend on the filter.
@@ -172,6 +188,23 @@ class Pipeline:
             if self.options.keep_flows:
                 report.connections.add(FlowRecord.from_connection(conn), len(found))
 
+    def _unanswered(self, syns: RetiredSyns) -> None:
+        """Bare SYNs that nothing answered, retired together (a flood's, at the end): each
+        makes no event, hence no finding, and tells the capture's quality nothing (one packet),
+        so unless each must be filtered or listed, the scan detector takes them in bulk."""
+        if self.options.connection_filter.active or self.options.keep_flows:
+            self.detect(syns.connections())
+            return
+        self.selected += len(syns)
+        rows = syns.columns.rows
+        self.scans.observe_unanswered(
+            rows["src"].astype(np.int64),
+            rows["sport"].astype(np.int64),
+            rows["dst"].astype(np.int64),
+            rows["dport"].astype(np.int64),
+            rows["time"],
+        )
+
     def finish(
         self, stats: DecodeStats, engine_name: str, truncated: bool, source_warnings: list[str]
     ) -> CaptureReport:
@@ -184,8 +217,9 @@ class Pipeline:
         if table.evicted_attempts:
             report.warnings.append(
                 f"{report.path}: {table.evicted_attempts} connection attempts that were nothing "
-                f"but a SYN were retired early because more than {table.max_live} connections "
-                "were live at once (a SYN flood?); other connections were kept"
+                f"but a SYN were retired early because more than {table.max_held_syns} such "
+                f"attempts, or {table.max_live} connections, were live at once (a SYN flood?); "
+                "other connections were kept"
             )
         if table.evicted > table.evicted_attempts:
             report.warnings.append(

@@ -58,9 +58,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tcpdiag.attempts import pair_hash
 from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_int, ipv4_text, quoted_key
 from tcpdiag.events import ConnectionRef, Evidence, Role
-from tcpdiag.packets import ACK, FIN, RST, SYN, URG
+from tcpdiag.memory import release_free_memory
+from tcpdiag.packets import ACK, FIN, RST, SYN, URG, SynOptions
 from tcpdiag.tracker import (
     CLOSE_GRACE_SECONDS,
     FIN_TEXT,
@@ -68,6 +70,7 @@ from tcpdiag.tracker import (
     RETIRE_CHECK_EVERY,
     Endpoint,
     FlowTable,
+    Retired,
     TcpState,
     TrackedConnection,
 )
@@ -87,6 +90,8 @@ WINDOW_MAX_ROWS = 1 << 19
 # with its quote, a fragment, a deeper tunnel): a window holding this many is decided at once,
 # whatever its span, so that a capture made of them (an ICMP storm) stays in bounded memory.
 WINDOW_MAX_OBJECTS = 1 << 17
+# Rows decided between two calls of tcpdiag.memory.release_free_memory (a few ms each).
+TRIM_EVERY_ROWS = 1 << 17
 
 # Zeek's shortest timer: a connection shorter than this is never split by Zeek's timers.
 ZEEK_TIMER_SECONDS = min(ATTEMPT_DELAY_SECONDS, CLOSE_DELAY_SECONDS, INACTIVITY_SECONDS)
@@ -104,6 +109,8 @@ class FastPathTracker:
     def __init__(self, table: FlowTable) -> None:
         self.table = table
         self.fast_connections = 0  # connections handled in bulk (for benchmarks and tests)
+        self.held_in_bulk = 0  # bare SYNs handed to the table's compact store in bulk
+        self._rows_since_trim = 0
         self._base = 0  # packet index (as FlowTable.track counts) of the window's first row
         self._addr_text: dict[int, str] = {}
         self._addr_number: dict[str, int] = {}
@@ -112,7 +119,7 @@ class FastPathTracker:
         self._done: Bools = np.zeros(0, np.bool_)
         self._carried_closes: list[tuple[int, float, float]] = []
 
-    def track(self, batches: Iterable[Columns]) -> Iterator[TrackedConnection]:
+    def track(self, batches: Iterable[Columns]) -> Iterator[Retired]:
         parts: list[Columns] = []
         latest: list[float] = []  # per part: the latest packet time in it
         rows = objects = 0
@@ -175,9 +182,7 @@ class FastPathTracker:
 
     # -- one window ---------------------------------------------------------------------------
 
-    def _decide(
-        self, w: Columns, clock: F64, end: int, *, last: bool
-    ) -> Iterator[TrackedConnection]:
+    def _decide(self, w: Columns, clock: F64, end: int, *, last: bool) -> Iterator[Retired]:
         """Decide the connections whose SYN is in rows [0, end) of window `w`, feed the table
         the other rows of [0, end), and yield what it retires."""
         table = self.table
@@ -185,22 +190,41 @@ class FastPathTracker:
             return
         done = np.zeros(len(w), np.bool_)
         done[: len(self._done)] = self._done  # rows of connections decided in an earlier window
-        if self._flooded():
+        if self._flooded() or (
+            not last and clock[-1] - clock[0] < CLOSE_GRACE_SECONDS + _MARGIN_SECONDS
+        ):
+            # (Too short a window: none of its connections could qualify, see _uneventful.)
             bulk = _Bulk.nothing(len(w))
         else:
             bulk = _uneventful(w, done, clock, end, last, self._base, table.zeek)
+        live_keys = self._live_keys(w) if table.live_count or table.held_syns else None
         chosen = np.ones(len(bulk.groups), np.bool_)
-        if table.live_count + bulk.groups_in_part >= table.max_live:
-            chosen[:] = False  # the table might evict: that depends on every connection
-        elif table.live_count:
-            chosen &= ~self._live(bulk.key, w)
+        # Bare SYNs in the part decided: the store of them could fill up (see below).
+        bare = int(np.count_nonzero((w.flags[:end] & _SHAPE) == SYN))
+        if (
+            table.live_count + bulk.groups_in_part >= table.max_live
+            or table.held_syns + bare >= table.max_held_syns
+        ):
+            # The table might evict: which connection, and when, depends on every connection
+            # (on every bare SYN, even one answered at once), so nothing is taken in bulk.
+            chosen[:] = False
+        elif live_keys is not None:
+            chosen &= ~np.isin(bulk.key, live_keys)
         qualifies = np.zeros(bulk.n_groups, np.bool_)
         qualifies[bulk.groups[chosen]] = True
         done |= qualifies[bulk.group_of_row]
+        if table.held_syns + bare >= table.max_held_syns:
+            held = _NO_BARE_SYNS
+        else:
+            held = _bare_syns(w, done, clock, end, live_keys, table)
+        done[held.row] = True
         self._done = done
-        by_start = np.argsort(bulk.syn_row[chosen], kind="stable")
-        start_rows = bulk.syn_row[chosen][by_start]
-        self.fast_connections += len(start_rows)
+        # Each connection decided here takes its id at its SYN's row, in capture order.
+        n_bulk = int(np.count_nonzero(chosen))
+        by_start = np.argsort(np.concatenate([bulk.syn_row[chosen], held.row]), kind="stable")
+        start_rows = np.concatenate([bulk.syn_row[chosen], held.row])[by_start]
+        self.fast_connections += n_bulk
+        self.held_in_bulk += len(held.row)
 
         # Each closed one takes its place in the closing queue at the row that closed it,
         # which may be in the next window.
@@ -254,20 +278,30 @@ class FastPathTracker:
             table.closed_elsewhere(closed_at, last_time)
         self.table.clock.steps(w.time[:end])  # the clock's state after the decided rows
         self._base += end
-        if bulk.summaries is not None and len(start_rows):
+        ids = np.zeros(len(start_rows), np.int64)  # the connection id each one took
+        for begin, stop, first_id in id_runs:
+            ids[begin:stop] = first_id + np.arange(stop - begin)
+        ids_by_start = np.empty_like(ids)
+        ids_by_start[by_start] = ids  # (in the order of concatenation: bulk, then held)
+        if len(held.row):
+            table.hold_syns(held.columns(w, clock, ids_by_start[n_bulk:]), int(w.number[0]))
+        self._rows_since_trim += len(w)
+        if self._rows_since_trim >= TRIM_EVERY_ROWS:
+            # (the window's arrays are freed by now, but the allocator keeps them: see
+            # tcpdiag.memory)
+            release_free_memory()
+            self._rows_since_trim = 0
+        if bulk.summaries is not None and n_bulk:
             # Zeek's view is wanted: the connections taken in bulk are listed too.
-            ids = np.zeros(len(start_rows), np.int64)  # the connection id each one took
-            for begin, stop, first_id in id_runs:
-                ids[begin:stop] = first_id + np.arange(stop - begin)
-            in_order = np.flatnonzero(chosen)[by_start]
+            in_order = np.flatnonzero(chosen)[by_start[by_start < n_bulk]]
             summaries = bulk.summaries.select(in_order)
             yield from _summary_connections(
-                w, summaries, ids, bulk.last_time[in_order], self._addr_text
+                w, summaries, ids[by_start < n_bulk], bulk.last_time[in_order], self._addr_text
             )
 
-    def _live(self, keys: npt.NDArray[np.uint64], w: Columns) -> Bools:
-        """Which of these 4-tuples (as grouping keys, tunnel and family included) the table is
-        tracking now."""
+    def _live_keys(self, w: Columns) -> npt.NDArray[np.uint64]:
+        """The 4-tuples the table is tracking now, as grouping keys (tunnel and family
+        included, direction 0: see _group_keys)."""
         numbers = self._addr_number
         if len(numbers) > 1 << 16:
             numbers.clear()
@@ -289,14 +323,16 @@ class FastPathTracker:
             # (a context the columns never named has no rows: -1 matches none)
             ends.append(((a << 16) | sport, (b << 16) | dport, w.tunnel_ids.get(tunnel, -1)))
             families.append(family)
+        # The bare SYNs the table holds compactly: untunnelled IPv4 (context 0, see _context).
+        held = self.table.held_syn_keys() & ~np.uint64(1)
         if not ends:
-            return np.zeros(len(keys), np.bool_)
+            return held
         live = np.array(ends, np.int64)
         pair = live[:, :2]
         zeros = np.zeros(len(live), np.int64)
         context = _context(live[:, 2], np.array(families, np.int64))
         live_keys = _group_keys(pair.min(axis=1), pair.max(axis=1), zeros, context)
-        return np.isin(keys, live_keys)
+        return np.concatenate([live_keys, held])
 
 
 def _context(tunnel: npt.NDArray[np.int32] | I64, v6: Bools | I64) -> I64:
@@ -476,16 +512,6 @@ class _Summaries:
         )
 
 
-def pair_hash(lo: I64, hi: I64) -> npt.NDArray[np.uint64]:
-    """One well-mixed 64-bit number per pair of endpoints (address << 16 | port), for sorting
-    and set operations. Collisions are harmless: groups are checked to hold one 4-tuple, and a
-    connection that only looks quoted or live is left to the table."""
-    h = lo.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) ^ hi.astype(np.uint64)
-    h ^= h >> np.uint64(31)
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    return h ^ (h >> np.uint64(29))
-
-
 def _endpoints(w: Columns) -> tuple[I64, I64, I64]:
     """Per row: the two endpoints (address << 16 | port), the smaller first, and the
     direction (1 if the sender is the larger)."""
@@ -618,14 +644,9 @@ def _uneventful(
         ok &= check < n
 
     # ICMP errors: the connections they quote are left to the table.
-    quoted = [k for p in w.others if (k := quoted_key(p, w)) is not None]
-    if quoted:
-        q = np.array(quoted, np.int64)
-        qa, qb = (q[:, 0] << 16) | q[:, 1], (q[:, 2] << 16) | q[:, 3]
-        quoted_keys = _group_keys(
-            np.minimum(qa, qb), np.maximum(qa, qb), np.zeros_like(qa), _context(q[:, 4], q[:, 5])
-        )
-        ok &= ~np.isin(group_key, quoted_keys)
+    quoted = _quoted_keys(w)
+    if len(quoted):
+        ok &= ~np.isin(group_key, quoted)
 
     summaries = None
     if zeek:
@@ -675,6 +696,106 @@ def _uneventful(
         close_row=close_row[groups],
         last_time=last_time[groups],
         summaries=summaries.select(groups) if summaries is not None else None,
+    )
+
+
+def _quoted_keys(w: Columns) -> npt.NDArray[np.uint64]:
+    """The grouping keys (see _group_keys) of the connections the window's ICMP errors quote."""
+    quoted = [k for p in w.others if (k := quoted_key(p, w)) is not None]
+    if not quoted:
+        return np.zeros(0, np.uint64)
+    q = np.array(quoted, np.int64)
+    qa, qb = (q[:, 0] << 16) | q[:, 1], (q[:, 2] << 16) | q[:, 3]
+    return _group_keys(
+        np.minimum(qa, qb), np.maximum(qa, qb), np.zeros_like(qa), _context(q[:, 4], q[:, 5])
+    )
+
+
+@dataclass(slots=True)
+class _BareSyns:
+    """Rows of a window that are each a connection's only packet so far, a bare SYN that the
+    table would hold compactly (tcpdiag.attempts): handed to it in bulk, never as packets."""
+
+    row: I64
+    options: npt.NDArray[np.uint16]  # the table's index of each row's SYN options
+
+    def columns(self, w: Columns, clock: F64, ids: I64) -> dict[str, npt.NDArray[Any]]:
+        """What HeldSyns.extend takes, for these rows with these connection ids."""
+        r = self.row
+        return {
+            "src": w.src[r], "dst": w.dst[r], "sport": w.sport[r], "dport": w.dport[r],
+            "seq": w.seq[r], "ack": w.ack[r], "flags": w.flags[r], "window": w.window[r],
+            "ttl": w.ttl[r], "ip_id": w.ip_id[r], "frame": w.number[r], "time": w.time[r],
+            "now": np.maximum(clock[r], w.time[r]), "conn_id": ids, "options": self.options,
+        }  # fmt: skip
+
+
+_NO_BARE_SYNS = _BareSyns(np.zeros(0, np.int64), np.zeros(0, np.uint16))
+
+
+def _bare_syns(
+    w: Columns,
+    done: Bools,
+    clock: F64,
+    end: int,
+    live_keys: npt.NDArray[np.uint64] | None,
+    table: FlowTable,
+) -> _BareSyns:
+    """The rows of [0, end) that the table would hold as bare SYNs (FlowTable._hold_syn) and
+    that nothing else in the window touches: no other row of their 4-tuple, no ICMP error
+    quoting it, and not live in the table. Handing them over in bulk after the window's other
+    rows changes nothing the table does with those (no lookup can find them), as long as the
+    store cannot fill up in the window (checked by the caller)."""
+    part = slice(0, end)
+    flags, time = w.flags[part], w.time[part]
+    now = np.maximum(clock[part], time)
+    bare = (flags & _SHAPE) == SYN
+    bare &= ~done[part] & w.simple[part] & ~w.v6[part] & (w.tunnel[part] == 0)
+    bare &= (w.payload_len[part] == 0) & (now - time < INACTIVITY_SECONDS)
+    rows = np.flatnonzero(bare)
+    if not len(rows):
+        return _NO_BARE_SYNS
+    lo, hi, _ = _endpoints(w)
+    keys = _group_keys(lo, hi, np.zeros(len(w), np.int64), _context(w.tunnel, w.v6))
+    every = np.sort(keys)
+    mine = keys[rows]
+    alone = np.searchsorted(every, mine, "right") - np.searchsorted(every, mine, "left") == 1
+    quoted = _quoted_keys(w)
+    if len(quoted):
+        alone &= ~np.isin(mine, quoted)
+    if live_keys is not None:
+        alone &= ~np.isin(mine, live_keys)
+    rows = rows[alone]
+    store_key = pair_hash(lo[rows], hi[rows])
+    # Two 4-tuples whose keys collide: left to the table, which holds one of them elsewhere.
+    unique, counts = np.unique(store_key, return_counts=True)
+    once = np.isin(store_key, unique[counts == 1])
+    rows = rows[once]
+    # The SYN options, by the table's index of each distinct set (a set it has no room for
+    # leaves its rows to the per-packet way). Each set as one number: MSS + 1 (17 bits), the
+    # window scale + 1 (9 bits), SACK permitted, timestamps.
+    sets = (w.mss[rows].astype(np.int64) + 1) << 11
+    sets |= (w.window_scale[rows].astype(np.int64) + 1) << 2
+    sets |= (w.sack_permitted[rows].astype(np.int64) << 1) | w.timestamps[rows]
+    distinct, which = np.unique(sets, return_inverse=True)
+    index = np.array(
+        [
+            -1 if (i := table.syn_options_index(_syn_options(n))) is None else i
+            for n in distinct.tolist()
+        ],
+        np.int64,
+    )
+    options = index[which]
+    fits = options >= 0
+    return _BareSyns(rows[fits], options[fits].astype(np.uint16))
+
+
+def _syn_options(number: int) -> SynOptions:
+    """A SYN row's options from their number (see _bare_syns), as the column decoder gives
+    them."""
+    mss, scale = (number >> 11) - 1, ((number >> 2) & 0x1FF) - 1
+    return SynOptions(
+        None if mss < 0 else mss, None if scale < 0 else scale, bool(number & 2), bool(number & 1)
     )
 
 

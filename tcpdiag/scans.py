@@ -14,11 +14,18 @@ bulk, so they are never observed here, whichever path ran.)
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from tcpdiag.findings import iso_time
 from tcpdiag.tracker import TrackedConnection
+
+I64 = npt.NDArray[np.int64]
 
 # A source is a scanner once it probed this many distinct host:port targets.
 MIN_TARGETS = 10
@@ -178,6 +185,35 @@ class ScanDetector:
         if target is not None:
             target.count(conn, client.addr)
 
+    def observe_unanswered(
+        self,
+        client: I64,
+        client_port: I64,
+        server: I64,
+        server_port: I64,
+        time: npt.NDArray[np.float64],
+    ) -> None:
+        """`observe` each of these connection attempts, in order, in bulk: each a client's
+        bare SYN and nothing else (so a probe nothing answered), IPv4 addresses as numbers. A
+        flood's million cost about what its few thousand tallies do. tests/test_scans.py checks
+        that the tallies come out as from `observe`, bounds included."""
+        if not len(client):
+            return
+        text: dict[int, str] = {}
+
+        def address(number: int) -> str:
+            found = text.get(number)
+            if found is None:
+                found = text[number] = socket.inet_ntoa(number.to_bytes(4, "big"))
+            return found
+
+        def endpoint(number: int) -> tuple[str, int]:
+            return address(number >> 16), number & 0xFFFF
+
+        target = (server << 16) | server_port
+        _count_bulk(self._sources, client, target, address, endpoint, client_port, time)
+        _count_bulk(self._targets, target, client, endpoint, address, client_port, time)
+
     def floods(self) -> list[FloodSummary]:
         targets = (
             FloodSummary(
@@ -228,6 +264,82 @@ def _flooded(target: FloodSummary) -> bool:
     if target.sources >= MIN_FLOOD_SOURCES:
         return True
     return target.attempts >= MIN_FLOOD_ATTEMPTS and target.rate >= MIN_FLOOD_RATE
+
+
+def _ipv4_number(key: Any) -> int | None:
+    """The number of an address (or (address, port) endpoint, as address << 16 | port) that
+    _count_bulk would give it; None for an IPv6 one, which no IPv4 attempt can match."""
+    if isinstance(key, tuple):
+        number = _ipv4_number(key[0])
+        return None if number is None else (number << 16) | key[1]
+    if ":" in key:
+        return None
+    return int.from_bytes(socket.inet_aton(key), "big")
+
+
+def _count_bulk(
+    tallies: dict[Any, _Tally],
+    owners: I64,
+    peers: I64,
+    owner_key: Callable[[int], Any],
+    peer_value: Callable[[int], Any],
+    client_ports: I64,
+    times: npt.NDArray[np.float64],
+) -> None:
+    """What `_tally(tallies, owner).count(conn, peer)` does for each unanswered attempt in
+    turn, for all of them at once: the owners (sources or targets) that have a tally or get
+    one while there is room, in order of their first attempt; each one's peers as a set that
+    takes new ones while it has room and counts the attempts of the rest as overflow."""
+    unique, first, inverse = np.unique(owners, return_index=True, return_inverse=True)
+    existing = [n for key in tallies if (n := _ipv4_number(key)) is not None]
+    has_tally = np.isin(unique, np.array(existing, np.int64))
+    new = np.flatnonzero(~has_tally)
+    new = new[np.argsort(first[new], kind="stable")][: max(MAX_TALLIES - len(tallies), 0)]
+    chosen = np.concatenate([np.flatnonzero(has_tally), new])
+    chosen = chosen[np.argsort(first[chosen], kind="stable")]  # (new tallies in this order)
+    by_owner = np.argsort(inverse, kind="stable")  # each owner's attempts, in order
+    starts = np.searchsorted(inverse[by_owner], np.arange(len(unique) + 1))
+    for u in chosen.tolist():
+        key = owner_key(int(unique[u]))
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = _Tally()
+        mine = by_owner[starts[u] : starts[u + 1]]
+        count = len(mine)
+        tally.probes += count
+        tally.unanswered += count
+        earliest, latest = float(times[mine].min()), float(times[mine].max())
+        if earliest < tally.first_time:
+            tally.first_time = earliest
+        if latest > tally.last_time:
+            tally.last_time = latest
+        if len(tally.source_ports) < 3:
+            ports, at = np.unique(client_ports[mine], return_index=True)
+            for port in ports[np.argsort(at)].tolist():
+                if len(tally.source_ports) >= 3:
+                    break
+                tally.source_ports.add(port)
+        _count_peers(tally, peers[mine], peer_value)
+
+
+def _count_peers(tally: _Tally, peers: I64, peer_value: Callable[[int], Any]) -> None:
+    """The peers part of _Tally.count, for these attempts in turn (see _count_bulk)."""
+    unique, first, inverse = np.unique(peers, return_index=True, return_inverse=True)
+    members = tally.peers
+    if not members:
+        known = np.zeros(len(unique), np.bool_)
+    elif len(unique) <= len(members):
+        known = np.array([peer_value(p) in members for p in unique.tolist()], np.bool_)
+    else:
+        numbers = [n for m in members if (n := _ipv4_number(m)) is not None]
+        known = np.isin(unique, np.array(numbers, np.int64))
+    new = np.flatnonzero(~known)
+    new = new[np.argsort(first[new], kind="stable")]
+    room = max(MAX_PEERS - len(members), 0)
+    members.update(peer_value(p) for p in unique[new[:room]].tolist())
+    if len(new) > room:
+        # Every attempt on a peer that found the set full is counted, as _Tally.count does.
+        tally.peers_overflow += int(np.count_nonzero(np.isin(inverse, new[room:])))
 
 
 def _tally(tallies: dict[Any, _Tally], key: Any) -> _Tally | None:

@@ -27,6 +27,10 @@ from itertools import pairwise
 from operator import attrgetter
 from typing import IO, Any
 
+import numpy as np
+import numpy.typing as npt
+
+from tcpdiag.attempts import HeldSyn, HeldSyns, SynColumns, endpoints_hash, ipv4_number
 from tcpdiag.clock import CaptureClock
 from tcpdiag.communityid import community_id
 from tcpdiag.events import (
@@ -67,6 +71,10 @@ MIN_STALL_RETRANSMISSIONS = 2
 # Live connections tracked at most; beyond it the least recently active one is retired early, so
 # a SYN flood or a million half-open connections cannot exhaust memory.
 MAX_LIVE_CONNECTIONS = 100_000
+# Connection attempts that are nothing but a client's SYN, held at most (tcpdiag.attempts: about
+# 70 bytes each, outside the live connections): a flood of a million spoofed SYNs is tracked
+# whole, with nothing evicted.
+MAX_HELD_SYNS = 2_000_000
 # An open connection idle this long (a stalled or quiet one, kept for IDLE_RETIRE_SECONDS) waits
 # on disk rather than in memory, until its next packet or its retirement (see ConnectionSpill).
 IDLE_SPILL_SECONDS = 60.0
@@ -1178,18 +1186,24 @@ class FlowTable:
         zeek_split: bool = False,
         max_live: int = MAX_LIVE_CONNECTIONS,
         zeek: bool = True,
+        max_held_syns: int = MAX_HELD_SYNS,
+        batch_held_syns: bool = False,
     ) -> None:
         # Zeek's view (conn_state, history) costs a third of the tracking: only when wanted.
         self.zeek = zeek
         self.zeek_split = zeek_split  # split 4-tuple reuse exactly where Zeek does
         self.max_live = max_live
+        self.max_held_syns = max_held_syns
+        # Retire the bare SYNs held compactly together, as RetiredSyns (a flood's million at
+        # the end of the capture at once), not one TrackedConnection each (eviction aside).
+        self.batch_held_syns = batch_held_syns
         self.evicted = 0  # connections retired early because max_live were live
         # Of those, attempts that were nothing but a client's SYN (see _attempts).
         self.evicted_attempts = 0
         self.close_grace = close_grace
         self.idle_retire = idle_retire
         # Every live connection, by last activity; idle ones as a _Spilled stand-in.
-        self._live: OrderedDict[Key, Connection | _Spilled | _Attempt] = OrderedDict()
+        self._live: OrderedDict[Key, Connection | _Spilled | HeldSyn] = OrderedDict()
         # The live connections held in memory, by last activity: the head is next to spill.
         self._awake: OrderedDict[Key, Connection] = OrderedDict()
         # The live connections that are so far nothing but a client's SYN (and its
@@ -1198,6 +1212,11 @@ class FlowTable:
         # connections. A flood of spoofed SYNs then pushes out other SYNs, never the
         # connections whose analysis matters.
         self._attempts: OrderedDict[Key, None] = OrderedDict()
+        # Bare IPv4 SYNs, held compactly outside `_live` until anything else happens to their
+        # 4-tuple (see tcpdiag.attempts); the rest of the bare SYNs wait in `_live` as HeldSyn.
+        self._held_syns = HeldSyns()
+        # The numbers of the last 4-tuple looked up there: (key, src, dst, hash).
+        self._numbered: tuple[Key, int, int, int] | None = None
         self._spill = ConnectionSpill()
         self.spill_failed = ""  # why idle connections could not go to disk (then: in memory)
         # Closed connections waiting out the close grace period, in order of closing. A float
@@ -1218,7 +1237,7 @@ class FlowTable:
         self.orphan_icmp = 0
         self.orphan_icmp_sources: Counter[str] = Counter()
 
-    def track(self, packets: Iterable[Packet]) -> Iterator[TrackedConnection]:
+    def track(self, packets: Iterable[Packet]) -> Iterator[Retired]:
         """Feed packets in capture order; yields connections as they are retired, then the rest."""
         step = self.clock.step
         for count, packet in enumerate(packets):
@@ -1242,7 +1261,7 @@ class FlowTable:
         if now > self._now:
             self._now = now
 
-    def retire_due(self, check: bool) -> Iterable[TrackedConnection]:
+    def retire_due(self, check: bool) -> Iterable[Retired]:
         """After a packet: retire what is due if this is a check point or something is waiting.
         (Not a generator itself: after most packets there is nothing to do, and making a
         generator per packet would cost more than that.)"""
@@ -1260,7 +1279,30 @@ class FlowTable:
 
     @property
     def live_count(self) -> int:
+        """Live connections but the bare SYNs held compactly (see held_syns)."""
         return len(self._live)
+
+    @property
+    def held_syns(self) -> int:
+        return len(self._held_syns)
+
+    def syn_options_index(self, options: SynOptions | None) -> int | None:
+        """How the compact store names this set of SYN options (None: it has no room for
+        another set; such SYNs wait in `_live`)."""
+        return self._held_syns.options_index(options)
+
+    def hold_syns(self, rows: dict[str, npt.NDArray[Any]], since_frame: int) -> None:
+        """Bare SYNs a front end found in bulk (tcpdiag.fastpath) among the packets from frame
+        `since_frame` on, with their connection ids taken already (skip_connections): held
+        compactly exactly as _hold_syn would have, the front end having checked the same
+        conditions, and that no lookup in between could have found them and that the store has
+        room for them."""
+        self._held_syns.extend(rows, since_frame)
+
+    def held_syn_keys(self) -> npt.NDArray[np.uint64]:
+        """The 4-tuples of the bare SYNs held compactly, as tcpdiag.attempts.pair_hash of
+        their endpoints (address << 16 | port, the smaller first)."""
+        return self._held_syns.keys_held()
 
     def skip_connections(self, count: int) -> int:
         """`count` connections were tracked elsewhere: they take their ids (the first is
@@ -1282,17 +1324,21 @@ class FlowTable:
             stand_in = _ClosedElsewhere(closed_at, last_time)
         self._closing.append(stand_in)
 
-    def flush(self) -> Iterator[TrackedConnection]:
+    def flush(self) -> Iterator[Retired]:
         """End of capture: retire everything still live."""
         yield from self._retired_early
         self._retired_early.clear()
         while self._live:
             key, held = self._live.popitem(last=False)
             self._awake.pop(key, None)
-            if type(held) is _Attempt:
+            if type(held) is HeldSyn:
                 yield self._retire_attempt(held)
             else:
                 yield self._held(held).retire(self._rst_log)
+        if self.batch_held_syns and (columns := self._held_syns.take_columns()) is not None:
+            yield RetiredSyns(columns, self.zeek)
+        for held_syn in self._held_syns.drain():
+            yield self._retire_attempt(held_syn)
         self._attempts.clear()
         self._closing.clear()
         self._closed_awake = self._closing_dead = 0
@@ -1322,8 +1368,10 @@ class FlowTable:
         if conn is None:
             if starts_new:
                 # A bare SYN waits as a small stand-in until anything else happens to it.
+                if self._hold_syn(key, seg):
+                    return
                 self._make_room()
-                self._live[key] = _Attempt(self._take_id(), seg, max(self._now, seg.time))
+                self._live[key] = HeldSyn(self._take_id(), seg, max(self._now, seg.time))
                 self._attempts[key] = None
                 return
             conn = self._new_connection(key, seg)
@@ -1342,6 +1390,42 @@ class FlowTable:
         conn.on_segment(seg, self._rst_log, max(self._now, seg.time))
         if not was_closed and conn.closed_at is not None:
             self._queue_closed(key, conn)
+
+    def _numbers(self, key: Key) -> tuple[int, int, int]:
+        """An IPv4 4-tuple's addresses as numbers, and its key in the held SYNs."""
+        numbered = self._numbered
+        if numbered is not None and numbered[0] is key:
+            return numbered[1], numbered[2], numbered[3]
+        src, dst = ipv4_number(key[0]), ipv4_number(key[2])
+        hashed = endpoints_hash(src, key[1], dst, key[3])
+        self._numbered = (key, src, dst, hashed)
+        return src, dst, hashed
+
+    def _hold_syn(self, key: Key, seg: TcpSegment) -> bool:
+        """Hold a bare SYN that starts a connection compactly, if it can be (see
+        tcpdiag.attempts); False: it waits in `_live` as a HeldSyn."""
+        if key[4] or seg.ip_version != 4 or seg.flags & FIN or seg.payload_len:
+            return False
+        now = max(self._now, seg.time)
+        if now - seg.time >= INACTIVITY_SECONDS:  # (see _retire_attempt)
+            return False
+        held = self._held_syns
+        options = held.options_index(seg.syn_options)
+        if options is None:
+            return False
+        numbers = self._numbers(key)
+        if held.holds_key(numbers[2]):
+            return False  # another 4-tuple with the same hash is held
+        if len(held) >= self.max_held_syns:
+            oldest = held.oldest()
+            assert oldest is not None
+            self._retired_early.append(self._retire_attempt(held.take(oldest[0])))
+            self.evicted += 1
+            self.evicted_attempts += 1
+        # (the key orders the endpoints, the SYN may go either way)
+        src, dst = (numbers[0], numbers[1]) if seg.src == key[0] else (numbers[1], numbers[0])
+        held.add(numbers[2], seg, src, dst, options, self._take_id(), now)
+        return True
 
     def _take_id(self) -> int:
         conn_id = self._next_id
@@ -1388,7 +1472,7 @@ class FlowTable:
                 oldest = next(iter(self._attempts))
                 self.evicted_attempts += 1
                 held = self._live[oldest]
-                if type(held) is _Attempt:
+                if type(held) is HeldSyn:
                     # The common case of a flood: a lone SYN, retired without a Connection.
                     del self._live[oldest], self._attempts[oldest]
                     self._retired_early.append(self._retire_attempt(held))
@@ -1558,17 +1642,30 @@ class FlowTable:
 
     def _wake(self, key: Key) -> Connection | None:
         """The live connection of this 4-tuple, brought back from disk if it was idle there
-        (its place in the activity order is unchanged: the caller moves it if it is active)."""
+        (its place in the activity order is unchanged: the caller moves it if it is active), or
+        made from its bare SYN if that was held compactly (it joins the live ones as the most
+        recently active)."""
         held = self._live.get(key)
-        if held is None or type(held) is Connection:
+        if held is None:
+            if not self._held_syns or key[4] or ":" in key[0]:
+                return None
+            src, dst, hashed = self._numbers(key)
+            at = self._held_syns.find(hashed, src, key[1], dst, key[3])
+            if at < 0:
+                return None
+            held = self._held_syns.take(at, {src: key[0], dst: key[2]})
+            self._make_room()
+            self._live[key] = held
+            self._attempts[key] = None
+        if type(held) is Connection:
             return held
         conn = self._live[key] = self._held(held)
         self._awake[key] = conn
         return conn
 
-    def _held(self, held: Connection | _Spilled | _Attempt) -> Connection:
+    def _held(self, held: Connection | _Spilled | HeldSyn) -> Connection:
         """The connection behind an entry of the live table."""
-        if isinstance(held, _Attempt):
+        if isinstance(held, HeldSyn):
             # Exactly the connection that its SYN would have made (with the capture clock it
             # came at, for Zeek's timers).
             conn = self._connection(held.syn, held.conn_id)
@@ -1576,7 +1673,7 @@ class FlowTable:
             return conn
         return self._spill.restore(held)
 
-    def _retire_attempt(self, attempt: _Attempt) -> TrackedConnection:
+    def _retire_attempt(self, attempt: HeldSyn) -> TrackedConnection:
         """What `self._held(attempt).retire(...)` gives, built directly: under a SYN flood
         most connections retire this way, and a Connection with its SYN tracked costs several
         times more. Only for the plain SYN (no payload, no FIN); anything else takes the tracker.
@@ -1587,40 +1684,7 @@ class FlowTable:
             # (The last: a SYN stamped long before the capture clock, whose Zeek inactivity
             # timer fires at once.)
             return self._held(attempt).retire(self._rst_log)
-        time = syn.time
-        options = syn.syn_options
-        shift = options.window_scale if options is not None else None
-        seq = syn.seq
-        # (Set one by one: passing these as keywords to a 50-field __init__ costs twice as much,
-        # once for every SYN of a flood.)
-        client = Endpoint(syn.src, syn.sport)
-        client.state = TcpState.SYN_SENT
-        client.isn = seq
-        client.snd_nxt = client.data_start = (seq + 1) & 0xFFFFFFFF
-        client.window = client.syn_window = syn.window
-        client.window_scale = min(shift, 14) if shift is not None else None  # RFC 7323 2.3
-        client.syn_options = options
-        client.syn = Evidence(syn.frame, time, "SYN from client")
-        client.packets = 1
-        client.ttl = syn.ttl
-        client.last_time = time
-        if syn.ip_id:
-            client.last_segment = segment_identity(seq, syn.ack, flags, 0, syn.ip_id)
-        server = Endpoint(syn.dst, syn.dport, state=TcpState.LISTEN, role="server")
-        ref = ConnectionRef(
-            conn_id=attempt.conn_id,
-            client=client.text,
-            server=server.text,
-            initiator_known=True,
-            ip_version=syn.ip_version,
-            first_frame=syn.frame,
-            first_time=time,
-            tunnel=syn.tunnel,
-        )
-        if not self.zeek:
-            return TrackedConnection(ref, client, server, time, [], "", "", False)
-        # Zeek: an attempt of the originator's that nothing answered (tcpdiag.zeek).
-        return TrackedConnection(ref, client, server, time, [], "S0", "S", False)
+        return lone_syn_connection(attempt, self.zeek)
 
     def _spill_idle(self, now: float) -> None:
         awake = self._awake
@@ -1638,7 +1702,7 @@ class FlowTable:
         if self._spill.needs_compaction:
             self._spill.compact(h for h in self._live.values() if type(h) is _Spilled)
 
-    def _retire_due(self) -> Iterator[TrackedConnection]:
+    def _retire_due(self) -> Iterator[Retired]:
         yield from self._retired_early
         self._retired_early.clear()
         now = self._now
@@ -1697,32 +1761,93 @@ class FlowTable:
             del self._live[key]
             self._awake.pop(key, None)
             self._attempts.pop(key, None)
-            if type(held) is _Attempt:
+            if type(held) is HeldSyn:
                 yield self._retire_attempt(held)
             else:
                 yield self._held(held).retire(self._rst_log)
+        held_syns = self._held_syns
+        if self.batch_held_syns and (
+            (columns := held_syns.take_columns(now, self.idle_retire)) is not None
+        ):
+            yield RetiredSyns(columns, self.zeek)
+        while (oldest := held_syns.oldest()) is not None and now - oldest[1] >= self.idle_retire:
+            yield self._retire_attempt(held_syns.take(oldest[0]))
         self._spill_idle(now)
+
+
+def lone_syn_connection(attempt: HeldSyn, zeek: bool) -> TrackedConnection:
+    """The retired connection of a plain bare SYN (no payload, no FIN, not stamped long before
+    the capture clock), as tracking the SYN in a Connection would make it; see
+    FlowTable._retire_attempt."""
+    syn = attempt.syn
+    flags = syn.flags
+    time = syn.time
+    options = syn.syn_options
+    shift = options.window_scale if options is not None else None
+    seq = syn.seq
+    # (Set one by one: passing these as keywords to a 50-field __init__ costs twice as much,
+    # once for every SYN of a flood.)
+    client = Endpoint(syn.src, syn.sport)
+    client.state = TcpState.SYN_SENT
+    client.isn = seq
+    client.snd_nxt = client.data_start = (seq + 1) & 0xFFFFFFFF
+    client.window = client.syn_window = syn.window
+    client.window_scale = min(shift, 14) if shift is not None else None  # RFC 7323 2.3
+    client.syn_options = options
+    client.syn = Evidence(syn.frame, time, "SYN from client")
+    client.packets = 1
+    client.ttl = syn.ttl
+    client.last_time = time
+    if syn.ip_id:
+        client.last_segment = segment_identity(seq, syn.ack, flags, 0, syn.ip_id)
+    server = Endpoint(syn.dst, syn.dport, state=TcpState.LISTEN, role="server")
+    ref = ConnectionRef(
+        conn_id=attempt.conn_id,
+        client=client.text,
+        server=server.text,
+        initiator_known=True,
+        ip_version=syn.ip_version,
+        first_frame=syn.frame,
+        first_time=time,
+        tunnel=syn.tunnel,
+    )
+    if not zeek:
+        return TrackedConnection(ref, client, server, time, [], "", "", False)
+    # Zeek: an attempt of the originator's that nothing answered (tcpdiag.zeek).
+    return TrackedConnection(ref, client, server, time, [], "S0", "S", False)
+
+
+@dataclass(slots=True)
+class RetiredSyns:
+    """Bare SYNs retired together from the compact store (FlowTable with batch_held_syns), in
+    capture order: for a detector that can take a flood's worth of them as columns (its 4-tuples
+    and times), and each as its TrackedConnection for one that cannot (`connections`)."""
+
+    columns: SynColumns
+    zeek: bool
+
+    def __post_init__(self) -> None:
+        rows = self.columns.rows
+        order = np.argsort(rows["frame"], kind="stable")  # (in order of arrival, nearly so)
+        for name in rows:
+            rows[name] = rows[name][order]
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def connections(self) -> Iterator[TrackedConnection]:
+        zeek = self.zeek
+        for held in self.columns.held():
+            yield lone_syn_connection(held, zeek)
+
+
+# What a FlowTable retires: connections, one by one, and (batch_held_syns) bare SYNs together.
+Retired = TrackedConnection | RetiredSyns
 
 
 Key = tuple[str, int, str, int, str]  # encap: 4-tuple (smaller endpoint first) and tunnel
 # The endpoints of a connection retired while still in the closing queue (FlowTable._retire_now).
 _RETIRED = Endpoint("", 0)
-
-
-@dataclass(slots=True)
-class _Attempt:
-    """Stand-in in the live table for a connection that is so far one bare SYN: its SYN and
-    id, a few hundred bytes instead of a whole Connection, so that a SYN flood costs little
-    memory. It becomes the Connection (FlowTable._held) at its next packet, at an ICMP error
-    about it, or when it retires."""
-
-    conn_id: int
-    syn: TcpSegment
-    now: float  # the capture clock when it came (for Zeek's timers)
-
-    @property
-    def last_time(self) -> float:
-        return self.syn.time
 
 
 @dataclass(slots=True)

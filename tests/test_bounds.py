@@ -20,13 +20,13 @@ from tcpdiag.rules import load_rules
 from tcpdiag.tracker import ConnectionSpill, FlowTable
 
 
-def syn_flood(count: int) -> Iterator[TcpSegment]:
+def syn_flood(count: int, ipv6: bool = False) -> Iterator[TcpSegment]:
     for i in range(count):
         yield TcpSegment(
             frame=i + 1,
             time=1_700_000_000.0 + i * 1e-5,
-            src=f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
-            dst="192.0.2.1",
+            src=f"2001:db8::{i:x}" if ipv6 else f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
+            dst="2001:db8:ffff::1" if ipv6 else "192.0.2.1",
             sport=1024 + i % 60000,
             dport=80,
             seq=i * 7919,
@@ -35,27 +35,40 @@ def syn_flood(count: int) -> Iterator[TcpSegment]:
             window=1024,
             payload_len=0,
             ttl=64,
-            ip_version=4,
+            ip_version=6 if ipv6 else 4,
             syn_options=LINUX_SYN,
         )
 
 
-def test_flood_keeps_at_most_max_live_connections() -> None:
-    table = FlowTable(max_live=500)
-    peak = 0
-    retired = 0
-    for _ in table.track(syn_flood(20_000)):
+@pytest.mark.parametrize("ipv6", [False, True], ids=["held compactly", "held in the table"])
+def test_flood_keeps_at_most_its_bound_of_bare_syns(ipv6: bool) -> None:
+    """IPv4 bare SYNs wait in the compact store, bounded by max_held_syns; others (IPv6 here)
+    in the live table, bounded by max_live. Either way the oldest go first, counted."""
+    table = FlowTable(max_live=500, max_held_syns=300)
+    peak_live = peak_held = retired = 0
+    for _ in table.track(syn_flood(20_000, ipv6)):
         retired += 1
-        peak = max(peak, len(table._live))
+        peak_live = max(peak_live, len(table._live))
+        peak_held = max(peak_held, table.held_syns)
+    bound = 500 if ipv6 else 300
     assert retired == 20_000
-    assert peak <= 500
-    assert table.evicted == 20_000 - 500
+    assert (peak_live, peak_held) == ((bound, 0) if ipv6 else (0, bound))
+    assert table.evicted == table.evicted_attempts == 20_000 - bound
     assert table.connections_seen == 20_000
+
+
+def test_a_million_bare_syns_are_held_without_eviction_by_default() -> None:
+    assert tracker.MAX_HELD_SYNS >= 1_000_000 > tracker.MAX_LIVE_CONNECTIONS
+    table = FlowTable(max_live=10)
+    assert table.max_held_syns == tracker.MAX_HELD_SYNS
+    for seg in syn_flood(5_000):
+        table.feed(seg)
+    assert (table.held_syns, table.live_count, table.evicted) == (5_000, 0, 0)
 
 
 def peak_memory(count: int) -> int:
     tracemalloc.start()
-    for _ in FlowTable(max_live=1000).track(syn_flood(count)):
+    for _ in FlowTable(max_live=1000, max_held_syns=1000).track(syn_flood(count)):
         pass
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -124,13 +137,14 @@ def test_idle_connections_come_back_from_disk_unchanged(monkeypatch: pytest.Monk
     assert [e.KIND for e in events] == ["rst"]  # the RST after the silence was tracked
 
 
-def test_a_full_table_retires_bare_syns_before_established_connections() -> None:
+@pytest.mark.parametrize("ipv6", [False, True], ids=["held compactly", "held in the table"])
+def test_a_full_table_retires_bare_syns_before_established_connections(ipv6: bool) -> None:
     """A SYN flood fills the table while established connections sit idle; when those are
     reset afterwards, each is still whole (one connection, its reset diagnosed): the flood's
     bare SYNs were the ones retired early."""
     cap = Capture()
     conversations = established(cap, "198.51.100.7", 20)
-    flood = list(syn_flood(3_000))
+    flood = list(syn_flood(3_000, ipv6))
     for seg in flood:
         seg.frame += len(cap.packets)
         seg.time = cap.time + 1 + (seg.time - flood[0].time)
@@ -138,10 +152,11 @@ def test_a_full_table_retires_bare_syns_before_established_connections() -> None
     cap.time = flood[-1].time
     for conv in conversations:
         conv.rst("s")
-    table = FlowTable(max_live=100)
+    table = FlowTable(max_live=100, max_held_syns=100)
     engine = RuleEngine(load_rules())
     retired = list(table.track(cap.packets))
-    assert table.evicted == table.evicted_attempts == 3_000 + 20 - 100
+    # (IPv4 SYNs compete with each other in the store, IPv6 ones with the connections)
+    assert table.evicted == table.evicted_attempts == 3_000 - 100 + (20 if ipv6 else 0)
     reset = [c for c in retired if c.ref.client.startswith("198.51.100.7:")]
     assert len(reset) == 20  # none split in two by an early retirement
     categories = {f.category for c in reset for f in engine.findings_for(c)}
@@ -247,21 +262,29 @@ def test_a_lone_syn_retires_as_its_tracked_connection_would(
     table = FlowTable(zeek=zeek)
     table.advance(syn.time + ahead)
     table.feed(syn)
-    [held] = table._live.values()
-    assert isinstance(held, tracker._Attempt)
-    tracked = table._held(held).retire(table._rst_log)
-    built = table._retire_attempt(held)
-    assert built == tracked
-    assert [*table.flush()] == [tracked]  # and so at the end of the capture
+    # Plain IPv4 SYNs outside tunnels wait in the compact store, the rest in the table.
+    compact = not ({"src", "tunnel", "payload_len"} & set(variant)) and not (
+        syn.flags & FIN or ahead
+    )
+    assert (table.held_syns, table.live_count) == ((1, 0) if compact else (0, 1))
+    reference = FlowTable(zeek=zeek)
+    conn = reference._connection(syn, 1)
+    conn.on_segment(syn, reference._rst_log, syn.time + ahead)
+    tracked = conn.retire(reference._rst_log)
+    if not compact:
+        [held] = table._live.values()
+        assert isinstance(held, tracker.HeldSyn)
+        assert table._retire_attempt(held) == tracked
+    assert [*table.flush()] == [tracked]  # at the end of the capture
 
 
 def test_a_flood_evicts_lone_syns_as_tracked_connections() -> None:
     """Evicted lone SYNs reach the detector as the connections their tracking would make."""
     flood = list(syn_flood(300))
-    fast = FlowTable(max_live=100, zeek=False)
+    fast = FlowTable(max_held_syns=100, zeek=False)
     retired = list(fast.track(flood))
     assert fast.evicted == fast.evicted_attempts == 200
-    reference = FlowTable(max_live=100, zeek=False)
+    reference = FlowTable(zeek=False)
     expected = []
     for seg in flood:
         conn = reference._connection(seg, seg.frame)

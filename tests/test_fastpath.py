@@ -15,6 +15,7 @@ import random
 import struct
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,13 @@ import numpy as np
 import pytest
 from flowbuilder import LINUX_SYN, Capture, Conversation, write_pcap
 
-from tcpdiag import fastpath
+from tcpdiag import fastpath, tracker
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
 from tcpdiag.filters import ConnectionFilter
-from tcpdiag.packets import ACK, FIN, PSH, SYN
+from tcpdiag.packets import ACK, FIN, PSH, SYN, TcpSegment
 from tcpdiag.reader import CaptureError, CaptureReader, RawFrame
 from tcpdiag.rules import load_rules
 from tcpdiag.spool import FindingSpool
@@ -71,16 +72,18 @@ def windows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 class _Counting(fastpath.FastPathTracker):
     taken = 0
+    held = 0  # bare SYNs handed to the table in bulk
 
     def track(self, batches: Any) -> Iterator[Any]:
         yield from super().track(batches)
         _Counting.taken += self.fast_connections
+        _Counting.held += self.held_in_bulk
 
 
 def _reports(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict, int]:
     """(reference report, fast report, connections the bulk path took) as dicts."""
     reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False)).to_dict()
-    _Counting.taken = 0
+    _Counting.taken = _Counting.held = 0
     monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Counting)
     fast = analyze_capture(path, ENGINE, AnalysisOptions()).to_dict()
     return reference, fast, _Counting.taken
@@ -630,3 +633,92 @@ def test_state_filters_see_the_connections_taken_in_bulk(
     reference, fast, taken = _listed(path, monkeypatch, wanted)
     assert fast == reference
     assert taken > 0
+
+
+# -- bare SYNs, held in bulk --------------------------------------------------------------------
+
+
+def _bare_syns(cap: Capture) -> None:
+    """Healthy connections, then a flood of bare SYNs from many hosts with a scanner's
+    unanswered probes in it, and then, seconds later, what can still happen to a bare SYN:
+    an answer, a retry, a refusal, an ICMP error about it, a new connection on its 4-tuple."""
+    _healthy(cap, 30)
+    flood = []
+    for k in range(1500):
+        client = (f"100.64.{k >> 8}.{k & 255}", 1024 + k % 7)
+        conv = Conversation(cap, client=client, server=("10.9.0.1", 80), client_isn=k * 7919)
+        conv.send("c", SYN, options=LINUX_SYN if k % 3 else None, dt=0.0005)
+        flood.append(conv)
+        if k % 10 == 0:
+            probe = Conversation(cap, client=("203.0.113.9", 61000), server=("10.9.0.2", k))
+            probe.send("c", SYN, dt=0.0005)
+    _healthy(cap, 30, start_port=52000)
+    for k, conv in enumerate(flood[::50]):
+        what = k % 5
+        if what == 0:
+            conv.send("s", SYN | ACK, options=LINUX_SYN, dt=0.01)
+            conv.send("c", ACK)
+        elif what == 1:
+            conv.send("c", SYN, options=LINUX_SYN, seq=conv.c.seq - 1, dt=0.01)  # a retry
+        elif what == 2:
+            conv.rst("s", dt=0.01)
+        elif what == 3:
+            syn = next(p for p in cap.packets if getattr(p, "src", None) == conv.c.addr)
+            assert isinstance(syn, TcpSegment)
+            conv.icmp(syn, 3, 1, "10.9.255.1")
+        else:
+            conv.c.seq += 100_000
+            conv.send("c", SYN, options=LINUX_SYN, dt=0.01)  # a new attempt, same 4-tuple
+
+
+def test_bare_syns_held_in_bulk_report_as_the_reference(
+    tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = Capture()
+    _bare_syns(cap)
+    path = tmp_path / "syns.pcap"
+    write_pcap(cap, path)
+    reference, fast, _ = _reports(path, monkeypatch)
+    assert fast == reference
+    assert reference["floods"] and reference["scans"]  # the flood and the scanner, summed up
+    if windows != "few objects per window":
+        assert _Counting.held > 1000
+    flows_reference, flows_fast, _ = _listed(path, monkeypatch)
+    assert flows_fast == flows_reference
+    assert sum(f["conn_state"] == "S0" for f in flows_reference) > 1000
+
+
+@pytest.mark.parametrize("room", [10, 700, 1600, 3000])
+def test_a_full_store_of_bare_syns_evicts_as_the_reference(
+    room: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the store of bare SYNs fills up, the oldest go first, one SYN at a time, whichever
+    path took them: a window that could overflow it goes the per-packet way."""
+    cap = Capture()
+    _bare_syns(cap)
+    path = tmp_path / "syns.pcap"
+    write_pcap(cap, path)
+    options = AnalysisOptions(max_held_syns=room, keep_flows=True)
+    reference = analyze_capture(path, ENGINE, replace(options, fast_path=False))
+    fast = analyze_capture(path, ENGINE, options)
+    assert fast.to_dict() == reference.to_dict()
+    assert [f.to_dict() for f in fast.connections] == [f.to_dict() for f in reference.connections]
+    assert (reference.evicted > 0) == (room < 1700)  # (1,710 bare SYNs in all)
+
+
+def test_bare_syns_in_bulk_are_counted_as_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retired together (RetiredSyns) or one TrackedConnection each, the report is the same."""
+    cap = Capture()
+    _bare_syns(cap)
+    path = tmp_path / "syns.pcap"
+    write_pcap(cap, path)
+    together = analyze_capture(path, ENGINE, AnalysisOptions()).to_dict()
+    original = tracker.FlowTable.__init__
+
+    def one_by_one(self: tracker.FlowTable, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **{**kwargs, "batch_held_syns": False})
+
+    monkeypatch.setattr(tracker.FlowTable, "__init__", one_by_one)
+    assert analyze_capture(path, ENGINE, AnalysisOptions()).to_dict() == together

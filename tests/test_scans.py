@@ -156,3 +156,70 @@ def test_a_report_without_findings_does_not_call_a_flood_nothing_abnormal() -> N
         assert text.index("SYN flood against") < text.index(wanted)
     clean = render_text([CaptureReport(path="clean.pcap", packets=10)])
     assert "No abnormal TCP connection found.\n" in clean
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_unanswered_attempts_in_bulk_are_tallied_as_one_by_one(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """observe_unanswered (a flood's bare SYNs, retired together) leaves every tally as
+    observe on each attempt's connection would, with the bounds on tallies and peers reached,
+    tallies from earlier connections (IPv6 ones too), and repeated sources and targets."""
+    import random
+
+    import numpy as np
+
+    from tcpdiag import scans
+    from tcpdiag.attempts import HeldSyn, ipv4_number
+    from tcpdiag.packets import TcpSegment
+    from tcpdiag.tracker import lone_syn_connection
+
+    monkeypatch.setattr(scans, "MAX_TALLIES", 12)
+    monkeypatch.setattr(scans, "MAX_PEERS", 9)
+    rng = random.Random(seed)
+    earlier = Capture()
+    for k in range(4):  # tallies before the flood: an IPv6 and IPv4 sources and targets
+        conv = Conversation(
+            earlier,
+            client=("2001:db8::5", 40000 + k) if k % 2 else (f"10.0.0.{k}", 40000 + k),
+            server=("2001:db8::9", 80) if k % 2 else ("10.9.9.9", 80 + k),
+        )
+        conv.send("c", SYN, options=LINUX_SYN)
+        conv.send("s", RST | ACK, advance=False)
+    sources = [f"10.0.0.{k}" for k in range(6)] + [f"172.16.0.{k}" for k in range(30)]
+    targets = [("10.9.9.9", 80), ("10.9.9.9", 81), ("10.9.9.8", 443)]
+    targets += [(f"10.8.0.{k}", 22) for k in range(20)]
+    attempts = []
+    for k in range(400):
+        source = rng.choice(sources[:8]) if rng.random() < 0.5 else rng.choice(sources)
+        server, port = rng.choice(targets[:3]) if rng.random() < 0.6 else rng.choice(targets)
+        syn = TcpSegment(
+            frame=k + 100, time=1_700_000_000.0 + rng.random() * 50, src=source, dst=server,
+            sport=rng.choice([40000, 40001, 40002, 40003, 50000 + k]), dport=port, seq=k,
+            ack=0, flags=SYN, window=1024, payload_len=0, ttl=64, ip_version=4,
+        )  # fmt: skip
+        attempts.append(lone_syn_connection(HeldSyn(k + 100, syn, syn.time), zeek=False))
+
+    def tallies(bulk: bool) -> tuple[dict, dict]:
+        detector = ScanDetector()
+        for conn in track(earlier):
+            detector.observe(conn)
+        if bulk:
+            column = [
+                [ipv4_number(c.client.addr) for c in attempts],
+                [c.client.port for c in attempts],
+                [ipv4_number(c.server.addr) for c in attempts],
+                [c.server.port for c in attempts],
+            ]
+            detector.observe_unanswered(
+                *(np.array(values, np.int64) for values in column),
+                np.array([c.ref.first_time for c in attempts]),
+            )
+        else:
+            for conn in attempts:
+                detector.observe(conn)
+        return detector._sources, detector._targets
+
+    one_by_one, in_bulk = tallies(False), tallies(True)
+    assert [list(t.items()) for t in in_bulk] == [list(t.items()) for t in one_by_one]
+    assert len(one_by_one[0]) == 12 and any(t.peers_overflow for t in one_by_one[1].values())

@@ -1,0 +1,409 @@
+"""Bare SYNs held in little memory: the attempts of a SYN flood, a scan, and every connection
+between its SYN and the answer.
+
+A connection that is so far one SYN and nothing else needs none of a Connection's state: the
+SYN itself says everything its retirement will (tcpdiag.tracker builds it from the SYN alone). A
+flood of spoofed SYNs makes a million of them within seconds, and none ever gets a second
+packet. So `HeldSyns` keeps each as about 60 bytes of typed arrays plus an index entry, instead
+of Python objects of about 700 bytes; a million fit in well under 300 MB, and the live
+connections' table is left to the connections that have state.
+
+Only IPv4 SYNs outside tunnels are held so (every flood we have seen, and the fast path's
+columns name their addresses by number); others wait as the tracker's own stand-ins.
+
+Entries are found by a 64-bit hash of their two endpoints (`pair_hash`, the same one the fast
+path groups rows by), and each hit is checked against the stored 4-tuple, so a collision is a
+miss, never a mix-up. They leave in order of arrival (retired when idle, evicted when the store
+is full), or from the middle when anything else happens to their 4-tuple (promoted: the tracker
+turns the SYN into a Connection).
+"""
+
+from __future__ import annotations
+
+import socket
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tcpdiag.packets import SynOptions, TcpSegment
+
+_MASK64 = (1 << 64) - 1
+_MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9
+# Dead entries (promoted or retired) kept before the arrays are compacted: at least this many,
+# and at least as many as the live ones, so compaction costs O(1) amortised per entry.
+_COMPACT_MIN = 4096
+# SYNs added one by one indexed in a dict before they join the sorted index: at least this
+# many, and at least an eighth of the sorted ones (so that merging costs O(1) amortised).
+_RECENT_MIN = 1 << 16
+# Distinct SYN option sets remembered (a flood tool sends one; real clients a handful). A SYN
+# with yet another set waits as the tracker's own stand-in.
+_MAX_OPTION_SETS = 4096
+
+U64 = npt.NDArray[np.uint64]
+U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
+
+
+def pair_hash(lo: I64, hi: I64 | U64) -> U64:
+    """One well-mixed 64-bit number per pair of endpoints (address << 16 | port), for sorting
+    and set operations (a splitmix64-style mix; `pair_hash_one` is the same for one pair)."""
+    h = lo.astype(np.uint64) * np.uint64(_MIX1) ^ hi.astype(np.uint64)
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(_MIX2)
+    return h ^ (h >> np.uint64(29))
+
+
+def pair_hash_one(lo: int, hi: int) -> int:
+    """`pair_hash` of one pair, in Python integers (mod 2**64 as numpy's uint64 wraps)."""
+    h = ((lo * _MIX1) & _MASK64) ^ hi
+    h ^= h >> 31
+    h = (h * _MIX2) & _MASK64
+    return h ^ (h >> 29)
+
+
+def ipv4_number(text: str) -> int:
+    return int.from_bytes(socket.inet_aton(text), "big")
+
+
+def endpoints_hash(src: int, sport: int, dst: int, dport: int) -> int:
+    """The store's key of a 4-tuple (IPv4 addresses as numbers), the same both ways."""
+    a, b = (src << 16) | sport, (dst << 16) | dport
+    return pair_hash_one(a, b) if a <= b else pair_hash_one(b, a)
+
+
+@dataclass(slots=True)
+class HeldSyn:
+    """One entry taken out of the store: its SYN as the decoder made it, its connection id,
+    and the capture clock when it came (for Zeek's timers)."""
+
+    conn_id: int
+    syn: TcpSegment
+    now: float
+
+    @property
+    def last_time(self) -> float:
+        return self.syn.time
+
+
+@dataclass(slots=True)
+class SynColumns:
+    """Entries taken out of the store together: one array per column (see HeldSyns._FIELDS),
+    in order of arrival."""
+
+    rows: dict[str, npt.NDArray[Any]]
+    option_sets: list[SynOptions | None]  # (the store's, only ever appended to)
+
+    def __len__(self) -> int:
+        return len(self.rows["conn_id"])
+
+    def held(self) -> Iterator[HeldSyn]:
+        """Each entry as `HeldSyns.take` gives it."""
+        r = self.rows
+        text: dict[int, str] = {}
+        options = self.option_sets
+        for values in zip(
+            *(r[name].tolist() for name in ("frame", "time", "src", "dst", "sport", "dport")),
+            *(r[name].tolist() for name in ("seq", "ack", "flags", "window", "ttl", "ip_id")),
+            *(r[name].tolist() for name in ("options", "conn_id", "now")),
+            strict=True,
+        ):
+            frame, time, src, dst, sport, dport, seq, ack, flags, window, ttl, ip_id = values[:12]
+            syn = TcpSegment(
+                frame, time, address_text(text, src), address_text(text, dst), sport, dport,
+                seq, ack, flags, window, 0, ttl, 4, ip_id, options[values[12]],
+            )  # fmt: skip
+            yield HeldSyn(values[13], syn, values[14])
+
+
+def address_text(cache: dict[int, str], number: int) -> str:
+    """The text of an IPv4 address (as a number), through a cache of recent ones."""
+    text = cache.get(number)
+    if text is None:
+        if len(cache) >= 1 << 12:
+            cache.clear()
+        text = cache[number] = socket.inet_ntoa(number.to_bytes(4, "big"))
+    return text
+
+
+class HeldSyns:
+    """Bare IPv4 SYNs in typed arrays, in order of arrival, indexed by `endpoints_hash`."""
+
+    # The columns, in the order `add` takes them (typecodes of the standard array module).
+    _FIELDS = (
+        ("src", "I"),
+        ("dst", "I"),
+        ("sport", "H"),
+        ("dport", "H"),
+        ("seq", "I"),
+        ("ack", "I"),
+        ("flags", "B"),
+        ("window", "H"),
+        ("ttl", "B"),
+        ("ip_id", "H"),
+        ("frame", "q"),
+        ("time", "d"),
+        ("now", "d"),
+        ("conn_id", "q"),  # 0: the entry is dead (promoted or retired)
+        ("options", "H"),  # index into _option_sets
+    )
+
+    def __init__(self) -> None:
+        self._columns: dict[str, array[Any]] = {name: array(code) for name, code in self._FIELDS}
+        # The index, key -> position in the columns, in two parts: the SYNs added one by one
+        # lately in a dict, the rest as sorted arrays (16 bytes an entry where a dict takes
+        # about 120), merged when the dict has grown (see _merge). An entry of the sorted part
+        # whose SYN was taken stays there, dead (conn_id 0), until the next merge.
+        self._recent: dict[int, int] = {}
+        self._sorted_keys: U64 = np.zeros(0, np.uint64)
+        self._sorted_at: U32 = np.zeros(0, np.uint32)
+        self._merged = 0  # entries from this position on are in the recent part
+        self._alive = 0
+        self._head = 0  # entries before it are dead
+        self._dead = 0  # dead entries at or after the head
+        self._option_sets: list[SynOptions | None] = []
+        self._option_index: dict[tuple[int | None, int | None, bool, bool] | None, int] = {}
+        self._text: dict[int, str] = {}  # address text of recent numbers
+
+    def __len__(self) -> int:
+        return self._alive
+
+    # -- in ------------------------------------------------------------------------------------
+
+    def options_index(self, options: SynOptions | None) -> int | None:
+        """The index of this option set (None: too many distinct ones are held already)."""
+        values = (
+            None
+            if options is None
+            else (options.mss, options.window_scale, options.sack_permitted, options.timestamps)
+        )
+        index = self._option_index.get(values)
+        if index is None:
+            if len(self._option_sets) >= _MAX_OPTION_SETS:
+                return None
+            index = self._option_index[values] = len(self._option_sets)
+            self._option_sets.append(options)
+        return index
+
+    def add(self, key: int, syn: TcpSegment, src: int, dst: int, options: int, conn_id: int,
+            now: float) -> None:  # fmt: skip
+        """Hold this SYN (the caller checked that `key` is not held: see `holds_key`)."""
+        c = self._columns
+        self._recent[key] = self._size()
+        self._alive += 1
+        c["src"].append(src)
+        c["dst"].append(dst)
+        c["sport"].append(syn.sport)
+        c["dport"].append(syn.dport)
+        c["seq"].append(syn.seq)
+        c["ack"].append(syn.ack)
+        c["flags"].append(syn.flags)
+        c["window"].append(syn.window)
+        c["ttl"].append(syn.ttl)
+        c["ip_id"].append(syn.ip_id or 0)
+        c["frame"].append(syn.frame)
+        c["time"].append(syn.time)
+        c["now"].append(now)
+        c["conn_id"].append(conn_id)
+        c["options"].append(options)
+        if len(self._recent) >= max(_RECENT_MIN, len(self._sorted_keys) >> 3):
+            self._merge()
+
+    def extend(self, rows: dict[str, npt.NDArray[np.generic]], since_frame: int) -> None:
+        """Hold many SYNs at once: one array per column of _FIELDS (the fast path's rows; the
+        caller checked that no 4-tuple is held and that they are distinct), all of them from
+        frame `since_frame` on, as are the SYNs added one by one since that frame. They take
+        their places among those in capture order, so that the store stays in order of
+        arrival, as if each had been added at its frame (eviction takes the oldest)."""
+        c = self._columns
+        for name, code in self._FIELDS:
+            c[name].frombytes(np.ascontiguousarray(rows[name], np.dtype(code)).tobytes())
+        self._alive += len(rows["conn_id"])
+        self._merge()
+        # The entries before frame `since_frame` are in order, those after it at the end.
+        frame = np.frombuffer(c["frame"], np.int64)
+        start = int(np.searchsorted(frame, since_frame))
+        order = np.argsort(frame[start:], kind="stable")
+        del frame  # (a view of a column, which cannot grow while one exists)
+        if np.all(order[1:] > order[:-1]):
+            return
+        for name, code in self._FIELDS:
+            column = np.frombuffer(c[name], np.dtype(code))
+            column[start:] = column[start:][order]
+            del column
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        moved = self._sorted_at >= start
+        self._sorted_at[moved] = start + rank[self._sorted_at[moved] - start]
+        if self._head > start:
+            self._head = start
+            self._dead = self._size() - start - self._alive
+
+    def _size(self) -> int:
+        return len(self._columns["conn_id"])
+
+    def _keys_at(self, at: U32 | I64) -> U64:
+        """The keys of the entries at these positions (see endpoints_hash)."""
+        c = self._columns
+        a = np.frombuffer(c["src"], np.uint32)[at].astype(np.int64) << 16
+        a |= np.frombuffer(c["sport"], np.uint16)[at]
+        b = np.frombuffer(c["dst"], np.uint32)[at].astype(np.int64) << 16
+        b |= np.frombuffer(c["dport"], np.uint16)[at]
+        return pair_hash(np.minimum(a, b), np.maximum(a, b))
+
+    def _merge(self) -> None:
+        """Move the entries added since the last merge into the sorted part of the index,
+        leaving out its dead entries."""
+        conn_id = np.frombuffer(self._columns["conn_id"], np.int64)
+        added = np.arange(self._merged, self._size(), dtype=np.uint32)
+        added = added[conn_id[added] != 0]
+        kept, kept_keys = self._sorted_at, self._sorted_keys
+        alive = conn_id[kept] != 0
+        del conn_id  # (a view of a column, which cannot grow while one exists)
+        if not alive.all():
+            kept, kept_keys = kept[alive], kept_keys[alive]
+        del alive
+        self._recent.clear()
+        self._merged = self._size()
+        added_keys = self._keys_at(added)
+        by_key = np.argsort(added_keys)
+        added_keys, added = added_keys[by_key], added[by_key]
+        # (one pass over the sorted part: where each new key goes, then both arrays at once)
+        where = np.searchsorted(kept_keys, added_keys)
+        self._sorted_keys = np.insert(kept_keys, where, added_keys)
+        self._sorted_at = np.insert(kept, where, added)
+
+    # -- lookup --------------------------------------------------------------------------------
+
+    def _position(self, key: int) -> int:
+        at = self._recent.get(key)
+        if at is not None:
+            return at
+        keys = self._sorted_keys
+        i = int(np.searchsorted(keys, np.uint64(key)))
+        if i < len(keys) and int(keys[i]) == key:
+            at = int(self._sorted_at[i])
+            if self._columns["conn_id"][at]:
+                return at
+        return -1
+
+    def holds_key(self, key: int) -> bool:
+        return self._alive > 0 and self._position(key) >= 0
+
+    def find(self, key: int, src: int, sport: int, dst: int, dport: int) -> int:
+        """The position of the SYN held for this 4-tuple (either way round), or -1."""
+        at = self._position(key)
+        if at < 0:
+            return -1
+        c = self._columns
+        s, sp, d, dp = c["src"][at], c["sport"][at], c["dst"][at], c["dport"][at]
+        if (s, sp, d, dp) == (src, sport, dst, dport) or (s, sp, d, dp) == (dst, dport, src, sport):
+            return at
+        return -1  # another 4-tuple with the same hash
+
+    def keys_held(self) -> U64:
+        """The keys of every entry held (to check rows against them in bulk)."""
+        if not self._alive:
+            return np.zeros(0, np.uint64)
+        alive = np.flatnonzero(np.frombuffer(self._columns["conn_id"], np.int64) != 0)
+        return self._keys_at(alive)
+
+    # -- out -----------------------------------------------------------------------------------
+
+    def take(self, at: int, texts: dict[int, str] | None = None) -> HeldSyn:
+        """Remove the entry at `at` and give its SYN (`texts`: address texts already known, by
+        number)."""
+        c = self._columns
+        src, dst = c["src"][at], c["dst"][at]
+        known = texts or {}
+        if at >= self._merged:
+            del self._recent[endpoints_hash(src, c["sport"][at], dst, c["dport"][at])]
+        # (an entry of the sorted part stays there, dead, until the next merge)
+        conn_id = c["conn_id"][at]
+        c["conn_id"][at] = 0
+        self._alive -= 1
+        self._dead += 1
+        options = self._option_sets[c["options"][at]]
+        syn = TcpSegment(
+            c["frame"][at],
+            c["time"][at],
+            known.get(src) or self._address(src),
+            known.get(dst) or self._address(dst),
+            c["sport"][at],
+            c["dport"][at],
+            c["seq"][at],
+            c["ack"][at],
+            c["flags"][at],
+            c["window"][at],
+            0,
+            c["ttl"][at],
+            4,
+            c["ip_id"][at],
+            options,
+        )
+        held = HeldSyn(conn_id, syn, c["now"][at])
+        if self._head + self._dead >= max(_COMPACT_MIN, self._alive):
+            self._compact()
+        return held
+
+    def oldest(self) -> tuple[int, float] | None:
+        """The position and SYN time of the entry held longest, or None."""
+        if not self._alive:
+            return None
+        conn_id, time = self._columns["conn_id"], self._columns["time"]
+        while conn_id[self._head] == 0:
+            self._head += 1
+            self._dead -= 1
+        return self._head, time[self._head]
+
+    def take_columns(self, now: float | None = None, idle: float = 0.0) -> SynColumns | None:
+        """Take entries in order of arrival, as columns: all of them (`now` None), or those
+        held `idle` seconds or more by `now`, from the oldest up to the first that is not."""
+        oldest = self.oldest()
+        if oldest is None or (now is not None and now - oldest[1] < idle):
+            return None
+        c = self._columns
+        conn_id = np.frombuffer(c["conn_id"], np.int64)
+        at = self._head + np.flatnonzero(conn_id[self._head :] != 0)
+        if now is not None:
+            due = (now - np.frombuffer(c["time"], np.float64)[at]) >= idle
+            if not due.all():
+                at = at[: int(np.argmin(due))]  # (the first that is not due)
+        rows = {name: np.frombuffer(c[name], np.dtype(code))[at] for name, code in self._FIELDS}
+        conn_id[at] = 0
+        del conn_id  # (a view of a column, which cannot grow while one exists)
+        for key in self._keys_at(at[at >= self._merged]).tolist():
+            del self._recent[key]
+        new_head = int(at[-1]) + 1
+        self._dead -= (new_head - self._head) - len(at)  # the dead ones passed over
+        self._head = new_head
+        self._alive -= len(at)
+        if self._head + self._dead >= max(_COMPACT_MIN, self._alive):
+            self._compact()
+        return SynColumns(rows, self._option_sets)
+
+    def drain(self) -> Iterator[HeldSyn]:
+        """Take every entry, in order of arrival."""
+        while (oldest := self.oldest()) is not None:
+            yield self.take(oldest[0])
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def _address(self, number: int) -> str:
+        return address_text(self._text, number)
+
+    def _compact(self) -> None:
+        """Drop the dead entries (their arrays would otherwise grow with every SYN ever held)."""
+        c = self._columns
+        alive = np.flatnonzero(np.frombuffer(c["conn_id"], np.int64) != 0)
+        for name, code in self._FIELDS:
+            kept = np.frombuffer(c[name], np.dtype(code))[alive].tobytes()
+            c[name] = array(code)
+            c[name].frombytes(kept)
+        self._head = self._dead = self._merged = 0
+        self._sorted_keys, self._sorted_at = np.zeros(0, np.uint64), np.zeros(0, np.uint32)
+        self._merge()
