@@ -39,6 +39,13 @@ _COMPACT_MIN = 4096
 # SYNs added one by one indexed in a dict before they join the sorted index: at least this
 # many, and at least an eighth of the sorted ones (so that merging costs O(1) amortised).
 _RECENT_MIN = 1 << 16
+# Entries made into Python objects at a time (SynColumns.held), and their columns in the order
+# SynColumns.held reads them.
+_HELD_SLICE = 4096
+_HELD_ORDER = (
+    *("frame", "time", "src", "dst", "sport", "dport", "seq", "ack", "flags"),
+    *("window", "ttl", "ip_id", "options", "conn_id", "now"),
+)
 # Distinct SYN option sets remembered (a flood tool sends one; real clients a handful). A SYN
 # with yet another set waits as the tracker's own stand-in.
 _MAX_OPTION_SETS = 4096
@@ -102,21 +109,21 @@ class SynColumns:
 
     def held(self) -> Iterator[HeldSyn]:
         """Each entry as `HeldSyns.take` gives it."""
-        r = self.rows
         text: dict[int, str] = {}
         options = self.option_sets
-        for values in zip(
-            *(r[name].tolist() for name in ("frame", "time", "src", "dst", "sport", "dport")),
-            *(r[name].tolist() for name in ("seq", "ack", "flags", "window", "ttl", "ip_id")),
-            *(r[name].tolist() for name in ("options", "conn_id", "now")),
-            strict=True,
-        ):
-            frame, time, src, dst, sport, dport, seq, ack, flags, window, ttl, ip_id = values[:12]
-            syn = TcpSegment(
-                frame, time, address_text(text, src), address_text(text, dst), sport, dport,
-                seq, ack, flags, window, 0, ttl, 4, ip_id, options[values[12]],
-            )  # fmt: skip
-            yield HeldSyn(values[13], syn, values[14])
+        names = _HELD_ORDER
+        # (A slice at a time: a list of Python numbers per column of a flood's million SYNs
+        # would take half a gigabyte.)
+        for first in range(0, len(self), _HELD_SLICE):
+            part = [self.rows[name][first : first + _HELD_SLICE].tolist() for name in names]
+            for values in zip(*part, strict=True):
+                frame, time, src, dst, sport, dport, seq, ack, flags = values[:9]
+                window, ttl, ip_id, option_set, conn_id, now = values[9:]
+                syn = TcpSegment(
+                    frame, time, address_text(text, src), address_text(text, dst), sport,
+                    dport, seq, ack, flags, window, 0, ttl, 4, ip_id, options[option_set],
+                )  # fmt: skip
+                yield HeldSyn(conn_id, syn, now)
 
 
 def address_text(cache: dict[int, str], number: int) -> str:
@@ -304,12 +311,18 @@ class HeldSyns:
             return at
         return -1  # another 4-tuple with the same hash
 
-    def keys_held(self) -> U64:
-        """The keys of every entry held (to check rows against them in bulk)."""
-        if not self._alive:
-            return np.zeros(0, np.uint64)
-        alive = np.flatnonzero(np.frombuffer(self._columns["conn_id"], np.int64) != 0)
-        return self._keys_at(alive)
+    def holds_keys(self, keys: U64) -> npt.NDArray[np.bool_]:
+        """`holds_key` of each of these keys, at once."""
+        if not self._alive or not len(keys):
+            return np.zeros(len(keys), np.bool_)
+        if self._recent:
+            self._merge()
+        sorted_keys = self._sorted_keys
+        i = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+        found = sorted_keys[i] == keys
+        at = self._sorted_at[i[found]]
+        found[found] = np.frombuffer(self._columns["conn_id"], np.int64)[at] != 0
+        return found
 
     # -- out -----------------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ on every mutated capture.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +167,9 @@ class FastPathTracker:
             rows = len(window) - end
         if parts:
             window = Columns.join(parts)
+            parts = []
             yield from self._decide(window, self._clock_for(window.time), len(window), last=True)
+            del window  # (not kept while everything still live is retired)
         yield from self.table.flush()
 
     def _flooded(self) -> bool:
@@ -197,7 +199,7 @@ class FastPathTracker:
             bulk = _Bulk.nothing(len(w))
         else:
             bulk = _uneventful(w, done, clock, end, last, self._base, table.zeek)
-        live_keys = self._live_keys(w) if table.live_count or table.held_syns else None
+        live = self._live(w) if table.live_count or table.held_syns else None
         chosen = np.ones(len(bulk.groups), np.bool_)
         # Bare SYNs in the part decided: the store of them could fill up (see below).
         bare = int(np.count_nonzero((w.flags[:end] & _SHAPE) == SYN))
@@ -208,15 +210,15 @@ class FastPathTracker:
             # The table might evict: which connection, and when, depends on every connection
             # (on every bare SYN, even one answered at once), so nothing is taken in bulk.
             chosen[:] = False
-        elif live_keys is not None:
-            chosen &= ~np.isin(bulk.key, live_keys)
+        elif live is not None:
+            chosen &= ~live(bulk.key)
         qualifies = np.zeros(bulk.n_groups, np.bool_)
         qualifies[bulk.groups[chosen]] = True
         done |= qualifies[bulk.group_of_row]
         if table.held_syns + bare >= table.max_held_syns:
             held = _NO_BARE_SYNS
         else:
-            held = _bare_syns(w, done, clock, end, live_keys, table)
+            held = _bare_syns(w, done, clock, end, live, table)
         done[held.row] = True
         self._done = done
         # Each connection decided here takes its id at its SYN's row, in capture order.
@@ -299,9 +301,9 @@ class FastPathTracker:
                 w, summaries, ids[by_start < n_bulk], bulk.last_time[in_order], self._addr_text
             )
 
-    def _live_keys(self, w: Columns) -> npt.NDArray[np.uint64]:
-        """The 4-tuples the table is tracking now, as grouping keys (tunnel and family
-        included, direction 0: see _group_keys)."""
+    def _live(self, w: Columns) -> Callable[[npt.NDArray[np.uint64]], Bools]:
+        """A test of which 4-tuples, as grouping keys (tunnel and family included, direction
+        0: see _group_keys), the table is tracking now, as connections or as bare SYNs."""
         numbers = self._addr_number
         if len(numbers) > 1 << 16:
             numbers.clear()
@@ -323,16 +325,23 @@ class FastPathTracker:
             # (a context the columns never named has no rows: -1 matches none)
             ends.append(((a << 16) | sport, (b << 16) | dport, w.tunnel_ids.get(tunnel, -1)))
             families.append(family)
-        # The bare SYNs the table holds compactly: untunnelled IPv4 (context 0, see _context).
-        held = self.table.held_syn_keys() & ~np.uint64(1)
+        table = self.table
+
+        def live(keys: npt.NDArray[np.uint64]) -> Bools:
+            # The bare SYNs are held by tcpdiag.attempts' key of untunnelled IPv4 (context 0,
+            # see _context): the grouping key, with either lowest bit.
+            held = table.holds_syn_keys(keys) | table.holds_syn_keys(keys | np.uint64(1))
+            return held | np.isin(keys, connections) if len(connections) else held
+
         if not ends:
-            return held
-        live = np.array(ends, np.int64)
-        pair = live[:, :2]
-        zeros = np.zeros(len(live), np.int64)
-        context = _context(live[:, 2], np.array(families, np.int64))
-        live_keys = _group_keys(pair.min(axis=1), pair.max(axis=1), zeros, context)
-        return np.concatenate([live_keys, held])
+            connections = np.zeros(0, np.uint64)
+            return live
+        live_ends = np.array(ends, np.int64)
+        pair = live_ends[:, :2]
+        zeros = np.zeros(len(live_ends), np.int64)
+        context = _context(live_ends[:, 2], np.array(families, np.int64))
+        connections = _group_keys(pair.min(axis=1), pair.max(axis=1), zeros, context)
+        return live
 
 
 def _context(tunnel: npt.NDArray[np.int32] | I64, v6: Bools | I64) -> I64:
@@ -738,7 +747,7 @@ def _bare_syns(
     done: Bools,
     clock: F64,
     end: int,
-    live_keys: npt.NDArray[np.uint64] | None,
+    live: Callable[[npt.NDArray[np.uint64]], Bools] | None,
     table: FlowTable,
 ) -> _BareSyns:
     """The rows of [0, end) that the table would hold as bare SYNs (FlowTable._hold_syn) and
@@ -763,8 +772,8 @@ def _bare_syns(
     quoted = _quoted_keys(w)
     if len(quoted):
         alone &= ~np.isin(mine, quoted)
-    if live_keys is not None:
-        alone &= ~np.isin(mine, live_keys)
+    if live is not None:
+        alone &= ~live(mine)
     rows = rows[alone]
     store_key = pair_hash(lo[rows], hi[rows])
     # Two 4-tuples whose keys collide: left to the table, which holds one of them elsewhere.

@@ -1299,10 +1299,10 @@ class FlowTable:
         room for them."""
         self._held_syns.extend(rows, since_frame)
 
-    def held_syn_keys(self) -> npt.NDArray[np.uint64]:
-        """The 4-tuples of the bare SYNs held compactly, as tcpdiag.attempts.pair_hash of
-        their endpoints (address << 16 | port, the smaller first)."""
-        return self._held_syns.keys_held()
+    def holds_syn_keys(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+        """Which of these keys (tcpdiag.attempts.endpoints_hash) a bare SYN held compactly
+        has (a collision may say yes for another 4-tuple)."""
+        return self._held_syns.holds_keys(keys)
 
     def skip_connections(self, count: int) -> int:
         """`count` connections were tracked elsewhere: they take their ids (the first is
@@ -1828,9 +1828,11 @@ class RetiredSyns:
 
     def __post_init__(self) -> None:
         rows = self.columns.rows
-        order = np.argsort(rows["frame"], kind="stable")  # (in order of arrival, nearly so)
-        for name in rows:
-            rows[name] = rows[name][order]
+        frame = rows["frame"]
+        if np.any(frame[1:] < frame[:-1]):  # (the store keeps them in order of arrival)
+            order = np.argsort(frame, kind="stable")
+            for name in rows:
+                rows[name] = rows[name][order]
 
     def __len__(self) -> int:
         return len(self.columns)
