@@ -191,11 +191,16 @@ class Pipeline:
     def _unanswered(self, syns: RetiredSyns) -> None:
         """Bare SYNs that nothing answered, retired together (a flood's, at the end): each
         makes no event, hence no finding, and tells the capture's quality nothing (one packet),
-        so unless each must be filtered or listed, the scan detector takes them in bulk."""
-        if self.options.connection_filter.active or self.options.keep_flows:
+        so unless each must be filtered, the scan detector takes them in bulk, and the list of
+        connections (flows) their records."""
+        if self.options.connection_filter.active:
             self.detect(syns.connections())
             return
         self.selected += len(syns)
+        if self.options.keep_flows:
+            add = self.report.connections.add
+            for record in FlowRecord.unanswered(syns):
+                add([record], 0)
         rows = syns.columns.rows
         self.scans.observe_unanswered(
             rows["src"].astype(np.int64),

@@ -6,14 +6,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from tcpdiag.attempts import address_text
+from tcpdiag.communityid import community_id
 from tcpdiag.findings import Finding, iso_time
 from tcpdiag.spool import SortedSpool
-from tcpdiag.tracker import TrackedConnection
+from tcpdiag.tracker import RetiredSyns, TcpState, TrackedConnection
 
 MEMORY_LIMIT = 16384  # connection records held in memory before a run goes to disk (~600 B each)
 # Runs merged a level up: records are small, so reading can hold a block of 64 from each of 255
 # runs, and 4 million records (255 runs) are written once.
 FAN_IN = 256
+_SLICE = 4096  # bare SYNs made into records at a time (FlowRecord.unanswered)
 
 
 @dataclass(slots=True)
@@ -101,6 +104,27 @@ class FlowRecord:
             history=conn.history,
             tunnel=conn.ref.tunnel,
         )
+
+    @classmethod
+    def unanswered(cls, syns: RetiredSyns) -> Iterator[FlowRecord]:
+        """The record of each bare SYN retired together (tcpdiag.attempts), as
+        `from_connection` makes it from its TrackedConnection, without making that: a client
+        in SYN_SENT, a server in LISTEN, one packet, Zeek's S0 with history S (when Zeek's view
+        was tracked). tests/test_flows.py compares both ways."""
+        conn_state, history = ("S0", "S") if syns.zeek else ("", "")
+        syn_sent, listen = TcpState.SYN_SENT.value, TcpState.LISTEN.value
+        text: dict[int, str] = {}
+        rows = syns.columns.rows
+        names = ("conn_id", "time", "src", "sport", "dst", "dport")
+        for first in range(0, len(syns), _SLICE):
+            part = [rows[name][first : first + _SLICE].tolist() for name in names]
+            for conn_id, time, src, sport, dst, dport in zip(*part, strict=True):
+                client, server = address_text(text, src), address_text(text, dst)
+                yield cls(
+                    conn_id, community_id(client, sport, server, dport), time, time,
+                    f"{client}:{sport}", f"{server}:{dport}", True, 1, 0, 0, 0, 0, 0, syn_sent,
+                    listen, conn_state, history,
+                )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -714,11 +714,19 @@ def test_bare_syns_in_bulk_are_counted_as_one_by_one(
     _bare_syns(cap)
     path = tmp_path / "syns.pcap"
     write_pcap(cap, path)
-    together = analyze_capture(path, ENGINE, AnalysisOptions()).to_dict()
+
+    def everything(report: CaptureReport) -> tuple[dict, list[dict]]:
+        return report.to_dict(), [flow.to_dict() for flow in report.connections]
+
+    together = [everything(analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=k)))
+                for k in (False, True)]  # fmt: skip
     original = tracker.FlowTable.__init__
 
     def one_by_one(self: tracker.FlowTable, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **{**kwargs, "batch_held_syns": False})
 
     monkeypatch.setattr(tracker.FlowTable, "__init__", one_by_one)
-    assert analyze_capture(path, ENGINE, AnalysisOptions()).to_dict() == together
+    for keep_flows, expected in zip((False, True), together, strict=True):
+        report = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=keep_flows))
+        assert everything(report) == expected
+    assert sum(flow["conn_state"] == "S0" for flow in together[1][1]) > 1000
