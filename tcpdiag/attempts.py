@@ -36,9 +36,10 @@ _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9
 # Dead entries (promoted or retired) kept before the arrays are compacted: at least this many,
 # and at least as many as the live ones, so compaction costs O(1) amortised per entry.
 _COMPACT_MIN = 4096
-# SYNs added one by one indexed in a dict before they join the sorted index: at least this
-# many, and at least an eighth of the sorted ones (so that merging costs O(1) amortised).
-_RECENT_MIN = 1 << 16
+# SYNs added one by one, indexed in a dict (and kept as they came) before they join the sorted
+# index: at most this many (each merge costs a pass over the index, but most of them are
+# answered at once and never reach it).
+_RECENT_MAX = 1 << 15
 # Entries made into Python objects at a time (SynColumns.held), and their columns in the order
 # SynColumns.held reads them.
 _HELD_SLICE = 4096
@@ -165,6 +166,7 @@ class HeldSyns:
         # about 120), merged when the dict has grown (see _merge). An entry of the sorted part
         # whose SYN was taken stays there, dead (conn_id 0), until the next merge.
         self._recent: dict[int, int] = {}
+        self._recent_syns: dict[int, TcpSegment] = {}  # their segments, by position
         self._sorted_keys: U64 = np.zeros(0, np.uint64)
         self._sorted_at: U32 = np.zeros(0, np.uint32)
         self._merged = 0  # entries from this position on are in the recent part
@@ -200,6 +202,7 @@ class HeldSyns:
         """Hold this SYN (the caller checked that `key` is not held: see `holds_key`)."""
         c = self._columns
         self._recent[key] = self._size()
+        self._recent_syns[self._size()] = syn
         self._alive += 1
         c["src"].append(src)
         c["dst"].append(dst)
@@ -216,7 +219,7 @@ class HeldSyns:
         c["now"].append(now)
         c["conn_id"].append(conn_id)
         c["options"].append(options)
-        if len(self._recent) >= max(_RECENT_MIN, len(self._sorted_keys) >> 3):
+        if len(self._recent) >= _RECENT_MAX:
             self._merge()
 
     def extend(self, rows: dict[str, npt.NDArray[np.generic]], since_frame: int) -> None:
@@ -274,6 +277,7 @@ class HeldSyns:
             kept, kept_keys = kept[alive], kept_keys[alive]
         del alive
         self._recent.clear()
+        self._recent_syns.clear()
         self._merged = self._size()
         added_keys = self._keys_at(added)
         by_key = np.argsort(added_keys)
@@ -326,21 +330,36 @@ class HeldSyns:
 
     # -- out -----------------------------------------------------------------------------------
 
-    def take(self, at: int, texts: dict[int, str] | None = None) -> HeldSyn:
+    def take(self, at: int, texts: dict[int, str] | None = None, key: int | None = None) -> HeldSyn:
         """Remove the entry at `at` and give its SYN (`texts`: address texts already known, by
-        number)."""
+        number; `key`: its key, if known)."""
         c = self._columns
         src, dst = c["src"][at], c["dst"][at]
         known = texts or {}
+        syn: TcpSegment | None = None
         if at >= self._merged:
-            del self._recent[endpoints_hash(src, c["sport"][at], dst, c["dport"][at])]
+            if key is None:
+                key = endpoints_hash(src, c["sport"][at], dst, c["dport"][at])
+            del self._recent[key]
+            syn = self._recent_syns.pop(at)
         # (an entry of the sorted part stays there, dead, until the next merge)
         conn_id = c["conn_id"][at]
         c["conn_id"][at] = 0
         self._alive -= 1
         self._dead += 1
+        if syn is None:
+            syn = self._segment(at, known)
+        held = HeldSyn(conn_id, syn, c["now"][at])
+        if self._head + self._dead >= max(_COMPACT_MIN, self._alive):
+            self._compact()
+        return held
+
+    def _segment(self, at: int, known: dict[int, str]) -> TcpSegment:
+        """The SYN of the entry at `at`, as the decoder made it."""
+        c = self._columns
+        src, dst = c["src"][at], c["dst"][at]
         options = self._option_sets[c["options"][at]]
-        syn = TcpSegment(
+        return TcpSegment(
             c["frame"][at],
             c["time"][at],
             known.get(src) or self._address(src),
@@ -357,10 +376,6 @@ class HeldSyns:
             c["ip_id"][at],
             options,
         )
-        held = HeldSyn(conn_id, syn, c["now"][at])
-        if self._head + self._dead >= max(_COMPACT_MIN, self._alive):
-            self._compact()
-        return held
 
     def oldest(self) -> tuple[int, float] | None:
         """The position and SYN time of the entry held longest, or None."""
@@ -388,8 +403,9 @@ class HeldSyns:
         rows = {name: np.frombuffer(c[name], np.dtype(code))[at] for name, code in self._FIELDS}
         conn_id[at] = 0
         del conn_id  # (a view of a column, which cannot grow while one exists)
-        for key in self._keys_at(at[at >= self._merged]).tolist():
-            del self._recent[key]
+        recent = at[at >= self._merged]
+        for key, position in zip(self._keys_at(recent).tolist(), recent.tolist(), strict=True):
+            del self._recent[key], self._recent_syns[position]
         new_head = int(at[-1]) + 1
         self._dead -= (new_head - self._head) - len(at)  # the dead ones passed over
         self._head = new_head

@@ -49,7 +49,7 @@ from tcpdiag.reporters.text import TextReporter
 from tcpdiag.rules import RuleError, RuleSet, load_rules
 from tcpdiag.selection import SelectionError, TimedSelection
 from tcpdiag.spool import digests_of
-from tcpdiag.tracker import MAX_LIVE_CONNECTIONS
+from tcpdiag.tracker import MAX_HELD_SYNS, MAX_LIVE_CONNECTIONS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -200,6 +200,16 @@ MaxConnectionsOption = Annotated[
         min=1,
         help="Live connections tracked at most; beyond it the least recently active is retired "
         "early (counted and reported), so floods cannot exhaust memory.",
+    ),
+]
+MaxSynsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-syns",
+        min=1,
+        help="Connection attempts that are still nothing but a client's SYN (a SYN flood's), "
+        "held at most apart from --max-connections (about 70 bytes each, IPv4); beyond it the "
+        "oldest is retired early (counted and reported).",
     ),
 ]
 
@@ -460,6 +470,7 @@ def analyze(
     ] = False,
     zeek_split: ZeekSplitOption = False,
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
+    max_syns: MaxSynsOption = MAX_HELD_SYNS,
     engine: EngineOption = Engine.auto,
     vxlan_port: VxlanPortOption = None,
     since: SinceOption = None,
@@ -531,6 +542,7 @@ def analyze(
         connection_filter=connection_filter,
         zeek_split=zeek_split,
         max_connections=max_connections,
+        max_held_syns=max_syns,
         engine=engine.value,
         vxlan_ports=_vxlan_ports(vxlan_port),
     )
@@ -614,6 +626,7 @@ def flows(
     net: NetOption = None,
     zeek_split: ZeekSplitOption = False,
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
+    max_syns: MaxSynsOption = MAX_HELD_SYNS,
     engine: EngineOption = Engine.auto,
     vxlan_port: VxlanPortOption = None,
     rules_dir: RulesOption = None,
@@ -636,6 +649,7 @@ def flows(
         keep_flows=True,
         zeek_split=zeek_split,
         max_connections=max_connections,
+        max_held_syns=max_syns,
         engine=engine.value,
         vxlan_ports=_vxlan_ports(vxlan_port),
     )

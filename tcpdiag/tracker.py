@@ -1217,6 +1217,7 @@ class FlowTable:
         self._held_syns = HeldSyns()
         # The numbers of the last 4-tuple looked up there: (key, src, dst, hash).
         self._numbered: tuple[Key, int, int, int] | None = None
+        self._address_numbers: dict[str, int] = {}  # of recent IPv4 addresses
         self._spill = ConnectionSpill()
         self.spill_failed = ""  # why idle connections could not go to disk (then: in memory)
         # Closed connections waiting out the close grace period, in order of closing. A float
@@ -1396,7 +1397,11 @@ class FlowTable:
         numbered = self._numbered
         if numbered is not None and numbered[0] is key:
             return numbered[1], numbered[2], numbered[3]
-        src, dst = ipv4_number(key[0]), ipv4_number(key[2])
+        numbers = self._address_numbers
+        if len(numbers) >= 1 << 12:
+            numbers.clear()
+        src = numbers.get(key[0]) or numbers.setdefault(key[0], ipv4_number(key[0]))
+        dst = numbers.get(key[2]) or numbers.setdefault(key[2], ipv4_number(key[2]))
         hashed = endpoints_hash(src, key[1], dst, key[3])
         self._numbered = (key, src, dst, hashed)
         return src, dst, hashed
@@ -1653,7 +1658,7 @@ class FlowTable:
             at = self._held_syns.find(hashed, src, key[1], dst, key[3])
             if at < 0:
                 return None
-            held = self._held_syns.take(at, {src: key[0], dst: key[2]})
+            held = self._held_syns.take(at, {src: key[0], dst: key[2]}, hashed)
             self._make_room()
             self._live[key] = held
             self._attempts[key] = None

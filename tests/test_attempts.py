@@ -65,7 +65,7 @@ def _find(store: HeldSyns, syn: TcpSegment, reverse: bool = False) -> int:
 def small_bounds(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Merges into the sorted index and compactions after a handful of entries, or never."""
     if request.param == "merged often":
-        monkeypatch.setattr(attempts, "_RECENT_MIN", 5)
+        monkeypatch.setattr(attempts, "_RECENT_MAX", 5)
         monkeypatch.setattr(attempts, "_COMPACT_MIN", 7)
 
 

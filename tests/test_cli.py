@@ -136,3 +136,29 @@ def test_malformed_headers_are_counted_in_a_warning() -> None:
         f"tcpdiag: warning: {DATA / 'decode_eth.pcap'}: 2 frames with malformed or truncated "
         "headers skipped (first: frame 15)"
     ) in result.stderr
+
+
+def test_max_syns_bounds_the_bare_syns_held_and_says_so(tmp_path: Path) -> None:
+    """--max-syns: bare SYNs beyond it are retired early, counted, and the report says so;
+    by default a few thousand are simply held."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from flowbuilder import LINUX_SYN, Capture, Conversation, write_pcap
+
+    from tcpdiag.packets import SYN
+
+    cap = Capture()
+    for k in range(3000):
+        conv = Conversation(
+            cap, client=(f"100.64.{k >> 8}.{k & 255}", 2000), server=("10.9.0.1", 80)
+        )
+        conv.send("c", SYN, options=LINUX_SYN, dt=0.0001)
+    path = tmp_path / "flood.pcap"
+    write_pcap(cap, path)
+    for extra, evicted in (([], 0), (["--max-syns", "1000"], 2000)):
+        result = runner.invoke(app, ["flows", "--format", "json", *extra, str(path)])
+        assert result.exit_code == 0, result.output
+        (capture,) = json.loads(result.stdout)["captures"]
+        assert capture["evicted"] == evicted
+        assert len(capture["connections"]) == 3000  # every attempt is listed either way
+        assert bool(capture["warnings"]) == bool(evicted)
+    assert "2000 connection attempts that were nothing but a SYN" in capture["warnings"][0]
