@@ -40,6 +40,8 @@ _COMPACT_MIN = 4096
 # index: at most this many (each merge costs a pass over the index, but most of them are
 # answered at once and never reach it).
 _RECENT_MAX = 1 << 15
+# Entries taken out as columns at a time (HeldSyns.take_columns).
+TAKE_AT_ONCE = 1 << 18
 # Entries made into Python objects at a time (SynColumns.held), and their columns in the order
 # SynColumns.held reads them.
 _HELD_SLICE = 4096
@@ -387,15 +389,18 @@ class HeldSyns:
             self._dead -= 1
         return self._head, time[self._head]
 
-    def take_columns(self, now: float | None = None, idle: float = 0.0) -> SynColumns | None:
+    def take_columns(
+        self, now: float | None = None, idle: float = 0.0, limit: int | None = None
+    ) -> SynColumns | None:
         """Take entries in order of arrival, as columns: all of them (`now` None), or those
-        held `idle` seconds or more by `now`, from the oldest up to the first that is not."""
+        held `idle` seconds or more by `now`, from the oldest up to the first that is not; at
+        most `limit` at a time (a copy of a flood's two million would double the store)."""
         oldest = self.oldest()
         if oldest is None or (now is not None and now - oldest[1] < idle):
             return None
         c = self._columns
         conn_id = np.frombuffer(c["conn_id"], np.int64)
-        at = self._head + np.flatnonzero(conn_id[self._head :] != 0)
+        at = self._head + np.flatnonzero(conn_id[self._head :] != 0)[: limit or TAKE_AT_ONCE]
         if now is not None:
             due = (now - np.frombuffer(c["time"], np.float64)[at]) >= idle
             if not due.all():
@@ -410,9 +415,12 @@ class HeldSyns:
         self._dead -= (new_head - self._head) - len(at)  # the dead ones passed over
         self._head = new_head
         self._alive -= len(at)
-        if self._head + self._dead >= max(_COMPACT_MIN, self._alive):
-            self._compact()
-        return SynColumns(rows, self._option_sets)
+        options = self._option_sets
+        if not self._alive:
+            self.clear()  # (the columns taken keep the option sets they name)
+        elif now is not None and self._head + self._dead >= max(_COMPACT_MIN, self._alive):
+            self._compact()  # (not while all are taken, a slice at a time: that would copy them)
+        return SynColumns(rows, options)
 
     def drain(self) -> Iterator[HeldSyn]:
         """Take every entry, in order of arrival."""

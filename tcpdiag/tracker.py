@@ -1336,7 +1336,7 @@ class FlowTable:
                 yield self._retire_attempt(held)
             else:
                 yield self._held(held).retire(self._rst_log)
-        if self.batch_held_syns and (columns := self._held_syns.take_columns()) is not None:
+        while self.batch_held_syns and (columns := self._held_syns.take_columns()) is not None:
             yield RetiredSyns(columns, self.zeek)
         for held_syn in self._held_syns.drain():
             yield self._retire_attempt(held_syn)
@@ -1771,7 +1771,7 @@ class FlowTable:
             else:
                 yield self._held(held).retire(self._rst_log)
         held_syns = self._held_syns
-        if self.batch_held_syns and (
+        while self.batch_held_syns and (
             (columns := held_syns.take_columns(now, self.idle_retire)) is not None
         ):
             yield RetiredSyns(columns, self.zeek)

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from flowbuilder import LINUX_SYN, Capture, Conversation, write_pcap
 
-from tcpdiag import fastpath, tracker
+from tcpdiag import attempts, fastpath, tracker
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decode import Decoder
@@ -706,10 +706,13 @@ def test_a_full_store_of_bare_syns_evicts_as_the_reference(
     assert (reference.evicted > 0) == (room < 1700)  # (1,710 bare SYNs in all)
 
 
+@pytest.mark.parametrize("at_once", [1 << 18, 100])
 def test_bare_syns_in_bulk_are_counted_as_one_by_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    at_once: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Retired together (RetiredSyns) or one TrackedConnection each, the report is the same."""
+    """Retired together (RetiredSyns, all at once or a few at a time) or one TrackedConnection
+    each, the report is the same."""
+    monkeypatch.setattr(attempts, "TAKE_AT_ONCE", at_once)
     cap = Capture()
     _bare_syns(cap)
     path = tmp_path / "syns.pcap"
