@@ -34,7 +34,8 @@ from tcpdiag.packets import SynOptions, TcpSegment
 _MASK64 = (1 << 64) - 1
 _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9
 # Dead entries (promoted or retired) kept before the arrays are compacted: at least this many,
-# and at least as many as the live ones, so compaction costs O(1) amortised per entry.
+# and at least a quarter as many as the live ones, so compaction costs O(1) amortised per entry
+# and a full store evicting its oldest holds at most 1.25 times its entries.
 _COMPACT_MIN = 4096
 # SYNs added one by one, indexed in a dict (and kept as they came) before they join the sorted
 # index: at most this many (each merge costs a pass over the index, but most of them are
@@ -352,7 +353,7 @@ class HeldSyns:
         if syn is None:
             syn = self._segment(at, known)
         held = HeldSyn(conn_id, syn, c["now"][at])
-        if self._head + self._dead >= max(_COMPACT_MIN, self._alive):
+        if self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
             self._compact()
         return held
 
@@ -418,7 +419,7 @@ class HeldSyns:
         options = self._option_sets
         if not self._alive:
             self.clear()  # (the columns taken keep the option sets they name)
-        elif now is not None and self._head + self._dead >= max(_COMPACT_MIN, self._alive):
+        elif now is not None and self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
             self._compact()  # (not while all are taken, a slice at a time: that would copy them)
         return SynColumns(rows, options)
 

@@ -208,7 +208,7 @@ MaxSynsOption = Annotated[
         "--max-syns",
         min=1,
         help="Connection attempts that are still nothing but a client's SYN (a SYN flood's), "
-        "held at most apart from --max-connections (about 70 bytes each, IPv4); beyond it the "
+        "held at most apart from --max-connections (about 75 bytes each, IPv4); beyond it the "
         "oldest is retired early (counted and reported).",
     ),
 ]

@@ -72,9 +72,9 @@ MIN_STALL_RETRANSMISSIONS = 2
 # a SYN flood or a million half-open connections cannot exhaust memory.
 MAX_LIVE_CONNECTIONS = 100_000
 # Connection attempts that are nothing but a client's SYN, held at most (tcpdiag.attempts: about
-# 70 bytes each, outside the live connections): a flood of a million spoofed SYNs is tracked
-# whole, with nothing evicted.
-MAX_HELD_SYNS = 2_000_000
+# 75 bytes each, outside the live connections): a flood of a million spoofed SYNs is tracked
+# whole, with nothing evicted, in under 100 MB.
+MAX_HELD_SYNS = 1_200_000
 # An open connection idle this long (a stalled or quiet one, kept for IDLE_RETIRE_SECONDS) waits
 # on disk rather than in memory, until its next packet or its retirement (see ConnectionSpill).
 IDLE_SPILL_SECONDS = 60.0
