@@ -4,18 +4,21 @@ between its SYN and the answer.
 A connection that is so far one SYN and nothing else needs none of a Connection's state: the
 SYN itself says everything its retirement will (tcpdiag.tracker builds it from the SYN alone). A
 flood of spoofed SYNs makes a million of them within seconds, and none ever gets a second
-packet. So `HeldSyns` keeps each as about 60 bytes of typed arrays plus an index entry, instead
-of Python objects of about 700 bytes; a million fit in well under 300 MB, and the live
-connections' table is left to the connections that have state.
+packet. So `HeldSyns` keeps each as 60 bytes of typed arrays plus 12 of sorted index, instead
+of Python objects of about 700 bytes: a million take about 75 MB, and the live connections'
+table is left to the connections that have state. (The SYNs of ordinary connections pass
+through too, between their SYN and its answer: a dict indexes the latest, with the segments as
+they came, so that most are given back without touching the arrays' index.)
 
 Only IPv4 SYNs outside tunnels are held so (every flood we have seen, and the fast path's
 columns name their addresses by number); others wait as the tracker's own stand-ins.
 
 Entries are found by a 64-bit hash of their two endpoints (`pair_hash`, the same one the fast
 path groups rows by), and each hit is checked against the stored 4-tuple, so a collision is a
-miss, never a mix-up. They leave in order of arrival (retired when idle, evicted when the store
-is full), or from the middle when anything else happens to their 4-tuple (promoted: the tracker
-turns the SYN into a Connection).
+miss, never a mix-up. They are kept in order of arrival (capture order, even when the fast path
+adds a window's worth at once) and leave in that order (retired when idle, evicted when the
+store is full, or all at the end: as columns, `SynColumns`), or from the middle when anything
+else happens to their 4-tuple (promoted: the tracker turns the SYN into a Connection).
 """
 
 from __future__ import annotations

@@ -37,6 +37,13 @@ normally):
 - the table could not have reached its live-connection cap in this window (eviction would
   depend on every connection).
 
+Bare SYNs that nothing else in their window touches (a SYN flood's, a scan's unanswered probes)
+are not fed to the table either: it would hold each in its compact store of attempts
+(tcpdiag.attempts), so they are handed to that store in bulk at the end of the window, with the
+connection ids they took at their rows (`_bare_syns`, FlowTable.hold_syns), in their places in
+capture order. A window that could fill the store goes the per-packet way whole, since the
+store then evicts its oldest at each SYN, answered or not.
+
 When Zeek's view is wanted (`tcpdiag flows`, `--state`), the connections handled here are also
 handed on as summaries (`_summary_connections`): what a connection without events is listed,
 counted and filtered by. Only those that Zeek's timers cannot split qualify then (closed within
@@ -185,8 +192,10 @@ class FastPathTracker:
     # -- one window ---------------------------------------------------------------------------
 
     def _decide(self, w: Columns, clock: F64, end: int, *, last: bool) -> Iterator[Retired]:
-        """Decide the connections whose SYN is in rows [0, end) of window `w`, feed the table
-        the other rows of [0, end), and yield what it retires."""
+        """Decide the connections whose SYN is in rows [0, end) of window `w`, hand the table
+        the bare SYNs of [0, end) that it would hold compactly and nothing else touches in the
+        window (see _bare_syns), feed it the other rows of [0, end), and yield what it
+        retires."""
         table = self.table
         if not len(w):
             return
@@ -331,7 +340,7 @@ class FastPathTracker:
             # The bare SYNs are held by tcpdiag.attempts' key of untunnelled IPv4 (context 0,
             # see _context): the grouping key, with either lowest bit.
             held = table.holds_syn_keys(keys) | table.holds_syn_keys(keys | np.uint64(1))
-            return held | np.isin(keys, connections) if len(connections) else held
+            return (held | np.isin(keys, connections)) if len(connections) else held
 
         if not ends:
             connections = np.zeros(0, np.uint64)
@@ -766,9 +775,13 @@ def _bare_syns(
         return _NO_BARE_SYNS
     lo, hi, _ = _endpoints(w)
     keys = _group_keys(lo, hi, np.zeros(len(w), np.int64), _context(w.tunnel, w.v6))
-    every = np.sort(keys)
     mine = keys[rows]
-    alone = np.searchsorted(every, mine, "right") - np.searchsorted(every, mine, "left") == 1
+    # How many rows of the window have each one's 4-tuple: every row looked up among these
+    # few (not the window sorted).
+    ordered = np.sort(mine)
+    at = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
+    rows_of = np.bincount(at[ordered[at] == keys], minlength=len(ordered))
+    alone = rows_of[np.searchsorted(ordered, mine)] == 1
     quoted = _quoted_keys(w)
     if len(quoted):
         alone &= ~np.isin(mine, quoted)

@@ -1197,7 +1197,7 @@ class FlowTable:
         # Retire the bare SYNs held compactly together, as RetiredSyns (a flood's million at
         # the end of the capture at once), not one TrackedConnection each (eviction aside).
         self.batch_held_syns = batch_held_syns
-        self.evicted = 0  # connections retired early because max_live were live
+        self.evicted = 0  # retired early: max_live connections or max_held_syns bare SYNs live
         # Of those, attempts that were nothing but a client's SYN (see _attempts).
         self.evicted_attempts = 0
         self.close_grace = close_grace

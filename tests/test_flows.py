@@ -48,3 +48,23 @@ def test_records_of_unanswered_syns_are_those_of_their_connections(zeek: bool) -
     assert [lone_syn_connection(held, zeek).ref.conn_id for held in columns.held()] == list(
         np.arange(1, 7)
     )
+
+
+def test_an_unanswered_syn_tells_the_capture_quality_nothing() -> None:
+    """Why bare SYNs retired together skip CaptureQuality.observe_connection (analyze.Pipeline):
+    a connection of one SYN changes none of its counts."""
+    from dataclasses import asdict
+
+    from tcpdiag.attempts import HeldSyn
+    from tcpdiag.quality import CaptureQuality
+
+    syn = TcpSegment(
+        frame=1, time=1_700_000_000.0, src="198.51.100.1", dst="192.0.2.1", sport=40_000,
+        dport=80, seq=1, ack=0, flags=SYN, window=1024, payload_len=0, ttl=64, ip_version=4,
+        ip_id=7, syn_options=SynOptions(mss=1460),
+    )  # fmt: skip
+    quality = CaptureQuality()
+    before = asdict(quality)
+    for zeek in (False, True):
+        quality.observe_connection(lone_syn_connection(HeldSyn(1, syn, syn.time), zeek))
+    assert asdict(quality) == before
