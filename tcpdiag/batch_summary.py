@@ -13,11 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tabulate import tabulate
-
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import FindingFacts, iso_time
-from tcpdiag.reporters.common import markdown_text, safe_line
+from tcpdiag.reporters.common import markdown_text, safe_line, tabulate
 from tcpdiag.spool import digests_of
 
 TOP = 10  # endpoints listed

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
-from tabulate import tabulate
 
 from tcpdiag import __version__
 from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER
@@ -33,7 +32,7 @@ from tcpdiag.findings import Finding, FindingFacts
 from tcpdiag.inputs import DEFAULT_GLOBS
 from tcpdiag.reader import CaptureError
 from tcpdiag.reporters.base import Reporter
-from tcpdiag.reporters.common import safe_line
+from tcpdiag.reporters.common import safe_line, tabulate
 from tcpdiag.reporters.flows import (
     FlowsCsvReporter,
     ZeekConnLogReporter,

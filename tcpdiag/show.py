@@ -10,14 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from tabulate import tabulate
-
 from tcpdiag.aggregate import Aggregate
 from tcpdiag.findings import Finding
 from tcpdiag.ladder import Key, connection_packets, flag_names, split_endpoint
 from tcpdiag.packets import ACK, SYN, IcmpError, Packet, TcpSegment
 from tcpdiag.reporters import units
-from tcpdiag.reporters.common import safe, safe_line, wireshark_filter, wireshark_frames
+from tcpdiag.reporters.common import safe, safe_line, tabulate, wireshark_filter, wireshark_frames
 from tcpdiag.tracker import FlowTable
 
 

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from tcpdiag.findings import AppView, Finding
+
+
+def tabulate(*args: Any, **kwargs: Any) -> str:
+    """tabulate.tabulate, imported on first use: importing it costs about 50 ms of start-up
+    (it reads its package metadata), which JSON, JSON Lines and CSV runs never need."""
+    from tabulate import tabulate as render
+
+    text: str = render(*args, **kwargs)
+    return text
+
 
 HEADERS = ("id", "category", "client", "server", "frames", "client sees", "server sees", "conf")
 

@@ -8,14 +8,12 @@ import hashlib
 from collections.abc import Generator, Iterable, Iterator
 from typing import TextIO
 
-from tabulate import tabulate
-
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
 from tcpdiag.reporters import units
 from tcpdiag.reporters.base import JsonReporter, SectionReporter, render
-from tcpdiag.reporters.common import csv_cell, markdown_text, safe_line
+from tcpdiag.reporters.common import csv_cell, markdown_text, safe_line, tabulate
 from tcpdiag.reporters.json_report import SCHEMA_VERSION
 from tcpdiag.reporters.selection import Selection
 

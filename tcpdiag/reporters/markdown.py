@@ -11,8 +11,6 @@ import re
 from collections.abc import Iterable
 from typing import TextIO
 
-from tabulate import tabulate
-
 from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, sees_cell
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.ladder import Ladder, collect_ladders
@@ -25,6 +23,7 @@ from tcpdiag.reporters.common import (
     safe_line,
     sees_text,
     table_cell,
+    tabulate,
     wireshark_filter,
     wireshark_frames,
 )

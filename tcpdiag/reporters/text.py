@@ -6,13 +6,18 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
-from tabulate import tabulate
-
 from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Aggregate, sees_cell
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.reporters import story, units
 from tcpdiag.reporters.base import SectionReporter, render
-from tcpdiag.reporters.common import safe, safe_line, sees_line, sees_text, wireshark_filter
+from tcpdiag.reporters.common import (
+    safe,
+    safe_line,
+    sees_line,
+    sees_text,
+    tabulate,
+    wireshark_filter,
+)
 from tcpdiag.reporters.digest import Digest, FindingGroup, digest
 from tcpdiag.reporters.selection import Selection
 
