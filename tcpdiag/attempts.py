@@ -44,6 +44,10 @@ _COMPACT_MIN = 4096
 # index: at most this many (each merge costs a pass over the index, but most of them are
 # answered at once and never reach it).
 _RECENT_MAX = 1 << 15
+# A bitmap over the low bits of the sorted index's keys, so that most lookups of a key it does
+# not hold (every new connection's) skip the binary search (about 2 us from Python).
+_FILTER_BITS = 21
+_FILTER_MASK = (1 << _FILTER_BITS) - 1
 # Entries taken out as columns at a time (HeldSyns.take_columns).
 TAKE_AT_ONCE = 1 << 18
 # Entries made into Python objects at a time (SynColumns.held), and their columns in the order
@@ -175,6 +179,7 @@ class HeldSyns:
         self._recent_syns: dict[int, TcpSegment] = {}  # their segments, by position
         self._sorted_keys: U64 = np.zeros(0, np.uint64)
         self._sorted_at: U32 = np.zeros(0, np.uint32)
+        self._filter = bytearray()  # (see _FILTER_BITS; empty while the sorted part is)
         self._merged = 0  # entries from this position on are in the recent part
         self._alive = 0
         self._head = 0  # entries before it are dead
@@ -292,6 +297,9 @@ class HeldSyns:
         where = np.searchsorted(kept_keys, added_keys)
         self._sorted_keys = np.insert(kept_keys, where, added_keys)
         self._sorted_at = np.insert(kept, where, added)
+        bits = np.zeros(1 << _FILTER_BITS if len(self._sorted_keys) else 0, np.uint8)
+        bits[(self._sorted_keys & np.uint64(_FILTER_MASK)).astype(np.int64)] = 1
+        self._filter = bytearray(bits.tobytes())
 
     # -- lookup --------------------------------------------------------------------------------
 
@@ -299,6 +307,8 @@ class HeldSyns:
         at = self._recent.get(key)
         if at is not None:
             return at
+        if not self._filter or not self._filter[key & _FILTER_MASK]:
+            return -1
         keys = self._sorted_keys
         i = int(np.searchsorted(keys, np.uint64(key)))
         if i < len(keys) and int(keys[i]) == key:
