@@ -23,15 +23,16 @@ else happens to their 4-tuple (promoted: the tracker turns the SYN into a Connec
 
 from __future__ import annotations
 
-import socket
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from tcpdiag.columns import ipv4_text
 from tcpdiag.packets import SynOptions, TcpSegment
 
 _MASK64 = (1 << 64) - 1
@@ -83,10 +84,6 @@ def pair_hash_one(lo: int, hi: int) -> int:
     return h ^ (h >> 29)
 
 
-def ipv4_number(text: str) -> int:
-    return int.from_bytes(socket.inet_aton(text), "big")
-
-
 def endpoints_hash(src: int, sport: int, dst: int, dport: int) -> int:
     """The store's key of a 4-tuple (IPv4 addresses as numbers), the same both ways."""
     a, b = (src << 16) | sport, (dst << 16) | dport
@@ -120,31 +117,27 @@ class SynColumns:
 
     def held(self) -> Iterator[HeldSyn]:
         """Each entry as `HeldSyns.take` gives it."""
-        text: dict[int, str] = {}
-        options = self.option_sets
-        names = _HELD_ORDER
+        text = partial(ipv4_text, {})
         # (A slice at a time: a list of Python numbers per column of a flood's million SYNs
         # would take half a gigabyte.)
         for first in range(0, len(self), _HELD_SLICE):
-            part = [self.rows[name][first : first + _HELD_SLICE].tolist() for name in names]
+            part = [self.rows[name][first : first + _HELD_SLICE].tolist() for name in _HELD_ORDER]
             for values in zip(*part, strict=True):
-                frame, time, src, dst, sport, dport, seq, ack, flags = values[:9]
-                window, ttl, ip_id, option_set, conn_id, now = values[9:]
-                syn = TcpSegment(
-                    frame, time, address_text(text, src), address_text(text, dst), sport,
-                    dport, seq, ack, flags, window, 0, ttl, 4, ip_id, options[option_set],
-                )  # fmt: skip
-                yield HeldSyn(conn_id, syn, now)
+                yield _entry(values, text, self.option_sets)
 
 
-def address_text(cache: dict[int, str], number: int) -> str:
-    """The text of an IPv4 address (as a number), through a cache of recent ones."""
-    text = cache.get(number)
-    if text is None:
-        if len(cache) >= 1 << 12:
-            cache.clear()
-        text = cache[number] = socket.inet_ntoa(number.to_bytes(4, "big"))
-    return text
+def _entry(
+    values: Sequence[Any], text: Callable[[int], str], option_sets: list[SynOptions | None]
+) -> HeldSyn:
+    """An entry of the store, from its columns in the order of _HELD_ORDER, with its SYN as
+    the decoder made it (`text`: an address's text, from its number)."""
+    frame, time, src, dst, sport, dport, seq, ack, flags = values[:9]
+    window, ttl, ip_id, option_set, conn_id, now = values[9:]
+    syn = TcpSegment(
+        frame, time, text(src), text(dst), sport, dport, seq, ack, flags, window, 0, ttl, 4,
+        ip_id, option_sets[option_set],
+    )  # fmt: skip
+    return HeldSyn(conn_id, syn, now)
 
 
 class HeldSyns:
@@ -350,48 +343,25 @@ class HeldSyns:
         """Remove the entry at `at` and give its SYN (`texts`: address texts already known, by
         number; `key`: its key, if known)."""
         c = self._columns
-        src, dst = c["src"][at], c["dst"][at]
-        known = texts or {}
-        syn: TcpSegment | None = None
         if at >= self._merged:
             if key is None:
-                key = endpoints_hash(src, c["sport"][at], dst, c["dport"][at])
+                key = endpoints_hash(c["src"][at], c["sport"][at], c["dst"][at], c["dport"][at])
             del self._recent[key]
-            syn = self._recent_syns.pop(at)
-        # (an entry of the sorted part stays there, dead, until the next merge)
-        conn_id = c["conn_id"][at]
+            held = HeldSyn(c["conn_id"][at], self._recent_syns.pop(at), c["now"][at])
+        else:
+            # (an entry of the sorted part stays there, dead, until the next merge)
+            known = texts or {}
+
+            def text(number: int) -> str:
+                return known.get(number) or ipv4_text(self._text, number)
+
+            held = _entry([c[name][at] for name in _HELD_ORDER], text, self._option_sets)
         c["conn_id"][at] = 0
         self._alive -= 1
         self._dead += 1
-        if syn is None:
-            syn = self._segment(at, known)
-        held = HeldSyn(conn_id, syn, c["now"][at])
         if self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
             self._compact()
         return held
-
-    def _segment(self, at: int, known: dict[int, str]) -> TcpSegment:
-        """The SYN of the entry at `at`, as the decoder made it."""
-        c = self._columns
-        src, dst = c["src"][at], c["dst"][at]
-        options = self._option_sets[c["options"][at]]
-        return TcpSegment(
-            c["frame"][at],
-            c["time"][at],
-            known.get(src) or self._address(src),
-            known.get(dst) or self._address(dst),
-            c["sport"][at],
-            c["dport"][at],
-            c["seq"][at],
-            c["ack"][at],
-            c["flags"][at],
-            c["window"][at],
-            0,
-            c["ttl"][at],
-            4,
-            c["ip_id"][at],
-            options,
-        )
 
     def oldest(self) -> tuple[int, float] | None:
         """The position and SYN time of the entry held longest, or None."""
@@ -443,9 +413,6 @@ class HeldSyns:
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
-
-    def _address(self, number: int) -> str:
-        return address_text(self._text, number)
 
     def _compact(self) -> None:
         """Drop the dead entries (their arrays would otherwise grow with every SYN ever held)."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from tcpdiag.attempts import address_text
+from tcpdiag.columns import ipv4_text
 from tcpdiag.communityid import community_id
 from tcpdiag.findings import Finding, iso_time
 from tcpdiag.spool import SortedSpool
@@ -119,7 +119,7 @@ class FlowRecord:
         for first in range(0, len(syns), _SLICE):
             part = [rows[name][first : first + _SLICE].tolist() for name in names]
             for conn_id, time, src, sport, dst, dport in zip(*part, strict=True):
-                client, server = address_text(text, src), address_text(text, dst)
+                client, server = ipv4_text(text, src), ipv4_text(text, dst)
                 yield cls(
                     conn_id, community_id(client, sport, server, dport), time, time,
                     f"{client}:{sport}", f"{server}:{dport}", True, 1, 0, 0, 0, 0, 0, syn_sent,

@@ -14,14 +14,15 @@ bulk, so they are never observed here, whichever path ran.)
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from tcpdiag.columns import ipv4_int, ipv4_text
 from tcpdiag.findings import iso_time
 from tcpdiag.tracker import TrackedConnection
 
@@ -199,13 +200,7 @@ class ScanDetector:
         that the tallies come out as from `observe`, bounds included."""
         if not len(client):
             return
-        text: dict[int, str] = {}
-
-        def address(number: int) -> str:
-            found = text.get(number)
-            if found is None:
-                found = text[number] = socket.inet_ntoa(number.to_bytes(4, "big"))
-            return found
+        address = partial(ipv4_text, {})
 
         def endpoint(number: int) -> tuple[str, int]:
             return address(number >> 16), number & 0xFFFF
@@ -274,7 +269,7 @@ def _ipv4_number(key: Any) -> int | None:
         return None if number is None else (number << 16) | key[1]
     if ":" in key:
         return None
-    return int.from_bytes(socket.inet_aton(key), "big")
+    return ipv4_int(key)
 
 
 def _count_bulk(

@@ -30,8 +30,9 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from tcpdiag.attempts import HeldSyn, HeldSyns, SynColumns, endpoints_hash, ipv4_number
+from tcpdiag.attempts import HeldSyn, HeldSyns, SynColumns, endpoints_hash
 from tcpdiag.clock import CaptureClock
+from tcpdiag.columns import ipv4_int
 from tcpdiag.communityid import community_id
 from tcpdiag.events import (
     ConnectionRef,
@@ -1400,8 +1401,8 @@ class FlowTable:
         numbers = self._address_numbers
         if len(numbers) >= 1 << 12:
             numbers.clear()
-        src = numbers.get(key[0]) or numbers.setdefault(key[0], ipv4_number(key[0]))
-        dst = numbers.get(key[2]) or numbers.setdefault(key[2], ipv4_number(key[2]))
+        src = numbers.get(key[0]) or numbers.setdefault(key[0], ipv4_int(key[0]))
+        dst = numbers.get(key[2]) or numbers.setdefault(key[2], ipv4_int(key[2]))
         hashed = endpoints_hash(src, key[1], dst, key[3])
         self._numbered = (key, src, dst, hashed)
         return src, dst, hashed

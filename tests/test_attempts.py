@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tcpdiag import attempts
-from tcpdiag.attempts import HeldSyns, endpoints_hash, ipv4_number, pair_hash, pair_hash_one
+from tcpdiag.attempts import HeldSyns, endpoints_hash, pair_hash, pair_hash_one
+from tcpdiag.columns import ipv4_int, ipv4_text
 from tcpdiag.packets import SYN, SynOptions, TcpSegment
 
 
@@ -45,7 +46,7 @@ def _syn(k: int, time: float = 1_700_000_000.0) -> TcpSegment:
 
 
 def _hold(store: HeldSyns, syn: TcpSegment, conn_id: int) -> int:
-    src, dst = ipv4_number(syn.src), ipv4_number(syn.dst)
+    src, dst = ipv4_int(syn.src), ipv4_int(syn.dst)
     key = endpoints_hash(src, syn.sport, dst, syn.dport)
     options = store.options_index(syn.syn_options)
     assert options is not None and not store.holds_key(key)
@@ -54,7 +55,7 @@ def _hold(store: HeldSyns, syn: TcpSegment, conn_id: int) -> int:
 
 
 def _find(store: HeldSyns, syn: TcpSegment, reverse: bool = False) -> int:
-    src, dst = ipv4_number(syn.src), ipv4_number(syn.dst)
+    src, dst = ipv4_int(syn.src), ipv4_int(syn.dst)
     key = endpoints_hash(src, syn.sport, dst, syn.dport)
     if reverse:
         return store.find(key, dst, syn.dport, src, syn.sport)
@@ -93,7 +94,7 @@ def test_a_colliding_key_is_a_miss_not_another_connection() -> None:
     store = HeldSyns()
     first, second = _syn(1), _syn(2)
     key = _hold(store, first, conn_id=1)
-    src, dst = ipv4_number(second.src), ipv4_number(second.dst)
+    src, dst = ipv4_int(second.src), ipv4_int(second.dst)
     assert store.find(key, src, second.sport, dst, second.dport) == -1
     assert store.holds_key(key)  # (so the tracker holds the second one elsewhere)
 
@@ -106,7 +107,7 @@ def test_bulk_entries_and_due_ones(small_bounds: None) -> None:
     rng = np.random.default_rng(5)
     rows: dict[str, Any] = {
         "src": rng.integers(1, 1 << 32, n, dtype=np.uint64).astype(np.uint32),
-        "dst": np.full(n, ipv4_number("192.0.2.9"), np.uint32),
+        "dst": np.full(n, ipv4_int("192.0.2.9"), np.uint32),
         "sport": np.arange(n, dtype=np.uint16) + 1000,
         "dport": np.full(n, 80, np.uint16),
         "seq": np.arange(n, dtype=np.uint32), "ack": np.zeros(n, np.uint32),
@@ -129,9 +130,7 @@ def test_bulk_entries_and_due_ones(small_bounds: None) -> None:
     assert taken.rows["conn_id"].tolist() == list(range(1, 26))
     held = list(taken.held())
     assert held[0].syn == _syn(0) and held[0].now == _syn(0).time + 0.5
-    assert held[-1].syn.syn_options is None and held[-1].syn.src == attempts.address_text(
-        {}, bulk[4]
-    )
+    assert held[-1].syn.syn_options is None and held[-1].syn.src == ipv4_text({}, bulk[4])
     assert store.take_columns(now=1_700_000_110.0, idle=6.0) is None  # nothing else is due
     rest = store.take_columns()
     assert rest is not None and rest.rows["conn_id"].tolist() == list(range(26, 71))
@@ -151,7 +150,7 @@ def test_bulk_entries_take_their_places_in_capture_order(small_bounds: None) -> 
     for syn in one_by_one:
         _hold(store, syn, conn_id=100 + syn.frame)
     bulk = [_syn(k) for k in (11, 12, 15, 16, 19, 22)]  # frames 12, 13, 16, 17, 20, 23
-    numbers = [(ipv4_number(s.src), ipv4_number(s.dst)) for s in bulk]
+    numbers = [(ipv4_int(s.src), ipv4_int(s.dst)) for s in bulk]
     rows: dict[str, Any] = {
         "src": np.array([a for a, _ in numbers], np.uint32),
         "dst": np.array([b for _, b in numbers], np.uint32),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tcpdiag.attempts import HeldSyns, endpoints_hash, ipv4_number
+from tcpdiag.attempts import HeldSyns, endpoints_hash
+from tcpdiag.columns import ipv4_int
 from tcpdiag.flows import FlowRecord
 from tcpdiag.packets import SYN, SynOptions, TcpSegment
 from tcpdiag.tracker import RetiredSyns, lone_syn_connection
@@ -35,7 +36,7 @@ def test_records_of_unanswered_syns_are_those_of_their_connections(zeek: bool) -
         for k in range(1, 7)
     ]
     for conn_id, syn in enumerate(syns, 1):
-        src, dst = ipv4_number(syn.src), ipv4_number(syn.dst)
+        src, dst = ipv4_int(syn.src), ipv4_int(syn.dst)
         options = store.options_index(syn.syn_options)
         assert options is not None
         key = endpoints_hash(src, syn.sport, dst, syn.dport)

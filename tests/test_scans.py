@@ -170,7 +170,8 @@ def test_unanswered_attempts_in_bulk_are_tallied_as_one_by_one(
     import numpy as np
 
     from tcpdiag import scans
-    from tcpdiag.attempts import HeldSyn, ipv4_number
+    from tcpdiag.attempts import HeldSyn
+    from tcpdiag.columns import ipv4_int
     from tcpdiag.packets import TcpSegment
     from tcpdiag.tracker import lone_syn_connection
 
@@ -206,9 +207,9 @@ def test_unanswered_attempts_in_bulk_are_tallied_as_one_by_one(
             detector.observe(conn)
         if bulk:
             column = [
-                [ipv4_number(c.client.addr) for c in attempts],
+                [ipv4_int(c.client.addr) for c in attempts],
                 [c.client.port for c in attempts],
-                [ipv4_number(c.server.addr) for c in attempts],
+                [ipv4_int(c.server.addr) for c in attempts],
                 [c.server.port for c in attempts],
             ]
             detector.observe_unanswered(
