@@ -201,21 +201,20 @@ class FastPathTracker:
             return
         done = np.zeros(len(w), np.bool_)
         done[: len(self._done)] = self._done  # rows of connections decided in an earlier window
+        quoted = _quoted_keys(w)  # the connections the window's ICMP errors quote
         if self._flooded() or (
             not last and clock[-1] - clock[0] < CLOSE_GRACE_SECONDS + _MARGIN_SECONDS
         ):
             # (Too short a window: none of its connections could qualify, see _uneventful.)
             bulk = _Bulk.nothing(len(w))
         else:
-            bulk = _uneventful(w, done, clock, end, last, self._base, table.zeek)
+            bulk = _uneventful(w, done, clock, end, last, self._base, table.zeek, quoted)
         live = self._live(w) if table.live_count or table.held_syns else None
         chosen = np.ones(len(bulk.groups), np.bool_)
         # Bare SYNs in the part decided: the store of them could fill up (see below).
         bare = int(np.count_nonzero((w.flags[:end] & _SHAPE) == SYN))
-        if (
-            table.live_count + bulk.groups_in_part >= table.max_live
-            or table.held_syns + bare >= table.max_held_syns
-        ):
+        store_may_fill = table.held_syns + bare >= table.max_held_syns
+        if table.live_count + bulk.groups_in_part >= table.max_live or store_may_fill:
             # The table might evict: which connection, and when, depends on every connection
             # (on every bare SYN, even one answered at once), so nothing is taken in bulk.
             chosen[:] = False
@@ -224,10 +223,10 @@ class FastPathTracker:
         qualifies = np.zeros(bulk.n_groups, np.bool_)
         qualifies[bulk.groups[chosen]] = True
         done |= qualifies[bulk.group_of_row]
-        if table.held_syns + bare >= table.max_held_syns:
+        if store_may_fill:
             held = _NO_BARE_SYNS
         else:
-            held = _bare_syns(w, done, clock, end, live, table)
+            held = _bare_syns(w, done, clock, end, live, quoted, table)
         done[held.row] = True
         self._done = done
         # Each connection decided here takes its id at its SYN's row, in capture order.
@@ -550,7 +549,14 @@ def _group_keys(lo: I64, hi: I64, direction: I64, tunnel: I64) -> npt.NDArray[np
 
 
 def _uneventful(
-    w: Columns, done: Bools, clock: F64, end: int, last: bool, base: int, zeek: bool
+    w: Columns,
+    done: Bools,
+    clock: F64,
+    end: int,
+    last: bool,
+    base: int,
+    zeek: bool,
+    quoted: npt.NDArray[np.uint64],
 ) -> _Bulk:
     n = len(w)
     # Sort rows by 4-tuple, then direction, then capture order (a stable sort): each direction
@@ -661,8 +667,7 @@ def _uneventful(
         check = -(-(base + j) // RETIRE_CHECK_EVERY) * RETIRE_CHECK_EVERY - base
         ok &= check < n
 
-    # ICMP errors: the connections they quote are left to the table.
-    quoted = _quoted_keys(w)
+    # ICMP errors: the connections they quote (`quoted`, see _quoted_keys) are left to the table.
     if len(quoted):
         ok &= ~np.isin(group_key, quoted)
 
@@ -757,6 +762,7 @@ def _bare_syns(
     clock: F64,
     end: int,
     live: Callable[[npt.NDArray[np.uint64]], Bools] | None,
+    quoted: npt.NDArray[np.uint64],
     table: FlowTable,
 ) -> _BareSyns:
     """The rows of [0, end) that the table would hold as bare SYNs (FlowTable._hold_syn) and
@@ -782,7 +788,6 @@ def _bare_syns(
     at = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
     rows_of = np.bincount(at[ordered[at] == keys], minlength=len(ordered))
     alone = rows_of[np.searchsorted(ordered, mine)] == 1
-    quoted = _quoted_keys(w)
     if len(quoted):
         alone &= ~np.isin(mine, quoted)
     if live is not None:
