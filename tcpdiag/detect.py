@@ -12,7 +12,7 @@ from typing import Any
 
 from tcpdiag.events import FlowEvent
 from tcpdiag.findings import AppView, Cause, EvidenceItem, Finding
-from tcpdiag.rules import Rule, RuleSet, all_hold, event_values, render
+from tcpdiag.rules import CauseSpec, Rule, RuleSet, all_hold, event_values, render
 from tcpdiag.tracker import TrackedConnection
 
 NOTHING_SEEN = "nothing: no call on this side fails because of this"
@@ -24,8 +24,12 @@ class RuleEngine:
         self.ruleset = ruleset
         self._by_event: dict[str, list[Rule]] = {}
         self._views: dict[tuple[str | None, str, str], AppView] = {}
+        # Each rule's causes, most confident first (a stable sort: ties keep the rules' order),
+        # so that those that hold are in that order without a sort per finding.
+        self._causes: dict[str, tuple[CauseSpec, ...]] = {}
         for rule in ruleset.rules:  # already sorted by priority, highest first
             self._by_event.setdefault(rule.event, []).append(rule)
+            self._causes[rule.id] = tuple(sorted(rule.causes, key=lambda c: -c.confidence))
 
     def match(self, event: FlowEvent, facts: dict[str, Any] | None = None) -> Rule | None:
         """The highest-priority rule that decides this event (`facts`: its facts, if the caller
@@ -54,33 +58,36 @@ class RuleEngine:
                 by_category[rule.category] = self._finding(rule, event, facts, conn.community_id)
             else:
                 _merge_evidence(existing, event)
+        if len(by_category) < 2:
+            return list(by_category.values())
         return sorted(by_category.values(), key=lambda f: (f.time, f.frames[:1]))
 
     def _finding(
         self, rule: Rule, event: FlowEvent, facts: dict[str, Any], community_id: str
     ) -> Finding:
         values = event_values(event, facts)
-        causes = sorted(
-            (
-                Cause(c.id, render(c.text, values), c.confidence)
-                for c in rule.causes
-                if all_hold(c.conditions, facts)
-            ),
-            key=lambda c: -c.confidence,
-        )
-        os_of = {"client": event.client_os, "server": event.server_os}
-        sees = {
-            "client": self._app_view(None, NOTHING_SEEN, event.client_os),
-            "server": self._app_view(None, NOTHING_SEEN, event.server_os),
-        }
+        causes = [
+            Cause(c.id, render(c.text, values), c.confidence)
+            for c in self._causes[rule.id]
+            if all_hold(c.conditions, facts)
+        ]
+        client_os, server_os = event.client_os, event.server_os
+        client_sees = server_sees = None
         for role, spec in rule.sees.items():
             errno = spec.errno_for(facts)
-            side = event.role_of(role)
             when = render(spec.when, values) if spec.when else ("" if errno else NOTHING_SEEN)
-            sees[side] = self._app_view(errno, when, os_of[side])
-        impact = rule.impact or ("error_seen" if any(v.errno for v in sees.values()) else "none")
+            if event.role_of(role) == "client":
+                client_sees = self._app_view(errno, when, client_os)
+            else:
+                server_sees = self._app_view(errno, when, server_os)
+        if client_sees is None:
+            client_sees = self._app_view(None, NOTHING_SEEN, client_os)
+        if server_sees is None:
+            server_sees = self._app_view(None, NOTHING_SEEN, server_os)
+        impact = rule.impact or ("error_seen" if client_sees.errno or server_sees.errno else "none")
         evidence = [EvidenceItem(e.frame, e.time, e.what) for e in event.evidence]
-        evidence.sort(key=lambda e: e.frame)
+        if len(evidence) > 1:
+            evidence.sort(key=lambda e: e.frame)
         ref = event.connection
         return Finding(
             category=rule.category,
@@ -94,8 +101,8 @@ class RuleEngine:
             evidence=evidence,
             client_state=event.client_state,
             server_state=event.server_state,
-            client_sees=sees["client"],
-            server_sees=sees["server"],
+            client_sees=client_sees,
+            server_sees=server_sees,
             explanation=render(rule.explanation, values),
             cause=causes[0] if causes else None,
             confidence=causes[0].confidence if causes else rule.confidence,

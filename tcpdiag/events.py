@@ -11,6 +11,8 @@ Roles: each event names two roles (for a RST, `sender` and `receiver`; for an IC
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
@@ -40,6 +42,8 @@ class ConnectionRef:
 
 
 _FACT_NAMES: dict[type, tuple[str, ...]] = {}
+# Per event type: its fact names, and a getter of their values (as a tuple) in that order.
+_FACT_GETTERS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
 
 
 @dataclass(slots=True)
@@ -71,7 +75,19 @@ class FlowEvent:
         return names
 
     def facts(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.fact_names()}
+        # (Once per event that reaches the rules: one attrgetter call, not a getattr per fact.)
+        names_getter = _FACT_GETTERS.get(type(self))
+        if names_getter is None:
+            names = self.fact_names()
+            if not names:
+                return {}
+            values_of: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*names)
+            if len(names) == 1:  # (attrgetter of one name gives the value, not a tuple)
+                one = operator.attrgetter(names[0])
+                values_of = lambda event: (one(event),)  # noqa: E731
+            names_getter = _FACT_GETTERS[type(self)] = (names, values_of)
+        names, values_of = names_getter
+        return dict(zip(names, values_of(self), strict=True))
 
     def role_of(self, role: str) -> Role:
         """Map one of this event's roles ("sender", "receiver", ...) to "client" or "server"."""

@@ -287,7 +287,47 @@ def _check_template(text: str, fields_ok: AbstractSet[str], fail: Any) -> None:
 
 
 def render(template: str, values: Mapping[str, Any]) -> str:
+    """The template filled in, every run of whitespace made one space and the ends stripped
+    (rule texts are written across lines in TOML)."""
+    compact = _COMPACT.get(template)
+    if compact is None:
+        if len(_COMPACT) >= _COMPACT_KEPT:
+            _COMPACT.clear()
+        compact = _COMPACT[template] = _compact(template)
+    if compact:
+        # A finding renders several texts, and collapsing each one's whitespace costs more
+        # than filling it in. So the template's own whitespace is collapsed once (_compact),
+        # and if the filled-in text is then already collapsed, it is the answer: the values
+        # made no run of whitespace, and every run of the template's became one space, as
+        # collapsing the whole text would have made it. A printable str holds no whitespace
+        # but the space (tests/test_rules.py checks every code point).
+        text = compact.format_map(values)
+        if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+            return text
     return " ".join(template.format_map(values).split())
+
+
+_COMPACT: dict[str, str] = {}  # template -> its compact form ("": none, see _compact)
+_COMPACT_KEPT = 4096
+
+
+def _compact(template: str) -> str:
+    """The template with each run of whitespace in its literal text made one space and its ends
+    stripped; "" when a field has a conversion or format spec (whose text must stay as it is)."""
+    parts = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        words = literal.split()
+        text = " ".join(words)
+        if literal[:1].isspace():
+            text = " " + text if words else " "
+        if literal[-1:].isspace() and words:
+            text += " "
+        parts.append(text.replace("{", "{{").replace("}", "}}"))
+        if name is not None:
+            if spec or conversion:
+                return ""
+            parts.append("{" + name + "}")
+    return "".join(parts).strip(" ")
 
 
 def event_values(event: FlowEvent, facts: Mapping[str, Any] | None = None) -> dict[str, Any]:

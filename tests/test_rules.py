@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import json
+import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcpdiag.analyze import analyze_capture
 from tcpdiag.detect import RuleEngine
 from tcpdiag.findings import Finding
-from tcpdiag.rules import RuleError, default_rules_dir, load_rules
+from tcpdiag.rules import RuleError, default_rules_dir, load_rules, render
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 RULESET = load_rules()
@@ -123,3 +126,68 @@ def test_a_bound_without_not_excludes_nothing() -> None:
     rule = next(r for r in RULESET.rules if r.id == "fin-wait-reset")
     bound = next(c for c in rule.conditions if c.fact == "sender_unanswered_bytes")
     assert bound.minimum == 1 and bound.excluded == ()
+
+
+def _collapsed(template: str, values: dict[str, object]) -> str:
+    """What render must give: the filled-in text with its whitespace collapsed."""
+    return " ".join(template.format_map(values).split())
+
+
+def test_the_only_printable_whitespace_is_the_space() -> None:
+    """render trusts a printable text to hold no whitespace but spaces (str.split's idea of
+    whitespace is str.isspace's)."""
+    printable_spaces = [
+        c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and c.isprintable()
+    ]
+    assert printable_spaces == [" "]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from(["a", "b c", " ", "  ", "\n", "\t", "{x}", "{y}", "{{", "}}", "\xa0"]),
+        max_size=10,
+    ),
+    x=st.one_of(st.text(max_size=4), st.integers(), st.none(), st.floats(allow_nan=False)),
+    y=st.sampled_from(["", " ", "q", " q", "q ", "a  b", "\n", "x\ty", "\u2028", "{}", "é"]),
+)
+def test_render_collapses_whitespace_as_splitting_would(
+    pieces: list[str], x: object, y: str
+) -> None:
+    """render's shortcut (the template's own whitespace collapsed once) gives exactly what
+    collapsing the whole filled-in text gives, whatever whitespace the values bring."""
+    template = "".join(pieces)
+    values = {"x": x, "y": y}
+    assert render(template, values) == _collapsed(template, values)
+
+
+def test_render_fills_in_a_rule_text_written_across_lines() -> None:
+    template = "  {client} sent a SYN\n    to {server}:\tno answer.  "
+    values = {"client": "10.0.0.1:4000", "server": "10.0.0.2:80"}
+    assert render(template, values) == "10.0.0.1:4000 sent a SYN to 10.0.0.2:80: no answer."
+    # A value with whitespace of its own is collapsed too; an empty one leaves no double space.
+    assert (
+        render(template, {**values, "client": " a \n b "})
+        == "a b sent a SYN to 10.0.0.2:80: no answer."
+    )
+    assert render("x {client} y", {"client": ""}) == "x y"
+
+
+def test_facts_are_every_fact_field_by_name() -> None:
+    """FlowEvent.facts reads the fact fields in declaration order, for any number of them (one
+    fact included: attrgetter of one name gives the value, not a tuple)."""
+    from dataclasses import dataclass
+
+    from tcpdiag.events import ConnectionRef, FlowEvent, RstEvent
+
+    @dataclass(slots=True)
+    class OneFact(FlowEvent):
+        answer: int = 42
+
+    ref = ConnectionRef(1, "10.0.0.1:1", "10.0.0.2:2", True, 4, 1, 0.0)
+    assert OneFact(ref, 1, 0.0, "SYN-SENT", "LISTEN").facts() == {"answer": 42}
+    rst = RstEvent(ref, 1, 0.0, "SYN-SENT", "LISTEN", sender="server", rst_ttl=64)
+    facts = rst.facts()
+    assert list(facts) == list(RstEvent.fact_names())
+    assert facts["sender"] == "server" and facts["rst_ttl"] == 64
+    assert all(facts[name] == getattr(rst, name) for name in RstEvent.fact_names())

@@ -118,7 +118,11 @@ def wireshark_filter(finding: Finding) -> str:
     """A Wireshark display filter for the finding's connection (and ICMP errors quoting it)."""
     from tcpdiag.ladder import split_endpoint  # the ladder module reads captures: import late
 
-    (a, port_a), (b, port_b) = split_endpoint(finding.client), split_endpoint(finding.server)
+    return endpoints_filter(*split_endpoint(finding.client), *split_endpoint(finding.server))
+
+
+def endpoints_filter(a: str, port_a: int, b: str, port_b: int) -> str:
+    """wireshark_filter of the connection between these endpoints (address, port)."""
     ip = "ipv6" if ":" in a else "ip"
     hosts = f"{ip}.addr=={a}" if a == b else f"{ip}.addr=={a} && {ip}.addr=={b}"
     ports = (

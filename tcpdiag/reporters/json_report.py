@@ -16,7 +16,7 @@ from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import Finding
 from tcpdiag.ladder import split_endpoint
 from tcpdiag.reporters.base import JsonReporter, render
-from tcpdiag.reporters.common import wireshark_filter, wireshark_frames
+from tcpdiag.reporters.common import endpoints_filter, wireshark_frames
 from tcpdiag.reporters.selection import Selection
 from tcpdiag.spool import digests_of
 
@@ -27,15 +27,12 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
     """A finding as JSON: `Finding.to_dict` plus what programs join or filter on."""
     client_ip, client_port = split_endpoint(finding.client)
     server_ip, server_port = split_endpoint(finding.server)
-    return {
-        **finding.to_dict(),
-        "client_ip": client_ip,
-        "client_port": client_port,
-        "server_ip": server_ip,
-        "server_port": server_port,
-        "wireshark_filter": wireshark_filter(finding),
-        "wireshark_frames": wireshark_frames(finding),
-    }
+    record = finding.to_dict()  # (added to, not copied: every finding of a report is made so)
+    record["client_ip"], record["client_port"] = client_ip, client_port
+    record["server_ip"], record["server_port"] = server_ip, server_port
+    record["wireshark_filter"] = endpoints_filter(client_ip, client_port, server_ip, server_port)
+    record["wireshark_frames"] = wireshark_frames(finding)
+    return record
 
 
 def _dump(value: Any, indent: int) -> str:
@@ -97,7 +94,8 @@ def render_json(
     return render(json_reporter(selection, aggregate_over), reports)
 
 
-def _line(kind: str, path: str, body: dict[str, Any]) -> str:
+def json_line(kind: str, path: str, body: dict[str, Any]) -> str:
+    """One JSON Lines record: its type, the tool, the versions and the capture, then `body`."""
     record = {"type": kind, "tool": "tcpdiag", "version": __version__,
               "schema_version": SCHEMA_VERSION, "capture": path, **body}  # fmt: skip
     return json.dumps(record, ensure_ascii=True) + "\n"
@@ -130,7 +128,7 @@ class AggregatingJsonLinesReporter:
             "filters": self.selection.describe(),
             "aggregate_over": self.aggregate_over,
         }
-        out.write(_line("capture", report.path, summary))
+        out.write(json_line("capture", report.path, summary))
         groups: dict[GroupKey, Aggregate] = {}
         for finding in report.findings:
             if not self.selection.accepts(finding):
@@ -143,6 +141,6 @@ class AggregatingJsonLinesReporter:
                     aggregate = groups[group] = plan.new_aggregate(group)
                 aggregate.add(finding)
                 body["aggregate"] = aggregate.id
-            out.write(_line("finding", report.path, body))
+            out.write(json_line("finding", report.path, body))
         for aggregate in sorted(groups.values(), key=lambda a: int(a.id[1:])):
-            out.write(_line("aggregate", report.path, aggregate.to_dict()))
+            out.write(json_line("aggregate", report.path, aggregate.to_dict()))

@@ -8,22 +8,14 @@ filtered, split or streamed into a log store one at a time.
 from __future__ import annotations
 
 import csv
-import json
-from typing import Any, TextIO
+from typing import TextIO
 
-from tcpdiag import __version__
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import Finding
 from tcpdiag.reporters.common import csv_cell, sees_text
 from tcpdiag.reporters.flows import flow_dict
-from tcpdiag.reporters.json_report import SCHEMA_VERSION, finding_dict
+from tcpdiag.reporters.json_report import finding_dict, json_line
 from tcpdiag.reporters.selection import Selection
-
-
-def _line(kind: str, path: str, body: dict[str, Any]) -> str:
-    record = {"type": kind, "tool": "tcpdiag", "version": __version__,
-              "schema_version": SCHEMA_VERSION, "capture": path, **body}  # fmt: skip
-    return json.dumps(record, ensure_ascii=True) + "\n"
 
 
 class JsonLinesReporter:
@@ -39,14 +31,14 @@ class JsonLinesReporter:
 
     def write(self, report: CaptureReport, out: TextIO) -> None:
         summary = {**report.to_dict(findings=False), "filters": self.selection.describe()}
-        out.write(_line("capture", report.path, summary))
+        out.write(json_line("capture", report.path, summary))
         if self.flows:
             for flow in report.connections:
-                out.write(_line("flow", report.path, flow_dict(flow)))
+                out.write(json_line("flow", report.path, flow_dict(flow)))
             return
         for finding in report.findings:
             if self.selection.accepts(finding):
-                out.write(_line("finding", report.path, finding_dict(finding)))
+                out.write(json_line("finding", report.path, finding_dict(finding)))
 
     def finish(self, out: TextIO) -> None:
         pass
