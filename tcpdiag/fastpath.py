@@ -44,6 +44,19 @@ connection ids they took at their rows (`_bare_syns`, FlowTable.hold_syns), in t
 capture order. A window that could fill the store goes the per-packet way whole, since the
 store then evicts its oldest at each SYN, answered or not.
 
+Connections already live in the table (longer than a window, or idle in the middle) are
+continued in bulk where they go on along the tracker's in-order path: per part of a window
+(`_CONTINUE_ROWS` rows), planned with the table as the rows before left it, each such
+connection's first rows for as long as each is an ACK without SYN, FIN, RST or URG that starts
+where its sender's last segment ended (`_continuations`, Connection.in_order_start). The table
+takes such a run at the place of its last row, as one call (FlowTable.continue_in_order) that
+applies each segment as the in-order path does, without a Packet or a lookup per row. Until
+then the connection's state and its place in the table's order of activity are those before
+its run, so no part is continued where anything could read them in between: the table could
+fill up and evict by that order, or a connection could become idle for `idle_retire`
+(`_may_continue`); and the connections an ICMP error quotes are left out. Zeek's timelines see
+every packet, so not when Zeek's view is wanted.
+
 When Zeek's view is wanted (`tcpdiag flows`, `--state`), the connections handled here are also
 handed on as summaries (`_summary_connections`): what a connection without events is listed,
 counted and filtered by. Only those that Zeek's timers cannot split qualify then (closed within
@@ -57,6 +70,7 @@ on every mutated capture.
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -77,6 +91,8 @@ from tcpdiag.tracker import (
     RETIRE_CHECK_EVERY,
     Endpoint,
     FlowTable,
+    InOrderRun,
+    Key,
     Retired,
     TcpState,
     TrackedConnection,
@@ -105,6 +121,12 @@ ZEEK_TIMER_SECONDS = min(ATTEMPT_DELAY_SECONDS, CLOSE_DELAY_SECONDS, INACTIVITY_
 
 _HALF = np.uint32(1 << 31)
 _SLICE = 2048  # rows the table is fed per slice (see _decide)
+# Rows of a window whose continuations of live connections are found at once (see
+# _continuations): each part is planned with the table as the rows before it left it.
+_CONTINUE_ROWS = 1 << 15
+# The fewest rows a continuation takes: a shorter run costs about what its rows would cost the
+# table one by one (the lookup and the call outweigh the packets saved).
+_CONTINUE_MIN_ROWS = 4
 _NEVER = np.iinfo(np.int64).max
 _SHAPE = SYN | ACK | FIN | RST | URG
 _DONE_KEY = np.uint64(2)  # the group key of rows already decided (a collision is safe)
@@ -117,6 +139,7 @@ class FastPathTracker:
         self.table = table
         self.fast_connections = 0  # connections handled in bulk (for benchmarks and tests)
         self.held_in_bulk = 0  # bare SYNs handed to the table's compact store in bulk
+        self.continued_rows = 0  # rows that continued live connections in bulk
         self._rows_since_trim = 0
         self._base = 0  # packet index (as FlowTable.track counts) of the window's first row
         self._addr_text: dict[int, str] = {}
@@ -214,6 +237,7 @@ class FastPathTracker:
         # Bare SYNs in the part decided: the store of them could fill up (see below).
         bare = int(np.count_nonzero((w.flags[:end] & _SHAPE) == SYN))
         store_may_fill = table.held_syns + bare >= table.max_held_syns
+        may_continue = self._may_continue(w, clock, end, bulk)
         if table.live_count + bulk.groups_in_part >= table.max_live or store_may_fill:
             # The table might evict: which connection, and when, depends on every connection
             # (on every bare SYN, even one answered at once), so nothing is taken in bulk.
@@ -252,36 +276,53 @@ class FastPathTracker:
         self._carried_closes = closes[split:]
         close_rows = np.array([c[0] - self._base for c in closes[:split]], np.int64)
 
-        # The table sees the other rows, and the retirement check points, in capture order.
-        slow = np.flatnonzero(~done[:end])
+        # The table sees the other rows, and the retirement check points, in capture order;
+        # part by part, each part's continuations of live connections (see _continuations)
+        # found with the table as the part before left it, and each given to the table at the
+        # place of its last row.
         checks = np.arange(-self._base % RETIRE_CHECK_EVERY, end, RETIRE_CHECK_EVERY)
-        points = np.union1d(slow, checks)
         done_starts = done_closes = 0
         id_runs: list[tuple[int, int, int]] = []  # (first, stop) of start_rows, first id
-        # In slices, so that the Python objects made for the loop are few at any one time.
-        for first in range(0, len(points), _SLICE):
-            these = points[first : first + _SLICE]
-            fed = these[~done[these]]
-            packets = iter(w.packets(fed, self._addr_text))
-            for n_starts, n_closes, now, feed, check in zip(
-                np.searchsorted(start_rows, these, "left").tolist(),
-                np.searchsorted(close_rows, these, "right").tolist(),
-                clock[these].tolist(),
-                (~done[these]).tolist(),
-                ((these + self._base) % RETIRE_CHECK_EVERY == 0).tolist(),
-                strict=True,
-            ):
-                if n_starts > done_starts:
-                    first_id = table.skip_connections(n_starts - done_starts)
-                    id_runs.append((done_starts, n_starts, first_id))
-                    done_starts = n_starts
-                while done_closes < n_closes:
-                    table.closed_elsewhere(closes[done_closes][1], closes[done_closes][2])
-                    done_closes += 1
-                table.advance(now)
-                if feed:
-                    table.feed(next(packets))
-                yield from table.retire_due(check)
+        step = _CONTINUE_ROWS if may_continue else max(end, 1)
+        for start in range(0, end, step):
+            stop = min(start + step, end)
+            continuing = _NO_CONTINUATIONS
+            if may_continue:
+                continuing = _continuations(w, done, start, stop, quoted, table, self._addr_text)
+                done[continuing.rows] = True
+                self.continued_rows += len(continuing.rows)
+            slow = np.flatnonzero(~done[start:stop]) + start
+            points = np.union1d(slow, checks[(checks >= start) & (checks < stop)])
+            continue_at = dict(zip(continuing.at, range(len(continuing.at)), strict=True))
+            if continue_at:
+                points = np.union1d(points, np.array(continuing.at, np.int64))
+            # In slices, so that the Python objects made for the loop are few at any one time.
+            for first in range(0, len(points), _SLICE):
+                these = points[first : first + _SLICE]
+                fed = these[~done[these]]
+                packets = iter(w.packets(fed, self._addr_text))
+                for n_starts, n_closes, now, feed, check, row in zip(
+                    np.searchsorted(start_rows, these, "left").tolist(),
+                    np.searchsorted(close_rows, these, "right").tolist(),
+                    clock[these].tolist(),
+                    (~done[these]).tolist(),
+                    ((these + self._base) % RETIRE_CHECK_EVERY == 0).tolist(),
+                    these.tolist(),
+                    strict=True,
+                ):
+                    if n_starts > done_starts:
+                        first_id = table.skip_connections(n_starts - done_starts)
+                        id_runs.append((done_starts, n_starts, first_id))
+                        done_starts = n_starts
+                    while done_closes < n_closes:
+                        table.closed_elsewhere(closes[done_closes][1], closes[done_closes][2])
+                        done_closes += 1
+                    table.advance(now)
+                    if feed:
+                        table.feed(next(packets))
+                    elif continue_at and (k := continue_at.get(row)) is not None:
+                        table.continue_in_order(continuing.keys[k], continuing.runs[k])
+                    yield from table.retire_due(check)
         first_id = table.skip_connections(len(start_rows) - done_starts)
         id_runs.append((done_starts, len(start_rows), first_id))
         for _, closed_at, last_time in closes[done_closes:split]:
@@ -308,6 +349,33 @@ class FastPathTracker:
             yield from _summary_connections(
                 w, summaries, ids[by_start < n_bulk], bulk.last_time[in_order], self._addr_text
             )
+
+    def _may_continue(self, w: Columns, clock: F64, end: int, bulk: _Bulk) -> bool:
+        """Whether connections live in the table may be continued in bulk in rows [0, end)
+        of window `w` (see _continuations). A continued connection's state, and its place in
+        the table's order of activity, are brought up to date only at its run's last row, so
+        nothing before that may read them. The order of activity decides which connection is
+        evicted when the table is full, and where the retirement of idle connections stops;
+        the state, whether a connection is idle. So: the table cannot fill up in these rows,
+        and no connection can become idle (`idle_retire` since its last packet) in them,
+        whatever the order."""
+        table = self.table
+        if table.zeek or self._flooded() or not end:
+            return False  # (Zeek's timelines see every packet: see Connection.in_order_start)
+        # At most one new connection per 4-tuple with a packet in these rows (and one per
+        # row the arrays could not describe, whose 4-tuple the columns may not hold).
+        new_connections = bulk.groups_in_part
+        if not bulk.grouped:
+            a = (w.src[:end].astype(np.int64) << 16) | w.sport[:end]
+            b = (w.dst[:end].astype(np.int64) << 16) | w.dport[:end]
+            context = _context(w.tunnel[:end], w.v6[:end])
+            keys = _group_keys(np.minimum(a, b), np.maximum(a, b), np.zeros_like(a), context)
+            new_connections = len(np.unique(keys))
+        new_connections += len(w.others)
+        if table.live_count + new_connections >= table.max_live:
+            return False
+        horizon = float(clock[end - 1]) - table.idle_retire
+        return table.oldest_activity() > horizon and float(w.time[:end].min()) > horizon
 
     def _live(self, w: Columns) -> Callable[[npt.NDArray[np.uint64]], Bools]:
         """A test of which 4-tuples, as grouping keys (tunnel and family included, direction
@@ -371,6 +439,7 @@ class _Bulk:
     close_row: I64  # the row after which the table would call it closed; -1: never closed
     last_time: F64
     summaries: _Summaries | None = None  # only when Zeek's view is wanted
+    grouped: bool = True  # False: the rows were not grouped (groups_in_part is no count)
 
     @staticmethod
     def nothing(rows: int) -> _Bulk:
@@ -385,6 +454,7 @@ class _Bulk:
             syn_row=none,
             close_row=none,
             last_time=np.zeros(0, np.float64),
+            grouped=False,
         )
 
 
@@ -720,6 +790,155 @@ def _uneventful(
         last_time=last_time[groups],
         summaries=summaries.select(groups) if summaries is not None else None,
     )
+
+
+@dataclass(slots=True)
+class _Continuations:
+    """Runs of rows that continue connections live in the table along the in-order path
+    (see _continuations): per run, the table's key and the segments, and the row at whose
+    place the table takes them (the last of them)."""
+
+    rows: I64  # every row of every run
+    keys: list[Key]
+    runs: list[InOrderRun]
+    at: list[int]  # per run, its last row
+
+
+_NO_CONTINUATIONS = _Continuations(np.zeros(0, np.int64), [], [], [])
+
+
+def _continuations(
+    w: Columns,
+    done: Bools,
+    start: int,
+    stop: int,
+    quoted: npt.NDArray[np.uint64],
+    table: FlowTable,
+    addr_text: dict[int, str],
+) -> _Continuations:
+    """The rows of [start, stop) that continue a connection the table holds in memory along
+    the in-order path (FlowTable.in_order_connection): for each such connection, its first
+    rows here for as long as each is an ACK without SYN, FIN, RST or URG, decoded by the
+    arrays, that starts where its sender's previous segment ended (from the sender's SND.NXT
+    in the table), and, if empty, comes from a side whose SYN was seen. The table takes them
+    in one go at the place of the last (FlowTable.continue_in_order), exactly as it would
+    have taken them one by one.
+
+    The table is as the rows before `start` left it; the caller makes sure that nothing in
+    these rows could read a continued connection's state, or its place in the table's order
+    of activity, before its last row (see FastPathTracker._may_continue). The connections
+    that an ICMP error quotes are left out."""
+    part = np.flatnonzero(~done[start:stop]) + start  # the rows the table would be fed
+    if not len(part):
+        return _NO_CONTINUATIONS
+    a = (w.src[part].astype(np.int64) << 16) | w.sport[part]
+    b = (w.dst[part].astype(np.int64) << 16) | w.dport[part]
+    context = _context(w.tunnel[part], w.v6[part])
+    keys = _group_keys(np.minimum(a, b), np.maximum(a, b), np.zeros_like(a), context)
+    flags = w.flags[part]
+    candidate = w.simple[part] & ((flags & _SHAPE) == ACK)
+    unique, first, slot = np.unique(keys, return_index=True, return_inverse=True)
+    n = len(unique)
+    # The connections to look up: those whose first row here could continue them, with rows
+    # enough that could.
+    wanted = candidate[first]
+    wanted &= np.bincount(slot[candidate], minlength=n) >= _CONTINUE_MIN_ROWS
+    if len(quoted):
+        wanted &= ~np.isin(unique, quoted)
+    if not wanted.any():
+        return _NO_CONTINUATIONS
+    ready = np.zeros(n, np.bool_)
+    client_end = np.zeros(n, np.int64)  # address << 16 | port
+    server_end = np.zeros(n, np.int64)
+    next_seq = np.zeros((n, 2), np.int64)  # SND.NXT of the client, of the server
+    syn_seen = np.zeros((n, 2), np.bool_)
+    table_keys: dict[int, Key] = {}
+    lookups = np.flatnonzero(wanted)
+    rows = part[first[lookups]]
+    text6, names = w.addresses6.text, w.tunnel_names
+    for u, v6, src, dst, sport, dport, tunnel, a_end, b_end in zip(
+        lookups.tolist(),
+        w.v6[rows].tolist(),
+        w.src[rows].tolist(),
+        w.dst[rows].tolist(),
+        w.sport[rows].tolist(),
+        w.dport[rows].tolist(),
+        w.tunnel[rows].tolist(),
+        a[first[lookups]].tolist(),
+        b[first[lookups]].tolist(),
+        strict=True,
+    ):
+        if v6:
+            src_text, dst_text = text6[src], text6[dst]
+        else:
+            src_text, dst_text = ipv4_text(addr_text, src), ipv4_text(addr_text, dst)
+        found = table.in_order_connection(src_text, sport, dst_text, dport, names[tunnel])
+        if found is None:
+            continue
+        key, conn = found
+        begin = conn.in_order_start()
+        assert begin is not None  # (checked by in_order_connection)
+        ready[u] = True
+        table_keys[u] = key
+        from_src = conn.client.addr == src_text and conn.client.port == sport
+        client_end[u], server_end[u] = (a_end, b_end) if from_src else (b_end, a_end)
+        next_seq[u] = begin[0], begin[1]
+        syn_seen[u] = begin[2], begin[3]
+    if not table_keys:
+        return _NO_CONTINUATIONS
+    # Per row: whether it could continue its connection, so far as it alone can tell.
+    from_client = (a == client_end[slot]) & (b == server_end[slot])
+    from_server = (a == server_end[slot]) & (b == client_end[slot])
+    # (a row of another 4-tuple whose key collides with this one's is neither)
+    ok = candidate & ready[slot] & (from_client | from_server)
+    ok &= context == context[first[slot]]
+    side = from_server.astype(np.int64)  # 0: the client sent it, 1: the server
+    plen = w.payload_len[part].astype(np.int64)
+    ok &= (plen > 0) | syn_seen[slot, side]
+    # Each side's segments must follow on from each other: in capture order, the first must
+    # start at the side's SND.NXT, each next one where the one before ended (mod 2**32).
+    seq = w.seq[part].astype(np.int64)
+    order = np.lexsort((side, slot))  # by connection, then side, then capture order
+    o_slot, o_side = slot[order], side[order]
+    new_run = np.ones(len(part), np.bool_)
+    new_run[1:] = (o_slot[1:] != o_slot[:-1]) | (o_side[1:] != o_side[:-1])
+    expected = np.empty(len(part), np.int64)
+    expected[1:] = (seq[order][:-1] + plen[order][:-1]) & 0xFFFFFFFF
+    expected[new_run] = next_seq[o_slot[new_run], o_side[new_run]]
+    in_sequence = np.empty(len(part), np.bool_)
+    in_sequence[order] = seq[order] == expected
+    ok &= in_sequence
+    # Each connection's run: its rows here up to the first that is not so.
+    by_slot = np.argsort(slot, kind="stable")  # by connection, then capture order
+    s_slot = slot[by_slot]
+    starts = np.flatnonzero(np.concatenate(([True], s_slot[1:] != s_slot[:-1])))
+    position = np.arange(len(part))
+    first_bad = np.minimum.reduceat(np.where(ok[by_slot], len(part), position), starts)
+    first_bad[first_bad - starts < _CONTINUE_MIN_ROWS] = 0  # (too short: none of it)
+    taken = by_slot[position < np.repeat(first_bad, np.diff(np.append(starts, len(part))))]
+    if not len(taken):
+        return _NO_CONTINUATIONS
+    chosen = part[taken]
+    run_slot = slot[taken]
+    edges = [0, *(np.flatnonzero(np.diff(run_slot)) + 1).tolist(), len(taken)]
+    columns = (
+        from_client[taken].tolist(),
+        w.number[chosen].tolist(),
+        w.time[chosen].tolist(),
+        w.seq[chosen].tolist(),
+        w.ack[chosen].tolist(),
+        flags[taken].tolist(),
+        w.window[chosen].tolist(),
+        w.payload_len[chosen].tolist(),
+        w.ttl[chosen].tolist(),
+        w.ip_id[chosen].tolist(),  # (0 on IPv6, which has none: the same to the tracker)
+    )
+    runs, run_keys, at = [], [], []
+    for begin_at, end_at in itertools.pairwise(edges):
+        runs.append(InOrderRun(*(column[begin_at:end_at] for column in columns)))
+        run_keys.append(table_keys[int(run_slot[begin_at])])
+        at.append(int(chosen[end_at - 1]))
+    return _Continuations(chosen, run_keys, runs, at)
 
 
 def _quoted_keys(w: Columns) -> npt.NDArray[np.uint64]:

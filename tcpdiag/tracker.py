@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 from operator import attrgetter
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -374,6 +374,59 @@ def _prune(log: list[float], horizon: float) -> None:
             del log[:stale]
 
 
+class InOrderSegment(Protocol):
+    """What the in-order path (Connection._in_order) reads of a segment: a TcpSegment, or a
+    row of columns that the fast path continues a connection with (Connection.continue_in_order)."""
+
+    @property
+    def frame(self) -> int: ...
+    @property
+    def time(self) -> float: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def ack(self) -> int: ...
+    @property
+    def flags(self) -> int: ...
+    @property
+    def window(self) -> int: ...
+    @property
+    def payload_len(self) -> int: ...
+    @property
+    def ttl(self) -> int: ...
+    @property
+    def ip_id(self) -> int | None: ...
+
+
+class _Row:
+    """One in-order segment of a run (see Connection.continue_in_order), its fields set anew
+    for each: the in-order path reads nothing else, and keeps none of it."""
+
+    __slots__ = ("ack", "flags", "frame", "ip_id", "payload_len", "seq", "time", "ttl", "window")
+
+    def __init__(self) -> None:
+        self.frame = self.seq = self.ack = self.flags = self.window = self.payload_len = 0
+        self.ttl = self.ip_id = 0
+        self.time = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class InOrderRun:
+    """Segments of one connection, in capture order, that each take the in-order path: per
+    segment, whether the client sent it, and its fields (plain lists, read once)."""
+
+    from_client: list[bool]
+    frame: list[int]
+    time: list[float]
+    seq: list[int]
+    ack: list[int]
+    flags: list[int]
+    window: list[int]
+    payload_len: list[int]
+    ttl: list[int]
+    ip_id: list[int]  # 0 where there is none (IPv6)
+
+
 def segment_identity(seq: int, ack: int, flags: int, length: int, ip_id: int) -> int:
     """(seq, ack, flags, payload length, IP ID) as one number, equal only for equal fields:
     every live connection keeps one per side, and one int is a fifth of the tuple's memory."""
@@ -381,7 +434,7 @@ def segment_identity(seq: int, ack: int, flags: int, length: int, ip_id: int) ->
 
 
 def _new_data(
-    seg: TcpSegment,
+    seg: InOrderSegment,
     sender: Endpoint,
     receiver: Endpoint,
     new_bytes: int | None = None,
@@ -583,7 +636,53 @@ class Connection:
             return
         self._general(seg, sender, receiver, rst_log)
 
-    def _in_order(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
+    def in_order_start(self) -> tuple[int, int, bool, bool] | None:
+        """If each side's next segment would take the in-order path (see on_segment) as long as
+        it is an ACK without SYN, FIN, RST or URG that starts at the side's SND.NXT (and, empty,
+        comes from a side whose SYN was seen), and would leave it so: the client's and the
+        server's SND.NXT, and whether each side's SYN was seen. None otherwise."""
+        client, server = self.client, self.server
+        if (
+            self.zeek is not None
+            or self.rsts
+            or client.state is not _ESTABLISHED
+            or server.state is not _ESTABLISHED
+            or client.snd_nxt is None
+            or server.snd_nxt is None
+            or client.rcv_nxt is None
+            or server.rcv_nxt is None
+            or client.unanswered_probes
+            or server.unanswered_probes
+        ):
+            return None
+        return client.snd_nxt, server.snd_nxt, client.syn is not None, server.syn is not None
+
+    def continue_in_order(self, run: InOrderRun) -> None:
+        """Segments that each take the in-order path, one after another (as in_order_start
+        says they would: tcpdiag.fastpath checks it), applied as on_segment applies them."""
+        row = _Row()
+        client, server = self.client, self.server
+        for from_client, *fields in zip(
+            run.from_client,
+            run.frame,
+            run.time,
+            run.seq,
+            run.ack,
+            run.flags,
+            run.window,
+            run.payload_len,
+            run.ttl,
+            run.ip_id,
+            strict=True,
+        ):
+            (row.frame, row.time, row.seq, row.ack, row.flags, row.window, row.payload_len,
+             row.ttl, row.ip_id) = fields  # fmt: skip
+            if from_client:
+                self._in_order(row, client, server)
+            else:
+                self._in_order(row, server, client)
+
+    def _in_order(self, seg: InOrderSegment, sender: Endpoint, receiver: Endpoint) -> None:
         """The bulk of any capture: an in-order data or ACK segment of an established connection
         with nothing pending. It moves counters and sequence positions only, exactly as the
         general path would, without the checks that cannot apply (handshake, FIN, RST, probes,
@@ -1305,6 +1404,36 @@ class FlowTable:
         """Which of these keys (tcpdiag.attempts.endpoints_hash) a bare SYN held compactly
         has (a collision may say yes for another 4-tuple)."""
         return self._held_syns.holds_keys(keys)
+
+    def in_order_connection(
+        self, src: str, sport: int, dst: str, dport: int, tunnel: str
+    ) -> tuple[Key, Connection] | None:
+        """The live connection of this 4-tuple (and its key) if it is in memory and its next
+        segments could take the in-order path (Connection.in_order_start); nothing is woken
+        or moved."""
+        key = self._key(src, sport, dst, dport, tunnel)
+        conn = self._live.get(key)
+        if type(conn) is not Connection or conn.in_order_start() is None:
+            return None
+        return key, conn
+
+    def oldest_activity(self) -> float:
+        """The earliest last-packet time of the live connections (inf if none): none can be
+        retired as idle before the clock is `idle_retire` past it."""
+        return min((held.last_time for held in self._live.values()), default=float("inf"))
+
+    def continue_in_order(self, key: Key, run: InOrderRun) -> None:
+        """Segments of the live connection of this 4-tuple that each take the in-order path
+        (a front end checked it: see Connection.in_order_start), fed at the position of the
+        last of them. The table does for them what _on_segment would: the connection is
+        woken and becomes the most recently active."""
+        conn = self._wake(key)
+        assert conn is not None
+        self._attempts.pop(key, None)  # (an established connection is no attempt anyway)
+        self._live.move_to_end(key)
+        self._awake[key] = conn
+        self._awake.move_to_end(key)
+        conn.continue_in_order(run)
 
     def skip_connections(self, count: int) -> int:
         """`count` connections were tracked elsewhere: they take their ids (the first is

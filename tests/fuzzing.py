@@ -150,15 +150,18 @@ def _flows(report: CaptureReport) -> list[dict[str, Any]]:
 
 @contextmanager
 def _window_rows(rows: int) -> Iterator[None]:
-    saved = fastpath.WINDOW_ROWS, fastpath.WINDOW_MAX_ROWS
-    fastpath.WINDOW_ROWS, fastpath.WINDOW_MAX_ROWS = (
-        rows,
-        (rows * 4 if rows < saved[0] else saved[1]),
-    )
+    """Windows of `rows` rows; small ones continue live connections in small parts, however
+    short the run (see fastpath._continuations)."""
+    names = ("WINDOW_ROWS", "WINDOW_MAX_ROWS", "_CONTINUE_ROWS", "_CONTINUE_MIN_ROWS")
+    saved = [getattr(fastpath, name) for name in names]
+    if rows < saved[0]:
+        for name, value in zip(names, (rows, rows * 4, max(rows // 4, 1), 1), strict=True):
+            setattr(fastpath, name, value)
     try:
         yield
     finally:
-        fastpath.WINDOW_ROWS, fastpath.WINDOW_MAX_ROWS = saved
+        for name, value in zip(names, saved, strict=True):
+            setattr(fastpath, name, value)
 
 
 def save_crash(data: bytes, problem: str) -> Path:

@@ -63,6 +63,9 @@ def windows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if request.param == "tiny windows":
         monkeypatch.setattr(fastpath, "WINDOW_ROWS", 64)
         monkeypatch.setattr(fastpath, "WINDOW_MAX_ROWS", 256)
+        # (and live connections continued in bulk in tiny parts, however short the run)
+        monkeypatch.setattr(fastpath, "_CONTINUE_ROWS", 16)
+        monkeypatch.setattr(fastpath, "_CONTINUE_MIN_ROWS", 1)
     elif request.param == "few objects per window":
         # Windows decided early because of the Packet objects they hold (ICMP errors, odd
         # frames), at any span.
@@ -733,3 +736,230 @@ def test_bare_syns_in_bulk_are_counted_as_one_by_one(
         report = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=keep_flows))
         assert everything(report) == expected
     assert sum(flow["conn_state"] == "S0" for flow in together[1][1]) > 1000
+
+
+# -- live connections continued in bulk along the in-order path ----------------------------------
+
+
+class _Continuing(fastpath.FastPathTracker):
+    continued = 0  # rows that continued live connections in bulk
+
+    def track(self, batches: Any) -> Iterator[Any]:
+        yield from super().track(batches)
+        _Continuing.continued += self.continued_rows
+
+
+def _continued_reports(
+    path: Path, monkeypatch: pytest.MonkeyPatch, window: int = 64, part: int = 40, **options: Any
+) -> tuple[dict, dict, int]:
+    """(reference report, fast report, rows continued in bulk), with small windows and small
+    parts, so that the capture's long connections are live in the table from one window to
+    the next."""
+    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False, **options))
+    monkeypatch.setattr(fastpath, "WINDOW_ROWS", window)
+    monkeypatch.setattr(fastpath, "WINDOW_MAX_ROWS", 4 * window)
+    monkeypatch.setattr(fastpath, "_CONTINUE_ROWS", part)
+    monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Continuing)
+    _Continuing.continued = 0
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
+    return reference.to_dict(), fast.to_dict(), _Continuing.continued
+
+
+def _retired(path: Path, fast: bool) -> dict[int, tracker.TrackedConnection]:
+    """The connections the table retires, whole (every counter of both sides, not only what a
+    report shows), by id: fed packet by packet, or through the fast path."""
+    table = tracker.FlowTable(zeek=False)
+    with CaptureReader(str(path)) as reader:
+        if fast:
+            columns = map(ColumnDecoder(Decoder()).decode, reader.chunks())
+            retired = fastpath.FastPathTracker(table).track(columns)
+        else:
+            retired = table.track(p for p in map(Decoder().decode, reader) if p is not None)
+        return {c.ref.conn_id: c for c in retired if isinstance(c, tracker.TrackedConnection)}
+
+
+def _same_connections(path: Path) -> None:
+    """Every connection the fast path retires through the table is the reference's (those it
+    took in bulk are not retired there: the reports compare them)."""
+    reference, fast = _retired(path, fast=False), _retired(path, fast=True)
+    assert fast
+    for conn_id, conn in fast.items():
+        assert conn == reference[conn_id], conn_id
+
+
+def _long_talks(
+    cap: Capture, count: int, rounds: int, case: str = "clean", gap: float = 0.001
+) -> None:
+    """`count` connections exchanging requests and answers for `rounds` rounds, interleaved;
+    halfway through, the first one meets `case`; then every one closes."""
+    talks = [
+        Conversation(cap, client=("10.7.0.1", 42000 + k), server=("10.9.0.2", 8080))
+        for k in range(count)
+    ]
+    for talk in talks:
+        talk.handshake()
+    for number in range(rounds):
+        for k, talk in enumerate(talks):
+            talk.send("c", PSH | ACK, 100 + k, dt=gap)
+            sent = talk.send("s", PSH | ACK, 900, dt=gap)
+            talk.send("c", ACK, dt=gap)
+            if number == rounds // 2 and k == 0:
+                _twist(talk, sent, case)
+    for talk in talks:
+        talk.close("c")
+
+
+def _twist(talk: Conversation, sent: TcpSegment, case: str) -> None:
+    """Something off the in-order path, in the middle of a long connection."""
+    if case == "retransmission":
+        talk.send("s", PSH | ACK, 900, seq=sent.seq)
+    elif case == "keepalive":
+        talk.send("c", ACK, seq=talk.c.seq - 1)
+        talk.send("s", ACK)
+    elif case == "zero window":
+        talk.send("s", ACK, window=0)
+        talk.send("s", ACK)
+    elif case == "reordered":
+        talk.send("c", PSH | ACK, 100, seq=talk.c.seq + 100, advance=False)
+        talk.send("c", PSH | ACK, 100)
+        talk.c.seq = (talk.c.seq + 100) & 0xFFFFFFFF
+        talk.send("s", ACK)
+    elif case == "icmp":
+        talk.icmp(sent, 3, 1, src="10.9.0.254")
+    elif case == "ignored reset":
+        talk.rst("s", seq=talk.s.seq + 100_000)
+    elif case == "empty from a side without SYN":
+        # (a connection the capture caught mid-stream is tracked apart: see test below)
+        talk.send("c", ACK)
+    elif case != "clean":
+        raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "clean",
+        "retransmission",
+        "keepalive",
+        "zero window",
+        "reordered",
+        "icmp",
+        "ignored reset",
+        "empty from a side without SYN",
+    ],
+)
+def test_long_connections_continued_in_bulk_report_as_the_reference(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = Capture()
+    _long_talks(cap, 6, 30, case)
+    path = tmp_path / "long.pcap"
+    write_pcap(cap, path)
+    reference, fast, continued = _continued_reports(path, monkeypatch)
+    assert fast == reference
+    assert continued > len(cap.packets) // 2  # most rows of the long connections
+    _same_connections(path)
+
+
+def test_connections_caught_mid_stream_are_continued_as_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No handshake: the roles are guessed, SYNs unseen, so an empty segment (an ACK) takes
+    the general path and ends a run; data still continues."""
+    cap = Capture()
+    talks = [
+        Conversation(cap, client=("10.7.0.3", 43000 + k), server=("10.9.0.2", 8080))
+        for k in range(5)
+    ]
+    for number in range(40):
+        for talk in talks:
+            talk.send("c", PSH | ACK, 120)
+            talk.send("s", PSH | ACK, 700)
+            if number % 10 == 9:
+                talk.send("c", ACK)
+    path = tmp_path / "midstream.pcap"
+    write_pcap(cap, path)
+    reference, fast, continued = _continued_reports(path, monkeypatch)
+    assert fast == reference
+    assert continued > 0
+    _same_connections(path)
+
+
+def test_long_connections_of_a_full_table_are_not_continued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the table able to fill up, which connection is evicted depends on the order of
+    activity, which a continuation brings up to date only at its end: none is taken."""
+    cap = Capture()
+    _long_talks(cap, 8, 30)
+    path = tmp_path / "full.pcap"
+    write_pcap(cap, path)
+    reference, fast, continued = _continued_reports(path, monkeypatch, max_connections=6)
+    assert reference["evicted"] > 0
+    assert fast == reference
+    assert continued == 0
+
+
+def test_no_continuation_where_the_table_could_fill_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Long connections talk on while new ones fill the table: which is evicted depends on
+    the order of activity at that moment, which continuations would bring up to date only at
+    their ends. So in such a window none is taken, and the evictions are the reference's."""
+    cap = Capture()
+    quiet = Conversation(cap, client=("10.7.0.6", 46000), server=("10.9.0.2", 8080))
+    quiet.handshake()
+    talks = [
+        Conversation(cap, client=("10.7.0.4", 44000 + k), server=("10.9.0.2", 8080))
+        for k in range(6)
+    ]
+    for talk in talks:
+        talk.handshake()
+    for number in range(40):
+        for talk in talks:
+            talk.send("c", PSH | ACK, 100)
+            talk.send("s", PSH | ACK, 900)
+        if number % 4 == 3:  # a new connection every fourth round, never closed
+            new = Conversation(cap, client=("10.7.0.7", 47000 + number), server=("10.9.0.2", 80))
+            new.handshake()
+            new.send("c", PSH | ACK, 50)
+    path = tmp_path / "filling.pcap"
+    write_pcap(cap, path)
+    options = {"max_connections": 16}  # (twice the live ones: not yet a flood)
+    reference, fast, continued = _continued_reports(path, monkeypatch, 2048, 64, **options)
+    assert reference["evicted"] > 0
+    assert fast == reference
+    assert continued == 0
+
+
+@pytest.mark.parametrize("idle_retire", [1.0, 60.0])
+def test_idle_connections_are_retired_as_the_reference(
+    idle_retire: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slow connections (a segment every 0.4 s) amid a busy one. A continuation brings a
+    connection's state up to date only at the end of its run, and its state says whether it
+    is idle: so when the table retires connections idle for 1 s, a run that spans more must
+    not be taken (the slow ones would look idle at a check point in it). With 60 s, they are
+    continued."""
+    monkeypatch.setattr(tracker.FlowTable.__init__, "__defaults__", (5.0, idle_retire))
+    cap = Capture()
+    talks = [
+        Conversation(cap, client=("10.7.0.4", 44000 + k), server=("10.9.0.2", 8080))
+        for k in range(3)
+    ]
+    busy = Conversation(cap, client=("10.7.0.5", 45000), server=("10.9.0.3", 8080))
+    busy.handshake()
+    for talk in talks:
+        talk.handshake()
+    for _ in range(10):
+        for talk in talks:
+            talk.send("c", PSH | ACK, 100, dt=0.2)
+            for _ in range(150):  # (the table's check points, every 1024 packets)
+                busy.send("c", PSH | ACK, 10, dt=0.001)
+            talk.send("s", PSH | ACK, 900, dt=0.2)
+    path = tmp_path / "idle.pcap"
+    write_pcap(cap, path)
+    reference, fast, continued = _continued_reports(path, monkeypatch, window=2048, part=2048)
+    assert fast == reference
+    assert reference["flows"] == 4  # (nothing was idle for long enough)
+    assert continued > 0 if idle_retire > 10 else continued == 0
