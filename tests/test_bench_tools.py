@@ -181,3 +181,18 @@ def test_adversarial_storms_are_summed_up_as_the_bench_expects(tmp_path: Path) -
         storm = storms[shape.name]
         assert storm is not None and storm.count > 0
         assert storm.found(cap) == storm.count, (shape.name, storm, cap["aggregates"][:1])
+
+
+def test_finding_costs_are_timed_stage_by_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/findings.py times each stage of a finding (and a report per format) on a capture
+    with findings, and refuses one without."""
+    import findings as finding_bench
+
+    sample = ROOT / "samples" / "mixed.pcap"
+    assert finding_bench.main([str(sample), "--repeat", "1", "--formats", "jsonl,table"]) == 0
+    out = capsys.readouterr().out
+    stages = ["rules", "spool in", "spool out", "jsonl", "table", "total jsonl", "total table"]
+    for stage in stages:
+        assert any(line.startswith(stage + "  ") for line in out.splitlines()), stage
+    quiet = ROOT / "samples" / "graceful_close.pcap"
+    assert finding_bench.main([str(quiet), "--repeat", "1", "--formats", "jsonl"]) == 1
