@@ -54,8 +54,9 @@ applies each segment as the in-order path does, without a Packet or a lookup per
 then the connection's state and its place in the table's order of activity are those before
 its run, so no part is continued where anything could read them in between: the table could
 fill up and evict by that order, or a connection could become idle for `idle_retire`
-(`_may_continue`); and the connections an ICMP error quotes are left out. Zeek's timelines see
-every packet, so not when Zeek's view is wanted.
+(`_may_continue`); and the connections an ICMP error quotes are left out. Zeek's view of a
+continued connection is kept up to date segment by segment as well, with the capture clock
+at each.
 
 When Zeek's view is wanted (`tcpdiag flows`, `--state`), the connections handled here are also
 handed on as summaries (`_summary_connections`): what a connection without events is listed,
@@ -288,7 +289,9 @@ class FastPathTracker:
             stop = min(start + step, end)
             continuing = _NO_CONTINUATIONS
             if may_continue:
-                continuing = _continuations(w, done, start, stop, quoted, table, self._addr_text)
+                continuing = _continuations(
+                    w, clock, done, start, stop, quoted, table, self._addr_text
+                )
                 done[continuing.rows] = True
                 self.continued_rows += len(continuing.rows)
             slow = np.flatnonzero(~done[start:stop]) + start
@@ -360,8 +363,8 @@ class FastPathTracker:
         and no connection can become idle (`idle_retire` since its last packet) in them,
         whatever the order."""
         table = self.table
-        if table.zeek or self._flooded() or not end:
-            return False  # (Zeek's timelines see every packet: see Connection.in_order_start)
+        if self._flooded() or not end:
+            return False
         # At most one new connection per 4-tuple with a packet in these rows (and one per
         # row the arrays could not describe, whose 4-tuple the columns may not hold).
         new_connections = bulk.groups_in_part
@@ -809,6 +812,7 @@ _NO_CONTINUATIONS = _Continuations(np.zeros(0, np.int64), [], [], [])
 
 def _continuations(
     w: Columns,
+    clock: F64,
     done: Bools,
     start: int,
     stop: int,
@@ -932,6 +936,7 @@ def _continuations(
         w.payload_len[chosen].tolist(),
         w.ttl[chosen].tolist(),
         w.ip_id[chosen].tolist(),  # (0 on IPv6, which has none: the same to the tracker)
+        clock[chosen].tolist(),
     )
     runs, run_keys, at = [], [], []
     for begin_at, end_at in itertools.pairwise(edges):

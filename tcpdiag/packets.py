@@ -11,6 +11,7 @@ __init__ costs about six times as much, and one is built for every packet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 # TCP flag bits, as in the TCP header's flags byte.
 FIN = 0x01
@@ -53,6 +54,41 @@ class TcpSegment:
     # The tunnels the segment travelled in, outermost first (tcpdiag.tunnels.context_text);
     # "" outside tunnels. Part of the connection key: two tenants' equal 4-tuples stay apart.
     tunnel: str = ""
+
+
+class SegmentFields(Protocol):
+    """What the tracker's in-order path and Zeek's view (tcpdiag.zeek) read of a segment: a
+    TcpSegment, or a row of columns that the fast path continues a connection with
+    (tcpdiag.tracker.Connection.continue_in_order)."""
+
+    @property
+    def frame(self) -> int: ...
+    @property
+    def time(self) -> float: ...
+    @property
+    def src(self) -> str: ...
+    @property
+    def dst(self) -> str: ...
+    @property
+    def sport(self) -> int: ...
+    @property
+    def dport(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def ack(self) -> int: ...
+    @property
+    def flags(self) -> int: ...
+    @property
+    def window(self) -> int: ...
+    @property
+    def payload_len(self) -> int: ...
+    @property
+    def ttl(self) -> int: ...
+    @property
+    def ip_id(self) -> int | None: ...
+    @property
+    def syn_options(self) -> SynOptions | None: ...
 
 
 @dataclass(slots=True)

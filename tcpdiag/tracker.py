@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 from operator import attrgetter
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +43,18 @@ from tcpdiag.events import (
     RstEvent,
     SilenceEvent,
 )
-from tcpdiag.packets import ACK, FIN, RST, SYN, URG, IcmpError, Packet, SynOptions, TcpSegment
+from tcpdiag.packets import (
+    ACK,
+    FIN,
+    RST,
+    SYN,
+    URG,
+    IcmpError,
+    Packet,
+    SegmentFields,
+    SynOptions,
+    TcpSegment,
+)
 from tcpdiag.seqnum import seq_add, seq_between, seq_diff, seq_le, seq_lt
 from tcpdiag.zeek import INACTIVITY_SECONDS, ZeekConnection, ZeekRecord, ZeekTimeline
 
@@ -374,40 +385,21 @@ def _prune(log: list[float], horizon: float) -> None:
             del log[:stale]
 
 
-class InOrderSegment(Protocol):
-    """What the in-order path (Connection._in_order) reads of a segment: a TcpSegment, or a
-    row of columns that the fast path continues a connection with (Connection.continue_in_order)."""
-
-    @property
-    def frame(self) -> int: ...
-    @property
-    def time(self) -> float: ...
-    @property
-    def seq(self) -> int: ...
-    @property
-    def ack(self) -> int: ...
-    @property
-    def flags(self) -> int: ...
-    @property
-    def window(self) -> int: ...
-    @property
-    def payload_len(self) -> int: ...
-    @property
-    def ttl(self) -> int: ...
-    @property
-    def ip_id(self) -> int | None: ...
-
-
 class _Row:
     """One in-order segment of a run (see Connection.continue_in_order), its fields set anew
-    for each: the in-order path reads nothing else, and keeps none of it."""
+    for each: the in-order path and Zeek's view read nothing else, and keep none of it."""
 
-    __slots__ = ("ack", "flags", "frame", "ip_id", "payload_len", "seq", "time", "ttl", "window")
+    __slots__ = (
+        "ack", "dport", "dst", "flags", "frame", "ip_id", "payload_len", "seq", "sport", "src",
+        "syn_options", "time", "ttl", "window",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.frame = self.seq = self.ack = self.flags = self.window = self.payload_len = 0
-        self.ttl = self.ip_id = 0
+        self.ttl = self.ip_id = self.sport = self.dport = 0
         self.time = 0.0
+        self.src = self.dst = ""
+        self.syn_options: SynOptions | None = None  # (no SYN in a run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +417,7 @@ class InOrderRun:
     payload_len: list[int]
     ttl: list[int]
     ip_id: list[int]  # 0 where there is none (IPv6)
+    now: list[float]  # the capture clock at the segment (for Zeek's timers)
 
 
 def segment_identity(seq: int, ack: int, flags: int, length: int, ip_id: int) -> int:
@@ -434,7 +427,7 @@ def segment_identity(seq: int, ack: int, flags: int, length: int, ip_id: int) ->
 
 
 def _new_data(
-    seg: InOrderSegment,
+    seg: SegmentFields,
     sender: Endpoint,
     receiver: Endpoint,
     new_bytes: int | None = None,
@@ -643,8 +636,7 @@ class Connection:
         server's SND.NXT, and whether each side's SYN was seen. None otherwise."""
         client, server = self.client, self.server
         if (
-            self.zeek is not None
-            or self.rsts
+            self.rsts
             or client.state is not _ESTABLISHED
             or server.state is not _ESTABLISHED
             or client.snd_nxt is None
@@ -661,8 +653,8 @@ class Connection:
         """Segments that each take the in-order path, one after another (as in_order_start
         says they would: tcpdiag.fastpath checks it), applied as on_segment applies them."""
         row = _Row()
-        client, server = self.client, self.server
-        for from_client, *fields in zip(
+        client, server, zeek = self.client, self.server, self.zeek
+        for from_client, *fields, now in zip(
             run.from_client,
             run.frame,
             run.time,
@@ -673,16 +665,23 @@ class Connection:
             run.payload_len,
             run.ttl,
             run.ip_id,
+            run.now,
             strict=True,
         ):
             (row.frame, row.time, row.seq, row.ack, row.flags, row.window, row.payload_len,
              row.ttl, row.ip_id) = fields  # fmt: skip
-            if from_client:
-                self._in_order(row, client, server)
-            else:
-                self._in_order(row, server, client)
+            sender, receiver = (client, server) if from_client else (server, client)
+            if zeek is not None:
+                row.src, row.sport, row.dst, row.dport = (
+                    sender.addr,
+                    sender.port,
+                    receiver.addr,
+                    receiver.port,
+                )
+                zeek.update(row, max(now, row.time))
+            self._in_order(row, sender, receiver)
 
-    def _in_order(self, seg: InOrderSegment, sender: Endpoint, receiver: Endpoint) -> None:
+    def _in_order(self, seg: SegmentFields, sender: Endpoint, receiver: Endpoint) -> None:
         """The bulk of any capture: an in-order data or ACK segment of an established connection
         with nothing pending. It moves counters and sequence positions only, exactly as the
         general path would, without the checks that cannot apply (handshake, FIN, RST, probes,

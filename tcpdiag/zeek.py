@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from tcpdiag.packets import ACK, FIN, RST, SYN, TcpSegment
+from tcpdiag.packets import ACK, FIN, RST, SYN, SegmentFields
 from tcpdiag.seqnum import seq_diff
 
 # Ports Zeek's default scripts add to `likely_server_ports` (base/protocols/*): a connection that
@@ -92,7 +92,7 @@ class ZeekConnection:
 
     __slots__ = ("flipped", "history", "orig", "resp")
 
-    def __init__(self, first: TcpSegment) -> None:
+    def __init__(self, first: SegmentFields) -> None:
         src = _ZeekEndpoint(first.src, first.sport)
         dst = _ZeekEndpoint(first.dst, first.dport)
         self.orig, self.resp = src, dst
@@ -119,7 +119,7 @@ class ZeekConnection:
 
     # -- per segment ------------------------------------------------------------------------
 
-    def update(self, seg: TcpSegment) -> None:
+    def update(self, seg: SegmentFields) -> None:
         is_orig = self.orig_is(seg.src, seg.sport)
         ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
         flags = seg.flags
@@ -145,7 +145,7 @@ class ZeekConnection:
         self._add(code, is_orig)
         return False
 
-    def _update_history(self, seg: TcpSegment, ep: _ZeekEndpoint, is_orig: bool) -> None:
+    def _update_history(self, seg: SegmentFields, ep: _ZeekEndpoint, is_orig: bool) -> None:
         flags = seg.flags
         bits = bool(flags & SYN) + bool(flags & FIN) + bool(flags & RST)
         assert ep.start_seq is not None
@@ -183,7 +183,7 @@ class ZeekConnection:
         return threshold
 
     def _update_window(
-        self, seg: TcpSegment, ep: _ZeekEndpoint, peer: _ZeekEndpoint, is_orig: bool
+        self, seg: SegmentFields, ep: _ZeekEndpoint, peer: _ZeekEndpoint, is_orig: bool
     ) -> None:
         if seg.flags & (SYN | RST):
             return
@@ -197,7 +197,7 @@ class ZeekConnection:
                 ep.zero_window, ep.zero_window_threshold, "W", is_orig
             )
 
-    def _update_last_seq(self, seg: TcpSegment, ep: _ZeekEndpoint, is_orig: bool) -> None:
+    def _update_last_seq(self, seg: SegmentFields, ep: _ZeekEndpoint, is_orig: bool) -> None:
         flags = seg.flags
         seg_len = 0 if flags & RST else seg.payload_len + bool(flags & SYN) + bool(flags & FIN)
         end = (seg.seq + seg_len) & 0xFFFFFFFF
@@ -212,7 +212,7 @@ class ZeekConnection:
             ep.rxmit_threshold = self._scaled(ep.rxmit, ep.rxmit_threshold, "T", is_orig)
 
     def _update_state(
-        self, seg: TcpSegment, ep: _ZeekEndpoint, peer: _ZeekEndpoint, is_orig: bool
+        self, seg: SegmentFields, ep: _ZeekEndpoint, peer: _ZeekEndpoint, is_orig: bool
     ) -> None:
         flags = seg.flags
         syn, fin, rst, ack = flags & SYN, flags & FIN, flags & RST, flags & ACK
@@ -348,11 +348,11 @@ class ZeekTimeline:
         "packets", "removed",
     )  # fmt: skip
 
-    def __init__(self, first: TcpSegment) -> None:
+    def __init__(self, first: SegmentFields) -> None:
         self.removed: list[ZeekRecord] = []
         self._start(first)
 
-    def _start(self, first: TcpSegment) -> None:
+    def _start(self, first: SegmentFields) -> None:
         self.current = ZeekConnection(first)
         self.first_time = self.last_time = first.time
         self.attempt_at: float | None = None
@@ -390,7 +390,7 @@ class ZeekTimeline:
         idle = LONG_INACTIVITY_SECONDS if long_lived else INACTIVITY_SECONDS
         return now >= self.last_time + idle
 
-    def update(self, seg: TcpSegment, now: float) -> None:
+    def update(self, seg: SegmentFields, now: float) -> None:
         if self._removal_due(now):
             self.removed.append(self.record())
             self._start(seg)

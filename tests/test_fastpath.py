@@ -762,7 +762,16 @@ def _continued_reports(
     monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Continuing)
     _Continuing.continued = 0
     fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
-    return reference.to_dict(), fast.to_dict(), _Continuing.continued
+    continued, _Continuing.continued = _Continuing.continued, 0
+    # The same connections listed (Zeek's view kept up to date along the runs too).
+    listing = {**options, "keep_flows": True}
+    flows = [
+        [flow.to_dict() for flow in analyze_capture(path, ENGINE, settings).connections]
+        for settings in (AnalysisOptions(**listing), AnalysisOptions(fast_path=False, **listing))
+    ]
+    assert flows[0] == flows[1]
+    assert (_Continuing.continued > 0) == (continued > 0)
+    return reference.to_dict(), fast.to_dict(), continued
 
 
 def _retired(path: Path, fast: bool) -> dict[int, tracker.TrackedConnection]:
@@ -930,6 +939,34 @@ def test_no_continuation_where_the_table_could_fill_up(
     assert reference["evicted"] > 0
     assert fast == reference
     assert continued == 0
+
+
+def test_zeek_timers_of_continued_connections_run_on_the_capture_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection resumes with segments stamped long before the capture clock (merged
+    captures): Zeek's timers, which the fast path's continuations keep too, judge them by the
+    clock, as packet by packet (here: Zeek's inactivity timer splits its conn.log rows)."""
+    cap = Capture()
+    late = Conversation(cap, client=("10.7.0.8", 48000), server=("10.9.0.2", 8080))
+    late.handshake()
+    late.send("c", PSH | ACK, 100)
+    other = Conversation(cap, client=("10.7.0.9", 48001), server=("10.9.0.3", 8080))
+    other.handshake()
+    for _ in range(200):
+        other.send("c", PSH | ACK, 10, dt=1.0)
+    stamp = cap.time
+    cap.time -= 390.0  # the late connection's segments, stamped before the clock
+    for _ in range(30):
+        late.send("s", PSH | ACK, 300)
+        late.send("c", PSH | ACK, 100)
+    cap.time = stamp
+    other.send("c", PSH | ACK, 10, dt=1.0)
+    path = tmp_path / "stamped-late.pcap"
+    write_pcap(cap, path)
+    reference, fast, continued = _continued_reports(path, monkeypatch, window=64, part=16)
+    assert fast == reference
+    assert continued > 0
 
 
 @pytest.mark.parametrize("idle_retire", [1.0, 60.0])
