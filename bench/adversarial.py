@@ -6,7 +6,7 @@
     python bench/adversarial.py --generate-only --out-dir /tmp/adv
 
 Each shape is written (numpy at computed offsets: a few million packets in seconds) and
-`tcpdiag analyze --format json` runs on it in a fresh process, once per size, under a timeout: a
+`tcpdiag analyze --format jsonl` runs on it in a fresh process, once per size, under a timeout: a
 shape that runs past it is killed and reported as "> N s", and its 2x size is skipped. The table
 gives CPU and wall seconds, packets per CPU second, peak RSS of the process tree, the findings,
 and the per-packet cost against ordinary traffic: (CPU - start-up CPU) / packets, divided by the
