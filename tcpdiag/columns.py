@@ -131,6 +131,23 @@ class Columns:
             addresses6=self.addresses6,
         )
 
+    def address_texts(self, rows: I64, addr_text: dict[int, str]) -> tuple[list[str], list[str]]:
+        """The source and destination addresses of these (simple) rows as text, as their
+        packets would have them; `addr_text` caches IPv4 addresses' text across calls."""
+        text6 = self.addresses6.text
+        sources: list[str] = []
+        destinations: list[str] = []
+        for v6, src, dst in zip(
+            self.v6[rows].tolist(), self.src[rows].tolist(), self.dst[rows].tolist(), strict=True
+        ):
+            if v6:
+                sources.append(text6[src])
+                destinations.append(text6[dst])
+            else:
+                sources.append(ipv4_text(addr_text, src))
+                destinations.append(ipv4_text(addr_text, dst))
+        return sources, destinations
+
     def packets(self, rows: I64, addr_text: dict[int, str]) -> list[Packet]:
         """The Packet records of these rows, exactly as Decoder would have made them.
         `addr_text` caches address text across calls."""

@@ -81,7 +81,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tcpdiag.attempts import pair_hash
-from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_int, ipv4_text, quoted_key
+from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_int, quoted_key
 from tcpdiag.events import ConnectionRef, Evidence, Role
 from tcpdiag.memory import release_free_memory
 from tcpdiag.packets import ACK, FIN, RST, SYN, URG, SynOptions
@@ -470,7 +470,7 @@ def _summary_connections(
     rest of each Endpoint is left at its defaults. tests/test_fastpath.py compares the flows
     listed both ways."""
     rows = summaries.syn_row
-    text6, names = w.addresses6.text, w.tunnel_names
+    names = w.tunnel_names
     number, time = w.number.tolist(), w.time.tolist()  # (by row: a few per connection)
     # The side whose FIN came first waits in TIME_WAIT; the other is CLOSED.
     client_first = (summaries.fin_row[0] < summaries.fin_row[1]).tolist()
@@ -481,10 +481,9 @@ def _summary_connections(
         for side in (0, 1)
     ]
     histories = _histories(summaries)
-    for k, (src, dst, sport, dport, v6, tunnel, conn_id, last) in enumerate(
+    for k, (client_addr, server_addr, sport, dport, v6, tunnel, conn_id, last) in enumerate(
         zip(
-            w.src[rows].tolist(),
-            w.dst[rows].tolist(),
+            *w.address_texts(rows, addr_text),
             w.sport[rows].tolist(),
             w.dport[rows].tolist(),
             w.v6[rows].tolist(),
@@ -494,10 +493,6 @@ def _summary_connections(
             strict=True,
         )
     ):
-        if v6:
-            client_addr, server_addr = text6[src], text6[dst]
-        else:
-            client_addr, server_addr = ipv4_text(addr_text, src), ipv4_text(addr_text, dst)
         first = client_first[k]
         client = _summary_endpoint(
             client_addr, sport, "client", per_side[0][k], openings[0][k], number, time, first
@@ -859,12 +854,10 @@ def _continuations(
     table_keys: dict[int, Key] = {}
     lookups = np.flatnonzero(wanted)
     rows = part[first[lookups]]
-    text6, names = w.addresses6.text, w.tunnel_names
-    for u, v6, src, dst, sport, dport, tunnel, a_end, b_end in zip(
+    names = w.tunnel_names
+    for u, src_text, dst_text, sport, dport, tunnel, a_end, b_end in zip(
         lookups.tolist(),
-        w.v6[rows].tolist(),
-        w.src[rows].tolist(),
-        w.dst[rows].tolist(),
+        *w.address_texts(rows, addr_text),
         w.sport[rows].tolist(),
         w.dport[rows].tolist(),
         w.tunnel[rows].tolist(),
@@ -872,10 +865,6 @@ def _continuations(
         b[first[lookups]].tolist(),
         strict=True,
     ):
-        if v6:
-            src_text, dst_text = text6[src], text6[dst]
-        else:
-            src_text, dst_text = ipv4_text(addr_text, src), ipv4_text(addr_text, dst)
         found = table.in_order_connection(src_text, sport, dst_text, dport, names[tunnel])
         if found is None:
             continue
