@@ -1,6 +1,6 @@
-"""The fast path (batch reading, array decoding, bulk recognition of uneventful connections)
-reports exactly what the reference path reports: every packet through
-Decoder and FlowTable.track.
+"""The fast path (batch reading, array decoding, bulk recognition of uneventful connections,
+bare SYNs held in bulk, live connections continued in bulk) reports exactly what the
+reference path reports: every packet through Decoder and FlowTable.track.
 
 Each comparison is of the whole report (findings with their ids, connection ids, evidence and
 facts; counts; warnings), and is made with the production window sizes and with tiny windows,
