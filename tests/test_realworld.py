@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tcpdiag import fastpath
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.detect import RuleEngine
 from tcpdiag.reporters.json_report import render_json
@@ -119,6 +120,31 @@ def test_no_false_alarm_on_unlisted_connections(name: str) -> None:
 def test_reference_path_agrees_on_real_traffic(name: str) -> None:
     """The per-packet reference path and the fast path give the same findings here too."""
     assert findings_by_pair(name, False) == findings_by_pair(name, True)
+
+
+@pytest.mark.parametrize("name", [entry["file"] for entry in _files()])
+def test_the_fast_path_in_tiny_windows_agrees_on_real_traffic(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real captures are small enough for one window of the fast path. In windows of 16
+    packets, their connections straddle windows and are continued in bulk (in parts of 4
+    packets, however short the run): the whole report and the listed connections must still
+    be the reference path's."""
+    path = REALWORLD / name
+    listing = AnalysisOptions(fast_path=False, keep_flows=True)
+    reference = analyze_capture(path, ENGINE, listing)
+    monkeypatch.setattr(fastpath, "WINDOW_ROWS", 16)
+    monkeypatch.setattr(fastpath, "WINDOW_MAX_ROWS", 64)
+    monkeypatch.setattr(fastpath, "_CONTINUE_ROWS", 4)
+    monkeypatch.setattr(fastpath, "_CONTINUE_MIN_ROWS", 1)
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True))
+    assert fast.to_dict() == reference.to_dict()
+    flows = [[flow.to_dict() for flow in r.connections] for r in (fast, reference)]
+    assert flows[0] == flows[1]
+    plain = analyze_capture(path, ENGINE, AnalysisOptions())
+    assert (
+        plain.to_dict() == analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False)).to_dict()
+    )
 
 
 @pytest.mark.parametrize("name", [entry["file"] for entry in _files()])
