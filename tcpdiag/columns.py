@@ -307,8 +307,12 @@ def ipv4_text(cache: dict[int, str], addr: int) -> str:
     return cache.get(addr) or _remember(cache, addr)
 
 
+# Addresses cached by ipv4_text and ipv4_number: enough for the busy ones; few long-lived strings.
+_ADDRESSES_KEPT = 1 << 12
+
+
 def _remember(cache: dict[int, str], addr: int) -> str:
-    if len(cache) >= 1 << 12:  # enough for the busy addresses; few long-lived strings
+    if len(cache) >= _ADDRESSES_KEPT:
         cache.clear()
     text = cache[addr] = socket.inet_ntoa(addr.to_bytes(4, "big"))
     return text
@@ -316,6 +320,16 @@ def _remember(cache: dict[int, str], addr: int) -> str:
 
 def ipv4_int(text: str) -> int:
     return int.from_bytes(socket.inet_aton(text), "big")
+
+
+def ipv4_number(cache: dict[str, int], text: str) -> int:
+    """ipv4_int through a cache of recent addresses (the reverse of ipv4_text)."""
+    number = cache.get(text)
+    if number is None:
+        if len(cache) >= _ADDRESSES_KEPT:
+            cache.clear()
+        number = cache[text] = ipv4_int(text)
+    return number
 
 
 class ColumnDecoder:

@@ -81,7 +81,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tcpdiag.attempts import pair_hash
-from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_int, quoted_key
+from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_number, quoted_key
 from tcpdiag.events import ConnectionRef, Evidence, Role
 from tcpdiag.memory import release_free_memory
 from tcpdiag.packets import ACK, FIN, RST, SYN, URG, SynOptions
@@ -369,10 +369,8 @@ class FastPathTracker:
         # row the arrays could not describe, whose 4-tuple the columns may not hold).
         new_connections = bulk.groups_in_part
         if not bulk.grouped:
-            a = (w.src[:end].astype(np.int64) << 16) | w.sport[:end]
-            b = (w.dst[:end].astype(np.int64) << 16) | w.dport[:end]
-            context = _context(w.tunnel[:end], w.v6[:end])
-            keys = _group_keys(np.minimum(a, b), np.maximum(a, b), np.zeros_like(a), context)
+            a, b = _ends(w, slice(0, end))
+            keys = _connection_keys(a, b, _context(w.tunnel[:end], w.v6[:end]))
             new_connections = len(np.unique(keys))
         new_connections += len(w.others)
         if table.live_count + new_connections >= table.max_live:
@@ -384,8 +382,6 @@ class FastPathTracker:
         """A test of which 4-tuples, as grouping keys (tunnel and family included, direction
         0: see _group_keys), the table is tracking now, as connections or as bare SYNs."""
         numbers = self._addr_number
-        if len(numbers) > 1 << 16:
-            numbers.clear()
         numbers6 = w.addresses6.number
         ends: list[tuple[int, int, int]] = []
         families: list[int] = []
@@ -398,8 +394,7 @@ class FastPathTracker:
                     continue
                 a, b, family = a6, b6, 1
             else:
-                a = numbers.get(src) or numbers.setdefault(src, ipv4_int(src))
-                b = numbers.get(dst) or numbers.setdefault(dst, ipv4_int(dst))
+                a, b = ipv4_number(numbers, src), ipv4_number(numbers, dst)
                 family = 0
             # (a context the columns never named has no rows: -1 matches none)
             ends.append(((a << 16) | sport, (b << 16) | dport, w.tunnel_ids.get(tunnel, -1)))
@@ -416,10 +411,8 @@ class FastPathTracker:
             connections = np.zeros(0, np.uint64)
             return live
         live_ends = np.array(ends, np.int64)
-        pair = live_ends[:, :2]
-        zeros = np.zeros(len(live_ends), np.int64)
         context = _context(live_ends[:, 2], np.array(families, np.int64))
-        connections = _group_keys(pair.min(axis=1), pair.max(axis=1), zeros, context)
+        connections = _connection_keys(live_ends[:, 0], live_ends[:, 1], context)
         return live
 
 
@@ -597,12 +590,25 @@ class _Summaries:
         )
 
 
+def _ends(w: Columns, rows: I64 | slice) -> tuple[I64, I64]:
+    """Per row of `rows`: its sender's endpoint and its receiver's (address << 16 | port)."""
+    return (
+        (w.src[rows].astype(np.int64) << 16) | w.sport[rows],
+        (w.dst[rows].astype(np.int64) << 16) | w.dport[rows],
+    )
+
+
 def _endpoints(w: Columns) -> tuple[I64, I64, I64]:
     """Per row: the two endpoints (address << 16 | port), the smaller first, and the
     direction (1 if the sender is the larger)."""
-    a = (w.src.astype(np.int64) << 16) | w.sport
-    b = (w.dst.astype(np.int64) << 16) | w.dport
+    a, b = _ends(w, slice(None))
     return np.minimum(a, b), np.maximum(a, b), (a > b).astype(np.int64)
+
+
+def _connection_keys(a: I64, b: I64, context: I64) -> npt.NDArray[np.uint64]:
+    """The grouping keys (see _group_keys, direction 0) of the connections between endpoints
+    `a` and `b` (either way round) in `context` (see _context)."""
+    return _group_keys(np.minimum(a, b), np.maximum(a, b), np.zeros_like(a), context)
 
 
 def _group_keys(lo: I64, hi: I64, direction: I64, tunnel: I64) -> npt.NDArray[np.uint64]:
@@ -830,10 +836,9 @@ def _continuations(
     part = np.flatnonzero(~done[start:stop]) + start  # the rows the table would be fed
     if not len(part):
         return _NO_CONTINUATIONS
-    a = (w.src[part].astype(np.int64) << 16) | w.sport[part]
-    b = (w.dst[part].astype(np.int64) << 16) | w.dport[part]
+    a, b = _ends(w, part)
     context = _context(w.tunnel[part], w.v6[part])
-    keys = _group_keys(np.minimum(a, b), np.maximum(a, b), np.zeros_like(a), context)
+    keys = _connection_keys(a, b, context)
     flags = w.flags[part]
     candidate = w.simple[part] & ((flags & _SHAPE) == ACK)
     unique, first, slot = np.unique(keys, return_index=True, return_inverse=True)
@@ -942,9 +947,7 @@ def _quoted_keys(w: Columns) -> npt.NDArray[np.uint64]:
         return np.zeros(0, np.uint64)
     q = np.array(quoted, np.int64)
     qa, qb = (q[:, 0] << 16) | q[:, 1], (q[:, 2] << 16) | q[:, 3]
-    return _group_keys(
-        np.minimum(qa, qb), np.maximum(qa, qb), np.zeros_like(qa), _context(q[:, 4], q[:, 5])
-    )
+    return _connection_keys(qa, qb, _context(q[:, 4], q[:, 5]))
 
 
 @dataclass(slots=True)
@@ -993,7 +996,7 @@ def _bare_syns(
     if not len(rows):
         return _NO_BARE_SYNS
     lo, hi, _ = _endpoints(w)
-    keys = _group_keys(lo, hi, np.zeros(len(w), np.int64), _context(w.tunnel, w.v6))
+    keys = _group_keys(lo, hi, np.zeros_like(lo), _context(w.tunnel, w.v6))
     mine = keys[rows]
     # How many rows of the window have each one's 4-tuple: every row looked up among these
     # few (not the window sorted).

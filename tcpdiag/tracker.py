@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from tcpdiag.attempts import HeldSyn, HeldSyns, SynColumns, endpoints_hash
 from tcpdiag.clock import CaptureClock
-from tcpdiag.columns import ipv4_int
+from tcpdiag.columns import ipv4_number
 from tcpdiag.communityid import community_id
 from tcpdiag.events import (
     ConnectionRef,
@@ -1527,10 +1527,7 @@ class FlowTable:
         if numbered is not None and numbered[0] is key:
             return numbered[1], numbered[2], numbered[3]
         numbers = self._address_numbers
-        if len(numbers) >= 1 << 12:
-            numbers.clear()
-        src = numbers.get(key[0]) or numbers.setdefault(key[0], ipv4_int(key[0]))
-        dst = numbers.get(key[2]) or numbers.setdefault(key[2], ipv4_int(key[2]))
+        src, dst = ipv4_number(numbers, key[0]), ipv4_number(numbers, key[2])
         hashed = endpoints_hash(src, key[1], dst, key[3])
         self._numbered = (key, src, dst, hashed)
         return src, dst, hashed
