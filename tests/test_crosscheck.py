@@ -1,17 +1,20 @@
-"""Cross-check tcpdiag's decoder against Wireshark's dissectors (tshark, through pyshark).
+"""Cross-check tcpdiag's decoder against Wireshark's dissectors (tshark).
 
 For every sample capture, each frame tcpdiag decodes must be the frame Wireshark numbers the same
 way, with the same addresses, ports, raw sequence and acknowledgement numbers, flags, payload
 length, TTL and time (of the innermost IP/TCP in tunnelled frames); ICMP errors must quote the
 same TCP ports.
+
+Wireshark's view comes from `tshark -T fields` run here, not through pyshark's FileCapture: that
+one reaps tshark racily (at the end of a file it kills a tshark that has exited but that its
+asyncio child watcher has not yet reaped; `Popen.send_signal` polls, so reaps it, and the watcher
+then reports exit status 255 and pyshark a "TShark crashed"), which failed a CI run at random.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-from collections.abc import Iterator
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,68 +22,70 @@ import pytest
 from tcpdiag.decode import Decoder
 from tcpdiag.packets import IcmpError, TcpSegment
 from tcpdiag.reader import CaptureReader
-
-pyshark = pytest.importorskip("pyshark")
+from tcpdiag.tshark_engine import TsharkUnavailable, tshark_path
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = sorted(p for p in (ROOT / "samples").iterdir() if p.name.endswith((".pcap", ".pcapng")))
 
-if shutil.which("tshark") is None:
+try:
+    TSHARK = tshark_path()
+except TsharkUnavailable:
     if os.environ.get("CI"):
-        raise RuntimeError("tshark is required in CI (.ci/run installs it)")
+        raise RuntimeError("tshark is required in CI (.ci/run installs it)") from None
     pytest.skip("tshark is not installed", allow_module_level=True)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _asyncio_signal_handling_restored() -> Iterator[None]:
-    """pyshark drives tshark through an asyncio event loop, which installs a SIGCHLD handler and
-    a signal wakeup fd. Left behind, every later child process's exit (tshark in other tests)
-    writes to that fd and prints "Exception ignored ..." into those tests' stderr."""
-    yield
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+# Wireshark's fields, one tab-separated line per frame; a field that occurs more than once
+# (the outer and inner IP header of a tunnelled frame) lists every occurrence, comma-separated.
+FIELDS = (
+    "frame.number", "frame.time_epoch", "frame.protocols",
+    "ip.src", "ip.dst", "ip.ttl", "ipv6.src", "ipv6.dst", "ipv6.hlim",
+    "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.len",
+    "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code",
+)  # fmt: skip
 
 
 def wireshark_view(path: Path) -> dict[int, tuple]:
+    command = [TSHARK, "-n", "-r", str(path), "-T", "fields", "-E", "separator=/t"]
+    for field in FIELDS:
+        command += ["-e", field]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
     view: dict[int, tuple] = {}
-    cap = pyshark.FileCapture(str(path), keep_packets=False)
-    try:
-        for pkt in cap:
-            number = int(pkt.number)
-            ip = pkt.ip if hasattr(pkt, "ip") else pkt.ipv6 if hasattr(pkt, "ipv6") else None
-            if ip is None:
-                continue
-            ttl = int(ip.ttl) if hasattr(pkt, "ip") else int(ip.hlim)
-            if hasattr(pkt, "icmp") or hasattr(pkt, "icmpv6"):
-                icmp = pkt.icmp if hasattr(pkt, "icmp") else pkt.icmpv6
-                # The quoted TCP header shows up as icmp.tcp_* fields (icmpv6 nests a tcp layer).
-                quoted_sport = getattr(icmp, "tcp_srcport", None) or (
-                    pkt.tcp.srcport if hasattr(pkt, "tcp") else None
-                )
-                if quoted_sport is not None:
-                    view[number] = ("icmp", int(icmp.type), int(icmp.code), int(quoted_sport))
-                continue
-            if not hasattr(pkt, "tcp"):
-                continue
-            # Inside tunnels the segment's own IP header is the innermost one.
-            ip = [layer for layer in pkt.layers if layer.layer_name in ("ip", "ipv6")][-1]
-            ttl = int(ip.ttl) if ip.layer_name == "ip" else int(ip.hlim)
-            tcp = pkt.tcp
-            view[number] = (
-                "tcp",
-                ip.src,
-                ip.dst,
-                int(tcp.srcport),
-                int(tcp.dstport),
-                int(tcp.seq_raw),
-                int(tcp.ack_raw),
-                int(tcp.flags, 16) & 0xFF,
-                int(tcp.len),
-                ttl,
-                round(float(pkt.sniff_timestamp), 6),
-            )
-    finally:
-        cap.close()
+    for line in out.splitlines():
+        f = dict(zip(FIELDS, line.split("\t"), strict=True))
+        layers = f["frame.protocols"].split(":")
+        if "ip" not in layers and "ipv6" not in layers:
+            continue
+        number = int(f["frame.number"])
+        if "icmp" in layers or "icmpv6" in layers:
+            kind = "icmp" if "icmp" in layers else "icmpv6"
+            # The quoted TCP header is dissected as a tcp layer inside the ICMP error.
+            if f["tcp.srcport"]:
+                icmp_type, icmp_code = f[f"{kind}.type"], f[f"{kind}.code"]
+                view[number] = ("icmp", int(icmp_type), int(icmp_code), int(f["tcp.srcport"]))
+            continue
+        if "tcp" not in layers:
+            continue
+        # Inside tunnels the segment's own IP header is the innermost one: the last IP layer,
+        # and the last occurrence of its fields.
+        inner = [layer for layer in layers if layer in ("ip", "ipv6")][-1]
+        src, dst, ttl = (
+            (f["ip.src"], f["ip.dst"], f["ip.ttl"])
+            if inner == "ip"
+            else (f["ipv6.src"], f["ipv6.dst"], f["ipv6.hlim"])
+        )
+        view[number] = (
+            "tcp",
+            src.split(",")[-1],
+            dst.split(",")[-1],
+            int(f["tcp.srcport"]),
+            int(f["tcp.dstport"]),
+            int(f["tcp.seq_raw"]),
+            int(f["tcp.ack_raw"]),
+            int(f["tcp.flags"], 16) & 0xFF,
+            int(f["tcp.len"]),
+            int(ttl.split(",")[-1]),
+            round(float(f["frame.time_epoch"]), 6),
+        )
     return view
 
 
