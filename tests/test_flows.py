@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcpdiag.attempts import HeldSyns, endpoints_hash
 from tcpdiag.columns import ipv4_int
+from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
 from tcpdiag.packets import SYN, SynOptions, TcpSegment
 from tcpdiag.tracker import RetiredSyns, lone_syn_connection
@@ -54,7 +60,6 @@ def test_records_of_unanswered_syns_are_those_of_their_connections(zeek: bool) -
 def test_an_unanswered_syn_tells_the_capture_quality_nothing() -> None:
     """Why bare SYNs retired together skip CaptureQuality.observe_connection (analyze.Pipeline):
     a connection of one SYN changes none of its counts."""
-    from dataclasses import asdict
 
     from tcpdiag.attempts import HeldSyn
     from tcpdiag.quality import CaptureQuality
@@ -69,3 +74,45 @@ def test_an_unanswered_syn_tells_the_capture_quality_nothing() -> None:
     for zeek in (False, True):
         quality.observe_connection(lone_syn_connection(HeldSyn(1, syn, syn.time), zeek))
     assert asdict(quality) == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    record=st.builds(
+        FlowRecord,
+        conn_id=st.integers(0, 2**40),
+        community_id=st.text(max_size=8),
+        first_time=st.floats(allow_nan=True, allow_infinity=True),
+        last_time=st.floats(allow_nan=True, allow_infinity=True),
+        client=st.text(max_size=8),
+        server=st.text(max_size=8),
+        initiator_known=st.booleans(),
+        client_packets=st.integers(0, 2**40),
+        client_bytes=st.integers(0, 2**40),
+        client_bytes_acked=st.integers(0, 2**40),
+        server_packets=st.integers(0, 2**40),
+        server_bytes=st.integers(0, 2**40),
+        server_bytes_acked=st.integers(0, 2**40),
+        client_state=st.text(max_size=8),
+        server_state=st.text(max_size=8),
+        conn_state=st.text(max_size=4),
+        history=st.text(max_size=8),
+        findings=st.lists(st.text(max_size=4), max_size=3),
+        tunnel=st.text(max_size=8),
+    )
+)
+def test_a_record_as_json_is_its_fields_in_order_then_duration_and_epochs(
+    record: FlowRecord,
+) -> None:
+    """FlowRecord.to_dict, spelled out for speed, is what it was defined as: every field by
+    dataclasses.asdict (times as text), then the duration and the epoch times, in that order."""
+    expected = asdict(record)
+    expected["duration"] = round(record.duration, 6)
+    expected["first_time"] = iso_time(record.first_time)
+    expected["last_time"] = iso_time(record.last_time)
+    expected["first_epoch"] = record.first_time
+    expected["last_epoch"] = record.last_time
+    got = record.to_dict()
+    # (Compared as JSON text: key order matters, and a NaN time is not equal to itself.)
+    assert json.dumps(got) == json.dumps(expected)
+    assert got["findings"] is not record.findings  # a copy, as asdict made
