@@ -60,9 +60,10 @@ at each.
 
 When Zeek's view is wanted (`tcpdiag flows`, `--state`), the connections handled here are also
 handed on as summaries (`_summary_connections`): what a connection without events is listed,
-counted and filtered by. Only those that Zeek's timers cannot split qualify then (closed within
-5 s, no packet stamped before their SYN, no zero window, no ACK beyond what the peer had sent:
-see _uneventful).
+counted and filtered by. Only those that Zeek's timers cannot split qualify then (answered
+within Zeek's attempt delay, nothing a close delay after the second FIN, no pause as long as
+its inactivity timeout, no packet stamped before their SYN, no zero window, no ACK beyond what
+the peer had sent: see _uneventful).
 
 `tests/test_fastpath.py` checks that both ways give the same report (and list the same flows) on
 every sample, on crafted edge cases and on a generated busy capture; tests/fuzzing.py checks it
@@ -116,9 +117,6 @@ WINDOW_MAX_ROWS = 1 << 19
 WINDOW_MAX_OBJECTS = 1 << 17
 # Rows decided between two calls of tcpdiag.memory.release_free_memory (a few ms each).
 TRIM_EVERY_ROWS = 1 << 17
-
-# Zeek's shortest timer: a connection shorter than this is never split by Zeek's timers.
-ZEEK_TIMER_SECONDS = min(ATTEMPT_DELAY_SECONDS, CLOSE_DELAY_SECONDS, INACTIVITY_SECONDS)
 
 _HALF = np.uint32(1 << 31)
 _SLICE = 2048  # rows the table is fed per slice (see _decide)
@@ -753,11 +751,24 @@ def _uneventful(
         ok &= both_acked
         syn_time = w.time[row[c0]]
         last_row = np.maximum.reduceat(row, g_start)
-        # Every timer of Zeek's (tcpdiag.zeek) waits 5 s at least, from a packet's own time:
-        # nothing can fire before a connection that spans less than that by the capture clock
-        # has ended, if none of its packets is stamped before its SYN.
-        ok &= np.maximum(clock[last_row], last_time) - syn_time < ZEEK_TIMER_SECONDS
+        # None of Zeek's removal timers (tcpdiag.zeek.ZeekTimeline) may fire on it. The capture
+        # clock Zeek's view sees at a row is at most that row's clock or time, so at any row
+        # of the connection at most `latest` (none of its packets stamped before its SYN):
         ok &= np.minimum.reduceat(w.time[row], g_start) >= syn_time
+        latest = np.maximum(clock[last_row], last_time)
+        # - the attempt timer (the SYN's time + ATTEMPT_DELAY) removes only an unanswered
+        #   attempt: it must not be due at the SYN-ACK, after which it no longer can;
+        synack = row[s0]
+        ok &= np.maximum(clock[synack], w.time[synack]) < syn_time + ATTEMPT_DELAY_SECONDS
+        # - the close timer is set at the second FIN (both sides closed), CLOSE_DELAY after its
+        #   time: it must not be due at any later packet;
+        fin2 = np.maximum(fin_row[c_run], fin_row[s_run])
+        trailing = last_row > fin2
+        fin2_time = w.time[np.where(trailing, fin2, 0)]
+        ok &= ~trailing | (latest < fin2_time + CLOSE_DELAY_SECONDS)
+        # - the inactivity timer: no packet that long after the one before (its shortest,
+        #   INACTIVITY_SECONDS; some ports wait longer).
+        ok &= latest - syn_time < INACTIVITY_SECONDS
         # A zero window is a history letter ('W') of its own.
         zero = ((shape & (SYN | RST)) == 0) & (w.window[row] == 0)
         ok &= np.add.reduceat(zero.astype(np.int32), g_start) == 0

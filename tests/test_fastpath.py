@@ -530,7 +530,7 @@ def test_same_flows_on_a_busy_capture(
     assert fast == reference
     assert len({flow["history"] for flow in reference}) > 10  # every kind of history in it
     if windows == "production windows":
-        # Most are taken in bulk: closed, under 5 s, no zero window.
+        # Most are taken in bulk: closed, not split by Zeek's timers, no zero window.
         assert taken > 0.5 * len(reference)
 
 
@@ -590,6 +590,51 @@ def _flow_case(case: str, cap: Capture) -> None:
         conv.close("c")
     elif case == "no data":
         conv.close("c")
+    elif case == "a pause as long as Zeek's inactivity timeout":
+        conv.send("c", PSH | ACK, 100, dt=300.0)  # Zeek removed it: a row of its own
+        conv.send("s", ACK)
+        conv.close("c")
+    elif case == "the capture clock passes the close timer before the last ACK":
+        conv.send("c", FIN | ACK)
+        conv.send("s", FIN | ACK)
+        _bare_syn(cap, dt=5.5)  # another connection's packet moves the capture clock on
+        conv.send("c", ACK, dt=-5.49)  # stamped soon after the FIN, seen after the timer
+    elif case == "the capture clock passes the attempt timer before the SYN-ACK":
+        raise AssertionError("made by _flow_opening")
+
+
+_SPLIT_BY_ZEEK = (
+    "SYN-ACK after Zeek's attempt timer",
+    "last ACK after Zeek's close timer",
+    "a pause as long as Zeek's inactivity timeout",
+    "the capture clock passes the close timer before the last ACK",
+    "the capture clock passes the attempt timer before the SYN-ACK",
+)
+
+
+def _bare_syn(cap: Capture, dt: float) -> None:
+    Conversation(cap, client=("10.7.0.9", 40001), server=("10.9.0.9", 443)).send(
+        "c", SYN, options=LINUX_SYN, dt=dt
+    )
+
+
+def _flow_inside_case(case: str, cap: Capture) -> None:
+    """One connection just inside what Zeek's timers allow: the bulk path takes it."""
+    conv = Conversation(cap, client=("10.7.0.1", 40000), server=("10.9.0.1", 443))
+    conv.send("c", SYN, options=LINUX_SYN)
+    conv.send("s", SYN | ACK, options=LINUX_SYN, dt=4.9 if "SYN-ACK" in case else 0.001)
+    conv.send("c", ACK)
+    if case == "a pause just shorter than Zeek's inactivity timeout":
+        conv.send("c", PSH | ACK, 100, dt=299.0)
+        conv.send("s", ACK)
+        conv.close("c")
+    elif case == "last ACK just inside Zeek's close timer":
+        conv.send("c", FIN | ACK)
+        conv.send("s", FIN | ACK)
+        conv.send("c", ACK, dt=4.9)
+    else:
+        conv.send("c", PSH | ACK, 100)
+        conv.close("s")
 
 
 @pytest.mark.parametrize(
@@ -605,6 +650,9 @@ def _flow_case(case: str, cap: Capture) -> None:
         "FINs cross",
         "a segment stamped long before its SYN",
         "no data",
+        "a pause as long as Zeek's inactivity timeout",
+        "the capture clock passes the close timer before the last ACK",
+        "the capture clock passes the attempt timer before the SYN-ACK",
     ],
 )
 def test_same_flows_at_the_edges_of_the_bulk_path(
@@ -612,13 +660,53 @@ def test_same_flows_at_the_edges_of_the_bulk_path(
 ) -> None:
     cap = Capture()
     _healthy(cap, 20)
-    _flow_case(case, cap)
+    if case == "the capture clock passes the attempt timer before the SYN-ACK":
+        conv = Conversation(cap, client=("10.7.0.1", 40000), server=("10.9.0.1", 443))
+        conv.send("c", SYN, options=LINUX_SYN)
+        _bare_syn(cap, dt=5.5)
+        conv.send("s", SYN | ACK, options=LINUX_SYN, dt=-5.49)  # Zeek's S0 row, then another
+        conv.send("c", ACK)
+        conv.send("c", PSH | ACK, 100, dt=6.0)  # (closed long after: only that timer splits it)
+        conv.send("s", ACK)
+        conv.close("c")
+    else:
+        _flow_case(case, cap)
     _healthy(cap, 300, start_port=51000)
     path = tmp_path / "case.pcap"
     write_pcap(cap, path)
     reference, fast, taken = _listed(path, monkeypatch)
     assert fast == reference
     assert taken > 0
+    if case in _SPLIT_BY_ZEEK:
+        # Zeek's timers split the connection into rows (so the bulk path, which lists a
+        # connection as one row, must have left it to the table for the flows to agree).
+        rows = [flow for flow in reference if "10.7.0.1:40000" in (flow["client"], flow["server"])]
+        assert len(rows) >= 2
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "SYN-ACK just inside Zeek's attempt timer",
+        "last ACK just inside Zeek's close timer",
+        "a pause just shorter than Zeek's inactivity timeout",
+    ],
+)
+def test_connections_longer_than_zeeks_shortest_timer_are_listed_in_bulk(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zeek's attempt and close timers wait 5 s and its inactivity timer 300 s, but a
+    connection that none of them splits is taken in bulk however long it lasts."""
+    cap = Capture()
+    _healthy(cap, 20)
+    _flow_inside_case(case, cap)
+    _healthy(cap, 300, start_port=51000)
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    reference, fast, taken = _listed(path, monkeypatch)
+    assert fast == reference
+    assert len({flow["conn_id"] for flow in reference}) == len(reference)  # not split
+    assert taken == len(reference)
 
 
 @pytest.mark.parametrize("states", [["SF"], ["REJ"], ["S1", "SF"]])
