@@ -120,8 +120,50 @@ class ZeekConnection:
     # -- per segment ------------------------------------------------------------------------
 
     def update(self, seg: SegmentFields) -> None:
-        is_orig = self.orig_is(seg.src, seg.sport)
-        ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
+        orig = self.orig
+        is_orig = orig.addr == seg.src and orig.port == seg.sport
+        ep, peer = (orig, self.resp) if is_orig else (self.resp, orig)
+        flags = seg.flags
+        if (
+            not flags & (SYN | FIN | RST)
+            and ep.start_seq is not None
+            and ep.state is not ZeekState.INACTIVE
+        ):
+            # Most segments (no SYN, FIN or RST, from a side seen before and no longer
+            # INACTIVE): what the four steps below do for them, without the calls. The state
+            # machine leaves such a side's state as it is.
+            plen = seg.payload_len
+            if plen:
+                if not ep.mask & _DATA:
+                    ep.mask |= _DATA
+                    self.history.append("D" if is_orig else "d")
+            elif flags & ACK and not ep.mask & _ACK:
+                ep.mask |= _ACK
+                self.history.append("A" if is_orig else "a")
+            if (
+                (seg.window << ep.window_scale) == 0
+                and peer.state != ZeekState.CLOSED
+                and ep.state != ZeekState.RESET
+            ):
+                ep.zero_window += 1
+                ep.zero_window_threshold = self._scaled(
+                    ep.zero_window, ep.zero_window_threshold, "W", is_orig
+                )
+            end = (seg.seq + plen) & 0xFFFFFFFF
+            last = ep.last_seq
+            if last is None or seq_diff(end, last) > 0:
+                ep.last_seq = end
+            elif plen > 0 and ep.state != ZeekState.RESET:
+                ep.rxmit += 1
+                ep.rxmit_threshold = self._scaled(ep.rxmit, ep.rxmit_threshold, "T", is_orig)
+            return
+        self._update_steps(seg, ep, peer, is_orig)
+
+    def _update_steps(
+        self, seg: SegmentFields, ep: _ZeekEndpoint, peer: _ZeekEndpoint, is_orig: bool
+    ) -> None:
+        """`update` for any segment, step by step (tests/test_zeek.py checks the short way
+        against this)."""
         flags = seg.flags
         if flags & SYN and (ep.start_seq is None or ep.state == ZeekState.INACTIVE):
             ep.start_seq = seg.seq  # init_endpoint: a SYN sets the sequence origin
@@ -344,8 +386,8 @@ class ZeekTimeline:
     (RunState.cc dispatch_packet), against the capture clock, the latest time seen so far."""
 
     __slots__ = (
-        "attempt_at", "bytes", "closed", "current", "delete_at", "first_time", "last_time",
-        "packets", "removed",
+        "attempt_at", "bytes", "closed", "current", "delete_at", "first_time", "idle",
+        "last_time", "packets", "removed",
     )  # fmt: skip
 
     def __init__(self, first: SegmentFields) -> None:
@@ -355,6 +397,9 @@ class ZeekTimeline:
     def _start(self, first: SegmentFields) -> None:
         self.current = ZeekConnection(first)
         self.first_time = self.last_time = first.time
+        # The inactivity timeout: by the ports, which stay the connection's (a flip swaps them).
+        long_lived = LONG_INACTIVITY_PORTS & {first.sport, first.dport}
+        self.idle = LONG_INACTIVITY_SECONDS if long_lived else INACTIVITY_SECONDS
         self.attempt_at: float | None = None
         self.delete_at: float | None = None
         self.closed = [False, False]  # did_close, by [orig, resp]
@@ -386,9 +431,7 @@ class ZeekTimeline:
                 return True
         if self.delete_at is not None and now >= self.delete_at:
             return True
-        long_lived = LONG_INACTIVITY_PORTS & {conn.orig.port, conn.resp.port}
-        idle = LONG_INACTIVITY_SECONDS if long_lived else INACTIVITY_SECONDS
-        return now >= self.last_time + idle
+        return now >= self.last_time + self.idle
 
     def update(self, seg: SegmentFields, now: float) -> None:
         if self._removal_due(now):

@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 from tcpdiag.cli import app
 from tcpdiag.communityid import community_id
 from tcpdiag.filters import ConnectionFilter, FilterError
-from tcpdiag.packets import ACK, FIN, PSH, RST, SYN
+from tcpdiag.packets import ACK, FIN, PSH, RST, SYN, URG, SegmentFields, TcpSegment
 from tcpdiag.tracker import FlowTable
+from tcpdiag.zeek import ZeekConnection
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -253,3 +254,54 @@ def test_flows_count_bytes_sent_and_acknowledged_each_way() -> None:
     assert (flow["server_bytes"], flow["server_bytes_acked"]) == (5, 5)
     assert (flow["client_state"], flow["server_state"]) == ("ESTABLISHED", "ESTABLISHED")
     assert flow["duration"] > 3.0
+
+
+class _StepByStep(ZeekConnection):
+    """Zeek's view with every segment taken step by step (ZeekConnection._update_steps)."""
+
+    __slots__ = ()
+
+    def update(self, seg: SegmentFields) -> None:
+        is_orig = self.orig_is(seg.src, seg.sport)
+        ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
+        self._update_steps(seg, ep, peer, is_orig)
+
+
+_ZEEK_SEGMENTS = st.lists(
+    st.tuples(
+        st.booleans(),  # from the first packet's sender
+        st.sampled_from([SYN, SYN | ACK, ACK, PSH | ACK, FIN | ACK, RST, RST | ACK, 0, FIN, URG]),
+        st.integers(0, 3000),  # sequence number offset
+        st.sampled_from([0, 0, 1, 100, 1448]),  # payload
+        st.sampled_from([0, 512]),  # window
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(segments=_ZEEK_SEGMENTS, port=st.sampled_from([80, 22, 40001]))
+def test_zeeks_view_takes_plain_segments_the_short_way_as_step_by_step(
+    segments: list[tuple[bool, int, int, int, int]], port: int
+) -> None:
+    """ZeekConnection.update's short way for segments without SYN, FIN or RST changes the
+    history, windows, retransmission counts and states exactly as the four steps do."""
+    packets = [
+        TcpSegment(
+            frame=k + 1, time=1.0 + k, src="10.0.0.1" if forward else "10.0.0.2",
+            dst="10.0.0.2" if forward else "10.0.0.1", sport=40000 if forward else port,
+            dport=port if forward else 40000, seq=1000 + offset, ack=5000, flags=flags,
+            window=window, payload_len=payload, ttl=64, ip_version=4,
+            syn_options=LINUX_SYN if flags & SYN else None,
+        )
+        for k, (forward, flags, offset, payload, window) in enumerate(segments)
+    ]  # fmt: skip
+    short, steps = ZeekConnection(packets[0]), _StepByStep(packets[0])
+    for seg in packets:
+        short.update(seg)
+        steps.update(seg)
+        assert short.history_text == steps.history_text
+        for a, b in ((short.orig, steps.orig), (short.resp, steps.resp)):
+            assert [getattr(a, n) for n in a.__slots__] == [getattr(b, n) for n in b.__slots__]
+    assert short.conn_state(1, 1) == steps.conn_state(1, 1)
