@@ -140,15 +140,8 @@ class ZeekConnection:
             elif flags & ACK and not ep.mask & _ACK:
                 ep.mask |= _ACK
                 self.history.append("A" if is_orig else "a")
-            if (
-                (seg.window << ep.window_scale) == 0
-                and peer.state != ZeekState.CLOSED
-                and ep.state != ZeekState.RESET
-            ):
-                ep.zero_window += 1
-                ep.zero_window_threshold = self._scaled(
-                    ep.zero_window, ep.zero_window_threshold, "W", is_orig
-                )
+            if not seg.window:  # (a scaled window is zero only if it is)
+                self._update_window(seg, ep, peer, is_orig)
             end = (seg.seq + plen) & 0xFFFFFFFF
             last = ep.last_seq
             if last is None or seq_diff(end, last) > 0:
