@@ -12,11 +12,15 @@ from flowbuilder import LINUX_SYN, Capture, Conversation, FullDisk, findings, wr
 from tcpdiag import spool as spool_module
 from tcpdiag import tracker as tracker_module
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
+from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
 from tcpdiag.packets import ACK, SYN
+from tcpdiag.reader import CaptureReader
 from tcpdiag.rules import load_rules
 from tcpdiag.spool import FindingSpool
 from tcpdiag.tracker import IDLE_SPILL_SECONDS, FlowTable
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 def _largest_spill_file(compaction_bytes: int, monkeypatch: pytest.MonkeyPatch) -> int:
@@ -226,3 +230,41 @@ def test_evicted_closed_connections_leave_nothing_behind(
     small, large = peak(2_000), peak(10_000)
     # An evicted connection's shell took about 0.6 KB until its grace period ended.
     assert (large - small) / 8_000 < 100, (small, large)
+
+
+@pytest.mark.parametrize("zeek", [False, True], ids=["analyze", "with Zeek's view"])
+def test_a_connection_comes_back_from_disk_as_it_went(zeek: bool) -> None:
+    """Every slot of every object of a spilled connection (frozen dataclasses too) comes back
+    with its value (tracker._rebuilder), and a frozen one is still frozen."""
+    table = FlowTable(zeek=zeek)
+    for sample in ("peer_reset_linger0", "icmp_host_unreachable_established", "mixed"):
+        with CaptureReader(SAMPLES / f"{sample}.pcap") as reader:
+            decoder = Decoder()
+            for frame in reader:
+                packet = decoder.decode(frame)
+                if packet is not None:
+                    table.feed(packet)
+    live = [conn for conn in table._live.values() if type(conn) is tracker_module.Connection]
+    assert any(conn.rsts for conn in live) and any(conn.icmp_events for conn in live)
+    spill = tracker_module.ConnectionSpill()
+    try:
+        for conn in live:
+            back = spill.restore(spill.store(conn))
+            assert back is not conn
+            assert _slot_values(back) == _slot_values(conn)
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                back.ref.conn_id = 0  # type: ignore[misc]
+    finally:
+        spill.close()
+
+
+def _slot_values(value: object) -> object:
+    """A value with every slotted object in it replaced by its type and slot values."""
+    names = tracker_module._slot_names(type(value))
+    if names:
+        return type(value), [_slot_values(getattr(value, name)) for name in names]
+    if isinstance(value, list | tuple):
+        return type(value), [_slot_values(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _slot_values(item) for key, item in value.items()}
+    return value
