@@ -56,7 +56,13 @@ from tcpdiag.packets import (
     TcpSegment,
 )
 from tcpdiag.seqnum import seq_add, seq_between, seq_diff, seq_le, seq_lt
-from tcpdiag.zeek import INACTIVITY_SECONDS, ZeekConnection, ZeekRecord, ZeekTimeline
+from tcpdiag.zeek import (
+    INACTIVITY_SECONDS,
+    ZeekConnection,
+    ZeekEndpoint,
+    ZeekRecord,
+    ZeekTimeline,
+)
 
 # How long (capture time) a closed connection stays in the table to collect late evidence.
 CLOSE_GRACE_SECONDS = 5.0
@@ -2028,9 +2034,14 @@ def _rebuilder(cls: type, names: tuple[str, ...]) -> Callable[[tuple[Any, ...]],
     return rebuild
 
 
-def _reduced(obj: object) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-    cls = type(obj)
-    return _rebuilt, (cls, _SLOT_VALUES[cls](obj))
+def _reducer(cls: type) -> Callable[[Any], tuple[Callable[..., Any], tuple[Any, ...]]]:
+    """How pickle takes an object of `cls`: `_rebuilt` and the values of its slots."""
+    values = _SLOT_VALUES[cls]
+
+    def reduced(obj: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return _rebuilt, (cls, values(obj))
+
+    return reduced
 
 
 # A connection goes to disk as the values of its objects' slots: the generic pickling of a
@@ -2038,12 +2049,12 @@ def _reduced(obj: object) -> tuple[Callable[..., Any], tuple[Any, ...]]:
 # about twice the time and three times the bytes.
 for _cls in (
     Connection, Endpoint, _PendingRst, Evidence, ConnectionRef, RstEvent, IcmpErrorEvent,
-    SilenceEvent, SynOptions, ZeekTimeline, ZeekConnection,
+    SilenceEvent, SynOptions, ZeekTimeline, ZeekConnection, ZeekEndpoint,
 ):  # fmt: skip
     _SLOTS[_cls] = _slot_names(_cls)
     _SLOT_VALUES[_cls] = attrgetter(*_SLOTS[_cls])
     _REBUILDERS[_cls] = _rebuilder(_cls, _SLOTS[_cls])
-    copyreg.pickle(_cls, _reduced)
+    copyreg.pickle(_cls, _reducer(_cls))
 
 
 class ConnectionSpill:

@@ -51,7 +51,7 @@ class ZeekState(IntEnum):
 _SYN, _FIN, _RST, _FIN_RST, _DATA, _ACK, _MULTI = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40
 
 
-class _ZeekEndpoint:
+class ZeekEndpoint:
     __slots__ = (
         "addr",
         "hist_last_fin",
@@ -93,8 +93,8 @@ class ZeekConnection:
     __slots__ = ("flipped", "history", "orig", "resp")
 
     def __init__(self, first: SegmentFields) -> None:
-        src = _ZeekEndpoint(first.src, first.sport)
-        dst = _ZeekEndpoint(first.dst, first.dport)
+        src = ZeekEndpoint(first.src, first.sport)
+        dst = ZeekEndpoint(first.dst, first.dport)
         self.orig, self.resp = src, dst
         self.history: list[str] = []
         self.flipped = False
@@ -153,7 +153,7 @@ class ZeekConnection:
         self._update_steps(seg, ep, peer, is_orig)
 
     def _update_steps(
-        self, seg: SegmentFields, ep: _ZeekEndpoint, peer: _ZeekEndpoint, is_orig: bool
+        self, seg: SegmentFields, ep: ZeekEndpoint, peer: ZeekEndpoint, is_orig: bool
     ) -> None:
         """`update` for any segment, step by step (tests/test_zeek.py checks the short way
         against this)."""
@@ -172,7 +172,7 @@ class ZeekConnection:
     def _add(self, code: str, is_orig: bool) -> None:
         self.history.append(code if is_orig else code.lower())
 
-    def _check(self, ep: _ZeekEndpoint, mask: int, code: str, is_orig: bool) -> bool:
+    def _check(self, ep: ZeekEndpoint, mask: int, code: str, is_orig: bool) -> bool:
         """Connection::CheckHistory: add the letter the first time; True if seen before."""
         if ep.mask & mask:
             return True
@@ -180,7 +180,7 @@ class ZeekConnection:
         self._add(code, is_orig)
         return False
 
-    def _update_history(self, seg: SegmentFields, ep: _ZeekEndpoint, is_orig: bool) -> None:
+    def _update_history(self, seg: SegmentFields, ep: ZeekEndpoint, is_orig: bool) -> None:
         flags = seg.flags
         bits = bool(flags & SYN) + bool(flags & FIN) + bool(flags & RST)
         assert ep.start_seq is not None
@@ -218,7 +218,7 @@ class ZeekConnection:
         return threshold
 
     def _update_window(
-        self, seg: SegmentFields, ep: _ZeekEndpoint, peer: _ZeekEndpoint, is_orig: bool
+        self, seg: SegmentFields, ep: ZeekEndpoint, peer: ZeekEndpoint, is_orig: bool
     ) -> None:
         if seg.flags & (SYN | RST):
             return
@@ -232,7 +232,7 @@ class ZeekConnection:
                 ep.zero_window, ep.zero_window_threshold, "W", is_orig
             )
 
-    def _update_last_seq(self, seg: SegmentFields, ep: _ZeekEndpoint, is_orig: bool) -> None:
+    def _update_last_seq(self, seg: SegmentFields, ep: ZeekEndpoint, is_orig: bool) -> None:
         flags = seg.flags
         seg_len = 0 if flags & RST else seg.payload_len + bool(flags & SYN) + bool(flags & FIN)
         end = (seg.seq + seg_len) & 0xFFFFFFFF
@@ -247,7 +247,7 @@ class ZeekConnection:
             ep.rxmit_threshold = self._scaled(ep.rxmit, ep.rxmit_threshold, "T", is_orig)
 
     def _update_state(
-        self, seg: SegmentFields, ep: _ZeekEndpoint, peer: _ZeekEndpoint, is_orig: bool
+        self, seg: SegmentFields, ep: ZeekEndpoint, peer: ZeekEndpoint, is_orig: bool
     ) -> None:
         flags = seg.flags
         syn, fin, rst, ack = flags & SYN, flags & FIN, flags & RST, flags & ACK
