@@ -310,10 +310,13 @@ def test_ctrl_c_reports_what_finished_and_leaves_no_temporary_file(tmp_path: Pat
     # Standard input that never ends keeps the batch running while the file is analysed.
     temp = tmp_path / "tmp"
     temp.mkdir()
+    # (SIGINT back to its default in the child: a test run in the background inherits it
+    # ignored, and Python then never raises KeyboardInterrupt, as a user's Ctrl-C would.)
     proc = _tcpdiag(
         "-v", "-f", "json", "-", str(SAMPLES / "mixed.pcap"),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "TMPDIR": str(temp)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     assert proc.stderr is not None
     line = proc.stderr.readline().decode()  # -v: the file is done
