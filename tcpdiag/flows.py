@@ -12,9 +12,9 @@ from tcpdiag.findings import Finding, iso_time
 from tcpdiag.spool import SortedSpool
 from tcpdiag.tracker import RetiredSyns, TcpState, TrackedConnection
 
-MEMORY_LIMIT = 16384  # connection records held in memory before a run goes to disk (~600 B each)
-# Runs merged a level up: records are small, so reading can hold a block of 64 from each of 255
-# runs, and 4 million records (255 runs) are written once.
+MEMORY_LIMIT = 8192  # connection records held in memory before a run goes to disk (~600 B each)
+# Runs merged a level up: records are small, so reading can hold a block of 32 from each of 255
+# runs, and 2 million records (255 runs) are written once.
 FAN_IN = 256
 _SLICE = 4096  # bare SYNs made into records at a time (FlowRecord.unanswered)
 

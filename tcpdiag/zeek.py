@@ -96,7 +96,7 @@ class ZeekConnection:
         src = ZeekEndpoint(first.src, first.sport)
         dst = ZeekEndpoint(first.dst, first.dport)
         self.orig, self.resp = src, dst
-        self.history: list[str] = []
+        self.history = ""  # (a str, not a list of letters: one per open connection in flows)
         self.flipped = False
         flags = first.flags
         partial_start = not flags & SYN or flags & ACK  # no SYN, or a SYN-ACK, came first
@@ -108,11 +108,11 @@ class ZeekConnection:
     def _flip(self) -> None:
         self.orig, self.resp = self.resp, self.orig
         self.flipped = not self.flipped
-        self.history.append("^")
+        self.history += "^"
 
     @property
     def history_text(self) -> str:
-        return "".join(self.history)
+        return self.history
 
     def orig_is(self, addr: str, port: int) -> bool:
         return self.orig.addr == addr and self.orig.port == port
@@ -136,10 +136,10 @@ class ZeekConnection:
             if plen:
                 if not ep.mask & _DATA:
                     ep.mask |= _DATA
-                    self.history.append("D" if is_orig else "d")
+                    self.history += "D" if is_orig else "d"
             elif flags & ACK and not ep.mask & _ACK:
                 ep.mask |= _ACK
-                self.history.append("A" if is_orig else "a")
+                self.history += "A" if is_orig else "a"
             if not seg.window:  # (a scaled window is zero only if it is)
                 self._update_window(seg, ep, peer, is_orig)
             end = (seg.seq + plen) & 0xFFFFFFFF
@@ -170,7 +170,7 @@ class ZeekConnection:
         self._update_last_seq(seg, ep, is_orig)
 
     def _add(self, code: str, is_orig: bool) -> None:
-        self.history.append(code if is_orig else code.lower())
+        self.history += code if is_orig else code.lower()
 
     def _check(self, ep: ZeekEndpoint, mask: int, code: str, is_orig: bool) -> bool:
         """Connection::CheckHistory: add the letter the first time; True if seen before."""
@@ -378,13 +378,15 @@ class ZeekTimeline:
     Connection::InactivityTimer). Timers fire before the packet that reaches them is processed
     (RunState.cc dispatch_packet), against the capture clock, the latest time seen so far."""
 
+    # (Counters as slots of their own, not lists by side: `tcpdiag flows` holds one of these
+    # per open connection, and three small lists were a quarter of it.)
     __slots__ = (
-        "attempt_at", "bytes", "closed", "current", "delete_at", "first_time", "idle",
-        "last_time", "packets", "removed",
+        "attempt_at", "current", "delete_at", "first_time", "idle", "last_time", "orig_bytes",
+        "orig_closed", "orig_packets", "removed", "resp_bytes", "resp_closed", "resp_packets",
     )  # fmt: skip
 
     def __init__(self, first: SegmentFields) -> None:
-        self.removed: list[ZeekRecord] = []
+        self.removed: list[ZeekRecord] | None = None  # (a list once a timer closed a row)
         self._start(first)
 
     def _start(self, first: SegmentFields) -> None:
@@ -395,9 +397,9 @@ class ZeekTimeline:
         self.idle = LONG_INACTIVITY_SECONDS if long_lived else INACTIVITY_SECONDS
         self.attempt_at: float | None = None
         self.delete_at: float | None = None
-        self.closed = [False, False]  # did_close, by [orig, resp]
-        self.packets = [0, 0]
-        self.bytes = [0, 0]
+        self.orig_closed = self.resp_closed = False  # did_close
+        self.orig_packets = self.resp_packets = 0
+        self.orig_bytes = self.resp_bytes = 0
 
     @property
     def flipped(self) -> bool:
@@ -411,7 +413,7 @@ class ZeekTimeline:
         return self.current.orig_is(addr, port)
 
     def conn_state(self) -> str:
-        return self.current.conn_state(self.bytes[0], self.bytes[1])
+        return self.current.conn_state(self.orig_bytes, self.resp_bytes)
 
     def _removal_due(self, now: float) -> bool:
         conn = self.current
@@ -428,17 +430,23 @@ class ZeekTimeline:
 
     def update(self, seg: SegmentFields, now: float) -> None:
         if self._removal_due(now):
+            if self.removed is None:
+                self.removed = []
             self.removed.append(self.record())
             self._start(seg)
         conn = self.current
+        # (The side as it was before this segment: a simultaneous open flips the roles.)
         is_orig = conn.orig_is(seg.src, seg.sport)
         ep, peer = (conn.orig, conn.resp) if is_orig else (conn.resp, conn.orig)
-        me, other = (0, 1) if is_orig else (1, 0)
         before = ep.state
         conn.update(seg)
-        self.packets[me] += 1
-        self.bytes[me] += seg.payload_len
-        if not (self.closed[0] and self.closed[1]):
+        if is_orig:
+            self.orig_packets += 1
+            self.orig_bytes += seg.payload_len
+        else:
+            self.resp_packets += 1
+            self.resp_bytes += seg.payload_len
+        if not (self.orig_closed and self.resp_closed):
             self.last_time = seg.time
         flags = seg.flags
         if before == ZeekState.INACTIVE and flags & SYN and is_orig and self.attempt_at is None:
@@ -453,16 +461,19 @@ class ZeekTimeline:
             do_close = bool(flags & RST) and peer.state != ZeekState.CLOSED
         else:
             do_close = False
-        if do_close and not self.closed[me]:
-            self.closed[me] = True
-            complete = ep.state == ZeekState.RESET or self.closed[other]
+        if do_close and not (self.orig_closed if is_orig else self.resp_closed):
+            if is_orig:
+                self.orig_closed, other_closed = True, self.resp_closed
+            else:
+                self.resp_closed, other_closed = True, self.orig_closed
+            complete = ep.state == ZeekState.RESET or other_closed
             if complete or peer.state == ZeekState.INACTIVE:
                 self.attempt_at = None  # CancelTimers()
                 self.delete_at = self.last_time + CLOSE_DELAY_SECONDS
 
     def rows(self) -> list[ZeekRecord]:
         """Every conn.log row of this connection: those already removed, then the current."""
-        return [*self.removed, self.record()]
+        return [*(self.removed or ()), self.record()]
 
     def record(self) -> ZeekRecord:
         conn = self.current
@@ -471,10 +482,10 @@ class ZeekTimeline:
             resp=_endpoint_text(conn.resp.addr, conn.resp.port),
             first_time=self.first_time,
             last_time=self.last_time,
-            orig_packets=self.packets[0],
-            resp_packets=self.packets[1],
-            orig_bytes=self.bytes[0],
-            resp_bytes=self.bytes[1],
+            orig_packets=self.orig_packets,
+            resp_packets=self.resp_packets,
+            orig_bytes=self.orig_bytes,
+            resp_bytes=self.resp_bytes,
             conn_state=self.conn_state(),
             history=conn.history_text,
         )
