@@ -231,11 +231,14 @@ class HeldSyns:
         caller checked that no 4-tuple is held and that they are distinct), all of them from
         frame `since_frame` on, as are the SYNs added one by one since that frame. They take
         their places among those in capture order, so that the store stays in order of
-        arrival, as if each had been added at its frame (eviction takes the oldest)."""
+        arrival, as if each had been added at its frame (eviction takes the oldest). `rows` is
+        emptied."""
         c = self._columns
-        for name, code in self._FIELDS:
-            c[name].frombytes(np.ascontiguousarray(rows[name], np.dtype(code)).tobytes())
         self._alive += len(rows["conn_id"])
+        for name, code in self._FIELDS:
+            # (taken out of `rows` as it is copied in: under a SYN flood these columns and the
+            # store at its largest are the peak of memory, so each goes as soon as it can)
+            c[name].frombytes(np.ascontiguousarray(rows.pop(name), np.dtype(code)).tobytes())
         self._merge()
         # The entries before frame `since_frame` are in order, those after it at the end.
         frame = np.frombuffer(c["frame"], np.int64)

@@ -1402,7 +1402,7 @@ class FlowTable:
         `since_frame` on, with their connection ids taken already (skip_connections): held
         compactly exactly as _hold_syn would have, the front end having checked the same
         conditions, and that no lookup in between could have found them and that the store has
-        room for them."""
+        room for them. `rows` is emptied (each column freed once held)."""
         self._held_syns.extend(rows, since_frame)
 
     def holds_syn_keys(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:

@@ -117,7 +117,9 @@ def test_bulk_entries_and_due_ones(small_bounds: None) -> None:
         "now": 1_700_000_100.0 + np.arange(n), "conn_id": np.arange(n) + 21,
         "options": np.full(n, store.options_index(None), np.uint16),
     }  # fmt: skip
-    store.extend(rows, since_frame=100)
+    given = dict(rows)
+    store.extend(given, since_frame=100)
+    assert not given  # (each column is freed once held)
     assert len(store) == 70
     bulk = rows["src"].tolist()
     assert store.find(
