@@ -2007,8 +2007,6 @@ def _slot_names(cls: type) -> tuple[str, ...]:
     return tuple(name for klass in mro for name in getattr(klass, "__slots__", ()))
 
 
-_SLOTS: dict[type, tuple[str, ...]] = {}
-_SLOT_VALUES: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 _REBUILDERS: dict[type, Callable[[tuple[Any, ...]], Any]] = {}
 
 
@@ -2034,9 +2032,10 @@ def _rebuilder(cls: type, names: tuple[str, ...]) -> Callable[[tuple[Any, ...]],
     return rebuild
 
 
-def _reducer(cls: type) -> Callable[[Any], tuple[Callable[..., Any], tuple[Any, ...]]]:
+def _reducer(
+    cls: type, values: Callable[[Any], tuple[Any, ...]]
+) -> Callable[[Any], tuple[Callable[..., Any], tuple[Any, ...]]]:
     """How pickle takes an object of `cls`: `_rebuilt` and the values of its slots."""
-    values = _SLOT_VALUES[cls]
 
     def reduced(obj: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         return _rebuilt, (cls, values(obj))
@@ -2051,10 +2050,9 @@ for _cls in (
     Connection, Endpoint, _PendingRst, Evidence, ConnectionRef, RstEvent, IcmpErrorEvent,
     SilenceEvent, SynOptions, ZeekTimeline, ZeekConnection, ZeekEndpoint,
 ):  # fmt: skip
-    _SLOTS[_cls] = _slot_names(_cls)
-    _SLOT_VALUES[_cls] = attrgetter(*_SLOTS[_cls])
-    _REBUILDERS[_cls] = _rebuilder(_cls, _SLOTS[_cls])
-    copyreg.pickle(_cls, _reducer(_cls))
+    _names = _slot_names(_cls)
+    _REBUILDERS[_cls] = _rebuilder(_cls, _names)
+    copyreg.pickle(_cls, _reducer(_cls, attrgetter(*_names)))
 
 
 class ConnectionSpill:

@@ -119,10 +119,9 @@ class ZeekConnection:
 
     # -- per segment ------------------------------------------------------------------------
 
-    def update(self, seg: SegmentFields) -> None:
-        orig = self.orig
-        is_orig = orig.addr == seg.src and orig.port == seg.sport
-        ep, peer = (orig, self.resp) if is_orig else (self.resp, orig)
+    def update(self, seg: SegmentFields, is_orig: bool) -> None:
+        """Take the next segment; `is_orig`: whether the originator sent it (orig_is)."""
+        ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
         flags = seg.flags
         if (
             not flags & (SYN | FIN | RST)
@@ -439,7 +438,7 @@ class ZeekTimeline:
         is_orig = conn.orig_is(seg.src, seg.sport)
         ep, peer = (conn.orig, conn.resp) if is_orig else (conn.resp, conn.orig)
         before = ep.state
-        conn.update(seg)
+        conn.update(seg, is_orig)
         if is_orig:
             self.orig_packets += 1
             self.orig_bytes += seg.payload_len

@@ -261,8 +261,7 @@ class _StepByStep(ZeekConnection):
 
     __slots__ = ()
 
-    def update(self, seg: SegmentFields) -> None:
-        is_orig = self.orig_is(seg.src, seg.sport)
+    def update(self, seg: SegmentFields, is_orig: bool) -> None:
         ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
         self._update_steps(seg, ep, peer, is_orig)
 
@@ -299,8 +298,8 @@ def test_zeeks_view_takes_plain_segments_the_short_way_as_step_by_step(
     ]  # fmt: skip
     short, steps = ZeekConnection(packets[0]), _StepByStep(packets[0])
     for seg in packets:
-        short.update(seg)
-        steps.update(seg)
+        short.update(seg, short.orig_is(seg.src, seg.sport))
+        steps.update(seg, steps.orig_is(seg.src, seg.sport))
         assert short.history_text == steps.history_text
         for a, b in ((short.orig, steps.orig), (short.resp, steps.resp)):
             assert [getattr(a, n) for n in a.__slots__] == [getattr(b, n) for n in b.__slots__]
