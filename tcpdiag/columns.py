@@ -131,6 +131,19 @@ class Columns:
             addresses6=self.addresses6,
         )
 
+    def take(self, rows: I64) -> Columns:
+        """These rows (all simple), in this order, as a copy that does not keep the rest
+        alive."""
+        assert bool(self.simple[rows].all())
+        arrays = {name: getattr(self, name)[rows] for name in _ARRAYS}
+        return Columns(
+            **arrays,
+            others=[],
+            tunnel_names=self.tunnel_names,
+            tunnel_ids=self.tunnel_ids,
+            addresses6=self.addresses6,
+        )
+
     def address_texts(self, rows: I64, addr_text: dict[int, str]) -> tuple[list[str], list[str]]:
         """The source and destination addresses of these (simple) rows as text, as their
         packets would have them; `addr_text` caches IPv4 addresses' text across calls."""

@@ -58,6 +58,21 @@ fill up and evict by that order, or a connection could become idle for `idle_ret
 continued connection is kept up to date segment by segment as well, with the capture clock
 at each.
 
+A connection that is clean so far but that its window ends too early to decide (it has not
+closed, or its retirement check point lies beyond the window: a connection longer than a
+window, or a fast capture's) is followed from one window to the next instead of being fed
+(`_Followed`): the table holds a stand-in for it (tracker.FollowedConnection), with its id
+and its place in the order of activity, moved at the last of its rows in each window (so the
+same `_may_continue` conditions apply), and each next window judges its rows as _uneventful
+would have judged its whole life (`_follow_on`), from the sequence numbers it had reached. If
+it closes cleanly, it leaves the table at its close, as a connection decided in bulk does; if
+the capture ends with it clean and with payload, likewise. Anything else (a segment off that
+path, an ICMP error quoting it, eviction, idle retirement, a close that straddles the end of a
+window's decided part, too many rows or windows kept) has the table replay its rows, kept for
+that (at most FOLLOW_MAX_ROWS each), into a Connection exactly when it first needs one
+(FlowTable._held), and from then on it is tracked as any other. Not when Zeek's view is
+wanted: its summaries of a connection would need the whole connection's rows.
+
 When Zeek's view is wanted (`tcpdiag flows`, `--state`), the connections handled here are also
 handed on as summaries (`_summary_connections`): what a connection without events is listed,
 counted and filtered by. Only those that Zeek's timers cannot split qualify then (answered
@@ -85,7 +100,7 @@ from tcpdiag.attempts import pair_hash
 from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_number, quoted_key
 from tcpdiag.events import ConnectionRef, Evidence, Role
 from tcpdiag.memory import release_free_memory
-from tcpdiag.packets import ACK, FIN, RST, SYN, URG, SynOptions
+from tcpdiag.packets import ACK, FIN, RST, SYN, URG, SynOptions, TcpSegment
 from tcpdiag.tracker import (
     CLOSE_GRACE_SECONDS,
     FIN_TEXT,
@@ -93,6 +108,7 @@ from tcpdiag.tracker import (
     RETIRE_CHECK_EVERY,
     Endpoint,
     FlowTable,
+    FollowedConnection,
     InOrderRun,
     Key,
     Retired,
@@ -129,6 +145,11 @@ _CONTINUE_MIN_ROWS = 4
 _NEVER = np.iinfo(np.int64).max
 _SHAPE = SYN | ACK | FIN | RST | URG
 _DONE_KEY = np.uint64(2)  # the group key of rows already decided (a collision is safe)
+# A followed connection (see _Followed) keeps its rows for a replay; one that has kept this
+# many, or has had rows in this many windows, is left to the table (its rows so far replayed
+# at its next one), so that what is kept is bounded per live connection.
+FOLLOW_MAX_ROWS = 64
+FOLLOW_MAX_WINDOWS = 4
 
 
 class FastPathTracker:
@@ -139,6 +160,11 @@ class FastPathTracker:
         self.fast_connections = 0  # connections handled in bulk (for benchmarks and tests)
         self.held_in_bulk = 0  # bare SYNs handed to the table's compact store in bulk
         self.continued_rows = 0  # rows that continued live connections in bulk
+        # Connections followed across windows (see _Followed) that then left the table
+        # without being fed a packet, and rows of theirs taken.
+        self.followed_connections = 0
+        self.followed_rows = 0
+        self._followed: dict[int, _Followed] = {}  # by grouping key
         self._rows_since_trim = 0
         self._base = 0  # packet index (as FlowTable.track counts) of the window's first row
         self._addr_text: dict[int, str] = {}
@@ -146,7 +172,7 @@ class FastPathTracker:
         # Rows at the head of the next window that belong to connections already decided, and
         # (packet index, closed_at, last_time) of those that close in a later window.
         self._done: Bools = np.zeros(0, np.bool_)
-        self._carried_closes: list[tuple[int, float, float]] = []
+        self._carried_closes: list[_Close] = []
 
     def track(self, batches: Iterable[Columns]) -> Iterator[Retired]:
         parts: list[Columns] = []
@@ -237,7 +263,8 @@ class FastPathTracker:
         bare = int(np.count_nonzero((w.flags[:end] & _SHAPE) == SYN))
         store_may_fill = table.held_syns + bare >= table.max_held_syns
         may_continue = self._may_continue(w, clock, end, bulk)
-        if table.live_count + bulk.groups_in_part >= table.max_live or store_may_fill:
+        blocked = table.live_count + bulk.groups_in_part >= table.max_live or store_may_fill
+        if blocked:
             # The table might evict: which connection, and when, depends on every connection
             # (on every bare SYN, even one answered at once), so nothing is taken in bulk.
             chosen[:] = False
@@ -246,34 +273,81 @@ class FastPathTracker:
         qualifies = np.zeros(bulk.n_groups, np.bool_)
         qualifies[bulk.groups[chosen]] = True
         done |= qualifies[bulk.group_of_row]
+        # Connections followed across windows (see _Followed): those followed already, and
+        # those to follow from now on. A followed one is brought up to date in the table's
+        # order of activity only at its last row, as a continuation is (see _may_continue).
+        self._followed = {k: f for k, f in self._followed.items() if f.conn.followed}
+        followed = list(self._followed.values())
+        follow = may_continue and not blocked and not table.zeek
+        on = None
+        if follow and followed:
+            on = _follow_on(w, clock, done, end, last, self._base, followed, quoted)
+        if on is not None:
+            done[on.rows] = True
+            self.followed_rows += len(on.rows)
+        new = bulk.follow if follow else None
+        if new is not None:
+            keep = ~np.isin(new.key, np.fromiter(self._followed, np.uint64, len(followed)))
+            if live is not None:
+                keep &= ~live(new.key)
+            new = new.select(keep) if keep.any() else None
+        if new is not None:
+            done[new.rows] = True
+            self.followed_rows += len(new.rows)
         if store_may_fill:
             held = _NO_BARE_SYNS
         else:
             held = _bare_syns(w, done, clock, end, live, quoted, table)
         done[held.row] = True
         self._done = done
-        # Each connection decided here takes its id at its SYN's row, in capture order.
-        n_bulk = int(np.count_nonzero(chosen))
-        by_start = np.argsort(np.concatenate([bulk.syn_row[chosen], held.row]), kind="stable")
-        start_rows = np.concatenate([bulk.syn_row[chosen], held.row])[by_start]
+        # Each connection decided or followed here takes its id at its SYN's row, in capture
+        # order.
+        n_bulk, n_held = int(np.count_nonzero(chosen)), len(held.row)
+        new_syns = new.syn_row if new is not None else np.zeros(0, np.int64)
+        starting = np.concatenate([bulk.syn_row[chosen], held.row, new_syns])
+        by_start = np.argsort(starting, kind="stable")
+        start_rows = starting[by_start]
         self.fast_connections += n_bulk
         self.held_in_bulk += len(held.row)
 
         # Each closed one takes its place in the closing queue at the row that closed it,
         # which may be in the next window.
         closed = chosen & (bulk.close_row >= 0)
-        closes = self._carried_closes + list(
-            zip(
+        closes = self._carried_closes + [
+            _Close(row, closed_at, last_time)
+            for row, closed_at, last_time in zip(
                 (bulk.close_row[closed] + self._base).tolist(),
                 w.time[bulk.close_row[closed]].tolist(),
                 bulk.last_time[closed].tolist(),
                 strict=True,
             )
-        )
-        closes.sort(key=lambda c: c[0])
-        split = bisect_left(closes, self._base + end, key=lambda c: c[0])
+        ]
+        # (a followed connection that closes here leaves the table at its close: see below)
+        follow_at: dict[int, tuple[_Followed, float]] = {}  # its last row -> it, its last time
+        if on is not None:
+            for k, close_row in zip(on.finished.tolist(), on.close_row.tolist(), strict=True):
+                f = followed[k]
+                closes.append(
+                    _Close(
+                        close_row + self._base,
+                        float(w.time[close_row]),
+                        float(on.last_time[k]),
+                        f,
+                    )
+                )
+            for k, last_row in zip(on.going_on.tolist(), on.last_row.tolist(), strict=True):
+                follow_at[last_row] = (followed[k], float(on.last_time[k]))
+        made = _followed_from(new, w, self._addr_text) if new is not None else []
+        if new is not None:
+            for f, last_row, last_time in zip(
+                made, new.last_row.tolist(), new.last_time.tolist(), strict=True
+            ):
+                follow_at[last_row] = (f, last_time)
+        closes.sort(key=lambda c: c.row)
+        split = bisect_left(closes, self._base + end, key=lambda c: c.row)
         self._carried_closes = closes[split:]
-        close_rows = np.array([c[0] - self._base for c in closes[:split]], np.int64)
+        close_rows = np.array([c.row - self._base for c in closes[:split]], np.int64)
+        follow_rows = np.array(sorted(follow_at), np.int64)
 
         # The table sees the other rows, and the retirement check points, in capture order;
         # part by part, each part's continuations of live connections (see _continuations)
@@ -297,6 +371,9 @@ class FastPathTracker:
             continue_at = dict(zip(continuing.at, range(len(continuing.at)), strict=True))
             if continue_at:
                 points = np.union1d(points, np.array(continuing.at, np.int64))
+            if follow_at:
+                these_follow = follow_rows[(follow_rows >= start) & (follow_rows < stop)]
+                points = np.union1d(points, these_follow)
             # In slices, so that the Python objects made for the loop are few at any one time.
             for first in range(0, len(points), _SLICE):
                 these = points[first : first + _SLICE]
@@ -316,18 +393,25 @@ class FastPathTracker:
                         id_runs.append((done_starts, n_starts, first_id))
                         done_starts = n_starts
                     while done_closes < n_closes:
-                        table.closed_elsewhere(closes[done_closes][1], closes[done_closes][2])
+                        closes[done_closes].apply(table)
                         done_closes += 1
                     table.advance(now)
                     if feed:
                         table.feed(next(packets))
                     elif continue_at and (k := continue_at.get(row)) is not None:
                         table.continue_in_order(continuing.keys[k], continuing.runs[k])
+                    elif follow_at and (went := follow_at.get(row)) is not None:
+                        f, last_time = went
+                        if f.windows:
+                            table.followed_active(f.key, f.conn, last_time)
+                        else:  # (followed from now on)
+                            f.conn.last_time = last_time
+                            table.follow(f.key, f.conn)
                     yield from table.retire_due(check)
         first_id = table.skip_connections(len(start_rows) - done_starts)
         id_runs.append((done_starts, len(start_rows), first_id))
-        for _, closed_at, last_time in closes[done_closes:split]:
-            table.closed_elsewhere(closed_at, last_time)
+        for close in closes[done_closes:split]:
+            close.apply(table)
         self.table.clock.steps(w.time[:end])  # the clock's state after the decided rows
         self._base += end
         ids = np.zeros(len(start_rows), np.int64)  # the connection id each one took
@@ -336,7 +420,9 @@ class FastPathTracker:
         ids_by_start = np.empty_like(ids)
         ids_by_start[by_start] = ids  # (in the order of concatenation: bulk, then held)
         if len(held.row):
-            table.hold_syns(held.columns(w, clock, ids_by_start[n_bulk:]), int(w.number[0]))
+            held_ids = ids_by_start[n_bulk : n_bulk + n_held]
+            table.hold_syns(held.columns(w, clock, held_ids), int(w.number[0]))
+        self._follow_up(w, clock, followed, on, new, made, ids_by_start[n_bulk + n_held :], last)
         self._rows_since_trim += len(w)
         if self._rows_since_trim >= TRIM_EVERY_ROWS:
             # (the window's arrays are freed by now, but the allocator keeps them: see
@@ -350,6 +436,59 @@ class FastPathTracker:
             yield from _summary_connections(
                 w, summaries, ids[by_start < n_bulk], bulk.last_time[in_order], self._addr_text
             )
+
+    def _follow_up(
+        self,
+        w: Columns,
+        clock: F64,
+        followed: list[_Followed],
+        on: _FollowOn | None,
+        new: _NewFollowed | None,
+        made: list[_Followed],
+        new_ids: I64,
+        last: bool,
+    ) -> None:
+        """After a window: what the followed connections (`followed`, those that were;
+        `made`, those followed from now on, with the ids they took) keep of it."""
+        # Their rows taken, kept for replays: one copy of the window's, shared.
+        taken, owners = [], []
+        if on is not None and len(on.kept):
+            taken.append(on.kept)
+            owners.append(on.kept_owner)
+        if new is not None:
+            taken.append(new.rows)
+            owners.append(len(followed) + np.repeat(np.arange(len(made)), np.diff(new.starts)))
+        if taken:
+            rows, owner = np.concatenate(taken), np.concatenate(owners)
+            kept, kept_clock = w.take(rows), clock[rows]
+            everyone = followed + made
+            bounds = (np.flatnonzero(np.diff(owner)) + 1).tolist()
+            for start, stop in zip([0, *bounds], [*bounds, len(rows)], strict=True):
+                everyone[int(owner[start])].history.add(kept, kept_clock, start, stop)
+        if on is not None:
+            for k, (client_next, server_next), data in zip(
+                on.going_on.tolist(), on.next_seq.tolist(), on.data.tolist(), strict=True
+            ):
+                f = followed[k]
+                f.next_seq = (client_next, server_next)
+                f.data = f.data or data
+                f.windows += 1
+            for k in on.finished.tolist():
+                del self._followed[followed[k].group_key]
+                self.followed_connections += 1
+        for f, conn_id in zip(made, new_ids.tolist(), strict=True):
+            f.conn.conn_id = conn_id
+            f.windows = 1
+            self._followed[f.group_key] = f
+        if last:
+            # The capture ends with them clean: as a connection decided in bulk in the last
+            # window, they leave the table unretired; but one without any payload, which
+            # the scan detector would count as a probe, is retired by the table.
+            for f in self._followed.values():
+                if f.conn.followed and f.data:
+                    self.table.followed_done(f.key, f.conn)
+                    self.followed_connections += 1
+            self._followed = {}
 
     def _may_continue(self, w: Columns, clock: F64, end: int, bulk: _Bulk) -> bool:
         """Whether connections live in the table may be continued in bulk in rows [0, end)
@@ -434,6 +573,7 @@ class _Bulk:
     last_time: F64
     summaries: _Summaries | None = None  # only when Zeek's view is wanted
     grouped: bool = True  # False: the rows were not grouped (groups_in_part is no count)
+    follow: _NewFollowed | None = None  # clean so far but not yet decidable (see _Followed)
 
     @staticmethod
     def nothing(rows: int) -> _Bulk:
@@ -726,6 +866,7 @@ def _uneventful(
     first_row = np.minimum.reduceat(row, g_start)
     last_time = np.maximum.reduceat(w.time[row], g_start)
     ok &= (first_row < end) & (group_key != _DONE_KEY)
+    clean = ok.copy()  # (so far: nothing about its end)
     if not last:
         # Later packets of the 4-tuple must not be able to join it: it must be closed, and the
         # window must reach the check point that retires it.
@@ -741,7 +882,19 @@ def _uneventful(
 
     # ICMP errors: the connections they quote (`quoted`, see _quoted_keys) are left to the table.
     if len(quoted):
-        ok &= ~np.isin(group_key, quoted)
+        unquoted = ~np.isin(group_key, quoted)
+        ok &= unquoted
+        clean &= unquoted
+    follow = None
+    if not last and not zeek:
+        # The clean ones that the window ends too early for: followed on (see _Followed).
+        # (its handshake before the end of the part decided: the rest is plain ACKs)
+        candidate = clean & ~ok & (row[c1] < end)
+        follow = _new_followed(
+            w, end, row, shape, plen, next_seq, candidate, g_start, r_start, c_run, s_run
+        )
+        if follow is not None:
+            follow.key = group_key[follow.groups]
 
     summaries = None
     if zeek:
@@ -804,6 +957,7 @@ def _uneventful(
         close_row=close_row[groups],
         last_time=last_time[groups],
         summaries=summaries.select(groups) if summaries is not None else None,
+        follow=follow,
     )
 
 
@@ -949,6 +1103,342 @@ def _continuations(
         run_keys.append(table_keys[int(run_slot[begin_at])])
         at.append(int(chosen[end_at - 1]))
     return _Continuations(chosen, run_keys, runs, at)
+
+
+# -- connections followed across windows -------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Close:
+    """A connection tracked here that closes at packet index `row`: its place in the table's
+    closing queue (FlowTable.closed_elsewhere); a followed one also leaves the live ones."""
+
+    row: int
+    closed_at: float
+    last_time: float
+    followed: _Followed | None = None
+
+    def apply(self, table: FlowTable) -> None:
+        if self.followed is not None:
+            table.followed_done(self.followed.key, self.followed.conn)
+        table.closed_elsewhere(self.closed_at, self.last_time)
+
+
+class _History:
+    """A followed connection's rows so far, kept for its replay (tcpdiag.tracker.SegmentHistory):
+    per window, a slice of that window's kept rows (shared by the connections followed in it)
+    and the capture clock at each."""
+
+    __slots__ = ("addr_text", "parts", "rows")
+
+    def __init__(self, addr_text: dict[int, str]) -> None:
+        self.addr_text = addr_text
+        self.parts: list[tuple[Columns, F64, int, int]] = []
+        self.rows = 0
+
+    def add(self, kept: Columns, clock: F64, start: int, stop: int) -> None:
+        self.parts.append((kept, clock, start, stop))
+        self.rows += stop - start
+
+    def segments(self) -> Iterator[tuple[TcpSegment, float]]:
+        for kept, clock, start, stop in self.parts:
+            packets = kept.packets(np.arange(start, stop, dtype=np.int64), self.addr_text)
+            for packet, now in zip(packets, clock[start:stop].tolist(), strict=True):
+                assert isinstance(packet, TcpSegment)
+                yield packet, now
+
+
+@dataclass(slots=True, eq=False)
+class _Followed:
+    """A connection followed across windows (a FollowedConnection in the table): clean so far
+    in every way _uneventful asks, but not closed, or not yet retired, when its window ended.
+    Each next window either goes on with it as cleanly (its rows are then never fed to the
+    table), closes it cleanly (it leaves the table as a connection tracked elsewhere), or has
+    anything else for it: then its rows are fed, and the first one makes the table replay its
+    history into a Connection (FlowTable._held), exactly as if it had been fed all along."""
+
+    key: Key  # the table's
+    group_key: int  # see _group_keys
+    conn: FollowedConnection
+    history: _History
+    client_end: int  # address << 16 | port
+    server_end: int
+    context: int  # see _context
+    next_seq: tuple[int, int]  # SND.NXT of the client, of the server
+    data: bool  # payload seen (a connection without any, left open, is a scan's probe)
+    windows: int = 1  # windows it had rows in
+
+
+@dataclass(slots=True)
+class _NewFollowed:
+    """Connections of one window to follow from now on (see _Followed): parallel arrays."""
+
+    groups: I64  # their groups in the window
+    key: npt.NDArray[np.uint64]  # grouping key (see _group_keys)
+    syn_row: I64
+    last_row: I64  # the last of their rows in the part decided
+    last_time: F64  # the latest time of those rows
+    client_end: I64
+    server_end: I64
+    context: I64
+    next_seq: I64  # (connections, 2): SND.NXT of the client, of the server, after those rows
+    data: Bools
+    rows: I64  # their rows in the part decided, by connection, then in capture order
+    starts: I64  # where each one's rows start in `rows`, and len(rows) last
+
+    def select(self, chosen: Bools) -> _NewFollowed:
+        counts = np.diff(self.starts)[chosen]
+        mine = np.repeat(chosen, np.diff(self.starts))
+        return _NewFollowed(
+            self.groups[chosen], self.key[chosen], self.syn_row[chosen], self.last_row[chosen],
+            self.last_time[chosen], self.client_end[chosen], self.server_end[chosen],
+            self.context[chosen], self.next_seq[chosen], self.data[chosen], self.rows[mine],
+            np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+        )  # fmt: skip
+
+
+def _new_followed(
+    w: Columns,
+    end: int,
+    row: I64,
+    shape: npt.NDArray[np.integer[Any]],
+    plen: npt.NDArray[np.uint32],
+    next_seq: npt.NDArray[np.uint32],
+    candidate: Bools,
+    g_start: I64,
+    r_start: I64,
+    c_run: I64,
+    s_run: I64,
+) -> _NewFollowed | None:
+    """Of the candidate groups of _uneventful (its sorted arrays: by group, direction, capture
+    order), those to follow: no FIN yet in the part decided, and not too many rows to keep."""
+    n = len(row)
+    early = row < end
+    fin_early = np.add.reduceat((early & ((shape & FIN) != 0)).astype(np.int32), g_start)
+    rows_early = np.add.reduceat(early.astype(np.int32), g_start)
+    chosen = candidate & (fin_early == 0) & (rows_early <= FOLLOW_MAX_ROWS)
+    groups = np.flatnonzero(chosen)
+    if not len(groups):
+        return None
+    position = np.arange(n)
+    # Per direction: its last position in the part decided (the SYN's and the SYN-ACK's are).
+    last_early = np.maximum.reduceat(np.where(early, position, -1), r_start)
+    c_last, s_last = last_early[c_run[groups]], last_early[s_run[groups]]
+    next_both = np.stack([next_seq[c_last], next_seq[s_last]], axis=1).astype(np.int64)
+    syn_rows = row[r_start[c_run[groups]]]
+    client_end, server_end = _ends(w, syn_rows)
+    last_row = np.maximum.reduceat(np.where(early, row, -1), g_start)[groups]
+    time = w.time[row]
+    last_time = np.maximum.reduceat(np.where(early, time, -np.inf), g_start)[groups]
+    data = np.add.reduceat((early & (plen > 0)).astype(np.int32), g_start)[groups] > 0
+    # Their rows in the part decided, by connection, then capture order.
+    group_of_position = np.repeat(np.arange(len(g_start)), np.diff(np.append(g_start, n)))
+    mine = early & chosen[group_of_position]
+    owner = np.searchsorted(groups, group_of_position[mine])
+    rows = row[mine]
+    order = np.lexsort((rows, owner))
+    counts = np.bincount(owner, minlength=len(groups))
+    return _NewFollowed(
+        groups=groups,
+        key=np.zeros(len(groups), np.uint64),  # (set by the caller)
+        syn_row=syn_rows,
+        last_row=last_row,
+        last_time=last_time,
+        client_end=client_end,
+        server_end=server_end,
+        context=_context(w.tunnel[syn_rows], w.v6[syn_rows]),
+        next_seq=next_both,
+        data=data,
+        rows=rows[order],
+        starts=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+    )
+
+
+def _followed_from(new: _NewFollowed, w: Columns, addr_text: dict[int, str]) -> list[_Followed]:
+    """The connections to follow from now on, each with its stand-in for the table (its id
+    is set once taken: see FastPathTracker._follow_up)."""
+    syn = new.syn_row
+    sources, destinations = w.address_texts(syn, addr_text)
+    names = w.tunnel_names
+    made = []
+    for src, dst, sport, dport, tunnel, key, client_end, server_end, context, nxt, data in zip(
+        sources,
+        destinations,
+        w.sport[syn].tolist(),
+        w.dport[syn].tolist(),
+        w.tunnel[syn].tolist(),
+        new.key.tolist(),
+        new.client_end.tolist(),
+        new.server_end.tolist(),
+        new.context.tolist(),
+        new.next_seq.tolist(),
+        new.data.tolist(),
+        strict=True,
+    ):
+        history = _History(addr_text)
+        made.append(
+            _Followed(
+                FlowTable.key_of(src, sport, dst, dport, names[tunnel]),
+                key,
+                FollowedConnection(-1, 0.0, history),
+                history,
+                client_end,
+                server_end,
+                context,
+                (nxt[0], nxt[1]),
+                data,
+                windows=0,
+            )
+        )
+    return made
+
+
+@dataclass(slots=True)
+class _FollowOn:
+    """What a window does with the connections followed into it (see _follow_on), per
+    connection of the list it was given."""
+
+    rows: I64  # the rows taken (never fed to the table)
+    finished: I64  # the connections that close cleanly here (indices into the list)
+    close_row: I64  # parallel to finished: the row that closes it
+    going_on: I64  # those that go on cleanly (rows in the part decided, no FIN there)
+    last_row: I64  # parallel to going_on: the last of its rows in the part decided
+    next_seq: I64  # (len(going_on), 2)
+    data: Bools  # parallel to going_on: payload among its rows here
+    last_time: F64  # per connection of the list: its latest time, with the rows taken
+    kept: I64  # the rows taken from going_on ones, by connection then capture order
+    kept_owner: I64  # parallel to kept: the connection (index into the list)
+
+
+def _follow_on(
+    w: Columns,
+    clock: F64,
+    done: Bools,
+    end: int,
+    last: bool,
+    base: int,
+    followed: list[_Followed],
+    quoted: npt.NDArray[np.uint64],
+) -> _FollowOn | None:
+    """The rows of the window that belong to followed connections (not decided already),
+    judged as _uneventful judges a connection's rows (each is a plain ACK segment, decoded by
+    the arrays, of the connection's 4-tuple, that starts where its sender's last one ended,
+    with at most one FIN each way), from the sequence numbers the connection reached before.
+    Such a connection closes cleanly here if its FINs are both acknowledged in the part decided
+    and, before the capture's last window, the window reaches the check point that retires it
+    (as for a connection decided in bulk); it goes on if its rows in the part decided are all
+    so and none is a FIN (the FIN state is not carried over); anything else, an ICMP error
+    quoting it (`quoted`) too, leaves it to the table. Followed connections that kept too
+    many rows, or are old, are left to the table."""
+    n_followed = len(followed)
+    group_key = np.fromiter((f.group_key for f in followed), np.uint64, n_followed)
+    by_key = np.argsort(group_key)
+    sorted_keys = group_key[by_key]
+    rows = np.flatnonzero(~done)
+    if not len(rows):
+        return None
+    a, b = _ends(w, rows)
+    context = _context(w.tunnel[rows], w.v6[rows])
+    keys = _connection_keys(a, b, context)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), n_followed - 1)
+    hit = sorted_keys[at] == keys
+    if not hit.any():
+        return None
+    rows, a, b, context = rows[hit], a[hit], b[hit], context[hit]
+    e = by_key[at[hit]]  # per row: its connection (index into `followed`)
+    client_end = np.array([f.client_end for f in followed], np.int64)
+    server_end = np.array([f.server_end for f in followed], np.int64)
+    their_context = np.array([f.context for f in followed], np.int64)
+    carried = np.array([f.next_seq for f in followed], np.int64).reshape(n_followed, 2)
+    from_client = (a == client_end[e]) & (b == server_end[e])
+    from_server = (a == server_end[e]) & (b == client_end[e])
+    shape = w.flags[rows] & _SHAPE
+    bad = ~w.simple[rows] | ~(from_client | from_server) | (context != their_context[e])
+    bad |= ((shape & (SYN | RST | URG)) != 0) | ((shape & ACK) == 0)
+    if len(quoted):
+        # (an ICMP error quoting it: the table makes it a Connection then, to judge the error)
+        bad |= np.isin(keys[hit], quoted)
+    side = from_server.astype(np.int64)
+    # Each side's segments follow on from each other, the first from where the side was.
+    seq = w.seq[rows].astype(np.int64)
+    plen = w.payload_len[rows].astype(np.int64)
+    fin = (shape & FIN) != 0
+    order = np.lexsort((rows, side, e))  # by connection, side, capture order
+    o_e, o_side = e[order], side[order]
+    new_run = np.ones(len(rows), np.bool_)
+    new_run[1:] = (o_e[1:] != o_e[:-1]) | (o_side[1:] != o_side[:-1])
+    ends_at = (seq[order] + plen[order] + fin[order]) & 0xFFFFFFFF
+    expected = np.empty(len(rows), np.int64)
+    expected[1:] = ends_at[:-1]
+    expected[new_run] = carried[o_e[new_run], o_side[new_run]]
+    bad[order] |= seq[order] != expected
+    # At most one FIN each way.
+    fins = np.zeros((n_followed, 2), np.int64)
+    np.add.at(fins, (e[fin], side[fin]), 1)
+    bad |= (fins[e, 0] > 1) | (fins[e, 1] > 1)
+    early = rows < end
+    bad_any = np.bincount(e[bad], minlength=n_followed) > 0
+    bad_early = np.bincount(e[bad & early], minlength=n_followed) > 0
+    fin_early = np.bincount(e[fin & early], minlength=n_followed) > 0
+    last_row = np.full(n_followed, -1, np.int64)
+    np.maximum.at(last_row, e, rows)
+    time = w.time[rows]
+    last_time = np.array([f.conn.last_time for f in followed], np.float64)
+    np.maximum.at(last_time, e, time)
+    # The close: the first segment of each side that acknowledges the other's FIN.
+    fin_row = np.full((n_followed, 2), _NEVER, np.int64)
+    fin_ack = np.zeros((n_followed, 2), np.int64)
+    fin_row[e[fin], side[fin]] = rows[fin]
+    fin_ack[e[fin], side[fin]] = (seq[fin] + plen[fin] + 1) & 0xFFFFFFFF
+    peer = 1 - side
+    ack = w.ack[rows].astype(np.int64)
+    acks_fin = (fin_row[e, peer] < rows) & ((shape & ACK) != 0)
+    acks_fin &= ((ack - fin_ack[e, peer]) & 0xFFFFFFFF) < (1 << 31)  # seq_le(FIN + 1, ack)
+    acked_at = np.full((n_followed, 2), _NEVER, np.int64)
+    np.minimum.at(acked_at, (e[acks_fin], peer[acks_fin]), rows[acks_fin])
+    both = (acked_at[:, 0] < _NEVER) & (acked_at[:, 1] < _NEVER)
+    close_row = np.where(both, acked_at.max(axis=1), -1)
+    finished = ~bad_any & both & (last_row < end) & (last_row >= 0)
+    if not last and finished.any():
+        closed_at = w.time[np.maximum(close_row, 0)]
+        wait = np.where(last_time > closed_at, 2 * CLOSE_GRACE_SECONDS, CLOSE_GRACE_SECONDS)
+        j = np.searchsorted(clock, last_time + wait + _MARGIN_SECONDS, "left")
+        check = -(-(base + j) // RETIRE_CHECK_EVERY) * RETIRE_CHECK_EVERY - base
+        finished &= check < len(w)
+    kept_so_far = np.array([f.history.rows for f in followed], np.int64)
+    windows = np.array([f.windows for f in followed], np.int64)
+    rows_early = np.bincount(e[early], minlength=n_followed)
+    going_on = ~finished & ~bad_early & ~fin_early & (rows_early > 0)
+    going_on &= (kept_so_far + rows_early <= FOLLOW_MAX_ROWS) & (windows < FOLLOW_MAX_WINDOWS)
+    taken = finished[e] | (going_on[e] & early)
+    # Per side of each going-on connection: where its last row in the part decided ended.
+    o_taken = going_on[o_e] & early[order]
+    run_id = np.cumsum(new_run) - 1
+    last_pos = np.full(int(run_id[-1]) + 1, -1, np.int64)
+    np.maximum.at(last_pos, run_id[o_taken], np.flatnonzero(o_taken))
+    run_of = np.flatnonzero(new_run)
+    next_seq = carried.copy()
+    moved = last_pos >= 0
+    next_seq[o_e[run_of[moved]], o_side[run_of[moved]]] = ends_at[last_pos[moved]]
+    last_early = np.full(n_followed, -1, np.int64)
+    np.maximum.at(last_early, e[early], rows[early])
+    data = np.bincount(e[early & (plen > 0)], minlength=n_followed) > 0
+    on = np.flatnonzero(going_on)
+    kept_mask = going_on[e] & early
+    kept_order = np.lexsort((rows[kept_mask], e[kept_mask]))
+    done_ones = np.flatnonzero(finished)
+    return _FollowOn(
+        rows=rows[taken],
+        finished=done_ones,
+        close_row=close_row[done_ones],
+        going_on=on,
+        last_row=last_early[on],
+        next_seq=next_seq[on],
+        data=data[on],
+        last_time=last_time,
+        kept=rows[kept_mask][kept_order],
+        kept_owner=e[kept_mask][kept_order],
+    )
 
 
 def _quoted_keys(w: Columns) -> npt.NDArray[np.uint64]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 from operator import attrgetter
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -1307,8 +1307,11 @@ class FlowTable:
         self.evicted_attempts = 0
         self.close_grace = close_grace
         self.idle_retire = idle_retire
-        # Every live connection, by last activity; idle ones as a _Spilled stand-in.
-        self._live: OrderedDict[Key, Connection | _Spilled | HeldSyn] = OrderedDict()
+        # Every live connection, by last activity; idle ones as a _Spilled stand-in, those a
+        # front end follows in bulk as a FollowedConnection.
+        self._live: OrderedDict[Key, Connection | _Spilled | HeldSyn | FollowedConnection] = (
+            OrderedDict()
+        )
         # The live connections held in memory, by last activity: the head is next to spill.
         self._awake: OrderedDict[Key, Connection] = OrderedDict()
         # The live connections that are so far nothing but a client's SYN (and its
@@ -1459,6 +1462,32 @@ class FlowTable:
         else:
             stand_in = _ClosedElsewhere(closed_at, last_time)
         self._closing.append(stand_in)
+
+    @staticmethod
+    def key_of(src: str, sport: int, dst: str, dport: int, tunnel: str) -> Key:
+        """The table's key of a 4-tuple (either way round) in a tunnel context."""
+        return FlowTable._key(src, sport, dst, dport, tunnel)
+
+    def follow(self, key: Key, followed: FollowedConnection) -> None:
+        """A connection a front end follows in bulk (see FollowedConnection) joins the live
+        ones now, as the most recently active; its 4-tuple must not be live."""
+        assert key not in self._live
+        self._live[key] = followed
+
+    def followed_active(self, key: Key, followed: FollowedConnection, last_time: float) -> None:
+        """A followed connection had segments, the last of them now: it becomes the most
+        recently active, as _on_segment would have made it."""
+        assert self._live.get(key) is followed
+        followed.last_time = last_time
+        self._live.move_to_end(key)
+
+    def followed_done(self, key: Key, followed: FollowedConnection) -> None:
+        """A followed connection has nothing left that the table would do anything with: it
+        closed (see closed_elsewhere, which the caller calls too) or the capture ended with it
+        clean. It leaves the live ones without being retired, as a connection tracked
+        elsewhere would."""
+        if self._live.get(key) is followed:
+            del self._live[key]
 
     def flush(self) -> Iterator[Retired]:
         """End of capture: retire everything still live."""
@@ -1800,8 +1829,10 @@ class FlowTable:
         self._awake[key] = conn
         return conn
 
-    def _held(self, held: Connection | _Spilled | HeldSyn) -> Connection:
+    def _held(self, held: Connection | _Spilled | HeldSyn | FollowedConnection) -> Connection:
         """The connection behind an entry of the live table."""
+        if isinstance(held, FollowedConnection):
+            return self._replayed(held)
         if isinstance(held, HeldSyn):
             # Exactly the connection that its SYN would have made (with the capture clock it
             # came at, for Zeek's timers).
@@ -1809,6 +1840,21 @@ class FlowTable:
             conn.on_segment(held.syn, self._rst_log, held.now)
             return conn
         return self._spill.restore(held)
+
+    def _replayed(self, followed: FollowedConnection) -> Connection:
+        """The Connection a followed one's segments make, fed one by one with the capture
+        clock each came at (as _on_segment feeds them: its first makes it, as the held SYN
+        of a handshake would have)."""
+        history = followed.history
+        assert history is not None  # (replayed once: the table then holds the Connection)
+        followed.history = None
+        conn: Connection | None = None
+        for seg, now in history.segments():
+            if conn is None:
+                conn = self._connection(seg, followed.conn_id)
+            conn.on_segment(seg, self._rst_log, max(now, seg.time))
+        assert conn is not None
+        return conn
 
     def _retire_attempt(self, attempt: HeldSyn) -> TrackedConnection:
         """What `self._held(attempt).retire(...)` gives, built directly: under a SYN flood
@@ -2130,6 +2176,34 @@ class _ClosedElsewhere:
 
     closed_at: float
     last_time: float
+
+
+class SegmentHistory(Protocol):
+    """Every segment of a connection so far, in capture order, each with the capture clock
+    at it: what a FollowedConnection is rebuilt from."""
+
+    def segments(self) -> Iterator[tuple[TcpSegment, float]]: ...
+
+
+class FollowedConnection:
+    """Stand-in in the live table for a connection that a front end (tcpdiag.fastpath)
+    follows in bulk across its windows: it has its id, its place in the order of activity and
+    its last time like any live connection, but no Connection until the table needs one
+    (a packet of its 4-tuple fed here, an ICMP error quoting it, eviction, idle retirement,
+    the end of the capture). Then its segments are replayed into a new Connection, as they
+    would have been fed one by one (FlowTable._held), so its state is exactly that."""
+
+    __slots__ = ("conn_id", "history", "last_time")
+
+    def __init__(self, conn_id: int, last_time: float, history: SegmentHistory) -> None:
+        self.conn_id = conn_id
+        self.last_time = last_time
+        self.history: SegmentHistory | None = history  # None once replayed
+
+    @property
+    def followed(self) -> bool:
+        """Still only followed (not yet replayed into a Connection)."""
+        return self.history is not None
 
 
 def os_family(ttl: int | None) -> str:

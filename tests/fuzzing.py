@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tcpdiag import fastpath  # noqa: E402
+from tcpdiag import fastpath, reader  # noqa: E402
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture  # noqa: E402
 from tcpdiag.detect import RuleEngine  # noqa: E402
 from tcpdiag.reporters.flows import render_flows_csv, render_flows_json  # noqa: E402
@@ -60,7 +60,42 @@ def seeds() -> list[bytes]:
                     continue
             if len(data) <= 65536:
                 out.append(data)
+    out.append(followed_seed())
     return out
+
+
+def followed_seed() -> bytes:
+    """A capture whose connections outlive the fuzzer's small windows, so that they are
+    followed from one window to the next (tcpdiag.fastpath._Followed) and mutations meet
+    them there: five talks of 24 s, one every 3 s, beside a ticker every 0.2 s."""
+    from flowbuilder import Capture, Conversation, write_pcap  # (tests/, beside this file)
+
+    from tcpdiag.packets import ACK, PSH
+
+    cap = Capture()
+    ticker = Conversation(cap, client=("10.7.1.1", 41000), server=("10.9.1.1", 443))
+    talks = [
+        Conversation(cap, client=("10.7.0.1", 42000 + n), server=("10.9.0.2", 8080))
+        for n in range(5)
+    ]
+    ticker.handshake()
+    for tick in range(200):
+        ticker.send("c", PSH | ACK, 10, dt=0.2)
+        for n, talk in enumerate(talks):
+            step, due = divmod(tick - 15 * n, 15)
+            if due or not 0 <= step <= 9:
+                continue
+            if step == 0:
+                talk.handshake()
+            elif step < 9:
+                talk.data("c", 20)
+                talk.data("s", 40)
+            else:
+                talk.close("c")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "followed.pcap"
+        write_pcap(cap, path)
+        return path.read_bytes()
 
 
 # -- mutations ------------------------------------------------------------------------------------
@@ -130,6 +165,11 @@ def check(data: bytes) -> CaptureReport:
         for rows in (fastpath.WINDOW_ROWS, 64):
             with _window_rows(rows):
                 fast = analyze_capture(path, ENGINE, AnalysisOptions()).to_dict()
+                if rows == 64:
+                    # (read in small pieces too: how much of a damaged compressed file can be
+                    # read depends on them)
+                    small = AnalysisOptions(fast_path=False)
+                    reference = analyze_capture(path, ENGINE, small).to_dict()
             assert fast == reference, f"fast path differs from the reference ({rows}-row windows)"
     assert elapsed < SECONDS_PER_INPUT, f"took {elapsed:.1f} s"
     if report.error is not None:
@@ -151,17 +191,24 @@ def _flows(report: CaptureReport) -> list[dict[str, Any]]:
 @contextmanager
 def _window_rows(rows: int) -> Iterator[None]:
     """Windows of `rows` rows; small ones continue live connections in small parts, however
-    short the run (see fastpath._continuations)."""
+    short the run (see fastpath._continuations), and are made of small reads (a window is
+    at least what the reader hands over at once), so that connections are followed from one
+    window to the next (see fastpath._Followed)."""
     names = ("WINDOW_ROWS", "WINDOW_MAX_ROWS", "_CONTINUE_ROWS", "_CONTINUE_MIN_ROWS")
     saved = [getattr(fastpath, name) for name in names]
+    saved_read, saved_chunks = reader._CHUNK, reader.CaptureReader.chunks.__defaults__
     if rows < saved[0]:
         for name, value in zip(names, (rows, rows * 4, max(rows // 4, 1), 1), strict=True):
             setattr(fastpath, name, value)
+        reader._CHUNK = 4096
+        reader.CaptureReader.chunks.__defaults__ = (4096,)
     try:
         yield
     finally:
         for name, value in zip(names, saved, strict=True):
             setattr(fastpath, name, value)
+        reader._CHUNK = saved_read
+        reader.CaptureReader.chunks.__defaults__ = saved_chunks
 
 
 def save_crash(data: bytes, problem: str) -> Path:

@@ -1090,3 +1090,358 @@ def test_idle_connections_are_retired_as_the_reference(
     assert fast == reference
     assert reference["flows"] == 4  # (nothing was idle for long enough)
     assert continued > 0 if idle_retire > 10 else continued == 0
+
+
+# -- connections followed across windows (fastpath._Followed) ----------------------------------
+
+
+class _Following(fastpath.FastPathTracker):
+    connections = 0  # followed to their end (left the table without a packet fed)
+    rows = 0  # rows of followed connections taken in bulk
+
+    def track(self, batches: Any) -> Iterator[Any]:
+        yield from super().track(batches)
+        _Following.connections += self.followed_connections
+        _Following.rows += self.followed_rows
+
+
+def _followed_reports(
+    path: Path, monkeypatch: pytest.MonkeyPatch, window: int = 128, **options: Any
+) -> tuple[dict, dict, int, int, list[int]]:
+    """(reference report, fast report, connections followed to their end, rows followed,
+    the ids of the followed connections the table replayed), with windows small enough (at most 4 *
+    `window` rows) that connections outlive them; and the connections the table retires are
+    the reference's, field by field (those it replayed from a followed one's rows among
+    them)."""
+    replayed: list[int] = []
+    replay = tracker.FlowTable._replayed
+
+    def counted(table: tracker.FlowTable, followed: Any) -> tracker.Connection:
+        replayed.append(followed.conn_id)
+        return replay(table, followed)
+
+    monkeypatch.setattr(tracker.FlowTable, "_replayed", counted)
+    # The table's check points every 64 packets (not 1,024), both ways: in windows this small
+    # a connection's would otherwise seldom come before the window's end.
+    monkeypatch.setattr(tracker, "RETIRE_CHECK_EVERY", 64)
+    monkeypatch.setattr(fastpath, "RETIRE_CHECK_EVERY", 64)
+    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False, **options))
+    monkeypatch.setattr(fastpath, "WINDOW_ROWS", window)
+    monkeypatch.setattr(fastpath, "WINDOW_MAX_ROWS", 4 * window)
+    # (no connection of these tests reaches the bounds of what a followed one may keep)
+    monkeypatch.setattr(fastpath, "FOLLOW_MAX_WINDOWS", 8)
+    monkeypatch.setattr(fastpath, "FOLLOW_MAX_ROWS", 256)
+    # (read in small pieces, or a window would be at least the 256 KB the reader reads)
+    monkeypatch.setattr("tcpdiag.reader._CHUNK", 4096)
+    monkeypatch.setattr(CaptureReader.chunks, "__defaults__", (4096,))
+    monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Following)
+    _Following.connections = _Following.rows = 0
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
+    followed = (_Following.connections, _Following.rows, replayed)
+    if not options:
+        _same_connections(path)
+    return reference.to_dict(), fast.to_dict(), *followed
+
+
+def _followed_talks(cap: Capture, case: str = "clean") -> None:
+    """Connections that each outlive a window of _followed_reports (about 14 s of this
+    capture, 7 s of it decided): one starts every 2 s and talks once a second for 20 s, then
+    closes, beside a ticker connection that sends every 50 ms and never closes. The second
+    meets `case` 16 s into its life (in a later window than its SYN's, where it is followed);
+    some cases change the others."""
+    schedule: list[tuple[float, int, Callable[[], Any]]] = []
+    start = cap.time
+
+    def at(t: float, action: Callable[[], Any]) -> None:
+        schedule.append((start + t, len(schedule), action))
+
+    ticker = Conversation(cap, client=("10.7.1.1", 41000), server=("10.9.1.1", 443))
+    at(0.0, ticker.handshake)
+    for k in range(1, 1100):
+        at(k * 0.05, lambda: ticker.send("c", PSH | ACK, 10, dt=0.0))
+    for n in range(12):
+        talk = Conversation(cap, client=("10.7.0.1", 42000 + n), server=("10.9.0.2", 8080))
+        t0 = 0.5 + 2.0 * n
+        twisted = n == 1
+        at(t0, talk.handshake)
+        for r in range(20):
+            twist = twisted and r == 15 and case in _TWISTS
+
+            def exchange(talk: Conversation = talk, twist: bool = twist) -> None:
+                talk.send("c", PSH | ACK, 100, dt=0.0)
+                sent = talk.send("s", PSH | ACK, 900)
+                talk.send("c", ACK)
+                if twist:
+                    _twist(talk, sent, case)
+
+            at(t0 + 1.0 + r + (25.0 if case == "pause" and twisted and r >= 15 else 0.0), exchange)
+        if n == 11 and case == "open at the end":
+            continue
+        if n == 11 and case == "half closed at the end":
+            at(t0 + 21.5, lambda talk=talk: talk.send("c", FIN | ACK, dt=0.0))
+            continue
+        if twisted and case == "slow close":
+            at(t0 + 21.5, lambda talk=talk: talk.send("c", FIN | ACK, dt=0.0))
+            at(t0 + 25.0, lambda talk=talk: talk.send("s", FIN | ACK, dt=0.0))
+            at(t0 + 25.1, lambda talk=talk: talk.send("c", ACK, dt=0.0))
+            continue
+        at(t0 + (46.5 if case == "pause" and twisted else 21.5), lambda talk=talk: talk.close("c"))
+        if twisted and case in ("late segment", "later segment"):
+            late = 23.0 if case == "late segment" else 26.0  # (retired 5 s after the close)
+            at(t0 + late, lambda talk=talk: talk.send("s", ACK, dt=0.0))
+        if twisted and case == "reset after the close":
+            at(t0 + 22.5, lambda talk=talk: talk.rst("s"))
+        if twisted and case == "data after a FIN":
+            at(t0 + 16.2, lambda talk=talk: talk.send("c", FIN | ACK, dt=0.0))
+            at(t0 + 16.4, lambda talk=talk: talk.send("c", PSH | ACK, 10, dt=0.0))
+        if twisted and case == "reused four-tuple":
+            again = Conversation(cap, client=("10.7.0.1", 42000 + n), server=("10.9.0.2", 8080))
+            at(t0 + 22.5, again.handshake)
+            at(t0 + 23.5, lambda again=again: again.data("c", 50))
+            at(t0 + 24.5, lambda again=again: again.close("c"))
+    if case == "handshake only, open at the end":
+        quiet = Conversation(cap, client=("10.7.2.1", 43000), server=("10.9.0.2", 8080))
+        at(3.0, quiet.handshake)
+        at(3.1, lambda: quiet.send("s", ACK, dt=0.0))
+    for t, _, action in sorted(schedule, key=lambda item: item[:2]):
+        cap.time = max(cap.time, t)
+        action()
+
+
+_TWISTS = ("retransmission", "keepalive", "zero window", "reordered", "icmp", "ignored reset")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "clean",
+        *_TWISTS,
+        "pause",
+        "slow close",
+        "late segment",
+        "later segment",
+        "reset after the close",
+        "data after a FIN",
+        "reused four-tuple",
+        "open at the end",
+        "half closed at the end",
+        "handshake only, open at the end",
+    ],
+)
+def test_connections_followed_across_windows_report_as_the_reference(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = Capture()
+    _followed_talks(cap, case)
+    path = tmp_path / "followed.pcap"
+    write_pcap(cap, path)
+    reference, fast, connections, rows, replayed = _followed_reports(path, monkeypatch)
+    assert fast == reference
+    talks = sum(1 for p in cap.packets if isinstance(p, TcpSegment) and p.sport != 41000)
+    assert rows > talks // 2  # (the ticker, 1,100 rows, is followed only for a while)
+    assert connections >= 4  # (closed, or open at the end with data)
+    # A followed connection that anything but clean rows happens to is replayed: the talk
+    # that meets the case is the third connection (a zero window is nothing to the
+    # analysis), the last talk the thirteenth, the one without payload the fourth. (A close
+    # that straddles the end of a window's part decided is replayed too: the FIN state is
+    # not carried over, so the talk's with a late segment may be.)
+    if case in ("clean", "zero window", "pause", "open at the end"):
+        assert 3 not in replayed
+    elif case in (*_TWISTS, "reused four-tuple", "slow close", "data after a FIN"):
+        assert 3 in replayed
+    assert (13 in replayed) >= (case == "half closed at the end")
+    assert (4 in replayed) == (case == "handshake only, open at the end")
+
+
+def test_followed_connections_go_idle_as_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With connections idle for 20 s retired, a talk that goes quiet after 3 s is retired
+    while followed (at a check point of the table, every 1,024 packets of a ticker's): the
+    table replays it then, as it would have retired it packet by packet."""
+    monkeypatch.setattr(tracker.FlowTable.__init__, "__defaults__", (5.0, 20.0))
+    cap = Capture()
+    ticker = Conversation(cap, client=("10.7.1.1", 41000), server=("10.9.1.1", 443))
+    talk = Conversation(cap, client=("10.7.0.1", 42000), server=("10.9.0.2", 8080))
+    ticker.handshake()
+    for k in range(6000):
+        ticker.send("c", PSH | ACK, 10, dt=0.02)
+        if k == 100:
+            talk.handshake()
+        elif k in (150, 200, 250):
+            talk.send("c", PSH | ACK, 100)
+            talk.send("s", PSH | ACK, 900)
+    path = tmp_path / "followed-idle.pcap"
+    write_pcap(cap, path)
+    idle: list[int] = []
+    retire_due = tracker.FlowTable._retire_due
+
+    def noting(table: tracker.FlowTable) -> Iterator[tracker.Retired]:
+        # (the talk's id is 2; it is replayed, if at all, while it is retired as idle)
+        for retired in retire_due(table):
+            if isinstance(retired, tracker.TrackedConnection) and retired.ref.conn_id == 2:
+                idle.append(retired.ref.conn_id)
+            yield retired
+
+    monkeypatch.setattr(tracker.FlowTable, "_retire_due", noting)
+    reference, fast, _, rows, replayed = _followed_reports(path, monkeypatch)
+    assert fast == reference
+    assert idle  # (retired at a check point, as idle)
+    assert rows and replayed  # (the talk: the ticker, its server silent, is never followed)
+
+
+def test_followed_connections_are_evicted_as_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table that fills up evicts its least recently active connections, followed ones
+    too (replayed then): so a followed connection must be in the order of activity where its
+    rows would have put it (it is moved at the last of its rows in each window). Here a
+    connection with a retransmission at 10 s (tracked packet by packet) then falls silent,
+    and at 30 s thirty new connections come at once: the silent one is the first evicted, not
+    a followed talk that last spoke long after it."""
+    cap = Capture()
+    _followed_talks(cap, "clean")
+    silent = Conversation(cap, client=("10.7.3.1", 44000), server=("10.9.0.2", 8080))
+    crowd = [
+        Conversation(cap, client=("10.7.4.1", 45000 + k), server=("10.9.0.3", 80))
+        for k in range(30)
+    ]
+    packets, cap.packets = cap.packets, []
+    cap.time = packets[0].time + 9.0
+    silent.handshake()
+    sent = silent.send("c", PSH | ACK, 100)
+    silent.send("c", PSH | ACK, 100, seq=sent.seq, dt=1.0)
+    cap.time = packets[0].time + 30.0
+    for talk in crowd:
+        talk.handshake()
+        talk.send("c", PSH | ACK, 10)
+    cap.packets = sorted(packets + cap.packets, key=lambda p: p.time)
+    for number, packet in enumerate(cap.packets, 1):
+        packet.frame = number
+    path = tmp_path / "followed-full.pcap"
+    write_pcap(cap, path)
+    reference, fast, _, rows, replayed = _followed_reports(path, monkeypatch, max_connections=40)
+    assert reference["evicted"] > 0
+    assert fast == reference
+    assert rows and replayed
+
+
+def _judged(
+    cap: Capture, taken: int, end: int, *, last: bool = False, quoted: bool = False
+) -> tuple[str, fastpath._FollowOn | None]:
+    """What fastpath._follow_on makes of the first connection of `cap` (its first `taken`
+    rows followed in an earlier window; the rows of the window from there, [0, `end`) the
+    part decided): "finished", "going on" or "left" (to the table)."""
+    path = Path(f"/tmp/judged-{random.random()}.pcap")
+    write_pcap(cap, path)
+    try:
+        with CaptureReader(str(path)) as reader:
+            decoder = ColumnDecoder(Decoder())
+            w = fastpath.Columns.join([decoder.decode(chunk) for chunk in reader.chunks()])
+    finally:
+        path.unlink()
+    done = np.zeros(len(w), np.bool_)
+    done[:taken] = True
+    first = cap.packets[0]
+    assert isinstance(first, TcpSegment)
+    next_seq = [0, 0]  # where each side's segments so far ended
+    for packet in cap.packets[:taken]:
+        assert isinstance(packet, TcpSegment)
+        side = int(packet.src != first.src)
+        next_seq[side] = (
+            packet.seq + packet.payload_len + bool(packet.flags & SYN) + bool(packet.flags & FIN)
+        ) & 0xFFFFFFFF
+    a, b = fastpath._ends(w, np.array([0]))
+    context = fastpath._context(w.tunnel[:1], w.v6[:1])
+    key = int(fastpath._connection_keys(a, b, context)[0])
+    history = fastpath._History({})
+    followed = fastpath._Followed(
+        tracker.FlowTable.key_of(first.src, first.sport, first.dst, first.dport, ""),
+        key,
+        tracker.FollowedConnection(1, first.time, history),
+        history,
+        int(a[0]),
+        int(b[0]),
+        int(context[0]),
+        (next_seq[0], next_seq[1]),
+        True,
+    )
+    quotes = np.array([key] if quoted else [], np.uint64)
+    clock = w.time.copy()
+    on = fastpath._follow_on(w, clock, done, end, last, 0, [followed], quotes)
+    if on is None:
+        return "left", on
+    if list(on.finished) == [0]:
+        return "finished", on
+    return ("going on" if list(on.going_on) == [0] else "left"), on
+
+
+def _judged_talk(case: str) -> Capture:
+    """A connection's handshake and two exchanges (rows 0-8, followed before the window),
+    then rows of the window: an exchange (9-11), and as `case` says, the close; then a ticker
+    (another connection) 20 s later, so that the window reaches the check point."""
+    cap = Capture()
+    talk = Conversation(cap)
+    talk.handshake()
+    for _ in range(3):
+        talk.send("c", PSH | ACK, 100)
+        talk.send("s", PSH | ACK, 900)
+        talk.send("c", ACK)
+    if case == "out of sequence":
+        talk.send("c", PSH | ACK, 100, seq=talk.c.seq + 1)
+    if case == "second FIN":
+        talk.send("c", FIN | ACK)
+        talk.send("c", PSH | ACK, 10)
+    if case != "no close":
+        talk.close("c")
+    if case == "reset after the close":
+        talk.rst("s", dt=0.5)
+    other = Conversation(cap, client=("10.0.0.9", 50000))
+    other.send("c", PSH | ACK, 10, dt=20.0)
+    return cap
+
+
+@pytest.mark.parametrize(
+    ("case", "end", "last", "quoted", "outcome"),
+    [
+        ("no close", 12, False, False, "going on"),
+        ("no close", 10, False, False, "going on"),  # (rows 10-11 are the next window's)
+        ("close", 16, False, False, "finished"),
+        ("close", 16, True, False, "finished"),
+        ("close", 13, False, False, "left"),  # a FIN before the end, its close after it
+        ("close", 12, False, False, "going on"),  # the close wholly after the end
+        ("reset after the close", 16, False, False, "left"),
+        ("reset after the close", 17, False, False, "left"),
+        ("second FIN", 18, False, False, "left"),
+        ("out of sequence", 16, False, False, "left"),
+        ("close", 16, False, True, "left"),  # an ICMP error quotes it
+    ],
+)
+def test_followed_rows_are_judged_as_a_bulk_connection(
+    case: str, end: int, last: bool, quoted: bool, outcome: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fastpath, "RETIRE_CHECK_EVERY", 1)  # (a check point at every packet)
+    cap = _judged_talk(case)
+    judged, on = _judged(cap, 9, end, last=last, quoted=quoted)
+    assert judged == outcome
+    if judged == "going on":
+        assert on is not None
+        # It goes on from its last row before the end, where each side's segments ended.
+        rows = [p for p in cap.packets[9:end] if isinstance(p, TcpSegment) and p.sport == 40000]
+        last_row = max(p.frame - 1 for p in cap.packets[9:end])
+        assert on.last_row.tolist() == [last_row]
+        assert on.next_seq.tolist()[0][0] == (rows[-1].seq + rows[-1].payload_len) & 0xFFFFFFFF
+        assert on.kept.tolist() == list(range(9, end))
+
+
+def test_followed_rows_wait_for_the_check_point_that_retires_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A clean close is taken only once the window reaches the check point at which the
+    table would retire it (a grace period after its last packet): before the capture's last
+    window, a window that ends before it leaves the connection to the table."""
+    monkeypatch.setattr(fastpath, "RETIRE_CHECK_EVERY", 1)
+    cap = _judged_talk("close")
+    cap.packets.pop()  # (no ticker 20 s later)
+    assert _judged(cap, 9, 15)[0] == "left"
+    assert _judged(cap, 9, 15, last=True)[0] == "finished"

@@ -4,13 +4,20 @@ sequence wrap-around, 4-tuple reuse, mid-stream starts, and each event the rules
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, track
 
 from tcpdiag.events import IcmpErrorEvent, RstEvent, SilenceEvent
 from tcpdiag.packets import ACK, PSH, RST, SYN, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_between, seq_diff, seq_lt
-from tcpdiag.tracker import RST_BURST_WINDOW_SECONDS, FlowTable, segment_identity
+from tcpdiag.tracker import (
+    RST_BURST_WINDOW_SECONDS,
+    FlowTable,
+    FollowedConnection,
+    TrackedConnection,
+    segment_identity,
+)
 
 
 def rst_events(capture: Capture) -> list[RstEvent]:
@@ -568,3 +575,87 @@ def test_recent_segments_keep_what_a_bounded_dict_would() -> None:
                 del model[old]
         for probe in (seq, rng.choice(starts), rng.randrange(2**32)):
             assert sender.recent_segment(probe) == model.get(probe)
+
+
+class _Segments:
+    """A followed connection's history (tcpdiag.tracker.SegmentHistory): its segments, each
+    with the capture clock at it (its own time, or `clock` from the `ahead`th segment on)."""
+
+    def __init__(self, segments: list[TcpSegment], ahead: int = 0, clock: float = 0.0) -> None:
+        self.list, self.ahead, self.clock = segments, ahead or len(segments), clock
+
+    def segments(self) -> Iterator[tuple[TcpSegment, float]]:
+        for k, seg in enumerate(self.list):
+            yield seg, (seg.time if k < self.ahead else self.clock)
+
+
+def _talk(cap: Capture, port: int) -> tuple[Conversation, list[TcpSegment]]:
+    talk = Conversation(cap, client=("10.0.0.1", port))
+    start = len(cap.packets)
+    talk.handshake()
+    talk.data("c", 100)
+    talk.data("s", 900)
+    segments = cap.packets[start:]
+    assert all(isinstance(seg, TcpSegment) for seg in segments)
+    return talk, segments  # type: ignore[return-value]
+
+
+def test_a_followed_connection_is_replayed_when_the_table_needs_it() -> None:
+    """A connection a front end follows (FollowedConnection) is a Connection only once the
+    table needs one: here a later segment of it. It is then exactly the connection its
+    segments make when fed one by one, each with the capture clock it came at (here the
+    clock jumps 400 s ahead of the segments' times after the handshake, past Zeek's
+    inactivity timeout)."""
+    cap = Capture()
+    talk, segments = _talk(cap, 40001)
+    talk.send("c", ACK)  # (what comes after the following)
+    last = cap.packets[-1]
+    assert isinstance(last, TcpSegment)
+    clock = last.time + 400.0
+    reference = FlowTable(zeek=True)
+    for k, seg in enumerate(cap.packets):
+        assert isinstance(seg, TcpSegment)
+        if k == 3:
+            reference.advance(clock)
+        reference.feed(seg)
+    table = FlowTable(zeek=True)
+    followed = FollowedConnection(1, segments[-1].time, _Segments(segments, 3, clock))
+    table.skip_connections(1)
+    key = FlowTable.key_of(last.src, last.sport, last.dst, last.dport, "")
+    table.follow(key, followed)
+    assert followed.followed and table.live_count == 1
+    table.advance(clock)
+    table.feed(last)
+    assert not followed.followed
+    (mine,), (theirs,) = list(table.flush()), list(reference.flush())
+    assert mine == theirs
+
+
+def test_a_followed_connection_keeps_its_place_in_the_order_of_activity() -> None:
+    """Eviction takes the least recently active connection: a followed one counts as active
+    where the front end says its segments were (followed_active), and is evicted (replayed
+    first) when it is the least recently active."""
+    cap = Capture()
+    _, followed_segments = _talk(cap, 40001)
+    _, other = _talk(cap, 40002)
+    table = FlowTable(zeek=False, max_live=2)
+    table.skip_connections(1)
+    followed = FollowedConnection(1, followed_segments[-1].time, _Segments(followed_segments))
+    first = followed_segments[0]
+    key = FlowTable.key_of(first.src, first.sport, first.dst, first.dport, "")
+    table.follow(key, followed)
+    for seg in other:
+        table.feed(seg)
+    # The followed one had a segment after the other's last: the other is evicted first.
+    table.followed_active(key, followed, other[-1].time + 1.0)
+    _, newcomer = _talk(cap, 40003)
+    table.feed(newcomer[1])  # (its SYN-ACK: a connection at once, no held SYN)
+    retired = [c for c in table.retire_due(True) if isinstance(c, TrackedConnection)]
+    assert [c.ref.conn_id for c in retired] == [2]
+    assert followed.followed
+    # Now the followed one is the least recently active: evicted, and replayed for it.
+    _, newcomer = _talk(cap, 40004)
+    table.feed(newcomer[1])
+    retired = [c for c in table.retire_due(True) if isinstance(c, TrackedConnection)]
+    assert [c.ref.conn_id for c in retired] == [1] and not followed.followed
+    assert retired[0].client.payload_bytes == 100
