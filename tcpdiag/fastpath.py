@@ -323,7 +323,8 @@ class FastPathTracker:
             )
         ]
         # (a followed connection that closes here leaves the table at its close: see below)
-        follow_at: dict[int, tuple[_Followed, float]] = {}  # its last row -> it, its last time
+        # A followed one's last row here -> it, its last time, whether it closes there.
+        follow_at: dict[int, tuple[_Followed, float, bool]] = {}
         if on is not None:
             for k, close_row in zip(on.finished.tolist(), on.close_row.tolist(), strict=True):
                 f = followed[k]
@@ -335,14 +336,20 @@ class FastPathTracker:
                         f,
                     )
                 )
-            for k, last_row in zip(on.going_on.tolist(), on.last_row.tolist(), strict=True):
-                follow_at[last_row] = (followed[k], float(on.last_time[k]))
+            for k, last_row, closes_there in zip(
+                on.going_on.tolist(), on.last_row.tolist(), on.closes.tolist(), strict=True
+            ):
+                follow_at[last_row] = (followed[k], float(on.last_time[k]), closes_there)
         made = _followed_from(new, w, self._addr_text) if new is not None else []
         if new is not None:
-            for f, last_row, last_time in zip(
-                made, new.last_row.tolist(), new.last_time.tolist(), strict=True
+            for f, last_row, last_time, closes_there in zip(
+                made,
+                new.last_row.tolist(),
+                new.last_time.tolist(),
+                new.closes.tolist(),
+                strict=True,
             ):
-                follow_at[last_row] = (f, last_time)
+                follow_at[last_row] = (f, last_time, closes_there)
         closes.sort(key=lambda c: c.row)
         split = bisect_left(closes, self._base + end, key=lambda c: c.row)
         self._carried_closes = closes[split:]
@@ -401,12 +408,15 @@ class FastPathTracker:
                     elif continue_at and (k := continue_at.get(row)) is not None:
                         table.continue_in_order(continuing.keys[k], continuing.runs[k])
                     elif follow_at and (went := follow_at.get(row)) is not None:
-                        f, last_time = went
-                        if f.windows:
-                            table.followed_active(f.key, f.conn, last_time)
-                        else:  # (followed from now on)
+                        f, last_time, closes_there = went
+                        if not f.windows:  # (followed from now on)
                             f.conn.last_time = last_time
                             table.follow(f.key, f.conn)
+                        if closes_there:
+                            closed_at = float(w.time[row])
+                            table.followed_closed(f.key, f.conn, closed_at, last_time)
+                        elif f.windows:
+                            table.followed_active(f.key, f.conn, last_time)
                     yield from table.retire_due(check)
         first_id = table.skip_connections(len(start_rows) - done_starts)
         id_runs.append((done_starts, len(start_rows), first_id))
@@ -466,26 +476,34 @@ class FastPathTracker:
             for start, stop in zip([0, *bounds], [*bounds, len(rows)], strict=True):
                 everyone[int(owner[start])].history.add(kept, kept_clock, start, stop)
         if on is not None:
-            for k, (client_next, server_next), data in zip(
-                on.going_on.tolist(), on.next_seq.tolist(), on.data.tolist(), strict=True
+            for k, (client_next, server_next), data, closes in zip(
+                on.going_on.tolist(),
+                on.next_seq.tolist(),
+                on.data.tolist(),
+                on.closes.tolist(),
+                strict=True,
             ):
                 f = followed[k]
                 f.next_seq = (client_next, server_next)
                 f.data = f.data or data
+                f.closed = closes
                 f.windows += 1
             for k in on.finished.tolist():
                 del self._followed[followed[k].group_key]
                 self.followed_connections += 1
-        for f, conn_id in zip(made, new_ids.tolist(), strict=True):
+        for f, conn_id, closes in zip(
+            made, new_ids.tolist(), new.closes.tolist() if new is not None else [], strict=True
+        ):
             f.conn.conn_id = conn_id
             f.windows = 1
+            f.closed = closes
             self._followed[f.group_key] = f
         if last:
             # The capture ends with them clean: as a connection decided in bulk in the last
-            # window, they leave the table unretired; but one without any payload, which
-            # the scan detector would count as a probe, is retired by the table.
+            # window, they leave the table unretired; but one without any payload and not
+            # closed, which the scan detector would count as a probe, is retired by the table.
             for f in self._followed.values():
-                if f.conn.followed and f.data:
+                if f.conn.followed and (f.data or f.closed):
                     self.table.followed_done(f.key, f.conn)
                     self.followed_connections += 1
             self._followed = {}
@@ -891,8 +909,9 @@ def _uneventful(
         # (its handshake before the end of the part decided: the rest is plain ACKs)
         candidate = clean & ~ok & (row[c1] < end)
         follow = _new_followed(
-            w, end, row, shape, plen, next_seq, candidate, g_start, r_start, c_run, s_run
-        )
+            w, end, row, shape, plen, next_seq, candidate, close_row, g_start, r_start, c_run,
+            s_run,
+        )  # fmt: skip
         if follow is not None:
             follow.key = group_key[follow.groups]
 
@@ -1167,6 +1186,7 @@ class _Followed:
     next_seq: tuple[int, int]  # SND.NXT of the client, of the server
     data: bool  # payload seen (a connection without any, left open, is a scan's probe)
     windows: int = 1  # windows it had rows in
+    closed: bool = False  # closed cleanly: waits in the table's closing queue
 
 
 @dataclass(slots=True)
@@ -1183,6 +1203,7 @@ class _NewFollowed:
     context: I64
     next_seq: I64  # (connections, 2): SND.NXT of the client, of the server, after those rows
     data: Bools
+    closes: Bools  # closed cleanly with the last of those rows, and nothing after in the window
     rows: I64  # their rows in the part decided, by connection, then in capture order
     starts: I64  # where each one's rows start in `rows`, and len(rows) last
 
@@ -1192,7 +1213,8 @@ class _NewFollowed:
         return _NewFollowed(
             self.groups[chosen], self.key[chosen], self.syn_row[chosen], self.last_row[chosen],
             self.last_time[chosen], self.client_end[chosen], self.server_end[chosen],
-            self.context[chosen], self.next_seq[chosen], self.data[chosen], self.rows[mine],
+            self.context[chosen], self.next_seq[chosen], self.data[chosen],
+            self.closes[chosen], self.rows[mine],
             np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
         )  # fmt: skip
 
@@ -1205,18 +1227,23 @@ def _new_followed(
     plen: npt.NDArray[np.uint32],
     next_seq: npt.NDArray[np.uint32],
     candidate: Bools,
+    close_row: I64,
     g_start: I64,
     r_start: I64,
     c_run: I64,
     s_run: I64,
 ) -> _NewFollowed | None:
     """Of the candidate groups of _uneventful (its sorted arrays: by group, direction, capture
-    order), those to follow: no FIN yet in the part decided, and not too many rows to keep."""
+    order; `close_row`, per group, the row after which the table calls it closed, or -1),
+    those to follow: not too many rows to keep, and no FIN yet in the part decided, or a
+    clean close there with its last row (it then waits in the table's closing queue)."""
     n = len(row)
     early = row < end
     fin_early = np.add.reduceat((early & ((shape & FIN) != 0)).astype(np.int32), g_start)
     rows_early = np.add.reduceat(early.astype(np.int32), g_start)
-    chosen = candidate & (fin_early == 0) & (rows_early <= FOLLOW_MAX_ROWS)
+    last_of_all = np.maximum.reduceat(row, g_start)
+    closes = (close_row >= 0) & (close_row == last_of_all) & (last_of_all < end)
+    chosen = candidate & ((fin_early == 0) | closes) & (rows_early <= FOLLOW_MAX_ROWS)
     groups = np.flatnonzero(chosen)
     if not len(groups):
         return None
@@ -1249,6 +1276,7 @@ def _new_followed(
         context=_context(w.tunnel[syn_rows], w.v6[syn_rows]),
         next_seq=next_both,
         data=data,
+        closes=closes[groups],
         rows=rows[order],
         starts=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
     )
@@ -1276,11 +1304,12 @@ def _followed_from(new: _NewFollowed, w: Columns, addr_text: dict[int, str]) -> 
         strict=True,
     ):
         history = _History(addr_text)
+        table_key = FlowTable.key_of(src, sport, dst, dport, names[tunnel])
         made.append(
             _Followed(
-                FlowTable.key_of(src, sport, dst, dport, names[tunnel]),
+                table_key,
                 key,
-                FollowedConnection(-1, 0.0, history),
+                FollowedConnection(table_key, -1, 0.0, history),
                 history,
                 client_end,
                 server_end,
@@ -1301,7 +1330,9 @@ class _FollowOn:
     rows: I64  # the rows taken (never fed to the table)
     finished: I64  # the connections that close cleanly here (indices into the list)
     close_row: I64  # parallel to finished: the row that closes it
-    going_on: I64  # those that go on cleanly (rows in the part decided, no FIN there)
+    going_on: I64  # those that go on cleanly (rows in the part decided, no FIN there, or a
+    # clean close with the last of them: `closes`)
+    closes: Bools  # parallel to going_on
     last_row: I64  # parallel to going_on: the last of its rows in the part decided
     next_seq: I64  # (len(going_on), 2)
     data: Bools  # parallel to going_on: payload among its rows here
@@ -1350,6 +1381,7 @@ def _follow_on(
     server_end = np.array([f.server_end for f in followed], np.int64)
     their_context = np.array([f.context for f in followed], np.int64)
     carried = np.array([f.next_seq for f in followed], np.int64).reshape(n_followed, 2)
+    closed = np.array([f.closed for f in followed], np.bool_)
     from_client = (a == client_end[e]) & (b == server_end[e])
     from_server = (a == server_end[e]) & (b == client_end[e])
     shape = w.flags[rows] & _SHAPE
@@ -1358,6 +1390,7 @@ def _follow_on(
     if len(quoted):
         # (an ICMP error quoting it: the table makes it a Connection then, to judge the error)
         bad |= np.isin(keys[hit], quoted)
+    bad |= closed[e]  # (anything after its close: the table replays it then)
     side = from_server.astype(np.int64)
     # Each side's segments follow on from each other, the first from where the side was.
     seq = w.seq[rows].astype(np.int64)
@@ -1408,7 +1441,10 @@ def _follow_on(
     kept_so_far = np.array([f.history.rows for f in followed], np.int64)
     windows = np.array([f.windows for f in followed], np.int64)
     rows_early = np.bincount(e[early], minlength=n_followed)
-    going_on = ~finished & ~bad_early & ~fin_early & (rows_early > 0)
+    # Closed cleanly with its last row, and no row after (in this window): it waits out the
+    # grace period in the table's closing queue (FlowTable.followed_closed).
+    closes = ~finished & ~bad_any & both & (last_row < end) & (close_row == last_row)
+    going_on = ~finished & ~bad_early & (~fin_early | closes) & (rows_early > 0)
     going_on &= (kept_so_far + rows_early <= FOLLOW_MAX_ROWS) & (windows < FOLLOW_MAX_WINDOWS)
     taken = finished[e] | (going_on[e] & early)
     # Per side of each going-on connection: where its last row in the part decided ended.
@@ -1432,6 +1468,7 @@ def _follow_on(
         finished=done_ones,
         close_row=close_row[done_ones],
         going_on=on,
+        closes=closes[on],
         last_row=last_early[on],
         next_seq=next_seq[on],
         data=data[on],

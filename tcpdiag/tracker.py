@@ -1331,7 +1331,7 @@ class FlowTable:
         # Closed connections waiting out the close grace period, in order of closing. A float
         # stands for a run of entries whose connections were retired early: the latest time
         # they closed at (see _compact_closing).
-        self._closing: deque[Connection | _ClosedElsewhere | _Spilled | float] = deque()
+        self._closing: deque[Closing] = deque()
         self._closed_awake = 0  # Connection entries of the closing queue (in memory)
         self._closing_dead = 0  # entries retired early since the queue was last compacted
         self._stand_ins: list[_ClosedElsewhere] = []  # retired stand-ins, for reuse
@@ -1488,6 +1488,17 @@ class FlowTable:
         elsewhere would."""
         if self._live.get(key) is followed:
             del self._live[key]
+            followed.history = None
+
+    def followed_closed(
+        self, key: Key, followed: FollowedConnection, closed_at: float, last_time: float
+    ) -> None:
+        """A followed connection closed cleanly now (its last segment): it waits out the close
+        grace period in the closing queue as a Connection would, then leaves the table
+        unretired, unless a late segment (or anything else) has it replayed before."""
+        self.followed_active(key, followed, last_time)
+        followed.closed_at = closed_at
+        self._closing.append(followed)
 
     def flush(self) -> Iterator[Retired]:
         """End of capture: retire everything still live."""
@@ -1764,7 +1775,7 @@ class FlowTable:
         the queue is read from its head only while the head is due, and the capture clock never
         goes back, so the entries behind the run are reached exactly when they would have been
         (the run's last entry due), and everything retires at the same packet as before."""
-        compacted: deque[Connection | _ClosedElsewhere | _Spilled | float] = deque()
+        compacted: deque[Closing] = deque()
         run: float | None = None  # the latest close of the current run of dead entries
         for entry in self._closing:
             if isinstance(entry, float):
@@ -1786,12 +1797,20 @@ class FlowTable:
         self._closing = compacted
         self._closing_dead = 0
 
-    def _retired_entry(self, entry: Connection | _ClosedElsewhere | _Spilled) -> bool:
+    def _retired_entry(
+        self, entry: Connection | _ClosedElsewhere | _Spilled | FollowedConnection
+    ) -> bool:
         """Whether this entry of the closing queue is of a connection already retired early
         (evicted, or its 4-tuple reused): _retire_due skips it when it reaches the head, and
         _compact_closing folds it before."""
         if isinstance(entry, _ClosedElsewhere):
             return False
+        if isinstance(entry, FollowedConnection):
+            # Still followed, or replayed by a late segment: its Connection has its id.
+            held = self._live.get(entry.key)
+            if held is entry:
+                return False
+            return type(held) is not Connection or held.conn_id != entry.conn_id
         if isinstance(entry, _Spilled):
             assert entry.key is not None
             held = self._live.get(entry.key)
@@ -1910,7 +1929,19 @@ class FlowTable:
                 self._closed_awake -= 1
             if self._retired_entry(entry):
                 continue  # retired early (evicted, or a new SYN reused the 4-tuple)
-            if isinstance(entry, _Spilled):
+            if isinstance(entry, FollowedConnection):
+                held = self._live[entry.key]
+                if held is entry:  # nothing came after it closed: it leaves unretired
+                    if now - entry.last_time < self.close_grace:
+                        # (a segment before its close stamped later than it: as for any)
+                        self._closing.append(entry)
+                        continue
+                    del self._live[entry.key]
+                    entry.history = None
+                    continue
+                assert isinstance(held, Connection)
+                conn = held  # replayed for a late segment: as if it had been fed all along
+            elif isinstance(entry, _Spilled):
                 # A closed connection that waited on disk (see _queue_closed).
                 assert entry.key is not None
                 held = self._live[entry.key]
@@ -2191,19 +2222,28 @@ class FollowedConnection:
     its last time like any live connection, but no Connection until the table needs one
     (a packet of its 4-tuple fed here, an ICMP error quoting it, eviction, idle retirement,
     the end of the capture). Then its segments are replayed into a new Connection, as they
-    would have been fed one by one (FlowTable._held), so its state is exactly that."""
+    would have been fed one by one (FlowTable._held), so its state is exactly that. One that
+    closed cleanly waits out the close grace period in the closing queue like a Connection,
+    and then leaves the table unretired, as a connection tracked elsewhere does."""
 
-    __slots__ = ("conn_id", "history", "last_time")
+    __slots__ = ("closed_at", "conn_id", "history", "key", "last_time")
 
-    def __init__(self, conn_id: int, last_time: float, history: SegmentHistory) -> None:
+    def __init__(self, key: Key, conn_id: int, last_time: float, history: SegmentHistory) -> None:
+        self.key = key
         self.conn_id = conn_id
         self.last_time = last_time
-        self.history: SegmentHistory | None = history  # None once replayed
+        self.closed_at: float | None = None
+        # None once replayed, or once it left the table unretired
+        self.history: SegmentHistory | None = history
 
     @property
     def followed(self) -> bool:
-        """Still only followed (not yet replayed into a Connection)."""
+        """Still a stand-in in the table (not replayed, not gone)."""
         return self.history is not None
+
+
+# An entry of FlowTable's closing queue (a float: a run of entries retired early).
+Closing = Connection | _ClosedElsewhere | _Spilled | FollowedConnection | float
 
 
 def os_family(ttl: int | None) -> str:

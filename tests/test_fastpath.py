@@ -1331,7 +1331,8 @@ def _judged(
 ) -> tuple[str, fastpath._FollowOn | None]:
     """What fastpath._follow_on makes of the first connection of `cap` (its first `taken`
     rows followed in an earlier window; the rows of the window from there, [0, `end`) the
-    part decided): "finished", "going on" or "left" (to the table)."""
+    part decided): "finished", "going on", "closing" (closed, waiting in the table's closing
+    queue) or "left" (to the table)."""
     path = Path(f"/tmp/judged-{random.random()}.pcap")
     write_pcap(cap, path)
     try:
@@ -1355,10 +1356,11 @@ def _judged(
     context = fastpath._context(w.tunnel[:1], w.v6[:1])
     key = int(fastpath._connection_keys(a, b, context)[0])
     history = fastpath._History({})
+    table_key = tracker.FlowTable.key_of(first.src, first.sport, first.dst, first.dport, "")
     followed = fastpath._Followed(
-        tracker.FlowTable.key_of(first.src, first.sport, first.dst, first.dport, ""),
+        table_key,
         key,
-        tracker.FollowedConnection(1, first.time, history),
+        tracker.FollowedConnection(table_key, 1, first.time, history),
         history,
         int(a[0]),
         int(b[0]),
@@ -1373,7 +1375,9 @@ def _judged(
         return "left", on
     if list(on.finished) == [0]:
         return "finished", on
-    return ("going on" if list(on.going_on) == [0] else "left"), on
+    if list(on.going_on) == [0]:
+        return ("closing" if on.closes[0] else "going on"), on
+    return "left", on
 
 
 def _judged_talk(case: str) -> Capture:
@@ -1394,6 +1398,8 @@ def _judged_talk(case: str) -> Capture:
         talk.send("c", PSH | ACK, 10)
     if case != "no close":
         talk.close("c")
+    if case == "late segment":
+        talk.send("s", ACK, dt=1.0)
     if case == "reset after the close":
         talk.rst("s", dt=0.5)
     other = Conversation(cap, client=("10.0.0.9", 50000))
@@ -1437,11 +1443,43 @@ def test_followed_rows_are_judged_as_a_bulk_connection(
 def test_followed_rows_wait_for_the_check_point_that_retires_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A clean close is taken only once the window reaches the check point at which the
-    table would retire it (a grace period after its last packet): before the capture's last
-    window, a window that ends before it leaves the connection to the table."""
+    """A clean close is taken out of the table only once the window reaches the check point
+    at which the table would retire it (a grace period after its last packet): before the
+    capture's last window, a window that ends before it has the connection wait in the
+    table's closing queue, as a closed connection does."""
     monkeypatch.setattr(fastpath, "RETIRE_CHECK_EVERY", 1)
     cap = _judged_talk("close")
     cap.packets.pop()  # (no ticker 20 s later)
-    assert _judged(cap, 9, 15)[0] == "left"
+    assert _judged(cap, 9, 15)[0] == "closing"
     assert _judged(cap, 9, 15, last=True)[0] == "finished"
+    # A segment after the close: the table would queue it at its close, not its last row.
+    cap = _judged_talk("late segment")
+    cap.packets.pop()
+    assert _judged(cap, 9, 16)[0] == "left"
+    assert _judged(cap, 9, 16, last=True)[0] == "finished"
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_new_connection_that_closes_where_its_window_ends_is_followed(late: bool) -> None:
+    """A connection whose whole life is in a window that ends before its retirement check
+    point is followed, waiting in the table's closing queue, if it closed with its last row
+    (with a segment after its close, it is left to the table)."""
+    cap = _judged_talk("late segment" if late else "close")
+    cap.packets.pop()  # (no ticker 20 s later)
+    path = Path(f"/tmp/closing-{random.random()}.pcap")
+    write_pcap(cap, path)
+    try:
+        with CaptureReader(str(path)) as reader:
+            decoder = ColumnDecoder(Decoder())
+            w = fastpath.Columns.join([decoder.decode(chunk) for chunk in reader.chunks()])
+    finally:
+        path.unlink()
+    done = np.zeros(len(w), np.bool_)
+    quoted = np.zeros(0, np.uint64)
+    bulk = fastpath._uneventful(w, done, w.time.copy(), len(w), False, 0, False, quoted)
+    assert not len(bulk.groups)
+    if late:
+        assert bulk.follow is None
+    else:
+        assert bulk.follow is not None and bulk.follow.closes.tolist() == [True]
+        assert bulk.follow.last_row.tolist() == [len(w) - 1]

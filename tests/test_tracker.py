@@ -619,9 +619,9 @@ def test_a_followed_connection_is_replayed_when_the_table_needs_it() -> None:
             reference.advance(clock)
         reference.feed(seg)
     table = FlowTable(zeek=True)
-    followed = FollowedConnection(1, segments[-1].time, _Segments(segments, 3, clock))
-    table.skip_connections(1)
     key = FlowTable.key_of(last.src, last.sport, last.dst, last.dport, "")
+    followed = FollowedConnection(key, 1, segments[-1].time, _Segments(segments, 3, clock))
+    table.skip_connections(1)
     table.follow(key, followed)
     assert followed.followed and table.live_count == 1
     table.advance(clock)
@@ -640,9 +640,9 @@ def test_a_followed_connection_keeps_its_place_in_the_order_of_activity() -> Non
     _, other = _talk(cap, 40002)
     table = FlowTable(zeek=False, max_live=2)
     table.skip_connections(1)
-    followed = FollowedConnection(1, followed_segments[-1].time, _Segments(followed_segments))
     first = followed_segments[0]
     key = FlowTable.key_of(first.src, first.sport, first.dst, first.dport, "")
+    followed = FollowedConnection(key, 1, followed_segments[-1].time, _Segments(followed_segments))
     table.follow(key, followed)
     for seg in other:
         table.feed(seg)
@@ -659,3 +659,59 @@ def test_a_followed_connection_keeps_its_place_in_the_order_of_activity() -> Non
     retired = [c for c in table.retire_due(True) if isinstance(c, TrackedConnection)]
     assert [c.ref.conn_id for c in retired] == [1] and not followed.followed
     assert retired[0].client.payload_bytes == 100
+
+
+def test_a_followed_connection_that_closed_waits_in_the_closing_queue() -> None:
+    """A followed connection that closed cleanly waits out the close grace period in the
+    closing queue: then it leaves the table unretired (as a connection tracked elsewhere);
+    a late segment before that has it replayed, and it retires as it would have been fed."""
+    cap = Capture()
+    talk, segments = _talk(cap, 40001)
+    talk.close("c")
+    closing = cap.packets[len(segments) :]
+    talk.send("s", ACK, dt=1.0)  # (late: within the grace period)
+    late = cap.packets[-1]
+    assert isinstance(late, TcpSegment)
+    everything = [seg for seg in cap.packets if isinstance(seg, TcpSegment)]
+    key = FlowTable.key_of(late.src, late.sport, late.dst, late.dport, "")
+
+    def closed_table() -> tuple[FlowTable, FollowedConnection]:
+        table = FlowTable(zeek=False)
+        table.skip_connections(1)
+        history = _Segments([*segments, *closing])  # type: ignore[list-item]
+        followed = FollowedConnection(key, 1, closing[-1].time, history)
+        table.follow(key, followed)
+        table.followed_closed(key, followed, closing[-1].time, closing[-1].time)
+        return table, followed
+
+    # Nothing after the close: after the grace period, gone, and nothing retired.
+    table, followed = closed_table()
+    table.advance(closing[-1].time + 4.0)
+    assert not list(table.retire_due(True)) and followed.followed
+    table.advance(closing[-1].time + 6.0)
+    assert not list(table.retire_due(True))
+    assert not followed.followed and table.live_count == 0 and not list(table.flush())
+    # A segment before the close stamped 2 s after it: the grace period runs from that.
+    table, followed = closed_table()
+    followed.last_time += 2.0
+    for seconds, still in ((6.0, True), (7.5, False)):
+        table.advance(closing[-1].time + seconds)
+        assert not list(table.retire_due(True)) and followed.followed == still
+    # A late segment: replayed, and retired a grace period after it, as the reference.
+    reference = FlowTable(zeek=False)
+    for seg in everything:
+        reference.advance(seg.time)
+        reference.feed(seg)
+    table, followed = closed_table()
+    table.advance(late.time)
+    table.feed(late)
+    assert not followed.followed
+    mine, theirs = [], []
+    for t in (closing[-1].time + 5.5, late.time + 6.0):
+        table.advance(t)
+        reference.advance(t)
+        mine.append(list(table.retire_due(True)))
+        theirs.append(list(reference.retire_due(True)))
+    assert mine == theirs
+    assert [len(retired) for retired in mine] == [0, 1]  # (the late segment made it wait)
+    assert table.live_count == reference.live_count == 0
