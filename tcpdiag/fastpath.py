@@ -339,7 +339,7 @@ class FastPathTracker:
             for k, last_row, closes_there in zip(
                 on.going_on.tolist(), on.last_row.tolist(), on.closes.tolist(), strict=True
             ):
-                follow_at[last_row] = (followed[k], float(on.last_time[k]), closes_there)
+                follow_at[last_row] = (followed[k], float(on.last_time_early[k]), closes_there)
         made = _followed_from(new, w, self._addr_text) if new is not None else []
         if new is not None:
             for f, last_row, last_time, closes_there in zip(
@@ -1336,7 +1336,8 @@ class _FollowOn:
     last_row: I64  # parallel to going_on: the last of its rows in the part decided
     next_seq: I64  # (len(going_on), 2)
     data: Bools  # parallel to going_on: payload among its rows here
-    last_time: F64  # per connection of the list: its latest time, with the rows taken
+    last_time: F64  # per connection of the list: its latest time, with its rows here
+    last_time_early: F64  # the same with its rows in the part decided only
     kept: I64  # the rows taken from going_on ones, by connection then capture order
     kept_owner: I64  # parallel to kept: the connection (index into the list)
 
@@ -1355,12 +1356,13 @@ def _follow_on(
     judged as _uneventful judges a connection's rows (each is a plain ACK segment, decoded by
     the arrays, of the connection's 4-tuple, that starts where its sender's last one ended,
     with at most one FIN each way), from the sequence numbers the connection reached before.
-    Such a connection closes cleanly here if its FINs are both acknowledged in the part decided
+    Such a connection is finished here if its FINs are both acknowledged in the part decided
     and, before the capture's last window, the window reaches the check point that retires it
     (as for a connection decided in bulk); it goes on if its rows in the part decided are all
-    so and none is a FIN (the FIN state is not carried over); anything else, an ICMP error
-    quoting it (`quoted`) too, leaves it to the table. Followed connections that kept too
-    many rows, or are old, are left to the table."""
+    so and none is a FIN (the FIN state is not carried over), or if they close it cleanly with
+    the last of its rows in the window (it then waits in the table's closing queue); anything
+    else, an ICMP error quoting it (`quoted`) too, leaves it to the table. Followed
+    connections that kept too many rows, or are old, are left to the table."""
     n_followed = len(followed)
     group_key = np.fromiter((f.group_key for f in followed), np.uint64, n_followed)
     by_key = np.argsort(group_key)
@@ -1417,7 +1419,9 @@ def _follow_on(
     np.maximum.at(last_row, e, rows)
     time = w.time[rows]
     last_time = np.array([f.conn.last_time for f in followed], np.float64)
+    last_time_early = last_time.copy()  # (with its rows in the part decided only)
     np.maximum.at(last_time, e, time)
+    np.maximum.at(last_time_early, e[early], time[early])
     # The close: the first segment of each side that acknowledges the other's FIN.
     fin_row = np.full((n_followed, 2), _NEVER, np.int64)
     fin_ack = np.zeros((n_followed, 2), np.int64)
@@ -1473,6 +1477,7 @@ def _follow_on(
         next_seq=next_seq[on],
         data=data[on],
         last_time=last_time,
+        last_time_early=last_time_early,
         kept=rows[kept_mask][kept_order],
         kept_owner=e[kept_mask][kept_order],
     )

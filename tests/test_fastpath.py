@@ -1438,6 +1438,9 @@ def test_followed_rows_are_judged_as_a_bulk_connection(
         assert on.last_row.tolist() == [last_row]
         assert on.next_seq.tolist()[0][0] == (rows[-1].seq + rows[-1].payload_len) & 0xFFFFFFFF
         assert on.kept.tolist() == list(range(9, end))
+        # (its last time is that of its rows taken: the next window judges the others)
+        latest = max(p.time for p in cap.packets[:end])
+        assert on.last_time_early.tolist() == [pytest.approx(latest, abs=1e-6)]
 
 
 def test_followed_rows_wait_for_the_check_point_that_retires_them(
