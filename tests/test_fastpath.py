@@ -14,6 +14,7 @@ import importlib.util
 import random
 import struct
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -1326,6 +1327,16 @@ def test_followed_connections_are_evicted_as_the_reference(
     assert rows and replayed
 
 
+def _window_of(cap: Capture) -> fastpath.Columns:
+    """The capture's packets as one window of columns, as the fast path decodes them."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "window.pcap"
+        write_pcap(cap, path)
+        with CaptureReader(str(path)) as reader:
+            decoder = ColumnDecoder(Decoder())
+            return fastpath.Columns.join([decoder.decode(chunk) for chunk in reader.chunks()])
+
+
 def _judged(
     cap: Capture, taken: int, end: int, *, last: bool = False, quoted: bool = False
 ) -> tuple[str, fastpath._FollowOn | None]:
@@ -1333,14 +1344,7 @@ def _judged(
     rows followed in an earlier window; the rows of the window from there, [0, `end`) the
     part decided): "finished", "going on", "closing" (closed, waiting in the table's closing
     queue) or "left" (to the table)."""
-    path = Path(f"/tmp/judged-{random.random()}.pcap")
-    write_pcap(cap, path)
-    try:
-        with CaptureReader(str(path)) as reader:
-            decoder = ColumnDecoder(Decoder())
-            w = fastpath.Columns.join([decoder.decode(chunk) for chunk in reader.chunks()])
-    finally:
-        path.unlink()
+    w = _window_of(cap)
     done = np.zeros(len(w), np.bool_)
     done[:taken] = True
     first = cap.packets[0]
@@ -1469,14 +1473,7 @@ def test_a_new_connection_that_closes_where_its_window_ends_is_followed(late: bo
     (with a segment after its close, it is left to the table)."""
     cap = _judged_talk("late segment" if late else "close")
     cap.packets.pop()  # (no ticker 20 s later)
-    path = Path(f"/tmp/closing-{random.random()}.pcap")
-    write_pcap(cap, path)
-    try:
-        with CaptureReader(str(path)) as reader:
-            decoder = ColumnDecoder(Decoder())
-            w = fastpath.Columns.join([decoder.decode(chunk) for chunk in reader.chunks()])
-    finally:
-        path.unlink()
+    w = _window_of(cap)
     done = np.zeros(len(w), np.bool_)
     quoted = np.zeros(0, np.uint64)
     bulk = fastpath._uneventful(w, done, w.time.copy(), len(w), False, 0, False, quoted)
