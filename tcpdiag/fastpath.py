@@ -90,7 +90,7 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -278,10 +278,13 @@ class FastPathTracker:
         # order of activity only at its last row, as a continuation is (see _may_continue).
         self._followed = {k: f for k, f in self._followed.items() if f.conn.followed}
         followed = list(self._followed.values())
-        follow = may_continue and not blocked and not table.zeek
+        follow = may_continue and not blocked
         on = None
         if follow and followed:
-            on = _follow_on(w, clock, done, end, last, self._base, followed, quoted)
+            on = _follow_on(w, clock, done, end, last, self._base, followed, quoted, table.zeek)
+        listed: list[TrackedConnection] = []  # (Zeek's view: those that finish, as bulk ones)
+        if on is not None and table.zeek and len(on.finished):
+            on, listed = self._listed(w, clock, followed, on)
         if on is not None:
             done[on.rows] = True
             self.followed_rows += len(on.rows)
@@ -439,6 +442,7 @@ class FastPathTracker:
             # tcpdiag.memory)
             release_free_memory()
             self._rows_since_trim = 0
+        yield from listed
         if bulk.summaries is not None and n_bulk:
             # Zeek's view is wanted: the connections taken in bulk are listed too.
             in_order = np.flatnonzero(chosen)[by_start[by_start < n_bulk]]
@@ -446,6 +450,55 @@ class FastPathTracker:
             yield from _summary_connections(
                 w, summaries, ids[by_start < n_bulk], bulk.last_time[in_order], self._addr_text
             )
+
+    def _listed(
+        self, w: Columns, clock: F64, followed: list[_Followed], on: _FollowOn
+    ) -> tuple[_FollowOn, list[TrackedConnection]]:
+        """Zeek's view is wanted: the followed connections that finish in this window are
+        listed from a summary of their whole life (their kept rows and their rows here, made
+        one window for _uneventful, see _summary_connections), as a connection taken in bulk
+        is. One that Zeek's timers could split, or whose summary the arrays cannot give
+        exactly, is not finished here after all: its rows are fed, and the table replays it."""
+        finished = on.finished.tolist()
+        by_kept: dict[int, tuple[Columns, F64, list[I64]]] = {}
+        for k in finished:
+            for kept, kept_clock, start, stop in followed[k].history.parts:
+                _, _, ranges = by_kept.setdefault(id(kept), (kept, kept_clock, []))
+                ranges.append(np.arange(start, stop, dtype=np.int64))
+        pieces = [
+            (kept.take(rows), kept_clock[rows])
+            for kept, kept_clock, ranges in by_kept.values()
+            if len(rows := np.concatenate(ranges))
+        ]
+        here = on.rows[np.isin(on.rows_owner, on.finished)]
+        pieces.append((w.take(here), clock[here]))
+        whole = Columns.join([columns for columns, _ in pieces])
+        order = np.argsort(whole.number, kind="stable")  # (capture order)
+        whole, whole_clock = whole.take(order), np.concatenate([c for _, c in pieces])[order]
+        none = np.zeros(len(whole), np.bool_)
+        quoted = np.zeros(0, np.uint64)
+        summary = _uneventful(whole, none, whole_clock, len(whole), True, 0, True, quoted)
+        which = {followed[k].group_key: k for k in finished}
+        ids = np.array([followed[which[key]].conn.conn_id for key in summary.key.tolist()])
+        listed: list[TrackedConnection] = []
+        if summary.summaries is not None and len(summary.groups):
+            listed = list(
+                _summary_connections(
+                    whole, summary.summaries, ids, summary.last_time, self._addr_text
+                )
+            )
+        fine = np.isin(np.array([followed[k].group_key for k in finished], np.uint64), summary.key)
+        if not fine.all():
+            unfinished = on.finished[~fine]
+            mine = ~np.isin(on.rows_owner, unfinished)
+            on = replace(
+                on,
+                rows=on.rows[mine],
+                rows_owner=on.rows_owner[mine],
+                finished=on.finished[fine],
+                close_row=on.close_row[fine],
+            )
+        return on, listed
 
     def _follow_up(
         self,
@@ -501,9 +554,10 @@ class FastPathTracker:
         if last:
             # The capture ends with them clean: as a connection decided in bulk in the last
             # window, they leave the table unretired; but one without any payload and not
-            # closed, which the scan detector would count as a probe, is retired by the table.
+            # closed, which the scan detector would count as a probe, is retired by the table,
+            # and so is each when Zeek's view is wanted (it lists them as they retire).
             for f in self._followed.values():
-                if f.conn.followed and (f.data or f.closed):
+                if f.conn.followed and (f.data or f.closed) and not self.table.zeek:
                     self.table.followed_done(f.key, f.conn)
                     self.followed_connections += 1
             self._followed = {}
@@ -904,12 +958,14 @@ def _uneventful(
         ok &= unquoted
         clean &= unquoted
     follow = None
-    if not last and not zeek:
+    if not last:
         # The clean ones that the window ends too early for: followed on (see _Followed).
         # (its handshake before the end of the part decided: the rest is plain ACKs)
         candidate = clean & ~ok & (row[c1] < end)
+        # (Zeek's view lists a connection as it leaves: not one that leaves the table unseen)
+        closing = close_row if not zeek else np.full_like(close_row, -1)
         follow = _new_followed(
-            w, end, row, shape, plen, next_seq, candidate, close_row, g_start, r_start, c_run,
+            w, end, row, shape, plen, next_seq, candidate, closing, g_start, r_start, c_run,
             s_run,
         )  # fmt: skip
         if follow is not None:
@@ -1328,6 +1384,7 @@ class _FollowOn:
     connection of the list it was given."""
 
     rows: I64  # the rows taken (never fed to the table)
+    rows_owner: I64  # parallel to rows: the connection (index into the list)
     finished: I64  # the connections that close cleanly here (indices into the list)
     close_row: I64  # parallel to finished: the row that closes it
     going_on: I64  # those that go on cleanly (rows in the part decided, no FIN there, or a
@@ -1351,6 +1408,7 @@ def _follow_on(
     base: int,
     followed: list[_Followed],
     quoted: npt.NDArray[np.uint64],
+    zeek: bool = False,
 ) -> _FollowOn | None:
     """The rows of the window that belong to followed connections (not decided already),
     judged as _uneventful judges a connection's rows (each is a plain ACK segment, decoded by
@@ -1448,6 +1506,8 @@ def _follow_on(
     # Closed cleanly with its last row, and no row after (in this window): it waits out the
     # grace period in the table's closing queue (FlowTable.followed_closed).
     closes = ~finished & ~bad_any & both & (last_row < end) & (close_row == last_row)
+    if zeek:
+        closes[:] = False  # (Zeek's view lists a connection as it leaves: see _listed)
     going_on = ~finished & ~bad_early & (~fin_early | closes) & (rows_early > 0)
     going_on &= (kept_so_far + rows_early <= FOLLOW_MAX_ROWS) & (windows < FOLLOW_MAX_WINDOWS)
     taken = finished[e] | (going_on[e] & early)
@@ -1469,6 +1529,7 @@ def _follow_on(
     done_ones = np.flatnonzero(finished)
     return _FollowOn(
         rows=rows[taken],
+        rows_owner=e[taken],
         finished=done_ones,
         close_row=close_row[done_ones],
         going_on=on,

@@ -1138,9 +1138,20 @@ def _followed_reports(
     monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Following)
     _Following.connections = _Following.rows = 0
     fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
-    followed = (_Following.connections, _Following.rows, replayed)
+    followed = (_Following.connections, _Following.rows, replayed[:])
+    # The same connections listed (Zeek's view: those followed to their end are listed from
+    # a summary of their whole life).
+    listing = {**options, "keep_flows": True}
+    _Following.connections = 0
+    flows = [
+        [flow.to_dict() for flow in analyze_capture(path, ENGINE, settings).connections]
+        for settings in (AnalysisOptions(**listing), AnalysisOptions(fast_path=False, **listing))
+    ]
+    assert flows[0] == flows[1]
+    listed = _Following.connections
     if not options:
         _same_connections(path)
+    assert (listed > 0) == (followed[0] > 0)
     return reference.to_dict(), fast.to_dict(), *followed
 
 
@@ -1338,7 +1349,13 @@ def _window_of(cap: Capture) -> fastpath.Columns:
 
 
 def _judged(
-    cap: Capture, taken: int, end: int, *, last: bool = False, quoted: bool = False
+    cap: Capture,
+    taken: int,
+    end: int,
+    *,
+    last: bool = False,
+    quoted: bool = False,
+    zeek: bool = False,
 ) -> tuple[str, fastpath._FollowOn | None]:
     """What fastpath._follow_on makes of the first connection of `cap` (its first `taken`
     rows followed in an earlier window; the rows of the window from there, [0, `end`) the
@@ -1374,7 +1391,7 @@ def _judged(
     )
     quotes = np.array([key] if quoted else [], np.uint64)
     clock = w.time.copy()
-    on = fastpath._follow_on(w, clock, done, end, last, 0, [followed], quotes)
+    on = fastpath._follow_on(w, clock, done, end, last, 0, [followed], quotes, zeek)
     if on is None:
         return "left", on
     if list(on.finished) == [0]:
@@ -1459,6 +1476,8 @@ def test_followed_rows_wait_for_the_check_point_that_retires_them(
     cap.packets.pop()  # (no ticker 20 s later)
     assert _judged(cap, 9, 15)[0] == "closing"
     assert _judged(cap, 9, 15, last=True)[0] == "finished"
+    # (not where Zeek's view is wanted: it lists a connection as it leaves the table)
+    assert _judged(cap, 9, 15, zeek=True)[0] == "left"
     # A segment after the close: the table would queue it at its close, not its last row.
     cap = _judged_talk("late segment")
     cap.packets.pop()
@@ -1476,6 +1495,8 @@ def test_a_new_connection_that_closes_where_its_window_ends_is_followed(late: bo
     w = _window_of(cap)
     done = np.zeros(len(w), np.bool_)
     quoted = np.zeros(0, np.uint64)
+    listed = fastpath._uneventful(w, done, w.time.copy(), len(w), False, 0, True, quoted)
+    assert listed.follow is None  # (Zeek's view lists a connection as it leaves the table)
     bulk = fastpath._uneventful(w, done, w.time.copy(), len(w), False, 0, False, quoted)
     assert not len(bulk.groups)
     if late:
