@@ -70,8 +70,11 @@ the capture ends with it clean and with payload, likewise. Anything else (a segm
 path, an ICMP error quoting it, eviction, idle retirement, a close that straddles the end of a
 window's decided part, too many rows or windows kept) has the table replay its rows, kept for
 that (at most FOLLOW_MAX_ROWS each), into a Connection exactly when it first needs one
-(FlowTable._held), and from then on it is tracked as any other. Not when Zeek's view is
-wanted: its summaries of a connection would need the whole connection's rows.
+(FlowTable._held), and from then on it is tracked as any other. A followed connection that
+closes cleanly but too near its window's end waits in the table's closing queue as a
+stand-in (FlowTable.followed_closed). Where Zeek's view is wanted, one that finishes is
+listed from a summary of its whole life (`_listed`), and none waits in the closing queue
+(it would leave it unlisted).
 
 When Zeek's view is wanted (`tcpdiag flows`, `--state`), the connections handled here are also
 handed on as summaries (`_summary_connections`): what a connection without events is listed,
@@ -170,7 +173,7 @@ class FastPathTracker:
         self._addr_text: dict[int, str] = {}
         self._addr_number: dict[str, int] = {}
         # Rows at the head of the next window that belong to connections already decided, and
-        # (packet index, closed_at, last_time) of those that close in a later window.
+        # the closes (see _Close) of those that close in a later window.
         self._done: Bools = np.zeros(0, np.bool_)
         self._carried_closes: list[_Close] = []
 
