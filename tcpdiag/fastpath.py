@@ -417,12 +417,12 @@ class FastPathTracker:
                         f, last_time, closes_there = went
                         if not f.windows:  # (followed from now on)
                             f.conn.last_time = last_time
-                            table.follow(f.key, f.conn)
+                            table.follow(f.conn)
                         if closes_there:
                             closed_at = float(w.time[row])
-                            table.followed_closed(f.key, f.conn, closed_at, last_time)
+                            table.followed_closed(f.conn, closed_at, last_time)
                         elif f.windows:
-                            table.followed_active(f.key, f.conn, last_time)
+                            table.followed_active(f.conn, last_time)
                     yield from table.retire_due(check)
         first_id = table.skip_connections(len(start_rows) - done_starts)
         id_runs.append((done_starts, len(start_rows), first_id))
@@ -561,7 +561,7 @@ class FastPathTracker:
             # and so is each when Zeek's view is wanted (it lists them as they retire).
             for f in self._followed.values():
                 if f.conn.followed and (f.data or f.closed) and not self.table.zeek:
-                    self.table.followed_done(f.key, f.conn)
+                    self.table.followed_done(f.conn)
                     self.followed_connections += 1
             self._followed = {}
 
@@ -1198,7 +1198,7 @@ class _Close:
 
     def apply(self, table: FlowTable) -> None:
         if self.followed is not None:
-            table.followed_done(self.followed.key, self.followed.conn)
+            table.followed_done(self.followed.conn)
         table.closed_elsewhere(self.closed_at, self.last_time)
 
 
@@ -1235,9 +1235,8 @@ class _Followed:
     anything else for it: then its rows are fed, and the first one makes the table replay its
     history into a Connection (FlowTable._held), exactly as if it had been fed all along."""
 
-    key: Key  # the table's
     group_key: int  # see _group_keys
-    conn: FollowedConnection
+    conn: FollowedConnection  # (with the table's key)
     history: _History
     client_end: int  # address << 16 | port
     server_end: int
@@ -1366,7 +1365,6 @@ def _followed_from(new: _NewFollowed, w: Columns, addr_text: dict[int, str]) -> 
         table_key = FlowTable.key_of(src, sport, dst, dport, names[tunnel])
         made.append(
             _Followed(
-                table_key,
                 key,
                 FollowedConnection(table_key, -1, 0.0, history),
                 history,

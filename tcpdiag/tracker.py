@@ -1468,35 +1468,35 @@ class FlowTable:
         """The table's key of a 4-tuple (either way round) in a tunnel context."""
         return FlowTable._key(src, sport, dst, dport, tunnel)
 
-    def follow(self, key: Key, followed: FollowedConnection) -> None:
+    def follow(self, followed: FollowedConnection) -> None:
         """A connection a front end follows in bulk (see FollowedConnection) joins the live
         ones now, as the most recently active; its 4-tuple must not be live."""
-        assert key not in self._live
-        self._live[key] = followed
+        assert followed.key not in self._live
+        self._live[followed.key] = followed
 
-    def followed_active(self, key: Key, followed: FollowedConnection, last_time: float) -> None:
+    def followed_active(self, followed: FollowedConnection, last_time: float) -> None:
         """A followed connection had segments, the last of them now: it becomes the most
         recently active, as _on_segment would have made it."""
-        assert self._live.get(key) is followed
+        assert self._live.get(followed.key) is followed
         followed.last_time = last_time
-        self._live.move_to_end(key)
+        self._live.move_to_end(followed.key)
 
-    def followed_done(self, key: Key, followed: FollowedConnection) -> None:
+    def followed_done(self, followed: FollowedConnection) -> None:
         """A followed connection has nothing left that the table would do anything with: it
         closed (see closed_elsewhere, which the caller calls too) or the capture ended with it
         clean. It leaves the live ones without being retired, as a connection tracked
         elsewhere would."""
-        if self._live.get(key) is followed:
-            del self._live[key]
+        if self._live.get(followed.key) is followed:
+            del self._live[followed.key]
             followed.history = None
 
     def followed_closed(
-        self, key: Key, followed: FollowedConnection, closed_at: float, last_time: float
+        self, followed: FollowedConnection, closed_at: float, last_time: float
     ) -> None:
         """A followed connection closed cleanly now (its last segment): it waits out the close
         grace period in the closing queue as a Connection would, then leaves the table
         unretired, unless a late segment (or anything else) has it replayed before."""
-        self.followed_active(key, followed, last_time)
+        self.followed_active(followed, last_time)
         followed.closed_at = closed_at
         self._closing.append(followed)
 

@@ -1379,7 +1379,6 @@ def _judged(
     history = fastpath._History({})
     table_key = tracker.FlowTable.key_of(first.src, first.sport, first.dst, first.dport, "")
     followed = fastpath._Followed(
-        table_key,
         key,
         tracker.FollowedConnection(table_key, 1, first.time, history),
         history,

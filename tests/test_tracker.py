@@ -622,7 +622,7 @@ def test_a_followed_connection_is_replayed_when_the_table_needs_it() -> None:
     key = FlowTable.key_of(last.src, last.sport, last.dst, last.dport, "")
     followed = FollowedConnection(key, 1, segments[-1].time, _Segments(segments, 3, clock))
     table.skip_connections(1)
-    table.follow(key, followed)
+    table.follow(followed)
     assert followed.followed and table.live_count == 1
     table.advance(clock)
     table.feed(last)
@@ -643,11 +643,11 @@ def test_a_followed_connection_keeps_its_place_in_the_order_of_activity() -> Non
     first = followed_segments[0]
     key = FlowTable.key_of(first.src, first.sport, first.dst, first.dport, "")
     followed = FollowedConnection(key, 1, followed_segments[-1].time, _Segments(followed_segments))
-    table.follow(key, followed)
+    table.follow(followed)
     for seg in other:
         table.feed(seg)
     # The followed one had a segment after the other's last: the other is evicted first.
-    table.followed_active(key, followed, other[-1].time + 1.0)
+    table.followed_active(followed, other[-1].time + 1.0)
     _, newcomer = _talk(cap, 40003)
     table.feed(newcomer[1])  # (its SYN-ACK: a connection at once, no held SYN)
     retired = [c for c in table.retire_due(True) if isinstance(c, TrackedConnection)]
@@ -680,8 +680,8 @@ def test_a_followed_connection_that_closed_waits_in_the_closing_queue() -> None:
         table.skip_connections(1)
         history = _Segments([*segments, *closing])  # type: ignore[list-item]
         followed = FollowedConnection(key, 1, closing[-1].time, history)
-        table.follow(key, followed)
-        table.followed_closed(key, followed, closing[-1].time, closing[-1].time)
+        table.follow(followed)
+        table.followed_closed(followed, closing[-1].time, closing[-1].time)
         return table, followed
 
     # Nothing after the close: after the grace period, gone, and nothing retired.
