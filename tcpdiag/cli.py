@@ -8,7 +8,6 @@ the others be analysed and reported).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import json
 import sys
@@ -21,7 +20,7 @@ from typing import Annotated, TextIO
 
 import typer
 
-from tcpdiag import __version__
+from tcpdiag import __version__, _process  # noqa: F401  (_process: before numpy)
 from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.batch import WorkerSettings
@@ -117,9 +116,11 @@ def _fix_mmap_threshold() -> None:
     with this). Lower thresholds cost time in page faults (256 KiB: a quarter slower).
     Other C libraries: nothing to do."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # The process's own symbols, the C library's among them (ctypes.util.find_library
+        # would run ldconfig in a child process, on every start).
+        libc = ctypes.CDLL(None)
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         pass
 
 

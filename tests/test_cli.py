@@ -162,3 +162,40 @@ def test_max_syns_bounds_the_bare_syns_held_and_says_so(tmp_path: Path) -> None:
         assert len(capture["connections"]) == 3000  # every attempt is listed either way
         assert bool(capture["warnings"]) == bool(evicted)
     assert "2000 connection attempts that were nothing but a SYN" in capture["warnings"][0]
+
+
+# Asks, in a fresh interpreter, what OPENBLAS_NUM_THREADS held when numpy was first imported.
+_BLAS_AT_NUMPY_IMPORT = """
+import importlib.abc, os, sys
+seen = []
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "numpy" and not seen:
+            seen.append(os.environ.get("OPENBLAS_NUM_THREADS", "unset"))
+        return None
+sys.meta_path.insert(0, Watch())
+import {module}
+import numpy
+print(seen[0])
+"""
+
+
+def _blas_threads_at_numpy_import(module: str, env_value: str | None) -> str:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if env_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = env_value
+    proc = subprocess.run(
+        [sys.executable, "-c", _BLAS_AT_NUMPY_IMPORT.format(module=module)],
+        capture_output=True, text=True, timeout=60, env=env, check=True,
+    )  # fmt: skip
+    return proc.stdout.strip()
+
+
+def test_the_command_line_keeps_numpy_blas_to_one_thread_unless_the_user_chose() -> None:
+    # OpenBLAS's threads spin at numpy's import: CPU the command line never needs.
+    assert _blas_threads_at_numpy_import("tcpdiag.cli", None) == "1"
+    assert _blas_threads_at_numpy_import("tcpdiag.cli", "3") == "3"
+    # A program importing tcpdiag's modules as a library keeps its own BLAS threads.
+    assert _blas_threads_at_numpy_import("tcpdiag.analyze", None) == "unset"
