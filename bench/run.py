@@ -369,6 +369,10 @@ def tcpdiag_command(args: argparse.Namespace, path: str) -> list[str]:
 def tcpdiag_env() -> dict[str, str]:
     """Run the checkout under bench/.. (not some other installed tcpdiag)."""
     env = dict(os.environ)
+    # Python's default output buffering, as a user's shell has it: PYTHONUNBUFFERED (set in
+    # some development and CI shells) makes every report line a write of its own, a few
+    # percent of a run with many findings.
+    env.pop("PYTHONUNBUFFERED", None)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if "PYTHONPATH" in env else "")
     return env
 

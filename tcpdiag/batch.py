@@ -36,7 +36,7 @@ from tcpdiag.detect import RuleEngine
 from tcpdiag.findings import Finding
 from tcpdiag.inputs import CaptureInput
 from tcpdiag.reader import set_read_observer
-from tcpdiag.rules import load_rules
+from tcpdiag.rules import RuleSet, load_rules
 from tcpdiag.spool import FindingSpool
 
 
@@ -73,6 +73,14 @@ class FileResult:
 
 
 _engines: dict[str | None, RuleEngine] = {}  # per process: rules are loaded once per worker
+
+
+def keep_rules(rules_dir: str | None, ruleset: RuleSet) -> None:
+    """Rules this process has loaded already (the command line reads them first, to refuse a
+    bad rule before anything else): the engine for `rules_dir` is made from them rather than
+    from a second reading of the files, about 10 ms of every run's start-up."""
+    if rules_dir not in _engines:
+        _engines[rules_dir] = RuleEngine(ruleset)
 
 
 def _engine(rules_dir: str | None) -> RuleEngine:

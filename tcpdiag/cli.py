@@ -23,7 +23,7 @@ import typer
 from tcpdiag import __version__, _process  # noqa: F401  (_process: before numpy)
 from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
-from tcpdiag.batch import WorkerSettings
+from tcpdiag.batch import WorkerSettings, keep_rules
 from tcpdiag.detect import RuleEngine
 from tcpdiag.driver import BatchRequest, run_batch
 from tcpdiag.filters import ConnectionFilter, FilterError
@@ -523,6 +523,7 @@ def analyze(
       tcpdump -w - -i eth0 | tcpdiag analyze -
     """
     ruleset = _load(rules_dir)
+    keep_rules(str(rules_dir) if rules_dir else None, ruleset)
     categories = frozenset(r.category for r in ruleset.rules)
     unknown = set(category or ()) - categories
     if unknown:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tcpdiag import __version__
@@ -199,3 +200,22 @@ def test_the_command_line_keeps_numpy_blas_to_one_thread_unless_the_user_chose()
     assert _blas_threads_at_numpy_import("tcpdiag.cli", "3") == "3"
     # A program importing tcpdiag's modules as a library keeps its own BLAS threads.
     assert _blas_threads_at_numpy_import("tcpdiag.analyze", None) == "unset"
+
+
+def test_analyze_reads_the_rule_files_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The command line loads the rules to check them first; the analysis uses that load (a
+    # second reading of every TOML file was a tenth of the start-up).
+    from tcpdiag import batch, cli, rules
+
+    reads: list[object] = []
+
+    def counting_load(directory: Path | None = None) -> rules.RuleSet:
+        reads.append(directory)
+        return rules.load_rules(directory)
+
+    monkeypatch.setattr(cli, "load_rules", counting_load)
+    monkeypatch.setattr(batch, "load_rules", counting_load)
+    monkeypatch.setattr(batch, "_engines", {})
+    result = runner.invoke(app, ["analyze", "-f", "jsonl", str(SAMPLES / "broken_pipe.pcap")])
+    assert result.exit_code == 1 and '"rule": "broken-pipe' in result.stdout
+    assert len(reads) == 1
