@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -101,6 +102,17 @@ def main(
     # costs time, about a fifth of it on large captures. Run it rarely.
     gc.set_threshold(50_000, 50, 1000)
     _fix_mmap_threshold()
+    _buffer_stdout()
+
+
+def _buffer_stdout() -> None:
+    """A report going to a file or a pipe is written in blocks, even under PYTHONUNBUFFERED
+    (which many container images set): unbuffered, every line of a listing was a system call
+    of its own, a million of them for a flood's `tcpdiag flows`. Each capture's report is
+    still flushed as it is done; a terminal keeps its line buffering."""
+    stdout = sys.stdout
+    if isinstance(stdout, io.TextIOWrapper) and not stdout.isatty():
+        stdout.reconfigure(line_buffering=False, write_through=False)
 
 
 # glibc's mallopt parameter M_MMAP_THRESHOLD, and the value tcpdiag wants.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tcpdiag.columns import ipv4_text
-from tcpdiag.communityid import community_id
+from tcpdiag.communityid import community_id_v4
 from tcpdiag.findings import Finding, iso_time
 from tcpdiag.spool import SortedSpool
 from tcpdiag.tracker import RetiredSyns, TcpState, TrackedConnection
@@ -121,7 +121,7 @@ class FlowRecord:
             for conn_id, time, src, sport, dst, dport in zip(*part, strict=True):
                 client, server = ipv4_text(text, src), ipv4_text(text, dst)
                 yield cls(
-                    conn_id, community_id(client, sport, server, dport), time, time,
+                    conn_id, community_id_v4(src, sport, dst, dport), time, time,
                     f"{client}:{sport}", f"{server}:{dport}", True, 1, 0, 0, 0, 0, 0, syn_sent,
                     listen, conn_state, history,
                 )  # fmt: skip

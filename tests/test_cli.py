@@ -219,3 +219,30 @@ def test_analyze_reads_the_rule_files_once(monkeypatch: pytest.MonkeyPatch) -> N
     result = runner.invoke(app, ["analyze", "-f", "jsonl", str(SAMPLES / "broken_pipe.pcap")])
     assert result.exit_code == 1 and '"rule": "broken-pipe' in result.stdout
     assert len(reads) == 1
+
+
+def test_reports_to_a_file_or_pipe_are_block_buffered_even_under_pythonunbuffered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PYTHONUNBUFFERED (many container images set it) made each line of a report its own
+    # write(2): a million of them for a flood's flow listing.
+    import io
+
+    from tcpdiag import cli
+
+    class Terminal(io.BytesIO):
+        def isatty(self) -> bool:
+            return True
+
+    unbuffered = io.TextIOWrapper(io.BytesIO(), write_through=True, line_buffering=True)
+    monkeypatch.setattr(sys, "stdout", unbuffered)
+    cli._buffer_stdout()
+    assert not unbuffered.write_through and not unbuffered.line_buffering
+    unbuffered.write("a line\n")
+    assert unbuffered.buffer.getvalue() == b""  # held until a flush
+    unbuffered.flush()
+    assert unbuffered.buffer.getvalue() == b"a line\n"
+    terminal = io.TextIOWrapper(Terminal(), line_buffering=True)
+    monkeypatch.setattr(sys, "stdout", terminal)
+    cli._buffer_stdout()
+    assert terminal.line_buffering  # what a person reads keeps coming a line at a time

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tcpdiag.cli import app
-from tcpdiag.communityid import community_id
+from tcpdiag.communityid import community_id, community_id_v4
 from tcpdiag.filters import ConnectionFilter, FilterError
 from tcpdiag.packets import ACK, FIN, PSH, RST, SYN, URG, SegmentFields, TcpSegment
 from tcpdiag.tracker import FlowTable
@@ -167,6 +167,24 @@ def test_community_id_agrees_with_the_communityid_package(
         communityid.FlowTuple.make_tcp(src, dst, sport, dport)
     )
     assert community_id(src, sport, dst, dport) == reference
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.ip_addresses(v=4), st.ip_addresses(v=4), st.integers(0, 65535), st.integers(0, 65535))
+def test_community_id_of_numbered_ipv4_addresses_is_the_same_hash(
+    src: Any, dst: Any, sport: int, dport: int
+) -> None:
+    for a, b in ((src, dst), (src, src)):  # (equal addresses: ordered by port)
+        assert community_id_v4(int(a), sport, int(b), dport) == community_id(
+            str(a), sport, str(b), dport
+        )
+    assert (
+        community_id_v4(0x01020304, 1122, 0x05060708, 3344)
+        == (
+            "1:wCb3OG7yAFWelaUydu0D+125CLM="  # the spec's first vector, given the other way round
+        )
+        == community_id_v4(0x05060708, 3344, 0x01020304, 1122)
+    )
 
 
 def test_findings_and_flows_carry_the_same_community_id() -> None:

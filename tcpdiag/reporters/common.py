@@ -91,11 +91,15 @@ def _alternate(parts: list[str]) -> list[tuple[bool, str]]:
     return [(index % 2 == 1, part) for index, part in enumerate(parts)]
 
 
+# What makes a spreadsheet take a cell for a formula when the cell starts with it.
+FORMULA_START = frozenset("=+-@\t\r")
+
+
 def csv_cell(value: object) -> object:
     """A CSV cell a spreadsheet will not run: text that starts like a formula gets a quote."""
     if isinstance(value, str):
         value = safe_line(value)
-        if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        if value[:1] in FORMULA_START:
             return "'" + value
     return value
 
