@@ -89,8 +89,14 @@ def _version(value: bool) -> None:
         raise typer.Exit(EXIT_CLEAN)
 
 
+# Commands that can write elsewhere than standard output (-o/--output): they check for a closed
+# standard output themselves, only when they need it (_open_output).
+_WRITE_ELSEWHERE = frozenset({"analyze", "flows"})
+
+
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -102,6 +108,9 @@ def main(
     # costs time, about a fifth of it on large captures. Run it rarely.
     gc.set_threshold(50_000, 50, 1000)
     _fix_mmap_threshold()
+    if sys.stdout is None and ctx.invoked_subcommand not in _WRITE_ELSEWHERE:
+        # Started with standard output closed (`tcpdiag rules >&-`): say so, not exit 0.
+        raise _fail("cannot write the output: standard output is closed")
     _buffer_stdout()
 
 
@@ -354,6 +363,8 @@ def _output_format(given: str | None, output: Path | None, choices: type[StrEnum
 
 def _open_output(stack: ExitStack, output: Path | None) -> TextIO | None:
     if output is None:
+        if sys.stdout is None:  # started with standard output closed (`tcpdiag ... >&-`)
+            raise _fail("cannot write the report: standard output is closed")
         return None
     try:
         return stack.enter_context(output.open("w", encoding="utf-8", newline=""))

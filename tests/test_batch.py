@@ -384,3 +384,31 @@ def test_the_batch_summary_counts_a_bounded_number_of_endpoints_within_one_captu
     summary.add(report, shown)
     assert len(sizes) == 1000 and max(sizes) <= 40 + 1 and len(summary.servers) <= 40
     assert summary.servers.most_common(1) == [("10.0.0.2:1", 334)]
+
+
+def test_a_closed_standard_output_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    # `tcpdiag analyze x.pcap >&-`: Python starts with no sys.stdout at all.
+    capture = str(SAMPLES / "broken_pipe.pcap")
+
+    def run(*args: str) -> tuple[int, str]:
+        proc = _tcpdiag(*args, stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1))
+        _, err = proc.communicate(timeout=60)
+        return proc.returncode, err.decode()
+
+    assert run(capture) == (
+        2,
+        "tcpdiag: error: cannot write the report: standard output is closed\n",
+    )
+    report = tmp_path / "report.jsonl"
+    status, err = run("-f", "jsonl", "-o", str(report), capture)  # no need of stdout
+    assert (status, err) == (1, "")
+    assert '"rule": "broken-pipe' in report.read_text()
+    # A command whose output can only go there (not a silent exit 0).
+    rules = subprocess.run(
+        [sys.executable, "-m", "tcpdiag", "rules"],
+        stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1), timeout=60, check=False,
+    )  # fmt: skip
+    assert rules.returncode == 2
+    assert rules.stderr.decode() == (
+        "tcpdiag: error: cannot write the output: standard output is closed\n"
+    )
