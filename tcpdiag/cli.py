@@ -344,7 +344,6 @@ OutputOption = Annotated[
         "-o",
         help="Write the report to this file instead of stdout; without --format, the format "
         "comes from the extension (.txt .json .jsonl .md .csv .html).",
-        dir_okay=False,
     ),
 ]
 

@@ -246,3 +246,12 @@ def test_reports_to_a_file_or_pipe_are_block_buffered_even_under_pythonunbuffere
     monkeypatch.setattr(sys, "stdout", terminal)
     cli._buffer_stdout()
     assert terminal.line_buffering  # what a person reads keeps coming a line at a time
+
+
+def test_an_output_path_that_is_a_directory_is_the_one_line_error(tmp_path: Path) -> None:
+    for command in ("analyze", "flows"):
+        result = runner.invoke(
+            app, [command, "-f", "json", "-o", str(tmp_path), str(SAMPLES / "broken_pipe.pcap")]
+        )
+        assert result.exit_code == 2
+        assert result.stderr == f"tcpdiag: error: {tmp_path}: cannot write (Is a directory)\n"
