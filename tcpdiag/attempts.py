@@ -161,6 +161,7 @@ class HeldSyns:
         ("conn_id", "q"),  # 0: the entry is dead (promoted or retired)
         ("options", "H"),  # index into _option_sets
     )
+    _OPTIONS = 14  # the position of "options" in _FIELDS (an index into _option_sets)
 
     def __init__(self) -> None:
         self._columns: dict[str, array[Any]] = {name: array(code) for name, code in self._FIELDS}
@@ -365,6 +366,55 @@ class HeldSyns:
         if self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
             self._compact()
         return held
+
+    def evict_oldest(self) -> tuple[Any, ...]:
+        """Remove the entry held longest, as `take` would, and give its columns' values in the
+        order of _FIELDS, its option set as the SynOptions itself (see `columns_of`), without
+        making its SYN into objects: a full store evicts one entry per SYN it takes in, and
+        under a flood the evicted ones leave together as columns (FlowTable with
+        batch_held_syns)."""
+        oldest = self.oldest()
+        assert oldest is not None
+        at = oldest[0]
+        c = self._columns
+        if at >= self._merged:
+            del self._recent[
+                endpoints_hash(c["src"][at], c["sport"][at], c["dst"][at], c["dport"][at])
+            ]
+            del self._recent_syns[at]
+        row = tuple(
+            self._option_sets[c[name][at]] if name == "options" else c[name][at]
+            for name, _ in self._FIELDS
+        )
+        c["conn_id"][at] = 0
+        self._alive -= 1
+        self._dead += 1
+        if self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
+            self._compact()
+        return row
+
+    @classmethod
+    def columns_of(cls, rows: list[tuple[Any, ...]]) -> SynColumns:
+        """Rows `evict_oldest` gave, as the columns `take_columns` gives. (Their option sets
+        are numbered afresh: the store numbers them anew each time it is emptied.)"""
+        columns = list(zip(*rows, strict=True))
+        option_sets: list[SynOptions | None] = []
+        number: dict[int, int] = {}  # by id(): the store holds one object per option set
+        indexes = []
+        for options in columns[cls._OPTIONS]:
+            index = number.get(id(options))
+            if index is None:
+                index = number[id(options)] = len(option_sets)
+                option_sets.append(options)
+            indexes.append(index)
+        columns[cls._OPTIONS] = tuple(indexes)
+        return SynColumns(
+            {
+                name: np.array(column, np.dtype(code))
+                for (name, code), column in zip(cls._FIELDS, columns, strict=True)
+            },
+            option_sets,
+        )
 
     def oldest(self) -> tuple[int, float] | None:
         """The position and SYN time of the entry held longest, or None."""

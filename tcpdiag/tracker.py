@@ -114,6 +114,8 @@ SPILL_COMPACT_BYTES = 8 << 20
 MAX_EVIDENCE = 12
 # Retirement is checked every this many packets (and whenever a connection was retired early).
 RETIRE_CHECK_EVERY = 1024
+# Bare SYNs evicted from the full compact store given out together at most (FlowTable._in_order).
+EVICTED_AT_ONCE = 4096
 
 
 # The evidence texts every connection has, one string each for all of them (a live
@@ -1336,7 +1338,11 @@ class FlowTable:
         self._closing_dead = 0  # entries retired early since the queue was last compacted
         self._stand_ins: list[_ClosedElsewhere] = []  # retired stand-ins, for reuse
         self._rst_log = RstLog()
-        self._retired_early: list[TrackedConnection] = []
+        self._retired_early: list[TrackedConnection | _Evicted] = []
+        # Bare SYNs evicted from the full compact store (with batch_held_syns): their rows, in
+        # order; the first `_evicted_ready` of them are due out next (see _in_order).
+        self._evicted_rows: list[tuple[Any, ...]] = []
+        self._evicted_ready = 0
         self._next_id = 1
         # The capture clock: stepped here by `track`, or by the front end that calls `advance`.
         self.clock = CaptureClock()
@@ -1502,6 +1508,11 @@ class FlowTable:
 
     def flush(self) -> Iterator[Retired]:
         """End of capture: retire everything still live."""
+        yield from self._in_order(self._flush())
+        if self._evicted_ready:
+            yield self._evicted_syns()
+
+    def _flush(self) -> Iterator[Retired | _Evicted]:
         yield from self._retired_early
         self._retired_early.clear()
         while self._live:
@@ -1594,9 +1605,14 @@ class FlowTable:
         if held.holds_key(numbers[2]):
             return False  # another 4-tuple with the same hash is held
         if len(held) >= self.max_held_syns:
-            oldest = held.oldest()
-            assert oldest is not None
-            self._retired_early.append(self._retire_attempt(held.take(oldest[0])))
+            if self.batch_held_syns:
+                # (its place among what retires early is kept; see _in_order)
+                self._evicted_rows.append(held.evict_oldest())
+                self._retired_early.append(_EVICTED)
+            else:
+                oldest = held.oldest()
+                assert oldest is not None
+                self._retired_early.append(self._retire_attempt(held.take(oldest[0])))
             self.evicted += 1
             self.evicted_attempts += 1
         # (the key orders the endpoints, the SYN may go either way)
@@ -1905,6 +1921,32 @@ class FlowTable:
             self._spill.compact(h for h in self._live.values() if type(h) is _Spilled)
 
     def _retire_due(self) -> Iterator[Retired]:
+        return self._in_order(self._due())
+
+    def _in_order(self, retired: Iterable[Retired | _Evicted]) -> Iterator[Retired]:
+        """What retires, in order, but with each run of bare SYNs evicted from the full store
+        given together as one RetiredSyns (a flood evicts one per SYN it sends: one at a time,
+        each would cost more than the rest of its packet). A run is given out when something
+        else retires after it, when it is EVICTED_AT_ONCE long, or at the end (flush): never
+        out of order, so a detector sees what it would have seen one by one."""
+        for item in retired:
+            if item is _EVICTED:
+                self._evicted_ready += 1
+                if self._evicted_ready >= EVICTED_AT_ONCE:
+                    yield self._evicted_syns()
+                continue
+            if self._evicted_ready:
+                yield self._evicted_syns()
+            assert not isinstance(item, _Evicted)
+            yield item
+
+    def _evicted_syns(self) -> RetiredSyns:
+        ready, self._evicted_ready = self._evicted_ready, 0
+        rows = self._evicted_rows[:ready]
+        del self._evicted_rows[:ready]
+        return RetiredSyns(HeldSyns.columns_of(rows), self.zeek)
+
+    def _due(self) -> Iterator[Retired | _Evicted]:
         yield from self._retired_early
         self._retired_early.clear()
         now = self._now
@@ -2059,6 +2101,14 @@ class RetiredSyns:
 
 # What a FlowTable retires: connections, one by one, and (batch_held_syns) bare SYNs together.
 Retired = TrackedConnection | RetiredSyns
+
+
+class _Evicted:
+    """The place of a bare SYN evicted from the compact store among what retires early (its
+    row waits in FlowTable._evicted_rows)."""
+
+
+_EVICTED = _Evicted()
 
 
 Key = tuple[str, int, str, int, str]  # encap: 4-tuple (smaller endpoint first) and tunnel

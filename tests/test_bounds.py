@@ -291,3 +291,71 @@ def test_a_flood_evicts_lone_syns_as_tracked_connections() -> None:
         conn.on_segment(seg, reference._rst_log, seg.time)
         expected.append(conn.retire(reference._rst_log))
     assert retired == expected
+
+
+def _flood_with_refusals(count: int) -> list[TcpSegment]:
+    """Bare SYNs 20 ms apart, and every 37th time a client refused (SYN, then RST/ACK) and the
+    previous refused 4-tuple tried again, so that refused connections retire (after the close
+    grace, or early) among the SYNs a full store evicts."""
+    out: list[TcpSegment] = []
+
+    def segment(time: float, src: str, sport: int, dst: str, dport: int, flags: int, seq: int,
+                ack: int = 0) -> None:  # fmt: skip
+        out.append(
+            TcpSegment(
+                frame=len(out) + 1,
+                time=time,
+                src=src,
+                dst=dst,
+                sport=sport,
+                dport=dport,
+                seq=seq,
+                ack=ack,
+                flags=flags,
+                window=1024,
+                payload_len=0,
+                ttl=64,
+                ip_version=4,
+                syn_options=LINUX_SYN if flags & SYN else None,
+            )
+        )
+
+    for i in range(count):
+        time = 1_700_000_000.0 + i * 0.02
+        segment(time, f"10.0.{i >> 8}.{i & 255}", 1024 + i, "192.0.2.1", 80, SYN, i * 7919)
+        if i % 37 == 0:
+            sport, seq = 20_000 + i, i * 104_729
+            segment(time + 0.001, "198.51.100.7", sport, "192.0.2.2", 443, SYN, seq)
+            segment(time + 0.002, "192.0.2.2", 443, "198.51.100.7", sport, RST | ACK, 0, seq + 1)
+            if i:  # the 4-tuple refused before, tried again: it retires early, then the SYN
+                # the store takes in evicts one (both at one packet, in that order)
+                segment(time + 0.003, "198.51.100.7", sport - 37, "192.0.2.2", 443, SYN, i)
+    return out
+
+
+@pytest.mark.parametrize("zeek", [False, True])
+def test_evicted_syns_leave_together_in_the_order_they_would_one_by_one(
+    zeek: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full store evicts a bare SYN per SYN it takes in. With batch_held_syns, each run of
+    evicted ones leaves as one RetiredSyns (at most EVICTED_AT_ONCE), and what retires, its
+    rows taken one by one, is what retires one by one, in the same order."""
+    monkeypatch.setattr(tracker, "EVICTED_AT_ONCE", 7)
+    packets = _flood_with_refusals(1500)
+    reference = FlowTable(max_held_syns=100, zeek=zeek)
+    one_by_one = list(reference.track(packets))
+    batched = FlowTable(max_held_syns=100, zeek=zeek, batch_held_syns=True)
+    retired = list(batched.track(packets))
+    runs = [r for r in retired[:-1] if isinstance(r, tracker.RetiredSyns)]  # (the last: flush)
+    assert batched.evicted == reference.evicted > 1400 and len(runs) < batched.evicted
+    assert max(map(len, runs)) == 7 and min(map(len, runs)) >= 1
+    refused = [r for r in retired if isinstance(r, tracker.TrackedConnection)]
+    assert len(refused) == len(range(0, 1500, 37))  # (retired among the runs, not after)
+    position = {id(r): n for n, r in enumerate(retired)}
+    assert position[id(refused[0])] < position[id(runs[-1])]
+    expanded = [
+        conn
+        for r in retired
+        for conn in (r.connections() if isinstance(r, tracker.RetiredSyns) else [r])
+    ]
+    assert expanded == one_by_one
