@@ -140,6 +140,40 @@ def _entry(
     return HeldSyn(conn_id, syn, now)
 
 
+class EvictedSyns:
+    """Entries a full store evicted (HeldSyns.evict_oldest), in order, waiting to leave
+    together: the store's columns but for the option set, kept as the SynOptions itself (the
+    store numbers its option sets anew each time it is emptied)."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, array[Any]] = {
+            name: array(code) for name, code in HeldSyns._FIELDS if name != "options"
+        }
+        self.options: list[SynOptions | None] = []
+
+    def __len__(self) -> int:
+        return len(self.options)
+
+    def take(self, count: int) -> SynColumns:
+        """The first `count` entries, as the columns `HeldSyns.take_columns` gives."""
+        rows: dict[str, npt.NDArray[Any]] = {}
+        for name, column in self.columns.items():
+            rows[name] = np.frombuffer(column, column.typecode)[:count].copy()
+            del column[:count]
+        option_sets: list[SynOptions | None] = []
+        number: dict[int, int] = {}  # by id(): the store holds one object per option set
+        indexes = []
+        for options in self.options[:count]:
+            index = number.get(id(options))
+            if index is None:
+                index = number[id(options)] = len(option_sets)
+                option_sets.append(options)
+            indexes.append(index)
+        del self.options[:count]
+        rows["options"] = np.array(indexes, np.uint16)
+        return SynColumns(rows, option_sets)
+
+
 class HeldSyns:
     """Bare IPv4 SYNs in typed arrays, in order of arrival, indexed by `endpoints_hash`."""
 
@@ -161,7 +195,6 @@ class HeldSyns:
         ("conn_id", "q"),  # 0: the entry is dead (promoted or retired)
         ("options", "H"),  # index into _option_sets
     )
-    _OPTIONS = 14  # the position of "options" in _FIELDS (an index into _option_sets)
 
     def __init__(self) -> None:
         self._columns: dict[str, array[Any]] = {name: array(code) for name, code in self._FIELDS}
@@ -367,9 +400,8 @@ class HeldSyns:
             self._compact()
         return held
 
-    def evict_oldest(self) -> tuple[Any, ...]:
-        """Remove the entry held longest, as `take` would, and give its columns' values in the
-        order of _FIELDS, its option set as the SynOptions itself (see `columns_of`), without
+    def evict_oldest(self, into: EvictedSyns) -> None:
+        """Remove the entry held longest, as `take` would, and append it to `into` without
         making its SYN into objects: a full store evicts one entry per SYN it takes in, and
         under a flood the evicted ones leave together as columns (FlowTable with
         batch_held_syns)."""
@@ -382,39 +414,14 @@ class HeldSyns:
                 endpoints_hash(c["src"][at], c["sport"][at], c["dst"][at], c["dport"][at])
             ]
             del self._recent_syns[at]
-        row = tuple(
-            self._option_sets[c[name][at]] if name == "options" else c[name][at]
-            for name, _ in self._FIELDS
-        )
+        for name, column in into.columns.items():
+            column.append(c[name][at])
+        into.options.append(self._option_sets[c["options"][at]])
         c["conn_id"][at] = 0
         self._alive -= 1
         self._dead += 1
         if self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
             self._compact()
-        return row
-
-    @classmethod
-    def columns_of(cls, rows: list[tuple[Any, ...]]) -> SynColumns:
-        """Rows `evict_oldest` gave, as the columns `take_columns` gives. (Their option sets
-        are numbered afresh: the store numbers them anew each time it is emptied.)"""
-        columns = list(zip(*rows, strict=True))
-        option_sets: list[SynOptions | None] = []
-        number: dict[int, int] = {}  # by id(): the store holds one object per option set
-        indexes = []
-        for options in columns[cls._OPTIONS]:
-            index = number.get(id(options))
-            if index is None:
-                index = number[id(options)] = len(option_sets)
-                option_sets.append(options)
-            indexes.append(index)
-        columns[cls._OPTIONS] = tuple(indexes)
-        return SynColumns(
-            {
-                name: np.array(column, np.dtype(code))
-                for (name, code), column in zip(cls._FIELDS, columns, strict=True)
-            },
-            option_sets,
-        )
 
     def oldest(self) -> tuple[int, float] | None:
         """The position and SYN time of the entry held longest, or None."""

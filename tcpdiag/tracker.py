@@ -30,7 +30,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from tcpdiag.attempts import HeldSyn, HeldSyns, SynColumns, endpoints_hash
+from tcpdiag.attempts import EvictedSyns, HeldSyn, HeldSyns, SynColumns, endpoints_hash
 from tcpdiag.clock import CaptureClock
 from tcpdiag.columns import ipv4_number
 from tcpdiag.communityid import community_id
@@ -1339,9 +1339,9 @@ class FlowTable:
         self._stand_ins: list[_ClosedElsewhere] = []  # retired stand-ins, for reuse
         self._rst_log = RstLog()
         self._retired_early: list[TrackedConnection | _Evicted] = []
-        # Bare SYNs evicted from the full compact store (with batch_held_syns): their rows, in
-        # order; the first `_evicted_ready` of them are due out next (see _in_order).
-        self._evicted_rows: list[tuple[Any, ...]] = []
+        # Bare SYNs evicted from the full compact store (with batch_held_syns), in order; the
+        # first `_evicted_ready` of them are due out next (see _in_order).
+        self._evicted = EvictedSyns()
         self._evicted_ready = 0
         self._next_id = 1
         # The capture clock: stepped here by `track`, or by the front end that calls `advance`.
@@ -1607,7 +1607,7 @@ class FlowTable:
         if len(held) >= self.max_held_syns:
             if self.batch_held_syns:
                 # (its place among what retires early is kept; see _in_order)
-                self._evicted_rows.append(held.evict_oldest())
+                held.evict_oldest(self._evicted)
                 self._retired_early.append(_EVICTED)
             else:
                 oldest = held.oldest()
@@ -1942,9 +1942,7 @@ class FlowTable:
 
     def _evicted_syns(self) -> RetiredSyns:
         ready, self._evicted_ready = self._evicted_ready, 0
-        rows = self._evicted_rows[:ready]
-        del self._evicted_rows[:ready]
-        return RetiredSyns(HeldSyns.columns_of(rows), self.zeek)
+        return RetiredSyns(self._evicted.take(ready), self.zeek)
 
     def _due(self) -> Iterator[Retired | _Evicted]:
         yield from self._retired_early
@@ -2105,7 +2103,7 @@ Retired = TrackedConnection | RetiredSyns
 
 class _Evicted:
     """The place of a bare SYN evicted from the compact store among what retires early (its
-    row waits in FlowTable._evicted_rows)."""
+    entry waits in FlowTable._evicted)."""
 
 
 _EVICTED = _Evicted()
