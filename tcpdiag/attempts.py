@@ -151,9 +151,6 @@ class EvictedSyns:
         }
         self.options: list[SynOptions | None] = []
 
-    def __len__(self) -> int:
-        return len(self.options)
-
     def take(self, count: int) -> SynColumns:
         """The first `count` entries, as the columns `HeldSyns.take_columns` gives."""
         rows: dict[str, npt.NDArray[Any]] = {}
