@@ -151,6 +151,13 @@ class EvictedSyns:
         }
         self.options: list[SynOptions | None] = []
 
+    def extend(self, taken: SynColumns) -> None:
+        """Entries taken out of the store together (HeldSyns.evict), after those here."""
+        for name, column in self.columns.items():
+            column.frombytes(np.ascontiguousarray(taken.rows[name], column.typecode).tobytes())
+        sets = taken.option_sets
+        self.options.extend(sets[index] for index in taken.rows["options"].tolist())
+
     def take(self, count: int) -> SynColumns:
         """The first `count` entries, as the columns `HeldSyns.take_columns` gives."""
         rows: dict[str, npt.NDArray[Any]] = {}
@@ -417,6 +424,16 @@ class HeldSyns:
         c["conn_id"][at] = 0
         self._alive -= 1
         self._dead += 1
+        if self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
+            self._compact()
+
+    def evict(self, count: int, into: EvictedSyns) -> None:
+        """`evict_oldest` `count` times at once, leaving at least one entry held (so that the
+        store keeps its numbering of option sets, which entries about to be added use)."""
+        assert 0 < count < self._alive
+        taken = self.take_columns(limit=count)
+        assert taken is not None and len(taken) == count
+        into.extend(taken)
         if self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
             self._compact()
 

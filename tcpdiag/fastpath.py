@@ -230,6 +230,15 @@ class FastPathTracker:
             del window  # (not kept while everything still live is retired)
         yield from self.table.flush()
 
+    def _quiet(self, clock: F64, end: int) -> bool:
+        """No retiring (FlowTable._retire_due) could do anything in rows [0, end) but give
+        out what retired early, and nothing is carried over to close there: a SYN evicted
+        from the store one by one makes the table retire at its packet, and handed over in
+        bulk it does not."""
+        if any(close.row - self._base < end for close in self._carried_closes):
+            return False
+        return bool(clock[end - 1] < self.table.quiet_until())
+
     def _flooded(self) -> bool:
         """A flood, or a table near its cap: eviction may come, and it depends on every
         connection, so none is taken in bulk (deciding would be wasted work and memory)."""
@@ -266,7 +275,8 @@ class FastPathTracker:
         bare = int(np.count_nonzero((w.flags[:end] & _SHAPE) == SYN))
         store_may_fill = table.held_syns + bare >= table.max_held_syns
         may_continue = self._may_continue(w, clock, end, bulk)
-        blocked = table.live_count + bulk.groups_in_part >= table.max_live or store_may_fill
+        live_full = table.live_count + bulk.groups_in_part >= table.max_live
+        blocked = live_full or store_may_fill
         if blocked:
             # The table might evict: which connection, and when, depends on every connection
             # (on every bare SYN, even one answered at once), so nothing is taken in bulk.
@@ -300,10 +310,22 @@ class FastPathTracker:
         if new is not None:
             done[new.rows] = True
             self.followed_rows += len(new.rows)
-        if store_may_fill:
-            held = _NO_BARE_SYNS
-        else:
+        evicting = False
+        if not store_may_fill:
             held = _bare_syns(w, done, clock, end, live, quoted, table)
+        else:
+            held = _NO_BARE_SYNS
+            if self._quiet(clock, end):
+                # A window of a SYN flood that fills the store: taken in bulk only if it is
+                # nothing but bare SYNs the table would hold (see _only_bare_syns), which
+                # leave the live connections alone, however many there are.
+                held = _bare_syns(w, done, clock, end, live, quoted, table)
+                evicting = _only_bare_syns(held, done, end, table) and bool(
+                    # (and none of them idle long enough to be retired as such in the window)
+                    clock[end - 1] - w.time[held.row].min() < table.idle_retire
+                )
+                if not evicting:
+                    held = _NO_BARE_SYNS
         done[held.row] = True
         self._done = done
         # Each connection decided or followed here takes its id at its SYN's row, in capture
@@ -435,7 +457,18 @@ class FastPathTracker:
             ids[begin:stop] = first_id + np.arange(stop - begin)
         ids_by_start = np.empty_like(ids)
         ids_by_start[by_start] = ids  # (in the order of concatenation: bulk, then held)
-        if len(held.row):
+        if evicting:
+            # As one by one, the store evicting its oldest for each SYN it has no room for;
+            # a piece at a time, so that the evicted ones leave (as columns) before they fill
+            # memory.
+            rows = held.columns(w, clock, ids_by_start[n_bulk : n_bulk + n_held])
+            for first in range(0, n_held, EVICT_AT_ONCE):
+                table.hold_syns_evicting(
+                    {k: v[first : first + EVICT_AT_ONCE] for k, v in rows.items()}
+                )
+                yield from table.retire_due(False)
+            del rows
+        elif len(held.row):
             held_ids = ids_by_start[n_bulk : n_bulk + n_held]
             table.hold_syns(held.columns(w, clock, held_ids), int(w.number[0]))
         self._follow_up(w, clock, followed, on, new, made, ids_by_start[n_bulk + n_held :], last)
@@ -1575,6 +1608,17 @@ class _BareSyns:
 
 
 _NO_BARE_SYNS = _BareSyns(np.zeros(0, np.int64), np.zeros(0, np.uint16))
+# Bare SYNs a store they fill takes at a time (FlowTable.hold_syns_evicting).
+EVICT_AT_ONCE = 1 << 14
+
+
+def _only_bare_syns(held: _BareSyns, done: Bools, end: int, table: FlowTable) -> bool:
+    """Whether rows [0, end) are nothing but bare SYNs the table would hold (and rows decided
+    before), fewer than the store holds: then, one by one, nothing but those SYNs happens to
+    the table there, each evicting the oldest entry once the store is full, and they can be
+    handed over together (FlowTable.hold_syns_evicting)."""
+    undecided = end - int(np.count_nonzero(done[:end]))
+    return 0 < len(held.row) == undecided and len(held.row) < table.max_held_syns
 
 
 def _bare_syns(

@@ -1414,6 +1414,40 @@ class FlowTable:
         room for them. `rows` is emptied (each column freed once held)."""
         self._held_syns.extend(rows, since_frame)
 
+    def hold_syns_evicting(self, rows: dict[str, npt.NDArray[Any]]) -> None:
+        """hold_syns for bare SYNs that fill the store (fewer than it holds), each of the first
+        ones that find it full evicting the entry held longest, as _hold_syn does one by one:
+        the oldest entries are evicted, in order, then these are held. The front end checked
+        that nothing else happens between these SYNs, and that no retiring could do anything
+        before the last of them (quiet_until)."""
+        held = self._held_syns
+        overflow = len(held) + len(rows["conn_id"]) - self.max_held_syns
+        if overflow > 0:
+            held.evict(overflow, self._evicted)
+            self._retired_early.extend([_EVICTED] * overflow)
+            self.evicted += overflow
+            self.evicted_attempts += overflow
+        held.extend(rows, int(rows["frame"][0]))
+
+    def quiet_until(self) -> float:
+        """The capture clock before which retiring (_retire_due) can do nothing but give out
+        what retired early: nothing in the closing queue, no idle connection, no bare SYN held
+        and no connection to spill to disk comes due sooner."""
+        due = float("inf")
+        if self._closing:
+            head = self._closing[0]
+            if isinstance(head, float):
+                due = head + self.close_grace
+            elif head.closed_at is not None:
+                due = head.closed_at + self.close_grace
+        if self._live:
+            due = min(due, next(iter(self._live.values())).last_time + self.idle_retire)
+        if (oldest := self._held_syns.oldest()) is not None:
+            due = min(due, oldest[1] + self.idle_retire)
+        if self._awake:
+            due = min(due, next(iter(self._awake.values())).last_time + IDLE_SPILL_SECONDS)
+        return due
+
     def holds_syn_keys(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
         """Which of these keys (tcpdiag.attempts.endpoints_hash) a bare SYN held compactly
         has (a collision may say yes for another 4-tuple)."""

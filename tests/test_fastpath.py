@@ -1503,3 +1503,96 @@ def test_a_new_connection_that_closes_where_its_window_ends_is_followed(late: bo
     else:
         assert bulk.follow is not None and bulk.follow.closes.tolist() == [True]
         assert bulk.follow.last_row.tolist() == [len(w) - 1]
+
+
+def _syn_flood_phases(cap: Capture) -> None:
+    """Healthy connections; a flood of bare SYNs that fills a small store, with a refusal and a
+    healthy connection in it here and there; a connection that closes just before more of the
+    flood (its close grace runs out within it); then answers to a few SYNs of the flood, long
+    evicted, and to a few recent ones."""
+    _healthy(cap, 5)
+    flood = []
+    for k in range(1600):
+        client = (f"100.65.{k >> 8}.{k & 255}", 2000 + k % 11)
+        conv = Conversation(cap, client=client, server=("10.9.1.1", 80), client_isn=k * 104_729)
+        conv.send("c", SYN, options=LINUX_SYN, dt=0.0004)
+        flood.append(conv)
+        if k in (300, 900):
+            refused = Conversation(
+                cap, client=("198.51.100.3", 40_000 + k), server=("10.9.1.2", 25)
+            )
+            refused.send("c", SYN, options=LINUX_SYN, dt=0.0004)
+            refused.rst("s", dt=0.0004)
+        if k == 1200:
+            _clean(cap, ("10.1.0.9", 41_000), dt=0.0004)
+    for k in range(1600, 2400):  # (5 s later: the clean connection's grace ends in here)
+        client = (f"100.66.{k >> 8}.{k & 255}", 3000 + k % 13)
+        conv = Conversation(cap, client=client, server=("10.9.1.1", 80), client_isn=k * 7919)
+        conv.send("c", SYN, options=LINUX_SYN, dt=0.0004 if k > 1600 else 4.9)
+        flood.append(conv)
+    for conv in flood[::97]:
+        conv.send("s", SYN | ACK, options=LINUX_SYN, dt=0.01)
+        conv.send("c", ACK)
+
+
+@pytest.mark.parametrize(("room", "in_bulk"), [(150, False), (400, True), (1000, True)])
+def test_a_flood_filling_the_store_is_taken_in_bulk_as_one_by_one(
+    room: int, in_bulk: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows of nothing but bare SYNs that fill the store are handed over in bulk, the
+    store evicting its oldest as one by one would (FlowTable.hold_syns_evicting); a window
+    with anything else in it, or in which the table could retire something, or with more
+    SYNs than the store holds (room 150: each window has about 260), goes the per-packet way.
+    Reports and flow listings as the reference's, windows small."""
+    cap = Capture()
+    _syn_flood_phases(cap)
+    path = tmp_path / "flood.pcap"
+    write_pcap(cap, path)
+    options = AnalysisOptions(max_held_syns=room, keep_flows=True)
+    reference = analyze_capture(path, ENGINE, replace(options, fast_path=False))
+    monkeypatch.setattr(fastpath, "WINDOW_ROWS", 128)
+    monkeypatch.setattr(fastpath, "WINDOW_MAX_ROWS", 512)
+    monkeypatch.setattr(fastpath, "EVICT_AT_ONCE", 50)
+    monkeypatch.setattr("tcpdiag.reader._CHUNK", 4096)
+    monkeypatch.setattr(CaptureReader.chunks, "__defaults__", (4096,))
+    handed: list[int] = []
+    evicting = tracker.FlowTable.hold_syns_evicting
+
+    def counting(table: tracker.FlowTable, rows: dict[str, Any]) -> None:
+        handed.append(len(rows["conn_id"]))
+        evicting(table, rows)
+
+    monkeypatch.setattr(tracker.FlowTable, "hold_syns_evicting", counting)
+    fast = analyze_capture(path, ENGINE, options)
+    assert fast.to_dict() == reference.to_dict()
+    assert [f.to_dict() for f in fast.connections] == [f.to_dict() for f in reference.connections]
+    assert reference.evicted > 1000
+    if not in_bulk:
+        assert handed == []
+        return
+    assert len(handed) > 5 and max(handed) == 50  # (in pieces of EVICT_AT_ONCE at most)
+    assert sum(handed) < 2400  # (not every SYN: some windows went the per-packet way)
+    # What a detector sees: the same connections retired in the same order (the connection
+    # whose close grace runs out amid the flood among them, where one by one retires it).
+    assert _retired_order(path, room, fast=True) == _retired_order(path, room, fast=False)
+
+
+def _retired_order(path: Path, room: int, fast: bool) -> list[int]:
+    """The ids of the connections the table retires, in order (each bare SYN of a
+    RetiredSyns in its place)."""
+    table = tracker.FlowTable(max_held_syns=room, batch_held_syns=True)
+    with CaptureReader(str(path)) as reader:
+        if fast:
+            columns = map(ColumnDecoder(Decoder()).decode, reader.chunks())
+            retired = fastpath.FastPathTracker(table).track(columns)
+        else:
+            retired = table.track(p for p in map(Decoder().decode, reader) if p is not None)
+        return [
+            conn_id
+            for r in retired
+            for conn_id in (
+                r.columns.rows["conn_id"].tolist()
+                if isinstance(r, tracker.RetiredSyns)
+                else [r.ref.conn_id]
+            )
+        ]
