@@ -462,9 +462,9 @@ class FastPathTracker:
             # a piece at a time, so that the evicted ones leave (as columns) before they fill
             # memory.
             rows = held.columns(w, clock, ids_by_start[n_bulk : n_bulk + n_held])
-            for first in range(0, n_held, EVICT_AT_ONCE):
+            for first in range(0, n_held, HOLD_AT_ONCE):
                 table.hold_syns_evicting(
-                    {k: v[first : first + EVICT_AT_ONCE] for k, v in rows.items()}
+                    {k: v[first : first + HOLD_AT_ONCE] for k, v in rows.items()}
                 )
                 yield from table.retire_due(False)
             del rows
@@ -1608,8 +1608,9 @@ class _BareSyns:
 
 
 _NO_BARE_SYNS = _BareSyns(np.zeros(0, np.int64), np.zeros(0, np.uint16))
-# Bare SYNs a store they fill takes at a time (FlowTable.hold_syns_evicting).
-EVICT_AT_ONCE = 1 << 14
+# Bare SYNs handed at a time to a store they fill (FlowTable.hold_syns_evicting), each piece's
+# evictions given out before the next: what waits to leave stays small.
+HOLD_AT_ONCE = 1 << 14
 
 
 def _only_bare_syns(held: _BareSyns, done: Bools, end: int, table: FlowTable) -> bool:

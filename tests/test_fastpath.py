@@ -1552,7 +1552,7 @@ def test_a_flood_filling_the_store_is_taken_in_bulk_as_one_by_one(
     reference = analyze_capture(path, ENGINE, replace(options, fast_path=False))
     monkeypatch.setattr(fastpath, "WINDOW_ROWS", 128)
     monkeypatch.setattr(fastpath, "WINDOW_MAX_ROWS", 512)
-    monkeypatch.setattr(fastpath, "EVICT_AT_ONCE", 50)
+    monkeypatch.setattr(fastpath, "HOLD_AT_ONCE", 50)
     monkeypatch.setattr("tcpdiag.reader._CHUNK", 4096)
     monkeypatch.setattr(CaptureReader.chunks, "__defaults__", (4096,))
     handed: list[int] = []
@@ -1570,7 +1570,7 @@ def test_a_flood_filling_the_store_is_taken_in_bulk_as_one_by_one(
     if not in_bulk:
         assert handed == []
         return
-    assert len(handed) > 5 and max(handed) == 50  # (in pieces of EVICT_AT_ONCE at most)
+    assert len(handed) > 5 and max(handed) == 50  # (in pieces of HOLD_AT_ONCE at most)
     assert sum(handed) < 2400  # (not every SYN: some windows went the per-packet way)
     # What a detector sees: the same connections retired in the same order (the connection
     # whose close grace runs out amid the flood among them, where one by one retires it).
