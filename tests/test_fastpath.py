@@ -787,7 +787,9 @@ def test_a_full_store_of_bare_syns_evicts_as_the_reference(
     room: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When the store of bare SYNs fills up, the oldest go first, one SYN at a time, whichever
-    path took them: a window that could overflow it goes the per-packet way."""
+    path took them: a window that could overflow it goes the per-packet way (this capture's
+    windows hold more than bare SYNs; for windows of nothing else, see
+    test_a_flood_filling_the_store_is_taken_in_bulk_as_one_by_one)."""
     cap = Capture()
     _bare_syns(cap)
     path = tmp_path / "syns.pcap"
