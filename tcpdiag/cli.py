@@ -85,6 +85,8 @@ _EXTENSION_FORMATS = {
 
 def _version(value: bool) -> None:
     if value:
+        if sys.stdout is None:  # (an eager option: before main's check of standard output)
+            raise _fail("cannot write the output: standard output is closed")
         typer.echo(f"tcpdiag {__version__}")
         raise typer.Exit(EXIT_CLEAN)
 

@@ -403,12 +403,13 @@ def test_a_closed_standard_output_is_one_line_and_exit_2(tmp_path: Path) -> None
     status, err = run("-f", "jsonl", "-o", str(report), capture)  # no need of stdout
     assert (status, err) == (1, "")
     assert '"rule": "broken-pipe' in report.read_text()
-    # A command whose output can only go there (not a silent exit 0).
-    rules = subprocess.run(
-        [sys.executable, "-m", "tcpdiag", "rules"],
-        stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1), timeout=60, check=False,
-    )  # fmt: skip
-    assert rules.returncode == 2
-    assert rules.stderr.decode() == (
-        "tcpdiag: error: cannot write the output: standard output is closed\n"
-    )
+    # Commands whose output can only go there (not a silent exit 0).
+    for command in (["rules"], ["--version"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tcpdiag", *command],
+            stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1), timeout=60, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 2
+        assert proc.stderr.decode() == (
+            "tcpdiag: error: cannot write the output: standard output is closed\n"
+        )
