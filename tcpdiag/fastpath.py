@@ -1052,10 +1052,17 @@ def _uneventful(
         # (and less than 2 GiB each way, where sequence comparisons stop being plain ones)
         ok &= (acked[c_run] < _HALF) & (acked[s_run] < _HALF)
         # (A side's acknowledged space is in the peer's ACKs: the client's in the server's run.)
-        acked_by_peer = (acked[s_run].astype(np.int64), acked[c_run].astype(np.int64))
-        summaries = _summaries(
-            w, row, shape, plen, r_start, run_size, c_run, s_run, fin_pos, acked_by_peer
+        # Summaries of the connections that qualify only (a flood's window has a group per
+        # SYN, and a summary's dozen arrays for each were the peak of memory).
+        taken = np.flatnonzero(ok)
+        acked_by_peer = (
+            acked[s_run[taken]].astype(np.int64),
+            acked[c_run[taken]].astype(np.int64),
         )
+        summaries = _summaries(
+            w, row, shape, plen, r_start, run_size, c_run[taken], s_run[taken], fin_pos,
+            acked_by_peer,
+        )  # fmt: skip
 
     groups = np.flatnonzero(ok)
     return _Bulk(
@@ -1067,7 +1074,7 @@ def _uneventful(
         syn_row=row[c0[groups]],
         close_row=close_row[groups],
         last_time=last_time[groups],
-        summaries=summaries.select(groups) if summaries is not None else None,
+        summaries=summaries,
         follow=follow,
     )
 
