@@ -385,24 +385,36 @@ class HeldSyns:
         number; `key`: its key, if known)."""
         c = self._columns
         if at >= self._merged:
-            if key is None:
-                key = endpoints_hash(c["src"][at], c["sport"][at], c["dst"][at], c["dport"][at])
-            del self._recent[key]
-            held = HeldSyn(c["conn_id"][at], self._recent_syns.pop(at), c["now"][at])
+            held = HeldSyn(c["conn_id"][at], self._recent_syns[at], c["now"][at])
         else:
-            # (an entry of the sorted part stays there, dead, until the next merge)
             known = texts or {}
 
             def text(number: int) -> str:
                 return known.get(number) or ipv4_text(self._text, number)
 
             held = _entry([c[name][at] for name in _HELD_ORDER], text, self._option_sets)
+        self._remove(at, key)
+        return held
+
+    def _remove(self, at: int, key: int | None = None) -> None:
+        """Mark the entry at `at` dead (`key`: its key, if known), as `take` and `evict_oldest`
+        take it out: out of the recent part of the index at once; an entry of the sorted part
+        stays there, dead, until the next merge."""
+        c = self._columns
+        if at >= self._merged:
+            if key is None:
+                key = endpoints_hash(c["src"][at], c["sport"][at], c["dst"][at], c["dport"][at])
+            del self._recent[key]
+            del self._recent_syns[at]
         c["conn_id"][at] = 0
         self._alive -= 1
         self._dead += 1
+        self._compact_if_due()
+
+    def _compact_if_due(self) -> None:
+        """Compact once the dead entries are many (see _COMPACT_MIN)."""
         if self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
             self._compact()
-        return held
 
     def evict_oldest(self, into: EvictedSyns) -> None:
         """Remove the entry held longest, as `take` would, and append it to `into` without
@@ -413,19 +425,10 @@ class HeldSyns:
         assert oldest is not None
         at = oldest[0]
         c = self._columns
-        if at >= self._merged:
-            del self._recent[
-                endpoints_hash(c["src"][at], c["sport"][at], c["dst"][at], c["dport"][at])
-            ]
-            del self._recent_syns[at]
         for name, column in into.columns.items():
             column.append(c[name][at])
         into.options.append(self._option_sets[c["options"][at]])
-        c["conn_id"][at] = 0
-        self._alive -= 1
-        self._dead += 1
-        if self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
-            self._compact()
+        self._remove(at)
 
     def evict(self, count: int, into: EvictedSyns) -> None:
         """`evict_oldest` `count` times at once, leaving at least one entry held (so that the
@@ -434,8 +437,7 @@ class HeldSyns:
         taken = self.take_columns(limit=count)
         assert taken is not None and len(taken) == count
         into.extend(taken)
-        if self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
-            self._compact()
+        self._compact_if_due()
 
     def oldest(self) -> tuple[int, float] | None:
         """The position and SYN time of the entry held longest, or None."""
@@ -476,8 +478,9 @@ class HeldSyns:
         options = self._option_sets
         if not self._alive:
             self.clear()  # (the columns taken keep the option sets they name)
-        elif now is not None and self._head + self._dead >= max(_COMPACT_MIN, self._alive >> 2):
-            self._compact()  # (not while all are taken, a slice at a time: that would copy them)
+        elif now is not None:
+            # (not while all are taken, a slice at a time: that would copy them)
+            self._compact_if_due()
         return SynColumns(rows, options)
 
     def drain(self) -> Iterator[HeldSyn]:

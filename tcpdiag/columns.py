@@ -20,6 +20,7 @@ import functools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -111,34 +112,25 @@ class Columns:
             arrays[name] = np.concatenate([getattr(part, name) for part in parts])
             for part in parts:
                 setattr(part, name, np.empty(0, arrays[name].dtype))
-        return Columns(
-            **arrays,
-            others=others,
-            tunnel_names=first.tunnel_names,
-            tunnel_ids=first.tunnel_ids,
-            addresses6=first.addresses6,
-        )
+        return first._with(arrays, others)
 
     def tail(self, start: int) -> Columns:
         """Rows from `start` on, as a copy that does not keep the rest alive."""
         skipped = int(np.count_nonzero(~self.simple[:start]))
         arrays = {name: getattr(self, name)[start:].copy() for name in _ARRAYS}
-        return Columns(
-            **arrays,
-            others=self.others[skipped:],
-            tunnel_names=self.tunnel_names,
-            tunnel_ids=self.tunnel_ids,
-            addresses6=self.addresses6,
-        )
+        return self._with(arrays, self.others[skipped:])
 
     def take(self, rows: I64) -> Columns:
         """These rows (all simple), in this order, as a copy that does not keep the rest
         alive."""
         assert bool(self.simple[rows].all())
-        arrays = {name: getattr(self, name)[rows] for name in _ARRAYS}
+        return self._with({name: getattr(self, name)[rows] for name in _ARRAYS}, [])
+
+    def _with(self, arrays: dict[str, npt.NDArray[Any]], others: list[Packet]) -> Columns:
+        """Columns of these arrays and objects, with this one's tunnel names and IPv6 texts."""
         return Columns(
             **arrays,
-            others=[],
+            others=others,
             tunnel_names=self.tunnel_names,
             tunnel_ids=self.tunnel_ids,
             addresses6=self.addresses6,

@@ -320,10 +320,7 @@ class FastPathTracker:
                 # nothing but bare SYNs the table would hold (see _only_bare_syns), which
                 # leave the live connections alone, however many there are.
                 held = _bare_syns(w, done, clock, end, live, quoted, table)
-                evicting = _only_bare_syns(held, done, end, table) and bool(
-                    # (and none of them idle long enough to be retired as such in the window)
-                    clock[end - 1] - w.time[held.row].min() < table.idle_retire
-                )
+                evicting = _only_bare_syns(held, w, clock, done, end, table)
                 if not evicting:
                     held = _NO_BARE_SYNS
         done[held.row] = True
@@ -1620,13 +1617,20 @@ _NO_BARE_SYNS = _BareSyns(np.zeros(0, np.int64), np.zeros(0, np.uint16))
 HOLD_AT_ONCE = 1 << 14
 
 
-def _only_bare_syns(held: _BareSyns, done: Bools, end: int, table: FlowTable) -> bool:
+def _only_bare_syns(
+    held: _BareSyns, w: Columns, clock: F64, done: Bools, end: int, table: FlowTable
+) -> bool:
     """Whether rows [0, end) are nothing but bare SYNs the table would hold (and rows decided
-    before), fewer than the store holds: then, one by one, nothing but those SYNs happens to
-    the table there, each evicting the oldest entry once the store is full, and they can be
-    handed over together (FlowTable.hold_syns_evicting)."""
+    before), fewer than the store holds, none of them idle long enough by the last to be
+    retired as such: then, one by one, nothing but those SYNs happens to the table there,
+    each evicting the oldest entry once the store is full, and they can be handed over
+    together (FlowTable.hold_syns_evicting)."""
     undecided = end - int(np.count_nonzero(done[:end]))
-    return 0 < len(held.row) == undecided and len(held.row) < table.max_held_syns
+    return (
+        0 < len(held.row) == undecided
+        and len(held.row) < table.max_held_syns
+        and bool(clock[end - 1] - w.time[held.row].min() < table.idle_retire)
+    )
 
 
 def _bare_syns(

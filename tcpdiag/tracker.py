@@ -1855,13 +1855,9 @@ class FlowTable:
         _compact_closing folds it before."""
         if isinstance(entry, _ClosedElsewhere):
             return False
-        if isinstance(entry, FollowedConnection):
-            # Still followed, or replayed by a late segment: its Connection has its id.
-            held = self._live.get(entry.key)
-            if held is entry:
-                return False
-            return type(held) is not Connection or held.conn_id != entry.conn_id
-        if isinstance(entry, _Spilled):
+        if isinstance(entry, (_Spilled, FollowedConnection)):
+            # Still the stand-in (on disk, or followed), or woken or replayed by a late
+            # segment: its Connection then has its id.
             assert entry.key is not None
             held = self._live.get(entry.key)
             if held is entry:
