@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import sys
 from collections.abc import Callable, Generator
@@ -26,6 +25,7 @@ from tcpdiag.findings import FindingFacts
 from tcpdiag.inputs import CaptureInput, expand_inputs
 from tcpdiag.progress import BatchProgress
 from tcpdiag.reporters.base import Reporter
+from tcpdiag.reporters.jsontext import json_text
 from tcpdiag.reporters.selection import Selection
 from tcpdiag.spool import digests_of
 
@@ -170,7 +170,7 @@ def _finish(
         text = closing.getvalue()
         end = text.rstrip().rfind("}")
         if end >= 0:
-            batch = json.dumps(summary.to_dict(), ensure_ascii=True)
+            batch = json_text(summary.to_dict())
             text = text[:end].rstrip("\n") + f',\n  "batch": {batch}\n}}\n'
         _write(out, lambda: out.write(text))
         return
@@ -183,7 +183,7 @@ def _finish(
         _write(out, lambda: out.write("\n" + summary.markdown()))
     elif fmt == "jsonl":
         line = {"type": "batch", "tool": "tcpdiag", "version": __version__, **summary.to_dict()}
-        _write(out, lambda: out.write(json.dumps(line, ensure_ascii=True) + "\n"))
+        _write(out, lambda: out.write(json_text(line) + "\n"))
 
 
 def _silence_stdout(out: TextIO) -> None:

@@ -402,7 +402,8 @@ def test_a_closed_standard_output_is_one_line_and_exit_2(tmp_path: Path) -> None
     report = tmp_path / "report.jsonl"
     status, err = run("-f", "jsonl", "-o", str(report), capture)  # no need of stdout
     assert (status, err) == (1, "")
-    assert '"rule": "broken-pipe' in report.read_text()
+    assert any(json.loads(line).get("rule", "").startswith("broken-pipe")
+               for line in report.read_text().splitlines())  # fmt: skip
     # Commands whose output can only go there (not a silent exit 0).
     for command in (["rules"], ["--version"]):
         proc = subprocess.run(

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tcpdiag import __version__
@@ -19,6 +21,7 @@ from tcpdiag.cli import app
 from tcpdiag.findings import _iso_time_slow, iso_time
 from tcpdiag.reporters import units
 from tcpdiag.reporters.common import csv_cell
+from tcpdiag.reporters.jsontext import json_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -170,11 +173,13 @@ def test_zeek_conn_log_reads_like_zeek_cut_would() -> None:
 
 def test_output_file_format_follows_the_extension(tmp_path: Path) -> None:
     for name, marker in (("r.md", "# tcpdiag report"), ("r.html", "<!DOCTYPE html>"),
-                         ("r.json", '"captures"'), ("r.jsonl", '"type": "capture"')):  # fmt: skip
+                         ("r.json", '"captures"'), ("r.jsonl", '"type":"capture"')):  # fmt: skip
         target = tmp_path / name
         result = runner.invoke(app, ["analyze", "-o", str(target), str(MIXED)])
         assert result.exit_code == 1 and result.stdout == ""
         assert marker in target.read_text(encoding="utf-8")
+    first_line = (tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    assert json.loads(first_line)["type"] == "capture"
     bad = runner.invoke(app, ["analyze", "-o", str(tmp_path / "r.xyz"), str(MIXED)])
     assert bad.exit_code == 2 and bad.stderr.startswith("tcpdiag: error: ")
 
@@ -217,3 +222,28 @@ def test_iso_time_is_what_datetime_gives() -> None:
     rounded = np.round(rng.uniform(0, 2e9, 5_000), 6) + rng.choice([0, 5e-7, -5e-7], 5_000)
     for epoch in [*edges, *clustered.tolist(), *wide.tolist(), *rounded.tolist()]:
         assert iso_time(epoch) == _iso_time_slow(epoch), epoch
+
+
+# JSON values as reports hold them: any text (controls, bidi marks, astral characters), any
+# integer (beyond 64 bits too), finite floats, nested lists and objects in a given key order.
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+def test_json_text_is_the_same_json_as_the_json_module_in_ascii(value: Any) -> None:
+    text = json_text(value)
+    assert text.isascii() and "\n" not in text
+    assert json.loads(text) == json.loads(json.dumps(value))
+    # The same keys in the same order (a stable interface reads better in order).
+    if isinstance(value, dict):
+        assert list(json.loads(text)) == list(value)
+
+
+def test_json_text_escapes_what_a_terminal_would_act_on() -> None:
+    text = json_text({"capture": "evil\u202egpj.pcap", "what": "caf\u00e9\x1b[2J"})
+    assert text == '{"capture":"evil\\u202egpj.pcap","what":"caf\\u00e9\\u001b[2J"}'
+    assert json_text({"n": 2**70, 3: "key"}) == '{"n":1180591620717411303424,"3":"key"}'

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TextIO
 
 from tcpdiag import __version__
 from tcpdiag.analyze import CaptureReport
+from tcpdiag.reporters.jsontext import json_text
 
 
 class Reporter(Protocol):
@@ -91,10 +92,10 @@ class JsonReporter:
         for key, value in self._fields(report).items():
             out.write(f"\n      {json.dumps(key)}: {_dump(value, 6)},")
         out.write(f"\n      {json.dumps(self._list_key)}: [")
-        # One item per line: readable, greppable, and written by json's C encoder (an indented
-        # dump is pure Python and took longer than analysing the capture).
+        # One item per line: readable, greppable, and written fast (an indented dump is the
+        # json module's pure Python and took longer than analysing the capture).
         for number, item in enumerate(self._items(report)):
-            out.write(("," if number else "") + "\n        " + json.dumps(item, ensure_ascii=True))
+            out.write(("," if number else "") + "\n        " + json_text(item))
         out.write("\n      ]\n    }")
 
     def finish(self, out: TextIO) -> None:

@@ -17,6 +17,7 @@ from tcpdiag.findings import Finding
 from tcpdiag.ladder import split_endpoint
 from tcpdiag.reporters.base import JsonReporter, render
 from tcpdiag.reporters.common import endpoints_filter, wireshark_frames
+from tcpdiag.reporters.jsontext import json_text
 from tcpdiag.reporters.selection import Selection
 from tcpdiag.spool import digests_of
 
@@ -69,13 +70,13 @@ class FindingsJsonReporter(JsonReporter):
         # One item per line (see JsonReporter.write).
         kept, aggregates = fold(report.findings, plan, self.selection.accepts)
         for number, finding in enumerate(kept):
-            item = json.dumps(finding_dict(finding), ensure_ascii=True)
+            item = json_text(finding_dict(finding))
             out.write(("," if number else "") + "\n        " + item)
         out.write("\n      ],")
         out.write(f'\n      "aggregated_findings": {sum(a.count for a in aggregates)},')
         out.write('\n      "aggregates": [')
         for number, aggregate in enumerate(aggregates):
-            item = json.dumps(aggregate.to_dict(), ensure_ascii=True)
+            item = json_text(aggregate.to_dict())
             out.write(("," if number else "") + "\n        " + item)
         out.write("\n      ]\n    }")
 
@@ -98,7 +99,7 @@ def json_line(kind: str, path: str, body: dict[str, Any]) -> str:
     """One JSON Lines record: its type, the tool, the versions and the capture, then `body`."""
     record = {"type": kind, "tool": "tcpdiag", "version": __version__,
               "schema_version": SCHEMA_VERSION, "capture": path, **body}  # fmt: skip
-    return json.dumps(record, ensure_ascii=True) + "\n"
+    return json_text(record) + "\n"
 
 
 class AggregatingJsonLinesReporter:
