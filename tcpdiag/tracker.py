@@ -1465,6 +1465,23 @@ class FlowTable:
             return None
         return key, conn
 
+    def untracked_key(self, src: str, sport: int, dst: str, dport: int, tunnel: str) -> Key | None:
+        """The key of this 4-tuple if the table holds nothing of it (no connection, closed or
+        not, and no bare SYN), else None."""
+        key = self._key(src, sport, dst, dport, tunnel)
+        if key in self._live:
+            return None
+        if self._held_syns and not key[4] and ":" not in key[0]:
+            source, destination, hashed = self._numbers(key)
+            if self._held_syns.find(hashed, source, key[1], destination, key[3]) >= 0:
+                return None
+        return key
+
+    def in_order_start(self, key: Key) -> tuple[int, int, bool, bool] | None:
+        """Connection.in_order_start of the live connection of this key, if it is in memory."""
+        conn = self._live.get(key)
+        return conn.in_order_start() if type(conn) is Connection else None
+
     def oldest_activity(self) -> float:
         """The earliest last-packet time of the live connections (inf if none): none can be
         retired as idle before the clock is `idle_retire` past it."""

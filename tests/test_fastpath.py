@@ -836,10 +836,12 @@ def test_bare_syns_in_bulk_are_counted_as_one_by_one(
 
 class _Continuing(fastpath.FastPathTracker):
     continued = 0  # rows that continued live connections in bulk
+    missed = 0  # continuations whose connection the handshake did not leave as foreseen
 
     def track(self, batches: Any) -> Iterator[Any]:
         yield from super().track(batches)
         _Continuing.continued += self.continued_rows
+        _Continuing.missed += self.missed_continuations
 
 
 def _continued_reports(
@@ -961,6 +963,80 @@ def test_long_connections_continued_in_bulk_report_as_the_reference(
     assert fast == reference
     assert continued > len(cap.packets) // 2  # most rows of the long connections
     _same_connections(path)
+
+
+@pytest.mark.parametrize(
+    "case", ["retransmission", "keepalive", "zero window", "reordered", "icmp", "ignored reset"]
+)
+def test_connections_that_start_in_a_part_are_continued_after_their_handshake(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Short connections that start, talk and go off the in-order path within one part of a
+    window (a failing connection's usual life): the table is fed each handshake, the rows
+    after it are continued in bulk up to the first that is not in order. Around them, the
+    handshakes that must not be foreseen so: a retransmitted SYN, a SYN-ACK that does not
+    acknowledge the SYN, a 4-tuple used again, data on the SYN."""
+    cap = Capture()
+    _long_talks(cap, 6, 4, case)
+    again = Conversation(cap, client=("10.7.0.2", 42100), server=("10.9.0.2", 8080))
+    for _ in range(2):  # the same 4-tuple twice in a row, each with a few rounds
+        again.handshake()
+        for _ in range(3):
+            again.send("c", PSH | ACK, 80)
+            again.send("s", PSH | ACK, 400)
+        again.rst("c")
+    resent = Conversation(cap, client=("10.7.0.2", 42101), server=("10.9.0.2", 8080))
+    resent.send("c", SYN, advance=False)
+    resent.handshake()
+    odd = Conversation(cap, client=("10.7.0.2", 42102), server=("10.9.0.2", 8080))
+    odd.send("c", SYN)
+    odd.send("s", SYN | ACK, ack=odd.c.seq + 7)
+    odd.send("c", ACK)
+    with_data = Conversation(cap, client=("10.7.0.2", 42103), server=("10.9.0.2", 8080))
+    with_data.send("c", SYN, 20)
+    with_data.send("s", SYN | ACK)
+    with_data.send("c", ACK)
+    for talk in (resent, odd, with_data):
+        for _ in range(3):
+            talk.send("c", PSH | ACK, 60)
+            talk.send("s", PSH | ACK, 300)
+        talk.rst("s")
+    path = tmp_path / "short.pcap"
+    write_pcap(cap, path)
+    _Continuing.missed = 0
+    reference, fast, continued = _continued_reports(path, monkeypatch, window=4096, part=4096)
+    assert fast == reference
+    # The first use of the reused 4-tuple: its 6 rows up to its RST. And the twisted
+    # connection's rows before its twist, unless an ICMP error quotes it (then it is left to
+    # the table) or the twist is no event (a zero window: it is taken in bulk).
+    assert continued == 6 if case in ("icmp", "zero window") else continued > 6
+    assert _Continuing.missed == 0
+    _same_connections(path)
+
+
+def test_a_handshake_that_does_not_end_as_foreseen_has_its_run_fed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the table, fed a handshake, did not hold the connection as _fresh_handshakes
+    foresaw (no case is known), the run's rows are fed to it one by one at the run's end,
+    instead of being taken as in-order segments they may not be."""
+    cap = Capture()
+    _long_talks(cap, 4, 4, "retransmission")
+    path = tmp_path / "foreseen-wrongly.pcap"
+    write_pcap(cap, path)
+    found = fastpath._fresh_handshakes
+
+    def wrongly(*args: Any) -> Any:
+        handshakes, fresh = found(*args)
+        for key, (table_key, client, server, state) in fresh.items():
+            fresh[key] = (table_key, client, server, (state[0], state[1], True, False))
+        return handshakes, fresh
+
+    monkeypatch.setattr(fastpath, "_fresh_handshakes", wrongly)
+    _Continuing.missed = 0
+    reference, fast, continued = _continued_reports(path, monkeypatch, window=4096, part=4096)
+    assert fast == reference
+    assert continued > 0 and _Continuing.missed > 0
 
 
 def test_connections_caught_mid_stream_are_continued_as_the_reference(
