@@ -7,8 +7,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from tcpdiag import tunnels
 from tcpdiag.clock import STEP_SECONDS
 from tcpdiag.columns import ColumnDecoder, Columns
@@ -203,11 +201,7 @@ class Pipeline:
                 add([record], 0)
         rows = syns.columns.rows
         self.scans.observe_unanswered(
-            rows["src"].astype(np.int64),
-            rows["sport"].astype(np.int64),
-            rows["dst"].astype(np.int64),
-            rows["dport"].astype(np.int64),
-            rows["time"],
+            rows["src"], rows["sport"], rows["dst"], rows["dport"], rows["time"]
         )
 
     def finish(

@@ -178,6 +178,20 @@ class EvictedSyns:
         return SynColumns(rows, option_sets)
 
 
+def _first_nonzero(values: npt.NDArray[np.int64], count: int) -> npt.NDArray[np.int64]:
+    """The positions of the first `count` nonzero values, looked for a stretch at a time (the
+    positions of all of a flood's million, to keep a few, were the peak of its memory)."""
+    found: list[npt.NDArray[np.int64]] = []
+    start = 0
+    while count > 0 and start < len(values):
+        stretch = max(count * 2, 1024)
+        positions = np.flatnonzero(values[start : start + stretch])[:count] + start
+        found.append(positions)
+        count -= len(positions)
+        start += stretch
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
 class HeldSyns:
     """Bare IPv4 SYNs in typed arrays, in order of arrival, indexed by `endpoints_hash`."""
 
@@ -327,12 +341,17 @@ class HeldSyns:
         added_keys = self._keys_at(added)
         by_key = np.argsort(added_keys)
         added_keys, added = added_keys[by_key], added[by_key]
-        # (one pass over the sorted part: where each new key goes, then both arrays at once)
+        # (one pass over the sorted part: where each new key goes, then each array in turn,
+        # the old one let go before the next is made: under a flood of a million SYNs these
+        # are the peak of memory)
         where = np.searchsorted(kept_keys, added_keys)
         self._sorted_keys = np.insert(kept_keys, where, added_keys)
+        del kept_keys, added_keys
         self._sorted_at = np.insert(kept, where, added)
+        del kept, added, where
         bits = np.zeros(1 << _FILTER_BITS if len(self._sorted_keys) else 0, np.uint8)
-        bits[(self._sorted_keys & np.uint64(_FILTER_MASK)).astype(np.int64)] = 1
+        # (the masked keys fit in an int64 as they are: a view, not a copy, indexes `bits`)
+        bits[(self._sorted_keys & np.uint64(_FILTER_MASK)).view(np.int64)] = 1
         self._filter = bytearray(bits.tobytes())
 
     # -- lookup --------------------------------------------------------------------------------
@@ -460,7 +479,7 @@ class HeldSyns:
             return None
         c = self._columns
         conn_id = np.frombuffer(c["conn_id"], np.int64)
-        at = self._head + np.flatnonzero(conn_id[self._head :] != 0)[: limit or TAKE_AT_ONCE]
+        at = self._head + _first_nonzero(conn_id[self._head :], limit or TAKE_AT_ONCE)
         if now is not None:
             due = (now - np.frombuffer(c["time"], np.float64)[at]) >= idle
             if not due.all():

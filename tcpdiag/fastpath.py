@@ -904,6 +904,24 @@ def _uneventful(
     row = np.argsort(sort_key, kind="stable")  # position -> row
     sorted_key = sort_key[row]
     del sort_key, direction
+    # Each row's group (its 4-tuple's) among all the window's groups.
+    new_group = np.ones(n, np.bool_)
+    new_group[1:] = (sorted_key[1:] >> np.uint64(1)) != (sorted_key[:-1] >> np.uint64(1))
+    all_starts = np.flatnonzero(new_group)
+    n_all = len(all_starts)
+    group_of_row = np.empty(n, np.int32)
+    group_of_row[row] = (np.cumsum(new_group) - 1).astype(np.int32)
+    groups_in_part = int(np.count_nonzero(np.minimum.reduceat(row, all_starts) < end))
+    # A group of one row (a flood's SYN, a scan's probe) cannot qualify: in a window of a
+    # flood most groups are such, and the arrays below are made for the others only.
+    several = np.diff(np.append(all_starts, n)) >= 2
+    kept_groups = np.flatnonzero(several)
+    if len(kept_groups) < n_all:
+        kept = np.repeat(several, np.diff(np.append(all_starts, n)))
+        row, sorted_key = row[kept], sorted_key[kept]
+        n = len(row)
+        del kept
+    del new_group, all_starts, several
     # Two 4-tuples whose keys collide (or a 4-tuple whose key is _DONE_KEY) share a group:
     # such a group must never pass for one connection.
     lo, hi, context = lo[row], hi[row], context[row]
@@ -921,8 +939,6 @@ def _uneventful(
     group_s = (np.cumsum(new_group) - 1).astype(np.int32)
     run_s = (np.cumsum(new_run) - 1).astype(np.int32)
     n_groups, n_runs = len(g_start), len(r_start)
-    group_of_row = np.empty(n, np.int32)
-    group_of_row[row] = group_s
 
     shape = w.flags[row] & _SHAPE
     # Sequence arithmetic in uint32 wraps exactly as TCP's does (mod 2**32).
@@ -1082,10 +1098,10 @@ def _uneventful(
 
     groups = np.flatnonzero(ok)
     return _Bulk(
-        n_groups=n_groups,
+        n_groups=n_all,
         group_of_row=group_of_row,
-        groups_in_part=int(np.count_nonzero(first_row < end)),
-        groups=groups,
+        groups_in_part=groups_in_part,
+        groups=kept_groups[groups],
         key=group_key[groups],
         syn_row=row[c0[groups]],
         close_row=close_row[groups],

@@ -158,13 +158,14 @@ def test_a_report_without_findings_does_not_call_a_flood_nothing_abnormal() -> N
     assert "No abnormal TCP connection found.\n" in clean
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("seed", "at_a_time"), [(1, 1 << 16), (2, 1 << 16), (3, 37), (4, 1)])
 def test_unanswered_attempts_in_bulk_are_tallied_as_one_by_one(
-    seed: int, monkeypatch: pytest.MonkeyPatch
+    seed: int, at_a_time: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """observe_unanswered (a flood's bare SYNs, retired together) leaves every tally as
     observe on each attempt's connection would, with the bounds on tallies and peers reached,
-    tallies from earlier connections (IPv6 ones too), and repeated sources and targets."""
+    tallies from earlier connections (IPv6 ones too), and repeated sources and targets;
+    whether it takes them all at once or `at_a_time`."""
     import random
 
     import numpy as np
@@ -177,6 +178,7 @@ def test_unanswered_attempts_in_bulk_are_tallied_as_one_by_one(
 
     monkeypatch.setattr(scans, "MAX_TALLIES", 12)
     monkeypatch.setattr(scans, "MAX_PEERS", 9)
+    monkeypatch.setattr(scans, "BULK_ATTEMPTS", at_a_time)
     rng = random.Random(seed)
     earlier = Capture()
     for k in range(4):  # tallies before the flood: an IPv6 and IPv4 sources and targets
