@@ -148,7 +148,8 @@ _CONTINUE_ROWS = 1 << 15
 # The fewest rows a continuation takes: a shorter run costs about what its rows would cost the
 # table one by one (the lookup and the call outweigh the packets saved).
 _CONTINUE_MIN_ROWS = 4
-# The same for a connection that started in the part (_fresh_handshakes): it costs no lookup.
+# The same for a connection that started in the part (_fresh_handshakes): its table lookup is
+# made for its handshake anyway, so a run of two is worth its call.
 _FRESH_MIN_ROWS = 2
 _NEVER = np.iinfo(np.int64).max
 _SHAPE = SYN | ACK | FIN | RST | URG
@@ -919,7 +920,7 @@ def _uneventful(
     if len(kept_groups) < n_all:
         kept = np.repeat(several, np.diff(np.append(all_starts, n)))
         row, sorted_key = row[kept], sorted_key[kept]
-        n = len(row)
+        n = len(row)  # (from here on: positions in the sorted rows kept, not rows)
         del kept
     del new_group, all_starts, several
     # Two 4-tuples whose keys collide (or a 4-tuple whose key is _DONE_KEY) share a group:
@@ -1018,7 +1019,7 @@ def _uneventful(
         wait = np.where(last_time > closed_at, 2 * CLOSE_GRACE_SECONDS, CLOSE_GRACE_SECONDS)
         j = np.searchsorted(clock, last_time + wait + _MARGIN_SECONDS, "left")
         check = -(-(base + j) // RETIRE_CHECK_EVERY) * RETIRE_CHECK_EVERY - base
-        ok &= check < n
+        ok &= check < len(w)
 
     # ICMP errors: the connections they quote (`quoted`, see _quoted_keys) are left to the table.
     if len(quoted):
@@ -1072,8 +1073,9 @@ def _uneventful(
         # the acknowledged bytes are the largest ACK's (see Endpoint.acknowledged).
         isn = seq[r_start]  # per run: the SYN's or SYN-ACK's sequence number
         rel_ack = ack - isn[peer] - np.uint32(1)
-        composite = run_s.astype(np.int64) * (n + 1) + row
-        before = np.searchsorted(composite, peer * (n + 1) + row) - 1  # the peer's last one
+        rows = len(w) + 1  # (above any row: (run, row) as one number, in order)
+        composite = run_s.astype(np.int64) * rows + row
+        before = np.searchsorted(composite, peer * rows + row) - 1  # the peer's last one
         before = np.maximum(before, 0)
         sent = (run_s[before] == peer) & (row[before] < row)
         peer_next = next_seq[before] - isn[peer] - np.uint32(1)
@@ -1308,24 +1310,30 @@ def _fresh_handshakes(
     if not len(starts):
         return _NO_HANDSHAKES
     syn, syn_ack, ack = part[order[starts]], part[order[starts + 1]], part[order[starts + 2]]
-    shape = w.flags & _SHAPE
-    ok = (shape[syn] == SYN) & (shape[syn_ack] == SYN | ACK) & (shape[ack] == ACK)
+    ok = ((w.flags[syn] & _SHAPE) == SYN) & ((w.flags[syn_ack] & _SHAPE) == SYN | ACK)
+    ok &= (w.flags[ack] & _SHAPE) == ACK
     ok &= w.simple[syn] & w.simple[syn_ack] & w.simple[ack]
+    # (the same 4-tuple each time, both ways: not another whose key collides with it)
     client, server = _ends(w, syn)
-    ok &= (_ends(w, syn_ack)[0] == server) & (_ends(w, ack)[0] == client)
+    answer_from, answer_to = _ends(w, syn_ack)
+    ack_from, ack_to = _ends(w, ack)
+    ok &= (answer_from == server) & (answer_to == client) & (ack_from == client)
+    ok &= ack_to == server
+    context = _context(w.tunnel[syn], w.v6[syn])
+    ok &= context == _context(w.tunnel[syn_ack], w.v6[syn_ack])
+    ok &= context == _context(w.tunnel[ack], w.v6[ack])
     ok &= (w.payload_len[syn] == 0) & (w.payload_len[syn_ack] == 0)
-    seq, ack_number = w.seq.astype(np.int64), w.ack.astype(np.int64)
-    client_next = (seq[syn] + 1) & 0xFFFFFFFF
-    server_next = (seq[syn_ack] + 1) & 0xFFFFFFFF
-    ok &= (ack_number[syn_ack] == client_next) & (seq[ack] == client_next)
-    ok &= ack_number[ack] == server_next
+    client_next = (w.seq[syn].astype(np.int64) + 1) & 0xFFFFFFFF
+    server_next = (w.seq[syn_ack].astype(np.int64) + 1) & 0xFFFFFFFF
+    ok &= (w.ack[syn_ack] == client_next) & (w.seq[ack] == client_next)
+    ok &= w.ack[ack] == server_next
     if len(quoted):
         ok &= ~np.isin(o_keys[starts], quoted)
     chosen = np.flatnonzero(ok)
     if not len(chosen):
         return _NO_HANDSHAKES
     syn, ack = syn[chosen], ack[chosen]
-    client_next = (seq[ack] + w.payload_len[ack]) & 0xFFFFFFFF
+    client_next = (w.seq[ack].astype(np.int64) + w.payload_len[ack]) & 0xFFFFFFFF
     fresh: dict[int, tuple[Key, int, int, tuple[int, int, bool, bool]]] = {}
     taken: list[int] = []
     names = w.tunnel_names

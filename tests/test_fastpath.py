@@ -101,6 +101,40 @@ def test_same_report_on_every_sample_and_fixture(
     assert fast == reference
 
 
+@pytest.mark.parametrize("listing", [False, True], ids=["analyze", "flows"])
+def test_clean_connections_among_a_flood_are_taken_in_bulk(
+    listing: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clean connections that close early in a window full of lone SYNs (a flood's, each a
+    group of one row, which _uneventful leaves out of its arrays): each is taken in bulk, its
+    retirement check point being a row of the window, however few rows are kept."""
+    cap = Capture()
+    for k in range(60):
+        talk = Conversation(cap, client=("10.7.1.1", 30000 + k), server=("10.9.0.2", 80))
+        talk.handshake()
+        talk.data("c", 100)
+        talk.data("s", 500)
+        talk.close("c")
+    for k in range(3000):  # 30 s of lone SYNs, distinct 4-tuples
+        lone = Conversation(cap, client=(f"100.64.{k // 250}.{k % 250}", 1024 + k))
+        lone.send("c", SYN, dt=0.01)
+    path = tmp_path / "clean-among-flood.pcap"
+    write_pcap(cap, path)
+    monkeypatch.setattr(fastpath, "WINDOW_ROWS", 2048)
+    monkeypatch.setattr(fastpath, "WINDOW_MAX_ROWS", 2048)
+    options = {"keep_flows": listing}
+    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False, **options))
+    _Counting.taken = 0
+    monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Counting)
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
+    assert fast.to_dict() == reference.to_dict()
+    if listing:
+        assert [f.to_dict() for f in fast.connections] == [
+            f.to_dict() for f in reference.connections
+        ]
+    assert _Counting.taken >= 60
+
+
 def test_bulk_path_takes_the_healthy_connections_of_the_samples(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
