@@ -42,7 +42,7 @@ MAX_PEERS = 1 << 16
 MAX_TALLIES = 1 << 12
 SAMPLE_PORTS = 10
 # Unanswered attempts tallied in bulk at a time (observe_unanswered): a flood's million, all
-# at once, made about a hundred megabytes of temporary arrays, the peak of a run.
+# at once, made tens of megabytes of temporary arrays at the end of the run.
 BULK_ATTEMPTS = 1 << 16
 
 
