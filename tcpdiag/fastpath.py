@@ -919,10 +919,11 @@ def _uneventful(
     kept_groups = np.flatnonzero(several)
     if len(kept_groups) < n_all:
         kept = np.repeat(several, np.diff(np.append(all_starts, n)))
-        row, sorted_key = row[kept], sorted_key[kept]
+        # (whole groups go: each kept group's first row still starts it)
+        row, sorted_key, new_group = row[kept], sorted_key[kept], new_group[kept]
         n = len(row)  # (from here on: positions in the sorted rows kept, not rows)
         del kept
-    del new_group, all_starts, several
+    del all_starts, several
     # Two 4-tuples whose keys collide (or a 4-tuple whose key is _DONE_KEY) share a group:
     # such a group must never pass for one connection.
     lo, hi, context = lo[row], hi[row], context[row]
@@ -931,8 +932,6 @@ def _uneventful(
     del lo, hi, context
     new_run = np.ones(n, np.bool_)
     new_run[1:] = sorted_key[1:] != sorted_key[:-1]
-    new_group = np.ones(n, np.bool_)
-    new_group[1:] = (sorted_key[1:] >> np.uint64(1)) != (sorted_key[:-1] >> np.uint64(1))
     g_start = np.flatnonzero(new_group)
     r_start = np.flatnonzero(new_run)
     group_key = sorted_key[g_start] & ~np.uint64(1)
@@ -1160,15 +1159,16 @@ def _continuations(
     part = np.flatnonzero(~done[start:stop]) + start  # the rows the table would be fed
     if not len(part):
         return _NO_CONTINUATIONS
-    # Connections that start here with a clean handshake: their handshakes are fed, and
-    # the rows after it considered as if the table held them (FlowTable.continue_in_order
-    # checks, at the run's place, that it does hold them so).
-    handshakes, fresh = _fresh_handshakes(w, part, quoted, table, addr_text)
-    if len(handshakes):
-        part = np.delete(part, handshakes)
     a, b = _ends(w, part)
     context = _context(w.tunnel[part], w.v6[part])
     keys = _connection_keys(a, b, context)
+    # Connections that start here with a clean handshake: their handshakes are fed, and
+    # the rows after it considered as if the table held them (FastPathTracker._continue
+    # checks, at the run's place, that it does hold them so).
+    handshakes, fresh = _fresh_handshakes(w, part, keys, quoted, table, addr_text)
+    if len(handshakes):
+        part, a, b = np.delete(part, handshakes), np.delete(a, handshakes), np.delete(b, handshakes)
+        context, keys = np.delete(context, handshakes), np.delete(keys, handshakes)
     flags = w.flags[part]
     candidate = w.simple[part] & ((flags & _SHAPE) == ACK)
     unique, first, slot = np.unique(keys, return_index=True, return_inverse=True)
@@ -1290,6 +1290,7 @@ def _continuations(
 def _fresh_handshakes(
     w: Columns,
     part: I64,
+    keys: npt.NDArray[np.uint64],
     quoted: npt.NDArray[np.uint64],
     table: FlowTable,
     addr_text: dict[int, str],
@@ -1300,8 +1301,7 @@ def _fresh_handshakes(
     a run: the positions (in `part`) of those handshakes' rows, and per connection (by its
     grouping key) the table's key, the client's and the server's end (address << 16 | port)
     and what Connection.in_order_start will say once the table has been fed the handshake:
-    each side's SND.NXT after it, both SYNs seen."""
-    keys = _connection_keys(*_ends(w, part), _context(w.tunnel[part], w.v6[part]))
+    each side's SND.NXT after it, both SYNs seen. `keys`: the rows' grouping keys."""
     order = np.argsort(keys, kind="stable")  # by connection, then capture order
     o_keys = keys[order]
     starts = np.flatnonzero(np.concatenate(([True], o_keys[1:] != o_keys[:-1])))
