@@ -7,16 +7,19 @@ stalled flow) make one finding whose evidence lists them all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import operator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from tcpdiag.events import FlowEvent
-from tcpdiag.findings import AppView, Cause, EvidenceItem, Finding
+from tcpdiag.findings import AppView, Cause, Finding
 from tcpdiag.rules import CauseSpec, Rule, RuleSet, all_hold, event_values, render
 from tcpdiag.tracker import TrackedConnection
 
 NOTHING_SEEN = "nothing: no call on this side fails because of this"
 APP_VIEWS_KEPT = 1024  # distinct views of what a program saw, kept for reuse
+DECISIONS_KEPT = 4096  # distinct decisions kept for reuse (see RuleEngine._deciding)
 
 
 class RuleEngine:
@@ -30,16 +33,24 @@ class RuleEngine:
         for rule in ruleset.rules:  # already sorted by priority, highest first
             self._by_event.setdefault(rule.event, []).append(rule)
             self._causes[rule.id] = tuple(sorted(rule.causes, key=lambda c: -c.confidence))
+        # Per event kind, the facts that decide everything but the wording of its findings:
+        # which rule matches, which of its causes hold, which errno each side sees. Events of
+        # a kind with equal values of these get the same _Decision (a capture's thousands of
+        # refused connections differ only in what the texts name), made once.
+        self._deciding: dict[str, Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
+        for kind, rules in self._by_event.items():
+            names = sorted(
+                {c.fact for rule in rules for c in rule.conditions}
+                | {c.fact for rule in rules for cause in rule.causes for c in cause.conditions}
+                | {s.errno_by for rule in rules for s in rule.sees.values() if s.errno_by}
+            )
+            self._deciding[kind] = _values_getter(names)
+        self._decisions: dict[tuple[str, tuple[Any, ...]], _Decision] = {}
 
     def match(self, event: FlowEvent, facts: dict[str, Any] | None = None) -> Rule | None:
         """The highest-priority rule that decides this event (`facts`: its facts, if the caller
         has them already)."""
-        if facts is None:
-            facts = event.facts()
-        for rule in self._by_event.get(event.KIND, ()):
-            if rule.matches(facts):
-                return rule
-        return None
+        return self._decision(event.KIND, event.facts() if facts is None else facts).rule
 
     def findings(self, connections: Iterable[TrackedConnection]) -> Iterator[Finding]:
         for conn in connections:
@@ -50,32 +61,60 @@ class RuleEngine:
         for event in conn.events:
             # (Gathering an event's facts is a good part of a finding's cost: once per event.)
             facts = event.facts()
-            rule = self.match(event, facts)
+            decision = self._decision(event.KIND, facts)
+            rule = decision.rule
             if rule is None:
                 continue
             existing = by_category.get(rule.category)
             if existing is None:
-                by_category[rule.category] = self._finding(rule, event, facts, conn.community_id)
+                by_category[rule.category] = self._finding(
+                    decision, event, facts, conn.community_id
+                )
             else:
                 _merge_evidence(existing, event)
         if len(by_category) < 2:
             return list(by_category.values())
         return sorted(by_category.values(), key=lambda f: (f.time, f.frames[:1]))
 
+    def _decision(self, kind: str, facts: dict[str, Any]) -> _Decision:
+        """What the rules decide for an event of this kind with these facts (see _deciding)."""
+        deciding = self._deciding.get(kind)
+        if deciding is None:
+            return _NO_RULE
+        try:
+            key = (kind, deciding(facts))
+            decision = self._decisions.get(key)
+        except (KeyError, TypeError):  # a fact missing, or a value that cannot be a key
+            return self._decide(kind, facts)
+        if decision is None:
+            if len(self._decisions) >= DECISIONS_KEPT:
+                self._decisions.clear()  # (numeric facts can make every event's values new)
+            decision = self._decisions[key] = self._decide(kind, facts)
+        return decision
+
+    def _decide(self, kind: str, facts: dict[str, Any]) -> _Decision:
+        for rule in self._by_event.get(kind, ()):
+            if rule.matches(facts):
+                break
+        else:
+            return _NO_RULE
+        causes = tuple(c for c in self._causes[rule.id] if all_hold(c.conditions, facts))
+        sees = tuple((role, spec.errno_for(facts), spec.when) for role, spec in rule.sees.items())
+        return _Decision(rule, causes, sees)
+
     def _finding(
-        self, rule: Rule, event: FlowEvent, facts: dict[str, Any], community_id: str
+        self, decision: _Decision, event: FlowEvent, facts: dict[str, Any], community_id: str
     ) -> Finding:
+        rule = decision.rule
+        assert rule is not None
         values = event_values(event, facts)
-        causes = [
-            Cause(c.id, render(c.text, values), c.confidence)
-            for c in self._causes[rule.id]
-            if all_hold(c.conditions, facts)
-        ]
+        causes = [Cause(c.id, render(c.text, values), c.confidence) for c in decision.causes]
         client_os, server_os = event.client_os, event.server_os
         client_sees = server_sees = None
-        for role, spec in rule.sees.items():
-            errno = spec.errno_for(facts)
-            when = render(spec.when, values) if spec.when else ("" if errno else NOTHING_SEEN)
+        for role, errno, when_template in decision.sees:
+            when = (
+                render(when_template, values) if when_template else ("" if errno else NOTHING_SEEN)
+            )
             if event.role_of(role) == "client":
                 client_sees = self._app_view(errno, when, client_os)
             else:
@@ -85,36 +124,38 @@ class RuleEngine:
         if server_sees is None:
             server_sees = self._app_view(None, NOTHING_SEEN, server_os)
         impact = rule.impact or ("error_seen" if client_sees.errno or server_sees.errno else "none")
-        evidence = [EvidenceItem(e.frame, e.time, e.what) for e in event.evidence]
+        evidence = list(event.evidence)
         if len(evidence) > 1:
             evidence.sort(key=lambda e: e.frame)
         ref = event.connection
+        # (Positional: keywords to a 26-field __init__ cost a good part of a finding.)
         return Finding(
-            category=rule.category,
-            rule=rule.id,
-            title=render(rule.title, values),
-            client=ref.client,
-            server=ref.server,
-            initiator_known=ref.initiator_known,
-            frames=[e.frame for e in evidence],
-            time=event.time,
-            evidence=evidence,
-            client_state=event.client_state,
-            server_state=event.server_state,
-            client_sees=client_sees,
-            server_sees=server_sees,
-            explanation=render(rule.explanation, values),
-            cause=causes[0] if causes else None,
-            confidence=causes[0].confidence if causes else rule.confidence,
-            alternatives=causes[1:],
-            next_step=render(rule.next_step, values),
-            references=list(rule.references),
-            conn_id=ref.conn_id,
-            community_id=community_id,
-            facts=facts,
-            impact=impact,
-            conn_first_time=ref.first_time,
-            tunnel=ref.tunnel,
+            rule.category,
+            rule.id,
+            render(rule.title, values),
+            ref.client,
+            ref.server,
+            ref.initiator_known,
+            [e.frame for e in evidence],
+            event.time,
+            evidence,
+            event.client_state,
+            event.server_state,
+            client_sees,
+            server_sees,
+            render(rule.explanation, values),
+            causes[0] if causes else None,
+            causes[0].confidence if causes else rule.confidence,
+            causes[1:],
+            render(rule.next_step, values),
+            list(rule.references),
+            ref.conn_id,
+            community_id,
+            "",
+            facts,
+            impact,
+            ref.first_time,
+            ref.tunnel,
         )
 
     def _app_view(self, errno: str | None, when: str, os: str) -> AppView:
@@ -136,11 +177,35 @@ class RuleEngine:
         return view
 
 
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """What the rules decide for one event: the rule that matches (None: no finding), its
+    causes that hold (most confident first), and per role of the event, the errno its program
+    sees and the template of when."""
+
+    rule: Rule | None
+    causes: tuple[CauseSpec, ...] = ()
+    sees: tuple[tuple[str, str | None, str], ...] = ()
+
+
+_NO_RULE = _Decision(None)
+
+
+def _values_getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function giving the values of these facts as a tuple (KeyError if one is missing)."""
+    if not names:
+        return lambda facts: ()
+    if len(names) == 1:
+        (name,) = names
+        return lambda facts: (facts[name],)
+    return operator.itemgetter(*names)
+
+
 def _merge_evidence(finding: Finding, event: FlowEvent) -> None:
     known = {e.frame for e in finding.evidence}
     for e in event.evidence:
         if e.frame not in known:
-            finding.evidence.append(EvidenceItem(e.frame, e.time, e.what))
+            finding.evidence.append(e)
             known.add(e.frame)
     finding.evidence.sort(key=lambda e: e.frame)
     finding.frames = [e.frame for e in finding.evidence]

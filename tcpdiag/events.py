@@ -14,13 +14,16 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 Role = Literal["client", "server"]
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
+    """One packet that shows what an event says; a finding lists its event's evidence as it is.
+    (A named tuple, not a frozen dataclass: the tracker makes one for every SYN, FIN and
+    retransmission it keeps, and a frozen dataclass's __init__ costs several times more.)"""
+
     frame: int
     time: float
     what: str  # e.g. "SYN from client", "RST from server (seq=1 ack=0)"

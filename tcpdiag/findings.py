@@ -6,7 +6,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
+
+from tcpdiag.events import Evidence
 
 
 def iso_time(epoch: float) -> str:
@@ -14,14 +16,22 @@ def iso_time(epoch: float) -> str:
     # datetime.fromtimestamp's own split (CPython's _PyTime_ObjectToTimeval, ROUND_HALF_EVEN),
     # so that the calendar part of each second is formatted once: reports give every finding,
     # evidence item and flow a time, most of them within a few seconds of each other.
-    if epoch != epoch or epoch in (float("inf"), float("-inf")):
+    if 0.0 <= epoch < _ISO_FAST_BELOW:  # (false for NaN)
+        # For a non-negative float, epoch - floor(epoch) is exact: modf's fraction.
+        whole = math.floor(epoch)
+        micro = round((epoch - whole) * 1e6)
+        if micro >= 1_000_000:
+            whole, micro = whole + 1, micro - 1_000_000
+    elif epoch != epoch or epoch in (float("inf"), float("-inf")):
         return _iso_time_slow(epoch)
-    fraction, whole = math.modf(epoch)
-    micro = round(fraction * 1e6)
-    if micro >= 1_000_000:
-        whole, micro = whole + 1.0, micro - 1_000_000
-    elif micro < 0:
-        whole, micro = whole - 1.0, micro + 1_000_000
+    else:
+        fraction, whole_float = math.modf(epoch)
+        micro = round(fraction * 1e6)
+        whole = int(whole_float)
+        if micro >= 1_000_000:
+            whole, micro = whole + 1, micro - 1_000_000
+        elif micro < 0:
+            whole, micro = whole - 1, micro + 1_000_000
     second = _ISO_SECONDS.get(whole)
     if second is None:
         try:
@@ -43,7 +53,8 @@ def _iso_time_slow(epoch: float) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-_ISO_SECONDS: dict[float, str] = {}  # whole epoch second -> "YYYY-MM-DDTHH:MM:SS"
+_ISO_SECONDS: dict[int, str] = {}  # whole epoch second -> "YYYY-MM-DDTHH:MM:SS"
+_ISO_FAST_BELOW = 2.0**52  # beyond, a float has no fraction (and no calendar holds it)
 _ISO_SECONDS_KEPT = 4096
 
 
@@ -69,24 +80,17 @@ class AppView:
         return (AppView, (self.errno, self.linux, self.windows, self.when, self.os))
 
 
-@dataclass(frozen=True, slots=True)
-class Cause:
+class Cause(NamedTuple):
+    """A likely cause of a finding, as its rule words it for this connection. (A named tuple:
+    a finding makes about two, and a frozen dataclass's __init__ costs several times more.)"""
+
     id: str
     text: str
     confidence: float
 
-    def __reduce__(self) -> tuple[type[Cause], tuple[str, str, float]]:
-        return (Cause, (self.id, self.text, self.confidence))  # see AppView.__reduce__
 
-
-@dataclass(frozen=True, slots=True)
-class EvidenceItem:
-    frame: int
-    time: float
-    what: str
-
-    def __reduce__(self) -> tuple[type[EvidenceItem], tuple[int, float, str]]:
-        return (EvidenceItem, (self.frame, self.time, self.what))  # see AppView.__reduce__
+# A finding's evidence is its event's (frame, time, what): the same immutable items, not copies.
+EvidenceItem = Evidence
 
 
 @dataclass(slots=True)

@@ -2219,7 +2219,7 @@ def _reducer(
 # slotted object builds a dict of its state (and a frozen dataclass's looks each field up again),
 # about twice the time and three times the bytes.
 for _cls in (
-    Connection, Endpoint, _PendingRst, Evidence, ConnectionRef, RstEvent, IcmpErrorEvent,
+    Connection, Endpoint, _PendingRst, ConnectionRef, RstEvent, IcmpErrorEvent,
     SilenceEvent, SynOptions, ZeekTimeline, ZeekConnection, ZeekEndpoint,
 ):  # fmt: skip
     _names = _slot_names(_cls)
