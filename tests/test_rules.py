@@ -191,3 +191,39 @@ def test_facts_are_every_fact_field_by_name() -> None:
     assert list(facts) == list(RstEvent.fact_names())
     assert facts["sender"] == "server" and facts["rst_ttl"] == 64
     assert all(facts[name] == getattr(rst, name) for name in RstEvent.fact_names())
+
+
+def test_decisions_made_once_are_the_decisions_made_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rule engine decides an event (rule, causes, errnos) once per kind and deciding facts
+    and reuses the decision: every sample's findings are what deciding each event afresh
+    gives (DECISIONS_KEPT = 0: nothing is kept), in every report field."""
+    from tcpdiag import detect
+
+    captures = sorted(SAMPLES.glob("*.pcap*"))
+    assert len(captures) >= 20
+    reused = RuleEngine(RULESET)
+    kept = [[f.to_dict() for f in analyze_capture(c, reused).findings] for c in captures]
+    assert reused._decisions, "no decision was kept for reuse"
+    monkeypatch.setattr(detect, "DECISIONS_KEPT", 0)
+    afresh = RuleEngine(RULESET)
+    assert kept == [[f.to_dict() for f in analyze_capture(c, afresh).findings] for c in captures]
+    assert sum(map(len, kept)) >= 20
+
+
+def test_a_fact_that_cannot_be_a_key_is_decided_without_reuse() -> None:
+    """A deciding fact whose value is not hashable (no event has one today) is decided afresh,
+    not an error."""
+    from tcpdiag.events import ConnectionRef, RstEvent
+
+    ref = ConnectionRef(1, "10.0.0.1:1", "10.0.0.2:2", True, 4, 1, 0.0)
+    rst = RstEvent(ref, 1, 0.0, "SYN-SENT", "LISTEN", sender="server", receiver="client")
+    rst.receiver_state = "SYN-SENT"
+    rst.rst_verdict = "accepted"
+    engine = RuleEngine(RULESET)
+    facts = rst.facts()
+    rule = engine.match(rst, facts)
+    assert rule is not None and rule.category == "refused"
+    facts["burst_size"] = [1, 2]  # a list: the key cannot be made
+    assert engine.match(rst, facts) == rule
