@@ -124,11 +124,13 @@ class Finding:
     conn_first_time: float | None = None  # the connection's first packet, for relative times
     tunnel: str = ""  # the tunnel it was carried in (outer endpoints, VNI/key), "" if none
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, head: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The JSON shape; key names are a stable interface (see README). Spelled out rather
         than dataclasses.asdict, which deep-copies every value and costs more than the
-        analysis of the connection."""
+        analysis of the connection. `head`: keys to put first (a JSON Lines record's type,
+        tool and capture), cheaper than copying the whole record after them."""
         return {
+            **(head or {}),
             "category": self.category,
             "rule": self.rule,
             "title": self.title,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -126,11 +126,13 @@ class FlowRecord:
                     listen, conn_state, history,
                 )  # fmt: skip
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, head: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The JSON shape: the fields in their order (times as text), then the duration and
         the times as epoch numbers. Spelled out: dataclasses.asdict deep-copies every value,
-        and took a sixth of `tcpdiag flows` (tests/test_flows.py checks the two agree)."""
+        and took a sixth of `tcpdiag flows` (tests/test_flows.py checks the two agree).
+        `head`: keys to put first (a JSON Lines record's type, tool and capture)."""
         return {
+            **(head or {}),
             "conn_id": self.conn_id,
             "community_id": self.community_id,
             "first_time": iso_time(self.first_time),

@@ -137,7 +137,7 @@ def endpoints_filter(a: str, port_a: int, b: str, port_b: int) -> str:
 
 def wireshark_frames(finding: Finding) -> str:
     """A Wireshark display filter for exactly the finding's frames."""
-    return "frame.number in {" + " ".join(str(f) for f in finding.frames) + "}"
+    return "frame.number in {" + " ".join(map(str, finding.frames)) + "}"
 
 
 def sees_line(role: str, view: AppView) -> str:

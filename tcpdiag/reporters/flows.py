@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import TextIO
 
 from tcpdiag.analyze import CaptureReport
@@ -146,16 +146,15 @@ def flows_json_reporter(selection: Selection | None = None) -> JsonReporter:
     )
 
 
-def flow_dict(flow: FlowRecord) -> dict[str, object]:
-    """A connection as JSON: `FlowRecord.to_dict` plus its endpoints split, for joins."""
+def flow_dict(flow: FlowRecord, head: Mapping[str, object] | None = None) -> dict[str, object]:
+    """A connection as JSON: `FlowRecord.to_dict` (after `head`'s keys) plus its endpoints
+    split, for joins."""
     from tcpdiag.ladder import split_endpoint
 
-    (client_ip, client_port), (server_ip, server_port) = (
-        split_endpoint(flow.client),
-        split_endpoint(flow.server),
-    )
-    return {**flow.to_dict(), "client_ip": client_ip, "client_port": client_port,
-            "server_ip": server_ip, "server_port": server_port}  # fmt: skip
+    record = flow.to_dict(head)
+    record["client_ip"], record["client_port"] = split_endpoint(flow.client)
+    record["server_ip"], record["server_port"] = split_endpoint(flow.server)
+    return record
 
 
 class FlowsCsvReporter:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 from tcpdiag import __version__
@@ -24,11 +24,12 @@ from tcpdiag.spool import digests_of
 SCHEMA_VERSION = "1.0"
 
 
-def finding_dict(finding: Finding) -> dict[str, Any]:
-    """A finding as JSON: `Finding.to_dict` plus what programs join or filter on."""
+def finding_dict(finding: Finding, head: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A finding as JSON: `Finding.to_dict` (after `head`'s keys) plus what programs join or
+    filter on."""
     client_ip, client_port = split_endpoint(finding.client)
     server_ip, server_port = split_endpoint(finding.server)
-    record = finding.to_dict()  # (added to, not copied: every finding of a report is made so)
+    record = finding.to_dict(head)  # (added to, not copied: every finding of a report is made so)
     record["client_ip"], record["client_port"] = client_ip, client_port
     record["server_ip"], record["server_port"] = server_ip, server_port
     record["wireshark_filter"] = endpoints_filter(client_ip, client_port, server_ip, server_port)
@@ -97,9 +98,14 @@ def render_json(
 
 def json_line(kind: str, path: str, body: dict[str, Any]) -> str:
     """One JSON Lines record: its type, the tool, the versions and the capture, then `body`."""
-    record = {"type": kind, "tool": "tcpdiag", "version": __version__,
-              "schema_version": SCHEMA_VERSION, "capture": path, **body}  # fmt: skip
-    return json_text(record) + "\n"
+    return json_text({**line_head(kind, path), **body}) + "\n"
+
+
+def line_head(kind: str, path: str) -> dict[str, Any]:
+    """The keys a JSON Lines record starts with (json_line): its type, the tool, the versions
+    and the capture."""
+    return {"type": kind, "tool": "tcpdiag", "version": __version__,
+            "schema_version": SCHEMA_VERSION, "capture": path}  # fmt: skip
 
 
 class AggregatingJsonLinesReporter:
@@ -131,17 +137,18 @@ class AggregatingJsonLinesReporter:
         }
         out.write(json_line("capture", report.path, summary))
         groups: dict[GroupKey, Aggregate] = {}
+        head = line_head("finding", report.path)
         for finding in report.findings:
             if not self.selection.accepts(finding):
                 continue
-            body = finding_dict(finding)
+            record = finding_dict(finding, head)
             group = plan.key_of(finding) if plan else None
             if group is not None:
                 aggregate = groups.get(group)
                 if aggregate is None:
                     aggregate = groups[group] = plan.new_aggregate(group)
                 aggregate.add(finding)
-                body["aggregate"] = aggregate.id
-            out.write(json_line("finding", report.path, body))
+                record["aggregate"] = aggregate.id
+            out.write(json_text(record) + "\n")
         for aggregate in sorted(groups.values(), key=lambda a: int(a.id[1:])):
             out.write(json_line("aggregate", report.path, aggregate.to_dict()))

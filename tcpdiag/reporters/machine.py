@@ -14,7 +14,8 @@ from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import Finding
 from tcpdiag.reporters.common import csv_cell, sees_text
 from tcpdiag.reporters.flows import flow_dict
-from tcpdiag.reporters.json_report import finding_dict, json_line
+from tcpdiag.reporters.json_report import finding_dict, json_line, line_head
+from tcpdiag.reporters.jsontext import json_text
 from tcpdiag.reporters.selection import Selection
 
 
@@ -33,12 +34,14 @@ class JsonLinesReporter:
         summary = {**report.to_dict(findings=False), "filters": self.selection.describe()}
         out.write(json_line("capture", report.path, summary))
         if self.flows:
+            head = line_head("flow", report.path)
             for flow in report.connections:
-                out.write(json_line("flow", report.path, flow_dict(flow)))
+                out.write(json_text(flow_dict(flow, head)) + "\n")
             return
+        head = line_head("finding", report.path)
         for finding in report.findings:
             if self.selection.accepts(finding):
-                out.write(json_line("finding", report.path, finding_dict(finding)))
+                out.write(json_text(finding_dict(finding, head)) + "\n")
 
     def finish(self, out: TextIO) -> None:
         pass
