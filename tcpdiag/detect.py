@@ -35,16 +35,10 @@ class RuleEngine:
             self._causes[rule.id] = tuple(sorted(rule.causes, key=lambda c: -c.confidence))
         # Per event kind, the facts that decide everything but the wording of its findings:
         # which rule matches, which of its causes hold, which errno each side sees. Events of
-        # a kind with equal values of these get the same _Decision (a capture's thousands of
-        # refused connections differ only in what the texts name), made once.
-        self._deciding: dict[str, Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
-        for kind, rules in self._by_event.items():
-            names = sorted(
-                {c.fact for rule in rules for c in rule.conditions}
-                | {c.fact for rule in rules for cause in rule.causes for c in cause.conditions}
-                | {s.errno_by for rule in rules for s in rule.sees.values() if s.errno_by}
-            )
-            self._deciding[kind] = _values_getter(names)
+        # a kind whose deciding facts give the same key (_DecidingFacts) get the same
+        # _Decision, made once: a capture's thousands of refused connections differ only in
+        # what the texts name.
+        self._deciding = {kind: _DecidingFacts.of(rules) for kind, rules in self._by_event.items()}
         self._decisions: dict[tuple[str, tuple[Any, ...]], _Decision] = {}
 
     def match(self, event: FlowEvent, facts: dict[str, Any] | None = None) -> Rule | None:
@@ -82,7 +76,7 @@ class RuleEngine:
         if deciding is None:
             return _NO_RULE
         try:
-            key = (kind, deciding(facts))
+            key = (kind, deciding.key(facts))
             decision = self._decisions.get(key)
         except (KeyError, TypeError):  # a fact missing, or a value that cannot be a key
             return self._decide(kind, facts)
@@ -189,6 +183,76 @@ class _Decision:
 
 
 _NO_RULE = _Decision(None)
+
+
+_OTHER = object()  # a value equal to none of the values the conditions on a fact name
+
+
+@dataclass(frozen=True, slots=True)
+class _DecidingFacts:
+    """How the facts that decide an event of one kind make a key: a fact whose conditions
+    only name values (a state, a verdict, a role; or that selects an errno) by its value; a
+    number that conditions bound or compare (bytes sent, an age, a TTL difference) by which
+    of the named values it is and which side of each bound it is on, so that events whose
+    numbers differ but fall alike share the decision."""
+
+    exact: Callable[[dict[str, Any]], tuple[Any, ...]]
+    # (fact, the values conditions name, minimums, maximums) of each number
+    numbers: tuple[tuple[str, frozenset[Any], tuple[Any, ...], tuple[Any, ...]], ...]
+
+    @staticmethod
+    def of(rules: list[Rule]) -> _DecidingFacts:
+        conditions = [c for rule in rules for c in rule.conditions] + [
+            c for rule in rules for cause in rule.causes for c in cause.conditions
+        ]
+        errno_by = {s.errno_by for rule in rules for s in rule.sees.values() if s.errno_by}
+        named: dict[str, set[Any]] = {}
+        minimums: dict[str, set[Any]] = {}
+        maximums: dict[str, set[Any]] = {}
+        for c in conditions:
+            named.setdefault(c.fact, set()).update(c.equals, c.excluded)
+            if c.minimum is not None:
+                minimums.setdefault(c.fact, set()).add(c.minimum)
+            if c.maximum is not None:
+                maximums.setdefault(c.fact, set()).add(c.maximum)
+
+        def is_number(fact: str) -> bool:
+            values = named[fact]
+            if fact in errno_by or not (values or fact in minimums or fact in maximums):
+                return False  # (an errno is looked up by the value's text: 1 is not True)
+            return all(type(v) in (int, float) for v in values)
+
+        numbers = sorted(f for f in named if is_number(f))
+        exact = sorted((set(named) - set(numbers)) | errno_by)
+        return _DecidingFacts(
+            _values_getter(exact),
+            tuple(
+                (
+                    fact,
+                    frozenset(named[fact]),
+                    tuple(sorted(minimums.get(fact, ()))),
+                    tuple(sorted(maximums.get(fact, ()))),
+                )
+                for fact in numbers
+            ),
+        )
+
+    def key(self, facts: dict[str, Any]) -> tuple[Any, ...]:
+        """KeyError if a fact is missing, TypeError if a value cannot be part of a key."""
+        key: list[Any] = [self.exact(facts)]
+        for fact, named, minimums, maximums in self.numbers:
+            value = facts[fact]
+            if value is None:  # (satisfies no bound; equal to a named None, if any)
+                key.append(None)
+                continue
+            key.append(
+                (
+                    value if value in named else _OTHER,
+                    *[value >= bound for bound in minimums],
+                    *[value <= bound for bound in maximums],
+                )
+            )
+        return tuple(key)
 
 
 def _values_getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:

@@ -227,3 +227,45 @@ def test_a_fact_that_cannot_be_a_key_is_decided_without_reuse() -> None:
     assert rule is not None and rule.category == "refused"
     facts["burst_size"] = [1, 2]  # a list: the key cannot be made
     assert engine.match(rst, facts) == rule
+
+
+@cache
+def _sample_events() -> tuple[tuple[str, tuple[tuple[str, object], ...]], ...]:
+    """(kind, facts) of every event of the samples' connections."""
+    from tcpdiag.analyze import AnalysisOptions, CaptureReport, Pipeline
+    from tcpdiag.columns import ColumnDecoder
+    from tcpdiag.decode import Decoder
+    from tcpdiag.reader import CaptureReader
+
+    events = []
+    for capture in sorted(SAMPLES.glob("*.pcap*")):
+        pipeline = Pipeline(CaptureReport(path=str(capture)), ENGINE, AnalysisOptions())
+        with CaptureReader(capture) as reader:
+            columns = map(ColumnDecoder(Decoder()).decode, reader.chunks())
+            for conn in pipeline.track_columns(columns):
+                for event in getattr(conn, "events", ()):
+                    events.append((event.KIND, tuple(event.facts().items())))
+    return tuple(events)
+
+
+def test_events_whose_numbers_fall_alike_share_a_decision() -> None:
+    """Events are decided once per key of their deciding facts, and numbers are in the key
+    only as far as the conditions tell them apart (equal to a named value, each side of each
+    bound): for every sample event with each number moved onto, next to and across each
+    bound and named value, the decision reused is the one made afresh."""
+    from tcpdiag.detect import _DecidingFacts
+
+    events = sorted(set(_sample_events()), key=repr)
+    assert {kind for kind, _ in events} >= {"rst", "icmp", "silence"}
+    engine = RuleEngine(RULESET)  # one for all: decisions of earlier events are reused
+    checked = 0
+    for kind, base in events:
+        for fact, named, minimums, maximums in _DecidingFacts.of(engine._by_event[kind]).numbers:
+            values: set[object] = {None, 0, -1, 10**6, *named}
+            for bound in (*minimums, *maximums):
+                values.update((bound, bound - 1, bound + 1, bound - 0.01, bound + 0.01))
+            for value in sorted(values, key=repr):
+                facts = {**dict(base), fact: value}
+                assert engine._decision(kind, facts) == engine._decide(kind, facts), (fact, value)
+                checked += 1
+    assert checked >= 1000
