@@ -238,20 +238,20 @@ class _DecidingFacts:
         )
 
     def key(self, facts: dict[str, Any]) -> tuple[Any, ...]:
-        """KeyError if a fact is missing, TypeError if a value cannot be part of a key."""
+        """KeyError if a fact is missing, TypeError if a value cannot be part of a key. (One
+        flat tuple, the same length for every event of the kind: None satisfies no bound.)"""
         key: list[Any] = [self.exact(facts)]
+        append = key.append
         for fact, named, minimums, maximums in self.numbers:
             value = facts[fact]
-            if value is None:  # (satisfies no bound; equal to a named None, if any)
-                key.append(None)
+            append(value if value in named else _OTHER)
+            if value is None:
+                key.extend([False] * (len(minimums) + len(maximums)))
                 continue
-            key.append(
-                (
-                    value if value in named else _OTHER,
-                    *[value >= bound for bound in minimums],
-                    *[value <= bound for bound in maximums],
-                )
-            )
+            for bound in minimums:
+                append(value >= bound)
+            for bound in maximums:
+                append(value <= bound)
         return tuple(key)
 
 
