@@ -3,7 +3,8 @@ connections `tcpdiag flows` lists.
 
 Findings (and connection records) are made as connections retire, which is not report order.
 Up to `memory_limit` items are kept in memory; beyond that each batch is sorted and written to
-an anonymous temporary file as one sorted run, and reading merges the runs back. Memory
+an anonymous temporary file as one sorted run, and reading merges the runs back. A batch that
+starts where the newest run ends (items mostly come in order) continues that run instead. Memory
 therefore does not grow with the number of items, so it does not grow with the capture.
 
 A run is pickled in blocks of up to `BLOCK_ITEMS` items, each item as the tuple of its fields
@@ -66,6 +67,9 @@ class SortedSpool(Generic[T]):
         self._pending: list[T] = []
         self._files: list[IO[bytes]] = []  # one per level
         self._runs: list[tuple[int, int, int]] = []  # (level, offset, count), oldest first
+        # The key of the last item of the newest run while that run is of level 0 (the end of
+        # its file): a batch whose first key is not below it extends that run (see _spill).
+        self._tail: Any = None
         self._count = 0
         self.spill_failed = ""  # why items could not go to disk (then: all in memory)
 
@@ -100,8 +104,17 @@ class SortedSpool(Generic[T]):
         return level, offset, count
 
     def _spill(self) -> None:
-        self._pending.sort(key=self._key)
-        self._runs.append(self._write(0, self._pending))
+        pending, key = self._pending, self._key
+        pending.sort(key=key)
+        if self._tail is not None and not key(pending[0]) < self._tail:
+            # Items mostly come in order (findings as connections retire): a batch that starts
+            # where the newest run ends continues it (its blocks follow in the same file), so
+            # that a stream in order is one run, never merged, and read without merging.
+            level, offset, count = self._runs[-1]
+            self._runs[-1] = (level, offset, count + self._write(0, pending)[2])
+        else:
+            self._runs.append(self._write(0, pending))
+        self._tail = key(pending[-1])
         self._pending = []
         level = 0
         while sum(1 for run in self._runs if run[0] == level) >= self.fan_in:
@@ -114,6 +127,7 @@ class SortedSpool(Generic[T]):
             self._runs.append(run)
             self._files[level].seek(0)
             self._files[level].truncate()
+            self._tail = None  # (the newest run is of a higher level now)
             level += 1
 
     def _read(self, run: tuple[int, int, int]) -> Iterator[T]:
@@ -132,6 +146,11 @@ class SortedSpool(Generic[T]):
         self._pending.sort(key=self._key)
         if not self._runs:
             return iter(self._pending)
+        pending, tail = self._pending, self._tail
+        in_order = tail is not None and (not pending or not self._key(pending[0]) < tail)
+        if len(self._runs) == 1 and in_order:
+            # Everything came in order: no merge (nor a key per item) needed.
+            return itertools.chain(self._read(self._runs[0]), pending)
         runs: list[Iterable[T]] = [self._read(run) for run in self._runs]
         return heapq.merge(*runs, self._pending, key=self._key)
 
@@ -147,7 +166,7 @@ class SortedSpool(Generic[T]):
     def __getstate__(self) -> dict[str, Any]:
         # Pickled (to another process): every item, in order, in memory; no files.
         state = dict(self.__dict__)
-        state.update(_pending=list(self.sorted_items()), _files=[], _runs=[])
+        state.update(_pending=list(self.sorted_items()), _files=[], _runs=[], _tail=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -158,6 +177,7 @@ class SortedSpool(Generic[T]):
         for file in self._files:
             file.close()
         self._files, self._runs, self._pending, self._count = [], [], [], 0
+        self._tail = None
 
 
 def _report_order(finding: Finding) -> tuple[float, list[int]]:
