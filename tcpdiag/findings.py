@@ -88,6 +88,9 @@ class Cause(NamedTuple):
     text: str
     confidence: float
 
+    def __reduce__(self) -> tuple[type[Cause], tuple[object, ...]]:
+        return (Cause, tuple(self))  # see Evidence.__reduce__
+
 
 # A finding's evidence is its event's (frame, time, what): the same immutable items, not copies.
 EvidenceItem = Evidence
