@@ -9,11 +9,14 @@ is timed on its own, in CPU time of this process, taking the median of `--repeat
 
 - rules:  the rule engine making the findings (RuleEngine.findings_for);
 - spool:  keeping them in report order (FindingSpool.extend, then reading them back);
-- FORMAT: one reporter writing the capture's report to /dev/null (spool reading included).
+  "as JSON": a spool that keeps each finding as its JSON (encode_finding), which the command
+  line uses for the JSON and JSON Lines reports;
+- FORMAT: one reporter writing the capture's report to /dev/null (spool reading included),
+  from the spool the command line would use for it.
 
-"total FORMAT" is rules + spool in + FORMAT: what a finding costs from its events to its line
-in that report. The per-packet work that found the events is not in it (bench/run.py measures
-the whole run).
+"total FORMAT" is rules + spool in (of that spool) + FORMAT: what a finding costs from its
+events to its line in that report. The per-packet work that found the events is not in it
+(bench/run.py measures the whole run).
 """
 
 from __future__ import annotations
@@ -42,7 +45,11 @@ from tcpdiag.findings import Finding  # noqa: E402
 from tcpdiag.reader import CaptureReader  # noqa: E402
 from tcpdiag.reporters.base import Reporter  # noqa: E402
 from tcpdiag.reporters.html import HtmlReporter  # noqa: E402
-from tcpdiag.reporters.json_report import AggregatingJsonLinesReporter, json_reporter  # noqa: E402
+from tcpdiag.reporters.json_report import (  # noqa: E402
+    AggregatingJsonLinesReporter,
+    encode_finding,
+    json_reporter,
+)
 from tcpdiag.reporters.machine import FindingsCsvReporter  # noqa: E402
 from tcpdiag.reporters.markdown import MarkdownReporter  # noqa: E402
 from tcpdiag.reporters.selection import RunInfo, Selection  # noqa: E402
@@ -52,6 +59,7 @@ from tcpdiag.spool import FindingSpool  # noqa: E402
 from tcpdiag.tracker import TrackedConnection  # noqa: E402
 
 DEFAULT_SHAPE, DEFAULT_SCALE = "fail_50", 0.2
+JSON_FORMATS = ("jsonl", "json")  # the reports whose findings wait as JSON (tcpdiag.cli)
 
 REPORTERS: dict[str, Callable[[], Reporter]] = {
     "jsonl": lambda: AggregatingJsonLinesReporter(Selection()),
@@ -112,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     def rules() -> None:
         found[:] = [engine.findings_for(conn) for conn in connections]
 
-    def spool_in() -> None:
+    def spool_in(as_json: bool = False) -> None:
         report.findings.close()
-        report.findings = FindingSpool()
+        report.findings = FindingSpool(encode=encode_finding if as_json else None)
         for findings in found:
             report.findings.extend(findings)
 
@@ -125,22 +133,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     spool_in_s = cpu(spool_in, args.repeat)
     spool_out_s = cpu(lambda: sum(1 for _ in report.findings), args.repeat)
+    json_in_s = cpu(lambda: spool_in(as_json=True), args.repeat)
+    json_out_s = cpu(lambda: sum(1 for _ in report.findings.encoded(encode_finding)), args.repeat)
     rows = [
         ("rules", rules_s),
         ("spool in", spool_in_s),
         ("spool out", spool_out_s),
+        ("spool in, as JSON", json_in_s),
+        ("spool out, as JSON", json_out_s),
     ]
+    totals: list[tuple[str, float]] = []
     with open(os.devnull, "w") as sink:
-        for name in formats:
+        for as_json in (False, True):
+            spool_in(as_json)  # (then as the command line has it for these formats)
+            for name in formats:
+                if (name in JSON_FORMATS) != as_json:
+                    continue
 
-            def write(name: str = name) -> None:
-                reporter = REPORTERS[name]()
-                reporter.start(sink)
-                reporter.write(report, sink)
-                reporter.finish(sink)
+                def write(name: str = name) -> None:
+                    reporter = REPORTERS[name]()
+                    reporter.start(sink)
+                    reporter.write(report, sink)
+                    reporter.finish(sink)
 
-            rows.append((name, cpu(write, args.repeat)))
-    totals = [(f"total {name}", rules_s + spool_in_s + s) for name, s in rows[3:]]
+                seconds = cpu(write, args.repeat)
+                rows.append((name, seconds))
+                totals.append(
+                    (f"total {name}", rules_s + (json_in_s if as_json else spool_in_s) + seconds)
+                )
     print(f"{path}: {len(connections):,} connections with events, {count:,} findings")
     table = [(stage, f"{s / count * 1e6:.1f}", f"{s:.3f}") for stage, s in rows + totals]
     print(tabulate(table, headers=["stage", "CPU us / finding", "CPU s"], disable_numparse=True))

@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from tcpdiag.findings import Finding, FindingFacts, iso_time
+from tcpdiag.findings import EncodedFinding, Finding, FindingFacts, iso_time
 from tcpdiag.spool import digests_of
 
 # A group of more than this many findings is aggregated (by default). The samples and the
@@ -366,13 +366,14 @@ class Aggregate:
     first_time: float = float("inf")
     last_time: float = float("-inf")
     confidence_sum: float = 0.0
-    first: list[Finding] = field(default_factory=list)  # the first members, in report order
+    # the first members, in report order
+    first: list[Finding | EncodedFinding] = field(default_factory=list)
 
     @property
     def category(self) -> str:
         return self.kind.category
 
-    def add(self, finding: Finding) -> None:
+    def add(self, finding: Finding | EncodedFinding) -> None:
         self.count += 1
         self.members[finding.category] += 1
         impact = finding.impact
@@ -479,16 +480,19 @@ def sees_cell(counter: Counter[str]) -> str:
     return ranked[0][0] + ("+" if len(ranked) > 1 else "")
 
 
+_Member = TypeVar("_Member", Finding, EncodedFinding)  # a finding as it is read: its object or JSON
+
+
 def fold(
-    findings: Iterable[Finding], plan: Plan, accepts: Callable[[Finding], bool]
-) -> tuple[Iterator[Finding], list[Aggregate]]:
+    findings: Iterable[_Member], plan: Plan, accepts: Callable[[_Member], bool]
+) -> tuple[Iterator[_Member], list[Aggregate]]:
     """The output pass for formats that list findings: the findings `accepts` keeps that no
     aggregate takes (an iterator, in report order), and the aggregates, complete once the
     iterator is exhausted (in id order; those with no member kept are left out)."""
     groups: dict[GroupKey, Aggregate] = {}
     done: list[Aggregate] = []
 
-    def kept() -> Iterator[Finding]:
+    def kept() -> Iterator[_Member]:
         for finding in findings:
             if not accepts(finding):
                 continue

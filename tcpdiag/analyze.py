@@ -29,7 +29,7 @@ from tcpdiag.reader import (
     joined_name,
 )
 from tcpdiag.scans import FloodSummary, ScanDetector, ScanSummary
-from tcpdiag.spool import FindingSpool
+from tcpdiag.spool import FindingEncoder, FindingSpool
 from tcpdiag.tracker import (
     MAX_HELD_SYNS,
     MAX_LIVE_CONNECTIONS,
@@ -54,6 +54,11 @@ class AnalysisOptions:
     # the native decoder alone, predictable for programs and tests; the command line's is auto.
     engine: str = "native"
     vxlan_ports: frozenset[int] = frozenset((tunnels.VXLAN_PORT,))  # UDP ports read as VXLAN
+    # Keep each finding as its JSON report form (tcpdiag.spool.FindingSpool's `encode`), when
+    # the report will be JSON or JSON Lines: the command line gives
+    # tcpdiag.reporters.json_report.encode_finding then. Such a report's findings are then read
+    # only with FindingSpool.encoded (or counted through their digests).
+    finding_encoder: FindingEncoder | None = None
 
 
 @dataclass(slots=True)
@@ -146,6 +151,9 @@ class Pipeline:
 
     def __init__(self, report: CaptureReport, engine: RuleEngine, options: AnalysisOptions):
         self.report, self.engine, self.options = report, engine, options
+        if options.finding_encoder is not None:
+            report.findings.close()
+            report.findings = FindingSpool(encode=options.finding_encoder)
         self.table = FlowTable(
             zeek_split=options.zeek_split,
             max_live=options.max_connections,

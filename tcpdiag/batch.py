@@ -33,11 +33,11 @@ from typing import Any
 
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.detect import RuleEngine
-from tcpdiag.findings import Finding
+from tcpdiag.findings import EncodedFinding, Finding
 from tcpdiag.inputs import CaptureInput
 from tcpdiag.reader import set_read_observer
 from tcpdiag.rules import RuleSet, load_rules
-from tcpdiag.spool import FindingSpool
+from tcpdiag.spool import FindingEncoder, FindingSpool
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,8 @@ class FileResult:
     # Across a process boundary the report's `findings` spool is empty and `findings` holds
     # them; within one process they stay in the spool.
     report: CaptureReport
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] | list[EncodedFinding] = field(default_factory=list)
+    encode: FindingEncoder | None = None  # the analysis's finding_encoder (see into_report)
     seconds: float = 0.0  # wall time of the analysis
     peak_rss: int = 0  # the worker's peak resident memory so far, bytes (0: not measured)
     size: int = 0  # bytes on disk
@@ -65,7 +66,7 @@ class FileResult:
     def into_report(self) -> CaptureReport:
         """The report with its findings back in a spool (in report order, ids F1...)."""
         if self.findings:
-            spool = FindingSpool()
+            spool = FindingSpool(encode=self.encode)
             spool.extend(self.findings)
             self.report.findings = spool
             self.findings = []
@@ -143,15 +144,16 @@ def _analyse(
             if settings.debug:
                 raise
             report = CaptureReport(path=item.name, error=internal_error(item.name, exc))
-    findings: list[Finding] = []
+    findings: list[Finding] | list[EncodedFinding] = []
     if portable:
-        findings = list(report.findings)
+        findings = report.findings.in_order()
         report.findings.close()
         report.findings = FindingSpool()
     return FileResult(
         index=index,
         report=report,
         findings=findings,
+        encode=settings.options.finding_encoder,
         seconds=time.monotonic() - started,
         peak_rss=_peak_rss(),
         size=item.size,

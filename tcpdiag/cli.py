@@ -8,6 +8,7 @@ the others be analysed and reported).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import gc
 import io
 import json
@@ -17,7 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, TextIO, cast
 
 import typer
 
@@ -40,7 +41,11 @@ from tcpdiag.reporters.flows import (
     flows_table_reporter,
 )
 from tcpdiag.reporters.html import HtmlReporter
-from tcpdiag.reporters.json_report import AggregatingJsonLinesReporter, json_reporter
+from tcpdiag.reporters.json_report import (
+    AggregatingJsonLinesReporter,
+    encode_finding,
+    json_reporter,
+)
 from tcpdiag.reporters.machine import FindingsCsvReporter, JsonLinesReporter
 from tcpdiag.reporters.markdown import MarkdownReporter
 from tcpdiag.reporters.selection import DEFAULT_LIMIT, IMPACTS, FailOn, RunInfo, Selection
@@ -584,6 +589,9 @@ def analyze(
     except SelectionError as exc:
         raise _fail(str(exc)) from None
     fmt = _output_format(output_format, output, OutputFormat)
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        # Findings wait for the report as the JSON they will be written as (made once).
+        options = dataclasses.replace(options, finding_encoder=encode_finding)
     run = RunInfo(command=_command_line("analyze", fmt, captures))
     reporters: dict[str, Callable[[], Reporter]] = {
         OutputFormat.table: lambda: TextReporter(selection, aggregate_over),
@@ -795,7 +803,8 @@ def show(
                     f"{aggregate_over} (this capture has "
                     + (f"{len(groups)}: A1 to A{len(groups)})" if groups else "none)")
                 )
-            finding = aggregate.first[0]
+            # (analyze_capture's spool keeps Finding objects, not their JSON)
+            finding = cast(Finding, aggregate.first[0])
             text = show_text(capture, finding_key(finding), finding)
             typer.echo(aggregate_text(aggregate, capture) + text, nl=False)
             return

@@ -208,7 +208,7 @@ class FindingDigest:
     facts: dict[str, Any]
 
     @staticmethod
-    def of(finding: Finding) -> FindingDigest:
+    def of(finding: Finding | EncodedFinding) -> FindingDigest:
         facts = finding.facts
         return FindingDigest(
             finding.category,
@@ -220,6 +220,35 @@ class FindingDigest:
             finding.frames[:1],
             {name: facts[name] for name in DIGEST_FACTS if name in facts},
         )
+
+
+@dataclass(slots=True)
+class EncodedFinding:
+    """A finding as the machine-readable reports write it, made when it is spooled (see
+    `tcpdiag.spool.FindingSpool`'s `encode`): its JSON text, in the two parts around its `id`
+    (known only in report order), and the few fields that filtering, counting and aggregating
+    read (`FindingFacts`, what each side saw, its frames). A report of many findings turned
+    them into JSON after reading each back from the spool; spooling that text instead takes
+    the same JSON once and reads back a string."""
+
+    category: str
+    client: str
+    server: str
+    time: float
+    impact: str
+    confidence: float
+    frames: list[int]
+    facts: dict[str, Any]  # only DIGEST_FACTS
+    client_sees: AppView
+    server_sees: AppView
+    before_id: str  # the JSON object's members before "id", without the opening brace
+    after_id: str  # its members after "id" (starting with a comma), without the closing brace
+    id: str = ""
+
+    def json(self, head: str = "", tail: str = "") -> str:
+        """The finding's JSON object: `head` (members, each followed by a comma) first,
+        `tail` (members, each preceded by a comma) last."""
+        return f'{{{head}{self.before_id},"id":"{self.id}"{self.after_id}{tail}}}'
 
 
 def _app_view(view: AppView) -> dict[str, Any]:

@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import heapq
 import itertools
 import operator
 import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, Generic, NamedTuple, TypeVar, cast
 
-from tcpdiag.findings import Finding, FindingDigest, FindingFacts
+from tcpdiag.events import Evidence
+from tcpdiag.findings import Cause, EncodedFinding, Finding, FindingDigest, FindingFacts
 
 MEMORY_LIMIT = 500  # findings held in memory before a run goes to disk (~4 KB each)
 DIGESTS_PER_FINDING = 8  # digests held in memory per finding held (~0.4 KB each)
@@ -41,6 +43,18 @@ BLOCK_ITEMS = 256  # items pickled together at most (fewer with a small memory_l
 FAN_IN = 32  # runs of one level merged into one run of the next level (by default)
 
 T = TypeVar("T")
+
+
+class Codec(NamedTuple, Generic[T]):
+    """How an item of a spool goes to disk: `encode` makes it plain values that pickle
+    quickly (tuples, lists, numbers, strings), `decode` makes the item again from them."""
+
+    encode: Callable[[T], Any]
+    decode: Callable[[Any], T]
+
+
+def _made(item_type: Callable[..., T], values: tuple[Any, ...]) -> T:
+    return item_type(*values)
 
 
 class SortedSpool(Generic[T]):
@@ -55,14 +69,18 @@ class SortedSpool(Generic[T]):
         memory_limit: int,
         label: str = "items",
         fan_in: int = 0,
+        codec: Codec[T] | None = None,
     ) -> None:
         self.memory_limit = max(memory_limit, 1)
         self.fan_in = max(fan_in or FAN_IN, 2)
-        self._type, self._key, self._label = item_type, key, label
-        names = [f.name for f in dataclasses.fields(item_type)]  # type: ignore[arg-type]
-        # An item goes to disk as the plain tuple of its fields: the generic pickling of a
-        # slotted dataclass looks its fields up again for every object, several times slower.
-        self._fields = operator.attrgetter(*names)
+        self._key, self._label = key, label
+        if codec is None:
+            names = [f.name for f in dataclasses.fields(item_type)]  # type: ignore[arg-type]
+            # An item goes to disk as the plain tuple of its fields: the generic pickling of a
+            # slotted dataclass looks its fields up again for every object, several times
+            # slower.
+            codec = Codec(operator.attrgetter(*names), functools.partial(_made, item_type))
+        self._codec = codec
         self._block = max(1, min(BLOCK_ITEMS, self.memory_limit // self.fan_in))
         self._pending: list[T] = []
         self._files: list[IO[bytes]] = []  # one per level
@@ -94,7 +112,7 @@ class SortedSpool(Generic[T]):
 
     def _write(self, level: int, items: Iterable[T]) -> tuple[int, int, int]:
         """Items (in order) as one run at the end of the level's file."""
-        file, fields, size, rest = self._file(level), self._fields, self._block, iter(items)
+        file, fields, size, rest = self._file(level), self._codec.encode, self._block, iter(items)
         file.seek(0, 2)
         offset, count = file.tell(), 0
         while block := list(map(fields, itertools.islice(rest, size))):
@@ -132,14 +150,13 @@ class SortedSpool(Generic[T]):
 
     def _read(self, run: tuple[int, int, int]) -> Iterator[T]:
         level, position, left = run
-        file, make = self._files[level], self._type
+        file, decode = self._files[level], self._codec.decode
         while left > 0:
             file.seek(position)
             block = pickle.load(file)
             position = file.tell()
             left -= len(block)
-            for values in block:
-                yield make(*values)
+            yield from map(decode, block)
 
     def sorted_items(self) -> Iterator[T]:
         """Every item, in order (reads the runs back; may be called again)."""
@@ -180,7 +197,40 @@ class SortedSpool(Generic[T]):
         self._tail = None
 
 
-def _report_order(finding: Finding) -> tuple[float, list[int]]:
+_FINDING_FIELDS = [f.name for f in dataclasses.fields(Finding)]
+_finding_values = operator.attrgetter(*_FINDING_FIELDS)
+_EVIDENCE = _FINDING_FIELDS.index("evidence")
+_CAUSE = _FINDING_FIELDS.index("cause")
+_ALTERNATIVES = _FINDING_FIELDS.index("alternatives")
+_flat = itertools.chain.from_iterable
+
+
+def _encode_finding(finding: Finding) -> list[Any]:
+    """A finding's fields, its evidence items and causes laid out flat in plain tuples: they
+    are named tuples, which pickle item by item through a Python call each, and that was
+    about a third of a finding's way through the spool."""
+    values = list(_finding_values(finding))
+    values[_EVIDENCE] = tuple(_flat(finding.evidence))  # frame, time, what, frame, ...
+    cause = finding.cause
+    values[_CAUSE] = None if cause is None else tuple(cause)
+    values[_ALTERNATIVES] = tuple(_flat(finding.alternatives))  # id, text, confidence, ...
+    return values
+
+
+def _decode_finding(values: list[Any]) -> Finding:
+    flat = values[_EVIDENCE]
+    values[_EVIDENCE] = list(map(Evidence, flat[0::3], flat[1::3], flat[2::3]))
+    if values[_CAUSE] is not None:
+        values[_CAUSE] = Cause(*values[_CAUSE])
+    flat = values[_ALTERNATIVES]
+    values[_ALTERNATIVES] = list(map(Cause, flat[0::3], flat[1::3], flat[2::3]))
+    return Finding(*values)
+
+
+_FINDING_CODEC = Codec(_encode_finding, _decode_finding)
+
+
+def _report_order(finding: Finding | EncodedFinding) -> tuple[float, list[int]]:
     return finding.time, finding.frames[:1]
 
 
@@ -188,13 +238,35 @@ def _digest_order(digest: FindingDigest) -> tuple[float, list[int]]:
     return digest.time, digest.first_frame
 
 
-class FindingSpool(SortedSpool[Finding]):
+# A finding made into its JSON report form (tcpdiag.reporters.json_report.encode_finding).
+FindingEncoder = Callable[[Finding], EncodedFinding]
+_Numbered = TypeVar("_Numbered", Finding, EncodedFinding)
+
+
+class FindingSpool(SortedSpool[Finding | EncodedFinding]):
     """A capture's findings in report order (time, first frame), numbered F1... as they are
     read; and their digests (`digests`), in the same order, for the passes that only count,
-    filter and group them."""
+    filter and group them.
 
-    def __init__(self, memory_limit: int = MEMORY_LIMIT) -> None:
-        super().__init__(Finding, _report_order, memory_limit, label="findings")
+    With `encode`, each finding is kept as its JSON report form (EncodedFinding), made as it
+    comes in: for a capture whose report is JSON or JSON Lines (the command line chooses),
+    which then reads them with `encoded` and writes their text as it is. Such a spool gives
+    no Finding objects (iterating it is a TypeError)."""
+
+    def __init__(
+        self, memory_limit: int = MEMORY_LIMIT, encode: FindingEncoder | None = None
+    ) -> None:
+        if encode is None:
+            super().__init__(
+                Finding,
+                _report_order,
+                memory_limit,
+                label="findings",
+                codec=cast(Codec[Finding | EncodedFinding], _FINDING_CODEC),
+            )
+        else:
+            super().__init__(EncodedFinding, _report_order, memory_limit, label="findings")
+        self.encode = encode
         # The same stable sort of the same items, by the same key: the same order.
         self._digests = SortedSpool(
             FindingDigest,
@@ -209,8 +281,16 @@ class FindingSpool(SortedSpool[Finding]):
         self._skipped_frames: list[int] = []
         self._skipped_sorted = True
 
-    def extend(self, items: Iterable[Finding]) -> None:
-        findings = list(items)
+    def extend(self, items: Iterable[Finding | EncodedFinding]) -> None:
+        """Findings; in a spool that encodes, findings encoded already (a worker's) too."""
+        encode = self.encode
+        findings: list[Finding | EncodedFinding]
+        if encode is None:
+            findings = list(items)
+            if any(type(f) is EncodedFinding for f in findings):
+                raise TypeError("an encoded finding for a spool that keeps findings as they are")
+        else:
+            findings = [f if isinstance(f, EncodedFinding) else encode(f) for f in items]
         super().extend(findings)
         self._digests.extend(map(FindingDigest.of, findings))
         self.spill_failed = self.spill_failed or self._digests.spill_failed
@@ -231,7 +311,7 @@ class FindingSpool(SortedSpool[Finding]):
             self._skipped_frames.append(finding.frames[0] if finding.frames else 0)
             self._skipped_sorted = False
 
-    def _skipped_before(self, finding: Finding) -> int:
+    def _skipped_before(self, finding: Finding | EncodedFinding) -> int:
         """How many skipped findings come before this one in report order."""
         if not self._skipped_sorted:
             pairs = sorted(zip(self._skipped_times, self._skipped_frames, strict=True))
@@ -243,14 +323,33 @@ class FindingSpool(SortedSpool[Finding]):
         high = bisect.bisect_right(times, finding.time, lo=low)
         return low + sum(1 for f in self._skipped_frames[low:high] if f < frame)
 
-    def __iter__(self) -> Iterator[Finding]:
+    def _numbered(self, items: Iterable[_Numbered]) -> Iterator[_Numbered]:
         skipped = bool(self._skipped_times)
-        for number, finding in enumerate(self.sorted_items(), 1):
+        for number, finding in enumerate(items, 1):
             finding.id = f"F{number + (self._skipped_before(finding) if skipped else 0)}"
             yield finding
 
+    def __iter__(self) -> Iterator[Finding]:
+        if self.encode is not None:
+            raise TypeError("these findings are kept as JSON: read them with encoded()")
+        return self._numbered(cast(Iterator[Finding], self.sorted_items()))
 
-def digests_of(findings: Iterable[Finding]) -> Iterable[FindingFacts]:
+    def encoded(self, encode: FindingEncoder) -> Iterator[EncodedFinding]:
+        """The findings as the JSON reports write them, numbered, in report order: as they
+        were kept, or encoded now with `encode` (with their ids)."""
+        if self.encode is None:
+            return map(encode, self)
+        return self._numbered(cast(Iterator[EncodedFinding], self.sorted_items()))
+
+    def in_order(self) -> list[Finding] | list[EncodedFinding]:
+        """Every finding as it is kept, in report order, numbered (to cross a process
+        boundary: a FindingSpool with the same `encode` takes them back)."""
+        if self.encode is None:
+            return list(self)
+        return list(self.encoded(self.encode))
+
+
+def digests_of(findings: Iterable[Finding] | FindingSpool) -> Iterable[FindingFacts]:
     """What a pass that only counts, filters or groups findings reads: a spool's digests (in the
     same order), or the findings themselves."""
     if isinstance(findings, FindingSpool):

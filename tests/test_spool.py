@@ -4,6 +4,7 @@ numbered and with their findings, while memory holds a bounded number of them, h
 from __future__ import annotations
 
 import dataclasses
+import json
 import pickle
 import random
 from collections.abc import Callable
@@ -18,9 +19,13 @@ from tcpdiag import spool as spool_module
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.cli import app
 from tcpdiag.detect import RuleEngine
+from tcpdiag.events import Evidence
+from tcpdiag.findings import Cause, Finding
 from tcpdiag.flows import FlowRecord, FlowSpool
 from tcpdiag.packets import ACK, RST, SYN
 from tcpdiag.reporters import flows as flows_reporter
+from tcpdiag.reporters.json_report import encode_finding, finding_dict, line_head
+from tcpdiag.reporters.jsontext import json_text
 from tcpdiag.rules import load_rules
 from tcpdiag.spool import FindingSpool, SortedSpool
 
@@ -225,7 +230,7 @@ def test_flows_are_the_same_listed_through_small_spools(
     # (Fan-in 2: records come mostly in order and continue runs (SortedSpool._spill), so they
     # make fewer runs than their count alone would.)
     _set_defaults(FlowSpool, monkeypatch, 3, 2)
-    _set_defaults(FindingSpool, monkeypatch, 2)
+    _set_defaults(FindingSpool, monkeypatch, 2, None)
     monkeypatch.setattr(flows_reporter, "TABLE_ROWS", 7)
     small = analyze_capture(path, ENGINE, AnalysisOptions(keep_flows=True, zeek_split=split))
     assert len(small.connections._files) >= 3, "records went up levels of runs"
@@ -295,3 +300,107 @@ def test_items_in_order_make_one_run_and_any_disorder_stays_sorted(
     assert [(i.key, i.serial) for i in copy] == [(keys[s], s) for s in expected]
     spool.close()
     assert list(spool) == []
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def _sample_findings() -> list[Finding]:
+    """Every sample's findings, in one list (evidence of one to many packets, with and without
+    causes and alternatives)."""
+    made: list[Finding] = []
+    for path in sorted(SAMPLES.glob("*.pcap")):
+        made.extend(analyze_capture(path, ENGINE).findings)
+    assert any(f.alternatives for f in made) and any(f.cause is None for f in made)
+    assert any(len(f.evidence) > 2 for f in made)
+    return made
+
+
+def test_findings_come_back_from_disk_whole() -> None:
+    """A finding's evidence and causes go to disk laid out flat (_encode_finding); each comes
+    back equal, field for field, and of its own type."""
+    made = _sample_findings()
+    shuffled = [dataclasses.replace(f, id="") for f in made]
+    random.Random(5).shuffle(shuffled)
+    spool = FindingSpool(memory_limit=2)
+    for finding in shuffled:
+        spool.extend([finding])
+    assert len(spool._runs) > 1  # on disk, in runs merged back
+    back = list(spool)
+    expected = sorted(shuffled, key=lambda f: (f.time, f.frames[:1]))
+    assert [dataclasses.replace(f, id="") for f in back] == expected
+    assert all(type(e) is Evidence for f in back for e in f.evidence)
+    assert all(type(c) is Cause for f in back for c in [*f.alternatives, f.cause] if c)
+    assert sum(len(f.alternatives) for f in back) == sum(len(f.alternatives) for f in made)
+    spool.close()
+
+
+def test_a_spool_that_encodes_gives_the_json_the_reports_wrote() -> None:
+    """With `encode`, the spool keeps each finding's JSON: read back in report order with the
+    same ids, it is the text json_text(finding_dict(...)) makes of the findings of a spool
+    that keeps them as they are, through runs on disk and across a process boundary."""
+    made = _sample_findings()
+    random.Random(7).shuffle(made)
+    plain = FindingSpool(memory_limit=3)
+    encoding = FindingSpool(memory_limit=3, encode=encode_finding)
+    for finding in made:
+        plain.extend([dataclasses.replace(finding, id="")])
+        encoding.extend([dataclasses.replace(finding, id="")])
+    expected = [(f.id, json_text(finding_dict(f))) for f in plain]
+    assert len(encoding._runs) > 1
+    got = [(f.id, f.json()) for f in encoding.encoded(encode_finding)]
+    assert got == expected
+    # a spool of findings as they are encodes them when asked the same way
+    assert [(f.id, f.json()) for f in plain.encoded(encode_finding)] == expected
+    assert [dataclasses.astuple(d) for d in encoding.digests()] == [
+        dataclasses.astuple(d) for d in plain.digests()
+    ]
+    with pytest.raises(TypeError):
+        iter(encoding)
+    # as a worker hands them over (tcpdiag.batch.FileResult)
+    moved = pickle.loads(pickle.dumps(encoding.in_order()))
+    again = FindingSpool(memory_limit=3, encode=encode_finding)
+    again.extend(moved)
+    assert [(f.id, f.json()) for f in again.encoded(encode_finding)] == expected
+    with pytest.raises(TypeError):
+        FindingSpool().extend(moved)
+
+
+def test_an_encoded_finding_is_the_json_of_any_values() -> None:
+    """Facts JSON cannot hold as orjson writes them (an integer beyond 64 bits, a float that is
+    not finite), text beyond ASCII and a fact named like the finding's own keys: the encoded
+    finding is still exactly json_text(finding_dict(...))."""
+    (base, *_) = analyze_capture(SAMPLES / "refused_no_listener.pcap", ENGINE).findings
+    odd = {"id": "", "facts": 1, "big": 2**70, "nan": float("nan"), "name": "caf\u00e9 \u202e"}
+    for facts in ({**base.facts, **odd}, {"name": "\u00e9"}, {"big": -(2**80)}, {}):
+        for finding in (
+            dataclasses.replace(base, facts=facts, id="F3"),
+            dataclasses.replace(base, facts=facts, explanation='"id":"","facts": \u00e9'),
+        ):
+            assert encode_finding(finding).json() == json_text(finding_dict(finding))
+
+
+def test_json_lines_keep_their_text_for_any_capture_name(tmp_path: Path) -> None:
+    """`analyze -f jsonl`, whose findings wait as JSON: each finding line is the record the
+    reporter made of a whole finding before (its head, the finding, the aggregate it went
+    to), for a plain capture name and for one in other characters; aggregated or not."""
+    for name in ("plain.pcap", "caf\u00e9 \u202egpj.pcap"):
+        path = tmp_path / name
+        path.write_bytes((SAMPLES / "mixed.pcap").read_bytes())
+        for over in ("100", "1"):
+            result = CliRunner().invoke(app, ["analyze", "-f", "jsonl", "--aggregate-over", over,
+                                         str(path)])  # fmt: skip
+            assert result.exit_code in (0, 1), result.output
+            lines = [json.loads(line) for line in result.stdout.splitlines()]
+            written = [line for line in result.stdout.splitlines() if '"type":"finding"' in line]
+            report = analyze_capture(path, ENGINE)
+            head = line_head("finding", str(path))
+            aggregated = {d["id"]: d.get("aggregate") for d in lines if d["type"] == "finding"}
+            assert (over == "1") == any(aggregated.values())
+            expected = []
+            for finding in report.findings:
+                record = {**head, **finding_dict(finding)}
+                if aggregated[finding.id]:
+                    record["aggregate"] = aggregated[finding.id]
+                expected.append(json_text(record))
+            assert written == expected and len(written) > 2

@@ -7,19 +7,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
+
+import orjson
 
 from tcpdiag import __version__
 from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Aggregate, GroupKey, fold, plan_aggregates
 from tcpdiag.analyze import CaptureReport
-from tcpdiag.findings import Finding
+from tcpdiag.findings import DIGEST_FACTS, EncodedFinding, Finding
 from tcpdiag.ladder import split_endpoint
 from tcpdiag.reporters.base import JsonReporter, render
 from tcpdiag.reporters.common import endpoints_filter, wireshark_frames
 from tcpdiag.reporters.jsontext import json_text
 from tcpdiag.reporters.selection import Selection
-from tcpdiag.spool import digests_of
+from tcpdiag.spool import FindingSpool, digests_of
 
 SCHEMA_VERSION = "1.0"
 
@@ -37,6 +39,45 @@ def finding_dict(finding: Finding, head: Mapping[str, Any] | None = None) -> dic
     return record
 
 
+# Where a finding's JSON (finding_dict, its id left empty) is cut in two: an unescaped quote
+# in JSON text only delimits a string, so this is the members "id" and "facts" of one object,
+# and only the finding itself has both (a cause has an "id", followed by its "text").
+_ID_MEMBER = ',"id":"","facts":'
+
+
+def encode_finding(finding: Finding) -> EncodedFinding:
+    """The finding as the JSON reports write it (finding_dict), for a spool to keep
+    (FindingSpool's `encode`); its id is filled in when the report is written."""
+    record = finding_dict(finding)
+    record["id"] = ""  # (in its place; EncodedFinding.json writes the id it has then)
+    text = json_text(record)
+    cut = text.find(_ID_MEMBER)
+    facts = finding.facts
+    return EncodedFinding(
+        finding.category,
+        finding.client,
+        finding.server,
+        finding.time,
+        finding.impact,
+        finding.confidence,
+        finding.frames,
+        {name: facts[name] for name in DIGEST_FACTS if name in facts},
+        finding.client_sees,
+        finding.server_sees,
+        text[1:cut],
+        text[cut + len(',"id":""') : -1],
+        finding.id,
+    )
+
+
+def encoded_findings(findings: Iterable[Finding] | FindingSpool) -> Iterator[EncodedFinding]:
+    """The findings in report order as the JSON reports write them: as a spool that encodes
+    kept them, or encoded now."""
+    if isinstance(findings, FindingSpool):
+        return findings.encoded(encode_finding)
+    return map(encode_finding, findings)
+
+
 def _dump(value: Any, indent: int) -> str:
     text = json.dumps(value, indent=2, ensure_ascii=True)
     return text.replace("\n", "\n" + " " * indent)
@@ -52,7 +93,9 @@ class FindingsJsonReporter(JsonReporter):
         super().__init__(
             "findings",
             lambda r: r.to_dict(findings=False),
-            lambda r: (finding_dict(f) for f in r.findings if selection.accepts(f)),
+            lambda r: (
+                json.loads(f.json()) for f in encoded_findings(r.findings) if selection.accepts(f)
+            ),
             schema_version=SCHEMA_VERSION,
             filters=selection.describe(),
         )
@@ -69,10 +112,9 @@ class FindingsJsonReporter(JsonReporter):
             out.write(f"\n      {json.dumps(key)}: {_dump(value, 6)},")
         out.write('\n      "findings": [')
         # One item per line (see JsonReporter.write).
-        kept, aggregates = fold(report.findings, plan, self.selection.accepts)
+        kept, aggregates = fold(encoded_findings(report.findings), plan, self.selection.accepts)
         for number, finding in enumerate(kept):
-            item = json_text(finding_dict(finding))
-            out.write(("," if number else "") + "\n        " + item)
+            out.write(("," if number else "") + "\n        " + finding.json())
         out.write("\n      ],")
         out.write(f'\n      "aggregated_findings": {sum(a.count for a in aggregates)},')
         out.write('\n      "aggregates": [')
@@ -138,17 +180,25 @@ class AggregatingJsonLinesReporter:
         out.write(json_line("capture", report.path, summary))
         groups: dict[GroupKey, Aggregate] = {}
         head = line_head("finding", report.path)
-        for finding in report.findings:
+        written = orjson.dumps(head)
+        # The members that start each line, as json_text would write them with the finding:
+        # orjson's text when the whole is ASCII. A capture named in other characters (rare)
+        # has each line written again by json_text, for the same text as ever.
+        members = written[1:-1].decode() + "," if written.isascii() else None
+        for finding in encoded_findings(report.findings):
             if not self.selection.accepts(finding):
                 continue
-            record = finding_dict(finding, head)
             group = plan.key_of(finding) if plan else None
+            tail = ""
             if group is not None:
                 aggregate = groups.get(group)
                 if aggregate is None:
                     aggregate = groups[group] = plan.new_aggregate(group)
                 aggregate.add(finding)
-                record["aggregate"] = aggregate.id
-            out.write(json_text(record) + "\n")
+                tail = f',"aggregate":"{aggregate.id}"'
+            if members is not None:
+                out.write(finding.json(members, tail) + "\n")
+            else:
+                out.write(json_text({**head, **json.loads(finding.json("", tail))}) + "\n")
         for aggregate in sorted(groups.values(), key=lambda a: int(a.id[1:])):
             out.write(json_line("aggregate", report.path, aggregate.to_dict()))
