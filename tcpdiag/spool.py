@@ -7,8 +7,9 @@ an anonymous temporary file as one sorted run, and reading merges the runs back.
 starts where the newest run ends (items mostly come in order) continues that run instead. Memory
 therefore does not grow with the number of items, so it does not grow with the capture.
 
-A run is pickled in blocks of up to `BLOCK_ITEMS` items, each item as the tuple of its fields
-(one `pickle.dumps` per block, not per item), and read a block at a time. Reading holds one
+A run is pickled in blocks of up to `BLOCK_ITEMS` items, each item as plain values (its `Codec`:
+by default the tuple of its fields; a finding's evidence and causes laid out flat), one
+`pickle.dumps` per block, not per item, and read a block at a time. Reading holds one
 block per run, so the number of runs is bounded too: when `fan_in` runs of one size have
 accumulated, they are merged into one run `fan_in` times bigger (as in a log-structured merge;
 each level has a file of its own, emptied when its runs move up). Blocks are memory_limit /
@@ -18,7 +19,9 @@ log_fan_in(items / memory_limit) times: not at all again below memory_limit * fa
 `SortedSpool` is like a sorted list: the order is that of a stable sort by `key`. For findings
 (`FindingSpool`), every iteration also gives each finding its report id ("F1", "F2", ...) in
 that order. Findings of the connections a filter left out are `skip`ped: only their place in
-the order is kept, so a finding has the same id with or without --host/--port/--net.
+the order is kept, so a finding has the same id with or without --host/--port/--net. For the
+JSON reports a FindingSpool keeps each finding as its JSON text (`encode`), so that a finding is
+turned into JSON once, as it comes in, instead of pickled, read back and then turned into JSON.
 """
 
 from __future__ import annotations

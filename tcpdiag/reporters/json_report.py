@@ -52,6 +52,7 @@ def encode_finding(finding: Finding) -> EncodedFinding:
     record["id"] = ""  # (in its place; EncodedFinding.json writes the id it has then)
     text = json_text(record)
     cut = text.find(_ID_MEMBER)
+    assert cut > 0, "finding_dict puts facts right after id"
     facts = finding.facts
     return EncodedFinding(
         finding.category,
