@@ -57,7 +57,8 @@ class AnalysisOptions:
     # Keep each finding as its JSON report form (tcpdiag.spool.FindingSpool's `encode`), when
     # the report will be JSON or JSON Lines: the command line gives
     # tcpdiag.reporters.json_report.encode_finding then. Such a report's findings are then read
-    # only with FindingSpool.encoded (or counted through their digests).
+    # only with FindingSpool.encoded (or counted through their digests). Not with keep_flows,
+    # whose listing reads each finding's connection: the findings are kept as they are then.
     finding_encoder: FindingEncoder | None = None
 
 
@@ -151,7 +152,7 @@ class Pipeline:
 
     def __init__(self, report: CaptureReport, engine: RuleEngine, options: AnalysisOptions):
         self.report, self.engine, self.options = report, engine, options
-        if options.finding_encoder is not None:
+        if options.finding_encoder is not None and not options.keep_flows:
             report.findings.close()
             report.findings = FindingSpool(encode=options.finding_encoder)
         self.table = FlowTable(

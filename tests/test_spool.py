@@ -404,3 +404,18 @@ def test_json_lines_keep_their_text_for_any_capture_name(tmp_path: Path) -> None
                     record["aggregate"] = aggregated[finding.id]
                 expected.append(json_text(record))
             assert written == expected and len(written) > 2
+
+
+def test_findings_for_a_flow_listing_stay_findings() -> None:
+    """The JSON form is for reports of findings: with keep_flows (the listing reads each
+    finding's connection) the spool keeps findings as they are, and the flows name them."""
+    options = AnalysisOptions(keep_flows=True, finding_encoder=encode_finding)
+    report = analyze_capture(SAMPLES / "mixed.pcap", ENGINE, options)
+    assert report.findings.encode is None
+    ids = [f.id for f in report.findings]
+    assert ids and sorted(i for r in report.connections for i in r.findings) == sorted(ids)
+    encoded = analyze_capture(
+        SAMPLES / "mixed.pcap", ENGINE, AnalysisOptions(finding_encoder=encode_finding)
+    )
+    assert encoded.findings.encode is encode_finding
+    assert [f.id for f in encoded.findings.encoded(encode_finding)] == ids
