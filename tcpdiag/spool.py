@@ -208,10 +208,10 @@ _ALTERNATIVES = _FINDING_FIELDS.index("alternatives")
 _flat = itertools.chain.from_iterable
 
 
-def _encode_finding(finding: Finding) -> list[Any]:
+def _finding_to_disk(finding: Finding) -> list[Any]:
     """A finding's fields, its evidence items and causes laid out flat in plain tuples: they
-    are named tuples, which pickle item by item through a Python call each, and that was
-    about a third of a finding's way through the spool."""
+    are named tuples, which pickle one Python call (__reduce__) each; flat, a finding goes to
+    disk about a quarter faster, and comes back about as fast."""
     values = list(_finding_values(finding))
     values[_EVIDENCE] = tuple(_flat(finding.evidence))  # frame, time, what, frame, ...
     cause = finding.cause
@@ -220,7 +220,7 @@ def _encode_finding(finding: Finding) -> list[Any]:
     return values
 
 
-def _decode_finding(values: list[Any]) -> Finding:
+def _finding_from_disk(values: list[Any]) -> Finding:
     flat = values[_EVIDENCE]
     values[_EVIDENCE] = list(map(Evidence, flat[0::3], flat[1::3], flat[2::3]))
     if values[_CAUSE] is not None:
@@ -230,7 +230,7 @@ def _decode_finding(values: list[Any]) -> Finding:
     return Finding(*values)
 
 
-_FINDING_CODEC = Codec(_encode_finding, _decode_finding)
+_FINDING_CODEC = Codec(_finding_to_disk, _finding_from_disk)
 
 
 def _report_order(finding: Finding | EncodedFinding) -> tuple[float, list[int]]:

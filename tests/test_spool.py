@@ -317,7 +317,7 @@ def _sample_findings() -> list[Finding]:
 
 
 def test_findings_come_back_from_disk_whole() -> None:
-    """A finding's evidence and causes go to disk laid out flat (_encode_finding); each comes
+    """A finding's evidence and causes go to disk laid out flat (_finding_to_disk); each comes
     back equal, field for field, and of its own type."""
     made = _sample_findings()
     shuffled = [dataclasses.replace(f, id="") for f in made]
