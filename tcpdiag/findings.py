@@ -192,6 +192,11 @@ class FindingFacts(Protocol):
 DIGEST_FACTS = ("sender", "icmp_source")
 
 
+def digest_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The facts of a finding that a digest keeps (DIGEST_FACTS)."""
+    return {name: facts[name] for name in DIGEST_FACTS if name in facts}
+
+
 @dataclass(slots=True)
 class FindingDigest:
     """The few fields of a finding that counting, filtering and grouping read
@@ -209,7 +214,6 @@ class FindingDigest:
 
     @staticmethod
     def of(finding: Finding | EncodedFinding) -> FindingDigest:
-        facts = finding.facts
         return FindingDigest(
             finding.category,
             finding.client,
@@ -218,7 +222,7 @@ class FindingDigest:
             finding.impact,
             finding.confidence,
             finding.frames[:1],
-            {name: facts[name] for name in DIGEST_FACTS if name in facts},
+            digest_facts(finding.facts),
         )
 
 

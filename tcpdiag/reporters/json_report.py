@@ -15,7 +15,7 @@ import orjson
 from tcpdiag import __version__
 from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Aggregate, GroupKey, fold, plan_aggregates
 from tcpdiag.analyze import CaptureReport
-from tcpdiag.findings import DIGEST_FACTS, EncodedFinding, Finding
+from tcpdiag.findings import EncodedFinding, Finding, digest_facts
 from tcpdiag.ladder import split_endpoint
 from tcpdiag.reporters.base import JsonReporter, render
 from tcpdiag.reporters.common import endpoints_filter, wireshark_frames
@@ -53,7 +53,6 @@ def encode_finding(finding: Finding) -> EncodedFinding:
     text = json_text(record)
     cut = text.find(_ID_MEMBER)
     assert cut > 0, "finding_dict puts facts right after id"
-    facts = finding.facts
     return EncodedFinding(
         finding.category,
         finding.client,
@@ -62,7 +61,7 @@ def encode_finding(finding: Finding) -> EncodedFinding:
         finding.impact,
         finding.confidence,
         finding.frames,
-        {name: facts[name] for name in DIGEST_FACTS if name in facts},
+        digest_facts(finding.facts),
         finding.client_sees,
         finding.server_sees,
         text[1:cut],
