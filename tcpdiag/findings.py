@@ -228,7 +228,7 @@ class FindingDigest:
 
 @dataclass(slots=True)
 class EncodedFinding:
-    """A finding as the machine-readable reports write it, made when it is spooled (see
+    """A finding as the JSON reports write it, made when it is spooled (see
     `tcpdiag.spool.FindingSpool`'s `encode`): its JSON text, in the two parts around its `id`
     (known only in report order), and the few fields that filtering, counting and aggregating
     read (`FindingFacts`, what each side saw, its frames). A report of many findings turned
