@@ -58,7 +58,7 @@ class FileResult:
     # them; within one process they stay in the spool.
     report: CaptureReport
     findings: list[Finding] | list[EncodedFinding] = field(default_factory=list)
-    encode: FindingEncoder | None = None  # the analysis's finding_encoder (see into_report)
+    encode: FindingEncoder | None = None  # how the analysis kept its findings (into_report)
     seconds: float = 0.0  # wall time of the analysis
     peak_rss: int = 0  # the worker's peak resident memory so far, bytes (0: not measured)
     size: int = 0  # bytes on disk
@@ -145,6 +145,7 @@ def _analyse(
                 raise
             report = CaptureReport(path=item.name, error=internal_error(item.name, exc))
     findings: list[Finding] | list[EncodedFinding] = []
+    encode = report.findings.encode  # (the spool's kind, which the options do not always set)
     if portable:
         findings = report.findings.in_order()
         report.findings.close()
@@ -153,7 +154,7 @@ def _analyse(
         index=index,
         report=report,
         findings=findings,
-        encode=settings.options.finding_encoder,
+        encode=encode,
         seconds=time.monotonic() - started,
         peak_rss=_peak_rss(),
         size=item.size,
