@@ -131,12 +131,15 @@ class FlowRecord:
         the times as epoch numbers. Spelled out: dataclasses.asdict deep-copies every value,
         and took a sixth of `tcpdiag flows` (tests/test_flows.py checks the two agree).
         `head`: keys to put first (a JSON Lines record's type, tool and capture)."""
+        first = iso_time(self.first_time)
+        # (A flood lists a million one-packet connections: their times are the same.)
+        last = first if self.last_time == self.first_time else iso_time(self.last_time)
         return {
             **(head or {}),
             "conn_id": self.conn_id,
             "community_id": self.community_id,
-            "first_time": iso_time(self.first_time),
-            "last_time": iso_time(self.last_time),
+            "first_time": first,
+            "last_time": last,
             "client": self.client,
             "server": self.server,
             "initiator_known": self.initiator_known,
