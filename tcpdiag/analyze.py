@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from tcpdiag.tracker import (
     RetiredSyns,
     TrackedConnection,
 )
+
+_RECORDS_AT_ONCE = 4096  # flow records of bare SYNs handed to the spool together
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +208,11 @@ class Pipeline:
             return
         self.selected += len(syns)
         if self.options.keep_flows:
-            add = self.report.connections.add
-            for record in FlowRecord.unanswered(syns):
-                add([record], 0)
+            # (Each is one row without findings: FlowSpool.add of one is extend, here a few
+            # thousand at a time, for a flood's million.)
+            records, spool = FlowRecord.unanswered(syns), self.report.connections
+            while part := list(itertools.islice(records, _RECORDS_AT_ONCE)):
+                spool.extend(part)
         rows = syns.columns.rows
         self.scans.observe_unanswered(
             rows["src"], rows["sport"], rows["dst"], rows["dport"], rows["time"]
