@@ -211,7 +211,8 @@ class Pipeline:
             # (Each is one row without findings: FlowSpool.add of one is extend, here a few
             # thousand at a time, for a flood's million.)
             records, spool = FlowRecord.unanswered(syns), self.report.connections
-            while part := list(itertools.islice(records, _RECORDS_AT_ONCE)):
+            size = min(_RECORDS_AT_ONCE, spool.memory_limit)  # (within the spool's bound)
+            while part := list(itertools.islice(records, size)):
                 spool.extend(part)
         rows = syns.columns.rows
         self.scans.observe_unanswered(
