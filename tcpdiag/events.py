@@ -29,8 +29,10 @@ class Evidence(NamedTuple):
     what: str  # e.g. "SYN from client", "RST from server (seq=1 ack=0)"
 
     def __reduce__(self) -> tuple[type[Evidence], tuple[object, ...]]:
-        # (Findings wait in a pickled spool, tcpdiag.spool: a named tuple's generic pickling
-        # calls its __getnewargs__ for every item, about twice the time of this.)
+        # (Evidence is pickled with the connections spilled to disk (tcpdiag.tracker) and the
+        # findings a batch worker hands back (tcpdiag.batch): a named tuple's generic pickling
+        # calls its __getnewargs__ for every item, about twice the time of this. The findings
+        # spool lays evidence out flat instead, tcpdiag.spool._finding_to_disk.)
         return (Evidence, tuple(self))
 
 
