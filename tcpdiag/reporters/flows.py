@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import io
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import TextIO
 
@@ -165,29 +166,54 @@ class FlowsCsvReporter:
 
     def write(self, report: CaptureReport, out: TextIO) -> None:
         # The row of _row(flow, mark_guess=False, human=False) with every cell through
-        # csv_cell, spelled out: a flood's capture lists a million connections, and a call per
-        # cell was most of the listing's cost. Only text cells can need csv_cell; each is
-        # tested inline and handed to it only if it would change it.
+        # csv_cell, spelled out: a flood's capture lists a million connections, and a call
+        # per cell, then the csv module's tests of each, were most of the listing's cost. A
+        # row whose cells need nothing from either (most: addresses, states, ISO times) is
+        # written as the text they would have made of it; any other goes through both.
         writerow = csv.writer(out, lineterminator="\n").writerow
+        write = out.write
         path, formula = csv_cell(report.path), FORMULA_START
+        path_text = _csv_text(path)
         for flow in report.connections:
-            head = (iso_time(flow.first_time), f"{flow.duration:.6f}", flow.client, flow.server)
-            tail = (
-                flow.client_state, flow.server_state, flow.conn_state, flow.history,
-                flow.community_id, ",".join(flow.findings) or "none",
-            )  # fmt: skip
-            writerow(
-                (
-                    path,
-                    *[t if t.isprintable() and t[:1] not in formula else csv_cell(t) for t in head],
-                    flow.client_packets, flow.client_bytes, flow.server_packets, flow.server_bytes,
-                    *[t if t.isprintable() and t[:1] not in formula else csv_cell(t) for t in tail],
-                    flow.initiator_known,
-                )
-            )  # fmt: skip
+            line = (
+                f"{iso_time(flow.first_time)},{flow.duration:.6f},{flow.client},{flow.server},"
+                f"{flow.client_packets},{flow.client_bytes},{flow.server_packets},"
+                f"{flow.server_bytes},{flow.client_state},{flow.server_state},{flow.conn_state},"
+                f"{flow.history},{flow.community_id},{','.join(flow.findings) or 'none'},"
+                f"{flow.initiator_known}"
+            )
+            if (
+                line.isprintable()  # (safe_line changes nothing; no line break to quote)
+                and line.count(",") == _COMMAS  # (no cell holds one: none needs quotes)
+                and '"' not in line  # (the csv module would quote the cell)
+                # (No cell starts like a formula, which csv_cell would change; tab and CR are
+                # not printable.)
+                and line[:1] not in formula
+                and ",=" not in line
+                and ",+" not in line
+                and ",-" not in line
+                and ",@" not in line
+            ):
+                write(f"{path_text},{line}\n")
+                continue
+            row = _row(flow, mark_guess=False, human=False)
+            writerow([path, *map(csv_cell, row), flow.initiator_known])
 
     def finish(self, out: TextIO) -> None:
         pass
+
+
+# A plain row's text after the capture's cell: its cells joined by commas, none holding one.
+_COMMAS = len(COLUMNS)
+# FlowsCsvReporter.write spells out the starts of a formula (those a printable row can hold).
+assert frozenset("=+-@\t\r") == FORMULA_START, "update FlowsCsvReporter.write"
+
+
+def _csv_text(cell: object) -> str:
+    """A cell as the csv module writes it in a row of several."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\n").writerow((cell, ""))
+    return line.getvalue()[: -len(",\n")]
 
 
 # Zeek's conn.log columns (base/protocols/conn/main.zeek), plus the community-id package's.
