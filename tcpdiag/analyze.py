@@ -14,7 +14,7 @@ from tcpdiag.columns import ColumnDecoder, Columns
 from tcpdiag.decode import Decoder, DecodeStats
 from tcpdiag.decodereport import describe_decode
 from tcpdiag.detect import RuleEngine
-from tcpdiag.fastpath import FastPathTracker
+from tcpdiag.fastpath import FastPathTracker, SummarisedConnections
 from tcpdiag.filter_probe import FilterProbe
 from tcpdiag.filters import ConnectionFilter
 from tcpdiag.findings import iso_time
@@ -173,15 +173,23 @@ class Pipeline:
         observed = _observed_packets(packets, self.quality)
         return self.table.track(self.probe.packets(observed))
 
-    def track_columns(self, columns: Iterable[Columns]) -> Iterator[Retired]:
+    def track_columns(
+        self, columns: Iterable[Columns]
+    ) -> Iterator[Retired | SummarisedConnections]:
         observed = _observed_columns(columns, self.quality)
-        return FastPathTracker(self.table).track(self.probe.columns(observed))
+        # (Without filters, a listing takes the connections listed from summaries together.)
+        together = self.options.keep_flows and not self.options.connection_filter.active
+        tracker = FastPathTracker(self.table, summaries_together=together)
+        return tracker.track(self.probe.columns(observed))
 
-    def detect(self, connections: Iterable[Retired]) -> None:
+    def detect(self, connections: Iterable[Retired | SummarisedConnections]) -> None:
         report, engine, wanted = self.report, self.engine, self.options.connection_filter
         for conn in connections:
             if type(conn) is RetiredSyns:
                 self._unanswered(conn)
+                continue
+            if type(conn) is SummarisedConnections:
+                self._summarised(conn)
                 continue
             assert isinstance(conn, TrackedConnection)
             self.quality.observe_connection(conn)
@@ -218,6 +226,17 @@ class Pipeline:
         self.scans.observe_unanswered(
             rows["src"], rows["sport"], rows["dst"], rows["dport"], rows["time"]
         )
+
+    def _summarised(self, listed: SummarisedConnections) -> None:
+        """Clean connections taken in bulk, handed on together for the listing (flows without
+        filters, see track_columns): each is selected and tells nothing but its record (no
+        event, and nothing the capture's quality or the scan detector count)."""
+        if self.options.connection_filter.active or not self.options.keep_flows:
+            self.detect(listed.connections())  # (as if handed on one by one)
+            return
+        self.selected += len(listed)
+        for records in FlowRecord.summarised(listed):
+            self.report.connections.extend(records)
 
     def finish(
         self, stats: DecodeStats, engine_name: str, truncated: bool, source_warnings: list[str]

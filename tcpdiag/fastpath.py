@@ -120,6 +120,7 @@ from tcpdiag.tracker import (
     Retired,
     TcpState,
     TrackedConnection,
+    endpoint_text,
 )
 from tcpdiag.zeek import ATTEMPT_DELAY_SECONDS, CLOSE_DELAY_SECONDS, INACTIVITY_SECONDS
 
@@ -164,8 +165,12 @@ FOLLOW_MAX_WINDOWS = 4
 class FastPathTracker:
     """Drives a FlowTable from Columns, keeping uneventful connections off the packet path."""
 
-    def __init__(self, table: FlowTable) -> None:
+    def __init__(self, table: FlowTable, *, summaries_together: bool = False) -> None:
         self.table = table
+        # Hand the connections listed from summaries (Zeek's view wanted) on together, as
+        # SummarisedConnections, rather than one TrackedConnection each: for a consumer that
+        # only lists them (tcpdiag flows without filters).
+        self.summaries_together = summaries_together
         self.fast_connections = 0  # connections handled in bulk (for benchmarks and tests)
         self.held_in_bulk = 0  # bare SYNs handed to the table's compact store in bulk
         self.continued_rows = 0  # rows that continued live connections in bulk
@@ -184,7 +189,7 @@ class FastPathTracker:
         self._done: Bools = np.zeros(0, np.bool_)
         self._carried_closes: list[_Close] = []
 
-    def track(self, batches: Iterable[Columns]) -> Iterator[Retired]:
+    def track(self, batches: Iterable[Columns]) -> Iterator[Retired | SummarisedConnections]:
         parts: list[Columns] = []
         latest: list[float] = []  # per part: the latest packet time in it
         rows = objects = 0
@@ -258,7 +263,9 @@ class FastPathTracker:
 
     # -- one window ---------------------------------------------------------------------------
 
-    def _decide(self, w: Columns, clock: F64, end: int, *, last: bool) -> Iterator[Retired]:
+    def _decide(
+        self, w: Columns, clock: F64, end: int, *, last: bool
+    ) -> Iterator[Retired | SummarisedConnections]:
         """Decide the connections whose SYN is in rows [0, end) of window `w`, hand the table
         the bare SYNs of [0, end) that it would hold compactly and nothing else touches in the
         window (see _bare_syns), feed it the other rows of [0, end), and yield what it
@@ -302,7 +309,7 @@ class FastPathTracker:
         on = None
         if follow and followed:
             on = _follow_on(w, clock, done, end, last, self._base, followed, quoted, table.zeek)
-        listed: list[TrackedConnection] = []  # (Zeek's view: those that finish, as bulk ones)
+        listed = None  # (Zeek's view: those that finish, as bulk ones)
         if on is not None and table.zeek and len(on.finished):
             on, listed = self._listed(w, clock, followed, on)
         if on is not None:
@@ -482,18 +489,21 @@ class FastPathTracker:
             # tcpdiag.memory)
             release_free_memory()
             self._rows_since_trim = 0
-        yield from listed
+        if listed is not None:
+            yield from self._handed_on(listed)
         if bulk.summaries is not None and n_bulk:
             # Zeek's view is wanted: the connections taken in bulk are listed too.
             in_order = np.flatnonzero(chosen)[by_start[by_start < n_bulk]]
             summaries = bulk.summaries.select(in_order)
-            yield from _summary_connections(
-                w, summaries, ids[by_start < n_bulk], bulk.last_time[in_order], self._addr_text
+            yield from self._handed_on(
+                SummarisedConnections(
+                    w, summaries, ids[by_start < n_bulk], bulk.last_time[in_order], self._addr_text
+                )
             )
 
     def _listed(
         self, w: Columns, clock: F64, followed: list[_Followed], on: _FollowOn
-    ) -> tuple[_FollowOn, list[TrackedConnection]]:
+    ) -> tuple[_FollowOn, SummarisedConnections | None]:
         """Zeek's view is wanted: the followed connections that finish in this window are
         listed from a summary of their whole life (their kept rows and their rows here, made
         one window for _uneventful, see _summary_connections), as a connection taken in bulk
@@ -520,12 +530,10 @@ class FastPathTracker:
         summary = _uneventful(whole, none, whole_clock, len(whole), True, 0, True, quoted)
         which = {followed[k].group_key: k for k in finished}
         ids = np.array([followed[which[key]].conn.conn_id for key in summary.key.tolist()])
-        listed: list[TrackedConnection] = []
+        listed = None
         if summary.summaries is not None and len(summary.groups):
-            listed = list(
-                _summary_connections(
-                    whole, summary.summaries, ids, summary.last_time, self._addr_text
-                )
+            listed = SummarisedConnections(
+                whole, summary.summaries, ids, summary.last_time, self._addr_text
             )
         fine = np.isin(np.array([followed[k].group_key for k in finished], np.uint64), summary.key)
         if not fine.all():
@@ -539,6 +547,12 @@ class FastPathTracker:
                 close_row=on.close_row[fine],
             )
         return on, listed
+
+    def _handed_on(
+        self, listed: SummarisedConnections
+    ) -> Iterable[TrackedConnection | SummarisedConnections]:
+        """Connections listed from summaries, together or one by one (summaries_together)."""
+        return (listed,) if self.summaries_together else listed.connections()
 
     def _follow_up(
         self,
@@ -714,6 +728,106 @@ class _Bulk:
             close_row=none,
             last_time=np.zeros(0, np.float64),
             grouped=False,
+        )
+
+
+@dataclass(slots=True)
+class SummaryListing:
+    """Per connection of a SummarisedConnections, in their order, what its record in a
+    listing (tcpdiag.flows) is made of: what its TrackedConnection would give."""
+
+    conn_id: list[int]
+    first_time: list[float]
+    last_time: list[float]
+    client: list[str]  # "ip:port", "[v6]:port"
+    server: list[str]
+    # The 4-tuple as the Community ID takes it: IPv4 addresses as numbers, IPv6 ones as text
+    # (ipv4 says which).
+    ipv4: list[bool]
+    client_addr: list[int | str]
+    client_port: list[int]
+    server_addr: list[int | str]
+    server_port: list[int]
+    packets: tuple[list[int], list[int]]  # (client's, server's)
+    payload: tuple[list[int], list[int]]
+    bytes_acked: tuple[list[int], list[int]]
+    client_closed_first: list[bool]  # (then the client is in TIME_WAIT, the server CLOSED)
+    history: list[str]  # Zeek's (its conn_state is SF)
+    tunnel: list[str]
+
+
+@dataclass(slots=True)
+class SummarisedConnections:
+    """Connections taken in bulk and listed from their summaries (Zeek's view wanted), handed
+    on together (FastPathTracker's summaries_together): `connections()` makes each one's
+    TrackedConnection, as they are handed on one by one otherwise; `listing()` gives what a
+    listing of them reads, without making those. Each is a clean, closed connection without
+    events, so it adds nothing to a report but its record (tests/test_flows.py checks that
+    it tells the capture's quality and the scan detector nothing)."""
+
+    window: Columns
+    summaries: _Summaries
+    ids: I64
+    last_time: F64
+    addr_text: dict[int, str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def connections(self) -> Iterator[TrackedConnection]:
+        return _summary_connections(
+            self.window, self.summaries, self.ids, self.last_time, self.addr_text
+        )
+
+    def parts(self, size: int) -> Iterator[SummarisedConnections]:
+        """These connections, `size` at a time, in order."""
+        for first in range(0, len(self), size):
+            part = np.arange(first, min(first + size, len(self)))
+            yield SummarisedConnections(
+                self.window,
+                self.summaries.select(part),
+                self.ids[part],
+                self.last_time[part],
+                self.addr_text,
+            )
+
+    def listing(self) -> SummaryListing:
+        w, summaries = self.window, self.summaries
+        rows = summaries.syn_row
+        clients, servers = w.address_texts(rows, self.addr_text)
+        v6 = w.v6[rows]
+        ports = (w.sport[rows].tolist(), w.dport[rows].tolist())
+        numbers = (w.src[rows].tolist(), w.dst[rows].tolist())
+        ipv4 = (~v6).tolist()
+        ends = [
+            list(map(endpoint_text, addrs, side))
+            for addrs, side in zip((clients, servers), ports, strict=True)
+        ]
+        four_tuple = [
+            [n if v4 else a for n, a, v4 in zip(nums, addrs, ipv4, strict=True)]
+            for nums, addrs in zip(numbers, (clients, servers), strict=True)
+        ]
+        names = w.tunnel_names
+        return SummaryListing(
+            conn_id=self.ids.tolist(),
+            first_time=w.time[rows].tolist(),
+            last_time=self.last_time.tolist(),
+            client=ends[0],
+            server=ends[1],
+            ipv4=ipv4,
+            client_addr=four_tuple[0],
+            client_port=ports[0],
+            server_addr=four_tuple[1],
+            server_port=ports[1],
+            packets=(summaries.packets[0].tolist(), summaries.packets[1].tolist()),
+            payload=(summaries.payload[0].tolist(), summaries.payload[1].tolist()),
+            # (Endpoint.bytes_acked: the acknowledged sequence space but the FIN's)
+            bytes_acked=tuple(  # type: ignore[arg-type]
+                np.maximum(acked - 1, 0).tolist() for acked in summaries.acked
+            ),
+            client_closed_first=(summaries.fin_row[0] < summaries.fin_row[1]).tolist(),
+            history=_histories(summaries),
+            tunnel=[names[t] for t in w.tunnel[rows].tolist()],
         )
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tcpdiag.columns import ipv4_text
-from tcpdiag.communityid import community_id_v4
+from tcpdiag.communityid import community_id, community_id_v4
+from tcpdiag.fastpath import SummarisedConnections, SummaryListing
 from tcpdiag.findings import Finding, iso_time
 from tcpdiag.spool import SortedSpool
 from tcpdiag.tracker import RetiredSyns, TcpState, TrackedConnection
@@ -16,7 +17,7 @@ MEMORY_LIMIT = 8192  # connection records held in memory before a run goes to di
 # Runs merged a level up: records are small, so reading can hold a block of 32 from each of 255
 # runs, and 2 million records (255 runs) are written once.
 FAN_IN = 256
-_SLICE = 4096  # bare SYNs made into records at a time (FlowRecord.unanswered)
+_SLICE = 4096  # records made at a time (FlowRecord.unanswered, FlowRecord.summarised)
 
 
 @dataclass(slots=True)
@@ -125,6 +126,49 @@ class FlowRecord:
                     f"{client}:{sport}", f"{server}:{dport}", True, 1, 0, 0, 0, 0, 0, syn_sent,
                     listen, conn_state, history,
                 )  # fmt: skip
+
+    @classmethod
+    def summarised(cls, connections: SummarisedConnections) -> Iterator[list[FlowRecord]]:
+        """The record of each connection listed from its summary, as `from_connection`
+        makes it from its TrackedConnection (`connections.connections()`), without making
+        that: a clean close, Zeek's SF, never split by Zeek's timers; a few thousand at a
+        time. tests/test_flows.py compares both ways."""
+        for part in connections.parts(_SLICE):
+            yield cls._summarised(part.listing())
+
+    @classmethod
+    def _summarised(cls, listed: SummaryListing) -> list[FlowRecord]:
+        states = (
+            (TcpState.TIME_WAIT.value, TcpState.CLOSED.value),  # the client closed first
+            (TcpState.CLOSED.value, TcpState.TIME_WAIT.value),
+        )
+        (client_packets, server_packets), (client_bytes, server_bytes) = (
+            listed.packets,
+            listed.payload,
+        )
+        client_acked, server_acked = listed.bytes_acked
+        community_ids = [
+            community_id_v4(ca, cp, sa, sp) if v4 else community_id(ca, cp, sa, sp)  # type: ignore[arg-type]
+            for v4, ca, cp, sa, sp in zip(
+                listed.ipv4, listed.client_addr, listed.client_port, listed.server_addr,
+                listed.server_port, strict=True,
+            )
+        ]  # fmt: skip
+        return [
+            cls(
+                conn_id, cid, first, last, client, server, True, c_packets, c_bytes, c_acked,
+                s_packets, s_bytes, s_acked, *states[not client_first], "SF", history, [], tunnel,
+            )
+            for (
+                conn_id, cid, first, last, client, server, c_packets, c_bytes, c_acked, s_packets,
+                s_bytes, s_acked, client_first, history, tunnel,
+            ) in zip(
+                listed.conn_id, community_ids, listed.first_time, listed.last_time, listed.client,
+                listed.server, client_packets, client_bytes, client_acked, server_packets,
+                server_bytes, server_acked, listed.client_closed_first, listed.history,
+                listed.tunnel, strict=True,
+            )
+        ]  # fmt: skip
 
     def to_dict(self, head: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The JSON shape: the fields in their order (times as text), then the duration and

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcpdiag.attempts import HeldSyns, endpoints_hash
-from tcpdiag.columns import ipv4_int
+from tcpdiag.columns import ColumnDecoder, ipv4_int
+from tcpdiag.decode import Decoder
+from tcpdiag.fastpath import FastPathTracker, SummarisedConnections
 from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
 from tcpdiag.packets import SYN, SynOptions, TcpSegment
-from tcpdiag.tracker import RetiredSyns, lone_syn_connection
+from tcpdiag.quality import CaptureQuality
+from tcpdiag.reader import CaptureReader
+from tcpdiag.scans import ScanDetector
+from tcpdiag.tracker import FlowTable, RetiredSyns, lone_syn_connection
 
 
 @pytest.mark.parametrize("zeek", [False, True], ids=["analyze", "with Zeek's view"])
@@ -161,3 +167,63 @@ def test_a_csv_row_is_every_cell_of_the_listing_made_safe(
         row = [path, *_row(record, mark_guess=False, human=False), record.initiator_known]
         writer.writerow([csv_cell(value) for value in row])
     assert got.getvalue() == expected.getvalue()
+
+
+def _summarised(path: Path) -> list[SummarisedConnections]:
+    """The connections a listing's fast path hands on together, tracking this capture."""
+    table = FlowTable(zeek=True, batch_held_syns=True)
+    with CaptureReader(str(path)) as reader:
+        columns = map(ColumnDecoder(Decoder()).decode, reader.chunks())
+        retired = FastPathTracker(table, summaries_together=True).track(columns)
+        return [r for r in retired if isinstance(r, SummarisedConnections)]
+
+
+@pytest.fixture(scope="module")
+def mixed_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated busy capture with half its client hosts on IPv6, every frame VLAN-tagged."""
+    import importlib.util
+    import sys
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "make_capture.py"
+    spec = importlib.util.spec_from_file_location("make_capture", bench)
+    assert spec is not None and spec.loader is not None
+    make_capture = importlib.util.module_from_spec(spec)
+    sys.modules["make_capture"] = make_capture
+    spec.loader.exec_module(make_capture)
+    path = tmp_path_factory.mktemp("mixed") / "mixed.pcap"
+    make_capture.generate(20_000, path, seed=3, knobs=make_capture.Knobs(ipv6=0.5, vlan=7))
+    return path
+
+
+def test_records_of_summarised_connections_are_those_of_their_connections(
+    mixed_capture: Path,
+) -> None:
+    """FlowRecord.summarised makes, without the connections, the records from_connection
+    makes of them (IPv4 and IPv6 alike), in the same order."""
+    together = _summarised(mixed_capture)
+    records = [r for listed in together for part in FlowRecord.summarised(listed) for r in part]
+    expected = [
+        r for listed in together for conn in listed.connections()
+        for r in FlowRecord.from_connection(conn)
+    ]  # fmt: skip
+    assert records == expected
+    assert len(records) > 1000
+    assert {r.client[0] == "[" for r in records} == {True, False}  # both families listed
+    assert {r.client_state for r in records} == {"TIME-WAIT", "CLOSED"}  # either side first
+
+
+def test_summarised_connections_tell_the_quality_and_the_scans_nothing(
+    mixed_capture: Path,
+) -> None:
+    """Why analyze.Pipeline takes the connections handed on together without observing each
+    (CaptureQuality.observe_connection, ScanDetector.observe): it would change nothing."""
+    quality, scans = CaptureQuality(), ScanDetector()
+    before = asdict(quality), scans.summaries(), scans.floods()
+    count = 0
+    for listed in _summarised(mixed_capture):
+        for conn in listed.connections():
+            quality.observe_connection(conn)
+            scans.observe(conn)
+            count += 1
+    assert count > 1000
+    assert (asdict(quality), scans.summaries(), scans.floods()) == before
