@@ -497,8 +497,13 @@ def _fill_hole(holes: list[tuple[int, int]], start: int, end: int) -> bool:
 
 
 def _add_evidence(event: FlowEvent, item: Evidence) -> None:
-    if len(event.evidence) < MAX_EVIDENCE and all(e.frame != item.frame for e in event.evidence):
-        event.evidence.append(item)
+    evidence, frame = event.evidence, item.frame
+    if len(evidence) < MAX_EVIDENCE:
+        # (A loop, not all() over a generator: a few items, for every RST and ICMP error.)
+        for e in evidence:
+            if e.frame == frame:
+                return
+        evidence.append(item)
 
 
 class Connection:
