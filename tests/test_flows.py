@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +227,87 @@ def test_summarised_connections_tell_the_quality_and_the_scans_nothing(
             count += 1
     assert count > 1000
     assert (asdict(quality), scans.summaries(), scans.floods()) == before
+
+
+def _tabulated(widest: list[str], rows: list[list[object]], tablefmt: str, first: bool) -> str:
+    """A piece of the flows table as tabulate makes it (see reporters.flows._table_piece)."""
+    from tabulate import tabulate
+
+    from tcpdiag.reporters.flows import COLUMNS
+
+    text = tabulate([widest, *rows], headers=COLUMNS, tablefmt=tablefmt, disable_numparse=True)
+    header, separator, _widest, body = text.split("\n", 3)
+    return f"\n{header}\n{separator}\n{body}" if first else f"\n{body}"
+
+
+def _widest(rows: list[list[object]]) -> list[str]:
+    from tcpdiag.reporters.flows import COLUMNS
+
+    widest = ["" for _ in COLUMNS]
+    for row in rows:
+        for column, cell in enumerate(map(str, row)):
+            if len(cell) > len(widest[column]):
+                widest[column] = cell
+    return widest
+
+
+@pytest.mark.parametrize("tablefmt", ["simple", "github"])
+@pytest.mark.parametrize("strategy", [RECORDS, CSV_LIKE_RECORDS], ids=["any text", "csv-like"])
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), first=st.booleans(), guess=st.booleans())
+def test_a_table_of_plain_cells_is_what_tabulate_makes(
+    tablefmt: str, strategy: st.SearchStrategy[FlowRecord], data: st.DataObject, first: bool,
+    guess: bool,
+) -> None:  # fmt: skip
+    """reporters.flows._plain_piece, the table without tabulate, gives tabulate's text
+    wherever it gives any (and a piece of ordinary text is always plain: see below)."""
+    from tcpdiag.reporters.flows import _plain_piece, _row
+
+    records = data.draw(st.lists(strategy, min_size=1, max_size=4))
+    rows = [_row(record, mark_guess=guess) for record in records]
+    widest = _widest(rows)
+    plain = _plain_piece(widest, rows, tablefmt, first)
+    if plain is not None:
+        assert plain == _tabulated(widest, rows, tablefmt, first)
+
+
+@pytest.mark.parametrize("tablefmt", ["simple", "github"])
+def test_a_listing_of_ordinary_flows_is_tabled_without_tabulate(
+    mixed_capture: Path, tablefmt: str
+) -> None:
+    """The flows of a busy capture (both address families, every duration unit but hours)
+    are plain cells: made without tabulate, as tabulate makes them."""
+    from tcpdiag.reporters.flows import _plain_piece, _row
+
+    records = [r for listed in _summarised(mixed_capture) for p in FlowRecord.summarised(listed)
+               for r in p]  # fmt: skip
+    rows = [_row(record) for record in records[:3000]] + [
+        _row(replace(records[0], first_time=0.0, last_time=seconds, initiator_known=False))
+        for seconds in (0.0, 2e-6, 0.25, 3.5, 125.0)
+    ]
+    widest = _widest(rows)
+    for first in (True, False):
+        plain = _plain_piece(widest, rows, tablefmt, first)
+        assert plain is not None
+        assert plain == _tabulated(widest, rows, tablefmt, first)
+
+
+@pytest.mark.parametrize("tablefmt", ["simple", "github"])
+@pytest.mark.parametrize(
+    "cell", [" wide" * 5, "wide " * 5, "wi  de" * 5, "wide|" * 5, "| wide" * 5, "µs" * 10]
+)
+def test_a_table_with_space_at_the_edge_of_a_cell_is_what_tabulate_makes(
+    tablefmt: str, cell: str
+) -> None:
+    """tabulate strips the ends of each cell (and measures it stripped): a cell with a space
+    at either end, in any column, the widest of it or not, is not taken for plain. (The
+    cells are wider than any header, so that they set their column's width.)"""
+    from tcpdiag.reporters.flows import COLUMNS, _plain_piece
+
+    for column in range(len(COLUMNS)):
+        for other in ("x", "a much wider cell than the others"):
+            rows: list[list[object]] = [[other] * len(COLUMNS), ["y"] * len(COLUMNS)]
+            rows[1][column] = cell
+            widest = _widest(rows)
+            plain = _plain_piece(widest, rows, tablefmt, True)
+            assert plain is None or plain == _tabulated(widest, rows, tablefmt, True)

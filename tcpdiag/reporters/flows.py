@@ -100,9 +100,59 @@ def _table(flows: Iterable[FlowRecord], tablefmt: str) -> Generator[str, None, b
 
 
 def _table_piece(widest: list[str], rows: list[list[object]], tablefmt: str, first: bool) -> str:
+    plain = _plain_piece(widest, rows, tablefmt, first)
+    if plain is not None:
+        return plain
     text = tabulate([widest, *rows], headers=COLUMNS, tablefmt=tablefmt, disable_numparse=True)
     header, separator, _widest, body = text.split("\n", 3)
     return f"\n{header}\n{separator}\n{body}" if first else f"\n{body}"
+
+
+_HEADER_PADDING = 2  # tabulate's MIN_PADDING: a column is this much wider than its header
+
+
+def _plain_piece(
+    widest: list[str], rows: list[list[object]], tablefmt: str, first: bool
+) -> str | None:
+    """What _table_piece's call of tabulate makes of these rows, made without it, if every
+    cell is plain (_plain_cells); otherwise None. tabulate took most of a listing's time, a
+    few times what the rest of `tcpdiag flows` took: it infers each column's type, measures
+    every cell and pads it, all of which a table of plain text cells, left-aligned, does not
+    need. tests/test_flows.py compares both ways."""
+    if tablefmt not in ("simple", "github") or not _plain_cells(widest):
+        return None
+    widths = [
+        max(len(cell), len(header) + _HEADER_PADDING)
+        for cell, header in zip(widest, COLUMNS, strict=True)
+    ]
+    if tablefmt == "simple":
+        line = "  ".join(f"{{:<{width}}}" for width in widths)
+        separator = "  ".join("-" * width for width in widths)
+    else:
+        line = "| " + " | ".join(f"{{:<{width}}}" for width in widths) + " |"
+        separator = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
+    lines = [line.format(*COLUMNS).rstrip(), separator] if first else []
+    for row in rows:
+        cells = list(map(str, row))
+        if not _plain_cells(cells):
+            return None
+        lines.append(line.format(*cells).rstrip())  # (tabulate strips each line's end)
+    return "\n" + "\n".join(lines)
+
+
+def _plain_cells(cells: list[str]) -> bool:
+    """Whether tabulate would take these cells as they are, each as wide as its length:
+    printable, ASCII (but µ, one column wide as well), no whitespace at either end (it
+    strips that). (A cell holding "| " or " |" is not taken for plain either.)"""
+    text = "|".join(cells)
+    return (
+        text.isprintable()
+        and (text.isascii() or text.replace("µ", "").isascii())
+        and "| " not in text
+        and " |" not in text
+        and text[:1] != " "
+        and text[-1:] != " "
+    )
 
 
 class FlowsTableReporter(SectionReporter):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 
@@ -16,6 +17,8 @@ def duration(seconds: float) -> str:
         return "-" + duration(-seconds)
     if seconds == 0:
         return "0 s"
+    if not math.isfinite(seconds):
+        return f"{seconds} s"  # (no capture's timestamps make one; no rounding takes one)
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"
     if seconds < 1:
