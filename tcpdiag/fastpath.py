@@ -1926,16 +1926,18 @@ def _bare_syns(
     rows = rows[alone]
     store_key = pair_hash(lo[rows], hi[rows])
     # Two 4-tuples whose keys collide: left to the table, which holds one of them elsewhere.
-    unique, counts = np.unique(store_key, return_counts=True)
-    once = np.isin(store_key, unique[counts == 1])
-    rows = rows[once]
+    rows = rows[_once(store_key)]
     # The SYN options, by the table's index of each distinct set (a set it has no room for
     # leaves its rows to the per-packet way). Each set as one number: MSS + 1 (17 bits), the
     # window scale + 1 (9 bits), SACK permitted, timestamps.
     sets = (w.mss[rows].astype(np.int64) + 1) << 11
     sets |= (w.window_scale[rows].astype(np.int64) + 1) << 2
     sets |= (w.sack_permitted[rows].astype(np.int64) << 1) | w.timestamps[rows]
-    distinct, which = np.unique(sets, return_inverse=True)
+    if len(sets) and bool((sets == sets[0]).all()):
+        # (A flood's SYNs all alike: no sort of them needed to find that.)
+        distinct, which = sets[:1], np.zeros(len(sets), np.intp)
+    else:
+        distinct, which = np.unique(sets, return_inverse=True)
     index = np.array(
         [
             -1 if (i := table.syn_options_index(_syn_options(n))) is None else i
@@ -1946,6 +1948,20 @@ def _bare_syns(
     options = index[which]
     fits = options >= 0
     return _BareSyns(rows[fits], options[fits].astype(np.uint16))
+
+
+def _once(values: npt.NDArray[Any]) -> Bools:
+    """Per value, whether no other one equals it (a sort of them, where np.unique and np.isin
+    would make three)."""
+    order = np.argsort(values)
+    ordered = values[order]
+    same = ordered[1:] == ordered[:-1]
+    repeated = np.zeros(len(values), np.bool_)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    once = np.empty(len(values), np.bool_)
+    once[order] = ~repeated
+    return once
 
 
 def _syn_options(number: int) -> SynOptions:

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 from flowbuilder import LINUX_SYN, Capture, Conversation, write_pcap
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcpdiag import attempts, fastpath, tracker
 from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
@@ -1708,3 +1710,13 @@ def _retired_order(path: Path, room: int, fast: bool) -> list[int]:
                 else [r.ref.conn_id]
             )
         ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 5), max_size=40))
+def test_values_found_once_are_those_np_unique_counts_once(values: list[int]) -> None:
+    """fastpath._once (one sort) agrees with np.unique's counts (the keys of bare SYNs taken
+    in bulk are those that collide with no other)."""
+    keys = np.array(values, np.uint64)
+    unique, counts = np.unique(keys, return_counts=True)
+    assert fastpath._once(keys).tolist() == np.isin(keys, unique[counts == 1]).tolist()
