@@ -104,6 +104,7 @@ import numpy.typing as npt
 
 from tcpdiag.attempts import pair_hash
 from tcpdiag.columns import F64, I64, Bools, Columns, ipv4_number, quoted_key
+from tcpdiag.communityid import community_id, community_id_v4
 from tcpdiag.events import ConnectionRef, Evidence, Role
 from tcpdiag.memory import release_free_memory
 from tcpdiag.packets import ACK, FIN, RST, SYN, URG, SynOptions, TcpSegment
@@ -733,27 +734,35 @@ class _Bulk:
 
 @dataclass(slots=True)
 class SummaryListing:
-    """Per connection of a SummarisedConnections, in their order, what its record in a
-    listing (tcpdiag.flows) is made of: what its TrackedConnection would give."""
+    """Per connection of a SummarisedConnections, in their order, what its TrackedConnection
+    would give a listing of it (tcpdiag.flows.FlowRecord): a column per field."""
 
     conn_id: list[int]
+    community_id: list[str]
     first_time: list[float]
     last_time: list[float]
     client: list[str]  # "ip:port", "[v6]:port"
     server: list[str]
-    # The 4-tuple as the Community ID takes it: IPv4 addresses as numbers, IPv6 ones as text
-    # (ipv4 says which).
-    ipv4: list[bool]
-    client_addr: list[int | str]
-    client_port: list[int]
-    server_addr: list[int | str]
-    server_port: list[int]
-    packets: tuple[list[int], list[int]]  # (client's, server's)
-    payload: tuple[list[int], list[int]]
-    bytes_acked: tuple[list[int], list[int]]
-    client_closed_first: list[bool]  # (then the client is in TIME_WAIT, the server CLOSED)
-    history: list[str]  # Zeek's (its conn_state is SF)
+    client_packets: list[int]
+    client_bytes: list[int]  # (payload bytes: no retransmission, no duplicate)
+    client_bytes_acked: list[int]
+    server_packets: list[int]
+    server_bytes: list[int]
+    server_bytes_acked: list[int]
+    client_state: list[str]
+    server_state: list[str]
+    history: list[str]  # Zeek's (its conn_state: SUMMARY_CONN_STATE)
     tunnel: list[str]
+
+
+# Zeek's conn_state of every connection taken in bulk: a normal establishment and termination.
+SUMMARY_CONN_STATE = "SF"
+# The final states of a connection taken in bulk, (client's, server's): the side whose FIN
+# came first waits in TIME_WAIT, the other is CLOSED.
+_CLOSED_STATES = {
+    True: (TcpState.TIME_WAIT, TcpState.CLOSED),  # the client's FIN came first
+    False: (TcpState.CLOSED, TcpState.TIME_WAIT),
+}
 
 
 @dataclass(slots=True)
@@ -795,37 +804,38 @@ class SummarisedConnections:
         w, summaries = self.window, self.summaries
         rows = summaries.syn_row
         clients, servers = w.address_texts(rows, self.addr_text)
-        v6 = w.v6[rows]
-        ports = (w.sport[rows].tolist(), w.dport[rows].tolist())
-        numbers = (w.src[rows].tolist(), w.dst[rows].tolist())
-        ipv4 = (~v6).tolist()
-        ends = [
-            list(map(endpoint_text, addrs, side))
-            for addrs, side in zip((clients, servers), ports, strict=True)
+        sports, dports = w.sport[rows].tolist(), w.dport[rows].tolist()
+        # (As TrackedConnection.community_id, IPv4 addresses hashed from their numbers.)
+        community_ids = [
+            community_id(client, sport, server, dport) if v6 else community_id_v4(*numbers)
+            for client, sport, server, dport, v6, numbers in zip(
+                clients, sports, servers, dports, w.v6[rows].tolist(),
+                zip(w.src[rows].tolist(), sports, w.dst[rows].tolist(), dports, strict=True),
+                strict=True,
+            )
+        ]  # fmt: skip
+        states = [
+            _CLOSED_STATES[first]
+            for first in (summaries.fin_row[0] < summaries.fin_row[1]).tolist()
         ]
-        four_tuple = [
-            [n if v4 else a for n, a, v4 in zip(nums, addrs, ipv4, strict=True)]
-            for nums, addrs in zip(numbers, (clients, servers), strict=True)
-        ]
+        # (Endpoint.bytes_acked: the sequence space the peer acknowledged but the FIN's)
+        client_acked, server_acked = (np.maximum(a - 1, 0).tolist() for a in summaries.acked)
         names = w.tunnel_names
         return SummaryListing(
             conn_id=self.ids.tolist(),
+            community_id=community_ids,
             first_time=w.time[rows].tolist(),
             last_time=self.last_time.tolist(),
-            client=ends[0],
-            server=ends[1],
-            ipv4=ipv4,
-            client_addr=four_tuple[0],
-            client_port=ports[0],
-            server_addr=four_tuple[1],
-            server_port=ports[1],
-            packets=(summaries.packets[0].tolist(), summaries.packets[1].tolist()),
-            payload=(summaries.payload[0].tolist(), summaries.payload[1].tolist()),
-            # (Endpoint.bytes_acked: the acknowledged sequence space but the FIN's)
-            bytes_acked=tuple(  # type: ignore[arg-type]
-                np.maximum(acked - 1, 0).tolist() for acked in summaries.acked
-            ),
-            client_closed_first=(summaries.fin_row[0] < summaries.fin_row[1]).tolist(),
+            client=list(map(endpoint_text, clients, sports)),
+            server=list(map(endpoint_text, servers, dports)),
+            client_packets=summaries.packets[0].tolist(),
+            client_bytes=summaries.payload[0].tolist(),
+            client_bytes_acked=client_acked,
+            server_packets=summaries.packets[1].tolist(),
+            server_bytes=summaries.payload[1].tolist(),
+            server_bytes_acked=server_acked,
+            client_state=[client.value for client, _ in states],
+            server_state=[server.value for _, server in states],
             history=_histories(summaries),
             tunnel=[names[t] for t in w.tunnel[rows].tolist()],
         )
@@ -842,7 +852,6 @@ def _summary_connections(
     rows = summaries.syn_row
     names = w.tunnel_names
     number, time = w.number.tolist(), w.time.tolist()  # (by row: a few per connection)
-    # The side whose FIN came first waits in TIME_WAIT; the other is CLOSED.
     client_first = (summaries.fin_row[0] < summaries.fin_row[1]).tolist()
     openings = (rows.tolist(), summaries.synack_row.tolist())
     numbers = (summaries.isn, summaries.acked, summaries.packets, summaries.payload)
@@ -863,12 +872,12 @@ def _summary_connections(
             strict=True,
         )
     ):
-        first = client_first[k]
+        client_state, server_state = _CLOSED_STATES[client_first[k]]
         client = _summary_endpoint(
-            client_addr, sport, "client", per_side[0][k], openings[0][k], number, time, first
+            client_addr, sport, "client", per_side[0][k], openings[0][k], number, time, client_state
         )
         server = _summary_endpoint(
-            server_addr, dport, "server", per_side[1][k], openings[1][k], number, time, not first
+            server_addr, dport, "server", per_side[1][k], openings[1][k], number, time, server_state
         )
         syn = openings[0][k]
         ref = ConnectionRef(
@@ -881,7 +890,9 @@ def _summary_connections(
             first_time=time[syn],
             tunnel=names[tunnel],
         )
-        yield TrackedConnection(ref, client, server, last, [], "SF", histories[k], False)
+        yield TrackedConnection(
+            ref, client, server, last, [], SUMMARY_CONN_STATE, histories[k], False
+        )
 
 
 def _summary_endpoint(
@@ -892,7 +903,7 @@ def _summary_endpoint(
     opening: int,
     number: list[int],
     time: list[float],
-    first_to_close: bool,
+    state: TcpState,
 ) -> Endpoint:
     """One side of a connection taken in bulk (see _summary_connections)."""
     isn, acked, packets, payload, fin = numbers
@@ -900,7 +911,7 @@ def _summary_endpoint(
     return Endpoint(
         addr,
         port,
-        state=TcpState.TIME_WAIT if first_to_close else TcpState.CLOSED,
+        state=state,
         isn=isn,
         acked=acked,
         fin_acked=True,

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tcpdiag.columns import ipv4_text
-from tcpdiag.communityid import community_id, community_id_v4
-from tcpdiag.fastpath import SummarisedConnections, SummaryListing
+from tcpdiag.communityid import community_id_v4
+from tcpdiag.fastpath import SUMMARY_CONN_STATE, SummarisedConnections, SummaryListing
 from tcpdiag.findings import Finding, iso_time
 from tcpdiag.spool import SortedSpool
 from tcpdiag.tracker import RetiredSyns, TcpState, TrackedConnection
@@ -138,35 +138,21 @@ class FlowRecord:
 
     @classmethod
     def _summarised(cls, listed: SummaryListing) -> list[FlowRecord]:
-        states = (
-            (TcpState.TIME_WAIT.value, TcpState.CLOSED.value),  # the client closed first
-            (TcpState.CLOSED.value, TcpState.TIME_WAIT.value),
-        )
-        (client_packets, server_packets), (client_bytes, server_bytes) = (
-            listed.packets,
-            listed.payload,
-        )
-        client_acked, server_acked = listed.bytes_acked
-        community_ids = [
-            community_id_v4(ca, cp, sa, sp) if v4 else community_id(ca, cp, sa, sp)  # type: ignore[arg-type]
-            for v4, ca, cp, sa, sp in zip(
-                listed.ipv4, listed.client_addr, listed.client_port, listed.server_addr,
-                listed.server_port, strict=True,
-            )
-        ]  # fmt: skip
         return [
             cls(
                 conn_id, cid, first, last, client, server, True, c_packets, c_bytes, c_acked,
-                s_packets, s_bytes, s_acked, *states[not client_first], "SF", history, [], tunnel,
+                s_packets, s_bytes, s_acked, c_state, s_state, SUMMARY_CONN_STATE, history, [],
+                tunnel,
             )
             for (
                 conn_id, cid, first, last, client, server, c_packets, c_bytes, c_acked, s_packets,
-                s_bytes, s_acked, client_first, history, tunnel,
+                s_bytes, s_acked, c_state, s_state, history, tunnel,
             ) in zip(
-                listed.conn_id, community_ids, listed.first_time, listed.last_time, listed.client,
-                listed.server, client_packets, client_bytes, client_acked, server_packets,
-                server_bytes, server_acked, listed.client_closed_first, listed.history,
-                listed.tunnel, strict=True,
+                listed.conn_id, listed.community_id, listed.first_time, listed.last_time,
+                listed.client, listed.server, listed.client_packets, listed.client_bytes,
+                listed.client_bytes_acked, listed.server_packets, listed.server_bytes,
+                listed.server_bytes_acked, listed.client_state, listed.server_state,
+                listed.history, listed.tunnel, strict=True,
             )
         ]  # fmt: skip
 
