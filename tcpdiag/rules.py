@@ -289,32 +289,52 @@ def _check_template(text: str, fields_ok: AbstractSet[str], fail: Any) -> None:
 def render(template: str, values: Mapping[str, Any]) -> str:
     """The template filled in, every run of whitespace made one space and the ends stripped
     (rule texts are written across lines in TOML)."""
-    compact = _COMPACT.get(template)
-    if compact is None:
-        if len(_COMPACT) >= _COMPACT_KEPT:
-            _COMPACT.clear()
-        compact = _COMPACT[template] = _compact(template)
-    if compact:
-        # A finding renders several texts, and collapsing each one's whitespace costs more
-        # than filling it in. So the template's own whitespace is collapsed once (_compact),
-        # and if the filled-in text is then already collapsed, it is the answer: the values
-        # made no run of whitespace, and every run of the template's became one space, as
-        # collapsing the whole text would have made it. A printable str holds no whitespace
-        # but the space (tests/test_rules.py checks every code point).
-        text = compact.format_map(values)
-        if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
-            return text
+    try:
+        compiled = _COMPILED[template]
+    except KeyError:
+        if len(_COMPILED) >= _COMPILED_KEPT:
+            _COMPILED.clear()
+        compiled = _COMPILED[template] = _compile(template)
+    if compiled is not None:
+        # A finding renders several texts, and collapsing each one's whitespace cost more
+        # than filling it in. So the template's own whitespace is collapsed once (_compile),
+        # and if no value can bring whitespace of its own or leave two spaces meeting, the
+        # filled-in compact template is the answer: a value that is a number, True, False,
+        # None, or a text that is not empty, printable (so holding no whitespace but the
+        # space: tests/test_rules.py checks every code point), with no space at either end
+        # and no two together. Then every run of whitespace is the template's, made one space
+        # already, as collapsing the whole text would have made it.
+        text, fields = compiled
+        for name in fields:
+            value = values[name]
+            kind = type(value)
+            if kind is str:
+                if not (
+                    value
+                    and value.isprintable()
+                    and value[0] != " "
+                    and value[-1] != " "
+                    and "  " not in value
+                ):
+                    break
+            elif kind is not int and kind is not float and kind is not bool and value is not None:
+                break
+        else:
+            return text.format_map(values)
     return " ".join(template.format_map(values).split())
 
 
-_COMPACT: dict[str, str] = {}  # template -> its compact form ("": none, see _compact)
-_COMPACT_KEPT = 4096
+# template -> its compact form and the names of its fields (None: not for the shortcut, see
+# _compile)
+_COMPILED: dict[str, tuple[str, tuple[str, ...]] | None] = {}
+_COMPILED_KEPT = 4096
 
 
-def _compact(template: str) -> str:
+def _compile(template: str) -> tuple[str, tuple[str, ...]] | None:
     """The template with each run of whitespace in its literal text made one space and its ends
-    stripped; "" when a field has a conversion or format spec (whose text must stay as it is)."""
-    parts = []
+    stripped, and the names of its fields in order; None when a field has a conversion or a
+    format spec (whose text must stay as it is) or is not a plain name."""
+    parts, fields = [], []
     for literal, name, spec, conversion in string.Formatter().parse(template):
         words = literal.split()
         text = " ".join(words)
@@ -324,10 +344,12 @@ def _compact(template: str) -> str:
             text += " "
         parts.append(text.replace("{", "{{").replace("}", "}}"))
         if name is not None:
-            if spec or conversion:
-                return ""
+            if spec or conversion or not name.isidentifier():
+                return None
             parts.append("{" + name + "}")
-    return "".join(parts).strip(" ")
+            fields.append(name)
+    compact = "".join(parts).strip(" ")
+    return (compact, tuple(fields)) if compact else None
 
 
 def event_values(event: FlowEvent, facts: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tcpdiag.analyze import analyze_capture
@@ -142,15 +142,39 @@ def test_the_only_printable_whitespace_is_the_space() -> None:
     assert printable_spaces == [" "]
 
 
+class _Spaced:
+    """A value of no type render knows, whose text has spaces at its ends and inside."""
+
+    def __format__(self, spec: str) -> str:
+        return " a  b "
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     pieces=st.lists(
-        st.sampled_from(["a", "b c", " ", "  ", "\n", "\t", "{x}", "{y}", "{{", "}}", "\xa0"]),
+        st.sampled_from(
+            ["a", "b c", " ", "  ", "\n", "\t", "{x}", "{y}", "{{", "}}", "\xa0", "{x!r}", "\x00"]
+        ),
         max_size=10,
     ),
-    x=st.one_of(st.text(max_size=4), st.integers(), st.none(), st.floats(allow_nan=False)),
+    x=st.one_of(
+        st.text(max_size=4),
+        st.integers(),
+        st.none(),
+        st.floats(),
+        st.booleans(),
+        st.lists(st.integers(), max_size=2),
+        st.just(_Spaced()),
+    ),
     y=st.sampled_from(["", " ", "q", " q", "q ", "a  b", "\n", "x\ty", "\u2028", "{}", "é"]),
 )
+@example(pieces=["{y}"], x=0, y=" q")  # (each value that must not take the shortcut)
+@example(pieces=["a", "{y}", " "], x=0, y="q ")
+@example(pieces=["{y}"], x=0, y="a  b")
+@example(pieces=["a", " ", "{y}", " ", "b"], x=0, y="")
+@example(pieces=["{y}", "a"], x=0, y="x\ty")
+@example(pieces=["{x}"], x=_Spaced(), y="")
+@example(pieces=["{x!r}"], x="a", y="")  # (a conversion: not for the shortcut either)
 def test_render_collapses_whitespace_as_splitting_would(
     pieces: list[str], x: object, y: str
 ) -> None:
