@@ -81,10 +81,11 @@ listed from a summary of its whole life (`_listed`), and none waits in the closi
 
 When Zeek's view is wanted (`tcpdiag flows`, `--state`), the connections handled here are also
 handed on as summaries (`_summary_connections`): what a connection without events is listed,
-counted and filtered by. Only those that Zeek's timers cannot split qualify then (answered
-within Zeek's attempt delay, nothing a close delay after the second FIN, no pause as long as
-its inactivity timeout, no packet stamped before their SYN, no zero window, no ACK beyond what
-the peer had sent: see _uneventful).
+counted and filtered by; to a listing without filters, together (`SummarisedConnections`),
+which it makes into records from columns. Only those that Zeek's timers cannot split qualify
+then (answered within Zeek's attempt delay, nothing a close delay after the second FIN, no
+pause as long as its inactivity timeout, no packet stamped before their SYN, no zero window,
+no ACK beyond what the peer had sent: see _uneventful).
 
 `tests/test_fastpath.py` checks that both ways give the same report (and list the same flows) on
 every sample, on crafted edge cases and on a generated busy capture; tests/fuzzing.py checks it
