@@ -12,6 +12,7 @@ from typing import TextIO
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord
+from tcpdiag.ladder import split_endpoint
 from tcpdiag.reporters import units
 from tcpdiag.reporters.base import JsonReporter, SectionReporter, render
 from tcpdiag.reporters.common import (
@@ -200,8 +201,6 @@ def flows_json_reporter(selection: Selection | None = None) -> JsonReporter:
 def flow_dict(flow: FlowRecord, head: Mapping[str, object] | None = None) -> dict[str, object]:
     """A connection as JSON: `FlowRecord.to_dict` (after `head`'s keys) plus its endpoints
     split, for joins."""
-    from tcpdiag.ladder import split_endpoint
-
     record = flow.to_dict(head)
     record["client_ip"], record["client_port"] = split_endpoint(flow.client)
     record["server_ip"], record["server_port"] = split_endpoint(flow.server)
@@ -305,8 +304,6 @@ class ZeekConnLogReporter:
 
 
 def _zeek_row(flow: FlowRecord) -> list[str]:
-    from tcpdiag.ladder import split_endpoint
-
     (orig_h, orig_p), (resp_h, resp_p) = split_endpoint(flow.client), split_endpoint(flow.server)
     digest = hashlib.sha1(flow.community_id.encode()).digest()
     uid = "C" + base64.b32encode(digest).decode()[:17]
