@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,8 +38,6 @@ from tcpdiag.tracker import (
     RetiredSyns,
     TrackedConnection,
 )
-
-_RECORDS_AT_ONCE = 4096  # flow records of bare SYNs handed to the spool together
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,12 +213,7 @@ class Pipeline:
             return
         self.selected += len(syns)
         if self.options.keep_flows:
-            # (Each is one row without findings: FlowSpool.add of one is extend, here a few
-            # thousand at a time, for a flood's million.)
-            records, spool = FlowRecord.unanswered(syns), self.report.connections
-            size = min(_RECORDS_AT_ONCE, spool.memory_limit)  # (within the spool's bound)
-            while part := list(itertools.islice(records, size)):
-                spool.extend(part)
+            self.report.connections.extend_in_parts(FlowRecord.unanswered(syns))
         rows = syns.columns.rows
         self.scans.observe_unanswered(
             rows["src"], rows["sport"], rows["dst"], rows["dport"], rows["time"]
@@ -235,8 +227,7 @@ class Pipeline:
             self.detect(listed.connections())  # (as if handed on one by one)
             return
         self.selected += len(listed)
-        for records in FlowRecord.summarised(listed):
-            self.report.connections.extend(records)
+        self.report.connections.extend_in_parts(FlowRecord.summarised(listed))
 
     def finish(
         self, stats: DecodeStats, engine_name: str, truncated: bool, source_warnings: list[str]

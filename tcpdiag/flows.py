@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,7 +18,9 @@ MEMORY_LIMIT = 8192  # connection records held in memory before a run goes to di
 # Runs merged a level up: records are small, so reading can hold a block of 32 from each of 255
 # runs, and 2 million records (255 runs) are written once.
 FAN_IN = 256
-_SLICE = 4096  # records made at a time (FlowRecord.unanswered, FlowRecord.summarised)
+# Records made at a time (FlowRecord.unanswered, .summarised), and handed to the spool at a
+# time (FlowSpool.extend_in_parts).
+_SLICE = 4096
 
 
 @dataclass(slots=True)
@@ -128,13 +131,13 @@ class FlowRecord:
                 )  # fmt: skip
 
     @classmethod
-    def summarised(cls, connections: SummarisedConnections) -> Iterator[list[FlowRecord]]:
+    def summarised(cls, connections: SummarisedConnections) -> Iterator[FlowRecord]:
         """The record of each connection listed from its summary, as `from_connection`
         makes it from its TrackedConnection (`connections.connections()`), without making
-        that: a clean close, Zeek's SF, never split by Zeek's timers; a few thousand at a
-        time. tests/test_flows.py compares both ways."""
+        that: a clean close, Zeek's SF, never split by Zeek's timers (made a few thousand at
+        a time). tests/test_flows.py compares both ways."""
         for part in connections.parts(_SLICE):
-            yield cls._summarised(part.listing())
+            yield from cls._summarised(part.listing())
 
     @classmethod
     def _summarised(cls, listed: SummaryListing) -> list[FlowRecord]:
@@ -207,6 +210,14 @@ class FlowSpool(SortedSpool[FlowRecord]):
         # order): per finding, never per connection.
         self._split: dict[int, int] = {}
         self._found: dict[int, list[tuple[float, str]]] = {}
+
+    def extend_in_parts(self, records: Iterable[FlowRecord]) -> None:
+        """Rows without findings, maybe a great many (a flood's bare SYNs, the connections
+        listed from summaries): handed on a few thousand at a time, each part within the
+        spool's memory bound (FlowSpool.add of one row each cost a call per row)."""
+        rows, size = iter(records), min(_SLICE, self.memory_limit)
+        while part := list(itertools.islice(rows, size)):
+            self.extend(part)
 
     def add(self, records: list[FlowRecord], findings: int) -> None:
         """The rows of one connection, about which there are `findings` findings."""

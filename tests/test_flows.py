@@ -201,7 +201,7 @@ def test_records_of_summarised_connections_are_those_of_their_connections(
     """FlowRecord.summarised makes, without the connections, the records from_connection
     makes of them (IPv4 and IPv6 alike), in the same order."""
     together = _summarised(mixed_capture)
-    records = [r for listed in together for part in FlowRecord.summarised(listed) for r in part]
+    records = [r for listed in together for r in FlowRecord.summarised(listed)]
     expected = [
         r for listed in together for conn in listed.connections()
         for r in FlowRecord.from_connection(conn)
@@ -279,8 +279,7 @@ def test_a_listing_of_ordinary_flows_is_tabled_without_tabulate(
     are plain cells: made without tabulate, as tabulate makes them."""
     from tcpdiag.reporters.flows import _plain_piece, _row
 
-    records = [r for listed in _summarised(mixed_capture) for p in FlowRecord.summarised(listed)
-               for r in p]  # fmt: skip
+    records = [r for listed in _summarised(mixed_capture) for r in FlowRecord.summarised(listed)]
     rows = [_row(record) for record in records[:3000]] + [
         _row(replace(records[0], first_time=0.0, last_time=seconds, initiator_known=False))
         for seconds in (0.0, 2e-6, 0.25, 3.5, 125.0)

@@ -419,3 +419,22 @@ def test_findings_for_a_flow_listing_stay_findings() -> None:
     )
     assert encoded.findings.encode is encode_finding
     assert [f.id for f in encoded.findings.encoded(encode_finding)] == ids
+
+
+@pytest.mark.parametrize("limit", [3, 8192])
+def test_many_rows_go_to_the_listing_in_parts_within_its_bound(
+    limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FlowSpool.extend_in_parts (a flood's rows, the rows listed from summaries): every row,
+    in the listing's order, handed on in parts no bigger than the spool holds in memory."""
+    import tcpdiag.flows as flows_module
+
+    monkeypatch.setattr(flows_module, "_SLICE", 5)
+    flows = FlowSpool(memory_limit=limit)
+    parts: list[int] = []
+    extend = flows.extend
+    monkeypatch.setattr(flows, "extend", lambda part: (parts.append(len(part)), extend(part)))
+    rows = [_record(conn_id, 100.0 - conn_id, 100.0) for conn_id in range(23)]
+    flows.extend_in_parts(iter(rows))
+    assert sum(parts) == 23 and max(parts) == min(limit, 5)
+    assert [r.conn_id for r in flows] == list(range(22, -1, -1))
