@@ -112,6 +112,8 @@ MAX_HOLES = 8
 SPILL_COMPACT_BYTES = 8 << 20
 # Evidence kept per event: a finding cites the frames that prove it, not every frame.
 MAX_EVIDENCE = 12
+# Retransmissions of a stall kept (the latest): its evidence and the growth of its backoff.
+STALL_KEPT = 4 * MAX_EVIDENCE
 # Retirement is checked every this many packets (and whenever a connection was retired early).
 RETIRE_CHECK_EVERY = 1024
 # Bare SYNs evicted from the full compact store given out together at most (FlowTable._in_order).
@@ -231,8 +233,11 @@ class Endpoint:
     reordered: int = 0  # segments that arrived after a later one and filled its gap
     # Sequence ranges skipped by a later segment, not seen yet (bounded; oldest dropped).
     holes: list[tuple[int, int]] | None = None
-    # The current stall: retransmissions since the peer last acknowledged new data.
-    stall: list[Evidence] | None = None
+    # The current stall: retransmissions since the peer last acknowledged new data, the latest
+    # STALL_KEPT of them as (frame, time) pairs of floats (`stall_evidence` makes them evidence
+    # when a finding needs it). A stalled connection retransmits for as long as it lives: as
+    # Evidence items, each with its own text, they took most of its memory.
+    stall_marks: array[float] | None = None
     stall_retransmissions: int = 0
     first_unacked_time: float | None = None  # when the oldest unacknowledged data was first sent
     stall_start: float | None = None
@@ -265,6 +270,15 @@ class Endpoint:
         self.snd_una = ack
         self.progress(time)
 
+    def stall_evidence(self) -> list[Evidence]:
+        """The current stall's retransmissions kept (see stall_marks), oldest first."""
+        marks = self.stall_marks
+        if marks is None:
+            return []
+        what = f"retransmission from {self.role}"
+        pairs = zip(marks[::2], marks[1::2], strict=True)
+        return [Evidence(int(frame), time, what) for frame, time in pairs]
+
     @property
     def last_data(self) -> Evidence | None:
         if not self.last_data_frame:
@@ -278,7 +292,7 @@ class Endpoint:
     def progress(self, time: float) -> None:
         """The peer acknowledged new data from this side: any stall is over."""
         self.last_progress_time = time
-        self.stall = None
+        self.stall_marks = None
         self.stall_retransmissions = 0
         self.stall_start = None
         self.first_unacked_time = None
@@ -934,10 +948,13 @@ class Connection:
         sender.stall_retransmissions += 1
         if sender.stall_start is None:
             sender.stall_start = sender.first_unacked_time or seg.time
-        if sender.stall is None:
-            sender.stall = []
-        sender.stall.append(Evidence(seg.frame, seg.time, f"retransmission from {sender.role}"))
-        del sender.stall[: -4 * MAX_EVIDENCE]
+        marks = sender.stall_marks
+        if marks is None:
+            sender.stall_marks = array("d", (seg.frame, seg.time))
+            return
+        marks.extend((seg.frame, seg.time))
+        if len(marks) > 2 * STALL_KEPT:
+            del marks[:2]
 
     def _on_fin(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
         if sender.fin_seq is not None:
@@ -1223,9 +1240,13 @@ class Connection:
             gaps: list[float] = []
         else:
             retransmissions = stalled.stall_retransmissions
-            frames = stalled.stall or []
+            frames = stalled.stall_evidence()
             start = stalled.stall_start or (frames[0].time if frames else 0.0)
-            times = [start] + [e.time for e in frames]
+            times = [e.time for e in frames]
+            if len(frames) == retransmissions:
+                # (With older ones dropped (STALL_KEPT), the time from the stall's start to the
+                # first kept spans several backoffs: no gap to compare the next with.)
+                times.insert(0, start)
             gaps = [b - a for a, b in pairwise(times)]
         last = stalled.last_time
         event = SilenceEvent(
@@ -1752,7 +1773,8 @@ class FlowTable:
         for event, _, _ in conn.icmp_events:
             if event.icmp_kind == kind and event.affected == affected.role:
                 event.icmp_count += 1
-                _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
+                if len(event.evidence) < MAX_EVIDENCE:  # (else the text would go unused)
+                    _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
                 return
         peer = conn.peer(affected)
         event = IcmpErrorEvent(

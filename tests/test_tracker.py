@@ -293,6 +293,32 @@ def test_unacknowledged_retransmissions_then_silence_is_retransmission_timeout()
     assert finding.client_sees.errno == "ETIMEDOUT"
 
 
+def test_a_long_stall_cites_its_latest_retransmissions() -> None:
+    """A stall keeps its latest STALL_KEPT retransmissions (as numbers, not Evidence items):
+    the finding cites the first two and the last four of those, each as the frame it was, and
+    the backoff is judged over them (the capped ones at the end are as long as the last)."""
+    from tcpdiag.tracker import STALL_KEPT
+
+    cap, conv = established()
+    seq = conv.c.seq
+    conv.send("c", PSH | ACK, 100)
+    count = STALL_KEPT + 9
+    frames = []
+    for n in range(count):
+        conv.send("c", PSH | ACK, 100, seq=seq, dt=min(0.2 * 2**n, 30.0))
+        frames.append(len(cap.packets))
+    (conn,) = track(cap)
+    (silence,) = [e for e in conn.events if isinstance(e, SilenceEvent)]
+    assert silence.stall_retransmissions == count and silence.backoff_growing
+    kept = frames[-STALL_KEPT:]
+    cited = [e for e in silence.evidence if e.what == "retransmission from client"]
+    assert [e.frame for e in cited] == kept[:2] + kept[-4:]
+    assert all(type(e.frame) is int for e in cited)
+    by_frame = {p.frame: p.time for p in cap.packets}
+    assert all(e.time == by_frame[e.frame] for e in cited)
+    assert silence.frame == kept[-1]
+
+
 def test_retried_syn_never_answered_is_connect_timeout() -> None:
     cap = Capture()
     conv = Conversation(cap)
