@@ -95,10 +95,10 @@ on every mutated capture.
 from __future__ import annotations
 
 import itertools
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -177,6 +177,7 @@ class FastPathTracker:
         self.held_in_bulk = 0  # bare SYNs handed to the table's compact store in bulk
         self.continued_rows = 0  # rows that continued live connections in bulk
         self.missed_continuations = 0  # see _continue
+        self.refused_in_bulk = 0  # connection attempts refused at once (see _refusals)
         # Connections followed across windows (see _Followed) that then left the table
         # without being fed a packet, and rows of theirs taken.
         self.followed_connections = 0
@@ -326,6 +327,12 @@ class FastPathTracker:
         if new is not None:
             done[new.rows] = True
             self.followed_rows += len(new.rows)
+        refusals = _NO_REFUSALS
+        if follow:  # (the table cannot fill up, nor a SYN become idle, in these rows)
+            refusals = _refusals(w, done, clock, end, live, quoted)
+            done[refusals.syn_row] = True
+            done[refusals.rst_row] = True
+            self.refused_in_bulk += len(refusals.rst_row)
         evicting = False
         if not store_may_fill:
             held = _bare_syns(w, done, clock, end, live, quoted, table)
@@ -345,7 +352,8 @@ class FastPathTracker:
         # order.
         n_bulk, n_held = int(np.count_nonzero(chosen)), len(held.row)
         new_syns = new.syn_row if new is not None else np.zeros(0, np.int64)
-        starting = np.concatenate([bulk.syn_row[chosen], held.row, new_syns])
+        n_new = len(new_syns)
+        starting = np.concatenate([bulk.syn_row[chosen], held.row, new_syns, refusals.syn_row])
         by_start = np.argsort(starting, kind="stable")
         start_rows = starting[by_start]
         self.fast_connections += n_bulk
@@ -422,11 +430,18 @@ class FastPathTracker:
             if follow_at:
                 these_follow = follow_rows[(follow_rows >= start) & (follow_rows < stop)]
                 points = np.union1d(points, these_follow)
+            if len(refusals.rst_row):
+                rst_rows = refusals.rst_row
+                points = np.union1d(points, rst_rows[(rst_rows >= start) & (rst_rows < stop)])
             # In slices, so that the Python objects made for the loop are few at any one time.
             for first in range(0, len(points), _SLICE):
                 these = points[first : first + _SLICE]
                 fed = these[~done[these]]
                 packets = iter(w.packets(fed, self._addr_text))
+                # A refusal is handed over at its RST's row, with the id its SYN took.
+                refused = {}
+                if len(refusals.rst_row):
+                    refused = _refused_here(w, refusals, these, start_rows, self._addr_text)
                 for n_starts, n_closes, now, feed, check, row in zip(
                     np.searchsorted(start_rows, these, "left").tolist(),
                     np.searchsorted(close_rows, these, "right").tolist(),
@@ -448,6 +463,9 @@ class FastPathTracker:
                         table.feed(next(packets))
                     elif continue_at and (k := continue_at.get(row)) is not None:
                         self._continue(w, continuing, k)
+                    elif refused and (pair := refused.get(row)) is not None:
+                        syn, rst, start_at, syn_now = pair
+                        table.refused(syn, rst, _id_of(start_at, id_runs), syn_now)
                     elif follow_at and (went := follow_at.get(row)) is not None:
                         f, last_time, closes_there = went
                         if not f.windows:  # (followed from now on)
@@ -484,7 +502,8 @@ class FastPathTracker:
         elif len(held.row):
             held_ids = ids_by_start[n_bulk : n_bulk + n_held]
             table.hold_syns(held.columns(w, clock, held_ids), int(w.number[0]))
-        self._follow_up(w, clock, followed, on, new, made, ids_by_start[n_bulk + n_held :], last)
+        new_ids = ids_by_start[n_bulk + n_held : n_bulk + n_held + n_new]
+        self._follow_up(w, clock, followed, on, new, made, new_ids, last)
         self._rows_since_trim += len(w)
         if self._rows_since_trim >= TRIM_EVERY_ROWS:
             # (the window's arrays are freed by now, but the allocator keeps them: see
@@ -1960,6 +1979,113 @@ def _bare_syns(
     options = index[which]
     fits = options >= 0
     return _BareSyns(rows[fits], options[fits].astype(np.uint16))
+
+
+@dataclass(slots=True)
+class _Refusals:
+    """Connection attempts refused at once (see _refusals), in order of their RSTs: the rows
+    of each one's SYN and RST, and the capture clock at its SYN as the table would have held
+    it (FlowTable._hold_syn)."""
+
+    syn_row: I64
+    rst_row: I64
+    syn_now: F64
+
+
+_NO_REFUSALS = _Refusals(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+
+
+def _refusals(
+    w: Columns,
+    done: Bools,
+    clock: F64,
+    end: int,
+    live: Callable[[npt.NDArray[np.uint64]], Bools] | None,
+    quoted: npt.NDArray[np.uint64],
+) -> _Refusals:
+    """The 4-tuples of the window that are nothing but a client's bare SYN and then, in
+    [0, end), a RST from the other side (a port nothing listens on answers RST/ACK), that
+    the table holds nothing of and no ICMP error in the window quotes. Fed, the SYN would
+    wait in the table, held, until the RST made it a connection; nothing can look it up in
+    between, so the table is handed both at the RST (FlowTable.refused), the SYN having
+    taken its connection id at its row, and makes of them what it would have made (a RST
+    that does not acknowledge the SYN too). The table's own limits are not checked here:
+    the caller takes refusals only where connections may be continued (see _may_continue),
+    so where the table cannot fill up and no SYN could be retired as idle before its RST."""
+    part = slice(0, end)
+    shape = w.flags[part] & _SHAPE
+    candidate = (shape == SYN) & ~done[part] & w.simple[part] & (w.payload_len[part] == 0)
+    syn_rows = np.flatnonzero(candidate)
+    if not len(syn_rows):
+        return _NO_REFUSALS
+    lo, hi, direction = _endpoints(w)
+    keys = _group_keys(lo, hi, np.zeros_like(lo), _context(w.tunnel, w.v6))
+    mine = keys[syn_rows]
+    # Every row of the window whose key is one of theirs, by key then row: a pair is a SYN's
+    # 4-tuple with exactly two rows, its SYN first.
+    ordered = np.sort(mine)
+    at = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
+    rows = np.flatnonzero(ordered[at] == keys)
+    rows = rows[np.lexsort((rows, keys[rows]))]
+    count = np.bincount(np.searchsorted(ordered, keys[rows]), minlength=len(ordered))
+    first = rows[:-1]
+    second = rows[1:]
+    pair = keys[first] == keys[second]
+    pair &= count[np.searchsorted(ordered, keys[first])] == 2
+    first, second = first[pair], second[pair]
+    if not len(first):
+        return _NO_REFUSALS
+    ok = candidate[np.minimum(first, end - 1)] & (first < end) & (second < end) & ~done[second]
+    ok &= (w.flags[second] & (SYN | FIN | RST | URG)) == RST
+    ok &= w.simple[second]
+    # the other way round, between the same endpoints and context (keys may collide)
+    ok &= (direction[first] != direction[second]) & (lo[first] == lo[second])
+    ok &= (hi[first] == hi[second]) & (w.tunnel[first] == w.tunnel[second])
+    ok &= w.v6[first] == w.v6[second]
+    if len(quoted):
+        ok &= ~np.isin(keys[first], quoted)
+    if live is not None:
+        ok &= ~live(keys[first])
+    first, second = first[ok], second[ok]
+    by_rst = np.argsort(second, kind="stable")
+    first, second = first[by_rst], second[by_rst]
+    return _Refusals(first, second, np.maximum(clock[first], w.time[first]))
+
+
+def _refused_here(
+    w: Columns, refusals: _Refusals, these: I64, start_rows: I64, addr_text: dict[int, str]
+) -> dict[int, tuple[TcpSegment, TcpSegment, int, float]]:
+    """The refusals whose RSTs are among rows `these` (in order, and holding every RST row
+    from their first to their last), by RST row: the SYN and RST segments, the SYN's place
+    among the window's starts (see _id_of) and the capture clock at it."""
+    rst_row = refusals.rst_row  # (in order)
+    k = np.arange(*np.searchsorted(rst_row, [these[0], these[-1] + 1]))
+    if not len(k):
+        return {}
+    syn_row = refusals.syn_row[k]
+    made = w.packets(np.concatenate([syn_row, refusals.rst_row[k]]), addr_text)
+    segments = cast(list[TcpSegment], made)  # (simple rows: TCP segments)
+    return dict(
+        zip(
+            refusals.rst_row[k].tolist(),
+            zip(
+                segments[: len(k)],
+                segments[len(k) :],
+                np.searchsorted(start_rows, syn_row).tolist(),
+                refusals.syn_now[k].tolist(),
+                strict=True,
+            ),
+            strict=True,
+        )
+    )
+
+
+def _id_of(start: int, id_runs: list[tuple[int, int, int]]) -> int:
+    """The connection id taken by the connection at this place among the starts (id_runs:
+    (first, stop, first id) of each run of starts given ids, in order)."""
+    first, stop, first_id = id_runs[bisect_right(id_runs, start, key=lambda r: r[0]) - 1]
+    assert first <= start < stop, "a refusal's SYN took no id before its RST"
+    return first_id + start - first
 
 
 def _once(values: npt.NDArray[Any]) -> Bools:

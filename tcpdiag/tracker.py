@@ -1526,6 +1526,22 @@ class FlowTable:
         self._awake.move_to_end(key)
         conn.continue_in_order(run)
 
+    def refused(self, syn: TcpSegment, rst: TcpSegment, conn_id: int, syn_now: float) -> None:
+        """A connection attempt refused at once, fed at its RST: a client's bare SYN, which
+        took `conn_id` at its place (skip_connections) with the capture clock `syn_now`, and
+        the RST that answered it; the table held nothing of their 4-tuple before and nothing
+        else of it came in between (a front end checked it: see tcpdiag.fastpath._refusals).
+        The connection is what _on_segment would have made of the SYN held until then (see
+        _held) and the RST, and waits out the close grace period as any."""
+        key = self._key(rst.src, rst.sport, rst.dst, rst.dport, rst.tunnel)
+        self._make_room()
+        conn = self._connection(syn, conn_id)
+        conn.on_segment(syn, self._rst_log, syn_now)
+        self._live[key] = self._awake[key] = conn
+        conn.on_segment(rst, self._rst_log, max(self._now, rst.time))
+        if conn.closed_at is not None:
+            self._queue_closed(key, conn)
+
     def skip_connections(self, count: int) -> int:
         """`count` connections were tracked elsewhere: they take their ids (the first is
         returned) and are counted."""

@@ -32,7 +32,7 @@ from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
 from tcpdiag.filters import ConnectionFilter
-from tcpdiag.packets import ACK, FIN, PSH, SYN, TcpSegment
+from tcpdiag.packets import ACK, FIN, PSH, RST, SYN, TcpSegment
 from tcpdiag.reader import CaptureError, CaptureReader, RawFrame
 from tcpdiag.rules import load_rules
 from tcpdiag.spool import FindingSpool
@@ -79,11 +79,13 @@ def windows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 class _Counting(fastpath.FastPathTracker):
     taken = 0
     held = 0  # bare SYNs handed to the table in bulk
+    refused = 0  # refusals handed to the table at their RSTs
 
     def track(self, batches: Any) -> Iterator[Any]:
         yield from super().track(batches)
         _Counting.taken += self.fast_connections
         _Counting.held += self.held_in_bulk
+        _Counting.refused += self.refused_in_bulk
 
 
 def _reports(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict, int]:
@@ -310,6 +312,145 @@ def test_colliding_group_keys_are_never_taken_for_one_connection(
     assert fast == reference
     assert reference["flows"] == 322
     assert 0 < taken < 321  # the others were taken, the colliding pair was not
+
+
+def _refusal(
+    cap: Capture,
+    client: tuple[str, int],
+    *,
+    isn: int = 1000,
+    ack: int = 1,
+    syn_data: int = 0,
+    syn_dt: float = 0.003,
+    rst_dt: float = 0.0002,
+    rst_flags: int = RST | ACK,
+) -> Conversation:
+    """A client's SYN and the server's RST/ACK `ack` past its ISN (1: a plain refusal)."""
+    server = ("fd00::9:7", 8443) if ":" in client[0] else ("10.9.0.7", 8443)
+    conv = Conversation(cap, client=client, server=server, client_isn=isn)
+    conv.send("c", SYN, syn_data, options=LINUX_SYN, dt=syn_dt)
+    conv.send("s", rst_flags, seq=0, ack=isn + ack, dt=rst_dt)
+    return conv
+
+
+@pytest.mark.parametrize("listing", [False, True], ids=["analyze", "flows"])
+def test_refusals_are_handed_over_at_their_rsts(
+    listing: bool, tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connection attempts refused at once (a SYN, then the RST/ACK acknowledging it, nothing
+    else of their 4-tuple in the window) are given to the table at their RSTs, with the ids
+    their SYNs took: the same report and listing as one packet at a time, next to the cases
+    that must go packet by packet (an RST that acknowledges something else, a SYN with data,
+    a retried SYN, an ICMP error about the attempt, the 4-tuple again within the close grace
+    period, times that go backwards, an ISN at the end of the sequence space)."""
+    cap = Capture()
+    idle = Conversation(cap, client=("10.5.1.1", 40011), server=("10.9.0.7", 8443))
+    idle.handshake()
+    idle.data("c", 100)  # (and then silent: live in the table, in no later window)
+    for k in range(240):
+        if k % 3 == 0:
+            _clean(cap, ("10.1.0.1", 50000 + k), dt=0.002)
+        client = (f"fd00::1:{k}", 40000 + k) if k % 8 == 0 else ("10.5.0.1", 40000 + k)
+        _refusal(cap, client, isn=1000 + k)
+    _refusal(cap, ("10.5.1.1", 40000), ack=5)  # not the SYN's: a bad ACK
+    _refusal(cap, ("10.5.1.1", 40001), syn_data=20)
+    retried = Conversation(cap, client=("10.5.1.1", 40002), server=("10.9.0.7", 8443))
+    retried.send("c", SYN, options=LINUX_SYN, advance=False)
+    retried.send("c", SYN, options=LINUX_SYN, dt=1.0)
+    retried.send("s", RST | ACK, seq=0)
+    quoted = Conversation(cap, client=("10.5.1.1", 40003), server=("10.9.0.7", 8443))
+    syn = quoted.send("c", SYN, options=LINUX_SYN)
+    quoted.icmp(syn, 3, 1, "10.9.0.254")  # (about the SYN, before the RST)
+    quoted.send("s", RST | ACK, seq=0)
+    _refusal(cap, ("10.5.1.1", 40009), syn_dt=-400.0)  # a SYN stamped long before the clock
+    _refusal(cap, ("10.5.1.1", 40010), rst_flags=RST)  # (a RST without ACK is not accepted)
+    again = _refusal(cap, ("10.5.1.1", 40004))
+    _healthy(cap, 30, start_port=52000)
+    again.send("c", SYN, options=LINUX_SYN, seq=1000, advance=False, dt=1.0)  # its retry
+    _refusal(cap, ("10.5.1.1", 40005), rst_dt=-0.5)  # stamped before its SYN
+    _refusal(cap, ("10.5.1.1", 40006), isn=0xFFFFFFFF)  # acknowledged as 0
+    _refusal(cap, ("10.5.1.1", 40007), rst_dt=7.0)  # refused after a close grace period
+    _clean(cap, ("10.5.1.1", 40008))
+    _healthy(cap, 30, start_port=52500)  # (a tiny window or more, within a close grace period)
+    # The same 4-tuple refused while its last connection waits to retire:
+    reused = Conversation(cap, client=("10.5.1.1", 40008), server=("10.9.0.1", 443))
+    reused.send("c", SYN, options=LINUX_SYN, seq=777)
+    reused.send("s", RST | ACK, seq=0, ack=778)
+    _healthy(cap, 300, start_port=53000)
+    _refusal(cap, ("10.5.1.1", 40011), isn=99999)  # a SYN and a RST on the idle one's 4-tuple
+    _healthy(cap, 50, start_port=54000)
+    path = tmp_path / "refusals.pcap"
+    write_pcap(cap, path)
+    options = {"keep_flows": listing}
+    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False, **options))
+    _Counting.refused = 0
+    monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Counting)
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
+    assert fast.to_dict() == reference.to_dict()
+    if listing:
+        assert [f.to_dict() for f in fast.connections] == [
+            f.to_dict() for f in reference.connections
+        ]
+    assert sum(f["category"] == "refused" for f in reference.to_dict()["findings"]) >= 240
+    if windows == "production windows":
+        assert _Counting.refused >= 240
+    else:
+        assert _Counting.refused > 0
+
+
+def test_a_refusal_is_taken_only_whole_in_the_part_decided() -> None:
+    """_refusals takes a SYN and the RST after it only if both are in the part decided and
+    neither row was decided before, and only a 4-tuple with nothing else in the window."""
+    cap = Capture()
+    _refusal(cap, ("10.5.2.1", 40000))
+    _refusal(cap, ("10.5.2.1", 40001))
+    lone = Conversation(cap, client=("10.5.2.1", 40002), server=("10.9.0.7", 8443))
+    lone.send("c", SYN, options=LINUX_SYN)  # no answer
+    _refusal(cap, ("10.5.2.1", 40002))  # (its 4-tuple again: three rows)
+    w = _window_of(cap)
+    none = np.zeros(0, np.uint64)
+
+    def taken(end: int, done: list[int] = []) -> list[tuple[int, int]]:  # noqa: B006
+        decided = np.zeros(len(w), np.bool_)
+        decided[done] = True
+        got = fastpath._refusals(w, decided, w.time, end, None, none)
+        return list(zip(got.syn_row.tolist(), got.rst_row.tolist(), strict=True))
+
+    assert taken(len(w)) == [(0, 1), (2, 3)]
+    assert taken(3) == [(0, 1)]  # the second one's RST lies beyond the part
+    assert taken(2) == [(0, 1)]
+    assert taken(1) == []
+    assert taken(len(w), done=[3]) == [(0, 1)]
+    assert taken(len(w), done=[0]) == [(2, 3)]
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_a_syn_and_a_rst_of_colliding_keys_are_no_refusal(
+    side: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SYN and a RST whose 4-tuples share a group key (here made to collide, for another
+    client port or another server port) are two attempts, not one refused."""
+    original = fastpath.pair_hash
+
+    def colliding(lo: Any, hi: Any) -> Any:  # (an endpoint is address << 16 | port)
+        if side == "client":
+            return original(np.where(lo & 0xFFFF == 40001, lo - 1, lo), hi)
+        return original(lo, np.where(hi & 0xFFFF == 8444, hi - 1, hi))
+
+    monkeypatch.setattr(fastpath, "pair_hash", colliding)
+    cap = Capture()
+    syn = Conversation(cap, client=("10.5.3.1", 40000), server=("10.9.0.7", 8443))
+    syn.send("c", SYN, options=LINUX_SYN)
+    other = ("10.5.3.1", 40001) if side == "client" else ("10.5.3.1", 40000)
+    port = 8443 if side == "client" else 8444
+    rst = Conversation(cap, client=other, server=("10.9.0.7", port))
+    rst.send("s", RST | ACK, seq=0, ack=1001)
+    w = _window_of(cap)
+    keys = fastpath._group_keys(*fastpath._endpoints(w)[:2], np.zeros(2, np.int64), np.zeros(2))
+    assert keys[0] == keys[1]  # (the collision made)
+    decided = np.zeros(len(w), np.bool_)
+    got = fastpath._refusals(w, decided, w.time, len(w), None, np.zeros(0, np.uint64))
+    assert len(got.syn_row) == 0
 
 
 # Mutated captures: tests/test_fuzz.py (fuzzing.check compares both paths on every input).
