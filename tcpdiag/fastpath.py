@@ -327,22 +327,23 @@ class FastPathTracker:
         if new is not None:
             done[new.rows] = True
             self.followed_rows += len(new.rows)
+        syns = _syn_rows(w, done, end)
         refusals = _NO_REFUSALS
         if follow:  # (the table cannot fill up, nor a SYN become idle, in these rows)
-            refusals = _refusals(w, done, clock, end, live, quoted)
+            refusals = _refusals(w, syns, done, clock, end, live, quoted)
             done[refusals.syn_row] = True
             done[refusals.rst_row] = True
             self.refused_in_bulk += len(refusals.rst_row)
         evicting = False
         if not store_may_fill:
-            held = _bare_syns(w, done, clock, end, live, quoted, table)
+            held = _bare_syns(w, syns, clock, live, quoted, table)
         else:
             held = _NO_BARE_SYNS
             if self._quiet(clock, end):
                 # A window of a SYN flood that fills the store: taken in bulk only if it is
                 # nothing but bare SYNs the table would hold (see _only_bare_syns), which
                 # leave the live connections alone, however many there are.
-                held = _bare_syns(w, done, clock, end, live, quoted, table)
+                held = _bare_syns(w, syns, clock, live, quoted, table)
                 evicting = _only_bare_syns(held, w, clock, done, end, table)
                 if not evicting:
                     held = _NO_BARE_SYNS
@@ -1920,9 +1921,8 @@ def _only_bare_syns(
 
 def _bare_syns(
     w: Columns,
-    done: Bools,
+    syns: _SynRows,
     clock: F64,
-    end: int,
     live: Callable[[npt.NDArray[np.uint64]], Bools] | None,
     quoted: npt.NDArray[np.uint64],
     table: FlowTable,
@@ -1932,29 +1932,20 @@ def _bare_syns(
     quoting it, and not live in the table. Handing them over in bulk after the window's other
     rows changes nothing the table does with those (no lookup can find them), as long as the
     store cannot fill up in the window (checked by the caller)."""
-    part = slice(0, end)
-    flags, time = w.flags[part], w.time[part]
-    now = np.maximum(clock[part], time)
-    bare = (flags & _SHAPE) == SYN
-    bare &= ~done[part] & w.simple[part] & ~w.v6[part] & (w.tunnel[part] == 0)
-    bare &= (w.payload_len[part] == 0) & (now - time < INACTIVITY_SECONDS)
-    rows = np.flatnonzero(bare)
+    rows = syns.rows
+    time = w.time[rows]
+    bare = (syns.count == 1) & ~w.v6[rows] & (w.tunnel[rows] == 0)
+    bare &= np.maximum(clock[rows], time) - time < INACTIVITY_SECONDS
+    rows, mine = rows[bare], syns.keys[rows[bare]]
     if not len(rows):
         return _NO_BARE_SYNS
-    lo, hi, _ = _endpoints(w)
-    keys = _group_keys(lo, hi, np.zeros_like(lo), _context(w.tunnel, w.v6))
-    mine = keys[rows]
-    # How many rows of the window have each one's 4-tuple: every row looked up among these
-    # few (not the window sorted).
-    ordered = np.sort(mine)
-    at = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
-    rows_of = np.bincount(at[ordered[at] == keys], minlength=len(ordered))
-    alone = rows_of[np.searchsorted(ordered, mine)] == 1
+    alone = np.ones(len(rows), np.bool_)
     if len(quoted):
         alone &= ~np.isin(mine, quoted)
     if live is not None:
         alone &= ~live(mine)
     rows = rows[alone]
+    lo, hi = syns.lo, syns.hi
     store_key = pair_hash(lo[rows], hi[rows])
     # Two 4-tuples whose keys collide: left to the table, which holds one of them elsewhere.
     rows = rows[_once(store_key)]
@@ -1995,8 +1986,56 @@ class _Refusals:
 _NO_REFUSALS = _Refusals(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
 
 
+@dataclass(slots=True)
+class _SynRows:
+    """The rows of [0, end) of a window that are a SYN without ACK, FIN, RST, URG or
+    payload, simple and not decided yet (the candidates of _refusals and _bare_syns), and
+    what both ask of each: how many rows of the window have its 4-tuple (`count`), and the
+    row of it after the SYN (`next_row`; the SYN's own row if none). The window's endpoints
+    and grouping keys (direction 0: see _group_keys), per row, come with them."""
+
+    rows: I64
+    count: I64
+    next_row: I64
+    lo: I64
+    hi: I64
+    direction: I64
+    keys: npt.NDArray[np.uint64]
+
+
+def _syn_rows(w: Columns, done: Bools, end: int) -> _SynRows:
+    part = slice(0, end)
+    candidate = (w.flags[part] & _SHAPE) == SYN
+    candidate &= ~done[part] & w.simple[part] & (w.payload_len[part] == 0)
+    rows = np.flatnonzero(candidate)
+    lo, hi, direction = _endpoints(w)
+    keys = _group_keys(lo, hi, np.zeros_like(lo), _context(w.tunnel, w.v6))
+    if not len(rows):
+        nothing = np.zeros(0, np.int64)
+        return _SynRows(rows, nothing, nothing, lo, hi, direction, keys)
+    mine = keys[rows]
+    # How many rows of the window have each one's 4-tuple: every row looked up among these
+    # few keys (not the window sorted).
+    ordered = np.sort(mine)
+    at = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
+    hits = np.flatnonzero(ordered[at] == keys)
+    rows_of = np.bincount(at[hits], minlength=len(ordered))
+    count = rows_of[np.searchsorted(ordered, mine)]
+    next_row = rows
+    if np.any(count == 2):  # (a flood's SYNs have none)
+        # The rows of the 4-tuples with two, by key then row: each pair's second row is the
+        # row after its first.
+        pairs = hits[rows_of[at[hits]] == 2]
+        pairs = pairs[np.argsort(keys[pairs], kind="stable")]
+        after = np.full(len(w), -1, np.int64)
+        after[pairs[0::2]] = pairs[1::2]
+        next_row = np.where(after[rows] >= 0, after[rows], rows)
+    return _SynRows(rows, count, next_row, lo, hi, direction, keys)
+
+
 def _refusals(
     w: Columns,
+    syns: _SynRows,
     done: Bools,
     clock: F64,
     end: int,
@@ -2012,30 +2051,13 @@ def _refusals(
     that does not acknowledge the SYN too). The table's own limits are not checked here:
     the caller takes refusals only where connections may be continued (see _may_continue),
     so where the table cannot fill up and no SYN could be retired as idle before its RST."""
-    part = slice(0, end)
-    shape = w.flags[part] & _SHAPE
-    candidate = (shape == SYN) & ~done[part] & w.simple[part] & (w.payload_len[part] == 0)
-    syn_rows = np.flatnonzero(candidate)
-    if not len(syn_rows):
-        return _NO_REFUSALS
-    lo, hi, direction = _endpoints(w)
-    keys = _group_keys(lo, hi, np.zeros_like(lo), _context(w.tunnel, w.v6))
-    mine = keys[syn_rows]
-    # Every row of the window whose key is one of theirs, by key then row: a pair is a SYN's
-    # 4-tuple with exactly two rows, its SYN first.
-    ordered = np.sort(mine)
-    at = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
-    rows = np.flatnonzero(ordered[at] == keys)
-    rows = rows[np.lexsort((rows, keys[rows]))]
-    count = np.bincount(np.searchsorted(ordered, keys[rows]), minlength=len(ordered))
-    first = rows[:-1]
-    second = rows[1:]
-    pair = keys[first] == keys[second]
-    pair &= count[np.searchsorted(ordered, keys[first])] == 2
-    first, second = first[pair], second[pair]
+    # A SYN with one more row of its 4-tuple, after it: the other row.
+    pair = (syns.count == 2) & (syns.next_row > syns.rows)
+    first, second = syns.rows[pair], syns.next_row[pair]
     if not len(first):
         return _NO_REFUSALS
-    ok = candidate[np.minimum(first, end - 1)] & (first < end) & (second < end) & ~done[second]
+    lo, hi, direction, keys = syns.lo, syns.hi, syns.direction, syns.keys
+    ok = (second < end) & ~done[second]
     ok &= (w.flags[second] & (SYN | FIN | RST | URG)) == RST
     ok &= w.simple[second]
     # the other way round, between the same endpoints and context (keys may collide)
@@ -2083,7 +2105,8 @@ def _refused_here(
 def _id_of(start: int, id_runs: list[tuple[int, int, int]]) -> int:
     """The connection id taken by the connection at this place among the starts (id_runs:
     (first, stop, first id) of each run of starts given ids, in order)."""
-    first, stop, first_id = id_runs[bisect_right(id_runs, start, key=lambda r: r[0]) - 1]
+    # (the last run that begins at or before it: tuples compare in order of their items)
+    first, stop, first_id = id_runs[bisect_right(id_runs, (start, _NEVER)) - 1]
     assert first <= start < stop, "a refusal's SYN took no id before its RST"
     return first_id + start - first
 

@@ -413,7 +413,8 @@ def test_a_refusal_is_taken_only_whole_in_the_part_decided() -> None:
     def taken(end: int, done: list[int] = []) -> list[tuple[int, int]]:  # noqa: B006
         decided = np.zeros(len(w), np.bool_)
         decided[done] = True
-        got = fastpath._refusals(w, decided, w.time, end, None, none)
+        syns = fastpath._syn_rows(w, decided, end)
+        got = fastpath._refusals(w, syns, decided, w.time, end, None, none)
         return list(zip(got.syn_row.tolist(), got.rst_row.tolist(), strict=True))
 
     assert taken(len(w)) == [(0, 1), (2, 3)]
@@ -449,7 +450,8 @@ def test_a_syn_and_a_rst_of_colliding_keys_are_no_refusal(
     keys = fastpath._group_keys(*fastpath._endpoints(w)[:2], np.zeros(2, np.int64), np.zeros(2))
     assert keys[0] == keys[1]  # (the collision made)
     decided = np.zeros(len(w), np.bool_)
-    got = fastpath._refusals(w, decided, w.time, len(w), None, np.zeros(0, np.uint64))
+    syns = fastpath._syn_rows(w, decided, len(w))
+    got = fastpath._refusals(w, syns, decided, w.time, len(w), None, np.zeros(0, np.uint64))
     assert len(got.syn_row) == 0
 
 
