@@ -44,6 +44,14 @@ connection ids they took at their rows (`_bare_syns`, FlowTable.hold_syns), in t
 capture order. A window that could fill the store goes the per-packet way whole, since the
 store then evicts its oldest at each SYN, answered or not.
 
+A connection attempt that ends at once, with nothing else of its 4-tuple in the window (a
+client's bare SYN and the RST a closed port answers it with; a half-open probe's SYN, the
+SYN-ACK and the client's RST: `_ended_attempts`), is handed to the table whole at its last row
+(FlowTable.attempt_ended), which makes of it the Connection it would have made: fed, the SYN
+would have waited in the table, held, until the next row made it a connection, and nothing can
+look it up in between. Its SYN takes its connection id at its own row. Only where connections
+may be continued (below: the table cannot fill up, nothing can become idle in the rows).
+
 Connections already live in the table (longer than a window, or idle in the middle) are
 continued in bulk where they go on along the tracker's in-order path: per part of a window
 (`_CONTINUE_ROWS` rows), planned with the table as the rows before left it, each such
@@ -177,7 +185,7 @@ class FastPathTracker:
         self.held_in_bulk = 0  # bare SYNs handed to the table's compact store in bulk
         self.continued_rows = 0  # rows that continued live connections in bulk
         self.missed_continuations = 0  # see _continue
-        self.refused_in_bulk = 0  # connection attempts refused at once (see _refusals)
+        self.ended_in_bulk = 0  # connection attempts that ended at once (see _ended_attempts)
         # Connections followed across windows (see _Followed) that then left the table
         # without being fed a packet, and rows of theirs taken.
         self.followed_connections = 0
@@ -328,12 +336,13 @@ class FastPathTracker:
             done[new.rows] = True
             self.followed_rows += len(new.rows)
         syns = _syn_rows(w, done, end)
-        refusals = _NO_REFUSALS
+        ended = _NO_ENDED
         if follow:  # (the table cannot fill up, nor a SYN become idle, in these rows)
-            refusals = _refusals(w, syns, done, clock, end, live, quoted)
-            done[refusals.syn_row] = True
-            done[refusals.rst_row] = True
-            self.refused_in_bulk += len(refusals.rst_row)
+            ended = _ended_attempts(w, syns, done, clock, end, live, quoted)
+            done[ended.syn_row] = True
+            done[ended.mid_row[ended.mid_row >= 0]] = True
+            done[ended.last_row] = True
+            self.ended_in_bulk += len(ended.last_row)
         evicting = False
         if not store_may_fill:
             held = _bare_syns(w, syns, clock, live, quoted, table)
@@ -354,7 +363,7 @@ class FastPathTracker:
         n_bulk, n_held = int(np.count_nonzero(chosen)), len(held.row)
         new_syns = new.syn_row if new is not None else np.zeros(0, np.int64)
         n_new = len(new_syns)
-        starting = np.concatenate([bulk.syn_row[chosen], held.row, new_syns, refusals.syn_row])
+        starting = np.concatenate([bulk.syn_row[chosen], held.row, new_syns, ended.syn_row])
         by_start = np.argsort(starting, kind="stable")
         start_rows = starting[by_start]
         self.fast_connections += n_bulk
@@ -431,18 +440,19 @@ class FastPathTracker:
             if follow_at:
                 these_follow = follow_rows[(follow_rows >= start) & (follow_rows < stop)]
                 points = np.union1d(points, these_follow)
-            if len(refusals.rst_row):
-                rst_rows = refusals.rst_row
-                points = np.union1d(points, rst_rows[(rst_rows >= start) & (rst_rows < stop)])
+            if len(ended.last_row):
+                last_rows = ended.last_row
+                points = np.union1d(points, last_rows[(last_rows >= start) & (last_rows < stop)])
             # In slices, so that the Python objects made for the loop are few at any one time.
             for first in range(0, len(points), _SLICE):
                 these = points[first : first + _SLICE]
                 fed = these[~done[these]]
                 packets = iter(w.packets(fed, self._addr_text))
-                # A refusal is handed over at its RST's row, with the id its SYN took.
-                refused = {}
-                if len(refusals.rst_row):
-                    refused = _refused_here(w, refusals, these, start_rows, self._addr_text)
+                # An attempt that ended is handed over at its last row, with the id its SYN
+                # took.
+                ended_here = {}
+                if len(ended.last_row):
+                    ended_here = _ended_here(w, clock, ended, these, start_rows, self._addr_text)
                 for n_starts, n_closes, now, feed, check, row in zip(
                     np.searchsorted(start_rows, these, "left").tolist(),
                     np.searchsorted(close_rows, these, "right").tolist(),
@@ -464,9 +474,9 @@ class FastPathTracker:
                         table.feed(next(packets))
                     elif continue_at and (k := continue_at.get(row)) is not None:
                         self._continue(w, continuing, k)
-                    elif refused and (pair := refused.get(row)) is not None:
-                        syn, rst, start_at, syn_now = pair
-                        table.refused(syn, rst, _id_of(start_at, id_runs), syn_now)
+                    elif ended_here and (attempt := ended_here.get(row)) is not None:
+                        segments, nows, start_at = attempt
+                        table.attempt_ended(segments, nows, _id_of(start_at, id_runs))
                     elif follow_at and (went := follow_at.get(row)) is not None:
                         f, last_time, closes_there = went
                         if not f.windows:  # (followed from now on)
@@ -1973,30 +1983,31 @@ def _bare_syns(
 
 
 @dataclass(slots=True)
-class _Refusals:
-    """Connection attempts refused at once (see _refusals), in order of their RSTs: the rows
-    of each one's SYN and RST, and the capture clock at its SYN as the table would have held
-    it (FlowTable._hold_syn)."""
+class _EndedAttempts:
+    """Connection attempts that ended at once (see _ended_attempts), in order of their last
+    rows: the rows of each one's SYN, SYN-ACK (-1: none) and RST."""
 
     syn_row: I64
-    rst_row: I64
-    syn_now: F64
+    mid_row: I64
+    last_row: I64
 
 
-_NO_REFUSALS = _Refusals(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+_NO_ENDED = _EndedAttempts(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 @dataclass(slots=True)
 class _SynRows:
     """The rows of [0, end) of a window that are a SYN without ACK, FIN, RST, URG or
-    payload, simple and not decided yet (the candidates of _refusals and _bare_syns), and
-    what both ask of each: how many rows of the window have its 4-tuple (`count`), and the
-    row of it after the SYN (`next_row`; the SYN's own row if none). The window's endpoints
-    and grouping keys (direction 0: see _group_keys), per row, come with them."""
+    payload, simple and not decided yet (the candidates of _ended_attempts and _bare_syns),
+    and what both ask of each: how many rows of the window have its 4-tuple (`count`), and,
+    of a 4-tuple with two or three, the rows of it after the SYN (`next_row`, `third_row`;
+    -1 for none). The window's endpoints and grouping keys (direction 0: see _group_keys),
+    per row, come with them."""
 
     rows: I64
     count: I64
     next_row: I64
+    third_row: I64
     lo: I64
     hi: I64
     direction: I64
@@ -2012,7 +2023,7 @@ def _syn_rows(w: Columns, done: Bools, end: int) -> _SynRows:
     keys = _group_keys(lo, hi, np.zeros_like(lo), _context(w.tunnel, w.v6))
     if not len(rows):
         nothing = np.zeros(0, np.int64)
-        return _SynRows(rows, nothing, nothing, lo, hi, direction, keys)
+        return _SynRows(rows, nothing, nothing, nothing, lo, hi, direction, keys)
     mine = keys[rows]
     # How many rows of the window have each one's 4-tuple: every row looked up among these
     # few keys (not the window sorted).
@@ -2021,19 +2032,21 @@ def _syn_rows(w: Columns, done: Bools, end: int) -> _SynRows:
     hits = np.flatnonzero(ordered[at] == keys)
     rows_of = np.bincount(at[hits], minlength=len(ordered))
     count = rows_of[np.searchsorted(ordered, mine)]
-    next_row = rows
-    if np.any(count == 2):  # (a flood's SYNs have none)
-        # The rows of the 4-tuples with two, by key then row: each pair's second row is the
-        # row after its first.
-        pairs = hits[rows_of[at[hits]] == 2]
-        pairs = pairs[np.argsort(keys[pairs], kind="stable")]
-        after = np.full(len(w), -1, np.int64)
-        after[pairs[0::2]] = pairs[1::2]
-        next_row = np.where(after[rows] >= 0, after[rows], rows)
-    return _SynRows(rows, count, next_row, lo, hi, direction, keys)
+    next_row = third_row = np.full(len(rows), -1, np.int64)
+    if np.any((count == 2) | (count == 3)):  # (a flood's SYNs have none)
+        # The rows of the 4-tuples with two or three, by key then row: each row's next one is
+        # the next of its 4-tuple's if the key is the same.
+        few = hits[(rows_of[at[hits]] == 2) | (rows_of[at[hits]] == 3)]
+        few = few[np.argsort(keys[few], kind="stable")]
+        after = np.full(len(w) + 1, -1, np.int64)  # (after[-1]: the row after none, none)
+        same = keys[few[1:]] == keys[few[:-1]]
+        after[few[:-1][same]] = few[1:][same]
+        next_row = after[rows]
+        third_row = after[next_row]
+    return _SynRows(rows, count, next_row, third_row, lo, hi, direction, keys)
 
 
-def _refusals(
+def _ended_attempts(
     w: Columns,
     syns: _SynRows,
     done: Bools,
@@ -2041,65 +2054,85 @@ def _refusals(
     end: int,
     live: Callable[[npt.NDArray[np.uint64]], Bools] | None,
     quoted: npt.NDArray[np.uint64],
-) -> _Refusals:
+) -> _EndedAttempts:
     """The 4-tuples of the window that are nothing but a client's bare SYN and then, in
-    [0, end), a RST from the other side (a port nothing listens on answers RST/ACK), that
-    the table holds nothing of and no ICMP error in the window quotes. Fed, the SYN would
-    wait in the table, held, until the RST made it a connection; nothing can look it up in
-    between, so the table is handed both at the RST (FlowTable.refused), the SYN having
-    taken its connection id at its row, and makes of them what it would have made (a RST
-    that does not acknowledge the SYN too). The table's own limits are not checked here:
-    the caller takes refusals only where connections may be continued (see _may_continue),
-    so where the table cannot fill up and no SYN could be retired as idle before its RST."""
-    # A SYN with one more row of its 4-tuple, after it: the other row.
-    pair = (syns.count == 2) & (syns.next_row > syns.rows)
-    first, second = syns.rows[pair], syns.next_row[pair]
+    [0, end), a RST from the other side (a closed port answers RST/ACK), or a SYN-ACK from
+    it and a RST from the client (a half-open probe), that the table holds nothing of and no
+    ICMP error in the window quotes. Fed, the SYN would wait in the table, held, until the
+    next row made it a connection; nothing can look it up in between, nor anything but the
+    last row close it, so the table is handed them all at the last
+    (FlowTable.attempt_ended), the SYN having taken its connection id at its row, and makes
+    of them what it would have made (of a RST that does not acknowledge what it answers
+    too). The table's own limits are not checked here: the caller takes these only where
+    connections may be continued (see _may_continue), so where the table cannot fill up
+    and no SYN could be retired as idle before what follows it."""
+    first, second, third = syns.rows, syns.next_row, syns.third_row
+    two = (syns.count == 2) & (second > first)
+    three = (syns.count == 3) & (second > first) & (third > second)
+    take = two | three
+    first, second, third, three = first[take], second[take], third[take], three[take]
     if not len(first):
-        return _NO_REFUSALS
+        return _NO_ENDED
+    last = np.where(three, third, second)
     lo, hi, direction, keys = syns.lo, syns.hi, syns.direction, syns.keys
-    ok = (second < end) & ~done[second]
-    ok &= (w.flags[second] & (SYN | FIN | RST | URG)) == RST
-    ok &= w.simple[second]
-    # the other way round, between the same endpoints and context (keys may collide)
-    ok &= (direction[first] != direction[second]) & (lo[first] == lo[second])
-    ok &= (hi[first] == hi[second]) & (w.tunnel[first] == w.tunnel[second])
-    ok &= w.v6[first] == w.v6[second]
+    ok = (last < end) & ~done[second] & ~done[last] & w.simple[second] & w.simple[last]
+    ok &= (w.flags[last] & (SYN | FIN | RST | URG)) == RST
+    ok &= direction[second] != direction[first]  # (what answers the SYN)
+    # a half-open probe: the server's SYN-ACK, then the client's RST
+    ok &= ~three | ((w.flags[second] & _SHAPE) == SYN | ACK)
+    ok &= ~three | (direction[last] == direction[first])
+    # each between the same endpoints and context (keys may collide)
+    for other in (second, last):
+        ok &= (lo[first] == lo[other]) & (hi[first] == hi[other])
+        ok &= (w.tunnel[first] == w.tunnel[other]) & (w.v6[first] == w.v6[other])
     if len(quoted):
         ok &= ~np.isin(keys[first], quoted)
     if live is not None:
         ok &= ~live(keys[first])
-    first, second = first[ok], second[ok]
-    by_rst = np.argsort(second, kind="stable")
-    first, second = first[by_rst], second[by_rst]
-    return _Refusals(first, second, np.maximum(clock[first], w.time[first]))
+    first, last = first[ok], last[ok]
+    mid = np.where(three[ok], second[ok], -1)
+    by_last = np.argsort(last, kind="stable")
+    return _EndedAttempts(first[by_last], mid[by_last], last[by_last])
 
 
-def _refused_here(
-    w: Columns, refusals: _Refusals, these: I64, start_rows: I64, addr_text: dict[int, str]
-) -> dict[int, tuple[TcpSegment, TcpSegment, int, float]]:
-    """The refusals whose RSTs are among rows `these` (in order, and holding every RST row
-    from their first to their last), by RST row: the SYN and RST segments, the SYN's place
-    among the window's starts (see _id_of) and the capture clock at it."""
-    rst_row = refusals.rst_row  # (in order)
-    k = np.arange(*np.searchsorted(rst_row, [these[0], these[-1] + 1]))
+def _ended_here(
+    w: Columns,
+    clock: F64,
+    ended: _EndedAttempts,
+    these: I64,
+    start_rows: I64,
+    addr_text: dict[int, str],
+) -> dict[int, tuple[list[TcpSegment], list[float], int]]:
+    """The attempts whose last rows are among rows `these` (in order, and holding every last
+    row from their first to their last), by last row: their segments, the capture clock at
+    each (as the table would have fed them: see FlowTable.attempt_ended) and the SYN's place
+    among the window's starts (see _id_of)."""
+    k = np.arange(*np.searchsorted(ended.last_row, [these[0], these[-1] + 1]))
     if not len(k):
         return {}
-    syn_row = refusals.syn_row[k]
-    made = w.packets(np.concatenate([syn_row, refusals.rst_row[k]]), addr_text)
-    segments = cast(list[TcpSegment], made)  # (simple rows: TCP segments)
-    return dict(
+    syn_row, mid_row, last_row = ended.syn_row[k], ended.mid_row[k], ended.last_row[k]
+    has_mid = mid_row >= 0
+    rows = np.concatenate([syn_row, last_row, mid_row[has_mid]])
+    segments = cast(list[TcpSegment], w.packets(rows, addr_text))  # (simple rows: TCP)
+    nows = np.maximum(clock[rows], w.time[rows])
+    n = len(k)
+    mids = iter(zip(segments[2 * n :], nows[2 * n :].tolist(), strict=True))
+    made: dict[int, tuple[list[TcpSegment], list[float], int]] = {}
+    for j, (row, mid, start_at) in enumerate(
         zip(
-            refusals.rst_row[k].tolist(),
-            zip(
-                segments[: len(k)],
-                segments[len(k) :],
-                np.searchsorted(start_rows, syn_row).tolist(),
-                refusals.syn_now[k].tolist(),
-                strict=True,
-            ),
+            last_row.tolist(),
+            has_mid.tolist(),
+            np.searchsorted(start_rows, syn_row).tolist(),
             strict=True,
         )
-    )
+    ):
+        syn_now = float(nows[j])
+        if mid:
+            mid_segment, mid_now = next(mids)
+            made[row] = ([segments[j], mid_segment, segments[n + j]], [syn_now, mid_now], start_at)
+        else:
+            made[row] = ([segments[j], segments[n + j]], [syn_now], start_at)
+    return made
 
 
 def _id_of(start: int, id_runs: list[tuple[int, int, int]]) -> int:

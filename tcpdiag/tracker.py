@@ -1526,19 +1526,23 @@ class FlowTable:
         self._awake.move_to_end(key)
         conn.continue_in_order(run)
 
-    def refused(self, syn: TcpSegment, rst: TcpSegment, conn_id: int, syn_now: float) -> None:
-        """A connection attempt refused at once, fed at its RST: a client's bare SYN, which
-        took `conn_id` at its place (skip_connections) with the capture clock `syn_now`, and
-        the RST that answered it; the table held nothing of their 4-tuple before and nothing
-        else of it came in between (a front end checked it: see tcpdiag.fastpath._refusals).
-        The connection is what _on_segment would have made of the SYN held until then (see
-        _held) and the RST, and waits out the close grace period as any."""
-        key = self._key(rst.src, rst.sport, rst.dst, rst.dport, rst.tunnel)
+    def attempt_ended(self, segments: list[TcpSegment], nows: list[float], conn_id: int) -> None:
+        """A connection attempt that ended at once, fed at its last segment: a client's bare
+        SYN, which took `conn_id` at its place (skip_connections), then what ended it (the
+        RST that answered it; or the SYN-ACK and the client's RST), each but the last with the
+        capture clock it came at (`nows`). The table held nothing of their 4-tuple before,
+        nothing else of it came in between, and nothing but the last could close it (a front
+        end checked it: see tcpdiag.fastpath._ended_attempts). The connection is what
+        _on_segment would have made of them, the SYN held until the next came (see _held),
+        and waits out the close grace period as any."""
+        syn, last = segments[0], segments[-1]
+        key = self._key(last.src, last.sport, last.dst, last.dport, last.tunnel)
         self._make_room()
         conn = self._connection(syn, conn_id)
-        conn.on_segment(syn, self._rst_log, syn_now)
         self._live[key] = self._awake[key] = conn
-        conn.on_segment(rst, self._rst_log, max(self._now, rst.time))
+        for seg, now in zip(segments[:-1], nows, strict=True):
+            conn.on_segment(seg, self._rst_log, now)
+        conn.on_segment(last, self._rst_log, max(self._now, last.time))
         if conn.closed_at is not None:
             self._queue_closed(key, conn)
 

@@ -79,13 +79,13 @@ def windows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 class _Counting(fastpath.FastPathTracker):
     taken = 0
     held = 0  # bare SYNs handed to the table in bulk
-    refused = 0  # refusals handed to the table at their RSTs
+    ended = 0  # attempts that ended at once, handed to the table at their last rows
 
     def track(self, batches: Any) -> Iterator[Any]:
         yield from super().track(batches)
         _Counting.taken += self.fast_connections
         _Counting.held += self.held_in_bulk
-        _Counting.refused += self.refused_in_bulk
+        _Counting.ended += self.ended_in_bulk
 
 
 def _reports(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict, int]:
@@ -333,16 +333,30 @@ def _refusal(
     return conv
 
 
+def _half_open(
+    cap: Capture, client: tuple[str, int], *, last: str = "c", rst_flags: int = RST
+) -> Conversation:
+    """A scanner's SYN, the server's SYN-ACK and a RST (the scanner's host knows no such
+    connection)."""
+    conv = Conversation(cap, client=client, server=("10.9.0.8", 22))
+    conv.send("c", SYN, dt=0.003)
+    conv.send("s", SYN | ACK, options=LINUX_SYN)
+    conv.send(last, rst_flags, ack=conv.s.seq if rst_flags & ACK else None)
+    return conv
+
+
 @pytest.mark.parametrize("listing", [False, True], ids=["analyze", "flows"])
-def test_refusals_are_handed_over_at_their_rsts(
+def test_attempts_that_ended_at_once_are_handed_over_at_their_last_rows(
     listing: bool, tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Connection attempts refused at once (a SYN, then the RST/ACK acknowledging it, nothing
-    else of their 4-tuple in the window) are given to the table at their RSTs, with the ids
-    their SYNs took: the same report and listing as one packet at a time, next to the cases
-    that must go packet by packet (an RST that acknowledges something else, a SYN with data,
-    a retried SYN, an ICMP error about the attempt, the 4-tuple again within the close grace
-    period, times that go backwards, an ISN at the end of the sequence space)."""
+    """Connection attempts refused at once (a SYN, then the RST/ACK acknowledging it) and
+    half-open probes (a SYN, the SYN-ACK, the client's RST), nothing else of their 4-tuple in
+    the window, are given to the table at their last rows, with the ids their SYNs took: the
+    same report and listing as one packet at a time, next to the cases that must go packet by
+    packet or make something else of it (an RST that acknowledges something else or nothing,
+    a SYN with data, a retried SYN, an ICMP error about the attempt, the 4-tuple again, a
+    connection idle on it, times that go backwards, an ISN at the end of the sequence space,
+    a probe's RST from the server)."""
     cap = Capture()
     idle = Conversation(cap, client=("10.5.1.1", 40011), server=("10.9.0.7", 8443))
     idle.handshake()
@@ -352,6 +366,8 @@ def test_refusals_are_handed_over_at_their_rsts(
             _clean(cap, ("10.1.0.1", 50000 + k), dt=0.002)
         client = (f"fd00::1:{k}", 40000 + k) if k % 8 == 0 else ("10.5.0.1", 40000 + k)
         _refusal(cap, client, isn=1000 + k)
+        if k % 4 == 1:
+            _half_open(cap, ("10.5.7.1", 40000 + k), rst_flags=RST if k % 8 == 1 else RST | ACK)
     _refusal(cap, ("10.5.1.1", 40000), ack=5)  # not the SYN's: a bad ACK
     _refusal(cap, ("10.5.1.1", 40001), syn_data=20)
     retried = Conversation(cap, client=("10.5.1.1", 40002), server=("10.9.0.7", 8443))
@@ -378,12 +394,15 @@ def test_refusals_are_handed_over_at_their_rsts(
     reused.send("s", RST | ACK, seq=0, ack=778)
     _healthy(cap, 300, start_port=53000)
     _refusal(cap, ("10.5.1.1", 40011), isn=99999)  # a SYN and a RST on the idle one's 4-tuple
+    _half_open(cap, ("10.5.7.2", 40000), last="s")  # (the server resets its own SYN-ACK)
+    probed = _half_open(cap, ("10.5.7.2", 40001))
+    probed.send("s", SYN | ACK, options=LINUX_SYN, seq=probed.s.seq - 1, dt=1.0)  # again
     _healthy(cap, 50, start_port=54000)
     path = tmp_path / "refusals.pcap"
     write_pcap(cap, path)
     options = {"keep_flows": listing}
     reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False, **options))
-    _Counting.refused = 0
+    _Counting.ended = 0
     monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Counting)
     fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
     assert fast.to_dict() == reference.to_dict()
@@ -391,22 +410,25 @@ def test_refusals_are_handed_over_at_their_rsts(
         assert [f.to_dict() for f in fast.connections] == [
             f.to_dict() for f in reference.connections
         ]
-    assert sum(f["category"] == "refused" for f in reference.to_dict()["findings"]) >= 240
+    categories = [f["category"] for f in reference.to_dict()["findings"]]
+    assert categories.count("refused") >= 240 and categories.count("half_open_scan") >= 60
     if windows == "production windows":
-        assert _Counting.refused >= 240
+        assert _Counting.ended >= 300
     else:
-        assert _Counting.refused > 0
+        assert _Counting.ended > 0
 
 
-def test_a_refusal_is_taken_only_whole_in_the_part_decided() -> None:
-    """_refusals takes a SYN and the RST after it only if both are in the part decided and
-    neither row was decided before, and only a 4-tuple with nothing else in the window."""
+def test_an_ended_attempt_is_taken_only_whole_in_the_part_decided() -> None:
+    """_ended_attempts takes a SYN and the RST after it (or the SYN-ACK and RST after it)
+    only if all are in the part decided and none was decided before, and only a 4-tuple with
+    nothing else in the window."""
     cap = Capture()
     _refusal(cap, ("10.5.2.1", 40000))
     _refusal(cap, ("10.5.2.1", 40001))
     lone = Conversation(cap, client=("10.5.2.1", 40002), server=("10.9.0.7", 8443))
     lone.send("c", SYN, options=LINUX_SYN)  # no answer
     _refusal(cap, ("10.5.2.1", 40002))  # (its 4-tuple again: three rows)
+    _half_open(cap, ("10.5.2.1", 40003))
     w = _window_of(cap)
     none = np.zeros(0, np.uint64)
 
@@ -414,15 +436,16 @@ def test_a_refusal_is_taken_only_whole_in_the_part_decided() -> None:
         decided = np.zeros(len(w), np.bool_)
         decided[done] = True
         syns = fastpath._syn_rows(w, decided, end)
-        got = fastpath._refusals(w, syns, decided, w.time, end, None, none)
-        return list(zip(got.syn_row.tolist(), got.rst_row.tolist(), strict=True))
+        got = fastpath._ended_attempts(w, syns, decided, w.time, end, None, none)
+        rows = zip(got.syn_row.tolist(), got.mid_row.tolist(), got.last_row.tolist(), strict=True)
+        return list(rows)
 
-    assert taken(len(w)) == [(0, 1), (2, 3)]
-    assert taken(3) == [(0, 1)]  # the second one's RST lies beyond the part
-    assert taken(2) == [(0, 1)]
+    assert taken(len(w)) == [(0, -1, 1), (2, -1, 3), (7, 8, 9)]
+    assert taken(9) == [(0, -1, 1), (2, -1, 3)]  # the probe's RST lies beyond the part
+    assert taken(3) == [(0, -1, 1)]
     assert taken(1) == []
-    assert taken(len(w), done=[3]) == [(0, 1)]
-    assert taken(len(w), done=[0]) == [(2, 3)]
+    assert taken(len(w), done=[3]) == [(0, -1, 1), (7, 8, 9)]
+    assert taken(len(w), done=[0, 8]) == [(2, -1, 3)]
 
 
 @pytest.mark.parametrize("side", ["client", "server"])
@@ -451,7 +474,7 @@ def test_a_syn_and_a_rst_of_colliding_keys_are_no_refusal(
     assert keys[0] == keys[1]  # (the collision made)
     decided = np.zeros(len(w), np.bool_)
     syns = fastpath._syn_rows(w, decided, len(w))
-    got = fastpath._refusals(w, syns, decided, w.time, len(w), None, np.zeros(0, np.uint64))
+    got = fastpath._ended_attempts(w, syns, decided, w.time, len(w), None, np.zeros(0, np.uint64))
     assert len(got.syn_row) == 0
 
 
