@@ -335,16 +335,18 @@ class FastPathTracker:
         if new is not None:
             done[new.rows] = True
             self.followed_rows += len(new.rows)
-        syns = _syn_rows(w, done, end)
+        # The bare SYNs of [0, end), for what follows (not for a window of a flood that may
+        # fill the store, which goes the per-packet way unless it is nothing but those).
+        syns = _syn_rows(w, done, end) if follow or not store_may_fill else None
         ended = _NO_ENDED
-        if follow:  # (the table cannot fill up, nor a SYN become idle, in these rows)
-            ended = _ended_attempts(w, syns, done, clock, end, live, quoted)
+        if follow and syns is not None:  # (the table cannot fill up, nor a SYN become idle)
+            ended = _ended_attempts(w, syns, done, end, live, quoted)
             done[ended.syn_row] = True
             done[ended.mid_row[ended.mid_row >= 0]] = True
             done[ended.last_row] = True
             self.ended_in_bulk += len(ended.last_row)
         evicting = False
-        if not store_may_fill:
+        if syns is not None and not store_may_fill:
             held = _bare_syns(w, syns, clock, live, quoted, table)
         else:
             held = _NO_BARE_SYNS
@@ -352,6 +354,7 @@ class FastPathTracker:
                 # A window of a SYN flood that fills the store: taken in bulk only if it is
                 # nothing but bare SYNs the table would hold (see _only_bare_syns), which
                 # leave the live connections alone, however many there are.
+                syns = syns if syns is not None else _syn_rows(w, done, end)
                 held = _bare_syns(w, syns, clock, live, quoted, table)
                 evicting = _only_bare_syns(held, w, clock, done, end, table)
                 if not evicting:
@@ -2050,7 +2053,6 @@ def _ended_attempts(
     w: Columns,
     syns: _SynRows,
     done: Bools,
-    clock: F64,
     end: int,
     live: Callable[[npt.NDArray[np.uint64]], Bools] | None,
     quoted: npt.NDArray[np.uint64],
@@ -2140,7 +2142,7 @@ def _id_of(start: int, id_runs: list[tuple[int, int, int]]) -> int:
     (first, stop, first id) of each run of starts given ids, in order)."""
     # (the last run that begins at or before it: tuples compare in order of their items)
     first, stop, first_id = id_runs[bisect_right(id_runs, (start, _NEVER)) - 1]
-    assert first <= start < stop, "a refusal's SYN took no id before its RST"
+    assert first <= start < stop, "an attempt's SYN took no id before its last row"
     return first_id + start - first
 
 

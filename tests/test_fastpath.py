@@ -436,7 +436,7 @@ def test_an_ended_attempt_is_taken_only_whole_in_the_part_decided() -> None:
         decided = np.zeros(len(w), np.bool_)
         decided[done] = True
         syns = fastpath._syn_rows(w, decided, end)
-        got = fastpath._ended_attempts(w, syns, decided, w.time, end, None, none)
+        got = fastpath._ended_attempts(w, syns, decided, end, None, none)
         rows = zip(got.syn_row.tolist(), got.mid_row.tolist(), got.last_row.tolist(), strict=True)
         return list(rows)
 
@@ -474,7 +474,7 @@ def test_a_syn_and_a_rst_of_colliding_keys_are_no_refusal(
     assert keys[0] == keys[1]  # (the collision made)
     decided = np.zeros(len(w), np.bool_)
     syns = fastpath._syn_rows(w, decided, len(w))
-    got = fastpath._ended_attempts(w, syns, decided, w.time, len(w), None, np.zeros(0, np.uint64))
+    got = fastpath._ended_attempts(w, syns, decided, len(w), None, np.zeros(0, np.uint64))
     assert len(got.syn_row) == 0
 
 
