@@ -360,6 +360,7 @@ class FastPathTracker:
                 if not evicting:
                     held = _NO_BARE_SYNS
         done[held.row] = True
+        syns = None  # (a few arrays of the window's length: not kept while its rows are fed)
         self._done = done
         # Each connection decided or followed here takes its id at its SYN's row, in capture
         # order.
@@ -1947,7 +1948,7 @@ def _bare_syns(
     store cannot fill up in the window (checked by the caller)."""
     rows = syns.rows
     time = w.time[rows]
-    bare = (syns.count == 1) & ~w.v6[rows] & (w.tunnel[rows] == 0)
+    bare = syns.alone & ~w.v6[rows] & (w.tunnel[rows] == 0)
     bare &= np.maximum(clock[rows], time) - time < INACTIVITY_SECONDS
     rows, mine = rows[bare], syns.keys[rows[bare]]
     if not len(rows):
@@ -2002,18 +2003,20 @@ _NO_ENDED = _EndedAttempts(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zero
 class _SynRows:
     """The rows of [0, end) of a window that are a SYN without ACK, FIN, RST, URG or
     payload, simple and not decided yet (the candidates of _ended_attempts and _bare_syns),
-    and what both ask of each: how many rows of the window have its 4-tuple (`count`), and,
-    of a 4-tuple with two or three, the rows of it after the SYN (`next_row`, `third_row`;
-    -1 for none). The window's endpoints and grouping keys (direction 0: see _group_keys),
-    per row, come with them."""
+    and what each asks of them: whether a row is the only one of its 4-tuple in the window
+    (`alone`), and, of those whose 4-tuple has two or three rows there (`few`, with their
+    `count`), the rows of it after the SYN (`next_row`, `third_row`; -1 for none). The
+    window's endpoints and grouping keys (direction 0: see _group_keys), per row, come with
+    them. (A flood's window has hundreds of thousands of candidates: per candidate, a bool.)"""
 
     rows: I64
+    alone: Bools
+    few: I64
     count: I64
     next_row: I64
     third_row: I64
     lo: I64
     hi: I64
-    direction: I64
     keys: npt.NDArray[np.uint64]
 
 
@@ -2022,11 +2025,13 @@ def _syn_rows(w: Columns, done: Bools, end: int) -> _SynRows:
     candidate = (w.flags[part] & _SHAPE) == SYN
     candidate &= ~done[part] & w.simple[part] & (w.payload_len[part] == 0)
     rows = np.flatnonzero(candidate)
-    lo, hi, direction = _endpoints(w)
+    lo, hi, _ = _endpoints(w)
     keys = _group_keys(lo, hi, np.zeros_like(lo), _context(w.tunnel, w.v6))
+    nothing = np.zeros(0, np.int64)
     if not len(rows):
-        nothing = np.zeros(0, np.int64)
-        return _SynRows(rows, nothing, nothing, nothing, lo, hi, direction, keys)
+        return _SynRows(
+            rows, np.zeros(0, np.bool_), nothing, nothing, nothing, nothing, lo, hi, keys
+        )
     mine = keys[rows]
     # How many rows of the window have each one's 4-tuple: every row looked up among these
     # few keys (not the window sorted).
@@ -2035,18 +2040,21 @@ def _syn_rows(w: Columns, done: Bools, end: int) -> _SynRows:
     hits = np.flatnonzero(ordered[at] == keys)
     rows_of = np.bincount(at[hits], minlength=len(ordered))
     count = rows_of[np.searchsorted(ordered, mine)]
-    next_row = third_row = np.full(len(rows), -1, np.int64)
-    if np.any((count == 2) | (count == 3)):  # (a flood's SYNs have none)
+    alone = count == 1
+    few_of = (count == 2) | (count == 3)
+    few, count = rows[few_of], count[few_of]
+    next_row = third_row = nothing
+    if len(few):  # (a flood's SYNs have none)
         # The rows of the 4-tuples with two or three, by key then row: each row's next one is
         # the next of its 4-tuple's if the key is the same.
-        few = hits[(rows_of[at[hits]] == 2) | (rows_of[at[hits]] == 3)]
-        few = few[np.argsort(keys[few], kind="stable")]
+        among = hits[(rows_of[at[hits]] == 2) | (rows_of[at[hits]] == 3)]
+        among = among[np.argsort(keys[among], kind="stable")]
         after = np.full(len(w) + 1, -1, np.int64)  # (after[-1]: the row after none, none)
-        same = keys[few[1:]] == keys[few[:-1]]
-        after[few[:-1][same]] = few[1:][same]
-        next_row = after[rows]
+        same = keys[among[1:]] == keys[among[:-1]]
+        after[among[:-1][same]] = among[1:][same]
+        next_row = after[few]
         third_row = after[next_row]
-    return _SynRows(rows, count, next_row, third_row, lo, hi, direction, keys)
+    return _SynRows(rows, alone, few, count, next_row, third_row, lo, hi, keys)
 
 
 def _ended_attempts(
@@ -2068,7 +2076,7 @@ def _ended_attempts(
     too). The table's own limits are not checked here: the caller takes these only where
     connections may be continued (see _may_continue), so where the table cannot fill up
     and no SYN could be retired as idle before what follows it."""
-    first, second, third = syns.rows, syns.next_row, syns.third_row
+    first, second, third = syns.few, syns.next_row, syns.third_row
     two = (syns.count == 2) & (second > first)
     three = (syns.count == 3) & (second > first) & (third > second)
     take = two | three
@@ -2076,13 +2084,16 @@ def _ended_attempts(
     if not len(first):
         return _NO_ENDED
     last = np.where(three, third, second)
-    lo, hi, direction, keys = syns.lo, syns.hi, syns.direction, syns.keys
+    lo, hi, keys = syns.lo, syns.hi, syns.keys
     ok = (last < end) & ~done[second] & ~done[last] & w.simple[second] & w.simple[last]
     ok &= (w.flags[last] & (SYN | FIN | RST | URG)) == RST
-    ok &= direction[second] != direction[first]  # (what answers the SYN)
-    # a half-open probe: the server's SYN-ACK, then the client's RST
+    # what answers the SYN comes the other way; a half-open probe: the server's SYN-ACK,
+    # then the client's RST
+    from_client = w.src[first] == w.src[second]
+    from_client &= w.sport[first] == w.sport[second]
+    ok &= ~from_client
     ok &= ~three | ((w.flags[second] & _SHAPE) == SYN | ACK)
-    ok &= ~three | (direction[last] == direction[first])
+    ok &= ~three | ((w.src[last] == w.src[first]) & (w.sport[last] == w.sport[first]))
     # each between the same endpoints and context (keys may collide)
     for other in (second, last):
         ok &= (lo[first] == lo[other]) & (hi[first] == hi[other])
