@@ -2020,18 +2020,21 @@ class _SynRows:
     keys: npt.NDArray[np.uint64]
 
 
+_NONE = np.zeros(0, np.int64)
+_NO_SYN_ROWS = _SynRows(
+    _NONE, np.zeros(0, np.bool_), _NONE, _NONE, _NONE, _NONE, _NONE, _NONE, np.zeros(0, np.uint64)
+)
+
+
 def _syn_rows(w: Columns, done: Bools, end: int) -> _SynRows:
     part = slice(0, end)
     candidate = (w.flags[part] & _SHAPE) == SYN
     candidate &= ~done[part] & w.simple[part] & (w.payload_len[part] == 0)
     rows = np.flatnonzero(candidate)
+    if not len(rows):  # (then nothing asks for an endpoint or a key)
+        return _NO_SYN_ROWS
     lo, hi, _ = _endpoints(w)
     keys = _group_keys(lo, hi, np.zeros_like(lo), _context(w.tunnel, w.v6))
-    nothing = np.zeros(0, np.int64)
-    if not len(rows):
-        return _SynRows(
-            rows, np.zeros(0, np.bool_), nothing, nothing, nothing, nothing, lo, hi, keys
-        )
     mine = keys[rows]
     # How many rows of the window have each one's 4-tuple: every row looked up among these
     # few keys (not the window sorted).
@@ -2043,7 +2046,7 @@ def _syn_rows(w: Columns, done: Bools, end: int) -> _SynRows:
     alone = count == 1
     few_of = (count == 2) | (count == 3)
     few, count = rows[few_of], count[few_of]
-    next_row = third_row = nothing
+    next_row = third_row = np.zeros(0, np.int64)
     if len(few):  # (a flood's SYNs have none)
         # The rows of the 4-tuples with two or three, by key then row: each row's next one is
         # the next of its 4-tuple's if the key is the same.
