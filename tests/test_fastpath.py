@@ -332,7 +332,8 @@ def _refusal(
     rst_dt: float = 0.0002,
     rst_flags: int = RST | ACK,
 ) -> Conversation:
-    """A client's SYN and the server's RST/ACK `ack` past its ISN (1: a plain refusal)."""
+    """A client's SYN and the server's RST (`rst_flags`: with ACK) acknowledging `ack` past
+    the SYN's ISN (1: a plain refusal)."""
     server = ("fd00::9:7", 8443) if ":" in client[0] else ("10.9.0.7", 8443)
     conv = Conversation(cap, client=client, server=server, client_isn=isn)
     conv.send("c", SYN, syn_data, options=LINUX_SYN, dt=syn_dt)
@@ -430,7 +431,7 @@ def test_an_ended_attempt_is_taken_only_whole_in_the_part_decided() -> None:
     w = _window_of(cap)
     none = np.zeros(0, np.uint64)
 
-    def taken(end: int, done: list[int] = []) -> list[tuple[int, int]]:  # noqa: B006
+    def taken(end: int, done: list[int] = []) -> list[tuple[int, int, int]]:  # noqa: B006
         decided = np.zeros(len(w), np.bool_)
         decided[done] = True
         syns = fastpath._syn_rows(w, decided, end)
