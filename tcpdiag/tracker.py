@@ -15,7 +15,9 @@ challenge ACK after an ignored RST, the sibling RSTs of a host that killed many 
 from __future__ import annotations
 
 import copyreg
+import functools
 import pickle
+import struct
 import tempfile
 from array import array
 from bisect import bisect_left, bisect_right, insort
@@ -100,6 +102,11 @@ IDLE_SPILL_SECONDS = 60.0
 # closed ones wait on disk (ConnectionSpill), so that a flood of short failures (a port scan
 # answered with RSTs: thousands closing every second) does not hold thousands of connections.
 CLOSED_IN_MEMORY = 32_768
+# A connection of at most this many segments that goes to sleep (closed beyond CLOSED_IN_MEMORY,
+# or idle) is kept as those segments, packed (a _Replayable, about a tenth of the Connection),
+# and replayed when it is needed again; a longer one goes to disk. A refused connection is two
+# segments, a half-open probe three: a storm of them then costs neither a pickle nor a file.
+REPLAY_SEGMENTS = 3
 # Entries of the closing queue whose connection was retired early (evicted, or its 4-tuple
 # reused) before the queue is rid of them: at least this many, and at least half the queue.
 CLOSING_COMPACT_MIN = 4096
@@ -530,6 +537,7 @@ class Connection:
         "conn_id",
         "first_frame",
         "first_time",
+        "history",
         "icmp_events",
         "initiator_known",
         "ip_version",
@@ -584,6 +592,9 @@ class Connection:
         self.accepted_rst: _PendingRst | None = None
         # Each ICMP error with the affected side's retransmission count when it arrived.
         self.icmp_events: list[tuple[IcmpErrorEvent, Endpoint, int]] = []
+        # Every segment fed so far with the clock it came at, packed (see _Replayable), while
+        # they are few and nothing but segments changed it; None otherwise. Kept by FlowTable.
+        self.history: bytes | None = None
 
     def endpoint(self, addr: str, port: int) -> Endpoint:
         if addr == self.client.addr and port == self.client.port:
@@ -1335,11 +1346,11 @@ class FlowTable:
         self.evicted_attempts = 0
         self.close_grace = close_grace
         self.idle_retire = idle_retire
-        # Every live connection, by last activity; idle ones as a _Spilled stand-in, those a
-        # front end follows in bulk as a FollowedConnection.
-        self._live: OrderedDict[Key, Connection | _Spilled | HeldSyn | FollowedConnection] = (
-            OrderedDict()
-        )
+        # Every live connection, by last activity; idle ones as a _Spilled or _Replayable
+        # stand-in, those a front end follows in bulk as a FollowedConnection.
+        self._live: OrderedDict[
+            Key, Connection | _Spilled | _Replayable | HeldSyn | FollowedConnection
+        ] = OrderedDict()
         # The live connections held in memory, by last activity: the head is next to spill.
         self._awake: OrderedDict[Key, Connection] = OrderedDict()
         # The live connections that are so far nothing but a client's SYN (and its
@@ -1524,6 +1535,7 @@ class FlowTable:
         self._live.move_to_end(key)
         self._awake[key] = conn
         self._awake.move_to_end(key)
+        conn.history = None  # (its segments here are not kept)
         conn.continue_in_order(run)
 
     def attempt_ended(self, segments: list[TcpSegment], nows: list[float], conn_id: int) -> None:
@@ -1540,10 +1552,16 @@ class FlowTable:
         self._make_room()
         conn = self._connection(syn, conn_id)
         self._live[key] = self._awake[key] = conn
-        for seg, now in zip(segments[:-1], nows, strict=True):
+        nows = [*nows, max(self._now, last.time)]
+        for seg, now in zip(segments, nows, strict=True):
             conn.on_segment(seg, self._rst_log, now)
-        conn.on_segment(last, self._rst_log, max(self._now, last.time))
         if conn.closed_at is not None:
+            if self._closed_awake >= CLOSED_IN_MEMORY:  # (it will sleep: see _queue_closed)
+                history: bytes | None = b""
+                for seg, now in zip(segments, nows, strict=True):
+                    if history is not None:
+                        history = _recorded(history, seg, now, conn.client)
+                conn.history = history
             self._queue_closed(key, conn)
 
     def skip_connections(self, count: int) -> int:
@@ -1671,7 +1689,10 @@ class FlowTable:
             self._awake[key] = conn  # (a closed connection may have left _awake)
             self._awake.move_to_end(key)
         was_closed = conn.closed_at is not None
-        conn.on_segment(seg, self._rst_log, max(self._now, seg.time))
+        now = max(self._now, seg.time)
+        if conn.history is not None:
+            conn.history = _recorded(conn.history, seg, now, conn.client)
+        conn.on_segment(seg, self._rst_log, now)
         if not was_closed and conn.closed_at is not None:
             self._queue_closed(key, conn)
 
@@ -1725,6 +1746,7 @@ class FlowTable:
 
     def _new_connection(self, key: Key, seg: TcpSegment) -> Connection:
         conn = self._connection(seg, self._take_id())
+        conn.history = b""  # (its first segment is recorded as it is fed: see _on_segment)
         self._make_room()
         self._live[key] = self._awake[key] = conn
         return conn
@@ -1788,6 +1810,7 @@ class FlowTable:
                 sources[icmp.src] += 1
             return
         self._attempts.pop(key, None)  # an attempt the network answered: worth keeping
+        conn.history = None  # (what follows changes it: its segments no longer make it)
         affected = conn.endpoint(quoted.src, quoted.sport)
         kind, hard = icmp_kind(icmp)
         for event, _, _ in conn.icmp_events:
@@ -1844,25 +1867,30 @@ class FlowTable:
                 self._queue_closed(key, conn)
 
     def _queue_closed(self, key: Key, conn: Connection) -> None:
-        """A connection just closed: it waits out the close grace period in the closing queue,
-        on disk if many closed ones wait in memory already (see CLOSED_IN_MEMORY). A late
-        segment wakes it as it would an idle one; _retire_due then takes it as if it had never
-        left memory."""
-        if self._closed_awake < CLOSED_IN_MEMORY or self.spill_failed:
+        """A connection just closed: it waits out the close grace period in the closing queue;
+        asleep if many closed ones wait in memory already (see CLOSED_IN_MEMORY): as its few
+        segments (_Replayable), else on disk. A late segment wakes it as it would an idle one;
+        _retire_due then takes it as if it had never left memory."""
+        asleep: _Spilled | _Replayable
+        if self._closed_awake >= CLOSED_IN_MEMORY and conn.history is not None:
+            asleep = _Replayable.of(conn, key)
+        elif self._closed_awake < CLOSED_IN_MEMORY or self.spill_failed:
+            conn.history = None  # (it stays as it is: no need to make it again)
             self._closing.append(conn)
             self._closed_awake += 1
             return
-        try:
-            held = self._spill.store(conn)
-        except OSError as exc:  # a full temporary directory: keep them in memory
-            self.spill_failed = f"closed connections kept in memory: {exc.strerror or exc}"
-            self._closing.append(conn)
-            self._closed_awake += 1
-            return
-        held.key, held.conn_id, held.closed_at = key, conn.conn_id, conn.closed_at
-        self._live[key] = held
+        else:
+            try:
+                asleep = self._spill.store(conn)
+            except OSError as exc:  # a full temporary directory: keep them in memory
+                self.spill_failed = f"closed connections kept in memory: {exc.strerror or exc}"
+                self._closing.append(conn)
+                self._closed_awake += 1
+                return
+            asleep.key, asleep.conn_id, asleep.closed_at = key, conn.conn_id, conn.closed_at
+        self._live[key] = asleep
         self._awake.pop(key, None)
-        self._closing.append(held)
+        self._closing.append(asleep)
 
     def _retire_now(self, key: Key, conn: Connection) -> None:
         del self._live[key]
@@ -1912,15 +1940,15 @@ class FlowTable:
         self._closing_dead = 0
 
     def _retired_entry(
-        self, entry: Connection | _ClosedElsewhere | _Spilled | FollowedConnection
+        self, entry: Connection | _ClosedElsewhere | _Spilled | _Replayable | FollowedConnection
     ) -> bool:
         """Whether this entry of the closing queue is of a connection already retired early
         (evicted, or its 4-tuple reused): _retire_due skips it when it reaches the head, and
         _compact_closing folds it before."""
         if isinstance(entry, _ClosedElsewhere):
             return False
-        if isinstance(entry, (_Spilled, FollowedConnection)):
-            # Still the stand-in (on disk, or followed), or woken or replayed by a late
+        if isinstance(entry, (_Spilled, _Replayable, FollowedConnection)):
+            # Still the stand-in (asleep, or followed), or woken or replayed by a late
             # segment: its Connection then has its id.
             assert entry.key is not None
             held = self._live.get(entry.key)
@@ -1958,7 +1986,9 @@ class FlowTable:
         self._awake[key] = conn
         return conn
 
-    def _held(self, held: Connection | _Spilled | HeldSyn | FollowedConnection) -> Connection:
+    def _held(
+        self, held: Connection | _Spilled | _Replayable | HeldSyn | FollowedConnection
+    ) -> Connection:
         """The connection behind an entry of the live table."""
         if isinstance(held, FollowedConnection):
             return self._replayed(held)
@@ -1966,9 +1996,48 @@ class FlowTable:
             # Exactly the connection that its SYN would have made (with the capture clock it
             # came at, for Zeek's timers).
             conn = self._connection(held.syn, held.conn_id)
+            conn.history = _recorded(b"", held.syn, held.now, conn.client)
             conn.on_segment(held.syn, self._rst_log, held.now)
             return conn
+        if isinstance(held, _Replayable):
+            return self._replay(held)
         return self._spill.restore(held)
+
+    def _replay(self, asleep: _Replayable) -> Connection:
+        """The connection a _Replayable stands for: its segments fed again, each with the
+        capture clock it came at, into a new Connection, as _on_segment fed them. What the
+        RSTs among them told the RST log was told when they came (see _ReplayLog)."""
+        first_addr, first_port, second_addr, second_port, tunnel = asleep.key
+        if asleep.client_first:
+            client_addr, client_port = first_addr, first_port
+            server_addr, server_port = second_addr, second_port
+        else:
+            client_addr, client_port = second_addr, second_port
+            server_addr, server_port = first_addr, first_port
+        conn: Connection | None = None
+        for (
+            frame, time, now, seq, ack, flags, window, payload_len, ttl, ip_id, reverse,
+            ip_version, has_options, mss, window_scale, sack_permitted, timestamps,
+        ) in _PACKED_SEGMENT.iter_unpack(asleep.history):  # fmt: skip
+            if reverse:
+                src, sport, dst, dport = server_addr, server_port, client_addr, client_port
+            else:
+                src, sport, dst, dport = client_addr, client_port, server_addr, server_port
+            seg = TcpSegment(
+                frame, time, src, dst, sport, dport, seq, ack, flags, window, payload_len, ttl,
+                ip_version, None if ip_id < 0 else ip_id,
+                _options(
+                    None if mss < 0 else mss, None if window_scale < 0 else window_scale,
+                    bool(sack_permitted), bool(timestamps),
+                ) if has_options else None,
+                tunnel,
+            )  # fmt: skip
+            if conn is None:
+                conn = self._connection(seg, asleep.conn_id)
+            conn.on_segment(seg, _REPLAY_LOG, now)
+        assert conn is not None
+        conn.history = asleep.history
+        return conn
 
     def _replayed(self, followed: FollowedConnection) -> Connection:
         """The Connection a followed one's segments make, fed one by one with the capture
@@ -2005,8 +2074,11 @@ class FlowTable:
             if now - conn.last_time < IDLE_SPILL_SECONDS:
                 break
             del awake[key]
-            if conn.closed_at is None and not self.spill_failed:
-                # (Closed ones are in the closing queue, by identity.)
+            if conn.closed_at is not None:
+                continue  # (closed ones are in the closing queue, by identity)
+            if conn.history is not None:
+                self._live[key] = _Replayable.of(conn, key)
+            elif not self.spill_failed:
                 try:
                     self._live[key] = self._spill.store(conn)
                 except OSError as exc:  # a full temporary directory: keep them in memory
@@ -2075,8 +2147,8 @@ class FlowTable:
                     continue
                 assert isinstance(held, Connection)
                 conn = held  # replayed for a late segment: as if it had been fed all along
-            elif isinstance(entry, _Spilled):
-                # A closed connection that waited on disk (see _queue_closed).
+            elif isinstance(entry, (_Spilled, _Replayable)):
+                # A closed connection that waited asleep (see _queue_closed).
                 assert entry.key is not None
                 held = self._live[entry.key]
                 if held is entry:  # nothing came after it closed
@@ -2085,7 +2157,7 @@ class FlowTable:
                         continue
                     del self._live[entry.key]
                     self._attempts.pop(entry.key, None)
-                    yield self._spill.restore(entry).retire(self._rst_log)
+                    yield self._held(entry).retire(self._rst_log)
                     continue
                 assert isinstance(held, Connection)
                 conn = held  # woken by a late segment: as if it had stayed in memory
@@ -2219,6 +2291,79 @@ class _Spilled:
     closed_at: float | None = None
     key: Key | None = None  # (closed ones only)
     conn_id: int = 0
+
+
+# One segment of a connection's history (Connection.history): frame, time, the capture clock
+# at it, seq, ack, flags, window, payload length, TTL, IP id (-1: none), whether the server
+# sent it, IP version, whether it has SYN options, and those: MSS and window scale (-1: none),
+# SACK permitted, timestamps. The addresses, ports and tunnel are the connection's.
+_PACKED_SEGMENT = struct.Struct("<qddIIHIIBiBBBihBB")
+
+
+def _recorded(history: bytes, seg: TcpSegment, now: float, client: Endpoint) -> bytes | None:
+    """A connection's history with one more segment; None once it has REPLAY_SEGMENTS (it is
+    no longer worth replaying), or if a value does not fit the packing (a corrupt capture)."""
+    if len(history) >= REPLAY_SEGMENTS * _PACKED_SEGMENT.size:
+        return None
+    options = seg.syn_options
+    try:
+        return history + _PACKED_SEGMENT.pack(
+            seg.frame, seg.time, now, seg.seq, seg.ack, seg.flags, seg.window, seg.payload_len,
+            seg.ttl, -1 if seg.ip_id is None else seg.ip_id,
+            seg.sport != client.port or seg.src != client.addr, seg.ip_version,
+            options is not None,
+            -1 if options is None or options.mss is None else options.mss,
+            -1 if options is None or options.window_scale is None else options.window_scale,
+            options is not None and options.sack_permitted,
+            options is not None and options.timestamps,
+        )  # fmt: skip
+    except (struct.error, TypeError):
+        return None
+
+
+# A replayed segment's options: one shared record per combination (records are never changed).
+_options = functools.lru_cache(maxsize=256)(SynOptions)
+
+
+class _ReplayLog(RstLog):
+    """The RST log a replayed connection (FlowTable._replay) is fed with: its RSTs were
+    recorded in the table's log when they came, in capture order, and only retirement reads
+    that log."""
+
+    def record(self, host: tuple[str, str], time: float, app_closing: bool) -> None:
+        pass
+
+
+_REPLAY_LOG = _ReplayLog()
+
+
+@dataclass(slots=True)
+class _Replayable:
+    """Stand-in in the live table for a connection asleep (closed beyond CLOSED_IN_MEMORY, or
+    idle) that was nothing but a few segments: those segments, packed (Connection.history),
+    from which FlowTable._replay makes it again exactly; for a closed one, also its entry in
+    the closing queue. About 180 bytes with its entries in the table, where the Connection
+    takes 3 KB, and no file."""
+
+    history: bytes
+    key: Key
+    client_first: bool  # the client is the key's first endpoint
+    last_time: float
+    closed_at: float | None
+    conn_id: int
+
+    @staticmethod
+    def of(conn: Connection, key: Key) -> _Replayable:
+        assert conn.history is not None
+        client = conn.client
+        return _Replayable(
+            conn.history,
+            key,
+            client.port == key[1] and client.addr == key[0],
+            conn.last_time,
+            conn.closed_at,
+            conn.conn_id,
+        )
 
 
 def _slot_names(cls: type) -> tuple[str, ...]:
@@ -2385,7 +2530,7 @@ class FollowedConnection:
 
 
 # An entry of FlowTable's closing queue (a float: a run of entries retired early).
-Closing = Connection | _ClosedElsewhere | _Spilled | FollowedConnection | float
+Closing = Connection | _ClosedElsewhere | _Spilled | _Replayable | FollowedConnection | float
 
 
 def os_family(ttl: int | None) -> str:

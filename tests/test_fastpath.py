@@ -415,6 +415,9 @@ def test_attempts_that_ended_at_once_are_handed_over_at_their_last_rows(
         assert _Counting.ended >= 300
     else:
         assert _Counting.ended > 0
+    # With all but 20 closed connections asleep, as their few segments (both ways): the same.
+    monkeypatch.setattr("tcpdiag.tracker.CLOSED_IN_MEMORY", 20)
+    assert _same_both_ways(path, listing, monkeypatch).to_dict() == reference.to_dict()
 
 
 def test_an_ended_attempt_is_taken_only_whole_in_the_part_decided() -> None:

@@ -14,11 +14,11 @@ from tcpdiag import tracker as tracker_module
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
-from tcpdiag.packets import ACK, SYN
+from tcpdiag.packets import ACK, PSH, SYN
 from tcpdiag.reader import CaptureReader
 from tcpdiag.rules import load_rules
 from tcpdiag.spool import FindingSpool
-from tcpdiag.tracker import IDLE_SPILL_SECONDS, FlowTable
+from tcpdiag.tracker import IDLE_SPILL_SECONDS, FlowTable, InOrderRun
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -92,7 +92,15 @@ def test_findings_come_back_from_the_spool_exactly() -> None:
     assert all(f.evidence and f.client_sees.os == "linux" for f in back)
 
 
-# -- closed connections beyond CLOSED_IN_MEMORY wait out the close grace period on disk ----------
+# -- closed connections beyond CLOSED_IN_MEMORY wait out the close grace period asleep -----------
+# (as their packed segments when they are few, tracker._Replayable; else on disk)
+
+# How a connection sleeps: as its segments, if they are few (the default), or always on disk.
+ASLEEP = pytest.mark.parametrize(
+    "replay_segments",
+    [tracker_module.REPLAY_SEGMENTS, 0],
+    ids=["short ones replayed", "all on disk"],
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = RuleEngine(load_rules())
@@ -103,16 +111,18 @@ def _report(path: Path, options: AnalysisOptions) -> tuple[dict, list[dict]]:
     return report.to_dict(), [flow.to_dict() for flow in report.connections]
 
 
+@ASLEEP
 @pytest.mark.parametrize("path", sorted((ROOT / "samples").glob("*.pcap")), ids=lambda p: p.name)
-def test_closed_connections_on_disk_change_nothing(
-    path: Path, monkeypatch: pytest.MonkeyPatch
+def test_closed_connections_asleep_change_nothing(
+    path: Path, replay_segments: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With every closed connection sent to disk at once, each report (and flows) is what it
+    """With every closed connection put to sleep at once, each report (and flows) is what it
     is with all of them in memory: late segments wake them, reused 4-tuples and evictions
     retire them, exactly as before."""
     options = AnalysisOptions(fast_path=False, keep_flows=True)
     expected = _report(path, options)
     monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 0)
+    monkeypatch.setattr(tracker_module, "REPLAY_SEGMENTS", replay_segments)
     assert _report(path, options) == expected
 
 
@@ -138,8 +148,9 @@ def _closing_storm(cap: Capture, count: int) -> None:
     retried.send("c", ACK)
 
 
-def test_closed_connections_on_disk_change_nothing_in_a_storm_of_closes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@ASLEEP
+def test_closed_connections_asleep_change_nothing_in_a_storm_of_closes(
+    tmp_path: Path, replay_segments: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cap = Capture()
     _closing_storm(cap, 3_011)
@@ -147,18 +158,22 @@ def test_closed_connections_on_disk_change_nothing_in_a_storm_of_closes(
     write_pcap(cap, path)
     options = AnalysisOptions(fast_path=False, keep_flows=True, max_connections=200)
     expected = _report(path, options)
-    assert expected[0]["evicted"] > 0  # evictions wake connections from disk too
+    assert expected[0]["evicted"] > 0  # evictions wake sleeping connections too
     monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 10)
+    monkeypatch.setattr(tracker_module, "REPLAY_SEGMENTS", replay_segments)
     assert _report(path, options) == expected
     assert _report(path, AnalysisOptions(keep_flows=True, max_connections=200)) == expected
 
 
+@ASLEEP
 def test_closed_connections_beyond_the_bound_take_little_memory(
-    monkeypatch: pytest.MonkeyPatch,
+    replay_segments: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A flood of refusals keeps at most CLOSED_IN_MEMORY closed connections in memory while
-    they wait out the grace period; the others cost a stand-in each."""
+    they wait out the grace period; the others cost a stand-in each: their two segments,
+    packed, or a place on disk."""
     monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 200)
+    monkeypatch.setattr(tracker_module, "REPLAY_SEGMENTS", replay_segments)
 
     def peak(count: int) -> int:
         cap = Capture()
@@ -173,7 +188,8 @@ def test_closed_connections_beyond_the_bound_take_little_memory(
             spilled = max(spilled, table.spill_bytes)
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        assert table.evicted == 0 and spilled > 0
+        assert table.evicted == 0
+        assert (spilled > 0) == (replay_segments < 2)  # (a refused connection is 2 segments)
         return top
 
     small, large = peak(2_000), peak(10_000)
@@ -200,6 +216,8 @@ def test_compacting_the_closing_queue_changes_nothing(
     monkeypatch.setattr(tracker_module, "CLOSING_COMPACT_MIN", 1)
     assert _report(path, options) == expected
     monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 10)
+    assert _report(path, options) == expected
+    monkeypatch.setattr(tracker_module, "REPLAY_SEGMENTS", 0)
     assert _report(path, options) == expected
     assert _report(path, AnalysisOptions(keep_flows=True, max_connections=200)) == expected
 
@@ -259,7 +277,8 @@ def test_a_connection_comes_back_from_disk_as_it_went(zeek: bool) -> None:
 
 
 def _slot_values(value: object) -> object:
-    """A value with every slotted object in it replaced by its type and slot values."""
+    """A value with every slotted object in it replaced by its type and slot values, and
+    every other value by its type and itself (True is not 1, nor -1 None)."""
     names = tracker_module._slot_names(type(value))
     if names:
         return type(value), [_slot_values(getattr(value, name)) for name in names]
@@ -267,4 +286,145 @@ def _slot_values(value: object) -> object:
         return type(value), [_slot_values(item) for item in value]
     if isinstance(value, dict):
         return {key: _slot_values(item) for key, item in value.items()}
-    return value
+    return type(value), value
+
+
+# -- a short connection asleep is made again exactly from its segments ---------------------------
+
+
+class _ReplayChecking(FlowTable):
+    """A table that, at each close, makes the connection again from its history (as it will
+    if the connection sleeps) and checks that every slot of every object is the same."""
+
+    replayed = 0
+
+    def _queue_closed(self, key: tracker_module.Key, conn: tracker_module.Connection) -> None:
+        if conn.history is not None:
+            again = self._replay(tracker_module._Replayable.of(conn, key))
+            assert again is not conn
+            assert _slot_values(again) == _slot_values(conn), conn.ref
+            self.replayed += 1
+        super()._queue_closed(key, conn)
+
+
+def _short_connections(cap: Capture) -> None:
+    """Connections of a few segments, of every kind whose fields a replay must get right."""
+    scanner = dataclasses.replace(LINUX_SYN, mss=None, window_scale=0, sack_permitted=False)
+    odd = dataclasses.replace(LINUX_SYN, window_scale=200, timestamps=False)
+    unscaled = dataclasses.replace(LINUX_SYN, window_scale=None)
+    for i, options in enumerate((LINUX_SYN, None, scanner, odd, unscaled)):
+        conv = Conversation(cap, client=("10.0.0.1", 31000 + i))
+        conv.send("c", SYN, options=options, window=1024 + i)
+        conv.rst("s")
+    conv = Conversation(cap, client=("10.0.0.1", 31010))  # a RST without ACK to a SYN
+    conv.send("c", SYN, options=LINUX_SYN)
+    conv.rst("s", with_ack=False)
+    probe = Conversation(cap, client=("10.0.0.1", 31011))  # a half-open probe
+    probe.send("c", SYN, options=scanner)
+    probe.send("s", SYN | ACK, options=LINUX_SYN)
+    probe.rst("c", with_ack=False)
+    late = Conversation(cap, client=("10.0.0.1", 31012))  # caught at its SYN-ACK
+    late.send("s", SYN | ACK, options=LINUX_SYN)
+    late.rst("c", with_ack=False)
+    six = Conversation(cap, client=("2001:db8::1", 31013), server=("2001:db8::2", 443))
+    six.send("c", SYN, options=LINUX_SYN)
+    six.rst("s")
+    retried = Conversation(cap, client=("10.0.0.1", 31014))  # a retry wakes it
+    retried.send("c", SYN, options=LINUX_SYN)
+    retried.rst("s")
+    retried.send("c", SYN, options=LINUX_SYN, seq=retried.c.seq - 1, advance=False, dt=0.5)
+    whole = Conversation(cap, client=("10.0.0.1", 31015))  # too many segments to replay
+    whole.handshake()
+    whole.rst("s")
+    same_ports = Conversation(cap, client=("10.0.0.3", 80))  # told apart by address only
+    same_ports.send("c", SYN, options=LINUX_SYN)
+    same_ports.rst("s")
+    # Answered by a RST stamped behind the clock, which another packet took past the SYN's
+    # Zeek attempt timer (its conn.log splits there).
+    behind = Conversation(cap, client=("10.0.0.1", 31019))
+    behind.send("c", SYN, options=LINUX_SYN)
+    Conversation(cap, client=("10.0.0.4", 31019)).send("c", ACK, dt=6.0)
+    behind.rst("s", dt=-5.9)
+    unreachable = Conversation(cap, client=("10.0.0.1", 31018))  # closed by an ICMP error
+    unreachable.icmp(unreachable.send("c", SYN, options=LINUX_SYN), 3, 1, "10.0.0.254")
+    # One with IP ids and a long TTL path, one in a tunnel.
+    for port, change in ((31016, {"ip_id": 4242, "ttl": 117}), (31017, {"tunnel": "gre 7"})):
+        conv = Conversation(cap, client=("10.0.0.1", port))
+        conv.send("c", SYN, options=LINUX_SYN)
+        conv.rst("s")
+        cap.packets[-2:] = [dataclasses.replace(seg, **change) for seg in cap.packets[-2:]]
+
+
+@pytest.mark.parametrize("zeek", [False, True], ids=["analyze", "with Zeek's view"])
+def test_a_short_connection_is_made_again_exactly_from_its_segments(
+    zeek: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 0)
+    cap = Capture()
+    _short_connections(cap)
+    table = _ReplayChecking(zeek=zeek)
+    retired, spilled = [], 0
+    for connection in table.track(cap.packets):
+        retired.append(connection)
+        spilled = max(spilled, table.spill_bytes)
+    # Every one that closed but the one with a handshake and the one an ICMP error closed (a
+    # RST without ACK does not close an attempt; the retried one closed once).
+    assert table.replayed == 13
+    assert len(retired) == 17
+    assert spilled > 0  # (that one waited on disk)
+
+
+def test_a_reset_burst_counts_the_same_with_its_connections_asleep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server resetting 40 connections within 8 ms, each caught mid-stream (one data segment,
+    then the RST: two segments, so they sleep replayable): each RST's burst is counted from
+    the RST log when the connection retires. A replayed connection's RSTs were logged when
+    they came; replaying them must not log them again."""
+    cap = Capture()
+    for i in range(40):
+        conv = Conversation(cap, client=(f"10.0.1.{1 + i}", 30000 + i))
+        conv.send("c", PSH | ACK, 100, dt=0.0001)
+        conv.rst("s", dt=0.0001)
+    _short_connections(cap)
+    path = tmp_path / "burst.pcap"
+    write_pcap(cap, path)
+    for fast_path in (False, True):
+        options = AnalysisOptions(fast_path=fast_path, keep_flows=True)
+        monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 1 << 20)
+        expected = _report(path, options)
+        bursts = [f["facts"].get("burst_size") for f in expected[0]["findings"]]
+        assert bursts.count(40) >= 40  # (and a handshake reset by the same server then)
+        monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 0)
+        assert _report(path, options) == expected
+
+
+def test_a_connection_continued_in_bulk_sleeps_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Segments a front end hands over as an in-order run (FlowTable.continue_in_order) are not
+    in the connection's history: once it has had any, it sleeps on disk, never as the
+    segments before them. Both ways, the same connection as fed one by one."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    run = [conv.send("c", PSH | ACK, 100), conv.send("c", PSH | ACK, 100)]
+    Conversation(cap, client=("10.0.0.9", 50000)).send("c", ACK, dt=IDLE_SPILL_SECONDS + 1)
+
+    def retired(table: FlowTable, packets: list) -> list[object]:
+        for packet in packets:
+            table.advance(packet[-1].time if isinstance(packet, list) else packet.time)
+            if isinstance(packet, list):
+                key = FlowTable.key_of(conv.c.addr, conv.c.port, conv.s.addr, conv.s.port, "")
+                table.continue_in_order(key, InOrderRun(
+                    [True] * len(packet), [s.frame for s in packet], [s.time for s in packet],
+                    [s.seq for s in packet], [s.ack for s in packet], [s.flags for s in packet],
+                    [s.window for s in packet], [s.payload_len for s in packet],
+                    [s.ttl for s in packet], [0] * len(packet), [s.time for s in packet],
+                ))  # fmt: skip
+            else:
+                table.feed(packet)
+            list(table.retire_due(check=True))
+        return [_slot_values(connection) for connection in table.flush()]
+
+    one_by_one = retired(FlowTable(zeek=False), cap.packets)
+    table = FlowTable(zeek=False)
+    assert retired(table, [*cap.packets[:3], run, cap.packets[-1]]) == one_by_one
