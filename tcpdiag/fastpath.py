@@ -437,16 +437,17 @@ class FastPathTracker:
                 done[continuing.rows] = True
                 self.continued_rows += len(continuing.rows)
             slow = np.flatnonzero(~done[start:stop]) + start
-            points = np.union1d(slow, checks[(checks >= start) & (checks < stop)])
+            # (the rows the loop below visits, in order: one sort of all of them)
+            pieces = [slow, checks[(checks >= start) & (checks < stop)]]
             continue_at = dict(zip(continuing.at, range(len(continuing.at)), strict=True))
             if continue_at:
-                points = np.union1d(points, np.array(continuing.at, np.int64))
+                pieces.append(np.array(continuing.at, np.int64))
             if follow_at:
-                these_follow = follow_rows[(follow_rows >= start) & (follow_rows < stop)]
-                points = np.union1d(points, these_follow)
+                pieces.append(follow_rows[(follow_rows >= start) & (follow_rows < stop)])
             if len(ended.last_row):
                 last_rows = ended.last_row
-                points = np.union1d(points, last_rows[(last_rows >= start) & (last_rows < stop)])
+                pieces.append(last_rows[(last_rows >= start) & (last_rows < stop)])
+            points = np.unique(np.concatenate(pieces))
             # In slices, so that the Python objects made for the loop are few at any one time.
             for first in range(0, len(points), _SLICE):
                 these = points[first : first + _SLICE]
