@@ -44,13 +44,15 @@ connection ids they took at their rows (`_bare_syns`, FlowTable.hold_syns), in t
 capture order. A window that could fill the store goes the per-packet way whole, since the
 store then evicts its oldest at each SYN, answered or not.
 
-A connection attempt that ends at once, with nothing else of its 4-tuple in the window (a
-client's bare SYN and the RST a closed port answers it with; a half-open probe's SYN, the
-SYN-ACK and the client's RST: `_ended_attempts`), is handed to the table whole at its last row
-(FlowTable.attempt_ended), which makes of it the Connection it would have made: fed, the SYN
-would have waited in the table, held, until the next row made it a connection, and nothing can
-look it up in between. Its SYN takes its connection id at its own row. Only where connections
-may be continued (below: the table cannot fill up, nothing can become idle in the rows).
+A connection that ends at once, with nothing else of its 4-tuple in the window (a client's
+bare SYN and the RST a closed port answers it with; a half-open probe's SYN, the SYN-ACK and
+the client's RST; a handshake, a little data and a RST: at most ENDED_MAX_ROWS rows, nothing
+before the RST that could close it or start another connection: `_ended_attempts`), is handed
+to the table whole at its last row (FlowTable.attempt_ended), which makes of it the Connection
+it would have made: fed, the SYN would have waited in the table, held, until the next row made
+it a connection, and nothing can look it up in between. Its SYN takes its connection id at its
+own row. Only where connections may be continued (below: the table cannot fill up, nothing
+can become idle in the rows).
 
 Connections already live in the table (longer than a window, or idle in the middle) are
 continued in bulk where they go on along the tracker's in-order path: per part of a window
@@ -341,9 +343,7 @@ class FastPathTracker:
         ended = _NO_ENDED
         if follow and syns is not None:  # (the table cannot fill up, nor a SYN become idle)
             ended = _ended_attempts(w, syns, done, end, live, quoted)
-            done[ended.syn_row] = True
-            done[ended.mid_row[ended.mid_row >= 0]] = True
-            done[ended.last_row] = True
+            done[ended.rows[ended.rows >= 0]] = True
             self.ended_in_bulk += len(ended.last_row)
         evicting = False
         if syns is not None and not store_may_fill:
@@ -1987,17 +1987,25 @@ def _bare_syns(
     return _BareSyns(rows[fits], options[fits].astype(np.uint16))
 
 
+# Rows of a short connection that ended at once (a SYN, at most this many rows, a RST), which
+# the fast path may hand the table whole at its last row (see _ended_attempts).
+ENDED_MAX_ROWS = 12
+
+
 @dataclass(slots=True)
 class _EndedAttempts:
-    """Connection attempts that ended at once (see _ended_attempts), in order of their last
-    rows: the rows of each one's SYN, SYN-ACK (-1: none) and RST."""
+    """Connections that ended at once (see _ended_attempts), in order of their last rows: the
+    rows of each, in order from its SYN (`rows`, -1 after its last), its SYN's and its last
+    row."""
 
+    rows: I64  # (attempts x ENDED_MAX_ROWS)
     syn_row: I64
-    mid_row: I64
     last_row: I64
 
 
-_NO_ENDED = _EndedAttempts(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+_NO_ENDED = _EndedAttempts(
+    np.zeros((0, ENDED_MAX_ROWS), np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+)
 
 
 @dataclass(slots=True)
@@ -2005,8 +2013,8 @@ class _SynRows:
     """The rows of [0, end) of a window that are a SYN without ACK, FIN, RST, URG or
     payload, simple and not decided yet (the candidates of _ended_attempts and _bare_syns),
     and what each asks of them: whether a row is the only one of its 4-tuple in the window
-    (`alone`), and, of those whose 4-tuple has two or three rows there (`few`, with their
-    `count`), the rows of it after the SYN (`next_row`, `third_row`; -1 for none). The
+    (`alone`), and, of those whose 4-tuple has from two to ENDED_MAX_ROWS rows there (`few`,
+    with their `count`), the rows of it from the SYN on (`chain`, -1 after the last). The
     window's endpoints and grouping keys (direction 0: see _group_keys), per row, come with
     them. (A flood's window has hundreds of thousands of candidates: per candidate, a bool.)"""
 
@@ -2014,8 +2022,7 @@ class _SynRows:
     alone: Bools
     few: I64
     count: I64
-    next_row: I64
-    third_row: I64
+    chain: I64  # (few x ENDED_MAX_ROWS)
     lo: I64
     hi: I64
     keys: npt.NDArray[np.uint64]
@@ -2023,7 +2030,14 @@ class _SynRows:
 
 _NONE = np.zeros(0, np.int64)
 _NO_SYN_ROWS = _SynRows(
-    _NONE, np.zeros(0, np.bool_), _NONE, _NONE, _NONE, _NONE, _NONE, _NONE, np.zeros(0, np.uint64)
+    _NONE,
+    np.zeros(0, np.bool_),
+    _NONE,
+    _NONE,
+    np.zeros((0, ENDED_MAX_ROWS), np.int64),
+    _NONE,
+    _NONE,
+    np.zeros(0, np.uint64),
 )
 
 
@@ -2045,20 +2059,21 @@ def _syn_rows(w: Columns, done: Bools, end: int) -> _SynRows:
     rows_of = np.bincount(at[hits], minlength=len(ordered))
     count = rows_of[np.searchsorted(ordered, mine)]
     alone = count == 1
-    few_of = (count == 2) | (count == 3)
+    few_of = (count >= 2) & (count <= ENDED_MAX_ROWS)
     few, count = rows[few_of], count[few_of]
-    next_row = third_row = np.zeros(0, np.int64)
+    chain = np.full((len(few), ENDED_MAX_ROWS), -1, np.int64)
     if len(few):  # (a flood's SYNs have none)
-        # The rows of the 4-tuples with two or three, by key then row: each row's next one is
-        # the next of its 4-tuple's if the key is the same.
-        among = hits[(rows_of[at[hits]] == 2) | (rows_of[at[hits]] == 3)]
+        # The rows of those 4-tuples, by key then row: each row's next one is the next of its
+        # 4-tuple's if the key is the same.
+        among = hits[(rows_of[at[hits]] >= 2) & (rows_of[at[hits]] <= ENDED_MAX_ROWS)]
         among = among[np.argsort(keys[among], kind="stable")]
         after = np.full(len(w) + 1, -1, np.int64)  # (after[-1]: the row after none, none)
         same = keys[among[1:]] == keys[among[:-1]]
         after[among[:-1][same]] = among[1:][same]
-        next_row = after[few]
-        third_row = after[next_row]
-    return _SynRows(rows, alone, few, count, next_row, third_row, lo, hi, keys)
+        chain[:, 0] = few
+        for k in range(1, int(count.max())):
+            chain[:, k] = after[chain[:, k - 1]]
+    return _SynRows(rows, alone, few, count, chain, lo, hi, keys)
 
 
 def _ended_attempts(
@@ -2069,47 +2084,47 @@ def _ended_attempts(
     live: Callable[[npt.NDArray[np.uint64]], Bools] | None,
     quoted: npt.NDArray[np.uint64],
 ) -> _EndedAttempts:
-    """The 4-tuples of the window that are nothing but a client's bare SYN and then, in
-    [0, end), a RST from the other side (a closed port answers RST/ACK), or a SYN-ACK from
-    it and a RST from the client (a half-open probe), that the table holds nothing of and no
-    ICMP error in the window quotes. Fed, the SYN would wait in the table, held, until the
-    next row made it a connection; nothing can look it up in between, nor anything but the
-    last row close it, so the table is handed them all at the last
+    """The 4-tuples of the window that are nothing but a client's bare SYN, then rows that
+    can neither close the connection nor start another (no FIN, no RST, no bare SYN), then a
+    RST, at most ENDED_MAX_ROWS in all and all in [0, end): a refusal (a closed port answers
+    RST/ACK), a half-open probe (a SYN-ACK, the client's RST), a connection reset soon after
+    its handshake; that the table holds nothing of and no ICMP error in the window quotes.
+    Fed one by one, the SYN would wait in the table until the next row made it a connection,
+    nothing could look it up in between (this 4-tuple has no other row), and nothing but the
+    last row could close it, so the table is handed them all at the last
     (FlowTable.attempt_ended), the SYN having taken its connection id at its row, and makes
-    of them what it would have made (of a RST that does not acknowledge what it answers
-    too). The table's own limits are not checked here: the caller takes these only where
-    connections may be continued (see _may_continue), so where the table cannot fill up
-    and no SYN could be retired as idle before what follows it."""
-    first, second, third = syns.few, syns.next_row, syns.third_row
-    two = (syns.count == 2) & (second > first)
-    three = (syns.count == 3) & (second > first) & (third > second)
-    take = two | three
-    first, second, third, three = first[take], second[take], third[take], three[take]
-    if not len(first):
+    of them what it would have made (of a RST it does not accept too). The table's own limits
+    are not checked here: the caller takes these only where connections may be continued
+    (see _may_continue), so where the table cannot fill up and no connection could be
+    retired as idle in these rows."""
+    count, chain = syns.count, syns.chain
+    if not len(count):
         return _NO_ENDED
-    last = np.where(three, third, second)
-    lo, hi, keys = syns.lo, syns.hi, syns.keys
-    ok = (last < end) & ~done[second] & ~done[last] & w.simple[second] & w.simple[last]
+    # (the SYN is the first of its 4-tuple's rows in the window: its chain reaches them all)
+    last = chain[np.arange(len(count)), count - 1]
+    take = last >= 0
+    chain, count, last = chain[take], count[take], last[take]
+    first = chain[:, 0]
+    real = chain >= 0
+    rows = np.where(real, chain, first[:, None])  # (in place of none: the SYN, checked)
+    ok = (last < end) & ~done[rows].any(axis=1) & w.simple[rows].all(axis=1)
     ok &= (w.flags[last] & (SYN | FIN | RST | URG)) == RST
-    # what answers the SYN comes the other way; a half-open probe: the server's SYN-ACK,
-    # then the client's RST
-    from_client = w.src[first] == w.src[second]
-    from_client &= w.sport[first] == w.sport[second]
-    ok &= ~from_client
-    ok &= ~three | ((w.flags[second] & _SHAPE) == SYN | ACK)
-    ok &= ~three | ((w.src[last] == w.src[first]) & (w.sport[last] == w.sport[first]))
+    place = np.arange(ENDED_MAX_ROWS)
+    between = (place > 0) & (place < (count - 1)[:, None])
+    flags = w.flags[rows]
+    ends_or_starts = ((flags & (FIN | RST)) != 0) | ((flags & (SYN | ACK)) == SYN)
+    ok &= ~(between & ends_or_starts).any(axis=1)
     # each between the same endpoints and context (keys may collide)
-    for other in (second, last):
-        ok &= (lo[first] == lo[other]) & (hi[first] == hi[other])
-        ok &= (w.tunnel[first] == w.tunnel[other]) & (w.v6[first] == w.v6[other])
+    lo, hi, keys = syns.lo, syns.hi, syns.keys
+    for column in (lo, hi, w.tunnel, w.v6):
+        ok &= (column[rows] == column[first][:, None]).all(axis=1)
     if len(quoted):
         ok &= ~np.isin(keys[first], quoted)
     if live is not None:
         ok &= ~live(keys[first])
-    first, last = first[ok], last[ok]
-    mid = np.where(three[ok], second[ok], -1)
+    chain, first, last = chain[ok], first[ok], last[ok]
     by_last = np.argsort(last, kind="stable")
-    return _EndedAttempts(first[by_last], mid[by_last], last[by_last])
+    return _EndedAttempts(chain[by_last], first[by_last], last[by_last])
 
 
 def _ended_here(
@@ -2122,33 +2137,26 @@ def _ended_here(
 ) -> dict[int, tuple[list[TcpSegment], list[float], int]]:
     """The attempts whose last rows are among rows `these` (in order, and holding every last
     row from their first to their last), by last row: their segments, the capture clock at
-    each (as the table would have fed them: see FlowTable.attempt_ended) and the SYN's place
-    among the window's starts (see _id_of)."""
+    each but the last (as the table would have fed them: see FlowTable.attempt_ended) and
+    the SYN's place among the window's starts (see _id_of)."""
     k = np.arange(*np.searchsorted(ended.last_row, [these[0], these[-1] + 1]))
     if not len(k):
         return {}
-    syn_row, mid_row, last_row = ended.syn_row[k], ended.mid_row[k], ended.last_row[k]
-    has_mid = mid_row >= 0
-    rows = np.concatenate([syn_row, last_row, mid_row[has_mid]])
+    chain = ended.rows[k]
+    real = chain >= 0
+    rows = chain[real]  # (attempt by attempt, each in order)
     segments = cast(list[TcpSegment], w.packets(rows, addr_text))  # (simple rows: TCP)
-    nows = np.maximum(clock[rows], w.time[rows])
-    n = len(k)
-    mids = iter(zip(segments[2 * n :], nows[2 * n :].tolist(), strict=True))
+    nows = np.maximum(clock[rows], w.time[rows]).tolist()
     made: dict[int, tuple[list[TcpSegment], list[float], int]] = {}
-    for j, (row, mid, start_at) in enumerate(
-        zip(
-            last_row.tolist(),
-            has_mid.tolist(),
-            np.searchsorted(start_rows, syn_row).tolist(),
-            strict=True,
-        )
+    at = 0
+    for row, size, start_at in zip(
+        ended.last_row[k].tolist(),
+        real.sum(axis=1).tolist(),
+        np.searchsorted(start_rows, ended.syn_row[k]).tolist(),
+        strict=True,
     ):
-        syn_now = float(nows[j])
-        if mid:
-            mid_segment, mid_now = next(mids)
-            made[row] = ([segments[j], mid_segment, segments[n + j]], [syn_now, mid_now], start_at)
-        else:
-            made[row] = ([segments[j], segments[n + j]], [syn_now], start_at)
+        made[row] = (segments[at : at + size], nows[at : at + size - 1], start_at)
+        at += size
     return made
 
 

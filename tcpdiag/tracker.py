@@ -1539,11 +1539,12 @@ class FlowTable:
         conn.continue_in_order(run)
 
     def attempt_ended(self, segments: list[TcpSegment], nows: list[float], conn_id: int) -> None:
-        """A connection attempt that ended at once, fed at its last segment: a client's bare
-        SYN, which took `conn_id` at its place (skip_connections), then what ended it (the
-        RST that answered it; or the SYN-ACK and the client's RST), each but the last with the
-        capture clock it came at (`nows`). The table held nothing of their 4-tuple before,
-        nothing else of it came in between, and nothing but the last could close it (a front
+        """A connection that ended at once, fed at its last segment: a client's bare SYN,
+        which took `conn_id` at its place (skip_connections), then the rest of it up to the RST
+        that ended it (the RST that answered the SYN; the SYN-ACK and the client's RST; a
+        handshake, a little data and a RST), each but the last with the capture clock it came
+        at (`nows`). The table held nothing of their 4-tuple before, nothing else of it came in
+        between, and nothing but the last could close it or start another connection (a front
         end checked it: see tcpdiag.fastpath._ended_attempts). The connection is what
         _on_segment would have made of them, the SYN held until the next came (see _held),
         and waits out the close grace period as any."""

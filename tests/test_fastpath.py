@@ -353,18 +353,41 @@ def _half_open(
     return conv
 
 
+def _reset_early(cap: Capture, client: tuple[str, int], k: int) -> Conversation:
+    """A connection reset soon after its handshake, one of several ways by `k`: the server
+    resets it after a request (a storm of those is a reset burst), the client aborts it, a
+    RST out of the window (not accepted: it stays open), a retransmitted request, the server
+    resets it at once."""
+    server = ("fd00::9:5", 443) if ":" in client[0] else ("10.9.0.5", 443)
+    conv = Conversation(cap, client=client, server=server, client_isn=7000 + k)
+    conv.handshake()
+    way = k % 5
+    if way in (0, 1, 3):
+        conv.data("c", 120)
+        if way == 3:
+            conv.send("c", PSH | ACK, 120, seq=conv.c.seq - 120, advance=False)
+    if way == 1:
+        conv.rst("c", dt=0.0001)
+    elif way == 2:
+        conv.rst("s", seq=conv.s.seq + 10_000_000, dt=0.0001)
+    else:
+        conv.rst("s", dt=0.0001)
+    return conv
+
+
 @pytest.mark.parametrize("listing", [False, True], ids=["analyze", "flows"])
 def test_attempts_that_ended_at_once_are_handed_over_at_their_last_rows(
     listing: bool, tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Connection attempts refused at once (a SYN, then the RST/ACK acknowledging it) and
-    half-open probes (a SYN, the SYN-ACK, the client's RST), nothing else of their 4-tuple in
-    the window, are given to the table at their last rows, with the ids their SYNs took: the
-    same report and listing as one packet at a time, next to the cases that must go packet by
-    packet or make something else of it (an RST that acknowledges something else or nothing,
-    a SYN with data, a retried SYN, an ICMP error about the attempt, the 4-tuple again, a
-    connection idle on it, times that go backwards, an ISN at the end of the sequence space,
-    a probe's RST from the server)."""
+    """Connection attempts refused at once (a SYN, then the RST/ACK acknowledging it),
+    half-open probes (a SYN, the SYN-ACK, the client's RST) and connections reset soon after
+    their handshake, nothing else of their 4-tuple in the window, are given to the table at
+    their last rows, with the ids their SYNs took: the same report and listing as one packet
+    at a time, next to the cases that must go packet by packet or make something else of it
+    (an RST that acknowledges something else or nothing, a SYN with data, a retried SYN, an
+    ICMP error about the attempt, the 4-tuple again, a connection idle on it, times that go
+    backwards, an ISN at the end of the sequence space, a probe's RST from the server, a RST
+    out of the window, a FIN before the RST)."""
     cap = Capture()
     idle = Conversation(cap, client=("10.5.1.1", 40011), server=("10.9.0.7", 8443))
     idle.handshake()
@@ -376,6 +399,10 @@ def test_attempts_that_ended_at_once_are_handed_over_at_their_last_rows(
         _refusal(cap, client, isn=1000 + k)
         if k % 4 == 1:
             _half_open(cap, ("10.5.7.1", 40000 + k), rst_flags=RST if k % 8 == 1 else RST | ACK)
+        if k % 2 == 0:
+            _reset_early(
+                cap, (f"fd00::2:{k}", 41000 + k) if k % 16 == 0 else ("10.5.8.1", 41000 + k), k
+            )
     _refusal(cap, ("10.5.1.1", 40000), ack=5)  # not the SYN's: a bad ACK
     _refusal(cap, ("10.5.1.1", 40001), syn_data=20)
     retried = Conversation(cap, client=("10.5.1.1", 40002), server=("10.9.0.7", 8443))
@@ -405,14 +432,38 @@ def test_attempts_that_ended_at_once_are_handed_over_at_their_last_rows(
     _half_open(cap, ("10.5.7.2", 40000), last="s")  # (the server resets its own SYN-ACK)
     probed = _half_open(cap, ("10.5.7.2", 40001))
     probed.send("s", SYN | ACK, options=LINUX_SYN, seq=probed.s.seq - 1, dt=1.0)  # again
+    # One server resetting 20 connections within 2 ms: a burst (the RST log is read at
+    # retirement, written at each RST).
+    burst = [
+        Conversation(cap, client=("10.5.9.1", 42000 + i), server=("10.9.0.6", 443))
+        for i in range(20)
+    ]
+    for conv in burst:
+        conv.handshake()
+        conv.data("c", 50)
+    for conv in burst:
+        conv.rst("s", dt=0.0001)
+    # Closed (FIN, FIN, ACK), others closing after it, then a RST: it closed at its ACK.
+    shut = Conversation(cap, client=("10.5.8.3", 41000), server=("10.9.0.5", 443))
+    shut.handshake()
+    shut.data("c", 60)
+    shut.close("c")
+    for k in range(5):
+        _clean(cap, ("10.1.0.2", 55000 + k), dt=0.002)
+    shut.rst("c", with_ack=False, dt=0.01)
+    finned = _reset_early(cap, ("10.5.8.2", 41000), 0)
+    cap.packets.insert(-1, finned.send("c", FIN | ACK))  # (a FIN before the RST)
+    cap.packets.pop()
     _healthy(cap, 50, start_port=54000)
     path = tmp_path / "refusals.pcap"
     write_pcap(cap, path)
     reference = _same_both_ways(path, listing, monkeypatch)
-    categories = [f["category"] for f in reference.to_dict()["findings"]]
+    findings = reference.to_dict()["findings"]
+    categories = [f["category"] for f in findings]
     assert categories.count("refused") >= 240 and categories.count("half_open_scan") >= 60
+    assert [f["facts"].get("burst_size") for f in findings].count(20) == 20
     if windows == "production windows":
-        assert _Counting.ended >= 300
+        assert _Counting.ended >= 400
     else:
         assert _Counting.ended > 0
     # With all but 20 closed connections asleep, as their few segments (both ways): the same.
@@ -421,33 +472,49 @@ def test_attempts_that_ended_at_once_are_handed_over_at_their_last_rows(
 
 
 def test_an_ended_attempt_is_taken_only_whole_in_the_part_decided() -> None:
-    """_ended_attempts takes a SYN and the RST after it (or the SYN-ACK and RST after it)
-    only if all are in the part decided and none was decided before, and only a 4-tuple with
-    nothing else in the window."""
+    """_ended_attempts takes a SYN, the rows after it and the RST that ends them only if all
+    are in the part decided and none was decided before, only a 4-tuple with nothing else in
+    the window, nothing between that could close the connection or start another, and at
+    most ENDED_MAX_ROWS rows."""
     cap = Capture()
     _refusal(cap, ("10.5.2.1", 40000))
     _refusal(cap, ("10.5.2.1", 40001))
     lone = Conversation(cap, client=("10.5.2.1", 40002), server=("10.9.0.7", 8443))
     lone.send("c", SYN, options=LINUX_SYN)  # no answer
-    _refusal(cap, ("10.5.2.1", 40002))  # (its 4-tuple again: three rows)
+    _refusal(cap, ("10.5.2.1", 40002))  # (its 4-tuple again: a SYN between)
     _half_open(cap, ("10.5.2.1", 40003))
+    reset = Conversation(cap, client=("10.5.2.1", 40004), server=("10.9.0.7", 8443))
+    reset.handshake()
+    reset.data("c", 100)
+    reset.rst("s")  # rows 10 to 15
+    finned = Conversation(cap, client=("10.5.2.1", 40005), server=("10.9.0.7", 8443))
+    finned.handshake()
+    finned.send("c", FIN | ACK)  # (a FIN between)
+    finned.rst("s")  # rows 16 to 20
+    long = Conversation(cap, client=("10.5.2.1", 40006), server=("10.9.0.7", 8443))
+    long.handshake()
+    for _ in range(fastpath.ENDED_MAX_ROWS // 2):
+        long.data("c", 10)
+    long.rst("s")
     w = _window_of(cap)
     none = np.zeros(0, np.uint64)
 
-    def taken(end: int, done: list[int] = []) -> list[tuple[int, int, int]]:  # noqa: B006
+    def taken(end: int, done: list[int] = []) -> list[tuple[int, ...]]:  # noqa: B006
         decided = np.zeros(len(w), np.bool_)
         decided[done] = True
         syns = fastpath._syn_rows(w, decided, end)
         got = fastpath._ended_attempts(w, syns, decided, end, None, none)
-        rows = zip(got.syn_row.tolist(), got.mid_row.tolist(), got.last_row.tolist(), strict=True)
-        return list(rows)
+        assert got.syn_row.tolist() == [rows[0] for rows in got.rows.tolist()]
+        return [tuple(row for row in rows if row >= 0) for rows in got.rows.tolist()]
 
-    assert taken(len(w)) == [(0, -1, 1), (2, -1, 3), (7, 8, 9)]
-    assert taken(9) == [(0, -1, 1), (2, -1, 3)]  # the probe's RST lies beyond the part
-    assert taken(3) == [(0, -1, 1)]
+    resets = (10, 11, 12, 13, 14, 15)
+    assert taken(len(w)) == [(0, 1), (2, 3), (7, 8, 9), resets]
+    assert taken(15) == [(0, 1), (2, 3), (7, 8, 9)]  # its RST lies beyond the part
+    assert taken(9) == [(0, 1), (2, 3)]
+    assert taken(3) == [(0, 1)]
     assert taken(1) == []
-    assert taken(len(w), done=[3]) == [(0, -1, 1), (7, 8, 9)]
-    assert taken(len(w), done=[0, 8]) == [(2, -1, 3)]
+    assert taken(len(w), done=[3, 13]) == [(0, 1), (7, 8, 9)]
+    assert taken(len(w), done=[0, 8]) == [(2, 3), resets]
 
 
 @pytest.mark.parametrize("side", ["client", "server"])
@@ -478,6 +545,7 @@ def test_a_syn_and_a_rst_of_colliding_keys_are_no_refusal(
     syns = fastpath._syn_rows(w, decided, len(w))
     got = fastpath._ended_attempts(w, syns, decided, len(w), None, np.zeros(0, np.uint64))
     assert len(got.syn_row) == 0
+    assert len(syns.count) == 1 and syns.count[0] == 2  # (what it made no refusal of)
 
 
 # Mutated captures: tests/test_fuzz.py (fuzzing.check compares both paths on every input).
