@@ -46,13 +46,13 @@ store then evicts its oldest at each SYN, answered or not.
 
 A connection that ends at once, with nothing else of its 4-tuple in the window (a client's
 bare SYN and the RST a closed port answers it with; a half-open probe's SYN, the SYN-ACK and
-the client's RST; a handshake, a little data and a RST: at most ENDED_MAX_ROWS rows, nothing
-before the RST that could close it or start another connection: `_ended_attempts`), is handed
-to the table whole at its last row (FlowTable.attempt_ended), which makes of it the Connection
-it would have made: fed, the SYN would have waited in the table, held, until the next row made
-it a connection, and nothing can look it up in between. Its SYN takes its connection id at its
-own row. Only where connections may be continued (below: the table cannot fill up, nothing
-can become idle in the rows).
+the client's RST; a handshake, a little data, perhaps one side's FIN, and a RST: at most
+ENDED_MAX_ROWS rows, nothing before the RST that could close it or start another connection:
+`_ended_attempts`), is handed to the table whole at its last row (FlowTable.attempt_ended),
+which makes of it the Connection it would have made: fed, the SYN would have waited in the
+table, held, until the next row made it a connection, and nothing can look it up in between.
+Its SYN takes its connection id at its own row. Only where connections may be continued
+(below: the table cannot fill up, nothing can become idle in the rows).
 
 Connections already live in the table (longer than a window, or idle in the middle) are
 continued in bulk where they go on along the tracker's in-order path: per part of a window
@@ -2085,10 +2085,11 @@ def _ended_attempts(
     quoted: npt.NDArray[np.uint64],
 ) -> _EndedAttempts:
     """The 4-tuples of the window that are nothing but a client's bare SYN, then rows that
-    can neither close the connection nor start another (no FIN, no RST, no bare SYN), then a
-    RST, at most ENDED_MAX_ROWS in all and all in [0, end): a refusal (a closed port answers
-    RST/ACK), a half-open probe (a SYN-ACK, the client's RST), a connection reset soon after
-    its handshake; that the table holds nothing of and no ICMP error in the window quotes.
+    can neither close the connection nor start another (no RST, no bare SYN, FINs from one
+    side only), then a RST, at most ENDED_MAX_ROWS in all and all in [0, end): a refusal (a
+    closed port answers RST/ACK), a half-open probe (a SYN-ACK, the client's RST), a
+    connection reset soon after its handshake, or after one side shut down; that the table
+    holds nothing of and no ICMP error in the window quotes.
     Fed one by one, the SYN would wait in the table until the next row made it a connection,
     nothing could look it up in between (this 4-tuple has no other row), and nothing but the
     last row could close it, so the table is handed them all at the last
@@ -2112,8 +2113,14 @@ def _ended_attempts(
     place = np.arange(ENDED_MAX_ROWS)
     between = (place > 0) & (place < (count - 1)[:, None])
     flags = w.flags[rows]
-    ends_or_starts = ((flags & (FIN | RST)) != 0) | ((flags & (SYN | ACK)) == SYN)
-    ok &= ~(between & ends_or_starts).any(axis=1)
+    ok &= ~(between & (((flags & RST) != 0) | ((flags & (SYN | ACK)) == SYN))).any(axis=1)
+    # FINs from one side only: the other side never reaches CLOSED or TIME-WAIT, so only
+    # the RST can close the connection (a client that shut down, then reset it)
+    fin = between & ((flags & FIN) != 0)
+    from_client = (w.src[rows] == w.src[first][:, None]) & (
+        w.sport[rows] == w.sport[first][:, None]
+    )
+    ok &= ~((fin & from_client).any(axis=1) & (fin & ~from_client).any(axis=1))
     # each between the same endpoints and context (keys may collide)
     lo, hi, keys = syns.lo, syns.hi, syns.keys
     for column in (lo, hi, w.tunnel, w.v6):

@@ -357,16 +357,20 @@ def _reset_early(cap: Capture, client: tuple[str, int], k: int) -> Conversation:
     """A connection reset soon after its handshake, one of several ways by `k`: the server
     resets it after a request (a storm of those is a reset burst), the client aborts it, a
     RST out of the window (not accepted: it stays open), a retransmitted request, the server
-    resets it at once."""
+    resets it at once, the client shuts down and resets the server's late data (broken
+    pipe)."""
     server = ("fd00::9:5", 443) if ":" in client[0] else ("10.9.0.5", 443)
     conv = Conversation(cap, client=client, server=server, client_isn=7000 + k)
     conv.handshake()
-    way = k % 5
-    if way in (0, 1, 3):
+    way = k % 6
+    if way in (0, 1, 3, 5):
         conv.data("c", 120)
         if way == 3:
             conv.send("c", PSH | ACK, 120, seq=conv.c.seq - 120, advance=False)
-    if way == 1:
+    if way == 5:
+        conv.send("c", FIN | ACK)
+        conv.send("s", PSH | ACK, 300)
+    if way in (1, 5):
         conv.rst("c", dt=0.0001)
     elif way == 2:
         conv.rst("s", seq=conv.s.seq + 10_000_000, dt=0.0001)
@@ -489,8 +493,12 @@ def test_an_ended_attempt_is_taken_only_whole_in_the_part_decided() -> None:
     reset.rst("s")  # rows 10 to 15
     finned = Conversation(cap, client=("10.5.2.1", 40005), server=("10.9.0.7", 8443))
     finned.handshake()
-    finned.send("c", FIN | ACK)  # (a FIN between)
+    finned.send("c", FIN | ACK)  # (the client's FIN between: taken)
     finned.rst("s")  # rows 16 to 20
+    both = Conversation(cap, client=("10.5.2.1", 40007), server=("10.9.0.7", 8443))
+    both.handshake()
+    both.close("c")  # (both FINs between: it closes before its RST)
+    both.rst("c", with_ack=False)  # rows 21 to 27
     long = Conversation(cap, client=("10.5.2.1", 40006), server=("10.9.0.7", 8443))
     long.handshake()
     for _ in range(fastpath.ENDED_MAX_ROWS // 2):
@@ -507,14 +515,14 @@ def test_an_ended_attempt_is_taken_only_whole_in_the_part_decided() -> None:
         assert got.syn_row.tolist() == [rows[0] for rows in got.rows.tolist()]
         return [tuple(row for row in rows if row >= 0) for rows in got.rows.tolist()]
 
-    resets = (10, 11, 12, 13, 14, 15)
-    assert taken(len(w)) == [(0, 1), (2, 3), (7, 8, 9), resets]
+    resets, shut = (10, 11, 12, 13, 14, 15), (16, 17, 18, 19, 20)
+    assert taken(len(w)) == [(0, 1), (2, 3), (7, 8, 9), resets, shut]
     assert taken(15) == [(0, 1), (2, 3), (7, 8, 9)]  # its RST lies beyond the part
     assert taken(9) == [(0, 1), (2, 3)]
     assert taken(3) == [(0, 1)]
     assert taken(1) == []
-    assert taken(len(w), done=[3, 13]) == [(0, 1), (7, 8, 9)]
-    assert taken(len(w), done=[0, 8]) == [(2, 3), resets]
+    assert taken(len(w), done=[3, 13]) == [(0, 1), (7, 8, 9), shut]
+    assert taken(len(w), done=[0, 8]) == [(2, 3), resets, shut]
 
 
 @pytest.mark.parametrize("side", ["client", "server"])
