@@ -1989,7 +1989,7 @@ def _bare_syns(
 
 # Rows of a short connection that ended at once (a SYN, at most this many rows, a RST), which
 # the fast path may hand the table whole at its last row (see _ended_attempts).
-ENDED_MAX_ROWS = 12
+ENDED_MAX_ROWS = 24
 
 
 @dataclass(slots=True)
