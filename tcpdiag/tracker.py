@@ -99,13 +99,14 @@ MAX_HELD_SYNS = 1_200_000
 # on disk rather than in memory, until its next packet or its retirement (see ConnectionSpill).
 IDLE_SPILL_SECONDS = 60.0
 # Closed connections waiting out the close grace period in memory; beyond this many, the newly
-# closed ones wait on disk (ConnectionSpill), so that a flood of short failures (a port scan
-# answered with RSTs: thousands closing every second) does not hold thousands of connections.
+# closed ones wait asleep (below), so that a flood of short failures (a port scan answered with
+# RSTs: thousands closing every second) does not hold thousands of connections.
 CLOSED_IN_MEMORY = 32_768
 # A connection of at most this many segments that goes to sleep (closed beyond CLOSED_IN_MEMORY,
-# or idle) is kept as those segments, packed (a _Replayable, about a tenth of the Connection),
-# and replayed when it is needed again; a longer one goes to disk. A refused connection is two
-# segments, a half-open probe three: a storm of them then costs neither a pickle nor a file.
+# or idle) is kept as those segments, packed (a _Replayable: about 180 bytes, where the
+# Connection takes 3 KB), and replayed when it is needed again; a longer one goes to disk
+# (ConnectionSpill). A refused connection is two segments, a half-open probe three: a storm of
+# them then costs neither a pickle nor a file.
 REPLAY_SEGMENTS = 3
 # Entries of the closing queue whose connection was retired early (evicted, or its 4-tuple
 # reused) before the queue is rid of them: at least this many, and at least half the queue.
