@@ -2423,7 +2423,8 @@ for _cls in (
 
 class ConnectionSpill:
     """Idle open connections (and closed ones beyond CLOSED_IN_MEMORY, while they wait out the
-    close grace period), pickled to an anonymous temporary file.
+    close grace period) of more than REPLAY_SEGMENTS segments (a shorter one sleeps as its
+    segments: _Replayable), pickled to an anonymous temporary file.
 
     A capture holds connections that never close (stalled, or quiet and kept alive); the table
     keeps each for hours of capture time in case it speaks again. Held in memory, they would
