@@ -1998,14 +1998,12 @@ class _EndedAttempts:
     rows of each, in order from its SYN (`rows`, -1 after its last), its SYN's and its last
     row."""
 
-    rows: I64  # (attempts x ENDED_MAX_ROWS)
+    rows: I64  # (attempts x the most rows of one)
     syn_row: I64
     last_row: I64
 
 
-_NO_ENDED = _EndedAttempts(
-    np.zeros((0, ENDED_MAX_ROWS), np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-)
+_NO_ENDED = _EndedAttempts(np.zeros((0, 0), np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 @dataclass(slots=True)
@@ -2022,7 +2020,7 @@ class _SynRows:
     alone: Bools
     few: I64
     count: I64
-    chain: I64  # (few x ENDED_MAX_ROWS)
+    chain: I64  # (few x the most rows of one, at most ENDED_MAX_ROWS)
     lo: I64
     hi: I64
     keys: npt.NDArray[np.uint64]
@@ -2034,7 +2032,7 @@ _NO_SYN_ROWS = _SynRows(
     np.zeros(0, np.bool_),
     _NONE,
     _NONE,
-    np.zeros((0, ENDED_MAX_ROWS), np.int64),
+    np.zeros((0, 0), np.int64),
     _NONE,
     _NONE,
     np.zeros(0, np.uint64),
@@ -2061,7 +2059,8 @@ def _syn_rows(w: Columns, done: Bools, end: int) -> _SynRows:
     alone = count == 1
     few_of = (count >= 2) & (count <= ENDED_MAX_ROWS)
     few, count = rows[few_of], count[few_of]
-    chain = np.full((len(few), ENDED_MAX_ROWS), -1, np.int64)
+    # (as wide as the longest: a storm of refusals, two)
+    chain = np.full((len(few), int(count.max()) if len(few) else 0), -1, np.int64)
     if len(few):  # (a flood's SYNs have none)
         # The rows of those 4-tuples, by key then row: each row's next one is the next of its
         # 4-tuple's if the key is the same.
@@ -2071,7 +2070,7 @@ def _syn_rows(w: Columns, done: Bools, end: int) -> _SynRows:
         same = keys[among[1:]] == keys[among[:-1]]
         after[among[:-1][same]] = among[1:][same]
         chain[:, 0] = few
-        for k in range(1, int(count.max())):
+        for k in range(1, chain.shape[1]):
             chain[:, k] = after[chain[:, k - 1]]
     return _SynRows(rows, alone, few, count, chain, lo, hi, keys)
 
@@ -2110,7 +2109,7 @@ def _ended_attempts(
     rows = np.where(real, chain, first[:, None])  # (in place of none: the SYN, checked)
     ok = (last < end) & ~done[rows].any(axis=1) & w.simple[rows].all(axis=1)
     ok &= (w.flags[last] & (SYN | FIN | RST | URG)) == RST
-    place = np.arange(ENDED_MAX_ROWS)
+    place = np.arange(chain.shape[1])
     between = (place > 0) & (place < (count - 1)[:, None])
     flags = w.flags[rows]
     ok &= ~(between & (((flags & RST) != 0) | ((flags & (SYN | ACK)) == SYN))).any(axis=1)
