@@ -399,7 +399,7 @@ def test_a_reset_burst_counts_the_same_with_its_connections_asleep(
         assert _report(path, options) == expected
 
 
-def test_a_connection_continued_in_bulk_sleeps_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_connection_continued_in_bulk_sleeps_whole() -> None:
     """Segments a front end hands over as an in-order run (FlowTable.continue_in_order) are not
     in the connection's history: once it has had any, it sleeps on disk, never as the
     segments before them. Both ways, the same connection as fed one by one."""
@@ -409,7 +409,9 @@ def test_a_connection_continued_in_bulk_sleeps_whole(monkeypatch: pytest.MonkeyP
     run = [conv.send("c", PSH | ACK, 100), conv.send("c", PSH | ACK, 100)]
     Conversation(cap, client=("10.0.0.9", 50000)).send("c", ACK, dt=IDLE_SPILL_SECONDS + 1)
 
-    def retired(table: FlowTable, packets: list) -> list[object]:
+    def retired(packets: list) -> tuple[list[object], int]:
+        """The retired connections, and the largest the spill file got."""
+        table, spilled = FlowTable(zeek=False), 0
         for packet in packets:
             table.advance(packet[-1].time if isinstance(packet, list) else packet.time)
             if isinstance(packet, list):
@@ -423,8 +425,10 @@ def test_a_connection_continued_in_bulk_sleeps_whole(monkeypatch: pytest.MonkeyP
             else:
                 table.feed(packet)
             list(table.retire_due(check=True))
-        return [_slot_values(connection) for connection in table.flush()]
+            spilled = max(spilled, table.spill_bytes)
+        return [_slot_values(connection) for connection in table.flush()], spilled
 
-    one_by_one = retired(FlowTable(zeek=False), cap.packets)
-    table = FlowTable(zeek=False)
-    assert retired(table, [*cap.packets[:3], run, cap.packets[-1]]) == one_by_one
+    one_by_one, _ = retired(cap.packets)
+    in_bulk, spilled = retired([*cap.packets[:3], run, cap.packets[-1]])
+    assert in_bulk == one_by_one
+    assert spilled > 0  # (idle, it went to disk: its history had been dropped)
