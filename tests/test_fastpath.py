@@ -391,7 +391,8 @@ def test_attempts_that_ended_at_once_are_handed_over_at_their_last_rows(
     (an RST that acknowledges something else or nothing, a SYN with data, a retried SYN, an
     ICMP error about the attempt, the 4-tuple again, a connection idle on it, times that go
     backwards, an ISN at the end of the sequence space, a probe's RST from the server, a RST
-    out of the window, a FIN before the RST)."""
+    out of the window, one side's FIN before the RST, both sides' FINs before it, a FIN after
+    it)."""
     cap = Capture()
     idle = Conversation(cap, client=("10.5.1.1", 40011), server=("10.9.0.7", 8443))
     idle.handshake()
@@ -455,9 +456,8 @@ def test_attempts_that_ended_at_once_are_handed_over_at_their_last_rows(
     for k in range(5):
         _clean(cap, ("10.1.0.2", 55000 + k), dt=0.002)
     shut.rst("c", with_ack=False, dt=0.01)
-    finned = _reset_early(cap, ("10.5.8.2", 41000), 0)
-    cap.packets.insert(-1, finned.send("c", FIN | ACK))  # (a FIN before the RST)
-    cap.packets.pop()
+    late_fin = _reset_early(cap, ("10.5.8.2", 41000), 0)
+    late_fin.send("c", FIN | ACK)  # (after its RST: a late segment, so not taken)
     _healthy(cap, 50, start_port=54000)
     path = tmp_path / "refusals.pcap"
     write_pcap(cap, path)
