@@ -1554,16 +1554,15 @@ class FlowTable:
         self._make_room()
         conn = self._connection(syn, conn_id)
         self._live[key] = self._awake[key] = conn
-        nows = [*nows, max(self._now, last.time)]
-        for seg, now in zip(segments, nows, strict=True):
+        # Its history is kept, as _on_segment keeps it, only if it will sleep once it closes
+        # (see _queue_closed): most go to the closing queue in memory, which drops it.
+        history: bytes | None = b"" if self._closed_awake >= CLOSED_IN_MEMORY else None
+        for seg, now in zip(segments, [*nows, max(self._now, last.time)], strict=True):
+            if history is not None:
+                history = _recorded(history, seg, now, conn.client)
             conn.on_segment(seg, self._rst_log, now)
+        conn.history = history
         if conn.closed_at is not None:
-            if self._closed_awake >= CLOSED_IN_MEMORY:  # (it will sleep: see _queue_closed)
-                history: bytes | None = b""
-                for seg, now in zip(segments, nows, strict=True):
-                    if history is not None:
-                        history = _recorded(history, seg, now, conn.client)
-                conn.history = history
             self._queue_closed(key, conn)
 
     def skip_connections(self, count: int) -> int:
@@ -1818,8 +1817,7 @@ class FlowTable:
         for event, _, _ in conn.icmp_events:
             if event.icmp_kind == kind and event.affected == affected.role:
                 event.icmp_count += 1
-                if len(event.evidence) < MAX_EVIDENCE:  # (else the text would go unused)
-                    _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
+                _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
                 return
         peer = conn.peer(affected)
         event = IcmpErrorEvent(
@@ -2006,38 +2004,10 @@ class FlowTable:
         return self._spill.restore(held)
 
     def _replay(self, asleep: _Replayable) -> Connection:
-        """The connection a _Replayable stands for: its segments fed again, each with the
-        capture clock it came at, into a new Connection, as _on_segment fed them. What the
-        RSTs among them told the RST log was told when they came (see _ReplayLog)."""
-        first_addr, first_port, second_addr, second_port, tunnel = asleep.key
-        if asleep.client_first:
-            client_addr, client_port = first_addr, first_port
-            server_addr, server_port = second_addr, second_port
-        else:
-            client_addr, client_port = second_addr, second_port
-            server_addr, server_port = first_addr, first_port
-        conn: Connection | None = None
-        for (
-            frame, time, now, seq, ack, flags, window, payload_len, ttl, ip_id, reverse,
-            ip_version, has_options, mss, window_scale, sack_permitted, timestamps,
-        ) in _PACKED_SEGMENT.iter_unpack(asleep.history):  # fmt: skip
-            if reverse:
-                src, sport, dst, dport = server_addr, server_port, client_addr, client_port
-            else:
-                src, sport, dst, dport = client_addr, client_port, server_addr, server_port
-            seg = TcpSegment(
-                frame, time, src, dst, sport, dport, seq, ack, flags, window, payload_len, ttl,
-                ip_version, None if ip_id < 0 else ip_id,
-                _options(
-                    None if mss < 0 else mss, None if window_scale < 0 else window_scale,
-                    bool(sack_permitted), bool(timestamps),
-                ) if has_options else None,
-                tunnel,
-            )  # fmt: skip
-            if conn is None:
-                conn = self._connection(seg, asleep.conn_id)
-            conn.on_segment(seg, _REPLAY_LOG, now)
-        assert conn is not None
+        """The connection a _Replayable stands for: its segments fed again, as _on_segment
+        fed them. What the RSTs among them told the RST log was told when they came (see
+        _ReplayLog)."""
+        conn = self._made_of(asleep, asleep.conn_id, _REPLAY_LOG)
         conn.history = asleep.history
         return conn
 
@@ -2048,11 +2018,16 @@ class FlowTable:
         history = followed.history
         assert history is not None  # (replayed once: the table then holds the Connection)
         followed.history = None
+        return self._made_of(history, followed.conn_id, self._rst_log)
+
+    def _made_of(self, history: SegmentHistory, conn_id: int, rst_log: RstLog) -> Connection:
+        """A new Connection fed a history's segments one by one, each with the capture clock
+        it came at (its first makes it, as the held SYN of a handshake would have)."""
         conn: Connection | None = None
         for seg, now in history.segments():
             if conn is None:
-                conn = self._connection(seg, followed.conn_id)
-            conn.on_segment(seg, self._rst_log, max(now, seg.time))
+                conn = self._connection(seg, conn_id)
+            conn.on_segment(seg, rst_log, max(now, seg.time))
         assert conn is not None
         return conn
 
@@ -2367,6 +2342,34 @@ class _Replayable:
             conn.conn_id,
         )
 
+    def segments(self) -> Iterator[tuple[TcpSegment, float]]:
+        """Its segments, each with the capture clock it came at (tracker.SegmentHistory)."""
+        first_addr, first_port, second_addr, second_port, tunnel = self.key
+        if self.client_first:
+            client_addr, client_port = first_addr, first_port
+            server_addr, server_port = second_addr, second_port
+        else:
+            client_addr, client_port = second_addr, second_port
+            server_addr, server_port = first_addr, first_port
+        for (
+            frame, time, now, seq, ack, flags, window, payload_len, ttl, ip_id, reverse,
+            ip_version, has_options, mss, window_scale, sack_permitted, timestamps,
+        ) in _PACKED_SEGMENT.iter_unpack(self.history):  # fmt: skip
+            if reverse:
+                src, sport, dst, dport = server_addr, server_port, client_addr, client_port
+            else:
+                src, sport, dst, dport = client_addr, client_port, server_addr, server_port
+            seg = TcpSegment(
+                frame, time, src, dst, sport, dport, seq, ack, flags, window, payload_len, ttl,
+                ip_version, None if ip_id < 0 else ip_id,
+                _options(
+                    None if mss < 0 else mss, None if window_scale < 0 else window_scale,
+                    bool(sack_permitted), bool(timestamps),
+                ) if has_options else None,
+                tunnel,
+            )  # fmt: skip
+            yield seg, now
+
 
 def _slot_names(cls: type) -> tuple[str, ...]:
     mro = reversed(cls.__mro__)
@@ -2501,7 +2504,7 @@ class _ClosedElsewhere:
 
 class SegmentHistory(Protocol):
     """Every segment of a connection so far, in capture order, each with the capture clock
-    at it: what a FollowedConnection is rebuilt from."""
+    at it: what a FollowedConnection or a _Replayable is rebuilt from (FlowTable._made_of)."""
 
     def segments(self) -> Iterator[tuple[TcpSegment, float]]: ...
 
