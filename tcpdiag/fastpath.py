@@ -187,7 +187,7 @@ class FastPathTracker:
         self.held_in_bulk = 0  # bare SYNs handed to the table's compact store in bulk
         self.continued_rows = 0  # rows that continued live connections in bulk
         self.missed_continuations = 0  # see _continue
-        self.ended_in_bulk = 0  # connection attempts that ended at once (see _ended_attempts)
+        self.ended_in_bulk = 0  # connections that ended at once (see _ended_attempts)
         # Connections followed across windows (see _Followed) that then left the table
         # without being fed a packet, and rows of theirs taken.
         self.followed_connections = 0
