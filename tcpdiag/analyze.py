@@ -242,14 +242,21 @@ class Pipeline:
             report.warnings.append(
                 f"{report.path}: {table.evicted_attempts} connection attempts that were nothing "
                 f"but a SYN were retired early because more than {table.max_held_syns} such "
-                f"attempts, or {table.max_live} connections, were live at once (a SYN flood?); "
+                f"attempts, or {table.max_live} connections, were open at once (a SYN flood?); "
                 "other connections were kept"
             )
         if table.evicted > table.evicted_attempts:
             report.warnings.append(
                 f"{report.path}: {table.evicted - table.evicted_attempts} connections retired "
-                f"early because more than {table.max_live} were live at once (a flood?); their "
+                f"early because more than {table.max_live} were open at once (a flood?); their "
                 "analysis may be incomplete"
+            )
+        if table.grace_cut:
+            report.warnings.append(
+                f"{report.path}: {table.grace_cut:,} closed connections retired before their "
+                f"close grace period ({table.close_grace:.0f} s) ended, because more than "
+                f"{table.max_closed:,} were waiting it out at once (a storm of refusals or "
+                "resets?); a late segment of one of them starts a connection of its own"
             )
         if orphans := table.orphan_icmp:
             source, count = table.orphan_icmp_sources.most_common(1)[0]

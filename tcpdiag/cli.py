@@ -226,8 +226,9 @@ MaxConnectionsOption = Annotated[
     typer.Option(
         "--max-connections",
         min=1,
-        help="Live connections tracked at most; beyond it the least recently active is retired "
-        "early (counted and reported), so floods cannot exhaust memory.",
+        help="Open connections tracked at most (closed ones waiting out their grace period do "
+        "not count); beyond it the least recently active is retired early (counted and "
+        "reported), so floods cannot exhaust memory.",
     ),
 ]
 MaxSynsOption = Annotated[

@@ -267,7 +267,13 @@ class FastPathTracker:
     def _flooded(self) -> bool:
         """A flood, or a table near its cap: eviction may come, and it depends on every
         connection, so none is taken in bulk (deciding would be wasted work and memory)."""
-        return self.table.live_count >= self.table.max_live // 2
+        return self._open_count() >= self.table.max_live // 2
+
+    def _open_count(self) -> int:
+        """At most how many connections the table would hold open (what its cap bounds: see
+        FlowTable._make_room) had it tracked everything: those it holds, and those decided
+        here that are still open (they close in a later window)."""
+        return self.table.open_count + len(self._carried_closes)
 
     def _clock_for(self, time: F64) -> F64:
         """The capture clock at each row of a window (tcpdiag.clock), from the clock before
@@ -302,7 +308,7 @@ class FastPathTracker:
         bare = int(np.count_nonzero((w.flags[:end] & _SHAPE) == SYN))
         store_may_fill = table.held_syns + bare >= table.max_held_syns
         may_continue = self._may_continue(w, clock, end, bulk)
-        live_full = table.live_count + bulk.groups_in_part >= table.max_live
+        live_full = self._open_count() + bulk.open_in_part >= table.max_live
         blocked = live_full or store_may_fill
         if blocked:
             # The table might evict: which connection, and when, depends on every connection
@@ -678,15 +684,20 @@ class FastPathTracker:
         table = self.table
         if self._flooded() or not end:
             return False
-        # At most one new connection per 4-tuple with a packet in these rows (and one per
-        # row the arrays could not describe, whose 4-tuple the columns may not hold).
-        new_connections = bulk.groups_in_part
+        # At most one connection open at once per 4-tuple with a packet in these rows (fewer
+        # where refused ones close: see _open_at_once), and one per row the arrays could not
+        # describe, whose 4-tuple the columns may not hold.
+        new_connections = bulk.open_in_part
         if not bulk.grouped:
             a, b = _ends(w, slice(0, end))
-            keys = _connection_keys(a, b, _context(w.tunnel[:end], w.v6[:end]))
-            new_connections = len(np.unique(keys))
+            context = _context(w.tunnel[:end], w.v6[:end])
+            keys = _connection_keys(a, b, context)
+            row = np.argsort(keys, kind="stable")
+            keys = keys[row]
+            starts = np.flatnonzero(np.append(True, keys[1:] != keys[:-1]))
+            new_connections = _open_at_once(w, row, starts, end, context)
         new_connections += len(w.others)
-        if table.live_count + new_connections >= table.max_live:
+        if self._open_count() + new_connections >= table.max_live:
             return False
         horizon = float(clock[end - 1]) - table.idle_retire
         return table.oldest_activity() > horizon and float(w.time[:end].min()) > horizon
@@ -741,14 +752,16 @@ class _Bulk:
 
     n_groups: int  # 4-tuples in the window
     group_of_row: npt.NDArray[np.int32]
-    groups_in_part: int  # 4-tuples with a packet in the part being decided
+    # At most how many connections of the 4-tuples with a packet in the part being decided
+    # are open at once there (see _open_at_once).
+    open_in_part: int
     groups: I64  # the qualifying ones; the arrays below are parallel to it
     key: npt.NDArray[np.uint64]  # grouping key (see _group_keys)
     syn_row: I64
     close_row: I64  # the row after which the table would call it closed; -1: never closed
     last_time: F64
     summaries: _Summaries | None = None  # only when Zeek's view is wanted
-    grouped: bool = True  # False: the rows were not grouped (groups_in_part is no count)
+    grouped: bool = True  # False: the rows were not grouped (open_in_part is no count)
     follow: _NewFollowed | None = None  # clean so far but not yet decidable (see _Followed)
 
     @staticmethod
@@ -758,7 +771,7 @@ class _Bulk:
         return _Bulk(
             n_groups=1,
             group_of_row=np.zeros(rows, np.int32),
-            groups_in_part=0,
+            open_in_part=0,
             groups=none,
             key=np.zeros(0, np.uint64),
             syn_row=none,
@@ -1046,6 +1059,45 @@ def _group_keys(lo: I64, hi: I64, direction: I64, tunnel: I64) -> npt.NDArray[np
     return (pair_hash(lo, tunnelled) & ~np.uint64(1)) | direction.astype(np.uint64)
 
 
+def _open_at_once(w: Columns, row: I64, starts: I64, end: int, context: I64) -> int:
+    """At most how many connections of the 4-tuples with a row in [0, end) of window `w` are
+    open at once in those rows, had the table been fed them all (what its cap bounds: see
+    FlowTable._make_room). `row`: rows grouped by 4-tuple (in capture order within each
+    direction), `starts`: where each group begins; `context`: per row (see _context).
+
+    Each counts from its first row on, whether it started there or was open before (those
+    the table holds are counted apart: twice is safe). One only closes for sure at a refusal:
+    a group of two rows, a client's bare SYN and the RST/ACK that acknowledges it from the
+    other end (RFC 9293 3.10.7.3: accepted in SYN-SENT, the tracker's verdict too), which a
+    new connection of that SYN (or one open before, still counted apart) cannot outlive. A
+    storm of refusals thus holds few open at once, not one per refusal of the part."""
+    if not len(row):
+        return 0
+    firsts = np.minimum.reduceat(row, starts)
+    in_part = firsts < end
+    sizes = np.diff(np.append(starts, len(row)))
+    pairs = np.flatnonzero(in_part & (sizes == 2))
+    x, y = row[starts[pairs]], row[starts[pairs] + 1]
+    syn, rst = np.minimum(x, y), np.maximum(x, y)
+    refused = (
+        (rst < end)
+        & w.simple[syn]
+        & w.simple[rst]
+        & ((w.flags[syn] & _SHAPE) == SYN)
+        & ((w.flags[rst] & _SHAPE) == (RST | ACK))
+        & (w.ack[rst] == w.seq[syn] + np.uint32(1))  # (uint32: modulo 2**32)
+        & (w.src[syn] == w.dst[rst])
+        & (w.dst[syn] == w.src[rst])
+        & (w.sport[syn] == w.dport[rst])
+        & (w.dport[syn] == w.sport[rst])
+        & (context[syn] == context[rst])
+    )
+    # +1 at each first row, -1 after each refusal's RST (before a +1 at the same row).
+    steps = np.concatenate([firsts[in_part] * 2 + 1, (rst[refused] + 1) * 2])
+    steps.sort()
+    return int(np.cumsum(np.where(steps & 1, 1, -1)).max(initial=0))
+
+
 def _uneventful(
     w: Columns,
     done: Bools,
@@ -1073,7 +1125,7 @@ def _uneventful(
     n_all = len(all_starts)
     group_of_row = np.empty(n, np.int32)
     group_of_row[row] = (np.cumsum(new_group) - 1).astype(np.int32)
-    groups_in_part = int(np.count_nonzero(np.minimum.reduceat(row, all_starts) < end))
+    open_in_part = _open_at_once(w, row, all_starts, end, context)
     # A group of one row (a flood's SYN, a scan's probe) cannot qualify: in a window of a
     # flood most groups are such, and the arrays below are made for the others only.
     several = np.diff(np.append(all_starts, n)) >= 2
@@ -1262,7 +1314,7 @@ def _uneventful(
     return _Bulk(
         n_groups=n_all,
         group_of_row=group_of_row,
-        groups_in_part=groups_in_part,
+        open_in_part=open_in_part,
         groups=kept_groups[groups],
         key=group_key[groups],
         syn_row=row[c0[groups]],

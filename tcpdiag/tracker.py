@@ -102,6 +102,10 @@ IDLE_SPILL_SECONDS = 60.0
 # closed ones wait asleep (below), so that a flood of short failures (a port scan answered with
 # RSTs: thousands closing every second) does not hold thousands of connections.
 CLOSED_IN_MEMORY = 32_768
+# Closed connections waiting out the close grace period at most (they do not count toward
+# max_live; asleep, about 180 bytes each); beyond, those that closed first retire at once
+# (FlowTable._cut_grace): a storm of more than this many refusals per grace period.
+MAX_CLOSED_WAITING = 500_000
 # A connection of at most this many segments that goes to sleep (closed beyond CLOSED_IN_MEMORY,
 # or idle) is kept as those segments, packed (a _Replayable: about 180 bytes, where the
 # Connection takes 3 KB), and replayed when it is needed again; a longer one goes to disk
@@ -1347,6 +1351,8 @@ class FlowTable:
         self.evicted_attempts = 0
         self.close_grace = close_grace
         self.idle_retire = idle_retire
+        # Closed connections waiting out the close grace period at most (see _cut_grace).
+        self.max_closed = MAX_CLOSED_WAITING
         # Every live connection, by last activity; idle ones as a _Spilled or _Replayable
         # stand-in, those a front end follows in bulk as a FollowedConnection.
         self._live: OrderedDict[
@@ -1373,10 +1379,17 @@ class FlowTable:
         # they closed at (see _compact_closing).
         self._closing: deque[Closing] = deque()
         self._closed_awake = 0  # Connection entries of the closing queue (in memory)
+        # Entries of `_live` that are closed connections waiting out the close grace period:
+        # they do not count toward max_live (see _make_room).
+        self._closed_live = 0
         self._closing_dead = 0  # entries retired early since the queue was last compacted
         self._stand_ins: list[_ClosedElsewhere] = []  # retired stand-ins, for reuse
         self._rst_log = RstLog()
         self._retired_early: list[TrackedConnection | _Evicted] = []
+        # Closed connections whose grace period was cut short (see _cut_grace), given out at the
+        # next retirement check point.
+        self._cut_short: list[TrackedConnection] = []
+        self.grace_cut = 0  # closed connections retired so, counted
         # Bare SYNs evicted from the full compact store (with batch_held_syns), in order; the
         # first `_evicted_ready` of them are due out next (see _in_order).
         self._evicted = EvictedSyns()
@@ -1434,6 +1447,12 @@ class FlowTable:
     def live_count(self) -> int:
         """Live connections but the bare SYNs held compactly (see held_syns)."""
         return len(self._live)
+
+    @property
+    def open_count(self) -> int:
+        """Live connections but the bare SYNs held compactly and the closed ones waiting out
+        the close grace period: what max_live bounds (see _make_room)."""
+        return len(self._live) - self._closed_live
 
     @property
     def held_syns(self) -> int:
@@ -1583,7 +1602,7 @@ class FlowTable:
             stand_in.closed_at, stand_in.last_time = closed_at, last_time
         else:
             stand_in = _ClosedElsewhere(closed_at, last_time)
-        self._closing.append(stand_in)
+        self._wait_closed(stand_in)
 
     @staticmethod
     def key_of(src: str, sport: int, dst: str, dport: int, tunnel: str) -> Key:
@@ -1611,6 +1630,8 @@ class FlowTable:
         if self._live.get(followed.key) is followed:
             del self._live[followed.key]
             followed.history = None
+            if followed.closed_at is not None:
+                self._closed_live -= 1
 
     def followed_closed(
         self, followed: FollowedConnection, closed_at: float, last_time: float
@@ -1620,7 +1641,8 @@ class FlowTable:
         unretired, unless a late segment (or anything else) has it replayed before."""
         self.followed_active(followed, last_time)
         followed.closed_at = closed_at
-        self._closing.append(followed)
+        self._closed_live += 1
+        self._wait_closed(followed)
 
     def flush(self) -> Iterator[Retired]:
         """End of capture: retire everything still live."""
@@ -1631,6 +1653,8 @@ class FlowTable:
     def _flush(self) -> Iterator[Retired | _Evicted]:
         yield from self._retired_early
         self._retired_early.clear()
+        yield from self._cut_short
+        self._cut_short.clear()
         while self._live:
             key, held = self._live.popitem(last=False)
             self._awake.pop(key, None)
@@ -1644,7 +1668,7 @@ class FlowTable:
             yield self._retire_attempt(held_syn)
         self._attempts.clear()
         self._closing.clear()
-        self._closed_awake = self._closing_dead = 0
+        self._closed_awake = self._closing_dead = self._closed_live = 0
         self._spill.close()
 
     @staticmethod
@@ -1777,26 +1801,36 @@ class FlowTable:
         )
 
     def _make_room(self) -> None:
-        """Before a connection joins a full table: retire one early."""
-        if len(self._live) >= self.max_live:
-            # Retire the oldest bare SYN, else the least recently active connection, now, with
-            # what it has so far.
-            if self._attempts:
-                oldest = next(iter(self._attempts))
-                self.evicted_attempts += 1
-                held = self._live[oldest]
-                if type(held) is HeldSyn:
-                    # The common case of a flood: a lone SYN, retired without a Connection.
-                    del self._live[oldest], self._attempts[oldest]
-                    self._retired_early.append(self._retire_attempt(held))
-                    self.evicted += 1
-                    return
-            else:
-                oldest = next(iter(self._live))
-            conn_out = self._wake(oldest)
-            assert conn_out is not None
-            self._retire_now(oldest, conn_out)
-            self.evicted += 1
+        """Before a connection joins a full table: retire one early. Closed connections
+        waiting out the close grace period do not fill it (small, most of them asleep: a storm
+        of refusals holds hundreds of thousands at once; see MAX_CLOSED_WAITING) and are
+        never retired for room: the least recently active open connection is, and the closed
+        ones found less recently active than it move behind the others (the order of activity
+        only picks whom to evict, and they leave with their grace period)."""
+        if len(self._live) - self._closed_live < self.max_live:
+            return
+        self.evicted += 1
+        # Retire the oldest bare SYN, else the least recently active open connection, now, with
+        # what it has so far.
+        if self._attempts:
+            oldest = next(iter(self._attempts))
+            self.evicted_attempts += 1
+            held = self._live[oldest]
+            if type(held) is HeldSyn:
+                # The common case of a flood: a lone SYN, retired without a Connection.
+                del self._live[oldest], self._attempts[oldest]
+                self._retired_early.append(self._retire_attempt(held))
+                return
+        else:
+            live = self._live
+            for _ in range(len(live)):  # (an open one is there: at least max_live are open)
+                oldest, held = next(iter(live.items()))
+                if getattr(held, "closed_at", None) is None:
+                    break
+                live.move_to_end(oldest)
+        conn_out = self._wake(oldest)
+        assert conn_out is not None
+        self._retire_now(oldest, conn_out)
 
     def _on_icmp(self, icmp: IcmpError) -> None:
         quoted = icmp.quoted
@@ -1871,26 +1905,34 @@ class FlowTable:
         asleep if many closed ones wait in memory already (see CLOSED_IN_MEMORY): as its few
         segments (_Replayable), else on disk. A late segment wakes it as it would an idle one;
         _retire_due then takes it as if it had never left memory."""
+        self._closed_live += 1
         asleep: _Spilled | _Replayable
         if self._closed_awake >= CLOSED_IN_MEMORY and conn.history is not None:
             asleep = _Replayable.of(conn, key)
         elif self._closed_awake < CLOSED_IN_MEMORY or self.spill_failed:
             conn.history = None  # (it stays as it is: no need to make it again)
-            self._closing.append(conn)
             self._closed_awake += 1
+            self._wait_closed(conn)
             return
         else:
             try:
                 asleep = self._spill.store(conn)
             except OSError as exc:  # a full temporary directory: keep them in memory
                 self.spill_failed = f"closed connections kept in memory: {exc.strerror or exc}"
-                self._closing.append(conn)
                 self._closed_awake += 1
+                self._wait_closed(conn)
                 return
             asleep.key, asleep.conn_id, asleep.closed_at = key, conn.conn_id, conn.closed_at
         self._live[key] = asleep
         self._awake.pop(key, None)
-        self._closing.append(asleep)
+        self._wait_closed(asleep)
+
+    def _wait_closed(self, entry: Closing) -> None:
+        """A connection just closed joins the tail of the closing queue; beyond max_closed
+        entries, the grace period of those at its head is cut short (see _cut_grace)."""
+        self._closing.append(entry)
+        if len(self._closing) > self.max_closed:
+            self._cut_grace()
 
     def _retire_now(self, key: Key, conn: Connection) -> None:
         del self._live[key]
@@ -1898,9 +1940,10 @@ class FlowTable:
         self._attempts.pop(key, None)
         self._retired_early.append(conn.retire(self._rst_log))
         if conn.closed_at is not None:
+            self._closed_live -= 1
             # It is still in the closing queue, which cannot drop it from the middle: leave a
-            # shell there (the queue skips it), so that its memory is freed now and the table
-            # is bounded by --max-connections even when every connection closes at once.
+            # shell there (the queue skips it), so that its memory is freed now (4-tuples used
+            # again and again within the grace period would hold one connection each).
             conn.client = conn.server = _RETIRED
             conn.rsts, conn.icmp_events, conn.accepted_rst, conn.zeek = [], [], None, None
             self._closing_dead += 1
@@ -2087,9 +2130,90 @@ class FlowTable:
         ready, self._evicted_ready = self._evicted_ready, 0
         return RetiredSyns(self._evicted.take(ready), self.zeek)
 
+    def _leave_closing(
+        self,
+        entry: Connection | _ClosedElsewhere | _Spilled | _Replayable | FollowedConnection,
+        now: float | None,
+    ) -> TrackedConnection | None:
+        """An entry just taken off the head of the closing queue, its grace period over: its
+        connection retires (given back), or leaves unretired (one tracked elsewhere, or
+        followed, that nothing came after), or the entry goes back to the tail if segments
+        still came less than a grace period ago; not so with `now` None: its grace period is
+        cut short (see _cut_grace)."""
+        grace = self.close_grace
+        if isinstance(entry, _ClosedElsewhere):
+            if now is not None and now - entry.last_time < grace:
+                self._closing.append(entry)
+            else:
+                self._stand_ins.append(entry)
+            return None
+        if type(entry) is Connection:
+            self._closed_awake -= 1
+        if self._retired_entry(entry):
+            return None  # retired early (evicted, or a new SYN reused the 4-tuple)
+        if isinstance(entry, FollowedConnection):
+            held = self._live[entry.key]
+            if held is entry:  # nothing came after it closed: it leaves unretired
+                if now is not None and now - entry.last_time < grace:
+                    # (a segment before its close stamped later than it: as for any)
+                    self._closing.append(entry)
+                    return None
+                del self._live[entry.key]
+                self._closed_live -= 1
+                entry.history = None
+                return None
+            assert isinstance(held, Connection)
+            conn = held  # replayed for a late segment: as if it had been fed all along
+        elif isinstance(entry, (_Spilled, _Replayable)):
+            # A closed connection that waited asleep (see _queue_closed).
+            assert entry.key is not None
+            held = self._live[entry.key]
+            if held is entry:  # nothing came after it closed
+                if now is not None and now - entry.last_time < grace:
+                    self._closing.append(entry)
+                    return None
+                del self._live[entry.key]
+                self._closed_live -= 1
+                self._attempts.pop(entry.key, None)
+                return self._held(entry).retire(self._rst_log)
+            assert isinstance(held, Connection)
+            conn = held  # woken by a late segment: as if it had stayed in memory
+        else:
+            conn = entry
+        if now is not None and now - conn.last_time < grace:
+            self._closing.append(conn)  # late segments still arriving: look again later
+            self._closed_awake += 1
+            return None
+        key = self._key(
+            conn.client.addr, conn.client.port, conn.server.addr, conn.server.port, conn.tunnel
+        )
+        del self._live[key]
+        self._closed_live -= 1
+        self._awake.pop(key, None)
+        self._attempts.pop(key, None)
+        return conn.retire(self._rst_log)
+
+    def _cut_grace(self) -> None:
+        """More than max_closed (MAX_CLOSED_WAITING) closed connections wait out the close
+        grace period (a storm of refusals faster than that per grace period): those that closed
+        first retire now, counted (`grace_cut`). They are given out at the next retirement
+        check point, as the others (so that the check points are where they would have been),
+        and a late segment of theirs starts a connection of its own."""
+        while len(self._closing) > self.max_closed:
+            entry = self._closing.popleft()
+            if isinstance(entry, float):
+                continue
+            if isinstance(entry, _ClosedElsewhere) or not self._retired_entry(entry):
+                self.grace_cut += 1
+            retired = self._leave_closing(entry, None)
+            if retired is not None:
+                self._cut_short.append(retired)
+
     def _due(self) -> Iterator[Retired | _Evicted]:
         yield from self._retired_early
         self._retired_early.clear()
+        yield from self._cut_short
+        self._cut_short.clear()
         now = self._now
         for _ in range(len(self._closing)):
             entry = self._closing[0]
@@ -2102,59 +2226,15 @@ class FlowTable:
             if now - closed_at < self.close_grace:
                 break  # the deque is in order of closing: nothing further is due either
             self._closing.popleft()
-            if isinstance(entry, _ClosedElsewhere):
-                if now - entry.last_time < self.close_grace:
-                    self._closing.append(entry)
-                else:
-                    self._stand_ins.append(entry)
-                continue
-            if type(entry) is Connection:
-                self._closed_awake -= 1
-            if self._retired_entry(entry):
-                continue  # retired early (evicted, or a new SYN reused the 4-tuple)
-            if isinstance(entry, FollowedConnection):
-                held = self._live[entry.key]
-                if held is entry:  # nothing came after it closed: it leaves unretired
-                    if now - entry.last_time < self.close_grace:
-                        # (a segment before its close stamped later than it: as for any)
-                        self._closing.append(entry)
-                        continue
-                    del self._live[entry.key]
-                    entry.history = None
-                    continue
-                assert isinstance(held, Connection)
-                conn = held  # replayed for a late segment: as if it had been fed all along
-            elif isinstance(entry, (_Spilled, _Replayable)):
-                # A closed connection that waited asleep (see _queue_closed).
-                assert entry.key is not None
-                held = self._live[entry.key]
-                if held is entry:  # nothing came after it closed
-                    if now - entry.last_time < self.close_grace:
-                        self._closing.append(entry)
-                        continue
-                    del self._live[entry.key]
-                    self._attempts.pop(entry.key, None)
-                    yield self._held(entry).retire(self._rst_log)
-                    continue
-                assert isinstance(held, Connection)
-                conn = held  # woken by a late segment: as if it had stayed in memory
-            else:
-                conn = entry
-            key = self._key(
-                conn.client.addr, conn.client.port, conn.server.addr, conn.server.port, conn.tunnel
-            )
-            if now - conn.last_time < self.close_grace:
-                self._closing.append(conn)  # late segments still arriving: look again later
-                self._closed_awake += 1
-                continue
-            del self._live[key]
-            self._awake.pop(key, None)
-            self._attempts.pop(key, None)
-            yield conn.retire(self._rst_log)
+            retired = self._leave_closing(entry, now)
+            if retired is not None:
+                yield retired
         while self._live:
             key, held = next(iter(self._live.items()))
             if now - held.last_time < self.idle_retire:
                 break
+            if getattr(held, "closed_at", None) is not None:
+                self._closed_live -= 1
             del self._live[key]
             self._awake.pop(key, None)
             self._attempts.pop(key, None)

@@ -184,23 +184,42 @@ def refusals(count: int) -> Iterator[TcpSegment]:
         )
 
 
+def _refusals_reusing(count: int, tuples: int) -> Iterator[TcpSegment]:
+    """Refusals (SYN, RST/ACK) 10 us apart on `tuples` 4-tuples in turn, each attempt with a
+    new ISN: each 4-tuple is used again well within the close grace period of its last one."""
+    for i in range(count):
+        time, port, seq = 1_700_000_000.0 + i * 1e-5, 1024 + i % tuples, i * 7919
+        yield TcpSegment(
+            frame=2 * i + 1, time=time, src="10.0.0.1", dst="192.0.2.1", sport=port, dport=80,
+            seq=seq, ack=0, flags=SYN, window=1024, payload_len=0, ttl=64, ip_version=4,
+            syn_options=LINUX_SYN,
+        )  # fmt: skip
+        yield TcpSegment(
+            frame=2 * i + 2, time=time + 1e-6, src="192.0.2.1", dst="10.0.0.1", sport=80,
+            dport=port, seq=0, ack=seq + 1, flags=RST | ACK, window=0, payload_len=0, ttl=64,
+            ip_version=4,
+        )  # fmt: skip
+
+
 def test_connections_retired_early_leave_only_a_shell_in_the_closing_queue() -> None:
-    """Closed connections wait a grace period in the closing queue; when the table is full and
-    retires them early, what stays queued until then is small, not the whole connection."""
+    """Closed connections wait a grace period in the closing queue; one retired before it
+    ends (a new SYN reused its 4-tuple) leaves only a small shell queued until then, not the
+    whole connection."""
 
     def peak(count: int) -> int:
         tracemalloc.start()
-        table = FlowTable(max_live=500, zeek=False)
-        for _ in table.track(refusals(count)):
-            pass
+        table = FlowTable(zeek=False)
+        retired = sum(1 for _ in table.track(_refusals_reusing(count, 500)))
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        assert table.evicted == count - 500
+        assert retired == table.connections_seen == count
+        assert table.evicted == table.grace_cut == 0
         return top
 
     small, large = peak(2_000), peak(10_000)
-    # A whole refused connection takes about 3 KB; its shell about a fifth of that.
-    assert (large - small) / 8_000 < 1_200, (small, large)
+    # Queued whole until the queue is rid of them, the retired connections took about 0.8 KB
+    # each; as shells, about 0.2 KB.
+    assert (large - small) / 8_000 < 400, (small, large)
 
 
 def test_a_bare_syn_waits_in_little_memory() -> None:

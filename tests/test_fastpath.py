@@ -11,6 +11,7 @@ connections check that it did, so none of them passes by never leaving the refer
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import random
 import struct
 import sys
@@ -275,8 +276,10 @@ def test_live_connection_cap_keeps_the_reference_behaviour(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cap = Capture()
-    for k in range(60):  # half-open: never closed, so they stay live
-        Conversation(cap, client=("10.5.0.1", 41000 + k)).send("c", SYN, options=LINUX_SYN)
+    for k in range(60):  # established, never closed: they stay open
+        conv = Conversation(cap, client=("10.5.0.1", 41000 + k))
+        conv.handshake()
+        conv.data("c", 10)
     _healthy(cap, 200)
     path = tmp_path / "cap.pcap"
     write_pcap(cap, path)
@@ -285,6 +288,96 @@ def test_live_connection_cap_keeps_the_reference_behaviour(
     fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
     assert reference.evicted > 0
     assert fast.to_dict() == reference.to_dict()
+
+
+@pytest.mark.parametrize("more_open", [0, 40], ids=["refusals", "refusals, then too many open"])
+def test_closed_connections_do_not_fill_the_table(
+    more_open: int, tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closed connections waiting out their close grace period are not what the cap bounds:
+    a storm of refusals ten times --max-connections within one grace period evicts nothing,
+    and is taken in bulk (a refusal is open only from its SYN to its RST). Open ones beyond
+    the cap are evicted, the least recently active first, the same both ways."""
+    cap = Capture()
+    talks = [Conversation(cap, client=("10.5.0.1", 41000 + k)) for k in range(30)]
+    for talk in talks:  # open to the end
+        talk.handshake()
+        talk.data("c", 10)
+    refused = [Conversation(cap, client=("10.5.1.1", 20000 + k)) for k in range(500)]
+    for conv in refused:  # 1 ms apart
+        conv.send("c", SYN, options=LINUX_SYN)
+        conv.rst("s")
+    if more_open:
+        # Within the refusals' grace period, the 30 talk again (the closed refusals are then
+        # the least recently active), and 40 more open: 20 beyond the cap, talks evicted;
+        # then each refusal's RST again, which joins its connection, still waiting.
+        for talk in talks:
+            talk.data("s", 10)
+        for k in range(more_open):
+            conv = Conversation(cap, client=("10.5.2.1", 42000 + k), server=("10.0.0.3", 80))
+            conv.handshake()
+        for conv in refused:
+            conv.rst("s", dt=0.0001)
+    path = tmp_path / "cap.pcap"
+    write_pcap(cap, path)
+    options = {"max_connections": 50}
+    reference = analyze_capture(path, ENGINE, AnalysisOptions(fast_path=False, **options))
+    _Counting.ended = 0
+    monkeypatch.setattr("tcpdiag.analyze.FastPathTracker", _Counting)
+    fast = analyze_capture(path, ENGINE, AnalysisOptions(**options))
+    assert fast.to_dict() == reference.to_dict()
+    assert reference.evicted == max(30 + more_open - 50, 0)
+    assert reference.flows == 30 + 500 + more_open
+    assert [f.client for f in reference.findings if f.category == "refused"] == [
+        f"10.5.1.1:{20000 + k}" for k in range(500)
+    ]
+    if windows == "production windows" and not more_open:
+        assert _Counting.ended == 500
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_open_connections_of_a_part_are_bounded_from_above(seed: int) -> None:
+    """_open_at_once never says fewer than the table holds open at once when fed the rows
+    (from empty): refusals close at their RST, anything else may stay open. Random mixes of
+    refusals, near-refusals (a wrong ACK, a RST without ACK, a RST from the client, a third
+    row, a RST before its SYN), open connections and 4-tuples used again."""
+    rng = random.Random(seed)
+    cap = Capture()
+    for _ in range(120):
+        port = 20000 + rng.randrange(40)  # (4-tuples used again, in and out of grace)
+        conv = Conversation(cap, client=("10.5.1.1", port), client_isn=rng.randrange(2**32))
+        kind = rng.choice(["refused", "bad ack", "no ack", "client rst", "third", "open", "early"])
+        if kind == "early":
+            conv.rst("s")
+        conv.send("c", SYN, options=LINUX_SYN, dt=rng.choice([0.001, 0.2, 6.0]) * 0.1)
+        if kind in ("refused", "third"):
+            conv.rst("s")
+        elif kind == "bad ack":
+            conv.rst("s", ack=conv.c.seq + 7)
+        elif kind == "no ack":
+            conv.rst("s", with_ack=False)
+        elif kind == "client rst":
+            conv.rst("c")
+        elif kind == "open":
+            conv.send("s", SYN | ACK, options=LINUX_SYN)
+            conv.send("c", ACK)
+        if kind == "third":
+            conv.send("c", ACK)
+    w = _window_of(cap)
+    end = rng.randrange(1, len(w) + 1)
+    a, b = fastpath._ends(w, slice(0, end))
+    context = fastpath._context(w.tunnel[:end], w.v6[:end])
+    keys = fastpath._connection_keys(a, b, context)
+    row = np.argsort(keys, kind="stable")
+    starts = np.flatnonzero(np.append(True, keys[row][1:] != keys[row][:-1]))
+    bound = fastpath._open_at_once(w, row, starts, end, context)
+    table = tracker.FlowTable()
+    most = 0
+    for packet in itertools.islice(cap.packets, end):
+        table.feed(packet)
+        most = max(most, table.open_count)
+    assert bound >= most
+    assert bound < 120  # (refusals do close)
 
 
 def test_colliding_group_keys_are_never_taken_for_one_connection(
@@ -1690,7 +1783,7 @@ def test_followed_connections_are_evicted_as_the_reference(
         packet.frame = number
     path = tmp_path / "followed-full.pcap"
     write_pcap(cap, path)
-    reference, fast, _, rows, replayed = _followed_reports(path, monkeypatch, max_connections=40)
+    reference, fast, _, rows, replayed = _followed_reports(path, monkeypatch, max_connections=36)
     assert reference["evicted"] > 0
     assert fast == reference
     assert rows and replayed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flowbuilder import LINUX_SYN, Capture, Conversation, FullDisk, findings, write_pcap
@@ -14,7 +15,7 @@ from tcpdiag import tracker as tracker_module
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
-from tcpdiag.packets import ACK, PSH, SYN
+from tcpdiag.packets import ACK, FIN, PSH, SYN
 from tcpdiag.reader import CaptureReader
 from tcpdiag.rules import load_rules
 from tcpdiag.spool import FindingSpool
@@ -128,15 +129,24 @@ def test_closed_connections_asleep_change_nothing(
 
 def _closing_storm(cap: Capture, count: int) -> None:
     """Connections refused one after another, some retried (a late SYN wakes the closed one),
-    a few 4-tuples reused after the grace period."""
+    4-tuples reused within the grace period (the closed one retires at once) and after it.
+    First, open connections that fall idle long enough to sleep (IDLE_SPILL_SECONDS), and
+    more opened during the storm: with max_connections 200, the table evicts the least
+    recently active open ones, the sleeping ones first (woken to retire); closed ones
+    waiting out their grace period are never evicted."""
+    for i in range(150):
+        Conversation(cap, client=("10.0.0.3", 10000 + i)).handshake()
     for i in range(count):
-        conv = Conversation(cap, client=("10.0.0.1", 30000 + i % 2000))
+        port = 30000 + i % 2000 if i % 2 else 33000 + i % 150  # (the latter: within grace)
+        conv = Conversation(cap, client=("10.0.0.1", port))
         conv.c.seq += 7919 * i  # a new ISN for each attempt on a reused 4-tuple
-        conv.send("c", SYN, options=LINUX_SYN, dt=0.002)
+        conv.send("c", SYN, options=LINUX_SYN, dt=61.0 if i == 0 else 0.002)
         conv.rst("s")
         if i % 7 == 0:
             conv.send("c", SYN, options=LINUX_SYN, seq=conv.c.seq - 1, advance=False, dt=0.05)
             conv.rst("s")
+        if i % 15 == 0:
+            Conversation(cap, client=("10.0.0.4", 10000 + i)).handshake()
     retried = conv if (count - 1) % 7 == 0 else None
     # Well past the grace period, after enough packets for retirement checks: a stray ACK on
     # a 4-tuple whose connection was woken from disk starts a connection of its own.
@@ -158,7 +168,9 @@ def test_closed_connections_asleep_change_nothing_in_a_storm_of_closes(
     write_pcap(cap, path)
     options = AnalysisOptions(fast_path=False, keep_flows=True, max_connections=200)
     expected = _report(path, options)
-    assert expected[0]["evicted"] > 0  # evictions wake sleeping connections too
+    # Evictions wake sleeping connections too: the open ones beyond 200 (the 150 idle ones
+    # asleep, first), never the closed ones.
+    assert expected[0]["evicted"] == 150 + 201 + 1 - 200  # (+1: the stray ACK's)
     monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 10)
     monkeypatch.setattr(tracker_module, "REPLAY_SEGMENTS", replay_segments)
     assert _report(path, options) == expected
@@ -200,6 +212,112 @@ def test_closed_connections_beyond_the_bound_take_little_memory(
 # -- the closing queue is rid of the connections retired early -----------------------------------
 
 
+def test_the_table_counts_its_closed_connections_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What --max-connections bounds is the live entries less the closed ones waiting out
+    their grace period, whose count the table keeps as they come and go (it never scans for
+    them): checked against a count of them at every retirement check point, with closed
+    connections in memory, asleep, retired for a reused 4-tuple, cut short by their bound,
+    open ones evicted and woken, both ways; and on every sample."""
+    counts: list[int] = []
+    retire_due = FlowTable._retire_due
+
+    def checked(table: FlowTable) -> Any:
+        closed = sum(getattr(e, "closed_at", None) is not None for e in table._live.values())
+        assert table._closed_live == closed
+        counts.append(closed)
+        return retire_due(table)
+
+    monkeypatch.setattr(FlowTable, "_retire_due", checked)
+    monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 10)
+    monkeypatch.setattr(tracker_module, "MAX_CLOSED_WAITING", 400)
+    cap = Capture()
+    _closing_storm(cap, 3_011)
+    path = tmp_path / "storm.pcap"
+    write_pcap(cap, path)
+    for fast in (False, True):
+        options = AnalysisOptions(fast_path=fast, keep_flows=True, max_connections=200)
+        report = analyze_capture(path, ENGINE, options)
+        assert report.evicted > 0
+        assert any("close grace period (5 s) ended" in w for w in report.warnings)
+    assert max(counts) >= 300
+    for sample in sorted(SAMPLES.glob("*.pcap")):
+        for fast in (False, True):
+            analyze_capture(sample, ENGINE, AnalysisOptions(fast_path=fast, keep_flows=True))
+
+
+def test_closed_connections_beyond_their_bound_are_the_same_both_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond MAX_CLOSED_WAITING closed connections waiting out the grace period, the first
+    closed retire at once: the same report and flows both ways (the fast path's connections
+    closed in bulk wait as stand-ins, cut short alike), and the report says so."""
+    monkeypatch.setattr(tracker_module, "MAX_CLOSED_WAITING", 300)
+    cap = Capture()
+    _closing_storm(cap, 3_011)
+    for i in range(600):  # clean connections (the fast path's, in bulk) among refusals
+        clean = Conversation(cap, client=("10.0.0.5", 10000 + i))
+        clean.handshake()
+        clean.data("c", 100)
+        clean.close("c")
+        refused = Conversation(cap, client=("10.0.0.6", 10000 + i))
+        refused.send("c", SYN, options=LINUX_SYN)
+        refused.rst("s")
+    path = tmp_path / "storm.pcap"
+    write_pcap(cap, path)
+    reference = _report(path, AnalysisOptions(fast_path=False, keep_flows=True))
+    assert any("more than 300 were waiting it out" in w for w in reference[0]["warnings"])
+    in_bulk = 0
+    closed_elsewhere = FlowTable.closed_elsewhere
+
+    def counted(table: FlowTable, closed_at: float, last_time: float) -> None:
+        nonlocal in_bulk
+        in_bulk += 1
+        closed_elsewhere(table, closed_at, last_time)
+
+    monkeypatch.setattr(FlowTable, "closed_elsewhere", counted)
+    assert _report(path, AnalysisOptions(keep_flows=True)) == reference
+    assert in_bulk > 300
+
+
+def test_connections_cut_short_leave_at_the_check_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection whose grace period is cut short leaves at the next retirement check
+    point, not at once: one that closed elsewhere (the fast path's, in bulk) leaves nothing to
+    give, so giving it at once would add a check point the fast path does not have. Here,
+    with room for two, a clean connection (in bulk) closes, then one with a retransmission
+    (tracked), whose late FIN comes right after a third connection closed past its grace
+    period: no check point comes in between (fewer than RETIRE_CHECK_EVERY packets), so the
+    FIN joins it, both ways."""
+    monkeypatch.setattr(tracker_module, "MAX_CLOSED_WAITING", 2)
+    cap = Capture()
+    first = Conversation(cap, client=("10.0.0.7", 10001))
+    first.handshake()
+    first.data("c", 100)
+    first.close("c")
+    late = Conversation(cap, client=("10.0.0.7", 10002))
+    late.handshake()
+    sent = late.send("c", PSH | ACK, 100)
+    late.send("c", PSH | ACK, 100, seq=sent.seq)  # (a retransmission: tracked)
+    late.send("s", ACK)
+    late.close("c")
+    third = Conversation(cap, client=("10.0.0.7", 10003))
+    third.send("c", SYN, options=LINUX_SYN, dt=5.0)
+    third.send("s", SYN | ACK, options=LINUX_SYN)
+    third.send("c", ACK)
+    third.data("c", 100)
+    third.close("c")
+    late.send("s", FIN | ACK, seq=late.s.seq - 1, dt=0.01)  # its FIN again
+    path = tmp_path / "cut.pcap"
+    write_pcap(cap, path)
+    reference = _report(path, AnalysisOptions(fast_path=False, keep_flows=True))
+    assert reference[0]["flows"] == 3
+    assert any("more than 2 were waiting it out" in w for w in reference[0]["warnings"])
+    assert _report(path, AnalysisOptions(keep_flows=True)) == reference
+
+
 def test_compacting_the_closing_queue_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,8 +329,17 @@ def test_compacting_the_closing_queue_changes_nothing(
     write_pcap(cap, path)
     options = AnalysisOptions(fast_path=False, keep_flows=True, max_connections=200)
     monkeypatch.setattr(tracker_module, "CLOSING_COMPACT_MIN", 64)
+    compactions = 0
+    compact = FlowTable._compact_closing
+
+    def counted(table: FlowTable) -> None:
+        nonlocal compactions
+        compactions += 1
+        compact(table)
+
+    monkeypatch.setattr(FlowTable, "_compact_closing", counted)
     expected = _report(path, options)
-    assert expected[0]["evicted"] > 1_000
+    assert expected[0]["evicted"] > 0 and compactions > 0
     monkeypatch.setattr(tracker_module, "CLOSING_COMPACT_MIN", 1)
     assert _report(path, options) == expected
     monkeypatch.setattr(tracker_module, "CLOSED_IN_MEMORY", 10)
@@ -222,13 +349,14 @@ def test_compacting_the_closing_queue_changes_nothing(
     assert _report(path, AnalysisOptions(keep_flows=True, max_connections=200)) == expected
 
 
-def test_evicted_closed_connections_leave_nothing_behind(
+def test_closed_connections_beyond_their_bound_leave_nothing_behind(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Refusals far faster than the close grace period with a full table: each is evicted
-    long before its grace period ends. Memory follows the live connections, not the refusals
-    still inside their grace period."""
-    monkeypatch.setattr(tracker_module, "CLOSING_COMPACT_MIN", 64)
+    """Refusals far faster than the close grace period: beyond MAX_CLOSED_WAITING waiting out
+    their grace period, the first closed retire at once, counted, and nothing of them stays.
+    Memory follows the bound, not the refusals still inside their grace period; none counts
+    toward the live connections (nothing is evicted)."""
+    monkeypatch.setattr(tracker_module, "MAX_CLOSED_WAITING", 300)
 
     def peak(count: int) -> int:
         cap = Capture()
@@ -238,15 +366,14 @@ def test_evicted_closed_connections_leave_nothing_behind(
             conv.rst("s")
         tracemalloc.start()
         table = FlowTable(zeek=False, max_live=300)
-        for _ in table.track(cap.packets):
-            pass
+        retired = sum(1 for _ in table.track(cap.packets))
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        assert table.evicted >= count - 300
+        assert retired == count and table.evicted == 0
+        assert table.grace_cut == count - 300
         return top
 
     small, large = peak(2_000), peak(10_000)
-    # An evicted connection's shell took about 0.6 KB until its grace period ended.
     assert (large - small) / 8_000 < 100, (small, large)
 
 
