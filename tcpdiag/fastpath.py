@@ -1092,10 +1092,10 @@ def _open_at_once(w: Columns, row: I64, starts: I64, end: int, context: I64) -> 
         & (w.dport[syn] == w.sport[rst])
         & (context[syn] == context[rst])
     )
-    # +1 at each first row, -1 after each refusal's RST (before a +1 at the same row).
-    steps = np.concatenate([firsts[in_part] * 2 + 1, (rst[refused] + 1) * 2])
-    steps.sort()
-    return int(np.cumsum(np.where(steps & 1, 1, -1)).max(initial=0))
+    # Per row, the connections that start there less the refusals closed by the row before.
+    change = np.bincount(firsts[in_part], minlength=end + 1)
+    change -= np.bincount(rst[refused] + 1, minlength=end + 1)
+    return int(np.cumsum(change).max(initial=0))
 
 
 def _uneventful(
