@@ -45,7 +45,7 @@ class AnalysisOptions:
     connection_filter: ConnectionFilter = field(default_factory=ConnectionFilter)
     keep_flows: bool = False  # also list every connection (tcpdiag flows)
     zeek_split: bool = False  # split reused 4-tuples exactly where Zeek does
-    max_connections: int = MAX_LIVE_CONNECTIONS  # live connections tracked at most
+    max_connections: int = MAX_LIVE_CONNECTIONS  # open connections tracked at most
     max_held_syns: int = MAX_HELD_SYNS  # bare SYNs waiting for an answer, held at most
     # Recognise uneventful connections in bulk (tcpdiag.fastpath). Off: every packet goes
     # through the tracker, the reference the fast path is tested against.

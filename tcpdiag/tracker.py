@@ -88,8 +88,9 @@ UNREAD_DATA_SECONDS = 3.0
 RECENT_SEGMENTS = 16
 # A stall needs this many retransmissions of the same data before it is worth an event.
 MIN_STALL_RETRANSMISSIONS = 2
-# Live connections tracked at most; beyond it the least recently active one is retired early, so
-# a SYN flood or a million half-open connections cannot exhaust memory.
+# Open connections tracked at most; beyond it the least recently active one is retired early, so
+# a flood of a million half-open or established connections cannot exhaust memory. (Closed ones
+# waiting out the close grace period do not count: MAX_CLOSED_WAITING bounds them.)
 MAX_LIVE_CONNECTIONS = 100_000
 # Connection attempts that are nothing but a client's SYN, held at most (tcpdiag.attempts: about
 # 75 bytes each, outside the live connections): a flood of a million spoofed SYNs is tracked
@@ -103,9 +104,10 @@ IDLE_SPILL_SECONDS = 60.0
 # RSTs: thousands closing every second) does not hold thousands of connections.
 CLOSED_IN_MEMORY = 32_768
 # Closed connections waiting out the close grace period at most (they do not count toward
-# max_live; asleep, about 180 bytes each); beyond, those that closed first retire at once
-# (FlowTable._cut_grace): a storm of more than this many refusals per grace period.
-MAX_CLOSED_WAITING = 500_000
+# max_live); beyond, those that closed first retire at once (FlowTable._cut_grace): a storm of
+# more than 30,000 refusals a second. Asleep, one takes about 0.5 KB with its entries in the
+# table: this many take about 170 MB, with the CLOSED_IN_MEMORY awake.
+MAX_CLOSED_WAITING = 150_000
 # A connection of at most this many segments that goes to sleep (closed beyond CLOSED_IN_MEMORY,
 # or idle) is kept as those segments, packed (a _Replayable: about 180 bytes, where the
 # Connection takes 3 KB), and replayed when it is needed again; a longer one goes to disk
