@@ -99,15 +99,16 @@ MAX_HELD_SYNS = 1_200_000
 # An open connection idle this long (a stalled or quiet one, kept for IDLE_RETIRE_SECONDS) waits
 # on disk rather than in memory, until its next packet or its retirement (see ConnectionSpill).
 IDLE_SPILL_SECONDS = 60.0
-# Closed connections waiting out the close grace period in memory; beyond this many, the newly
-# closed ones wait asleep (below), so that a flood of short failures (a port scan answered with
-# RSTs: thousands closing every second) does not hold thousands of connections.
-CLOSED_IN_MEMORY = 32_768
+# Closed connections waiting out the close grace period in memory (about 3 KB each); beyond this
+# many, the newly closed ones wait asleep (below), so that a flood of short failures (a port scan
+# answered with RSTs: thousands closing every second) does not hold thousands of connections.
+CLOSED_IN_MEMORY = 8_192
 # Closed connections waiting out the close grace period at most (they do not count toward
 # max_live); beyond, those that closed first retire at once (FlowTable._cut_grace): a storm of
-# more than 30,000 refusals a second. Asleep, one takes about 0.5 KB with its entries in the
-# table: this many take about 170 MB, with the CLOSED_IN_MEMORY awake.
-MAX_CLOSED_WAITING = 150_000
+# more than 20,000 refusals a second. Asleep, one takes about 0.6 KB with its entries in the
+# table: this many take about 80 MB with the CLOSED_IN_MEMORY awake (a scan of 600,000 ports
+# answered in 6 s peaks at about 275 MiB; 500,000 waiting took 501 MiB).
+MAX_CLOSED_WAITING = 100_000
 # A connection of at most this many segments that goes to sleep (closed beyond CLOSED_IN_MEMORY,
 # or idle) is kept as those segments, packed (a _Replayable: about 180 bytes, where the
 # Connection takes 3 KB), and replayed when it is needed again; a longer one goes to disk
