@@ -344,7 +344,7 @@ def test_the_open_connections_of_a_part_are_bounded_from_above(seed: int) -> Non
     rng = random.Random(seed)
     cap = Capture()
     for _ in range(120):
-        port = 20000 + rng.randrange(40)  # (4-tuples used again, in and out of grace)
+        port = 20000 + rng.randrange(300)  # (some 4-tuples used again)
         conv = Conversation(cap, client=("10.5.1.1", port), client_isn=rng.randrange(2**32))
         kind = rng.choice(["refused", "bad ack", "no ack", "client rst", "third", "open", "early"])
         if kind == "early":
@@ -363,21 +363,53 @@ def test_the_open_connections_of_a_part_are_bounded_from_above(seed: int) -> Non
             conv.send("c", ACK)
         if kind == "third":
             conv.send("c", ACK)
-    w = _window_of(cap)
-    end = rng.randrange(1, len(w) + 1)
-    a, b = fastpath._ends(w, slice(0, end))
-    context = fastpath._context(w.tunnel[:end], w.v6[:end])
-    keys = fastpath._connection_keys(a, b, context)
-    row = np.argsort(keys, kind="stable")
-    starts = np.flatnonzero(np.append(True, keys[row][1:] != keys[row][:-1]))
-    bound = fastpath._open_at_once(w, row, starts, end, context)
+    end = rng.randrange(len(cap.packets) // 2, len(cap.packets) + 1)
     table = tracker.FlowTable()
     most = 0
     for packet in itertools.islice(cap.packets, end):
         table.feed(packet)
         most = max(most, table.open_count)
-    assert bound >= most
-    assert bound < 120  # (refusals do close)
+    bound, four_tuples = _open_bound(cap, end)
+    assert most <= bound < four_tuples  # (refusals do close)
+
+
+def _open_bound(cap: Capture, end: int) -> tuple[int, int]:
+    """_open_at_once of the capture's first `end` rows, and their 4-tuples."""
+    w = _window_of(cap)
+    a, b = fastpath._ends(w, slice(0, end))
+    context = fastpath._context(w.tunnel[:end], w.v6[:end])
+    keys = fastpath._connection_keys(a, b, context)
+    row = np.argsort(keys, kind="stable")
+    starts = np.flatnonzero(np.append(True, keys[row][1:] != keys[row][:-1]))
+    return fastpath._open_at_once(w, row, starts, end, context), len(starts)
+
+
+@pytest.mark.parametrize(
+    "kind", ["refused", "bad ack", "no ack", "client rst", "third row", "rst first", "ipv6"]
+)
+def test_only_a_refusal_closes_in_the_bound_of_open_connections(kind: str) -> None:
+    """Fifty attempts one after another: refused ones (IPv6 too) are open one at a time; a
+    RST that acknowledges something else, a RST without ACK, a RST from the client, a third
+    row, a RST before the SYN leave each counted open to the end."""
+    cap = Capture()
+    for k in range(50):
+        client = ("2001:db8::1" if kind == "ipv6" else "10.5.1.1", 20000 + k)
+        server = ("2001:db8::2", 80) if kind == "ipv6" else ("10.0.0.2", 80)
+        conv = Conversation(cap, client=client, server=server)
+        if kind == "rst first":
+            conv.rst("s")
+        conv.send("c", SYN, options=LINUX_SYN)
+        if kind in ("refused", "third row", "ipv6"):
+            conv.rst("s")
+        elif kind == "bad ack":
+            conv.rst("s", ack=conv.c.seq + 7)
+        elif kind == "no ack":
+            conv.rst("s", with_ack=False)
+        elif kind == "client rst":
+            conv.rst("c")
+        if kind == "third row":
+            conv.send("c", ACK)
+    assert _open_bound(cap, len(cap.packets)) == (1 if kind in ("refused", "ipv6") else 50, 50)
 
 
 def test_colliding_group_keys_are_never_taken_for_one_connection(
