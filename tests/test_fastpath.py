@@ -346,23 +346,7 @@ def test_the_open_connections_of_a_part_are_bounded_from_above(seed: int) -> Non
     for _ in range(120):
         port = 20000 + rng.randrange(300)  # (some 4-tuples used again)
         conv = Conversation(cap, client=("10.5.1.1", port), client_isn=rng.randrange(2**32))
-        kind = rng.choice(["refused", "bad ack", "no ack", "client rst", "third", "open", "early"])
-        if kind == "early":
-            conv.rst("s")
-        conv.send("c", SYN, options=LINUX_SYN, dt=rng.choice([0.001, 0.2, 6.0]) * 0.1)
-        if kind in ("refused", "third"):
-            conv.rst("s")
-        elif kind == "bad ack":
-            conv.rst("s", ack=conv.c.seq + 7)
-        elif kind == "no ack":
-            conv.rst("s", with_ack=False)
-        elif kind == "client rst":
-            conv.rst("c")
-        elif kind == "open":
-            conv.send("s", SYN | ACK, options=LINUX_SYN)
-            conv.send("c", ACK)
-        if kind == "third":
-            conv.send("c", ACK)
+        _attempt(conv, rng.choice(_ATTEMPTS), dt=rng.choice([0.001, 0.2, 6.0]) * 0.1)
     end = rng.randrange(len(cap.packets) // 2, len(cap.packets) + 1)
     table = tracker.FlowTable()
     most = 0
@@ -371,6 +355,33 @@ def test_the_open_connections_of_a_part_are_bounded_from_above(seed: int) -> Non
         most = max(most, table.open_count)
     bound, four_tuples = _open_bound(cap, end)
     assert most <= bound < four_tuples  # (refusals do close)
+
+
+# Kinds of connection attempt (_attempt): a refusal, near-refusals, one left open.
+_ATTEMPTS = ("refused", "bad ack", "no ack", "client rst", "third row", "rst first", "open")
+
+
+def _attempt(conv: Conversation, kind: str, dt: float = 0.001) -> None:
+    """A connection attempt of `conv`, its SYN `dt` after the packet before: refused (the
+    RST/ACK acknowledging the SYN), or a RST that acknowledges something else, one without
+    ACK, one from the client, a refusal with a third row, a RST before the SYN and none
+    after, or a handshake left open."""
+    if kind == "rst first":
+        conv.rst("s")
+    conv.send("c", SYN, options=LINUX_SYN, dt=dt)
+    if kind in ("refused", "third row"):
+        conv.rst("s")
+    elif kind == "bad ack":
+        conv.rst("s", ack=conv.c.seq + 7)
+    elif kind == "no ack":
+        conv.rst("s", with_ack=False)
+    elif kind == "client rst":
+        conv.rst("c")
+    elif kind == "open":
+        conv.send("s", SYN | ACK, options=LINUX_SYN)
+        conv.send("c", ACK)
+    if kind == "third row":
+        conv.send("c", ACK)
 
 
 def _open_bound(cap: Capture, end: int) -> tuple[int, int]:
@@ -395,20 +406,7 @@ def test_only_a_refusal_closes_in_the_bound_of_open_connections(kind: str) -> No
     for k in range(50):
         client = ("2001:db8::1" if kind == "ipv6" else "10.5.1.1", 20000 + k)
         server = ("2001:db8::2", 80) if kind == "ipv6" else ("10.0.0.2", 80)
-        conv = Conversation(cap, client=client, server=server)
-        if kind == "rst first":
-            conv.rst("s")
-        conv.send("c", SYN, options=LINUX_SYN)
-        if kind in ("refused", "third row", "ipv6"):
-            conv.rst("s")
-        elif kind == "bad ack":
-            conv.rst("s", ack=conv.c.seq + 7)
-        elif kind == "no ack":
-            conv.rst("s", with_ack=False)
-        elif kind == "client rst":
-            conv.rst("c")
-        if kind == "third row":
-            conv.send("c", ACK)
+        _attempt(Conversation(cap, client=client, server=server), kind.replace("ipv6", "refused"))
     assert _open_bound(cap, len(cap.packets)) == (1 if kind in ("refused", "ipv6") else 50, 50)
 
 
