@@ -1574,6 +1574,13 @@ class FlowTable:
         syn, last = segments[0], segments[-1]
         key = self._key(last.src, last.sport, last.dst, last.dport, last.tunnel)
         self._make_room()
+        if (
+            len(segments) == 2
+            and not self.zeek
+            and plain_refusal(syn, last)
+            and self._refused(key, syn, nows[0], last, max(self._now, last.time), conn_id)
+        ):
+            return
         conn = self._connection(syn, conn_id)
         self._live[key] = self._awake[key] = conn
         # Its history is kept, as _on_segment keeps it, only if it will sleep once it closes
@@ -1581,7 +1588,7 @@ class FlowTable:
         history: bytes | None = b"" if self._closed_awake >= CLOSED_IN_MEMORY else None
         for seg, now in zip(segments, [*nows, max(self._now, last.time)], strict=True):
             if history is not None:
-                history = _recorded(history, seg, now, conn.client)
+                history = _recorded(history, seg, now, conn.client.addr, conn.client.port)
             conn.on_segment(seg, self._rst_log, now)
         conn.history = history
         if conn.closed_at is not None:
@@ -1664,7 +1671,7 @@ class FlowTable:
             if type(held) is HeldSyn:
                 yield self._retire_attempt(held)
             else:
-                yield self._held(held).retire(self._rst_log)
+                yield self._retire_held(held)
         while self.batch_held_syns and (columns := self._held_syns.take_columns()) is not None:
             yield RetiredSyns(columns, self.zeek)
         for held_syn in self._held_syns.drain():
@@ -1690,6 +1697,18 @@ class FlowTable:
 
     def _on_segment(self, seg: TcpSegment) -> None:
         key = self._key(seg.src, seg.sport, seg.dst, seg.dport, seg.tunnel)
+        if seg.flags == RST | ACK and not self.zeek:
+            held = self._entry(key)
+            if (
+                type(held) is HeldSyn
+                and plain_refusal(held.syn, seg)
+                and self._refused(
+                    key, held.syn, held.now, seg, max(self._now, seg.time), held.conn_id
+                )
+            ):
+                self._attempts.pop(key, None)  # (as any segment but the SYN again ends one)
+                self._live.move_to_end(key)
+                return
         conn = self._wake(key)
         starts_new = seg.flags & SYN and not seg.flags & (RST | ACK)
         if conn is not None and starts_new and conn.accepts_new_syn(seg, self.zeek_split):
@@ -1719,7 +1738,7 @@ class FlowTable:
         was_closed = conn.closed_at is not None
         now = max(self._now, seg.time)
         if conn.history is not None:
-            conn.history = _recorded(conn.history, seg, now, conn.client)
+            conn.history = _recorded(conn.history, seg, now, conn.client.addr, conn.client.port)
         conn.on_segment(seg, self._rst_log, now)
         if not was_closed and conn.closed_at is not None:
             self._queue_closed(key, conn)
@@ -1930,6 +1949,33 @@ class FlowTable:
         self._awake.pop(key, None)
         self._wait_closed(asleep)
 
+    def _refused(
+        self,
+        key: Key,
+        syn: TcpSegment,
+        syn_now: float,
+        rst: TcpSegment,
+        rst_now: float,
+        conn_id: int,
+    ) -> bool:
+        """A plain refusal (plain_refusal) of this 4-tuple just ended, its SYN taken at the
+        capture clock `syn_now`, its RST at `rst_now`: it waits out the close grace period as
+        the _Replayable its Connection would sleep as (see _queue_closed), without being
+        made (a late segment replays it; if none comes, refused_connection retires it).
+        False (nothing done) if a value does not fit the packing of its segments."""
+        history = _recorded(b"", syn, syn_now, syn.src, syn.sport)
+        if history is not None:
+            history = _recorded(history, rst, rst_now, syn.src, syn.sport)
+        if history is None:
+            return False
+        client_first = key[0] == syn.src and key[1] == syn.sport
+        asleep = _Replayable(history, key, client_first, max(syn.time, rst.time), rst.time, conn_id)
+        self._live[key] = asleep
+        self._awake.pop(key, None)
+        self._closed_live += 1
+        self._wait_closed(asleep)
+        return True
+
     def _wait_closed(self, entry: Closing) -> None:
         """A connection just closed joins the tail of the closing queue; beyond max_closed
         entries, the grace period of those at its head is cut short (see _cut_grace)."""
@@ -2014,6 +2060,18 @@ class FlowTable:
         (its place in the activity order is unchanged: the caller moves it if it is active), or
         made from its bare SYN if that was held compactly (it joins the live ones as the most
         recently active)."""
+        held = self._entry(key)
+        if held is None or type(held) is Connection:
+            return held
+        conn = self._live[key] = self._held(held)
+        self._awake[key] = conn
+        return conn
+
+    def _entry(
+        self, key: Key
+    ) -> Connection | _Spilled | _Replayable | HeldSyn | FollowedConnection | None:
+        """The live table's entry of this 4-tuple, its bare SYN taken out of the compact store
+        if it was held there (see _wake)."""
         held = self._live.get(key)
         if held is None:
             if not self._held_syns or key[4] or ":" in key[0]:
@@ -2026,11 +2084,18 @@ class FlowTable:
             self._make_room()
             self._live[key] = held
             self._attempts[key] = None
-        if type(held) is Connection:
-            return held
-        conn = self._live[key] = self._held(held)
-        self._awake[key] = conn
-        return conn
+        return held
+
+    def _retire_held(
+        self, held: Connection | _Spilled | _Replayable | HeldSyn | FollowedConnection
+    ) -> TrackedConnection:
+        """The retired connection behind an entry of the live table that leaves it now; a
+        plain refusal asleep is made at once (refused_connection), not replayed."""
+        if type(held) is _Replayable and len(held.history) == _REFUSAL_PACKED and not self.zeek:
+            (syn, _), (rst, _) = held.segments()
+            if plain_refusal(syn, rst):
+                return refused_connection(syn, rst, held.conn_id, self._rst_log)
+        return self._held(held).retire(self._rst_log)
 
     def _held(
         self, held: Connection | _Spilled | _Replayable | HeldSyn | FollowedConnection
@@ -2042,7 +2107,7 @@ class FlowTable:
             # Exactly the connection that its SYN would have made (with the capture clock it
             # came at, for Zeek's timers).
             conn = self._connection(held.syn, held.conn_id)
-            conn.history = _recorded(b"", held.syn, held.now, conn.client)
+            conn.history = _recorded(b"", held.syn, held.now, held.syn.src, held.syn.sport)
             conn.on_segment(held.syn, self._rst_log, held.now)
             return conn
         if isinstance(held, _Replayable):
@@ -2178,7 +2243,7 @@ class FlowTable:
                 del self._live[entry.key]
                 self._closed_live -= 1
                 self._attempts.pop(entry.key, None)
-                return self._held(entry).retire(self._rst_log)
+                return self._retire_held(entry)
             assert isinstance(held, Connection)
             conn = held  # woken by a late segment: as if it had stayed in memory
         else:
@@ -2244,7 +2309,7 @@ class FlowTable:
             if type(held) is HeldSyn:
                 yield self._retire_attempt(held)
             else:
-                yield self._held(held).retire(self._rst_log)
+                yield self._retire_held(held)
         held_syns = self._held_syns
         while self.batch_held_syns and (
             (columns := held_syns.take_columns(now, self.idle_retire)) is not None
@@ -2295,6 +2360,75 @@ def lone_syn_connection(attempt: HeldSyn, zeek: bool) -> TrackedConnection:
         return TrackedConnection(ref, client, server, time, [], "", "", False)
     # Zeek: an attempt of the originator's that nothing answered (tcpdiag.zeek).
     return TrackedConnection(ref, client, server, time, [], "S0", "S", False)
+
+
+def plain_refusal(syn: TcpSegment, rst: TcpSegment) -> bool:
+    """Whether these two segments, the first of a connection, are a bare SYN and the RST/ACK
+    that refused it (acknowledging exactly the SYN, from the other end, neither carrying
+    payload): a closed port's answer, the commonest failure and a scan's every probe, whose
+    connection refused_connection makes without tracking it."""
+    return (
+        syn.flags == SYN
+        and rst.flags == RST | ACK
+        and rst.ack == (syn.seq + 1) & 0xFFFFFFFF
+        and not syn.payload_len
+        and not rst.payload_len
+        and rst.frame != syn.frame
+        and rst.sport == syn.dport
+        and rst.dport == syn.sport
+        and rst.src == syn.dst
+        and rst.dst == syn.src
+        and rst.tunnel == syn.tunnel
+    )
+
+
+def refused_connection(
+    syn: TcpSegment, rst: TcpSegment, conn_id: int, rst_log: RstLog
+) -> TrackedConnection:
+    """The retired connection of a plain refusal (plain_refusal), as tracking its SYN and RST
+    in a Connection would make it (without Zeek's view): tests/test_tracker.py compares the
+    two field by field. About a quarter of the cost, for what a port scan answered with RSTs
+    has hundreds of thousands of."""
+    tracked = lone_syn_connection(HeldSyn(conn_id, syn, syn.time), zeek=False)
+    client, server, ref = tracked.client, tracked.server, tracked.ref
+    assert client.syn is not None
+    time = rst.time
+    server.packets = 1
+    server.last_time = time
+    if rst.ip_id:
+        server.last_segment = segment_identity(
+            rst.seq, rst.ack, rst.flags, rst.payload_len, rst.ip_id
+        )
+    options = syn.syn_options
+    what = f"RST from server (seq={rst.seq}, ack=1, ttl={rst.ttl})"  # (the server's ISN unseen)
+    # The RST met the client in SYN-SENT and the server in LISTEN (see Connection._on_rst):
+    # acknowledging the SYN exactly, it is accepted; neither side had sent data or kept
+    # anything unanswered, and the server had sent nothing else (no TTL to compare with).
+    event = RstEvent(
+        connection=ref,
+        frame=rst.frame,
+        time=time,
+        client_state=TcpState.SYN_SENT.value,
+        server_state=TcpState.LISTEN.value,
+        evidence=[client.syn, Evidence(rst.frame, time, what)],  # (the context _on_rst adds)
+        client_os=os_family(syn.ttl),
+        server_os=os_family(None),
+        sender="server",
+        receiver="client",
+        rst_verdict="accepted",
+        sender_state=TcpState.LISTEN.value,
+        receiver_state=TcpState.SYN_SENT.value,
+        rst_has_ack=True,
+        rst_ttl=rst.ttl,
+        idle_seconds=round(max(time - syn.time, 0.0), 6),
+        client_syn_options=bool(options and (options.sack_permitted or options.timestamps)),
+        client_syn_window=syn.window,
+    )
+    size, after_exchange = rst_log.burst((syn.tunnel, rst.src), time)
+    event.burst_size = max(1, size)
+    event.burst_after_exchange = after_exchange
+    client.state = server.state = TcpState.CLOSED
+    return TrackedConnection(ref, client, server, max(syn.time, time), [event], "", "", False)
 
 
 @dataclass(slots=True)
@@ -2358,9 +2492,12 @@ class _Spilled:
 # sent it, IP version, whether it has SYN options, and those: MSS and window scale (-1: none),
 # SACK permitted, timestamps. The addresses, ports and tunnel are the connection's.
 _PACKED_SEGMENT = struct.Struct("<qddIIHIIBiBBBihBB")
+_REFUSAL_PACKED = 2 * _PACKED_SEGMENT.size  # a SYN and its RST
 
 
-def _recorded(history: bytes, seg: TcpSegment, now: float, client: Endpoint) -> bytes | None:
+def _recorded(
+    history: bytes, seg: TcpSegment, now: float, client_addr: str, client_port: int
+) -> bytes | None:
     """A connection's history with one more segment; None once it has REPLAY_SEGMENTS (it is
     no longer worth replaying), or if a value does not fit the packing (a corrupt capture)."""
     if len(history) >= REPLAY_SEGMENTS * _PACKED_SEGMENT.size:
@@ -2370,7 +2507,7 @@ def _recorded(history: bytes, seg: TcpSegment, now: float, client: Endpoint) -> 
         return history + _PACKED_SEGMENT.pack(
             seg.frame, seg.time, now, seg.seq, seg.ack, seg.flags, seg.window, seg.payload_len,
             seg.ttl, -1 if seg.ip_id is None else seg.ip_id,
-            seg.sport != client.port or seg.src != client.addr, seg.ip_version,
+            seg.sport != client_port or seg.src != client_addr, seg.ip_version,
             options is not None,
             -1 if options is None or options.mss is None else options.mss,
             -1 if options is None or options.window_scale is None else options.window_scale,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import tracemalloc
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +18,11 @@ from tcpdiag import tracker as tracker_module
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
-from tcpdiag.packets import ACK, FIN, PSH, SYN
+from tcpdiag.packets import ACK, FIN, PSH, RST, SYN, SynOptions, TcpSegment
 from tcpdiag.reader import CaptureReader
 from tcpdiag.rules import load_rules
 from tcpdiag.spool import FindingSpool
-from tcpdiag.tracker import IDLE_SPILL_SECONDS, FlowTable, InOrderRun
+from tcpdiag.tracker import IDLE_SPILL_SECONDS, FlowTable, InOrderRun, RstLog, TrackedConnection
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -421,9 +424,31 @@ def _slot_values(value: object) -> object:
 
 class _ReplayChecking(FlowTable):
     """A table that, at each close, makes the connection again from its history (as it will
-    if the connection sleeps) and checks that every slot of every object is the same."""
+    if the connection sleeps) and checks that every slot of every object is the same; and,
+    for each plain refusal that never becomes a Connection, that what refused_connection
+    retires is what replaying its stand-in and retiring that gives."""
 
     replayed = 0
+    refused = 0
+
+    def _refused(
+        self,
+        key: tracker_module.Key,
+        syn: TcpSegment,
+        syn_now: float,
+        rst: TcpSegment,
+        rst_now: float,
+        conn_id: int,
+    ) -> bool:
+        if not super()._refused(key, syn, syn_now, rst, rst_now, conn_id):
+            return False
+        asleep = self._live[key]
+        assert isinstance(asleep, tracker_module._Replayable)
+        made = tracker_module.refused_connection(syn, rst, conn_id, self._rst_log)
+        replayed = self._replay(asleep).retire(self._rst_log)
+        assert _slot_values(made) == _slot_values(replayed), made.ref
+        self.refused += 1
+        return True
 
     def _queue_closed(self, key: tracker_module.Key, conn: tracker_module.Connection) -> None:
         if conn.history is not None:
@@ -495,10 +520,114 @@ def test_a_short_connection_is_made_again_exactly_from_its_segments(
         retired.append(connection)
         spilled = max(spilled, table.spill_bytes)
     # Every one that closed but the one with a handshake and the one an ICMP error closed (a
-    # RST without ACK does not close an attempt; the retried one closed once).
-    assert table.replayed == 13
+    # RST without ACK does not close an attempt; the retried one closed once). Without Zeek's
+    # view, the plain refusals among them never become a Connection: all but the half-open
+    # probe and the one caught at its SYN-ACK.
+    assert table.replayed + table.refused == 13
+    assert table.refused == (0 if zeek else 11)
     assert len(retired) == 17
     assert spilled > 0  # (that one waited on disk)
+
+
+def _refusal(rng: random.Random) -> tuple[TcpSegment, TcpSegment, RstLog]:
+    """A random plain refusal (sequence numbers at the wrap, IPv6, tunnels, every kind of SYN
+    options, IP ids or none, a RST stamped before its SYN), and a log of other RSTs of its
+    server's host around it (its burst)."""
+    six = rng.random() < 0.3
+    client, server = ("2001:db8::1", "2001:db8::2") if six else ("10.0.0.1", "10.0.0.2")
+    seq = rng.choice([0, 0xFFFFFFFF, rng.getrandbits(32)])
+    options = rng.choice(
+        [
+            None,
+            LINUX_SYN,
+            SynOptions(mss=1460),
+            SynOptions(mss=None, window_scale=15, timestamps=True),
+            SynOptions(mss=536, sack_permitted=True),
+        ]
+    )
+    time, tunnel = rng.choice([0.0, 1_700_000_000.0]), rng.choice(["", "vxlan 42"])
+    syn = TcpSegment(
+        frame=rng.randint(1, 100), time=time, src=client, dst=server,
+        sport=rng.randint(1, 65535), dport=rng.randint(1, 65535), seq=seq,
+        ack=rng.choice([0, 77]), flags=SYN, window=rng.randint(0, 65535), payload_len=0,
+        ttl=rng.randint(1, 255), ip_version=6 if six else 4,
+        ip_id=None if six else rng.choice([0, rng.randint(1, 65535)]), syn_options=options,
+        tunnel=tunnel,
+    )  # fmt: skip
+    rst = TcpSegment(
+        frame=syn.frame + rng.randint(1, 5), time=time + rng.choice([0.0, 5e-6, 0.3, -0.5, 100.0]),
+        src=server, dst=client, sport=syn.dport, dport=syn.sport,
+        seq=rng.choice([0, rng.getrandbits(32)]), ack=(seq + 1) & 0xFFFFFFFF, flags=RST | ACK,
+        window=rng.choice([0, 29200]), payload_len=0, ttl=rng.randint(1, 255),
+        ip_version=syn.ip_version, ip_id=None if six else rng.choice([0, rng.randint(1, 65535)]),
+        syn_options=None, tunnel=tunnel,
+    )  # fmt: skip
+    log = RstLog()
+    for _ in range(rng.randint(0, 6)):
+        log.record((tunnel, server), rst.time + rng.uniform(-0.02, 0.02), rng.random() < 0.5)
+    return syn, rst, log
+
+
+def _tracked(syn: TcpSegment, rst: TcpSegment, log: RstLog) -> TrackedConnection:
+    """The two segments tracked in a Connection (as FlowTable does, without Zeek's view)."""
+    conn = FlowTable(zeek=False)._connection(syn, 9)
+    for seg in (syn, rst):
+        conn.on_segment(seg, log, seg.time)
+    return conn.retire(log)
+
+
+def test_a_plain_refusal_is_made_as_tracking_makes_it() -> None:
+    rng = random.Random(11)
+    for _ in range(600):
+        syn, rst, log = _refusal(rng)
+        assert tracker_module.plain_refusal(syn, rst)
+        made = tracker_module.refused_connection(syn, rst, 9, log)
+        assert _slot_values(made) == _slot_values(_tracked(syn, rst, log))
+
+
+_NOT_PLAIN: dict[str, Callable[[TcpSegment, TcpSegment], tuple[TcpSegment, TcpSegment]]] = {
+    "the RST acknowledges something else": lambda syn, rst: (syn, replace(rst, ack=rst.ack + 1)),
+    "the RST has no ACK": lambda syn, rst: (syn, replace(rst, flags=RST)),
+    "the SYN carries data": lambda syn, rst: (replace(syn, payload_len=10), rst),
+    "the RST is the SYN's frame": lambda syn, rst: (syn, replace(rst, frame=syn.frame)),
+    "the client sent the RST": lambda syn, rst: (
+        syn,
+        replace(rst, src=syn.src, dst=syn.dst, sport=syn.sport, dport=syn.dport),
+    ),
+}
+
+
+@pytest.mark.parametrize("change", _NOT_PLAIN.values(), ids=_NOT_PLAIN.keys())
+def test_what_is_no_plain_refusal_tracking_makes_otherwise(
+    change: Callable[[TcpSegment, TcpSegment], tuple[TcpSegment, TcpSegment]],
+) -> None:
+    """These conditions of plain_refusal are needed: refused_connection would make such pairs
+    other than tracking does. (Its others, no flags but SYN, and RST and ACK, and no payload
+    on the RST, only keep rarities to tracking.)"""
+    rng = random.Random(12)
+    for _ in range(20):
+        syn, rst = change(*_refusal(rng)[:2])
+        assert not tracker_module.plain_refusal(syn, rst)
+        made = tracker_module.refused_connection(syn, rst, 9, RstLog())
+        assert _slot_values(made) != _slot_values(_tracked(syn, rst, RstLog()))
+
+
+@pytest.mark.parametrize("fast_path", [False, True], ids=["reference", "fast path"])
+def test_plain_refusals_made_without_tracking_change_no_report(
+    tmp_path: Path, fast_path: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every sample's report, and a storm of refusals' (late retries waking them, 4-tuples
+    reused within the grace period, evictions around them), is what it is when every plain
+    refusal is tracked as any connection."""
+    cap = Capture()
+    _closing_storm(cap, 3_011)
+    storm = tmp_path / "storm.pcap"
+    write_pcap(cap, storm)
+    paths = [storm, *sorted((ROOT / "samples").glob("*.pcap"))]
+    options = AnalysisOptions(fast_path=fast_path, max_connections=200)
+    made = [_report(path, options) for path in paths]
+    monkeypatch.setattr(tracker_module, "plain_refusal", lambda syn, rst: False)
+    assert [_report(path, options) for path in paths] == made
 
 
 def test_a_reset_burst_counts_the_same_with_its_connections_asleep(
