@@ -59,6 +59,7 @@ from tcpdiag.packets import (
 )
 from tcpdiag.seqnum import seq_add, seq_between, seq_diff, seq_le, seq_lt
 from tcpdiag.zeek import (
+    ATTEMPT_DELAY_SECONDS,
     INACTIVITY_SECONDS,
     ZeekConnection,
     ZeekEndpoint,
@@ -1576,8 +1577,7 @@ class FlowTable:
         self._make_room()
         if (
             len(segments) == 2
-            and not self.zeek
-            and plain_refusal(syn, last)
+            and self._plainly_refused(syn, nows[0], last, max(self._now, last.time))
             and self._refused(key, syn, nows[0], last, max(self._now, last.time), conn_id)
         ):
             return
@@ -1697,14 +1697,13 @@ class FlowTable:
 
     def _on_segment(self, seg: TcpSegment) -> None:
         key = self._key(seg.src, seg.sport, seg.dst, seg.dport, seg.tunnel)
-        if seg.flags == RST | ACK and not self.zeek:
+        if seg.flags == RST | ACK:
             held = self._entry(key)
+            now = max(self._now, seg.time)
             if (
                 type(held) is HeldSyn
-                and plain_refusal(held.syn, seg)
-                and self._refused(
-                    key, held.syn, held.now, seg, max(self._now, seg.time), held.conn_id
-                )
+                and self._plainly_refused(held.syn, held.now, seg, now)
+                and self._refused(key, held.syn, held.now, seg, now, held.conn_id)
             ):
                 self._attempts.pop(key, None)  # (as any segment but the SYN again ends one)
                 self._live.move_to_end(key)
@@ -1949,6 +1948,12 @@ class FlowTable:
         self._awake.pop(key, None)
         self._wait_closed(asleep)
 
+    def _plainly_refused(
+        self, syn: TcpSegment, syn_now: float, rst: TcpSegment, rst_now: float
+    ) -> bool:
+        """Whether refused_connection makes this pair's connection (see _refused)."""
+        return plain_refusal(syn, rst) and (not self.zeek or zeek_rejected(syn, syn_now, rst_now))
+
     def _refused(
         self,
         key: Key,
@@ -2091,10 +2096,10 @@ class FlowTable:
     ) -> TrackedConnection:
         """The retired connection behind an entry of the live table that leaves it now; a
         plain refusal asleep is made at once (refused_connection), not replayed."""
-        if type(held) is _Replayable and len(held.history) == _REFUSAL_PACKED and not self.zeek:
-            (syn, _), (rst, _) = held.segments()
-            if plain_refusal(syn, rst):
-                return refused_connection(syn, rst, held.conn_id, self._rst_log)
+        if type(held) is _Replayable and len(held.history) == _REFUSAL_PACKED:
+            (syn, syn_now), (rst, rst_now) = held.segments()
+            if self._plainly_refused(syn, syn_now, rst, rst_now):
+                return refused_connection(syn, rst, held.conn_id, self._rst_log, self.zeek)
         return self._held(held).retire(self._rst_log)
 
     def _held(
@@ -2382,13 +2387,21 @@ def plain_refusal(syn: TcpSegment, rst: TcpSegment) -> bool:
     )
 
 
+def zeek_rejected(syn: TcpSegment, syn_now: float, rst_now: float) -> bool:
+    """Whether Zeek's view of a plain refusal, its SYN and RST taken at these capture clocks,
+    is one conn.log row, REJ: none of its timers fired before either came (the SYN's attempt
+    timer, ATTEMPT_DELAY_SECONDS, is the soonest: see ZeekTimeline._removal_due)."""
+    due = syn.time + ATTEMPT_DELAY_SECONDS
+    return syn_now < due and rst_now < due
+
+
 def refused_connection(
-    syn: TcpSegment, rst: TcpSegment, conn_id: int, rst_log: RstLog
+    syn: TcpSegment, rst: TcpSegment, conn_id: int, rst_log: RstLog, zeek: bool = False
 ) -> TrackedConnection:
     """The retired connection of a plain refusal (plain_refusal), as tracking its SYN and RST
-    in a Connection would make it (without Zeek's view): tests/test_tracker.py compares the
-    two field by field. About a quarter of the cost, for what a port scan answered with RSTs
-    has hundreds of thousands of."""
+    in a Connection would make it; with Zeek's view (`zeek`), only where zeek_rejected.
+    tests/test_spill.py compares the two slot by slot. About a quarter of the cost, for what a
+    port scan answered with RSTs has hundreds of thousands of."""
     tracked = lone_syn_connection(HeldSyn(conn_id, syn, syn.time), zeek=False)
     client, server, ref = tracked.client, tracked.server, tracked.ref
     assert client.syn is not None
@@ -2428,7 +2441,10 @@ def refused_connection(
     event.burst_size = max(1, size)
     event.burst_after_exchange = after_exchange
     client.state = server.state = TcpState.CLOSED
-    return TrackedConnection(ref, client, server, max(syn.time, time), [event], "", "", False)
+    last_time = max(syn.time, time)
+    if zeek:
+        return TrackedConnection(ref, client, server, last_time, [event], "REJ", "Sr", False)
+    return TrackedConnection(ref, client, server, last_time, [event], "", "", False)
 
 
 @dataclass(slots=True)

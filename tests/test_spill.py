@@ -444,7 +444,7 @@ class _ReplayChecking(FlowTable):
             return False
         asleep = self._live[key]
         assert isinstance(asleep, tracker_module._Replayable)
-        made = tracker_module.refused_connection(syn, rst, conn_id, self._rst_log)
+        made = tracker_module.refused_connection(syn, rst, conn_id, self._rst_log, self.zeek)
         replayed = self._replay(asleep).retire(self._rst_log)
         assert _slot_values(made) == _slot_values(replayed), made.ref
         self.refused += 1
@@ -520,11 +520,12 @@ def test_a_short_connection_is_made_again_exactly_from_its_segments(
         retired.append(connection)
         spilled = max(spilled, table.spill_bytes)
     # Every one that closed but the one with a handshake and the one an ICMP error closed (a
-    # RST without ACK does not close an attempt; the retried one closed once). Without Zeek's
-    # view, the plain refusals among them never become a Connection: all but the half-open
-    # probe and the one caught at its SYN-ACK.
+    # RST without ACK does not close an attempt; the retried one closed once). The plain
+    # refusals among them never become a Connection: all but the half-open probe and the one
+    # caught at its SYN-ACK; with Zeek's view, not those taken past their SYN's attempt timer
+    # (the one whose RST came behind the clock, and the last two: the clock stays ahead).
     assert table.replayed + table.refused == 13
-    assert table.refused == (0 if zeek else 11)
+    assert table.refused == (8 if zeek else 11)
     assert len(retired) == 17
     assert spilled > 0  # (that one waited on disk)
 
@@ -568,21 +569,41 @@ def _refusal(rng: random.Random) -> tuple[TcpSegment, TcpSegment, RstLog]:
     return syn, rst, log
 
 
-def _tracked(syn: TcpSegment, rst: TcpSegment, log: RstLog) -> TrackedConnection:
-    """The two segments tracked in a Connection (as FlowTable does, without Zeek's view)."""
-    conn = FlowTable(zeek=False)._connection(syn, 9)
-    for seg in (syn, rst):
-        conn.on_segment(seg, log, seg.time)
+def _tracked(
+    syn: TcpSegment,
+    rst: TcpSegment,
+    log: RstLog,
+    zeek: bool = False,
+    nows: tuple[float, float] | None = None,
+) -> TrackedConnection:
+    """The two segments tracked in a Connection, as FlowTable does (each at the capture clock
+    in `nows`, by default its own time)."""
+    conn = FlowTable(zeek=zeek)._connection(syn, 9)
+    for seg, now in zip((syn, rst), nows or (syn.time, rst.time), strict=True):
+        conn.on_segment(seg, log, now)
     return conn.retire(log)
 
 
-def test_a_plain_refusal_is_made_as_tracking_makes_it() -> None:
+@pytest.mark.parametrize("zeek", [False, True], ids=["analyze", "with Zeek's view"])
+def test_a_plain_refusal_is_made_as_tracking_makes_it(zeek: bool) -> None:
+    """Slot by slot; with Zeek's view, at capture clocks around its attempt timer (the clock
+    a segment came at can be well past its own time): where Zeek's view is no single REJ row,
+    zeek_rejected says so, and refused_connection would have it wrong."""
     rng = random.Random(11)
+    rejected = 0
     for _ in range(600):
         syn, rst, log = _refusal(rng)
         assert tracker_module.plain_refusal(syn, rst)
-        made = tracker_module.refused_connection(syn, rst, 9, log)
-        assert _slot_values(made) == _slot_values(_tracked(syn, rst, log))
+        syn_now = syn.time + rng.choice([0.0, 0.0, 4.99, 5.0, 400.0])
+        rst_now = max(syn_now, rst.time) + rng.choice([0.0, 0.0, 3.0, 5.0, 400.0])
+        made = tracker_module.refused_connection(syn, rst, 9, log, zeek)
+        tracked = _tracked(syn, rst, log, zeek, (syn_now, rst_now))
+        if not zeek or tracker_module.zeek_rejected(syn, syn_now, rst_now):
+            assert _slot_values(made) == _slot_values(tracked)
+            rejected += 1
+        else:
+            assert _slot_values(made) != _slot_values(tracked)
+    assert rejected == 600 if not zeek else rejected > 100
 
 
 _NOT_PLAIN: dict[str, Callable[[TcpSegment, TcpSegment], tuple[TcpSegment, TcpSegment]]] = {
@@ -612,19 +633,20 @@ def test_what_is_no_plain_refusal_tracking_makes_otherwise(
         assert _slot_values(made) != _slot_values(_tracked(syn, rst, RstLog()))
 
 
+@pytest.mark.parametrize("keep_flows", [False, True], ids=["analyze", "with flows"])
 @pytest.mark.parametrize("fast_path", [False, True], ids=["reference", "fast path"])
 def test_plain_refusals_made_without_tracking_change_no_report(
-    tmp_path: Path, fast_path: bool, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fast_path: bool, keep_flows: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every sample's report, and a storm of refusals' (late retries waking them, 4-tuples
-    reused within the grace period, evictions around them), is what it is when every plain
-    refusal is tracked as any connection."""
+    """Every sample's report (and its flows, Zeek's view included), and a storm of
+    refusals' (late retries waking them, 4-tuples reused within the grace period, evictions
+    around them), is what it is when every plain refusal is tracked as any connection."""
     cap = Capture()
     _closing_storm(cap, 3_011)
     storm = tmp_path / "storm.pcap"
     write_pcap(cap, storm)
     paths = [storm, *sorted((ROOT / "samples").glob("*.pcap"))]
-    options = AnalysisOptions(fast_path=fast_path, max_connections=200)
+    options = AnalysisOptions(fast_path=fast_path, keep_flows=keep_flows, max_connections=200)
     made = [_report(path, options) for path in paths]
     monkeypatch.setattr(tracker_module, "plain_refusal", lambda syn, rst: False)
     assert [_report(path, options) for path in paths] == made
