@@ -12,6 +12,7 @@ import dataclasses
 import gc
 import io
 import json
+import os
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -345,11 +346,22 @@ LimitOption = Annotated[
         "HTML reports; the summary always counts every finding.",
     ),
 ]
+
+
+def _output_path(value: str) -> Path:
+    """-o's file. A name that ends in a slash names a directory: Path would drop the slash
+    and write a file of that name."""
+    if value.endswith(("/", os.sep)):
+        raise typer.BadParameter(f"{value!r} names a directory: give a file name")
+    return Path(value)
+
+
 OutputOption = Annotated[
     Path | None,
     typer.Option(
         "--output",
         "-o",
+        parser=_output_path,
         help="Write the report to this file instead of stdout; without --format, the format "
         "comes from the extension (.txt .json .jsonl .md .csv .html).",
     ),

@@ -257,3 +257,15 @@ def test_an_output_path_that_is_a_directory_is_the_one_line_error(tmp_path: Path
         )
         assert result.exit_code == 2
         assert result.stderr == f"tcpdiag: error: {tmp_path}: cannot write (Is a directory)\n"
+
+
+def test_an_output_name_ending_in_a_slash_names_a_directory(tmp_path: Path) -> None:
+    """`-o report.json/` is a directory that is not there, not a file called report.json
+    (which Path, dropping the slash, would have written)."""
+    for command in ("analyze", "flows"):
+        named = f"{tmp_path}/report.json/"
+        result = runner.invoke(app, [command, "-o", named, str(SAMPLES / "broken_pipe.pcap")])
+        assert result.exit_code == 2
+        said = " ".join(result.stderr.replace("│", " ").split())  # (the usage box wraps it)
+        assert "names a directory: give a file name" in said
+        assert not (tmp_path / "report.json").exists()
