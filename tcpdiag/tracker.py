@@ -359,7 +359,7 @@ class _PendingRst:
 class RstLog:
     """Recent accepted RSTs per sending host, to see one host reset several connections at once.
 
-    Per host (an address within its tunnel), two time-sorted lists: every RST, and those that
+    Per host (an address within its tunnel), two time-sorted arrays: every RST, and those that
     came right after an application exchange ended. A burst is counted with two binary
     searches, so a host that resets tens of thousands of connections costs O(log n) per RST,
     not a scan of its history.
@@ -2374,7 +2374,7 @@ def lone_syn_connection(attempt: HeldSyn, zeek: bool) -> TrackedConnection:
 def plain_refusal(syn: TcpSegment, rst: TcpSegment) -> bool:
     """Whether these two segments, the first of a connection, are a bare SYN and the RST/ACK
     that refused it (acknowledging exactly the SYN, from the other end, neither carrying
-    payload): a closed port's answer, the commonest failure and a scan's every probe, whose
+    payload): a closed port's answer, to a connect() or to each probe of a port scan, whose
     connection refused_connection makes without tracking it."""
     return (
         syn.flags == SYN
@@ -2404,8 +2404,9 @@ def refused_connection(
 ) -> TrackedConnection:
     """The retired connection of a plain refusal (plain_refusal), as tracking its SYN and RST
     in a Connection would make it; with Zeek's view (`zeek`), only where zeek_rejected.
-    tests/test_spill.py compares the two slot by slot. About a quarter of the cost, for what a
-    port scan answered with RSTs has hundreds of thousands of."""
+    tests/test_spill.py compares the two slot by slot. About half the cost of tracking them
+    (a quarter of tracking and then replaying them, as asleep ones were), for what a port
+    scan answered with RSTs has hundreds of thousands of."""
     tracked = lone_syn_connection(HeldSyn(conn_id, syn, syn.time), zeek=False)
     client, server, ref = tracked.client, tracked.server, tracked.ref
     assert client.syn is not None
