@@ -38,6 +38,7 @@ import ipaddress
 import itertools
 import json
 import math
+import os
 import random
 import struct
 import sys
@@ -1455,5 +1456,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _main_quietly_piped() -> int:
+    """main, for the command line: a reader that stops early (`make_capture.py ... | head`)
+    ends the summary, not with a traceback."""
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # (Python flushes stdout again at exit: point it at /dev/null so that this is quiet.)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return status
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_quietly_piped())
