@@ -1579,10 +1579,8 @@ class FlowTable:
         syn, last = segments[0], segments[-1]
         key = self._key(last.src, last.sport, last.dst, last.dport, last.tunnel)
         self._make_room()
-        if (
-            len(segments) == 2
-            and self._plainly_refused(syn, nows[0], last, max(self._now, last.time))
-            and self._refused(key, syn, nows[0], last, max(self._now, last.time), conn_id)
+        if len(segments) == 2 and self._refused(
+            key, syn, nows[0], last, max(self._now, last.time), conn_id
         ):
             return
         conn = self._connection(syn, conn_id)
@@ -1701,18 +1699,16 @@ class FlowTable:
 
     def _on_segment(self, seg: TcpSegment) -> None:
         key = self._key(seg.src, seg.sport, seg.dst, seg.dport, seg.tunnel)
-        if seg.flags == RST | ACK:
-            held = self._entry(key)
-            now = max(self._now, seg.time)
-            if (
-                type(held) is HeldSyn
-                and self._plainly_refused(held.syn, held.now, seg, now)
-                and self._refused(key, held.syn, held.now, seg, now, held.conn_id)
-            ):
-                self._attempts.pop(key, None)  # (as any segment but the SYN again ends one)
-                self._live.move_to_end(key)
-                return
-        conn = self._wake(key)
+        held = self._entry(key)
+        if (
+            type(held) is HeldSyn
+            and seg.flags == RST | ACK
+            and self._refused(key, held.syn, held.now, seg, max(self._now, seg.time), held.conn_id)
+        ):
+            self._attempts.pop(key, None)  # (as any segment but the SYN again ends one)
+            self._live.move_to_end(key)
+            return
+        conn = self._woken(key, held)
         starts_new = seg.flags & SYN and not seg.flags & (RST | ACK)
         if conn is not None and starts_new and conn.accepts_new_syn(seg, self.zeek_split):
             self._retire_now(key, conn)
@@ -1948,9 +1944,7 @@ class FlowTable:
                 self._wait_closed(conn)
                 return
             asleep.key, asleep.conn_id, asleep.closed_at = key, conn.conn_id, conn.closed_at
-        self._live[key] = asleep
-        self._awake.pop(key, None)
-        self._wait_closed(asleep)
+        self._wait_asleep(key, asleep)
 
     def _plainly_refused(
         self, syn: TcpSegment, syn_now: float, rst: TcpSegment, rst_now: float
@@ -1967,11 +1961,14 @@ class FlowTable:
         rst_now: float,
         conn_id: int,
     ) -> bool:
-        """A plain refusal (plain_refusal) of this 4-tuple just ended, its SYN taken at the
-        capture clock `syn_now`, its RST at `rst_now`: it waits out the close grace period as
-        the _Replayable its Connection would sleep as (see _queue_closed), without being
-        made (a late segment replays it; if none comes, refused_connection retires it).
-        False (nothing done) if a value does not fit the packing of its segments."""
+        """If these two segments of this 4-tuple, its SYN taken at the capture clock
+        `syn_now` and its RST at `rst_now`, are a plain refusal that refused_connection makes
+        (_plainly_refused): it waits out the close grace period as the _Replayable its
+        Connection would sleep as (see _queue_closed), without being made (a late segment
+        replays it; if none comes, refused_connection retires it). False (nothing done)
+        otherwise, or if a value does not fit the packing of its segments."""
+        if not self._plainly_refused(syn, syn_now, rst, rst_now):
+            return False
         history = _recorded(b"", syn, syn_now, syn.src, syn.sport)
         if history is not None:
             history = _recorded(history, rst, rst_now, syn.src, syn.sport)
@@ -1979,11 +1976,16 @@ class FlowTable:
             return False
         client_first = key[0] == syn.src and key[1] == syn.sport
         asleep = _Replayable(history, key, client_first, max(syn.time, rst.time), rst.time, conn_id)
+        self._closed_live += 1
+        self._wait_asleep(key, asleep)
+        return True
+
+    def _wait_asleep(self, key: Key, asleep: _Spilled | _Replayable) -> None:
+        """A closed connection waits out the close grace period asleep: its stand-in in the
+        live table (not among the awake ones) and in the closing queue."""
         self._live[key] = asleep
         self._awake.pop(key, None)
-        self._closed_live += 1
         self._wait_closed(asleep)
-        return True
 
     def _wait_closed(self, entry: Closing) -> None:
         """A connection just closed joins the tail of the closing queue; beyond max_closed
@@ -2069,7 +2071,15 @@ class FlowTable:
         (its place in the activity order is unchanged: the caller moves it if it is active), or
         made from its bare SYN if that was held compactly (it joins the live ones as the most
         recently active)."""
-        held = self._entry(key)
+        return self._woken(key, self._entry(key))
+
+    def _woken(
+        self,
+        key: Key,
+        held: Connection | _Spilled | _Replayable | HeldSyn | FollowedConnection | None,
+    ) -> Connection | None:
+        """The Connection of this 4-tuple's live entry `held` (see _entry), made and put in
+        its place if the entry is a stand-in."""
         if held is None or type(held) is Connection:
             return held
         conn = self._live[key] = self._held(held)
