@@ -213,7 +213,7 @@ class Pipeline:
             return
         self.selected += len(syns)
         if self.options.keep_flows:
-            self.report.connections.extend_in_parts(FlowRecord.unanswered(syns))
+            self.report.connections.extend_unanswered(syns)
         rows = syns.columns.rows
         self.scans.observe_unanswered(
             rows["src"], rows["sport"], rows["dst"], rows["dport"], rows["time"]

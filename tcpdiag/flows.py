@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
 
 from tcpdiag.columns import ipv4_text
 from tcpdiag.communityid import community_id_v4
@@ -21,6 +26,16 @@ FAN_IN = 256
 # Records made at a time (FlowRecord.unanswered, .summarised), and handed to the spool at a
 # time (FlowSpool.extend_in_parts).
 _SLICE = 4096
+# Rows of unanswered SYNs (UnansweredRun) held in memory before they go to disk, 28 bytes each,
+# and read (and listed) at a time.
+SYN_ROWS_IN_MEMORY = 1 << 16
+SYN_ROWS_AT_ONCE = 1 << 14
+# An unanswered SYN's row, as a flood's are kept (FlowSpool.extend_unanswered): its connection
+# id, the SYN's time and its IPv4 4-tuple as numbers.
+SYN_ROW = np.dtype(
+    [("conn_id", "<i8"), ("time", "<f8"), ("src", "<u4"), ("dst", "<u4"), ("sport", "<u2"),
+     ("dport", "<u2")]
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -115,20 +130,8 @@ class FlowRecord:
         `from_connection` makes it from its TrackedConnection, without making that: a client
         in SYN_SENT, a server in LISTEN, one packet, Zeek's S0 with history S (when Zeek's view
         was tracked). tests/test_flows.py compares both ways."""
-        conn_state, history = ("S0", "S") if syns.zeek else ("", "")
-        syn_sent, listen = TcpState.SYN_SENT.value, TcpState.LISTEN.value
-        text: dict[int, str] = {}
-        rows = syns.columns.rows
-        names = ("conn_id", "time", "src", "sport", "dst", "dport")
-        for first in range(0, len(syns), _SLICE):
-            part = [rows[name][first : first + _SLICE].tolist() for name in names]
-            for conn_id, time, src, sport, dst, dport in zip(*part, strict=True):
-                client, server = ipv4_text(text, src), ipv4_text(text, dst)
-                yield cls(
-                    conn_id, community_id_v4(src, sport, dst, dport), time, time,
-                    f"{client}:{sport}", f"{server}:{dport}", True, 1, 0, 0, 0, 0, 0, syn_sent,
-                    listen, conn_state, history,
-                )  # fmt: skip
+        rows = _syn_rows(syns)
+        return UnansweredRun(rows, 0, len(rows), syns.zeek).records()
 
     @classmethod
     def summarised(cls, connections: SummarisedConnections) -> Iterator[FlowRecord]:
@@ -194,6 +197,76 @@ class FlowRecord:
         }
 
 
+def _syn_rows(syns: RetiredSyns) -> npt.NDArray[np.void]:
+    """The rows (SYN_ROW) of bare SYNs retired together, in order of arrival."""
+    columns = syns.columns.rows
+    rows = np.empty(len(syns), SYN_ROW)
+    for name in SYN_ROW.names or ():
+        rows[name] = columns[name]
+    return rows
+
+
+def _in_listing_order(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+    """Rows (SYN_ROW) sorted as the listing orders them: by time, then connection id."""
+    if len(rows) > 1:
+        time, conn_id = rows["time"], rows["conn_id"]
+        later = (time[1:] > time[:-1]) | ((time[1:] == time[:-1]) & (conn_id[1:] > conn_id[:-1]))
+        if not later.all():  # (they come in order of arrival: mostly in order already)
+            rows = rows[np.lexsort((conn_id, time))]
+    return rows
+
+
+@dataclass(slots=True)
+class UnansweredRun:
+    """Rows of the listing that follow one another and are each a bare SYN nothing answered
+    (a flood's): rows `start` to `stop` of a `block` of such rows (SYN_ROW, at most
+    SYN_ROWS_AT_ONCE) kept as numbers rather than FlowRecords, since a flood lists a million.
+    `records()` makes their FlowRecords; a writer may list them from the numbers, a block at a
+    time. `zeek`: whether Zeek's view was tracked (S0 and history S)."""
+
+    block: npt.NDArray[np.void]
+    start: int
+    stop: int
+    zeek: bool
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def rows(self) -> npt.NDArray[np.void]:
+        return self.block[self.start : self.stop]
+
+    def states(self) -> tuple[str, str, str, str]:
+        """Each row's client and server state, Zeek's conn_state and history."""
+        conn_state, history = ("S0", "S") if self.zeek else ("", "")
+        return TcpState.SYN_SENT.value, TcpState.LISTEN.value, conn_state, history
+
+    @staticmethod
+    def columns(rows: npt.NDArray[np.void]) -> Iterator[tuple[Any, ...]]:
+        """(conn_id, time, client address, client port, server address, server port,
+        community id) of each of these rows, a slice at a time (a list of Python numbers per
+        column of a million rows would take half a gigabyte)."""
+        text: dict[int, str] = {}
+        names = ("conn_id", "time", "src", "sport", "dst", "dport")
+        for begin in range(0, len(rows), _SLICE):
+            part = rows[begin : begin + _SLICE]
+            for conn_id, time, src, sport, dst, dport in zip(
+                *(part[name].tolist() for name in names), strict=True
+            ):
+                yield (
+                    conn_id, time, ipv4_text(text, src), sport, ipv4_text(text, dst), dport,
+                    community_id_v4(src, sport, dst, dport),
+                )  # fmt: skip
+
+    def records(self) -> Iterator[FlowRecord]:
+        syn_sent, listen, conn_state, history = self.states()
+        for conn_id, time, client, sport, server, dport, cid in self.columns(self.rows):
+            yield FlowRecord(
+                conn_id, cid, time, time, f"{client}:{sport}", f"{server}:{dport}", True, 1, 0,
+                0, 0, 0, 0, syn_sent, listen, conn_state, history,
+            )  # fmt: skip
+
+
 def _listing_order(record: FlowRecord) -> tuple[float, int]:
     return record.first_time, record.conn_id
 
@@ -210,6 +283,19 @@ class FlowSpool(SortedSpool[FlowRecord]):
         # order): per finding, never per connection.
         self._split: dict[int, int] = {}
         self._found: dict[int, list[tuple[float, str]]] = {}
+        # A flood's bare SYNs (extend_unanswered): blocks of rows, each in the listing's order,
+        # in the order they came; in memory up to syn_memory_rows rows, then written to a file
+        # of their own (`_syn_on_disk`: offset, rows and Zeek's view of each block there).
+        self.syn_memory_rows = SYN_ROWS_IN_MEMORY
+        self._syn_blocks: list[tuple[npt.NDArray[np.void], bool]] = []
+        self._syn_held = 0
+        self._syn_file: IO[bytes] | None = None
+        self._syn_on_disk: list[tuple[int, int, bool]] = []
+        # Whether each block begins after the last row of the blocks before it (they come in
+        # order of arrival, so unless the capture's clock went back), and that last row's key.
+        self._syn_in_order = True
+        self._syn_last: tuple[float, int] | None = None
+        self._found_unanswered = False  # whether a finding is about one of them
 
     def extend_in_parts(self, records: Iterable[FlowRecord]) -> None:
         """Rows without findings, maybe a great many (a flood's bare SYNs, the connections
@@ -232,23 +318,163 @@ class FlowSpool(SortedSpool[FlowRecord]):
         for finding in findings:
             found.setdefault(finding.conn_id, []).append((finding.time, finding.id))
         self._found = found
+        # (None about a flood's SYN, which makes no event: but were there one, its run would
+        # be listed as records, each with its findings.)
+        ids = np.fromiter(found, np.int64, len(found))
+        self._found_unanswered = bool(len(ids)) and any(
+            np.isin(rows["conn_id"], ids).any() for rows, _ in self._syn_blocks_read()
+        )
 
-    def __iter__(self) -> Iterator[FlowRecord]:
+    def extend_unanswered(self, syns: RetiredSyns) -> None:
+        """Bare SYNs retired together that nothing answered (a flood's): rows without
+        findings, kept as numbers (28 bytes a row) instead of a FlowRecord each, and listed in
+        their place as FlowRecord.unanswered makes them (see listing)."""
+        rows = _in_listing_order(_syn_rows(syns))
+        if not len(rows):
+            return
+        first = (float(rows["time"][0]), int(rows["conn_id"][0]))
+        if self._syn_last is not None and first < self._syn_last:
+            self._syn_in_order = False
+        self._syn_last = (float(rows["time"][-1]), int(rows["conn_id"][-1]))
+        self._syn_blocks.append((rows, syns.zeek))
+        self._syn_held += len(rows)
+        self._count += len(rows)
+        if self._syn_held >= self.syn_memory_rows and not self.spill_failed:
+            try:
+                self._spill_syns()
+            except OSError as exc:  # as SortedSpool.extend: all kept in memory, said so
+                self.spill_failed = f"{self._label} kept in memory: {exc.strerror or exc}"
+
+    def _spill_syns(self) -> None:
+        if self._syn_file is None:
+            # Owned until close() or garbage collection, as SortedSpool's files.
+            self._syn_file = tempfile.TemporaryFile(prefix="tcpdiag-spool-")  # noqa: SIM115
+        file = self._syn_file
+        file.seek(0, 2)
+        written = []
+        for rows, zeek in self._syn_blocks:
+            written.append((file.tell(), len(rows), zeek))
+            file.write(rows.tobytes())
+        file.flush()  # a full disk shows here, before the blocks are counted as written
+        self._syn_on_disk.extend(written)
+        self._syn_blocks, self._syn_held = [], 0
+
+    def _syn_blocks_read(self) -> Iterator[tuple[npt.NDArray[np.void], bool]]:
+        """The SYN blocks in the order they came, in pieces of at most SYN_ROWS_AT_ONCE rows
+        (those on disk read a piece at a time), each with Zeek's view."""
+        file, size, most = self._syn_file, SYN_ROW.itemsize, SYN_ROWS_AT_ONCE
+        for offset, count, zeek in self._syn_on_disk:
+            assert file is not None
+            for begin in range(0, count, most):
+                file.seek(offset + begin * size)
+                part = min(count - begin, most)
+                yield np.frombuffer(file.read(part * size), SYN_ROW), zeek
+        for rows, zeek in self._syn_blocks:
+            for begin in range(0, len(rows), most):
+                yield rows[begin : begin + most], zeek
+
+    def _rows(self) -> Iterator[FlowRecord | UnansweredRun]:
+        """Every row in the listing's order, a flood's SYNs in runs."""
+        records = self.sorted_items()
+        if not self._syn_on_disk and not self._syn_blocks:
+            return records
+        if not self._syn_in_order:
+            # Blocks that overlap (the capture's clock went back): row by row, merged.
+            each = [
+                UnansweredRun(rows, 0, len(rows), zeek).records()
+                for rows, zeek in self._syn_blocks_read()
+            ]
+            return heapq.merge(records, *each, key=_listing_order)
+        return _merged(records, self._syn_blocks_read())
+
+    def listing(self) -> Iterator[FlowRecord | UnansweredRun]:
+        """Every row in order, each record with the ids of the findings about it (see
+        list_findings); a flood's bare SYNs in runs (UnansweredRun), for a writer that lists
+        them in bulk (none has a finding: a run holding one comes as its records)."""
         # Where Zeek split a connection, a finding goes with the first row whose time span
         # holds it, or else with the last row: the rows of a connection come in time order,
         # so the ones not placed by the last row go with it.
         left: dict[int, tuple[int, list[tuple[float, str]]]] = {}  # rows seen, not placed
-        for record in self.sorted_items():
-            conn_id = record.conn_id
-            found = self._found.get(conn_id)
-            if found is not None:
-                seen, waiting = left.pop(conn_id, (0, found))
-                if seen + 1 < self._split.get(conn_id, 1):
-                    mine: list[tuple[float, str]] = []
-                    later: list[tuple[float, str]] = []
-                    for item in waiting:
-                        placed = record.first_time <= item[0] <= record.last_time
-                        (mine if placed else later).append(item)
-                    left[conn_id], waiting = (seen + 1, later), mine
-                record.findings = [finding_id for _, finding_id in waiting]
-            yield record
+        for item in self._rows():
+            if type(item) is UnansweredRun:
+                if not self._found_unanswered:
+                    yield item
+                    continue
+                records: Iterable[FlowRecord] = item.records()
+            else:
+                records = (item,)  # type: ignore[assignment]
+            for record in records:
+                conn_id = record.conn_id
+                found = self._found.get(conn_id)
+                if found is not None:
+                    seen, waiting = left.pop(conn_id, (0, found))
+                    if seen + 1 < self._split.get(conn_id, 1):
+                        mine: list[tuple[float, str]] = []
+                        later: list[tuple[float, str]] = []
+                        for finding in waiting:
+                            placed = record.first_time <= finding[0] <= record.last_time
+                            (mine if placed else later).append(finding)
+                        left[conn_id], waiting = (seen + 1, later), mine
+                    record.findings = [finding_id for _, finding_id in waiting]
+                yield record
+
+    def __iter__(self) -> Iterator[FlowRecord]:
+        for item in self.listing():
+            if type(item) is UnansweredRun:
+                yield from item.records()
+            else:
+                yield item  # type: ignore[misc]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (to another process): every row in memory, as SortedSpool has it; no files.
+        state = super().__getstate__()
+        blocks = [(rows.copy(), zeek) for rows, zeek in self._syn_blocks_read()]
+        state.update(
+            _syn_blocks=blocks,
+            _syn_held=sum(len(rows) for rows, _ in blocks),
+            _syn_file=None,
+            _syn_on_disk=[],
+        )
+        return state
+
+    def close(self) -> None:
+        super().close()
+        if self._syn_file is not None:
+            self._syn_file.close()
+        self._syn_file, self._syn_on_disk, self._syn_blocks, self._syn_held = None, [], [], 0
+        self._syn_in_order, self._syn_last = True, None
+
+
+def _merged(
+    records: Iterator[FlowRecord], blocks: Iterable[tuple[npt.NDArray[np.void], bool]]
+) -> Iterator[FlowRecord | UnansweredRun]:
+    """Records and blocks of SYN rows, each in the listing's order (the blocks one after
+    another too), merged into it: the SYN rows between two records as one run. (No row of a
+    block has a record's key: a connection id is one connection's.)"""
+    record = next(records, None)
+    for block, zeek in blocks:
+        time, conn_id = np.ascontiguousarray(block["time"]), np.ascontiguousarray(block["conn_id"])
+        at, end = 0, len(block)
+        while record is not None:
+            # (a tuple of Python numbers: most records come before the next SYN row)
+            next_row = (float(time[at]), int(conn_id[at]))
+            while record is not None and (record.first_time, record.conn_id) < next_row:
+                yield record
+                record = next(records, None)
+            if record is None:
+                break
+            # the block's rows before the record: those of earlier times, and of its time
+            # with smaller connection ids
+            first_time, ident = record.first_time, record.conn_id
+            lo = at + int(np.searchsorted(time[at:], first_time, "left"))
+            hi = lo + int(np.searchsorted(time[lo:], first_time, "right"))
+            stop = lo + int(np.searchsorted(conn_id[lo:hi], ident, "left"))
+            yield UnansweredRun(block, at, stop, zeek)
+            at = stop
+            if at == end:
+                break
+        if at < end:  # (no record left)
+            yield UnansweredRun(block, at, end, zeek)
+    if record is not None:
+        yield record
+        yield from records

@@ -17,7 +17,7 @@ from tcpdiag.columns import ColumnDecoder, ipv4_int
 from tcpdiag.decode import Decoder
 from tcpdiag.fastpath import FastPathTracker, SummarisedConnections
 from tcpdiag.findings import iso_time
-from tcpdiag.flows import FlowRecord
+from tcpdiag.flows import FlowRecord, FlowSpool
 from tcpdiag.packets import SYN, SynOptions, TcpSegment
 from tcpdiag.quality import CaptureQuality
 from tcpdiag.reader import CaptureReader
@@ -153,17 +153,18 @@ def test_a_csv_row_is_every_cell_of_the_listing_made_safe(
     import io
     from types import SimpleNamespace
 
-    records = data.draw(st.lists(strategy, max_size=3))
+    spool = FlowSpool()
+    spool.extend(data.draw(st.lists(strategy, max_size=3)))
 
     from tcpdiag.reporters.common import csv_cell
     from tcpdiag.reporters.flows import FlowsCsvReporter, _row
 
-    report = SimpleNamespace(path=path, connections=records)
+    report = SimpleNamespace(path=path, connections=spool)
     got = io.StringIO()
     FlowsCsvReporter().write(report, got)  # type: ignore[arg-type]
     expected = io.StringIO()
     writer = csv.writer(expected, lineterminator="\n")
-    for record in records:
+    for record in spool:
         row = [path, *_row(record, mark_guess=False, human=False), record.initiator_known]
         writer.writerow([csv_cell(value) for value in row])
     assert got.getvalue() == expected.getvalue()
@@ -310,3 +311,103 @@ def test_a_table_with_space_at_the_edge_of_a_cell_is_what_tabulate_makes(
             widest = _widest(rows)
             plain = _plain_piece(widest, rows, tablefmt, True)
             assert plain is None or plain == _tabulated(widest, rows, tablefmt, True)
+
+
+def _retired_syns(
+    rng: np.random.Generator, first_id: int, count: int, times: np.ndarray, zeek: bool
+) -> RetiredSyns:
+    """Bare SYNs retired together, as the compact store gives them (tcpdiag.attempts)."""
+    from tcpdiag.attempts import SynColumns
+
+    rows = {
+        "frame": np.arange(first_id, first_id + count, dtype=np.int64),
+        "conn_id": np.arange(first_id, first_id + count, dtype=np.int64),
+        "time": times.astype(np.float64),
+        "src": rng.integers(0, 2**32, count, dtype=np.uint32),
+        "sport": rng.integers(0, 2**16, count, dtype=np.uint16),
+        "dst": rng.integers(0, 2**32, count, dtype=np.uint32),
+        "dport": rng.integers(0, 2**16, count, dtype=np.uint16),
+    }
+    return RetiredSyns(SynColumns(rows, []), zeek)
+
+
+def _closed_record(conn_id: int, first_time: float) -> FlowRecord:
+    return FlowRecord(
+        conn_id, f"1:r{conn_id}", first_time, first_time + 1, "10.0.0.1:1", "10.0.0.2:2", True,
+        3, 10, 10, 2, 0, 0, "CLOSED", "CLOSED", "SF", "ShAF",
+    )  # fmt: skip
+
+
+def _csv(spool: FlowSpool, path: str = "cap.pcap") -> str:
+    import io
+    from types import SimpleNamespace
+
+    from tcpdiag.reporters.flows import FlowsCsvReporter
+
+    out = io.StringIO()
+    FlowsCsvReporter().write(SimpleNamespace(path=path, connections=spool), out)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("zeek", [False, True], ids=["analyze", "with Zeek's view"])
+@pytest.mark.parametrize("in_order", [True, False], ids=["blocks in order", "blocks overlapping"])
+@pytest.mark.parametrize("seed", range(6))
+def test_a_floods_syns_are_listed_in_their_place_as_their_records(
+    seed: int, in_order: bool, zeek: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FlowSpool.extend_unanswered keeps a flood's bare SYNs as numbers, a few rows in memory
+    and the rest on disk, and lists them merged among the other records in runs: the listing
+    (every row, its place, its findings), its CSV (written from the numbers) and the spool
+    sent to another process are those of their FlowRecords spooled one by one. Times tie
+    (across records and SYNs too), blocks may overlap, and one time is no calendar's (its CSV
+    row is written the general way)."""
+    import pickle
+    from types import SimpleNamespace
+
+    import tcpdiag.flows as flows_module
+    from tcpdiag.flows import UnansweredRun
+
+    monkeypatch.setattr(flows_module, "SYN_ROWS_AT_ONCE", 3)
+    rng = np.random.default_rng(seed)
+    bulk, reference = FlowSpool(memory_limit=5, fan_in=2), FlowSpool(memory_limit=5, fan_in=2)
+    bulk.syn_memory_rows = 7
+    next_id, start = 1, 0.0
+    for step in range(14):
+        count = int(rng.integers(1, 9))
+        if step == 0 or rng.random() < 0.5:
+            if in_order:  # each block after the one before
+                times = np.round(start + rng.random(count) * 1.9, 1)
+                start += 2
+            else:
+                times = np.round(rng.random(count) * 20, 1)
+            if step == 0:
+                times[0] = -1e300  # (iso_time: "-1000...000.000000", a formula's start)
+            syns = _retired_syns(rng, next_id, count, times, zeek)
+            bulk.extend_unanswered(syns)
+            reference.extend_in_parts(FlowRecord.unanswered(syns))
+            assert bulk._syn_held < bulk.syn_memory_rows, "the rest on disk"
+        else:
+            times = np.round(rng.random(count) * 30, 1).tolist()
+            records = [_closed_record(next_id + k, t) for k, t in enumerate(times)]
+            bulk.extend(records)
+            reference.extend([replace(r) for r in records])
+        next_id += count
+    syn_ids = [r.conn_id for r in reference if r.client_packets == 1 and r.server_packets == 0]
+    record_id = next(r.conn_id for r in reference if r.history == "ShAF")
+    # Findings about a record, then also (a flood's SYN has none, but were there one) about a
+    # SYN: its block is listed as records, each with its findings.
+    for about in ([record_id], [record_id, syn_ids[len(syn_ids) // 2]]):
+        for spool in (bulk, reference):
+            found = [SimpleNamespace(conn_id=c, time=0.0, id=f"F{k}") for k, c in enumerate(about)]
+            spool.list_findings(found)  # type: ignore[arg-type]
+        expected = [asdict(r) for r in reference]
+        assert len(bulk) == len(reference) == len(expected)
+        assert sum(1 for r in expected if r["findings"]) == len(about)
+        for spool in (bulk, pickle.loads(pickle.dumps(bulk))):
+            assert [asdict(r) for r in spool] == expected
+            assert _csv(spool) == _csv(reference)
+        runs = [item for item in bulk.listing() if type(item) is UnansweredRun]
+        assert all(len(run) for run in runs)
+        in_runs = len(syn_ids) if in_order and len(about) == 1 else 0
+        assert sum(map(len, runs)) == in_runs
+    assert bulk._syn_in_order == in_order

@@ -15,6 +15,7 @@ import pytest
 from flowbuilder import Capture, Conversation, FullDisk, findings, write_pcap
 from typer.testing import CliRunner
 
+from tcpdiag import flows as flows_module
 from tcpdiag import spool as spool_module
 from tcpdiag.analyze import AnalysisOptions, analyze_capture
 from tcpdiag.cli import app
@@ -238,6 +239,62 @@ def test_flows_are_the_same_listed_through_small_spools(
         dataclasses.astuple(r) for r in records
     ]
     assert _flows_outputs(path, split) == whole
+
+
+@pytest.mark.parametrize("held", [20, 1_000_000], ids=["evicted early", "retired at the end"])
+def test_a_floods_syns_kept_as_numbers_list_as_their_records(
+    held: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every `tcpdiag flows` format: the same bytes whether the bare SYNs nothing answered
+    (retired together, RetiredSyns) are kept as numbers and listed in runs, or made into
+    FlowRecords one by one and spooled as any; with findings on the rows around them, rows
+    and SYNs on disk in small parts, and SYNs evicted early from a small store (several blocks
+    among the other rows) or retired at the end (one block)."""
+    from tcpdiag.flows import UnansweredRun
+    from tcpdiag.reporters.base import render
+    from tcpdiag.reporters.flows import (
+        FlowsCsvReporter,
+        ZeekConnLogReporter,
+        flows_json_reporter,
+        flows_table_reporter,
+    )
+    from tcpdiag.reporters.machine import JsonLinesReporter
+
+    path = tmp_path / "flood.pcap"
+    cap = _varied_capture(400)
+    for i in range(300):  # a flood among them
+        Conversation(cap, client=(f"10.9.{i // 250}.{i % 250 + 1}", 30000 + i)).send("c", SYN)
+        cap.time += 0.001
+    write_pcap(cap, path)
+    reporters = {
+        "table": flows_table_reporter, "markdown": lambda: flows_table_reporter(markdown=True),
+        "json": flows_json_reporter, "jsonl": lambda: JsonLinesReporter(flows=True),
+        "csv": FlowsCsvReporter, "zeek": ZeekConnLogReporter,
+    }  # fmt: skip
+    options = AnalysisOptions(keep_flows=True, zeek_split=False, max_held_syns=held)
+
+    def outputs() -> tuple[dict[str, str], Any]:
+        report = analyze_capture(path, ENGINE, options)
+        return {name: render(make(), [report]) for name, make in reporters.items()}, report
+
+    _set_defaults(FlowSpool, monkeypatch, 9, 2)
+    monkeypatch.setattr(flows_module, "SYN_ROWS_AT_ONCE", 16)
+    monkeypatch.setattr(flows_module, "SYN_ROWS_IN_MEMORY", 40)
+    bulk, report = outputs()
+    blocks = len(report.connections._syn_on_disk) + len(report.connections._syn_blocks)
+    assert (blocks > 5) if held == 20 else (blocks == 1)
+    assert report.connections._syn_on_disk, "SYN rows went to disk"
+    runs = [item for item in report.connections.listing() if type(item) is UnansweredRun]
+    assert sum(map(len, runs)) >= 400, "the flood's SYNs and the unanswered ones, in runs"
+    assert sum(1 for r in report.connections if r.findings) > 100
+
+    def one_by_one(self: FlowSpool, syns: Any) -> None:
+        self.extend_in_parts(FlowRecord.unanswered(syns))
+
+    monkeypatch.setattr(FlowSpool, "extend_unanswered", one_by_one)
+    expected, report = outputs()
+    assert not report.connections._syn_on_disk and not report.connections._syn_blocks
+    assert bulk == expected
 
 
 def _listed_by_the_whole_list_rule(records: list[FlowRecord], findings: list[Any]) -> bool:

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import iso_time
-from tcpdiag.flows import FlowRecord
+from tcpdiag.flows import FlowRecord, UnansweredRun
 from tcpdiag.ladder import split_endpoint
 from tcpdiag.reporters import units
 from tcpdiag.reporters.base import JsonReporter, SectionReporter, render
@@ -207,6 +207,38 @@ def flow_dict(flow: FlowRecord, head: Mapping[str, object] | None = None) -> dic
     return record
 
 
+# The members of a flow's JSON (flow_dict) that differ between a flood's unanswered SYNs.
+_UNANSWERED_VARYING = (
+    "conn_id", "community_id", "first_time", "last_time", "client", "server", "first_epoch",
+    "last_epoch", "client_ip", "client_port", "server_ip", "server_port",
+)  # fmt: skip
+
+
+def unanswered_flow_dicts(
+    run: UnansweredRun, head: Mapping[str, object] | None = None
+) -> Iterator[dict[str, object]]:
+    """flow_dict of each row of a run of a flood's SYNs, made from their numbers: the first
+    row's, and for each other a copy with what differs between such rows set (a flood lists
+    a million). tests/test_spool.py compares both ways."""
+    first: dict[str, object] | None = None
+    for conn_id, time, client_ip, client_port, server_ip, server_port, cid in run.columns(run.rows):
+        if first is None:
+            first = flow_dict(next(run.records()), head)
+            yield first
+            continue
+        when = iso_time(time)
+        record = first.copy()
+        for name, value in zip(
+            _UNANSWERED_VARYING,
+            (conn_id, cid, when, when, f"{client_ip}:{client_port}",
+             f"{server_ip}:{server_port}", time, time, client_ip, client_port, server_ip,
+             server_port),
+            strict=True,
+        ):  # fmt: skip
+            record[name] = value
+        yield record
+
+
 class FlowsCsvReporter:
     """One CSV table for all captures: a header row, then a row per connection."""
 
@@ -221,9 +253,16 @@ class FlowsCsvReporter:
         # written as the text they would have made of it; any other goes through both.
         writerow = csv.writer(out, lineterminator="\n").writerow
         write = out.write
-        path, formula = csv_cell(report.path), FORMULA_START
+        path = csv_cell(report.path)
         path_text = _csv_text(path)
-        for flow in report.connections:
+        block, block_lines = None, []
+        for item in report.connections.listing():
+            if type(item) is UnansweredRun:
+                if item.block is not block:
+                    block, block_lines = item.block, _unanswered_lines(item, path, path_text)
+                write("".join(block_lines[item.start : item.stop]))
+                continue
+            flow: FlowRecord = item  # type: ignore[assignment]
             line = (
                 f"{iso_time(flow.first_time)},{flow.duration:.6f},{flow.client},{flow.server},"
                 f"{flow.client_packets},{flow.client_bytes},{flow.server_packets},"
@@ -231,18 +270,7 @@ class FlowsCsvReporter:
                 f"{flow.history},{flow.community_id},{','.join(flow.findings) or 'none'},"
                 f"{flow.initiator_known}"
             )
-            if (
-                line.isprintable()  # (safe_line changes nothing; no line break to quote)
-                and line.count(",") == _COMMAS  # (no cell holds one: none needs quotes)
-                and '"' not in line  # (the csv module would quote the cell)
-                # (No cell starts like a formula, which csv_cell would change; tab and CR are
-                # not printable.)
-                and line[:1] not in formula
-                and ",=" not in line
-                and ",+" not in line
-                and ",-" not in line
-                and ",@" not in line
-            ):
+            if _plain_line(line):
                 write(f"{path_text},{line}\n")
                 continue
             row = _row(flow, mark_guess=False, human=False)
@@ -254,8 +282,55 @@ class FlowsCsvReporter:
 
 # A plain row's text after the capture's cell: its cells joined by commas, none holding one.
 _COMMAS = len(COLUMNS)
-# FlowsCsvReporter.write spells out the starts of a formula (those a printable row can hold).
-assert frozenset("=+-@\t\r") == FORMULA_START, "update FlowsCsvReporter.write"
+# _plain_line spells out the starts of a formula (those a printable row can hold).
+assert frozenset("=+-@\t\r") == FORMULA_START, "update _plain_line"
+
+
+def _plain_line(line: str) -> bool:
+    """Whether a CSV row's cells (after the capture's), joined by commas, are what the csv
+    module and csv_cell would write of them: the row's text as it is."""
+    return (
+        line.isprintable()  # (safe_line changes nothing; no line break to quote)
+        and line.count(",") == _COMMAS  # (no cell holds one: none needs quotes)
+        and '"' not in line  # (the csv module would quote the cell)
+        # (No cell starts like a formula, which csv_cell would change; tab and CR are not
+        # printable.)
+        and line[:1] not in FORMULA_START
+        and ",=" not in line
+        and ",+" not in line
+        and ",-" not in line
+        and ",@" not in line
+    )
+
+
+def _unanswered_lines(run: UnansweredRun, path: object, path_text: str) -> list[str]:
+    """The CSV lines of every row of the run's block (a flood's SYNs), as
+    FlowsCsvReporter.write makes them of their FlowRecords (one packet, no byte, no duration,
+    no finding): made a block at a time, written a run at a time. tests/test_flows.py
+    compares both ways."""
+    syn_sent, listen, conn_state, history = run.states()
+    rest = f"1,0,0,0,{syn_sent},{listen},{conn_state},{history}"
+    lines = []
+    for conn_id, time, client_ip, client_port, server_ip, server_port, cid in run.columns(
+        run.block
+    ):
+        client, server = f"{client_ip}:{client_port}", f"{server_ip}:{server_port}"
+        first = iso_time(time)
+        # Of the cells, only the time's can be other than plain (see _plain_line): the
+        # others are addresses with ports, a Community ID ("1:" and base64) and constants; a
+        # time no calendar holds is written as a number, which may start with a minus sign.
+        if first[:1] not in FORMULA_START:
+            lines.append(f"{path_text},{first},0.000000,{client},{server},{rest},{cid},none,True\n")
+            continue
+        record = FlowRecord(
+            conn_id, cid, time, time, client, server, True, 1, 0, 0, 0, 0, 0, syn_sent, listen,
+            conn_state, history,
+        )  # fmt: skip
+        text = io.StringIO()
+        row = _row(record, mark_guess=False, human=False)
+        csv.writer(text, lineterminator="\n").writerow([path, *map(csv_cell, row), True])
+        lines.append(text.getvalue())
+    return lines
 
 
 def _csv_text(cell: object) -> str:
@@ -296,24 +371,60 @@ class ZeekConnLogReporter:
         out.write("#types\t" + "\t".join(kind for _, kind in ZEEK_FIELDS) + "\n")
 
     def write(self, report: CaptureReport, out: TextIO) -> None:
-        for flow in report.connections:
-            out.write("\t".join(_zeek_row(flow)) + "\n")
+        for item in report.connections.listing():
+            if type(item) is UnansweredRun:
+                out.write("".join("\t".join(row) + "\n" for row in _unanswered_zeek_rows(item)))
+            else:
+                out.write("\t".join(_zeek_row(item)) + "\n")  # type: ignore[arg-type]
 
     def finish(self, out: TextIO) -> None:
         out.write("#close\n")
 
 
+def _zeek_uid(community_id: str) -> str:
+    """A Zeek uid ("C" and 17 base32 characters) derived from the Community ID: the same flow
+    gets the same uid in every run."""
+    digest = hashlib.sha1(community_id.encode()).digest()
+    return "C" + base64.b32encode(digest).decode()[:17]
+
+
 def _zeek_row(flow: FlowRecord) -> list[str]:
     (orig_h, orig_p), (resp_h, resp_p) = split_endpoint(flow.client), split_endpoint(flow.server)
-    digest = hashlib.sha1(flow.community_id.encode()).digest()
-    uid = "C" + base64.b32encode(digest).decode()[:17]
     return [
-        f"{flow.first_time:.6f}", uid, orig_h, str(orig_p), resp_h, str(resp_p), "tcp", _UNSET,
+        f"{flow.first_time:.6f}", _zeek_uid(flow.community_id), orig_h, str(orig_p), resp_h,
+        str(resp_p), "tcp", _UNSET,
         f"{flow.duration:.6f}", str(flow.client_bytes), str(flow.server_bytes),
         _zeek_value(flow.conn_state), _UNSET, _UNSET, "0", _zeek_value(flow.history),
         str(flow.client_packets), _UNSET, str(flow.server_packets), _UNSET, "(empty)",
         _zeek_value(flow.community_id),
     ]  # fmt: skip
+
+
+# The columns of a Zeek row that differ between a flood's unanswered SYNs.
+_ZEEK_VARYING = [
+    [name for name, _ in ZEEK_FIELDS].index(name)
+    for name in ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "community_id")
+]
+
+
+def _unanswered_zeek_rows(run: UnansweredRun) -> Iterator[list[str]]:
+    """_zeek_row of each row of a run of a flood's SYNs, made from their numbers: the first
+    row's, and for each other a copy with what differs between such rows set."""
+    first: list[str] | None = None
+    for _, time, client_ip, client_port, server_ip, server_port, cid in run.columns(run.rows):
+        if first is None:
+            first = _zeek_row(next(run.records()))
+            yield first
+            continue
+        row = first.copy()
+        for at, value in zip(
+            _ZEEK_VARYING,
+            (f"{time:.6f}", _zeek_uid(cid), client_ip, str(client_port), server_ip,
+             str(server_port), _zeek_value(cid)),
+            strict=True,
+        ):  # fmt: skip
+            row[at] = value
+        yield row
 
 
 def render_flows_json(reports: Iterable[CaptureReport]) -> str:

@@ -12,8 +12,9 @@ from typing import TextIO
 
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import Finding
+from tcpdiag.flows import UnansweredRun
 from tcpdiag.reporters.common import csv_cell, sees_text
-from tcpdiag.reporters.flows import flow_dict
+from tcpdiag.reporters.flows import flow_dict, unanswered_flow_dicts
 from tcpdiag.reporters.json_report import finding_dict, json_line, line_head
 from tcpdiag.reporters.jsontext import json_text
 from tcpdiag.reporters.selection import Selection
@@ -35,8 +36,12 @@ class JsonLinesReporter:
         out.write(json_line("capture", report.path, summary))
         if self.flows:
             head = line_head("flow", report.path)
-            for flow in report.connections:
-                out.write(json_text(flow_dict(flow, head)) + "\n")
+            for item in report.connections.listing():
+                if type(item) is UnansweredRun:
+                    dicts = unanswered_flow_dicts(item, head)
+                    out.write("".join(f"{json_text(record)}\n" for record in dicts))
+                else:
+                    out.write(json_text(flow_dict(item, head)) + "\n")  # type: ignore[arg-type]
             return
         head = line_head("finding", report.path)
         for finding in report.findings:
