@@ -362,6 +362,7 @@ OutputOption = Annotated[
         "--output",
         "-o",
         parser=_output_path,
+        metavar="FILE",  # (a parser's own name otherwise)
         help="Write the report to this file instead of stdout; without --format, the format "
         "comes from the extension (.txt .json .jsonl .md .csv .html).",
     ),

@@ -259,6 +259,18 @@ def test_an_output_path_that_is_a_directory_is_the_one_line_error(tmp_path: Path
         assert result.stderr == f"tcpdiag: error: {tmp_path}: cannot write (Is a directory)\n"
 
 
+@pytest.mark.parametrize("command", ["analyze", "flows", "show", "explain", "rules", "schema"])
+def test_help_names_each_value_for_a_reader_not_by_its_code(command: str) -> None:
+    """--help shows what each option takes (FILE, N, <int>...), never the name of the Python
+    function that parses it (a parser's name is typer's metavar unless one is given)."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<_" not in result.stdout and "_path>" not in result.stdout
+    if command in ("analyze", "flows"):
+        output = next(line for line in result.stdout.splitlines() if "--output" in line)
+        assert output.split()[3] == "FILE", output
+
+
 def test_an_output_name_ending_in_a_slash_names_a_directory(tmp_path: Path) -> None:
     """`-o report.json/` is a directory that is not there, not a file called report.json
     (which Path, dropping the slash, would have written)."""
