@@ -219,10 +219,11 @@ def _in_listing_order(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
 @dataclass(slots=True)
 class UnansweredRun:
     """Rows of the listing that follow one another and are each a bare SYN nothing answered
-    (a flood's): rows `start` to `stop` of a `block` of such rows (SYN_ROW, at most
-    SYN_ROWS_AT_ONCE) kept as numbers rather than FlowRecords, since a flood lists a million.
-    `records()` makes their FlowRecords; a writer may list them from the numbers, a block at a
-    time. `zeek`: whether Zeek's view was tracked (S0 and history S)."""
+    (a flood's): rows `start` to `stop` of a `block` of such rows (SYN_ROW; a listing's are
+    pieces of at most SYN_ROWS_AT_ONCE rows) kept as numbers rather than FlowRecords, since a
+    flood lists a million. `records()` makes their FlowRecords; a writer may list them from
+    the numbers, a block at a time. `zeek`: whether Zeek's view was tracked (S0 and history
+    S)."""
 
     block: npt.NDArray[np.void]
     start: int
@@ -396,13 +397,13 @@ class FlowSpool(SortedSpool[FlowRecord]):
         # so the ones not placed by the last row go with it.
         left: dict[int, tuple[int, list[tuple[float, str]]]] = {}  # rows seen, not placed
         for item in self._rows():
-            if type(item) is UnansweredRun:
+            if isinstance(item, UnansweredRun):
                 if not self._found_unanswered:
                     yield item
                     continue
                 records: Iterable[FlowRecord] = item.records()
             else:
-                records = (item,)  # type: ignore[assignment]
+                records = (item,)
             for record in records:
                 conn_id = record.conn_id
                 found = self._found.get(conn_id)
@@ -420,10 +421,10 @@ class FlowSpool(SortedSpool[FlowRecord]):
 
     def __iter__(self) -> Iterator[FlowRecord]:
         for item in self.listing():
-            if type(item) is UnansweredRun:
+            if isinstance(item, UnansweredRun):
                 yield from item.records()
             else:
-                yield item  # type: ignore[misc]
+                yield item
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled (to another process): every row in memory, as SortedSpool has it; no files.

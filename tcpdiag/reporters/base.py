@@ -60,19 +60,11 @@ def _dump(value: Any, indent: int) -> str:
     return text.replace("\n", "\n" + " " * indent)
 
 
-class JsonReporter:
-    """One JSON document, `{"tool", "version", "captures": [...]}`, streamed: each capture's
-    summary fields, then its list (findings or connections) one item per line."""
+class JsonDocumentReporter:
+    """One JSON document, `{"tool", "version", "captures": [...]}`, streamed a capture at a
+    time: the document's start and end; `write` writes each capture's object."""
 
-    def __init__(
-        self,
-        list_key: str,
-        fields: Callable[[CaptureReport], dict[str, Any]],
-        items: Callable[[CaptureReport], Iterable[dict[str, Any]]],
-        schema_version: str | None = None,
-        filters: list[str] | None = None,
-    ) -> None:
-        self._list_key, self._fields, self._items = list_key, fields, items
+    def __init__(self, schema_version: str | None = None, filters: list[str] | None = None):
         self._schema_version = schema_version
         self._filters = filters
         self._first = True
@@ -87,6 +79,28 @@ class JsonReporter:
         out.write('  "captures": [')
 
     def write(self, report: CaptureReport, out: TextIO) -> None:
+        raise NotImplementedError
+
+    def finish(self, out: TextIO) -> None:
+        out.write("\n  ]\n}\n")
+
+
+class JsonReporter(JsonDocumentReporter):
+    """A JSON document (JsonDocumentReporter) whose capture objects are each capture's summary
+    fields, then its list (findings or connections) one item per line."""
+
+    def __init__(
+        self,
+        list_key: str,
+        fields: Callable[[CaptureReport], dict[str, Any]],
+        items: Callable[[CaptureReport], Iterable[dict[str, Any]]],
+        schema_version: str | None = None,
+        filters: list[str] | None = None,
+    ) -> None:
+        super().__init__(schema_version, filters)
+        self._list_key, self._fields, self._items = list_key, fields, items
+
+    def write(self, report: CaptureReport, out: TextIO) -> None:
         out.write(("" if self._first else ",") + "\n    {")
         self._first = False
         for key, value in self._fields(report).items():
@@ -97,6 +111,3 @@ class JsonReporter:
         for number, item in enumerate(self._items(report)):
             out.write(("," if number else "") + "\n        " + json_text(item))
         out.write("\n      ]\n    }")
-
-    def finish(self, out: TextIO) -> None:
-        out.write("\n  ]\n}\n")

@@ -257,12 +257,12 @@ class FlowsCsvReporter:
         path_text = _csv_text(path)
         block, block_lines = None, []
         for item in report.connections.listing():
-            if type(item) is UnansweredRun:
+            if isinstance(item, UnansweredRun):
                 if item.block is not block:
                     block, block_lines = item.block, _unanswered_lines(item, path, path_text)
                 write("".join(block_lines[item.start : item.stop]))
                 continue
-            flow: FlowRecord = item  # type: ignore[assignment]
+            flow = item
             line = (
                 f"{iso_time(flow.first_time)},{flow.duration:.6f},{flow.client},{flow.server},"
                 f"{flow.client_packets},{flow.client_bytes},{flow.server_packets},"
@@ -372,10 +372,10 @@ class ZeekConnLogReporter:
 
     def write(self, report: CaptureReport, out: TextIO) -> None:
         for item in report.connections.listing():
-            if type(item) is UnansweredRun:
+            if isinstance(item, UnansweredRun):
                 out.write("".join("\t".join(row) + "\n" for row in _unanswered_zeek_rows(item)))
             else:
-                out.write("\t".join(_zeek_row(item)) + "\n")  # type: ignore[arg-type]
+                out.write("\t".join(_zeek_row(item)) + "\n")
 
     def finish(self, out: TextIO) -> None:
         out.write("#close\n")

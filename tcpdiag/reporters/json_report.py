@@ -17,7 +17,7 @@ from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Aggregate, GroupKey, fold,
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import EncodedFinding, Finding, digest_facts
 from tcpdiag.ladder import split_endpoint
-from tcpdiag.reporters.base import JsonReporter, render
+from tcpdiag.reporters.base import JsonDocumentReporter, render
 from tcpdiag.reporters.common import endpoints_filter, wireshark_frames
 from tcpdiag.reporters.jsontext import json_text
 from tcpdiag.reporters.selection import Selection
@@ -83,22 +83,14 @@ def _dump(value: Any, indent: int) -> str:
     return text.replace("\n", "\n" + " " * indent)
 
 
-class FindingsJsonReporter(JsonReporter):
+class FindingsJsonReporter(JsonDocumentReporter):
     """The analyze JSON document. A scan, flood or storm of more than `aggregate_over` findings
     is one aggregated finding in the capture's `aggregates` (tcpdiag.aggregate), written after
     `findings`, which then lists only the findings no aggregate took; `aggregated_findings`
     counts those taken. JSON Lines (`AggregatingJsonLinesReporter`) keeps every finding."""
 
     def __init__(self, selection: Selection, aggregate_over: int = DEFAULT_AGGREGATE_OVER):
-        super().__init__(
-            "findings",
-            lambda r: r.to_dict(findings=False),
-            lambda r: (
-                json.loads(f.json()) for f in encoded_findings(r.findings) if selection.accepts(f)
-            ),
-            schema_version=SCHEMA_VERSION,
-            filters=selection.describe(),
-        )
+        super().__init__(schema_version=SCHEMA_VERSION, filters=selection.describe())
         self.selection, self.aggregate_over = selection, aggregate_over
 
     def write(self, report: CaptureReport, out: TextIO) -> None:
@@ -111,7 +103,7 @@ class FindingsJsonReporter(JsonReporter):
         for key, value in fields.items():
             out.write(f"\n      {json.dumps(key)}: {_dump(value, 6)},")
         out.write('\n      "findings": [')
-        # One item per line (see JsonReporter.write).
+        # One item per line (as JsonReporter.write).
         kept, aggregates = fold(encoded_findings(report.findings), plan, self.selection.accepts)
         for number, finding in enumerate(kept):
             out.write(("," if number else "") + "\n        " + finding.json())
@@ -126,7 +118,7 @@ class FindingsJsonReporter(JsonReporter):
 
 def json_reporter(
     selection: Selection | None = None, aggregate_over: int = DEFAULT_AGGREGATE_OVER
-) -> JsonReporter:
+) -> JsonDocumentReporter:
     return FindingsJsonReporter(selection or Selection(), aggregate_over)
 
 

@@ -37,11 +37,11 @@ class JsonLinesReporter:
         if self.flows:
             head = line_head("flow", report.path)
             for item in report.connections.listing():
-                if type(item) is UnansweredRun:
+                if isinstance(item, UnansweredRun):
                     dicts = unanswered_flow_dicts(item, head)
                     out.write("".join(f"{json_text(record)}\n" for record in dicts))
                 else:
-                    out.write(json_text(flow_dict(item, head)) + "\n")  # type: ignore[arg-type]
+                    out.write(json_text(flow_dict(item, head)) + "\n")
             return
         head = line_head("finding", report.path)
         for finding in report.findings:
