@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -411,3 +412,37 @@ def test_a_floods_syns_are_listed_in_their_place_as_their_records(
         in_runs = len(syn_ids) if in_order and len(about) == 1 else 0
         assert sum(map(len, runs)) == in_runs
     assert bulk._syn_in_order == in_order
+
+
+def test_a_floods_syns_stay_in_memory_when_the_temporary_directory_is_full() -> None:
+    """As the spool's other rows: a disk that fills keeps every SYN row from then on in
+    memory, says so, and lists them all, those written before it filled from disk."""
+    import errno
+
+    class Filled:
+        """The spool's file, once the disk is full: what was written reads back; no write
+        succeeds."""
+
+        def __init__(self, file: Any) -> None:
+            self._file = file
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._file, name)
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    rng = np.random.default_rng(5)
+    bulk, reference = FlowSpool(), FlowSpool()
+    bulk.syn_memory_rows = 4
+    blocks = [_retired_syns(rng, 1 + 10 * k, 3, np.arange(3.0) + 10 * k, True) for k in range(6)]
+    for k, syns in enumerate(blocks):
+        if k == 3:  # (two blocks written: the first spill came at 6 rows held)
+            assert len(bulk._syn_on_disk) == 2 and not bulk.spill_failed
+            bulk._syn_file = Filled(bulk._syn_file)  # type: ignore[assignment]
+        bulk.extend_unanswered(syns)
+        reference.extend_in_parts(FlowRecord.unanswered(syns))
+    assert bulk.spill_failed.startswith("connections kept in memory: No space")
+    assert len(bulk._syn_on_disk) == 2 and len(bulk._syn_blocks) == 4
+    assert [asdict(r) for r in bulk] == [asdict(r) for r in reference]
+    assert len(bulk) == 18
