@@ -8,8 +8,12 @@ the findings that needed both halves.
 
 So the clock is the latest packet time so far, except that a frame more than STEP_SECONDS ahead
 of it moves it only when CONFIRM frames in a row are that far ahead: then the capture really
-went on there (an idle gap, two captures joined). Until then such frames are `ignored` by the
-clock (their connections still see their own times).
+went on there (an idle gap, two captures joined). Until then such frames do not move the clock
+(their connections still see their own times). Those of a run that a frame at the clock's time
+then ends were stamped ahead of the frames around them: the clock counts them (`ignored`). Those
+of a run that the frames after it confirm are not counted (a real idle gap of a minute or more
+is common: a keep-alive connection, a quiet hour), nor those of a run the capture ends on (they
+moved nothing the end of the capture does not move).
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ class CaptureClock:
 
     def __init__(self) -> None:
         self.now = float("-inf")
-        self.ignored = 0  # frames stamped too far ahead to move the clock, so far
-        self._ahead = 0  # such frames in a row just now
+        # frames of runs stamped too far ahead to move the clock that the frames after them
+        # did not follow, so far
+        self.ignored = 0
+        self._ahead = 0  # frames too far ahead to move the clock, in a row just now
 
     def step(self, time: float) -> float:
         """The clock after a frame stamped `time`."""
@@ -39,14 +45,13 @@ class CaptureClock:
         if time - now <= STEP_SECONDS or now == float("-inf"):
             if time > now:
                 self.now = time
+            self.ignored += self._ahead  # (a run far ahead, and then the clock's time again)
             self._ahead = 0
         else:
             self._ahead += 1
             if self._ahead >= CONFIRM:
-                self.now = time
+                self.now = time  # (the capture went on there: none of the run is counted)
                 self._ahead = 0
-            else:
-                self.ignored += 1
         return self.now
 
     def steps(self, times: F64) -> F64:
@@ -62,8 +67,10 @@ class CaptureClock:
         far[0] &= self.now != float("-inf")  # the first frame of all sets the clock
         if not far.any():
             # No frame far ahead of the latest before it: the clock is their running maximum
-            # (the usual case, in one pass of numpy).
+            # (the usual case, in one pass of numpy); the first ends a run far ahead, if one
+            # was under way.
             self.now = float(clock[-1])
+            self.ignored += self._ahead
             self._ahead = 0
             return clock
         step = self.step

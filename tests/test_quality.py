@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -128,18 +129,59 @@ def test_one_frame_stamped_hours_ahead_does_not_retire_the_live_connections(
     assert not any("stamped more than" in w for w in plain.warnings)
 
 
-def test_a_real_gap_moves_the_capture_clock() -> None:
+@pytest.mark.parametrize(
+    "cuts",
+    [None, (3, 6, 9, 12, 15, 18, 21, 24), (4, 5), (12,)],
+    ids=["one by one", "in threes", "a run far ahead ends a batch", "two batches"],
+)
+def test_a_real_gap_moves_the_capture_clock(cuts: tuple[int, ...] | None) -> None:
     """Frames far ahead that keep coming are where the capture went on: the clock follows
-    after a few of them, and the connections idle across the gap are retired by it."""
+    after a few of them, and the connections idle across the gap are retired by it. Only
+    the frames far ahead that the frames after them did not follow count as ignored: not
+    those of a real gap (an idle minute is common), nor a run the capture ends on. The same
+    frames in batches (steps, split anywhere) count the same."""
+    times = [0.0, 1.0, 5000.0, 5001.0, 2.0, *[10_000.0 + k for k in range(20)]]
+    times += [10_020.0 + 90.0, 10_020.0 + 91.0]  # the capture ends after another gap
     clock = CaptureClock()
-    times = [0.0, 1.0, 5000.0, 2.0, *[10_000.0 + k for k in range(20)]]
-    stepped = [clock.step(t) for t in times]
-    assert stepped[:4] == [0.0, 1.0, 1.0, 2.0]  # the lone frame far ahead is ignored
-    assert stepped[-1] == 10_019.0
-    assert clock.ignored == 1 + CONFIRM - 1
-    again = CaptureClock()
-    assert again.steps(np.array(times)).tolist() == stepped
-    assert again.ignored == clock.ignored
+    if cuts is None:
+        stepped = [clock.step(t) for t in times]
+    else:
+        bounds = [0, *cuts, len(times)]
+        parts = [times[a:b] for a, b in itertools.pairwise(bounds)]
+        stepped = [t for part in parts for t in clock.steps(np.array(part)).tolist()]
+    assert stepped[:5] == [0.0, 1.0, 1.0, 1.0, 2.0]  # the two frames far ahead are ignored
+    assert stepped[5 : 5 + CONFIRM - 1] == [2.0] * (CONFIRM - 1)  # until the gap is believed
+    assert stepped[5 + CONFIRM - 1] == 10_000.0 + CONFIRM - 1
+    assert stepped[-3:] == [10_019.0] * 3
+    assert clock.ignored == 2
+    assert clock.copy().ignored == 2
+
+
+def _quiet_then_busy(gap: float, after: int) -> Capture:
+    """Connections that talk, all go quiet for `gap` seconds, then `after` frames: a real
+    idle gap, no clock step."""
+    cap = Capture()
+    conversations = established(cap, "10.9.0.1", 5)
+    for conv in conversations:
+        conv.data("c", 100)
+    cap.time += gap
+    for conv in conversations[: max(after // 2, 1)]:
+        conv.data("c", 100)
+        conv.data("s", 100)
+    return cap
+
+
+@pytest.mark.parametrize("after", [2, 6, 40])
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_real_idle_gap_is_no_clock_step(after: int, fast_path: bool, tmp_path: Path) -> None:
+    """A capture that goes quiet for minutes and then goes on, for a few frames (its end) or
+    many, says nothing about frames stamped ahead; one frame stamped hours ahead does (see
+    test_one_frame_stamped_hours_ahead_does_not_retire_the_live_connections)."""
+    path = tmp_path / "gap.pcap"
+    write_pcap(_quiet_then_busy(246.0, after), path)
+    report = analyze_capture(path, RuleEngine(load_rules()), AnalysisOptions(fast_path=fast_path))
+    assert report.packets > 20
+    assert not any("stamped more than" in w for w in report.warnings), report.warnings
 
 
 def test_icmp_errors_about_connections_not_in_the_capture_are_counted_by_source(
