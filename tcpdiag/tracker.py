@@ -144,6 +144,7 @@ OPENING_TEXT = {
     for role in ("client", "server")
 }
 FIN_TEXT = {role: f"FIN from {role}" for role in ("client", "server")}
+REPEATED_TEXT = {key: f"{text} again (retransmission)" for key, text in OPENING_TEXT.items()}
 
 # Flags that take a segment off the fast path: anything but ACK (PSH, ECE, CWR do not matter).
 _FAST_FLAGS_MASK = SYN | FIN | RST | ACK | URG
@@ -204,6 +205,9 @@ class Endpoint:
     syn_window: int = 0
     syn: Evidence | None = None
     syn_retries: int = 0
+    # The latest of those retransmissions of its SYN (or SYN-ACK), for a stalled handshake's
+    # evidence: what Wireshark flags as retransmissions.
+    syn_repeats: list[Evidence] | None = None
     fin_seq: int | None = None
     fin: Evidence | None = None
     fin_acked: bool = False
@@ -828,6 +832,12 @@ class Connection:
         is_synack = bool(seg.flags & ACK)
         if sender.isn == seg.seq and sender.syn is not None:
             sender.syn_retries += 1
+            repeats = sender.syn_repeats
+            if repeats is None:
+                repeats = sender.syn_repeats = []
+            repeats.append(Evidence(seg.frame, seg.time, REPEATED_TEXT[is_synack, sender.role]))
+            if len(repeats) > MAX_EVIDENCE:
+                del repeats[0]
             if sender.state == TcpState.CLOSED:
                 # The same SYN again after a RST refused it: some stacks retry a refused
                 # connect() with the same ISN; it is the same attempt, reopened.
@@ -1260,7 +1270,7 @@ class Connection:
         if syn_unanswered:
             retransmissions = stalled.syn_retries
             start = stalled.syn.time if stalled.syn else self.first_time
-            frames = [stalled.syn] if stalled.syn else []
+            frames = [stalled.syn, *(stalled.syn_repeats or ())] if stalled.syn else []
             gaps: list[float] = []
         else:
             retransmissions = stalled.stall_retransmissions
@@ -1327,7 +1337,7 @@ class Connection:
             client_os=os_family(client.ttl),
             server_os=os_family(server.ttl),
         )
-        for item in (client.syn, server.syn):
+        for item in (client.syn, server.syn, *(server.syn_repeats or ())[-4:]):
             _add_evidence(event, item)
         return event
 

@@ -327,6 +327,35 @@ def test_retried_syn_never_answered_is_connect_timeout() -> None:
     (finding,) = findings(cap)
     assert finding.rule == "connect-timeout"
     assert finding.client_sees.errno == "ETIMEDOUT"
+    # Its evidence is the SYN and each retransmission of it (as Wireshark flags them).
+    syns = [seg.frame for seg in cap.packets]
+    assert finding.frames == syns and len(syns) == 3
+    assert [e.what for e in finding.evidence] == ["SYN from client"] + [
+        "SYN from client again (retransmission)"
+    ] * 2
+
+
+def test_a_syn_ack_retransmitted_to_a_scanner_is_its_evidence() -> None:
+    """A raw SYN scanner's host drops the SYN-ACK: the server retransmits it, never answered.
+    The finding cites the probe, the SYN-ACK and its retransmissions (the latest four), not a
+    copy of a segment captured twice (same IP ID)."""
+    import dataclasses
+
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.send("c", SYN, window=1024)
+    synack = conv.send("s", SYN | ACK, options=LINUX_SYN, advance=False, dt=0.001)
+    synack.ip_id = 100
+    for k, gap in enumerate((1.0, 2.0, 4.0, 8.0, 16.0)):
+        again = conv.send("s", SYN | ACK, options=LINUX_SYN, advance=False, dt=gap)
+        again.ip_id = 101 + k  # (a retransmission is a new packet: a new IP ID)
+    frame, time = cap.next_frame(0.0001)
+    cap.packets.append(dataclasses.replace(again, frame=frame, time=time))  # captured twice
+    (finding,) = findings(cap)
+    assert finding.category == "half_open_scan"
+    frames = [seg.frame for seg in cap.packets]
+    assert finding.frames == frames[:2] + frames[3:7], "SYN, SYN-ACK, the last four again"
+    assert finding.evidence[-1].what == "SYN-ACK from server again (retransmission)"
 
 
 def test_simultaneous_rsts_from_one_host_are_local_abort() -> None:
