@@ -98,7 +98,8 @@ class ScanSummary:
     open: int  # probes answered with SYN-ACK
     closed: int  # probes answered with RST (refused)
     unanswered: int  # probes nothing answered (filtered)
-    source_ports: int  # distinct source ports the probes came from (1-2: a raw SYN scanner)
+    # distinct source ports the probes came from, counted up to 3 (1-2: a raw SYN scanner)
+    source_ports: int
     first_time: float
     last_time: float
     sample_targets: tuple[str, ...]  # a few host:port probed, the lowest ports first
