@@ -230,8 +230,15 @@ class Pipeline:
         self.report.connections.extend_in_parts(FlowRecord.summarised(listed))
 
     def finish(
-        self, stats: DecodeStats, engine_name: str, truncated: bool, source_warnings: list[str]
+        self,
+        stats: DecodeStats,
+        engine_name: str,
+        truncated: bool,
+        source_warnings: list[str],
+        damage: str | None = None,
     ) -> CaptureReport:
+        """The report, once every packet went through. `damage`: the source's warning of the
+        damage it stopped reading at, if any (see tcpdiag.reader)."""
         report, table, wanted = self.report, self.table, self.options.connection_filter
         report.first_time, report.last_time = self.quality.first_time, self.quality.last_time
         report.filter_matched = self.probe.matched and (self.selected > 0 or not wanted.states)
@@ -282,6 +289,12 @@ class Pipeline:
                 )
         report.truncated = truncated
         report.warnings.extend(source_warnings)
+        if damage is not None and not stats.frames:
+            # Damaged before its first frame: nothing of the capture could be read. That is a
+            # capture that cannot be read (a one-line error, exit 2), not an empty report that
+            # looks clean.
+            report.error = damage
+            report.warnings.remove(damage)
         report.warnings.extend(self.quality.warnings(report.path, table.connections_seen))
         # What was decoded, what was not and why, and the tunnels (warnings and `decode`).
         report.decode = describe_decode(report.path, stats, engine_name, report.warnings)
@@ -329,4 +342,6 @@ def analyze_capture(
             pipeline.detect(pipeline.track_packets(packets))
     if isinstance(reader, JoinedReader):
         report.parts = [(p.path, p.first_frame, p.frames) for p in reader.parts]
-    return pipeline.finish(decoder.stats, "native", reader.truncated, reader.warnings)
+    return pipeline.finish(
+        decoder.stats, "native", reader.truncated, reader.warnings, reader.damage
+    )

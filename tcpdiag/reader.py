@@ -445,6 +445,7 @@ class CaptureReader:
         self.path: str = os.fspath(path)
         self.warnings: list[str] = []
         self.truncated: bool = False
+        self.damage: str | None = None  # the warning of the damage reading stopped at, if any
         self._base = 0  # stream offset of self._buf[0]
         self._started = False
         self.frames_numbered = 0  # frame numbers used so far (known fully after iteration)
@@ -591,10 +592,11 @@ class CaptureReader:
         if at_end and self._src.error and not reason.startswith(self._src.error):
             # The structure broke because the gzip stream did; say so first.
             reason = f"{self._src.error}: {reason}" if reason else self._src.error
-        self.warnings.append(
+        self.damage = (
             f"{self.path}: {_where(offset, frame)}{reason}; "
             f"reading stopped, {done} frame{'' if done == 1 else 's'} analysed"
         )
+        self.warnings.append(self.damage)
         self.truncated = True
 
     # -- iteration ----------------------------------------------------------------------------
@@ -1037,6 +1039,7 @@ class JoinedReader:
         self.path = joined_name(self.paths)
         self.warnings: list[str] = []
         self.truncated = False
+        self.damage: str | None = None  # the first part's damage or gap, if any (see CaptureReader)
         self.parts: list[JoinedPart] = []
         self.first_time: float | None = None
         self.last_time: float | None = None
@@ -1056,8 +1059,10 @@ class JoinedReader:
                 try:
                     reader = CaptureReader(path)
                 except CaptureError as exc:
-                    self.warnings.append(f"{exc}; part skipped, the joined capture has a gap")
+                    gap = f"{exc}; part skipped, the joined capture has a gap"
+                    self.warnings.append(gap)
                     self.truncated = True
+                    self.damage = self.damage or gap
                     continue
             self._current = reader
             with reader:
@@ -1066,6 +1071,7 @@ class JoinedReader:
             self.warnings.extend(reader.warnings)
             self._note_span(reader)
             self.truncated = self.truncated or reader.truncated
+            self.damage = self.damage or reader.damage
             offset += reader.frames_numbered
         self._current = None
 

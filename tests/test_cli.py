@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,40 @@ def test_truncated_capture_warns_and_still_reports() -> None:
     assert result.exit_code in (0, 1)
     assert result.stderr.startswith("tcpdiag: warning: ")
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["a pcap cut inside its first record", "a pcapng block of a length no block has"],
+)
+def test_a_capture_damaged_before_its_first_frame_cannot_be_read(
+    damage: str, tmp_path: Path
+) -> None:
+    """Nothing of it can be read: a one-line error naming the file and the damage, exit 2 (not
+    an empty report that exits 0 as if the capture were clean), for analyze and flows; the
+    other captures of the run are analysed all the same. Damaged after good frames, it is a
+    warning and the report of those (test_truncated_capture_warns_and_still_reports)."""
+    good = (SAMPLES / "broken_pipe.pcap").read_bytes()
+    if damage.startswith("a pcap"):
+        data = good[: 24 + 16 + 10]  # the header, then part of the first record
+    else:
+        shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+        idb = struct.pack("<IIHHI", 1, 20, 1, 0, 0) + struct.pack("<I", 20)
+        epb = struct.pack("<II", 6, 139) + bytes(40)  # a total length not a multiple of 4
+        data = shb + idb + epb
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(data)
+    for command in ("analyze", "flows"):
+        result = runner.invoke(app, [command, str(bad)])
+        assert result.exit_code == 2, result.output
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        assert len(errors) == 1 and errors[0].startswith(f"tcpdiag: error: {bad}: frame 1")
+        assert "Traceback" not in result.stdout + result.stderr
+    both = runner.invoke(
+        app, ["analyze", "-f", "jsonl", str(bad), str(SAMPLES / "broken_pipe.pcap")]
+    )
+    assert both.exit_code == 2
+    assert '"category":"broken_pipe"' in both.stdout, "the other capture is analysed"
 
 
 def test_rules_command_lists_every_rule() -> None:
