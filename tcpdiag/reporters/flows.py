@@ -253,7 +253,7 @@ class FlowsCsvReporter:
         # written as the text they would have made of it; any other goes through both.
         writerow = csv.writer(out, lineterminator="\n").writerow
         write = out.write
-        path = csv_cell(report.path)
+        path, formula = csv_cell(report.path), FORMULA_START
         path_text = _csv_text(path)
         block, block_lines = None, []
         for item in report.connections.listing():
@@ -270,11 +270,21 @@ class FlowsCsvReporter:
                 f"{flow.history},{flow.community_id},{','.join(flow.findings) or 'none'},"
                 f"{flow.initiator_known}"
             )
-            if _plain_line(line):
+            if (
+                line.isprintable()  # (safe_line changes nothing; no line break to quote)
+                and line.count(",") == _COMMAS  # (no cell holds one: none needs quotes)
+                and '"' not in line  # (the csv module would quote the cell)
+                # (No cell starts like a formula, which csv_cell would change; tab and CR are
+                # not printable.)
+                and line[:1] not in formula
+                and ",=" not in line
+                and ",+" not in line
+                and ",-" not in line
+                and ",@" not in line
+            ):
                 write(f"{path_text},{line}\n")
                 continue
-            row = _row(flow, mark_guess=False, human=False)
-            writerow([path, *map(csv_cell, row), flow.initiator_known])
+            writerow(_general_row(path, flow))
 
     def finish(self, out: TextIO) -> None:
         pass
@@ -282,25 +292,15 @@ class FlowsCsvReporter:
 
 # A plain row's text after the capture's cell: its cells joined by commas, none holding one.
 _COMMAS = len(COLUMNS)
-# _plain_line spells out the starts of a formula (those a printable row can hold).
-assert frozenset("=+-@\t\r") == FORMULA_START, "update _plain_line"
+# FlowsCsvReporter.write spells out the starts of a formula (those a printable row can hold).
+assert frozenset("=+-@\t\r") == FORMULA_START, "update FlowsCsvReporter.write"
 
 
-def _plain_line(line: str) -> bool:
-    """Whether a CSV row's cells (after the capture's), joined by commas, are what the csv
-    module and csv_cell would write of them: the row's text as it is."""
-    return (
-        line.isprintable()  # (safe_line changes nothing; no line break to quote)
-        and line.count(",") == _COMMAS  # (no cell holds one: none needs quotes)
-        and '"' not in line  # (the csv module would quote the cell)
-        # (No cell starts like a formula, which csv_cell would change; tab and CR are not
-        # printable.)
-        and line[:1] not in FORMULA_START
-        and ",=" not in line
-        and ",+" not in line
-        and ",-" not in line
-        and ",@" not in line
-    )
+def _general_row(path: object, flow: FlowRecord) -> list[object]:
+    """A row as it is defined (FlowsCsvReporter.write spells out its plain case): the
+    capture's cell (`path`, made safe), the listing's cells through csv_cell, and
+    initiator_known."""
+    return [path, *map(csv_cell, _row(flow, mark_guess=False, human=False)), flow.initiator_known]
 
 
 def _unanswered_lines(run: UnansweredRun, path: object, path_text: str) -> list[str]:
@@ -311,24 +311,21 @@ def _unanswered_lines(run: UnansweredRun, path: object, path_text: str) -> list[
     syn_sent, listen, conn_state, history = run.states()
     rest = f"1,0,0,0,{syn_sent},{listen},{conn_state},{history}"
     lines = []
-    for conn_id, time, client_ip, client_port, server_ip, server_port, cid in run.columns(
-        run.block
+    for at, (_, time, client_ip, client_port, server_ip, server_port, cid) in enumerate(
+        run.columns(run.block)
     ):
         client, server = f"{client_ip}:{client_port}", f"{server_ip}:{server_port}"
         first = iso_time(time)
-        # Of the cells, only the time's can be other than plain (see _plain_line): the
-        # others are addresses with ports, a Community ID ("1:" and base64) and constants; a
-        # time no calendar holds is written as a number, which may start with a minus sign.
+        # Of the cells, only the time's can be other than plain (see FlowsCsvReporter.write):
+        # the others are addresses with ports, a Community ID ("1:" and base64) and
+        # constants; a time no calendar holds is written as a number, which may start with a
+        # minus sign.
         if first[:1] not in FORMULA_START:
             lines.append(f"{path_text},{first},0.000000,{client},{server},{rest},{cid},none,True\n")
             continue
-        record = FlowRecord(
-            conn_id, cid, time, time, client, server, True, 1, 0, 0, 0, 0, 0, syn_sent, listen,
-            conn_state, history,
-        )  # fmt: skip
+        (record,) = UnansweredRun(run.block, at, at + 1, run.zeek).records()
         text = io.StringIO()
-        row = _row(record, mark_guess=False, human=False)
-        csv.writer(text, lineterminator="\n").writerow([path, *map(csv_cell, row), True])
+        csv.writer(text, lineterminator="\n").writerow(_general_row(path, record))
         lines.append(text.getvalue())
     return lines
 
