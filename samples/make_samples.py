@@ -1146,6 +1146,63 @@ def retransmission_timeout(ctx: Ctx) -> Outcome:
     return stalled_sender(ctx, ["-j", "DROP"], "retransmission_timeout")
 
 
+def closed_then_stalled(ctx: Ctx, rule: list[str], category: str) -> Outcome:
+    """Shared body: exchange, add `rule` (on INPUT, dport P), the client sends a last message
+    and closes at once; the capture runs on about 4 s."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    closed = threading.Event()
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"pong\n")
+        conn.recv(timeout=30)
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"ping\n")
+        conn.recv()
+        ctx.iptables("-I", "INPUT", "-p", "tcp", "--dport", str(port), *rule)
+        ctx.pause(0.1)
+        conn.send(b"goodbye: never delivered\n")
+        conn.close()
+        closed.set()
+
+    ctx.spawn(server)
+    th_c = ctx.spawn(client)
+    ctx.join([th_c], 10)
+    if not closed.wait(1):
+        raise RuntimeError("the client did not close")
+    ctx.pause(4.0)  # the orphaned socket's retransmissions
+    return Outcome("kernel", [ctx.finding(category, client_conn[0], V4, port)])
+
+
+@scenario("retransmission_after_close")
+def retransmission_after_close(ctx: Ctx) -> Outcome:
+    """After a small exchange `iptables -I INPUT -p tcp --dport P -j DROP` black-holes everything
+    the client sends. The client sends a last message and closes its socket at once: close()
+    succeeds (the message is only queued). The kernel goes on retransmitting the message and
+    the FIN from the orphaned socket (FIN-WAIT-1) with exponential backoff, never acknowledged,
+    for as long as the capture runs (about 4 s); no call of the client is left to fail. The
+    server app stays blocked in recv and sees nothing."""
+    return closed_then_stalled(ctx, ["-j", "DROP"], "retransmission_timeout")
+
+
+@scenario("icmp_host_unreachable_after_close")
+def icmp_host_unreachable_after_close(ctx: Ctx) -> Outcome:
+    """As retransmission_after_close, but `iptables -I INPUT -p tcp --dport P -j REJECT
+    --reject-with icmp-host-unreachable` answers each of the client's segments with an ICMP
+    host unreachable: a soft error for the orphaned socket (FIN-WAIT-1), which keeps
+    retransmitting its last message and FIN (every ~200 ms, RFC 6069). The client had closed:
+    no call of its is left to get the error. The server app sees nothing."""
+    return closed_then_stalled(
+        ctx, ["-j", "REJECT", "--reject-with", "icmp-host-unreachable"], "icmp_error"
+    )
+
+
 @scenario("icmp_host_unreachable_established")
 def icmp_host_unreachable_established(ctx: Ctx) -> Outcome:
     """The client sets TCP_USER_TIMEOUT=3000 ms; after a small exchange `iptables -I INPUT -p tcp

@@ -141,6 +141,13 @@ class RstEvent(FlowEvent):
     unanswered_age_seconds: float | None = None
     sender_bytes_sent: int = 0
     receiver_bytes_sent: int = 0
+    # Times the receiver retransmitted data that was still unacknowledged when the RST came: a
+    # side whose data stalled that long and then sent its FIN most likely closed because it
+    # gave up (a close, not a shutdown of its writing half to wait for a reply).
+    receiver_stall_retransmissions: int = 0
+    # The receiver sent something after the sender's FIN: it was there to take the FIN (or to
+    # keep writing). A receiver silent since is in a state the capture cannot show.
+    receiver_sent_after_fin: bool = False
     # Times the sender's data answered the receiver's (came after it and acknowledged it).
     sender_replies: int = 0
     # The unanswered bytes are the server's response to the client's request: the client asked
@@ -199,6 +206,9 @@ class IcmpErrorEvent(FlowEvent):
     # The affected side's data was acknowledged after the ICMP: the path recovered.
     recovered: bool = False
     retransmissions_after: int = 0
+    # The affected side sent its FIN (before or after the error): its application had closed,
+    # so no call of it is left to fail with a soft error stored on the socket.
+    affected_closed: bool = False
 
     def role_of(self, role: str) -> Role:
         return {"affected": self.affected, "other": _other(self.affected)}[role]
@@ -222,6 +232,10 @@ class SilenceEvent(FlowEvent):
     stall_seconds: float = 0.0  # first transmission of the oldest unacknowledged byte to the last
     backoff_growing: bool = False  # retransmission gaps did not shrink (exponential backoff)
     peer_silent: bool = True  # the peer sent nothing during the stall
+    # Nothing of the peer's is in the capture, yet the stalled side acknowledged new data or a
+    # FIN from it: the peer was sending, and the capture missed that direction (a one-way tap,
+    # asymmetric routing), so what looks unacknowledged proves nothing.
+    other_direction_missed: bool = False
     unanswered_keepalives: int = 0
     icmp_errors: int = 0
     ended_by_reset: bool = False

@@ -11,6 +11,9 @@ Conditions (`when` tables) map a fact name to
 - a table with any of `min`, `max`, `not`: inclusive bounds and exclusions
   (`burst_size = {min = 2}`).
 A fact that is unknown (None) never satisfies a bound.
+
+What a side sees (`sees` tables) is an `errno`, or, with `errno_by = "FACT"`, the errno that a
+`map` gives for that fact's value (`errno` for any other value; "none": that side sees nothing).
 """
 
 from __future__ import annotations
@@ -64,12 +67,15 @@ class SeesSpec:
 
     errno: str | None = None
     errno_by: str | None = None  # fact whose value selects the errno from errno_map
-    errno_map: Mapping[str, str] = field(default_factory=dict)
+    # (None: with that value, this side sees nothing; written "none" in a rule's map)
+    errno_map: Mapping[str, str | None] = field(default_factory=dict)
     when: str = ""
 
     def errno_for(self, facts: Mapping[str, Any]) -> str | None:
         if self.errno_by is not None:
-            return self.errno_map.get(str(facts.get(self.errno_by)), self.errno)
+            value = str(facts.get(self.errno_by))
+            if value in self.errno_map:
+                return self.errno_map[value]
         return self.errno
 
 
@@ -174,6 +180,7 @@ _RULE_KEYS = {
 }  # fmt: skip
 
 IMPACTS = ("error_seen", "none", "unknown")
+NO_ERRNO = "none"  # a `sees` map's value for "this side sees nothing"
 
 
 def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
@@ -203,7 +210,10 @@ def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
         sees[role] = SeesSpec(
             errno=spec.get("errno"),
             errno_by=spec.get("errno_by"),
-            errno_map=dict(spec.get("map", {})),
+            errno_map={
+                value: None if errno == NO_ERRNO else errno
+                for value, errno in spec.get("map", {}).items()
+            },
             when=spec.get("when", ""),
         )
     fields_ok = (

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 from operator import attrgetter
-from typing import IO, Any, Protocol
+from typing import IO, Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -1061,6 +1061,7 @@ class Connection:
             first.further_rsts += 1
             _add_evidence(first, Evidence(seg.frame, seg.time, what))
             return
+        self._unreceived_fin(sender, receiver)
         verdict = self._rst_verdict(seg, sender, receiver)
         syn_options = self.client.syn_options
         probes = sender.unanswered_probes or []
@@ -1094,6 +1095,10 @@ class Connection:
             ),
             sender_bytes_sent=sender.bytes_sent,
             receiver_bytes_sent=receiver.bytes_sent,
+            receiver_stall_retransmissions=receiver.stall_retransmissions,
+            receiver_sent_after_fin=(
+                sender.fin is not None and receiver.last_time >= sender.fin.time
+            ),
             sender_replies=sender.replies,
             unanswered_is_response=receiver.role == "server" and receiver.run_is_reply,
             idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
@@ -1123,6 +1128,24 @@ class Connection:
             receiver.state = TcpState.CLOSED
             if self.closed_at is None:
                 self.closed_at = seg.time
+
+    def _unreceived_fin(self, fin_sender: Endpoint, receiver: Endpoint) -> None:
+        """Puts the receiver back in its state before `fin_sender`'s FIN if its own segments
+        show it never got that FIN. A FIN seen on the wire is not a FIN taken: one lost, or
+        behind data that was lost (retransmitted, never acknowledged), leaves the receiver
+        where it was. It shows so when a segment it sent too long after the FIN to have
+        crossed it still acknowledges less than the FIN: a RST then finds it ESTABLISHED
+        (ECONNRESET), not in CLOSE-WAIT (EPIPE)."""
+        fin_seq, fin = fin_sender.fin_seq, fin_sender.fin
+        before = _BEFORE_PEER_FIN.get(receiver.state)
+        if fin_seq is None or fin is None or before is None:
+            return
+        acked = receiver.rcv_nxt
+        if acked is not None and not seq_lt(acked, seq_add(fin_seq, 1)):
+            return  # it acknowledged the FIN
+        if receiver.last_time <= fin.time + self._crossing_allowance():
+            return  # its segments may have been sent before the FIN reached it
+        receiver.state = before
 
     @staticmethod
     def _ttl_delta(rst_ttl: int, sender: Endpoint) -> int | None:
@@ -1223,6 +1246,7 @@ class Connection:
                 affected.last_progress_time is not None
                 and affected.last_progress_time > icmp_event.time
             )
+            icmp_event.affected_closed = affected.fin is not None
             events.append(icmp_event)
         silence = self._silence()
         if silence is not None:
@@ -1297,6 +1321,7 @@ class Connection:
             stall_seconds=round(max(last - start, 0.0), 6),
             backoff_growing=all(b >= a * 0.9 for a, b in pairwise(gaps)),
             peer_silent=peer.last_time <= start,
+            other_direction_missed=peer.packets == 0 and stalled.acks_advanced,
             unanswered_keepalives=len(stalled.unanswered_probes or []),
             icmp_errors=sum(e.icmp_count for e, _, _ in self.icmp_events),
             client_os=os_family(self.client.ttl),
@@ -2798,6 +2823,17 @@ class FollowedConnection:
 
 # An entry of FlowTable's closing queue (a float: a run of entries retired early).
 Closing = Connection | _ClosedElsewhere | _Spilled | _Replayable | FollowedConnection | float
+
+
+# A side's state before its peer's FIN reached it, by its state after (see
+# Connection._unreceived_fin); LAST-ACK: it closed in CLOSE-WAIT, so without that FIN it was
+# the first to close.
+_BEFORE_PEER_FIN: Final = {
+    TcpState.CLOSE_WAIT: TcpState.ESTABLISHED,
+    TcpState.CLOSING: TcpState.FIN_WAIT_1,
+    TcpState.TIME_WAIT: TcpState.FIN_WAIT_2,
+    TcpState.LAST_ACK: TcpState.FIN_WAIT_1,
+}
 
 
 def os_family(ttl: int | None) -> str:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+import pytest
 from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, track
 
 from tcpdiag.events import IcmpErrorEvent, RstEvent, SilenceEvent
-from tcpdiag.packets import ACK, PSH, RST, SYN, SynOptions, TcpSegment
+from tcpdiag.packets import ACK, FIN, PSH, RST, SYN, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_between, seq_diff, seq_lt
 from tcpdiag.tracker import (
     RST_BURST_WINDOW_SECONDS,
@@ -219,6 +220,130 @@ def test_rst_while_half_closed_waiting_for_the_reply_is_fin_wait_reset() -> None
     (finding,) = findings(cap)
     assert finding.category == "fin_wait_reset"
     assert finding.client_sees.errno == "ECONNRESET"
+
+
+@pytest.mark.parametrize(("delay", "category"), [(0.01, "broken_pipe"), (4.0, "peer_reset")])
+def test_a_fin_the_receiver_shows_it_never_got_leaves_it_established(
+    delay: float, category: str
+) -> None:
+    """The client closes; the server's next data still acknowledges only what came before the
+    FIN. Sent within the crossing allowance, it may have crossed the FIN: CLOSE-WAIT, and the
+    client's RST is a broken pipe. Sent seconds later, it shows the FIN never arrived (lost):
+    the RST finds the server ESTABLISHED, which gets ECONNRESET, not EPIPE."""
+    cap, conv = established()
+    before_fin = conv.c.seq
+    conv.send("c", FIN | ACK)
+    conv.send("s", PSH | ACK, 80, ack=before_fin, dt=delay)
+    conv.rst("c", with_ack=False, seq=before_fin, dt=0.0001)
+    (finding,) = findings(cap)
+    assert finding.category == category
+    if category == "peer_reset":
+        assert finding.server_state == "ESTABLISHED"
+        assert finding.server_sees.errno == "ECONNRESET" and finding.client_sees.errno is None
+    else:
+        assert finding.server_sees.errno == "EPIPE" and finding.client_sees.errno is None
+    (event,) = rst_events(cap)
+    assert event.receiver_state == ("ESTABLISHED" if category == "peer_reset" else "CLOSE-WAIT")
+
+
+def test_a_fin_behind_data_never_acknowledged_was_never_taken() -> None:
+    """Real traffic (a Skype client over a lossy path): the client's last request is
+    retransmitted, never acknowledged, then its FIN; 4 s later the server's data acknowledges
+    only the bytes before the request. The client's stack resets that data: the server was
+    ESTABLISHED all along (peer_reset, ECONNRESET), not in CLOSE-WAIT."""
+    cap, conv = established()
+    lost = conv.c.seq
+    conv.send("c", PSH | ACK, 54)
+    for _ in range(3):
+        conv.send("c", PSH | ACK, 54, seq=lost, dt=2.0)
+    conv.send("c", FIN | ACK, dt=4.0)
+    conv.send("s", PSH | ACK, 79, ack=lost, dt=4.0)
+    conv.rst("c", with_ack=False, seq=lost, dt=0.0001)
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset"
+    assert finding.server_sees.errno == "ECONNRESET" and finding.client_sees.errno is None
+
+
+def test_a_rst_after_a_fin_nobody_answered_is_no_broken_pipe() -> None:
+    """The client sends its FIN, retransmits it unanswered, then its stack gives up with a RST
+    (BSD, macOS, Windows do). Nothing from the server since the FIN: whether it ever got the FIN
+    is unknown, and it sent nothing the RST could answer: no broken pipe."""
+    cap, conv = established()
+    fin = conv.c.seq
+    conv.send("c", FIN | ACK)
+    for gap in (1.0, 2.0, 4.0):
+        conv.send("c", FIN | ACK, seq=fin, dt=gap)
+    conv.rst("c", seq=fin + 1, dt=8.0)
+    (event,) = rst_events(cap)
+    assert event.receiver_state == "CLOSE-WAIT" and not event.receiver_sent_after_fin
+    assert "broken_pipe" not in categories(cap)
+
+
+def test_a_client_that_closed_after_its_data_stalled_was_not_waiting_for_a_reply() -> None:
+    """The client's request was answered by nothing but an ACK; its next one is retransmitted
+    again and again, never acknowledged, and then the client closes (FIN): it gave up, it did
+    not shut down its writing half to wait. The server's later RST reaches no one waiting."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 72)  # acknowledged, never answered
+    stalled = conv.c.seq
+    conv.send("c", PSH | ACK, 56)
+    for gap in (0.4, 0.8, 1.6, 3.2):
+        conv.send("c", PSH | ACK, 56, seq=stalled, dt=gap)
+    conv.send("c", FIN | ACK, dt=5.0)
+    conv.rst("s", with_ack=False, seq=conv.s.seq, dt=10.0)
+    (event,) = rst_events(cap)
+    assert event.receiver_state == "FIN-WAIT-1" and event.receiver_stall_retransmissions == 4
+    assert categories(cap) == []
+    # The same client with its data acknowledged before the FIN was waiting: fin_wait_reset.
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 72)
+    conv.send("c", FIN | ACK)
+    conv.rst("s", with_ack=False, seq=conv.s.seq, dt=10.0)
+    assert categories(cap) == ["fin_wait_reset"]
+
+
+@pytest.mark.parametrize("peer_was_sending", [True, False])
+def test_a_stall_seen_from_one_direction_only_proves_nothing(peer_was_sending: bool) -> None:
+    """Real traffic (tcpflow's test capture, server to client only): the server's data and FIN
+    are retransmitted and nothing of the client's is in the capture, yet the server's own ACKs
+    advance (the client's FIN reached it): the capture missed the client's direction, and the
+    stall proves nothing. With the server's ACK never moving, the client may truly be gone."""
+    cap = Capture()
+    conv = Conversation(cap)  # mid-stream: the capture starts after the handshake
+    client_seq = conv.c.seq
+    for _ in range(3):
+        conv.send("s", ACK, 1396, ack=client_seq)
+    if peer_was_sending:
+        client_seq += 1  # the client's FIN, which the capture did not see
+    stalled = conv.s.seq - 3 * 1396
+    conv.send("s", FIN | ACK, ack=client_seq)
+    for gap in (0.4, 0.9, 1.9, 3.8):
+        conv.send("s", ACK, 1396, seq=stalled, ack=client_seq, dt=gap)
+    events = [e for conn in track(cap) for e in conn.events if isinstance(e, SilenceEvent)]
+    assert [e.other_direction_missed for e in events] == [peer_was_sending]
+    assert categories(cap) == ([] if peer_was_sending else ["retransmission_timeout"])
+
+
+@pytest.mark.parametrize("closed", [True, False])
+def test_an_injected_reset_tells_only_the_sides_still_open(closed: bool) -> None:
+    """Real traffic (a Skype call): a RST with a foreign TTL claims to come from the server
+    after both sides sent their FINs (the client in LAST-ACK, the server in TIME-WAIT): neither
+    application is left to tell. In ESTABLISHED, both are told (ECONNRESET)."""
+    cap, conv = established()
+    if closed:
+        conv.send("s", FIN | ACK)
+        conv.send("c", FIN | ACK)
+    conv.rst("s", with_ack=False, ttl=126)
+    (finding,) = findings(cap)
+    assert finding.category == "injected_reset"
+    told = None if closed else "ECONNRESET"
+    assert (finding.client_sees.errno, finding.server_sees.errno) == (told, told)
+    if closed:
+        assert (finding.client_state, finding.server_state) == ("LAST-ACK", "TIME-WAIT")
 
 
 def test_rst_after_a_fin_that_followed_the_reply_is_teardown() -> None:

@@ -55,7 +55,9 @@ def _rule(rule: Rule, ruleset: RuleSet) -> list[str]:
         lines.append(_wrap("on the wire: " + "; ".join(_condition(c) for c in rule.conditions)))
     for role, spec in rule.sees.items():
         errno = spec.errno or (
-            " / ".join(sorted(set(spec.errno_map.values()))) if spec.errno_map else None
+            " / ".join(sorted({e or "nothing" for e in spec.errno_map.values()}))
+            if spec.errno_map
+            else None
         )
         text = ruleset.errnos.get(errno) if errno else None
         seen = f'{errno} "{text.linux}"' if text else (errno or "nothing")
