@@ -1736,6 +1736,20 @@ class FlowTable:
         key = self._key(seg.src, seg.sport, seg.dst, seg.dport, seg.tunnel)
         held = self._entry(key)
         if (
+            held is not None
+            and seg.flags & (SYN | ACK | RST) == SYN
+            and type(held) is not HeldSyn
+            and getattr(held, "closed_at", None) is None
+            and seg.time - held.last_time >= self.idle_retire
+        ):
+            # A new SYN on a 4-tuple whose connection went quiet for longer than idle_retire:
+            # that one is over (the table retires it at its next check point, but those come
+            # every RETIRE_CHECK_EVERY packets, and after hours of silence the capture clock
+            # believes the jump only CONFIRM frames later: tcpdiag.clock), and this SYN starts
+            # a new one, as it would after that retirement. Judged by the SYN's own time.
+            self._retired_early.append(self._retire_idle(key, held))
+            held = None
+        if (
             type(held) is HeldSyn
             and seg.flags == RST | ACK
             and self._refused(key, held.syn, held.now, seg, max(self._now, seg.time), held.conn_id)
@@ -2028,6 +2042,19 @@ class FlowTable:
         self._closing.append(entry)
         if len(self._closing) > self.max_closed:
             self._cut_grace()
+
+    def _retire_idle(
+        self, key: Key, held: Connection | _Spilled | _Replayable | HeldSyn | FollowedConnection
+    ) -> TrackedConnection:
+        """The live entry of this 4-tuple leaves the table: idle for idle_retire."""
+        if getattr(held, "closed_at", None) is not None:
+            self._closed_live -= 1
+        del self._live[key]
+        self._awake.pop(key, None)
+        self._attempts.pop(key, None)
+        if type(held) is HeldSyn:
+            return self._retire_attempt(held)
+        return self._retire_held(held)
 
     def _retire_now(self, key: Key, conn: Connection) -> None:
         del self._live[key]
@@ -2355,15 +2382,7 @@ class FlowTable:
             key, held = next(iter(self._live.items()))
             if now - held.last_time < self.idle_retire:
                 break
-            if getattr(held, "closed_at", None) is not None:
-                self._closed_live -= 1
-            del self._live[key]
-            self._awake.pop(key, None)
-            self._attempts.pop(key, None)
-            if type(held) is HeldSyn:
-                yield self._retire_attempt(held)
-            else:
-                yield self._retire_held(held)
+            yield self._retire_idle(key, held)
         held_syns = self._held_syns
         while self.batch_held_syns and (
             (columns := held_syns.take_columns(now, self.idle_retire)) is not None

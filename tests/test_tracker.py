@@ -13,6 +13,7 @@ from tcpdiag.events import IcmpErrorEvent, RstEvent, SilenceEvent
 from tcpdiag.packets import ACK, FIN, PSH, RST, SYN, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_between, seq_diff, seq_lt
 from tcpdiag.tracker import (
+    IDLE_RETIRE_SECONDS,
     RST_BURST_WINDOW_SECONDS,
     FlowTable,
     FollowedConnection,
@@ -344,6 +345,28 @@ def test_an_injected_reset_tells_only_the_sides_still_open(closed: bool) -> None
     assert (finding.client_sees.errno, finding.server_sees.errno) == (told, told)
     if closed:
         assert (finding.client_state, finding.server_state) == ("LAST-ACK", "TIME-WAIT")
+
+
+def test_a_4_tuple_used_again_hours_later_is_a_new_connection() -> None:
+    """Real traffic (tcpflow's test capture): a connection left open, then 3 h later the same
+    4-tuple with a new ISN: handshake, request, and the client's RST at the server's RCV.NXT.
+    Only a few packets in all, so no retirement check point comes in between, and the capture
+    clock has not believed the jump yet: the old connection still retires (idle past
+    IDLE_RETIRE_SECONDS by the SYN's own time) and the RST is judged in the new one."""
+    cap = Capture()
+    old = Conversation(cap, client_isn=3075353070, server_isn=938104748)
+    old.handshake()
+    old.data("c", 68)
+    new = Conversation(cap, client_isn=2283464615, server_isn=2452641258)
+    new.send("c", SYN, options=LINUX_SYN, dt=IDLE_RETIRE_SECONDS + 39)
+    new.send("s", SYN | ACK, options=LINUX_SYN)
+    new.send("c", ACK)
+    new.data("c", 68)
+    new.rst("c", dt=10.6)
+    connections = track(cap)
+    assert [c.client.isn for c in connections] == [3075353070, 2283464615]
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset" and finding.server_sees.errno == "ECONNRESET"
 
 
 def test_rst_after_a_fin_that_followed_the_reply_is_teardown() -> None:
