@@ -263,6 +263,8 @@ def test_a_fin_behind_data_never_acknowledged_was_never_taken() -> None:
     (finding,) = findings(cap)
     assert finding.category == "peer_reset"
     assert finding.server_sees.errno == "ECONNRESET" and finding.client_sees.errno is None
+    # A RST without ACK answers a segment for a connection its sender no longer has.
+    assert finding.cause is not None and finding.cause.id == "no-socket-left"
 
 
 def test_a_rst_after_a_fin_nobody_answered_is_no_broken_pipe() -> None:
