@@ -502,6 +502,14 @@ class CaptureReader:
             if len(buf) < 24:
                 raise self._header_error(f"pcap file header truncated ({len(buf)} of 24 bytes)")
             endian, units = _PCAP_MAGICS[magic]
+            major, minor = struct.unpack_from(endian + "HH", buf, 4)
+            if major != 2:
+                # 2.4 is the format every writer uses (2.0-2.3 differ only in details libpcap
+                # still reads the same way); libpcap and Wireshark refuse any other major.
+                self.warnings.append(
+                    f"{self.path}: pcap file header says version {major}.{minor} (tcpdiag "
+                    "knows 2): read as version 2.4, so its records may be misread"
+                )
             snaplen, network = struct.unpack_from(endian + "II", buf, 16)
             self._endian = endian
             self._units = units

@@ -346,6 +346,31 @@ def test_a_pcapng_section_of_an_unknown_major_version_is_read_with_a_warning(
     ]
 
 
+@pytest.mark.parametrize("major", [1, 2, 3])
+def test_a_pcap_of_an_unknown_major_version_is_read_with_a_warning(
+    tmp_path: Path, major: int
+) -> None:
+    """libpcap's test file pcap-invalid-version-1.pcap: Wireshark refuses it; read as 2.4 (its
+    one frame), and said."""
+    frame = b"\0" * 14
+    data = struct.pack("<IHHiIII", 0xA1B2C3D4, major, 4, 0, 0, 262144, 1)
+    data += struct.pack("<IIII", 1, 0, len(frame), len(frame)) + frame
+    path = tmp_path / f"v{major}.pcap"
+    path.write_bytes(data)
+    with CaptureReader(path) as reader:
+        frames = list(reader)
+    assert len(frames) == 1
+    expected = (
+        []
+        if major == 2
+        else [
+            f"{path}: pcap file header says version {major}.4 (tcpdiag knows 2): read as "
+            "version 2.4, so its records may be misread"
+        ]
+    )
+    assert reader.warnings == expected
+
+
 def test_a_zeroed_tail_stops_reading_early_with_a_warning(tmp_path: Path) -> None:
     """A capture whose tail is zeros (preallocated, overwritten) is not millions of empty
     frames: reading stops at the run, naming its byte offset; a short run is still frames."""
