@@ -46,6 +46,9 @@ _ETH_PPPOE_SESSION: Final = 0x8864
 _ETH_BRIDGING: Final = 0x6558  # transparent Ethernet bridging (gretap, GENEVE, NVGRE)
 _ETH_ERSPAN_1_2: Final = 0x88BE  # ERSPAN type II (type I: the same, without GRE sequence)
 _ETH_ERSPAN_3: Final = 0x22EB
+# Cisco FabricPath: the outer switch addresses, this ethertype, 2 bytes of FTag and TTL, then the
+# host's own Ethernet frame. A fabric's framing, not a tunnel: both directions carry it.
+_ETH_FABRICPATH: Final = 0x8903
 _PPP_IPV4: Final = 0x0021
 _PPP_IPV6: Final = 0x0057
 _ETH_HEADER: Final = 14
@@ -258,6 +261,10 @@ class Decoder:
     ) -> TcpSegment | IcmpError | _Skip | None:
         if ethertype in _ETH_MPLS:
             return self._mpls(frame, data, p, tunnel)
+        if ethertype == _ETH_FABRICPATH:
+            if len(data) < p + 16:
+                return None
+            return self._ethernet(frame, data, p + 14, tunnel)  # FTag/TTL, inner DA and SA
         if ethertype == _ETH_PPPOE_SESSION:
             # Version/type, code, session id, length, then the PPP protocol field.
             if len(data) < p + 8:

@@ -164,6 +164,31 @@ def test_unsupported_encapsulations_are_counted_by_name(frame: RawFrame, name: s
     check_stats_add_up(decoder.stats)
 
 
+def test_tcp_inside_cisco_fabricpath_is_decoded_as_the_hosts_own_frame() -> None:
+    """nDPI's ajp.pcap: a third of its frames are Ethernet with ethertype 0x8903 (FabricPath:
+    outer switch addresses, FTag/TTL, then the host's frame, here VLAN-tagged). The segment is
+    the host's, with no tunnel context (both directions carry the same framing)."""
+    tcp = struct.pack("!HHIIBBHHH", 40000, 8009, 1000, 0, 5 << 4, 0x02, 512, 0, 0)
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+        bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]),
+    )  # fmt: skip
+    inner = bytes(12) + struct.pack("!HHH", 0x8100, 100, 0x0800) + ip + tcp
+    outer = bytes(12) + struct.pack("!HH", 0x8903, 0x0140) + inner
+    decoder = Decoder()
+    seg = decoder.decode(RawFrame(1, 0.0, 1, outer, len(outer)))
+    assert isinstance(seg, TcpSegment)
+    assert (seg.src, seg.sport, seg.dst, seg.dport, seg.tunnel) == (
+        "10.0.0.1",
+        40000,
+        "10.0.0.2",
+        8009,
+        "",
+    )
+    assert decoder.stats.tcp == 1 and decoder.stats.other == 0
+    check_stats_add_up(decoder.stats)
+
+
 def test_a_tunnel_cut_short_by_the_snaplen_is_undecodable_and_says_so() -> None:
     with CaptureReader(SAMPLES / "geneve_refused.pcap") as reader:
         syn = next(f for f in reader if len(f.data) > 100)
