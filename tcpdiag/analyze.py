@@ -249,8 +249,9 @@ class Pipeline:
             report.warnings.append(
                 f"{report.path}: {table.evicted_attempts} connection attempts that were nothing "
                 f"but a SYN were retired early because more than {table.max_held_syns} such "
-                f"attempts, or {table.max_live} connections, were open at once (a SYN flood?); "
-                "other connections were kept"
+                f"attempts ({table.max_attempts} of those the compact store cannot hold: IPv6, "
+                f"tunnelled), or {table.max_live} connections, were open at once (a SYN "
+                "flood?); other connections were kept"
             )
         if table.evicted > table.evicted_attempts:
             report.warnings.append(

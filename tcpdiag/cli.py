@@ -228,8 +228,9 @@ MaxConnectionsOption = Annotated[
         "--max-connections",
         min=1,
         help="Open connections tracked at most (closed ones waiting out their grace period do "
-        "not count); beyond it the least recently active is retired early (counted and "
-        "reported), so floods cannot exhaust memory.",
+        "not count; beyond 8,192 in memory the least recently active wait on disk); beyond it "
+        "the least recently active is retired early (counted and reported), so floods cannot "
+        "exhaust memory or disk.",
     ),
 ]
 MaxSynsOption = Annotated[

@@ -172,6 +172,7 @@ _DONE_KEY = np.uint64(2)  # the group key of rows already decided (a collision i
 # at its next one), so that what is kept is bounded per live connection.
 FOLLOW_MAX_ROWS = 64
 FOLLOW_MAX_WINDOWS = 4
+FOLLOWED_IN_MEMORY = 65_536
 
 
 class FastPathTracker:
@@ -267,13 +268,27 @@ class FastPathTracker:
     def _flooded(self) -> bool:
         """A flood, or a table near its cap: eviction may come, and it depends on every
         connection, so none is taken in bulk (deciding would be wasted work and memory)."""
-        return self._open_count() >= self.table.max_live // 2
+        table = self.table
+        return (
+            self._open_count() >= table.max_live // 2
+            or table.attempt_count >= table.max_attempts // 2
+        )
 
     def _open_count(self) -> int:
         """At most how many connections the table would hold open (what its cap bounds: see
         FlowTable._make_room) had it tracked everything: those it holds, and those decided
         here that are still open (they close in a later window)."""
         return self.table.open_count + len(self._carried_closes)
+
+    def _may_fill(self, joining: int) -> bool:
+        """Whether this many connections more could fill the table up to a cap, live ones
+        (those decided here that are still open count too) or bare-SYN attempts, where it
+        retires one early (FlowTable._make_room)."""
+        table = self.table
+        return (
+            self._open_count() + joining >= table.max_live
+            or table.attempt_count + joining >= table.max_attempts
+        )
 
     def _clock_for(self, time: F64) -> F64:
         """The capture clock at each row of a window (tcpdiag.clock), from the clock before
@@ -301,14 +316,17 @@ class FastPathTracker:
             # (Too short a window: none of its connections could qualify, see _uneventful.)
             bulk = _Bulk.nothing(len(w))
         else:
-            bulk = _uneventful(w, done, clock, end, last, self._base, table.zeek, quoted)
+            bulk = _uneventful(
+                w, done, clock, end, last, self._base, table.zeek, quoted,
+                FOLLOWED_IN_MEMORY - len(self._followed),
+            )  # fmt: skip
         live = self._live(w) if table.live_count or table.held_syns else None
         chosen = np.ones(len(bulk.groups), np.bool_)
         # Bare SYNs in the part decided: the store of them could fill up (see below).
         bare = int(np.count_nonzero((w.flags[:end] & _SHAPE) == SYN))
         store_may_fill = table.held_syns + bare >= table.max_held_syns
         may_continue = self._may_continue(w, clock, end, bulk)
-        live_full = self._open_count() + bulk.open_in_part >= table.max_live
+        live_full = self._may_fill(bulk.open_in_part)
         blocked = live_full or store_may_fill
         if blocked:
             # The table might evict: which connection, and when, depends on every connection
@@ -697,7 +715,7 @@ class FastPathTracker:
             starts = np.flatnonzero(np.append(True, keys[1:] != keys[:-1]))
             new_connections = _open_at_once(w, row, starts, end, context)
         new_connections += len(w.others)
-        if self._open_count() + new_connections >= table.max_live:
+        if self._may_fill(new_connections):
             return False
         horizon = float(clock[end - 1]) - table.idle_retire
         return table.oldest_activity() > horizon and float(w.time[:end].min()) > horizon
@@ -1107,6 +1125,7 @@ def _uneventful(
     base: int,
     zeek: bool,
     quoted: npt.NDArray[np.uint64],
+    follow_room: int = FOLLOWED_IN_MEMORY,
 ) -> _Bulk:
     n = len(w)
     # Sort rows by 4-tuple, then direction, then capture order (a stable sort): each direction
@@ -1247,7 +1266,7 @@ def _uneventful(
         closing = close_row if not zeek else np.full_like(close_row, -1)
         follow = _new_followed(
             w, end, row, shape, plen, next_seq, candidate, closing, g_start, r_start, c_run,
-            s_run,
+            s_run, follow_room,
         )  # fmt: skip
         if follow is not None:
             follow.key = group_key[follow.groups]
@@ -1680,6 +1699,7 @@ def _new_followed(
     r_start: I64,
     c_run: I64,
     s_run: I64,
+    room: int,
 ) -> _NewFollowed | None:
     """Of the candidate groups of _uneventful (its sorted arrays: by group, direction, capture
     order; `close_row`, per group, the row after which the table calls it closed, or -1),
@@ -1693,6 +1713,9 @@ def _new_followed(
     closes = (close_row >= 0) & (close_row == last_of_all) & (last_of_all < end)
     chosen = candidate & ((fin_early == 0) | closes) & (rows_early <= FOLLOW_MAX_ROWS)
     groups = np.flatnonzero(chosen)
+    if len(groups) > room:
+        chosen[groups[max(room, 0) :]] = False
+        groups = groups[: max(room, 0)]
     if not len(groups):
         return None
     position = np.arange(n)

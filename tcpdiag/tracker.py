@@ -89,10 +89,17 @@ UNREAD_DATA_SECONDS = 3.0
 RECENT_SEGMENTS = 16
 # A stall needs this many retransmissions of the same data before it is worth an event.
 MIN_STALL_RETRANSMISSIONS = 2
-# Open connections tracked at most; beyond it the least recently active one is retired early, so
-# a flood of a million half-open or established connections cannot exhaust memory. (Closed ones
-# waiting out the close grace period do not count: MAX_CLOSED_WAITING bounds them.)
-MAX_LIVE_CONNECTIONS = 100_000
+# Open connections tracked at most; beyond it the least recently active one is retired early,
+# so a flood of established connections cannot exhaust memory. (Closed ones waiting out the close
+# grace period do not count: MAX_CLOSED_WAITING bounds them.) Beyond AWAKE_IN_MEMORY of them in
+# memory, the least recently active go to disk (ConnectionSpill), as idle ones do: a capture
+# with a quarter of a million connections open at once is tracked whole, not cut short.
+MAX_LIVE_CONNECTIONS = 1_000_000
+AWAKE_IN_MEMORY = 8_192
+# Of those, connection attempts that are so far nothing but a client's SYN waiting in the table
+# (those the compact store cannot hold: IPv6, unusual options) at most; beyond it the oldest is
+# retired early, as a kernel under a SYN flood drops half-open attempts first.
+MAX_LIVE_ATTEMPTS = 100_000
 # Connection attempts that are nothing but a client's SYN, held at most (tcpdiag.attempts: about
 # 75 bytes each, outside the live connections): a flood of a million spoofed SYNs is tracked
 # whole, with nothing evicted, in under 100 MB.
@@ -1385,6 +1392,8 @@ class FlowTable:
         self.zeek = zeek
         self.zeek_split = zeek_split  # split 4-tuple reuse exactly where Zeek does
         self.max_live = max_live
+        self.max_attempts = min(MAX_LIVE_ATTEMPTS, max_live)
+        self.awake_in_memory = AWAKE_IN_MEMORY
         self.max_held_syns = max_held_syns
         # Retire the bare SYNs held compactly together, as RetiredSyns (a flood's million at
         # the end of the capture at once), not one TrackedConnection each (eviction aside).
@@ -1496,6 +1505,20 @@ class FlowTable:
         """Live connections but the bare SYNs held compactly and the closed ones waiting out
         the close grace period: what max_live bounds (see _make_room)."""
         return len(self._live) - self._closed_live
+
+    @property
+    def attempt_count(self) -> int:
+        """Live connections that are so far nothing but a client's SYN: what max_attempts
+        bounds (see _make_room)."""
+        return len(self._attempts)
+
+    def room_needed(self, joining: int) -> bool:
+        """Whether `joining` more connections, attempts or not, could make the table retire
+        one early (see _make_room)."""
+        return (
+            self.open_count + joining > self.max_live
+            or len(self._attempts) + joining > self.max_attempts
+        )
 
     @property
     def held_syns(self) -> int:
@@ -1877,7 +1900,7 @@ class FlowTable:
         never retired for room: the least recently active open connection is, and the closed
         ones found less recently active than it move behind the others (the order of activity
         only picks whom to evict, and they leave with their grace period)."""
-        if len(self._live) - self._closed_live < self.max_live:
+        if not self.room_needed(1):
             return
         self.evicted += 1
         # Retire the oldest bare SYN, else the least recently active open connection, now, with
@@ -2240,7 +2263,7 @@ class FlowTable:
         awake = self._awake
         while awake:
             key, conn = next(iter(awake.items()))
-            if now - conn.last_time < IDLE_SPILL_SECONDS:
+            if now - conn.last_time < IDLE_SPILL_SECONDS and len(awake) <= self.awake_in_memory:
                 break
             del awake[key]
             if conn.closed_at is not None:

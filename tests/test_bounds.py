@@ -58,7 +58,7 @@ def test_flood_keeps_at_most_its_bound_of_bare_syns(ipv6: bool) -> None:
 
 
 def test_a_million_bare_syns_are_held_without_eviction_by_default() -> None:
-    assert tracker.MAX_HELD_SYNS >= 1_000_000 > tracker.MAX_LIVE_CONNECTIONS
+    assert tracker.MAX_HELD_SYNS >= 1_000_000 > tracker.MAX_LIVE_ATTEMPTS
     table = FlowTable(max_live=10)
     assert table.max_held_syns == tracker.MAX_HELD_SYNS
     for seg in syn_flood(5_000):

@@ -2087,3 +2087,59 @@ def test_values_found_once_are_those_np_unique_counts_once(values: list[int]) ->
     keys = np.array(values, np.uint64)
     unique, counts = np.unique(keys, return_counts=True)
     assert fastpath._once(keys).tolist() == np.isin(keys, unique[counts == 1]).tolist()
+
+
+@pytest.fixture(scope="module")
+def concurrent_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200 connections a second, healthy ones idle for seconds before they close: about 2,000
+    open at once over half a minute (connections followed across windows of a few seconds)."""
+    path = tmp_path_factory.mktemp("concurrent") / "concurrent.pcap"
+    module = _make_capture_module()
+    module.generate(40_000, path, seed=3, rate=200, knobs=module.Knobs(rate=200, idle_s=8.0))
+    return path
+
+
+@pytest.mark.parametrize("listing", [False, True], ids=["analyze", "flows"])
+def test_memory_budgets_change_nothing_but_where_connections_wait(
+    concurrent_capture: Path, monkeypatch: pytest.MonkeyPatch, listing: bool
+) -> None:
+    """Beyond AWAKE_IN_MEMORY live connections in memory the least recently active wait on disk,
+    and beyond FOLLOWED_IN_MEMORY followed connections the others are tracked packet by packet:
+    with small budgets, on both paths, the report (and the flows) are the unbounded reference's."""
+    options: dict[str, Any] = {"keep_flows": listing}
+    # Windows of a few seconds: connections are followed across them.
+    monkeypatch.setattr(fastpath, "WINDOW_ROWS", 8192)
+    monkeypatch.setattr(fastpath, "WINDOW_MAX_ROWS", 32768)
+    unbounded = analyze_capture(
+        concurrent_capture, ENGINE, AnalysisOptions(fast_path=False, **options)
+    )
+    stored: list[int] = []
+    real_store = tracker.ConnectionSpill.store
+
+    def store(self: tracker.ConnectionSpill, conn: tracker.Connection) -> Any:
+        stored.append(conn.conn_id)
+        return real_store(self, conn)
+
+    followed: list[int] = []
+    real_follow_up = fastpath.FastPathTracker._follow_up
+
+    def follow_up(self: fastpath.FastPathTracker, *args: Any, **kwargs: Any) -> None:
+        real_follow_up(self, *args, **kwargs)
+        followed.append(len(self._followed))
+
+    monkeypatch.setattr(tracker.ConnectionSpill, "store", store)
+    monkeypatch.setattr(tracker, "AWAKE_IN_MEMORY", 64)
+    monkeypatch.setattr(fastpath.FastPathTracker, "_follow_up", follow_up)
+    monkeypatch.setattr(fastpath, "FOLLOWED_IN_MEMORY", 64)
+    for fast_path in (False, True):
+        stored.clear()
+        report = analyze_capture(
+            concurrent_capture, ENGINE, AnalysisOptions(fast_path=fast_path, **options)
+        )
+        assert report.to_dict() == unbounded.to_dict()
+        if listing:
+            assert [f.to_dict() for f in report.connections] == [
+                f.to_dict() for f in unbounded.connections
+            ]
+        assert len(stored) > 1000  # live connections waited on disk for want of room
+    assert max(followed) == 64  # the budget of followed connections was reached

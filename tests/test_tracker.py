@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, track
 
+from tcpdiag import tracker
 from tcpdiag.events import IcmpErrorEvent, RstEvent, SilenceEvent
 from tcpdiag.packets import ACK, FIN, PSH, RST, SYN, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_between, seq_diff, seq_lt
@@ -369,6 +370,30 @@ def test_a_4_tuple_used_again_hours_later_is_a_new_connection() -> None:
     assert [c.client.isn for c in connections] == [3075353070, 2283464615]
     (finding,) = findings(cap)
     assert finding.category == "peer_reset" and finding.server_sees.errno == "ECONNRESET"
+
+
+def test_bare_syn_attempts_are_bounded_apart_from_open_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of SYNs the compact store cannot hold (IPv6) fills only the attempts' own cap
+    (MAX_LIVE_ATTEMPTS), retiring the oldest attempts early; the established connections stay,
+    however far below its own cap (a million) the table is."""
+    monkeypatch.setattr(tracker, "MAX_LIVE_ATTEMPTS", 10)
+    cap = Capture()
+    for k in range(5):
+        conv = Conversation(cap, client=("10.0.0.1", 40000 + k))
+        conv.handshake()
+        conv.data("c", 10)
+    for k in range(30):
+        flood = Conversation(cap, client=("2001:db8::1", 50000 + k), server=("2001:db8::2", 443))
+        flood.send("c", SYN, options=LINUX_SYN)
+    table = FlowTable()
+    retired = list(table.track(cap.packets))
+    assert table.max_live == tracker.MAX_LIVE_CONNECTIONS >= 1_000_000
+    assert table.evicted == table.evicted_attempts == 20
+    assert sorted(c.ref.client for c in retired if c.ref.client.startswith("10.")) == [
+        f"10.0.0.1:{40000 + k}" for k in range(5)
+    ]
 
 
 def test_rst_after_a_fin_that_followed_the_reply_is_teardown() -> None:
