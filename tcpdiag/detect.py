@@ -14,7 +14,7 @@ from typing import Any
 
 from tcpdiag.events import FlowEvent
 from tcpdiag.findings import AppView, Cause, Finding
-from tcpdiag.rules import CauseSpec, Rule, RuleSet, all_hold, event_values, render
+from tcpdiag.rules import CauseSpec, Rule, RuleSet, SeesSpec, all_hold, event_values, render
 from tcpdiag.tracker import TrackedConnection
 
 NOTHING_SEEN = "nothing: no call on this side fails because of this"
@@ -93,7 +93,11 @@ class RuleEngine:
         else:
             return _NO_RULE
         causes = tuple(c for c in self._causes[rule.id] if all_hold(c.conditions, facts))
-        sees = tuple((role, spec.errno_for(facts), spec.when) for role, spec in rule.sees.items())
+        sees = tuple(
+            (role, errno, _when(spec, errno))
+            for role, spec in rule.sees.items()
+            for errno in (spec.errno_for(facts),)
+        )
         return _Decision(rule, causes, sees)
 
     def _finding(
@@ -169,6 +173,12 @@ class RuleEngine:
                 os=os,
             )
         return view
+
+
+def _when(spec: SeesSpec, errno: str | None) -> str:
+    """When a side sees its errno; nothing to say (NOTHING_SEEN is said) where a `sees` map
+    gave it none: the `when` of a side with an errno does not apply."""
+    return spec.when if errno or spec.errno_by is None else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import pytest
 from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, track
 
 from tcpdiag import tracker
+from tcpdiag.detect import NOTHING_SEEN
 from tcpdiag.events import IcmpErrorEvent, RstEvent, SilenceEvent
 from tcpdiag.packets import ACK, FIN, PSH, RST, SYN, SynOptions, TcpSegment
 from tcpdiag.seqnum import seq_between, seq_diff, seq_lt
@@ -348,6 +349,8 @@ def test_an_injected_reset_tells_only_the_sides_still_open(closed: bool) -> None
     assert (finding.client_sees.errno, finding.server_sees.errno) == (told, told)
     if closed:
         assert (finding.client_state, finding.server_state) == ("LAST-ACK", "TIME-WAIT")
+        # (and no "on its next recv()" for a side that sees nothing)
+        assert finding.client_sees.when == finding.server_sees.when == NOTHING_SEEN
 
 
 def test_a_4_tuple_used_again_hours_later_is_a_new_connection() -> None:
