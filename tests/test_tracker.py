@@ -281,7 +281,7 @@ def test_a_rst_after_a_fin_nobody_answered_is_no_broken_pipe() -> None:
     conv.rst("c", seq=fin + 1, dt=8.0)
     (event,) = rst_events(cap)
     assert event.receiver_state == "CLOSE-WAIT" and not event.receiver_sent_after_fin
-    assert "broken_pipe" not in categories(cap)
+    assert categories(cap) == []
 
 
 def test_a_client_that_closed_after_its_data_stalled_was_not_waiting_for_a_reply() -> None:
