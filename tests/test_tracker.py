@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, track
@@ -223,6 +224,12 @@ def test_rst_while_half_closed_waiting_for_the_reply_is_fin_wait_reset() -> None
     (finding,) = findings(cap)
     assert finding.category == "fin_wait_reset"
     assert finding.client_sees.errno == "ECONNRESET"
+    assert finding.cause is not None and finding.cause.id == "close-with-unread-data"
+    # The same reset without ACK: its sender's kernel had no socket for the connection left.
+    cap.packets[-1] = replace(cap.packets[-1], flags=RST)
+    (finding,) = findings(cap)
+    assert finding.category == "fin_wait_reset"
+    assert finding.cause is not None and finding.cause.id == "no-socket-left"
 
 
 @pytest.mark.parametrize(("delay", "category"), [(0.01, "broken_pipe"), (4.0, "peer_reset")])
