@@ -507,8 +507,9 @@ class CaptureReader:
                 # 2.4 is the format every writer uses (2.0-2.3 differ only in details libpcap
                 # still reads the same way); libpcap and Wireshark refuse any other major.
                 self.warnings.append(
-                    f"{self.path}: pcap file header says version {major}.{minor} (tcpdiag "
-                    "knows 2): read as version 2.4, so its records may be misread"
+                    f"{self.path}: pcap file header has major version {major} (version "
+                    f"{major}.{minor}; tcpdiag knows 2): read as version 2.4, so its records "
+                    "may be misread"
                 )
             snaplen, network = struct.unpack_from(endian + "II", buf, 16)
             self._endian = endian

@@ -271,8 +271,9 @@ def _scan(data: bytes) -> tuple[list[RawFrame], list[str]] | CaptureError:
         try:
             with CaptureReader(name) as r:
                 frames = list(r)
-            # One damage warning exactly when reading stopped early; other warnings (a pcapng
-            # section of an unknown version) are notes about what was read, not damage.
+            # One damage warning exactly when reading stopped early; other warnings (a pcap
+            # file or pcapng section of an unknown major version) are notes about what was read,
+            # not damage.
             damage = [w for w in r.warnings if "has major version" not in w]
             assert len(damage) == int(r.truncated)
             return frames, r.warnings
@@ -364,8 +365,8 @@ def test_a_pcap_of_an_unknown_major_version_is_read_with_a_warning(
         []
         if major == 2
         else [
-            f"{path}: pcap file header says version {major}.4 (tcpdiag knows 2): read as "
-            "version 2.4, so its records may be misread"
+            f"{path}: pcap file header has major version {major} (version {major}.4; tcpdiag "
+            "knows 2): read as version 2.4, so its records may be misread"
         ]
     )
     assert reader.warnings == expected
