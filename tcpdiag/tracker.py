@@ -1758,9 +1758,10 @@ class FlowTable:
     def _on_segment(self, seg: TcpSegment) -> None:
         key = self._key(seg.src, seg.sport, seg.dst, seg.dport, seg.tunnel)
         held = self._entry(key)
+        starts_new = seg.flags & SYN and not seg.flags & (RST | ACK)
         if (
             held is not None
-            and seg.flags & (SYN | ACK | RST) == SYN
+            and starts_new
             and type(held) is not HeldSyn
             and getattr(held, "closed_at", None) is None
             and seg.time - held.last_time >= self.idle_retire
@@ -1781,7 +1782,6 @@ class FlowTable:
             self._live.move_to_end(key)
             return
         conn = self._woken(key, held)
-        starts_new = seg.flags & SYN and not seg.flags & (RST | ACK)
         if conn is not None and starts_new and conn.accepts_new_syn(seg, self.zeek_split):
             self._retire_now(key, conn)
             conn = None
