@@ -93,12 +93,11 @@ class RuleEngine:
         else:
             return _NO_RULE
         causes = tuple(c for c in self._causes[rule.id] if all_hold(c.conditions, facts))
-        sees = tuple(
-            (role, errno, _when(spec, errno))
-            for role, spec in rule.sees.items()
-            for errno in (spec.errno_for(facts),)
-        )
-        return _Decision(rule, causes, sees)
+        sees = []
+        for role, spec in rule.sees.items():
+            errno = spec.errno_for(facts)
+            sees.append((role, errno, _when(spec, errno)))
+        return _Decision(rule, causes, tuple(sees))
 
     def _finding(
         self, decision: _Decision, event: FlowEvent, facts: dict[str, Any], community_id: str
