@@ -126,7 +126,15 @@ class RstEvent(FlowEvent):
     rst_has_ack: bool = False
     rst_ttl: int = 0
     # |RST TTL - the sender's usual TTL|; None when the sender sent nothing else to compare with.
+    # Usual: that of its data segments when it sent any (the host that really speaks for it),
+    # else that of its other segments (`ttl_reference` says which, `sender_ttl` gives it).
     ttl_delta: int | None = None
+    sender_ttl: int | None = None
+    ttl_reference: str = "other packets"
+    # |RST TTL - the TTL of the sender's handshake|, only when its data came with another TTL:
+    # a front end (load balancer, SYN proxy, split-TCP proxy) made the handshake for the host
+    # that sent the data, and a RST with the front end's TTL is the front end's.
+    handshake_ttl_delta: int | None = None
     # Keepalive probes the sender sent since it last heard from the receiver.
     sender_keepalive_probes: int = 0
     # Idle time before the first of those probes, and the mean gap between them (Linux defaults:

@@ -1073,6 +1073,9 @@ class Connection:
         syn_options = self.client.syn_options
         probes = sender.unanswered_probes or []
         unanswered = self._unanswered_by_rst(seg, sender, receiver)
+        # The sender's usual TTL: that of its data segments when it sent any (the host that
+        # really spoke), else that of its other segments.
+        usual_ttl = sender.data_ttl if sender.data_ttl is not None else sender.ttl
         event = RstEvent(
             connection=self.ref,
             frame=seg.frame,
@@ -1086,7 +1089,14 @@ class Connection:
             receiver_state=receiver.state.value,
             rst_has_ack=bool(seg.flags & ACK),
             rst_ttl=seg.ttl,
-            ttl_delta=self._ttl_delta(seg.ttl, sender),
+            ttl_delta=None if usual_ttl is None else abs(seg.ttl - usual_ttl),
+            sender_ttl=usual_ttl,
+            ttl_reference="other packets" if sender.data_ttl is None else "data segments",
+            handshake_ttl_delta=(
+                abs(seg.ttl - sender.ttl)
+                if sender.ttl is not None and sender.data_ttl not in (None, sender.ttl)
+                else None
+            ),
             sender_keepalive_probes=len(probes),
             keepalive_idle_seconds=(
                 round(probes[0].time - self.last_ordinary_time, 3) if probes else None
@@ -1153,13 +1163,6 @@ class Connection:
         if receiver.last_time <= fin.time + self._crossing_allowance():
             return  # its segments may have been sent before the FIN reached it
         receiver.state = before
-
-    @staticmethod
-    def _ttl_delta(rst_ttl: int, sender: Endpoint) -> int | None:
-        """How far the RST's TTL is from the claimed sender's: from its data segments when it
-        sent any (the host that really spoke), else from its other segments."""
-        ttl = sender.data_ttl if sender.data_ttl is not None else sender.ttl
-        return abs(rst_ttl - ttl) if ttl is not None else None
 
     @staticmethod
     def _unanswered_by_rst(seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> int:

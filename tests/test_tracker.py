@@ -587,6 +587,36 @@ def test_rst_with_foreign_ttl_is_injected() -> None:
     assert finding.category == "injected_reset"
     assert finding.facts["ttl_delta"] == 14
     assert finding.client_sees.errno == finding.server_sees.errno == "ECONNRESET"
+    assert (finding.facts["sender_ttl"], finding.facts["ttl_reference"]) == (64, "data segments")
+    assert finding.facts["handshake_ttl_delta"] is None  # (one TTL for all it sent)
+    assert finding.cause is not None and finding.cause.id == "middlebox-injection"
+
+
+@pytest.mark.parametrize("rst_ttl", [231, 50])
+def test_a_reset_with_the_ttl_of_a_front_ends_handshake(rst_ttl: int) -> None:
+    """Real traffic (an Alexa device to AWS): the server's handshake and ACKs come with TTL
+    231, its data with 219 (a front end terminates TCP for the host that sends the data), and
+    after an idle minute a RST with TTL 231: the front end's own reset (an idle timeout), not
+    a forgery. A RST with a TTL that neither had stays a middlebox's injection."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.s.ttl = 231
+    conv.handshake()
+    conv.data("c", 100)
+    conv.send("s", PSH | ACK, 300, ttl=219)
+    conv.send("c", ACK)
+    conv.rst("s", dt=98.0, ttl=rst_ttl)
+    (finding,) = findings(cap)
+    assert finding.category == "injected_reset"
+    facts = finding.facts
+    assert (facts["sender_ttl"], facts["ttl_reference"]) == (219, "data segments")
+    assert facts["ttl_delta"] == abs(rst_ttl - 219)
+    assert facts["handshake_ttl_delta"] == abs(rst_ttl - 231)
+    assert finding.cause is not None
+    front_end = rst_ttl == 231
+    assert finding.cause.id == ("front-end-reset" if front_end else "middlebox-injection")
+    assert ("front-end-reset" in [c.id for c in finding.alternatives]) is False
+    assert "data segments in this flow (TTL 219)" in " ".join(finding.explanation.split())
 
 
 def test_half_open_scan_from_optionless_syn() -> None:
