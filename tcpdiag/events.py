@@ -119,7 +119,8 @@ class RstEvent(FlowEvent):
     receiver: Role = "server"
     # accepted: the receiver must have acted on it; challenge: in window but not RCV.NXT (RFC 5961
     # challenge ACK); out_of_window; bad_ack: in SYN-SENT without ACK = ISS+1; after_close: the
-    # receiver had already closed gracefully; unverified: the capture holds too little to check.
+    # receiver had already closed gracefully; unverified: the capture holds too little to check;
+    # retried: it refused a SYN that the client sent again and that was then answered.
     rst_verdict: str = "unverified"
     sender_state: str = "UNKNOWN"
     receiver_state: str = "UNKNOWN"
@@ -127,7 +128,8 @@ class RstEvent(FlowEvent):
     rst_ttl: int = 0
     # |RST TTL - the sender's usual TTL|; None when the sender sent nothing else to compare with.
     # Usual: that of its data segments when it sent any (the host that really speaks for it),
-    # else that of its other segments (`ttl_reference` says which, `sender_ttl` gives it).
+    # else that of its acknowledgements of the peer's data, else that of its other segments
+    # (`ttl_reference` says which, `sender_ttl` gives it).
     ttl_delta: int | None = None
     sender_ttl: int | None = None
     ttl_reference: str = "other packets"
@@ -165,6 +167,10 @@ class RstEvent(FlowEvent):
     receiver_data_after_rst: bool = False
     # Seconds between the previous segment of this connection and the RST.
     idle_seconds: float = 0.0
+    # The receiver's segment came last before the RST, shortly before it (RST_ANSWER_SECONDS):
+    # the RST may answer it, as a kernel that no longer knows the connection does. One that
+    # answers nothing (on an idle connection) is the sender's own abort.
+    answers_receiver: bool = False
     # Seconds since the sender's application finished an exchange, when nothing it sent is left
     # unanswered: since the receiver's reply to its last data, or since the handshake if no data
     # flowed at all (a connect probe). None when the sender's data is unanswered.
@@ -246,6 +252,8 @@ class SilenceEvent(FlowEvent):
     other_direction_missed: bool = False
     unanswered_keepalives: int = 0
     icmp_errors: int = 0
+    # The stalled side's own RST ended it (a connect() that gave up: see the tracker's
+    # Connection._own_rst_ended_attempt); the stall is the finding, the RST tells nobody.
     ended_by_reset: bool = False
 
     def role_of(self, role: str) -> Role:

@@ -77,6 +77,8 @@ IDLE_RETIRE_SECONDS = 3 * 3600.0
 # kills each socket within microseconds of the last (3 in 0.7 ms in the sample). Kept short so a
 # busy server's ordinary linger-0 closes rarely fall into one window.
 RST_BURST_WINDOW_SECONDS = 0.01
+# A burst stands out from the RSTs within this many windows around it (see RstLog.burst).
+BURST_SPAN = 10
 # A RST this soon after an application exchange ended (the reply to the sender's last request
 # arrived, or the handshake completed) is the application closing: a connect probe, a logoff
 # followed by an abortive close. A tool killing sockets from outside strikes at a random moment.
@@ -84,6 +86,9 @@ APP_CLOSE_SECONDS = 0.05
 # Unanswered data that arrived this long before a RST was read by then: an application that is
 # reading takes it at once, so it is no sign of a close with unread data.
 UNREAD_DATA_SECONDS = 3.0
+# A RST that comes this soon after the receiver's segment, with nothing of the sender's in
+# between, may answer it: what a kernel that no longer knows the connection sends.
+RST_ANSWER_SECONDS = 3.0
 # Data segments of each side remembered (sequence number -> frame), to cite the segment an ICMP
 # error quotes: at least this many, at most twice as many.
 RECENT_SEGMENTS = 16
@@ -225,6 +230,9 @@ class Endpoint:
     # TTL of this side's latest data segment: the host that really speaks for this side (a SYN
     # proxy or load balancer may have made the handshake with a TTL of its own).
     data_ttl: int | None = None
+    # TTL of this side's latest segment that acknowledged something new of the peer's: for a
+    # side that sends no data, the host that took the peer's (see data_ttl).
+    ack_ttl: int | None = None
     max_payload: int = 0  # the largest payload this side sent in one segment
     # Recent data segments, oldest first (bounded; see recent_segment): their sequence numbers,
     # and their (frame, time) as two floats each. Arrays made at the first data segment: a live
@@ -365,6 +373,7 @@ class _PendingRst:
     # ... and the latest time it did: data sent after the RST had reached the receiver means
     # the RST was not accepted (data within a round trip of it may simply have crossed it).
     receiver_data_last: float = 0.0
+    recorded: bool = False  # told to the RST log (RstLog.record): settled there at retirement
 
 
 class RstLog:
@@ -379,15 +388,42 @@ class RstLog:
     def __init__(self, window: float = RST_BURST_WINDOW_SECONDS) -> None:
         self.window = window
         # (Arrays of doubles: 8 bytes an RST, where a list of floats takes 32; a host that
-        # resets a hundred thousand connections a second keeps CLOSE_GRACE_SECONDS * 4 of them.)
+        # resets a hundred thousand connections a second keeps those of the close grace period
+        # and of the time between the table's retirement check points.)
         self._times: dict[tuple[str, str], array[float]] = {}
         self._app_closing: dict[tuple[str, str], array[float]] = {}
         self._records = 0
+        # The times of the RSTs recorded whose connections may not have retired yet, in order
+        # from `_first` on, and of those among them that have (taken off the front lazily).
+        # Entries are kept as long as such a connection could count them: not for a fixed span
+        # after the newest RST, since a connection retires at the first check point after its
+        # close grace period, which in a sparse capture comes long after its RST, while later
+        # RSTs of the same host come meanwhile.
+        self._unsettled = array("d")
+        self._first = 0
+        self._settled: Counter[float] = Counter()
 
     @property
-    def horizon(self) -> float:
-        """Entries are needed only until every connection that could count them has retired."""
-        return CLOSE_GRACE_SECONDS * 4 + self.window
+    def needed_from(self) -> float:
+        """RSTs before this time can count for no connection still to retire."""
+        unsettled, settled, first = self._unsettled, self._settled, self._first
+        while first < len(unsettled) - 1 and settled[unsettled[first]]:
+            time = unsettled[first]
+            first += 1
+            settled[time] -= 1
+            if not settled[time]:
+                del settled[time]
+        if first * 2 >= len(unsettled):  # (amortised O(1), as _prune)
+            del unsettled[:first]
+            first = 0
+        self._first = first
+        # (the newest RST is always kept: with none left to retire, no burst is counted before
+        # it, and one recorded later counts those around its own time)
+        return unsettled[first] - BURST_SPAN * self.window if unsettled else float("-inf")
+
+    def settled(self, time: float) -> None:
+        """The connection of the RST recorded at `time` retired: its burst was counted."""
+        self._settled[time] += 1
 
     def record(self, host: tuple[str, str], time: float, app_closing: bool) -> None:
         for logs, wanted in ((self._times, True), (self._app_closing, app_closing)):
@@ -399,13 +435,22 @@ class RstLog:
                     log.append(time)
                 else:
                     insort(log, time)  # timestamps that go backwards
-                _prune(log, time - self.horizon)
+        unsettled = self._unsettled
+        if not unsettled or unsettled[-1] <= time:
+            unsettled.append(time)
+        else:
+            insort(unsettled, time, self._first)
+        needed_from = self.needed_from
+        for logs in (self._times, self._app_closing):
+            log = logs.get(host)
+            if log:
+                _prune(log, needed_from)
         # Sweep once as many RSTs as there are hosts were recorded: amortised O(1) per RST
         # even when every RST comes from a host of its own.
         self._records += 1
         if self._records >= max(4096, len(self._times)):
             self._records = 0
-            self._forget_quiet_hosts(time - self.horizon)
+            self._forget_quiet_hosts(needed_from)
 
     def burst(self, host: tuple[str, str], time: float) -> tuple[int, bool]:
         """RSTs of this host within the window around `time` (this one included), and whether
@@ -418,7 +463,7 @@ class RstLog:
         count = bisect_left(times, high) - bisect_right(times, low)  # this one among them
         # A burst stands out: a host that resets connections steadily (one every millisecond)
         # has as many around any instant, which is a stream, not one instant's kill.
-        wide_low, wide_high = time - 10 * self.window, time + 10 * self.window
+        wide_low, wide_high = time - BURST_SPAN * self.window, time + BURST_SPAN * self.window
         around = bisect_left(times, wide_high) - bisect_right(times, wide_low)
         if around > 2 * count:
             count = 1
@@ -763,6 +808,7 @@ class Connection:
         snd_una = receiver.snd_una
         if (snd_una is None or seq_lt(snd_una, ack)) and seq_le(ack, receiver.snd_nxt):
             receiver.acknowledged(ack, time)
+            sender.ack_ttl = seg.ttl
         length = seg.payload_len
         if length:
             sender.payload_bytes += length
@@ -778,6 +824,7 @@ class Connection:
         previous_time = self.last_time
         self.last_time = max(self.last_time, seg.time)
         sender.packets += 1
+        sender_previous_time = sender.last_time
         sender.last_time = seg.time
         if seg.ip_id:  # IPv4 with a real IP ID (0 is what Linux puts on many DF packets)
             key = segment_identity(seg.seq, seg.ack, seg.flags, seg.payload_len, seg.ip_id)
@@ -787,7 +834,12 @@ class Connection:
             sender.last_segment = key
         flags = seg.flags
         if flags & RST:
-            self._on_rst(seg, sender, receiver, rst_log, previous_time)
+            answers = (
+                receiver.packets > 0
+                and receiver.last_time >= sender_previous_time
+                and seg.time - receiver.last_time <= RST_ANSWER_SECONDS
+            )
+            self._on_rst(seg, sender, receiver, rst_log, previous_time, answers)
             return
         for pending in self.rsts:
             if pending.sender is sender:
@@ -861,6 +913,19 @@ class Connection:
         if is_synack:
             sender.state = TcpState.SYN_RECEIVED
             self.wscale_on = sender.window_scale is not None and receiver.window_scale is not None
+            refusal = self.accepted_rst
+            if (
+                refusal is not None
+                and refusal.receiver is receiver
+                and refusal.event.receiver_state == TcpState.SYN_SENT
+                and receiver.state == TcpState.SYN_SENT
+            ):
+                # The client retried its refused SYN (the same ISN: Windows retries a refused
+                # connect() twice) and this one is answered: connect() goes on, nobody was told
+                # of the refusal, and the connection is open again (the table takes it out of
+                # the closing queue when its entry comes due: FlowTable._leave_closing).
+                refusal.event.rst_verdict = "retried"
+                self.accepted_rst = None
         else:
             sender.state = TcpState.SYN_SENT
             if receiver.state == TcpState.CLOSED:
@@ -877,6 +942,7 @@ class Connection:
             receiver.snd_una is None or seq_lt(receiver.snd_una, ack)
         ):
             receiver.acknowledged(ack, seg.time)
+            sender.ack_ttl = seg.ttl
         if (
             receiver.state == TcpState.SYN_RECEIVED
             and not seg.flags & SYN
@@ -1058,6 +1124,7 @@ class Connection:
         receiver: Endpoint,
         rst_log: RstLog,
         previous_time: float,
+        answers_receiver: bool,
     ) -> None:
         role = sender.role
         ack_text = f", ack={self._relseq(receiver, seg.ack)}" if seg.flags & ACK else ", no ACK"
@@ -1074,8 +1141,15 @@ class Connection:
         probes = sender.unanswered_probes or []
         unanswered = self._unanswered_by_rst(seg, sender, receiver)
         # The sender's usual TTL: that of its data segments when it sent any (the host that
-        # really spoke), else that of its other segments.
-        usual_ttl = sender.data_ttl if sender.data_ttl is not None else sender.ttl
+        # really spoke), else that of its acknowledgements (the host that took the peer's),
+        # else that of its other segments.
+        usual_ttl: int | None
+        if sender.data_ttl is not None:
+            usual_ttl, ttl_reference = sender.data_ttl, "data segments"
+        elif sender.ack_ttl is not None:
+            usual_ttl, ttl_reference = sender.ack_ttl, "acknowledgements"
+        else:
+            usual_ttl, ttl_reference = sender.ttl, "other packets"
         event = RstEvent(
             connection=self.ref,
             frame=seg.frame,
@@ -1091,10 +1165,10 @@ class Connection:
             rst_ttl=seg.ttl,
             ttl_delta=None if usual_ttl is None else abs(seg.ttl - usual_ttl),
             sender_ttl=usual_ttl,
-            ttl_reference="other packets" if sender.data_ttl is None else "data segments",
+            ttl_reference=ttl_reference,
             handshake_ttl_delta=(
                 abs(seg.ttl - sender.ttl)
-                if sender.ttl is not None and sender.data_ttl not in (None, sender.ttl)
+                if sender.ttl is not None and usual_ttl not in (None, sender.ttl)
                 else None
             ),
             sender_keepalive_probes=len(probes),
@@ -1119,6 +1193,7 @@ class Connection:
             sender_replies=sender.replies,
             unanswered_is_response=receiver.role == "server" and receiver.run_is_reply,
             idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
+            answers_receiver=answers_receiver,
             client_syn_options=bool(
                 syn_options and (syn_options.sack_permitted or syn_options.timestamps)
             ),
@@ -1141,6 +1216,7 @@ class Connection:
                 age = event.exchange_age_seconds
                 app_closing = age is not None and age <= APP_CLOSE_SECONDS
                 rst_log.record(pending.sender_host, seg.time, app_closing)
+                pending.recorded = True
             sender.state = TcpState.CLOSED
             receiver.state = TcpState.CLOSED
             if self.closed_at is None:
@@ -1249,6 +1325,8 @@ class Connection:
                 size, after_exchange = rst_log.burst(pending.sender_host, event.time)
                 event.burst_size = max(1, size)
                 event.burst_after_exchange = after_exchange
+            if pending.recorded:
+                rst_log.settled(event.time)
             events.append(event)
         for icmp_event, affected, retransmissions_before in self.icmp_events:
             icmp_event.retransmissions_after = affected.retransmissions - retransmissions_before
@@ -1281,7 +1359,8 @@ class Connection:
 
     def _silence(self) -> SilenceEvent | None:
         """A side left waiting on data (or a SYN) that was never acknowledged, retransmitted."""
-        if self.accepted_rst is not None:
+        rst = self.accepted_rst
+        if rst is not None and not self._own_rst_ended_attempt(rst):
             return None
         synack = self._unanswered_synack()
         if synack is not None:
@@ -1300,7 +1379,9 @@ class Connection:
             return None
         stalled = max(candidates, key=lambda ep: ep.stall_retransmissions + ep.syn_retries)
         peer = self.peer(stalled)
-        syn_unanswered = stalled.state == TcpState.SYN_SENT and peer.isn is None
+        # (a connect() its own side's RST ended was in SYN-SENT until then)
+        stalled_state = TcpState.SYN_SENT if rst is not None else stalled.state
+        syn_unanswered = stalled_state == TcpState.SYN_SENT and peer.isn is None
         if syn_unanswered:
             retransmissions = stalled.syn_retries
             start = stalled.syn.time if stalled.syn else self.first_time
@@ -1324,9 +1405,10 @@ class Connection:
             client_state=self.client.state.value,
             server_state=self.server.state.value,
             stalled=stalled.role,
-            stalled_state=stalled.state.value,
+            stalled_state=stalled_state.value,
             peer_state=peer.state.value,
             syn_unanswered=syn_unanswered,
+            ended_by_reset=rst is not None,
             stall_retransmissions=retransmissions,
             stall_seconds=round(max(last - start, 0.0), 6),
             backoff_growing=all(b >= a * 0.9 for a, b in pairwise(gaps)),
@@ -1339,7 +1421,21 @@ class Connection:
         )
         for item in frames[:2] + frames[-4:]:
             _add_evidence(event, item)
+        if rst is not None:
+            _add_evidence(event, rst.event.evidence[-1])  # (the RST itself)
         return event
+
+    def _own_rst_ended_attempt(self, rst: _PendingRst) -> bool:
+        """Whether this accepted RST is the connecting side's own, sent in SYN-SENT to a peer
+        that never answered any of its SYNs (retransmitted): its connect() gave up (some stacks,
+        or a firewall on its host, send one then). It tells nobody anything; the stall it ends
+        is the finding."""
+        sender = rst.sender
+        return (
+            rst.event.sender_state == TcpState.SYN_SENT
+            and sender.syn_retries >= MIN_STALL_RETRANSMISSIONS
+            and rst.receiver.packets == 0
+        )
 
     def _unanswered_synack(self) -> SilenceEvent | None:
         """The server retransmitted its SYN-ACK and the client never answered it, neither ACK
@@ -2355,6 +2451,12 @@ class FlowTable:
             conn = held  # woken by a late segment: as if it had stayed in memory
         else:
             conn = entry
+        if not conn.closed:
+            # Open again (a refused SYN retried and answered: Connection._on_syn): it leaves
+            # the closing queue and stays live, as an open connection, until it closes anew.
+            conn.closed_at = None
+            self._closed_live -= 1
+            return None
         if now is not None and now - conn.last_time < grace:
             self._closing.append(conn)  # late segments still arriving: look again later
             self._closed_awake += 1
@@ -2529,6 +2631,7 @@ def refused_connection(
         rst_has_ack=True,
         rst_ttl=rst.ttl,
         idle_seconds=round(max(time - syn.time, 0.0), 6),
+        answers_receiver=time - syn.time <= RST_ANSWER_SECONDS,
         client_syn_options=bool(options and (options.sack_permitted or options.timestamps)),
         client_syn_window=syn.window,
     )

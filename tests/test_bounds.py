@@ -224,18 +224,44 @@ def test_connections_retired_early_leave_only_a_shell_in_the_closing_queue() -> 
 
 def test_the_rst_log_keeps_an_rst_in_a_few_bytes() -> None:
     """A host resetting connections as fast as it can: the RST-burst log keeps each of its
-    RSTs for its horizon (CLOSE_GRACE_SECONDS * 4), half of them as after an exchange too.
-    As doubles: in lists of Python floats they took 48 bytes an RST."""
+    RSTs until the connections that could count it retired (here each its close grace
+    period after its RST), half of them as after an exchange too. As doubles: in lists of
+    Python floats they took 48 bytes an RST."""
     log = tracker.RstLog()
-    count = 100_000
+    count, gap = 200_000, 1e-4
+    grace = int(tracker.CLOSE_GRACE_SECONDS / gap)
+    start = 1_700_000_000.0
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for i in range(count):
-        log.record(("", "10.0.0.1"), 1_700_000_000.0 + i * 1e-5, i % 2 == 0)
+        if i >= grace:
+            log.settled(start + (i - grace) * gap)  # (that connection retired)
+        log.record(("", "10.0.0.1"), start + i * gap, i % 2 == 0)
     per_rst = (tracemalloc.get_traced_memory()[0] - before) / count
     tracemalloc.stop()
     assert per_rst < 16, per_rst
-    assert log.burst(("", "10.0.0.1"), 1_700_000_000.5) == (1, True)  # a steady stream
+    # (those of the connections still to retire are all there)
+    assert log.needed_from <= start + (count - grace) * gap - tracker.BURST_SPAN * log.window
+    assert log.burst(("", "10.0.0.1"), start + (count - 1) * gap) == (1, True)  # a stream
+
+
+def test_the_rst_log_keeps_what_a_connection_retiring_late_counts() -> None:
+    """Real traffic (nDPI's WebEx capture): a host resets five connections within 3.4 ms, and
+    another 34 s later; in a sparse capture the five retire only after that one came (at the
+    next check point, or the end). Their burst still counts all five (it counted one: the log
+    kept only a fixed span before the newest RST)."""
+    log = tracker.RstLog()
+    host, start = ("", "10.8.0.1"), 1_444_570_639.2556
+    five = [start + i * 0.00085 for i in range(5)]
+    for time in five:
+        log.record(host, time, False)
+    log.record(host, start + 34.0, False)
+    for time in five:
+        assert log.burst(host, time) == (5, False)
+        log.settled(time)
+    log.record(host, start + 35.0, False)  # (now they may go)
+    assert log.needed_from > five[-1]
+    assert log.burst(host, five[0]) == (0, False)
 
 
 def test_a_bare_syn_waits_in_little_memory() -> None:

@@ -225,10 +225,20 @@ def test_rst_while_half_closed_waiting_for_the_reply_is_fin_wait_reset() -> None
     assert finding.category == "fin_wait_reset"
     assert finding.client_sees.errno == "ECONNRESET"
     assert finding.cause is not None and finding.cause.id == "close-with-unread-data"
-    # The same reset without ACK: its sender's kernel had no socket for the connection left.
+    # The same reset without ACK, right after the server's own ACK: it answers nothing, so it
+    # is the server's own abort (some stacks send it without ACK), not a kernel's answer for a
+    # connection it no longer knows.
     cap.packets[-1] = replace(cap.packets[-1], flags=RST)
     (finding,) = findings(cap)
     assert finding.category == "fin_wait_reset"
+    assert not finding.facts["answers_receiver"]
+    assert finding.cause is not None and finding.cause.id == "close-with-unread-data"
+    # Without the server's ACK, the RST without ACK answers the client's FIN: its sender's
+    # kernel had no socket for the connection left.
+    del cap.packets[-2]
+    (finding,) = findings(cap)
+    assert finding.category == "fin_wait_reset"
+    assert finding.facts["answers_receiver"]
     assert finding.cause is not None and finding.cause.id == "no-socket-left"
 
 
@@ -985,3 +995,106 @@ def test_a_followed_connection_that_closed_waits_in_the_closing_queue() -> None:
     assert mine == theirs
     assert [len(retired) for retired in mine] == [0, 1]  # (the late segment made it wait)
     assert table.live_count == reference.live_count == 0
+
+
+@pytest.mark.parametrize("quiet", [58.0, 0.5])
+def test_a_refused_syn_retried_and_answered_opens_the_connection_again(quiet: float) -> None:
+    """Real traffic (nDPI's RTSP capture, a Windows client): the SYN is refused (RST/ACK
+    acking it), sent again 0.5 s later with the same ISN (Windows retries a refused connect()
+    twice) and answered: connect() succeeds, nobody is told of the refusal, and the server's
+    RST after `quiet` seconds of an RTSP session (longer than the close grace period, or not)
+    resets an established connection: one connection, one peer_reset, however often the
+    table checks what is due (here after every packet)."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.c.ttl = 128
+    conv.send("c", SYN, options=LINUX_SYN, advance=False)
+    conv.send("s", RST | ACK, seq=0, ack=conv.c.seq + 1, advance=False)
+    conv.send("c", SYN, options=LINUX_SYN, dt=0.5)
+    conv.send("s", SYN | ACK, options=LINUX_SYN)
+    conv.send("c", ACK)
+    conv.data("c", 100)
+    conv.data("s", 300)
+    conv.send("c", PSH | ACK, 148, dt=quiet)
+    conv.send("s", ACK)
+    conv.rst("s")
+    table = FlowTable()
+    retired: list[TrackedConnection] = []
+    for packet in cap.packets:
+        table.advance(packet.time)
+        table.feed(packet)
+        retired += [c for c in table.retire_due(True) if isinstance(c, TrackedConnection)]
+        if packet.payload_len == 148:  # (past the refusal's grace period, or not)
+            assert table.open_count == (1 if quiet > tracker.CLOSE_GRACE_SECONDS else 0)
+    table.advance(cap.packets[-1].time + 60.0)
+    retired += [c for c in table.retire_due(True) if isinstance(c, TrackedConnection)]
+    retired += [c for c in table.flush() if isinstance(c, TrackedConnection)]
+    (conn,) = retired
+    verdicts = [e.rst_verdict for e in conn.events if isinstance(e, RstEvent)]
+    assert verdicts == ["retried", "accepted"]
+    assert (table.live_count, table.open_count) == (0, 0)  # (no closed one counted twice)
+    found = findings(cap)
+    assert [(f.category, f.client_sees.errno, f.server_sees.errno) for f in found] == [
+        ("peer_reset", "ECONNRESET", None)
+    ]
+
+
+def test_a_refused_syn_retried_and_refused_again_is_one_refusal() -> None:
+    """The corpus's Windows client (chrissanders nowebaccess2): three SYNs with one ISN, each
+    refused: connect() fails once, after the last, with ECONNREFUSED: one finding."""
+    cap = Capture()
+    conv = Conversation(cap)
+    for attempt in range(3):
+        conv.send("c", SYN, options=LINUX_SYN, advance=False, dt=0.5 if attempt else 0.001)
+        conv.send("s", RST | ACK, seq=0, ack=conv.c.seq + 1, advance=False)
+    (finding,) = findings(cap)
+    assert (finding.category, finding.client_sees.errno) == ("refused", "ECONNREFUSED")
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_a_reset_without_ack_has_no_socket_behind_it_only_if_it_answers(answers: bool) -> None:
+    """Real traffic (an iPhone's Signal app): three idle connections reset by the client
+    within 32 us with RSTs without ACK, 13 s after anything came from the server: they answer
+    nothing, so they are the client's own aborts, not a kernel's answer for a connection it
+    no longer knows (which a RST without ACK right after the server's segment may be)."""
+    cap, conv = established()
+    if answers:
+        conv.data("s", 38)  # (the client's ACK comes back at once, then silence)
+        conv.send("s", PSH | ACK, 38, dt=13.0)  # the server speaks, and the RST answers it
+        conv.rst("c", with_ack=False)
+    else:
+        conv.data("s", 38)
+        conv.rst("c", with_ack=False, dt=13.0)
+    (finding,) = findings(cap)
+    assert (finding.category, finding.server_sees.errno) == ("peer_reset", "ECONNRESET")
+    assert finding.facts["answers_receiver"] is answers
+    assert finding.cause is not None
+    assert (finding.cause.id == "no-socket-left") is answers
+
+
+@pytest.mark.parametrize("answered", [False, True])
+def test_a_connect_that_gave_up_with_its_own_rst_still_timed_out(answered: bool) -> None:
+    """Real traffic (an Android device, nDPI's Alexa capture): a SYN sent 7 times on Linux's
+    schedule (1, 2, 4 ... 64 s) and never answered, then, 127 s after the first, a RST/ACK
+    from the client itself with seq = ISS: its connect() gave up (ETIMEDOUT); the RST tells
+    the silent server nothing and must not hide the timeout. Had the server answered
+    anything, the RST would not end a silent attempt."""
+    cap = Capture()
+    conv = Conversation(cap)
+    gaps = [0.001, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    for gap in gaps:
+        conv.send("c", SYN, options=LINUX_SYN, advance=False, dt=gap)
+    if answered:
+        conv.send("s", ACK, ack=conv.c.seq + 7)  # (an ACK a stale connection there sends)
+    conv.send("c", RST | ACK, seq=conv.c.seq, ack=0, advance=False, dt=64.0)
+    found = findings(cap)
+    timeouts = [f for f in found if f.rule == "connect-timeout"]
+    if answered:
+        assert not timeouts
+        return
+    (finding,) = found
+    assert finding.rule == "connect-timeout"
+    assert (finding.client_sees.errno, finding.server_sees.errno) == ("ETIMEDOUT", None)
+    assert finding.facts["ended_by_reset"] and finding.facts["stall_retransmissions"] == 6
+    assert finding.facts["stall_seconds"] == pytest.approx(127.0, abs=0.01)
+    assert finding.evidence[-1].what.startswith("RST from client")
