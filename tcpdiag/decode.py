@@ -642,7 +642,13 @@ class Decoder:
         header = (data[p + 12] >> 4) * 4 if len(data) > p + 12 else 20
         payload = segment_len - max(header, 20)
         return QuotedTcp(
-            self._addr(src), self._addr(dst), sport, dport, seq, payload if payload >= 0 else None
+            self._addr(src),
+            self._addr(dst),
+            sport,
+            dport,
+            seq,
+            payload if payload >= 0 else None,
+            data[p + 13] if len(data) > p + 13 else None,
         )
 
 

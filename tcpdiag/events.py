@@ -183,6 +183,10 @@ class RstEvent(FlowEvent):
     # Both ends kept sending ordinary segments afterwards: the connection carried on.
     carried_on: bool = False
     further_rsts: int = 0
+    # A later RST of the same connection was accepted: this one, dropped, did not leave the
+    # connection alive after all (typically the sender, which had lost the connection, answered
+    # the receiver's challenge ACK with a RST at the right number: RFC 5961 3.2).
+    later_rst_accepted: bool = False
     # Handshake tell-tales of the client's SYN (for scans): options a normal stack sends.
     client_syn_options: bool = True
     client_syn_window: int = 0
@@ -211,6 +215,9 @@ class IcmpErrorEvent(FlowEvent):
     icmp_count: int = 1
     icmp_source: str = ""
     from_peer: bool = False  # the ICMP came from the peer's own address, not a router
+    # The ICMP came from the affected side's own address: a firewall on its host rejected the
+    # packet before it left.
+    from_own_host: bool = False
     mtu: int | None = None
     # The quoted packet carries more payload than any segment the affected side put on the wire:
     # segments were merged after the capture point (GRO/LRO on the peer), not a smaller link.

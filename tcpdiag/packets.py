@@ -103,6 +103,9 @@ class QuotedTcp:
     # TCP payload bytes of the quoted packet, from its IP length (and TCP data offset when the
     # quote reaches it); None when the quote does not say.
     payload_len: int | None = None
+    # The quoted TCP flags (byte 13): None when the quote stops short of them (RFC 792 only
+    # promises 8 bytes; RFC 1812 routers and hosts quote more).
+    flags: int | None = None
 
 
 @dataclass(slots=True)

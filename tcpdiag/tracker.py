@@ -53,6 +53,7 @@ from tcpdiag.packets import (
     URG,
     IcmpError,
     Packet,
+    QuotedTcp,
     SegmentFields,
     SynOptions,
     TcpSegment,
@@ -83,6 +84,8 @@ BURST_SPAN = 10
 # arrived, or the handshake completed) is the application closing: a connect probe, a logoff
 # followed by an abortive close. A tool killing sockets from outside strikes at a random moment.
 APP_CLOSE_SECONDS = 0.05
+# Verdicts of a RST the receiver dropped while its connection lived on (a later one may end it).
+_DROPPED_VERDICTS = frozenset(("challenge", "out_of_window", "bad_ack"))
 # Unanswered data that arrived this long before a RST was read by then: an application that is
 # reading takes it at once, so it is no sign of a close with unread data.
 UNREAD_DATA_SECONDS = 3.0
@@ -157,6 +160,7 @@ OPENING_TEXT = {
 }
 FIN_TEXT = {role: f"FIN from {role}" for role in ("client", "server")}
 REPEATED_TEXT = {key: f"{text} again (retransmission)" for key, text in OPENING_TEXT.items()}
+REJECTED_SYN_TEXT = "SYN from client, rejected on its own host (only quoted by the ICMP error)"
 
 # Flags that take a segment off the fast path: anything but ACK (PSH, ECE, CWR do not matter).
 _FAST_FLAGS_MASK = SYN | FIN | RST | ACK | URG
@@ -220,6 +224,10 @@ class Endpoint:
     # The latest of those retransmissions of its SYN (or SYN-ACK), for a stalled handshake's
     # evidence: what Wireshark flags as retransmissions.
     syn_repeats: list[Evidence] | None = None
+    # A second SYN-ACK answering the same SYN with another ISN (a SYN proxy or SYN-cookie front
+    # end answers each retransmitted SYN anew), before the client acknowledged either: its ISN
+    # and evidence, in case the client's ACK settles on it rather than on the first.
+    other_synack: tuple[int, Evidence] | None = None
     fin_seq: int | None = None
     fin: Evidence | None = None
     fin_acked: bool = False
@@ -902,6 +910,22 @@ class Connection:
                 # connect() with the same ISN; it is the same attempt, reopened.
                 sender.state = TcpState.SYN_RECEIVED if is_synack else TcpState.SYN_SENT
             return
+        if (
+            is_synack
+            and sender.syn is not None
+            and receiver.isn is not None
+            and seg.ack == seq_add(receiver.isn, 1)
+        ):
+            # Another SYN-ACK for the same SYN, with another ISN: a front end answering each
+            # SYN with a new cookie. The client goes on with the first it got and answers the
+            # others with a duplicate ACK (RFC 9293 3.10.7.4), so the first stays the server's
+            # ISN; until the client acknowledges one, the other is kept in case it is that one.
+            if sender.state == TcpState.SYN_RECEIVED and sender.other_synack is None:
+                sender.other_synack = (
+                    seg.seq,
+                    Evidence(seg.frame, seg.time, OPENING_TEXT[is_synack, sender.role]),
+                )
+            return
         sender.isn = seg.seq
         sender.snd_nxt = sender.data_start = seq_add(seg.seq, 1)
         sender.syn = Evidence(seg.frame, seg.time, OPENING_TEXT[is_synack, sender.role])
@@ -933,6 +957,15 @@ class Connection:
 
     def _on_ack(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
         ack = seg.ack
+        other = receiver.other_synack
+        if other is not None:
+            receiver.other_synack = None
+            if receiver.state == TcpState.SYN_RECEIVED and ack == seq_add(other[0], 1):
+                # The client took the front end's other SYN-ACK (see _on_syn): its ISN is the
+                # server's.
+                receiver.isn = other[0]
+                receiver.snd_nxt = receiver.data_start = ack
+                receiver.syn = other[1]
         if sender.rcv_nxt is None or seq_lt(sender.rcv_nxt, ack):
             sender.acks_advanced = sender.rcv_nxt is not None or sender.acks_advanced
             sender.rcv_nxt = ack
@@ -1208,6 +1241,10 @@ class Connection:
             _add_evidence(event, item)
         _add_evidence(event, Evidence(seg.frame, seg.time, what))
         pending = _PendingRst(event, sender, receiver, (self.tunnel, seg.src))
+        if verdict == "accepted":
+            for earlier in self.rsts:
+                if earlier.event.rst_verdict in _DROPPED_VERDICTS:
+                    earlier.event.later_rst_accepted = True
         if len(self.rsts) < MAX_EVIDENCE:
             self.rsts.append(pending)
         if verdict in ("accepted", "unverified"):
@@ -2030,6 +2067,8 @@ class FlowTable:
             return
         key = self._key(quoted.src, quoted.sport, quoted.dst, quoted.dport, icmp.tunnel)
         conn = self._wake(key)
+        if conn is None and _rejected_on_its_host(icmp, quoted):
+            conn = self._attempt_from_quote(key, icmp, quoted)
         if conn is None:
             self.orphan_icmp += 1
             sources = self.orphan_icmp_sources
@@ -2061,6 +2100,7 @@ class FlowTable:
             icmp_hard=hard,
             icmp_source=icmp.src,
             from_peer=icmp.src == peer.addr,
+            from_own_host=icmp.src == affected.addr,
             mtu=icmp.mtu,
             quoted_oversize=(
                 quoted.payload_len is not None
@@ -2073,8 +2113,12 @@ class FlowTable:
             server_os=os_family(conn.server.ttl),
         )
         quoted_segment = affected.recent_segment(quoted.seq)
+        text = _icmp_text(icmp, kind)
         if affected.syn is not None and affected.state == TcpState.SYN_SENT:
-            _add_evidence(event, affected.syn)
+            if affected.syn.frame == icmp.frame:  # the SYN is only this error's quote
+                text += f", quoting {affected.role}'s SYN (rejected on its own host)"
+            else:
+                _add_evidence(event, affected.syn)
         elif quoted_segment is not None:
             # The segment the ICMP error quotes (same sequence number).
             frame, time = quoted_segment
@@ -2082,7 +2126,7 @@ class FlowTable:
             _add_evidence(event, Evidence(frame, time, what))
         elif affected.last_data is not None:
             _add_evidence(event, affected.last_data)
-        _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
+        _add_evidence(event, Evidence(icmp.frame, icmp.time, text))
         conn.icmp_events.append((event, affected, affected.retransmissions))
         if affected.state == TcpState.SYN_SENT and kind not in PMTU_KINDS:
             # Linux aborts connect() on the first ICMP error of the handshake (tcp_v4_err,
@@ -2091,6 +2135,31 @@ class FlowTable:
             if conn.closed_at is None:
                 conn.closed_at = icmp.time
                 self._queue_closed(key, conn)
+
+    def _attempt_from_quote(self, key: Key, icmp: IcmpError, quoted: QuotedTcp) -> Connection:
+        """The connection attempt of a SYN that a firewall on its own host rejected (see
+        _rejected_on_its_host): the SYN never reached the wire, so the capture holds only its
+        quote. It is made from the quote, as if that SYN had been captured with the error."""
+        syn = TcpSegment(
+            icmp.frame,
+            icmp.time,
+            quoted.src,
+            quoted.dst,
+            quoted.sport,
+            quoted.dport,
+            quoted.seq,
+            0,
+            SYN,
+            0,
+            0,
+            icmp.ttl,  # (the host's own, undecremented: it sent the error to itself)
+            icmp.ip_version,
+            tunnel=icmp.tunnel,
+        )
+        conn = self._new_connection(key, syn)
+        conn.on_segment(syn, self._rst_log, max(self._now, icmp.time))
+        conn.client.syn = Evidence(icmp.frame, icmp.time, REJECTED_SYN_TEXT)
+        return conn
 
     def _queue_closed(self, key: Key, conn: Connection) -> None:
         """A connection just closed: it waits out the close grace period in the closing queue;
@@ -3043,6 +3112,18 @@ _ICMP6_UNREACH = {
     6: ("reject_route", False),
 }
 PMTU_KINDS = frozenset({"frag_needed", "packet_too_big"})
+
+
+def _rejected_on_its_host(icmp: IcmpError, quoted: QuotedTcp) -> bool:
+    """An ICMP error a host sent itself about a SYN of its own: a firewall rule on that host
+    (iptables OUTPUT ... -j REJECT, as Android firewalls and ad blockers do) rejected the
+    connection attempt before the SYN reached the wire. No one else can send it, so the quote
+    is the host's real SYN, and connect() failed with the ICMP error's errno."""
+    return (
+        icmp.src == icmp.dst == quoted.src
+        and quoted.flags is not None
+        and quoted.flags & (SYN | ACK | RST | FIN) == SYN
+    )
 
 
 def icmp_kind(icmp: IcmpError) -> tuple[str, bool]:

@@ -447,7 +447,7 @@ class TsharkDecoder:
         # The quoted packet: the IP layer right after the ICMP one, then TCP.
         if len(rest) >= 2 and rest[0] in _IP_LAYERS and "tcp" in rest[1:3]:
             q = counts[rest[0]]  # the next occurrence of that IP family
-            seqs = f["tcp.seq"]
+            seqs, quoted_flags = f["tcp.seq"], f["tcp.flags"]
             if seqs and len(f[f"{rest[0]}.src"]) > q:
                 quoted = QuotedTcp(
                     self._addr(f, rest[0], "src", q),
@@ -456,6 +456,7 @@ class TsharkDecoder:
                     int(f["tcp.dstport"][-1]),
                     int(seqs[-1]),
                     _quoted_payload(f, rest[0], q),
+                    int(quoted_flags[-1], 16) & 0xFF if quoted_flags else None,
                 )
         return IcmpError(
             int(v[0]),

@@ -144,7 +144,9 @@ class Conversation:
                 icmp_type=icmp_type,
                 icmp_code=code,
                 ttl=64,
-                quoted=QuotedTcp(about.src, about.dst, about.sport, about.dport, about.seq),
+                quoted=QuotedTcp(
+                    about.src, about.dst, about.sport, about.dport, about.seq, 0, about.flags
+                ),
                 mtu=mtu,
             )
         )
@@ -200,11 +202,13 @@ def write_pcap(capture: Capture, path: Path) -> None:
 
 
 def _icmp_frame(icmp: IcmpError) -> bytes:
-    """An IPv4 ICMP error as Ethernet bytes, quoting the IP header and first 8 bytes of TCP of
-    the segment it is about (RFC 792)."""
+    """An IPv4 ICMP error as Ethernet bytes, quoting the IP header and the TCP header of the
+    segment it is about (its first 8 bytes, all RFC 792 asks for, if its flags are unknown)."""
     assert icmp.ip_version == 4 and icmp.quoted is not None, "IPv4 ICMP errors only"
     q = icmp.quoted
     quoted_tcp = struct.pack("!HHI", q.sport, q.dport, q.seq)
+    if q.flags is not None:
+        quoted_tcp += struct.pack("!IBBHHH", 0, 5 << 4, q.flags, 0, 0, 0)
     quoted_ip = dpkt.ip.IP(
         src=socket.inet_aton(q.src), dst=socket.inet_aton(q.dst), p=6, len=40,
     )  # fmt: skip
@@ -224,11 +228,16 @@ def track(capture: Capture) -> list[TrackedConnection]:
 _ENGINE: RuleEngine | None = None
 
 
-def findings(capture: Capture) -> list[Finding]:
+def findings_of(conn: TrackedConnection) -> list[Finding]:
+    """The findings of one connection, by the shipped rules."""
     global _ENGINE
     if _ENGINE is None:
         _ENGINE = RuleEngine(load_rules())
-    return [f for conn in track(capture) for f in _ENGINE.findings_for(conn)]
+    return _ENGINE.findings_for(conn)
+
+
+def findings(capture: Capture) -> list[Finding]:
+    return [f for conn in track(capture) for f in findings_of(conn)]
 
 
 def categories(capture: Capture) -> list[str]:

@@ -51,8 +51,9 @@ def seg(frame: int, time: float, src: str, dst: str, sport: int, dport: int, seq
 
 def test_ethernet_fixture_frame_by_frame() -> None:
     records, stats = decode_file("decode_eth.pcap")
-    # Quoted payload lengths from the quoted IP headers (tshark: inner ip.len 1440, ipv6.plen 1320).
-    quoted6 = QuotedTcp(C6, S6, 50000, 443, 2_000_000_000, payload_len=1300)
+    # Quoted payload lengths from the quoted IP headers (tshark: inner ip.len 1440, ipv6.plen 1320);
+    # flags where the quote reaches them (frame 9 quotes only the 8 bytes RFC 792 promises).
+    quoted6 = QuotedTcp(C6, S6, 50000, 443, 2_000_000_000, payload_len=1300, flags=ACK)
     expected = [
         seg(1, T0 + 0.001, C, S, 40000, 80, 1000, 0, SYN, 64240, 0, 64, 4, 0x1234,
             FULL_SYN_OPTIONS),

@@ -257,6 +257,38 @@ def test_connections_with_events_amid_clean_ones(
     assert _compare(cap, tmp_path, monkeypatch) > 0
 
 
+def test_a_host_rejected_syn_and_a_front_ends_second_syn_ack_amid_clean_connections(
+    tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two shapes of real traffic on both paths: an ICMP error a host sent itself about its own
+    SYN (rejected by its firewall, never on the wire), and a SYN-cookie front end's second
+    SYN-ACK (another ISN) before the client's ACK of the first, then data and a RST."""
+    cap = Capture()
+    _healthy(cap, 10)
+    rejected = Conversation(cap, client=("10.4.0.1", 40000), server=("10.9.0.1", 443))
+    syn = rejected.send("c", SYN, options=LINUX_SYN)
+    cap.packets.remove(syn)
+    rejected.icmp(syn, 3, 3, "10.4.0.1")
+    _healthy(cap, 10, start_port=50100)
+    cookies = Conversation(cap, client=("10.4.0.2", 40000), server=("10.9.0.1", 443))
+    cookies.send("c", SYN, options=LINUX_SYN)
+    first = cookies.send("s", SYN | ACK, options=LINUX_SYN)
+    cookies.send("s", SYN | ACK, options=LINUX_SYN, seq=first.seq + 7_000_000)
+    cookies.send("c", ACK)
+    cookies.send("c", PSH | ACK, 300)
+    cookies.send("s", PSH | ACK, 1200)
+    cookies.rst("s", dt=0.5)
+    _healthy(cap, 300, start_port=50400)
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    reference, fast, taken = _reports(path, monkeypatch)
+    assert fast == reference and taken > 0
+    assert sorted((f["rule"], f["client"]) for f in reference["findings"]) == [
+        ("icmp-error-handshake", "10.4.0.1:40000"),
+        ("peer-reset-established", "10.4.0.2:40000"),
+    ]
+
+
 def test_capture_starting_at_time_zero(
     tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

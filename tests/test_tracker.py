@@ -8,7 +8,15 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from flowbuilder import LINUX_SYN, Capture, Conversation, categories, findings, track
+from flowbuilder import (
+    LINUX_SYN,
+    Capture,
+    Conversation,
+    categories,
+    findings,
+    findings_of,
+    track,
+)
 
 from tcpdiag import tracker
 from tcpdiag.detect import NOTHING_SEEN
@@ -1098,3 +1106,113 @@ def test_a_connect_that_gave_up_with_its_own_rst_still_timed_out(answered: bool)
     assert finding.facts["ended_by_reset"] and finding.facts["stall_retransmissions"] == 6
     assert finding.facts["stall_seconds"] == pytest.approx(127.0, abs=0.01)
     assert finding.evidence[-1].what.startswith("RST from client")
+
+
+@pytest.mark.parametrize("chosen", ["first", "second", "first-acked-before-the-second"])
+def test_a_front_ends_second_syn_ack_does_not_replace_the_one_the_client_took(
+    chosen: str,
+) -> None:
+    """Real traffic (nDPI's KakaoTalk captures): a SYN-cookie front end answers each
+    retransmitted SYN with a SYN-ACK of another ISN. The client goes on with the one it took
+    (the first, unless its ACK says otherwise) and answers the other with a duplicate ACK; the
+    server's data and its RST follow that ISN, so the RST is accepted and the bytes count."""
+    cap = Capture()
+    conv = Conversation(cap, server_isn=5_000)
+    conv.send("c", SYN, options=LINUX_SYN, advance=False)
+    conv.send("c", SYN, options=LINUX_SYN, dt=1.0)
+    conv.s.ttl = 248  # (the front end's)
+    first = conv.send("s", SYN | ACK, options=LINUX_SYN, seq=5_000)
+    second_isn = 900_000
+    if chosen != "first-acked-before-the-second":
+        conv.send("s", SYN | ACK, options=LINUX_SYN, seq=second_isn)
+    isn = second_isn if chosen == "second" else first.seq
+    conv.s.seq = isn + 1
+    conv.send("c", ACK)
+    conv.data("c", 600)
+    if chosen == "first-acked-before-the-second":
+        conv.send("s", SYN | ACK, options=LINUX_SYN, seq=second_isn, ack=first.ack)
+        conv.send("c", ACK)  # (the duplicate ACK)
+    conv.s.ttl = 142  # (the back end's)
+    conv.data("s", 206)
+    conv.rst("s")
+    (conn,) = track(cap)
+    assert conn.server.isn == isn
+    assert conn.server.bytes_sent == 206 and conn.server.bytes_acked == 206
+    assert [e.rst_verdict for e in conn.events if isinstance(e, RstEvent)] == ["accepted"]
+    assert [(f.category, f.client_sees.errno) for f in findings(cap)] == [
+        ("peer_reset", "ECONNRESET")
+    ]
+
+
+@pytest.mark.parametrize("quote", ["own-host", "router", "data", "first-8-bytes"])
+def test_an_icmp_error_a_host_sent_itself_about_its_own_syn_failed_its_connect(
+    quote: str,
+) -> None:
+    """Real traffic (nDPI's instagram capture, an Android phone): a firewall rule on the host
+    rejects its own SYN before it reaches the wire, so the capture holds only the ICMP port
+    unreachable the host sent itself, quoting that SYN: connect() failed with ECONNREFUSED.
+    Anyone else's ICMP error about a connection the capture does not show (a router's, or one
+    quoting data, or a quote that stops before the flags) stays an orphan: it proves nothing."""
+    cap = Capture()
+    conv = Conversation(cap, client=("192.168.0.103", 49400), server=("173.194.40.20", 443))
+    about = conv.send("c", SYN if quote != "data" else PSH | ACK, options=LINUX_SYN)
+    cap.packets.remove(about)  # (not on the wire)
+    conv.icmp(about, 3, 3, src="10.9.0.254" if quote == "router" else conv.c.addr)
+    if quote == "first-8-bytes":
+        icmp = cap.packets[-1]
+        assert isinstance(icmp, tracker.IcmpError) and icmp.quoted is not None
+        icmp.quoted = replace(icmp.quoted, flags=None)
+    table = FlowTable()
+    found = [f for conn in table.track(cap.packets) for f in findings_of(conn)]
+    if quote != "own-host":
+        assert found == [] and table.orphan_icmp == 1
+        return
+    assert table.orphan_icmp == 0
+    (finding,) = found
+    assert (finding.rule, finding.client_sees.errno, finding.server_sees.errno) == (
+        "icmp-error-handshake",
+        "ECONNREFUSED",
+        None,
+    )
+    assert finding.cause is not None and finding.cause.id == "own-host-firewall"
+    (evidence,) = finding.evidence
+    assert evidence.frame == cap.packets[-1].frame
+    assert "quoting client's SYN (rejected on its own host)" in evidence.what
+
+
+def test_on_one_hosts_loopback_an_icmp_error_names_no_side_of_the_firewall() -> None:
+    """On loopback both sides have the ICMP error's source address: the rejecting firewall may
+    be either's, so the cause is the peer's reject, not the connecting side's own firewall."""
+    cap = Capture()
+    conv = Conversation(cap, client=("127.0.0.1", 40000), server=("127.0.0.1", 80))
+    syn = conv.send("c", SYN, options=LINUX_SYN)
+    conv.icmp(syn, 3, 3, src="127.0.0.1")
+    (finding,) = findings(cap)
+    assert finding.client_sees.errno == "ECONNREFUSED"
+    assert finding.cause is not None and finding.cause.id == "firewall-reject-icmp"
+
+
+@pytest.mark.parametrize("client_closed", [False, True])
+def test_a_dropped_reset_followed_by_an_accepted_one_did_not_leave_the_connection_alive(
+    client_closed: bool,
+) -> None:
+    """Real traffic (nDPI's KakaoTalk chat capture): the server's RST is out of window, the
+    client answers with a challenge ACK, and the server, which had lost the connection, answers
+    that with a RST at the right number (RFC 5961 3.2): the second RST ends the connection. No
+    "ignored reset, the connection lived on": the accepted one tells what happened, which is
+    nothing for anyone if the client's application had closed already (FIN-WAIT-2)."""
+    cap, conv = established()
+    if client_closed:
+        conv.send("c", FIN | ACK)
+        conv.send("s", ACK)
+    conv.rst("s", seq=conv.s.seq + 900_000, dt=13.0)  # out of window
+    challenge = conv.send("c", ACK)
+    conv.rst("s", with_ack=False, seq=challenge.ack)
+    (conn,) = track(cap)
+    events = [e for e in conn.events if isinstance(e, RstEvent)]
+    assert [(e.rst_verdict, e.later_rst_accepted) for e in events] == [
+        ("out_of_window", True),
+        ("accepted", False),
+    ]
+    found = [(f.category, f.client_sees.errno) for f in findings(cap)]
+    assert found == ([] if client_closed else [("peer_reset", "ECONNRESET")])
