@@ -183,9 +183,9 @@ class RstEvent(FlowEvent):
     # Both ends kept sending ordinary segments afterwards: the connection carried on.
     carried_on: bool = False
     further_rsts: int = 0
-    # A later RST of the same connection was accepted: this one, dropped, did not leave the
-    # connection alive after all (typically the sender, which had lost the connection, answered
-    # the receiver's challenge ACK with a RST at the right number: RFC 5961 3.2).
+    # The sender's next segment was a RST that the receiver accepted: this one, dropped, did not
+    # leave the connection alive after all (typically the sender, which had lost the connection,
+    # answered the receiver's challenge ACK with a RST at the right number: RFC 5961 3.2).
     later_rst_accepted: bool = False
     # Handshake tell-tales of the client's SYN (for scans): options a normal stack sends.
     client_syn_options: bool = True

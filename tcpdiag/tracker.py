@@ -1242,8 +1242,16 @@ class Connection:
         _add_evidence(event, Evidence(seg.frame, seg.time, what))
         pending = _PendingRst(event, sender, receiver, (self.tunnel, seg.src))
         if verdict == "accepted":
+            # A dropped RST whose sender said nothing else before this one (only the receiver
+            # answered: a challenge ACK, data) did not leave the connection alive: this RST is
+            # the sender's next try. One followed by the sender's own segments (a forged RST
+            # before the real handshake) stands on its own.
             for earlier in self.rsts:
-                if earlier.event.rst_verdict in _DROPPED_VERDICTS:
+                if (
+                    earlier.event.rst_verdict in _DROPPED_VERDICTS
+                    and earlier.sender is sender
+                    and not earlier.sender_spoke_after
+                ):
                     earlier.event.later_rst_accepted = True
         if len(self.rsts) < MAX_EVIDENCE:
             self.rsts.append(pending)

@@ -1216,3 +1216,25 @@ def test_a_dropped_reset_followed_by_an_accepted_one_did_not_leave_the_connectio
     ]
     found = [(f.category, f.client_sees.errno) for f in findings(cap)]
     assert found == ([] if client_closed else [("peer_reset", "ECONNRESET")])
+
+
+def test_a_dropped_reset_the_sender_went_on_after_stands_on_its_own() -> None:
+    """The corpus's Zeek rst-inject trace: a forged RST with a bad ACK in SYN-SENT is dropped,
+    the real handshake and exchange follow, and much later the server resets the connection:
+    two findings, the dropped RST's (the connection did live on after it) and the real one's."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.send("c", SYN, options=LINUX_SYN)
+    conv.send("s", RST | ACK, seq=0, ack=conv.c.seq - 1, ttl=46)  # acknowledges ISS, not ISS+1
+    conv.send("s", SYN | ACK, options=LINUX_SYN)
+    conv.send("c", ACK)
+    conv.data("c", 100)
+    conv.data("s", 300)
+    conv.rst("s", dt=2.0)
+    (conn,) = track(cap)
+    events = [e for e in conn.events if isinstance(e, RstEvent)]
+    assert [(e.rst_verdict, e.later_rst_accepted) for e in events] == [
+        ("bad_ack", False),
+        ("accepted", False),
+    ]
+    assert sorted(categories(cap)) == ["ignored_reset", "peer_reset"]
