@@ -158,6 +158,9 @@ class RstEvent(FlowEvent):
     # The receiver sent something after the sender's FIN: it was there to take the FIN (or to
     # keep writing). A receiver silent since is in a state the capture cannot show.
     receiver_sent_after_fin: bool = False
+    # ... and wrote once only, after it had taken the FIN, everything before answered: a closing
+    # message or a last short reply, after which its program closes (tracker._closing_write).
+    receiver_closing_write: bool = False
     # Times the sender's data answered the receiver's (came after it and acknowledged it).
     sender_replies: int = 0
     # The unanswered bytes are the server's response to the client's request: the client asked
@@ -252,6 +255,10 @@ class SilenceEvent(FlowEvent):
     stall_retransmissions: int = 0
     stall_seconds: float = 0.0  # first transmission of the oldest unacknowledged byte to the last
     backoff_growing: bool = False  # retransmission gaps did not shrink (exponential backoff)
+    # The mean time between the first transmission and each retransmission after it (None
+    # without retransmissions): no stack retransmits a SYN or data within 150 ms of the last
+    # (RTO floor 200 ms; a SYN's first RTO 1 s or more), so faster repeats are copies.
+    mean_retry_gap_seconds: float | None = None
     peer_silent: bool = True  # the peer sent nothing during the stall
     # Nothing of the peer's is in the capture, yet the stalled side acknowledged new data or a
     # FIN from it: the peer was sending, and the capture missed that direction (a one-way tap,

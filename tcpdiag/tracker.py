@@ -228,6 +228,9 @@ class Endpoint:
     # end answers each retransmitted SYN anew), before the client acknowledged either: its ISN
     # and evidence, in case the client's ACK settles on it rather than on the first.
     other_synack: tuple[int, Evidence] | None = None
+    # What this side wrote after the peer's FIN: (segments of new data, their bytes, whether the
+    # first acknowledged the FIN: written after this side had taken it). None if nothing.
+    after_peer_fin: tuple[int, int, bool] | None = None
     fin_seq: int | None = None
     fin: Evidence | None = None
     fin_acked: bool = False
@@ -966,6 +969,21 @@ class Connection:
                 receiver.isn = other[0]
                 receiver.snd_nxt = receiver.data_start = ack
                 receiver.syn = other[1]
+        if (
+            sender.state == TcpState.SYN_SENT
+            and receiver.isn is None
+            and sender.isn is not None
+            and not seg.flags & SYN
+            and seg.seq == seq_add(sender.isn, 1)
+        ):
+            # The SYN's sender acknowledges a SYN-ACK the capture missed (one direction not
+            # captured, or a frame dropped): only a socket that got the SYN-ACK sends this, so
+            # the handshake was made, with the peer's ISN one below this ACK.
+            receiver.isn = seq_add(ack, -1)
+            if receiver.snd_nxt is None:
+                receiver.snd_nxt = receiver.data_start = ack
+            sender.state = receiver.state = TcpState.ESTABLISHED
+            sender.handshake_time = receiver.handshake_time = seg.time
         if sender.rcv_nxt is None or seq_lt(sender.rcv_nxt, ack):
             sender.acks_advanced = sender.rcv_nxt is not None or sender.acks_advanced
             sender.rcv_nxt = ack
@@ -1080,6 +1098,15 @@ class Connection:
         if new_payload > 0:
             sender.bytes_sent += new_payload
             _new_data(seg, sender, receiver, new_payload)
+            if receiver.fin_seq is not None:  # (never on the in-order path: both established)
+                after = sender.after_peer_fin
+                if after is None:
+                    took_fin = bool(seg.flags & ACK) and seq_le(
+                        seq_add(receiver.fin_seq, 1), seg.ack
+                    )
+                    sender.after_peer_fin = (1, new_payload, took_fin)
+                else:
+                    sender.after_peer_fin = (after[0] + 1, after[1] + new_payload, after[2])
 
     def _on_retransmission(self, seg: TcpSegment, sender: Endpoint, end: int) -> None:
         sender.retransmissions += 1
@@ -1223,6 +1250,7 @@ class Connection:
             receiver_sent_after_fin=(
                 sender.fin is not None and receiver.last_time >= sender.fin.time
             ),
+            receiver_closing_write=_closing_write(receiver),
             sender_replies=sender.replies,
             unanswered_is_response=receiver.role == "server" and receiver.run_is_reply,
             idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
@@ -1431,17 +1459,19 @@ class Connection:
             retransmissions = stalled.syn_retries
             start = stalled.syn.time if stalled.syn else self.first_time
             frames = [stalled.syn, *(stalled.syn_repeats or ())] if stalled.syn else []
-            gaps: list[float] = []
+            times = [e.time for e in frames]
+            if len(frames) <= retransmissions:
+                del times[:1]  # (older repeats dropped: see below)
         else:
             retransmissions = stalled.stall_retransmissions
             frames = stalled.stall_evidence()
             start = stalled.stall_start or (frames[0].time if frames else 0.0)
             times = [e.time for e in frames]
             if len(frames) == retransmissions:
-                # (With older ones dropped (STALL_KEPT), the time from the stall's start to the
-                # first kept spans several backoffs: no gap to compare the next with.)
                 times.insert(0, start)
-            gaps = [b - a for a, b in pairwise(times)]
+        # (With older retransmissions dropped (STALL_KEPT, MAX_EVIDENCE), the time from the
+        # first transmission to the first kept spans several backoffs: no gap to compare with.)
+        gaps = [b - a for a, b in pairwise(times)]
         last = stalled.last_time
         event = SilenceEvent(
             connection=self.ref,
@@ -1457,6 +1487,11 @@ class Connection:
             stall_retransmissions=retransmissions,
             stall_seconds=round(max(last - start, 0.0), 6),
             backoff_growing=all(b >= a * 0.9 for a, b in pairwise(gaps)),
+            mean_retry_gap_seconds=(
+                round(max(frames[-1].time - start, 0.0) / retransmissions, 6)
+                if frames and retransmissions
+                else None
+            ),
             peer_silent=peer.last_time <= start,
             other_direction_missed=peer.packets == 0 and stalled.acks_advanced,
             unanswered_keepalives=len(stalled.unanswered_probes or []),
@@ -3120,6 +3155,18 @@ _ICMP6_UNREACH = {
     6: ("reject_route", False),
 }
 PMTU_KINDS = frozenset({"frag_needed", "packet_too_big"})
+
+
+def _closing_write(writer: Endpoint) -> bool:
+    """Did this side, after its peer's FIN, write once and no more: one segment, sent after it
+    had taken the FIN, with all it had sent before answered by the peer (the peer's reply came
+    last, then its FIN)? That is a closing message (a TLS close_notify, QUIT) or a last short
+    reply to a request that came with the FIN: the send() succeeded, recv() then returns 0 (the
+    FIN is read before the error), so the program closes without learning of the RST. Only a
+    further send() would fail with EPIPE; a writer that goes on streaming after the FIN makes
+    one."""
+    after = writer.after_peer_fin
+    return after is not None and after[0] == 1 and after[2] and writer.unanswered_bytes == after[1]
 
 
 def _rejected_on_its_host(icmp: IcmpError, quoted: QuotedTcp) -> bool:

@@ -1238,3 +1238,73 @@ def test_a_dropped_reset_the_sender_went_on_after_stands_on_its_own() -> None:
         ("accepted", False),
     ]
     assert sorted(categories(cap)) == ["ignored_reset", "peer_reset"]
+
+
+@pytest.mark.parametrize(
+    "shape", ["closing-message", "two-writes", "crossed-the-fin", "still-streaming"]
+)
+def test_one_closing_write_after_the_peers_reply_and_fin_is_no_broken_pipe(shape: str) -> None:
+    """Real traffic (fq's TLS captures, Linux on loopback): the client's request, the server's
+    whole reply and its FIN; the client, having taken the FIN, writes its close_notify and
+    nothing more, and the server's closed socket answers with a RST. The send() succeeded and
+    recv() returns 0 (the FIN comes first), so the client closes and sees nothing: no finding.
+    A writer that writes again, wrote before it had the FIN, or was still streaming its own
+    data when the FIN came gets EPIPE on its next send(): broken_pipe."""
+    cap, conv = established()  # (the client's request, the server's reply)
+    if shape == "still-streaming":
+        conv.data("c", 1000)  # the client's upload, not answered when the server closes
+    fin = conv.send("s", FIN | ACK)
+    if shape == "crossed-the-fin":
+        conv.send("c", PSH | ACK, 33, ack=fin.seq)  # sent before the FIN reached it
+    else:
+        conv.send("c", PSH | ACK, 33)  # (acknowledges the FIN)
+    if shape == "two-writes":
+        conv.send("c", PSH | ACK, 500)
+    conv.rst("s", with_ack=False)
+    found = [(f.category, f.client_sees.errno) for f in findings(cap)]
+    assert found == ([] if shape == "closing-message" else [("broken_pipe", "EPIPE")])
+
+
+@pytest.mark.parametrize(
+    ("gaps", "timed_out"), [((1.0, 2.0, 4.0), True), ((0.006, 0.005, 0.005), False)]
+)
+def test_syns_repeated_faster_than_any_retry_schedule_are_no_connect_timeout(
+    gaps: tuple[float, ...], timed_out: bool
+) -> None:
+    """Real traffic (dnscap's test captures): a SYN repeated every few milliseconds, faster
+    than any stack retries one (a first SYN RTO of 1 s or more, an RTO floor of 200 ms), is
+    copies (several capture points, a replay, a generator), not a connect() backing off: no
+    ETIMEDOUT. A kernel's schedule is a connect timeout, its gaps taken from the SYNs' times."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.send("c", SYN, options=LINUX_SYN, advance=False)
+    for gap in gaps:
+        conv.send("c", SYN, options=LINUX_SYN, advance=False, dt=gap)
+    found = findings(cap)
+    if not timed_out:
+        assert found == []
+        return
+    (finding,) = found
+    assert finding.rule == "connect-timeout" and finding.client_sees.errno == "ETIMEDOUT"
+    assert finding.facts["backoff_growing"] is True
+    assert finding.facts["mean_retry_gap_seconds"] == pytest.approx(7.0 / 3, abs=1e-3)
+
+
+def test_data_acknowledging_a_syn_ack_the_capture_missed_completes_the_handshake() -> None:
+    """Real traffic (tcpdump's LDP capture, one direction captured): the SYN, then the client's
+    data acknowledging the server's ISN+1, which only a socket that got the SYN-ACK sends. The
+    connection is established, so a later ICMP error about its data is a soft error on an
+    established connection, not a connect() aborted in SYN-SENT."""
+    cap = Capture()
+    conv = Conversation(cap, server_isn=87764)
+    conv.send("c", SYN, options=LINUX_SYN)
+    conv.s.seq += 1  # (the SYN-ACK, not captured)
+    data = conv.send("c", PSH | ACK, 41)
+    conv.send("c", PSH | ACK, 18, ack=conv.s.seq + 59)
+    conv.icmp(data, 3, 1, src="10.9.0.254")
+    (conn,) = track(cap)
+    assert (conn.client.state, conn.server.state) == ("ESTABLISHED", "ESTABLISHED")
+    assert conn.server.isn == 87764
+    (event,) = [e for e in conn.events if isinstance(e, IcmpErrorEvent)]
+    assert event.affected_state == "ESTABLISHED"
+    assert "icmp-error-handshake" not in [f.rule for f in findings(cap)]
