@@ -158,8 +158,9 @@ class RstEvent(FlowEvent):
     # The receiver sent something after the sender's FIN: it was there to take the FIN (or to
     # keep writing). A receiver silent since is in a state the capture cannot show.
     receiver_sent_after_fin: bool = False
-    # ... and wrote once only, after it had taken the FIN, everything before answered: a closing
-    # message or a last short reply, after which its program closes (tracker._closing_write).
+    # ... and wrote once only, after it had taken the FIN, everything before answered, to a
+    # sender that had closed right after its own last write: a closing message or a last short
+    # reply, after which its program closes (tracker._closing_write).
     receiver_closing_write: bool = False
     # Times the sender's data answered the receiver's (came after it and acknowledged it).
     sender_replies: int = 0

@@ -84,6 +84,9 @@ BURST_SPAN = 10
 # arrived, or the handshake completed) is the application closing: a connect probe, a logoff
 # followed by an abortive close. A tool killing sockets from outside strikes at a random moment.
 APP_CLOSE_SECONDS = 0.05
+# A FIN this soon after its sender's last write (or its handshake) is a program closing when it
+# had said all it had to say, not one that waited for an answer and gave up (_closing_write).
+CLOSE_AFTER_WRITE_SECONDS = 0.2
 # Verdicts of a RST the receiver dropped while its connection lived on (a later one may end it).
 _DROPPED_VERDICTS = frozenset(("challenge", "out_of_window", "bad_ack"))
 # Unanswered data that arrived this long before a RST was read by then: an application that is
@@ -1250,7 +1253,7 @@ class Connection:
             receiver_sent_after_fin=(
                 sender.fin is not None and receiver.last_time >= sender.fin.time
             ),
-            receiver_closing_write=_closing_write(receiver),
+            receiver_closing_write=_closing_write(receiver, sender),
             sender_replies=sender.replies,
             unanswered_is_response=receiver.role == "server" and receiver.run_is_reply,
             idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
@@ -3157,16 +3160,26 @@ _ICMP6_UNREACH = {
 PMTU_KINDS = frozenset({"frag_needed", "packet_too_big"})
 
 
-def _closing_write(writer: Endpoint) -> bool:
-    """Did this side, after its peer's FIN, write once and no more: one segment, sent after it
-    had taken the FIN, with all it had sent before answered by the peer (the peer's reply came
-    last, then its FIN)? That is a closing message (a TLS close_notify, QUIT) or a last short
-    reply to a request that came with the FIN: the send() succeeded, recv() then returns 0 (the
-    FIN is read before the error), so the program closes without learning of the RST. Only a
-    further send() would fail with EPIPE; a writer that goes on streaming after the FIN makes
-    one."""
-    after = writer.after_peer_fin
-    return after is not None and after[0] == 1 and after[2] and writer.unanswered_bytes == after[1]
+def _closing_write(writer: Endpoint, closer: Endpoint) -> bool:
+    """Did `writer`, after the FIN of `closer`, write once and no more: one segment, sent after
+    it had taken the FIN, with all it had sent before answered by the peer, to a peer that was
+    waiting for nothing: a server whose last data was its reply, or a side that closed right
+    after its own last write (or its handshake)? That is a closing message (a TLS close_notify
+    after the server's reply and FIN) or a last short reply (to a QUIT that came with the FIN):
+    the send() succeeded, recv() then returns 0 (the FIN is read before the error), so the
+    program closes without learning of the RST. Only a further send() would fail with EPIPE; a
+    writer that goes on streaming after the FIN makes one. (A client that closed long after its
+    last request had given up waiting for the reply: that reply is no closing write, and the
+    server that answers late is told by the RST on its next send().)"""
+    after, fin = writer.after_peer_fin, closer.fin
+    if after is None or fin is None or after[0] != 1 or not after[2]:
+        return False
+    if writer.unanswered_bytes != after[1]:
+        return False
+    if closer.role == "server" and closer.bytes_sent and closer.run_is_reply:
+        return True
+    last = closer.last_data_time if closer.bytes_sent else closer.handshake_time
+    return last is not None and fin.time - last <= CLOSE_AFTER_WRITE_SECONDS
 
 
 def _rejected_on_its_host(icmp: IcmpError, quoted: QuotedTcp) -> bool:

@@ -1241,19 +1241,21 @@ def test_a_dropped_reset_the_sender_went_on_after_stands_on_its_own() -> None:
 
 
 @pytest.mark.parametrize(
-    "shape", ["closing-message", "two-writes", "crossed-the-fin", "still-streaming"]
+    "shape",
+    ["closing-message", "server-closed-later", "two-writes", "crossed-the-fin", "still-streaming"],
 )
 def test_one_closing_write_after_the_peers_reply_and_fin_is_no_broken_pipe(shape: str) -> None:
     """Real traffic (fq's TLS captures, Linux on loopback): the client's request, the server's
-    whole reply and its FIN; the client, having taken the FIN, writes its close_notify and
-    nothing more, and the server's closed socket answers with a RST. The send() succeeded and
-    recv() returns 0 (the FIN comes first), so the client closes and sees nothing: no finding.
+    whole reply and its FIN (at once or not: Wireshark's tls-renegotiation capture); the client,
+    having taken the FIN, writes its close_notify and nothing more, and the server's closed
+    socket answers with a RST. The send() succeeded and recv() returns 0 (the FIN comes first),
+    so the client closes and sees nothing: no finding.
     A writer that writes again, wrote before it had the FIN, or was still streaming its own
     data when the FIN came gets EPIPE on its next send(): broken_pipe."""
     cap, conv = established()  # (the client's request, the server's reply)
     if shape == "still-streaming":
         conv.data("c", 1000)  # the client's upload, not answered when the server closes
-    fin = conv.send("s", FIN | ACK)
+    fin = conv.send("s", FIN | ACK, dt=0.5 if shape == "server-closed-later" else 0.001)
     if shape == "crossed-the-fin":
         conv.send("c", PSH | ACK, 33, ack=fin.seq)  # sent before the FIN reached it
     else:
@@ -1262,7 +1264,8 @@ def test_one_closing_write_after_the_peers_reply_and_fin_is_no_broken_pipe(shape
         conv.send("c", PSH | ACK, 500)
     conv.rst("s", with_ack=False)
     found = [(f.category, f.client_sees.errno) for f in findings(cap)]
-    assert found == ([] if shape == "closing-message" else [("broken_pipe", "EPIPE")])
+    closing = shape in ("closing-message", "server-closed-later")
+    assert found == ([] if closing else [("broken_pipe", "EPIPE")])
 
 
 @pytest.mark.parametrize(
@@ -1308,3 +1311,18 @@ def test_data_acknowledging_a_syn_ack_the_capture_missed_completes_the_handshake
     (event,) = [e for e in conn.events if isinstance(e, IcmpErrorEvent)]
     assert event.affected_state == "ESTABLISHED"
     assert "icmp-error-handshake" not in [f.rule for f in findings(cap)]
+
+
+@pytest.mark.parametrize("wait", [0.001, 3.0])
+def test_a_late_reply_to_a_client_that_gave_up_waiting_is_still_a_broken_pipe(wait: float) -> None:
+    """Real traffic (nDPI's skype captures, the corpus's POP3 trace): the client's last request,
+    then its FIN, then the server's one reply, answered by the client's RST. A client that sent
+    its FIN at once (a QUIT) was waiting for nothing: "+OK bye" is the server's last write, no
+    finding. One that closed seconds later had given up waiting for the reply: broken_pipe."""
+    cap, conv = established()
+    conv.data("c", 6)
+    conv.send("c", FIN | ACK, dt=wait)
+    conv.send("s", PSH | ACK, 9)  # (acknowledges the FIN)
+    conv.rst("c", with_ack=False)
+    found = [(f.category, f.server_sees.errno) for f in findings(cap)]
+    assert found == ([] if wait < 0.2 else [("broken_pipe", "EPIPE")])
