@@ -185,6 +185,9 @@ class TcpState(StrEnum):
     TIME_WAIT = "TIME-WAIT"
 
 
+_DONE = (TcpState.CLOSED, TcpState.TIME_WAIT)
+
+
 SYNCHRONIZED = frozenset(
     {
         TcpState.ESTABLISHED,
@@ -689,9 +692,11 @@ class Connection:
 
     @property
     def closed(self) -> bool:
-        done = (TcpState.CLOSED, TcpState.TIME_WAIT)
+        # (A server still in LISTEN with its client CLOSED: an ICMP error aborted the connect(),
+        # and the server never knew of it.)
+        client_done = self.client.state in _DONE and self.client.isn is not None
         return self.accepted_rst is not None or (
-            self.client.state in done and self.server.state in done and self.client.isn is not None
+            client_done and (self.server.state in _DONE or self.server.state is TcpState.LISTEN)
         )
 
     def accepts_new_syn(self, seg: TcpSegment, zeek_split: bool = False) -> bool:

@@ -420,3 +420,31 @@ def test_evicted_syns_leave_together_in_the_order_they_would_one_by_one(
         for conn in (r.connections() if isinstance(r, tracker.RetiredSyns) else [r])
     ]
     assert expanded == one_by_one
+
+
+@pytest.mark.parametrize("quoted_only", [False, True])
+def test_connects_aborted_by_icmp_errors_leave_the_table_after_the_grace_period(
+    quoted_only: bool,
+) -> None:
+    """A stream of connect() attempts each aborted by an ICMP error (a router's unreachable, or
+    a host firewall rejecting its own SYNs, which the capture holds only as the errors' quotes):
+    each is closed, the server never having known of it, and leaves the table after the close
+    grace period, however many follow. (They once stayed open until idle retirement.)"""
+    cap = Capture()
+    for k in range(2_000):
+        conv = Conversation(cap, client=("10.0.0.5", 20_000 + k), server=("10.9.0.1", 443))
+        syn = conv.send("c", SYN, options=LINUX_SYN, dt=0.01)
+        if quoted_only:
+            cap.packets.remove(syn)
+        conv.icmp(syn, 3, 3, "10.0.0.5" if quoted_only else "10.9.0.254")
+    table = FlowTable()
+    retired = most_live = 0
+    for packet in cap.packets:
+        table.advance(packet.time)
+        table.feed(packet)
+        retired += len(list(table.retire_due(True)))
+        assert table.open_count <= 1  # (a SYN waiting for its ICMP error)
+        most_live = max(most_live, table.live_count)
+    # (one grace period's worth, at 100 attempts a second)
+    assert most_live <= tracker.CLOSE_GRACE_SECONDS * 100 + 10
+    assert retired >= 2_000 - most_live
