@@ -1935,6 +1935,167 @@ def fin_wait_reset_after_banner(ctx: Ctx) -> Outcome:
 
 
 # --------------------------------------------------------------------------------------------
+# A host firewall that rejects its own host's SYN; a closing write after the peer's reply and FIN
+# --------------------------------------------------------------------------------------------
+
+OWN_HOST_CLIENT, OWN_HOST_SERVER = "127.0.0.1", "127.0.0.2"
+
+
+def icmp_errors(path: Path) -> list[dict[str, Any]]:
+    """Every IPv4 ICMP error in a `tcpdump -i lo` capture, with the TCP header it quotes."""
+    data = path.read_bytes()
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    found, off = [], 24
+    while off + 16 <= len(data):
+        caplen = struct.unpack(endian + "I", data[off + 8 : off + 12])[0]
+        frame = data[off + 16 : off + 16 + caplen]
+        off += 16 + caplen
+        if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 1:
+            continue
+        ip = frame[14:]
+        ihl = (ip[0] & 15) * 4
+        icmp = ip[ihl:]
+        item: dict[str, Any] = {
+            "src": socket.inet_ntoa(ip[12:16]),
+            "dst": socket.inet_ntoa(ip[16:20]),
+            "type": icmp[0],
+            "code": icmp[1],
+        }
+        inner = icmp[8:]
+        if len(inner) >= 20 and inner[9] == 6:
+            qihl = (inner[0] & 15) * 4
+            tcp = inner[qihl:]
+            sport, dport = struct.unpack("!HH", tcp[0:4])
+            src, dst = socket.inet_ntoa(inner[12:16]), socket.inet_ntoa(inner[16:20])
+            item["quoted"] = f"{src}:{sport} -> {dst}:{dport}"
+            item["quoted_flags"] = flags_text(tcp[13]) if len(tcp) >= 14 else "not captured"
+        found.append(item)
+    return found
+
+
+def own_host_reject_notes(pcap: Path, conns: list[str], counters: str) -> list[str]:
+    """TCP segments of each attempt on the wire, every ICMP error and what it quotes, and how
+    many SYNs the OUTPUT rules rejected."""
+    packets = read_packets(pcap)
+    parts = []
+    for conn in conns:
+        cport = split_conn(conn)[1]
+        segs = [p for p in packets if p.proto == 6 and cport in (p.sport, p.dport)]
+        parts.append(
+            f"{conn}: {len(segs)} TCP segment(s) captured"
+            + (" (" + ", ".join(flags_text(p.flags) for p in segs) + ")" if segs else "")
+        )
+    icmps = icmp_errors(pcap)
+    parts.append(
+        f"{len(icmps)} ICMP error(s): "
+        + "; ".join(
+            f"{i['src']} -> {i['dst']} type {i['type']} code {i['code']} quoting "
+            f"{i.get('quoted', 'no TCP header')} flags {i.get('quoted_flags', '-')}"
+            for i in icmps
+        )
+    )
+    rejected = [
+        f"{ln.split()[0]} packet(s) by the {ln.split('reject-with')[-1].strip()} rule"
+        for ln in counters.splitlines()
+        if "REJECT" in ln and "reject-with" in ln
+    ]
+    parts.append("the OUTPUT rules rejected " + ", ".join(rejected))
+    return ["Measured: " + "; ".join(parts) + "."]
+
+
+@scenario("own_host_firewall_reject")
+def own_host_firewall_reject(ctx: Ctx) -> Outcome:
+    """A firewall on the client's own host rejects its SYN before it reaches the wire (as Android
+    firewalls and ad blockers do with REJECT rules in OUTPUT). Two servers listen on 127.0.0.2
+    (a loopback address other than the client's) and never see anything. `iptables -A OUTPUT -p
+    tcp -s 127.0.0.1 -d 127.0.0.2 --dport P --tcp-flags SYN,ACK SYN -j REJECT --reject-with
+    icmp-port-unreachable` (port 1) and the same with icmp-host-prohibited (port 2) reject the
+    clients' SYNs in the OUTPUT chain, before the capture tap. Each client binds 127.0.0.1 and
+    connects to 127.0.0.2, one after the other: connect() fails at once (ECONNREFUSED for port
+    unreachable, EHOSTUNREACH for host prohibited). Wire: no SYN, only the ICMP error the host
+    sent itself, quoting the SYN; its source is 127.0.0.2, the SYN's destination, not the client's
+    127.0.0.1: the kernel's icmp_send takes the quoted packet's destination as the source when the
+    route is local, and every route over lo is (with 127.0.0.2 made non-local, no ICMP is sent at
+    all and connect() times out). A firewall rejecting a SYN to a remote address would send the
+    ICMP from the host's own address instead."""
+    cases = [("icmp-port-unreachable", ctx.ports[0]), ("icmp-host-prohibited", ctx.ports[1])]
+    for _, port in cases:
+        lst = socket.socket(V4, socket.SOCK_STREAM)
+        ctx.sockets.append(lst)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind((OWN_HOST_SERVER, port))
+        lst.listen(16)
+    for reject_with, port in cases:
+        ctx.iptables("-A", "OUTPUT", "-p", "tcp", "-s", OWN_HOST_CLIENT, "-d", OWN_HOST_SERVER,
+                     "--dport", str(port), "--tcp-flags", "SYN,ACK", "SYN",
+                     "-j", "REJECT", "--reject-with", reject_with)  # fmt: skip
+    ctx.pause(0.05)
+    findings, conns = [], []
+    for _, port in cases:
+        sock = socket.socket(V4, socket.SOCK_STREAM)
+        ctx.sockets.append(sock)
+        sock.bind((OWN_HOST_CLIENT, 0))
+        client = Endpoint(ctx.rec, "client", sock, fmt_addr(sock.getsockname()))
+        sock.settimeout(5.0)
+        target = (OWN_HOST_SERVER, port)
+        client._do("connect", lambda s=sock, a=target: s.connect(a), lambda _: "ok")
+        client.close()
+        conns.append(client.conn)
+        findings.append(
+            Finding(
+                "icmp_error",
+                client.conn,
+                fmt_addr(target),
+                ctx.rec.first_error("client", client.conn),
+                ctx.rec.first_error("server", client.conn),
+            )
+        )
+        ctx.pause(0.1)
+    counters = ctx.tool(["iptables", "-w", "-L", "OUTPUT", "-v", "-n", "-x"])
+    return Outcome(
+        "kernel", findings, post=lambda pcap: ([], own_host_reject_notes(pcap, conns, counters))
+    )
+
+
+@scenario("closing_write_teardown")
+def closing_write_teardown(ctx: Ctx) -> Outcome:
+    """Negative control, like a TLS client's close_notify. The client sends a request; the server
+    reads it, sends its whole reply and close()s (FIN right after the reply). The client reads
+    the reply and the EOF (recv returns 0), then writes one 31-byte closing message (the size of
+    a TLS 1.2 close_notify alert record): send() succeeds, and the server's closed socket answers
+    it with a RST. The client, 0.05 s later, calls recv(): it returns 0 (the FIN is read before
+    the error the RST left), and close()s. No call of either app fails; the client only wrote to
+    say goodbye and learns nothing of the RST. No finding."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n"
+    closing = b"\x15\x03\x03\x00\x1a" + bytes(ctx.rng.getrandbits(8) for _ in range(26))
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(reply)
+        conn.close()
+
+    def client() -> None:
+        conn, ok = ctx.connect(V4, port)
+        client_conn.append(conn)
+        if ok:
+            conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            conn.recv_exactly(len(reply))
+            conn.recv()  # EOF: the server's FIN
+            conn.send(closing)  # -> RST from the server's closed socket
+            ctx.pause(0.05)
+            conn.recv()  # EOF again: the FIN is read before the RST's error
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    conns = [c.conn for c in client_conn]
+    return Outcome("kernel", [], post=lambda pcap: ([], reset_notes(pcap, conns, port)))
+
+
+# --------------------------------------------------------------------------------------------
 # Runners
 # --------------------------------------------------------------------------------------------
 

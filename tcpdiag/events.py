@@ -222,6 +222,9 @@ class IcmpErrorEvent(FlowEvent):
     # The ICMP came from the affected side's own address: a firewall on its host rejected the
     # packet before it left.
     from_own_host: bool = False
+    # The affected side's SYN is not in the capture, only quoted by the error: it never reached
+    # the wire (a firewall on its own host rejected it).
+    quoted_only: bool = False
     mtu: int | None = None
     # The quoted packet carries more payload than any segment the affected side put on the wire:
     # segments were merged after the capture point (GRO/LRO on the peer), not a smaller link.

@@ -163,7 +163,7 @@ OPENING_TEXT = {
 }
 FIN_TEXT = {role: f"FIN from {role}" for role in ("client", "server")}
 REPEATED_TEXT = {key: f"{text} again (retransmission)" for key, text in OPENING_TEXT.items()}
-REJECTED_SYN_TEXT = "SYN from client, rejected on its own host (only quoted by the ICMP error)"
+QUOTED_SYN_TEXT = "SYN from client, not on the wire (only quoted by the ICMP error)"
 
 # Flags that take a segment off the fast path: anything but ACK (PSH, ECE, CWR do not matter).
 _FAST_FLAGS_MASK = SYN | FIN | RST | ACK | URG
@@ -2118,7 +2118,7 @@ class FlowTable:
             return
         key = self._key(quoted.src, quoted.sport, quoted.dst, quoted.dport, icmp.tunnel)
         conn = self._wake(key)
-        if conn is None and _rejected_on_its_host(icmp, quoted):
+        if conn is None and _quotes_an_attempt(icmp, quoted):
             conn = self._attempt_from_quote(key, icmp, quoted)
         if conn is None:
             self.orphan_icmp += 1
@@ -2152,6 +2152,7 @@ class FlowTable:
             icmp_source=icmp.src,
             from_peer=icmp.src == peer.addr,
             from_own_host=icmp.src == affected.addr,
+            quoted_only=affected.syn is not None and affected.syn.frame == icmp.frame,
             mtu=icmp.mtu,
             quoted_oversize=(
                 quoted.payload_len is not None
@@ -2166,8 +2167,8 @@ class FlowTable:
         quoted_segment = affected.recent_segment(quoted.seq)
         text = _icmp_text(icmp, kind)
         if affected.syn is not None and affected.state == TcpState.SYN_SENT:
-            if affected.syn.frame == icmp.frame:  # the SYN is only this error's quote
-                text += f", quoting {affected.role}'s SYN (rejected on its own host)"
+            if event.quoted_only:
+                text += f", quoting {affected.role}'s SYN (not on the wire)"
             else:
                 _add_evidence(event, affected.syn)
         elif quoted_segment is not None:
@@ -2188,9 +2189,9 @@ class FlowTable:
                 self._queue_closed(key, conn)
 
     def _attempt_from_quote(self, key: Key, icmp: IcmpError, quoted: QuotedTcp) -> Connection:
-        """The connection attempt of a SYN that a firewall on its own host rejected (see
-        _rejected_on_its_host): the SYN never reached the wire, so the capture holds only its
-        quote. It is made from the quote, as if that SYN had been captured with the error."""
+        """The connection attempt of a SYN that the capture holds only as an ICMP error's quote
+        (see _quotes_an_attempt; a firewall on its own host rejected it before it reached the
+        wire). It is made from the quote, as if that SYN had been captured with the error."""
         syn = TcpSegment(
             icmp.frame,
             icmp.time,
@@ -2208,8 +2209,10 @@ class FlowTable:
             tunnel=icmp.tunnel,
         )
         conn = self._new_connection(key, syn)
+        conn.zeek = None  # (Zeek, as Wireshark, makes no TCP connection of an ICMP error)
         conn.on_segment(syn, self._rst_log, max(self._now, icmp.time))
-        conn.client.syn = Evidence(icmp.frame, icmp.time, REJECTED_SYN_TEXT)
+        conn.client.syn = Evidence(icmp.frame, icmp.time, QUOTED_SYN_TEXT)
+        conn.client.packets = 0  # none of its packets is on the wire
         return conn
 
     def _queue_closed(self, key: Key, conn: Connection) -> None:
@@ -3187,13 +3190,16 @@ def _closing_write(writer: Endpoint, closer: Endpoint) -> bool:
     return last is not None and fin.time - last <= CLOSE_AFTER_WRITE_SECONDS
 
 
-def _rejected_on_its_host(icmp: IcmpError, quoted: QuotedTcp) -> bool:
-    """An ICMP error a host sent itself about a SYN of its own: a firewall rule on that host
-    (iptables OUTPUT ... -j REJECT, as Android firewalls and ad blockers do) rejected the
-    connection attempt before the SYN reached the wire. No one else can send it, so the quote
-    is the host's real SYN, and connect() failed with the ICMP error's errno."""
+def _quotes_an_attempt(icmp: IcmpError, quoted: QuotedTcp) -> bool:
+    """An ICMP error about a SYN the capture does not hold, delivered to the SYN's sender from
+    its own address or from the SYN's destination: what a firewall on the sender's host makes
+    when it rejects the SYN before it reaches the wire (Linux's REJECT target answers in the
+    destination's name; Android's firewall from the host itself, as nDPI's instagram capture
+    shows). The SYN was real and connect() failed with the error's errno; other ICMP errors
+    about connections the capture does not show prove nothing (tracker orphans)."""
     return (
-        icmp.src == icmp.dst == quoted.src
+        icmp.dst == quoted.src
+        and icmp.src in (quoted.src, quoted.dst)
         and quoted.flags is not None
         and quoted.flags & (SYN | ACK | RST | FIN) == SYN
     )

@@ -1144,27 +1144,32 @@ def test_a_front_ends_second_syn_ack_does_not_replace_the_one_the_client_took(
     ]
 
 
-@pytest.mark.parametrize("quote", ["own-host", "router", "data", "first-8-bytes"])
+@pytest.mark.parametrize(
+    "quote", ["own-host", "in-the-destinations-name", "router", "data", "first-8-bytes"]
+)
 def test_an_icmp_error_a_host_sent_itself_about_its_own_syn_failed_its_connect(
     quote: str,
 ) -> None:
-    """Real traffic (nDPI's instagram capture, an Android phone): a firewall rule on the host
-    rejects its own SYN before it reaches the wire, so the capture holds only the ICMP port
-    unreachable the host sent itself, quoting that SYN: connect() failed with ECONNREFUSED.
-    Anyone else's ICMP error about a connection the capture does not show (a router's, or one
-    quoting data, or a quote that stops before the flags) stays an orphan: it proves nothing."""
+    """Real traffic (nDPI's instagram capture, an Android phone) and the Linux sample
+    own_host_firewall_reject: a firewall rule on the host rejects its own SYN before it reaches
+    the wire, so the capture holds only the ICMP error quoting that SYN, from the host itself
+    (Android) or in the destination's name (Linux's REJECT): connect() failed with
+    ECONNREFUSED. Anyone else's ICMP error about a connection the capture does not show (a
+    router's, or one quoting data, or a quote that stops before the flags) stays an orphan: it
+    proves nothing."""
     cap = Capture()
     conv = Conversation(cap, client=("192.168.0.103", 49400), server=("173.194.40.20", 443))
     about = conv.send("c", SYN if quote != "data" else PSH | ACK, options=LINUX_SYN)
     cap.packets.remove(about)  # (not on the wire)
-    conv.icmp(about, 3, 3, src="10.9.0.254" if quote == "router" else conv.c.addr)
+    source = {"router": "10.9.0.254", "in-the-destinations-name": conv.s.addr}
+    conv.icmp(about, 3, 3, src=source.get(quote, conv.c.addr))
     if quote == "first-8-bytes":
         icmp = cap.packets[-1]
         assert isinstance(icmp, tracker.IcmpError) and icmp.quoted is not None
         icmp.quoted = replace(icmp.quoted, flags=None)
     table = FlowTable()
     found = [f for conn in table.track(cap.packets) for f in findings_of(conn)]
-    if quote != "own-host":
+    if quote not in ("own-host", "in-the-destinations-name"):
         assert found == [] and table.orphan_icmp == 1
         return
     assert table.orphan_icmp == 0
@@ -1177,7 +1182,8 @@ def test_an_icmp_error_a_host_sent_itself_about_its_own_syn_failed_its_connect(
     assert finding.cause is not None and finding.cause.id == "own-host-firewall"
     (evidence,) = finding.evidence
     assert evidence.frame == cap.packets[-1].frame
-    assert "quoting client's SYN (rejected on its own host)" in evidence.what
+    assert "quoting client's SYN (not on the wire)" in evidence.what
+    assert finding.facts["quoted_only"] is True
 
 
 def test_on_one_hosts_loopback_an_icmp_error_names_no_side_of_the_firewall() -> None:
