@@ -49,6 +49,7 @@ SIZES: dict[str, int] = {
     "zero_tail": 100,  # MiB of zeros after an ordinary capture of ZERO_TAIL_PACKETS
     "unique_syns": 2_000_000,  # SYNs from distinct 4-tuples, 10 us apart
     "icmp_orphans": 1_000_000,  # ICMP errors quoting connections never seen
+    "icmp_rejects": 300_000,  # ICMP errors rejecting SYNs never on the wire (a host firewall)
     "long_conn": 2_000_000,  # packets of one connection, 5 % retransmitted + 5 % reordered
     "rst_one_tuple": 100_000,  # blind RSTs (random seq) on one established 4-tuple
 }
@@ -128,22 +129,30 @@ def tcp_frames(
 
 
 def icmp_frames(
-    router: int, host: np.ndarray, peer: np.ndarray, sport: np.ndarray, seq: np.ndarray, n: int
+    router: int | np.ndarray,
+    host: np.ndarray,
+    peer: np.ndarray,
+    sport: np.ndarray,
+    seq: np.ndarray,
+    n: int,
+    syn_header: bool = False,
 ) -> np.ndarray:
-    """ICMP host unreachable from `router` to `host`, quoting a TCP segment host -> peer:80."""
-    f = np.zeros((n, 14 + 20 + 8 + 28), dtype=np.uint8)
+    """ICMP host unreachable from `router` to `host`, quoting a TCP segment host -> peer:80:
+    its first 8 bytes, or with `syn_header` its whole header, a SYN's, as port unreachable."""
+    tcp = 20 if syn_header else 8
+    f = np.zeros((n, 14 + 20 + 8 + 20 + tcp), dtype=np.uint8)
     f[:, :14] = np.frombuffer(ETH_V4, dtype=np.uint8)
     f[:, 14], f[:, 15] = 0x45, 0xC0
-    _put(f, 16, 2, 56)
+    _put(f, 16, 2, 48 + tcp)
     _put(f, 18, 2, np.arange(n, dtype=np.uint64) & 0xFFFF)
     f[:, 22], f[:, 23] = 255, 1
     _put(f, 26, 4, router)
     _put(f, 30, 4, host)
     _put(f, 24, 2, _fold(_sum16(f, 14, 34)))
-    f[:, 34], f[:, 35] = 3, 1
-    q = 42  # the quoted IPv4 header + 8 TCP bytes
+    f[:, 34], f[:, 35] = 3, 3 if syn_header else 1
+    q = 42  # the quoted IPv4 header + the TCP bytes
     f[:, q] = 0x45
-    _put(f, q + 2, 2, 60)
+    _put(f, q + 2, 2, 40 if syn_header else 60)
     f[:, q + 6], f[:, q + 8], f[:, q + 9] = 0x40, 63, 6
     _put(f, q + 12, 4, host)
     _put(f, q + 16, 4, peer)
@@ -151,7 +160,10 @@ def icmp_frames(
     _put(f, q + 20, 2, sport)
     _put(f, q + 22, 2, 80)
     _put(f, q + 24, 4, seq)
-    _put(f, 36, 2, _fold(_sum16(f, 34, 70)))
+    if syn_header:
+        f[:, q + 32], f[:, q + 33] = 5 << 4, SYN
+        _put(f, q + 34, 2, 64_240)
+    _put(f, 36, 2, _fold(_sum16(f, 34, 62 + tcp)))
     return f
 
 
@@ -284,6 +296,20 @@ def gen_icmp_orphans(path: Path, n: int) -> int:
         k = len(i)
         host, peer = ip("198.18.0.1") + i % 50_000, ip("203.0.113.0") + i % 200
         frames = icmp_frames(ip("10.99.0.1"), host, peer, 32_768 + i % 28_000, _isn(i, 13), k)
+        return i * 10, frames, 0
+
+    return write_pcap_chunks(path, _chunked(n, build))
+
+
+def gen_icmp_rejects(path: Path, n: int) -> int:
+    """A host whose firewall rejects its connection attempts in the destinations' names (as
+    Linux's REJECT does): each ICMP port unreachable quotes a SYN never on the wire."""
+
+    def build(i: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        k = len(i)
+        host, peer = ip("198.18.0.1") + 0 * i, ip("203.0.113.0") + (i // 60_000) % 250
+        sport = 1_024 + i % 60_000
+        frames = icmp_frames(peer, host, peer, sport, _isn(i, 17), k, syn_header=True)
         return i * 10, frames, 0
 
     return write_pcap_chunks(path, _chunked(n, build))
@@ -514,6 +540,13 @@ SHAPES: list[Shape] = [
         lambda p, s: gen_icmp_orphans(p, _n("icmp_orphans", s)),
         expect=lambda p, s: {},
         storm=lambda s: Storm("warning", _n("icmp_orphans", s)),
+    ),
+    Shape(
+        "icmp_rejects",
+        "ICMP port unreachable rejecting SYNs never on the wire (a host firewall's REJECT)",
+        lambda p, s: gen_icmp_rejects(p, _n("icmp_rejects", s)),
+        expect=lambda p, s: {"icmp_error": _n("icmp_rejects", s)},
+        storm=lambda s: Storm("icmp_storm", _n("icmp_rejects", s)),
     ),
     Shape(
         "long_conn",

@@ -123,11 +123,17 @@ def test_numpy_frames_have_correct_checksums() -> None:
         pseudo = raw[12:20] + struct.pack("!BBH", 0, 6, len(raw) - 20)
         assert dpkt.in_cksum(pseudo + raw[20:]) == 0
         assert ip.data.seq == 2**32 - 5
-    icmp = adversarial.icmp_frames(1, adversarial.ip("198.18.0.2"), 5, 4000, 99, 2)
-    for row in icmp:
-        raw = bytes(dpkt.ethernet.Ethernet(row.tobytes()).data)
-        assert dpkt.in_cksum(raw[:20]) == 0
-        assert dpkt.in_cksum(raw[20:]) == 0
+    for syn_header in (False, True):
+        icmp = adversarial.icmp_frames(
+            1, adversarial.ip("198.18.0.2"), 5, 4000, 99, 2, syn_header=syn_header
+        )
+        for row in icmp:
+            raw = bytes(dpkt.ethernet.Ethernet(row.tobytes()).data)
+            assert dpkt.in_cksum(raw[:20]) == 0
+            assert dpkt.in_cksum(raw[20:]) == 0
+            quoted_tcp = raw[48:]
+            assert len(quoted_tcp) == (20 if syn_header else 8)
+            assert not syn_header or quoted_tcp[13] == adversarial.SYN
 
 
 def _pcapng_gz_packets(path: Path) -> int:
@@ -174,7 +180,13 @@ def test_adversarial_storms_are_summed_up_as_the_bench_expects(tmp_path: Path) -
     every member (with a threshold for aggregation low enough for these tiny sizes)."""
     storms = {s.name: s.storm(ADVERSARIAL_SCALE) for s in adversarial.SHAPES}
     shapes = [adversarial.BY_NAME[name] for name, storm in storms.items() if storm is not None]
-    assert {s.name for s in shapes} >= {"refused_scan", "reset_1ms", "unique_syns", "icmp_orphans"}
+    assert {s.name for s in shapes} >= {
+        "refused_scan",
+        "reset_1ms",
+        "unique_syns",
+        "icmp_orphans",
+        "icmp_rejects",
+    }
     paths = [adversarial.capture(tmp_path, shape, ADVERSARIAL_SCALE)[0] for shape in shapes]
     report = _tcpdiag_json(paths, "--aggregate-over", "10")
     for shape, cap in zip(shapes, report["captures"], strict=True):
