@@ -937,8 +937,12 @@ class Connection:
                     Evidence(seg.frame, seg.time, OPENING_TEXT[is_synack, sender.role]),
                 )
             return
-        sender.isn = seg.seq
-        sender.snd_nxt = sender.data_start = seq_add(seg.seq, 1)
+        # The SYN-ACK of a handshake already inferred from the client's ACK (see _on_ack),
+        # captured after it: it tells its options, and moves nothing back.
+        inferred = is_synack and sender.syn is None and sender.isn == seg.seq
+        if not inferred:
+            sender.isn = seg.seq
+            sender.snd_nxt = sender.data_start = seq_add(seg.seq, 1)
         sender.syn = Evidence(seg.frame, seg.time, OPENING_TEXT[is_synack, sender.role])
         sender.syn_options = seg.syn_options
         sender.syn_window = seg.window
@@ -946,7 +950,8 @@ class Connection:
         # RFC 7323 2.3: a shift count above 14 is used as 14 (and logged by the receiver).
         sender.window_scale = min(shift, 14) if shift is not None else None
         if is_synack:
-            sender.state = TcpState.SYN_RECEIVED
+            if not inferred:
+                sender.state = TcpState.SYN_RECEIVED
             self.wscale_on = sender.window_scale is not None and receiver.window_scale is not None
             refusal = self.accepted_rst
             if (
@@ -2204,7 +2209,7 @@ class FlowTable:
             SYN,
             0,
             0,
-            icmp.ttl,  # (the host's own, undecremented: it sent the error to itself)
+            icmp.ttl,  # (the error's: made on the SYN sender's host, whose firewall rejected it)
             icmp.ip_version,
             tunnel=icmp.tunnel,
         )

@@ -1332,3 +1332,24 @@ def test_a_late_reply_to_a_client_that_gave_up_waiting_is_still_a_broken_pipe(wa
     conv.rst("c", with_ack=False)
     found = [(f.category, f.server_sees.errno) for f in findings(cap)]
     assert found == ([] if wait < 0.2 else [("broken_pipe", "EPIPE")])
+
+
+def test_a_syn_ack_captured_after_the_ack_that_answers_it_moves_nothing_back() -> None:
+    """A capture that orders the client's ACK before the SYN-ACK it answers (two capture
+    queues): the ACK completes the handshake; the late SYN-ACK only tells its options, and the
+    connection stays established, so the client's later RST resets the server's socket."""
+    cap = Capture()
+    conv = Conversation(cap, server_isn=5_000)
+    conv.send("c", SYN, options=LINUX_SYN)
+    conv.send("c", ACK, ack=5_001)
+    conv.send("s", SYN | ACK, options=LINUX_SYN, seq=5_000, dt=0.0)
+    conv.data("s", 300)  # (a server that speaks first: nothing acknowledges ISN+1 again)
+    conv.data("c", 100)
+    conv.rst("c")
+    (conn,) = track(cap)
+    assert conn.server.syn is not None and conn.server.syn_options == LINUX_SYN
+    (event,) = [e for e in conn.events if isinstance(e, RstEvent)]
+    assert (event.rst_verdict, event.receiver_state) == ("accepted", "ESTABLISHED")
+    assert [(f.category, f.server_sees.errno) for f in findings(cap)] == [
+        ("peer_reset", "ECONNRESET")
+    ]
