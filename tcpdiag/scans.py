@@ -181,7 +181,9 @@ class ScanDetector:
         client, server = conn.client, conn.server
         if client.bytes_sent or server.bytes_sent or (client.fin and server.fin):
             return
-        if client.syn is None:  # only connections whose SYN the capture shows are probes
+        # Only connections whose SYN the capture shows are probes (not one known only from an
+        # ICMP error's quote: a firewall on the client's host rejected it before the wire).
+        if client.syn is None or not client.packets:
             return
         source = _tally(self._sources, client.addr)
         if source is not None:

@@ -51,6 +51,22 @@ def test_many_probes_from_one_source_are_one_scan() -> None:
     assert "raw SYN scan from 10.0.0.9: 15 probes of 15 ports on 1 host" in scan.text()
 
 
+def test_attempts_a_host_firewall_rejected_before_the_wire_are_no_scan() -> None:
+    """A program retrying against its own host's firewall: each attempt is known only from the
+    ICMP error that quotes its SYN (never on the wire). Failed connects, not probes."""
+    cap = Capture()
+    for i in range(3 * MIN_TARGETS):
+        conv = Conversation(cap, client=("10.0.0.9", 50000 + i), server=("10.0.0.2", 1000 + i))
+        syn = conv.send("c", SYN, options=LINUX_SYN)
+        cap.packets.remove(syn)
+        conv.icmp(syn, 3, 3, "10.0.0.2")
+    detector = ScanDetector()
+    conns = track(cap)
+    for conn in conns:
+        detector.observe(conn)
+    assert len(conns) == 3 * MIN_TARGETS and detector.summaries() == []
+
+
 def test_few_probes_or_real_conversations_are_no_scan() -> None:
     cap = Capture()
     for i in range(MIN_TARGETS - 1):
