@@ -2096,6 +2096,224 @@ def closing_write_teardown(ctx: Ctx) -> Outcome:
 
 
 # --------------------------------------------------------------------------------------------
+# The HTTP keep-alive race: the server's idle close crosses the client's next request
+# --------------------------------------------------------------------------------------------
+
+NFQ_NUM = 7  # the NFQUEUE queue number the delayer binds (its own namespace: nothing else uses it)
+
+
+class NfqDelay:
+    """A userspace netem: holds every packet that an `-j NFQUEUE --queue-num NFQ_NUM` rule queues
+    for `delay` seconds, then accepts it, in arrival order (raw nfnetlink_queue, stdlib only).
+
+    The VM kernel these samples are made on has no netem (`CONFIG_NET_SCH_NETEM` is not set and
+    there are no modules), so `tc qdisc add dev lo root netem delay 50ms` fails. Queueing in the
+    OUTPUT chain holds each packet before the capture tap, exactly as a netem root qdisc on lo
+    would: the capture sees it when it is released, and the receiver a few microseconds later."""
+
+    NETLINK_NETFILTER, NFNL_SUBSYS_QUEUE = 12, 3
+    MSG_PACKET, MSG_VERDICT, MSG_CONFIG = 0, 1, 2
+    NLM_F_REQUEST, NLM_F_ACK, NLMSG_ERROR = 1, 4, 2
+    CFG_CMD, CFG_PARAMS, CFG_CMD_BIND, COPY_META = 1, 2, 1, 1
+    PACKET_HDR, VERDICT_HDR, NF_ACCEPT = 1, 2, 1
+
+    def __init__(self, delay: float, max_seconds: float = 60.0) -> None:
+        self.delay, self.max_seconds = delay, max_seconds
+        self.held = 0  # packets delayed so far
+        self.max_late = 0.0  # worst lateness of a release beyond `delay`, in seconds
+        self._seq = 0
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, self.NETLINK_NETFILTER)
+        self._sock.bind((0, 0))
+        self._request(
+            self.MSG_CONFIG,
+            self._attr(self.CFG_CMD, struct.pack("!BxH", self.CFG_CMD_BIND, socket.AF_INET)),
+        )
+        self._request(
+            self.MSG_CONFIG, self._attr(self.CFG_PARAMS, struct.pack("!IB", 0, self.COPY_META))
+        )
+        self._thread = threading.Thread(target=self._run, name="nfq-delay", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _attr(kind: int, payload: bytes) -> bytes:
+        raw = struct.pack("=HH", 4 + len(payload), kind) + payload
+        return raw + b"\0" * (-len(raw) % 4)
+
+    def _message(self, msg: int, body: bytes, flags: int) -> bytes:
+        self._seq += 1
+        nfgen = struct.pack("=BBH", socket.AF_UNSPEC, 0, socket.htons(NFQ_NUM))
+        kind = (self.NFNL_SUBSYS_QUEUE << 8) | msg
+        return struct.pack("=IHHII", 16 + 4 + len(body), kind, flags, self._seq, 0) + nfgen + body
+
+    def _request(self, msg: int, body: bytes) -> None:
+        """Send a config request and wait for the kernel's ack (an NLMSG_ERROR with error 0)."""
+        self._sock.sendto(self._message(msg, body, self.NLM_F_REQUEST | self.NLM_F_ACK), (0, 0))
+        self._sock.settimeout(2.0)
+        data = self._sock.recv(65536)
+        kind, err = struct.unpack("=H", data[4:6])[0], struct.unpack("=i", data[16:20])[0]
+        if kind != self.NLMSG_ERROR or err != 0:
+            raise RuntimeError(f"nfnetlink_queue config failed: type {kind} error {err}")
+
+    def _packet_ids(self, data: bytes) -> list[int]:
+        ids, off = [], 0
+        while off + 16 <= len(data):
+            length, kind = struct.unpack("=IH", data[off : off + 6])
+            if length < 16:
+                break
+            if kind == (self.NFNL_SUBSYS_QUEUE << 8) | self.MSG_PACKET:
+                aoff, end = off + 20, off + length
+                while aoff + 4 <= end:
+                    alen, atype = struct.unpack("=HH", data[aoff : aoff + 4])
+                    if alen < 4:
+                        break
+                    if atype & 0x7FFF == self.PACKET_HDR:
+                        ids.append(struct.unpack("!I", data[aoff + 4 : aoff + 8])[0])
+                    aoff += (alen + 3) & ~3
+            off += (length + 3) & ~3
+        return ids
+
+    def _run(self) -> None:
+        held: list[tuple[float, int]] = []  # (due, packet id), in arrival order
+        self._sock.setblocking(False)
+        deadline = time.monotonic() + self.max_seconds
+        while time.monotonic() < deadline and not (self._stop.is_set() and not held):
+            now = time.monotonic()
+            while held and held[0][0] <= now:
+                due, pid = held.pop(0)
+                self.max_late = max(self.max_late, now - due)
+                verdict = self._attr(self.VERDICT_HDR, struct.pack("!II", self.NF_ACCEPT, pid))
+                self._sock.sendto(
+                    self._message(self.MSG_VERDICT, verdict, self.NLM_F_REQUEST), (0, 0)
+                )
+            wait = min(0.01, max(0.0, held[0][0] - now)) if held else 0.01
+            ready, _, _ = select.select([self._sock], [], [], wait)
+            if ready:
+                with contextlib.suppress(BlockingIOError):
+                    data = self._sock.recv(65536)
+                    arrived = time.monotonic()
+                    for pid in self._packet_ids(data):
+                        held.append((arrived + self.delay, pid))
+                        self.held += 1
+
+    def stop(self) -> None:
+        """Release what is still held (on time), then unbind by closing the socket."""
+        self._stop.set()
+        self._thread.join(self.delay + 2.0)
+        self._sock.close()
+
+
+def keepalive_race_notes(pcap: Path, conn: str, port: int, delay: NfqDelay) -> list[str]:
+    """Every segment from the server's FIN on, with its time from the FIN; whether request 2
+    ACKs the FIN (it does not if it left before the FIN arrived); the delayer's own figures."""
+    segs = conn_flow(pcap, conn)
+    fin = next((p for p in segs if p.sport == port and p.flags & 0x01), None)
+    reqs = [p for p in segs if p.dport == port and p.length > 0]
+    if fin is None or len(reqs) < 2:
+        return [f"Measured: {'no server FIN' if fin is None else 'no request 2'} captured."]
+    req2 = reqs[-1]
+    parts = []
+    for p in segs:
+        if p.ts < fin.ts:
+            continue
+        who = "client" if p.dport == port else "server"
+        what = (
+            "request 2"
+            if p is req2
+            else (flags_text(p.flags) + (f" {p.length} bytes" if p.length else ""))
+        )
+        parts.append(
+            f"{1000 * (p.ts - fin.ts):+.2f} ms {who} {what} (flags {flags_text(p.flags)}, "
+            f"seq {p.seq}, ack {p.ack})"
+        )
+    acks = (
+        "= the FIN's seq: it left before the FIN arrived"
+        if req2.ack == fin.seq
+        else "!= the FIN's seq"
+    )
+    return [
+        "Measured (times from the server's FIN): "
+        + "; ".join(parts)
+        + f". Request 2 ({req2.length} bytes) has ack {acks}; the RSTs' seqs: "
+        + ", ".join(str(p.seq) for p in resets(segs))
+        + f". The delayer held {delay.held} packets {1000 * delay.delay:.0f} ms each "
+        f"(released at most {1000 * delay.max_late:.2f} ms late)."
+    ]
+
+
+@scenario("keepalive_race")
+def keepalive_race(ctx: Ctx) -> Outcome:
+    """The HTTP keep-alive race. Every packet of the flow is held 50 ms before the capture tap
+    (one-way delay 50 ms, RTT 100 ms): `iptables -A OUTPUT -p tcp --dport P` and `--sport P` `-j
+    NFQUEUE`, and the script's own nfnetlink_queue delayer releases each one 50 ms later, in
+    order (the kernel these are made on has no netem qdisc). The client sends request 1 on a
+    keep-alive connection; the server reads it and sends response 1, which the client reads
+    whole. The connection then idles; after about 1.5 s the server's idle timeout close()s it
+    (FIN). 10-20 ms later, while that FIN is still in flight, the client sends request 2 on the
+    same connection: send() succeeds. Its segment ACKs the server's data but not the FIN, which
+    it has not seen. The FIN reaches the client first, and its recv() for response 2 returns 0
+    (EOF); it close()s at once: its FIN, which also ACKs the server's FIN. Request 2 reaches the
+    server's closed (orphaned, FIN-WAIT-1) socket, which answers it with a bare RST (seq =
+    request 2's ack) and is gone; the client's FIN then reaches no socket and draws a second
+    bare RST (seq = the FIN's ack). The client's socket is reset by the first RST in LAST-ACK,
+    after its close() returned. The delay rules are deleted at the end of the scenario, once the
+    flow is quiet. The server saw no error; request 2 was lost, and the client saw only an EOF
+    where a response should be (an HTTP client would retry or report "server closed the
+    connection"). Expected: broken_pipe (FIN from the server, data from the client, RST)."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    request1 = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+    request2 = b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+    response1 = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nKeep-Alive: timeout=1\r\n\r\nhello\n"
+    idle = 1.5 * ctx.rng.uniform(0.95, 1.1)
+    lag = ctx.rng.uniform(0.010, 0.020)  # the client's request 2 comes this long after close()
+    closed = threading.Event()
+    client_conn: list[Endpoint] = []
+    delay = NfqDelay(0.050)
+    rules = [["--dport", str(port)], ["--sport", str(port)]]
+    for match in rules:
+        ctx.iptables("-A", "OUTPUT", "-o", "lo", "-p", "tcp", *match,
+                     "-j", "NFQUEUE", "--queue-num", str(NFQ_NUM))  # fmt: skip
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()  # request 1
+        conn.send(response1)
+        ready, _, _ = select.select([conn.sock], [], [], idle)  # the keep-alive idle timeout
+        if ready:
+            raise RuntimeError("the connection was not idle")
+        conn.close()  # FIN
+        closed.set()
+
+    def client() -> None:
+        conn, ok = ctx.connect(V4, port)
+        client_conn.append(conn)
+        if ok:
+            conn.send(request1)
+            conn.recv_exactly(len(response1))
+            if not closed.wait(10.0):
+                raise RuntimeError("the server never closed")
+            time.sleep(lag)
+            conn.send(request2)  # crosses the server's FIN
+            conn.recv()  # response 2: EOF (the FIN arrives before the RST)
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    time.sleep(0.4)  # every held packet released and answered (RTT 100 ms)
+    for match in rules:
+        ctx.iptables("-D", "OUTPUT", "-o", "lo", "-p", "tcp", *match,
+                     "-j", "NFQUEUE", "--queue-num", str(NFQ_NUM))  # fmt: skip
+    delay.stop()
+    conns = [c.conn for c in client_conn]
+    return Outcome(
+        "kernel",
+        [ctx.finding("broken_pipe", c, V4, port) for c in client_conn],
+        notes=[f"Idle timeout {idle:.3f} s; request 2 sent {1000 * lag:.1f} ms after close()."],
+        post=lambda pcap: ([], keepalive_race_notes(pcap, conns[0], port, delay)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Runners
 # --------------------------------------------------------------------------------------------
 

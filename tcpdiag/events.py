@@ -162,6 +162,15 @@ class RstEvent(FlowEvent):
     # sender that had closed right after its own last write: a closing message or a last short
     # reply, after which its program closes (tracker._closing_write).
     receiver_closing_write: bool = False
+    # The receiver's first write after the sender's FIN did not acknowledge it: it was sent
+    # before the FIN arrived (the two crossed).
+    receiver_write_crossed_fin: bool = False
+    # Everything the receiver had sent before that write was answered by the sender: the write
+    # began something new (a new request on a kept-alive connection).
+    receiver_earlier_data_answered: bool = False
+    # Seconds between the sender's last write (or its handshake) and its FIN: a long one is a
+    # close of an idle connection (a keep-alive timeout). None without a FIN.
+    sender_idle_before_fin_seconds: float | None = None
     # Times the sender's data answered the receiver's (came after it and acknowledged it).
     sender_replies: int = 0
     # The unanswered bytes are the server's response to the client's request: the client asked

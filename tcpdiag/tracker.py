@@ -1264,6 +1264,14 @@ class Connection:
                 sender.fin is not None and receiver.last_time >= sender.fin.time
             ),
             receiver_closing_write=_closing_write(receiver, sender),
+            receiver_write_crossed_fin=(
+                receiver.after_peer_fin is not None and not receiver.after_peer_fin[2]
+            ),
+            receiver_earlier_data_answered=(
+                receiver.after_peer_fin is not None
+                and receiver.unanswered_bytes == receiver.after_peer_fin[1]
+            ),
+            sender_idle_before_fin_seconds=_idle_before_fin(sender),
             sender_replies=sender.replies,
             unanswered_is_response=receiver.role == "server" and receiver.run_is_reply,
             idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
@@ -1384,7 +1392,9 @@ class Connection:
                 last.time,
                 last.what + f", acknowledged, never answered by {sender.role}",
             )
-        elif last is not None and (unanswered or receiver.state == TcpState.CLOSE_WAIT):
+        elif last is not None and (
+            unanswered or receiver.state == TcpState.CLOSE_WAIT or receiver.after_peer_fin
+        ):
             yield last
         yield from (sender.unanswered_probes or [])[-3:]
 
@@ -3184,15 +3194,22 @@ def _closing_write(writer: Endpoint, closer: Endpoint) -> bool:
     writer that goes on streaming after the FIN makes one. (A client that closed long after its
     last request had given up waiting for the reply: that reply is no closing write, and the
     server that answers late is told by the RST on its next send().)"""
-    after, fin = writer.after_peer_fin, closer.fin
-    if after is None or fin is None or after[0] != 1 or not after[2]:
+    after = writer.after_peer_fin
+    if after is None or after[0] != 1 or not after[2]:
         return False
     if writer.unanswered_bytes != after[1]:
         return False
     if closer.role == "server" and closer.bytes_sent and closer.run_is_reply:
         return True
+    idle = _idle_before_fin(closer)
+    return idle is not None and idle <= CLOSE_AFTER_WRITE_SECONDS
+
+
+def _idle_before_fin(closer: Endpoint) -> float | None:
+    """Seconds between a side's last write (or, without data, its handshake) and its FIN."""
+    fin = closer.fin
     last = closer.last_data_time if closer.bytes_sent else closer.handshake_time
-    return last is not None and fin.time - last <= CLOSE_AFTER_WRITE_SECONDS
+    return None if fin is None or last is None else round(max(fin.time - last, 0.0), 6)
 
 
 def _quotes_an_attempt(icmp: IcmpError, quoted: QuotedTcp) -> bool:

@@ -1353,3 +1353,31 @@ def test_a_syn_ack_captured_after_the_ack_that_answers_it_moves_nothing_back() -
     assert [(f.category, f.server_sees.errno) for f in findings(cap)] == [
         ("peer_reset", "ECONNRESET")
     ]
+
+
+@pytest.mark.parametrize("idle", [1.5, 0.2])
+def test_a_new_request_crossing_the_servers_close_of_an_idle_connection_is_a_keepalive_race(
+    idle: float,
+) -> None:
+    """The HTTP keep-alive race: after an answered exchange the connection idles, the server
+    closes it (its keep-alive timeout) and the client, not yet knowing, sends a new request:
+    it crossed the FIN (it does not acknowledge it), and the closed socket answers it with a
+    RST. The client's send() succeeded and its recv() returns 0: it sees the server close
+    without a response (impact error_seen, no errno). A FIN right after the reply is no idle
+    close: the writer gets EPIPE on its next send(), as any broken pipe."""
+    cap, conv = established()  # (request 1 and its response)
+    fin = conv.send("s", FIN | ACK, dt=idle)
+    conv.send("c", PSH | ACK, 120, ack=fin.seq, dt=0.01)  # request 2, sent before the FIN came
+    conv.rst("s", with_ack=False)
+    (finding,) = findings(cap)
+    if idle < 1.0:
+        assert (finding.rule, finding.client_sees.errno) == (
+            "broken-pipe-rst-in-close-wait",
+            "EPIPE",
+        )
+        return
+    assert finding.rule == "broken-pipe-keepalive-race"
+    assert (finding.client_sees.errno, finding.server_sees.errno) == (None, None)
+    assert finding.impact == "error_seen"
+    assert finding.cause is not None and finding.cause.id == "keepalive-timeout-race"
+    assert finding.facts["sender_idle_before_fin_seconds"] == pytest.approx(idle, abs=0.01)
