@@ -1736,6 +1736,19 @@ def connect_probe_linger0(ctx: Ctx) -> Outcome:
     )
 
 
+def reply_and_close(ctx: Ctx, lst: socket.socket, reply: bytes) -> Callable[[], None]:
+    """A server thread's body: accept one connection, read the request, send `reply` whole and
+    close() at once (FIN right after the reply)."""
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(reply)
+        conn.close()
+
+    return server
+
+
 @scenario("response_then_reset_teardown")
 def response_then_reset_teardown(ctx: Ctx) -> Outcome:
     """Negative control. The client sends a request; the server sends a 2019-byte response and
@@ -1747,12 +1760,7 @@ def response_then_reset_teardown(ctx: Ctx) -> Outcome:
     lst = ctx.listen(V4, port)
     response = b"HTTP/1.0 200 OK\r\n\r\n" + b"r" * 2000
     client_conn: list[Endpoint] = []
-
-    def server() -> None:
-        conn = ctx.accept(lst)
-        conn.recv()
-        conn.send(response)
-        conn.close()
+    server = reply_and_close(ctx, lst, response)
 
     def client() -> None:
         conn, ok = ctx.connect(V4, port)
@@ -2071,12 +2079,7 @@ def closing_write_teardown(ctx: Ctx) -> Outcome:
     reply = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n"
     closing = b"\x15\x03\x03\x00\x1a" + bytes(ctx.rng.getrandbits(8) for _ in range(26))
     client_conn: list[Endpoint] = []
-
-    def server() -> None:
-        conn = ctx.accept(lst)
-        conn.recv()
-        conn.send(reply)
-        conn.close()
+    server = reply_and_close(ctx, lst, reply)
 
     def client() -> None:
         conn, ok = ctx.connect(V4, port)
