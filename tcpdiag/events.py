@@ -159,8 +159,9 @@ class RstEvent(FlowEvent):
     # keep writing). A receiver silent since is in a state the capture cannot show.
     receiver_sent_after_fin: bool = False
     # ... and wrote once only, after it had taken the FIN, everything before answered, to a
-    # sender that had closed right after its own last write: a closing message or a last short
-    # reply, after which its program closes (tracker._closing_write).
+    # sender that waited for nothing (a server whose last data was its reply, or a side that
+    # closed right after its last write): a closing message or a last short reply, after which
+    # its program closes (tracker._closing_write).
     receiver_closing_write: bool = False
     # The receiver's first write after the sender's FIN did not acknowledge it: it was sent
     # before the FIN arrived (the two crossed).

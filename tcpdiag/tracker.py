@@ -3209,7 +3209,7 @@ def _idle_before_fin(closer: Endpoint) -> float | None:
     """Seconds between a side's last write (or, without data, its handshake) and its FIN."""
     fin = closer.fin
     last = closer.last_data_time if closer.bytes_sent else closer.handshake_time
-    return None if fin is None or last is None else round(max(fin.time - last, 0.0), 6)
+    return None if fin is None or last is None else round(max(fin.time - last, 0.0), 3)
 
 
 def _quotes_an_attempt(icmp: IcmpError, quoted: QuotedTcp) -> bool:
