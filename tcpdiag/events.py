@@ -169,9 +169,11 @@ class RstEvent(FlowEvent):
     # Everything the receiver had sent before that write was answered by the sender: the write
     # began something new (a new request on a kept-alive connection).
     receiver_earlier_data_answered: bool = False
-    # Seconds between the sender's last write (or its handshake) and its FIN: a long one is a
-    # close of an idle connection (a keep-alive timeout). None without a FIN.
-    sender_idle_before_fin_seconds: float | None = None
+    # Seconds between the receiver's last write before the sender's FIN (its last request) and
+    # that FIN: a long one is the sender closing a connection its peer had left idle (a
+    # keep-alive timeout; the sender may have written just before, a TLS close_notify). None
+    # unless the receiver wrote both before and after the FIN.
+    receiver_idle_before_fin_seconds: float | None = None
     # Times the sender's data answered the receiver's (came after it and acknowledged it).
     sender_replies: int = 0
     # The unanswered bytes are the server's response to the client's request: the client asked

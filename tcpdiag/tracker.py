@@ -235,8 +235,9 @@ class Endpoint:
     # and evidence, in case the client's ACK settles on it rather than on the first.
     other_synack: tuple[int, Evidence] | None = None
     # What this side wrote after the peer's FIN: (segments of new data, their bytes, whether the
-    # first acknowledged the FIN: written after this side had taken it). None if nothing.
-    after_peer_fin: tuple[int, int, bool] | None = None
+    # first acknowledged the FIN: written after this side had taken it, when this side had last
+    # written before: None if never). None if nothing.
+    after_peer_fin: tuple[int, int, bool, float | None] | None = None
     fin_seq: int | None = None
     fin: Evidence | None = None
     fin_acked: bool = False
@@ -1109,6 +1110,7 @@ class Connection:
         if sender.first_unacked_time is None:
             sender.first_unacked_time = seg.time
         if new_payload > 0:
+            wrote_before = sender.last_data_time if sender.bytes_sent else None
             sender.bytes_sent += new_payload
             _new_data(seg, sender, receiver, new_payload)
             if receiver.fin_seq is not None:  # (never on the in-order path: both established)
@@ -1117,9 +1119,14 @@ class Connection:
                     took_fin = bool(seg.flags & ACK) and seq_le(
                         seq_add(receiver.fin_seq, 1), seg.ack
                     )
-                    sender.after_peer_fin = (1, new_payload, took_fin)
+                    sender.after_peer_fin = (1, new_payload, took_fin, wrote_before)
                 else:
-                    sender.after_peer_fin = (after[0] + 1, after[1] + new_payload, after[2])
+                    sender.after_peer_fin = (
+                        after[0] + 1,
+                        after[1] + new_payload,
+                        after[2],
+                        after[3],
+                    )
 
     def _on_retransmission(self, seg: TcpSegment, sender: Endpoint, end: int) -> None:
         sender.retransmissions += 1
@@ -1271,7 +1278,7 @@ class Connection:
                 receiver.after_peer_fin is not None
                 and receiver.unanswered_bytes == receiver.after_peer_fin[1]
             ),
-            sender_idle_before_fin_seconds=_idle_before_fin(sender),
+            receiver_idle_before_fin_seconds=_quiet_before_fin(receiver, sender),
             sender_replies=sender.replies,
             unanswered_is_response=receiver.role == "server" and receiver.run_is_reply,
             idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
@@ -3203,6 +3210,15 @@ def _closing_write(writer: Endpoint, closer: Endpoint) -> bool:
         return True
     idle = _idle_before_fin(closer)
     return idle is not None and idle <= CLOSE_AFTER_WRITE_SECONDS
+
+
+def _quiet_before_fin(writer: Endpoint, closer: Endpoint) -> float | None:
+    """Seconds between `writer`'s last write before the FIN of `closer` and that FIN (None if
+    it wrote nothing after the FIN, or nothing before)."""
+    after, fin = writer.after_peer_fin, closer.fin
+    if after is None or after[3] is None or fin is None:
+        return None
+    return round(max(fin.time - after[3], 0.0), 3)
 
 
 def _idle_before_fin(closer: Endpoint) -> float | None:

@@ -1355,19 +1355,23 @@ def test_a_syn_ack_captured_after_the_ack_that_answers_it_moves_nothing_back() -
     ]
 
 
-@pytest.mark.parametrize("idle", [1.5, 0.2])
+@pytest.mark.parametrize(("idle", "tls"), [(1.5, False), (1.5, True), (0.2, False)])
 def test_a_new_request_crossing_the_servers_close_of_an_idle_connection_is_a_keepalive_race(
-    idle: float,
+    idle: float, tls: bool
 ) -> None:
     """The HTTP keep-alive race: after an answered exchange the connection idles, the server
     closes it (its keep-alive timeout) and the client, not yet knowing, sends a new request:
     it crossed the FIN (it does not acknowledge it), and the closed socket answers it with a
     RST. The client's send() succeeded and its recv() returns 0: it sees the server close
     without a response (impact error_seen, no errno). A FIN right after the reply is no idle
-    close: the writer gets EPIPE on its next send(), as any broken pipe."""
+    close: the writer gets EPIPE on its next send(), as any broken pipe. (A TLS server writes
+    its close_notify just before its FIN: the idle time is the client's, since its request.)"""
     cap, conv = established()  # (request 1 and its response)
-    fin = conv.send("s", FIN | ACK, dt=idle)
-    conv.send("c", PSH | ACK, 120, ack=fin.seq, dt=0.01)  # request 2, sent before the FIN came
+    seen = conv.s.seq  # (what the client has of the server's when it sends request 2)
+    if tls:
+        conv.send("s", PSH | ACK, 31, dt=idle)  # close_notify
+    conv.send("s", FIN | ACK, dt=0.0001 if tls else idle)
+    conv.send("c", PSH | ACK, 120, ack=seen, dt=0.01)  # request 2, sent before the FIN came
     conv.rst("s", with_ack=False)
     (finding,) = findings(cap)
     if idle < 1.0:
@@ -1380,4 +1384,4 @@ def test_a_new_request_crossing_the_servers_close_of_an_idle_connection_is_a_kee
     assert (finding.client_sees.errno, finding.server_sees.errno) == (None, None)
     assert finding.impact == "error_seen"
     assert finding.cause is not None and finding.cause.id == "keepalive-timeout-race"
-    assert finding.facts["sender_idle_before_fin_seconds"] == pytest.approx(idle, abs=0.01)
+    assert finding.facts["receiver_idle_before_fin_seconds"] == pytest.approx(idle, abs=0.01)
