@@ -200,8 +200,7 @@ class Pipeline:
             found = engine.findings_for(conn) if conn.events else []
             if found:
                 report.findings.extend(found)
-            if self.options.keep_flows and (conn.client.packets or conn.server.packets):
-                # (A connect() known only from an ICMP error's quote has no packet to list.)
+            if self.options.keep_flows and conn.on_wire:
                 report.connections.add(FlowRecord.from_connection(conn), len(found))
 
     def _unanswered(self, syns: RetiredSyns) -> None:

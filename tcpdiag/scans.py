@@ -183,7 +183,7 @@ class ScanDetector:
             return
         # Only connections whose SYN the capture shows are probes (not one known only from an
         # ICMP error's quote: a firewall on the client's host rejected it before the wire).
-        if client.syn is None or not client.packets:
+        if client.syn is None or not conn.on_wire:
             return
         source = _tally(self._sources, client.addr)
         if source is not None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 from operator import attrgetter
-from typing import IO, Any, Final, Protocol
+from typing import IO, Any, Final, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -207,6 +207,15 @@ def endpoint_text(addr: str, port: int) -> str:
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
+class WritesAfterFin(NamedTuple):
+    """What a side wrote after its peer's FIN (Endpoint.after_peer_fin)."""
+
+    segments: int  # segments of new data
+    bytes: int
+    took_fin: bool  # the first acknowledged the FIN: written after this side had taken it
+    wrote_before: float | None  # when this side had last written before it (None: never)
+
+
 @dataclass(slots=True)
 class Endpoint:
     """One side of a connection, as seen from the wire."""
@@ -234,10 +243,8 @@ class Endpoint:
     # end answers each retransmitted SYN anew), before the client acknowledged either: its ISN
     # and evidence, in case the client's ACK settles on it rather than on the first.
     other_synack: tuple[int, Evidence] | None = None
-    # What this side wrote after the peer's FIN: (segments of new data, their bytes, whether the
-    # first acknowledged the FIN: written after this side had taken it, when this side had last
-    # written before: None if never). None if nothing.
-    after_peer_fin: tuple[int, int, bool, float | None] | None = None
+    # What this side wrote after the peer's FIN; None if nothing.
+    after_peer_fin: WritesAfterFin | None = None
     fin_seq: int | None = None
     fin: Evidence | None = None
     fin_acked: bool = False
@@ -366,6 +373,12 @@ class TrackedConnection:
     # When Zeek's timers split this connection (an unanswered attempt after 5 s, a close 5 s
     # old, inactivity), the conn.log rows Zeek writes for it, in order; empty when it is one.
     zeek_rows: list[ZeekRecord] = field(default_factory=list)
+
+    @property
+    def on_wire(self) -> bool:
+        """Whether any packet of it is in the capture: not a connect() known only from an ICMP
+        error's quote (FlowTable._attempt_from_quote)."""
+        return bool(self.client.packets or self.server.packets)
 
     @property
     def community_id(self) -> str:
@@ -1119,13 +1132,10 @@ class Connection:
                     took_fin = bool(seg.flags & ACK) and seq_le(
                         seq_add(receiver.fin_seq, 1), seg.ack
                     )
-                    sender.after_peer_fin = (1, new_payload, took_fin, wrote_before)
+                    sender.after_peer_fin = WritesAfterFin(1, new_payload, took_fin, wrote_before)
                 else:
-                    sender.after_peer_fin = (
-                        after[0] + 1,
-                        after[1] + new_payload,
-                        after[2],
-                        after[3],
+                    sender.after_peer_fin = after._replace(
+                        segments=after.segments + 1, bytes=after.bytes + new_payload
                     )
 
     def _on_retransmission(self, seg: TcpSegment, sender: Endpoint, end: int) -> None:
@@ -1272,11 +1282,11 @@ class Connection:
             ),
             receiver_closing_write=_closing_write(receiver, sender),
             receiver_write_crossed_fin=(
-                receiver.after_peer_fin is not None and not receiver.after_peer_fin[2]
+                receiver.after_peer_fin is not None and not receiver.after_peer_fin.took_fin
             ),
             receiver_earlier_data_answered=(
                 receiver.after_peer_fin is not None
-                and receiver.unanswered_bytes == receiver.after_peer_fin[1]
+                and receiver.unanswered_bytes == receiver.after_peer_fin.bytes
             ),
             receiver_idle_before_fin_seconds=_quiet_before_fin(receiver, sender),
             sender_replies=sender.replies,
@@ -3202,9 +3212,9 @@ def _closing_write(writer: Endpoint, closer: Endpoint) -> bool:
     last request had given up waiting for the reply: that reply is no closing write, and the
     server that answers late is told by the RST on its next send().)"""
     after = writer.after_peer_fin
-    if after is None or after[0] != 1 or not after[2]:
+    if after is None or after.segments != 1 or not after.took_fin:
         return False
-    if writer.unanswered_bytes != after[1]:
+    if writer.unanswered_bytes != after.bytes:
         return False
     if closer.role == "server" and closer.bytes_sent and closer.run_is_reply:
         return True
@@ -3216,9 +3226,9 @@ def _quiet_before_fin(writer: Endpoint, closer: Endpoint) -> float | None:
     """Seconds between `writer`'s last write before the FIN of `closer` and that FIN (None if
     it wrote nothing after the FIN, or nothing before)."""
     after, fin = writer.after_peer_fin, closer.fin
-    if after is None or after[3] is None or fin is None:
+    if after is None or after.wrote_before is None or fin is None:
         return None
-    return round(max(fin.time - after[3], 0.0), 3)
+    return round(max(fin.time - after.wrote_before, 0.0), 3)
 
 
 def _idle_before_fin(closer: Endpoint) -> float | None:
