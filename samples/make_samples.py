@@ -967,6 +967,61 @@ def peer_reset_unread_data(ctx: Ctx) -> Outcome:
     return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
 
 
+@scenario("unaccepted_reset")
+def unaccepted_reset(ctx: Ctx) -> Outcome:
+    """A server that stops listening before it accept()s a waiting connection (a restart, an
+    accept loop that hung): the client connects (the kernel completes the handshake and queues
+    the connection), sends its request and waits; the server's kernel ACKs it. About 4 s later
+    the server closes its listening socket without ever calling accept(), and its kernel resets
+    the queued connection (RST,ACK, seq = its SND.NXT). The client's recv fails with
+    ECONNRESET; no server application ever saw the connection."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        ctx.pause(4.0)
+        ev = ctx.rec.start("server", f"listener {fmt_addr(lst.getsockname())}", "close")
+        lst.close()  # the queued connection was never accept()ed -> RST
+        ctx.rec.finish(ev, "ok")
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")
+        conn.recv(timeout=15.0)  # -> ECONNRESET
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)], timeout=25.0)
+    return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
+
+
+@scenario("reset_on_accept")
+def reset_on_accept(ctx: Ctx) -> Outcome:
+    """A server that turns connections away as soon as it has them (at its connection limit, or
+    a proxy with no backend to hand them to): it accept()s and at once closes with SO_LINGER
+    {1,0}. The client's connect() succeeded; about 50 ms later it sends its request, which
+    fails with ECONNRESET (the RST came first). Wire: SYN, SYN-ACK, ACK, then RST,ACK from the
+    server, no data either way."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        ctx.accept(lst).close_linger0()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        ctx.pause(0.05)
+        if conn.send(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n") is not None:
+            conn.recv(timeout=5.0)
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
+
+
 def start_kill_server(ctx: Ctx, port: int) -> subprocess.Popen[str]:
     """The server as a separate process (this script, --app kill-server) that can be SIGKILLed.
     It accepts one connection, reads one request, replies, then sleeps."""

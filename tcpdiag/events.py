@@ -180,6 +180,10 @@ class RstEvent(FlowEvent):
     # for them and was waiting, so it most likely read them, unless more of the response was
     # still arriving after the RST (it quit mid-response).
     unanswered_is_response: bool = False
+    # The unanswered bytes are not such a response: the receiver asked something of the sender
+    # (a request, or a client's reply to a server's greeting) and the sender still owed it an
+    # answer, so the exchange was not over when the RST came.
+    sender_owes_reply: bool = False
     receiver_data_after_rst: bool = False
     # Seconds between the previous segment of this connection and the RST.
     idle_seconds: float = 0.0

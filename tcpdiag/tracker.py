@@ -1230,6 +1230,7 @@ class Connection:
         syn_options = self.client.syn_options
         probes = sender.unanswered_probes or []
         unanswered = self._unanswered_by_rst(seg, sender, receiver)
+        response = receiver.role == "server" and receiver.run_is_reply
         # The sender's usual TTL: that of its data segments when it sent any (the host that
         # really spoke), else that of its acknowledgements (the host that took the peer's),
         # else that of its other segments.
@@ -1290,7 +1291,8 @@ class Connection:
             ),
             receiver_idle_before_fin_seconds=_quiet_before_fin(receiver, sender),
             sender_replies=sender.replies,
-            unanswered_is_response=receiver.role == "server" and receiver.run_is_reply,
+            unanswered_is_response=response,
+            sender_owes_reply=unanswered > 0 and not response,
             idle_seconds=round(max(seg.time - previous_time, 0.0), 6),
             answers_receiver=answers_receiver,
             client_syn_options=bool(

@@ -210,6 +210,64 @@ def test_unread_data_is_ranked_first_for_peer_reset() -> None:
     assert finding.facts["sender_unanswered_bytes"] == 64
 
 
+def test_a_request_left_unanswered_for_seconds_is_no_idle_connection() -> None:
+    """A request the server acknowledged and never answered, then the server's RST seconds
+    later (a server that never accept()ed the connection closes its listening socket: the
+    sample unaccepted_reset): the request was left unanswered, the connection was not idle."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 33)
+    conv.rst("s", dt=45.0)
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset"
+    assert finding.facts["sender_owes_reply"] and finding.facts["unanswered_age_seconds"] > 3
+    assert finding.cause is not None and finding.cause.id == "request-left-unanswered"
+    assert "idle-connection-dropped" not in [c.id for c in finding.alternatives]
+
+
+@pytest.mark.parametrize(
+    ("resetter", "rule", "client_errno", "server_errno", "impact"),
+    [
+        ("c", "peer-reset-connect-probe", None, "ECONNRESET", "unknown"),
+        ("s", "peer-reset-on-accept", "ECONNRESET", None, "error_seen"),
+    ],
+)
+def test_a_reset_right_after_the_handshake_is_a_probe_only_from_the_client(
+    resetter: str, rule: str, client_errno: str | None, server_errno: str | None, impact: str
+) -> None:
+    """A client that resets what it just connected probed the port; a server that resets what
+    it just accepted turned the connection away, and the client's connect() had succeeded."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.rst(resetter, dt=0.002)
+    (finding,) = findings(cap)
+    assert (finding.category, finding.rule) == ("peer_reset", rule)
+    assert finding.client_sees.errno == client_errno
+    assert finding.server_sees.errno == server_errno
+    assert finding.impact == impact
+
+
+def test_an_idle_connection_dropped_after_its_reply_owes_nothing() -> None:
+    """The client's request was answered; a minute later the client resets (a pool dropping
+    an idle connection): the bytes it never answered are its response, nothing was owed."""
+    cap, conv = established()
+    conv.rst("c", dt=60.0)
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset"
+    assert finding.facts["unanswered_is_response"] and not finding.facts["sender_owes_reply"]
+    assert finding.cause is not None and finding.cause.id == "idle-connection-dropped"
+    # The server resetting instead owes nothing either: its reply was the last data.
+    last = cap.packets[-1]
+    cap.packets[-1] = replace(
+        last, src=last.dst, dst=last.src, sport=last.dport, dport=last.sport,
+        seq=last.ack, ack=last.seq,
+    )  # fmt: skip
+    (finding,) = findings(cap)
+    assert finding.facts["sender"] == "server" and not finding.facts["sender_owes_reply"]
+
+
 def test_rst_in_close_wait_is_broken_pipe_for_the_writer() -> None:
     cap, conv = established()
     conv.send("c", 0x11)  # FIN|ACK from the client: done, closed
