@@ -507,7 +507,11 @@ def stall_notes(pcap: Path, rec: Recorder, client: str) -> list[str]:
         f"Measured: the {data[-1].length}-byte request was retransmitted {len(tx) - 1} times, at "
         f"+{offsets} s after its first transmission; {icmps} ICMP error(s) and {rsts} RST(s) "
         f"were captured; the client's recv failed "
-        + (f"{err_at - tx[0]:.3f} s after the first transmission." if err_at else "never.")
+        + (
+            f"{err_at - tx[0]:.3f} s after the first transmission."
+            if err_at
+            else "with no errno (on its own timeout, if any)."
+        )
     ]
 
 
@@ -1199,6 +1203,48 @@ def retransmission_timeout(ctx: Ctx) -> Outcome:
     exponential backoff, never ACKed, until the client's recv fails with ETIMEDOUT. No RST. The
     server app stays blocked in recv and sees nothing."""
     return stalled_sender(ctx, ["-j", "DROP"], "retransmission_timeout")
+
+
+@scenario("retransmission_then_abort")
+def retransmission_then_abort(ctx: Ctx) -> Outcome:
+    """After a small exchange, `iptables -I INPUT -p tcp --dport P -j DROP` black-holes
+    everything the client sends. The client sends a request and waits for the reply on a
+    timer of its own (a 4 s socket timeout, no TCP_USER_TIMEOUT): the request is
+    retransmitted with exponential backoff, never ACKed; when the timer fires the client gives
+    up and closes with SO_LINGER {1,0}, so a RST ends the stall (the shape a Windows stack
+    makes on its own when its retransmission limit runs out). The client's recv fails on its
+    own timeout (no errno from TCP); the server app stays blocked in recv and sees nothing."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+    done = threading.Event()
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"pong\n")
+        done.wait(10)
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"ping\n")
+        conn.recv()
+        ctx.iptables("-I", "INPUT", "-p", "tcp", "--dport", str(port), "-j", "DROP")
+        ctx.pause(0.1)
+        conn.send(b"request 2: never delivered\n")
+        conn.recv(timeout=4.0)  # the application's own timer: "timeout (no result)"
+        conn.close_linger0()
+        ctx.pause(0.3)
+        done.set()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)], timeout=20.0)
+    client = client_conn[0]
+    return Outcome(
+        "kernel",
+        [ctx.finding("retransmission_timeout", client, V4, port)],
+        post=lambda pcap: ([], stall_notes(pcap, ctx.rec, client.conn)),
+    )
 
 
 def closed_then_stalled(ctx: Ctx, rule: list[str], category: str) -> Outcome:

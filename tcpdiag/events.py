@@ -155,6 +155,13 @@ class RstEvent(FlowEvent):
     # side whose data stalled that long and then sent its FIN most likely closed because it
     # gave up (a close, not a shutdown of its writing half to wait for a reply).
     receiver_stall_retransmissions: int = 0
+    # Times the sender had retransmitted data still unacknowledged at the RST, with nothing
+    # from the receiver since that data was first sent, in ESTABLISHED or CLOSE-WAIT (its
+    # application still there; 0 otherwise): a sender that gave up on
+    # a silent peer. Linux sends no RST when its retransmission limit runs out, Windows does
+    # (after 5 by default), and so does an application that gives up and aborts: the stall is
+    # what happened, and the RST, to a peer not answering, most likely tells nobody.
+    sender_stall_retransmissions: int = 0
     # The receiver sent something after the sender's FIN: it was there to take the FIN (or to
     # keep writing). A receiver silent since is in a state the capture cannot show.
     receiver_sent_after_fin: bool = False
@@ -192,13 +199,16 @@ class RstEvent(FlowEvent):
     # answers nothing (on an idle connection) is the sender's own abort.
     answers_receiver: bool = False
     # Seconds since the sender's application finished an exchange, when nothing it sent is left
-    # unanswered: since the receiver's reply to its last data, or since the handshake if no data
-    # flowed at all (a connect probe). None when the sender's data is unanswered.
+    # unanswered: since the receiver's reply to its last data, since a server's own last data
+    # when that was its response, or since the handshake if no data flowed at all (a connect
+    # probe). None when the sender's data is unanswered.
     exchange_age_seconds: float | None = None
     # Connections whose RST came from the same host within burst window, this one included.
     burst_size: int = 1
     # Some RST of that burst came right after an application exchange ended (or right after a
-    # handshake): the burst is an application closing its connections, not a kill from outside.
+    # handshake), or on a connection idle for seconds since its exchange ended (its owner
+    # dropping kept-alive connections: tracker.IDLE_TEARDOWN_SECONDS): the burst is an
+    # application closing its connections, not a kill from outside.
     burst_after_exchange: bool = False
     # Both ends kept sending ordinary segments afterwards: the connection carried on.
     carried_on: bool = False
@@ -286,9 +296,15 @@ class SilenceEvent(FlowEvent):
     other_direction_missed: bool = False
     unanswered_keepalives: int = 0
     icmp_errors: int = 0
-    # The stalled side's own RST ended it (a connect() that gave up: see the tracker's
-    # Connection._own_rst_ended_attempt); the stall is the finding, the RST tells nobody.
+    # The stalled side's own RST ended it (a connect() that gave up, or a sender that gave up
+    # on its data: see the tracker's Connection._own_rst_ended_stall); the stall is the
+    # finding, the RST most likely tells nobody.
     ended_by_reset: bool = False
+    # The stalled side's operating-system family as its TTL suggests (FlowEvent's client_os
+    # or server_os): a data stall ended by a RST is the stack's doing on Windows (its
+    # retransmission limit aborts with a RST), the application's on Linux (whose limit sends
+    # none), so what its program saw differs.
+    stalled_os: str = "unknown"
 
     def role_of(self, role: str) -> Role:
         return {"stalled": self.stalled, "peer": _other(self.stalled)}[role]

@@ -84,6 +84,10 @@ BURST_SPAN = 10
 # arrived, or the handshake completed) is the application closing: a connect probe, a logoff
 # followed by an abortive close. A tool killing sockets from outside strikes at a random moment.
 APP_CLOSE_SECONDS = 0.05
+# A RST on a connection left idle this long after its last exchange ended is its owner dropping
+# a kept-alive connection (a browser closing its pool, a server's keep-alive timeout: Apache's
+# default is 5 s), several at once when they went idle together: the application closing too.
+IDLE_TEARDOWN_SECONDS = 4.0
 # A FIN this soon after its sender's last write (or its handshake) is a program closing when it
 # had said all it had to say, not one that waited for an answer and gave up (_closing_write).
 CLOSE_AFTER_WRITE_SECONDS = 0.2
@@ -1278,6 +1282,7 @@ class Connection:
             sender_bytes_sent=sender.bytes_sent,
             receiver_bytes_sent=receiver.bytes_sent,
             receiver_stall_retransmissions=receiver.stall_retransmissions,
+            sender_stall_retransmissions=_stall_on_silent_peer(sender, receiver),
             receiver_sent_after_fin=(
                 sender.fin is not None and receiver.last_time >= sender.fin.time
             ),
@@ -1327,7 +1332,9 @@ class Connection:
             self.accepted_rst = pending
             if seg.flags & ACK and receiver.state in SYNCHRONIZED:
                 age = event.exchange_age_seconds
-                app_closing = age is not None and age <= APP_CLOSE_SECONDS
+                app_closing = age is not None and (
+                    age <= APP_CLOSE_SECONDS or age >= IDLE_TEARDOWN_SECONDS
+                )
                 rst_log.record(pending.sender_host, seg.time, app_closing)
                 pending.recorded = True
             sender.state = TcpState.CLOSED
@@ -1380,6 +1387,10 @@ class Connection:
         """Seconds since the sender's application saw its last exchange complete (see
         RstEvent.exchange_age_seconds)."""
         if sender.unanswered_bytes:
+            if sender.run_is_reply and sender.role == "server":
+                # Its last data answered the client's request (a response): that exchange
+                # ended with it, and the server waits for nothing.
+                return round(max(time - sender.last_data_time, 0.0), 6)
             return None  # the sender still waits for a reply: no exchange has ended
         if receiver.bytes_sent:
             return round(max(time - receiver.last_data_time, 0.0), 6)
@@ -1475,7 +1486,7 @@ class Connection:
     def _silence(self) -> SilenceEvent | None:
         """A side left waiting on data (or a SYN) that was never acknowledged, retransmitted."""
         rst = self.accepted_rst
-        if rst is not None and not self._own_rst_ended_attempt(rst):
+        if rst is not None and not self._own_rst_ended_stall(rst):
             return None
         synack = self._unanswered_synack()
         if synack is not None:
@@ -1494,8 +1505,14 @@ class Connection:
             return None
         stalled = max(candidates, key=lambda ep: ep.stall_retransmissions + ep.syn_retries)
         peer = self.peer(stalled)
-        # (a connect() its own side's RST ended was in SYN-SENT until then)
-        stalled_state = TcpState.SYN_SENT if rst is not None else stalled.state
+        # (a connect() its own side's RST ended was in SYN-SENT until then; a sender that gave
+        # up on its data, in the state its RST found it)
+        if rst is None:
+            stalled_state = stalled.state
+        elif rst.event.sender_state == TcpState.SYN_SENT.value:
+            stalled_state = TcpState.SYN_SENT
+        else:
+            stalled_state = TcpState(rst.event.sender_state)
         syn_unanswered = stalled_state == TcpState.SYN_SENT and peer.isn is None
         if syn_unanswered:
             retransmissions = stalled.syn_retries
@@ -1540,6 +1557,7 @@ class Connection:
             icmp_errors=sum(e.icmp_count for e, _, _ in self.icmp_events),
             client_os=os_family(self.client.ttl),
             server_os=os_family(self.server.ttl),
+            stalled_os=os_family(stalled.ttl),
         )
         for item in frames[:2] + frames[-4:]:
             _add_evidence(event, item)
@@ -1547,12 +1565,15 @@ class Connection:
             _add_evidence(event, rst.event.evidence[-1])  # (the RST itself)
         return event
 
-    def _own_rst_ended_attempt(self, rst: _PendingRst) -> bool:
-        """Whether this accepted RST is the connecting side's own, sent in SYN-SENT to a peer
-        that never answered any of its SYNs (retransmitted): its connect() gave up (some stacks,
-        or a firewall on its host, send one then). It tells nobody anything; the stall it ends
-        is the finding."""
+    def _own_rst_ended_stall(self, rst: _PendingRst) -> bool:
+        """Whether this accepted RST is the stalled side's own: sent in SYN-SENT to a peer that
+        never answered any of its SYNs (retransmitted), its connect() gave up (some stacks, or
+        a firewall on its host, send one then); or sent by a side whose data a silent peer
+        never acknowledged, retransmitted (see RstEvent.sender_stall_retransmissions). The
+        stall it ends is the finding."""
         sender = rst.sender
+        if rst.event.sender_stall_retransmissions >= MIN_STALL_RETRANSMISSIONS:
+            return True
         return (
             rst.event.sender_state == TcpState.SYN_SENT
             and sender.syn_retries >= MIN_STALL_RETRANSMISSIONS
@@ -3200,6 +3221,26 @@ _ICMP6_UNREACH = {
     6: ("reject_route", False),
 }
 PMTU_KINDS = frozenset({"frag_needed", "packet_too_big"})
+
+
+def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
+    """The sender's retransmissions of data still unacknowledged, if the receiver sent
+    nothing since that data was first sent; else 0 (RstEvent.sender_stall_retransmissions).
+    Only while the sender's application could still be waiting on it (ESTABLISHED, or
+    CLOSE-WAIT): a RST after a FIN retransmitted unanswered comes from a stack giving up on an
+    orphaned socket and tells nobody anything."""
+    start = sender.stall_start
+    unacknowledged = (
+        sender.snd_una is None or sender.snd_nxt is None or seq_lt(sender.snd_una, sender.snd_nxt)
+    )
+    if (
+        start is None
+        or not unacknowledged
+        or receiver.last_time > start
+        or sender.state not in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
+    ):
+        return 0
+    return sender.stall_retransmissions
 
 
 def _closing_write(writer: Endpoint, closer: Endpoint) -> bool:

@@ -268,6 +268,51 @@ def test_an_idle_connection_dropped_after_its_reply_owes_nothing() -> None:
     assert finding.facts["sender"] == "server" and not finding.facts["sender_owes_reply"]
 
 
+def _stall_then_own_reset(ttl: int, retransmissions: int, peer_speaks: bool = False) -> Capture:
+    """The client's request retransmitted with doubling gaps, never acknowledged, then the
+    client's own RST,ACK (seq = its SND.NXT)."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.c.ttl = ttl
+    conv.handshake()
+    conv.data("c", 100)
+    conv.data("s", 300)
+    request = conv.send("c", PSH | ACK, 500)
+    gap = 0.3
+    for k in range(retransmissions):
+        conv.send("c", PSH | ACK, 500, seq=request.seq, advance=False, dt=gap)
+        if peer_speaks and k == 1:
+            conv.send("s", ACK, ack=request.seq)  # a duplicate ACK: the peer is there
+        gap *= 2
+    conv.rst("c", dt=gap)
+    return cap
+
+
+@pytest.mark.parametrize(("ttl", "errno"), [(128, "ETIMEDOUT"), (64, None)])
+def test_a_sender_that_gave_up_on_a_silent_peer_is_a_retransmission_timeout(
+    ttl: int, errno: str | None
+) -> None:
+    """Windows resets when its retransmission limit runs out (5 by default); Linux sends no
+    RST then, so from a Linux host the RST is its application giving up on its own timer:
+    either way the stall is the finding, not a peer_reset, and the silent peer is told
+    nothing."""
+    (finding,) = findings(_stall_then_own_reset(ttl, 5))
+    assert (finding.category, finding.rule) == (
+        "retransmission_timeout",
+        "retransmission-timeout-reset",
+    )
+    assert finding.client_sees.errno == errno and finding.server_sees.errno is None
+    assert finding.frames[-1] == len(_stall_then_own_reset(ttl, 5).packets)  # the RST's
+
+
+@pytest.mark.parametrize(("retransmissions", "peer_speaks"), [(2, False), (5, True)])
+def test_a_reset_after_a_short_or_answered_stall_stays_a_peer_reset(
+    retransmissions: int, peer_speaks: bool
+) -> None:
+    findings_ = findings(_stall_then_own_reset(64, retransmissions, peer_speaks))
+    assert [f.category for f in findings_] == ["peer_reset"]
+
+
 def test_rst_in_close_wait_is_broken_pipe_for_the_writer() -> None:
     cap, conv = established()
     conv.send("c", 0x11)  # FIN|ACK from the client: done, closed
@@ -653,6 +698,33 @@ def test_rsts_together_right_after_the_exchanges_are_the_application_closing() -
     assert all(f.client_sees.errno is None for f in found)
     assert all(f.server_sees.errno == "ECONNRESET" for f in found)
     assert all(f.facts["burst_size"] == 3 and f.facts["burst_after_exchange"] for f in found)
+
+
+@pytest.mark.parametrize("resetter", ["c", "s"])
+def test_idle_kept_alive_connections_reset_together_are_their_owner_closing(
+    resetter: str,
+) -> None:
+    """A browser closing its pool of idle kept-alive connections (Windows resets them, in one
+    burst), or a server whose keep-alive timeout expires on connections that went idle
+    together: every response was delivered, seconds ago. Their owner closed them on purpose:
+    peer_reset, and it sees nothing (not a kill from outside, ECONNABORTED)."""
+    cap = Capture()
+    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(3)]
+    for conv in convs:
+        conv.handshake()
+        conv.data("c", 10)
+        conv.data("s", 10)
+    convs[0].rst(resetter, dt=61.0)
+    for conv in convs[1:]:
+        conv.rst(resetter, dt=0.0001)
+    found = findings(cap)
+    assert [f.category for f in found] == ["peer_reset"] * 3
+    assert all(f.facts["burst_size"] == 3 and f.facts["burst_after_exchange"] for f in found)
+    assert all(f.facts["exchange_age_seconds"] > 60 for f in found)  # (a server's too)
+    assert all(f.cause is not None and f.cause.id == "idle-connection-dropped" for f in found)
+    resetting, other = ("client", "server") if resetter == "c" else ("server", "client")
+    assert all(getattr(f, f"{resetting}_sees").errno is None for f in found)
+    assert all(getattr(f, f"{other}_sees").errno == "ECONNRESET" for f in found)
 
 
 def test_rst_with_foreign_ttl_is_injected() -> None:
