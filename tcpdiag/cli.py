@@ -788,6 +788,7 @@ def show(
     zeek_split: ZeekSplitOption = False,
     rules_dir: RulesOption = None,
     aggregate_over: AggregateOverOption = DEFAULT_AGGREGATE_OVER,
+    engine: EngineOption = Engine.auto,
 ) -> None:
     """Print one connection's packet ladder: relative time, direction, flags, relative seq/ack,
     length, TTL, each side's TCP state after the packet, and where the verdict was made; with a
@@ -799,15 +800,19 @@ def show(
     from tcpdiag.aggregate import aggregates_of
     from tcpdiag.ladder import finding_key
     from tcpdiag.show import ShowError, aggregate_text, parse_endpoint, show_text
+    from tcpdiag.tshark_engine import TsharkFailed
 
     if (finding_id is None) == (conn is None):
         raise _fail("give a finding id or --conn CLIENT SERVER (one of them)")
     finding: Finding | None = None
     try:
-        options = AnalysisOptions(zeek_split=zeek_split)
+        # (The same engine as analyze, so that the findings and their ids are the same; the
+        # ladder is read again with the engine that decoded the capture.)
+        options = AnalysisOptions(zeek_split=zeek_split, engine=engine.value)
         report = analyze_capture(capture, RuleEngine(_load(rules_dir)), options)
         if report.error:
             raise _fail(report.error)
+        used = str(report.decode.get("engine", "native"))
         if finding_id is not None and finding_id.strip().upper().startswith("A"):
             wanted = finding_id.strip().upper()
             groups = aggregates_of(report.findings, aggregate_over, len(report.findings))
@@ -820,7 +825,7 @@ def show(
                 )
             # (analyze_capture's spool keeps Finding objects, not their JSON)
             finding = cast(Finding, aggregate.first[0])
-            text = show_text(capture, finding_key(finding), finding)
+            text = show_text(capture, finding_key(finding), finding, used)
             typer.echo(aggregate_text(aggregate, capture) + text, nl=False)
             return
         if finding_id is not None:
@@ -838,8 +843,8 @@ def show(
             key = (*parse_endpoint(conn[0]), *parse_endpoint(conn[1]))
             # The connection's (first) finding, if it has one, marks where the verdict was made.
             finding = next((f for f in report.findings if finding_key(f) == key), None)
-        typer.echo(show_text(capture, key, finding), nl=False)
-    except (ShowError, CaptureError) as exc:
+        typer.echo(show_text(capture, key, finding, used), nl=False)
+    except (ShowError, CaptureError, TsharkFailed) as exc:
         raise _fail(str(exc)) from None
 
 

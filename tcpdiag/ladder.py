@@ -174,9 +174,18 @@ def _keys_of(packet: Packet) -> Iterator[Key]:
         yield (q.dst, q.dport, q.src, q.sport)
 
 
-def connection_packets(path: str | os.PathLike[str], key: Key) -> list[Packet]:
-    """Every packet of one 4-tuple (and the ICMP errors about it), for `tcpdiag show`."""
+def connection_packets(
+    path: str | os.PathLike[str], key: Key, engine: str = "native"
+) -> list[Packet]:
+    """Every packet of one 4-tuple (and the ICMP errors about it), for `tcpdiag show`, decoded
+    by the engine that analysed the capture (`native`, or `pyshark`: tshark's records, for a
+    link type the native decoder does not know)."""
     wanted = {key}
+    if engine == "pyshark":
+        from tcpdiag.tshark_engine import TsharkDecoder
+
+        packets: Iterable[Packet | None] = TsharkDecoder(os.fspath(path)).packets()
+        return [p for p in packets if p is not None and any(k in wanted for k in _keys_of(p))]
     out: list[Packet] = []
     decoder = Decoder()
     with CaptureReader(path) as reader:

@@ -108,8 +108,11 @@ def _states(table: FlowTable, key: Key, tunnel: str) -> tuple[str, str]:
     return client.state.value, server.state.value
 
 
-def show_text(path: str | os.PathLike[str], key: Key, finding: Finding | None) -> str:
-    packets = connection_packets(path, key)
+def show_text(
+    path: str | os.PathLike[str], key: Key, finding: Finding | None, engine: str = "native"
+) -> str:
+    """The ladder of one connection, read again with the engine that analysed the capture."""
+    packets = connection_packets(path, key, engine)
     if not packets:
         raise ShowError(f"no packet of {_endpoint(key[:2])} <-> {_endpoint(key[2:])} in {path}")
     packets = _one_connection(

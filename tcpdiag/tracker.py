@@ -408,6 +408,10 @@ class _PendingRst:
     # ... and the latest time it did: data sent after the RST had reached the receiver means
     # the RST was not accepted (data within a round trip of it may simply have crossed it).
     receiver_data_last: float = 0.0
+    # When the sender last answered with another RST (0: never), having sent nothing else
+    # since: data the receiver kept sending was answered only by RSTs, from a sender that no
+    # longer had the connection.
+    sender_reset_again: float = 0.0
     recorded: bool = False  # told to the RST log (RstLog.record): settled there at retirement
 
 
@@ -1227,6 +1231,8 @@ class Connection:
             # The connection is already gone: later RSTs answer segments that were in flight.
             first = self.accepted_rst.event
             first.further_rsts += 1
+            if sender is self.accepted_rst.sender:
+                self.accepted_rst.sender_reset_again = seg.time
             _add_evidence(first, Evidence(seg.frame, seg.time, what))
             return
         self._unreceived_fin(sender, receiver)
@@ -1445,6 +1451,7 @@ class Connection:
                 pending.receiver_data_after
                 and event.rst_verdict == "accepted"
                 and pending.receiver_data_last - event.time > self._crossing_allowance()
+                and not self._reset_until_it_stopped(pending)
             ):
                 event.rst_verdict = "carried_on"  # it kept sending long after: not accepted
             if pending is self.accepted_rst and event.rst_has_ack:
@@ -1481,6 +1488,18 @@ class Connection:
             history=history,
             zeek_flipped=zeek is not None and zeek.flipped,
             zeek_rows=zeek.rows() if zeek is not None and zeek.removed else [],
+        )
+
+    def _reset_until_it_stopped(self, pending: _PendingRst) -> bool:
+        """Whether the receiver's data after this RST was answered only by further RSTs of its
+        sender, and stopped within a crossing allowance of the last: on a long or lossy path
+        the first RST was lost or overtaken by data in flight, and a later one ended the
+        connection (the sender had none left), so it was no connection that carried on."""
+        return (
+            pending.sender_reset_again > 0.0
+            and not pending.sender_spoke_after
+            and pending.receiver_data_last - pending.sender_reset_again
+            <= self._crossing_allowance()
         )
 
     def _silence(self) -> SilenceEvent | None:
@@ -3253,9 +3272,14 @@ def _closing_write(writer: Endpoint, closer: Endpoint) -> bool:
     program closes without learning of the RST. Only a further send() would fail with EPIPE; a
     writer that goes on streaming after the FIN makes one. (A client that closed long after its
     last request had given up waiting for the reply: that reply is no closing write, and the
-    server that answers late is told by the RST on its next send().)"""
+    server that answers late is told by the RST on its next send().) A server's reply to the
+    request that came with the client's FIN counts even if it crossed that FIN (sent before
+    it arrived): a client that asks and closes at once gets its one-segment answer reset, and
+    the server, whose send() succeeded, reads EOF next."""
     after = writer.after_peer_fin
-    if after is None or after.segments != 1 or not after.took_fin:
+    if after is None or after.segments != 1:
+        return False
+    if not after.took_fin and not (writer.role == "server" and writer.run_is_reply):
         return False
     if writer.unanswered_bytes != after.bytes:
         return False

@@ -130,6 +130,21 @@ def test_auto_hands_an_undecodable_capture_to_tshark_and_says_so(tmp_path: Path)
     ]
 
 
+def test_show_finds_what_analyze_found_through_tshark(tmp_path: Path) -> None:
+    """`tcpdiag show` analyses with the same engine as analyze (auto) and reads the ladder
+    again with the engine that decoded the capture: a finding analyze reported on a PPP
+    capture is shown, not "no finding"."""
+    from typer.testing import CliRunner
+
+    from tcpdiag.cli import app
+
+    path = _ppp_capture(SAMPLES / "peer_reset_linger0.pcap", tmp_path / "ppp.pcap")
+    result = CliRunner().invoke(app, ["show", str(path), "F1"])
+    assert result.exit_code == 0, result.output
+    assert "finding F1 peer_reset" in result.output
+    assert "VERDICT: RST from server" in result.output
+
+
 def test_auto_keeps_the_native_decoder_when_it_reads_the_capture() -> None:
     report = analyze_capture(SAMPLES / "vxlan_refused.pcap", ENGINE, AnalysisOptions(engine="auto"))
     assert report.decode["engine"] == "native"

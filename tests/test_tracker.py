@@ -313,6 +313,34 @@ def test_a_reset_after_a_short_or_answered_stall_stays_a_peer_reset(
     assert [f.category for f in findings_] == ["peer_reset"]
 
 
+@pytest.mark.parametrize("stops", [True, False])
+def test_data_answered_only_by_further_resets_did_not_carry_on(stops: bool) -> None:
+    """Real traffic (mptcpanalyzer's iperf3 captures, a 180 ms lossy path): the server resets
+    the client's upload; the client's data in flight keeps arriving for 0.8 s, and the server,
+    which no longer has the connection, answers each segment with another RST until the
+    client stops: the connection was reset (peer_reset), it did not carry on. A client that
+    keeps sending long after the server's last RST did carry on (ignored_reset)."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.send("c", SYN, options=LINUX_SYN)
+    conv.send("s", SYN | ACK, options=LINUX_SYN, dt=0.09)
+    conv.send("c", ACK, dt=0.09)
+    conv.data("c", 1448)
+    conv.rst("s", dt=0.01)
+    for _ in range(16):
+        seg = conv.send("c", ACK, 1448, dt=0.05)
+        conv.send("s", RST, seq=seg.ack, advance=False, dt=0.0001)
+    if not stops:
+        for _ in range(3):
+            conv.send("c", ACK, 1448, dt=1.0)
+    (finding,) = findings(cap)
+    if stops:
+        assert finding.category == "peer_reset" and finding.client_sees.errno == "ECONNRESET"
+        assert finding.facts["further_rsts"] == 16
+    else:
+        assert finding.category == "ignored_reset"
+
+
 def test_rst_in_close_wait_is_broken_pipe_for_the_writer() -> None:
     cap, conv = established()
     conv.send("c", 0x11)  # FIN|ACK from the client: done, closed
@@ -790,6 +818,37 @@ def test_icmp_port_unreachable_on_syn_maps_to_econnrefused() -> None:
     (finding,) = findings(cap)
     assert finding.category == "icmp_error"
     assert finding.client_sees.errno == "ECONNREFUSED"
+
+
+@pytest.mark.parametrize("answered", [False, True])
+def test_a_syn_retried_after_an_icmp_error_and_answered_made_its_connection(
+    answered: bool,
+) -> None:
+    """Real traffic (FoxIO's ssh2 capture, a Windows client): an ICMP administratively
+    prohibited about the SYN, and the client retries the same SYN at +1, +3, +7 s. Windows
+    treats the error as soft in SYN-SENT; if a retry is answered, connect() succeeded after
+    all: a transient error, nobody saw it (not "ICMP aborted connect()")."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.c.ttl = 128
+    syn = conv.send("c", SYN, options=LINUX_SYN, advance=False)
+    conv.icmp(syn, 3, 13, src="10.128.128.128")
+    for gap in (1.0, 2.0, 4.0):
+        conv.send("c", SYN, options=LINUX_SYN, advance=False, dt=gap)
+    if answered:
+        conv.c.seq += 1
+        conv.send("s", SYN | ACK, options=LINUX_SYN)
+        conv.send("c", ACK)
+        conv.data("c", 10)
+        conv.data("s", 10)
+    (finding,) = findings(cap)
+    assert finding.category == "icmp_error"
+    if answered:
+        assert finding.rule == "icmp-error-transient" and finding.impact == "none"
+        assert finding.client_sees.errno is None
+    else:
+        assert finding.rule == "icmp-error-handshake"
+        assert finding.client_sees.errno == "EHOSTUNREACH"
 
 
 def test_icmp_on_established_is_soft_and_reports_stored_error() -> None:
@@ -1449,16 +1508,23 @@ def test_data_acknowledging_a_syn_ack_the_capture_missed_completes_the_handshake
     assert "icmp-error-handshake" not in [f.rule for f in findings(cap)]
 
 
+@pytest.mark.parametrize("crossed", [False, True])
 @pytest.mark.parametrize("wait", [0.001, 3.0])
-def test_a_late_reply_to_a_client_that_gave_up_waiting_is_still_a_broken_pipe(wait: float) -> None:
+def test_a_late_reply_to_a_client_that_gave_up_waiting_is_still_a_broken_pipe(
+    wait: float, crossed: bool
+) -> None:
     """Real traffic (nDPI's skype captures, the corpus's POP3 trace): the client's last request,
     then its FIN, then the server's one reply, answered by the client's RST. A client that sent
     its FIN at once (a QUIT) was waiting for nothing: "+OK bye" is the server's last write, no
-    finding. One that closed seconds later had given up waiting for the reply: broken_pipe."""
+    finding, even when the reply crossed the FIN (sent before the FIN arrived: a Windows
+    client's last HTTP request in networkml's capture). One that closed seconds later had given
+    up waiting for the reply: broken_pipe."""
     cap, conv = established()
-    conv.data("c", 6)
+    request = conv.send("c", PSH | ACK, 6)
+    conv.send("s", ACK)
     conv.send("c", FIN | ACK, dt=wait)
-    conv.send("s", PSH | ACK, 9)  # (acknowledges the FIN)
+    # The reply acknowledges the FIN, or only the request (it crossed the FIN).
+    conv.send("s", PSH | ACK, 9, ack=request.seq + 6 if crossed else None)
     conv.rst("c", with_ack=False)
     found = [(f.category, f.server_sees.errno) for f in findings(cap)]
     assert found == ([] if wait < 0.2 else [("broken_pipe", "EPIPE")])
