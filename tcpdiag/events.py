@@ -157,10 +157,10 @@ class RstEvent(FlowEvent):
     receiver_stall_retransmissions: int = 0
     # Times the sender had retransmitted data still unacknowledged at the RST, with nothing
     # from the receiver since that data was first sent, in ESTABLISHED or CLOSE-WAIT (its
-    # application still there; 0 otherwise): a sender that gave up on
-    # a silent peer. Linux sends no RST when its retransmission limit runs out, Windows does
-    # (after 5 by default), and so does an application that gives up and aborts: the stall is
-    # what happened, and the RST, to a peer not answering, most likely tells nobody.
+    # application still there; 0 otherwise): a sender that gave up on a silent peer. Linux
+    # sends no RST when its retransmission limit runs out, Windows does (after 5 by default),
+    # and so does an application that gives up and aborts: the stall is what happened, and
+    # the RST, to a peer not answering, most likely tells nobody.
     sender_stall_retransmissions: int = 0
     # The receiver sent something after the sender's FIN: it was there to take the FIN (or to
     # keep writing). A receiver silent since is in a state the capture cannot show.

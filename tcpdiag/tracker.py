@@ -334,6 +334,11 @@ class Endpoint:
         self.snd_una = ack
         self.progress(time)
 
+    @property
+    def unacknowledged(self) -> bool:
+        """Something it sent is not acknowledged yet (or the capture cannot say)."""
+        return self.snd_una is None or self.snd_nxt is None or seq_lt(self.snd_una, self.snd_nxt)
+
     def stall_evidence(self) -> list[Evidence]:
         """The current stall's retransmissions kept (see stall_marks), oldest first."""
         marks = self.stall_marks
@@ -1516,7 +1521,7 @@ class Connection:
             if (
                 ep.stall_retransmissions >= MIN_STALL_RETRANSMISSIONS
                 # something is still unacknowledged: a stall that was acknowledged is no stall
-                and (ep.snd_una is None or ep.snd_nxt is None or seq_lt(ep.snd_una, ep.snd_nxt))
+                and ep.unacknowledged
             )
             or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
         ]
@@ -1526,10 +1531,8 @@ class Connection:
         peer = self.peer(stalled)
         # (a connect() its own side's RST ended was in SYN-SENT until then; a sender that gave
         # up on its data, in the state its RST found it)
-        if rst is None:
+        if rst is None or stalled is not rst.sender:
             stalled_state = stalled.state
-        elif rst.event.sender_state == TcpState.SYN_SENT.value:
-            stalled_state = TcpState.SYN_SENT
         else:
             stalled_state = TcpState(rst.event.sender_state)
         syn_unanswered = stalled_state == TcpState.SYN_SENT and peer.isn is None
@@ -3249,12 +3252,9 @@ def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
     CLOSE-WAIT): a RST after a FIN retransmitted unanswered comes from a stack giving up on an
     orphaned socket and tells nobody anything."""
     start = sender.stall_start
-    unacknowledged = (
-        sender.snd_una is None or sender.snd_nxt is None or seq_lt(sender.snd_una, sender.snd_nxt)
-    )
     if (
         start is None
-        or not unacknowledged
+        or not sender.unacknowledged
         or receiver.last_time > start
         or sender.state not in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
     ):

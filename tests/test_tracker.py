@@ -692,17 +692,23 @@ def test_a_syn_ack_retransmitted_to_a_scanner_is_its_evidence() -> None:
     assert finding.evidence[-1].what == "SYN-ACK from server again (retransmission)"
 
 
-def test_simultaneous_rsts_from_one_host_are_local_abort() -> None:
+def _exchanges_then_a_burst(idle: float, resetter: str = "c") -> Capture:
+    """Three connections of one client, each with an exchange; `idle` seconds later the
+    `resetter` side resets all three within the same instant."""
     cap = Capture()
     convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(3)]
     for conv in convs:
         conv.handshake()
         conv.data("c", 10)
         conv.data("s", 10)
-    convs[0].rst("c", dt=0.4)  # idle, then all three killed within the same instant
+    convs[0].rst(resetter, dt=idle)
     for conv in convs[1:]:
-        conv.rst("c", dt=0.0001)
-    found = findings(cap)
+        conv.rst(resetter, dt=0.0001)
+    return cap
+
+
+def test_simultaneous_rsts_from_one_host_are_local_abort() -> None:
+    found = findings(_exchanges_then_a_burst(0.4))
     assert [f.category for f in found] == ["local_abort"] * 3
     assert all(f.client_sees.errno == "ECONNABORTED" for f in found)
     assert all(f.server_sees.errno == "ECONNRESET" for f in found)
@@ -736,16 +742,7 @@ def test_idle_kept_alive_connections_reset_together_are_their_owner_closing(
     burst), or a server whose keep-alive timeout expires on connections that went idle
     together: every response was delivered, seconds ago. Their owner closed them on purpose:
     peer_reset, and it sees nothing (not a kill from outside, ECONNABORTED)."""
-    cap = Capture()
-    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(3)]
-    for conv in convs:
-        conv.handshake()
-        conv.data("c", 10)
-        conv.data("s", 10)
-    convs[0].rst(resetter, dt=61.0)
-    for conv in convs[1:]:
-        conv.rst(resetter, dt=0.0001)
-    found = findings(cap)
+    found = findings(_exchanges_then_a_burst(61.0, resetter))
     assert [f.category for f in found] == ["peer_reset"] * 3
     assert all(f.facts["burst_size"] == 3 and f.facts["burst_after_exchange"] for f in found)
     assert all(f.facts["exchange_age_seconds"] > 60 for f in found)  # (a server's too)
