@@ -32,6 +32,7 @@ from tcpdiag.decode import (
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_RAW,
+    MPTCP_OPTION,
     VLAN_TPIDS,
     Decoder,
     ip6_text,
@@ -611,6 +612,7 @@ class ColumnDecoder:
         # Only the SYNs' options matter (and only those of the arrays' own rows).
         options_end[~simple | (flags & SYN == 0)] = 0
         options = _syn_options(data, options_at, options_end)
+        stats.mptcp_syns += int(np.count_nonzero(options[4]))
         src, dst = src[order], dst[order]
         sport, dport = _be(tcph, 0, 2), _be(tcph, 2, 2)
         tunnel = tunnel[order]
@@ -809,14 +811,16 @@ def _clip(offsets: I64, data: U8, size: int = _READ) -> I64:
 
 def _syn_options(
     data: U8, start: I64, end: I64
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int16], Bools, Bools]:
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int16], Bools, Bools, Bools]:
     """tcpdiag.decode.syn_options for many option areas at once: the same walk, one step of
-    every walk at a time (at most 40 steps: each one moves on by at least a byte)."""
+    every walk at a time (at most 40 steps: each one moves on by at least a byte); and which
+    areas hold a Multipath TCP option (tcpdiag.decode.has_option)."""
     n = len(start)
     mss = np.full(n, -1, np.int32)
     scale = np.full(n, -1, np.int16)
     sack = np.zeros(n, np.bool_)
     stamps = np.zeros(n, np.bool_)
+    mptcp = np.zeros(n, np.bool_)
     rows = np.flatnonzero(start < end)
     p, stop = start[rows], end[rows]
     while len(rows):
@@ -833,10 +837,11 @@ def _syn_options(
         scale[rows[is_scale]] = data[_clip(p[is_scale] + 2, data, 1)]
         sack[rows[value & (kind == 4) & (size == 2)]] = True
         stamps[rows[value & (kind == 8) & (size == 10)]] = True
+        mptcp[rows[value & (kind == MPTCP_OPTION)]] = True
         p = np.where(nop, p + 1, p + size)
         going = ~ends & (p < stop)
         rows, p, stop = rows[going], p[going], stop[going]
-    return mss, scale, sack, stamps
+    return mss, scale, sack, stamps, mptcp
 
 
 def _block(data: U8, at: I64, size: int = 20) -> U8:

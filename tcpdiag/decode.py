@@ -120,6 +120,9 @@ class DecodeStats:
     encapsulations: dict[str, int] = field(default_factory=dict)
     # Frames per tunnel context (tcpdiag.tunnels), up to _MAX_CONTEXTS names.
     tunnels: dict[str, int] = field(default_factory=dict)
+    # SYNs and SYN-ACKs carrying a Multipath TCP option (MP_CAPABLE or MP_JOIN, RFC 8684):
+    # each subflow is tracked as a TCP connection of its own (see describe_decode).
+    mptcp_syns: int = 0
 
     def count_tunnel(self, context: str, frames: int = 1) -> None:
         """More frames in this tunnel context (the names are bounded, not the count)."""
@@ -590,7 +593,10 @@ class Decoder:
             return None
         options = None
         if flags & SYN:
-            options = syn_options(data, p + 20, min(p + doff, len(data)))
+            end = min(p + doff, len(data))
+            options = syn_options(data, p + 20, end)
+            if has_option(data, p + 20, end, MPTCP_OPTION):
+                self.stats.mptcp_syns += 1
         addrs = self._addrs
         return TcpSegment(
             frame.number,
@@ -669,6 +675,30 @@ def _skip_ext6(data: bytes, p: int, nh: int) -> tuple[int, int] | None:
         else:
             nh, p = data[p], p + (data[p + 1] + 1) * 8  # 8-octet units, not counting the first
     return nh, p
+
+
+MPTCP_OPTION: Final = 30  # Multipath TCP (RFC 8684): MP_CAPABLE, MP_JOIN, DSS, ...
+
+
+def has_option(data: bytes, p: int, end: int, wanted: int) -> bool:
+    """Whether the TCP options in data[p:end] hold one of kind `wanted` (the walk of
+    syn_options: garbage or truncation ends it quietly)."""
+    while p < end:
+        kind = data[p]
+        if kind == 0:
+            return False
+        if kind == 1:
+            p += 1
+            continue
+        if p + 1 >= end:
+            return False
+        size = data[p + 1]
+        if size < 2 or p + size > end:
+            return False
+        if kind == wanted:
+            return True
+        p += size
+    return False
 
 
 def syn_options(data: bytes, p: int, end: int) -> SynOptions:

@@ -61,6 +61,13 @@ def describe_decode(
             f"{path}: connections inside tunnels are diagnosed by their inner TCP, one "
             f"connection per tunnel: {named}" + (f" and {more} more" if more > 0 else "")
         )
+    if stats.mptcp_syns:
+        warnings.append(
+            f"{path}: {stats.mptcp_syns} SYN{'s' * (stats.mptcp_syns != 1)} carry Multipath TCP "
+            "options (MP_CAPABLE/MP_JOIN): each MPTCP subflow is diagnosed as a TCP connection "
+            "of its own, and a RST on one subflow may be the MPTCP stack closing it while the "
+            "application's connection goes on or ends normally, not an error its program saw"
+        )
     return {
         "engine": engine,
         "tcp": stats.tcp,
@@ -73,4 +80,5 @@ def describe_decode(
         "not_decoded": missed,
         "encapsulations": dict(sorted(stats.encapsulations.items())),
         "tunnels": dict(sorted(stats.tunnels.items())),
+        "mptcp_syns": stats.mptcp_syns,
     }

@@ -252,6 +252,8 @@ class TsharkDecoder:
                     else:
                         stats.frames += 1
                         stats.tcp += 1
+                        if bits & SYN and ":mptcp" in protocols:
+                            stats.mptcp_syns += 1  # (see DecodeStats.mptcp_syns)
                         yield segment
                         continue
             packet = record(v)
@@ -307,7 +309,11 @@ class TsharkDecoder:
         else:
             src, dst = self._v6_text(v[_IP6_SRC]), self._v6_text(v[_IP6_SRC + 1])
             ttl, version, ip_id = int(v[_IP6_SRC + 2]), 6, None
-        options = _syn_options(v) if flags & SYN else None
+        options = None
+        if flags & SYN:
+            options = _syn_options(v)
+            if ":mptcp" in v[2]:  # (frame.protocols)
+                self.stats.mptcp_syns += 1
         ack = v[_TCP_SRC + 3]
         return TcpSegment(
             int(v[0]),
@@ -392,6 +398,8 @@ class TsharkDecoder:
         flags = int(f["tcp.flags"][-1], 16) & 0xFF
         options = None
         if flags & SYN:
+            if ":mptcp" in v[2]:  # (frame.protocols)
+                self.stats.mptcp_syns += 1
             mss = f["tcp.options.mss_val"]
             scale = f["tcp.options.wscale.shift"]
             options = SynOptions(

@@ -336,3 +336,55 @@ def test_the_pyshark_engine_takes_the_fast_path_with_the_same_report(
     assert fast == reference
     assert len(taken) == 1
     assert (taken[0] > 0) is (name in ("busy", "graceful_close.pcap"))
+
+
+def _mptcp_capture(out: Path) -> Path:
+    """A handshake whose SYN and SYN-ACK carry MP_CAPABLE (option kind 30, RFC 8684), then a
+    plain ACK: a Multipath TCP subflow."""
+    import dpkt
+
+    mp_capable = bytes([30, 12, 0x01, 0x81]) + bytes(8)  # subtype 0, version 1, flags, key
+    mss = bytes([2, 4, 0x05, 0xB4])
+    client, server = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    syn, ack = dpkt.tcp.TH_SYN, dpkt.tcp.TH_ACK
+    segments = [
+        (client, server, 40000, 80, 1000, 0, syn, mss + mp_capable),
+        (server, client, 80, 40000, 5000, 1001, syn | ack, mss + mp_capable),
+        (client, server, 40000, 80, 1001, 5001, ack, b""),
+    ]
+    with open(out, "wb") as f:
+        writer = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
+        for k, (src, dst, sport, dport, seq, ack, flags, opts) in enumerate(segments):
+            tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, opts=opts)
+            tcp.off = (20 + len(opts)) // 4
+            ip = dpkt.ip.IP(src=src, dst=dst, p=dpkt.ip.IP_PROTO_TCP, ttl=64, data=tcp)
+            ip.len = len(ip)
+            eth = dpkt.ethernet.Ethernet(
+                src=b"\x02" * 6, dst=b"\x04" * 6, type=dpkt.ethernet.ETH_TYPE_IP, data=ip
+            )
+            writer.writepkt(bytes(eth), 1_700_000_000.0 + k * 0.001)
+    return out
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        AnalysisOptions(),
+        AnalysisOptions(fast_path=False),
+        AnalysisOptions(engine="pyshark"),
+    ],
+    ids=["columns", "packets", "tshark"],
+)
+def test_multipath_tcp_subflows_are_said_to_be_judged_one_by_one(
+    tmp_path: Path, options: AnalysisOptions
+) -> None:
+    """Every decoder counts the SYNs that carry a Multipath TCP option, and the report warns
+    that each subflow is diagnosed as a TCP connection of its own (a subflow's RST may be the
+    MPTCP stack closing it, not an error a program saw)."""
+    report = analyze_capture(_mptcp_capture(tmp_path / "mptcp.pcap"), ENGINE, options)
+    assert report.error is None and report.decode["tcp"] == 3
+    assert report.decode["mptcp_syns"] == 2
+    assert any("Multipath TCP" in w and "2 SYNs" in w for w in report.warnings)
+    plain = analyze_capture(SAMPLES / "graceful_close.pcap", ENGINE, options)
+    assert plain.decode["mptcp_syns"] == 0
+    assert not any("Multipath" in w for w in plain.warnings)
