@@ -202,6 +202,10 @@ def test_explain_prints_each_category_from_the_rules() -> None:
             assert f"rule {rule['id']}" in result.stdout
     refused = runner.invoke(app, ["explain", "refused"]).stdout
     assert "ECONNREFUSED" in refused and "next step:" in refused
+    # An errno chosen by a fact is shown with its map, not only the default.
+    icmp = " ".join(runner.invoke(app, ["explain", "icmp_error"]).stdout.split())
+    assert "by icmp_kind: net_unreachable: ENETUNREACH," in icmp
+    assert "port_unreachable: ECONNREFUSED," in icmp
     bad = runner.invoke(app, ["explain", "nonsense"])
     assert bad.exit_code == 2 and "not a category" in bad.stderr
 

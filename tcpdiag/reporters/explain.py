@@ -54,13 +54,12 @@ def _rule(rule: Rule, ruleset: RuleSet) -> list[str]:
     if rule.conditions:
         lines.append(_wrap("on the wire: " + "; ".join(_condition(c) for c in rule.conditions)))
     for role, spec in rule.sees.items():
-        errno = spec.errno or (
-            " / ".join(sorted({e or "nothing" for e in spec.errno_map.values()}))
-            if spec.errno_map
-            else None
-        )
-        text = ruleset.errnos.get(errno) if errno else None
-        seen = f'{errno} "{text.linux}"' if text else (errno or "nothing")
+        text = ruleset.errnos.get(spec.errno) if spec.errno else None
+        seen = f'{spec.errno} "{text.linux}"' if text else (spec.errno or "nothing")
+        if spec.errno_by and spec.errno_map:
+            # Which errno for which value of the fact; the one above for any other value.
+            by = ", ".join(f"{v}: {e or 'nothing'}" for v, e in spec.errno_map.items())
+            seen = f"by {spec.errno_by}: {by}; otherwise {seen}"
         when = f" ({generic(spec.when)})" if spec.when else ""
         lines.append(_wrap(f"the {role}'s program sees: {seen}{when}"))
     lines.append(_wrap("explanation: " + generic(rule.explanation)))
