@@ -1038,12 +1038,15 @@ class Connection:
             receiver.state == TcpState.SYN_RECEIVED
             and not seg.flags & SYN
             and receiver.isn is not None
-            and ack == seq_add(receiver.isn, 1)
+            and seq_lt(receiver.isn, ack)
+            and (receiver.snd_nxt is None or seq_le(ack, receiver.snd_nxt))
             and (sender.isn is None or seq_lt(sender.isn, seg.seq))
         ):
-            # The client's ACK of the SYN-ACK completes the handshake. Its sequence number must
-            # be past the client's ISS: a segment at the SYN's own number is outside the
-            # receive window and is dropped (RFC 9293 3.10.7.4), whatever it acknowledges.
+            # The client's ACK of the SYN-ACK completes the handshake: any ACK with SND.UNA <
+            # SEG.ACK <= SND.NXT (RFC 9293 3.10.7.4), so also a first captured segment that
+            # acknowledges the server's greeting too (the pure ACK not captured). Its sequence
+            # number must be past the client's ISS: a segment at the SYN's own number is
+            # outside the receive window and is dropped, whatever it acknowledges.
             receiver.state = TcpState.ESTABLISHED
             receiver.handshake_time = sender.handshake_time = seg.time
             if sender.state in (TcpState.SYN_SENT, TcpState.CLOSED):

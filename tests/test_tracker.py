@@ -1532,6 +1532,26 @@ def test_a_late_reply_to_a_client_that_gave_up_waiting_is_still_a_broken_pipe(
     assert found == ([] if wait < 0.2 else [("broken_pipe", "EPIPE")])
 
 
+def test_data_acknowledging_the_syn_ack_and_a_greeting_completes_the_handshake() -> None:
+    """The server speaks first (a telnet, FTP or SMTP banner) and the capture lacks the
+    client's pure ACK of the SYN-ACK: the client's first segment acknowledges the SYN-ACK and
+    the banner at once, which only an established socket sends (RFC 9293: SND.UNA < SEG.ACK
+    <= SND.NXT completes SYN-RECEIVED). The server's later RST then resets an established
+    connection, not a SYN-SENT one ("bad ACK", nobody told)."""
+    cap = Capture()
+    conv = Conversation(cap, server=("10.0.0.2", 23))
+    conv.send("c", SYN, options=LINUX_SYN)
+    conv.send("s", SYN | ACK, options=LINUX_SYN)
+    conv.send("s", PSH | ACK, 22)  # the banner, the client's ACK of the SYN-ACK not captured
+    conv.data("c", 1)
+    conv.data("s", 12)
+    conv.rst("s", dt=2.0)
+    (conn,) = track(cap)
+    assert conn.client.handshake_time is not None
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset" and finding.client_sees.errno == "ECONNRESET"
+
+
 def test_a_syn_ack_captured_after_the_ack_that_answers_it_moves_nothing_back() -> None:
     """A capture that orders the client's ACK before the SYN-ACK it answers (two capture
     queues): the ACK completes the handshake; the late SYN-ACK only tells its options, and the
