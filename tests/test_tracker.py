@@ -314,6 +314,8 @@ def test_a_sender_that_gave_up_on_a_silent_peer_is_a_retransmission_timeout(
 def test_a_reset_after_a_short_or_answered_stall_stays_a_peer_reset(
     retransmissions: int, peer_speaks: bool
 ) -> None:
+    """Two retransmissions are no stall to give up on, and a peer that answered during the
+    stall (a duplicate ACK) was there to take the RST: the application's own reset."""
     findings_ = findings(_stall_then_own_reset(64, retransmissions, peer_speaks))
     assert [f.category for f in findings_] == ["peer_reset"]
 
