@@ -814,7 +814,7 @@ def _syn_options(
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int16], Bools, Bools, Bools]:
     """tcpdiag.decode.syn_options for many option areas at once: the same walk, one step of
     every walk at a time (at most 40 steps: each one moves on by at least a byte); and which
-    areas hold a Multipath TCP option (tcpdiag.decode.has_option)."""
+    areas hold a Multipath TCP option (tcpdiag.decode.syn_options_and_mptcp)."""
     n = len(start)
     mss = np.full(n, -1, np.int32)
     scale = np.full(n, -1, np.int16)

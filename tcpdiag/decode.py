@@ -593,9 +593,8 @@ class Decoder:
             return None
         options = None
         if flags & SYN:
-            end = min(p + doff, len(data))
-            options = syn_options(data, p + 20, end)
-            if has_option(data, p + 20, end, MPTCP_OPTION):
+            options, mptcp = syn_options_and_mptcp(data, p + 20, min(p + doff, len(data)))
+            if mptcp:
                 self.stats.mptcp_syns += 1
         addrs = self._addrs
         return TcpSegment(
@@ -680,31 +679,15 @@ def _skip_ext6(data: bytes, p: int, nh: int) -> tuple[int, int] | None:
 MPTCP_OPTION: Final = 30  # Multipath TCP (RFC 8684): MP_CAPABLE, MP_JOIN, DSS, ...
 
 
-def has_option(data: bytes, p: int, end: int, wanted: int) -> bool:
-    """Whether the TCP options in data[p:end] hold one of kind `wanted` (the walk of
-    syn_options: garbage or truncation ends it quietly)."""
-    while p < end:
-        kind = data[p]
-        if kind == 0:
-            return False
-        if kind == 1:
-            p += 1
-            continue
-        if p + 1 >= end:
-            return False
-        size = data[p + 1]
-        if size < 2 or p + size > end:
-            return False
-        if kind == wanted:
-            return True
-        p += size
-    return False
-
-
 def syn_options(data: bytes, p: int, end: int) -> SynOptions:
     """The SYN options present in data[p:end]; garbage or truncation ends the scan quietly."""
+    return syn_options_and_mptcp(data, p, end)[0]
+
+
+def syn_options_and_mptcp(data: bytes, p: int, end: int) -> tuple[SynOptions, bool]:
+    """syn_options, and whether a Multipath TCP option (MPTCP_OPTION) is among them: one walk."""
     mss = window_scale = None
-    sack_permitted = timestamps = False
+    sack_permitted = timestamps = mptcp = False
     while p < end:
         kind = data[p]
         if kind == 0:  # end of option list
@@ -726,7 +709,9 @@ def syn_options(data: bytes, p: int, end: int) -> SynOptions:
             sack_permitted = True
         elif kind == 8 and size == 10:
             timestamps = True
+        elif kind == MPTCP_OPTION:
+            mptcp = True
         p += size
     if mss is None and window_scale is None and not sack_permitted and not timestamps:
-        return _NO_OPTIONS
-    return SynOptions(mss, window_scale, sack_permitted, timestamps)
+        return _NO_OPTIONS, mptcp
+    return SynOptions(mss, window_scale, sack_permitted, timestamps), mptcp
