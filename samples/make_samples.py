@@ -812,10 +812,12 @@ def pair_idle_exchange(
     idle: threading.Event | None = None,
     server_wait: float = 20.0,
     client_wait: float = 20.0,
+    abort: bool = False,
 ) -> tuple[Endpoint, threading.Thread, threading.Thread]:
     """A small exchange, then both apps block in recv (the server with `server_wait`, the client
     with `client_wait`); `then_client` runs in the client thread between the exchange and its
-    blocking recv; `idle` is set once the exchange is done."""
+    blocking recv; `idle` is set once the exchange is done. A client whose recv fails or times
+    out closes, with SO_LINGER {1,0} if `abort`."""
     idle = idle or threading.Event()
     client_conn: list[Endpoint] = []
     connected = threading.Event()
@@ -836,7 +838,10 @@ def pair_idle_exchange(
         if then_client:
             then_client(conn)
         if conn.recv(timeout=client_wait) is None:
-            conn.close()
+            if abort:
+                conn.close_linger0()
+            else:
+                conn.close()
 
     th_server, th_client = ctx.spawn(server), ctx.spawn(client)
     if not connected.wait(5) or not idle.wait(5):
@@ -1174,8 +1179,16 @@ def keepalive_timeout(ctx: Ctx) -> Outcome:
     )
 
 
-def stalled_sender(ctx: Ctx, rule: list[str], category: str) -> Outcome:
-    """Shared body: exchange, add `rule` (on INPUT, dport P), client sends and waits in recv."""
+def stalled_sender(
+    ctx: Ctx,
+    rule: list[str],
+    category: str,
+    client_opts: Iterable[tuple[int, int, int]] = USER_TIMEOUT_OPTS,
+    client_wait: float = 15,
+    abort: bool = False,
+) -> Outcome:
+    """Shared body: exchange, add `rule` (on INPUT, dport P), client sends and waits in recv
+    (`client_wait`; then it closes, abortively if `abort`)."""
     port = ctx.ports[0]
     lst = ctx.listen(V4, port)
 
@@ -1185,8 +1198,9 @@ def stalled_sender(ctx: Ctx, rule: list[str], category: str) -> Outcome:
         conn.send(b"request 2: never delivered\n")
 
     client, _, th_c = pair_idle_exchange(
-        ctx, V4, port, lst, USER_TIMEOUT_OPTS, block_then_send, server_wait=30, client_wait=15
-    )
+        ctx, V4, port, lst, client_opts, block_then_send, server_wait=30,
+        client_wait=client_wait, abort=abort,
+    )  # fmt: skip
     ctx.join([th_c], 20)
     return Outcome(
         "kernel",
@@ -1214,37 +1228,7 @@ def retransmission_then_abort(ctx: Ctx) -> Outcome:
     up and closes with SO_LINGER {1,0}, so a RST ends the stall (the shape a Windows stack
     makes on its own when its retransmission limit runs out). The client's recv fails on its
     own timeout (no errno from TCP); the server app stays blocked in recv and sees nothing."""
-    port = ctx.ports[0]
-    lst = ctx.listen(V4, port)
-    client_conn: list[Endpoint] = []
-    done = threading.Event()
-
-    def server() -> None:
-        conn = ctx.accept(lst)
-        conn.recv()
-        conn.send(b"pong\n")
-        done.wait(10)
-
-    def client() -> None:
-        conn, _ = ctx.connect(V4, port)
-        client_conn.append(conn)
-        conn.send(b"ping\n")
-        conn.recv()
-        ctx.iptables("-I", "INPUT", "-p", "tcp", "--dport", str(port), "-j", "DROP")
-        ctx.pause(0.1)
-        conn.send(b"request 2: never delivered\n")
-        conn.recv(timeout=4.0)  # the application's own timer: "timeout (no result)"
-        conn.close_linger0()
-        ctx.pause(0.3)
-        done.set()
-
-    ctx.join([ctx.spawn(server), ctx.spawn(client)], timeout=20.0)
-    client = client_conn[0]
-    return Outcome(
-        "kernel",
-        [ctx.finding("retransmission_timeout", client, V4, port)],
-        post=lambda pcap: ([], stall_notes(pcap, ctx.rec, client.conn)),
-    )
+    return stalled_sender(ctx, ["-j", "DROP"], "retransmission_timeout", (), 4.0, abort=True)
 
 
 def closed_then_stalled(ctx: Ctx, rule: list[str], category: str) -> Outcome:
