@@ -180,20 +180,17 @@ def connection_packets(
     """Every packet of one 4-tuple (and the ICMP errors about it), for `tcpdiag show`, decoded
     by the engine that analysed the capture (`native`, or `pyshark`: tshark's records, for a
     link type the native decoder does not know)."""
-    wanted = {key}
+
+    def of_it(packets: Iterable[Packet | None]) -> list[Packet]:
+        return [p for p in packets if p is not None and key in _keys_of(p)]
+
     if engine == "pyshark":
         from tcpdiag.tshark_engine import TsharkDecoder
 
-        packets: Iterable[Packet | None] = TsharkDecoder(os.fspath(path)).packets()
-        return [p for p in packets if p is not None and any(k in wanted for k in _keys_of(p))]
-    out: list[Packet] = []
+        return of_it(TsharkDecoder(os.fspath(path)).packets())
     decoder = Decoder()
     with CaptureReader(path) as reader:
-        for frame in reader:
-            packet = decoder.decode(frame)
-            if packet is not None and any(k in wanted for k in _keys_of(packet)):
-                out.append(packet)
-    return out
+        return of_it(map(decoder.decode, reader))
 
 
 def collect_ladders(path: str | os.PathLike[str], findings: Iterable[Finding]) -> dict[str, Ladder]:
