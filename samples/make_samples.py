@@ -304,8 +304,8 @@ class Ctx:
         self.tool(["iptables", "-w", *args])
 
     # ---- sockets
-    def listen(self, family: int, port: int) -> socket.socket:
-        lst = socket.socket(family, socket.SOCK_STREAM)
+    def listen(self, family: int, port: int, proto: int = 0) -> socket.socket:
+        lst = socket.socket(family, socket.SOCK_STREAM, proto)
         lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         lst.bind((LOOPBACK[family], port))
         lst.listen(16)
@@ -319,9 +319,10 @@ class Ctx:
         opts: Iterable[tuple[int, int, int]] = (),
         timeout: float | None = 5.0,
         app: str = "client",
+        proto: int = 0,
     ) -> tuple[Endpoint, bool]:
         """Bind an ephemeral port (so the log knows the client's ip:port), then connect."""
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM, proto)
         self.sockets.append(sock)
         for level, opt, value in opts:
             sock.setsockopt(level, opt, value)
@@ -1392,6 +1393,114 @@ def peer_reset_ipv6_any(ctx: Ctx) -> Outcome:
     SLL2 link type): the client sends a request, the server replies and closes with SO_LINGER
     {1,0}; the client's recv fails with ECONNRESET."""
     return Outcome("kernel", pair_linger0(ctx, V6, ctx.ports[0]))
+
+
+IPPROTO_MPTCP = 262  # (socket.IPPROTO_MPTCP where Python names it: Linux 5.6 and later)
+SUBFLOW_ADDR = "127.0.0.2"  # the client's second address, for a second subflow
+
+
+def mptcp_two_subflows(ctx: Ctx, port: int) -> tuple[Endpoint, Endpoint, str]:
+    """A Multipath TCP connection from 127.0.0.1 to 127.0.0.1:port, one request/reply over it,
+    and a second subflow from SUBFLOW_ADDR (`ip mptcp endpoint add 127.0.0.2 dev lo subflow`)
+    that the client's path manager opens once the connection is established: the client's and
+    the server's endpoints, and the joined subflow's client ip:port."""
+    ctx.tool(["ip", "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2"])
+    ctx.tool(["ip", "mptcp", "endpoint", "add", SUBFLOW_ADDR, "dev", "lo", "subflow"])
+    lst = ctx.listen(V4, port, IPPROTO_MPTCP)
+    client, ok = ctx.connect(V4, port, proto=IPPROTO_MPTCP)
+    if not ok:
+        raise RuntimeError("MPTCP connect() failed")
+    server = ctx.accept(lst)
+    client.send(b"ping\n")
+    server.recv()
+    server.send(b"pong\n")
+    client.recv()
+    query = ["ss", "-tnH", "state", "established", "src", SUBFLOW_ADDR]
+    for _ in range(40):  # (at most 2 s)
+        listed = ctx.tool(query, check=False).split()
+        if len(listed) >= 3:
+            host, _, subflow_port = listed[2].rpartition(":")  # "127.0.0.2%lo:40112"
+            return client, server, f"{host.split('%')[0]}:{subflow_port}"
+        time.sleep(0.05)
+    raise RuntimeError("no second MPTCP subflow joined")
+
+
+def refused_joins(client: str) -> Callable[[Path], tuple[list[Finding], list[str]]]:
+    """Post hook of the MPTCP scenarios: the namespace's subflow endpoint serves the server's
+    path manager too, which may try to join the connection from SUBFLOW_ADDR to the client's
+    own port; nothing listens there, so the client's kernel refuses that SYN (MP_JOIN). No
+    application asked for that subflow, so none sees anything."""
+    host, port = split_conn(client)
+
+    def from_wire(pcap: Path) -> tuple[list[Finding], list[str]]:
+        packets = flow(read_packets(pcap), port)
+        refused = {
+            (p.dst, p.dport)
+            for p in packets
+            if p.flags & 0x04 and p.src == host and p.sport == port and p.dst == SUBFLOW_ADDR
+        }
+        joins = sorted(
+            {(p.src, p.sport) for p in packets if p.flags == 0x02 and p.dport == port} & refused
+        )
+        findings = [Finding("subflow_reset", f"{a}:{b}", client, None, None) for a, b in joins]
+        notes = [
+            f"the server's path manager tried to join from {a}:{b} to {client}: refused"
+            for a, b in joins
+        ]
+        return findings, notes
+
+    return from_wire
+
+
+@scenario("mptcp_fastclose")
+def mptcp_fastclose(ctx: Ctx) -> Outcome:
+    """A Multipath TCP connection with two subflows (the second from 127.0.0.2: `ip mptcp
+    endpoint add 127.0.0.2 dev lo subflow`). After a request/reply the server closes its MPTCP
+    socket with SO_LINGER {1,0} while the client blocks in recv: the kernel sends a RST carrying
+    MP_FASTCLOSE and MP_TCPRST on both subflows in the same instant, and the client's recv fails
+    with ECONNRESET, once; the server sees nothing."""
+    port = ctx.ports[0]
+    client, server, joined = mptcp_two_subflows(ctx, port)
+
+    def client_waits() -> None:
+        client.recv()  # -> ECONNRESET
+        client.close()
+
+    waiting = ctx.spawn(client_waits)
+    ctx.pause(0.2)
+    server.close_linger0()
+    ctx.join([waiting], 10)
+    first = ctx.finding("peer_reset", client, V4, port)
+    # The joined subflow's reset is the same abort of the same socket.
+    second = Finding("peer_reset", joined, first.server, first.client_errno, first.server_errno)
+    return Outcome("kernel", [first, second], post=refused_joins(client.conn))
+
+
+@scenario("mptcp_subflow_reset")
+def mptcp_subflow_reset(ctx: Ctx) -> Outcome:
+    """A Multipath TCP connection with two subflows (as mptcp_fastclose). After a request/reply,
+    `ss -K src 127.0.0.2` destroys the client's joined subflow: its kernel sends a RST carrying
+    MP_TCPRST on that subflow alone. The MPTCP connection goes on over the first subflow: a
+    second request/reply, then the client closes, the server reads EOF and closes. No
+    application sees an error. (The server's path manager may also try to join from 127.0.0.2
+    to the client's port, where nothing listens: refused, and nobody sees that either.)"""
+    port = ctx.ports[0]
+    client, server, joined = mptcp_two_subflows(ctx, port)
+    ctx.tool(["ss", "-K", "src", SUBFLOW_ADDR], check=False)
+    ctx.pause(0.2)
+    client.send(b"ping 2\n")
+    server.recv()
+    server.send(b"pong 2\n")
+    client.recv()
+    client.close()
+    server.recv()  # EOF
+    server.close()
+    server_addr = ctx.server_addr(V4, port)
+    return Outcome(
+        "kernel",
+        [Finding("subflow_reset", joined, server_addr, None, None)],
+        post=refused_joins(client.conn),
+    )
 
 
 def reset_then_continue(ctx: Ctx, seq_offset: int) -> Outcome:

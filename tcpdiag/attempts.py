@@ -230,7 +230,7 @@ class HeldSyns:
         self._head = 0  # entries before it are dead
         self._dead = 0  # dead entries at or after the head
         self._option_sets: list[SynOptions | None] = []
-        self._option_index: dict[tuple[int | None, int | None, bool, bool] | None, int] = {}
+        self._option_index: dict[tuple[int | None, int | None, bool, bool, int] | None, int] = {}
         self._text: dict[int, str] = {}  # address text of recent numbers
 
     def __len__(self) -> int:
@@ -243,7 +243,13 @@ class HeldSyns:
         values = (
             None
             if options is None
-            else (options.mss, options.window_scale, options.sack_permitted, options.timestamps)
+            else (
+                options.mss,
+                options.window_scale,
+                options.sack_permitted,
+                options.timestamps,
+                options.mptcp,
+            )
         )
         index = self._option_index.get(values)
         if index is None:

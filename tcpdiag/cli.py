@@ -737,6 +737,7 @@ def list_rules(
                 "category": r.category,
                 "event": r.event,
                 "priority": r.priority,
+                "overrides": r.overrides,
                 "title": r.title,
                 "description": r.description,
                 "sample": r.sample,

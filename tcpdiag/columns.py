@@ -37,7 +37,7 @@ from tcpdiag.decode import (
     Decoder,
     ip6_text,
 )
-from tcpdiag.packets import SYN, IcmpError, Packet, SynOptions, TcpSegment
+from tcpdiag.packets import RST, SYN, IcmpError, Packet, SynOptions, TcpSegment
 from tcpdiag.reader import PcapChunk, RawFrame
 
 U8 = npt.NDArray[np.uint8]
@@ -359,8 +359,8 @@ class ColumnDecoder:
         """Columns of packets another decoder made (the tshark engine), so that they take the
         fast path too. A row is simple when the columns give back exactly its packet (see
         Columns.packets): a TCP segment with an IP ID on IPv4, none on IPv6, and SYN options
-        on SYNs only; anything else is kept whole in `others` (with its 4-tuple, as in
-        `decode`). Nothing is counted: the other decoder counted its frames."""
+        on SYNs only, no Multipath TCP option; anything else is kept whole in `others` (with
+        its 4-tuple, as in `decode`). Nothing is counted: the other decoder counted its frames."""
         n = len(packets)
         ints = {name: np.zeros(n, np.int64) for name in _FROM_PACKETS}
         time = np.zeros(n, np.float64)
@@ -392,6 +392,7 @@ class ColumnDecoder:
                 and (packet.ip_id is None) == (packet.ip_version == 6)
                 and (options is not None) == bool(packet.flags & SYN)
                 and packet.flags < 0x100
+                and not (packet.rst_mptcp or (options is not None and options.mptcp))
             )
             if not exact:
                 others.append(packet)
@@ -572,6 +573,19 @@ class ColumnDecoder:
         if skipped is not None and skipped.any():
             ok &= skipped == 0
             six &= ok
+        # Options: those of SYNs matter, and a Multipath TCP option on a SYN or a RST (which
+        # the columns do not hold) sends the frame to Decoder, which records it.
+        flags = tcph[:, 13]
+        options_end = np.minimum(tcp + doff, starts + caplen)
+        options_end[~ok | (flags & (SYN | RST) == 0)] = 0
+        options = _syn_options(data, tcp + 20, options_end)
+        mptcp = options[4]
+        if mptcp.any():
+            ok &= ~mptcp
+            six &= ~mptcp
+        not_syn = flags & SYN == 0
+        options[0][not_syn], options[1][not_syn] = -1, -1
+        options[2][not_syn] = options[3][not_syn] = False
         rows = np.flatnonzero(ok)
         tunnel = np.zeros(n, np.int32)
         if kind is not None and kind.any():
@@ -606,13 +620,13 @@ class ColumnDecoder:
         simple = ok[order]
         v6 = six[order]
         iph, tcph = iph[order], tcph[order]
-        flags = tcph[:, 13]
-        options_at = tcp[order] + 20
-        options_end = np.minimum(tcp + doff, starts + caplen)[order]
-        # Only the SYNs' options matter (and only those of the arrays' own rows).
-        options_end[~simple | (flags & SYN == 0)] = 0
-        options = _syn_options(data, options_at, options_end)
-        stats.mptcp_syns += int(np.count_nonzero(options[4]))
+        flags = flags[order]
+        mss, scale, sack, stamps = (
+            options[0][order],
+            options[1][order],
+            options[2][order],
+            options[3][order],
+        )
         src, dst = src[order], dst[order]
         sport, dport = _be(tcph, 0, 2), _be(tcph, 2, 2)
         tunnel = tunnel[order]
@@ -648,10 +662,10 @@ class ColumnDecoder:
             ip_id=np.where(v6, 0, _be(iph, 4, 2)).astype(np.uint16),
             simple=simple,
             others=kept_packets,
-            mss=options[0],
-            window_scale=options[1],
-            sack_permitted=options[2],
-            timestamps=options[3],
+            mss=mss,
+            window_scale=scale,
+            sack_permitted=sack,
+            timestamps=stamps,
             tunnel=tunnel,
             tunnel_names=self.tunnel_names,
             tunnel_ids=self.tunnel_ids,
@@ -813,8 +827,8 @@ def _syn_options(
     data: U8, start: I64, end: I64
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int16], Bools, Bools, Bools]:
     """tcpdiag.decode.syn_options for many option areas at once: the same walk, one step of
-    every walk at a time (at most 40 steps: each one moves on by at least a byte); and which
-    areas hold a Multipath TCP option (tcpdiag.decode.syn_options_and_mptcp)."""
+    every walk at a time (at most 40 steps: each one moves on by at least a byte), SynOptions'
+    fields as columns (mss, window scale, SACK permitted, timestamps, Multipath TCP)."""
     n = len(start)
     mss = np.full(n, -1, np.int32)
     scale = np.full(n, -1, np.int16)

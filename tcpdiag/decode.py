@@ -19,11 +19,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
 from tcpdiag import tunnels
-from tcpdiag.packets import SYN, IcmpError, QuotedTcp, SynOptions, TcpSegment
+from tcpdiag.packets import RST, SYN, IcmpError, QuotedTcp, SynOptions, TcpSegment
 from tcpdiag.reader import RawFrame
 
 # Link types (LINKTYPE_* values as stored in pcap/pcapng).
@@ -592,10 +593,13 @@ class Decoder:
         if doff < 20 or payload_len < 0:
             return None
         options = None
+        rst_mptcp = 0
         if flags & SYN:
-            options, mptcp = syn_options_and_mptcp(data, p + 20, min(p + doff, len(data)))
-            if mptcp:
+            options = syn_options(data, p + 20, min(p + doff, len(data)))
+            if options.mptcp:
                 self.stats.mptcp_syns += 1
+        elif flags & RST and doff > 20:
+            rst_mptcp = mptcp_subtypes(data, p + 20, min(p + doff, len(data)))
         addrs = self._addrs
         return TcpSegment(
             frame.number,
@@ -614,6 +618,7 @@ class Decoder:
             ip_id,
             options,
             tunnel,
+            rst_mptcp,
         )
 
     # -- ICMP quotes --------------------------------------------------------------------------
@@ -681,37 +686,50 @@ MPTCP_OPTION: Final = 30  # Multipath TCP (RFC 8684): MP_CAPABLE, MP_JOIN, DSS, 
 
 def syn_options(data: bytes, p: int, end: int) -> SynOptions:
     """The SYN options present in data[p:end]; garbage or truncation ends the scan quietly."""
-    return syn_options_and_mptcp(data, p, end)[0]
-
-
-def syn_options_and_mptcp(data: bytes, p: int, end: int) -> tuple[SynOptions, bool]:
-    """syn_options, and whether a Multipath TCP option (MPTCP_OPTION) is among them: one walk."""
     mss = window_scale = None
-    sack_permitted = timestamps = mptcp = False
-    while p < end:
-        kind = data[p]
-        if kind == 0:  # end of option list
-            break
-        if kind == 1:  # no-operation padding
-            p += 1
-            continue
-        if p + 1 >= end:
-            break
-        size = data[p + 1]
-        if size < 2 or p + size > end:
-            break
-        # A known kind with the wrong size is ignored, but the scan goes on by its size.
+    sack_permitted = timestamps = False
+    mptcp = 0
+    for kind, size, at in _options(data, p, end):
+        # A known kind with the wrong size is ignored.
         if kind == 2 and size == 4:
-            mss = _U16(data, p + 2)[0]
+            mss = _U16(data, at + 2)[0]
         elif kind == 3 and size == 3:
-            window_scale = data[p + 2]  # as sent; RFC 7323 clamps > 14, the tracker may too
+            window_scale = data[at + 2]  # as sent; RFC 7323 clamps > 14, the tracker may too
         elif kind == 4 and size == 2:
             sack_permitted = True
         elif kind == 8 and size == 10:
             timestamps = True
-        elif kind == MPTCP_OPTION:
-            mptcp = True
+        elif kind == MPTCP_OPTION and size >= 3:
+            mptcp |= 1 << (data[at + 2] >> 4)
+    if not (sack_permitted or timestamps or mptcp) and mss is None and window_scale is None:
+        return _NO_OPTIONS
+    return SynOptions(mss, window_scale, sack_permitted, timestamps, mptcp)
+
+
+def mptcp_subtypes(data: bytes, p: int, end: int) -> int:
+    """The Multipath TCP options in data[p:end] (a RST's), a bit (1 << subtype) each, as
+    TcpSegment.rst_mptcp and SynOptions.mptcp hold them."""
+    bits = 0
+    for kind, size, at in _options(data, p, end):
+        if kind == MPTCP_OPTION and size >= 3:
+            bits |= 1 << (data[at + 2] >> 4)
+    return bits
+
+
+def _options(data: bytes, p: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """Each TCP option in data[p:end] but padding: its kind, its size and where it starts;
+    the end-of-list option, garbage or truncation ends the walk quietly."""
+    while p < end:
+        kind = data[p]
+        if kind == 0:  # end of option list
+            return
+        if kind == 1:  # no-operation padding
+            p += 1
+            continue
+        if p + 1 >= end:
+            return
+        size = data[p + 1]
+        if size < 2 or p + size > end:
+            return
+        yield kind, size, p
         p += size
-    if mss is None and window_scale is None and not sack_permitted and not timestamps:
-        return _NO_OPTIONS, mptcp
-    return SynOptions(mss, window_scale, sack_permitted, timestamps), mptcp

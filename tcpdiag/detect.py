@@ -1,6 +1,7 @@
 """The rule engine: each event of a retired connection against the rules, into findings.
 
-For each event the highest-priority rule whose conditions hold decides its category. Several
+For each event the highest-priority rule whose conditions hold decides its category (one that
+`overrides` only where a lower-priority rule holds too: see rules.Rule.overrides). Several
 events of one connection that land in the same category (two injected RSTs, every ICMP error of a
 stalled flow) make one finding whose evidence lists them all.
 """
@@ -87,11 +88,14 @@ class RuleEngine:
         return decision
 
     def _decide(self, kind: str, facts: dict[str, Any]) -> _Decision:
-        for rule in self._by_event.get(kind, ()):
-            if rule.matches(facts):
-                break
-        else:
+        rules = self._by_event.get(kind, [])
+        rule = next((r for r in rules if r.matches(facts)), None)
+        if rule is None:
             return _NO_RULE
+        if rule.overrides and not any(
+            not other.overrides and other.matches(facts) for other in rules[rules.index(rule) + 1 :]
+        ):
+            return _NO_RULE  # (nothing it could re-read: see Rule.overrides)
         causes = tuple(c for c in self._causes[rule.id] if all_hold(c.conditions, facts))
         sees = []
         for role, spec in rule.sees.items():

@@ -217,6 +217,16 @@ class RstEvent(FlowEvent):
     # leave the connection alive after all (typically the sender, which had lost the connection,
     # answered the receiver's challenge ACK with a RST at the right number: RFC 5961 3.2).
     later_rst_accepted: bool = False
+    # Both the SYN and the SYN-ACK carried a Multipath TCP option: the connection is one
+    # subflow of an MPTCP connection, which is the applications' socket and outlives it.
+    mptcp_subflow: bool = False
+    # The client's SYN carried MP_JOIN: an MPTCP stack's path manager opened this connection
+    # as a further subflow of an MPTCP connection, no application's connect().
+    mptcp_join: bool = False
+    # The Multipath TCP options the RST carried: "fastclose" (MP_FASTCLOSE: the MPTCP
+    # connection was aborted as a whole, RFC 8684 3.5), "subflow" (others, such as
+    # MP_TCPRST with the reason: the MPTCP stack reset this subflow alone, 3.6), or "none".
+    rst_mptcp: str = "none"
     # Handshake tell-tales of the client's SYN (for scans): options a normal stack sends.
     client_syn_options: bool = True
     client_syn_window: int = 0

@@ -11,7 +11,7 @@ __init__ costs about six times as much, and one is built for every packet.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 # TCP flag bits, as in the TCP header's flags byte.
 FIN = 0x01
@@ -32,6 +32,17 @@ class SynOptions:
     window_scale: int | None = None  # shift count; None when the option is absent
     sack_permitted: bool = False
     timestamps: bool = False
+    # The Multipath TCP options among them (RFC 8684), a bit (1 << subtype) each: MP_CAPABLE
+    # on both the SYN and the SYN-ACK makes the connection the first subflow of an MPTCP
+    # connection, which is the application's socket; MP_JOIN, a further subflow of one.
+    mptcp: int = 0
+
+
+# Multipath TCP option subtypes (RFC 8684 7): a SYN's that opens another subflow, and those a
+# RST may carry: the MPTCP connection aborted as a whole, or why this one subflow was reset.
+MPTCP_JOIN: Final = 1
+MPTCP_FASTCLOSE: Final = 7
+MPTCP_TCPRST: Final = 8
 
 
 @dataclass(slots=True)
@@ -54,6 +65,9 @@ class TcpSegment:
     # The tunnels the segment travelled in, outermost first (tcpdiag.tunnels.context_text);
     # "" outside tunnels. Part of the connection key: two tenants' equal 4-tuples stay apart.
     tunnel: str = ""
+    # On a RST only: the Multipath TCP options it carries, a bit (1 << subtype) each
+    # (MPTCP_FASTCLOSE, MPTCP_TCPRST, DSS, ...); 0 when it carries none.
+    rst_mptcp: int = 0
 
 
 class SegmentFields(Protocol):

@@ -106,6 +106,11 @@ class Rule:
     path: str
     # "error_seen", "none" or "unknown"; empty: "error_seen" when any role sees an errno.
     impact: str = ""
+    # It only re-reads an event that a lower-priority rule (one that does not override) also
+    # matches: where none does, it does not fire either. It changes what a finding says, never
+    # whether there is one (a Multipath TCP subflow's RST: TCP's rules decide whether it is
+    # worth a finding, MPTCP's what it means).
+    overrides: bool = False
 
     def matches(self, facts: Mapping[str, Any]) -> bool:
         return all_hold(self.conditions, facts)
@@ -177,6 +182,7 @@ _CONNECTION_FIELDS = frozenset(
 _RULE_KEYS = {
     "id", "category", "event", "priority", "title", "description", "when", "sees",
     "explanation", "next_step", "causes", "confidence", "references", "sample", "impact",
+    "overrides",
 }  # fmt: skip
 
 IMPACTS = ("error_seen", "none", "unknown")
@@ -241,6 +247,9 @@ def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
     impact = raw.get("impact", "")
     if impact and impact not in IMPACTS:
         raise fail(f"impact must be one of {list(IMPACTS)}")
+    overrides = raw.get("overrides", False)
+    if not isinstance(overrides, bool):
+        raise fail("overrides must be true or false")
     return Rule(
         id=raw["id"],
         category=raw["category"],
@@ -258,6 +267,7 @@ def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
         sample=raw["sample"],
         path=str(path),
         impact=impact,
+        overrides=overrides,
     )
 
 

@@ -48,6 +48,8 @@ from tcpdiag.events import (
 from tcpdiag.packets import (
     ACK,
     FIN,
+    MPTCP_FASTCLOSE,
+    MPTCP_JOIN,
     RST,
     SYN,
     URG,
@@ -1235,6 +1237,8 @@ class Connection:
         role = sender.role
         ack_text = f", ack={self._relseq(receiver, seg.ack)}" if seg.flags & ACK else ", no ACK"
         what = f"RST from {role} (seq={self._relseq(sender, seg.seq)}{ack_text}, ttl={seg.ttl})"
+        if seg.rst_mptcp:
+            what += f" with {_mptcp_names(seg.rst_mptcp)}"
         if self.accepted_rst is not None:
             # The connection is already gone: later RSTs answer segments that were in flight.
             first = self.accepted_rst.event
@@ -1318,6 +1322,9 @@ class Connection:
                 syn_options and (syn_options.sack_permitted or syn_options.timestamps)
             ),
             client_syn_window=self.client.syn_window,
+            mptcp_subflow=_mptcp_subflow(syn_options, self.server.syn_options),
+            mptcp_join=_mptcp_join(syn_options),
+            rst_mptcp=_rst_mptcp(seg.rst_mptcp),
             exchange_age_seconds=self._exchange_age(seg.time, sender, receiver),
             client_os=os_family(self.client.ttl),
             server_os=os_family(self.server.ttl),
@@ -2837,6 +2844,7 @@ def refused_connection(
         answers_receiver=time - syn.time <= RST_ANSWER_SECONDS,
         client_syn_options=bool(options and (options.sack_permitted or options.timestamps)),
         client_syn_window=syn.window,
+        mptcp_join=_mptcp_join(options),
     )
     size, after_exchange = rst_log.burst((syn.tunnel, rst.src), time)
     event.burst_size = max(1, size)
@@ -2920,6 +2928,8 @@ def _recorded(
     if len(history) >= REPLAY_SEGMENTS * _PACKED_SEGMENT.size:
         return None
     options = seg.syn_options
+    if seg.rst_mptcp or (options is not None and options.mptcp):
+        return None  # (Multipath TCP options are not packed: rare enough to keep whole)
     try:
         return history + _PACKED_SEGMENT.pack(
             seg.frame, seg.time, now, seg.seq, seg.ack, seg.flags, seg.window, seg.payload_len,
@@ -2933,6 +2943,40 @@ def _recorded(
         )  # fmt: skip
     except (struct.error, TypeError):
         return None
+
+
+def _mptcp_subflow(client: SynOptions | None, server: SynOptions | None) -> bool:
+    """RstEvent.mptcp_subflow: both sides' SYNs carried a Multipath TCP option (a server that
+    answers without one makes the connection plain TCP: RFC 8684 3.7's fallback)."""
+    return client is not None and server is not None and bool(client.mptcp and server.mptcp)
+
+
+def _mptcp_join(client: SynOptions | None) -> bool:
+    """RstEvent.mptcp_join: the client's SYN carried MP_JOIN."""
+    return client is not None and bool(client.mptcp & 1 << MPTCP_JOIN)
+
+
+def _rst_mptcp(options: int) -> str:
+    """RstEvent.rst_mptcp from a RST's TcpSegment.rst_mptcp."""
+    if options & (1 << MPTCP_FASTCLOSE):
+        return "fastclose"
+    return "subflow" if options else "none"
+
+
+# Multipath TCP option subtypes by number (RFC 8684 7, IANA "MPTCP Option Subtypes").
+_MPTCP_SUBTYPES: Final = (
+    "MP_CAPABLE", "MP_JOIN", "DSS", "ADD_ADDR", "REMOVE_ADDR", "MP_PRIO", "MP_FAIL",
+    "MP_FASTCLOSE", "MP_TCPRST",
+)  # fmt: skip
+
+
+def _mptcp_names(options: int) -> str:
+    """'MP_FASTCLOSE+MP_TCPRST' for a TcpSegment.rst_mptcp."""
+    return "+".join(
+        _MPTCP_SUBTYPES[k] if k < len(_MPTCP_SUBTYPES) else f"MPTCP option {k}"
+        for k in range(options.bit_length())
+        if options >> k & 1
+    )
 
 
 # A replayed segment's options: one shared record per combination (records are never changed).

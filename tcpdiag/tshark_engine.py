@@ -35,7 +35,7 @@ from typing import IO, Final
 
 from tcpdiag import tunnels
 from tcpdiag.decode import DecodeStats, ip6_text
-from tcpdiag.packets import SYN, IcmpError, Packet, QuotedTcp, SynOptions, TcpSegment
+from tcpdiag.packets import RST, SYN, IcmpError, Packet, QuotedTcp, SynOptions, TcpSegment
 
 INSTALL_HINT: Final = "install Wireshark's tshark (Debian/Ubuntu: apt install tshark)"
 
@@ -77,6 +77,8 @@ FIELDS: Final = (
     "ip.hdr_len",
     "ipv6.plen",
     "tcp.hdr_len",
+    # Multipath TCP options' subtypes, for a RST's (TcpSegment.rst_mptcp).
+    "tcp.options.mptcp.subtype",
 )
 _COLUMNS: Final = len(FIELDS)
 _IP_SRC: Final = FIELDS.index("ip.src")  # then ip.dst, ip.ttl, ip.id
@@ -87,6 +89,7 @@ _TCP_WINDOW: Final = FIELDS.index("tcp.window_size_value")
 _TCP_LEN: Final = FIELDS.index("tcp.len")
 _MSS: Final = FIELDS.index("tcp.options.mss_val")  # then wscale.shift, sack_perm, tsval
 _HEAD: Final = _TCP_LEN + 1  # frame.number to tcp.len: what a plain IPv4 segment needs
+_MPTCP_SUBTYPE: Final = FIELDS.index("tcp.options.mptcp.subtype")
 
 # Dissection tcpdiag does not need, switched off for speed, and IP reassembly switched off so
 # each frame is decoded on its own, as the native decoder does. TCP payload is never dissected
@@ -246,6 +249,8 @@ class TsharkDecoder:
                             4,
                             int(ip_id, 16),
                             _syn_options(v) if bits & SYN else None,
+                            "",
+                            _mptcp_bits(v[_MPTCP_SUBTYPE]) if bits & RST else 0,
                         )
                     except ValueError:
                         pass  # `record` counts it as it should
@@ -331,6 +336,8 @@ class TsharkDecoder:
             version,
             ip_id,
             options,
+            "",
+            _mptcp_bits(v[_MPTCP_SUBTYPE]) if flags & RST else 0,
         )
 
     def _layered(self, v: list[str]) -> Packet | None:
@@ -407,6 +414,7 @@ class TsharkDecoder:
                 int(scale[-1]) if scale else None,
                 bool(f["tcp.options.sack_perm"]),
                 bool(f["tcp.options.timestamp.tsval"]),
+                _mptcp_bits(v[_MPTCP_SUBTYPE]),
             )
         ack = f["tcp.ack"]
         return TcpSegment(
@@ -426,6 +434,7 @@ class TsharkDecoder:
             ip_id,
             options,
             context,
+            _mptcp_bits(v[_MPTCP_SUBTYPE]) if flags & RST else 0,
         )
 
     def _icmp(
@@ -536,7 +545,18 @@ def _syn_options(v: list[str]) -> SynOptions:
         int(scale) if scale else None,
         bool(v[_MSS + 2]),
         bool(v[_MSS + 3]),
+        _mptcp_bits(v[_MPTCP_SUBTYPE]),
     )
+
+
+def _mptcp_bits(subtypes: str) -> int:
+    """The Multipath TCP options of a segment as a bit (1 << subtype) each (SynOptions.mptcp,
+    TcpSegment.rst_mptcp) from its tcp.options.mptcp.subtype values ("7,8")."""
+    bits = 0
+    for subtype in subtypes.split(","):
+        if subtype.isdigit():
+            bits |= 1 << int(subtype)
+    return bits
 
 
 _BLOCK: Final = 1 << 20

@@ -338,43 +338,86 @@ def test_the_pyshark_engine_takes_the_fast_path_with_the_same_report(
     assert (taken[0] > 0) is (name in ("busy", "graceful_close.pcap"))
 
 
-def _mptcp_capture(out: Path) -> Path:
-    """A handshake whose SYN and SYN-ACK carry MP_CAPABLE (option kind 30, RFC 8684), then a
-    plain ACK: a Multipath TCP subflow."""
+# Multipath TCP options (kind 30, RFC 8684 3.1, 3.2, 3.5, 3.6).
+_MP_CAPABLE = bytes([30, 12, 0x01, 0x81]) + bytes(8)  # subtype 0, version 1, flags, key
+_MP_JOIN = bytes([30, 12, 0x10, 0x00]) + bytes(8)  # subtype 1, address id, token, nonce
+_MP_FASTCLOSE = bytes([30, 12, 0x70, 0x00]) + bytes(8)  # subtype 7, receiver's key
+_MP_TCPRST = bytes([30, 4, 0x80, 0x00])  # subtype 8, reason 0 (unspecified)
+
+
+def _mptcp_capture(out: Path, rst_options: bytes | None = None, syn: bytes = _MP_CAPABLE) -> Path:
+    """A handshake whose SYN and SYN-ACK carry `syn` (MP_CAPABLE: a Multipath TCP connection's
+    first subflow), then a plain ACK; with `rst_options`, a request and the server's RST+ACK
+    carrying them 0.2 s later, the client idle."""
     import dpkt
 
-    mp_capable = bytes([30, 12, 0x01, 0x81]) + bytes(8)  # subtype 0, version 1, flags, key
     mss = bytes([2, 4, 0x05, 0xB4])
     client, server = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
-    syn, ack = dpkt.tcp.TH_SYN, dpkt.tcp.TH_ACK
+    syn_flag, ack, rst, psh = dpkt.tcp.TH_SYN, dpkt.tcp.TH_ACK, dpkt.tcp.TH_RST, dpkt.tcp.TH_PUSH
     segments = [
-        (client, server, 40000, 80, 1000, 0, syn, mss + mp_capable),
-        (server, client, 80, 40000, 5000, 1001, syn | ack, mss + mp_capable),
-        (client, server, 40000, 80, 1001, 5001, ack, b""),
+        (client, server, 40000, 80, 1000, 0, syn_flag, mss + syn, b""),
+        (server, client, 80, 40000, 5000, 1001, syn_flag | ack, mss + syn, b""),
+        (client, server, 40000, 80, 1001, 5001, ack, b"", b""),
     ]
+    if rst_options is not None:
+        segments += [
+            (client, server, 40000, 80, 1001, 5001, ack | psh, b"", b"GET /\r\n"),
+            (server, client, 80, 40000, 5001, 1008, ack, b"", b""),
+            (server, client, 80, 40000, 5001, 1008, ack | rst, rst_options, b""),
+        ]
     with open(out, "wb") as f:
         writer = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
-        for k, (src, dst, sport, dport, seq, ack, flags, opts) in enumerate(segments):
-            tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, opts=opts)
+        for k, (src, dst, sport, dport, seq, ack, flags, opts, data) in enumerate(segments):
+            tcp = dpkt.tcp.TCP(
+                sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, opts=opts, data=data
+            )
             tcp.off = (20 + len(opts)) // 4
             ip = dpkt.ip.IP(src=src, dst=dst, p=dpkt.ip.IP_PROTO_TCP, ttl=64, data=tcp)
             ip.len = len(ip)
             eth = dpkt.ethernet.Ethernet(
                 src=b"\x02" * 6, dst=b"\x04" * 6, type=dpkt.ethernet.ETH_TYPE_IP, data=ip
             )
-            writer.writepkt(bytes(eth), 1_700_000_000.0 + k * 0.001)
+            writer.writepkt(bytes(eth), 1_700_000_000.0 + k * 0.001 + (k == 5) * 0.2)
     return out
 
 
+DECODERS = [AnalysisOptions(), AnalysisOptions(fast_path=False), AnalysisOptions(engine="pyshark")]
+DECODER_IDS = ["columns", "packets", "tshark"]
+
+
+@pytest.mark.parametrize("options", DECODERS, ids=DECODER_IDS)
 @pytest.mark.parametrize(
-    "options",
+    ("syn", "rst_options", "rule", "client_errno"),
     [
-        AnalysisOptions(),
-        AnalysisOptions(fast_path=False),
-        AnalysisOptions(engine="pyshark"),
+        (_MP_CAPABLE, _MP_FASTCLOSE + _MP_TCPRST, "mptcp-fastclose", "ECONNRESET"),
+        (_MP_CAPABLE, _MP_TCPRST, "mptcp-subflow-reset", None),
+        (_MP_JOIN, b"", "mptcp-join-reset", None),
+        (_MP_CAPABLE, b"", "peer-reset-established", "ECONNRESET"),
     ],
-    ids=["columns", "packets", "tshark"],
+    ids=["fastclose", "subflow-reset", "join-plain-rst", "first-subflow-plain-rst"],
 )
+def test_a_subflows_rst_is_judged_by_its_multipath_tcp_options(
+    tmp_path: Path,
+    options: AnalysisOptions,
+    syn: bytes,
+    rst_options: bytes,
+    rule: str,
+    client_errno: str | None,
+) -> None:
+    """Every decoder reads a RST's Multipath TCP options: MP_FASTCLOSE aborts the MPTCP
+    connection (the client's application sees ECONNRESET); other MPTCP options, or any RST on
+    a subflow that MP_JOIN added, end one subflow, which no application sees; a plain RST on
+    a first subflow is judged as TCP's."""
+    path = _mptcp_capture(tmp_path / "rst.pcap", rst_options, syn)
+    report = analyze_capture(path, ENGINE, options)
+    assert report.error is None and report.decode["tcp"] == 6
+    (finding,) = report.findings
+    assert finding.rule == rule
+    assert finding.client_sees.errno == client_errno
+    assert finding.server_sees.errno is None
+
+
+@pytest.mark.parametrize("options", DECODERS, ids=DECODER_IDS)
 def test_multipath_tcp_subflows_are_said_to_be_judged_one_by_one(
     tmp_path: Path, options: AnalysisOptions
 ) -> None:

@@ -27,7 +27,7 @@ ENGINE = RuleEngine(RULESET)
 CATEGORIES = {
     "refused", "half_open_scan", "peer_reset", "broken_pipe", "fin_wait_reset",
     "keepalive_timeout", "retransmission_timeout", "local_abort", "icmp_error",
-    "ignored_reset", "injected_reset",
+    "ignored_reset", "injected_reset", "subflow_reset",
 }  # fmt: skip
 
 
@@ -114,6 +114,7 @@ sample = "refused_no_listener"
         ('[rule.sees.client]\nerrno = "EPIPE"\n', "sees: unknown role 'client'"),
         ("[rule.when]\nburst_size = {above = 2}\n", "unknown operators ['above']"),
         ('[[rule.causes]]\nid = "c"\nconfidence = 1.5\ntext = "t"\n', "confidence must be"),
+        ('overrides = "yes"\n', "overrides must be true or false"),
     ],
 )
 def test_broken_rule_is_refused_with_file_and_rule_named(
@@ -145,6 +146,31 @@ def test_adding_a_rule_file_adds_a_category(tmp_path: Path) -> None:
     assert "reset_after_idle" in ruleset.categories
     report = analyze_capture(SAMPLES / "peer_reset_linger0.pcap", RuleEngine(ruleset))
     assert [f.category for f in report.findings] == ["reset_after_idle"]
+
+
+@pytest.mark.parametrize(
+    ("sample", "finding"),
+    [("peer_reset_linger0", "reset_after_idle"), ("closing_write_teardown", None)],
+)
+def test_an_overriding_rule_rereads_a_finding_but_never_adds_one(
+    tmp_path: Path, sample: str, finding: str | None
+) -> None:
+    """A rule with `overrides = true` decides an event only where a lower-priority rule matches
+    it too: it changes what a finding says, never whether there is one."""
+    for path in default_rules_dir().glob("*.toml"):
+        (tmp_path / path.name).write_text(path.read_text())
+    (tmp_path / "any_rst.toml").write_text(
+        BASE_RULE.replace('"refused"', '"reset_after_idle"').replace('id = "x"', 'id = "any"')
+        + "priority = 200\noverrides = true\n"  # (no conditions: every RST matches it)
+    )
+    engine = RuleEngine(load_rules(tmp_path))
+    report = analyze_capture(SAMPLES / f"{sample}.pcap", engine)
+    assert [f.category for f in report.findings] == ([finding] if finding else [])
+    if finding is None:  # (the sample has a RST: without `overrides` the rule would fire)
+        text = (tmp_path / "any_rst.toml").read_text()
+        (tmp_path / "any_rst.toml").write_text(text.replace("overrides = true", ""))
+        plain = analyze_capture(SAMPLES / f"{sample}.pcap", RuleEngine(load_rules(tmp_path)))
+        assert [f.category for f in plain.findings] == ["reset_after_idle"]
 
 
 def test_a_bound_without_not_excludes_nothing() -> None:

@@ -51,6 +51,10 @@ def _wrap(text: str, indent: str = "  ") -> str:
 def _rule(rule: Rule, ruleset: RuleSet) -> list[str]:
     lines = [f"rule {rule.id} (priority {rule.priority}, on {rule.event} events)"]
     lines.append(_wrap(" ".join(rule.description.split())))
+    if rule.overrides:
+        lines.append(
+            _wrap("overrides: fires only where a lower-priority rule also would (a re-reading)")
+        )
     if rule.conditions:
         lines.append(_wrap("on the wire: " + "; ".join(_condition(c) for c in rule.conditions)))
     for role, spec in rule.sees.items():
