@@ -1350,6 +1350,38 @@ def icmp_host_unreachable_syn(ctx: Ctx) -> Outcome:
     return icmp_reject_syn(ctx, "icmp-host-unreachable")
 
 
+@scenario("stale_connection_reuse")
+def stale_connection_reuse(ctx: Ctx) -> Outcome:
+    """A kept-alive connection: request 1 and its reply; the server closes the idle connection
+    about 1 s later (FIN), as a keep-alive timeout does; the client, which does not read in
+    between, sends request 2 on the same connection about 2 s after that FIN. The server's closed
+    socket answers with a RST: the client's send() succeeded and its recv() returns 0 (EOF) with
+    no response, so the request failed without an errno; the server sees nothing."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        ctx.pause(1.0)  # the keep-alive timeout
+        conn.close()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"GET /1 HTTP/1.1\r\nHost: sample\r\n\r\n")
+        conn.recv()
+        ctx.pause(3.0)  # (at least 2.4 s: the FIN comes at most 1.5 s after the reply)
+        conn.send(b"GET /2 HTTP/1.1\r\nHost: sample\r\n\r\n")
+        conn.recv()  # -> EOF
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return Outcome("kernel", [ctx.finding("broken_pipe", client_conn[0], V4, port)])
+
+
 @scenario("graceful_close")
 def graceful_close(ctx: Ctx) -> Outcome:
     """Negative control: one request / response, the client closes, the server reads EOF and

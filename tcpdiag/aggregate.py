@@ -342,10 +342,11 @@ def counted(count: str, word: str) -> str:
 
 
 def sees_value(finding: Finding, role: str) -> str:
-    """What one side's program saw, as a table cell says it: errno, nothing or unknown."""
+    """What one side's program saw, as a table cell says it: errno (or a label: "EOF"),
+    nothing or unknown."""
     view = finding.client_sees if role == "client" else finding.server_sees
-    if view.errno:
-        return view.errno
+    if view.errno or view.label:
+        return view.errno or view.label
     return "unknown" if finding.impact == "unknown" else "nothing"
 
 

@@ -27,7 +27,7 @@ class RuleEngine:
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self._by_event: dict[str, list[Rule]] = {}
-        self._views: dict[tuple[str | None, str, str], AppView] = {}
+        self._views: dict[tuple[str | None, str, str, str], AppView] = {}
         # Each rule's causes, most confident first (a stable sort: ties keep the rules' order),
         # so that those that hold are in that order without a sort per finding.
         self._causes: dict[str, tuple[CauseSpec, ...]] = {}
@@ -100,7 +100,7 @@ class RuleEngine:
         sees = []
         for role, spec in rule.sees.items():
             errno = spec.errno_for(facts)
-            sees.append((role, errno, _when(spec, errno)))
+            sees.append((role, errno, spec.label, _when(spec, errno)))
         return _Decision(rule, causes, tuple(sees))
 
     def _finding(
@@ -112,14 +112,14 @@ class RuleEngine:
         causes = [Cause(c.id, render(c.text, values), c.confidence) for c in decision.causes]
         client_os, server_os = event.client_os, event.server_os
         client_sees = server_sees = None
-        for role, errno, when_template in decision.sees:
+        for role, errno, label, when_template in decision.sees:
             when = (
                 render(when_template, values) if when_template else ("" if errno else NOTHING_SEEN)
             )
             if event.role_of(role) == "client":
-                client_sees = self._app_view(errno, when, client_os)
+                client_sees = self._app_view(errno, when, client_os, label)
             else:
-                server_sees = self._app_view(errno, when, server_os)
+                server_sees = self._app_view(errno, when, server_os, label)
         if client_sees is None:
             client_sees = self._app_view(None, NOTHING_SEEN, client_os)
         if server_sees is None:
@@ -159,10 +159,10 @@ class RuleEngine:
             ref.tunnel,
         )
 
-    def _app_view(self, errno: str | None, when: str, os: str) -> AppView:
+    def _app_view(self, errno: str | None, when: str, os: str, label: str = "") -> AppView:
         """What a side's program saw. The same few views recur across a capture's findings
         (and a flood's thousands): one shared object each (AppView is frozen), built once."""
-        key = (errno, when, os)
+        key = (errno, when, os, label)
         view = self._views.get(key)
         if view is None:
             if len(self._views) >= APP_VIEWS_KEPT:
@@ -174,6 +174,7 @@ class RuleEngine:
                 windows=text.windows if text else "",
                 when=when,
                 os=os,
+                label=label,
             )
         return view
 
@@ -192,7 +193,7 @@ class _Decision:
 
     rule: Rule | None
     causes: tuple[CauseSpec, ...] = ()
-    sees: tuple[tuple[str, str | None, str], ...] = ()
+    sees: tuple[tuple[str, str | None, str, str], ...] = ()  # (role, errno, label, when)
 
 
 _NO_RULE = _Decision(None)

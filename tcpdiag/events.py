@@ -181,6 +181,15 @@ class RstEvent(FlowEvent):
     # keep-alive timeout; the sender may have written just before, a TLS close_notify). None
     # unless the receiver wrote both before and after the FIN.
     receiver_idle_before_fin_seconds: float | None = None
+    # Seconds between the sender's FIN and the receiver's first write after it (None: it wrote
+    # nothing after the FIN). A closing message answers the end of file at once; a write long
+    # after it is the receiver's next request on a connection it had not noticed was closed.
+    receiver_write_after_fin_seconds: float | None = None
+    # The receiver, a client, wrote after the sender's FIN, and not in answer to it: later than
+    # an answer can come (two round trips of the handshake and 0.2 s), or to a server that had
+    # sent nothing (no closing message is due to a peer that said nothing). Its next request,
+    # on a connection it had not noticed was closed.
+    receiver_new_request_after_fin: bool = False
     # Times the sender's data answered the receiver's (came after it and acknowledged it).
     sender_replies: int = 0
     # The unanswered bytes are the server's response to the client's request: the client asked

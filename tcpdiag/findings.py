@@ -69,15 +69,18 @@ class AppView:
     # The side's operating-system family as its TTL suggests (linux, windows, network-device,
     # unknown): a Windows program reports the `windows` error, not the Linux one.
     os: str = "unknown"
+    # What it saw when that is no errno ("EOF": its recv() returned 0); "" with an errno, or
+    # when it saw nothing.
+    label: str = ""
 
     def short(self) -> str:
-        return self.errno or "nothing"
+        return self.errno or self.label or "nothing"
 
-    def __reduce__(self) -> tuple[type[AppView], tuple[str | None, str, str, str, str]]:
+    def __reduce__(self) -> tuple[type[AppView], tuple[str | None, str, str, str, str, str]]:
         # Findings wait in a pickled spool (tcpdiag.spool); the generic pickling of frozen
         # slotted dataclasses looks their fields up again for every object, several times per
         # finding: a plain tuple of values is several times cheaper.
-        return (AppView, (self.errno, self.linux, self.windows, self.when, self.os))
+        return (AppView, (self.errno, self.linux, self.windows, self.when, self.os, self.label))
 
 
 class Cause(NamedTuple):
@@ -262,6 +265,7 @@ def _app_view(view: AppView) -> dict[str, Any]:
         "windows": view.windows,
         "when": view.when,
         "os": view.os,
+        "label": view.label,
     }
 
 

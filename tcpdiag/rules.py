@@ -70,6 +70,9 @@ class SeesSpec:
     # (None: with that value, this side sees nothing; written "none" in a rule's map)
     errno_map: Mapping[str, str | None] = field(default_factory=dict)
     when: str = ""
+    # What that program saw when it is no errno (its recv() returned 0: "EOF"), shown where an
+    # errno would be; empty: without an errno it saw nothing.
+    label: str = ""
 
     def errno_for(self, facts: Mapping[str, Any]) -> str | None:
         if self.errno_by is not None:
@@ -221,7 +224,11 @@ def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
                 for value, errno in spec.get("map", {}).items()
             },
             when=spec.get("when", ""),
+            label=spec.get("label", ""),
         )
+        label = sees[role].label
+        if not isinstance(label, str) or len(label) > 12 or (label and spec.get("errno")):
+            raise fail(f"sees.{role}: label must be a short text (12 characters), without errno")
     fields_ok = (
         facts | roles | {f"{r}_{x}" for r in roles for x in ("endpoint", "os")} | _CONNECTION_FIELDS
     )

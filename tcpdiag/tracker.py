@@ -220,6 +220,7 @@ class WritesAfterFin(NamedTuple):
     bytes: int
     took_fin: bool  # the first acknowledged the FIN: written after this side had taken it
     wrote_before: float | None  # when this side had last written before it (None: never)
+    first_time: float  # when it sent the first of them
 
 
 @dataclass(slots=True)
@@ -1150,7 +1151,9 @@ class Connection:
                     took_fin = bool(seg.flags & ACK) and seq_le(
                         seq_add(receiver.fin_seq, 1), seg.ack
                     )
-                    sender.after_peer_fin = WritesAfterFin(1, new_payload, took_fin, wrote_before)
+                    sender.after_peer_fin = WritesAfterFin(
+                        1, new_payload, took_fin, wrote_before, seg.time
+                    )
                 else:
                     sender.after_peer_fin = after._replace(
                         segments=after.segments + 1, bytes=after.bytes + new_payload
@@ -1256,6 +1259,7 @@ class Connection:
         # The sender's usual TTL: that of its data segments when it sent any (the host that
         # really spoke), else that of its acknowledgements (the host that took the peer's),
         # else that of its other segments.
+        write_after_fin = _write_after_fin(receiver, sender)
         usual_ttl: int | None
         if sender.data_ttl is not None:
             usual_ttl, ttl_reference = sender.data_ttl, "data segments"
@@ -1313,6 +1317,10 @@ class Connection:
                 and receiver.unanswered_bytes == receiver.after_peer_fin.bytes
             ),
             receiver_idle_before_fin_seconds=_quiet_before_fin(receiver, sender),
+            receiver_write_after_fin_seconds=write_after_fin,
+            receiver_new_request_after_fin=write_after_fin is not None
+            and receiver.role == "client"
+            and (not sender.bytes_sent or write_after_fin > self._crossing_allowance()),
             sender_replies=sender.replies,
             unanswered_is_response=response,
             sender_owes_reply=unanswered > 0 and not response,
@@ -3343,6 +3351,15 @@ def _quiet_before_fin(writer: Endpoint, closer: Endpoint) -> float | None:
     if after is None or after.wrote_before is None or fin is None:
         return None
     return round(max(fin.time - after.wrote_before, 0.0), 3)
+
+
+def _write_after_fin(writer: Endpoint, closer: Endpoint) -> float | None:
+    """Seconds between the FIN of `closer` and `writer`'s first write after it (None if it
+    wrote nothing after the FIN; 0 if the write crossed it)."""
+    after, fin = writer.after_peer_fin, closer.fin
+    if after is None or fin is None:
+        return None
+    return round(max(after.first_time - fin.time, 0.0), 6)
 
 
 def _idle_before_fin(closer: Endpoint) -> float | None:

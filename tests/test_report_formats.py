@@ -260,3 +260,24 @@ def test_json_text_escapes_what_a_terminal_would_act_on() -> None:
     assert json_text({"x": [nan, 1.5]}) == '{"x":[null,1.5]}'
     expected = '{"x":[null,null],"n":' + str(2**70) + "}"
     assert json_text({"x": (nan, float("inf")), "n": 2**70}) == expected
+
+
+@pytest.mark.parametrize("sample", ["stale_connection_reuse", "keepalive_race"])
+def test_a_program_that_read_end_of_file_is_said_to_have_got_eof(sample: str) -> None:
+    """A client whose request was reset after the server's FIN saw no errno but an end of
+    file: the table and CSV say EOF where an errno would be, JSON keeps errno null and names it
+    in `label`, and no report says its program saw nothing."""
+    path = str(SAMPLES / f"{sample}.pcap")
+    (finding,) = analyze_json(path)["captures"][0]["findings"]
+    assert finding["impact"] == "error_seen"
+    assert finding["client_sees"]["errno"] is None and finding["client_sees"]["label"] == "EOF"
+    assert finding["server_sees"]["label"] == ""
+    table = runner.invoke(app, ["analyze", path]).stdout
+    row = next(line for line in table.splitlines() if line.startswith("F1 "))
+    assert row.split()[-3:-1] == ["EOF", "nothing"]
+    rows = list(
+        csv.DictReader(io.StringIO(runner.invoke(app, ["analyze", "-f", "csv", path]).stdout))
+    )
+    assert (rows[0]["client_sees"], rows[0]["server_sees"]) == ("EOF", "nothing")
+    markdown = runner.invoke(app, ["analyze", "-f", "markdown", path]).stdout
+    assert "got EOF" in markdown and f"({finding['client']}) saw nothing" not in markdown

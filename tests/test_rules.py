@@ -115,6 +115,10 @@ sample = "refused_no_listener"
         ("[rule.when]\nburst_size = {above = 2}\n", "unknown operators ['above']"),
         ('[[rule.causes]]\nid = "c"\nconfidence = 1.5\ntext = "t"\n', "confidence must be"),
         ('overrides = "yes"\n', "overrides must be true or false"),
+        (
+            '[rule.sees.receiver]\nerrno = "EPIPE"\nlabel = "EOF"\n',
+            "sees.receiver: label must be a short text",
+        ),
     ],
 )
 def test_broken_rule_is_refused_with_file_and_rule_named(

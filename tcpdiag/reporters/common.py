@@ -111,10 +111,11 @@ def frames_text(finding: Finding, limit: int = 6) -> str:
 
 
 def sees_text(view: AppView, impact: str = "none") -> str:
-    """A table cell: the errno, "nothing" when that program saw nothing, or "unknown" when the
-    capture cannot tell (never a bare "-", which read as either)."""
-    if view.errno:
-        return view.errno
+    """A table cell: the errno (or what the program saw that is none: "EOF"), "nothing" when
+    that program saw nothing, or "unknown" when the capture cannot tell (never a bare "-",
+    which read as either)."""
+    if view.errno or view.label:
+        return view.errno or view.label
     return "unknown" if impact == "unknown" else "nothing"
 
 
@@ -142,7 +143,7 @@ def wireshark_frames(finding: Finding) -> str:
 
 def sees_line(role: str, view: AppView) -> str:
     if view.errno is None:
-        return f"{role} app: {view.when}"
+        return f"{role} app: {view.label + ': ' if view.label else ''}{view.when}"
     if view.os == "windows":  # by its TTL: say what a Windows program reports
         return f"{role} app (Windows, by its TTL): {view.windows} ({view.when})"
     return f'{role} app: {view.errno} "{view.linux}" ({view.when}); Windows: {view.windows}'

@@ -59,7 +59,7 @@ def _rule(rule: Rule, ruleset: RuleSet) -> list[str]:
         lines.append(_wrap("on the wire: " + "; ".join(_condition(c) for c in rule.conditions)))
     for role, spec in rule.sees.items():
         text = ruleset.errnos.get(spec.errno) if spec.errno else None
-        seen = f'{spec.errno} "{text.linux}"' if text else (spec.errno or "nothing")
+        seen = f'{spec.errno} "{text.linux}"' if text else (spec.errno or spec.label or "nothing")
         if spec.errno_by and spec.errno_map:
             # Which errno for which value of the fact; the one above for any other value.
             by = ", ".join(f"{v}: {e or 'nothing'}" for v, e in spec.errno_map.items())

@@ -80,6 +80,10 @@ def sees_sentence(role: str, endpoint: str, view: AppView, impact: str) -> str:
         return f"the {role}'s program ({endpoint}) got {text}" + (
             f" ({view.when})" if view.when else ""
         )
+    if view.label:
+        return f"the {role}'s program ({endpoint}) got {view.label}" + (
+            f" ({view.when})" if view.when else ""
+        )
     if impact == "unknown":
         return f"the {role}'s program ({endpoint}): unknown (the capture cannot tell)"
     return f"the {role}'s program ({endpoint}) saw nothing"
