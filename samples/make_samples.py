@@ -1382,6 +1382,36 @@ def stale_connection_reuse(ctx: Ctx) -> Outcome:
     return Outcome("kernel", [ctx.finding("broken_pipe", client_conn[0], V4, port)])
 
 
+@scenario("download_abandoned")
+def download_abandoned(ctx: Ctx) -> Outcome:
+    """Download: the server send()s 4 MiB in 64 KiB calls; the client (SO_RCVBUF 64 KiB)
+    reads the first 64 KiB and stops reading: its receive buffer fills, it advertises a zero
+    window and the server's send() blocks. About 0.5 s later the client closes with that data
+    unread: its kernel sends a RST,ACK instead of a FIN, and the server's blocked send() fails
+    with ECONNRESET. Cause `quit-with-full-buffer` (not linger 0)."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+    chunk = b"x" * 65536
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        for _ in range(64):
+            if conn.send(chunk, timeout=10.0) is None:
+                break
+        conn.close()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port, [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
+        client_conn.append(conn)
+        conn.recv_exactly(len(chunk))
+        ctx.pause(0.5)
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
+
+
 @scenario("graceful_close")
 def graceful_close(ctx: Ctx) -> Outcome:
     """Negative control: one request / response, the client closes, the server reads EOF and

@@ -1298,6 +1298,7 @@ class Connection:
                 else None
             ),
             sender_unanswered_bytes=unanswered,
+            sender_buffer_full=self._buffer_full(sender, receiver),
             unanswered_age_seconds=(
                 round(max(seg.time - receiver.last_data_time, 0.0), 6) if unanswered else None
             ),
@@ -1401,6 +1402,18 @@ class Connection:
         data_end = receiver.fin_seq if receiver.fin_seq is not None else receiver.snd_nxt
         not_received = max(seq_diff(data_end, acked), 0)
         return max(receiver.unanswered_bytes - not_received, 0)
+
+    def _buffer_full(self, sender: Endpoint, receiver: Endpoint) -> bool:
+        """RstEvent.sender_buffer_full: the sender's last window before its RST had no room for
+        another full segment of the receiver's data (zero; otherwise only where the handshake
+        gave the window scale, without which a scaled window looks small)."""
+        if not receiver.bytes_sent or not sender.packets:
+            return False
+        if sender.window == 0:
+            return True
+        if sender.syn is None or receiver.syn is None:
+            return False
+        return self._scaled_window(sender) < receiver.max_payload
 
     def _crossing_allowance(self) -> float:
         """How long after a RST the receiver's segments may still have been sent before it

@@ -210,6 +210,30 @@ def test_unread_data_is_ranked_first_for_peer_reset() -> None:
     assert finding.facts["sender_unanswered_bytes"] == 64
 
 
+@pytest.mark.parametrize(
+    ("window", "cause"), [(0, "quit-with-full-buffer"), (1, "quit-with-full-buffer"), (512, None)]
+)
+def test_a_client_that_quit_a_download_with_its_buffer_full_left_data_unread(
+    window: int, cause: str | None
+) -> None:
+    """A client whose last window had no room for another segment of the response (zero, or
+    128 bytes at scale 7 against 64 KiB segments: flow control had paused the download) and
+    then reset had unread data: it abandoned the download, whatever the age of the response's
+    last bytes. With room left (64 KiB), the capture cannot tell."""
+    cap, conv = established()
+    conv.data("c", 80)  # the request
+    for _ in range(4):
+        conv.send("s", ACK, 65536)
+    conv.send("c", ACK, window=window)
+    conv.rst("c", dt=0.5)
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset"
+    assert finding.facts["sender_buffer_full"] is (cause is not None)
+    causes = [c.id for c in [finding.cause, *finding.alternatives] if c is not None]
+    assert (causes[0] == "quit-with-full-buffer") is (cause is not None)
+    assert "teardown-after-exchange" not in causes[:1]
+
+
 @pytest.mark.parametrize(("size", "is_request"), [(33, True), (200_000, False)])
 def test_a_request_left_unanswered_for_seconds_is_no_idle_connection(
     size: int, is_request: bool
