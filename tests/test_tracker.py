@@ -1465,7 +1465,14 @@ def test_a_dropped_reset_the_sender_went_on_after_stands_on_its_own() -> None:
 
 @pytest.mark.parametrize(
     "shape",
-    ["closing-message", "server-closed-later", "two-writes", "crossed-the-fin", "still-streaming"],
+    [
+        "closing-message",
+        "server-closed-later",
+        "two-writes",
+        "crossed-the-fin",
+        "still-streaming",
+        "wrote-on-after-the-rst",
+    ],
 )
 def test_one_closing_write_after_the_peers_reply_and_fin_is_no_broken_pipe(shape: str) -> None:
     """Real traffic (fq's TLS captures, Linux on loopback): the client's request, the server's
@@ -1486,9 +1493,45 @@ def test_one_closing_write_after_the_peers_reply_and_fin_is_no_broken_pipe(shape
     if shape == "two-writes":
         conv.send("c", PSH | ACK, 500)
     conv.rst("s", with_ack=False)
+    if shape == "wrote-on-after-the-rst":  # (queued before the RST came: s56, nginx's writev)
+        conv.send("c", PSH | ACK, 500, dt=0.00001)
+        conv.rst("s", with_ack=False)
     found = [(f.category, f.client_sees.errno) for f in findings(cap)]
     closing = shape in ("closing-message", "server-closed-later")
     assert found == ([] if closing else [("broken_pipe", "EPIPE")])
+
+
+@pytest.mark.parametrize(
+    ("server_data", "write_after", "rule"),
+    [
+        (True, 2.0, "broken-pipe-stale-connection"),  # a pool reusing a closed connection
+        (False, 0.001, "broken-pipe-stale-connection"),  # turned away without a word
+        (True, 0.001, None),  # a closing message answering the FIN at once
+    ],
+)
+def test_a_request_sent_long_after_the_servers_fin_is_a_stale_connection_reused(
+    server_data: bool, write_after: float, rule: str | None
+) -> None:
+    """Real traffic (s22's application survey: Python's http.client, psycopg2, pymemcache,
+    wrk against an nginx out of connections): the server closed, the client took its FIN and
+    later wrote a new request, which the closed socket reset. The client's send() succeeded
+    and its recv() returns 0: EOF, no errno. A write right after the FIN to a server that had
+    replied is a closing message (no finding)."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    if server_data:
+        conv.data("c", 100)
+        conv.data("s", 300)
+    conv.send("s", FIN | ACK, dt=1.5)
+    conv.send("c", ACK)
+    conv.send("c", PSH | ACK, 80, dt=write_after)
+    conv.rst("s", with_ack=False)
+    found = findings(cap)
+    assert [f.rule for f in found] == ([rule] if rule else [])
+    if rule:
+        assert found[0].client_sees.errno is None and found[0].client_sees.label == "EOF"
+        assert found[0].impact == "error_seen"
 
 
 @pytest.mark.parametrize(
