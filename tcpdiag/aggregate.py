@@ -341,15 +341,6 @@ def counted(count: str, word: str) -> str:
     return f"{count} {word}" + ("" if count == "1" else "s")
 
 
-def sees_value(finding: Finding, role: str) -> str:
-    """What one side's program saw, as a table cell says it: errno (or a label: "EOF"),
-    nothing or unknown."""
-    view = finding.client_sees if role == "client" else finding.server_sees
-    if view.errno or view.label:
-        return view.errno or view.label
-    return "unknown" if finding.impact == "unknown" else "nothing"
-
-
 @dataclass(slots=True)
 class Aggregate:
     """One aggregated finding: its members' counts, span, peers and first few members."""
@@ -380,8 +371,9 @@ class Aggregate:
         impact = finding.impact
         self.impacts[impact] += 1
         nothing = "unknown" if impact == "unknown" else "nothing"
-        self.client_sees[finding.client_sees.errno or nothing] += 1
-        self.server_sees[finding.server_sees.errno or nothing] += 1
+        client, server = finding.client_sees, finding.server_sees
+        self.client_sees[client.errno or client.label or nothing] += 1
+        self.server_sees[server.errno or server.label or nothing] += 1
         self.sources.add(host_of(finding.client))
         self.targets.add(finding.server)
         time = finding.time

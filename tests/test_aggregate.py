@@ -18,7 +18,7 @@ from tcpdiag import aggregate
 from tcpdiag.aggregate import DEFAULT_AGGREGATE_OVER, Planner, aggregates_of, plan_aggregates
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.cli import app
-from tcpdiag.packets import ACK, RST, SYN
+from tcpdiag.packets import ACK, FIN, PSH, RST, SYN
 from tcpdiag.reporters.digest import digest
 from tcpdiag.reporters.html import render_html
 from tcpdiag.reporters.json_report import render_json
@@ -327,3 +327,23 @@ def test_every_report_counts_a_flood_without_what_a_scan_took() -> None:
     assert shown == table
     document = json.loads(render_json([report]))["captures"][0]
     assert [(a["category"], a["subject"], a["count"]) for a in document["aggregates"]] == table
+
+
+def test_a_storm_of_stale_connections_says_their_clients_got_eof() -> None:
+    """A server that turned 150 connections away (its FIN right after the handshake, then a
+    RST to each client's request: a server out of connections, s22's wrk run against nginx)
+    is one reset storm whose clients' programs saw EOF, not nothing."""
+    cap = Capture()
+    for i in range(150):
+        conv = Conversation(
+            cap, client=(f"10.5.{i // 200}.{1 + i % 200}", 41000), server=("10.0.0.6", 80)
+        )
+        conv.handshake()
+        conv.send("s", FIN | ACK)
+        conv.send("c", ACK)
+        conv.send("c", PSH | ACK, 80)
+        conv.rst("s", with_ack=False)
+    (storm,) = json.loads(render_json([report_of(cap)]))["captures"][0]["aggregates"]
+    assert storm["category"] == "reset_storm" and storm["members"] == {"broken_pipe": 150}
+    assert storm["client_sees"] == {"EOF": 150} and storm["server_sees"] == {"nothing": 150}
+    assert "client programs saw: EOF (150)" in render_text([report_of(cap)])
