@@ -1382,6 +1382,36 @@ def stale_connection_reuse(ctx: Ctx) -> Outcome:
     return Outcome("kernel", [ctx.finding("broken_pipe", client_conn[0], V4, port)])
 
 
+@scenario("late_reply_reset")
+def late_reply_reset(ctx: Ctx) -> Outcome:
+    """The client sends a request and waits for the reply for 0.5 s at most (its own timeout),
+    then closes (FIN); the server, slower, replies about 1 s after the request, in one segment
+    after the client's FIN, and the client's closed socket answers with a RST. The server's
+    send() succeeded and its next recv() returns 0 (EOF): no EPIPE, which only a further send()
+    would get. The client's recv() timed out on its own timer (no errno)."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        ctx.pause(1.0)  # (at least 0.8 s: the client closes at 0.5 s)
+        conn.send(b"result: 42\n")
+        conn.recv()  # -> EOF
+        conn.close()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"SELECT slow()\n")
+        conn.recv(timeout=0.5)  # -> its own timeout
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return Outcome("kernel", [ctx.finding("broken_pipe", client_conn[0], V4, port)])
+
+
 @scenario("download_abandoned")
 def download_abandoned(ctx: Ctx) -> Outcome:
     """Download: the server send()s 4 MiB in 64 KiB calls; the client (SO_RCVBUF 64 KiB)

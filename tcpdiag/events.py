@@ -175,6 +175,11 @@ class RstEvent(FlowEvent):
     # closed right after its last write): a closing message or a last short reply, after which
     # its program closes (tracker._closing_write).
     receiver_closing_write: bool = False
+    # The receiver, a server, wrote its whole reply to the sender's last data after the
+    # sender's FIN (one segment), the sender having closed long after that data: it waited,
+    # then gave up or was killed. The server's send() succeeded; a request-response server
+    # then reads the next request and gets end of file.
+    receiver_late_reply: bool = False
     # The receiver's first write after the sender's FIN did not acknowledge it: it was sent
     # before the FIN arrived (the two crossed).
     receiver_write_crossed_fin: bool = False

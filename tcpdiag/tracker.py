@@ -93,6 +93,9 @@ IDLE_TEARDOWN_SECONDS = 4.0
 # A FIN this soon after its sender's last write (or its handshake) is a program closing when it
 # had said all it had to say, not one that waited for an answer and gave up (_closing_write).
 CLOSE_AFTER_WRITE_SECONDS = 0.2
+# A goodbye is short: a TLS close_notify is a 24- to 31-byte record, an SSH disconnect about 60,
+# "+OK bye" 9 (a closing write, _closing_write; a stream's next segment is longer).
+CLOSING_MESSAGE_BYTES = 100
 # Verdicts of a RST the receiver dropped while its connection lived on (a later one may end it).
 _DROPPED_VERDICTS = frozenset(("challenge", "out_of_window", "bad_ack"))
 # Unanswered data that arrived this long before a RST was read by then: an application that is
@@ -221,6 +224,9 @@ class WritesAfterFin(NamedTuple):
     took_fin: bool  # the first acknowledged the FIN: written after this side had taken it
     wrote_before: float | None  # when this side had last written before it (None: never)
     first_time: float  # when it sent the first of them
+    # The peer had acknowledged everything this side sent before them: nothing was in flight
+    # when the peer closed (its exchange was over, not cut short).
+    all_acked_before: bool
 
 
 @dataclass(slots=True)
@@ -1151,8 +1157,9 @@ class Connection:
                     took_fin = bool(seg.flags & ACK) and seq_le(
                         seq_add(receiver.fin_seq, 1), seg.ack
                     )
+                    all_acked = receiver.rcv_nxt is not None and seq_le(new_from, receiver.rcv_nxt)
                     sender.after_peer_fin = WritesAfterFin(
-                        1, new_payload, took_fin, wrote_before, seg.time
+                        1, new_payload, took_fin, wrote_before, seg.time, all_acked
                     )
                 else:
                     sender.after_peer_fin = after._replace(
@@ -1309,7 +1316,8 @@ class Connection:
             receiver_sent_after_fin=(
                 sender.fin is not None and receiver.last_time >= sender.fin.time
             ),
-            receiver_closing_write=_closing_write(receiver, sender),
+            receiver_closing_write=_closing_write(receiver, sender, self._crossing_allowance()),
+            receiver_late_reply=_late_reply(receiver, sender),
             receiver_write_crossed_fin=(
                 receiver.after_peer_fin is not None and not receiver.after_peer_fin.took_fin
             ),
@@ -3334,7 +3342,7 @@ def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
     return sender.stall_retransmissions
 
 
-def _closing_write(writer: Endpoint, closer: Endpoint) -> bool:
+def _closing_write(writer: Endpoint, closer: Endpoint, answer_window: float) -> bool:
     """Did `writer`, after the FIN of `closer`, write once and no more: one segment, sent after
     it had taken the FIN, with all it had sent before answered by the peer, to a peer that was
     waiting for nothing: a server whose last data was its reply, or a side that closed right
@@ -3347,10 +3355,24 @@ def _closing_write(writer: Endpoint, closer: Endpoint) -> bool:
     server that answers late is told by the RST on its next send().) A server's reply to the
     request that came with the client's FIN counts even if it crossed that FIN (sent before
     it arrived): a client that asks and closes at once gets its one-segment answer reset, and
-    the server, whose send() succeeded, reads EOF next."""
+    the server, whose send() succeeded, reads EOF next. A server whose reply the client had
+    taken whole before closing, and that answers the client's FIN at once (within
+    `answer_window`: what the capture point may see of a prompt answer) with one short
+    message, says goodbye: a TLS server's close_notify to a client that closed without one
+    (Node's and Python's clients do), then close()."""
     after = writer.after_peer_fin
     if after is None or after.segments != 1:
         return False
+    if (
+        writer.role == "server"
+        and writer.run_is_reply
+        and after.took_fin
+        and after.all_acked_before
+        and after.bytes <= CLOSING_MESSAGE_BYTES
+        and closer.fin is not None
+        and after.first_time - closer.fin.time <= answer_window
+    ):
+        return True
     if not after.took_fin and not (writer.role == "server" and writer.run_is_reply):
         return False
     if writer.unanswered_bytes != after.bytes:
@@ -3359,6 +3381,20 @@ def _closing_write(writer: Endpoint, closer: Endpoint) -> bool:
         return True
     idle = _idle_before_fin(closer)
     return idle is not None and idle <= CLOSE_AFTER_WRITE_SECONDS
+
+
+def _late_reply(writer: Endpoint, closer: Endpoint) -> bool:
+    """RstEvent.receiver_late_reply: `writer`, a server, wrote its whole reply to the client's
+    last data after the client's FIN, in one segment, and the client had closed long after
+    that data (it waited, then gave up or was killed: not a request sent together with its
+    FIN, whose answer is a closing write)."""
+    after = writer.after_peer_fin
+    if after is None or after.segments != 1 or writer.role != "server":
+        return False
+    if not writer.run_is_reply or writer.unanswered_bytes != after.bytes:
+        return False
+    idle = _idle_before_fin(closer)
+    return closer.bytes_sent > 0 and idle is not None and idle > CLOSE_AFTER_WRITE_SECONDS
 
 
 def _quiet_before_fin(writer: Endpoint, closer: Endpoint) -> float | None:

@@ -1502,6 +1502,49 @@ def test_one_closing_write_after_the_peers_reply_and_fin_is_no_broken_pipe(shape
 
 
 @pytest.mark.parametrize(
+    ("size", "delay", "closing"),
+    [(24, 0.0005, True), (24, 1.0, False), (1000, 0.0005, False)],
+    ids=["close-notify-at-once", "message-a-second-later", "a-streams-next-segment"],
+)
+def test_a_servers_short_goodbye_to_the_clients_fin_is_no_broken_pipe(
+    size: int, delay: float, closing: bool
+) -> None:
+    """Real traffic (s22's second application survey: Node's TLS server and stunnel, strace
+    showing read()=0, write(close_notify)=24, close()): the client took the whole response and
+    closed without a close_notify; the server answered the FIN at once with one short message
+    and the client's closed socket reset it. Nobody saw an error: no finding. A message long
+    after the FIN, or a full segment (a stream going on), is the writer's next send() failing
+    with EPIPE: broken_pipe."""
+    cap, conv = established()  # (the client's request, the server's whole response)
+    conv.send("c", FIN | ACK, dt=0.01)
+    conv.send("s", PSH | ACK, size, dt=delay)  # (acknowledges the FIN)
+    conv.rst("c", with_ack=False)
+    found = [(f.category, f.server_sees.errno) for f in findings(cap)]
+    assert found == ([] if closing else [("broken_pipe", "EPIPE")])
+
+
+@pytest.mark.parametrize("client_writes", [False, True])
+def test_a_reset_after_the_closers_own_fin_is_no_broken_pipe_unless_the_peer_wrote(
+    client_writes: bool,
+) -> None:
+    """Real traffic (s22's second survey: a Node server answers 413 to an upload, end()s and
+    destroy()s the socket with the upload unread; curl's last call read the 413, no EPIPE):
+    the server's FIN, the client's ACK of it, then the server's own RST. The client wrote
+    nothing after the FIN, so nothing of its was broken: no finding. A client that went on
+    writing after the FIN gets EPIPE on its next send()."""
+    cap, conv = established()
+    conv.send("c", PSH | ACK, 2000)  # part of an upload the server never reads
+    conv.send("s", ACK)
+    conv.send("s", FIN | ACK)
+    conv.send("c", ACK)
+    if client_writes:
+        conv.send("c", PSH | ACK, 2000)
+    conv.rst("s", dt=0.01)
+    found = [(f.category, f.client_sees.errno) for f in findings(cap)]
+    assert found == ([("broken_pipe", "EPIPE")] if client_writes else [])
+
+
+@pytest.mark.parametrize(
     ("server_data", "write_after", "rule"),
     [
         (True, 2.0, "broken-pipe-stale-connection"),  # a pool reusing a closed connection
@@ -1589,7 +1632,9 @@ def test_a_late_reply_to_a_client_that_gave_up_waiting_is_still_a_broken_pipe(
     its FIN at once (a QUIT) was waiting for nothing: "+OK bye" is the server's last write, no
     finding, even when the reply crossed the FIN (sent before the FIN arrived: a Windows
     client's last HTTP request in networkml's capture). One that closed seconds later had given
-    up waiting for the reply: broken_pipe."""
+    up waiting for the reply (or died): broken_pipe, but the server's send() of its reply
+    succeeded and its next recv() returns 0: EOF, not EPIPE (s22's survey: mariadbd under
+    strace; the kernel sample late_reply_reset)."""
     cap, conv = established()
     request = conv.send("c", PSH | ACK, 6)
     conv.send("s", ACK)
@@ -1597,8 +1642,8 @@ def test_a_late_reply_to_a_client_that_gave_up_waiting_is_still_a_broken_pipe(
     # The reply acknowledges the FIN, or only the request (it crossed the FIN).
     conv.send("s", PSH | ACK, 9, ack=request.seq + 6 if crossed else None)
     conv.rst("c", with_ack=False)
-    found = [(f.category, f.server_sees.errno) for f in findings(cap)]
-    assert found == ([] if wait < 0.2 else [("broken_pipe", "EPIPE")])
+    found = [(f.rule, f.server_sees.errno, f.server_sees.label) for f in findings(cap)]
+    assert found == ([] if wait < 0.2 else [("broken-pipe-late-reply", None, "EOF")])
 
 
 def test_data_acknowledging_the_syn_ack_and_a_greeting_completes_the_handshake() -> None:
