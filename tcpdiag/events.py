@@ -146,11 +146,15 @@ class RstEvent(FlowEvent):
     # Payload the receiver sent (and the sender acknowledged) since the sender last sent payload:
     # data that reached the sender's socket and was never answered, e.g. left unread at close.
     sender_unanswered_bytes: int = 0
-    # The sender's last window before the RST had no room for another full segment of the
-    # receiver's (a zero window, most often): its receive buffer was full of data its
-    # application had not read, so a response was still coming when it closed, whatever the
-    # unanswered bytes' age (flow control had stopped it).
+    # The window the sender last offered, less what the receiver sent into it since, had no
+    # room for another full segment of the receiver's (a zero window, most often): its receive
+    # buffer held data its application had not read, so a response was still coming when it
+    # closed, whatever the unanswered bytes' age (flow control had stopped it).
     sender_buffer_full: bool = False
+    # Bytes the receiver had sent beyond what the RST acknowledges (for a RST without ACK,
+    # beyond the sender's last acknowledgement): its data was still arriving when the sender
+    # reset, so no exchange of theirs had ended.
+    receiver_data_in_flight: int = 0
     # Seconds between the last of those bytes arriving and the RST (None: none unanswered). An
     # application that reads does so at once: data that sat a minute was read, not left unread.
     unanswered_age_seconds: float | None = None

@@ -1306,6 +1306,7 @@ class Connection:
             ),
             sender_unanswered_bytes=unanswered,
             sender_buffer_full=self._buffer_full(sender, receiver),
+            receiver_data_in_flight=_in_flight(receiver, sender, seg),
             unanswered_age_seconds=(
                 round(max(seg.time - receiver.last_data_time, 0.0), 6) if unanswered else None
             ),
@@ -1412,16 +1413,20 @@ class Connection:
         return max(receiver.unanswered_bytes - not_received, 0)
 
     def _buffer_full(self, sender: Endpoint, receiver: Endpoint) -> bool:
-        """RstEvent.sender_buffer_full: the sender's last window before its RST had no room for
-        another full segment of the receiver's data (zero; otherwise only where the handshake
-        gave the window scale, without which a scaled window looks small)."""
+        """RstEvent.sender_buffer_full: the window the sender last offered, less what the
+        receiver sent into it since, had no room for another full segment of the receiver's
+        data (a zero window; otherwise only where the handshake gave the window scale, without
+        which a scaled window looks small)."""
         if not receiver.bytes_sent or not sender.packets:
             return False
         if sender.window == 0:
             return True
         if sender.syn is None or receiver.syn is None:
             return False
-        return self._scaled_window(sender) < receiver.max_payload
+        if sender.rcv_nxt is None or receiver.snd_nxt is None:
+            return False
+        edge = seq_add(sender.rcv_nxt, self._scaled_window(sender))
+        return seq_diff(edge, receiver.snd_nxt) < receiver.max_payload
 
     def _crossing_allowance(self) -> float:
         """How long after a RST the receiver's segments may still have been sent before it
@@ -3381,6 +3386,17 @@ def _closing_write(writer: Endpoint, closer: Endpoint, answer_window: float) -> 
         return True
     idle = _idle_before_fin(closer)
     return idle is not None and idle <= CLOSE_AFTER_WRITE_SECONDS
+
+
+def _in_flight(receiver: Endpoint, sender: Endpoint, rst: TcpSegment) -> int:
+    """RstEvent.receiver_data_in_flight: the receiver's bytes beyond what the RST acknowledges
+    (a RST without ACK: beyond the sender's last acknowledgement), its FIN not counted."""
+    if receiver.snd_nxt is None:
+        return 0
+    acked = rst.ack if rst.flags & ACK else sender.rcv_nxt
+    if acked is None:
+        return 0
+    return max(seq_diff(receiver.snd_nxt, acked) - (receiver.fin_seq is not None), 0)
 
 
 def _late_reply(writer: Endpoint, closer: Endpoint) -> bool:

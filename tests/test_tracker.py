@@ -211,20 +211,29 @@ def test_unread_data_is_ranked_first_for_peer_reset() -> None:
 
 
 @pytest.mark.parametrize(
-    ("window", "cause"), [(0, "quit-with-full-buffer"), (1, "quit-with-full-buffer"), (512, None)]
+    ("window", "filled_since", "cause"),
+    [
+        (0, False, "quit-with-full-buffer"),
+        (1, False, "quit-with-full-buffer"),
+        (512, False, None),
+        (512, True, "quit-with-full-buffer"),
+    ],
 )
 def test_a_client_that_quit_a_download_with_its_buffer_full_left_data_unread(
-    window: int, cause: str | None
+    window: int, filled_since: bool, cause: str | None
 ) -> None:
     """A client whose last window had no room for another segment of the response (zero, or
-    128 bytes at scale 7 against 64 KiB segments: flow control had paused the download) and
-    then reset had unread data: it abandoned the download, whatever the age of the response's
-    last bytes. With room left (64 KiB), the capture cannot tell."""
+    128 bytes at scale 7 against 64 KiB segments: flow control had paused the download; or
+    64 KiB that the server filled since: Node's TLS client destroyed mid-download in s22's
+    survey) and then reset had unread data: it abandoned the download, whatever the age of
+    the response's last bytes. With room left (64 KiB), the capture cannot tell."""
     cap, conv = established()
     conv.data("c", 80)  # the request
     for _ in range(4):
         conv.send("s", ACK, 65536)
     conv.send("c", ACK, window=window)
+    if filled_since:
+        conv.send("s", ACK, 65536)
     conv.rst("c", dt=0.5)
     (finding,) = findings(cap)
     assert finding.category == "peer_reset"
@@ -232,6 +241,26 @@ def test_a_client_that_quit_a_download_with_its_buffer_full_left_data_unread(
     causes = [c.id for c in [finding.cause, *finding.alternatives] if c is not None]
     assert (causes[0] == "quit-with-full-buffer") is (cause is not None)
     assert "teardown-after-exchange" not in causes[:1]
+
+
+@pytest.mark.parametrize("in_flight", [0, 2000])
+def test_a_reset_with_the_response_still_in_flight_ended_no_exchange(in_flight: int) -> None:
+    """A client's RST that does not acknowledge the last of the response (still on its way:
+    the client quit mid-response) ended no exchange, however close to the last data it came;
+    one acknowledging all of it right after the response is a teardown after the exchange."""
+    cap, conv = established()
+    conv.data("c", 80)  # the request
+    conv.send("s", ACK, 1000)
+    conv.send("c", ACK)
+    conv.send("s", ACK, 1000)
+    if in_flight:
+        conv.send("s", ACK, in_flight)
+    conv.rst("c", ack=conv.s.seq - in_flight, dt=0.0005)
+    (finding,) = findings(cap)
+    assert finding.facts["receiver_data_in_flight"] == in_flight
+    assert finding.cause is not None
+    expected = "quit-with-response-in-flight" if in_flight else "teardown-after-exchange"
+    assert finding.cause.id == expected
 
 
 @pytest.mark.parametrize(("size", "is_request"), [(33, True), (200_000, False)])
