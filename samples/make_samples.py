@@ -1382,6 +1382,37 @@ def stale_connection_reuse(ctx: Ctx) -> Outcome:
     return Outcome("kernel", [ctx.finding("broken_pipe", client_conn[0], V4, port)])
 
 
+@scenario("response_then_server_abort")
+def response_then_server_abort(ctx: Ctx) -> Outcome:
+    """The server sends its whole response (`Content-Length: 3`, `Connection: close`) and at
+    once closes with SO_LINGER {1,0} (as IIS, a Java server or a load balancer may, to skip
+    TIME-WAIT): RST,ACK right after the response. The client had the response queued; it reads
+    it, then reads on for the end of file and gets ECONNRESET. A client that stops at the
+    response's length sees nothing, so the finding's impact is unknown."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(response)
+        conn.close_linger0()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"GET / HTTP/1.1\r\nHost: sample\r\n\r\n")
+        ctx.pause(0.1)  # (the RST is there before it reads)
+        conn.recv_exactly(len(response))
+        conn.recv()  # -> ECONNRESET (the end of file it read on for)
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
+
+
 @scenario("late_reply_reset")
 def late_reply_reset(ctx: Ctx) -> Outcome:
     """The client sends a request and waits for the reply for 0.5 s at most (its own timeout),

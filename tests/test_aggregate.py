@@ -72,11 +72,13 @@ def icmp_unreachable(cap: Capture, connections: int, router: str = "10.0.0.254")
 
 
 def one_peer_reset(cap: Capture) -> None:
+    """A reset the client's application saw (seconds after the response: not the abortive
+    close right after it, whose impact is unknown)."""
     conv = Conversation(cap, client=("10.0.0.5", 40000), server=("10.0.0.6", 80))
     conv.handshake()
     conv.data("c", 100)
     conv.data("s", 1000)
-    conv.rst("s")
+    conv.rst("s", dt=2.0)
 
 
 def report_of(cap: Capture, path: str = "crafted.pcap") -> CaptureReport:

@@ -243,6 +243,25 @@ def test_a_client_that_quit_a_download_with_its_buffer_full_left_data_unread(
     assert "teardown-after-exchange" not in causes[:1]
 
 
+@pytest.mark.parametrize(("delay", "rule"), [(0.0005, "peer-reset-after-response"), (2.0, None)])
+def test_a_servers_reset_right_after_its_whole_response_may_reach_nobody(
+    delay: float, rule: str | None
+) -> None:
+    """Real traffic (s22's second survey: a Java server's SO_LINGER 0 right after a
+    Content-Length response; Node's and HttpURLConnection's clients, stopping at the length,
+    saw nothing, one reading to the end of file got ECONNRESET; the kernel sample
+    response_then_server_abort): impact unknown. Seconds later it is an ordinary reset."""
+    cap, conv = established()  # (the request and the server's whole response)
+    conv.send("c", ACK)
+    conv.rst("s", dt=delay)
+    (finding,) = findings(cap)
+    if rule:
+        assert (finding.rule, finding.impact) == (rule, "unknown")
+    else:
+        assert finding.rule != "peer-reset-after-response" and finding.impact == "error_seen"
+    assert finding.client_sees.errno == "ECONNRESET"
+
+
 @pytest.mark.parametrize("in_flight", [0, 2000])
 def test_a_reset_with_the_response_still_in_flight_ended_no_exchange(in_flight: int) -> None:
     """A client's RST that does not acknowledge the last of the response (still on its way:
