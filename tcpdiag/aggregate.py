@@ -370,10 +370,9 @@ class Aggregate:
         self.members[finding.category] += 1
         impact = finding.impact
         self.impacts[impact] += 1
-        nothing = "unknown" if impact == "unknown" else "nothing"
         client, server = finding.client_sees, finding.server_sees
-        self.client_sees[client.errno or client.label or nothing] += 1
-        self.server_sees[server.errno or server.label or nothing] += 1
+        self.client_sees[client.errno or client.label or "nothing"] += 1
+        self.server_sees[server.errno or server.label or "nothing"] += 1
         self.sources.add(host_of(finding.client))
         self.targets.add(finding.server)
         time = finding.time

@@ -281,3 +281,22 @@ def test_a_program_that_read_end_of_file_is_said_to_have_got_eof(sample: str) ->
     assert (rows[0]["client_sees"], rows[0]["server_sees"]) == ("EOF", "nothing")
     markdown = runner.invoke(app, ["analyze", "-f", "markdown", path]).stdout
     assert "got EOF" in markdown and f"({finding['client']}) saw nothing" not in markdown
+
+
+def test_the_side_without_an_errno_saw_nothing_even_where_the_impact_is_unknown() -> None:
+    """A connect probe's finding has impact unknown (the server's program sees ECONNRESET only
+    if it had accept()ed the connection), but the prober closed on purpose: its side is
+    "nothing" in every report, not "unknown"."""
+    path = str(SAMPLES / "connect_probe_linger0.pcap")
+    (finding,) = analyze_json(path)["captures"][0]["findings"]
+    assert finding["impact"] == "unknown" and finding["server_sees"]["errno"] == "ECONNRESET"
+    table = runner.invoke(app, ["analyze", path]).stdout
+    row = next(line for line in table.splitlines() if line.startswith("F1 "))
+    assert row.split()[-3:-1] == ["nothing", "ECONNRESET"]
+    csv_text = runner.invoke(app, ["analyze", "-f", "csv", path]).stdout
+    (record,) = csv.DictReader(io.StringIO(csv_text))
+    assert (record["client_sees"], record["server_sees"]) == ("nothing", "ECONNRESET")
+    markdown = runner.invoke(app, ["analyze", "-f", "markdown", path]).stdout
+    assert (
+        f"({finding['client']}) saw nothing" in markdown and "unknown (the capture" not in markdown
+    )

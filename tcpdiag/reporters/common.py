@@ -110,13 +110,12 @@ def frames_text(finding: Finding, limit: int = 6) -> str:
     return shown + (f",+{len(frames) - limit}" if len(frames) > limit else "")
 
 
-def sees_text(view: AppView, impact: str = "none") -> str:
-    """A table cell: the errno (or what the program saw that is none: "EOF"), "nothing" when
-    that program saw nothing, or "unknown" when the capture cannot tell (never a bare "-",
-    which read as either)."""
-    if view.errno or view.label:
-        return view.errno or view.label
-    return "unknown" if impact == "unknown" else "nothing"
+def sees_text(view: AppView) -> str:
+    """A table cell: the errno (or what the program saw that is none: "EOF"), or "nothing"
+    when that program saw nothing (never a bare "-"). Where the impact is unknown, the side
+    with an errno may not have seen it (its `when` says on what it depends); the other side
+    saw nothing either way (its application closed on purpose)."""
+    return view.errno or view.label or "nothing"
 
 
 def wireshark_filter(finding: Finding) -> str:

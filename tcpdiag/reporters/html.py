@@ -132,10 +132,10 @@ def capture_html(
                     units.clock(g.first_time, selection.localtime),
                     sees_cell(g.aggregate.client_sees)
                     if g.aggregate
-                    else sees_text(g.lead.client_sees, g.lead.impact),
+                    else sees_text(g.lead.client_sees),
                     sees_cell(g.aggregate.server_sees)
                     if g.aggregate
-                    else sees_text(g.lead.server_sees, g.lead.impact),
+                    else sees_text(g.lead.server_sees),
                 ]
                 for g in d.groups[:GROUP_TABLE_ROWS]
             ],
@@ -199,8 +199,8 @@ def _group(group: FindingGroup, ladder: Ladder | None, selection: Selection) -> 
     items = [
         ("When", story.group_when(group, selection)),
         ("Who broke it", story.who_broke_it(f, ladder)),
-        ("Client", story.sees_sentence("client", f.client, f.client_sees, f.impact)),
-        ("Server", story.sees_sentence("server", f.server, f.server_sees, f.impact)),
+        ("Client", story.sees_sentence("client", f.client, f.client_sees)),
+        ("Server", story.sees_sentence("server", f.server, f.server_sees)),
     ]
     if f.tunnel:
         items.insert(1, ("Tunnel", f.tunnel))

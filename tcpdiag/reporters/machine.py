@@ -64,8 +64,8 @@ def _csv_row(path: str, finding: Finding) -> list[object]:
     return [
         path, finding.id, data["time"], finding.category, finding.rule, finding.impact,
         data["client_ip"], data["client_port"], data["server_ip"], data["server_port"],
-        sees_text(finding.client_sees, finding.impact),
-        sees_text(finding.server_sees, finding.impact), f"{finding.confidence:.2f}",
+        sees_text(finding.client_sees),
+        sees_text(finding.server_sees), f"{finding.confidence:.2f}",
         " ".join(str(n) for n in finding.frames), finding.title,
         finding.cause.text if finding.cause else "", finding.conn_id, finding.community_id,
         data["wireshark_filter"],

@@ -160,8 +160,8 @@ def _group_table(d: Digest, linked: list[FindingGroup]) -> str:
                 table_cell(markdown_text(group.subject)),
                 f"{group.count:,}",
                 units.clock(group.first_time, d.selection.localtime),
-                sees_cell(a.client_sees) if a else sees_text(lead.client_sees, lead.impact),
-                sees_cell(a.server_sees) if a else sees_text(lead.server_sees, lead.impact),
+                sees_cell(a.client_sees) if a else sees_text(lead.client_sees),
+                sees_cell(a.server_sees) if a else sees_text(lead.server_sees),
             ]
         )
     headers = ["first id", "category", "about", "findings", "first at", "client saw", "server saw"]
@@ -208,12 +208,10 @@ def _group_section(group: FindingGroup, ladder: Ladder | None, selection: Select
         out.append(f"- **Tunnel:** {markdown_text(group.lead.tunnel)}")
     out.append(f"- **Who broke it:** {markdown_text(story.who_broke_it(f, ladder))}")
     out.append(
-        "- **Client:** "
-        + markdown_text(story.sees_sentence("client", f.client, f.client_sees, f.impact))
+        "- **Client:** " + markdown_text(story.sees_sentence("client", f.client, f.client_sees))
     )
     out.append(
-        "- **Server:** "
-        + markdown_text(story.sees_sentence("server", f.server, f.server_sees, f.impact))
+        "- **Server:** " + markdown_text(story.sees_sentence("server", f.server, f.server_sees))
     )
     out.append(f"- **Impact:** {markdown_text(story.IMPACT_WORDS.get(f.impact, f.impact))}")
     if group.count > 1:

@@ -74,7 +74,7 @@ def top_endpoint_lines(d: Digest) -> list[tuple[str, str]]:
     ]
 
 
-def sees_sentence(role: str, endpoint: str, view: AppView, impact: str) -> str:
+def sees_sentence(role: str, endpoint: str, view: AppView) -> str:
     if view.errno:
         text = f'{view.errno} "{view.linux}"' if view.linux else view.errno
         return f"the {role}'s program ({endpoint}) got {text}" + (
@@ -84,8 +84,8 @@ def sees_sentence(role: str, endpoint: str, view: AppView, impact: str) -> str:
         return f"the {role}'s program ({endpoint}) got {view.label}" + (
             f" ({view.when})" if view.when else ""
         )
-    if impact == "unknown":
-        return f"the {role}'s program ({endpoint}): unknown (the capture cannot tell)"
+    # (A side without an errno saw nothing, whatever the finding's impact: where that is
+    # unknown, it is the other side's errno that may not have shown.)
     return f"the {role}'s program ({endpoint}) saw nothing"
 
 

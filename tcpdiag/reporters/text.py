@@ -118,8 +118,8 @@ def _table(d: Digest) -> str:
             g.lead.client + ("" if g.lead.initiator_known else " ?"),
             g.lead.server if g.count == 1 else g.subject,
             g.count,
-            sees_text(g.lead.client_sees, g.lead.impact),
-            sees_text(g.lead.server_sees, g.lead.impact),
+            sees_text(g.lead.client_sees),
+            sees_text(g.lead.server_sees),
             f"{g.lead.confidence:.2f}",
         ]
         for g in d.groups[:TABLE_ROWS]
