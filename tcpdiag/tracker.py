@@ -1492,10 +1492,10 @@ class Connection:
             event = pending.event
             event.carried_on = pending.sender_spoke_after and pending.receiver_spoke_after
             event.receiver_data_after_rst = pending.receiver_data_after
-            if event.receiver_closing_write and pending.receiver_data_after:
+            if pending.receiver_data_after:
                 # More of its writing came after the RST (queued before it arrived): no
-                # one-segment closing message, but a writer whose next send() fails.
-                event.receiver_closing_write = False
+                # one-segment closing message or reply, but a writer whose next send() fails.
+                event.receiver_closing_write = event.receiver_late_reply = False
             if event.carried_on and event.rst_verdict == "accepted":
                 event.rst_verdict = "carried_on"  # both ends kept talking: nobody acted on it
             if pending.receiver_closed_after and event.rst_verdict == "accepted":

@@ -1670,10 +1670,11 @@ def test_data_acknowledging_a_syn_ack_the_capture_missed_completes_the_handshake
     assert "icmp-error-handshake" not in [f.rule for f in findings(cap)]
 
 
+@pytest.mark.parametrize("streamed_on", [False, True])
 @pytest.mark.parametrize("crossed", [False, True])
 @pytest.mark.parametrize("wait", [0.001, 3.0])
 def test_a_late_reply_to_a_client_that_gave_up_waiting_is_still_a_broken_pipe(
-    wait: float, crossed: bool
+    wait: float, crossed: bool, streamed_on: bool
 ) -> None:
     """Real traffic (nDPI's skype captures, the corpus's POP3 trace): the client's last request,
     then its FIN, then the server's one reply, answered by the client's RST. A client that sent
@@ -1690,8 +1691,14 @@ def test_a_late_reply_to_a_client_that_gave_up_waiting_is_still_a_broken_pipe(
     # The reply acknowledges the FIN, or only the request (it crossed the FIN).
     conv.send("s", PSH | ACK, 9, ack=request.seq + 6 if crossed else None)
     conv.rst("c", with_ack=False)
+    if streamed_on:  # more of its writing, queued before the RST came: not one reply
+        conv.send("s", PSH | ACK, 1000, dt=0.00001)
+        conv.rst("c", with_ack=False)
     found = [(f.rule, f.server_sees.errno, f.server_sees.label) for f in findings(cap)]
-    assert found == ([] if wait < 0.2 else [("broken-pipe-late-reply", None, "EOF")])
+    if streamed_on:
+        assert found == [("broken-pipe-rst-in-close-wait", "EPIPE", "")]
+    else:
+        assert found == ([] if wait < 0.2 else [("broken-pipe-late-reply", None, "EOF")])
 
 
 def test_data_acknowledging_the_syn_ack_and_a_greeting_completes_the_handshake() -> None:
