@@ -1267,6 +1267,8 @@ class Connection:
         # really spoke), else that of its acknowledgements (the host that took the peer's),
         # else that of its other segments.
         write_after_fin = _write_after_fin(receiver, sender)
+        # A write after the FIN this soon may answer it (a closing message); a later one did not.
+        answered_fin = write_after_fin is not None and write_after_fin <= self._crossing_allowance()
         usual_ttl: int | None
         if sender.data_ttl is not None:
             usual_ttl, ttl_reference = sender.data_ttl, "data segments"
@@ -1317,7 +1319,7 @@ class Connection:
             receiver_sent_after_fin=(
                 sender.fin is not None and receiver.last_time >= sender.fin.time
             ),
-            receiver_closing_write=_closing_write(receiver, sender, self._crossing_allowance()),
+            receiver_closing_write=_closing_write(receiver, sender, answered_fin),
             receiver_late_reply=_late_reply(receiver, sender),
             receiver_write_crossed_fin=(
                 receiver.after_peer_fin is not None and not receiver.after_peer_fin.took_fin
@@ -1330,7 +1332,7 @@ class Connection:
             receiver_write_after_fin_seconds=write_after_fin,
             receiver_new_request_after_fin=write_after_fin is not None
             and receiver.role == "client"
-            and (not sender.bytes_sent or write_after_fin > self._crossing_allowance()),
+            and (not sender.bytes_sent or not answered_fin),
             sender_replies=sender.replies,
             unanswered_is_response=response,
             sender_owes_reply=unanswered > 0 and not response,
@@ -3347,7 +3349,7 @@ def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
     return sender.stall_retransmissions
 
 
-def _closing_write(writer: Endpoint, closer: Endpoint, answer_window: float) -> bool:
+def _closing_write(writer: Endpoint, closer: Endpoint, answered_fin: bool) -> bool:
     """Did `writer`, after the FIN of `closer`, write once and no more: one segment, sent after
     it had taken the FIN, with all it had sent before answered by the peer, to a peer that was
     waiting for nothing: a server whose last data was its reply, or a side that closed right
@@ -3361,8 +3363,8 @@ def _closing_write(writer: Endpoint, closer: Endpoint, answer_window: float) -> 
     request that came with the client's FIN counts even if it crossed that FIN (sent before
     it arrived): a client that asks and closes at once gets its one-segment answer reset, and
     the server, whose send() succeeded, reads EOF next. A server whose reply the client had
-    taken whole before closing, and that answers the client's FIN at once (within
-    `answer_window`: what the capture point may see of a prompt answer) with one short
+    taken whole before closing, and that answers the client's FIN at once (`answered_fin`: its
+    write came within what the capture point may see of a prompt answer) with one short
     message, says goodbye: a TLS server's close_notify to a client that closed without one
     (Node's and Python's clients do), then close()."""
     after = writer.after_peer_fin
@@ -3374,8 +3376,7 @@ def _closing_write(writer: Endpoint, closer: Endpoint, answer_window: float) -> 
         and after.took_fin
         and after.all_acked_before
         and after.bytes <= CLOSING_MESSAGE_BYTES
-        and closer.fin is not None
-        and after.first_time - closer.fin.time <= answer_window
+        and answered_fin
     ):
         return True
     if not after.took_fin and not (writer.role == "server" and writer.run_is_reply):

@@ -257,7 +257,7 @@ class TsharkDecoder:
                     else:
                         stats.frames += 1
                         stats.tcp += 1
-                        if bits & SYN and ":mptcp" in protocols:
+                        if segment.syn_options is not None and segment.syn_options.mptcp:
                             stats.mptcp_syns += 1  # (see DecodeStats.mptcp_syns)
                         yield segment
                         continue
@@ -317,7 +317,7 @@ class TsharkDecoder:
         options = None
         if flags & SYN:
             options = _syn_options(v)
-            if ":mptcp" in v[2]:  # (frame.protocols)
+            if options.mptcp:
                 self.stats.mptcp_syns += 1
         ack = v[_TCP_SRC + 3]
         return TcpSegment(
@@ -405,8 +405,6 @@ class TsharkDecoder:
         flags = int(f["tcp.flags"][-1], 16) & 0xFF
         options = None
         if flags & SYN:
-            if ":mptcp" in v[2]:  # (frame.protocols)
-                self.stats.mptcp_syns += 1
             mss = f["tcp.options.mss_val"]
             scale = f["tcp.options.wscale.shift"]
             options = SynOptions(
@@ -416,6 +414,8 @@ class TsharkDecoder:
                 bool(f["tcp.options.timestamp.tsval"]),
                 _mptcp_bits(v[_MPTCP_SUBTYPE]),
             )
+            if options.mptcp:
+                self.stats.mptcp_syns += 1
         ack = f["tcp.ack"]
         return TcpSegment(
             int(v[0]),
