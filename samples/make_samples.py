@@ -1382,6 +1382,70 @@ def stale_connection_reuse(ctx: Ctx) -> Outcome:
     return Outcome("kernel", [ctx.finding("broken_pipe", client_conn[0], V4, port)])
 
 
+@scenario("server_closed_request_unanswered")
+def server_closed_request_unanswered(ctx: Ctx) -> Outcome:
+    """The server reads the client's request and, about 0.3 s later, closes without a word
+    (as nginx's `return 444` does, or a worker that fails on the request): a plain FIN, nothing
+    unread, so no RST. The client, blocked in recv() for the answer, gets 0 (EOF) and closes:
+    its request failed without an errno ("Empty reply from server"); the server sees nothing."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        ctx.pause(0.3)  # (the worker's time on the request)
+        conn.close()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"GET /report HTTP/1.1\r\nHost: sample\r\nAccept: */*\r\n\r\n")
+        conn.recv()  # -> EOF
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return Outcome("kernel", [ctx.finding("premature_close", client_conn[0], V4, port)])
+
+
+@scenario("stale_connection_half_closed")
+def stale_connection_half_closed(ctx: Ctx) -> Outcome:
+    """A kept-alive connection: request 1 and its reply; about 1 s later the server ends the
+    idle connection as Apache and lighttpd do: shutdown(SHUT_WR) (FIN), then it reads on until
+    the client closes (a lingering close), so no RST comes. The client, which does not read in
+    between, sends request 2 about 2 s after the FIN: its send() succeeds, its recv() returns 0
+    (EOF), and it closes. The server reads request 2 and then EOF, and closes; it sees nothing
+    wrong, the client's request failed without an errno."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn.recv()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        ctx.pause(1.0)  # the keep-alive timeout
+        conn.shutdown_wr()
+        for _ in range(4):  # (the lingering close: read and discard until EOF)
+            if not conn.recv():
+                break
+        conn.close()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port)
+        client_conn.append(conn)
+        conn.send(b"GET /1 HTTP/1.1\r\nHost: sample\r\n\r\n")
+        conn.recv()
+        ctx.pause(3.0)  # (at least 2.4 s: the FIN comes at most 1.5 s after the reply)
+        conn.send(b"GET /2 HTTP/1.1\r\nHost: sample\r\n\r\n")
+        conn.recv()  # -> EOF
+        conn.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return Outcome("kernel", [ctx.finding("premature_close", client_conn[0], V4, port)])
+
+
 @scenario("response_then_server_abort")
 def response_then_server_abort(ctx: Ctx) -> Outcome:
     """The server sends its whole response (`Content-Length: 3`, `Connection: close`) and at

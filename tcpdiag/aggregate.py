@@ -93,6 +93,11 @@ def _reset_filter(subject: str) -> str:
     return f"{_ip(subject)}.src=={subject} && tcp.flags.reset==1"
 
 
+def _close_filter(subject: str) -> str:
+    host, port = host_of(subject), subject.rsplit(":", 1)[1]
+    return f"{_ip(host)}.src=={host} && tcp.srcport=={port} && tcp.flags.fin==1"
+
+
 def _icmp_filter(subject: str) -> str:
     return f"{_ip(subject)}.src=={subject} && {'icmpv6' if ':' in subject else 'icmp'}"
 
@@ -160,6 +165,19 @@ KINDS: tuple[Kind, ...] = (
         "resetting connections en masse (a crash or restart, a killed process, a load balancer "
         "or firewall dropping its table, or injected resets).",
         _reset_filter,
+    ),
+    Kind(
+        "close_storm",
+        frozenset({"premature_close"}),
+        _server_endpoint,
+        "closing server",
+        "server",
+        1,
+        "{count} connections closed on waiting clients by {subject} ({members})",
+        "{subject} closed all these connections (FIN, no RST) while its clients waited for an "
+        "answer: a server dropping requests en masse (a crash or restart with requests in "
+        "flight, a rule that closes without a response, keep-alive timeouts racing a pool).",
+        _close_filter,
     ),
     Kind(
         "icmp_storm",

@@ -343,6 +343,66 @@ class SilenceEvent(FlowEvent):
         return {"stalled": self.stalled, "peer": _other(self.stalled)}[role]
 
 
+@dataclass(slots=True)
+class CloseEvent(FlowEvent):
+    """The server's FIN while the client still expected something of the connection: the
+    client's data had reached the server (its FIN acknowledged it) and was never answered, or
+    the client wrote after the FIN. Judged when the connection is retired, and only for one
+    that no RST ended (a RST's event tells that story). A client's FIN after the server's data
+    is how a client ends a connection; a server's FIN is the end of file the client reads where
+    it waited for an answer."""
+
+    KIND: ClassVar[str] = "fin"
+    ROLES: ClassVar[tuple[str, str]] = ("closer", "peer")
+
+    closer: Role = "server"  # the side whose FIN came first
+    # The peer's payload that the FIN acknowledged and that the closer had not answered (sent
+    # since the closer last sent payload): a request the closer took and left unanswered.
+    peer_unanswered_bytes: int = 0
+    # Seconds between the peer's last write before the FIN and the FIN (None: nothing
+    # unanswered): a server turning a request away closes at once, one killed or timing out
+    # while it worked on the request later.
+    request_wait_seconds: float | None = None
+    # The unanswered data may be a goodbye that expects no answer, sent by a client that then
+    # closes (or waits for the server to): a short message (tracker.GOODBYE_BYTES: a TLS
+    # close_notify, PostgreSQL's Terminate, MySQL's COM_QUIT) ending a session in which the
+    # server had answered before, that the server closed on at once (within two handshake round
+    # trips and 0.2 s). Both FINs then follow at once in either order, as they do for a
+    # request turned away.
+    request_may_be_goodbye: bool = False
+    # The closer had sent nothing, and the peer more than a whole unscaled window (64 KiB): a
+    # sink for a one-way stream (iperf3's data connections, a log or backup upload) whose end
+    # the two agree by other means, not a request waiting for its answer.
+    peer_one_way_stream: bool = False
+    closer_bytes_sent: int = 0
+    # Times the closer's data answered the peer's before: a request-response server that had
+    # answered, and this time closed instead.
+    closer_replies: int = 0
+    # The peer acknowledged the FIN (or sent its own FIN after it): the end of file reached it.
+    fin_taken: bool = False
+    # Seconds between the FIN and the peer's own FIN (None: it sent none in the capture).
+    peer_fin_after_seconds: float | None = None
+    # The peer closed as soon as its program could have read the end of file: its FIN came
+    # within two handshake round trips and 0.2 s of the closer's FIN, or of its own last
+    # write after it. A program blocked in recv() for an answer reads the end of file at once
+    # and closes; one that was not reading (a sender of a one-way stream) closes later or not.
+    peer_closed_on_eof: bool = False
+    # What the peer wrote after the FIN, as RstEvent's receiver facts of the same names say.
+    peer_data_after_fin: int = 0
+    peer_write_after_fin_seconds: float | None = None
+    peer_new_request_after_fin: bool = False
+    peer_write_crossed_fin: bool = False
+    peer_earlier_data_answered: bool = False
+    peer_idle_before_fin_seconds: float | None = None
+    # A Multipath TCP subflow (RstEvent.mptcp_subflow): the applications' socket is the MPTCP
+    # connection, whose data may be answered on another subflow, and a subflow's FIN is no
+    # end of file for them.
+    mptcp_subflow: bool = False
+
+    def role_of(self, role: str) -> Role:
+        return {"closer": self.closer, "peer": _other(self.closer)}[role]
+
+
 EVENT_TYPES: dict[str, type[FlowEvent]] = {
-    cls.KIND: cls for cls in (RstEvent, IcmpErrorEvent, SilenceEvent)
+    cls.KIND: cls for cls in (RstEvent, IcmpErrorEvent, SilenceEvent, CloseEvent)
 }

@@ -644,16 +644,18 @@ class FastPathTracker:
             for start, stop in zip([0, *bounds], [*bounds, len(rows)], strict=True):
                 everyone[int(owner[start])].history.add(kept, kept_clock, start, stop)
         if on is not None:
-            for k, (client_next, server_next), data, closes in zip(
+            for k, (client_next, server_next), data, waits, closes in zip(
                 on.going_on.tolist(),
                 on.next_seq.tolist(),
                 on.data.tolist(),
+                on.client_waits.tolist(),
                 on.closes.tolist(),
                 strict=True,
             ):
                 f = followed[k]
                 f.next_seq = (client_next, server_next)
                 f.data = f.data or data
+                f.client_waits = waits
                 f.closed = closes
                 f.windows += 1
             for k in on.finished.tolist():
@@ -1235,6 +1237,13 @@ def _uneventful(
     both_acked = (acked_at[c_run] < _NEVER) & (acked_at[s_run] < _NEVER)
     close_row = np.where(both_acked, np.maximum(acked_at[c_run], acked_at[s_run]), -1)
 
+    # The server's FIN before the client's, with data of the client's later than the server's
+    # last (a request the server left unanswered, or one written after its FIN): the table
+    # judges it (tracker.Connection._close_event), clean as it is on the wire.
+    last_data = np.maximum.reduceat(np.where(plen > 0, row, -1), r_start)
+    ok &= ~((fin_row[s_run] < fin_row[c_run]) & (last_data[c_run] > last_data[s_run]))
+    del last_data
+
     first_row = np.minimum.reduceat(row, g_start)
     last_time = np.maximum.reduceat(w.time[row], g_start)
     ok &= (first_row < end) & (group_key != _DONE_KEY)
@@ -1652,6 +1661,9 @@ class _Followed:
     context: int  # see _context
     next_seq: tuple[int, int]  # SND.NXT of the client, of the server
     data: bool  # payload seen (a connection without any, left open, is a scan's probe)
+    # The client's data came after the server's last (or the server sent none): a server's
+    # FIN now would leave it unanswered (see _uneventful).
+    client_waits: bool = False
     windows: int = 1  # windows it had rows in
     closed: bool = False  # closed cleanly: waits in the table's closing queue
 
@@ -1670,6 +1682,7 @@ class _NewFollowed:
     context: I64
     next_seq: I64  # (connections, 2): SND.NXT of the client, of the server, after those rows
     data: Bools
+    client_waits: Bools  # see _Followed
     closes: Bools  # closed cleanly with the last of those rows, and nothing after in the window
     rows: I64  # their rows in the part decided, by connection, then in capture order
     starts: I64  # where each one's rows start in `rows`, and len(rows) last
@@ -1681,7 +1694,7 @@ class _NewFollowed:
             self.groups[chosen], self.key[chosen], self.syn_row[chosen], self.last_row[chosen],
             self.last_time[chosen], self.client_end[chosen], self.server_end[chosen],
             self.context[chosen], self.next_seq[chosen], self.data[chosen],
-            self.closes[chosen], self.rows[mine],
+            self.client_waits[chosen], self.closes[chosen], self.rows[mine],
             np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
         )  # fmt: skip
 
@@ -1729,6 +1742,8 @@ def _new_followed(
     time = w.time[row]
     last_time = np.maximum.reduceat(np.where(early, time, -np.inf), g_start)[groups]
     data = np.add.reduceat((early & (plen > 0)).astype(np.int32), g_start)[groups] > 0
+    last_data = np.maximum.reduceat(np.where(early & (plen > 0), row, -1), r_start)
+    client_waits = last_data[c_run[groups]] > last_data[s_run[groups]]
     # Their rows in the part decided, by connection, then capture order.
     group_of_position = np.repeat(np.arange(len(g_start)), np.diff(np.append(g_start, n)))
     mine = early & chosen[group_of_position]
@@ -1747,6 +1762,7 @@ def _new_followed(
         context=_context(w.tunnel[syn_rows], w.v6[syn_rows]),
         next_seq=next_both,
         data=data,
+        client_waits=client_waits,
         closes=closes[groups],
         rows=rows[order],
         starts=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
@@ -1760,7 +1776,20 @@ def _followed_from(new: _NewFollowed, w: Columns, addr_text: dict[int, str]) -> 
     sources, destinations = w.address_texts(syn, addr_text)
     names = w.tunnel_names
     made = []
-    for src, dst, sport, dport, tunnel, key, client_end, server_end, context, nxt, data in zip(
+    for (
+        src,
+        dst,
+        sport,
+        dport,
+        tunnel,
+        key,
+        client_end,
+        server_end,
+        context,
+        nxt,
+        data,
+        waits,
+    ) in zip(
         sources,
         destinations,
         w.sport[syn].tolist(),
@@ -1772,6 +1801,7 @@ def _followed_from(new: _NewFollowed, w: Columns, addr_text: dict[int, str]) -> 
         new.context.tolist(),
         new.next_seq.tolist(),
         new.data.tolist(),
+        new.client_waits.tolist(),
         strict=True,
     ):
         history = _History(addr_text)
@@ -1786,6 +1816,7 @@ def _followed_from(new: _NewFollowed, w: Columns, addr_text: dict[int, str]) -> 
                 context,
                 (nxt[0], nxt[1]),
                 data,
+                client_waits=waits,
                 windows=0,
             )
         )
@@ -1807,6 +1838,7 @@ class _FollowOn:
     last_row: I64  # parallel to going_on: the last of its rows in the part decided
     next_seq: I64  # (len(going_on), 2)
     data: Bools  # parallel to going_on: payload among its rows here
+    client_waits: Bools  # parallel to going_on: see _Followed, after its rows here
     last_time: F64  # per connection of the list: its latest time, with its rows here
     last_time_early: F64  # the same with its rows in the part decided only
     kept: I64  # the rows taken from going_on ones, by connection then capture order
@@ -1884,6 +1916,13 @@ def _follow_on(
     np.add.at(fins, (e[fin], side[fin]), 1)
     bad |= (fins[e, 0] > 1) | (fins[e, 1] > 1)
     early = rows < end
+    # The server's FIN before the client's, with the client's data later than the server's
+    # last: the table judges it (see _uneventful). (A followed connection carries no FIN
+    # across windows: each FIN of it is here.)
+    waits = np.array([f.client_waits for f in followed], np.bool_)
+    fin_at = np.full((n_followed, 2), _NEVER, np.int64)
+    fin_at[e[fin], side[fin]] = rows[fin]
+    bad |= ((fin_at[:, 1] < fin_at[:, 0]) & _client_last(e, side, rows, plen > 0, waits))[e]
     bad_any = np.bincount(e[bad], minlength=n_followed) > 0
     bad_early = np.bincount(e[bad & early], minlength=n_followed) > 0
     fin_early = np.bincount(e[fin & early], minlength=n_followed) > 0
@@ -1937,6 +1976,7 @@ def _follow_on(
     last_early = np.full(n_followed, -1, np.int64)
     np.maximum.at(last_early, e[early], rows[early])
     data = np.bincount(e[early & (plen > 0)], minlength=n_followed) > 0
+    waits = _client_last(e, side, rows, early & (plen > 0), waits)
     on = np.flatnonzero(going_on)
     kept_mask = going_on[e] & early
     kept_order = np.lexsort((rows[kept_mask], e[kept_mask]))
@@ -1951,11 +1991,23 @@ def _follow_on(
         last_row=last_early[on],
         next_seq=next_seq[on],
         data=data[on],
+        client_waits=waits[on],
         last_time=last_time,
         last_time_early=last_time_early,
         kept=rows[kept_mask][kept_order],
         kept_owner=e[kept_mask][kept_order],
     )
+
+
+def _client_last(e: I64, side: I64, rows: I64, data: Bools, waits: Bools) -> Bools:
+    """Per followed connection (`e`: each row's, `side`: 0 client, 1 server): whether the client
+    sent the last of the rows with `data`, or, none here, did before (`waits`)."""
+    last = np.full((len(waits), 2), -1, np.int64)
+    np.maximum.at(last, (e[data], side[data]), rows[data])
+    # (none here: the side that wrote last before the window ranks above the other)
+    last[:, 0] = np.where(last[:, 0] >= 0, last[:, 0], np.where(waits, -1, -2))
+    last[:, 1] = np.where(last[:, 1] >= 0, last[:, 1], np.where(waits, -2, -1))
+    return last[:, 0] > last[:, 1]
 
 
 def _quoted_keys(w: Columns) -> npt.NDArray[np.uint64]:

@@ -37,6 +37,7 @@ from tcpdiag.clock import CaptureClock
 from tcpdiag.columns import ipv4_number
 from tcpdiag.communityid import community_id
 from tcpdiag.events import (
+    CloseEvent,
     ConnectionRef,
     Evidence,
     FlowEvent,
@@ -96,6 +97,13 @@ CLOSE_AFTER_WRITE_SECONDS = 0.2
 # A goodbye is short: a TLS close_notify is a 24- to 31-byte record, an SSH disconnect about 60,
 # "+OK bye" 9 (a closing write, _closing_write; a stream's next segment is longer).
 CLOSING_MESSAGE_BYTES = 100
+# The largest goodbye a client sends and then waits for the server to close on (see
+# CloseEvent.request_may_be_goodbye): a TLS close_notify is 24 bytes (TLS 1.3), 31 (TLS 1.2 with
+# AES-GCM) or up to 53 (CBC with padding); PostgreSQL's Terminate and MySQL's COM_QUIT are 5.
+GOODBYE_BYTES = 53
+# More data than this (the largest window without scaling) to a side that sent nothing is a
+# one-way stream, not a request (CloseEvent.peer_one_way_stream).
+ONE_WAY_STREAM_BYTES = 65535
 # Verdicts of a RST the receiver dropped while its connection lived on (a later one may end it).
 _DROPPED_VERDICTS = frozenset(("challenge", "out_of_window", "bad_ack"))
 # Unanswered data that arrived this long before a RST was read by then: an application that is
@@ -657,6 +665,7 @@ class Connection:
         "client",
         "closed_at",
         "conn_id",
+        "early_fin",
         "first_frame",
         "first_time",
         "history",
@@ -717,6 +726,10 @@ class Connection:
         # Every segment fed so far with the clock it came at, packed (see _Replayable), while
         # they are few and nothing but segments changed it; None otherwise. Kept by FlowTable.
         self.history: bytes | None = None
+        # The server's FIN came first, acknowledging data of the client's that it had not
+        # answered (the bytes, and each side's state just before the FIN), or came first with
+        # nothing unanswered (0): see _close_event. None otherwise.
+        self.early_fin: tuple[int, str, str] | None = None
 
     def endpoint(self, addr: str, port: int) -> Endpoint:
         if addr == self.client.addr and port == self.client.port:
@@ -1184,6 +1197,18 @@ class Connection:
     def _on_fin(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
         if sender.fin_seq is not None:
             return  # a retransmitted FIN
+        # (A server with a gap before its FIN sent data the capture missed: maybe the answer.)
+        if (
+            sender.role == "server"
+            and receiver.fin_seq is None
+            and seg.flags & ACK
+            and not sender.holes
+        ):
+            self.early_fin = (
+                _unanswered_by(seg.ack, receiver),
+                receiver.state.value,
+                sender.state.value,
+            )
         sender.fin_seq = seq_add(seg.seq, seg.payload_len)
         sender.fin = Evidence(seg.frame, seg.time, FIN_TEXT[sender.role])
         sender.state = (
@@ -1405,14 +1430,8 @@ class Connection:
     def _unanswered_by_rst(seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> int:
         """The receiver's unanswered bytes that reached the RST's sender: as far as the RST's own
         ACK reaches, or, for a RST without ACK, the sender's last ACK."""
-        if not receiver.unanswered_bytes or receiver.snd_nxt is None:
-            return 0
         acked = seg.ack if seg.flags & ACK else sender.rcv_nxt
-        if acked is None:
-            return 0
-        data_end = receiver.fin_seq if receiver.fin_seq is not None else receiver.snd_nxt
-        not_received = max(seq_diff(data_end, acked), 0)
-        return max(receiver.unanswered_bytes - not_received, 0)
+        return 0 if acked is None else _unanswered_by(acked, receiver)
 
     def _buffer_full(self, sender: Endpoint, receiver: Endpoint) -> bool:
         """RstEvent.sender_buffer_full: the window the sender last offered, less what the
@@ -1527,6 +1546,9 @@ class Connection:
         silence = self._silence()
         if silence is not None:
             events.append(silence)
+        close = self._close_event()
+        if close is not None:
+            events.append(close)
         events.sort(key=lambda e: (e.time, e.frame))
         zeek = self.zeek
         conn_state = history = ""
@@ -1635,6 +1657,80 @@ class Connection:
             _add_evidence(event, item)
         if rst is not None:
             _add_evidence(event, rst.event.evidence[-1])  # (the RST itself)
+        return event
+
+    def _close_event(self) -> CloseEvent | None:
+        """The server's FIN, sent first, with data of the client's taken and left unanswered or
+        followed by the client's writes (see CloseEvent); none where a RST ended the
+        connection (its event tells it) or nothing was left to answer."""
+        early = self.early_fin
+        client, server = self.client, self.server
+        fin = server.fin
+        if early is None or fin is None or self.rsts:
+            return None
+        unanswered, client_state, server_state = early
+        after = client.after_peer_fin
+        if not unanswered and after is None:
+            return None
+        allowance = self._crossing_allowance()
+        write_after_fin = _write_after_fin(client, server)
+        answered_fin = write_after_fin is not None and write_after_fin <= allowance
+        wait = None
+        if unanswered:
+            # (the client's last write before the FIN: it may have written after it too)
+            wrote_before = after.wrote_before if after is not None else None
+            last_write = client.last_data_time if wrote_before is None else wrote_before
+            wait = round(max(fin.time - last_write, 0.0), 3)
+        fin_after = None if client.fin is None else round(max(client.fin.time - fin.time, 0.0), 3)
+        eof_from = max(fin.time, client.last_data_time) if after is not None else fin.time
+        event = CloseEvent(
+            connection=self.ref,
+            frame=fin.frame,
+            time=fin.time,
+            client_state=client_state,
+            server_state=server_state,
+            closer="server",
+            peer_unanswered_bytes=unanswered,
+            request_wait_seconds=wait,
+            request_may_be_goodbye=(
+                wait is not None
+                and unanswered <= GOODBYE_BYTES
+                and server.replies > 0
+                and wait <= allowance
+            ),
+            peer_one_way_stream=not server.bytes_sent and unanswered > ONE_WAY_STREAM_BYTES,
+            closer_bytes_sent=server.bytes_sent,
+            closer_replies=server.replies,
+            fin_taken=server.fin_acked or client.fin is not None,
+            peer_fin_after_seconds=fin_after,
+            peer_closed_on_eof=(client.fin is not None and client.fin.time - eof_from <= allowance),
+            peer_data_after_fin=after.bytes if after is not None else 0,
+            peer_write_after_fin_seconds=write_after_fin,
+            peer_new_request_after_fin=(
+                write_after_fin is not None and (not server.bytes_sent or not answered_fin)
+            ),
+            peer_write_crossed_fin=after is not None and not after.took_fin,
+            peer_earlier_data_answered=(
+                after is not None and client.unanswered_bytes == after.bytes
+            ),
+            peer_idle_before_fin_seconds=_quiet_before_fin(client, server),
+            mptcp_subflow=_mptcp_subflow(client.syn_options, server.syn_options),
+            client_os=os_family(client.ttl),
+            server_os=os_family(server.ttl),
+        )
+        last = client.last_data
+        items: tuple[Evidence | None, ...]
+        if after is None:  # (its last data is the request the FIN left unanswered)
+            if last is not None:
+                last = Evidence(
+                    last.frame, last.time, last.what + ", acknowledged, never answered by server"
+                )
+            items = (last, fin, client.fin)
+        else:  # (its last data was written after the FIN)
+            items = (fin, last, client.fin)
+        for item in items:
+            if item is not None:
+                _add_evidence(event, item)
         return event
 
     def _own_rst_ended_stall(self, rst: _PendingRst) -> bool:
@@ -3387,6 +3483,16 @@ def _closing_write(writer: Endpoint, closer: Endpoint, answered_fin: bool) -> bo
         return True
     idle = _idle_before_fin(closer)
     return idle is not None and idle <= CLOSE_AFTER_WRITE_SECONDS
+
+
+def _unanswered_by(acked: int, waiting: Endpoint) -> int:
+    """`waiting`'s unanswered bytes (Endpoint.unanswered_bytes) that an acknowledgement up to
+    `acked` shows reached its peer."""
+    if not waiting.unanswered_bytes or waiting.snd_nxt is None:
+        return 0
+    data_end = waiting.fin_seq if waiting.fin_seq is not None else waiting.snd_nxt
+    not_received = max(seq_diff(data_end, acked), 0)
+    return max(waiting.unanswered_bytes - not_received, 0)
 
 
 def _in_flight(receiver: Endpoint, sender: Endpoint, rst: TcpSegment) -> int:

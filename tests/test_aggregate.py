@@ -349,3 +349,25 @@ def test_a_storm_of_stale_connections_says_their_clients_got_eof() -> None:
     assert storm["category"] == "reset_storm" and storm["members"] == {"broken_pipe": 150}
     assert storm["client_sees"] == {"EOF": 150} and storm["server_sees"] == {"nothing": 150}
     assert "client programs saw: EOF (150)" in render_text([report_of(cap)])
+
+
+def test_a_server_closing_on_many_waiting_clients_is_one_close_storm() -> None:
+    """A server that closed 150 connections with each request unanswered (FIN, no RST: nginx
+    `return 444` for a bot's requests, a restart with requests in flight) is one close storm,
+    keyed by the server endpoint, whose clients' programs saw EOF."""
+    cap = Capture()
+    for i in range(150):
+        conv = Conversation(
+            cap, client=(f"10.5.{i // 200}.{1 + i % 200}", 41000), server=("10.0.0.6", 80)
+        )
+        conv.handshake()
+        conv.data("c", 80)
+        conv.send("s", FIN | ACK, dt=0.002)
+        conv.send("c", FIN | ACK, dt=0.0002)
+        conv.send("s", ACK)
+    report = report_of(cap)
+    (storm,) = json.loads(render_json([report]))["captures"][0]["aggregates"]
+    assert storm["category"] == "close_storm" and storm["subject"] == "10.0.0.6:80"
+    assert storm["members"] == {"premature_close": 150}
+    assert storm["client_sees"] == {"EOF": 150} and storm["server_sees"] == {"nothing": 150}
+    assert storm["wireshark_filter"] == "ip.src==10.0.0.6 && tcp.srcport==80 && tcp.flags.fin==1"

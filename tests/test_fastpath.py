@@ -257,6 +257,62 @@ def test_connections_with_events_amid_clean_ones(
     assert _compare(cap, tmp_path, monkeypatch) > 0
 
 
+def test_a_servers_fin_leaving_the_client_waiting_is_never_taken_in_bulk(
+    tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clean on the wire, yet a finding (premature_close): the server's FIN with the client's
+    request unanswered, or before the client's new request on a half-closed connection; in
+    the window where it happens, or after many windows of exchanges (a followed connection).
+    A server that closes after its response, and a client that closes first, stay in bulk."""
+    cap = Capture()
+    _healthy(cap, 10)
+    turned_away = Conversation(cap, client=("10.5.0.1", 40000), server=("10.9.0.1", 443))
+    turned_away.handshake()
+    turned_away.data("c", 80)
+    turned_away.send("s", FIN | ACK, dt=0.3)
+    turned_away.send("c", FIN | ACK, dt=0.0002)
+    turned_away.send("s", ACK)
+    _healthy(cap, 10, start_port=50100)
+    stale = Conversation(cap, client=("10.5.0.2", 40000), server=("10.9.0.1", 443))
+    stale.handshake()
+    stale.data("c", 100)
+    stale.data("s", 300)
+    stale.send("s", FIN | ACK, dt=1.5)
+    stale.send("c", ACK)
+    stale.send("c", PSH | ACK, 80, dt=2.0)
+    stale.send("c", FIN | ACK, dt=0.0001)
+    stale.send("s", ACK)
+    # A longer one, followed across windows (tiny ones): an exchange, then a request that
+    # the server dies on, among other connections.
+    killed = Conversation(cap, client=("10.5.0.3", 40000), server=("10.9.0.1", 443))
+    killed.handshake()
+    killed.data("c", 60)
+    killed.data("s", 400)
+    for k in range(12):
+        _clean(cap, ("10.1.1.1", 52000 + k), dt=0.05)
+    killed.data("c", 60)
+    for k in range(12):
+        _clean(cap, ("10.1.1.2", 52000 + k), dt=0.05)
+    killed.send("s", FIN | ACK, dt=0.1)
+    killed.send("c", FIN | ACK, dt=0.0002)
+    killed.send("s", ACK)
+    server_closes = Conversation(cap, client=("10.5.0.4", 40000), server=("10.9.0.1", 443))
+    server_closes.handshake()
+    server_closes.data("c", 80)
+    server_closes.data("s", 900)
+    server_closes.close("s")
+    _healthy(cap, 300, start_port=50400)
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    reference, fast, taken = _reports(path, monkeypatch)
+    assert fast == reference and taken > 0
+    assert sorted((f["rule"], f["client"]) for f in reference["findings"]) == [
+        ("premature-close-request-unanswered", "10.5.0.1:40000"),
+        ("premature-close-request-unanswered", "10.5.0.3:40000"),
+        ("premature-close-stale-connection", "10.5.0.2:40000"),
+    ]
+
+
 def test_a_host_rejected_syn_and_a_front_ends_second_syn_ack_amid_clean_connections(
     tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1077,6 +1133,7 @@ def _flow_inside_case(case: str, cap: Capture) -> None:
         conv.send("c", ACK, dt=4.9)
     else:
         conv.send("c", PSH | ACK, 100)
+        conv.send("s", PSH | ACK, 300)  # (answered: a FIN on an unanswered request is a finding)
         conv.close("s")
 
 
@@ -1690,6 +1747,10 @@ def _followed_talks(cap: Capture, case: str = "clean") -> None:
         twisted = n == 1
         at(t0, talk.handshake)
         for r in range(20):
+            if twisted and case in _CLOSED_ON_THE_CLIENT and r >= 15:
+                break
+            if twisted and case == "first request left unanswered":
+                break
             twist = twisted and r == 15 and case in _TWISTS
 
             def exchange(talk: Conversation = talk, twist: bool = twist) -> None:
@@ -1700,6 +1761,27 @@ def _followed_talks(cap: Capture, case: str = "clean") -> None:
                     _twist(talk, sent, case)
 
             at(t0 + 1.0 + r + (25.0 if case == "pause" and twisted and r >= 15 else 0.0), exchange)
+        if twisted and case == "request left unanswered":
+            # (the request in one window, the server's FIN 8 s later, in the next)
+            at(t0 + 16.2, lambda talk=talk: talk.data("c", 100))
+            at(t0 + 24.2, lambda talk=talk: talk.send("s", FIN | ACK, dt=0.0))
+            at(t0 + 24.2002, lambda talk=talk: talk.send("c", FIN | ACK, dt=0.0))
+            at(t0 + 24.2003, lambda talk=talk: talk.send("s", ACK, dt=0.0))
+            continue
+        if twisted and case == "first request left unanswered":
+            # (the request in the window of the handshake, the server's FIN 16 s later)
+            at(t0 + 1.0, lambda talk=talk: talk.data("c", 100))
+            at(t0 + 17.0, lambda talk=talk: talk.send("s", FIN | ACK, dt=0.0))
+            at(t0 + 17.0002, lambda talk=talk: talk.send("c", FIN | ACK, dt=0.0))
+            at(t0 + 17.0003, lambda talk=talk: talk.send("s", ACK, dt=0.0))
+            continue
+        if twisted and case == "request on a half-closed connection":
+            at(t0 + 16.2, lambda talk=talk: talk.send("s", FIN | ACK, dt=0.0))
+            at(t0 + 16.2001, lambda talk=talk: talk.send("c", ACK, dt=0.0))
+            at(t0 + 19.2, lambda talk=talk: talk.send("c", PSH | ACK, 100, dt=0.0))
+            at(t0 + 19.2001, lambda talk=talk: talk.send("c", FIN | ACK, dt=0.0))
+            at(t0 + 19.2002, lambda talk=talk: talk.send("s", ACK, dt=0.0))
+            continue
         if n == 11 and case == "open at the end":
             continue
         if n == 11 and case == "half closed at the end":
@@ -1734,6 +1816,12 @@ def _followed_talks(cap: Capture, case: str = "clean") -> None:
 
 
 _TWISTS = ("retransmission", "keepalive", "zero window", "reordered", "icmp", "ignored reset")
+# The server closes while the client waits (premature_close): clean rows, but a finding.
+_CLOSED_ON_THE_CLIENT = (
+    "request left unanswered",
+    "first request left unanswered",
+    "request on a half-closed connection",
+)
 
 
 @pytest.mark.parametrize(
@@ -1741,6 +1829,7 @@ _TWISTS = ("retransmission", "keepalive", "zero window", "reordered", "icmp", "i
     [
         "clean",
         *_TWISTS,
+        *_CLOSED_ON_THE_CLIENT,
         "pause",
         "slow close",
         "late segment",
@@ -1774,6 +1863,9 @@ def test_connections_followed_across_windows_report_as_the_reference(
         assert 3 not in replayed
     elif case in (*_TWISTS, "reused four-tuple", "slow close", "data after a FIN"):
         assert 3 in replayed
+    elif case in _CLOSED_ON_THE_CLIENT:
+        assert 3 in replayed
+        assert [f["category"] for f in reference["findings"]] == ["premature_close"]
     assert (13 in replayed) >= (case == "half closed at the end")
     assert (4 in replayed) == (case == "handshake only, open at the end")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from flowbuilder import (
@@ -1772,3 +1773,142 @@ def test_a_new_request_crossing_the_servers_close_of_an_idle_connection_is_a_kee
     assert finding.impact == "error_seen"
     assert finding.cause is not None and finding.cause.id == "keepalive-timeout-race"
     assert finding.facts["receiver_idle_before_fin_seconds"] == pytest.approx(idle, abs=0.01)
+
+
+# -- the server's FIN with the client's request outstanding (no RST) ----------------------------
+
+
+def _premature(
+    *,
+    earlier_exchanges: int = 0,
+    request: int = 80,
+    wait: float = 0.3,
+    client_fin_after: float | None = 0.0002,
+    client_first: bool = False,
+    streamed: int = 0,
+    mptcp: bool = False,
+) -> Capture:
+    """A request the server acknowledges and answers with its FIN after `wait` seconds (none
+    of it if the client closes first), the client's FIN `client_fin_after` seconds after that
+    (None: none in the capture); before the request, `streamed` segments of 1,400 bytes that
+    the server never answers; on a Multipath TCP subflow with `mptcp`."""
+    cap = Capture()
+    conv = Conversation(cap)
+    options = replace(LINUX_SYN, mptcp=1) if mptcp else LINUX_SYN  # (MP_CAPABLE)
+    conv.send("c", SYN, options=options)
+    conv.send("s", SYN | ACK, options=options)
+    conv.send("c", ACK)
+    for _ in range(earlier_exchanges):
+        conv.data("c", 60)
+        conv.data("s", 400)
+    for _ in range(streamed):
+        conv.data("c", 1400)
+    conv.data("c", request)
+    if client_first:
+        conv.send("c", FIN | ACK, dt=0.0001)
+    conv.send("s", FIN | ACK, dt=wait)
+    if not client_first and client_fin_after is not None:
+        conv.send("c", FIN | ACK, dt=client_fin_after)
+    conv.send("s" if not client_first else "c", ACK)
+    return cap
+
+
+@pytest.mark.parametrize(
+    ("shape", "rule"),
+    [
+        ({}, "premature-close-request-unanswered"),  # nginx `return 444`, a worker that failed
+        ({"earlier_exchanges": 2, "wait": 4.0}, "premature-close-request-unanswered"),  # killed
+        # A goodbye (PostgreSQL's Terminate, 5 bytes) after a session, closed on at once.
+        ({"earlier_exchanges": 2, "request": 5, "wait": 0.002}, None),
+        # The same 5 bytes waited on for seconds: a request the server died on, no goodbye.
+        ({"earlier_exchanges": 2, "request": 5, "wait": 3.0}, "premature-close-request-unanswered"),
+        ({"client_fin_after": None}, None),  # the client was not reading: it never closed
+        ({"client_fin_after": 20.0}, None),  # ... or closed long after, for its own reasons
+        ({"client_first": True}, None),  # the client closed first: an ordinary close
+        # The end of a one-way stream to a server that never said a word (iperf3's data
+        # connections) is no request left unanswered; a few segments of one may be.
+        ({"streamed": 50, "wait": 0.002}, None),
+        ({"streamed": 5, "wait": 0.002}, "premature-close-request-unanswered"),
+        # A Multipath TCP subflow's data may be answered on another subflow.
+        ({"mptcp": True}, None),
+    ],
+)
+def test_a_servers_fin_with_the_request_unanswered_is_a_premature_close(
+    shape: dict[str, Any], rule: str | None
+) -> None:
+    """Real traffic (s22's surveys: nginx `return 444`, a server or PostgreSQL backend killed
+    mid-request, redis CLIENT KILL, Node's `socket.destroy()`): the server acknowledged the
+    request and closed with a plain FIN; the client, blocked for the answer, read EOF and
+    closed at once. No RST, no errno: "Empty reply from server", "server closed the connection
+    unexpectedly". A client that closes first, one not reading (no prompt FIN), and a short
+    goodbye ending a session that the server closes on at once (psql's Terminate) are none."""
+    found = findings(_premature(**shape))
+    assert [f.rule for f in found] == ([rule] if rule else [])
+    if rule:
+        (finding,) = found
+        assert finding.category == "premature_close" and finding.impact == "error_seen"
+        assert finding.client_sees.errno is None and finding.client_sees.label == "EOF"
+        assert finding.server_sees.errno is None and not finding.server_sees.label
+        frames = [e.what for e in finding.evidence]
+        assert frames[0].endswith("never answered by server") and frames[1] == "FIN from server"
+
+
+@pytest.mark.parametrize(
+    ("write_after", "rule"),
+    [
+        (2.0, "premature-close-stale-connection"),  # Apache, lighttpd: a pool reused it
+        (0.001, None),  # a closing message (a TLS close_notify) answering the FIN at once
+    ],
+)
+def test_a_request_on_a_half_closed_connection_is_a_stale_connection_without_a_reset(
+    write_after: float, rule: str | None
+) -> None:
+    """Real traffic (s22's second survey: Python's http.client against Apache's and lighttpd's
+    keep-alive timeouts): the server half-closes an idle kept-alive connection and reads on
+    (a lingering close), so the client's new request long after the FIN draws no RST. The
+    client reads EOF and closes: `RemoteDisconnected`, no errno."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 100)
+    conv.data("s", 300)
+    conv.send("s", FIN | ACK, dt=1.5)
+    conv.send("c", ACK)
+    conv.send("c", PSH | ACK, 80 if rule else 24, dt=write_after)
+    conv.send("c", FIN | ACK, dt=0.0001)
+    conv.send("s", ACK)
+    found = findings(cap)
+    assert [f.rule for f in found] == ([rule] if rule else [])
+    if rule:
+        assert found[0].client_sees.label == "EOF" and found[0].impact == "error_seen"
+        assert found[0].facts["peer_write_after_fin_seconds"] == pytest.approx(2.0, abs=0.01)
+
+
+def test_a_stale_request_that_a_reset_answers_is_told_once() -> None:
+    """The server closed fully, so its kernel reset the stale request: the RST's rule tells it
+    (broken-pipe-stale-connection); the FIN's does not tell it again."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 100)
+    conv.data("s", 300)
+    conv.send("s", FIN | ACK, dt=1.5)
+    conv.send("c", ACK)
+    conv.send("c", PSH | ACK, 80, dt=2.0)
+    conv.rst("s", with_ack=False)
+    conv.send("c", FIN | ACK, dt=0.0001)
+    assert [f.rule for f in findings(cap)] == ["broken-pipe-stale-connection"]
+
+
+def test_a_servers_fin_after_data_the_capture_missed_is_no_premature_close() -> None:
+    """The server's FIN comes after a gap in its sequence numbers: it sent data the capture
+    missed (a lossy tap), which may be the answer. No finding."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 80)
+    conv.s.seq += 1200  # (the response, not captured)
+    conv.send("s", FIN | ACK, dt=0.3)
+    conv.send("c", FIN | ACK, dt=0.0002)
+    conv.send("s", ACK)
+    assert findings(cap) == []
