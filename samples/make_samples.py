@@ -2644,6 +2644,28 @@ def keepalive_race(ctx: Ctx) -> Outcome:
     flow is quiet. The server saw no error; request 2 was lost, and the client saw only an EOF
     where a response should be (an HTTP client would retry or report "server closed the
     connection"). Expected: broken_pipe (FIN from the server, data from the client, RST)."""
+    return keepalive_race_run(ctx, half_close=False)
+
+
+@scenario("keepalive_race_half_closed")
+def keepalive_race_half_closed(ctx: Ctx) -> Outcome:
+    """The HTTP keep-alive race against a server that half-closes, as Apache and lighttpd end
+    an idle kept-alive connection (a lingering close). The same set-up as keepalive_race
+    (every packet held 50 ms before the capture tap by an NFQUEUE delayer: RTT 100 ms;
+    request 1 and response 1 on a keep-alive connection). After about 1.5 s idle the server
+    calls shutdown(SHUT_WR) (FIN) and reads on; 10-20 ms later, while that FIN is still in
+    flight, the client sends request 2: send() succeeds, and its segment ACKs the server's
+    data but not the FIN. The FIN reaches the client first, and its recv() for response 2
+    returns 0 (EOF); it close()s at once: its FIN ACKs the server's FIN. The server's
+    half-closed socket takes request 2 (no RST: it is still open for reading), reads it and
+    then the client's EOF, and closes; it saw no error. Request 2 was lost: the client saw only
+    an EOF where a response should be (Python's http.client: RemoteDisconnected). Expected:
+    premature_close (the server's FIN, the client's request crossing it, no RST)."""
+    return keepalive_race_run(ctx, half_close=True)
+
+
+def keepalive_race_run(ctx: Ctx, half_close: bool) -> Outcome:
+    """keepalive_race, or with `half_close`, keepalive_race_half_closed."""
     port = ctx.ports[0]
     lst = ctx.listen(V4, port)
     request1 = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
@@ -2666,8 +2688,16 @@ def keepalive_race(ctx: Ctx) -> Outcome:
         ready, _, _ = select.select([conn.sock], [], [], idle)  # the keep-alive idle timeout
         if ready:
             raise RuntimeError("the connection was not idle")
-        conn.close()  # FIN
+        if not half_close:
+            conn.close()  # FIN
+            closed.set()
+            return
+        conn.shutdown_wr()  # FIN; the server reads on (a lingering close)
         closed.set()
+        for _ in range(4):  # request 2, then the client's EOF
+            if not conn.recv():
+                break
+        conn.close()
 
     def client() -> None:
         conn, ok = ctx.connect(V4, port)
@@ -2691,8 +2721,14 @@ def keepalive_race(ctx: Ctx) -> Outcome:
     conns = [c.conn for c in client_conn]
     return Outcome(
         "kernel",
-        [ctx.finding("broken_pipe", c, V4, port) for c in client_conn],
-        notes=[f"Idle timeout {idle:.3f} s; request 2 sent {1000 * lag:.1f} ms after close()."],
+        [
+            ctx.finding("premature_close" if half_close else "broken_pipe", c, V4, port)
+            for c in client_conn
+        ],
+        notes=[
+            f"Idle timeout {idle:.3f} s; request 2 sent {1000 * lag:.1f} ms after "
+            + ("shutdown(SHUT_WR)." if half_close else "close().")
+        ],
         post=lambda pcap: ([], keepalive_race_notes(pcap, conns[0], port, delay)),
     )
 

@@ -382,10 +382,12 @@ class CloseEvent(FlowEvent):
     fin_taken: bool = False
     # Seconds between the FIN and the peer's own FIN (None: it sent none in the capture).
     peer_fin_after_seconds: float | None = None
-    # The peer closed as soon as its program could have read the end of file: its FIN came
-    # within two handshake round trips and 0.2 s of the closer's FIN, or of its own last
+    # The peer closed as soon as its program could have read the end of file: its FIN
+    # acknowledged the closer's (it was sent after that FIN had reached it, not crossing it)
+    # and came within two handshake round trips and 0.2 s of it, or of the peer's own last
     # write after it. A program blocked in recv() for an answer reads the end of file at once
-    # and closes; one that was not reading (a sender of a one-way stream) closes later or not.
+    # and closes; one that was not reading (a sender of a one-way stream) closes later or not,
+    # and one whose FIN crossed the closer's closed on its own account.
     peer_closed_on_eof: bool = False
     # What the peer wrote after the FIN, as RstEvent's receiver facts of the same names say.
     peer_data_after_fin: int = 0

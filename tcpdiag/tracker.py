@@ -726,10 +726,10 @@ class Connection:
         # Every segment fed so far with the clock it came at, packed (see _Replayable), while
         # they are few and nothing but segments changed it; None otherwise. Kept by FlowTable.
         self.history: bytes | None = None
-        # The server's FIN came first, acknowledging data of the client's that it had not
-        # answered (the bytes, and each side's state just before the FIN), or came first with
-        # nothing unanswered (0): see _close_event. None otherwise.
-        self.early_fin: tuple[int, str, str] | None = None
+        # The server's FIN came first: the client's data it acknowledged and had not answered
+        # (bytes, 0 if none), each side's state just before that FIN, and whether the client's
+        # own FIN acknowledged it (see _close_event). None otherwise.
+        self.early_fin: tuple[int, str, str, bool] | None = None
 
     def endpoint(self, addr: str, port: int) -> Endpoint:
         if addr == self.client.addr and port == self.client.port:
@@ -1208,7 +1208,13 @@ class Connection:
                 _unanswered_by(seg.ack, receiver),
                 receiver.state.value,
                 sender.state.value,
+                False,
             )
+        elif self.early_fin is not None and receiver.fin_seq is not None:
+            # The client's FIN after the server's: did it acknowledge it (sent once the end of
+            # file had reached it, not crossing it)?
+            took = bool(seg.flags & ACK) and seq_le(seq_add(receiver.fin_seq, 1), seg.ack)
+            self.early_fin = (*self.early_fin[:3], took)
         sender.fin_seq = seq_add(seg.seq, seg.payload_len)
         sender.fin = Evidence(seg.frame, seg.time, FIN_TEXT[sender.role])
         sender.state = (
@@ -1668,7 +1674,7 @@ class Connection:
         fin = server.fin
         if early is None or fin is None or self.rsts:
             return None
-        unanswered, client_state, server_state = early
+        unanswered, client_state, server_state, fin_answered = early
         after = client.after_peer_fin
         if not unanswered and after is None:
             return None
@@ -1703,7 +1709,9 @@ class Connection:
             closer_replies=server.replies,
             fin_taken=server.fin_acked or client.fin is not None,
             peer_fin_after_seconds=fin_after,
-            peer_closed_on_eof=(client.fin is not None and client.fin.time - eof_from <= allowance),
+            peer_closed_on_eof=(
+                fin_answered and client.fin is not None and client.fin.time - eof_from <= allowance
+            ),
             peer_data_after_fin=after.bytes if after is not None else 0,
             peer_write_after_fin_seconds=write_after_fin,
             peer_new_request_after_fin=(

@@ -1912,3 +1912,48 @@ def test_a_servers_fin_after_data_the_capture_missed_is_no_premature_close() -> 
     conv.send("c", FIN | ACK, dt=0.0002)
     conv.send("s", ACK)
     assert findings(cap) == []
+
+
+def test_a_client_fin_crossing_the_servers_is_no_end_of_file_read() -> None:
+    """The client's FIN does not acknowledge the server's: the two crossed, so the client
+    closed on its own account (it gave up, or ended the session), before any end of file
+    reached it. No premature close, however soon after the server's FIN it was captured."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 80)
+    conv.send("s", FIN | ACK, dt=0.3)
+    conv.send("c", FIN | ACK, ack=conv.s.seq - 1, dt=0.0002)  # (the server's FIN not taken)
+    conv.send("s", ACK)
+    conv.send("c", ACK)
+    assert findings(cap) == []
+
+
+@pytest.mark.parametrize(
+    ("client_fin_takes_server_fin", "rule"),
+    [
+        (True, "premature-close-keepalive-race"),  # it read the end of file, then closed
+        (False, None),  # it closed the idle connection itself (a close_notify, then its FIN)
+    ],
+)
+def test_a_request_crossing_a_half_close_of_an_idle_connection_is_a_keepalive_race(
+    client_fin_takes_server_fin: bool, rule: str | None
+) -> None:
+    """The keep-alive race against a server that half-closes (Apache, lighttpd: no RST ever):
+    after 1.5 s idle the server's FIN and the client's new request cross (the request does
+    not acknowledge the FIN); the client reads EOF and closes, its FIN acknowledging the
+    server's. A client whose FIN crossed the server's too was closing the connection itself:
+    nothing was lost."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 100)
+    conv.data("s", 300)
+    fin = conv.send("s", FIN | ACK, dt=1.5)
+    conv.send("c", PSH | ACK, 80, ack=fin.seq, dt=0.01)  # (sent before the FIN arrived)
+    conv.send("c", FIN | ACK, ack=None if client_fin_takes_server_fin else fin.seq, dt=0.05)
+    conv.send("s", ACK)
+    found = findings(cap)
+    assert [f.rule for f in found] == ([rule] if rule else [])
+    if rule:
+        assert found[0].client_sees.label == "EOF" and found[0].impact == "error_seen"
