@@ -52,6 +52,7 @@ SIZES: dict[str, int] = {
     "icmp_rejects": 300_000,  # ICMP errors rejecting SYNs never on the wire (a host firewall)
     "long_conn": 2_000_000,  # packets of one connection, 5 % retransmitted + 5 % reordered
     "rst_one_tuple": 100_000,  # blind RSTs (random seq) on one established 4-tuple
+    "close_storm": 100_000,  # requests a server closes on without answering, 400 us apart
 }
 BIG_BLOCKS = 3  # packet blocks of SIZES["gz_big_blocks"] MB each
 ZERO_TAIL_PACKETS = 100_000  # the ordinary part of zero_tail (scaled too)
@@ -63,7 +64,7 @@ EPOCH = 1_732_536_000
 ETH_V4 = bytes.fromhex("525400000001001b21a0c0010800")
 LINUX_SLL = 113
 TCP_FRAME = 54  # Ethernet + IPv4 + TCP, no options
-SYN, RST, ACK, PSH = 0x02, 0x04, 0x10, 0x08
+FIN, SYN, RST, ACK, PSH = 0x01, 0x02, 0x04, 0x10, 0x08
 
 
 def ip(text: str) -> int:
@@ -190,7 +191,7 @@ def write_pcap_chunks(path: Path, chunks: Iterator[Chunk]) -> int:
     return count
 
 
-def _chunked(n: int, build: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, int]]):
+def _chunked(n: int, build: Callable[[np.ndarray], Chunk]) -> Iterator[Chunk]:
     for start in range(0, n, CHUNK):
         yield build(np.arange(start, min(n, start + CHUNK), dtype=np.int64))
 
@@ -277,6 +278,35 @@ def gen_syn_rst_cycles(path: Path, n: int) -> int:
         frames[3::4] = tcp_frames(c, s, 50_000, 443, c_isn + 1, s_isn + 1, RST | ACK, k)
         times = np.repeat(i * 200, 4) + np.tile(np.array([0, 20, 40, 100]), k)
         return times, frames, 0
+
+    return write_pcap_chunks(path, _chunked(n, build))
+
+
+def gen_close_storm(path: Path, n: int) -> int:
+    """n clients' connections to one server, one every 400 us: handshake, an 80-byte request
+    (not captured) that the server acknowledges and, 200 us later, closes on with a FIN (no
+    answer, no RST: nginx's `return 444`), the client's FIN acknowledging it, the last ACK."""
+    server = ip("10.40.0.6")
+    request = 80
+
+    def build(i: np.ndarray) -> Chunk:
+        k = len(i)
+        client, cport = ip("198.18.0.1") + i // 20_000, 32_768 + i % 20_000
+        c_isn, s_isn = _isn(i, 11), _isn(i, 13)
+        c1, s1 = c_isn + 1, s_isn + 1
+        frames = np.empty((8 * k, TCP_FRAME), dtype=np.uint8)
+        frames[0::8] = tcp_frames(client, server, cport, 80, c_isn, 0, SYN, k)
+        frames[1::8] = tcp_frames(server, client, 80, cport, s_isn, c1, SYN | ACK, k)
+        frames[2::8] = tcp_frames(client, server, cport, 80, c1, s1, ACK, k)
+        frames[3::8] = tcp_frames(client, server, cport, 80, c1, s1, PSH | ACK, k, 64240, 64, 80)
+        c2 = c1 + request
+        frames[4::8] = tcp_frames(server, client, 80, cport, s1, c2, ACK, k)
+        frames[5::8] = tcp_frames(server, client, 80, cport, s1, c2, FIN | ACK, k)
+        frames[6::8] = tcp_frames(client, server, cport, 80, c2, s1 + 1, FIN | ACK, k)
+        frames[7::8] = tcp_frames(server, client, 80, cport, s1 + 1, c2 + 1, ACK, k)
+        times = np.repeat(i * 400, 8) + np.tile(np.array([0, 20, 40, 60, 70, 270, 290, 310]), k)
+        wire = np.tile(np.array([0, 0, 0, request, 0, 0, 0, 0]), k)  # (payload not captured)
+        return times, frames, wire
 
     return write_pcap_chunks(path, _chunked(n, build))
 
@@ -540,6 +570,13 @@ SHAPES: list[Shape] = [
         lambda p, s: gen_icmp_orphans(p, _n("icmp_orphans", s)),
         expect=lambda p, s: {},
         storm=lambda s: Storm("warning", _n("icmp_orphans", s)),
+    ),
+    Shape(
+        "close_storm",
+        "a server closes on its clients' requests without answering (FIN, no RST), 400 us apart",
+        lambda p, s: gen_close_storm(p, _n("close_storm", s)),
+        expect=lambda p, s: {"premature_close": _n("close_storm", s)},
+        storm=lambda s: Storm("close_storm", _n("close_storm", s)),
     ),
     Shape(
         "icmp_rejects",

@@ -186,6 +186,7 @@ def test_adversarial_storms_are_summed_up_as_the_bench_expects(tmp_path: Path) -
         "unique_syns",
         "icmp_orphans",
         "icmp_rejects",
+        "close_storm",
     }
     paths = [adversarial.capture(tmp_path, shape, ADVERSARIAL_SCALE)[0] for shape in shapes]
     report = _tcpdiag_json(paths, "--aggregate-over", "10")
