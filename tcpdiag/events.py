@@ -365,14 +365,16 @@ class CloseEvent(FlowEvent):
     request_wait_seconds: float | None = None
     # The unanswered data may be a goodbye that expects no answer, sent by a client that then
     # closes (or waits for the server to): a short message (tracker.GOODBYE_BYTES: a TLS
-    # close_notify, PostgreSQL's Terminate, MySQL's COM_QUIT) ending a session in which the
-    # server had answered before, that the server closed on at once (within two handshake round
-    # trips and 0.2 s). Both FINs then follow at once in either order, as they do for a
-    # request turned away.
+    # close_notify, PostgreSQL's Terminate, MySQL's COM_QUIT, memcached's `quit`) that the
+    # server closed on at once (within two handshake round trips and 0.2 s). Both FINs then
+    # follow at once in either order, as they do for a request turned away.
     request_may_be_goodbye: bool = False
-    # The closer had sent nothing, and the peer more than a whole unscaled window (64 KiB): a
-    # sink for a one-way stream (iperf3's data connections, a log or backup upload) whose end
-    # the two agree by other means, not a request waiting for its answer.
+    # The unanswered data is a one-way stream, not a request waiting for its answer: more than
+    # a whole unscaled window (64 KiB) to a closer that had sent nothing (iperf3's data
+    # connections, a backup upload), or data in three segments or more spread over longer than
+    # two handshake round trips and 0.2 s (a log shipper's messages; one request goes out in
+    # one burst). Its sender may watch the socket and close at the end of file, as a waiting
+    # client does, but waited for nothing.
     peer_one_way_stream: bool = False
     closer_bytes_sent: int = 0
     # Times the closer's data answered the peer's before: a request-response server that had

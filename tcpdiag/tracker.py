@@ -104,6 +104,9 @@ GOODBYE_BYTES = 53
 # More data than this (the largest window without scaling) to a side that sent nothing is a
 # one-way stream, not a request (CloseEvent.peer_one_way_stream).
 ONE_WAY_STREAM_BYTES = 65535
+# ... and so is unanswered data in this many segments or more, spread over longer than a reply
+# could take (CloseEvent.peer_one_way_stream): a stream of messages, not one request's burst.
+STREAM_WRITES = 3
 # Verdicts of a RST the receiver dropped while its connection lived on (a later one may end it).
 _DROPPED_VERDICTS = frozenset(("challenge", "out_of_window", "bad_ack"))
 # Unanswered data that arrived this long before a RST was read by then: an application that is
@@ -726,10 +729,8 @@ class Connection:
         # Every segment fed so far with the clock it came at, packed (see _Replayable), while
         # they are few and nothing but segments changed it; None otherwise. Kept by FlowTable.
         self.history: bytes | None = None
-        # The server's FIN came first: the client's data it acknowledged and had not answered
-        # (bytes, 0 if none), each side's state just before that FIN, and whether the client's
-        # own FIN acknowledged it (see _close_event). None otherwise.
-        self.early_fin: tuple[int, str, str, bool] | None = None
+        # The server's FIN came first: what it found (see _close_event). None otherwise.
+        self.early_fin: _EarlyFin | None = None
 
     def endpoint(self, addr: str, port: int) -> Endpoint:
         if addr == self.client.addr and port == self.client.port:
@@ -1204,17 +1205,21 @@ class Connection:
             and seg.flags & ACK
             and not sender.holes
         ):
-            self.early_fin = (
+            writes, spread = _writes_since(
+                receiver, sender.last_data_time if sender.bytes_sent else None
+            )
+            self.early_fin = _EarlyFin(
                 _unanswered_by(seg.ack, receiver),
                 receiver.state.value,
                 sender.state.value,
-                False,
+                writes,
+                spread,
             )
         elif self.early_fin is not None and receiver.fin_seq is not None:
             # The client's FIN after the server's: did it acknowledge it (sent once the end of
             # file had reached it, not crossing it)?
             took = bool(seg.flags & ACK) and seq_le(seq_add(receiver.fin_seq, 1), seg.ack)
-            self.early_fin = (*self.early_fin[:3], took)
+            self.early_fin = self.early_fin._replace(fin_answered=took)
         sender.fin_seq = seq_add(seg.seq, seg.payload_len)
         sender.fin = Evidence(seg.frame, seg.time, FIN_TEXT[sender.role])
         sender.state = (
@@ -1674,7 +1679,7 @@ class Connection:
         fin = server.fin
         if early is None or fin is None or self.rsts:
             return None
-        unanswered, client_state, server_state, fin_answered = early
+        unanswered = early.unanswered
         after = client.after_peer_fin
         if not unanswered and after is None:
             return None
@@ -1693,24 +1698,27 @@ class Connection:
             connection=self.ref,
             frame=fin.frame,
             time=fin.time,
-            client_state=client_state,
-            server_state=server_state,
+            client_state=early.client_state,
+            server_state=early.server_state,
             closer="server",
             peer_unanswered_bytes=unanswered,
             request_wait_seconds=wait,
             request_may_be_goodbye=(
-                wait is not None
-                and unanswered <= GOODBYE_BYTES
-                and server.replies > 0
-                and wait <= allowance
+                wait is not None and unanswered <= GOODBYE_BYTES and wait <= allowance
             ),
-            peer_one_way_stream=not server.bytes_sent and unanswered > ONE_WAY_STREAM_BYTES,
+            peer_one_way_stream=bool(unanswered)
+            and (
+                (not server.bytes_sent and unanswered > ONE_WAY_STREAM_BYTES)
+                or (early.writes >= STREAM_WRITES and early.spread > allowance)
+            ),
             closer_bytes_sent=server.bytes_sent,
             closer_replies=server.replies,
             fin_taken=server.fin_acked or client.fin is not None,
             peer_fin_after_seconds=fin_after,
             peer_closed_on_eof=(
-                fin_answered and client.fin is not None and client.fin.time - eof_from <= allowance
+                early.fin_answered
+                and client.fin is not None
+                and client.fin.time - eof_from <= allowance
             ),
             peer_data_after_fin=after.bytes if after is not None else 0,
             peer_write_after_fin_seconds=write_after_fin,
@@ -3491,6 +3499,29 @@ def _closing_write(writer: Endpoint, closer: Endpoint, answered_fin: bool) -> bo
         return True
     idle = _idle_before_fin(closer)
     return idle is not None and idle <= CLOSE_AFTER_WRITE_SECONDS
+
+
+class _EarlyFin(NamedTuple):
+    """What the server's FIN, sent first, found (Connection.early_fin, for _close_event)."""
+
+    unanswered: int  # the client's bytes it acknowledged and had not answered (0: none)
+    client_state: str  # each side's state just before the FIN
+    server_state: str
+    # The client's data segments since the server's last data (of the recent ones kept), and
+    # the seconds from the first of them to the last.
+    writes: int
+    spread: float
+    fin_answered: bool = False  # the client's own FIN acknowledged the server's
+
+
+def _writes_since(waiting: Endpoint, since: float | None) -> tuple[int, float]:
+    """`waiting`'s recent data segments sent after `since` (None: all kept), and the seconds
+    from the first of them to the last."""
+    marks = waiting.recent_marks
+    if marks is None:
+        return 0, 0.0
+    times = [t for t in marks[1::2] if since is None or t > since]
+    return len(times), (max(times) - min(times) if times else 0.0)
 
 
 def _unanswered_by(acked: int, waiting: Endpoint) -> int:

@@ -1786,12 +1786,14 @@ def _premature(
     client_fin_after: float | None = 0.0002,
     client_first: bool = False,
     streamed: int = 0,
+    stream_gap: float = 0.001,
     mptcp: bool = False,
 ) -> Capture:
     """A request the server acknowledges and answers with its FIN after `wait` seconds (none
     of it if the client closes first), the client's FIN `client_fin_after` seconds after that
     (None: none in the capture); before the request, `streamed` segments of 1,400 bytes that
-    the server never answers; on a Multipath TCP subflow with `mptcp`."""
+    the server never answers, `stream_gap` seconds apart; on a Multipath TCP subflow with
+    `mptcp`."""
     cap = Capture()
     conv = Conversation(cap)
     options = replace(LINUX_SYN, mptcp=1) if mptcp else LINUX_SYN  # (MP_CAPABLE)
@@ -1802,7 +1804,8 @@ def _premature(
         conv.data("c", 60)
         conv.data("s", 400)
     for _ in range(streamed):
-        conv.data("c", 1400)
+        conv.send("c", PSH | ACK, 1400, dt=stream_gap)
+        conv.send("s", ACK)
     conv.data("c", request)
     if client_first:
         conv.send("c", FIN | ACK, dt=0.0001)
@@ -1829,6 +1832,11 @@ def _premature(
         # connections) is no request left unanswered; a few segments of one may be.
         ({"streamed": 50, "wait": 0.002}, None),
         ({"streamed": 5, "wait": 0.002}, "premature-close-request-unanswered"),
+        # ... nor a log shipper's messages, written one by one over a second, closed on by
+        # the sink's idle timeout (its sender watches the socket and closes on the EOF).
+        ({"streamed": 19, "stream_gap": 0.05, "wait": 2.0}, None),
+        # memcached's `quit` (6 bytes) closed on at once, the session's only command.
+        ({"request": 6, "wait": 0.0001}, None),
         # A Multipath TCP subflow's data may be answered on another subflow.
         ({"mptcp": True}, None),
     ],
