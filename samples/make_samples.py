@@ -1357,6 +1357,11 @@ def stale_connection_reuse(ctx: Ctx) -> Outcome:
     between, sends request 2 on the same connection about 2 s after that FIN. The server's closed
     socket answers with a RST: the client's send() succeeded and its recv() returns 0 (EOF) with
     no response, so the request failed without an errno; the server sees nothing."""
+    return stale_reuse_run(ctx, half_close=False)
+
+
+def stale_reuse_run(ctx: Ctx, half_close: bool) -> Outcome:
+    """stale_connection_reuse, or with `half_close`, stale_connection_half_closed."""
     port = ctx.ports[0]
     lst = ctx.listen(V4, port)
     client_conn: list[Endpoint] = []
@@ -1366,6 +1371,13 @@ def stale_connection_reuse(ctx: Ctx) -> Outcome:
         conn.recv()
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
         ctx.pause(1.0)  # the keep-alive timeout
+        if not half_close:
+            conn.close()
+            return
+        conn.shutdown_wr()
+        for _ in range(4):  # (the lingering close: read and discard until EOF)
+            if not conn.recv():
+                break
         conn.close()
 
     def client() -> None:
@@ -1379,7 +1391,8 @@ def stale_connection_reuse(ctx: Ctx) -> Outcome:
         conn.close()
 
     ctx.join([ctx.spawn(server), ctx.spawn(client)])
-    return Outcome("kernel", [ctx.finding("broken_pipe", client_conn[0], V4, port)])
+    category = "premature_close" if half_close else "broken_pipe"
+    return Outcome("kernel", [ctx.finding(category, client_conn[0], V4, port)])
 
 
 @scenario("server_closed_request_unanswered")
@@ -1417,33 +1430,7 @@ def stale_connection_half_closed(ctx: Ctx) -> Outcome:
     between, sends request 2 about 2 s after the FIN: its send() succeeds, its recv() returns 0
     (EOF), and it closes. The server reads request 2 and then EOF, and closes; it sees nothing
     wrong, the client's request failed without an errno."""
-    port = ctx.ports[0]
-    lst = ctx.listen(V4, port)
-    client_conn: list[Endpoint] = []
-
-    def server() -> None:
-        conn = ctx.accept(lst)
-        conn.recv()
-        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
-        ctx.pause(1.0)  # the keep-alive timeout
-        conn.shutdown_wr()
-        for _ in range(4):  # (the lingering close: read and discard until EOF)
-            if not conn.recv():
-                break
-        conn.close()
-
-    def client() -> None:
-        conn, _ = ctx.connect(V4, port)
-        client_conn.append(conn)
-        conn.send(b"GET /1 HTTP/1.1\r\nHost: sample\r\n\r\n")
-        conn.recv()
-        ctx.pause(3.0)  # (at least 2.4 s: the FIN comes at most 1.5 s after the reply)
-        conn.send(b"GET /2 HTTP/1.1\r\nHost: sample\r\n\r\n")
-        conn.recv()  # -> EOF
-        conn.close()
-
-    ctx.join([ctx.spawn(server), ctx.spawn(client)])
-    return Outcome("kernel", [ctx.finding("premature_close", client_conn[0], V4, port)])
+    return stale_reuse_run(ctx, half_close=True)
 
 
 @scenario("response_then_server_abort")

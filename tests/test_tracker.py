@@ -1861,6 +1861,20 @@ def test_a_servers_fin_with_the_request_unanswered_is_a_premature_close(
         assert frames[0].endswith("never answered by server") and frames[1] == "FIN from server"
 
 
+def _written_after_the_servers_fin(write_after: float, size: int) -> tuple[Capture, Conversation]:
+    """An exchange; 1.5 s later the server's FIN, which the client takes; `write_after` seconds
+    later, `size` bytes from the client."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 100)
+    conv.data("s", 300)
+    conv.send("s", FIN | ACK, dt=1.5)
+    conv.send("c", ACK)
+    conv.send("c", PSH | ACK, size, dt=write_after)
+    return cap, conv
+
+
 @pytest.mark.parametrize(
     ("write_after", "rule"),
     [
@@ -1875,14 +1889,7 @@ def test_a_request_on_a_half_closed_connection_is_a_stale_connection_without_a_r
     keep-alive timeouts): the server half-closes an idle kept-alive connection and reads on
     (a lingering close), so the client's new request long after the FIN draws no RST. The
     client reads EOF and closes: `RemoteDisconnected`, no errno."""
-    cap = Capture()
-    conv = Conversation(cap)
-    conv.handshake()
-    conv.data("c", 100)
-    conv.data("s", 300)
-    conv.send("s", FIN | ACK, dt=1.5)
-    conv.send("c", ACK)
-    conv.send("c", PSH | ACK, 80 if rule else 24, dt=write_after)
+    cap, conv = _written_after_the_servers_fin(write_after, 80 if rule else 24)
     conv.send("c", FIN | ACK, dt=0.0001)
     conv.send("s", ACK)
     found = findings(cap)
@@ -1895,14 +1902,7 @@ def test_a_request_on_a_half_closed_connection_is_a_stale_connection_without_a_r
 def test_a_stale_request_that_a_reset_answers_is_told_once() -> None:
     """The server closed fully, so its kernel reset the stale request: the RST's rule tells it
     (broken-pipe-stale-connection); the FIN's does not tell it again."""
-    cap = Capture()
-    conv = Conversation(cap)
-    conv.handshake()
-    conv.data("c", 100)
-    conv.data("s", 300)
-    conv.send("s", FIN | ACK, dt=1.5)
-    conv.send("c", ACK)
-    conv.send("c", PSH | ACK, 80, dt=2.0)
+    cap, conv = _written_after_the_servers_fin(2.0, 80)
     conv.rst("s", with_ack=False)
     conv.send("c", FIN | ACK, dt=0.0001)
     assert [f.rule for f in findings(cap)] == ["broken-pipe-stale-connection"]
