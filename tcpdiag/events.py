@@ -376,10 +376,16 @@ class CloseEvent(FlowEvent):
     # one burst). Its sender may watch the socket and close at the end of file, as a waiting
     # client does, but waited for nothing.
     peer_one_way_stream: bool = False
+    # What the closer had sent on the connection: a server that had said nothing at all turned
+    # the request away; one that had talked may have been the side that asks (OpenFlow's
+    # controller) or have taken a longer goodbye (a device's sign-off message) than the
+    # capture can tell from a request.
     closer_bytes_sent: int = 0
-    # Times the closer's data answered the peer's before: a request-response server that had
-    # answered, and this time closed instead.
+    # Times the closer's data answered the peer's before.
     closer_replies: int = 0
+    # The capture holds both SYNs: all that either side sent is in it (one that starts
+    # mid-connection may have missed everything the closer said).
+    handshake_seen: bool = False
     # The peer acknowledged the FIN (or sent its own FIN after it): the end of file reached it.
     fin_taken: bool = False
     # Seconds between the FIN and the peer's own FIN (None: it sent none in the capture).

@@ -1713,6 +1713,7 @@ class Connection:
             ),
             closer_bytes_sent=server.bytes_sent,
             closer_replies=server.replies,
+            handshake_seen=client.syn is not None and server.syn is not None,
             fin_taken=server.fin_acked or client.fin is not None,
             peer_fin_after_seconds=fin_after,
             peer_closed_on_eof=(

@@ -1820,11 +1820,16 @@ def _premature(
     ("shape", "rule"),
     [
         ({}, "premature-close-request-unanswered"),  # nginx `return 444`, a worker that failed
-        ({"earlier_exchanges": 2, "wait": 4.0}, "premature-close-request-unanswered"),  # killed
+        ({"wait": 4.0}, "premature-close-request-unanswered"),  # killed while working on it
         # A goodbye (PostgreSQL's Terminate, 5 bytes) after a session, closed on at once.
         ({"earlier_exchanges": 2, "request": 5, "wait": 0.002}, None),
         # The same 5 bytes waited on for seconds: a request the server died on, no goodbye.
-        ({"earlier_exchanges": 2, "request": 5, "wait": 3.0}, "premature-close-request-unanswered"),
+        ({"request": 5, "wait": 3.0}, "premature-close-request-unanswered"),
+        # A server that had talked may be the side that asks (OpenFlow's controller closing
+        # after its switch's replies) or sign off longer than any known goodbye (a device's
+        # 62 bytes): not claimed, though a backend killed mid-query looks the same.
+        ({"earlier_exchanges": 2, "wait": 4.0}, None),
+        ({"earlier_exchanges": 2, "request": 62, "wait": 0.06}, None),
         ({"client_fin_after": None}, None),  # the client was not reading: it never closed
         ({"client_fin_after": 20.0}, None),  # ... or closed long after, for its own reasons
         ({"client_first": True}, None),  # the client closed first: an ordinary close
@@ -1848,8 +1853,9 @@ def test_a_servers_fin_with_the_request_unanswered_is_a_premature_close(
     mid-request, redis CLIENT KILL, Node's `socket.destroy()`): the server acknowledged the
     request and closed with a plain FIN; the client, blocked for the answer, read EOF and
     closed at once. No RST, no errno: "Empty reply from server", "server closed the connection
-    unexpectedly". A client that closes first, one not reading (no prompt FIN), and a short
-    goodbye ending a session that the server closes on at once (psql's Terminate) are none."""
+    unexpectedly". A client that closes first, one not reading (no prompt FIN), a short
+    goodbye that the server closes on at once (psql's Terminate), and a request to a server
+    that had talked before (public captures: OpenFlow, a Nest device's sign-off) are none."""
     found = findings(_premature(**shape))
     assert [f.rule for f in found] == ([rule] if rule else [])
     if rule:
@@ -1965,3 +1971,11 @@ def test_a_request_crossing_a_half_close_of_an_idle_connection_is_a_keepalive_ra
     assert [f.rule for f in found] == ([rule] if rule else [])
     if rule:
         assert found[0].client_sees.label == "EOF" and found[0].impact == "error_seen"
+
+
+def test_a_servers_fin_in_a_capture_that_missed_the_handshake_is_no_premature_close() -> None:
+    """A capture that starts mid-connection may have missed all the server said (a Nest
+    device's session, captured 25 minutes in): no claim that it had said nothing."""
+    cap = _premature()
+    cap.packets[:] = cap.packets[3:]  # (from the request on)
+    assert findings(cap) == []
