@@ -257,6 +257,18 @@ def test_connections_with_events_amid_clean_ones(
     assert _compare(cap, tmp_path, monkeypatch) > 0
 
 
+def _rules_found(
+    cap: Capture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[str, str]]:
+    """The capture's (rule, client) of every finding, sorted, once both paths agree on the
+    whole report and the bulk path took some of its connections."""
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    reference, fast, taken = _reports(path, monkeypatch)
+    assert fast == reference and taken > 0
+    return sorted((f["rule"], f["client"]) for f in reference["findings"])
+
+
 def test_a_servers_fin_leaving_the_client_waiting_is_never_taken_in_bulk(
     tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -300,11 +312,7 @@ def test_a_servers_fin_leaving_the_client_waiting_is_never_taken_in_bulk(
     server_closes.data("s", 900)
     server_closes.close("s")
     _healthy(cap, 300, start_port=50400)
-    path = tmp_path / "case.pcap"
-    write_pcap(cap, path)
-    reference, fast, taken = _reports(path, monkeypatch)
-    assert fast == reference and taken > 0
-    assert sorted((f["rule"], f["client"]) for f in reference["findings"]) == [
+    assert _rules_found(cap, tmp_path, monkeypatch) == [
         ("premature-close-request-unanswered", "10.5.0.1:40000"),
         ("premature-close-request-unanswered", "10.5.0.3:40000"),
         ("premature-close-stale-connection", "10.5.0.2:40000"),
@@ -333,11 +341,7 @@ def test_a_host_rejected_syn_and_a_front_ends_second_syn_ack_amid_clean_connecti
     cookies.send("s", PSH | ACK, 1200)
     cookies.rst("s", dt=0.5)
     _healthy(cap, 300, start_port=50400)
-    path = tmp_path / "case.pcap"
-    write_pcap(cap, path)
-    reference, fast, taken = _reports(path, monkeypatch)
-    assert fast == reference and taken > 0
-    assert sorted((f["rule"], f["client"]) for f in reference["findings"]) == [
+    assert _rules_found(cap, tmp_path, monkeypatch) == [
         ("icmp-error-handshake", "10.4.0.1:40000"),
         ("peer-reset-established", "10.4.0.2:40000"),
     ]
