@@ -5,8 +5,10 @@ vocabulary of the conditions in `rules/*.toml`; the rule loader checks every con
 `fact_names()` so a typo in a rule fails at load time, not silently at match time.
 
 Roles: each event names two roles (for a RST, `sender` and `receiver`; for an ICMP error, the
-`affected` endpoint whose packet was quoted and the `other`), and says which of them is the client
-(the SYN's sender) so a rule can say what each role's application saw.
+`affected` endpoint whose packet was quoted and the `other`; for a silence, the `stalled` side
+and its `peer`; for a server's FIN on a waiting client, the `closer` and the `peer`), and says
+which of them is the client (the SYN's sender) so a rule can say what each role's application
+saw.
 """
 
 from __future__ import annotations
@@ -348,7 +350,7 @@ class CloseEvent(FlowEvent):
     """The server's FIN while the client still expected something of the connection: the
     client's data had reached the server (its FIN acknowledged it) and was never answered, or
     the client wrote after the FIN. Judged when the connection is retired, and only for one
-    that no RST ended (a RST's event tells that story). A client's FIN after the server's data
+    without any RST (a RST's event tells that story). A client's FIN after the server's data
     is how a client ends a connection; a server's FIN is the end of file the client reads where
     it waited for an answer."""
 

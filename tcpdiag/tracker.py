@@ -1672,8 +1672,8 @@ class Connection:
 
     def _close_event(self) -> CloseEvent | None:
         """The server's FIN, sent first, with data of the client's taken and left unanswered or
-        followed by the client's writes (see CloseEvent); none where a RST ended the
-        connection (its event tells it) or nothing was left to answer."""
+        followed by the client's writes (see CloseEvent); none on a connection with any RST
+        (the RST's event tells it) or where nothing was left to answer."""
         early = self.early_fin
         client, server = self.client, self.server
         fin = server.fin
