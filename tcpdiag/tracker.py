@@ -1297,14 +1297,15 @@ class Connection:
         verdict = self._rst_verdict(seg, sender, receiver)
         syn_options = self.client.syn_options
         probes = sender.unanswered_probes or []
-        unanswered = self._unanswered_by_rst(seg, sender, receiver)
+        # How far the receiver's data reached the sender: as far as the RST's own ACK, or, for
+        # a RST without ACK, the sender's last ACK.
+        acked = seg.ack if seg.flags & ACK else sender.rcv_nxt
+        unanswered = 0 if acked is None else _unanswered_by(acked, receiver)
         response = receiver.role == "server" and receiver.run_is_reply
+        after_fin = _after_fin(receiver, sender, self._crossing_allowance())
         # The sender's usual TTL: that of its data segments when it sent any (the host that
         # really spoke), else that of its acknowledgements (the host that took the peer's),
         # else that of its other segments.
-        write_after_fin = _write_after_fin(receiver, sender)
-        # A write after the FIN this soon may answer it (a closing message); a later one did not.
-        answered_fin = write_after_fin is not None and write_after_fin <= self._crossing_allowance()
         usual_ttl: int | None
         if sender.data_ttl is not None:
             usual_ttl, ttl_reference = sender.data_ttl, "data segments"
@@ -1344,7 +1345,7 @@ class Connection:
             ),
             sender_unanswered_bytes=unanswered,
             sender_buffer_full=self._buffer_full(sender, receiver),
-            receiver_data_in_flight=_in_flight(receiver, sender, seg),
+            receiver_data_in_flight=_in_flight(receiver, acked),
             unanswered_age_seconds=(
                 round(max(seg.time - receiver.last_data_time, 0.0), 6) if unanswered else None
             ),
@@ -1355,20 +1356,13 @@ class Connection:
             receiver_sent_after_fin=(
                 sender.fin is not None and receiver.last_time >= sender.fin.time
             ),
-            receiver_closing_write=_closing_write(receiver, sender, answered_fin),
+            receiver_closing_write=_closing_write(receiver, sender, after_fin.answered),
             receiver_late_reply=_late_reply(receiver, sender),
-            receiver_write_crossed_fin=(
-                receiver.after_peer_fin is not None and not receiver.after_peer_fin.took_fin
-            ),
-            receiver_earlier_data_answered=(
-                receiver.after_peer_fin is not None
-                and receiver.unanswered_bytes == receiver.after_peer_fin.bytes
-            ),
-            receiver_idle_before_fin_seconds=_quiet_before_fin(receiver, sender),
-            receiver_write_after_fin_seconds=write_after_fin,
-            receiver_new_request_after_fin=write_after_fin is not None
-            and receiver.role == "client"
-            and (not sender.bytes_sent or not answered_fin),
+            receiver_write_crossed_fin=after_fin.crossed,
+            receiver_earlier_data_answered=after_fin.earlier_answered,
+            receiver_idle_before_fin_seconds=after_fin.idle_before,
+            receiver_write_after_fin_seconds=after_fin.seconds,
+            receiver_new_request_after_fin=after_fin.new_request,
             sender_replies=sender.replies,
             unanswered_is_response=response,
             sender_owes_reply=unanswered > 0 and not response,
@@ -1436,13 +1430,6 @@ class Connection:
         if receiver.last_time <= fin.time + self._crossing_allowance():
             return  # its segments may have been sent before the FIN reached it
         receiver.state = before
-
-    @staticmethod
-    def _unanswered_by_rst(seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> int:
-        """The receiver's unanswered bytes that reached the RST's sender: as far as the RST's own
-        ACK reaches, or, for a RST without ACK, the sender's last ACK."""
-        acked = seg.ack if seg.flags & ACK else sender.rcv_nxt
-        return 0 if acked is None else _unanswered_by(acked, receiver)
 
     def _buffer_full(self, sender: Endpoint, receiver: Endpoint) -> bool:
         """RstEvent.sender_buffer_full: the window the sender last offered, less what the
@@ -1684,8 +1671,7 @@ class Connection:
         if not unanswered and after is None:
             return None
         allowance = self._crossing_allowance()
-        write_after_fin = _write_after_fin(client, server)
-        answered_fin = write_after_fin is not None and write_after_fin <= allowance
+        after_fin = _after_fin(client, server, allowance)
         wait = None
         if unanswered:
             # (the client's last write before the FIN: it may have written after it too)
@@ -1722,15 +1708,11 @@ class Connection:
                 and client.fin.time - eof_from <= allowance
             ),
             peer_data_after_fin=after.bytes if after is not None else 0,
-            peer_write_after_fin_seconds=write_after_fin,
-            peer_new_request_after_fin=(
-                write_after_fin is not None and (not server.bytes_sent or not answered_fin)
-            ),
-            peer_write_crossed_fin=after is not None and not after.took_fin,
-            peer_earlier_data_answered=(
-                after is not None and client.unanswered_bytes == after.bytes
-            ),
-            peer_idle_before_fin_seconds=_quiet_before_fin(client, server),
+            peer_write_after_fin_seconds=after_fin.seconds,
+            peer_new_request_after_fin=after_fin.new_request,
+            peer_write_crossed_fin=after_fin.crossed,
+            peer_earlier_data_answered=after_fin.earlier_answered,
+            peer_idle_before_fin_seconds=after_fin.idle_before,
             mptcp_subflow=_mptcp_subflow(client.syn_options, server.syn_options),
             client_os=os_family(client.ttl),
             server_os=os_family(server.ttl),
@@ -3535,13 +3517,10 @@ def _unanswered_by(acked: int, waiting: Endpoint) -> int:
     return max(waiting.unanswered_bytes - not_received, 0)
 
 
-def _in_flight(receiver: Endpoint, sender: Endpoint, rst: TcpSegment) -> int:
-    """RstEvent.receiver_data_in_flight: the receiver's bytes beyond what the RST acknowledges
-    (a RST without ACK: beyond the sender's last acknowledgement), its FIN not counted."""
-    if receiver.snd_nxt is None:
-        return 0
-    acked = rst.ack if rst.flags & ACK else sender.rcv_nxt
-    if acked is None:
+def _in_flight(receiver: Endpoint, acked: int | None) -> int:
+    """RstEvent.receiver_data_in_flight: the receiver's bytes beyond `acked` (what the RST
+    acknowledges; a RST without ACK: the sender's last acknowledgement), its FIN not counted."""
+    if receiver.snd_nxt is None or acked is None:
         return 0
     return max(seq_diff(receiver.snd_nxt, acked) - (receiver.fin_seq is not None), 0)
 
@@ -3569,13 +3548,41 @@ def _quiet_before_fin(writer: Endpoint, closer: Endpoint) -> float | None:
     return round(max(fin.time - after.wrote_before, 0.0), 3)
 
 
-def _write_after_fin(writer: Endpoint, closer: Endpoint) -> float | None:
-    """Seconds between the FIN of `closer` and `writer`'s first write after it (None if it
-    wrote nothing after the FIN; 0 if the write crossed it)."""
+class _AfterFin(NamedTuple):
+    """What `writer` wrote after the FIN of `closer` (_after_fin): the facts a RST's receiver
+    (RstEvent.receiver_*) and a server FIN's peer (CloseEvent.peer_*) share."""
+
+    # Seconds between the FIN and the first write after it (None: none; 0: it crossed it).
+    seconds: float | None
+    # It came within the crossing allowance: it may answer the FIN (a closing message).
+    answered: bool
+    # A client's write that did not answer the FIN: later than that, or to a closer that had
+    # said nothing (no closing message is due to it).
+    new_request: bool
+    crossed: bool  # the first write did not acknowledge the FIN: it was sent before it came
+    earlier_answered: bool  # everything the writer sent before was answered
+    idle_before: float | None  # _quiet_before_fin
+
+
+def _after_fin(writer: Endpoint, closer: Endpoint, allowance: float) -> _AfterFin:
+    """What `writer` wrote after the FIN of `closer` (see _AfterFin); `allowance`, the
+    connection's crossing allowance."""
     after, fin = writer.after_peer_fin, closer.fin
     if after is None or fin is None:
-        return None
-    return round(max(after.first_time - fin.time, 0.0), 6)
+        seconds = None
+    else:
+        seconds = round(max(after.first_time - fin.time, 0.0), 6)
+    answered = seconds is not None and seconds <= allowance
+    return _AfterFin(
+        seconds,
+        answered,
+        new_request=seconds is not None
+        and writer.role == "client"
+        and (not closer.bytes_sent or not answered),
+        crossed=after is not None and not after.took_fin,
+        earlier_answered=after is not None and writer.unanswered_bytes == after.bytes,
+        idle_before=_quiet_before_fin(writer, closer),
+    )
 
 
 def _idle_before_fin(closer: Endpoint) -> float | None:

@@ -1739,6 +1739,13 @@ def _followed_talks(cap: Capture, case: str = "clean") -> None:
     def at(t: float, action: Callable[[], Any]) -> None:
         schedule.append((start + t, len(schedule), action))
 
+    def server_closes_on_it(talk: Conversation, t: float) -> None:
+        """The server's FIN at `t`, the client's (on the end of file) 0.2 ms later, the last
+        ACK."""
+        at(t, lambda: talk.send("s", FIN | ACK, dt=0.0))
+        at(t + 0.0002, lambda: talk.send("c", FIN | ACK, dt=0.0))
+        at(t + 0.0003, lambda: talk.send("s", ACK, dt=0.0))
+
     ticker = Conversation(cap, client=("10.7.1.1", 41000), server=("10.9.1.1", 443))
     at(0.0, ticker.handshake)
     for k in range(1, 1100):
@@ -1769,16 +1776,12 @@ def _followed_talks(cap: Capture, case: str = "clean") -> None:
             # follow the connection from its first window)
             at(t0 + 1.0, lambda talk=talk: talk.send("s", ACK, dt=0.0))
             at(t0 + 16.2, lambda talk=talk: talk.data("c", 100))
-            at(t0 + 40.2, lambda talk=talk: talk.send("s", FIN | ACK, dt=0.0))
-            at(t0 + 40.2002, lambda talk=talk: talk.send("c", FIN | ACK, dt=0.0))
-            at(t0 + 40.2003, lambda talk=talk: talk.send("s", ACK, dt=0.0))
+            server_closes_on_it(talk, t0 + 40.2)
             continue
         if twisted and case == "first request left unanswered":
             # (the request in the window of the handshake, the server's FIN 16 s later)
             at(t0 + 1.0, lambda talk=talk: talk.data("c", 100))
-            at(t0 + 17.0, lambda talk=talk: talk.send("s", FIN | ACK, dt=0.0))
-            at(t0 + 17.0002, lambda talk=talk: talk.send("c", FIN | ACK, dt=0.0))
-            at(t0 + 17.0003, lambda talk=talk: talk.send("s", ACK, dt=0.0))
+            server_closes_on_it(talk, t0 + 17.0)
             continue
         if twisted and case == "request on a half-closed connection":
             at(t0 + 16.2, lambda talk=talk: talk.send("s", FIN | ACK, dt=0.0))
