@@ -1232,9 +1232,11 @@ def retransmission_then_abort(ctx: Ctx) -> Outcome:
     return stalled_sender(ctx, ["-j", "DROP"], "retransmission_timeout", (), 4.0, abort=True)
 
 
-def closed_then_stalled(ctx: Ctx, rule: list[str], category: str) -> Outcome:
+def closed_then_stalled(
+    ctx: Ctx, rule: list[str], category: str, last: bytes = b"goodbye: never delivered\n"
+) -> Outcome:
     """Shared body: exchange, add `rule` (on INPUT, dport P), the client sends a last message
-    and closes at once; the capture runs on about 4 s."""
+    (`last`) and closes at once; the capture runs on about 4 s."""
     port = ctx.ports[0]
     lst = ctx.listen(V4, port)
     closed = threading.Event()
@@ -1253,7 +1255,7 @@ def closed_then_stalled(ctx: Ctx, rule: list[str], category: str) -> Outcome:
         conn.recv()
         ctx.iptables("-I", "INPUT", "-p", "tcp", "--dport", str(port), *rule)
         ctx.pause(0.1)
-        conn.send(b"goodbye: never delivered\n")
+        conn.send(last)
         conn.close()
         closed.set()
 
@@ -1269,12 +1271,14 @@ def closed_then_stalled(ctx: Ctx, rule: list[str], category: str) -> Outcome:
 @scenario("retransmission_after_close")
 def retransmission_after_close(ctx: Ctx) -> Outcome:
     """After a small exchange `iptables -I INPUT -p tcp --dport P -j DROP` black-holes everything
-    the client sends. The client sends a last message and closes its socket at once: close()
-    succeeds (the message is only queued). The kernel goes on retransmitting the message and
-    the FIN from the orphaned socket (FIN-WAIT-1) with exponential backoff, never acknowledged,
-    for as long as the capture runs (about 4 s); no call of the client is left to fail. The
-    server app stays blocked in recv and sees nothing."""
-    return closed_then_stalled(ctx, ["-j", "DROP"], "retransmission_timeout")
+    the client sends. The client sends its last 20 log records (620 bytes) and closes its
+    socket at once: close() succeeds (the records are only queued). The kernel goes on
+    retransmitting them and the FIN from the orphaned socket (FIN-WAIT-1) with exponential
+    backoff, never acknowledged, for as long as the capture runs (about 4 s); no call of the
+    client is left to fail. The server app stays blocked in recv and sees nothing, and never
+    gets the records."""
+    records = b"".join(b"log record %02d: never delivered\n" % i for i in range(20))
+    return closed_then_stalled(ctx, ["-j", "DROP"], "retransmission_timeout", records)
 
 
 @scenario("icmp_host_unreachable_after_close")

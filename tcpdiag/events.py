@@ -157,6 +157,12 @@ class RstEvent(FlowEvent):
     # beyond the sender's last acknowledgement): its data was still arriving when the sender
     # reset, so no exchange of theirs had ended.
     receiver_data_in_flight: int = 0
+    # The RST is the first acknowledgement of data of the receiver's that had arrived
+    # DELAYED_ACK_MAX_SECONDS or more before it (tracker): a live stack acknowledges what it
+    # takes within that (RFC 1122 4.2.3.2), so the sender's host was not taking its segments
+    # as a running socket does, or the capture missed its ACKs, and the RST's timing says
+    # little of what ended the connection (a program closing with that data unread, most often).
+    rst_acks_stale_data: bool = False
     # Seconds between the last of those bytes arriving and the RST (None: none unanswered). An
     # application that reads does so at once: data that sat a minute was read, not left unread.
     unanswered_age_seconds: float | None = None
@@ -318,6 +324,10 @@ class SilenceEvent(FlowEvent):
     # SYN came from a raw-socket scanner whose host dropped the reply.
     synack_unanswered: bool = False
     stall_retransmissions: int = 0
+    # Payload bytes of the stalled side's never acknowledged (its FIN not counted; all it sent in
+    # the capture if its peer acknowledged nothing there): 0 when only its FIN was left, a few
+    # dozen when it was a goodbye (a TLS close_notify, an HTTP/2 GOAWAY) sent with its FIN.
+    stall_payload_bytes: int = 0
     stall_seconds: float = 0.0  # first transmission of the oldest unacknowledged byte to the last
     backoff_growing: bool = False  # retransmission gaps did not shrink (exponential backoff)
     # The mean time between the first transmission and each retransmission after it (None
@@ -335,6 +345,12 @@ class SilenceEvent(FlowEvent):
     # on its data: see the tracker's Connection._own_rst_ended_stall); the stall is the
     # finding, the RST most likely tells nobody.
     ended_by_reset: bool = False
+    # That RST came when the stalled side's next retransmission was due (after its last one, at
+    # least RESET_SCHEDULE_MIN and at most RESET_SCHEDULE_MAX times the gap before it): its
+    # stack's retransmission limit ran out. Windows (5 retransmissions), macOS and the BSDs (12)
+    # abort with a RST then and their program gets ETIMEDOUT; an application giving up on a
+    # timer of its own strikes at any moment of the backoff.
+    reset_on_schedule: bool = False
     # The stalled side's operating-system family as its TTL suggests (FlowEvent's client_os
     # or server_os): a data stall ended by a RST is the stack's doing on Windows (its
     # retransmission limit aborts with a RST), the application's on Linux (whose limit sends

@@ -91,6 +91,14 @@ APP_CLOSE_SECONDS = 0.05
 # a kept-alive connection (a browser closing its pool, a server's keep-alive timeout: Apache's
 # default is 5 s), several at once when they went idle together: the application closing too.
 IDLE_TEARDOWN_SECONDS = 4.0
+# The longest a live stack delays its ACK of data it took (RFC 1122 4.2.3.2: "MUST be less than
+# 0.5 seconds"; Linux 40-200 ms, Windows 200 ms).
+DELAYED_ACK_MAX_SECONDS = 0.5
+# A RST that ends its sender's retransmission stall is its stack's when it comes as the next
+# retransmission would have: after the last one, between these multiples of the gap before it
+# (the timeout stays the same when capped, doubles otherwise, with some jitter).
+RESET_SCHEDULE_MIN = 0.9
+RESET_SCHEDULE_MAX = 2.5
 # A FIN this soon after its sender's last write (or its handshake) is a program closing when it
 # had said all it had to say, not one that waited for an answer and gave up (_closing_write).
 CLOSE_AFTER_WRITE_SECONDS = 0.2
@@ -1346,6 +1354,7 @@ class Connection:
             sender_unanswered_bytes=unanswered,
             sender_buffer_full=self._buffer_full(sender, receiver),
             receiver_data_in_flight=_in_flight(receiver, acked),
+            rst_acks_stale_data=_acks_stale_data(seg, sender, receiver),
             unanswered_age_seconds=(
                 round(max(seg.time - receiver.last_data_time, 0.0), 6) if unanswered else None
             ),
@@ -1403,8 +1412,10 @@ class Connection:
             self.accepted_rst = pending
             if seg.flags & ACK and receiver.state in SYNCHRONIZED:
                 age = event.exchange_age_seconds
-                app_closing = age is not None and (
-                    age <= APP_CLOSE_SECONDS or age >= IDLE_TEARDOWN_SECONDS
+                # (A sender in CLOSE-WAIT had its peer's FIN: its program closing on the end of
+                # file, abortively.)
+                app_closing = sender.state == TcpState.CLOSE_WAIT or (
+                    age is not None and (age <= APP_CLOSE_SECONDS or age >= IDLE_TEARDOWN_SECONDS)
                 )
                 rst_log.record(pending.sender_host, seg.time, app_closing)
                 pending.recorded = True
@@ -1624,6 +1635,10 @@ class Connection:
         # first transmission to the first kept spans several backoffs: no gap to compare with.)
         gaps = [b - a for a, b in pairwise(times)]
         last = stalled.last_time
+        on_schedule = False
+        if rst is not None and stalled is rst.sender and gaps and gaps[-1] > 0:
+            delay = rst.event.time - times[-1]
+            on_schedule = RESET_SCHEDULE_MIN <= delay / gaps[-1] <= RESET_SCHEDULE_MAX
         event = SilenceEvent(
             connection=self.ref,
             frame=frames[-1].frame if frames else self.first_frame,
@@ -1635,7 +1650,16 @@ class Connection:
             peer_state=peer.state.value,
             syn_unanswered=syn_unanswered,
             ended_by_reset=rst is not None,
+            reset_on_schedule=on_schedule,
             stall_retransmissions=retransmissions,
+            # (Nothing acknowledged in the capture at all: all it sent in it is unacknowledged.)
+            stall_payload_bytes=(
+                0
+                if syn_unanswered
+                else _in_flight(
+                    stalled, stalled.data_start if stalled.snd_una is None else stalled.snd_una
+                )
+            ),
             stall_seconds=round(max(last - start, 0.0), 6),
             backoff_growing=all(b >= a * 0.9 for a, b in pairwise(gaps)),
             mean_retry_gap_seconds=(
@@ -3523,6 +3547,23 @@ def _in_flight(receiver: Endpoint, acked: int | None) -> int:
     if receiver.snd_nxt is None or acked is None:
         return 0
     return max(seq_diff(receiver.snd_nxt, acked) - (receiver.fin_seq is not None), 0)
+
+
+def _acks_stale_data(seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> bool:
+    """RstEvent.rst_acks_stale_data: the RST acknowledges data of the receiver's beyond the
+    sender's last ACK, and the receiver's newest data had arrived DELAYED_ACK_MAX_SECONDS or
+    more before the RST."""
+    if not seg.flags & ACK or sender.rcv_nxt is None or not seq_lt(sender.rcv_nxt, seg.ack):
+        return False
+    newly = seq_diff(seg.ack, sender.rcv_nxt)
+    fin = receiver.fin_seq
+    if fin is not None and seq_le(sender.rcv_nxt, fin) and seq_lt(fin, seg.ack):
+        newly -= 1  # (the FIN takes one number, no data)
+    return (
+        newly > 0
+        and receiver.last_data_frame > 0
+        and seg.time - receiver.last_data_time >= DELAYED_ACK_MAX_SECONDS
+    )
 
 
 def _late_reply(writer: Endpoint, closer: Endpoint) -> bool:

@@ -346,9 +346,12 @@ def test_an_idle_connection_dropped_after_its_reply_owes_nothing() -> None:
     assert finding.facts["sender"] == "server" and not finding.facts["sender_owes_reply"]
 
 
-def _stall_then_own_reset(ttl: int, retransmissions: int, peer_speaks: bool = False) -> Capture:
+def _stall_then_own_reset(
+    ttl: int, retransmissions: int, peer_speaks: bool = False, after: float = 0.4
+) -> Capture:
     """The client's request retransmitted with doubling gaps, never acknowledged, then the
-    client's own RST,ACK (seq = its SND.NXT)."""
+    client's own RST,ACK (seq = its SND.NXT), `after` times the last gap after the last
+    retransmission (2: when the next one was due)."""
     cap = Capture()
     conv = Conversation(cap)
     conv.c.ttl = ttl
@@ -362,7 +365,7 @@ def _stall_then_own_reset(ttl: int, retransmissions: int, peer_speaks: bool = Fa
         if peer_speaks and k == 1:
             conv.send("s", ACK, ack=request.seq)  # a duplicate ACK: the peer is there
         gap *= 2
-    conv.rst("c", dt=gap)
+    conv.rst("c", dt=gap / 2 * after)
     return cap
 
 
@@ -381,6 +384,29 @@ def test_a_sender_that_gave_up_on_a_silent_peer_is_a_retransmission_timeout(
     )
     assert finding.client_sees.errno == errno and finding.server_sees.errno is None
     assert finding.frames[-1] == len(_stall_then_own_reset(ttl, 5).packets)  # the RST's
+    assert not finding.facts["reset_on_schedule"]
+
+
+@pytest.mark.parametrize("ttl", [64, 128])
+@pytest.mark.parametrize(
+    ("after", "on_schedule"), [(1.0, True), (2.0, True), (0.5, False), (3.0, False)]
+)
+def test_a_reset_when_the_next_retransmission_was_due_is_the_stack_giving_up(
+    ttl: int, after: float, on_schedule: bool
+) -> None:
+    """Real traffic (a Mac's Skype client, nDPI's capture): 12 retransmissions with the RTO
+    capped, then the RST one RTO after the last: macOS and the BSDs, like Windows, abort at
+    their retransmission limit with a RST sent as the next retransmission would have been,
+    and their program gets ETIMEDOUT, whatever the TTL says (a Mac's is 64, like Linux's).
+    A RST at any other moment of the backoff is a program's own timer."""
+    (finding,) = findings(_stall_then_own_reset(ttl, 5, after=after))
+    assert finding.facts["reset_on_schedule"] is on_schedule
+    if on_schedule:
+        assert finding.rule == "retransmission-timeout-stack-reset"
+        assert finding.client_sees.errno == "ETIMEDOUT" and finding.server_sees.errno is None
+    else:
+        assert finding.rule == "retransmission-timeout-reset"
+        assert finding.client_sees.errno == (None if ttl == 64 else "ETIMEDOUT")
 
 
 @pytest.mark.parametrize(("retransmissions", "peer_speaks"), [(2, False), (5, True)])
@@ -570,23 +596,47 @@ def test_a_stall_seen_from_one_direction_only_proves_nothing(peer_was_sending: b
 
 
 @pytest.mark.parametrize("closed", [True, False])
-def test_an_injected_reset_tells_only_the_sides_still_open(closed: bool) -> None:
-    """Real traffic (a Skype call): a RST with a foreign TTL claims to come from the server
-    after both sides sent their FINs (the client in LAST-ACK, the server in TIME-WAIT): neither
-    application is left to tell. In ESTABLISHED, both are told (ECONNRESET)."""
+def test_an_injected_reset_is_a_finding_only_where_someone_is_told(closed: bool) -> None:
+    """Real traffic (a Skype call, nDPI's captures): a RST with a foreign TTL claims to come
+    from the server after both sides sent their FINs (the client in LAST-ACK, the server in
+    TIME-WAIT): the client only drops its connection and nobody is told (RFC 9293 3.10.7.4),
+    whoever forged it: no finding, as for any RST in LAST-ACK. In ESTABLISHED, both are told
+    (ECONNRESET)."""
     cap, conv = established()
     if closed:
         conv.send("s", FIN | ACK)
         conv.send("c", FIN | ACK)
     conv.rst("s", with_ack=False, ttl=126)
+    (event,) = rst_events(cap)
+    assert event.ttl_delta == 62
+    if closed:
+        assert (event.receiver_state, event.sender_state) == ("LAST-ACK", "TIME-WAIT")
+        assert [f.category for f in findings(cap)] in ([], ["ignored_reset"])
+        return
     (finding,) = findings(cap)
     assert finding.category == "injected_reset"
-    told = None if closed else "ECONNRESET"
-    assert (finding.client_sees.errno, finding.server_sees.errno) == (told, told)
-    if closed:
-        assert (finding.client_state, finding.server_state) == ("LAST-ACK", "TIME-WAIT")
-        # (and no "on its next recv()" for a side that sees nothing)
-        assert finding.client_sees.when == finding.server_sees.when == NOTHING_SEEN
+    assert (finding.client_sees.errno, finding.server_sees.errno) == ("ECONNRESET", "ECONNRESET")
+
+
+@pytest.mark.parametrize("receiver_state", ["FIN-WAIT-2", "CLOSE-WAIT"])
+def test_an_injected_reset_tells_a_half_closed_receiver_and_only_the_open_sender(
+    receiver_state: str,
+) -> None:
+    """A forged RST to a side that has not closed both ways (it still reads, or still writes)
+    is a finding; the claimed sender, if it had closed both ways, is told nothing."""
+    cap, conv = established()
+    if receiver_state == "FIN-WAIT-2":
+        conv.send("c", FIN | ACK)
+        conv.send("s", ACK)
+    else:
+        conv.send("s", FIN | ACK)
+        conv.send("c", ACK)
+    conv.rst("s", with_ack=False, ttl=126)
+    (finding,) = findings(cap)
+    assert finding.category == "injected_reset"
+    assert finding.facts["receiver_state"] == receiver_state
+    assert finding.client_sees.errno == "ECONNRESET"
+    assert finding.client_sees.when != NOTHING_SEEN
 
 
 def test_a_4_tuple_used_again_hours_later_is_a_new_connection() -> None:
@@ -707,6 +757,33 @@ def test_unacknowledged_retransmissions_then_silence_is_retransmission_timeout()
     assert finding.client_sees.errno == "ETIMEDOUT"
 
 
+@pytest.mark.parametrize(
+    ("last_bytes", "found"), [(0, False), (31, False), (100, False), (101, True), (620, True)]
+)
+def test_only_data_left_unacknowledged_after_a_close_is_a_stall(
+    last_bytes: int, found: bool
+) -> None:
+    """Real traffic (phones losing their network, nDPI's captures): a side closes, and its FIN
+    (alone, or with a goodbye: a TLS close_notify, an HTTP/2 GOAWAY) is retransmitted to a
+    peer that went away. Nothing its program wrote is lost and nobody is told: a teardown that
+    never completed, no finding. Data of more than a goodbye's 100 bytes that never arrived
+    is one (retransmission-timeout-after-close), the client's program having closed."""
+    cap, conv = established()
+    seq = conv.c.seq
+    conv.send("c", FIN | PSH | ACK, last_bytes)
+    for gap in (0.2, 0.4, 0.8, 1.6):
+        conv.send("c", FIN | PSH | ACK, last_bytes, seq=seq, advance=False, dt=gap)
+    (silence,) = [e for c in track(cap) for e in c.events if isinstance(e, SilenceEvent)]
+    assert silence.stall_payload_bytes == last_bytes and silence.stalled_state == "FIN-WAIT-1"
+    found_ = findings(cap)
+    if not found:
+        assert found_ == []
+        return
+    (finding,) = found_
+    assert finding.rule == "retransmission-timeout-after-close"
+    assert finding.client_sees.errno is None and finding.server_sees.errno is None
+
+
 def test_a_long_stall_cites_its_latest_retransmissions() -> None:
     """A stall keeps its latest STALL_KEPT retransmissions (as numbers, not Evidence items):
     the finding cites the first two and the last four of those, each as the frame it was, and
@@ -792,6 +869,57 @@ def test_simultaneous_rsts_from_one_host_are_local_abort() -> None:
     assert [f.category for f in found] == ["local_abort"] * 3
     assert all(f.client_sees.errno == "ECONNABORTED" for f in found)
     assert all(f.server_sees.errno == "ECONNRESET" for f in found)
+
+
+@pytest.mark.parametrize(("unacked_for", "category"), [(0.6, "peer_reset"), (0.3, "local_abort")])
+def test_resets_that_first_acknowledge_data_long_left_unacknowledged_are_no_kill(
+    unacked_for: float, category: str
+) -> None:
+    """Real traffic (a Webex client, nDPI's capture): five servers' replies arrive together,
+    and a second later the client resets all five connections within a millisecond, each RST
+    the first acknowledgement of its reply. A live stack acknowledges what it takes within
+    half a second (RFC 1122), so that host was not running its sockets as usual (or the
+    capture missed its ACKs): the timing a local_abort rests on says nothing, and each is the
+    program's reset with the reply unread (peer_reset). Within a delayed ACK's time, the
+    burst still reads as a kill from outside."""
+    cap = Capture()
+    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(3)]
+    for conv in convs:
+        conv.handshake()
+        conv.data("c", 10)
+        conv.data("s", 10)
+    for conv in convs:
+        conv.send("s", PSH | ACK, 500, dt=0.0001)  # a reply the client never acknowledges
+    convs[0].rst("c", dt=unacked_for)
+    for conv in convs[1:]:
+        conv.rst("c", dt=0.0001)
+    found = findings(cap)
+    assert [f.category for f in found] == [category] * 3
+    assert [f.facts["rst_acks_stale_data"] for f in found] == [unacked_for >= 0.5] * 3
+    if category == "peer_reset":
+        assert all(f.client_sees.errno is None for f in found)
+        assert all(f.server_sees.errno == "ECONNRESET" for f in found)
+
+
+def test_a_burst_with_a_reset_on_end_of_file_is_the_application_closing() -> None:
+    """Real traffic (the same Webex client): two connections reset within 0.2 ms, one of them
+    right after its server's FIN (CLOSE-WAIT: the program closing on the end of file,
+    abortively). The other in that instant is the same program closing too: peer_reset, not
+    a kill from outside."""
+    cap = Capture()
+    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(2)]
+    for conv in convs:
+        conv.handshake()
+        conv.data("c", 10)
+        conv.data("s", 10)
+    convs[0].send("s", FIN | ACK, dt=0.4)
+    convs[0].send("c", ACK)
+    convs[0].rst("c", dt=0.1)
+    convs[1].rst("c", dt=0.0002)
+    events = rst_events(cap)
+    assert [e.burst_size for e in events] == [2, 2]
+    assert all(e.burst_after_exchange for e in events)
+    assert "local_abort" not in [f.category for f in findings(cap)]
 
 
 def test_rsts_together_right_after_the_exchanges_are_the_application_closing() -> None:
