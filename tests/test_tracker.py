@@ -849,15 +849,21 @@ def test_a_syn_ack_retransmitted_to_a_scanner_is_its_evidence() -> None:
     assert finding.evidence[-1].what == "SYN-ACK from server again (retransmission)"
 
 
-def _exchanges_then_a_burst(idle: float, resetter: str = "c") -> Capture:
-    """Three connections of one client, each with an exchange; `idle` seconds later the
-    `resetter` side resets all three within the same instant."""
-    cap = Capture()
-    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(3)]
+def _exchanged(cap: Capture, count: int) -> list[Conversation]:
+    """`count` connections of one client, each with an exchange (10 bytes each way)."""
+    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(count)]
     for conv in convs:
         conv.handshake()
         conv.data("c", 10)
         conv.data("s", 10)
+    return convs
+
+
+def _exchanges_then_a_burst(idle: float, resetter: str = "c") -> Capture:
+    """Three connections of one client, each with an exchange; `idle` seconds later the
+    `resetter` side resets all three within the same instant."""
+    cap = Capture()
+    convs = _exchanged(cap, 3)
     convs[0].rst(resetter, dt=idle)
     for conv in convs[1:]:
         conv.rst(resetter, dt=0.0001)
@@ -883,11 +889,7 @@ def test_resets_that_first_acknowledge_data_long_left_unacknowledged_are_no_kill
     program's reset with the reply unread (peer_reset). Within a delayed ACK's time, the
     burst still reads as a kill from outside."""
     cap = Capture()
-    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(3)]
-    for conv in convs:
-        conv.handshake()
-        conv.data("c", 10)
-        conv.data("s", 10)
+    convs = _exchanged(cap, 3)
     for conv in convs:
         conv.send("s", PSH | ACK, 500, dt=0.0001)  # a reply the client never acknowledges
     convs[0].rst("c", dt=unacked_for)
@@ -907,11 +909,7 @@ def test_a_burst_with_a_reset_on_end_of_file_is_the_application_closing() -> Non
     abortively). The other in that instant is the same program closing too: peer_reset, not
     a kill from outside."""
     cap = Capture()
-    convs = [Conversation(cap, client=("10.0.0.1", 40000 + i)) for i in range(2)]
-    for conv in convs:
-        conv.handshake()
-        conv.data("c", 10)
-        conv.data("s", 10)
+    convs = _exchanged(cap, 2)
     convs[0].send("s", FIN | ACK, dt=0.4)
     convs[0].send("c", ACK)
     convs[0].rst("c", dt=0.1)
