@@ -434,8 +434,9 @@ class _PendingRst:
     sender_host: tuple[str, str]  # (tunnel, address): tenants in different tunnels are apart
     sender_spoke_after: bool = False
     receiver_spoke_after: bool = False
-    # The receiver sent its own FIN afterwards: its application had closed before the RST could
-    # reach it (they crossed), or the RST was not accepted. Either way nobody was told.
+    # The receiver sent its own FIN afterwards, or its own RST with ACK at the end of its stream
+    # within the crossing allowance: its application had closed before the RST could reach it
+    # (they crossed), or the RST was not accepted. Either way nobody was told.
     receiver_closed_after: bool = False
     receiver_data_after: bool = False  # the receiver's data kept arriving after the RST
     # ... and the latest time it did: data sent after the RST had reached the receiver means
@@ -1295,10 +1296,22 @@ class Connection:
             what += f" with {_mptcp_names(seg.rst_mptcp)}"
         if self.accepted_rst is not None:
             # The connection is already gone: later RSTs answer segments that were in flight.
-            first = self.accepted_rst.event
+            accepted = self.accepted_rst
+            first = accepted.event
             first.further_rsts += 1
-            if sender is self.accepted_rst.sender:
-                self.accepted_rst.sender_reset_again = seg.time
+            if sender is accepted.sender:
+                accepted.sender_reset_again = seg.time
+            elif (
+                seg.flags & ACK
+                and seg.seq == sender.snd_nxt
+                and seg.time - first.time <= self._crossing_allowance()
+                and _usual_ttl(sender, seg.ttl)
+            ):
+                # The receiver's own abort, from a live socket at the end of its stream (a
+                # stack answering a segment for a socket gone sends a bare RST at that
+                # segment's ACK; an injector resetting both ends forges it with its own TTL):
+                # it had closed before the RST could reach it, as with a FIN.
+                accepted.receiver_closed_after = True
             _add_evidence(first, Evidence(seg.frame, seg.time, what))
             return
         self._unreceived_fin(sender, receiver)
@@ -3547,6 +3560,15 @@ def _in_flight(receiver: Endpoint, acked: int | None) -> int:
     if receiver.snd_nxt is None or acked is None:
         return 0
     return max(seq_diff(receiver.snd_nxt, acked) - (receiver.fin_seq is not None), 0)
+
+
+def _usual_ttl(side: Endpoint, ttl: int) -> bool:
+    """Whether a segment with this TTL comes from the host that sent `side`'s others (its data,
+    else its acknowledgements, else its first segments; RstEvent.ttl_delta's reference)."""
+    usual = side.data_ttl if side.data_ttl is not None else side.ack_ttl
+    if usual is None:
+        usual = side.ttl
+    return usual is None or abs(ttl - usual) <= 1
 
 
 def _acks_stale_data(seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> bool:

@@ -458,6 +458,48 @@ def test_rst_in_close_wait_is_broken_pipe_for_the_writer() -> None:
     assert finding.server_sees.errno == "EPIPE" and finding.client_sees.errno is None
 
 
+@pytest.mark.parametrize("server_then", ["nothing", "its own abort", "a bare RST", "a late abort"])
+def test_a_writer_that_aborted_on_its_own_as_the_rst_came_saw_no_broken_pipe(
+    server_then: str,
+) -> None:
+    """Real traffic (a Zoom client, nDPI's capture): the client sends its close_notify and FIN,
+    the server's reply draws the client's bare RST; but the server, within a round trip, sends
+    its own close_notify and a RST with ACK at the end of its stream: a live socket's abort,
+    sent before the client's RST could reach it. Its program had closed on its own: no EPIPE,
+    nobody told. A bare RST from it (its stack answering a segment for a socket gone), or an
+    abort long after, leaves the broken pipe as it was."""
+    cap, conv = established()
+    conv.send("c", FIN | ACK)
+    conv.send("s", ACK)
+    conv.send("s", PSH | ACK, 426, dt=0.016)
+    conv.send("c", RST, seq=conv.c.seq, advance=False)  # bare RST, seq = the data's ack
+    if server_then == "its own abort":
+        conv.send("s", PSH | ACK, 31, dt=0.014)  # its close_notify, sent before the RST arrived
+        conv.rst("s")
+    elif server_then == "a bare RST":
+        conv.send("s", RST, seq=conv.s.seq - 426, advance=False, dt=0.014)
+    elif server_then == "a late abort":
+        conv.rst("s", dt=5.0)
+    found = findings(cap)
+    if server_then == "its own abort":
+        assert found == []
+        return
+    (finding,) = found
+    assert finding.category == "broken_pipe" and finding.server_sees.errno == "EPIPE"
+
+
+def test_both_ends_aborting_in_the_same_instant_tell_nobody() -> None:
+    """Real traffic (nDPI's replayed captures): both ends send RST with ACK at the end of their
+    own streams within microseconds; each left before the other's arrived (a RST never answers
+    a RST), so both programs were closing and neither is told."""
+    cap, conv = established()
+    conv.rst("c")
+    conv.rst("s", dt=0.0001)
+    (event,) = rst_events(cap)
+    assert event.rst_verdict == "receiver_closed"
+    assert findings(cap) == []
+
+
 def test_rst_while_half_closed_waiting_for_the_reply_is_fin_wait_reset() -> None:
     cap = Capture()
     conv = Conversation(cap)
