@@ -45,15 +45,15 @@ def _tcp(frame: bytes) -> dpkt.tcp.TCP:
 def retransmission_stack_reset(out: Path) -> None:
     source = "retransmission_then_abort"
     packets, linktype = _packets(SAMPLES / f"{source}.pcap")
-    rst_at = max(i for i, (_, frame) in enumerate(packets) if _tcp(frame).flags & dpkt.tcp.TH_RST)
+    segments = [_tcp(frame) for _, frame in packets]
+    rst_at = max(i for i, tcp in enumerate(segments) if tcp.flags & dpkt.tcp.TH_RST)
     # The client's data segments before the RST, by time: the first transmission and its
     # retransmissions (the same sequence number, with payload).
-    client_port = _tcp(packets[rst_at][1]).sport
-    last_seq = _tcp(packets[rst_at - 1][1]).seq
+    rst, last = segments[rst_at], segments[rst_at - 1]
     sends = [
         ts
-        for ts, frame in packets[:rst_at]
-        if _tcp(frame).sport == client_port and _tcp(frame).data and _tcp(frame).seq == last_seq
+        for (ts, _), tcp in zip(packets[:rst_at], segments, strict=False)
+        if tcp.sport == rst.sport and tcp.data and tcp.seq == last.seq
     ]
     assert len(sends) >= 4, "the source capture has no retransmission stall"
     due = sends[-1] + 2 * (sends[-1] - sends[-2])

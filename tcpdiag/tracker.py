@@ -1305,7 +1305,7 @@ class Connection:
                 seg.flags & ACK
                 and seg.seq == sender.snd_nxt
                 and seg.time - first.time <= self._crossing_allowance()
-                and _usual_ttl(sender, seg.ttl)
+                and _from_usual_host(sender, seg.ttl)
             ):
                 # The receiver's own abort, from a live socket at the end of its stream (a
                 # stack answering a segment for a socket gone sends a bare RST at that
@@ -1324,16 +1324,7 @@ class Connection:
         unanswered = 0 if acked is None else _unanswered_by(acked, receiver)
         response = receiver.role == "server" and receiver.run_is_reply
         after_fin = _after_fin(receiver, sender, self._crossing_allowance())
-        # The sender's usual TTL: that of its data segments when it sent any (the host that
-        # really spoke), else that of its acknowledgements (the host that took the peer's),
-        # else that of its other segments.
-        usual_ttl: int | None
-        if sender.data_ttl is not None:
-            usual_ttl, ttl_reference = sender.data_ttl, "data segments"
-        elif sender.ack_ttl is not None:
-            usual_ttl, ttl_reference = sender.ack_ttl, "acknowledgements"
-        else:
-            usual_ttl, ttl_reference = sender.ttl, "other packets"
+        usual_ttl, ttl_reference = _usual_ttl(sender)
         event = RstEvent(
             connection=self.ref,
             frame=seg.frame,
@@ -3562,12 +3553,22 @@ def _in_flight(receiver: Endpoint, acked: int | None) -> int:
     return max(seq_diff(receiver.snd_nxt, acked) - (receiver.fin_seq is not None), 0)
 
 
-def _usual_ttl(side: Endpoint, ttl: int) -> bool:
-    """Whether a segment with this TTL comes from the host that sent `side`'s others (its data,
-    else its acknowledgements, else its first segments; RstEvent.ttl_delta's reference)."""
-    usual = side.data_ttl if side.data_ttl is not None else side.ack_ttl
-    if usual is None:
-        usual = side.ttl
+def _usual_ttl(side: Endpoint) -> tuple[int | None, str]:
+    """`side`'s usual TTL, and which of its segments it is taken from (RstEvent.sender_ttl and
+    ttl_reference): that of its data segments when it sent any (the host that really spoke),
+    else that of its acknowledgements (the host that took the peer's), else that of its other
+    segments."""
+    if side.data_ttl is not None:
+        return side.data_ttl, "data segments"
+    if side.ack_ttl is not None:
+        return side.ack_ttl, "acknowledgements"
+    return side.ttl, "other packets"
+
+
+def _from_usual_host(side: Endpoint, ttl: int) -> bool:
+    """Whether a segment of `side`'s with this TTL comes from the host that sent its others
+    (within 1 of its usual TTL: injected-reset-ttl's ttl_delta starts at 2)."""
+    usual, _ = _usual_ttl(side)
     return usual is None or abs(ttl - usual) <= 1
 
 
