@@ -392,7 +392,7 @@ class ColumnDecoder:
                 and (packet.ip_id is None) == (packet.ip_version == 6)
                 and (options is not None) == bool(packet.flags & SYN)
                 and packet.flags < 0x100
-                and not (packet.rst_mptcp or (options is not None and options.mptcp))
+                and not (packet.mptcp_options or (options is not None and options.mptcp))
             )
             if not exact:
                 others.append(packet)
@@ -573,13 +573,16 @@ class ColumnDecoder:
         if skipped is not None and skipped.any():
             ok &= skipped == 0
             six &= ok
-        # Options: those of SYNs matter, and a Multipath TCP option on a SYN or a RST (which
-        # the columns do not hold) sends the frame to Decoder, which records it.
+        # Options: those of SYNs matter, and a Multipath TCP option on a SYN or a RST, or what
+        # may be an MP_FASTCLOSE on another segment (which the columns do not hold), sends the
+        # frame to Decoder, which records it.
         flags = tcph[:, 13]
         options_end = np.minimum(tcp + doff, starts + caplen)
-        options_end[~ok | (flags & (SYN | RST) == 0)] = 0
+        plain = flags & (SYN | RST) == 0
+        fastclose = _fastclose_start(data, tcp + 20, np.where(ok & plain, options_end, 0))
+        options_end[~ok | plain] = 0
         options = _syn_options(data, tcp + 20, options_end)
-        mptcp = options[4]
+        mptcp = options[4] | fastclose
         if mptcp.any():
             ok &= ~mptcp
             six &= ~mptcp
@@ -856,6 +859,22 @@ def _syn_options(
         going = ~ends & (p < stop)
         rows, p, stop = rows[going], p[going], stop[going]
     return mss, scale, sack, stamps, mptcp
+
+
+def _fastclose_start(data: U8, start: I64, end: I64) -> Bools:
+    """Whether the option area data[start:end] of each row holds, where a 12-byte option
+    fits, the two bytes an MP_FASTCLOSE option starts with (decode._FASTCLOSE_START): those
+    rows may carry one, and Decoder walks their options. (Timestamps make most segments'
+    options 12 bytes, as long as an MP_FASTCLOSE alone: one place each to look at.)"""
+    found = np.zeros(len(start), np.bool_)
+    rows = np.flatnonzero(end - start >= 12)
+    at, room = start[rows], (end - start)[rows]
+    while len(rows):
+        found[rows[(data[at] == MPTCP_OPTION) & (data[at + 1] == 12)]] = True
+        at, room = at + 1, room - 1
+        longer = room >= 12
+        rows, at, room = rows[longer], at[longer], room[longer]
+    return found
 
 
 def _block(data: U8, at: I64, size: int = 20) -> U8:

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from tcpdiag import tunnels
-from tcpdiag.packets import RST, SYN, IcmpError, QuotedTcp, SynOptions, TcpSegment
+from tcpdiag.packets import (
+    RST,
+    SYN,
+    IcmpError,
+    QuotedTcp,
+    SynOptions,
+    TcpSegment,
+    segment_mptcp,
+)
 from tcpdiag.reader import RawFrame
 
 # Link types (LINKTYPE_* values as stored in pcap/pcapng).
@@ -593,13 +601,19 @@ class Decoder:
         if doff < 20 or payload_len < 0:
             return None
         options = None
-        rst_mptcp = 0
+        mptcp = 0
         if flags & SYN:
             options = syn_options(data, p + 20, min(p + doff, len(data)))
             if options.mptcp:
                 self.stats.mptcp_syns += 1
-        elif flags & RST and doff > 20:
-            rst_mptcp = mptcp_subtypes(data, p + 20, min(p + doff, len(data)))
+        elif doff > 20:
+            end = min(p + doff, len(data))
+            if flags & RST:
+                mptcp = mptcp_subtypes(data, p + 20, end)
+            elif data.find(_FASTCLOSE_START, p + 20, end) >= 0:
+                # (A fast look first: an option walk on every segment with timestamps would
+                # cost more than the rest of its decoding.)
+                mptcp = segment_mptcp(flags, mptcp_subtypes(data, p + 20, end))
         addrs = self._addrs
         return TcpSegment(
             frame.number,
@@ -618,7 +632,7 @@ class Decoder:
             ip_id,
             options,
             tunnel,
-            rst_mptcp,
+            mptcp,
         )
 
     # -- ICMP quotes --------------------------------------------------------------------------
@@ -682,6 +696,9 @@ def _skip_ext6(data: bytes, p: int, nh: int) -> tuple[int, int] | None:
 
 
 MPTCP_OPTION: Final = 30  # Multipath TCP (RFC 8684): MP_CAPABLE, MP_JOIN, DSS, ...
+# The kind and length bytes an MP_FASTCLOSE option starts with (12 bytes long in MPTCP v0 and
+# v1): a segment's options hold it only if they hold these two bytes.
+_FASTCLOSE_START: Final = bytes((MPTCP_OPTION, 12))
 
 
 def syn_options(data: bytes, p: int, end: int) -> SynOptions:
@@ -707,8 +724,8 @@ def syn_options(data: bytes, p: int, end: int) -> SynOptions:
 
 
 def mptcp_subtypes(data: bytes, p: int, end: int) -> int:
-    """The Multipath TCP options in data[p:end] (a RST's), a bit (1 << subtype) each, as
-    TcpSegment.rst_mptcp and SynOptions.mptcp hold them."""
+    """The Multipath TCP options in data[p:end], a bit (1 << subtype) each, as
+    SynOptions.mptcp holds them (and TcpSegment.mptcp_options, through segment_mptcp)."""
     bits = 0
     for kind, size, at in _options(data, p, end):
         if kind == MPTCP_OPTION and size >= 3:

@@ -65,10 +65,10 @@ def describe_decode(
         warnings.append(
             f"{path}: {stats.mptcp_syns} SYN{'s' * (stats.mptcp_syns != 1)} carry Multipath TCP "
             "options (MP_CAPABLE/MP_JOIN): each MPTCP subflow is diagnosed as a connection of "
-            "its own. A RST with MP_FASTCLOSE aborts the MPTCP connection; one with other MPTCP "
-            "options, or on a subflow added by MP_JOIN, ends that subflow only (subflow_reset); "
-            "a plain RST on a first subflow is judged as TCP's, though the application sees it "
-            "only if no other subflow carries on"
+            "its own. A RST with MP_FASTCLOSE (or the RST answering an ACK with it) aborts the "
+            "MPTCP connection; one with other MPTCP options, or on a subflow added by MP_JOIN, "
+            "ends that subflow only (subflow_reset); a plain RST on a first subflow is judged as "
+            "TCP's, though the application sees it only if no other subflow carries on"
         )
     return {
         "engine": engine,

@@ -258,6 +258,9 @@ class RstEvent(FlowEvent):
     # connection was aborted as a whole, RFC 8684 3.5), "subflow" (others, such as
     # MP_TCPRST with the reason: the MPTCP stack reset this subflow alone, 3.6), or "none".
     rst_mptcp: str = "none"
+    # The receiver had sent MP_FASTCLOSE on an ACK of this subflow: its MPTCP stack aborted the
+    # MPTCP connection, and this RST is the sender's stack answering (RFC 8684 3.5).
+    receiver_fastclosed: bool = False
     # Handshake tell-tales of the client's SYN (for scans): options a normal stack sends.
     client_syn_options: bool = True
     client_syn_window: int = 0

@@ -45,6 +45,16 @@ MPTCP_FASTCLOSE: Final = 7
 MPTCP_TCPRST: Final = 8
 
 
+def segment_mptcp(flags: int, options: int) -> int:
+    """TcpSegment.mptcp_options of a segment with these flags that carries these Multipath TCP
+    options (a bit, 1 << subtype, each)."""
+    if flags & RST:
+        return options
+    if flags & SYN:
+        return 0  # (a SYN's are its SynOptions.mptcp)
+    return options & (1 << MPTCP_FASTCLOSE)
+
+
 @dataclass(slots=True)
 class TcpSegment:
     frame: int  # 1-based, numbered exactly as Wireshark numbers the capture's packets
@@ -65,9 +75,11 @@ class TcpSegment:
     # The tunnels the segment travelled in, outermost first (tcpdiag.tunnels.context_text);
     # "" outside tunnels. Part of the connection key: two tenants' equal 4-tuples stay apart.
     tunnel: str = ""
-    # On a RST only: the Multipath TCP options it carries, a bit (1 << subtype) each
-    # (MPTCP_FASTCLOSE, MPTCP_TCPRST, DSS, ...); 0 when it carries none.
-    rst_mptcp: int = 0
+    # The Multipath TCP options that matter on this segment, a bit (1 << subtype) each: on a
+    # RST, every one it carries (MPTCP_FASTCLOSE, MPTCP_TCPRST, DSS, ...); on any other segment
+    # but a SYN, MP_FASTCLOSE alone (an ACK carrying it aborts the MPTCP connection, and its
+    # peer answers with a RST: RFC 8684 3.5); 0 when none (segment_mptcp).
+    mptcp_options: int = 0
 
 
 class SegmentFields(Protocol):

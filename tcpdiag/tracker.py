@@ -277,6 +277,9 @@ class Endpoint:
     other_synack: tuple[int, Evidence] | None = None
     # What this side wrote after the peer's FIN; None if nothing.
     after_peer_fin: WritesAfterFin | None = None
+    # An ACK of this side's that carried MP_FASTCLOSE: its MPTCP stack aborted the connection
+    # (RFC 8684 3.5), and the peer's RST on this subflow answers it.
+    fastclose: Evidence | None = None
     fin_seq: int | None = None
     fin: Evidence | None = None
     fin_acked: bool = False
@@ -809,6 +812,7 @@ class Connection:
             and not sender.unanswered_probes
             and not receiver.unanswered_probes
             and (seg.payload_len or sender.syn is not None)  # see _is_keepalive
+            and not seg.mptcp_options
         ):
             self._in_order(seg, sender, receiver)
             return
@@ -919,6 +923,12 @@ class Connection:
             )
             self._on_rst(seg, sender, receiver, rst_log, previous_time, answers)
             return
+        if seg.mptcp_options and not flags & SYN:  # (MP_FASTCLOSE: see TcpSegment)
+            sender.fastclose = Evidence(
+                seg.frame,
+                seg.time,
+                f"ACK from {sender.role} with MP_FASTCLOSE: its MPTCP stack aborts the connection",
+            )
         for pending in self.rsts:
             if pending.sender is sender:
                 pending.sender_spoke_after = True
@@ -1292,8 +1302,8 @@ class Connection:
         role = sender.role
         ack_text = f", ack={self._relseq(receiver, seg.ack)}" if seg.flags & ACK else ", no ACK"
         what = f"RST from {role} (seq={self._relseq(sender, seg.seq)}{ack_text}, ttl={seg.ttl})"
-        if seg.rst_mptcp:
-            what += f" with {_mptcp_names(seg.rst_mptcp)}"
+        if seg.mptcp_options:
+            what += f" with {_mptcp_names(seg.mptcp_options)}"
         if self.accepted_rst is not None:
             # The connection is already gone: later RSTs answer segments that were in flight.
             accepted = self.accepted_rst
@@ -1387,7 +1397,8 @@ class Connection:
             client_syn_window=self.client.syn_window,
             mptcp_subflow=_mptcp_subflow(syn_options, self.server.syn_options),
             mptcp_join=_mptcp_join(syn_options),
-            rst_mptcp=_rst_mptcp(seg.rst_mptcp),
+            rst_mptcp=_rst_mptcp(seg.mptcp_options),
+            receiver_fastclosed=receiver.fastclose is not None,
             exchange_age_seconds=self._exchange_age(seg.time, sender, receiver),
             client_os=os_family(self.client.ttl),
             server_os=os_family(self.server.ttl),
@@ -1396,6 +1407,8 @@ class Connection:
         last_acked = 0 < unanswered == receiver.unanswered_bytes
         for item in self._rst_context(sender, receiver, unanswered > 0, last_acked):
             _add_evidence(event, item)
+        if receiver.fastclose is not None:
+            _add_evidence(event, receiver.fastclose)
         _add_evidence(event, Evidence(seg.frame, seg.time, what))
         pending = _PendingRst(event, sender, receiver, (self.tunnel, seg.src))
         if verdict == "accepted":
@@ -3091,7 +3104,7 @@ def _recorded(
     if len(history) >= REPLAY_SEGMENTS * _PACKED_SEGMENT.size:
         return None
     options = seg.syn_options
-    if seg.rst_mptcp or (options is not None and options.mptcp):
+    if seg.mptcp_options or (options is not None and options.mptcp):
         return None  # (Multipath TCP options are not packed: rare enough to keep whole)
     try:
         return history + _PACKED_SEGMENT.pack(
@@ -3120,7 +3133,7 @@ def _mptcp_join(client: SynOptions | None) -> bool:
 
 
 def _rst_mptcp(options: int) -> str:
-    """RstEvent.rst_mptcp from a RST's TcpSegment.rst_mptcp."""
+    """RstEvent.rst_mptcp from a RST's TcpSegment.mptcp_options."""
     if options & (1 << MPTCP_FASTCLOSE):
         return "fastclose"
     return "subflow" if options else "none"
@@ -3134,7 +3147,7 @@ _MPTCP_SUBTYPES: Final = (
 
 
 def _mptcp_names(options: int) -> str:
-    """'MP_FASTCLOSE+MP_TCPRST' for a TcpSegment.rst_mptcp."""
+    """'MP_FASTCLOSE+MP_TCPRST' for a TcpSegment.mptcp_options."""
     return "+".join(
         _MPTCP_SUBTYPES[k] if k < len(_MPTCP_SUBTYPES) else f"MPTCP option {k}"
         for k in range(options.bit_length())

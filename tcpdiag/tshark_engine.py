@@ -35,7 +35,15 @@ from typing import IO, Final
 
 from tcpdiag import tunnels
 from tcpdiag.decode import DecodeStats, ip6_text
-from tcpdiag.packets import RST, SYN, IcmpError, Packet, QuotedTcp, SynOptions, TcpSegment
+from tcpdiag.packets import (
+    SYN,
+    IcmpError,
+    Packet,
+    QuotedTcp,
+    SynOptions,
+    TcpSegment,
+    segment_mptcp,
+)
 
 INSTALL_HINT: Final = "install Wireshark's tshark (Debian/Ubuntu: apt install tshark)"
 
@@ -77,7 +85,7 @@ FIELDS: Final = (
     "ip.hdr_len",
     "ipv6.plen",
     "tcp.hdr_len",
-    # Multipath TCP options' subtypes, for a RST's (TcpSegment.rst_mptcp).
+    # Multipath TCP options' subtypes (SynOptions.mptcp, TcpSegment.mptcp_options).
     "tcp.options.mptcp.subtype",
 )
 _COLUMNS: Final = len(FIELDS)
@@ -250,7 +258,7 @@ class TsharkDecoder:
                             int(ip_id, 16),
                             _syn_options(v) if bits & SYN else None,
                             "",
-                            _mptcp_bits(v[_MPTCP_SUBTYPE]) if bits & RST else 0,
+                            _segment_mptcp(bits, v[_MPTCP_SUBTYPE]),
                         )
                     except ValueError:
                         pass  # `record` counts it as it should
@@ -337,7 +345,7 @@ class TsharkDecoder:
             ip_id,
             options,
             "",
-            _mptcp_bits(v[_MPTCP_SUBTYPE]) if flags & RST else 0,
+            _segment_mptcp(flags, v[_MPTCP_SUBTYPE]),
         )
 
     def _layered(self, v: list[str]) -> Packet | None:
@@ -434,7 +442,7 @@ class TsharkDecoder:
             ip_id,
             options,
             context,
-            _mptcp_bits(v[_MPTCP_SUBTYPE]) if flags & RST else 0,
+            _segment_mptcp(flags, v[_MPTCP_SUBTYPE]),
         )
 
     def _icmp(
@@ -549,9 +557,14 @@ def _syn_options(v: list[str]) -> SynOptions:
     )
 
 
+def _segment_mptcp(flags: int, subtypes: str) -> int:
+    """TcpSegment.mptcp_options from the segment's tcp.options.mptcp.subtype values."""
+    return segment_mptcp(flags, _mptcp_bits(subtypes)) if subtypes else 0
+
+
 def _mptcp_bits(subtypes: str) -> int:
-    """The Multipath TCP options of a segment as a bit (1 << subtype) each (SynOptions.mptcp,
-    TcpSegment.rst_mptcp) from its tcp.options.mptcp.subtype values ("7,8")."""
+    """The Multipath TCP options of a segment as a bit (1 << subtype) each (SynOptions.mptcp)
+    from its tcp.options.mptcp.subtype values ("7,8")."""
     bits = 0
     for subtype in subtypes.split(","):
         if subtype.isdigit():

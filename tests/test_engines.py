@@ -345,10 +345,17 @@ _MP_FASTCLOSE = bytes([30, 12, 0x70, 0x00]) + bytes(8)  # subtype 7, receiver's 
 _MP_TCPRST = bytes([30, 4, 0x80, 0x00])  # subtype 8, reason 0 (unspecified)
 
 
-def _mptcp_capture(out: Path, rst_options: bytes | None = None, syn: bytes = _MP_CAPABLE) -> Path:
+def _mptcp_capture(
+    out: Path,
+    rst_options: bytes | None = None,
+    syn: bytes = _MP_CAPABLE,
+    client_ack: bytes | None = None,
+    client_fin: bool = False,
+) -> Path:
     """A handshake whose SYN and SYN-ACK carry `syn` (MP_CAPABLE: a Multipath TCP connection's
     first subflow), then a plain ACK; with `rst_options`, a request and the server's RST+ACK
-    carrying them 0.2 s later, the client idle."""
+    carrying them 0.2 s later, the client idle but, with `client_ack`, for an ACK carrying
+    these options just before the RST (after its FIN, with `client_fin`)."""
     import dpkt
 
     mss = bytes([2, 4, 0x05, 0xB4])
@@ -363,8 +370,14 @@ def _mptcp_capture(out: Path, rst_options: bytes | None = None, syn: bytes = _MP
         segments += [
             (client, server, 40000, 80, 1001, 5001, ack | psh, b"", b"GET /\r\n"),
             (server, client, 80, 40000, 5001, 1008, ack, b"", b""),
-            (server, client, 80, 40000, 5001, 1008, ack | rst, rst_options, b""),
         ]
+        if client_fin:
+            fin = dpkt.tcp.TH_FIN
+            segments.append((client, server, 40000, 80, 1008, 5001, ack | fin, b"", b""))
+        if client_ack is not None:
+            seq = 1008 + client_fin
+            segments.append((client, server, 40000, 80, seq, 5001, ack, client_ack, b""))
+        segments.append((server, client, 80, 40000, 5001, 1008, ack | rst, rst_options, b""))
     with open(out, "wb") as f:
         writer = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
         for k, (src, dst, sport, dport, seq, ack, flags, opts, data) in enumerate(segments):
@@ -377,7 +390,9 @@ def _mptcp_capture(out: Path, rst_options: bytes | None = None, syn: bytes = _MP
             eth = dpkt.ethernet.Ethernet(
                 src=b"\x02" * 6, dst=b"\x04" * 6, type=dpkt.ethernet.ETH_TYPE_IP, data=ip
             )
-            writer.writepkt(bytes(eth), 1_700_000_000.0 + k * 0.001 + (k == 5) * 0.2)
+            closing = (client_ack is not None) + client_fin
+            late = rst_options is not None and k >= len(segments) - 1 - closing
+            writer.writepkt(bytes(eth), 1_700_000_000.0 + k * 0.001 + late * 0.2)
     return out
 
 
@@ -415,6 +430,51 @@ def test_a_subflows_rst_is_judged_by_its_multipath_tcp_options(
     assert finding.rule == rule
     assert finding.client_sees.errno == client_errno
     assert finding.server_sees.errno is None
+
+
+_TIMESTAMPS = bytes([1, 1, 8, 10]) + bytes(8)
+_DSS_ACK = bytes([30, 8, 0x20, 0x01]) + bytes(4)  # subtype 2, a 4-byte data ACK
+
+
+@pytest.mark.parametrize("options", DECODERS, ids=DECODER_IDS)
+@pytest.mark.parametrize(
+    ("client_ack", "client_fin", "rule", "server_errno"),
+    [
+        (_TIMESTAMPS + _MP_FASTCLOSE, False, "mptcp-fastclose-answered", "ECONNRESET"),
+        # (Timestamps whose value holds MP_FASTCLOSE's first bytes, 30 and 12: no option.)
+        (bytes([1, 1, 8, 10, 30, 12, 0x70, 0]) + bytes(4), False, "mptcp-subflow-reset", None),
+        (_TIMESTAMPS + _MP_FASTCLOSE, True, "mptcp-subflow-reset", None),
+    ],
+    ids=["fastclose-on-ack", "look-alike-timestamp", "fastclose-after-fin"],
+)
+def test_a_rst_answering_an_ack_with_mp_fastclose_is_the_acks_senders_abort(
+    tmp_path: Path,
+    options: AnalysisOptions,
+    client_ack: bytes,
+    client_fin: bool,
+    rule: str,
+    server_errno: str | None,
+) -> None:
+    """Real traffic (tcpdump's test capture mptcp-fclose.pcap, an MPTCP v0 stack): the client
+    aborts the MPTCP connection with MP_FASTCLOSE on an ACK, and the server's stack answers
+    with a RST carrying DSS (RFC 8684 3.5). Every decoder reads the option on the ACK: the
+    client aborted, the server's program is told (ECONNRESET); read as the RST's own MPTCP
+    options it was one subflow closing, nobody told. Bytes that only look like the option's
+    start, inside a timestamp, are no MP_FASTCLOSE. Nor is it an abort the peer hears of when
+    its sender had closed first (mptcpanalyzer's iperf3 captures: the server's FIN with
+    DATA_FIN, then MP_FASTCLOSE for the client's data still arriving, and the client's RST)."""
+    path = _mptcp_capture(
+        tmp_path / "fclose.pcap", _DSS_ACK, client_ack=client_ack, client_fin=client_fin
+    )
+    report = analyze_capture(path, ENGINE, options)
+    assert report.error is None and report.decode["tcp"] == 7 + client_fin
+    (finding,) = report.findings
+    assert finding.rule == rule
+    assert finding.facts["sender"] == "server"
+    assert finding.facts["receiver_fastclosed"] is (client_ack == _TIMESTAMPS + _MP_FASTCLOSE)
+    assert (finding.client_sees.errno, finding.server_sees.errno) == (None, server_errno)
+    fastclose_frame = 6 + client_fin
+    assert (fastclose_frame in finding.frames) is finding.facts["receiver_fastclosed"]
 
 
 @pytest.mark.parametrize("options", DECODERS, ids=DECODER_IDS)
