@@ -261,6 +261,10 @@ class RstEvent(FlowEvent):
     # The receiver had sent MP_FASTCLOSE on an ACK of this subflow: its MPTCP stack aborted the
     # MPTCP connection, and this RST is the sender's stack answering (RFC 8684 3.5).
     receiver_fastclosed: bool = False
+    # The side that ended the connection: the sender, but the receiver where the RST only
+    # answers its MP_FASTCLOSE (what reports count as the host aborting connections). (Every
+    # RstEvent is made with it given, as with `sender`: tests/fuzzing.py compares the paths.)
+    aborter: Role = "client"
     # Handshake tell-tales of the client's SYN (for scans): options a normal stack sends.
     client_syn_options: bool = True
     client_syn_window: int = 0

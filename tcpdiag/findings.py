@@ -191,8 +191,8 @@ class FindingFacts(Protocol):
 
 
 # The facts a digest keeps: those the aggregated kinds group by (tcpdiag.aggregate) and the
-# digest reporter counts resetting hosts by (tests/test_aggregate.py fails without either).
-DIGEST_FACTS = ("sender", "icmp_source")
+# digest reporter counts aborting hosts by (tests/test_aggregate.py fails without them).
+DIGEST_FACTS = ("sender", "aborter", "icmp_source")
 
 
 def digest_facts(facts: Mapping[str, Any]) -> dict[str, Any]:

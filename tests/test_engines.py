@@ -30,6 +30,8 @@ from tcpdiag.detect import RuleEngine
 from tcpdiag.fastpath import FastPathTracker
 from tcpdiag.findings import Finding
 from tcpdiag.reader import CaptureReader
+from tcpdiag.reporters.digest import digest
+from tcpdiag.reporters.selection import Selection
 from tcpdiag.rules import load_rules
 from tcpdiag.tracker import FlowTable
 from tcpdiag.tshark_engine import TsharkDecoder
@@ -475,6 +477,12 @@ def test_a_rst_answering_an_ack_with_mp_fastclose_is_the_acks_senders_abort(
     assert (finding.client_sees.errno, finding.server_sees.errno) == (None, server_errno)
     fastclose_frame = 6 + client_fin
     assert (fastclose_frame in finding.frames) is finding.facts["receiver_fastclosed"]
+    # The client ended it whenever it sent MP_FASTCLOSE; the summary counts it, not the RST's
+    # sender, among the hosts aborting connections (when the finding is an abort).
+    aborter = "client" if finding.facts["receiver_fastclosed"] else "server"
+    assert finding.facts["aborter"] == aborter
+    if finding.category == "peer_reset":
+        assert digest(report, Selection()).aborting_hosts == {"10.0.0.1": 1}
 
 
 @pytest.mark.parametrize("options", DECODERS, ids=DECODER_IDS)

@@ -52,6 +52,18 @@ def test_snapshot_of_a_settled_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def test_who_broke_it_names_the_side_whose_abort_a_rst_answered() -> None:
+    """An MPTCP v0 stack's MP_FASTCLOSE on an ACK ended the connection; the peer's RST only
+    answered it (samples/mptcp_fastclose_ack.pcap: the server aborted, the client's stack
+    sent the RST)."""
+    report = report_of(str(SAMPLES / "mptcp_fastclose_ack.pcap"))
+    text = render_markdown([report], run=RunInfo(("tcpdiag", "analyze", "x.pcap")))
+    assert (
+        "- **Who broke it:** the server 127.0.0.1:27340 ended it; the RST from the client "
+        "127.0.0.1:60767 (frame 16, RST,ACK) answered" in text
+    )
+
+
 def test_every_failed_connection_says_when_who_and_what_each_program_saw() -> None:
     path = str(SAMPLES / "mixed.pcap")
     report = report_of(path)

@@ -132,9 +132,9 @@ def digest(
             if len(probed) < SCANNER_TARGETS_KEPT:
                 probed.add(finding.server)
         if finding.category in ABORT_CATEGORIES:
-            sender = finding.facts.get("sender")
-            endpoint = finding.server if sender == "server" else finding.client
-            if sender in ("client", "server"):
+            aborter = finding.facts.get("aborter")
+            endpoint = finding.server if aborter == "server" else finding.client
+            if aborter in ("client", "server"):
                 result.aborting_hosts[host_of(endpoint)] += 1
     result.scanners = {
         host: len(probed) for host, probed in targets.items() if len(probed) >= SCANNER_MIN_TARGETS

@@ -119,6 +119,11 @@ def who_broke_it(finding: Finding, ladder: Ladder | None) -> str:
                 f"a middlebox: the RST ({packet}) claims to come from {side} but does not "
                 "look like its other packets"
             )
+        aborter = finding.facts.get("aborter")
+        if aborter in ("client", "server") and aborter != finding.facts.get("sender"):
+            # (The RST answers the other side's abort: an MPTCP stack's MP_FASTCLOSE.)
+            ender = finding.client if aborter == "client" else finding.server
+            return f"the {aborter} {ender} ended it; the RST from {side} ({packet}) answered"
         return f"{side} reset it ({packet})"
     if "FIN" in step.flags:
         return f"{side} closed it ({packet})"
