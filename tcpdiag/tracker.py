@@ -3560,12 +3560,13 @@ def _unanswered_by(acked: int, waiting: Endpoint) -> int:
     return max(waiting.unanswered_bytes - not_received, 0)
 
 
-def _in_flight(receiver: Endpoint, acked: int | None) -> int:
-    """RstEvent.receiver_data_in_flight: the receiver's bytes beyond `acked` (what the RST
-    acknowledges; a RST without ACK: the sender's last acknowledgement), its FIN not counted."""
-    if receiver.snd_nxt is None or acked is None:
+def _in_flight(side: Endpoint, acked: int | None) -> int:
+    """`side`'s bytes beyond `acked`, its FIN not counted: a RST's receiver's beyond what the
+    RST acknowledges (RstEvent.receiver_data_in_flight), a stalled side's beyond what its peer
+    acknowledged (SilenceEvent.stall_payload_bytes)."""
+    if side.snd_nxt is None or acked is None:
         return 0
-    return max(seq_diff(receiver.snd_nxt, acked) - (receiver.fin_seq is not None), 0)
+    return max(seq_diff(side.snd_nxt, acked) - (side.fin_seq is not None), 0)
 
 
 def _usual_ttl(side: Endpoint) -> tuple[int | None, str]:
