@@ -417,7 +417,7 @@ class TrackedConnection:
     @property
     def on_wire(self) -> bool:
         """Whether any packet of it is in the capture: not a connect() known only from an ICMP
-        error's quote (FlowTable._attempt_from_quote)."""
+        error's quote (FlowTable._quoted_attempt)."""
         return bool(self.client.packets or self.server.packets)
 
     @property
@@ -789,6 +789,73 @@ class Connection:
     def _relseq(self, ep: Endpoint, value: int) -> int:
         """Sequence numbers relative to the ISN, as Wireshark shows them by default."""
         return seq_diff(value, ep.isn) if ep.isn is not None else value
+
+    # -- per ICMP error --------------------------------------------------------------------
+
+    def on_icmp(self, icmp: IcmpError, quoted: QuotedTcp) -> bool:
+        """An ICMP error that quotes this connection: a new IcmpErrorEvent, or one more error
+        of the same kind for an event it has. True if the error ended the handshake (the
+        connection closed now)."""
+        affected = self.endpoint(quoted.src, quoted.sport)
+        kind, hard = icmp_kind(icmp)
+        for event, _, _ in self.icmp_events:
+            if event.icmp_kind == kind and event.affected == affected.role:
+                event.icmp_count += 1
+                _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
+                return False
+        peer = self.peer(affected)
+        event = IcmpErrorEvent(
+            connection=self.ref,
+            frame=icmp.frame,
+            time=icmp.time,
+            client_state=self.client.state.value,
+            server_state=self.server.state.value,
+            affected=affected.role,
+            affected_state=affected.state.value,
+            icmp_kind=kind,
+            icmp_type=icmp.icmp_type,
+            icmp_code=icmp.icmp_code,
+            icmp_version=icmp.ip_version,
+            icmp_hard=hard,
+            icmp_source=icmp.src,
+            from_peer=icmp.src == peer.addr,
+            from_own_host=icmp.src == affected.addr,
+            quoted_only=affected.syn is not None and affected.syn.frame == icmp.frame,
+            mtu=icmp.mtu,
+            quoted_oversize=(
+                quoted.payload_len is not None
+                and affected.max_payload > 0
+                and quoted.payload_len > affected.max_payload
+            ),
+            quoted_payload=quoted.payload_len,
+            affected_max_payload=affected.max_payload,
+            client_os=os_family(self.client.ttl),
+            server_os=os_family(self.server.ttl),
+        )
+        quoted_segment = affected.recent_segment(quoted.seq)
+        text = _icmp_text(icmp, kind)
+        if affected.syn is not None and affected.state == TcpState.SYN_SENT:
+            if event.quoted_only:
+                text += f", quoting {affected.role}'s SYN (not on the wire)"
+            else:
+                _add_evidence(event, affected.syn)
+        elif quoted_segment is not None:
+            # The segment the ICMP error quotes (same sequence number).
+            frame, time = quoted_segment
+            what = f"data from {affected.role} quoted by the ICMP error"
+            _add_evidence(event, Evidence(frame, time, what))
+        elif affected.last_data is not None:
+            _add_evidence(event, affected.last_data)
+        _add_evidence(event, Evidence(icmp.frame, icmp.time, text))
+        self.icmp_events.append((event, affected, affected.retransmissions))
+        if affected.state == TcpState.SYN_SENT and kind not in PMTU_KINDS:
+            # Linux aborts connect() on the first ICMP error of the handshake (tcp_v4_err,
+            # tcp_v6_err), soft or hard; only PMTU messages leave it alone.
+            affected.state = TcpState.CLOSED
+            if self.closed_at is None:
+                self.closed_at = icmp.time
+                return True
+        return False
 
     # -- per segment -----------------------------------------------------------------------
 
@@ -2383,7 +2450,8 @@ class FlowTable:
         key = self._key(quoted.src, quoted.sport, quoted.dst, quoted.dport, icmp.tunnel)
         conn = self._wake(key)
         if conn is None and _quotes_an_attempt(icmp, quoted):
-            conn = self._attempt_from_quote(key, icmp, quoted)
+            self._attempt_rejected(key, icmp, quoted)
+            return
         if conn is None:
             self.orphan_icmp += 1
             sources = self.orphan_icmp_sources
@@ -2392,70 +2460,38 @@ class FlowTable:
             return
         self._attempts.pop(key, None)  # an attempt the network answered: worth keeping
         conn.history = None  # (what follows changes it: its segments no longer make it)
-        affected = conn.endpoint(quoted.src, quoted.sport)
-        kind, hard = icmp_kind(icmp)
-        for event, _, _ in conn.icmp_events:
-            if event.icmp_kind == kind and event.affected == affected.role:
-                event.icmp_count += 1
-                _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
-                return
-        peer = conn.peer(affected)
-        event = IcmpErrorEvent(
-            connection=conn.ref,
-            frame=icmp.frame,
-            time=icmp.time,
-            client_state=conn.client.state.value,
-            server_state=conn.server.state.value,
-            affected=affected.role,
-            affected_state=affected.state.value,
-            icmp_kind=kind,
-            icmp_type=icmp.icmp_type,
-            icmp_code=icmp.icmp_code,
-            icmp_version=icmp.ip_version,
-            icmp_hard=hard,
-            icmp_source=icmp.src,
-            from_peer=icmp.src == peer.addr,
-            from_own_host=icmp.src == affected.addr,
-            quoted_only=affected.syn is not None and affected.syn.frame == icmp.frame,
-            mtu=icmp.mtu,
-            quoted_oversize=(
-                quoted.payload_len is not None
-                and affected.max_payload > 0
-                and quoted.payload_len > affected.max_payload
-            ),
-            quoted_payload=quoted.payload_len,
-            affected_max_payload=affected.max_payload,
-            client_os=os_family(conn.client.ttl),
-            server_os=os_family(conn.server.ttl),
-        )
-        quoted_segment = affected.recent_segment(quoted.seq)
-        text = _icmp_text(icmp, kind)
-        if affected.syn is not None and affected.state == TcpState.SYN_SENT:
-            if event.quoted_only:
-                text += f", quoting {affected.role}'s SYN (not on the wire)"
-            else:
-                _add_evidence(event, affected.syn)
-        elif quoted_segment is not None:
-            # The segment the ICMP error quotes (same sequence number).
-            frame, time = quoted_segment
-            what = f"data from {affected.role} quoted by the ICMP error"
-            _add_evidence(event, Evidence(frame, time, what))
-        elif affected.last_data is not None:
-            _add_evidence(event, affected.last_data)
-        _add_evidence(event, Evidence(icmp.frame, icmp.time, text))
-        conn.icmp_events.append((event, affected, affected.retransmissions))
-        if affected.state == TcpState.SYN_SENT and kind not in PMTU_KINDS:
-            # Linux aborts connect() on the first ICMP error of the handshake (tcp_v4_err,
-            # tcp_v6_err), soft or hard; only PMTU messages leave it alone.
-            affected.state = TcpState.CLOSED
-            if conn.closed_at is None:
-                conn.closed_at = icmp.time
-                self._queue_closed(key, conn)
+        if conn.on_icmp(icmp, quoted):
+            self._queue_closed(key, conn)
 
-    def _attempt_from_quote(self, key: Key, icmp: IcmpError, quoted: QuotedTcp) -> Connection:
+    def _attempt_rejected(self, key: Key, icmp: IcmpError, quoted: QuotedTcp) -> None:
         """The connection attempt of a SYN that the capture holds only as an ICMP error's quote
         (see _quotes_an_attempt; a firewall on its own host rejected it before it reached the
-        wire). It is made from the quote, as if that SYN had been captured with the error."""
+        wire), and that error: made from the two (_quoted_attempt), it joins the table as a
+        connection whose SYN was captured with the error would have."""
+        conn_id = self._take_id()
+        self._make_room()
+        self._attempts.pop(key, None)
+        if self._closed_awake >= CLOSED_IN_MEMORY and icmp_kind(icmp)[0] not in PMTU_KINDS:
+            # The error ends the attempt (Connection.on_icmp), which would then sleep at once
+            # (see _queue_closed): it sleeps as the error instead, made only if it is needed
+            # (_replay). A storm of them (a host firewall rejecting every connect()) then
+            # makes each Connection once, as it retires, and none goes to disk.
+            client_first = key[0] == quoted.src and key[1] == quoted.sport
+            asleep = _Replayable(b"", key, client_first, icmp.time, icmp.time, conn_id, icmp)
+            self._closed_live += 1
+            self._wait_asleep(key, asleep)
+            return
+        conn = self._live[key] = self._awake[key] = self._quoted_attempt(icmp, conn_id)
+        if conn.closed_at is not None:  # (a PMTU message leaves the attempt open)
+            self._queue_closed(key, conn)
+
+    def _quoted_attempt(self, icmp: IcmpError, conn_id: int) -> Connection:
+        """The connection _attempt_rejected makes of an ICMP error quoting a SYN not on the
+        wire: the quoted SYN as if it had been captured with the error, then the error. It
+        depends on nothing else (the capture clock only moves Zeek's timers, and Zeek makes no
+        connection of it), so a sleeping one is made again from the error (_replay)."""
+        quoted = icmp.quoted
+        assert quoted is not None
         syn = TcpSegment(
             icmp.frame,
             icmp.time,
@@ -2472,11 +2508,12 @@ class FlowTable:
             icmp.ip_version,
             tunnel=icmp.tunnel,
         )
-        conn = self._new_connection(key, syn)
+        conn = self._connection(syn, conn_id)
         conn.zeek = None  # (Zeek, as Wireshark, makes no TCP connection of an ICMP error)
-        conn.on_segment(syn, self._rst_log, max(self._now, icmp.time))
+        conn.on_segment(syn, self._rst_log, icmp.time)
         conn.client.syn = Evidence(icmp.frame, icmp.time, QUOTED_SYN_TEXT)
         conn.client.packets = 0  # none of its packets is on the wire
+        conn.on_icmp(icmp, quoted)
         return conn
 
     def _queue_closed(self, key: Key, conn: Connection) -> None:
@@ -2708,6 +2745,8 @@ class FlowTable:
         """The connection a _Replayable stands for: its segments fed again, as _on_segment
         fed them. What the RSTs among them told the RST log was told when they came (see
         _ReplayLog)."""
+        if asleep.rejected is not None:
+            return self._quoted_attempt(asleep.rejected, asleep.conn_id)
         conn = self._made_of(asleep, asleep.conn_id, _REPLAY_LOG)
         conn.history = asleep.history
         return conn
@@ -3187,6 +3226,9 @@ class _Replayable:
     last_time: float
     closed_at: float | None
     conn_id: int
+    # Instead of segments: the ICMP error that rejected a SYN the capture holds only as its
+    # quote (FlowTable._attempt_rejected).
+    rejected: IcmpError | None = None
 
     @staticmethod
     def of(conn: Connection, key: Key) -> _Replayable:

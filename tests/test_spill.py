@@ -426,10 +426,13 @@ class _ReplayChecking(FlowTable):
     """A table that, at each close, makes the connection again from its history (as it will
     if the connection sleeps) and checks that every slot of every object is the same; and,
     for each plain refusal that never becomes a Connection, that what refused_connection
-    retires is what replaying its stand-in and retiring that gives."""
+    retires is what replaying its stand-in and retiring that gives; for each attempt an ICMP
+    error rejected that sleeps as that error, that its stand-in is what the connection made of
+    it would sleep as."""
 
     replayed = 0
     refused = 0
+    rejected = 0  # of those replayed: made of the ICMP error that rejected a SYN not on the wire
 
     def _refused(
         self,
@@ -457,6 +460,22 @@ class _ReplayChecking(FlowTable):
             assert _slot_values(again) == _slot_values(conn), conn.ref
             self.replayed += 1
         super()._queue_closed(key, conn)
+
+    def _wait_asleep(
+        self, key: tracker_module.Key, asleep: tracker_module._Spilled | tracker_module._Replayable
+    ) -> None:
+        # One an ICMP error rejected, asleep as that error without being made: its stand-in
+        # is what the Connection it stands for would have slept as.
+        if type(asleep) is tracker_module._Replayable and asleep.rejected is not None:
+            conn = self._replay(asleep)
+            assert conn.closed and conn.history is None
+            conn.history = b""  # (as _Replayable.of asks: none of its segments is on the wire)
+            expected = tracker_module._Replayable.of(conn, key)
+            expected.rejected = asleep.rejected
+            assert asleep == expected, conn.ref
+            self.replayed += 1
+            self.rejected += 1
+        super()._wait_asleep(key, asleep)
 
 
 def _short_connections(cap: Capture) -> None:
@@ -499,6 +518,24 @@ def _short_connections(cap: Capture) -> None:
     behind.rst("s", dt=-5.9)
     unreachable = Conversation(cap, client=("10.0.0.1", 31018))  # closed by an ICMP error
     unreachable.icmp(unreachable.send("c", SYN, options=LINUX_SYN), 3, 1, "10.0.0.254")
+    # SYNs a firewall on their own host rejected, only the ICMP error quoting each on the wire
+    # (FlowTable._attempt_rejected): from the host itself, in the destination's name (Linux's
+    # REJECT), in a tunnel, retried once the rule is gone (the SYN wakes it), and a PMTU
+    # message from the host, which leaves the attempt open (it never sleeps as the error).
+    for port, source, code, tunnel in (
+        (31020, "10.0.0.5", 3, ""),
+        (31021, "10.0.0.2", 10, ""),
+        (31022, "10.0.0.5", 3, "gre 7"),
+        (31023, "10.0.0.5", 13, ""),
+        (31024, "10.0.0.5", 4, ""),
+    ):
+        rejected = Conversation(cap, client=("10.0.0.5", port))
+        syn = rejected.send("c", SYN, options=LINUX_SYN)
+        cap.packets.remove(syn)
+        rejected.icmp(syn, 3, code, source, mtu=1400 if code == 4 else None)
+        cap.packets[-1] = dataclasses.replace(cap.packets[-1], tunnel=tunnel)
+        if port == 31023:
+            rejected.send("c", SYN, options=LINUX_SYN, seq=syn.seq, advance=False, dt=0.5)
     # One with IP ids and a long TTL path, one in a tunnel.
     for port, change in ((31016, {"ip_id": 4242, "ttl": 117}), (31017, {"tunnel": "gre 7"})):
         conv = Conversation(cap, client=("10.0.0.1", port))
@@ -524,9 +561,11 @@ def test_a_short_connection_is_made_again_exactly_from_its_segments(
     # refusals among them never become a Connection: all but the half-open probe and the one
     # caught at its SYN-ACK; with Zeek's view, not those taken past their SYN's attempt timer
     # (the one whose RST came behind the clock, and the last two: the clock stays ahead).
-    assert table.replayed + table.refused == 13
+    # So are the four attempts an ICMP error rejected (not the one a PMTU message left open).
+    assert table.replayed + table.refused == 17
     assert table.refused == (8 if zeek else 11)
-    assert len(retired) == 17
+    assert table.rejected == 4
+    assert len(retired) == 22
     assert spilled > 0  # (that one waited on disk)
 
 
