@@ -2466,16 +2466,17 @@ class FlowTable:
     def _attempt_rejected(self, key: Key, icmp: IcmpError, quoted: QuotedTcp) -> None:
         """The connection attempt of a SYN that the capture holds only as an ICMP error's quote
         (see _quotes_an_attempt; a firewall on its own host rejected it before it reached the
-        wire), and that error: made from the two (_quoted_attempt), it joins the table as a
-        connection whose SYN was captured with the error would have."""
+        wire), with that error: it joins the table as the connection would whose SYN had been
+        captured with the error (_quoted_attempt)."""
         conn_id = self._take_id()
         self._make_room()
         self._attempts.pop(key, None)
         if self._closed_awake >= CLOSED_IN_MEMORY and icmp_kind(icmp)[0] not in PMTU_KINDS:
             # The error ends the attempt (Connection.on_icmp), which would then sleep at once
-            # (see _queue_closed): it sleeps as the error instead, made only if it is needed
-            # (_replay). A storm of them (a host firewall rejecting every connect()) then
-            # makes each Connection once, as it retires, and none goes to disk.
+            # on disk (see _queue_closed): it sleeps as the error instead, made into its
+            # Connection when it retires or a late segment wakes it (_replay). A storm of them
+            # (a host firewall rejecting every connect()) then makes each Connection once and
+            # pickles none.
             client_first = key[0] == quoted.src and key[1] == quoted.sport
             asleep = _Replayable(b"", key, client_first, icmp.time, icmp.time, conn_id, icmp)
             self._closed_live += 1
