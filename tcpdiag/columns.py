@@ -1,7 +1,7 @@
 """Batch decoding: many frames at once into columns of header fields (numpy arrays).
 
-The common frame of a large capture is IPv4 TCP on Ethernet, Linux cooked (SLL, SLL2) or raw IP,
-with at most two VLAN tags, without fragments or TSO. Such frames are decoded with array
+The common frame of a large capture is IPv4 TCP on Ethernet, Linux cooked (SLL, SLL2), Cisco HDLC
+or raw IP, with at most two VLAN tags, without fragments or TSO. Such frames are decoded with array
 operations at computed offsets, with no Python object per frame; so is IPv4 TCP in the tunnels
 whose layout over Ethernet/IPv4 (no options) is just as fixed: VXLAN, GENEVE without options,
 and GRE without checksum or sequence number carrying IPv4 or bridged Ethernet (gretap). Every
@@ -28,6 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tcpdiag import tunnels
 from tcpdiag.decode import (
+    LINKTYPE_C_HDLC,
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
@@ -50,6 +51,7 @@ _LINK_LAYOUT: dict[int, tuple[int, int]] = {
     LINKTYPE_ETHERNET: (12, 14),
     LINKTYPE_LINUX_SLL: (14, 16),
     LINKTYPE_LINUX_SLL2: (0, 20),
+    LINKTYPE_C_HDLC: (2, 4),  # (an ethertype after the address and control bytes)
     LINKTYPE_RAW: (-1, 0),  # no ethertype: the version nibble says IPv4
     12: (-1, 0),
     14: (-1, 0),

@@ -44,6 +44,14 @@ LINKTYPE_LINUX_SLL: Final = 113
 LINKTYPE_IPV4: Final = 228
 LINKTYPE_IPV6: Final = 229
 LINKTYPE_LINUX_SLL2: Final = 276
+# Serial links, as routers and PPP hosts capture them: PPP (RFC 1661), with or without the
+# HDLC-like framing of RFC 1662 (its FF 03 address and control bytes); the same in that framing
+# or as Cisco's PPP in HDLC framing; a PPPoE session (RFC 2516) without its Ethernet header;
+# Cisco HDLC (an address byte, a control byte, then an ethertype).
+LINKTYPE_PPP: Final = 9
+LINKTYPE_PPP_HDLC: Final = 50
+LINKTYPE_PPP_ETHER: Final = 51
+LINKTYPE_C_HDLC: Final = 104
 # DLT_RAW leaked into files as 12 (most systems) or 14 (OpenBSD) before LINKTYPE_RAW existed.
 _RAW_LINKTYPES: Final = frozenset((LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6))
 
@@ -60,6 +68,8 @@ _ETH_ERSPAN_3: Final = 0x22EB
 _ETH_FABRICPATH: Final = 0x8903
 _PPP_IPV4: Final = 0x0021
 _PPP_IPV6: Final = 0x0057
+_HDLC_FRAMING: Final = b"\xff\x03"  # RFC 1662's all-stations address and UI control
+_CISCO_HDLC_ADDRESSES: Final = frozenset((0x0F, 0x8F))  # unicast, broadcast
 _ETH_HEADER: Final = 14
 
 _AF_INET: Final = 2
@@ -224,6 +234,15 @@ class Decoder:
             if version == 6:
                 return self._ip6(frame, data, 0)
             return None
+        elif lt == LINKTYPE_C_HDLC or (
+            lt == LINKTYPE_PPP_HDLC and data[0] in _CISCO_HDLC_ADDRESSES
+        ):
+            off = 2
+            ethertype = (data[2] << 8) | data[3]
+        elif lt in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC):
+            return self._ppp(frame, data)
+        elif lt == LINKTYPE_PPP_ETHER:
+            return self._link_other(frame, data, 0, _ETH_PPPOE_SESSION, "")
         elif lt in (LINKTYPE_NULL, LINKTYPE_LOOP):
             if len(data) < 4:
                 return None
@@ -290,6 +309,21 @@ class Decoder:
                 return self._ip6(frame, data, p + 8, context)
             return _OTHER  # LCP, IPCP, authentication: the session's own control traffic
         return _OTHER
+
+    def _ppp(self, frame: RawFrame, data: bytes) -> TcpSegment | IcmpError | _Skip | None:
+        """A PPP frame (LINKTYPE_PPP, or PPP in HDLC-like framing): its protocol field, after
+        the framing's two bytes if it has them, two bytes long, or one if the link negotiated
+        protocol field compression (RFC 1661 6.5: an odd first byte)."""
+        p = 2 if data.startswith(_HDLC_FRAMING) else 0
+        if data[p] & 1:
+            protocol, p = data[p], p + 1
+        else:
+            protocol, p = (data[p] << 8) | data[p + 1], p + 2
+        if protocol == _PPP_IPV4:
+            return self._ip4(frame, data, p)
+        if protocol == _PPP_IPV6:
+            return self._ip6(frame, data, p)
+        return _OTHER  # LCP, IPCP, authentication: the link's own control traffic
 
     def _mpls(
         self, frame: RawFrame, data: bytes, p: int, tunnel: str

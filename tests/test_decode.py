@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,9 @@ def test_headers_only_capture_uses_ip_lengths() -> None:
 
 
 # The same two packets (an IPv4 data segment and an IPv6 SYN) under different link layers.
+PPPOE_SESSION = "pppoe session 0x002a"  # (decode_ppp_ether.pcap's: no Ethernet around it)
+
+
 def data4(frame: int, time: float) -> TcpSegment:
     return seg(frame, time, C, S, 40000, 80, 1001, 5001, ACK, 502, 100, 64, 4, 0x1234)
 
@@ -149,6 +153,31 @@ def syn6(frame: int, time: float) -> TcpSegment:
             "decode_loop.pcap",  # 108: AF in network order
             [data4(1, T0 + 1e-6), syn6(2, T0 + 2e-6)],
             DecodeStats(frames=2, tcp=2),
+        ),
+        (
+            "decode_ppp.pcap",  # 9: framed, unframed, protocol field compressed, LCP
+            [data4(1, T0 + 1e-6), syn6(2, T0 + 2e-6), data4(3, T0 + 3e-6), None],
+            DecodeStats(frames=4, tcp=3, other=1),
+        ),
+        (
+            "decode_ppp_hdlc.pcap",  # 50: PPP in HDLC-like framing, Cisco PPP in HDLC framing
+            [data4(1, T0 + 1e-6), syn6(2, T0 + 2e-6)],
+            DecodeStats(frames=2, tcp=2),
+        ),
+        (
+            "decode_chdlc.pcap",  # 104: Cisco HDLC; its SLARP keepalive is not IP
+            [data4(1, T0 + 1e-6), syn6(2, T0 + 2e-6), None],
+            DecodeStats(frames=3, tcp=2, other=1),
+        ),
+        (
+            "decode_ppp_ether.pcap",  # 51: a PPPoE session, named as on Ethernet
+            [
+                replace(data4(1, T0 + 1e-6), tunnel=PPPOE_SESSION),
+                replace(syn6(2, T0 + 2e-6), tunnel=PPPOE_SESSION),
+            ],
+            DecodeStats(
+                frames=2, tcp=2, encapsulations={"pppoe": 2}, tunnels={PPPOE_SESSION: 2}
+            ),
         ),
         (
             "decode_rawmix.pcapng",  # interfaces 228, 229, 12, 14 and 147 (not decoded)
@@ -300,7 +329,7 @@ def test_rst_and_all_flag_bits_pass_through() -> None:
 
 # -- robustness and address text ----------------------------------------------------------------
 
-LINKTYPES = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147]
+LINKTYPES = [0, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 276, 147]
 
 
 @settings(max_examples=400, deadline=None)

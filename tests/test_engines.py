@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from tcpdiag import tshark_engine
-from tcpdiag.analyze import AnalysisOptions, analyze_capture
+from tcpdiag.analyze import AnalysisOptions, CaptureReport, analyze_capture
 from tcpdiag.columns import ColumnDecoder
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
@@ -101,26 +101,69 @@ def test_analyze_with_the_pyshark_engine(name: str) -> None:
     assert [finding_key(f) for f in report.findings] == native_findings(path)
 
 
-def _ppp_capture(source: Path, out: Path) -> Path:
-    """The source sample's IP packets on link type 9 (PPP, RFC 1662 framing): a link type the
-    native decoder does not know and Wireshark does."""
+def _relinked(source: Path, out: Path, linktype: int, header: bytes) -> Path:
+    """The source sample's IP packets, each after `header`, on another link type."""
     import dpkt
 
     with open(source, "rb") as f:
         records = list(dpkt.pcap.Reader(f))
     with open(out, "wb") as f:
-        writer = dpkt.pcap.Writer(f, linktype=9)
+        writer = dpkt.pcap.Writer(f, linktype=linktype)
         for ts, frame in records:
-            writer.writepkt(struct.pack("!BBH", 0xFF, 0x03, 0x0021) + frame[14:], ts)
+            writer.writepkt(header + frame[14:], ts)
     return out
+
+
+# An 802.11 data frame's header (to the AP, addresses made up) and LLC/SNAP for IPv4: a link
+# type the native decoder does not know and Wireshark does.
+WLAN_IPV4 = (
+    struct.pack("<HH6s6s6sH", 0x0008, 0, b"\x02" * 6, b"\x04" * 6, b"\x06" * 6, 0)
+    + b"\xaa\xaa\x03\x00\x00\x00\x08\x00"
+)
+
+
+def _wlan_capture(source: Path, out: Path) -> Path:
+    return _relinked(source, out, 105, WLAN_IPV4)
+
+
+@pytest.mark.parametrize(
+    ("linktype", "header"),
+    [
+        (9, b"\xff\x03\x00\x21"),  # PPP in RFC 1662 framing
+        (9, b"\x00\x21"),  # PPP without it
+        (50, b"\xff\x03\x00\x21"),  # PPP in HDLC framing
+        (50, b"\x0f\x00\x08\x00"),  # Cisco PPP in HDLC framing
+        (104, b"\x0f\x00\x08\x00"),  # Cisco HDLC
+    ],
+    ids=["ppp", "ppp-unframed", "ppp-hdlc", "cisco-ppp", "cisco-hdlc"],
+)
+def test_a_routers_serial_link_is_read_natively(
+    linktype: int, header: bytes, tmp_path: Path
+) -> None:
+    """A kernel sample's packets on the serial link types of routers and PPP hosts give the
+    same findings natively as on Ethernet, and through tshark."""
+    source = SAMPLES / "peer_reset_linger0.pcap"
+    path = _relinked(source, tmp_path / "serial.pcap", linktype, header)
+    native = analyze_capture(path, ENGINE, AnalysisOptions(engine="native"))
+    assert native.decode["engine"] == "native" and not native.decode["unknown_linktypes"]
+    plain = analyze_capture(source, ENGINE)
+
+    def found(report: CaptureReport) -> list[tuple[object, ...]]:
+        return [(f.category, f.rule, f.client, f.server, f.frames) for f in report.findings]
+
+    assert found(native) == found(plain) != []
+    assert native_findings(path) == [
+        finding_key(f)
+        for f in analyze_capture(path, ENGINE, AnalysisOptions(engine="pyshark")).findings
+    ]
 
 
 def test_auto_hands_an_undecodable_capture_to_tshark_and_says_so(tmp_path: Path) -> None:
     source = SAMPLES / "peer_reset_linger0.pcap"
-    path = _ppp_capture(source, tmp_path / "ppp.pcap")
+    path = _wlan_capture(source, tmp_path / "wlan.pcap")
     native = analyze_capture(path, ENGINE, AnalysisOptions(engine="native"))
     assert not native.findings
-    assert native.decode["unknown_linktypes"] == {"9": 8}
+    assert native.decode["unknown_linktypes"] == {"105": 8}
     assert any("may be incomplete" in w and "--engine pyshark" in w for w in native.warnings)
 
     auto = analyze_capture(path, ENGINE, AnalysisOptions(engine="auto"))
@@ -140,7 +183,7 @@ def test_show_finds_what_analyze_found_through_tshark(tmp_path: Path) -> None:
 
     from tcpdiag.cli import app
 
-    path = _ppp_capture(SAMPLES / "peer_reset_linger0.pcap", tmp_path / "ppp.pcap")
+    path = _wlan_capture(SAMPLES / "peer_reset_linger0.pcap", tmp_path / "wlan.pcap")
     result = CliRunner().invoke(app, ["show", str(path), "F1"])
     assert result.exit_code == 0, result.output
     assert "finding F1 peer_reset" in result.output

@@ -894,6 +894,22 @@ def test_vlan_tagged_frames_are_decoded_by_the_arrays_as_by_decoder(
     assert batch.simple.tolist() == [len(tags) <= 2]
 
 
+def test_cisco_hdlc_frames_are_decoded_by_the_arrays_as_by_decoder() -> None:
+    """Cisco HDLC (a router's serial link: an address byte, a control byte, then an ethertype)
+    is an array layout as Ethernet is; what is not IPv4 TCP on it (its SLARP keepalive, a frame
+    cut short) goes through Decoder, to the same packets and counts."""
+    raw = b"\x0f\x00\x08\x00" + _ipv4_tcp(40000, SYN | ACK, b"x" * 5)
+    slarp = b"\x8f\x00\x80\x35" + struct.pack("!IIIH", 2, 7, 6, 0xFFFF)
+    frames = [
+        RawFrame(1, 1.0, 104, raw, len(raw)),
+        RawFrame(2, 2.0, 104, slarp, len(slarp)),
+        RawFrame(3, 3.0, 104, raw[:-30], len(raw)),
+    ]
+    expected, batch = _decoded_both_ways(frames)
+    assert len(expected) == 1 and expected[0].payload_len == 5
+    assert batch.simple.tolist() == [True]
+
+
 def test_ipv6_connections_are_taken_in_bulk_and_kept_apart_from_ipv4(
     tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -409,6 +409,38 @@ def decode_fixtures() -> dict[str, bytes]:
     out["decode_loop.pcap"] = pcap(
         [(T0, 1, struct.pack(">I", 2) + p4), (T0, 2, struct.pack(">I", 24) + p6)], linktype=108
     )
+    # Serial links: PPP with and without RFC 1662's framing, one with its protocol field
+    # compressed, and its LCP (not IP); PPP in HDLC framing and Cisco's PPP in that framing;
+    # Cisco HDLC and its SLARP keepalive (not IP); a PPPoE session without its Ethernet header.
+    lcp_echo = b"\xc0\x21\x09\x01\x00\x08\x00\x00\x00\x00"
+    out["decode_ppp.pcap"] = pcap(
+        [
+            (T0, 1, b"\xff\x03\x00\x21" + p4),
+            (T0, 2, b"\x00\x57" + p6),
+            (T0, 3, b"\xff\x03\x21" + p4),
+            (T0, 4, b"\xff\x03" + lcp_echo),
+        ],
+        linktype=9,
+    )
+    out["decode_ppp_hdlc.pcap"] = pcap(
+        [(T0, 1, b"\xff\x03\x00\x21" + p4), (T0, 2, b"\x0f\x00\x86\xdd" + p6)], linktype=50
+    )
+    slarp_keepalive = struct.pack("!IIIH", 2, 7, 6, 0xFFFF)
+    out["decode_chdlc.pcap"] = pcap(
+        [
+            (T0, 1, b"\x0f\x00\x08\x00" + p4),
+            (T0, 2, b"\x8f\x00\x86\xdd" + p6),
+            (T0, 3, b"\x8f\x00\x80\x35" + slarp_keepalive),
+        ],
+        linktype=104,
+    )
+
+    def pppoe(payload: bytes, protocol: int) -> bytes:
+        return struct.pack("!BBHHH", 0x11, 0, 0x2A, len(payload) + 2, protocol) + payload
+
+    out["decode_ppp_ether.pcap"] = pcap(
+        [(T0, 1, pppoe(p4, 0x0021)), (T0, 2, pppoe(p6, 0x0057))], linktype=51
+    )
     # One pcapng, one interface per raw-ish link type, plus one the decoder does not know.
     out["decode_rawmix.pcapng"] = (
         shb()
