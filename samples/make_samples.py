@@ -1603,11 +1603,13 @@ def mptcp_two_subflows(ctx: Ctx, port: int) -> tuple[Endpoint, Endpoint, str]:
     raise RuntimeError("no second MPTCP subflow joined")
 
 
-def refused_joins(client: str) -> Callable[[Path], tuple[list[Finding], list[str]]]:
-    """Post hook of the MPTCP scenarios: the namespace's subflow endpoint serves the server's
-    path manager too, which may try to join the connection from SUBFLOW_ADDR to the client's
-    own port; nothing listens there, so the client's kernel refuses that SYN (MP_JOIN). No
-    application asked for that subflow, so none sees anything."""
+def refused_joins(
+    client: str, addrs: tuple[str, ...] = (SUBFLOW_ADDR,)
+) -> Callable[[Path], tuple[list[Finding], list[str]]]:
+    """Post hook of the MPTCP scenarios: the namespace's subflow endpoints (`addrs`) serve the
+    server's path manager too, which may try to join the connection from one of them to the
+    client's own port; nothing listens there, so the client's kernel refuses that SYN
+    (MP_JOIN). No application asked for that subflow, so none sees anything."""
     host, port = split_conn(client)
 
     def from_wire(pcap: Path) -> tuple[list[Finding], list[str]]:
@@ -1615,7 +1617,7 @@ def refused_joins(client: str) -> Callable[[Path], tuple[list[Finding], list[str
         refused = {
             (p.dst, p.dport)
             for p in packets
-            if p.flags & 0x04 and p.src == host and p.sport == port and p.dst == SUBFLOW_ADDR
+            if p.flags & 0x04 and p.src == host and p.sport == port and p.dst in addrs
         }
         joins = sorted(
             {(p.src, p.sport) for p in packets if p.flags == 0x02 and p.dport == port} & refused
@@ -1679,6 +1681,67 @@ def mptcp_subflow_reset(ctx: Ctx) -> Outcome:
         [Finding("subflow_reset", joined, server_addr, None, None)],
         post=refused_joins(client.conn),
     )
+
+
+DROPPED_JOIN_ADDR = "127.0.0.2"  # a subflow endpoint whose joins a firewall rule drops
+REJECTED_JOIN_ADDR = "127.0.0.3"  # one whose joins a rule rejects with ICMP host unreachable
+
+
+@scenario("mptcp_join_failed")
+def mptcp_join_failed(ctx: Ctx) -> Outcome:
+    """A Multipath TCP connection whose client's path manager tries to add two subflows that
+    fail (`ip mptcp endpoint add 127.0.0.2 dev lo subflow`, the same for 127.0.0.3): iptables
+    drops the SYNs of joins from 127.0.0.2 to the server's port (retransmitted, never answered)
+    and rejects those from 127.0.0.3 with ICMP host unreachable. The connection goes on over its
+    first subflow: a request/reply, a pause while the dropped join's SYN is retransmitted (at 1
+    and 3 s), a second request/reply, then the client closes and the server reads EOF and
+    closes. No application sees an error. (The server's path manager may also try to join from
+    those addresses to the client's port, where nothing listens: refused, seen by nobody.)"""
+    port = ctx.ports[0]
+    ctx.tool(["ip", "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2"])
+    syn_to_server = ["-p", "tcp", "--dport", str(port), "--syn"]
+    ctx.iptables("-I", "INPUT", "-s", DROPPED_JOIN_ADDR, *syn_to_server, "-j", "DROP")
+    ctx.iptables(
+        "-I", "INPUT", "-s", REJECTED_JOIN_ADDR, *syn_to_server,
+        "-j", "REJECT", "--reject-with", "icmp-host-unreachable",
+    )  # fmt: skip
+    for addr in (DROPPED_JOIN_ADDR, REJECTED_JOIN_ADDR):
+        ctx.tool(["ip", "mptcp", "endpoint", "add", addr, "dev", "lo", "subflow"])
+    lst = ctx.listen(V4, port, IPPROTO_MPTCP)
+    client, ok = ctx.connect(V4, port, proto=IPPROTO_MPTCP)
+    if not ok:
+        raise RuntimeError("MPTCP connect() failed")
+    server = ctx.accept(lst)
+    for request in (b"ping\n", b"ping 2\n"):
+        client.send(request)
+        server.recv()
+        server.send(b"pong\n")
+        client.recv()
+        if request == b"ping\n":
+            ctx.pause(3.5)
+    client.close()
+    server.recv()  # EOF
+    server.close()
+    server_addr = ctx.server_addr(V4, port)
+    refused = refused_joins(client.conn, (DROPPED_JOIN_ADDR, REJECTED_JOIN_ADDR))
+
+    def from_wire(pcap: Path) -> tuple[list[Finding], list[str]]:
+        joins = sorted(
+            {
+                (p.src, p.sport)
+                for p in flow(read_packets(pcap), port)
+                if p.flags == 0x02 and p.dport == port
+                and p.src in (DROPPED_JOIN_ADDR, REJECTED_JOIN_ADDR)
+            }
+        )  # fmt: skip
+        findings = [
+            Finding("subflow_failed", f"{a}:{b}", server_addr, None, None) for a, b in joins
+        ]
+        notes = [f"the client's path manager tried to join from {a}:{b}: failed" for a, b in joins]
+        more, more_notes = refused(pcap)
+        return findings + more, notes + more_notes
+
+    return Outcome("kernel", [], post=from_wire)
 
 
 def reset_then_continue(ctx: Ctx, seq_offset: int) -> Outcome:

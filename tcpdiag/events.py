@@ -311,6 +311,9 @@ class IcmpErrorEvent(FlowEvent):
     # The affected side sent its FIN (before or after the error): its application had closed,
     # so no call of it is left to fail with a soft error stored on the socket.
     affected_closed: bool = False
+    # The client's SYN carried MP_JOIN: a subflow that a Multipath TCP stack tried to add to a
+    # connection it had (RFC 8684 3.2), which no application's connect() opened.
+    mptcp_join: bool = False
 
     def role_of(self, role: str) -> Role:
         return {"affected": self.affected, "other": _other(self.affected)}[role]
@@ -363,6 +366,8 @@ class SilenceEvent(FlowEvent):
     # retransmission limit aborts with a RST), the application's on Linux (whose limit sends
     # none), so what its program saw differs.
     stalled_os: str = "unknown"
+    # The client's SYN carried MP_JOIN (IcmpErrorEvent.mptcp_join): a Multipath TCP subflow.
+    mptcp_join: bool = False
 
     def role_of(self, role: str) -> Role:
         return {"stalled": self.stalled, "peer": _other(self.stalled)}[role]

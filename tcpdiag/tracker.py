@@ -829,6 +829,7 @@ class Connection:
             ),
             quoted_payload=quoted.payload_len,
             affected_max_payload=affected.max_payload,
+            mptcp_join=_mptcp_join(self.client.syn_options),
             client_os=os_family(self.client.ttl),
             server_os=os_family(self.server.ttl),
         )
@@ -1756,6 +1757,7 @@ class Connection:
             other_direction_missed=peer.packets == 0 and stalled.acks_advanced,
             unanswered_keepalives=len(stalled.unanswered_probes or []),
             icmp_errors=sum(e.icmp_count for e, _, _ in self.icmp_events),
+            mptcp_join=_mptcp_join(self.client.syn_options),
             client_os=os_family(self.client.ttl),
             server_os=os_family(self.server.ttl),
             stalled_os=os_family(stalled.ttl),
@@ -1884,6 +1886,7 @@ class Connection:
             stall_seconds=round(max(server.last_time - server.syn.time, 0.0), 6),
             backoff_growing=True,
             peer_silent=True,
+            mptcp_join=_mptcp_join(client.syn_options),
             client_os=os_family(client.ttl),
             server_os=os_family(server.ttl),
         )
@@ -3170,7 +3173,7 @@ def _mptcp_subflow(client: SynOptions | None, server: SynOptions | None) -> bool
 
 
 def _mptcp_join(client: SynOptions | None) -> bool:
-    """RstEvent.mptcp_join: the client's SYN carried MP_JOIN."""
+    """An event's mptcp_join: the client's SYN carried MP_JOIN."""
     return client is not None and bool(client.mptcp & 1 << MPTCP_JOIN)
 
 

@@ -27,7 +27,7 @@ ENGINE = RuleEngine(RULESET)
 CATEGORIES = {
     "refused", "half_open_scan", "peer_reset", "broken_pipe", "fin_wait_reset",
     "keepalive_timeout", "retransmission_timeout", "local_abort", "icmp_error",
-    "ignored_reset", "injected_reset", "subflow_reset", "premature_close",
+    "ignored_reset", "injected_reset", "subflow_reset", "subflow_failed", "premature_close",
 }  # fmt: skip
 
 

@@ -47,7 +47,7 @@ _COLOURS = {
     "broken_pipe": "#8c564b", "fin_wait_reset": "#e377c2", "keepalive_timeout": "#17becf",
     "retransmission_timeout": "#1f77b4", "local_abort": "#bcbd22", "icmp_error": "#2ca02c",
     "ignored_reset": "#7f7f7f", "injected_reset": "#000000", "premature_close": "#ffbb78",
-    "subflow_reset": "#c5b0d5",
+    "subflow_reset": "#c5b0d5", "subflow_failed": "#dbdb8d",
 }  # fmt: skip
 TIMELINE_BINS = 80
 GROUP_TABLE_ROWS = 200  # rows of the groups table: a page, not a database
