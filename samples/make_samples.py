@@ -1693,8 +1693,8 @@ def mptcp_join_failed(ctx: Ctx) -> Outcome:
     fail (`ip mptcp endpoint add 127.0.0.2 dev lo subflow`, the same for 127.0.0.3): iptables
     drops the SYNs of joins from 127.0.0.2 to the server's port (retransmitted, never answered)
     and rejects those from 127.0.0.3 with ICMP host unreachable. The connection goes on over its
-    first subflow: a request/reply, a pause while the dropped join's SYN is retransmitted (at 1
-    and 3 s), a second request/reply, then the client closes and the server reads EOF and
+    first subflow: a request/reply, a pause of 3.5 s while the dropped join's SYN is
+    retransmitted, a second request/reply, then the client closes and the server reads EOF and
     closes. No application sees an error. (The server's path manager may also try to join from
     those addresses to the client's port, where nothing listens: refused, seen by nobody.)"""
     port = ctx.ports[0]
