@@ -1722,6 +1722,15 @@ def mptcp_join_failed(ctx: Ctx) -> Outcome:
     client.close()
     server.recv()  # EOF
     server.close()
+    return Outcome("kernel", [], post=failed_joins(ctx, client, port, "tried to join"))
+
+
+def failed_joins(
+    ctx: Ctx, client: Endpoint, port: int, what: str
+) -> Callable[[Path], tuple[list[Finding], list[str]]]:
+    """Post hook of the scenarios whose client's joins from DROPPED_JOIN_ADDR and
+    REJECTED_JOIN_ADDR fail: a subflow_failed finding for each join on the wire, and the
+    server's joins refused (refused_joins)."""
     server_addr = ctx.server_addr(V4, port)
     refused = refused_joins(client.conn, (DROPPED_JOIN_ADDR, REJECTED_JOIN_ADDR))
 
@@ -1737,11 +1746,64 @@ def mptcp_join_failed(ctx: Ctx) -> Outcome:
         findings = [
             Finding("subflow_failed", f"{a}:{b}", server_addr, None, None) for a, b in joins
         ]
-        notes = [f"the client's path manager tried to join from {a}:{b}: failed" for a, b in joins]
+        notes = [f"the client's path manager {what} from {a}:{b}: failed" for a, b in joins]
         more, more_notes = refused(pcap)
         return findings + more, notes + more_notes
 
-    return Outcome("kernel", [], post=from_wire)
+    return from_wire
+
+
+@scenario("mptcp_subflow_lost")
+def mptcp_subflow_lost(ctx: Ctx) -> Outcome:
+    """A Multipath TCP connection with three subflows: the first, and joins from 127.0.0.2 and
+    127.0.0.3 (`ip mptcp endpoint add ... dev lo subflow`). After a request/reply, iptables
+    drops everything from 127.0.0.2 and rejects everything from 127.0.0.3 with ICMP host
+    unreachable: both joined paths break. The client then sends 256 KiB, the server reads it
+    all and answers; the MPTCP stacks retransmit what those subflows carried over the first
+    one, and after 4 s the client closes and the server reads EOF and closes. No application
+    sees an error."""
+    port = ctx.ports[0]
+    ctx.tool(["ip", "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2"])
+    for addr in (DROPPED_JOIN_ADDR, REJECTED_JOIN_ADDR):
+        ctx.tool(["ip", "mptcp", "endpoint", "add", addr, "dev", "lo", "subflow"])
+    lst = ctx.listen(V4, port, IPPROTO_MPTCP)
+    client, ok = ctx.connect(V4, port, proto=IPPROTO_MPTCP)
+    if not ok:
+        raise RuntimeError("MPTCP connect() failed")
+    server = ctx.accept(lst)
+    client.send(b"ping\n")
+    server.recv()
+    server.send(b"pong\n")
+    client.recv()
+    for _ in range(40):  # (at most 2 s: both joins established)
+        listed = ctx.tool(["ss", "-tnH", "state", "established"], check=False)
+        if DROPPED_JOIN_ADDR in listed and REJECTED_JOIN_ADDR in listed:
+            break
+        time.sleep(0.05)
+    ctx.iptables("-I", "INPUT", "-s", DROPPED_JOIN_ADDR, "-p", "tcp", "-j", "DROP")
+    ctx.iptables(
+        "-I", "INPUT", "-s", REJECTED_JOIN_ADDR, "-p", "tcp",
+        "-j", "REJECT", "--reject-with", "icmp-host-unreachable",
+    )  # fmt: skip
+
+    def server_reads() -> None:
+        got = 0
+        while got < 256 * 1024:
+            data = server.recv()
+            if not data:
+                break
+            got += len(data)
+        server.send(b"done\n")
+
+    reader = ctx.spawn(server_reads)
+    client.send(b"x" * (256 * 1024))
+    ctx.join([reader], 20)
+    client.recv()
+    ctx.pause(4.0)
+    client.close()
+    server.recv()  # EOF
+    server.close()
+    return Outcome("kernel", [], post=failed_joins(ctx, client, port, "joined"))
 
 
 def reset_then_continue(ctx: Ctx, seq_offset: int) -> Outcome:

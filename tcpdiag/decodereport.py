@@ -67,9 +67,10 @@ def describe_decode(
             "options (MP_CAPABLE/MP_JOIN): each MPTCP subflow is diagnosed as a connection of "
             "its own. A RST with MP_FASTCLOSE (or the RST answering an ACK with it) aborts the "
             "MPTCP connection; one with other MPTCP options, or on a subflow added by MP_JOIN, "
-            "ends that subflow only (subflow_reset), as does a join that nothing answers or "
-            "that an ICMP error rejects (subflow_failed); a plain RST on a first subflow is "
-            "judged as TCP's, though the application sees it only if no other subflow carries on"
+            "ends that subflow only (subflow_reset); a subflow added by MP_JOIN that nothing "
+            "answers, whose data stalls or that an ICMP error hits fails alone (subflow_failed); "
+            "a plain RST on a first subflow is judged as TCP's, though the application sees it "
+            "only if no other subflow carries on"
         )
     return {
         "engine": engine,
