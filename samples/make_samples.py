@@ -1577,13 +1577,13 @@ IPPROTO_MPTCP = 262  # (socket.IPPROTO_MPTCP where Python names it: Linux 5.6 an
 SUBFLOW_ADDR = "127.0.0.2"  # the client's second address, for a second subflow
 
 
-def mptcp_two_subflows(ctx: Ctx, port: int) -> tuple[Endpoint, Endpoint, str]:
-    """A Multipath TCP connection from 127.0.0.1 to 127.0.0.1:port, one request/reply over it,
-    and a second subflow from SUBFLOW_ADDR (`ip mptcp endpoint add 127.0.0.2 dev lo subflow`)
-    that the client's path manager opens once the connection is established: the client's and
-    the server's endpoints, and the joined subflow's client ip:port."""
+def mptcp_connection(ctx: Ctx, port: int, endpoints: tuple[str, ...]) -> tuple[Endpoint, Endpoint]:
+    """A Multipath TCP connection from 127.0.0.1 to 127.0.0.1:port whose path managers may add
+    subflows from `endpoints` (`ip mptcp endpoint add ADDR dev lo subflow`, each), and one
+    request/reply over it: the client's and the server's endpoints."""
     ctx.tool(["ip", "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2"])
-    ctx.tool(["ip", "mptcp", "endpoint", "add", SUBFLOW_ADDR, "dev", "lo", "subflow"])
+    for addr in endpoints:
+        ctx.tool(["ip", "mptcp", "endpoint", "add", addr, "dev", "lo", "subflow"])
     lst = ctx.listen(V4, port, IPPROTO_MPTCP)
     client, ok = ctx.connect(V4, port, proto=IPPROTO_MPTCP)
     if not ok:
@@ -1593,6 +1593,15 @@ def mptcp_two_subflows(ctx: Ctx, port: int) -> tuple[Endpoint, Endpoint, str]:
     server.recv()
     server.send(b"pong\n")
     client.recv()
+    return client, server
+
+
+def mptcp_two_subflows(ctx: Ctx, port: int) -> tuple[Endpoint, Endpoint, str]:
+    """A Multipath TCP connection from 127.0.0.1 to 127.0.0.1:port, one request/reply over it,
+    and a second subflow from SUBFLOW_ADDR (`ip mptcp endpoint add 127.0.0.2 dev lo subflow`)
+    that the client's path manager opens once the connection is established: the client's and
+    the server's endpoints, and the joined subflow's client ip:port."""
+    client, server = mptcp_connection(ctx, port, (SUBFLOW_ADDR,))
     query = ["ss", "-tnH", "state", "established", "src", SUBFLOW_ADDR]
     for _ in range(40):  # (at most 2 s)
         listed = ctx.tool(query, check=False).split()
@@ -1698,27 +1707,18 @@ def mptcp_join_failed(ctx: Ctx) -> Outcome:
     closes. No application sees an error. (The server's path manager may also try to join from
     those addresses to the client's port, where nothing listens: refused, seen by nobody.)"""
     port = ctx.ports[0]
-    ctx.tool(["ip", "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2"])
     syn_to_server = ["-p", "tcp", "--dport", str(port), "--syn"]
     ctx.iptables("-I", "INPUT", "-s", DROPPED_JOIN_ADDR, *syn_to_server, "-j", "DROP")
     ctx.iptables(
         "-I", "INPUT", "-s", REJECTED_JOIN_ADDR, *syn_to_server,
         "-j", "REJECT", "--reject-with", "icmp-host-unreachable",
     )  # fmt: skip
-    for addr in (DROPPED_JOIN_ADDR, REJECTED_JOIN_ADDR):
-        ctx.tool(["ip", "mptcp", "endpoint", "add", addr, "dev", "lo", "subflow"])
-    lst = ctx.listen(V4, port, IPPROTO_MPTCP)
-    client, ok = ctx.connect(V4, port, proto=IPPROTO_MPTCP)
-    if not ok:
-        raise RuntimeError("MPTCP connect() failed")
-    server = ctx.accept(lst)
-    for request in (b"ping\n", b"ping 2\n"):
-        client.send(request)
-        server.recv()
-        server.send(b"pong\n")
-        client.recv()
-        if request == b"ping\n":
-            ctx.pause(3.5)
+    client, server = mptcp_connection(ctx, port, (DROPPED_JOIN_ADDR, REJECTED_JOIN_ADDR))
+    ctx.pause(3.5)
+    client.send(b"ping 2\n")
+    server.recv()
+    server.send(b"pong\n")
+    client.recv()
     client.close()
     server.recv()  # EOF
     server.close()
@@ -1763,18 +1763,7 @@ def mptcp_subflow_lost(ctx: Ctx) -> Outcome:
     one, and after 4 s the client closes and the server reads EOF and closes. No application
     sees an error."""
     port = ctx.ports[0]
-    ctx.tool(["ip", "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2"])
-    for addr in (DROPPED_JOIN_ADDR, REJECTED_JOIN_ADDR):
-        ctx.tool(["ip", "mptcp", "endpoint", "add", addr, "dev", "lo", "subflow"])
-    lst = ctx.listen(V4, port, IPPROTO_MPTCP)
-    client, ok = ctx.connect(V4, port, proto=IPPROTO_MPTCP)
-    if not ok:
-        raise RuntimeError("MPTCP connect() failed")
-    server = ctx.accept(lst)
-    client.send(b"ping\n")
-    server.recv()
-    server.send(b"pong\n")
-    client.recv()
+    client, server = mptcp_connection(ctx, port, (DROPPED_JOIN_ADDR, REJECTED_JOIN_ADDR))
     for _ in range(40):  # (at most 2 s: both joins established)
         listed = ctx.tool(["ss", "-tnH", "state", "established"], check=False)
         if DROPPED_JOIN_ADDR in listed and REJECTED_JOIN_ADDR in listed:
