@@ -2747,8 +2747,8 @@ class FlowTable:
 
     def _replay(self, asleep: _Replayable) -> Connection:
         """The connection a _Replayable stands for: its segments fed again, as _on_segment
-        fed them. What the RSTs among them told the RST log was told when they came (see
-        _ReplayLog)."""
+        fed them (what the RSTs among them told the RST log was told when they came: see
+        _ReplayLog), or, for an attempt that an ICMP error rejected, made of that error again."""
         if asleep.rejected is not None:
             return self._quoted_attempt(asleep.rejected, asleep.conn_id)
         conn = self._made_of(asleep, asleep.conn_id, _REPLAY_LOG)
