@@ -235,7 +235,9 @@ class Decoder:
                 return self._ip6(frame, data, 0)
             return None
         elif lt == LINKTYPE_C_HDLC or (
-            lt == LINKTYPE_PPP_HDLC and data[0] in _CISCO_HDLC_ADDRESSES
+            # (Cisco HDLC under a PPP link type, as Wireshark reads it: no PPP protocol field
+            # starts with 0x0F or 0x8F, and routers' captures labelled PPP hold such frames.)
+            lt in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC) and data[0] in _CISCO_HDLC_ADDRESSES
         ):
             off = 2
             ethertype = (data[2] << 8) | data[3]

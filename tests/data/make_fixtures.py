@@ -410,8 +410,9 @@ def decode_fixtures() -> dict[str, bytes]:
         [(T0, 1, struct.pack(">I", 2) + p4), (T0, 2, struct.pack(">I", 24) + p6)], linktype=108
     )
     # Serial links: PPP with and without RFC 1662's framing, one with its protocol field
-    # compressed, and its LCP (not IP); PPP in HDLC framing and Cisco's PPP in that framing;
-    # Cisco HDLC and its SLARP keepalive (not IP); a PPPoE session without its Ethernet header.
+    # compressed, its LCP (not IP), and Cisco HDLC under the PPP link type; PPP in HDLC framing
+    # and Cisco's PPP in that framing; Cisco HDLC and its SLARP keepalive (not IP); a PPPoE
+    # session without its Ethernet header.
     lcp_echo = b"\xc0\x21\x09\x01\x00\x08\x00\x00\x00\x00"
     out["decode_ppp.pcap"] = pcap(
         [
@@ -419,6 +420,7 @@ def decode_fixtures() -> dict[str, bytes]:
             (T0, 2, b"\x00\x57" + p6),
             (T0, 3, b"\xff\x03\x21" + p4),
             (T0, 4, b"\xff\x03" + lcp_echo),
+            (T0, 5, b"\x0f\x00\x08\x00" + p4),  # Cisco HDLC, as routers' captures label PPP
         ],
         linktype=9,
     )
