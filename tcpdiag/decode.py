@@ -89,7 +89,9 @@ _GRE_KEY: Final = 0x2000
 _GRE_SEQUENCE: Final = 0x1000
 _EXT_FRAGMENT: Final = 44
 _EXT_AH: Final = 51
-_IPV6_EXTS: Final = frozenset((0, 43, _EXT_FRAGMENT, _EXT_AH, 60))  # 59 (none) ends the chain
+_EXT_ROUTING: Final = 43
+# (59, no next header, ends the chain)
+_IPV6_EXTS: Final = frozenset((0, _EXT_ROUTING, _EXT_FRAGMENT, _EXT_AH, 60))
 _NOT_TCP: Final = -1  # pseudo protocol: an IPv6 non-first fragment, no upper header here
 
 _ICMP4_ERRORS: Final = frozenset((3, 11, 12))
@@ -580,7 +582,7 @@ class Decoder:
         chain = _skip_ext6(data, o + 40, nh)
         if chain is None:
             return None
-        proto, p = chain
+        proto, p, routed = chain
         if plen:
             l4_len = plen - (p - o - 40)
             if l4_len < 0:
@@ -610,6 +612,13 @@ class Decoder:
                 mtu,
                 tunnel,
             )
+        if routed and proto in (_PROTO_IPIP, _PROTO_IPV6_IN_IP):
+            # Segment routing (SRv6): the outer header steers the packet along its segment list,
+            # which differs per direction, as MPLS labels do; the inner packet is the connection's.
+            self._count(tunnels.SRV6)
+            if proto == _PROTO_IPIP:
+                return self._ip4(frame, data, p, tunnel)
+            return self._ip6(frame, data, p, tunnel)
         if proto in _CARRIERS:
             return self._carried(frame, data, p, proto, src, dst, tunnel)
         return _OTHER
@@ -712,23 +721,26 @@ class Decoder:
         )
 
 
-def _skip_ext6(data: bytes, p: int, nh: int) -> tuple[int, int] | None:
-    """(upper-layer protocol, its offset) after IPv6 extension headers; None if cut short.
+def _skip_ext6(data: bytes, p: int, nh: int) -> tuple[int, int, bool] | None:
+    """(upper-layer protocol, its offset, whether a routing header came before it) after IPv6
+    extension headers; None if cut short.
 
     A non-first fragment yields _NOT_TCP: its upper-layer header is in another packet.
     """
+    routed = False
     while nh in _IPV6_EXTS:
         if len(data) < p + 8:  # every extension header is at least 8 bytes
             return None
         if nh == _EXT_FRAGMENT:
             if _U16(data, p + 2)[0] & 0xFFF8:
-                return _NOT_TCP, p
+                return _NOT_TCP, p, routed
             nh, p = data[p], p + 8
         elif nh == _EXT_AH:
             nh, p = data[p], p + (data[p + 1] + 2) * 4  # AH counts 4-octet units, less 2
         else:
+            routed = routed or nh == _EXT_ROUTING
             nh, p = data[p], p + (data[p + 1] + 1) * 8  # 8-octet units, not counting the first
-    return nh, p
+    return nh, p, routed
 
 
 MPTCP_OPTION: Final = 30  # Multipath TCP (RFC 8684): MP_CAPABLE, MP_JOIN, DSS, ...

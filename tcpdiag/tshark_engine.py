@@ -356,11 +356,20 @@ class TsharkDecoder:
         context = ""
         carrier: tuple[str, int] | None = None  # (ip or ipv6, occurrence) of the last IP layer
         previous = ""
+        routed = False  # the last IPv6 layer had a routing header
         for position, layer in enumerate(layers):
+            if layer.startswith("ipv6."):
+                # An IPv6 extension header: part of the IPv6 layer before it (as `previous`).
+                routed = routed or layer == "ipv6.routing"
+                continue
             if layer in _IP_LAYERS:
                 if previous in _IP_LAYERS and carrier is not None:
-                    context = self._tunnel(context, tunnels.IPIP, f, carrier, "")
-                    self._count(tunnels.IPIP)
+                    if routed:  # segment routing: no tunnel context (see decode.py)
+                        self._count(tunnels.SRV6)
+                    else:
+                        context = self._tunnel(context, tunnels.IPIP, f, carrier, "")
+                        self._count(tunnels.IPIP)
+                routed = False
                 carrier = (layer, counts[layer])
                 counts[layer] += 1
             elif layer in ("vxlan", "geneve") and carrier is not None:

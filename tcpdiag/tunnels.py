@@ -35,6 +35,9 @@ IPIP: Final = "ipip"  # IPv4 or IPv6 directly in IPv4 or IPv6 (protocols 4 and 4
 TEREDO: Final = "teredo"
 PPPOE: Final = "pppoe"
 MPLS: Final = "mpls"  # counted, never part of a context (labels differ per direction)
+# IPv6 with a routing header carrying an IP packet (SRv6, RFC 8986 H.Encaps): counted, never part
+# of a context (the outer addresses and segment list steer it, and differ per direction).
+SRV6: Final = "srv6"
 
 SEPARATOR: Final = " / "  # between nested tunnels, outermost first
 

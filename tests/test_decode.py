@@ -186,6 +186,20 @@ def syn6(frame: int, time: float) -> TcpSegment:
             ),
         ),
         (
+            "decode_srv6.pcap",  # IPv6 carrying IP: SRv6 (no context), hop-by-hop only (ipip)
+            [
+                syn6(1, T0 + 1e-6),
+                replace(syn6(2, T0 + 2e-6), tunnel="ipip 2001:db8:ff::1<->2001:db8:ff::2"),
+                data4(3, T0 + 3e-6),
+            ],
+            DecodeStats(
+                frames=3,
+                tcp=3,
+                encapsulations={"srv6": 2, "ipip": 1},
+                tunnels={"ipip 2001:db8:ff::1<->2001:db8:ff::2": 1},
+            ),
+        ),
+        (
             "decode_rawmix.pcapng",  # interfaces 228, 229, 12, 14 and 147 (not decoded)
             [
                 data4(1, T0 + 1e-6),

@@ -259,6 +259,18 @@ def test_vxlan_on_another_port_in_both_engines(tmp_path: Path) -> None:
     assert not unasked.findings
 
 
+def test_segment_routing_is_no_tunnel_in_both_engines() -> None:
+    """IPv6 with a routing header carrying IP (SRv6) names no tunnel context (its outer header
+    differs per direction), IPv6-in-IPv6 behind a hop-by-hop header does: both engines count
+    and name them alike."""
+    path = DATA / "decode_srv6.pcap"
+    native = analyze_capture(path, ENGINE, AnalysisOptions(engine="native"))
+    tshark = analyze_capture(path, ENGINE, AnalysisOptions(engine="pyshark"))
+    assert native.decode["encapsulations"] == tshark.decode["encapsulations"]
+    assert native.decode["encapsulations"] == {"srv6": 2, "ipip": 1}
+    assert native.decode["tunnels"] == tshark.decode["tunnels"]
+
+
 def test_a_clean_read_has_no_tshark_warning_and_is_not_truncated() -> None:
     decoder = TsharkDecoder(str(SAMPLES / "mixed.pcap"))
     assert len(list(decoder.packets())) == 41

@@ -443,6 +443,19 @@ def decode_fixtures() -> dict[str, bytes]:
     out["decode_ppp_ether.pcap"] = pcap(
         [(T0, 1, pppoe(p4, 0x0021)), (T0, 2, pppoe(p6, 0x0057))], linktype=51
     )
+    # IPv6 carrying IP: with a segment routing header (SRv6, RFC 8754: type 4, one segment),
+    # the inner packet is the connection's, with no tunnel context; without one (a hop-by-hop
+    # header only), IPv6-in-IPv6 as any; a routing header after destination options, carrying
+    # IPv4.
+    srh = (43, bytes([2, 4, 0, 0, 0, 0, 0]) + addr("2001:db8:ff::9"))
+    outer_a, outer_b = "2001:db8:ff::1", "2001:db8:ff::2"
+    out["decode_srv6.pcap"] = pcap(
+        [
+            (T0, 1, eth(ip6(outer_a, outer_b, 41, p6, exts=[srh]), 0x86DD)),
+            (T0, 2, eth(ip6(outer_a, outer_b, 41, p6, exts=[hbh]), 0x86DD)),
+            (T0, 3, eth(ip6(outer_a, outer_b, 4, p4, exts=[dstopt, srh]), 0x86DD)),
+        ]
+    )
     # One pcapng, one interface per raw-ish link type, plus one the decoder does not know.
     out["decode_rawmix.pcapng"] = (
         shb()
