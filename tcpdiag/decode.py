@@ -68,6 +68,7 @@ _ETH_ERSPAN_3: Final = 0x22EB
 _ETH_FABRICPATH: Final = 0x8903
 _PPP_IPV4: Final = 0x0021
 _PPP_IPV6: Final = 0x0057
+_PPP_MPLS: Final = frozenset((0x0281, 0x0283))  # unicast, multicast (RFC 3032)
 _HDLC_FRAMING: Final = b"\xff\x03"  # RFC 1662's all-stations address and UI control
 _CISCO_HDLC_ADDRESSES: Final = frozenset((0x0F, 0x8F))  # unicast, broadcast
 _ETH_HEADER: Final = 14
@@ -327,6 +328,8 @@ class Decoder:
             return self._ip4(frame, data, p)
         if protocol == _PPP_IPV6:
             return self._ip6(frame, data, p)
+        if protocol in _PPP_MPLS:
+            return self._mpls(frame, data, p, "")
         return _OTHER  # LCP, IPCP, authentication: the link's own control traffic
 
     def _mpls(

@@ -155,15 +155,16 @@ def syn6(frame: int, time: float) -> TcpSegment:
             DecodeStats(frames=2, tcp=2),
         ),
         (
-            "decode_ppp.pcap",  # 9: framed, unframed, protocol field compressed, LCP, Cisco HDLC
+            "decode_ppp.pcap",  # 9: framed, unframed, compressed, LCP, Cisco HDLC, MPLS
             [
                 data4(1, T0 + 1e-6),
                 syn6(2, T0 + 2e-6),
                 data4(3, T0 + 3e-6),
                 None,
                 data4(5, T0 + 5e-6),
+                data4(6, T0 + 6e-6),
             ],
-            DecodeStats(frames=5, tcp=4, other=1),
+            DecodeStats(frames=6, tcp=5, other=1, encapsulations={"mpls": 1}),
         ),
         (
             "decode_ppp_hdlc.pcap",  # 50: PPP in HDLC-like framing, Cisco PPP in HDLC framing

@@ -410,9 +410,9 @@ def decode_fixtures() -> dict[str, bytes]:
         [(T0, 1, struct.pack(">I", 2) + p4), (T0, 2, struct.pack(">I", 24) + p6)], linktype=108
     )
     # Serial links: PPP with and without RFC 1662's framing, one with its protocol field
-    # compressed, its LCP (not IP), and Cisco HDLC under the PPP link type; PPP in HDLC framing
-    # and Cisco's PPP in that framing; Cisco HDLC and its SLARP keepalive (not IP); a PPPoE
-    # session without its Ethernet header.
+    # compressed, its LCP (not IP), Cisco HDLC under the PPP link type, an MPLS label (bottom of
+    # the stack) on PPP; PPP in HDLC framing and Cisco's PPP in that framing; Cisco HDLC and its
+    # SLARP keepalive (not IP); a PPPoE session without its Ethernet header.
     lcp_echo = b"\xc0\x21\x09\x01\x00\x08\x00\x00\x00\x00"
     out["decode_ppp.pcap"] = pcap(
         [
@@ -421,6 +421,7 @@ def decode_fixtures() -> dict[str, bytes]:
             (T0, 3, b"\xff\x03\x21" + p4),
             (T0, 4, b"\xff\x03" + lcp_echo),
             (T0, 5, b"\x0f\x00\x08\x00" + p4),  # Cisco HDLC, as routers' captures label PPP
+            (T0, 6, b"\xff\x03\x02\x81" + struct.pack("!I", 16 << 12 | 1 << 8 | 64) + p4),
         ],
         linktype=9,
     )
