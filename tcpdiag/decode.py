@@ -5,7 +5,8 @@ per-layer objects. Address text is cached per address because a capture holds fe
 addresses but very many packets.
 
 Tunnels are looked through (VXLAN, GENEVE, GRE with IP, MPLS, transparent Ethernet bridging or
-ERSPAN I/II/III inside, MPLS label stacks, PPPoE sessions, IP-in-IP and IPv6-in-IPv4, Teredo):
+ERSPAN I/II/III inside, MPLS label stacks, PPPoE sessions, L2TPv2, IP-in-IP and IPv6-in-IPv4,
+Teredo; SRv6 is counted but names no context):
 the record is the innermost TCP segment or ICMP error, with the tunnel named in its `tunnel`
 context (tcpdiag.tunnels). Only frames that are not plain IP TCP ever reach those branches.
 
@@ -69,6 +70,12 @@ _ETH_FABRICPATH: Final = 0x8903
 _PPP_IPV4: Final = 0x0021
 _PPP_IPV6: Final = 0x0057
 _PPP_MPLS: Final = frozenset((0x0281, 0x0283))  # unicast, multicast (RFC 3032)
+# L2TPv2 header flags (RFC 2661 3.1): a control message; length, sequence numbers and an offset
+# present.
+_L2TP_CONTROL: Final = 0x8000
+_L2TP_LENGTH: Final = 0x4000
+_L2TP_SEQUENCE: Final = 0x0800
+_L2TP_OFFSET: Final = 0x0200
 _HDLC_FRAMING: Final = b"\xff\x03"  # RFC 1662's all-stations address and UI control
 _CISCO_HDLC_ADDRESSES: Final = frozenset((0x0F, 0x8F))  # unicast, broadcast
 _ETH_HEADER: Final = 14
@@ -134,7 +141,7 @@ class DecodeStats:
     undecodable: int = 0  # malformed / too short to decode
     first_undecodable: int | None = None  # frame number of the first one, for the report
     unknown_linktypes: dict[int, int] = field(default_factory=dict)  # linktype -> frames
-    # Encapsulations that may carry TCP but are not decoded (name -> frames), e.g. L2TP.
+    # Encapsulations that may carry TCP but are not decoded (name -> frames), e.g. GTP-U.
     unsupported: dict[str, int] = field(default_factory=dict)
     # Of `undecodable`: frames the capture's snaplen cut short (the rest are malformed).
     truncated: int = 0
@@ -315,21 +322,24 @@ class Decoder:
             return _OTHER  # LCP, IPCP, authentication: the session's own control traffic
         return _OTHER
 
-    def _ppp(self, frame: RawFrame, data: bytes) -> TcpSegment | IcmpError | _Skip | None:
-        """A PPP frame (LINKTYPE_PPP, or PPP in HDLC-like framing): its protocol field, after
-        the framing's two bytes if it has them, two bytes long, or one if the link negotiated
-        protocol field compression (RFC 1661 6.5: an odd first byte)."""
-        p = 2 if data.startswith(_HDLC_FRAMING) else 0
+    def _ppp(
+        self, frame: RawFrame, data: bytes, p: int = 0, tunnel: str = ""
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        """A PPP frame at data[p:] (LINKTYPE_PPP, PPP in HDLC-like framing, in L2TP): its
+        protocol field, after the framing's two bytes if it has them, two bytes long, or one if
+        the link negotiated protocol field compression (RFC 1661 6.5: an odd first byte)."""
+        if data.startswith(_HDLC_FRAMING, p):
+            p += 2
         if data[p] & 1:
             protocol, p = data[p], p + 1
         else:
             protocol, p = (data[p] << 8) | data[p + 1], p + 2
         if protocol == _PPP_IPV4:
-            return self._ip4(frame, data, p)
+            return self._ip4(frame, data, p, tunnel)
         if protocol == _PPP_IPV6:
-            return self._ip6(frame, data, p)
+            return self._ip6(frame, data, p, tunnel)
         if protocol in _PPP_MPLS:
-            return self._mpls(frame, data, p, "")
+            return self._mpls(frame, data, p, tunnel)
         return _OTHER  # LCP, IPCP, authentication: the link's own control traffic
 
     def _mpls(
@@ -406,6 +416,8 @@ class Decoder:
             return self._by_ethertype(frame, data, inner, protocol, context, "GENEVE")
         if tunnels.TEREDO_PORT in (sport, dport):
             return self._teredo(frame, data, q, src, dst, tunnel)
+        if tunnels.L2TP_PORT in (sport, dport):
+            return self._l2tp(frame, data, q, src, dst, tunnel)
         name = tunnels.UNSUPPORTED_UDP.get(dport) or tunnels.UNSUPPORTED_UDP.get(sport)
         if name is not None:
             return self._unsupported(name)
@@ -428,6 +440,27 @@ class Decoder:
             return _OTHER  # something else on port 3544
         self._count(tunnels.TEREDO)
         return self._ip6(frame, data, q, self._tunnel(tunnel, tunnels.TEREDO, src, dst))
+
+    def _l2tp(
+        self, frame: RawFrame, data: bytes, q: int, src: bytes, dst: bytes, tunnel: str
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        """An L2TPv2 data message (RFC 2661 3.1) and the PPP frame it carries. Its tunnel and
+        session ids are the receiver's, so they differ per direction: the context names the
+        access concentrator's and the server's addresses only."""
+        if len(data) < q + 6:
+            return None
+        flags = _U16(data, q)[0]
+        if flags & 0x000F == 3:
+            return self._unsupported("L2TPv3 (UDP 1701)")
+        if flags & _L2TP_CONTROL or flags & 0x000F != 2:
+            return _OTHER  # its control channel, or not L2TP
+        q += 2 + (2 if flags & _L2TP_LENGTH else 0) + 4  # (length), tunnel id, session id
+        if flags & _L2TP_SEQUENCE:
+            q += 4  # Ns, Nr
+        if flags & _L2TP_OFFSET:
+            q += 2 + _U16(data, q)[0]  # offset size, then that much padding
+        self._count(tunnels.L2TP)
+        return self._ppp(frame, data, q, self._tunnel(tunnel, tunnels.L2TP, src, dst))
 
     def _gre(
         self, frame: RawFrame, data: bytes, p: int, src: bytes, dst: bytes, tunnel: str

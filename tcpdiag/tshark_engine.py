@@ -391,6 +391,10 @@ class TsharkDecoder:
                 counts["erspan"] += 1
                 context = self._tunnel(context, tunnels.ERSPAN, f, carrier, session)
                 self._count(tunnels.ERSPAN)
+            elif layer == "l2tp" and carrier is not None:
+                if position + 1 < len(layers) and layers[position + 1] == "ppp":  # (data)
+                    context = self._tunnel(context, tunnels.L2TP, f, carrier, "")
+                    self._count(tunnels.L2TP)
             elif layer == "teredo" and carrier is not None:
                 context = self._tunnel(context, tunnels.TEREDO, f, carrier, "")
                 self._count(tunnels.TEREDO)

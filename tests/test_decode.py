@@ -109,6 +109,7 @@ def test_headers_only_capture_uses_ip_lengths() -> None:
 
 # The same two packets (an IPv4 data segment and an IPv6 SYN) under different link layers.
 PPPOE_SESSION = "pppoe session 0x002a"  # (decode_ppp_ether.pcap's: no Ethernet around it)
+L2TP_TUNNEL = "l2tp 192.0.2.10<->192.0.2.20"  # (decode_l2tp.pcap's)
 
 
 def data4(frame: int, time: float) -> TcpSegment:
@@ -184,6 +185,18 @@ def syn6(frame: int, time: float) -> TcpSegment:
             ],
             DecodeStats(
                 frames=2, tcp=2, encapsulations={"pppoe": 2}, tunnels={PPPOE_SESSION: 2}
+            ),
+        ),
+        (
+            "decode_l2tp.pcap",  # L2TPv2 data messages in every header form; a control message
+            [
+                replace(data4(1, T0 + 1e-6), tunnel=L2TP_TUNNEL),
+                replace(syn6(2, T0 + 2e-6), tunnel=L2TP_TUNNEL),
+                replace(data4(3, T0 + 3e-6), tunnel=L2TP_TUNNEL),
+                None,
+            ],
+            DecodeStats(
+                frames=4, tcp=3, other=1, encapsulations={"l2tp": 3}, tunnels={L2TP_TUNNEL: 3}
             ),
         ),
         (

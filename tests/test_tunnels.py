@@ -148,7 +148,7 @@ def _gre_frame(flags: int, protocol: int, payload: bytes) -> RawFrame:
 @pytest.mark.parametrize(
     ("frame", "name"),
     [
-        (_udp_frame(1701, bytes(40)), "L2TP (UDP 1701)"),
+        (_udp_frame(1701, b"\x00\x03" + bytes(38)), "L2TPv3 (UDP 1701)"),
         (_udp_frame(2152, bytes(40)), "GTP-U (UDP 2152)"),
         (_udp_frame(4790, bytes(40)), "VXLAN-GPE (UDP 4790)"),
         (_gre_frame(0x3081, 0x880B, bytes(40)), "GRE version 1 (PPTP)"),
@@ -202,7 +202,7 @@ def test_a_tunnel_cut_short_by_the_snaplen_is_undecodable_and_says_so() -> None:
 def test_the_report_says_what_was_not_decoded_and_that_the_diagnosis_may_be_incomplete(
     tmp_path: Path,
 ) -> None:
-    """A capture that is mostly L2TP: the report counts it by name, warns that the diagnosis
+    """A capture that is mostly L2TPv3: the report counts it by name, warns that the diagnosis
     may be incomplete and names the engine that would read it."""
     import dpkt
 
@@ -210,11 +210,11 @@ def test_the_report_says_what_was_not_decoded_and_that_the_diagnosis_may_be_inco
     with open(path, "wb") as f:
         writer = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_RAW)
         for n in range(4):
-            writer.writepkt(_udp_frame(1701, bytes(40)).data, 1.0 + n)
+            writer.writepkt(_udp_frame(1701, b"\x00\x03" + bytes(38)).data, 1.0 + n)
     report = analyze_capture(path, ENGINE, NATIVE)
-    assert report.decode["unsupported"] == {"L2TP (UDP 1701)": 4}
+    assert report.decode["unsupported"] == {"L2TPv3 (UDP 1701)": 4}
     assert report.decode["not_decoded"] == 4
-    assert any("4 frames in L2TP (UDP 1701) not decoded" in w for w in report.warnings)
+    assert any("4 frames in L2TPv3 (UDP 1701) not decoded" in w for w in report.warnings)
     assert any("may be incomplete" in w and "--engine pyshark" in w for w in report.warnings)
 
 

@@ -444,6 +444,28 @@ def decode_fixtures() -> dict[str, bytes]:
     out["decode_ppp_ether.pcap"] = pcap(
         [(T0, 1, pppoe(p4, 0x0021)), (T0, 2, pppoe(p6, 0x0057))], linktype=51
     )
+
+    # L2TPv2 (RFC 2661) between an access concentrator and its server, over UDP 1701: data
+    # messages with length and sequence numbers, with nothing but the ids (PPP without its
+    # address and control bytes), with an offset (the other way round); a control message.
+    def l2tp(a: str, b: str, flags: int, ids: tuple[int, ...], ppp: bytes) -> bytes:
+        """flags, the length if flags say so (filled in), then `ids` (tunnel and session ids,
+        Ns and Nr, an offset size and its padding: 16 bits each), then the PPP frame."""
+        rest = struct.pack(f"!{len(ids)}H", *ids) + ppp
+        length = struct.pack("!H", 4 + len(rest)) if flags & 0x4000 else b""
+        body = struct.pack("!H", flags) + length + rest
+        return eth(ip4(a, b, 17, struct.pack("!HHHH", 1701, 1701, 8 + len(body), 0) + body))
+
+    lac, lns = "192.0.2.10", "192.0.2.20"
+    ppp4 = b"\xff\x03\x00\x21" + p4
+    out["decode_l2tp.pcap"] = pcap(
+        [
+            (T0, 1, l2tp(lac, lns, 0x4802, (7, 9, 0, 0), ppp4)),
+            (T0, 2, l2tp(lac, lns, 0x0002, (7, 9), b"\x00\x57" + p6)),
+            (T0, 3, l2tp(lns, lac, 0x0202, (3, 4, 2, 0), ppp4)),
+            (T0, 4, l2tp(lac, lns, 0xC802, (7, 0, 1, 1), b"")),
+        ]
+    )
     # IPv6 carrying IP: with a segment routing header (SRv6, RFC 8754: type 4, one segment),
     # the inner packet is the connection's, with no tunnel context; without one (a hop-by-hop
     # header only), IPv6-in-IPv6 as any; a routing header after destination options, carrying
