@@ -5,8 +5,8 @@ per-layer objects. Address text is cached per address because a capture holds fe
 addresses but very many packets.
 
 Tunnels are looked through (VXLAN, GENEVE, GRE with IP, MPLS, transparent Ethernet bridging or
-ERSPAN I/II/III inside, MPLS label stacks, PPPoE sessions, L2TPv2, IP-in-IP and IPv6-in-IPv4,
-Teredo; SRv6 is counted but names no context):
+ERSPAN I/II/III inside, MPLS label stacks, PPPoE sessions, L2TPv2, GTP-U, IP-in-IP and
+IPv6-in-IPv4, Teredo; SRv6 is counted but names no context):
 the record is the innermost TCP segment or ICMP error, with the tunnel named in its `tunnel`
 context (tcpdiag.tunnels). Only frames that are not plain IP TCP ever reach those branches.
 
@@ -72,6 +72,7 @@ _PPP_IPV6: Final = 0x0057
 _PPP_MPLS: Final = frozenset((0x0281, 0x0283))  # unicast, multicast (RFC 3032)
 # L2TPv2 header flags (RFC 2661 3.1): a control message; length, sequence numbers and an offset
 # present.
+_GTP_G_PDU: Final = 0xFF  # a GTP-U message carrying a user's packet
 _L2TP_CONTROL: Final = 0x8000
 _L2TP_LENGTH: Final = 0x4000
 _L2TP_SEQUENCE: Final = 0x0800
@@ -141,7 +142,7 @@ class DecodeStats:
     undecodable: int = 0  # malformed / too short to decode
     first_undecodable: int | None = None  # frame number of the first one, for the report
     unknown_linktypes: dict[int, int] = field(default_factory=dict)  # linktype -> frames
-    # Encapsulations that may carry TCP but are not decoded (name -> frames), e.g. GTP-U.
+    # Encapsulations that may carry TCP but are not decoded (name -> frames), e.g. VXLAN-GPE.
     unsupported: dict[str, int] = field(default_factory=dict)
     # Of `undecodable`: frames the capture's snaplen cut short (the rest are malformed).
     truncated: int = 0
@@ -418,6 +419,8 @@ class Decoder:
             return self._teredo(frame, data, q, src, dst, tunnel)
         if tunnels.L2TP_PORT in (sport, dport):
             return self._l2tp(frame, data, q, src, dst, tunnel)
+        if dport == tunnels.GTP_U_PORT:
+            return self._gtp_u(frame, data, q, src, dst, tunnel)
         name = tunnels.UNSUPPORTED_UDP.get(dport) or tunnels.UNSUPPORTED_UDP.get(sport)
         if name is not None:
             return self._unsupported(name)
@@ -461,6 +464,36 @@ class Decoder:
             q += 2 + _U16(data, q)[0]  # offset size, then that much padding
         self._count(tunnels.L2TP)
         return self._ppp(frame, data, q, self._tunnel(tunnel, tunnels.L2TP, src, dst))
+
+    def _gtp_u(
+        self, frame: RawFrame, data: bytes, q: int, src: bytes, dst: bytes, tunnel: str
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        """A GTPv1-U G-PDU (3GPP TS 29.281 5.1) and the IP packet it carries. Its TEID is the
+        receiver's, so it differs per direction: the context names the two nodes only."""
+        if len(data) < q + 8:
+            return None
+        flags, message = data[q], data[q + 1]
+        if flags >> 5 != 1 or not flags & 0x10 or message != _GTP_G_PDU:
+            return _OTHER  # echo, error indication, end marker, or not GTPv1
+        p = q + 8
+        if flags & 0x07:  # E, S or PN: sequence number, N-PDU number, next extension type
+            if len(data) < p + 4:
+                return None
+            next_type, p = data[p + 3], p + 4
+            while next_type:  # extension headers: a length in 4-octet units, the last byte next
+                if len(data) < p + 4 or not data[p]:
+                    return None
+                p += data[p] * 4
+                next_type = data[p - 1]
+        if len(data) <= p:
+            return None
+        context = self._tunnel(tunnel, tunnels.GTP_U, src, dst)
+        self._count(tunnels.GTP_U)
+        if data[p] >> 4 == 4:
+            return self._ip4(frame, data, p, context)
+        if data[p] >> 4 == 6:
+            return self._ip6(frame, data, p, context)
+        return _OTHER
 
     def _gre(
         self, frame: RawFrame, data: bytes, p: int, src: bytes, dst: bytes, tunnel: str

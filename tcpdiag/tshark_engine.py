@@ -395,6 +395,10 @@ class TsharkDecoder:
                 if position + 1 < len(layers) and layers[position + 1] == "ppp":  # (data)
                     context = self._tunnel(context, tunnels.L2TP, f, carrier, "")
                     self._count(tunnels.L2TP)
+            elif layer == "gtp" and carrier is not None:
+                if position + 1 < len(layers) and layers[position + 1] in _IP_LAYERS:
+                    context = self._tunnel(context, tunnels.GTP_U, f, carrier, "")
+                    self._count(tunnels.GTP_U)
             elif layer == "teredo" and carrier is not None:
                 context = self._tunnel(context, tunnels.TEREDO, f, carrier, "")
                 self._count(tunnels.TEREDO)

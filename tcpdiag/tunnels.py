@@ -18,11 +18,11 @@ VXLAN_PORT: Final = 4789  # IANA; Linux's old default 8472 can be added with --v
 GENEVE_PORT: Final = 6081
 TEREDO_PORT: Final = 3544
 L2TP_PORT: Final = 1701  # L2TPv2 (RFC 2661) over UDP: PPP sessions from an access concentrator
+GTP_U_PORT: Final = 2152  # GTP-U (3GPP TS 29.281): a mobile network's user plane
 
 # UDP ports of tunnels that may carry TCP but that no engine of tcpdiag decodes natively: frames
 # on them are reported as undecodable (with the name) rather than silently skipped.
 UNSUPPORTED_UDP: Final = {
-    2152: "GTP-U (UDP 2152)",
     4790: "VXLAN-GPE (UDP 4790)",
 }
 
@@ -34,6 +34,7 @@ ERSPAN: Final = "erspan"
 IPIP: Final = "ipip"  # IPv4 or IPv6 directly in IPv4 or IPv6 (protocols 4 and 41)
 TEREDO: Final = "teredo"
 L2TP: Final = "l2tp"
+GTP_U: Final = "gtp-u"
 PPPOE: Final = "pppoe"
 MPLS: Final = "mpls"  # counted, never part of a context (labels differ per direction)
 # IPv6 with a routing header carrying an IP packet (SRv6, RFC 8986 H.Encaps): counted, never part

@@ -110,6 +110,7 @@ def test_headers_only_capture_uses_ip_lengths() -> None:
 # The same two packets (an IPv4 data segment and an IPv6 SYN) under different link layers.
 PPPOE_SESSION = "pppoe session 0x002a"  # (decode_ppp_ether.pcap's: no Ethernet around it)
 L2TP_TUNNEL = "l2tp 192.0.2.10<->192.0.2.20"  # (decode_l2tp.pcap's)
+GTP_U_TUNNEL = "gtp-u 192.0.2.30<->192.0.2.40"  # (decode_gtpu.pcap's)
 
 
 def data4(frame: int, time: float) -> TcpSegment:
@@ -197,6 +198,17 @@ def syn6(frame: int, time: float) -> TcpSegment:
             ],
             DecodeStats(
                 frames=4, tcp=3, other=1, encapsulations={"l2tp": 3}, tunnels={L2TP_TUNNEL: 3}
+            ),
+        ),
+        (
+            "decode_gtpu.pcap",  # G-PDUs, plain and with an extension header; an echo request
+            [
+                replace(data4(1, T0 + 1e-6), tunnel=GTP_U_TUNNEL),
+                replace(syn6(2, T0 + 2e-6), tunnel=GTP_U_TUNNEL),
+                None,
+            ],
+            DecodeStats(
+                frames=3, tcp=2, other=1, encapsulations={"gtp-u": 2}, tunnels={GTP_U_TUNNEL: 2}
             ),
         ),
         (

@@ -149,7 +149,6 @@ def _gre_frame(flags: int, protocol: int, payload: bytes) -> RawFrame:
     ("frame", "name"),
     [
         (_udp_frame(1701, b"\x00\x03" + bytes(38)), "L2TPv3 (UDP 1701)"),
-        (_udp_frame(2152, bytes(40)), "GTP-U (UDP 2152)"),
         (_udp_frame(4790, bytes(40)), "VXLAN-GPE (UDP 4790)"),
         (_gre_frame(0x3081, 0x880B, bytes(40)), "GRE version 1 (PPTP)"),
         (_gre_frame(0, 0x8137, bytes(40)), "GRE protocol 0x8137"),

@@ -466,6 +466,23 @@ def decode_fixtures() -> dict[str, bytes]:
             (T0, 4, l2tp(lac, lns, 0xC802, (7, 0, 1, 1), b"")),
         ]
     )
+
+    # GTP-U (3GPP TS 29.281) between a base station and the core, over UDP 2152: a G-PDU with
+    # nothing optional; one with a sequence number and a PDU session container extension
+    # header (the other way round, with IPv6 inside); an echo request (not a user's packet).
+    def gtp_u(a: str, b: str, flags: int, message: int, teid: int, rest: bytes) -> bytes:
+        body = struct.pack("!BBHI", flags, message, len(rest), teid) + rest
+        return eth(ip4(a, b, 17, struct.pack("!HHHH", 2152, 2152, 8 + len(body), 0) + body))
+
+    enb, upf = "192.0.2.30", "192.0.2.40"
+    container = b"\x01\x00\x01\x00"  # (length 1 word: type-specific bytes, next type 0)
+    out["decode_gtpu.pcap"] = pcap(
+        [
+            (T0, 1, gtp_u(enb, upf, 0x30, 0xFF, 0x1001, p4)),
+            (T0, 2, gtp_u(upf, enb, 0x36, 0xFF, 0x2002, b"\x00\x07\x00\x85" + container + p6)),
+            (T0, 3, gtp_u(enb, upf, 0x32, 0x01, 0, b"\x00\x08\x00\x00")),
+        ]
+    )
     # IPv6 carrying IP: with a segment routing header (SRv6, RFC 8754: type 4, one segment),
     # the inner packet is the connection's, with no tunnel context; without one (a hop-by-hop
     # header only), IPv6-in-IPv6 as any; a routing header after destination options, carrying
