@@ -30,6 +30,7 @@ from tcpdiag import tunnels
 from tcpdiag.decode import (
     LINKTYPE_C_HDLC,
     LINKTYPE_ETHERNET,
+    LINKTYPE_IPOIB,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_RAW,
@@ -52,6 +53,7 @@ _LINK_LAYOUT: dict[int, tuple[int, int]] = {
     LINKTYPE_LINUX_SLL: (14, 16),
     LINKTYPE_LINUX_SLL2: (0, 20),
     LINKTYPE_C_HDLC: (2, 4),  # (an ethertype after the address and control bytes)
+    LINKTYPE_IPOIB: (40, 44),  # (a 40-byte address, an ethertype, two reserved bytes)
     LINKTYPE_RAW: (-1, 0),  # no ethertype: the version nibble says IPv4
     12: (-1, 0),
     14: (-1, 0),

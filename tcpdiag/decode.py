@@ -53,6 +53,9 @@ LINKTYPE_PPP: Final = 9
 LINKTYPE_PPP_HDLC: Final = 50
 LINKTYPE_PPP_ETHER: Final = 51
 LINKTYPE_C_HDLC: Final = 104
+# IP over InfiniBand (RFC 4391), as Linux captures it: a 40-byte destination address (its QPN
+# and GID), then RFC 4391's header (an ethertype, two reserved bytes), then the packet.
+LINKTYPE_IPOIB: Final = 242
 # DLT_RAW leaked into files as 12 (most systems) or 14 (OpenBSD) before LINKTYPE_RAW existed.
 _RAW_LINKTYPES: Final = frozenset((LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6))
 
@@ -245,6 +248,9 @@ class Decoder:
             if version == 6:
                 return self._ip6(frame, data, 0)
             return None
+        elif lt == LINKTYPE_IPOIB:
+            off = 42  # (the network header starts at 44, as `off` + 2 says)
+            ethertype = (data[40] << 8) | data[41]
         elif lt == LINKTYPE_C_HDLC or (
             # (Cisco HDLC under a PPP link type, as Wireshark reads it: no PPP protocol field
             # starts with 0x0F or 0x8F, and routers' captures labelled PPP hold such frames.)

@@ -189,6 +189,11 @@ def syn6(frame: int, time: float) -> TcpSegment:
             ),
         ),
         (
+            "decode_ipoib.pcap",  # 242: IP over InfiniBand
+            [data4(1, T0 + 1e-6), syn6(2, T0 + 2e-6)],
+            DecodeStats(frames=2, tcp=2),
+        ),
+        (
             "decode_l2tp.pcap",  # L2TPv2 data messages in every header form; a control message
             [
                 replace(data4(1, T0 + 1e-6), tunnel=L2TP_TUNNEL),
@@ -375,7 +380,7 @@ def test_rst_and_all_flag_bits_pass_through() -> None:
 
 # -- robustness and address text ----------------------------------------------------------------
 
-LINKTYPES = [0, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 276, 147]
+LINKTYPES = [0, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 242, 276, 147]
 
 
 @settings(max_examples=400, deadline=None)

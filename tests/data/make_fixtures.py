@@ -445,6 +445,17 @@ def decode_fixtures() -> dict[str, bytes]:
         [(T0, 1, pppoe(p4, 0x0021)), (T0, 2, pppoe(p6, 0x0057))], linktype=51
     )
 
+    # IP over InfiniBand, as Linux captures it: the destination's QPN and GID, then RFC 4391's
+    # header (an ethertype, two reserved bytes).
+    ib_dest = bytes(16) + bytes.fromhex("2fa3000a80000550fe800000000000000010e000664ab451")
+    out["decode_ipoib.pcap"] = pcap(
+        [
+            (T0, 1, ib_dest + b"\x08\x00\x00\x00" + p4),
+            (T0, 2, ib_dest + b"\x86\xdd\x00\x00" + p6),
+        ],
+        linktype=242,
+    )
+
     # L2TPv2 (RFC 2661) between an access concentrator and its server, over UDP 1701: data
     # messages with length and sequence numbers, with nothing but the ids (PPP without its
     # address and control bytes), with an offset (the other way round); a control message.
