@@ -73,9 +73,9 @@ _ETH_FABRICPATH: Final = 0x8903
 _PPP_IPV4: Final = 0x0021
 _PPP_IPV6: Final = 0x0057
 _PPP_MPLS: Final = frozenset((0x0281, 0x0283))  # unicast, multicast (RFC 3032)
+_GTP_G_PDU: Final = 0xFF  # a GTP-U message carrying a user's packet
 # L2TPv2 header flags (RFC 2661 3.1): a control message; length, sequence numbers and an offset
 # present.
-_GTP_G_PDU: Final = 0xFF  # a GTP-U message carrying a user's packet
 _L2TP_CONTROL: Final = 0x8000
 _L2TP_LENGTH: Final = 0x4000
 _L2TP_SEQUENCE: Final = 0x0800
