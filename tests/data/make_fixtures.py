@@ -111,6 +111,11 @@ def ip6(
     )
 
 
+def udp(sport: int, dport: int, payload: bytes) -> bytes:
+    """A UDP datagram (checksum 0: none, which IPv4 allows)."""
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
 def eth(payload: bytes, ethertype: int = 0x0800, tags: tuple[tuple[int, int], ...] = ()) -> bytes:
     """Ethernet II; tags are (TPID, VLAN id) from the outside in."""
     hdr = b"\x00\x11\x22\x33\x44\x55" + b"\x66\x77\x88\x99\xaa\xbb"
@@ -316,7 +321,7 @@ def decode_fixtures() -> dict[str, bytes]:
     hbh = (0, b"\x00\x01\x04\x00\x00\x00\x00")  # hop-by-hop: PadN, 8 bytes total
     dstopt = (60, b"\x01\x01\x0c" + bytes(12))  # destination options: PadN, 16 bytes
     quoted_v6 = ip6(c6, s6, 6, tcp(2_000_000_000, 1, ACK, 50000, 443, payload=bytes(1300)))
-    udp = struct.pack("!HHHH", 53000, 53, 8 + 12, 0) + bytes(12)
+    dns = udp(53000, 53, bytes(12))
     arp = bytes.fromhex("0001080006040001001122334455") + addr(c) + bytes(6) + addr(s)
     tso_payload = bytes(3000)
     frames = [
@@ -334,7 +339,7 @@ def decode_fixtures() -> dict[str, bytes]:
             )
         ),
         eth(ip6(c6, s6, 6, syn6, hlim=255, exts=[hbh, dstopt]), 0x86DD),  # 5
-        eth(ip4(c, "10.0.0.53", 17, udp)),  # 6 UDP
+        eth(ip4(c, "10.0.0.53", 17, dns)),  # 6 UDP
         eth(arp, 0x0806),  # 7 ARP
         eth(ip4(c, s, 1, b"\x08\x00\x00\x00\x00\x01\x00\x01" + bytes(8))),  # 8 echo request
         eth(  # 9: frag needed, MTU 1400, quoting frame 3's flow
@@ -352,7 +357,7 @@ def decode_fixtures() -> dict[str, bytes]:
                 "192.0.2.1",
                 c,
                 1,
-                b"\x0b\x00\x00\x00\x00\x00\x00\x00" + ip4(c, "10.0.0.53", 17, udp)[:28],
+                b"\x0b\x00\x00\x00\x00\x00\x00\x00" + ip4(c, "10.0.0.53", 17, dns)[:28],
                 ttl=254,
             )
         ),
@@ -465,7 +470,7 @@ def decode_fixtures() -> dict[str, bytes]:
         rest = struct.pack(f"!{len(ids)}H", *ids) + ppp
         length = struct.pack("!H", 4 + len(rest)) if flags & 0x4000 else b""
         body = struct.pack("!H", flags) + length + rest
-        return eth(ip4(a, b, 17, struct.pack("!HHHH", 1701, 1701, 8 + len(body), 0) + body))
+        return eth(ip4(a, b, 17, udp(1701, 1701, body)))
 
     lac, lns = "192.0.2.10", "192.0.2.20"
     ppp4 = b"\xff\x03\x00\x21" + p4
@@ -483,7 +488,7 @@ def decode_fixtures() -> dict[str, bytes]:
     # header (the other way round, with IPv6 inside); an echo request (not a user's packet).
     def gtp_u(a: str, b: str, flags: int, message: int, teid: int, rest: bytes) -> bytes:
         body = struct.pack("!BBHI", flags, message, len(rest), teid) + rest
-        return eth(ip4(a, b, 17, struct.pack("!HHHH", 2152, 2152, 8 + len(body), 0) + body))
+        return eth(ip4(a, b, 17, udp(2152, 2152, body)))
 
     enb, upf = "192.0.2.30", "192.0.2.40"
     container = b"\x01\x00\x01\x00"  # (length 1 word: type-specific bytes, next type 0)
