@@ -316,27 +316,30 @@ class Decoder:
                 return None
             return self._ethernet(frame, data, p + 14, tunnel)  # FTag/TTL, inner DA and SA
         if ethertype == _ETH_PPPOE_SESSION:
-            # Version/type, code, session id, length, then the PPP protocol field.
+            # Version/type, code, session id, length, then the PPP frame (no HDLC framing:
+            # RFC 2516 7).
             if len(data) < p + 8:
                 return None
             self._count(tunnels.PPPOE)
             context = self._context(tunnels.pppoe_text(tunnel, _U16(data, p + 2)[0]))
-            protocol = _U16(data, p + 6)[0]
-            if protocol == _PPP_IPV4:
-                return self._ip4(frame, data, p + 8, context)
-            if protocol == _PPP_IPV6:
-                return self._ip6(frame, data, p + 8, context)
-            return _OTHER  # LCP, IPCP, authentication: the session's own control traffic
+            return self._ppp_protocol(frame, data, p + 6, context)
         return _OTHER
 
     def _ppp(
         self, frame: RawFrame, data: bytes, p: int = 0, tunnel: str = ""
     ) -> TcpSegment | IcmpError | _Skip | None:
-        """A PPP frame at data[p:] (LINKTYPE_PPP, PPP in HDLC-like framing, in L2TP): its
-        protocol field, after the framing's two bytes if it has them, two bytes long, or one if
-        the link negotiated protocol field compression (RFC 1661 6.5: an odd first byte)."""
+        """A PPP frame at data[p:] (LINKTYPE_PPP, PPP in HDLC-like framing, in L2TP), after
+        the framing's two bytes if it has them."""
         if data.startswith(_HDLC_FRAMING, p):
             p += 2
+        return self._ppp_protocol(frame, data, p, tunnel)
+
+    def _ppp_protocol(
+        self, frame: RawFrame, data: bytes, p: int, tunnel: str
+    ) -> TcpSegment | IcmpError | _Skip | None:
+        """What the PPP frame whose protocol field is at data[p:] carries (a PPP link's, an
+        L2TP tunnel's or a PPPoE session's): the field is two bytes long, or one if the link
+        negotiated protocol field compression (RFC 1661 6.5: an odd first byte)."""
         if data[p] & 1:
             protocol, p = data[p], p + 1
         else:

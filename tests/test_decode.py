@@ -179,13 +179,18 @@ def syn6(frame: int, time: float) -> TcpSegment:
             DecodeStats(frames=3, tcp=2, other=1),
         ),
         (
-            "decode_ppp_ether.pcap",  # 51: a PPPoE session, named as on Ethernet
-            [
+            "decode_ppp_ether.pcap",  # 51: a PPPoE session, named as on Ethernet; MPLS in
+            [  # it, a compressed protocol field
                 replace(data4(1, T0 + 1e-6), tunnel=PPPOE_SESSION),
                 replace(syn6(2, T0 + 2e-6), tunnel=PPPOE_SESSION),
+                replace(data4(3, T0 + 3e-6), tunnel=PPPOE_SESSION),
+                replace(data4(4, T0 + 4e-6), tunnel=PPPOE_SESSION),
             ],
             DecodeStats(
-                frames=2, tcp=2, encapsulations={"pppoe": 2}, tunnels={PPPOE_SESSION: 2}
+                frames=4,
+                tcp=4,
+                encapsulations={"pppoe": 4, "mpls": 1},
+                tunnels={PPPOE_SESSION: 4},
             ),
         ),
         (

@@ -417,7 +417,8 @@ def decode_fixtures() -> dict[str, bytes]:
     # Serial links: PPP with and without RFC 1662's framing, one with its protocol field
     # compressed, its LCP (not IP), Cisco HDLC under the PPP link type, an MPLS label (bottom of
     # the stack) on PPP; PPP in HDLC framing and Cisco's PPP in that framing; Cisco HDLC and its
-    # SLARP keepalive (not IP); a PPPoE session without its Ethernet header.
+    # SLARP keepalive (not IP); a PPPoE session without its Ethernet header: IPv4, IPv6, an MPLS
+    # label (an ISP's MPLS to a subscriber's router) and a compressed protocol field in it.
     lcp_echo = b"\xc0\x21\x09\x01\x00\x08\x00\x00\x00\x00"
     out["decode_ppp.pcap"] = pcap(
         [
@@ -443,11 +444,17 @@ def decode_fixtures() -> dict[str, bytes]:
         linktype=104,
     )
 
-    def pppoe(payload: bytes, protocol: int) -> bytes:
-        return struct.pack("!BBHHH", 0x11, 0, 0x2A, len(payload) + 2, protocol) + payload
+    def pppoe(ppp: bytes) -> bytes:
+        return struct.pack("!BBHH", 0x11, 0, 0x2A, len(ppp)) + ppp
 
     out["decode_ppp_ether.pcap"] = pcap(
-        [(T0, 1, pppoe(p4, 0x0021)), (T0, 2, pppoe(p6, 0x0057))], linktype=51
+        [
+            (T0, 1, pppoe(b"\x00\x21" + p4)),
+            (T0, 2, pppoe(b"\x00\x57" + p6)),
+            (T0, 3, pppoe(b"\x02\x81" + struct.pack("!I", 16 << 12 | 1 << 8 | 64) + p4)),
+            (T0, 4, pppoe(b"\x21" + p4)),
+        ],
+        linktype=51,
     )
 
     # IP over InfiniBand, as Linux captures it: the destination's QPN and GID, then RFC 4391's
