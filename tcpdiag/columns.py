@@ -363,8 +363,9 @@ class ColumnDecoder:
         """Columns of packets another decoder made (the tshark engine), so that they take the
         fast path too. A row is simple when the columns give back exactly its packet (see
         Columns.packets): a TCP segment with an IP ID on IPv4, none on IPv6, and SYN options
-        on SYNs only, no Multipath TCP option; anything else is kept whole in `others` (with
-        its 4-tuple, as in `decode`). Nothing is counted: the other decoder counted its frames."""
+        on SYNs only, no Multipath TCP option, no RST text; anything else is kept whole in
+        `others` (with its 4-tuple, as in `decode`). Nothing is counted: the other decoder
+        counted its frames."""
         n = len(packets)
         ints = {name: np.zeros(n, np.int64) for name in _FROM_PACKETS}
         time = np.zeros(n, np.float64)
@@ -397,6 +398,7 @@ class ColumnDecoder:
                 and (options is not None) == bool(packet.flags & SYN)
                 and packet.flags < 0x100
                 and not (packet.mptcp_options or (options is not None and options.mptcp))
+                and not packet.rst_text
             )
             if not exact:
                 others.append(packet)
@@ -586,10 +588,11 @@ class ColumnDecoder:
         fastclose = _fastclose_start(data, tcp + 20, np.where(ok & plain, options_end, 0))
         options_end[~ok | plain] = 0
         options = _syn_options(data, tcp + 20, options_end)
-        mptcp = options[4] | fastclose
-        if mptcp.any():
-            ok &= ~mptcp
-            six &= ~mptcp
+        # So does a RST with payload, which may hold its reason as text (TcpSegment.rst_text).
+        to_decoder = options[4] | fastclose | (((flags & RST) != 0) & (payload_len > 0))
+        if to_decoder.any():
+            ok &= ~to_decoder
+            six &= ~to_decoder
         not_syn = flags & SYN == 0
         options[0][not_syn], options[1][not_syn] = -1, -1
         options[2][not_syn] = options[3][not_syn] = False

@@ -18,6 +18,7 @@ frames == tcp + icmp_errors + other + undecodable + sum(unknown_linktypes.values
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import struct
 from collections.abc import Iterator
@@ -737,6 +738,11 @@ class Decoder:
                 # (A fast look first: an option walk on every segment with timestamps would
                 # cost more than the rest of its decoding.)
                 mptcp = segment_mptcp(flags, mptcp_subtypes(data, p + 20, end))
+        text = ""
+        if flags & RST and 0 < payload_len <= RST_TEXT_MAX_PAYLOAD:
+            start = p + doff
+            payload = data[start : min(start + payload_len, len(data))]
+            text = reset_text(payload.split(b"\0", 1)[0].decode("latin-1"), payload_len)
         addrs = self._addrs
         return TcpSegment(
             frame.number,
@@ -756,6 +762,7 @@ class Decoder:
             options,
             tunnel,
             mptcp,
+            text,
         )
 
     # -- ICMP quotes --------------------------------------------------------------------------
@@ -847,6 +854,38 @@ def syn_options(data: bytes, p: int, end: int) -> SynOptions:
     if not (sack_permitted or timestamps or mptcp) and mss is None and window_scale is None:
         return _NO_OPTIONS
     return SynOptions(mss, window_scale, sack_permitted, timestamps, mptcp)
+
+
+# A RST's reason is a short text (RFC 1122 4.2.2.12; an F5 BIG-IP's "No pool member available");
+# a longer payload is data (a stack that resends what was unacknowledged), not read as one.
+RST_TEXT_MAX_PAYLOAD: Final = 256
+RST_TEXT_SHOWN: Final = 100  # characters of it kept for reports
+# How Wireshark writes the bytes of a string field such as tcp.reset_cause, which the tshark
+# engine reads: CR, LF and TAB as \r, \n and \t, other control bytes as octal (\001).
+_WIRESHARK_SPACE = re.compile(r"\\[rnt]|[\r\n\t]")
+_WIRESHARK_CONTROL = re.compile(r"\\[0-7]{3}|[^\x20-\x7e]")
+_TEXT_CHARACTER = re.compile(r"[A-Za-z0-9 .,:;_()\[\]/'\"!?@=#+%&*<>-]")
+_LETTER = re.compile(r"[A-Za-z]")
+
+
+def reset_text(text: str, payload_len: int) -> str:
+    """TcpSegment.rst_text: the reason a RST's payload of `payload_len` bytes gives, from
+    `text`, the payload up to its first NUL byte (where Wireshark's tcp.reset_cause stops) as
+    Latin-1, or as Wireshark writes it. Line breaks and tabs become spaces; other control bytes
+    and bytes beyond ASCII are dropped (either way they are written, so that both engines give
+    the same text). "" unless it reads as text: a payload of at most RST_TEXT_MAX_PAYLOAD bytes
+    of which at least half is kept, with three letters or more, nine characters in ten of it
+    letters, digits, spaces or punctuation."""
+    if not text or payload_len > RST_TEXT_MAX_PAYLOAD:
+        return ""
+    kept = " ".join(_WIRESHARK_CONTROL.sub("", _WIRESHARK_SPACE.sub(" ", text)).split())
+    if (
+        2 * len(kept) < payload_len
+        or len(_LETTER.findall(kept)) < 3
+        or 10 * len(_TEXT_CHARACTER.findall(kept)) < 9 * len(kept)
+    ):
+        return ""
+    return kept if len(kept) <= RST_TEXT_SHOWN else kept[: RST_TEXT_SHOWN - 3] + "..."
 
 
 def mptcp_subtypes(data: bytes, p: int, end: int) -> int:

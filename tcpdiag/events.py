@@ -258,6 +258,9 @@ class RstEvent(FlowEvent):
     # connection was aborted as a whole, RFC 8684 3.5), "subflow" (others, such as
     # MP_TCPRST with the reason: the MPTCP stack reset this subflow alone, 3.6), or "none".
     rst_mptcp: str = "none"
+    # The text the RST carries, its sender's reason (TcpSegment.rst_text; "" for none): what a
+    # load balancer or firewall says of why it reset, F5 BIG-IP's "No pool member available".
+    rst_text: str = ""
     # The receiver had sent MP_FASTCLOSE on an ACK of this subflow: its MPTCP stack aborted the
     # MPTCP connection, and this RST is the sender's stack answering (RFC 8684 3.5).
     receiver_fastclosed: bool = False

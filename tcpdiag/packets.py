@@ -80,6 +80,10 @@ class TcpSegment:
     # but a SYN, MP_FASTCLOSE alone (an ACK carrying it aborts the MPTCP connection, and its
     # peer answers with a RST: RFC 8684 3.5); 0 when none (segment_mptcp).
     mptcp_options: int = 0
+    # The text a RST carries, its sender's reason (RFC 1122 4.2.2.12 lets a RST hold data; F5
+    # BIG-IP load balancers, some firewalls and embedded stacks write why they reset), cleaned
+    # up by tcpdiag.decode.reset_text; "" for any other segment, or a payload that is no text.
+    rst_text: str = ""
 
 
 class SegmentFields(Protocol):

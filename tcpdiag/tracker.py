@@ -1372,6 +1372,8 @@ class Connection:
         what = f"RST from {role} (seq={self._relseq(sender, seg.seq)}{ack_text}, ttl={seg.ttl})"
         if seg.mptcp_options:
             what += f" with {_mptcp_names(seg.mptcp_options)}"
+        if seg.rst_text:
+            what += f' carrying the text "{seg.rst_text}"'
         if self.accepted_rst is not None:
             # The connection is already gone: later RSTs answer segments that were in flight.
             accepted = self.accepted_rst
@@ -1466,6 +1468,7 @@ class Connection:
             mptcp_subflow=_mptcp_subflow(syn_options, self.server.syn_options),
             mptcp_join=_mptcp_join(syn_options),
             rst_mptcp=_rst_mptcp(seg.mptcp_options),
+            rst_text=seg.rst_text,
             receiver_fastclosed=receiver.fastclose is not None,
             aborter=role if receiver.fastclose is None else receiver.role,
             exchange_age_seconds=self._exchange_age(seg.time, sender, receiver),
@@ -3149,8 +3152,8 @@ def _recorded(
     if len(history) >= REPLAY_SEGMENTS * _PACKED_SEGMENT.size:
         return None
     options = seg.syn_options
-    if seg.mptcp_options or (options is not None and options.mptcp):
-        return None  # (Multipath TCP options are not packed: rare enough to keep whole)
+    if seg.mptcp_options or (options is not None and options.mptcp) or seg.rst_text:
+        return None  # (Multipath TCP options and RST texts are not packed: rare, kept whole)
     try:
         return history + _PACKED_SEGMENT.pack(
             seg.frame, seg.time, now, seg.seq, seg.ack, seg.flags, seg.window, seg.payload_len,

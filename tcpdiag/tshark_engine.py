@@ -34,8 +34,9 @@ from collections.abc import Iterator
 from typing import IO, Final
 
 from tcpdiag import tunnels
-from tcpdiag.decode import DecodeStats, ip6_text
+from tcpdiag.decode import DecodeStats, ip6_text, reset_text
 from tcpdiag.packets import (
+    RST,
     SYN,
     IcmpError,
     Packet,
@@ -87,6 +88,8 @@ FIELDS: Final = (
     "tcp.hdr_len",
     # Multipath TCP options' subtypes (SynOptions.mptcp, TcpSegment.mptcp_options).
     "tcp.options.mptcp.subtype",
+    # A RST's payload as text (TcpSegment.rst_text). Last: it is read whole, commas and all.
+    "tcp.reset_cause",
 )
 _COLUMNS: Final = len(FIELDS)
 _IP_SRC: Final = FIELDS.index("ip.src")  # then ip.dst, ip.ttl, ip.id
@@ -98,6 +101,7 @@ _TCP_LEN: Final = FIELDS.index("tcp.len")
 _MSS: Final = FIELDS.index("tcp.options.mss_val")  # then wscale.shift, sack_perm, tsval
 _HEAD: Final = _TCP_LEN + 1  # frame.number to tcp.len: what a plain IPv4 segment needs
 _MPTCP_SUBTYPE: Final = FIELDS.index("tcp.options.mptcp.subtype")
+_RESET_CAUSE: Final = FIELDS.index("tcp.reset_cause")
 
 # Dissection tcpdiag does not need, switched off for speed, and IP reassembly switched off so
 # each frame is decoded on its own, as the native decoder does. TCP payload is never dissected
@@ -259,6 +263,7 @@ class TsharkDecoder:
                             _syn_options(v) if bits & SYN else None,
                             "",
                             _segment_mptcp(bits, v[_MPTCP_SUBTYPE]),
+                            _rst_text(bits, length, v[_RESET_CAUSE]),
                         )
                     except ValueError:
                         pass  # `record` counts it as it should
@@ -346,6 +351,7 @@ class TsharkDecoder:
             options,
             "",
             _segment_mptcp(flags, v[_MPTCP_SUBTYPE]),
+            _rst_text(flags, v[_TCP_LEN], v[_RESET_CAUSE]),
         )
 
     def _layered(self, v: list[str]) -> Packet | None:
@@ -460,6 +466,7 @@ class TsharkDecoder:
             options,
             context,
             _segment_mptcp(flags, v[_MPTCP_SUBTYPE]),
+            _rst_text(flags, f["tcp.len"][-1], v[_RESET_CAUSE]),
         )
 
     def _icmp(
@@ -572,6 +579,13 @@ def _syn_options(v: list[str]) -> SynOptions:
         bool(v[_MSS + 3]),
         _mptcp_bits(v[_MPTCP_SUBTYPE]),
     )
+
+
+def _rst_text(flags: int, length: str, cause: str) -> str:
+    """TcpSegment.rst_text from tcp.reset_cause (Wireshark's text of a RST's payload)."""
+    if not (flags & RST and cause):
+        return ""
+    return reset_text(cause, int(length))
 
 
 def _segment_mptcp(flags: int, subtypes: str) -> int:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpdiag.decode import Decoder, DecodeStats
+from tcpdiag.decode import Decoder, DecodeStats, reset_text
 from tcpdiag.decode import ip6_text as _ip6_text
 from tcpdiag.packets import ACK, PSH, RST, SYN, IcmpError, QuotedTcp, SynOptions, TcpSegment
 from tcpdiag.reader import CaptureReader, RawFrame
@@ -381,6 +381,52 @@ def test_rst_and_all_flag_bits_pass_through() -> None:
     assert isinstance(record, TcpSegment)
     assert record.flags == 0xFF
     assert record.flags & RST
+
+
+# What decode_rst_text.pcap's RSTs say (tshark's tcp.reset_cause, cleaned alike: test_engines).
+RST_TEXTS = [
+    "No pool member available",
+    "[F5RST: Port denied]",  # (its CR LF made spaces, then stripped)
+    "Idle timeout",  # (up to the NUL bytes that pad it, as Wireshark reads it)
+    "[x](https://evil.example/) <b>x</b> =cmd|' /C calc'!A0",  # (escaped by each report)
+    "",  # 40 random bytes: no text
+    "",  # 360 bytes: data, not a reason
+]
+
+
+def test_a_rsts_text_is_its_reason() -> None:
+    records, stats = decode_file("decode_rst_text.pcap")
+    rsts = [r for r in records if isinstance(r, TcpSegment) and r.flags & RST]
+    assert [r.rst_text for r in rsts] == RST_TEXTS
+    assert [r.payload_len for r in rsts] == [24, 22, 16, 54, 40, 360]
+    others = [r for r in records if isinstance(r, TcpSegment) and not r.flags & RST]
+    assert others and all(r.rst_text == "" for r in others)  # (data segments hold none)
+    assert stats.tcp == len(records)
+
+
+def _wireshark_control(byte: int) -> str:
+    """A control byte as Wireshark writes it: CR, LF, TAB as \\r \\n \\t, others in octal."""
+    return {9: "\\t", 10: "\\n", 13: "\\r"}.get(byte, f"\\{byte:03o}")
+
+
+@pytest.mark.parametrize(
+    ("payload", "wireshark", "expected"),
+    [
+        (b"Idle timeout\r\n", "Idle timeout\\r\\n", "Idle timeout"),
+        (b"No\tpool \x01member\x7f", "No\\tpool \\001member\\177", "No pool member"),
+        (b"caf\xc3\xa9 closed", "caf\ufffd\ufffd closed", "caf closed"),
+        (b"ab", "ab", ""),  # fewer than three letters
+        (b"%$#@!&*()_+=-" * 2, "%$#@!&*()_+=-" * 2, ""),  # no words
+        (bytes(range(1, 40)), "".join(map(_wireshark_control, range(1, 32))) + " !\"#$%&'", ""),
+        (b"x" * 257, "x" * 257, ""),  # longer than a reason
+        (b"y" * 120, "y" * 120, "y" * 97 + "..."),
+    ],
+)
+def test_rst_text_is_the_same_from_bytes_and_from_wiresharks_rendering(
+    payload: bytes, wireshark: str, expected: str
+) -> None:
+    assert reset_text(payload.split(b"\0")[0].decode("latin-1"), len(payload)) == expected
+    assert reset_text(wireshark, len(payload)) == expected
 
 
 # -- robustness and address text ----------------------------------------------------------------

@@ -3,6 +3,8 @@ characters or escape sequences, and JSON stays valid whatever bytes the capture 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shutil
@@ -81,3 +83,24 @@ def test_every_character_made_visible_is_unprintable() -> None:
     assert len(hidden) > 60 and "\u202e" in hidden
     assert not [c for c in hidden if c.isprintable()]
     assert common.safe_line("a\u202eb\x1b[31m") == "a\\u202eb\\x1b[31m"
+
+
+RST_TEXT = DATA / "decode_rst_text.pcap"  # a load balancer's RST whose text holds markup
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html", "csv"])
+def test_a_rsts_text_is_shown_and_never_rendered(fmt: str) -> None:
+    """A RST's text comes from the capture: every report shows it (the evidence, the cause),
+    as text only: no Markdown link, no HTML tag, no spreadsheet formula."""
+    result = runner.invoke(app, ["analyze", "-f", fmt, "--port", "40004", str(RST_TEXT)])
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    assert "evil.example" in out
+    if fmt == "markdown":
+        outside_code = re.sub(r"```.*?```|`[^`]*`", "", out, flags=re.DOTALL)
+        assert "<b>" not in outside_code and "[x](" not in outside_code  # (escaped: \[x\](...))
+    if fmt == "html":
+        assert "<b>x</b>" not in out
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(out)))
+        assert not [cell for row in rows for cell in row if cell[:1] in common.FORMULA_START]

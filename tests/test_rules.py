@@ -349,3 +349,30 @@ def test_events_whose_numbers_fall_alike_share_a_decision() -> None:
                 assert engine._decision(kind, facts) == engine._decide(kind, facts), (fact, value)
                 checked += 1
     assert checked >= 1000
+
+
+def test_a_reason_written_in_the_rst_leads_the_causes() -> None:
+    """A load balancer's RSTs that say why (tests/data/decode_rst_text.pcap): the reason is the
+    most likely cause of the reset and of the refusal, and the RST's evidence quotes it; a RST
+    whose payload is no text (random bytes, a long payload) keeps the usual causes."""
+    path = SAMPLES.parent / "tests" / "data" / "decode_rst_text.pcap"
+    findings = {int(f.client.rpartition(":")[2]): f for f in analyze_capture(path, ENGINE).findings}
+    assert sorted(findings) == [40001, 40002, 40003, 40004, 40005, 40006]
+    reasons = {
+        40001: "No pool member available",
+        40002: "[F5RST: Port denied]",
+        40003: "Idle timeout",
+        40004: "[x](https://evil.example/) <b>x</b> =cmd|' /C calc'!A0",
+    }
+    for port, finding in findings.items():
+        reason = reasons.get(port, "")
+        assert finding.facts["rst_text"] == reason
+        cause = finding.cause
+        assert cause is not None
+        if reason:
+            assert cause.id == "reason-in-reset" and f'"{reason}"' in cause.text
+            assert finding.evidence[-1].what.endswith(f'carrying the text "{reason}"')
+        else:
+            assert cause.id != "reason-in-reset" and "carrying" not in finding.evidence[-1].what
+    assert findings[40002].category == "refused" and findings[40001].category == "peer_reset"
+    assert findings[40002].client_sees.errno == "ECONNREFUSED"

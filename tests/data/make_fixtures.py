@@ -559,8 +559,50 @@ def hostile_fixtures() -> dict[str, bytes]:
     return {"hostile_text.pcapng": section + iface + packets}
 
 
+def rst_text_fixtures() -> dict[str, bytes]:
+    """RSTs that carry their sender's reason as text (RFC 1122 4.2.2.12), as a load balancer in
+    front of servers writes it (TTL 255, its own): the reset of a request no server could take,
+    the refusal of a port, a reason padded with NUL bytes, markup where a report must not render
+    it; a RST whose payload is binary (no text), and one carrying a long payload (data)."""
+    client, lb = "10.0.0.1", "10.0.9.9"
+    frames: list[bytes] = []
+
+    def to_lb(port: int, seq: int, ack: int, flags: int, payload: bytes = b"") -> None:
+        if flags & SYN:
+            segment = tcp(seq, ack, flags, port, 443, options=MSS_SACK_TS_WS7)
+        else:
+            segment = tcp(seq, ack, flags, port, 443, window=502, payload=payload)
+        frames.append(eth(ip4(client, lb, 6, segment)))
+
+    def from_lb(port: int, seq: int, ack: int, flags: int, payload: bytes = b"") -> None:
+        segment = tcp(seq, ack, flags, 443, port, window=0 if flags & RST else 65160,
+                      payload=payload)  # fmt: skip
+        frames.append(eth(ip4(lb, client, 6, segment, ttl=255)))
+
+    def reset_after_request(port: int, reason: bytes) -> None:
+        to_lb(port, 1000, 0, SYN)
+        from_lb(port, 5000, 1001, SYN | ACK)
+        to_lb(port, 1001, 5001, ACK)
+        to_lb(port, 1001, 5001, PSH | ACK, bytes(120))
+        from_lb(port, 5001, 1121, RST | ACK, reason)
+
+    reset_after_request(40001, b"No pool member available")
+    to_lb(40002, 7000, 0, SYN)
+    from_lb(40002, 0, 7001, RST | ACK, b"[F5RST: Port denied]\r\n")
+    reset_after_request(40003, b"Idle timeout\0\0\0\0")
+    reset_after_request(40004, b"[x](https://evil.example/) <b>x</b> =cmd|' /C calc'!A0")
+    reset_after_request(40005, bytes(random.Random(5).randrange(256) for _ in range(40)))
+    reset_after_request(40006, b"resent data " * 30)
+    return {"decode_rst_text.pcap": pcap([(T0, k * 1000, f) for k, f in enumerate(frames, 1)])}
+
+
 def main() -> None:
-    fixtures = {**reader_fixtures(), **decode_fixtures(), **hostile_fixtures()}
+    fixtures = {
+        **reader_fixtures(),
+        **decode_fixtures(),
+        **hostile_fixtures(),
+        **rst_text_fixtures(),
+    }
     for name, data in fixtures.items():
         (OUT / name).write_bytes(data)
         print(f"{name}: {len(data)} bytes")
