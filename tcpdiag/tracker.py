@@ -442,6 +442,11 @@ class _PendingRst:
     # (they crossed), or the RST was not accepted. Either way nobody was told.
     receiver_closed_after: bool = False
     receiver_data_after: bool = False  # the receiver's data kept arriving after the RST
+    # When the first of it came that acknowledged the sender's FIN (0.0: none did): the
+    # receiver had taken the FIN and went on writing. A capture near the sender shows such
+    # writes only after the RST (they were on their way as it was sent), a capture near the
+    # receiver before it: either way the RST found a writer in CLOSE-WAIT.
+    receiver_wrote_after_fin: float = 0.0
     # ... and the latest time it did: data sent after the RST had reached the receiver means
     # the RST was not accepted (data within a round trip of it may simply have crossed it).
     receiver_data_last: float = 0.0
@@ -1005,6 +1010,14 @@ class Connection:
             elif seg.payload_len:
                 pending.receiver_spoke_after = pending.receiver_data_after = True
                 pending.receiver_data_last = seg.time
+                fin_seq = pending.sender.fin_seq
+                if (
+                    not pending.receiver_wrote_after_fin
+                    and fin_seq is not None
+                    and flags & ACK
+                    and not seq_lt(seg.ack, seq_add(fin_seq, 1))
+                ):
+                    pending.receiver_wrote_after_fin = seg.time
             elif not pending.receiver_spoke_after:
                 pending.receiver_spoke_after = True
                 if pending.event.rst_verdict in ("challenge", "out_of_window"):
@@ -1611,6 +1624,18 @@ class Connection:
             event = pending.event
             event.carried_on = pending.sender_spoke_after and pending.receiver_spoke_after
             event.receiver_data_after_rst = pending.receiver_data_after
+            fin = pending.sender.fin
+            if (
+                pending.receiver_wrote_after_fin
+                and fin is not None
+                and not event.receiver_sent_after_fin
+                and event.receiver_state == TcpState.CLOSE_WAIT.value
+            ):
+                # (Its writes after taking the FIN came after the RST: see _PendingRst.)
+                event.receiver_sent_after_fin = True
+                event.receiver_write_after_fin_seconds = round(
+                    max(pending.receiver_wrote_after_fin - fin.time, 0.0), 6
+                )
             if pending.receiver_data_after:
                 # More of its writing came after the RST (queued before it arrived): no
                 # one-segment closing message or reply, but a writer whose next send() fails.

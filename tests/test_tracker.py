@@ -458,6 +458,33 @@ def test_rst_in_close_wait_is_broken_pipe_for_the_writer() -> None:
     assert finding.server_sees.errno == "EPIPE" and finding.client_sees.errno is None
 
 
+@pytest.mark.parametrize("took_fin", [True, False], ids=["wrote after the fin", "never took it"])
+def test_a_writer_heard_from_only_after_the_rst_that_followed_a_fin_gets_epipe(
+    took_fin: bool,
+) -> None:
+    """A client aborts right after its FIN (its RST at the FIN's own number, as macOS sends on
+    ^C; Linux 4.14 and later accept it in CLOSE-WAIT) while the server streams to it. Nothing
+    from the server between the FIN and the RST; then its data, on its way as the RST was
+    sent, acknowledging the FIN: it had taken the FIN and kept writing, so the RST found a
+    writer in CLOSE-WAIT (EPIPE). Data that does not acknowledge the FIN shows no such write
+    (the FIN may never have arrived): no broken pipe."""
+    cap, conv = established()
+    fin_seq = conv.c.seq
+    conv.send("c", FIN | ACK)
+    abort = conv.rst("c", seq=fin_seq, dt=0.0001)
+    for _ in range(3):
+        conv.send("s", PSH | ACK, 1448, ack=None if took_fin else fin_seq, dt=0.001)
+        # (the client's stack answers each with a bare RST at the data's ACK)
+        conv.send("c", RST, seq=conv.c.seq if took_fin else fin_seq, advance=False, dt=0.0001)
+    (event,) = [e for e in rst_events(cap) if e.rst_verdict == "accepted"]
+    assert event.receiver_state == "CLOSE-WAIT" and event.frame == abort.frame
+    assert event.receiver_sent_after_fin is took_fin
+    found = [(f.category, f.server_sees.errno) for f in findings(cap)]
+    assert found == ([("broken_pipe", "EPIPE")] if took_fin else [])
+    if took_fin:
+        assert event.receiver_write_after_fin_seconds == pytest.approx(0.0011)
+
+
 @pytest.mark.parametrize("server_then", ["nothing", "its own abort", "a bare RST", "a late abort"])
 def test_a_writer_that_aborted_on_its_own_as_the_rst_came_saw_no_broken_pipe(
     server_then: str,
