@@ -442,14 +442,14 @@ class _PendingRst:
     # (they crossed), or the RST was not accepted. Either way nobody was told.
     receiver_closed_after: bool = False
     receiver_data_after: bool = False  # the receiver's data kept arriving after the RST
-    # When the first of it came that acknowledged the sender's FIN (0.0: none did): the
+    # ... and the latest time it did: data sent after the RST had reached the receiver means
+    # the RST was not accepted (data within a round trip of it may simply have crossed it).
+    receiver_data_last: float = 0.0
+    # When the first of its data came that acknowledged the sender's FIN (0.0: none did): the
     # receiver had taken the FIN and went on writing. A capture near the sender shows such
     # writes only after the RST (they were on their way as it was sent), a capture near the
     # receiver before it: either way the RST found a writer in CLOSE-WAIT.
     receiver_wrote_after_fin: float = 0.0
-    # ... and the latest time it did: data sent after the RST had reached the receiver means
-    # the RST was not accepted (data within a round trip of it may simply have crossed it).
-    receiver_data_last: float = 0.0
     # When the sender last answered with another RST (0: never), having sent nothing else
     # since: data the receiver kept sending was answered only by RSTs, from a sender that no
     # longer had the connection.
