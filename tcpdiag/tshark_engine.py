@@ -120,6 +120,13 @@ _PREFERENCES: Final = (
 _ICMP4_ERRORS: Final = frozenset((3, 11, 12))
 _ICMP6_ERRORS: Final = frozenset((1, 2, 3, 4))
 _IP_LAYERS: Final = frozenset(("ip", "ipv6"))
+# Tunnels whose layer names them only in front of what they carry (tshark's layer, the tunnel,
+# the next layers that make it one): L2TP's data messages (its control channel is followed by
+# no PPP), GTP-U's G-PDUs (its echoes and error indications by no IP).
+_CARRYING_TUNNELS: Final = {
+    "l2tp": (tunnels.L2TP, frozenset(("ppp",))),
+    "gtp": (tunnels.GTP_U, _IP_LAYERS),
+}
 
 
 class TsharkUnavailable(Exception):
@@ -397,14 +404,11 @@ class TsharkDecoder:
                 counts["erspan"] += 1
                 context = self._tunnel(context, tunnels.ERSPAN, f, carrier, session)
                 self._count(tunnels.ERSPAN)
-            elif layer == "l2tp" and carrier is not None:
-                if position + 1 < len(layers) and layers[position + 1] == "ppp":  # (data)
-                    context = self._tunnel(context, tunnels.L2TP, f, carrier, "")
-                    self._count(tunnels.L2TP)
-            elif layer == "gtp" and carrier is not None:
-                if position + 1 < len(layers) and layers[position + 1] in _IP_LAYERS:
-                    context = self._tunnel(context, tunnels.GTP_U, f, carrier, "")
-                    self._count(tunnels.GTP_U)
+            elif layer in _CARRYING_TUNNELS and carrier is not None:
+                name, carried = _CARRYING_TUNNELS[layer]
+                if position + 1 < len(layers) and layers[position + 1] in carried:
+                    context = self._tunnel(context, name, f, carrier, "")
+                    self._count(name)
             elif layer == "teredo" and carrier is not None:
                 context = self._tunnel(context, tunnels.TEREDO, f, carrier, "")
                 self._count(tunnels.TEREDO)
