@@ -777,6 +777,17 @@ class Connection:
             return True
         if sender.isn == seg.seq:
             return False  # a retransmission (or retry) of the same SYN
+        peer = self.peer(sender)
+        if (
+            sender.packets == 0
+            and sender.isn is None
+            and peer.syn is not None
+            and peer.state == TcpState.SYN_RECEIVED
+            and sender.snd_nxt == seq_add(seg.seq, 1)
+        ):
+            # The SYN the SYN-ACK answered, captured after it (two taps merged, a SPAN port
+            # reordering within microseconds): the same connection, with its first packet late.
+            return False
         if self.closed or sender.syn is None:
             return True  # the old connection ended, or the capture caught it mid-stream
         # A fresh ISN while the old attempt never got anywhere (e.g. connect() retried).

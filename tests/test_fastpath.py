@@ -353,6 +353,41 @@ def test_a_host_rejected_syn_and_a_front_ends_second_syn_ack_amid_clean_connecti
     ]
 
 
+def test_a_syn_captured_after_its_syn_ack_amid_clean_connections(
+    tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SYN stamped after the SYN-ACK that answers it (two capture queues merged), then a
+    clean exchange, and the same shape ended by the server's RST: one connection each, the
+    same report and the same listing both ways."""
+    cap = Capture()
+    _healthy(cap, 10)
+    for port, reset in ((40000, False), (40001, True)):
+        conv = Conversation(cap, client=("10.4.0.3", port), server=("10.9.0.1", 443))
+        conv.send("s", SYN | ACK, options=LINUX_SYN, ack=conv.c.seq + 1, advance=False)
+        conv.send("c", SYN, options=LINUX_SYN)
+        conv.s.seq += 1
+        conv.send("c", ACK)
+        conv.send("c", PSH | ACK, 300)
+        conv.send("s", PSH | ACK, 1200)
+        if reset:
+            conv.rst("s", dt=0.5)
+        else:
+            conv.close("c")
+        _healthy(cap, 10, start_port=50100 + port % 2 * 100)
+    _healthy(cap, 300, start_port=50400)
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    reference = _same_both_ways(path, True, monkeypatch)
+    late = [c for c in reference.connections if c.client.startswith("10.4.0.3:")]
+    assert [(c.client, c.conn_state) for c in late] == [
+        ("10.4.0.3:40000", "SF"),
+        ("10.4.0.3:40001", "REJ"),  # (Zeek's view: the SYN's sender never left SYN_SENT)
+    ]
+    assert [(f.rule, f.client) for f in reference.findings] == [
+        ("peer-reset-established", "10.4.0.3:40001")
+    ]
+
+
 def test_capture_starting_at_time_zero(
     tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

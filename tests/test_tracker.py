@@ -1938,6 +1938,36 @@ def test_a_syn_ack_captured_after_the_ack_that_answers_it_moves_nothing_back() -
     ]
 
 
+@pytest.mark.parametrize("late_isn", [True, False])
+def test_a_syn_captured_after_the_syn_ack_that_answers_it_is_the_same_connection(
+    late_isn: bool,
+) -> None:
+    """Two capture queues merged can stamp the SYN-ACK before its SYN. The SYN whose sequence
+    number the SYN-ACK acknowledges is the connection's own, late: one connection (with the
+    SYN's options), whose server later resets it established. A SYN with another ISN answers
+    to nothing there, and starts a connection of its own as before."""
+    cap = Capture()
+    conv = Conversation(cap, client_isn=1_000, server_isn=5_000)
+    conv.send("s", SYN | ACK, options=LINUX_SYN, ack=1_001, advance=False)
+    conv.send("c", SYN, options=LINUX_SYN, seq=1_000 if late_isn else 90_000)
+    conv.c.seq, conv.s.seq = (1_001 if late_isn else 90_001), 5_001
+    conv.send("c", ACK)
+    conv.data("c", 100)
+    conv.rst("s")
+    conns = track(cap)
+    if not late_isn:
+        assert len(conns) == 2
+        return
+    (conn,) = conns
+    assert conn.client.syn is not None and conn.client.syn_options == LINUX_SYN
+    assert conn.server.syn is not None and conn.client.isn == 1_000
+    (event,) = [e for e in conn.events if isinstance(e, RstEvent)]
+    assert (event.rst_verdict, event.receiver_state) == ("accepted", "ESTABLISHED")
+    assert [(f.category, f.client_sees.errno) for f in findings(cap)] == [
+        ("peer_reset", "ECONNRESET")
+    ]
+
+
 @pytest.mark.parametrize(("idle", "tls"), [(1.5, False), (1.5, True), (0.2, False)])
 def test_a_new_request_crossing_the_servers_close_of_an_idle_connection_is_a_keepalive_race(
     idle: float, tls: bool

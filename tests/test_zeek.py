@@ -322,3 +322,29 @@ def test_zeeks_view_takes_plain_segments_the_short_way_as_step_by_step(
         for a, b in ((short.orig, steps.orig), (short.resp, steps.resp)):
             assert [getattr(a, n) for n in a.__slots__] == [getattr(b, n) for n in b.__slots__]
     assert short.conn_state(1, 1) == steps.conn_state(1, 1)
+
+
+@pytest.mark.parametrize(
+    ("server_port", "history"),
+    [
+        (80, "^hSADadFf"),  # flipped at once: the SYN-ACK came from a likely server port
+        (50000, "Hs^ADadFf"),  # flipped by the SYN (the SYN-ACK's sender was the originator)
+    ],
+)
+@pytest.mark.parametrize("zeek_split", [False, True])
+def test_a_syn_captured_after_its_syn_ack_is_one_connection(
+    server_port: int, history: str, zeek_split: bool
+) -> None:
+    """Two capture queues merged (or a SPAN port) can stamp the SYN-ACK before the SYN it
+    answers. Zeek does not take that SYN for a reuse of the 4-tuple (TCPSessionAdapter::IsReuse:
+    "the SYN & the SYN-ACK being flipped"): one connection, not a lone SYN-ACK and another."""
+    cap = Capture()
+    conv = Conversation(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", server_port))
+    conv.send("s", SYN | ACK, options=LINUX_SYN, ack=conv.c.seq + 1, advance=False)
+    conv.send("c", SYN, options=LINUX_SYN)
+    conv.s.seq += 1
+    conv.send("c", ACK)
+    conv.data("c", 10)
+    conv.data("s", 20)
+    conv.close("c")
+    assert zeek_view(cap, zeek_split=zeek_split) == [("SF", history)]
