@@ -304,11 +304,11 @@ class Ctx:
         self.tool(["iptables", "-w", *args])
 
     # ---- sockets
-    def listen(self, family: int, port: int, proto: int = 0) -> socket.socket:
+    def listen(self, family: int, port: int, proto: int = 0, backlog: int = 16) -> socket.socket:
         lst = socket.socket(family, socket.SOCK_STREAM, proto)
         lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         lst.bind((LOOPBACK[family], port))
-        lst.listen(16)
+        lst.listen(backlog)
         self.sockets.append(lst)
         return lst
 
@@ -1004,6 +1004,61 @@ def unaccepted_reset(ctx: Ctx) -> Outcome:
 
     ctx.join([ctx.spawn(server), ctx.spawn(client)], timeout=25.0)
     return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
+
+
+@scenario("accept_queue_overflow")
+def accept_queue_overflow(ctx: Ctx) -> Outcome:
+    """A server whose accept queue is full: it listens with backlog 0 and its accept loop is
+    stuck, so the one connection already waiting fills the queue. In the namespace `sysctl
+    net.ipv4.tcp_synack_retries=2`. The late client connects; its first SYN-ACK is dropped on
+    the way in (`iptables -I INPUT -p tcp --sport P --tcp-flags SYN,ACK SYN,ACK -j DROP` for
+    about 0.1 s), and right after, the waiting client connects, sends its request and fills the
+    queue. The server's kernel repeats the late client's SYN-ACK at 1 s; the client's ACK
+    completes connect() and it sends its request, but the server's kernel drops the ACK and the
+    data (accept queue full, net.ipv4.tcp_abort_on_overflow = 0: nstat TcpExtListenOverflows),
+    repeats its SYN-ACK again at 3 s and lets the half-open entry expire at about 7 s. The
+    client's next retransmission of its request meets the listener, which answers with a RST
+    (no ACK): the client's recv() fails with ECONNRESET; no server application ever had the
+    connection. Then the server's accept loop recovers: it accepts the waiting client, reads
+    its request, answers and closes, and that client reads the answer and closes (no error)."""
+    port = ctx.ports[0]
+    ctx.tool(["sysctl", "-w", "net.ipv4.tcp_synack_retries=2"])
+    lst = ctx.listen(V4, port, backlog=0)
+    synack = ["INPUT", "-p", "tcp", "--sport", str(port), "--tcp-flags", "SYN,ACK", "SYN,ACK",
+              "-j", "DROP"]  # fmt: skip
+    late: list[Endpoint] = []
+    reset = threading.Event()
+
+    def late_client() -> None:
+        conn, ok = ctx.connect(V4, port, timeout=5.0)
+        late.append(conn)
+        if ok and conn.send(b"GET /late HTTP/1.1\r\nHost: example\r\n\r\n") is not None:
+            conn.recv(timeout=25.0)  # -> ECONNRESET, once the half-open entry expired
+        reset.set()
+        conn.close()
+
+    def waiting_client() -> None:
+        conn, ok = ctx.connect(V4, port, timeout=5.0, app="client")
+        if ok and conn.send(b"GET /first HTTP/1.1\r\nHost: example\r\n\r\n") is not None:
+            conn.recv(timeout=30.0)  # the answer, once the server accepts
+        conn.close()
+
+    def server() -> None:
+        reset.wait(25.0)
+        ctx.pause(0.5)
+        conn = ctx.accept(lst)
+        conn.recv(timeout=5.0)
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    ctx.iptables("-I", *synack)
+    threads = [ctx.spawn(late_client)]
+    ctx.pause(0.1)
+    ctx.iptables("-D", *synack)  # (long before the server repeats its SYN-ACK, at 1 s)
+    ctx.pause(0.05)
+    threads += [ctx.spawn(waiting_client), ctx.spawn(server)]
+    ctx.join(threads, timeout=40.0)
+    return Outcome("kernel", [ctx.finding("peer_reset", late[0], V4, port)])
 
 
 @scenario("reset_on_accept")

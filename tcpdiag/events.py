@@ -264,6 +264,12 @@ class RstEvent(FlowEvent):
     # The receiver had sent MP_FASTCLOSE on an ACK of this subflow: its MPTCP stack aborted the
     # MPTCP connection, and this RST is the sender's stack answering (RFC 8684 3.5).
     receiver_fastclosed: bool = False
+    # The sender, a server, repeated its SYN-ACK well after the receiver had acknowledged it
+    # and acknowledged none of the data the receiver sent: its kernel never took the
+    # handshake's ACK (a listener whose accept queue was full), so no program there ever had
+    # the connection, and the RST is its listener's answer to a segment of a connection it
+    # does not know (tracker._handshake_not_taken).
+    sender_never_took_handshake: bool = False
     # The side that ended the connection: the sender, but the receiver where the RST only
     # answers its MP_FASTCLOSE (what reports count as the host aborting connections). (Every
     # RstEvent is made with it given, as with `sender`: tests/fuzzing.py compares the paths.)
@@ -348,6 +354,10 @@ class SilenceEvent(FlowEvent):
     # (RTO floor 200 ms; a SYN's first RTO 1 s or more), so faster repeats are copies.
     mean_retry_gap_seconds: float | None = None
     peer_silent: bool = True  # the peer sent nothing during the stall
+    # The peer, a server, repeated its SYN-ACK well after the stalled client had acknowledged
+    # it and acknowledged none of its data: the data went to a kernel that never took the
+    # handshake (a listener whose accept queue was full: RstEvent.sender_never_took_handshake).
+    peer_never_took_handshake: bool = False
     # Nothing of the peer's is in the capture, yet the stalled side acknowledged new data or a
     # FIN from it: the peer was sending, and the capture missed that direction (a one-way tap,
     # asymmetric routing), so what looks unacknowledged proves nothing.

@@ -128,6 +128,10 @@ RST_ANSWER_SECONDS = 3.0
 RECENT_SEGMENTS = 16
 # A stall needs this many retransmissions of the same data before it is worth an event.
 MIN_STALL_RETRANSMISSIONS = 2
+# A server's SYN-ACK repeated this long after the client's ACK of it was sent after that ACK
+# had arrived, whichever side the capture was taken on (RFC 6298's initial RTO is 1 s; a SYN-ACK
+# sent before the ACK arrived reaches the capture within a round trip of it).
+SYNACK_AFTER_ACK_SECONDS = 1.0
 # Open connections tracked at most; beyond it the least recently active one is retired early,
 # so a flood of established connections cannot exhaust memory. (Closed ones waiting out the close
 # grace period do not count: MAX_CLOSED_WAITING bounds them.) Beyond AWAKE_IN_MEMORY of them in
@@ -1494,6 +1498,7 @@ class Connection:
             rst_mptcp=_rst_mptcp(seg.mptcp_options),
             rst_text=seg.rst_text,
             receiver_fastclosed=receiver.fastclose is not None,
+            sender_never_took_handshake=_handshake_not_taken(sender, receiver),
             aborter=role if receiver.fastclose is None else receiver.role,
             exchange_age_seconds=self._exchange_age(seg.time, sender, receiver),
             client_os=os_family(self.client.ttl),
@@ -1501,7 +1506,9 @@ class Connection:
         )
         # The receiver's last data was itself acknowledged (not beyond the RST's reach).
         last_acked = 0 < unanswered == receiver.unanswered_bytes
-        for item in self._rst_context(sender, receiver, unanswered > 0, last_acked):
+        for item in self._rst_context(
+            sender, receiver, unanswered > 0, last_acked, event.sender_never_took_handshake
+        ):
             _add_evidence(event, item)
         if receiver.fastclose is not None:
             _add_evidence(event, receiver.fastclose)
@@ -1597,9 +1604,22 @@ class Connection:
         return None
 
     def _rst_context(
-        self, sender: Endpoint, receiver: Endpoint, unanswered: bool, last_acked: bool
+        self,
+        sender: Endpoint,
+        receiver: Endpoint,
+        unanswered: bool,
+        last_acked: bool,
+        handshake_not_taken: bool = False,
     ) -> Iterator[Evidence]:
-        """Frames that show what state the RST found: handshake, FINs, probes, unanswered data."""
+        """Frames that show what state the RST found: handshake, FINs, probes, unanswered data
+        (and, where the sender never took the handshake, its late SYN-ACKs)."""
+        if handshake_not_taken and sender.syn is not None:
+            yield sender.syn
+            yield from (sender.syn_repeats or [])[-2:]
+            last = receiver.last_data
+            if last is not None:
+                yield Evidence(last.frame, last.time, last.what + ", never acknowledged")
+            return
         if receiver.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
             for ep in (self.client, self.server):
                 if ep.syn is not None:
@@ -1793,6 +1813,7 @@ class Connection:
                 else None
             ),
             peer_silent=peer.last_time <= start,
+            peer_never_took_handshake=_handshake_not_taken(peer, stalled),
             other_direction_missed=peer.packets == 0 and stalled.acks_advanced,
             unanswered_keepalives=len(stalled.unanswered_probes or []),
             icmp_errors=sum(e.icmp_count for e, _, _ in self.icmp_events),
@@ -1803,6 +1824,9 @@ class Connection:
         )
         for item in frames[:2] + frames[-4:]:
             _add_evidence(event, item)
+        if event.peer_never_took_handshake:
+            for item in (peer.syn_repeats or [])[-2:]:
+                _add_evidence(event, item)  # (the SYN-ACKs repeated after the handshake's ACK)
         if rst is not None:
             _add_evidence(event, rst.event.evidence[-1])  # (the RST itself)
         return event
@@ -3687,6 +3711,24 @@ def _acks_stale_data(seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> b
         newly > 0
         and receiver.last_data_frame > 0
         and seg.time - receiver.last_data_time >= DELAYED_ACK_MAX_SECONDS
+    )
+
+
+def _handshake_not_taken(server: Endpoint, client: Endpoint) -> bool:
+    """RstEvent.sender_never_took_handshake / SilenceEvent.peer_never_took_handshake: `server`
+    repeated its SYN-ACK more than SYNACK_AFTER_ACK_SECONDS after `client` had acknowledged it
+    (no SYN-ACK sent before that ACK arrived comes so late), and acknowledged none of the data
+    `client` sent: its kernel never took the handshake's ACK nor anything after it. A Linux
+    listener whose accept queue is full drops them and keeps the half-open entry, repeating
+    its SYN-ACK (net.ipv4.tcp_abort_on_overflow = 0, the default). An ACK merely lost on the
+    way is answered by the next SYN-ACK and the data is acknowledged after it."""
+    repeats, acked_at = server.syn_repeats, client.handshake_time
+    if not repeats or acked_at is None or server.syn is None or server.role != "server":
+        return False
+    if repeats[-1].time - acked_at <= SYNACK_AFTER_ACK_SECONDS or not client.bytes_sent:
+        return False
+    return server.rcv_nxt is None or (
+        client.data_start is not None and seq_le(server.rcv_nxt, client.data_start)
     )
 
 

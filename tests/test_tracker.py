@@ -1968,6 +1968,66 @@ def test_a_syn_captured_after_the_syn_ack_that_answers_it_is_the_same_connection
     ]
 
 
+def _unaccepted(*, repeat_after: float, taken_later: bool, reset: bool) -> Capture:
+    """A handshake whose ACK the server's kernel may not take: the client's ACK and request,
+    then the server's SYN-ACK again `repeat_after` seconds after that ACK, the client's
+    retransmissions of its request (acknowledged at last if `taken_later`: the ACK was only
+    lost on the way), and, if `reset`, the listener's bare RST answering one of them."""
+    cap = Capture()
+    conv = Conversation(cap, client_isn=1_000, server_isn=5_000)
+    conv.send("c", SYN, options=LINUX_SYN)
+    synack = conv.send("s", SYN | ACK, options=LINUX_SYN, ack=1_001)
+    conv.send("c", ACK)
+    request = conv.send("c", PSH | ACK, 40)
+    conv.send("s", SYN | ACK, options=LINUX_SYN, seq=synack.seq, ack=1_001, dt=repeat_after)
+    conv.send("c", ACK, seq=request.seq, dt=0.0001)  # (its duplicate ACK of the SYN-ACK)
+    for gap in (0.3, 0.6, 1.2):
+        conv.send("c", PSH | ACK, 40, seq=request.seq, dt=gap)
+    if taken_later:
+        conv.send("s", ACK, ack=request.seq + 40)
+    if reset:
+        conv.send("s", RST, seq=5_001, dt=0.0001)
+    return cap
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_a_server_that_never_took_the_handshake_is_an_accept_queue_overflow(reset: bool) -> None:
+    """The server repeats its SYN-ACK long after the client's ACK and acknowledges none of its
+    request (a Linux listener with a full accept queue drops both, sample accept_queue_overflow):
+    its later RST says it never had the connection (rule peer-reset-handshake-not-taken), and
+    without a RST yet the stall's leading cause is the full accept queue."""
+    (finding,) = findings(_unaccepted(repeat_after=2.0, taken_later=False, reset=reset))
+    assert finding.cause is not None and finding.cause.id == "accept-queue-full"
+    if reset:
+        assert finding.rule == "peer-reset-handshake-not-taken"
+        assert finding.facts["sender_never_took_handshake"] is True
+        assert (finding.client_sees.errno, finding.server_sees.errno) == ("ECONNRESET", None)
+        assert "SYN-ACK from server again" in " ".join(e.what for e in finding.evidence)
+    else:
+        assert finding.rule == "retransmission-timeout"
+        assert finding.facts["peer_never_took_handshake"] is True
+
+
+@pytest.mark.parametrize(
+    ("repeat_after", "taken_later"),
+    [(0.2, False), (2.0, True)],  # a SYN-ACK that crossed the ACK; an ACK lost on the way
+)
+def test_a_syn_ack_crossing_the_ack_or_a_lost_ack_is_no_accept_queue_overflow(
+    repeat_after: float, taken_later: bool
+) -> None:
+    for conn in track(_unaccepted(repeat_after=repeat_after, taken_later=taken_later, reset=True)):
+        for event in conn.events:
+            assert not event.facts().get("sender_never_took_handshake")
+            assert not event.facts().get("peer_never_took_handshake")
+    rules = [
+        f.rule
+        for f in findings(
+            _unaccepted(repeat_after=repeat_after, taken_later=taken_later, reset=True)
+        )
+    ]
+    assert "peer-reset-handshake-not-taken" not in rules and rules
+
+
 @pytest.mark.parametrize(("idle", "tls"), [(1.5, False), (1.5, True), (0.2, False)])
 def test_a_new_request_crossing_the_servers_close_of_an_idle_connection_is_a_keepalive_race(
     idle: float, tls: bool
