@@ -1265,6 +1265,50 @@ def stalled_sender(
     )
 
 
+@scenario("pmtu_black_hole")
+def pmtu_black_hole(ctx: Ctx) -> Outcome:
+    """A path MTU black hole: the namespace's loopback gets an Ethernet MTU (`ip link set lo mtu
+    1500`, MSS 1448 with timestamps) and `iptables -I INPUT -p tcp --sport P -m length --length
+    1401:65535 -j DROP` drops the server's packets longer than 1400 bytes without a word, as a
+    link with a smaller MTU (a tunnel, a VPN) does when the ICMP "fragmentation needed" that
+    would tell the sender is filtered. The handshake and the client's small request pass; the
+    server (TCP_USER_TIMEOUT 3000 ms) answers with 4000 bytes, which loopback's GSO hands over
+    as one segment (as a sender's own capture shows TSO's), dropped; its tail loss probe resends
+    the last 1104 bytes, which pass and draw the client's duplicate ACK (SACK). The server then
+    retransmits 1448-byte segments, never acknowledged, until its recv() fails with ETIMEDOUT;
+    no RST. The client's recv() gets nothing (the data before the hole never came) and gives up
+    on its own 6 s timeout, with no error from TCP."""
+    port = ctx.ports[0]
+    ctx.tool(["ip", "link", "set", "lo", "mtu", "1500"])
+    ctx.iptables("-I", "INPUT", "-p", "tcp", "--sport", str(port), "-m", "length", "--length",
+                 "1401:65535", "-j", "DROP")  # fmt: skip
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        conn._do(
+            "setsockopt(TCP_USER_TIMEOUT, 3000)",
+            lambda: conn.sock.setsockopt(*USER_TIMEOUT_OPTS[0]),
+            lambda _: "ok",
+        )
+        conn.recv(timeout=5.0)  # the request
+        conn.send(b"x" * 4000)  # the response: 1448 + 1448 + 1104 bytes on a real link
+        conn.recv(timeout=15.0)  # -> ETIMEDOUT, when the user timeout runs out
+
+    def client() -> None:
+        conn, ok = ctx.connect(V4, port)
+        client_conn.append(conn)
+        if ok and conn.send(b"GET /big HTTP/1.1\r\nHost: example\r\n\r\n") is not None:
+            conn.recv(timeout=6.0)  # nothing in order ever arrives; (closed after the capture)
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)], timeout=25.0)
+    return Outcome(
+        "kernel",
+        [ctx.finding("retransmission_timeout", client_conn[0], V4, port)],
+    )
+
+
 @scenario("retransmission_timeout")
 def retransmission_timeout(ctx: Ctx) -> Outcome:
     """The client sets TCP_USER_TIMEOUT=3000 ms; after a small exchange `iptables -I INPUT -p tcp

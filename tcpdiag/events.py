@@ -358,6 +358,13 @@ class SilenceEvent(FlowEvent):
     # it and acknowledged none of its data: the data went to a kernel that never took the
     # handshake (a listener whose accept queue was full: RstEvent.sender_never_took_handshake).
     peer_never_took_handshake: bool = False
+    # The payload of the stalled side's latest retransmission (0: none, or a SYN).
+    stall_segment_bytes: int = 0
+    # That segment is large (tracker.LARGE_SEGMENT_BYTES or more) and nothing from the first
+    # large segment the stalled side sent on was acknowledged, while its smaller packets
+    # reached the peer (its handshake was answered, or smaller data acknowledged): its big
+    # segments never got through (tracker._large_never_acked). A path MTU black hole.
+    large_never_acked: bool = False
     # Nothing of the peer's is in the capture, yet the stalled side acknowledged new data or a
     # FIN from it: the peer was sending, and the capture missed that direction (a one-way tap,
     # asymmetric routing), so what looks unacknowledged proves nothing.

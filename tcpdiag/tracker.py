@@ -132,6 +132,9 @@ MIN_STALL_RETRANSMISSIONS = 2
 # had arrived, whichever side the capture was taken on (RFC 6298's initial RTO is 1 s; a SYN-ACK
 # sent before the ACK arrived reaches the capture within a round trip of it).
 SYNACK_AFTER_ACK_SECONDS = 1.0
+# A data segment this big is what a link with a smaller MTU than the sender's (a tunnel, a VPN,
+# PPPoE: 1,280 to 1,492 bytes) cannot carry; requests, ACKs and handshakes are smaller and pass.
+LARGE_SEGMENT_BYTES = 1200
 # Open connections tracked at most; beyond it the least recently active one is retired early,
 # so a flood of established connections cannot exhaust memory. (Closed ones waiting out the close
 # grace period do not count: MAX_CLOSED_WAITING bounds them.) Beyond AWAKE_IN_MEMORY of them in
@@ -298,6 +301,7 @@ class Endpoint:
     # side that sends no data, the host that took the peer's (see data_ttl).
     ack_ttl: int | None = None
     max_payload: int = 0  # the largest payload this side sent in one segment
+    first_large_seq: int | None = None  # where its first LARGE_SEGMENT_BYTES segment started
     # Recent data segments, oldest first (bounded; see recent_segment): their sequence numbers,
     # and their (frame, time) as two floats each. Arrays made at the first data segment: a live
     # connection's few entries take about 150 bytes, where a dict of tuples takes 500.
@@ -338,6 +342,7 @@ class Endpoint:
     # Evidence items, each with its own text, they took most of its memory.
     stall_marks: array[float] | None = None
     stall_retransmissions: int = 0
+    stall_segment_len: int = 0  # the payload of the stall's latest retransmission
     first_unacked_time: float | None = None  # when the oldest unacknowledged data was first sent
     stall_start: float | None = None
     last_progress_time: float | None = None  # when the peer last acknowledged new data
@@ -398,6 +403,7 @@ class Endpoint:
         self.last_progress_time = time
         self.stall_marks = None
         self.stall_retransmissions = 0
+        self.stall_segment_len = 0
         self.stall_start = None
         self.first_unacked_time = None
 
@@ -632,6 +638,8 @@ def _new_data(
         sender.last_segment = segment_identity(seg.seq, seg.ack, seg.flags, length, seg.ip_id)
     if length > sender.max_payload:
         sender.max_payload = length
+    if length >= LARGE_SEGMENT_BYTES and sender.first_large_seq is None:
+        sender.first_large_seq = seg.seq
     seqs, marks = sender.recent_seqs, sender.recent_marks
     if seqs is None or marks is None:
         sender.recent_seqs = array("I", (seg.seq,))
@@ -1300,6 +1308,7 @@ class Connection:
         if sender.snd_una is not None and seq_le(end, sender.snd_una):
             return  # spurious: the peer had acknowledged all of it already, nothing stalls
         sender.stall_retransmissions += 1
+        sender.stall_segment_len = seg.payload_len
         if sender.stall_start is None:
             sender.stall_start = sender.first_unacked_time or seg.time
         marks = sender.stall_marks
@@ -1814,6 +1823,8 @@ class Connection:
             ),
             peer_silent=peer.last_time <= start,
             peer_never_took_handshake=_handshake_not_taken(peer, stalled),
+            stall_segment_bytes=0 if syn_unanswered else stalled.stall_segment_len,
+            large_never_acked=not syn_unanswered and _large_never_acked(stalled),
             other_direction_missed=peer.packets == 0 and stalled.acks_advanced,
             unanswered_keepalives=len(stalled.unanswered_probes or []),
             icmp_errors=sum(e.icmp_count for e, _, _ in self.icmp_events),
@@ -3730,6 +3741,20 @@ def _handshake_not_taken(server: Endpoint, client: Endpoint) -> bool:
     return server.rcv_nxt is None or (
         client.data_start is not None and seq_le(server.rcv_nxt, client.data_start)
     )
+
+
+def _large_never_acked(stalled: Endpoint) -> bool:
+    """SilenceEvent.large_never_acked: the stall's retransmitted segment is large
+    (LARGE_SEGMENT_BYTES or more) and nothing from the first large segment `stalled` sent on was
+    ever acknowledged, while its smaller packets did reach the peer (its handshake was
+    answered, or smaller data acknowledged): its big segments never got through."""
+    first = stalled.first_large_seq
+    if first is None or stalled.stall_segment_len < LARGE_SEGMENT_BYTES:
+        return False
+    if stalled.handshake_time is None and not stalled.bytes_acked:
+        return False
+    una = stalled.snd_una if stalled.snd_una is not None else stalled.data_start
+    return una is not None and seq_le(una, first)
 
 
 def _late_reply(writer: Endpoint, closer: Endpoint) -> bool:

@@ -2028,6 +2028,58 @@ def test_a_syn_ack_crossing_the_ack_or_a_lost_ack_is_no_accept_queue_overflow(
     assert "peer-reset-handshake-not-taken" not in rules and rules
 
 
+def _stalled_download(*, segment: int, earlier_large: bool, handshake: bool) -> Capture:
+    """A request, then the server's response in `segment`-byte segments that nothing
+    acknowledges, the first retransmitted with backoff; before it, if `earlier_large`, a
+    response in segments of the same size that the client acknowledged. Without `handshake`
+    the capture starts mid-stream."""
+    cap = Capture()
+    conv = Conversation(cap)
+    if handshake:
+        conv.handshake()
+    else:
+        conv.send("c", ACK)
+        conv.send("s", ACK)
+    conv.data("c", 80)
+    if earlier_large:
+        for _ in range(3):
+            conv.send("s", PSH | ACK, segment)
+        conv.send("c", ACK)
+        conv.data("c", 80)
+    first = conv.send("s", PSH | ACK, segment)
+    conv.send("s", PSH | ACK, segment)
+    for gap in (0.2, 0.4, 0.8, 1.6):
+        conv.send("s", PSH | ACK, segment, seq=first.seq, advance=False, dt=gap)
+    return cap
+
+
+@pytest.mark.parametrize(
+    ("segment", "earlier_large", "handshake", "black_hole"),
+    [
+        (1448, False, True, True),  # the first large segments never got through
+        (8948, False, True, True),  # (jumbo frames, a standard MTU on the way)
+        (1448, True, True, False),  # large segments got through before: the path carries them
+        (600, False, True, False),  # small segments: nothing says the size matters
+        (1448, False, False, False),  # mid-stream, nothing of the server's ever acknowledged
+    ],
+)
+def test_a_stall_of_the_first_large_segments_is_a_path_mtu_black_hole(
+    segment: int, earlier_large: bool, handshake: bool, black_hole: bool
+) -> None:
+    """A sender whose first large segments are never acknowledged, while its smaller packets
+    reach the peer (sample pmtu_black_hole): a link with a smaller MTU drops them and the ICMP
+    that would say so is filtered. Its stall's leading cause says so."""
+    cap = _stalled_download(segment=segment, earlier_large=earlier_large, handshake=handshake)
+    (finding,) = findings(cap)
+    assert finding.category == "retransmission_timeout"
+    assert finding.facts["large_never_acked"] is black_hole
+    assert finding.facts["stall_segment_bytes"] == segment
+    assert finding.cause is not None
+    assert (finding.cause.id == "path-mtu-black-hole") is black_hole
+    if black_hole:
+        assert f"({segment} bytes of" in finding.cause.text
+
+
 @pytest.mark.parametrize(("idle", "tls"), [(1.5, False), (1.5, True), (0.2, False)])
 def test_a_new_request_crossing_the_servers_close_of_an_idle_connection_is_a_keepalive_race(
     idle: float, tls: bool
