@@ -1265,6 +1265,33 @@ def stalled_sender(
     )
 
 
+@scenario("idle_state_expired")
+def idle_state_expired(ctx: Ctx) -> Outcome:
+    """A stateful firewall that forgets idle connections: conntrack in the namespace with
+    `net.netfilter.nf_conntrack_tcp_timeout_established=50` and `nf_conntrack_tcp_loose=0` (a
+    segment of a connection it does not know is INVALID, as on a firewall that admits only
+    connections it saw open), and `iptables -I INPUT -m conntrack --ctstate INVALID -j DROP`.
+    The client (TCP_USER_TIMEOUT 3000 ms) makes a small exchange, stays idle 60 s (no
+    keepalive), then sends its next request: the firewall has forgotten the connection and
+    drops it, and every retransmission, without a word. The client's recv() fails with
+    ETIMEDOUT; the server app, blocked in recv, sees nothing."""
+    port = ctx.ports[0]
+    ctx.tool(["sysctl", "-w", "net.netfilter.nf_conntrack_tcp_loose=0",
+              "net.netfilter.nf_conntrack_tcp_timeout_established=50"])  # fmt: skip
+    ctx.iptables("-I", "INPUT", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
+    lst = ctx.listen(V4, port)
+
+    def after_idle(conn: Endpoint) -> None:
+        time.sleep(60.0)  # (not ctx.pause: the idle time must stay beyond the timeout)
+        conn.send(b"request 2, after an idle minute\n")
+
+    client, _, th_c = pair_idle_exchange(
+        ctx, V4, port, lst, USER_TIMEOUT_OPTS, after_idle, server_wait=120, client_wait=15
+    )
+    ctx.join([th_c], 90)
+    return Outcome("kernel", [ctx.finding("retransmission_timeout", client, V4, port)])
+
+
 @scenario("pmtu_black_hole")
 def pmtu_black_hole(ctx: Ctx) -> Outcome:
     """A path MTU black hole: the namespace's loopback gets an Ethernet MTU (`ip link set lo mtu

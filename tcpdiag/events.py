@@ -365,6 +365,10 @@ class SilenceEvent(FlowEvent):
     # reached the peer (its handshake was answered, or smaller data acknowledged): its big
     # segments never got through (tracker._large_never_acked). A path MTU black hole.
     large_never_acked: bool = False
+    # Seconds the connection had been quiet (nothing either way) when the stalled data was
+    # first sent (None for a SYN): a stateful firewall, NAT or load balancer on the path forgets
+    # a connection idle longer than its timeout and drops what comes after.
+    idle_before_stall_seconds: float | None = None
     # Nothing of the peer's is in the capture, yet the stalled side acknowledged new data or a
     # FIN from it: the peer was sending, and the capture missed that direction (a one-way tap,
     # asymmetric routing), so what looks unacknowledged proves nothing.

@@ -344,6 +344,7 @@ class Endpoint:
     stall_retransmissions: int = 0
     stall_segment_len: int = 0  # the payload of the stall's latest retransmission
     first_unacked_time: float | None = None  # when the oldest unacknowledged data was first sent
+    idle_before_unacked: float = 0.0  # how long the connection had been quiet before that
     stall_start: float | None = None
     last_progress_time: float | None = None  # when the peer last acknowledged new data
 
@@ -972,7 +973,8 @@ class Connection:
         general path would, without the checks that cannot apply (handshake, FIN, RST, probes,
         retransmissions)."""
         time = seg.time
-        if time > self.last_time:
+        previous_time = self.last_time
+        if time > previous_time:
             self.last_time = time
         self.last_ordinary_time = time
         sender.packets += 1
@@ -993,6 +995,7 @@ class Connection:
             sender.snd_nxt = (seg.seq + length) & 0xFFFFFFFF
             if sender.first_unacked_time is None:
                 sender.first_unacked_time = time
+                sender.idle_before_unacked = max(time - previous_time, 0.0)
             sender.bytes_sent += length
             _new_data(seg, sender, receiver, fresh=True)
 
@@ -1070,7 +1073,7 @@ class Connection:
             del sender.unanswered_probes[:-MAX_EVIDENCE]
         else:
             sender.unanswered_probes = None
-            self._on_payload(seg, sender, receiver)
+            self._on_payload(seg, sender, receiver, previous_time)
             self.last_ordinary_time = seg.time
         receiver.unanswered_probes = None  # any segment from the sender answers the peer's probes
         if flags & FIN:
@@ -1242,7 +1245,10 @@ class Connection:
             sender.unanswered_probes = [previous]
         return True
 
-    def _on_payload(self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> None:
+    def _on_payload(
+        self, seg: TcpSegment, sender: Endpoint, receiver: Endpoint, previous_time: float
+    ) -> None:
+        """Data (or a FIN) from `sender`; `previous_time`: the connection's packet before it."""
         length = seg.payload_len + (1 if seg.flags & FIN else 0)
         if length == 0:
             return
@@ -1284,6 +1290,7 @@ class Connection:
         sender.snd_nxt = end
         if sender.first_unacked_time is None:
             sender.first_unacked_time = seg.time
+            sender.idle_before_unacked = max(seg.time - previous_time, 0.0)
         if new_payload > 0:
             wrote_before = sender.last_data_time if sender.bytes_sent else None
             sender.bytes_sent += new_payload
@@ -1825,6 +1832,11 @@ class Connection:
             peer_never_took_handshake=_handshake_not_taken(peer, stalled),
             stall_segment_bytes=0 if syn_unanswered else stalled.stall_segment_len,
             large_never_acked=not syn_unanswered and _large_never_acked(stalled),
+            idle_before_stall_seconds=(
+                None
+                if syn_unanswered or stalled.first_unacked_time is None
+                else round(stalled.idle_before_unacked, 3)
+            ),
             other_direction_missed=peer.packets == 0 and stalled.acks_advanced,
             unanswered_keepalives=len(stalled.unanswered_probes or []),
             icmp_errors=sum(e.icmp_count for e, _, _ in self.icmp_events),

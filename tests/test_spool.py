@@ -382,7 +382,9 @@ def test_findings_come_back_from_disk_whole() -> None:
     spool = FindingSpool(memory_limit=2)
     for finding in shuffled:
         spool.extend([finding])
-    assert len(spool._runs) > 1  # on disk, in runs merged back
+    # On disk, in runs merged back: several, or runs already merged into one of a higher level
+    # (how many of each depends on how many findings the samples make).
+    assert len(spool._runs) > 1 or spool._runs[0][0] > 0
     back = list(spool)
     expected = sorted(shuffled, key=lambda f: (f.time, f.frames[:1]))
     # (Reading numbers the findings, those still in memory in place: ids aside.)

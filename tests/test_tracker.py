@@ -2080,6 +2080,40 @@ def test_a_stall_of_the_first_large_segments_is_a_path_mtu_black_hole(
         assert f"({segment} bytes of" in finding.cause.text
 
 
+@pytest.mark.parametrize(
+    ("idle", "keepalive_every", "expired"),
+    [
+        (600.0, None, True),  # ten quiet minutes, then the request: dropped by the path
+        (20.0, None, False),  # a pause no middlebox forgets a connection in
+        (600.0, 45.0, False),  # keepalives all along: the connection was never idle that long
+    ],
+)
+def test_data_after_a_long_silence_that_is_never_acknowledged_is_an_expired_state(
+    idle: float, keepalive_every: float | None, expired: bool
+) -> None:
+    """A request sent after the connection had been quiet for minutes, then retransmitted and
+    never acknowledged (sample idle_state_expired): a firewall, NAT or load balancer on the path
+    forgot the connection; its stall's leading cause says so, and not after a short pause or on
+    a connection whose keepalives were answered."""
+    cap, conv = established()
+    quiet = idle
+    if keepalive_every is not None:
+        while quiet > keepalive_every:
+            conv.send("c", ACK, seq=conv.c.seq - 1, dt=keepalive_every)
+            conv.send("s", ACK, dt=0.001)
+            quiet -= keepalive_every
+    request = conv.send("c", PSH | ACK, 120, dt=quiet)
+    for gap in (0.2, 0.4, 0.8, 1.6):
+        conv.send("c", PSH | ACK, 120, seq=request.seq, advance=False, dt=gap)
+    (finding,) = findings(cap)
+    assert finding.category == "retransmission_timeout"
+    assert finding.cause is not None
+    assert (finding.cause.id == "idle-state-expired") is expired
+    assert finding.facts["idle_before_stall_seconds"] == pytest.approx(
+        idle if keepalive_every is None else quiet, abs=0.01
+    )
+
+
 @pytest.mark.parametrize(("idle", "tls"), [(1.5, False), (1.5, True), (0.2, False)])
 def test_a_new_request_crossing_the_servers_close_of_an_idle_connection_is_a_keepalive_race(
     idle: float, tls: bool
