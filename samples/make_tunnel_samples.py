@@ -510,9 +510,8 @@ def make_crafted(name: str, out: Path) -> None:
     )
     crafted = {
         "scenario": name,
-        "description": f"The packets of the kernel sample {source}, {what}. " + expected[
-            "description"
-        ],
+        "description": f"The packets of the kernel sample {source}, {what}. "
+        + expected["description"],
         "source": "kernel+crafted-encapsulation",
         "untunnelled": expected.get("untunnelled", source),
         "findings": findings,
@@ -529,6 +528,7 @@ def _from_client(ip: bytes, first: bytes) -> bool:
     """Whether IP packet `ip` goes the way the capture's first packet (the SYN) went: same
     source port (IPv4 or IPv6, no options or extension headers in these samples; for an ICMP
     error, which is sent towards the client, False)."""
+
     def sport(packet: bytes) -> tuple[int, int]:
         if packet[0] >> 4 == 4:
             return packet[9], struct.unpack_from("!H", packet, (packet[0] & 0x0F) * 4)[0]
