@@ -159,7 +159,13 @@ def load_rules(directory: Path | None = None) -> RuleSet:
             raise RuleError(f"{path}: {exc}") from None
         for name, texts in data.get("errno", {}).items():
             errnos[name] = ErrnoText(linux=texts.get("linux", ""), windows=texts.get("windows", ""))
-        rules.extend(_parse_rule(raw, path) for raw in data.get("rule", []))
+        shared: dict[str, dict[str, Any]] = {}
+        for cause in data.get("cause", []):
+            name = cause.get("id")
+            if not isinstance(name, str) or not name or name in shared:
+                raise RuleError(f"{path}: [[cause]] {name!r}: needs an id of its own")
+            shared[name] = cause
+        rules.extend(_parse_rule(raw, path, shared) for raw in data.get("rule", []))
     seen: set[str] = set()
     for rule in rules:
         if rule.id in seen:
@@ -184,15 +190,20 @@ _CONNECTION_FIELDS = frozenset(
 
 _RULE_KEYS = {
     "id", "category", "event", "priority", "title", "description", "when", "sees",
-    "explanation", "next_step", "causes", "confidence", "references", "sample", "impact",
-    "overrides",
+    "explanation", "next_step", "causes", "shared_causes", "confidence", "references", "sample",
+    "impact", "overrides",
 }  # fmt: skip
 
 IMPACTS = ("error_seen", "none", "unknown")
 NO_ERRNO = "none"  # a `sees` map's value for "this side sees nothing"
 
 
-def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
+def _parse_rule(
+    raw: dict[str, Any], path: Path, shared: Mapping[str, dict[str, Any]] | None = None
+) -> Rule:
+    """One [[rule]] table. `shared`: its file's [[cause]] tables by id, which the rule takes
+    by naming them in `shared_causes` (a cause several rules give, written once), ahead of
+    its own `causes`; each is checked against this rule's event as its own causes are."""
     rule_id = raw.get("id", "?")
 
     def fail(message: str) -> RuleError:
@@ -232,8 +243,13 @@ def _parse_rule(raw: dict[str, Any], path: Path) -> Rule:
     fields_ok = (
         facts | roles | {f"{r}_{x}" for r in roles for x in ("endpoint", "os")} | _CONNECTION_FIELDS
     )
+    named = raw.get("shared_causes", [])
+    if not isinstance(named, list):
+        raise fail("shared_causes must be a list of [[cause]] ids")
+    if missing := [name for name in named if name not in (shared or {})]:
+        raise fail(f"shared_causes: no [[cause]] {missing} in this file")
     causes = []
-    for cause in raw.get("causes", []):
+    for cause in [(shared or {})[name] for name in named] + raw.get("causes", []):
         confidence = float(cause.get("confidence", -1))
         if not 0.0 <= confidence <= 1.0:
             raise fail(f"cause {cause.get('id')!r}: confidence must be within 0..1")

@@ -119,6 +119,13 @@ sample = "refused_no_listener"
             '[rule.sees.receiver]\nerrno = "EPIPE"\nlabel = "EOF"\n',
             "sees.receiver: label must be a short text",
         ),
+        ('shared_causes = ["nowhere"]\n', "shared_causes: no [[cause]] ['nowhere'] in this file"),
+        ('shared_causes = "c"\n', "shared_causes must be a list"),
+        (  # a shared cause is checked against the rule's event as its own causes are
+            'shared_causes = ["c"]\n[[cause]]\nid = "c"\ntext = "t"\nconfidence = 0.5\n'
+            "[cause.when]\nstall_seconds = 1\n",
+            "condition on unknown fact 'stall_seconds'",
+        ),
     ],
 )
 def test_broken_rule_is_refused_with_file_and_rule_named(
@@ -130,6 +137,21 @@ def test_broken_rule_is_refused_with_file_and_rule_named(
         load_rules(tmp_path)
     assert message in str(info.value)
     assert "bad.toml" in str(info.value) and "rule 'x'" in str(info.value)
+
+
+def test_a_cause_written_once_is_given_by_every_rule_that_names_it(tmp_path: Path) -> None:
+    """A file's [[cause]] tables serve each rule that lists them in `shared_causes`, ahead of
+    its own causes; a rule that does not name one does not have it, and an id is one cause."""
+    second = BASE_RULE.replace('id = "x"', 'id = "y"')
+    shared = '[[cause]]\nid = "c"\ntext = "shared"\nconfidence = 0.4\n'
+    own = '[[rule.causes]]\nid = "own"\ntext = "own"\nconfidence = 0.4\n'
+    (tmp_path / "ok.toml").write_text(BASE_RULE + 'shared_causes = ["c"]\n' + own + second + shared)
+    rules = {rule.id: rule for rule in load_rules(tmp_path).rules}
+    assert [c.id for c in rules["x"].causes] == ["c", "own"]
+    assert rules["y"].causes == ()
+    (tmp_path / "ok.toml").write_text(BASE_RULE + shared + shared)
+    with pytest.raises(RuleError, match=r"ok.toml: \[\[cause\]\] 'c': needs an id of its own"):
+        load_rules(tmp_path)
 
 
 def test_template_naming_unknown_field_is_refused(tmp_path: Path) -> None:
