@@ -276,6 +276,10 @@ class RstEvent(FlowEvent):
     aborter: Role = "client"
     # Handshake tell-tales of the client's SYN (for scans): options a normal stack sends.
     client_syn_options: bool = True
+    # The client's SYN is in the capture: without it, what its options say is unknown, and a
+    # SYN-ACK it reset may have been no answer to it at all (backscatter of a SYN flood that
+    # forged its address, a SYN-ACK scan).
+    client_syn_seen: bool = True
     client_syn_window: int = 0
 
     def role_of(self, role: str) -> Role:

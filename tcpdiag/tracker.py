@@ -1509,6 +1509,7 @@ class Connection:
                 syn_options and (syn_options.sack_permitted or syn_options.timestamps)
             ),
             client_syn_window=self.client.syn_window,
+            client_syn_seen=self.client.syn is not None,
             mptcp_subflow=_mptcp_subflow(syn_options, self.server.syn_options),
             mptcp_join=_mptcp_join(syn_options),
             rst_mptcp=_rst_mptcp(seg.mptcp_options),

@@ -1968,6 +1968,32 @@ def test_a_syn_captured_after_the_syn_ack_that_answers_it_is_the_same_connection
     ]
 
 
+@pytest.mark.parametrize("syn_seen", [True, False])
+def test_a_syn_ack_reset_without_its_syn_in_the_capture_says_nothing_of_the_syn(
+    syn_seen: bool,
+) -> None:
+    """A SYN-ACK its receiver resets: a scanner's half-open probe when the capture holds the
+    SYN (its options tell a raw socket), and without it no word on a SYN nobody saw, but
+    backscatter of a SYN flood that forged the address, a SYN-ACK scan, or a late capture."""
+    cap = Capture()
+    conv = Conversation(cap, client=("10.0.0.1", 5555), server=("198.51.100.7", 80))
+    if syn_seen:
+        conv.send("c", SYN, options=SynOptions(mss=1460), window=1024)
+    conv.send("s", SYN | ACK, options=LINUX_SYN, ack=conv.c.seq + 1)
+    conv.send("c", RST, seq=conv.c.seq + 1, dt=0.0002)
+    (finding,) = findings(cap)
+    assert finding.rule == "half-open-rst-to-synack"
+    assert finding.facts["client_syn_seen"] is syn_seen
+    assert finding.cause is not None
+    causes = [finding.cause.id, *(c.id for c in finding.alternatives)]
+    if syn_seen:
+        assert finding.cause.id == "raw-socket-scanner" and "unsolicited-synack" not in causes
+    else:
+        assert finding.cause.id == "unsolicited-synack"
+        assert not {"raw-socket-scanner", "client-gave-up"} & set(causes)
+        assert "SYN that forged 10.0.0.1:5555's address" in finding.cause.text
+
+
 def _unaccepted(*, repeat_after: float, taken_later: bool, reset: bool) -> Capture:
     """A handshake whose ACK the server's kernel may not take: the client's ACK and request,
     then the server's SYN-ACK again `repeat_after` seconds after that ACK, the client's
