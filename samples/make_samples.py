@@ -1038,7 +1038,7 @@ def accept_queue_overflow(ctx: Ctx) -> Outcome:
         conn.close()
 
     def waiting_client() -> None:
-        conn, ok = ctx.connect(V4, port, timeout=5.0, app="client")
+        conn, ok = ctx.connect(V4, port, timeout=5.0)
         if ok and conn.send(b"GET /first HTTP/1.1\r\nHost: example\r\n\r\n") is not None:
             conn.recv(timeout=30.0)  # the answer, once the server accepts
         conn.close()

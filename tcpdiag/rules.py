@@ -198,9 +198,7 @@ IMPACTS = ("error_seen", "none", "unknown")
 NO_ERRNO = "none"  # a `sees` map's value for "this side sees nothing"
 
 
-def _parse_rule(
-    raw: dict[str, Any], path: Path, shared: Mapping[str, dict[str, Any]] | None = None
-) -> Rule:
+def _parse_rule(raw: dict[str, Any], path: Path, shared: Mapping[str, dict[str, Any]]) -> Rule:
     """One [[rule]] table. `shared`: its file's [[cause]] tables by id, which the rule takes
     by naming them in `shared_causes` (a cause several rules give, written once), ahead of
     its own `causes`; each is checked against this rule's event as its own causes are."""
@@ -246,10 +244,10 @@ def _parse_rule(
     named = raw.get("shared_causes", [])
     if not isinstance(named, list):
         raise fail("shared_causes must be a list of [[cause]] ids")
-    if missing := [name for name in named if name not in (shared or {})]:
+    if missing := [name for name in named if name not in shared]:
         raise fail(f"shared_causes: no [[cause]] {missing} in this file")
     causes = []
-    for cause in [(shared or {})[name] for name in named] + raw.get("causes", []):
+    for cause in [shared[name] for name in named] + raw.get("causes", []):
         confidence = float(cause.get("confidence", -1))
         if not 0.0 <= confidence <= 1.0:
             raise fail(f"cause {cause.get('id')!r}: confidence must be within 0..1")

@@ -1040,8 +1040,7 @@ class Connection:
                 if (
                     not pending.receiver_wrote_after_fin
                     and fin_seq is not None
-                    and flags & ACK
-                    and not seq_lt(seg.ack, seq_add(fin_seq, 1))
+                    and _acknowledges_fin(seg, fin_seq)
                 ):
                     pending.receiver_wrote_after_fin = seg.time
             elif not pending.receiver_spoke_after:
@@ -1298,9 +1297,7 @@ class Connection:
             if receiver.fin_seq is not None:  # (never on the in-order path: both established)
                 after = sender.after_peer_fin
                 if after is None:
-                    took_fin = bool(seg.flags & ACK) and seq_le(
-                        seq_add(receiver.fin_seq, 1), seg.ack
-                    )
+                    took_fin = _acknowledges_fin(seg, receiver.fin_seq)
                     all_acked = receiver.rcv_nxt is not None and seq_le(new_from, receiver.rcv_nxt)
                     sender.after_peer_fin = WritesAfterFin(
                         1, new_payload, took_fin, wrote_before, seg.time, all_acked
@@ -1349,7 +1346,7 @@ class Connection:
         elif self.early_fin is not None and receiver.fin_seq is not None:
             # The client's FIN after the server's: did it acknowledge it (sent once the end of
             # file had reached it, not crossing it)?
-            took = bool(seg.flags & ACK) and seq_le(seq_add(receiver.fin_seq, 1), seg.ack)
+            took = _acknowledges_fin(seg, receiver.fin_seq)
             self.early_fin = self.early_fin._replace(fin_answered=took)
         sender.fin_seq = seq_add(seg.seq, seg.payload_len)
         sender.fin = Evidence(seg.frame, seg.time, FIN_TEXT[sender.role])
@@ -1626,7 +1623,7 @@ class Connection:
         receiver: Endpoint,
         unanswered: bool,
         last_acked: bool,
-        handshake_not_taken: bool = False,
+        handshake_not_taken: bool,
     ) -> Iterator[Evidence]:
         """Frames that show what state the RST found: handshake, FINs, probes, unanswered data
         (and, where the sender never took the handshake, its late SYN-ACKs)."""
@@ -3736,6 +3733,11 @@ def _acks_stale_data(seg: TcpSegment, sender: Endpoint, receiver: Endpoint) -> b
         and receiver.last_data_frame > 0
         and seg.time - receiver.last_data_time >= DELAYED_ACK_MAX_SECONDS
     )
+
+
+def _acknowledges_fin(seg: SegmentFields, fin_seq: int) -> bool:
+    """`seg` acknowledges the peer's FIN, which took the number `fin_seq`."""
+    return bool(seg.flags & ACK) and seq_le(seq_add(fin_seq, 1), seg.ack)
 
 
 def _handshake_not_taken(server: Endpoint, client: Endpoint) -> bool:

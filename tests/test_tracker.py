@@ -1961,7 +1961,7 @@ def test_a_syn_captured_after_the_syn_ack_that_answers_it_is_the_same_connection
     (conn,) = conns
     assert conn.client.syn is not None and conn.client.syn_options == LINUX_SYN
     assert conn.server.syn is not None and conn.client.isn == 1_000
-    (event,) = [e for e in conn.events if isinstance(e, RstEvent)]
+    (event,) = rst_events(cap)
     assert (event.rst_verdict, event.receiver_state) == ("accepted", "ESTABLISHED")
     assert [(f.category, f.client_sees.errno) for f in findings(cap)] == [
         ("peer_reset", "ECONNRESET")
