@@ -16,8 +16,8 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Annotated, TextIO, cast
 
@@ -30,8 +30,9 @@ from tcpdiag.batch import WorkerSettings, keep_rules
 from tcpdiag.detect import RuleEngine
 from tcpdiag.driver import BatchRequest, run_batch
 from tcpdiag.filters import ConnectionFilter, FilterError
-from tcpdiag.findings import Finding, FindingFacts
+from tcpdiag.findings import Finding
 from tcpdiag.inputs import DEFAULT_GLOBS
+from tcpdiag.output import OutputError, guarded_write, silence_stdout
 from tcpdiag.reader import CaptureError
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.common import safe_line, tabulate
@@ -53,7 +54,6 @@ from tcpdiag.reporters.selection import DEFAULT_LIMIT, IMPACTS, FailOn, RunInfo,
 from tcpdiag.reporters.text import TextReporter
 from tcpdiag.rules import RuleError, RuleSet, load_rules
 from tcpdiag.selection import SelectionError, TimedSelection
-from tcpdiag.spool import digests_of
 from tcpdiag.tracker import MAX_HELD_SYNS, MAX_LIVE_CONNECTIONS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -93,7 +93,7 @@ def _version(value: bool) -> None:
     if value:
         if sys.stdout is None:  # (an eager option: before main's check of standard output)
             raise _fail("cannot write the output: standard output is closed")
-        typer.echo(f"tcpdiag {__version__}")
+        _echo(f"tcpdiag {__version__}")
         raise typer.Exit(EXIT_CLEAN)
 
 
@@ -257,13 +257,6 @@ def _filter(
         raise _fail(str(exc)) from None
 
 
-@dataclass(slots=True)
-class RunSummary:
-    errors: int = 0  # captures that could not be read
-    findings: int = 0
-    failing: int = 0  # findings that make analyze exit 1 (see --fail-on)
-
-
 def _run(
     captures: list[Path],
     options: AnalysisOptions,
@@ -271,43 +264,62 @@ def _run(
     debug: bool,
     reporter: Reporter,
     out: TextIO | None = None,
-    fails: Callable[[FindingFacts], bool] | None = None,
-) -> RunSummary:
+) -> int:
     """Analyse the captures one at a time: warnings and errors on stderr (one line each), the
     report on `out` (stdout) as each capture is done, so only one capture's findings are held.
-    `fails` says which findings count in `RunSummary.failing`."""
+    Returns how many captures could not be read. A report that cannot be written ends the run
+    with one line and exit status 2 (as analyze's, tcpdiag.driver)."""
     engine = RuleEngine(_load(rules_dir))
-    summary = RunSummary()
     out = out or sys.stdout
-    reporter.start(out)
-    for path in captures:
-        try:
-            report = analyze_capture(path, engine, options)
-        except Exception as exc:  # a bug, not bad input: still one line, and the other files go on
-            if debug:
-                raise
-            report = CaptureReport(
-                path=str(path),
-                error=f"{path}: internal error ({type(exc).__name__}: {exc}); "
-                "rerun with --debug and report it",
-            )
-        for warning in report.warnings:
-            typer.echo(f"tcpdiag: warning: {safe_line(warning)}", err=True)
-        if report.error:
-            typer.echo(f"tcpdiag: error: {safe_line(report.error)}", err=True)
-        if not report.filter_matched and not report.error:
-            typer.echo(
-                f"tcpdiag: warning: {safe_line(report.path)}: no connection matches the filters",
-                err=True,
-            )
-        summary.errors += report.error is not None
-        summary.findings += len(report.findings)
-        if fails is not None:
-            summary.failing += sum(1 for f in digests_of(report.findings) if fails(f))
-        reporter.write(report, out)
-        out.flush()
-    reporter.finish(out)
-    return summary
+    errors = 0
+    try:
+        guarded_write(out, lambda: reporter.start(out))
+        for path in captures:
+            report = _analyzed(path, engine, options, debug)
+            errors += report.error is not None
+            guarded_write(out, partial(reporter.write, report, out))
+        guarded_write(out, lambda: reporter.finish(out))
+    except OutputError as exc:
+        silence_stdout(out)
+        raise _fail(f"cannot write the report: {exc}") from None
+    return errors
+
+
+def _analyzed(
+    path: Path, engine: RuleEngine, options: AnalysisOptions, debug: bool
+) -> CaptureReport:
+    """One capture's report, its warnings and error told on stderr."""
+    try:
+        report = analyze_capture(path, engine, options)
+    except Exception as exc:  # a bug, not bad input: still one line, and the other files go on
+        if debug:
+            raise
+        report = CaptureReport(
+            path=str(path),
+            error=f"{path}: internal error ({type(exc).__name__}: {exc}); "
+            "rerun with --debug and report it",
+        )
+    for warning in report.warnings:
+        typer.echo(f"tcpdiag: warning: {safe_line(warning)}", err=True)
+    if report.error:
+        typer.echo(f"tcpdiag: error: {safe_line(report.error)}", err=True)
+    if not report.filter_matched and not report.error:
+        typer.echo(
+            f"tcpdiag: warning: {safe_line(report.path)}: no connection matches the filters",
+            err=True,
+        )
+    return report
+
+
+def _echo(text: str, nl: bool = True) -> None:
+    """typer.echo of a command's output; one that cannot be written (closed pipe, full disk)
+    is one line on stderr and exit status 2."""
+    out = sys.stdout
+    try:
+        guarded_write(out, lambda: typer.echo(text, nl=nl))
+    except OutputError as exc:
+        silence_stdout(out)
+        raise _fail(f"cannot write the output: {exc}") from None
 
 
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show a traceback on internal errors.")]
@@ -333,7 +345,7 @@ RulesOption = Annotated[
     typer.Option(
         "--rules",
         help="Directory of rule files (*.toml) to use instead of the built-in rules.",
-        file_okay=False,
+        readable=False,  # (load_rules says in one line what it cannot read, or is no folder)
     ),
 ]
 
@@ -467,6 +479,7 @@ def analyze(
             "('dumps/**/*.pcap.gz'), or - for standard input. pcap or pcapng, plain or "
             "compressed with gzip, bzip2, xz, zstd or lz4 (recognised by content, not name).",
             show_default=False,
+            readable=False,  # (an unreadable one is its own one-line error; the others go on)
         ),
     ],
     output_format: Annotated[
@@ -648,7 +661,12 @@ class FlowFormat(StrEnum):
 def flows(
     captures: Annotated[
         list[Path],
-        typer.Argument(help="Capture files: pcap or pcapng, optionally gzip-compressed (.gz)."),
+        typer.Argument(
+            help="Capture files: pcap or pcapng, plain or compressed with gzip, bzip2, xz, zstd "
+            "or lz4 (recognised by content, not name).",
+            show_default=False,
+            readable=False,  # (an unreadable one is its own one-line error; the others go on)
+        ),
     ],
     output_format: Annotated[
         FlowFormat | None,
@@ -712,10 +730,10 @@ def flows(
     }
     reporter = reporters[_output_format(output_format, output, FlowFormat)]()
     with ExitStack() as stack:
-        summary = _run(
+        errors = _run(
             captures, options, rules_dir, debug, reporter, out=_open_output(stack, output)
         )
-    raise typer.Exit(EXIT_ERROR if summary.errors else EXIT_CLEAN)
+    raise typer.Exit(EXIT_ERROR if errors else EXIT_CLEAN)
 
 
 @app.command("rules")
@@ -746,7 +764,7 @@ def list_rules(
             }
             for r in ruleset.rules
         ]
-        typer.echo(json.dumps({"tool": "tcpdiag", "version": __version__, "rules": rows}, indent=2))
+        _echo(json.dumps({"tool": "tcpdiag", "version": __version__, "rules": rows}, indent=2))
         return
     table = [
         [r.category, r.id, r.event, " ".join(r.description.split())]
@@ -758,9 +776,9 @@ def list_rules(
 
         cells = [[markdown_text(cell) for cell in row] for row in table]
         headers = ["category", "rule", "event", "description"]
-        typer.echo(tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True))
+        _echo(tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True))
         return
-    typer.echo(
+    _echo(
         tabulate(
             table,
             headers=["category", "rule", "event", "description"],
@@ -772,7 +790,9 @@ def list_rules(
 
 @app.command()
 def show(
-    capture: Annotated[Path, typer.Argument(help="The capture file.", show_default=False)],
+    capture: Annotated[
+        Path, typer.Argument(help="The capture file.", show_default=False, readable=False)
+    ],
     finding_id: Annotated[
         str | None,
         typer.Argument(help="A finding id from analyze (F1, F2, ...).", show_default=False),
@@ -827,7 +847,7 @@ def show(
             # (analyze_capture's spool keeps Finding objects, not their JSON)
             finding = cast(Finding, aggregate.first[0])
             text = show_text(capture, finding_key(finding), finding, used)
-            typer.echo(aggregate_text(aggregate, capture) + text, nl=False)
+            _echo(aggregate_text(aggregate, capture) + text, nl=False)
             return
         if finding_id is not None:
             wanted = finding_id.strip().upper()
@@ -844,7 +864,7 @@ def show(
             key = (*parse_endpoint(conn[0]), *parse_endpoint(conn[1]))
             # The connection's (first) finding, if it has one, marks where the verdict was made.
             finding = next((f for f in report.findings if finding_key(f) == key), None)
-        typer.echo(show_text(capture, key, finding, used), nl=False)
+        _echo(show_text(capture, key, finding, used), nl=False)
     except (ShowError, CaptureError, TsharkFailed) as exc:
         raise _fail(str(exc)) from None
 
@@ -864,7 +884,7 @@ def explain(
     categories = sorted({r.category for r in ruleset.rules})
     if category not in categories:
         raise _fail(f"{category!r} is not a category (one of {', '.join(categories)})")
-    typer.echo(explain_text(ruleset, category), nl=False)
+    _echo(explain_text(ruleset, category), nl=False)
 
 
 @app.command()
@@ -872,7 +892,7 @@ def schema() -> None:
     """Print the JSON Schema of the JSON and JSON Lines outputs (analyze and flows)."""
     from tcpdiag.schema import schema_text
 
-    typer.echo(schema_text(), nl=False)
+    _echo(schema_text(), nl=False)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import sys
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from tcpdiag.batch import FileResult, InputOrder, WorkerSettings, default_jobs, 
 from tcpdiag.batch_summary import BatchSummary
 from tcpdiag.findings import FindingFacts
 from tcpdiag.inputs import CaptureInput, expand_inputs
+from tcpdiag.output import OutputError, guarded_write, silence_stdout
 from tcpdiag.progress import BatchProgress
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.jsontext import json_text
@@ -50,10 +50,6 @@ class BatchRequest:
     # Which findings the reports show (reporters apply it; the summary counts only those).
     selection: Selection = field(default_factory=Selection)
     fails: Callable[[FindingFacts], bool] = bool  # which shown findings make the exit status 1
-
-
-class _OutputError(Exception):
-    """stdout cannot be written (closed pipe, full disk): the run ends, one line on stderr."""
 
 
 def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = None) -> int:
@@ -85,13 +81,13 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
         shown, fails = request.selection.accepts, request.fails
         if status == EXIT_CLEAN and any(shown(f) and fails(f) for f in digests_of(report.findings)):
             status = EXIT_FINDINGS
-        _write(out, partial(reporter.write, report, out))
+        guarded_write(out, partial(reporter.write, report, out))
         summary.add(report, shown)
         report.findings.close()
 
     ordered = InputOrder(results, len(inputs), finished)
     try:
-        _write(out, lambda: reporter.start(out))
+        guarded_write(out, lambda: reporter.start(out))
         for result in ordered:
             report_one(result)
         _finish(request, reporter, summary, len(inputs), out)
@@ -99,7 +95,7 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
         results.close()  # ends the workers before anything else
         progress.close()
         summary.interrupted = True
-        with contextlib.suppress(_OutputError):  # the interruption is the news
+        with contextlib.suppress(OutputError):  # the interruption is the news
             # Captures that finished while an earlier one was still running: report them too.
             for result in ordered.finished_out_of_turn():
                 report_one(result)
@@ -108,11 +104,11 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
             f"tcpdiag: interrupted: {len(summary.captures)} of {len(inputs)} captures reported"
         )
         return EXIT_INTERRUPTED
-    except _OutputError as exc:
+    except OutputError as exc:
         results.close()
         progress.close()
         progress.echo(f"tcpdiag: error: cannot write the report: {exc}")
-        _silence_stdout(out)
+        silence_stdout(out)
         return EXIT_ERROR
     except DaskUnavailable as exc:
         progress.close()
@@ -145,15 +141,6 @@ def _runner(
     return run_local(inputs, request.settings, request.jobs or default_jobs(), on_bytes)
 
 
-def _write(out: TextIO, action: Callable[[], object]) -> None:
-    """Run an output action; a failure to write is _OutputError, whatever raised it."""
-    try:
-        action()
-        out.flush()
-    except OSError as exc:  # BrokenPipeError (closed stdout), ENOSPC (/dev/full), ...
-        raise _OutputError(exc.strerror or str(exc)) from None
-
-
 def _finish(
     request: BatchRequest, reporter: Reporter, summary: BatchSummary, inputs: int, out: TextIO
 ) -> None:
@@ -172,31 +159,15 @@ def _finish(
         if end >= 0:
             batch = json_text(summary.to_dict())
             text = text[:end].rstrip("\n") + f',\n  "batch": {batch}\n}}\n'
-        _write(out, lambda: out.write(text))
+        guarded_write(out, lambda: out.write(text))
         return
-    _write(out, lambda: reporter.finish(out))
+    guarded_write(out, lambda: reporter.finish(out))
     if not several:
         return
     if fmt == "table":
-        _write(out, lambda: out.write("\n" + summary.text()))
+        guarded_write(out, lambda: out.write("\n" + summary.text()))
     elif fmt == "markdown":
-        _write(out, lambda: out.write("\n" + summary.markdown()))
+        guarded_write(out, lambda: out.write("\n" + summary.markdown()))
     elif fmt == "jsonl":
         line = {"type": "batch", "tool": "tcpdiag", "version": __version__, **summary.to_dict()}
-        _write(out, lambda: out.write(json_text(line) + "\n"))
-
-
-def _silence_stdout(out: TextIO) -> None:
-    """After a write error, what is still buffered would fail again when Python exits (with
-    a traceback-like message), or when an -o file is closed: close the file now, quietly, or
-    point stdout at /dev/null."""
-    if out is not sys.stdout:
-        with contextlib.suppress(OSError, ValueError):
-            out.close()  # the failing flush is reported already; the file ends up closed
-        return
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
+        guarded_write(out, lambda: out.write(json_text(line) + "\n"))

@@ -19,6 +19,7 @@ What a side sees (`sees` tables) is an `errno`, or, with `errno_by = "FACT"`, th
 from __future__ import annotations
 
 import importlib.util
+import os
 import string
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -147,7 +148,11 @@ def default_rules_dir() -> Path:
 
 def load_rules(directory: Path | None = None) -> RuleSet:
     directory = directory or default_rules_dir()
-    files = sorted(directory.glob("*.toml"))
+    try:
+        # (Path.glob says nothing of a folder it cannot list: it just finds no files.)
+        files = sorted(directory / name for name in os.listdir(directory) if name.endswith(".toml"))
+    except OSError as exc:
+        raise RuleError(f"{directory}: cannot read: {exc.strerror or exc}") from None
     if not files:
         raise RuleError(f"{directory}: no rule files (*.toml) found")
     rules: list[Rule] = []

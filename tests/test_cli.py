@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
 import json
+import os
 import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -93,6 +97,37 @@ def test_missing_file_is_one_line_error_and_other_files_still_analysed() -> None
     assert result.stderr.count("\n") == 1 and "/nonexistent.pcap" in result.stderr
     doc = json.loads(result.stdout)
     assert doc["captures"][0]["error"] and doc["captures"][1]["error"] is None
+
+
+@pytest.mark.parametrize("command", [["analyze"], ["flows"], ["show", "--conn"]])
+def test_an_unreadable_capture_is_one_line_error_and_other_files_still_analysed(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tests run as root, whom file permissions do not stop: the file is made unreadable where
+    # the command line's checks (os.access) and the reader (open) would find out.
+    unreadable = tmp_path / "secret.pcap"
+    unreadable.write_bytes((SAMPLES / "broken_pipe.pcap").read_bytes())
+    real_access, real_open = os.access, builtins.open
+
+    def access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+        return Path(path) != unreadable and real_access(path, mode, *args, **kwargs)
+
+    def opener(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, str | Path) and Path(file) == unreadable:
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(builtins, "open", opener)
+    if command[0] == "show":
+        arguments = [*command, "127.0.0.1:35309", "127.0.0.1:27320", str(unreadable)]
+    else:
+        arguments = [*command, str(unreadable), str(SAMPLES / "broken_pipe.pcap")]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 2
+    assert result.stderr == f"tcpdiag: error: {unreadable}: cannot open: Permission denied\n"
+    if command[0] != "show":  # the other capture is still analysed
+        assert "127.0.0.1:35309" in result.stdout
 
 
 def test_truncated_capture_warns_and_still_reports() -> None:
@@ -316,3 +351,44 @@ def test_an_output_name_ending_in_a_slash_names_a_directory(tmp_path: Path) -> N
         said = " ".join(result.stderr.replace("│", " ").split())  # (the usage box wraps it)
         assert "names a directory: give a file name" in said
         assert not (tmp_path / "report.json").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["flows", str(SAMPLES / "broken_pipe.pcap")], "report"),
+        (["flows", "-f", "jsonl", str(SAMPLES / "broken_pipe.pcap")], "report"),
+        (["show", str(SAMPLES / "broken_pipe.pcap"), "F1"], "output"),
+        (["rules"], "output"),
+        (["explain", "refused"], "output"),
+        (["schema"], "output"),
+        (["--version"], "output"),
+    ],
+)
+def test_every_command_says_in_one_line_that_its_output_cannot_be_written(
+    command: list[str], message: str
+) -> None:
+    # `tcpdiag flows x.pcap > /dev/full`: a full disk, as analyze's (tests/test_batch.py).
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tcpdiag", *command],
+            stdout=full, stderr=subprocess.PIPE, timeout=60, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == (
+        f"tcpdiag: error: cannot write the {message}: No space left on device\n"
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_flows_to_an_output_file_that_cannot_be_written_is_one_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tcpdiag", "flows", "-f", "csv", "-o", "/dev/full",
+         str(SAMPLES / "broken_pipe.pcap")],
+        stderr=subprocess.PIPE, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == (
+        "tcpdiag: error: cannot write the report: No space left on device\n"
+    )

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from tcpdiag.analyze import analyze_capture
+from tcpdiag.cli import app
 from tcpdiag.decode import Decoder
 from tcpdiag.detect import RuleEngine
 from tcpdiag.events import FlowEvent
@@ -398,3 +400,17 @@ def test_a_reason_written_in_the_rst_leads_the_causes() -> None:
             assert cause.id != "reason-in-reset" and "carrying" not in finding.evidence[-1].what
     assert findings[40002].category == "refused" and findings[40001].category == "peer_reset"
     assert findings[40002].client_sees.errno == "ECONNREFUSED"
+
+
+def test_a_rules_folder_that_cannot_be_listed_says_why(tmp_path: Path) -> None:
+    # (Path.glob finds nothing in a folder it cannot list; the user needs the reason.)
+    with pytest.raises(RuleError, match=r"README.md: cannot read: Not a directory"):
+        load_rules(Path(__file__).resolve().parent.parent / "README.md")
+    with pytest.raises(RuleError, match=r"missing: cannot read: No such file or directory"):
+        load_rules(tmp_path / "missing")
+    with pytest.raises(RuleError, match=r": no rule files \(\*\.toml\) found"):
+        load_rules(tmp_path)
+    result = CliRunner().invoke(app, ["rules", "--rules", str(tmp_path / "missing")])
+    assert result.exit_code == 2
+    missing = tmp_path / "missing"
+    assert result.stderr == f"tcpdiag: error: {missing}: cannot read: No such file or directory\n"
