@@ -21,6 +21,7 @@ from tcpdiag.flows import FlowRecord, FlowSpool
 from tcpdiag.packets import Packet
 from tcpdiag.quality import CaptureQuality
 from tcpdiag.reader import (
+    FIFO_WAIT_SECONDS,
     STDIN,
     STDIN_NAME,
     CaptureError,
@@ -54,6 +55,8 @@ class AnalysisOptions:
     # the native decoder alone, predictable for programs and tests; the command line's is auto.
     engine: str = "native"
     vxlan_ports: frozenset[int] = frozenset((tunnels.VXLAN_PORT,))  # UDP ports read as VXLAN
+    # How long a named pipe given as a capture waits for its writer (reader.FIFO_WAIT_SECONDS).
+    fifo_wait: float = FIFO_WAIT_SECONDS
     # Keep each finding as its JSON report form (tcpdiag.spool.FindingSpool's `encode`), when
     # the report will be JSON or JSON Lines: the command line gives
     # tcpdiag.reporters.json_report.encode_finding then. Such a report's findings are then read
@@ -328,7 +331,10 @@ def analyze_capture(
     report = CaptureReport(path=name if name is not None else joined_name(parts))
     reader: CaptureReader | JoinedReader
     try:
-        reader = CaptureReader(single) if single is not None else JoinedReader(parts)
+        if single is not None:
+            reader = CaptureReader(single, options.fifo_wait)
+        else:
+            reader = JoinedReader(parts, options.fifo_wait)
     except CaptureError as exc:
         report.error = str(exc)
         return report

@@ -33,7 +33,7 @@ from tcpdiag.filters import ConnectionFilter, FilterError
 from tcpdiag.findings import Finding
 from tcpdiag.inputs import DEFAULT_GLOBS
 from tcpdiag.output import OutputError, guarded_write, silence_stdout
-from tcpdiag.reader import CaptureError
+from tcpdiag.reader import FIFO_WAIT_SECONDS, CaptureError
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.common import safe_line, tabulate
 from tcpdiag.reporters.flows import (
@@ -231,6 +231,17 @@ MaxConnectionsOption = Annotated[
         "not count; beyond 8,192 in memory the least recently active wait on disk); beyond it "
         "the least recently active is retired early (counted and reported), so floods cannot "
         "exhaust memory or disk.",
+    ),
+]
+FifoWaitOption = Annotated[
+    float,
+    typer.Option(
+        "--fifo-wait",
+        min=0.0,
+        metavar="SECONDS",
+        help="How long a named pipe (mkfifo) given as a capture waits for a program to open it "
+        "for writing (`tcpdump -w PIPE`) before it is an error and the other captures go on. "
+        "0: no limit.",
     ),
 ]
 MaxSynsOption = Annotated[
@@ -528,6 +539,7 @@ def analyze(
     zeek_split: ZeekSplitOption = False,
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
     max_syns: MaxSynsOption = MAX_HELD_SYNS,
+    fifo_wait: FifoWaitOption = FIFO_WAIT_SECONDS,
     engine: EngineOption = Engine.auto,
     vxlan_port: VxlanPortOption = None,
     since: SinceOption = None,
@@ -601,6 +613,7 @@ def analyze(
         zeek_split=zeek_split,
         max_connections=max_connections,
         max_held_syns=max_syns,
+        fifo_wait=fifo_wait,
         engine=engine.value,
         vxlan_ports=_vxlan_ports(vxlan_port),
     )
@@ -693,6 +706,7 @@ def flows(
     zeek_split: ZeekSplitOption = False,
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
     max_syns: MaxSynsOption = MAX_HELD_SYNS,
+    fifo_wait: FifoWaitOption = FIFO_WAIT_SECONDS,
     engine: EngineOption = Engine.auto,
     vxlan_port: VxlanPortOption = None,
     rules_dir: RulesOption = None,
@@ -716,6 +730,7 @@ def flows(
         zeek_split=zeek_split,
         max_connections=max_connections,
         max_held_syns=max_syns,
+        fifo_wait=fifo_wait,
         engine=engine.value,
         vxlan_ports=_vxlan_ports(vxlan_port),
     )

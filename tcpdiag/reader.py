@@ -43,11 +43,14 @@ frame decoded before it. `-` reads standard input (`tcpdump -w - | tcpdiag analy
 from __future__ import annotations
 
 import bz2
+import contextlib
 import dataclasses
 import lzma
 import os
+import stat
 import struct
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -57,6 +60,10 @@ from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
+# How long a named pipe (mkfifo) given as a capture may wait for a program to open it for
+# writing (tcpdump -w PIPE) before it is an error: opening it blocks until then, which with
+# no writer at all is forever. 0: no limit.
+FIFO_WAIT_SECONDS = 30.0
 _CHUNK = 1 << 18  # bytes per read: big enough to amortise calls, small enough to be constant
 _MAX_RECORD = 256 << 20  # no sane record or block is larger; beyond this a length is garbage
 _LIBPCAP_MAX_SNAPLEN = 262144  # libpcap's MAXIMUM_SNAPLEN
@@ -436,12 +443,54 @@ class _RawFile(Protocol):
     def close(self) -> None: ...
 
 
+def _is_fifo(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False  # (opening it says what is wrong)
+
+
+def _open_fifo(path: str, wait: float) -> _RawFile:
+    """A named pipe, opened for reading once a program opens it for writing, as a plain file
+    is; CaptureError when none does within `wait` seconds (0: no limit).
+
+    open() itself blocks until the writer comes, so it runs in a thread; when the time is up,
+    this process is that writer for an instant (the blocked open() returns, and finds the
+    pipe closed at once), and the file is an error instead of a hang."""
+    opened: list[int] = []
+    failed: list[OSError] = []
+
+    def open_for_reading() -> None:
+        try:
+            opened.append(os.open(path, os.O_RDONLY))
+        except OSError as exc:
+            failed.append(exc)
+
+    opener = threading.Thread(target=open_for_reading, name="tcpdiag-fifo", daemon=True)
+    opener.start()
+    opener.join(wait or None)
+    if opener.is_alive():
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        opener.join(5.0)
+        for fd in opened:
+            os.close(fd)
+        raise CaptureError(
+            path,
+            f"a named pipe (FIFO) that no program opened for writing within {wait:g} s "
+            "(--fifo-wait)",
+        )
+    if failed:
+        raise failed[0]
+    return open(opened[0], "rb", buffering=0)  # (the reader owns it until close())
+
+
 class CaptureReader:
     """Iterate the frames of one capture file, in file order; single pass."""
 
     format: str  # "pcap" or "pcapng"
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], fifo_wait: float = FIFO_WAIT_SECONDS) -> None:
         self.path: str = os.fspath(path)
         self.warnings: list[str] = []
         self.truncated: bool = False
@@ -463,6 +512,8 @@ class CaptureReader:
                     )
                 # Unbuffered, and left open: the process owns its standard input.
                 raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
+            elif _is_fifo(self.path):
+                raw = _open_fifo(self.path, fifo_wait)
             else:
                 raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - owned until close()
         except OSError as e:
@@ -1041,10 +1092,13 @@ class JoinedReader:
 
     format = "joined"
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+    def __init__(
+        self, paths: Sequence[str | os.PathLike[str]], fifo_wait: float = FIFO_WAIT_SECONDS
+    ) -> None:
         if not paths:
             raise ValueError("JoinedReader needs at least one part")
         self.paths = [os.fspath(p) for p in paths]
+        self._fifo_wait = fifo_wait
         self.path = joined_name(self.paths)
         self.warnings: list[str] = []
         self.truncated = False
@@ -1055,7 +1109,7 @@ class JoinedReader:
         self._started = False
         self._current: CaptureReader | None = None
         # Like a single file, the capture is unreadable only when its first part is.
-        self._first: CaptureReader | None = CaptureReader(self.paths[0])
+        self._first: CaptureReader | None = CaptureReader(self.paths[0], fifo_wait)
 
     def _readers(self) -> Iterator[tuple[CaptureReader, int]]:
         """Each part's reader, and the frames numbered before it; the bookkeeping of a part is
@@ -1066,7 +1120,7 @@ class JoinedReader:
                 reader, self._first = self._first, None
             else:
                 try:
-                    reader = CaptureReader(path)
+                    reader = CaptureReader(path, self._fifo_wait)
                 except CaptureError as exc:
                     gap = f"{exc}; part skipped, the joined capture has a gap"
                     self.warnings.append(gap)

@@ -130,6 +130,23 @@ def test_an_unreadable_capture_is_one_line_error_and_other_files_still_analysed(
         assert "127.0.0.1:35309" in result.stdout
 
 
+@pytest.mark.parametrize("command", ["analyze", "flows"])
+def test_a_named_pipe_without_writer_is_one_line_error_after_fifo_wait(
+    command: str, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "from-tcpdump"
+    os.mkfifo(fifo)
+    result = runner.invoke(
+        app, [command, "--fifo-wait", "0.2", str(fifo), str(SAMPLES / "broken_pipe.pcap")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"tcpdiag: error: {fifo}: a named pipe (FIFO) that no program opened for writing "
+        "within 0.2 s (--fifo-wait)\n"
+    )
+    assert "127.0.0.1:35309" in result.stdout  # the other capture is still analysed
+
+
 def test_truncated_capture_warns_and_still_reports() -> None:
     result = runner.invoke(app, ["analyze", str(DATA / "trunc_body.pcap")])
     assert result.exit_code in (0, 1)

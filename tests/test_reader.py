@@ -10,6 +10,7 @@ import gzip
 import os
 import struct
 import tempfile
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -166,6 +167,39 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(CaptureError) as info:
         CaptureReader(tmp_path)
     assert str(info.value) == f"{tmp_path}: cannot open: Is a directory"
+
+
+def test_a_named_pipe_nobody_writes_to_is_an_error_after_the_wait(tmp_path: Path) -> None:
+    # (Opening a FIFO blocks until a writer comes: without the wait, forever.)
+    fifo = tmp_path / "capture.pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(CaptureError) as info:
+        CaptureReader(fifo, fifo_wait=0.2)
+    assert str(info.value) == (
+        f"{fifo}: a named pipe (FIFO) that no program opened for writing within 0.2 s "
+        "(--fifo-wait)"
+    )
+    # The pipe is left as it was: a writer that comes later finds no reader, not a stale one.
+    with pytest.raises(OSError):
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO: nobody reads it
+
+
+def test_a_named_pipe_is_read_as_the_file_written_into_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "capture.pipe"
+    os.mkfifo(fifo)
+    data = (DATA / "trunc_body.pcap").read_bytes()
+
+    def write() -> None:
+        with open(fifo, "wb") as pipe:  # (blocks until the reader opens it)
+            pipe.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    with CaptureReader(fifo, fifo_wait=30) as piped:
+        from_pipe = [(f.number, f.data) for f in piped]
+    writer.join(10)
+    with CaptureReader(DATA / "trunc_body.pcap") as plain:
+        assert from_pipe == [(f.number, f.data) for f in plain] and from_pipe
 
 
 def test_gzip_of_nothing_and_gzip_cut_inside_the_header(tmp_path: Path) -> None:
