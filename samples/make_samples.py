@@ -1654,6 +1654,37 @@ def download_abandoned(ctx: Ctx) -> Outcome:
     return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
 
 
+@scenario("send_timeout_reset")
+def send_timeout_reset(ctx: Ctx) -> Outcome:
+    """Download to a client that stops reading: the server send()s 64 KiB chunks; the client
+    (SO_RCVBUF 64 KiB) reads the first 64 KiB and then does not read for 4 s (hung, or busy):
+    its window closes and the server's kernel sends zero-window probes. The server's send()
+    has a 2 s timeout of its own (as nginx's send_timeout); when it expires the server aborts
+    with SO_LINGER {1,0}: RST,ACK. The client, reading again, gets the buffered data and then
+    ECONNRESET. Cause `peer-stopped-reading` (not an idle connection, not linger 0 alone)."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+    chunk = b"x" * 65536
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        for _ in range(64):
+            if conn.send(chunk, timeout=2.0) is None:
+                break
+        conn.close_linger0()
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port, [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
+        client_conn.append(conn)
+        conn.recv_exactly(len(chunk))
+        ctx.pause(4.0)
+        conn.recv_exactly(64 * len(chunk), timeout=5.0)
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)])
+    return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
+
+
 @scenario("graceful_close")
 def graceful_close(ctx: Ctx) -> Outcome:
     """Negative control: one request / response, the client closes, the server reads EOF and

@@ -153,6 +153,11 @@ class RstEvent(FlowEvent):
     # buffer held data its application had not read, so a response was still coming when it
     # closed, whatever the unanswered bytes' age (flow control had stopped it).
     sender_buffer_full: bool = False
+    # How long the receiver's window had been closed (0) when the RST came, while the sender
+    # went on probing it (two segments or more: zero-window probes, or the byte Windows and
+    # the BSDs probe with): the receiver's application had stopped reading and the sender's
+    # writes were blocked on it. 0: the window was open, or not probed.
+    receiver_window_closed_seconds: float = 0.0
     # Bytes the receiver had sent beyond what the RST acknowledges (for a RST without ACK,
     # beyond the sender's last acknowledgement): its data was still arriving when the sender
     # reset, so no exchange of theirs had ended.

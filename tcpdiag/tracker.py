@@ -81,6 +81,9 @@ IDLE_RETIRE_SECONDS = 3 * 3600.0
 # kills each socket within microseconds of the last (3 in 0.7 ms in the sample). Kept short so a
 # busy server's ordinary linger-0 closes rarely fall into one window.
 RST_BURST_WINDOW_SECONDS = 0.01
+# Segments sent into a closed window before it counts as probed (RstEvent
+# .receiver_window_closed_seconds): one could have crossed the window's closing.
+CLOSED_WINDOW_PROBES = 2
 # A burst stands out from the RSTs within this many windows around it (see RstLog.burst).
 BURST_SPAN = 10
 # A RST this soon after an application exchange ended (the reply to the sender's last request
@@ -347,6 +350,12 @@ class Endpoint:
     idle_before_unacked: float = 0.0  # how long the connection had been quiet before that
     stall_start: float | None = None
     last_progress_time: float | None = None  # when the peer last acknowledged new data
+    # The segment by which this side's advertised window closed (0), while it stays closed
+    # (None: open), and how many segments the peer has sent into it since: zero-window probes
+    # (0 bytes at SND.NXT-1, as Linux sends them) and payload (the byte Windows and the BSDs
+    # probe with). See RstEvent.receiver_window_closed_seconds.
+    window_closed: Evidence | None = None
+    closed_window_probes: int = 0
 
     @property
     def text(self) -> str:
@@ -565,6 +574,27 @@ class RstLog:
         for logs in (self._times, self._app_closing):
             for host in [h for h, log in logs.items() if not log or log[-1] < horizon]:
                 del logs[host]
+
+
+def _window_closed_for(time: float, receiver: Endpoint) -> float:
+    """RstEvent.receiver_window_closed_seconds: how long the receiver's window had been closed
+    at `time`, if the sender probed it at least twice meanwhile (one segment could be one that
+    crossed the window's closing); 0 otherwise."""
+    closed = receiver.window_closed
+    if closed is None or receiver.closed_window_probes < CLOSED_WINDOW_PROBES:
+        return 0.0
+    return round(max(time - closed.time, 0.0), 3)
+
+
+def _window_update(endpoint: Endpoint, window: int, seg: SegmentFields) -> None:
+    """A segment from `endpoint` advertised `window`: its window closes (0) or opens again."""
+    if window:
+        endpoint.window_closed = None
+        endpoint.closed_window_probes = 0
+    elif endpoint.window_closed is None:
+        endpoint.window_closed = Evidence(
+            seg.frame, seg.time, f"{endpoint.role}'s window closed (0): it is not reading"
+        )
 
 
 def _prune(log: array[float], horizon: float) -> None:
@@ -979,7 +1009,11 @@ class Connection:
         self.last_ordinary_time = time
         sender.packets += 1
         sender.last_time = time
-        sender.window = seg.window
+        window = sender.window = seg.window
+        if not window or sender.window_closed is not None:
+            _window_update(sender, window, seg)
+        if receiver.window_closed is not None and seg.payload_len:
+            receiver.closed_window_probes += 1
         ack = seg.ack
         assert sender.rcv_nxt is not None and receiver.snd_nxt is not None  # checked by the caller
         if seq_lt(sender.rcv_nxt, ack):
@@ -1077,7 +1111,14 @@ class Connection:
         receiver.unanswered_probes = None  # any segment from the sender answers the peer's probes
         if flags & FIN:
             self._on_fin(seg, sender, receiver)
-        sender.window = seg.window
+        window = sender.window = seg.window
+        if not window or sender.window_closed is not None:
+            _window_update(sender, window, seg)
+        if receiver.window_closed is not None and (
+            seg.payload_len
+            or (sender.snd_nxt is not None and seg.seq == seq_add(sender.snd_nxt, -1))
+        ):
+            receiver.closed_window_probes += 1
         if self.closed and self.closed_at is None:
             self.closed_at = seg.time
 
@@ -1478,6 +1519,7 @@ class Connection:
             ),
             sender_unanswered_bytes=unanswered,
             sender_buffer_full=self._buffer_full(sender, receiver),
+            receiver_window_closed_seconds=_window_closed_for(seg.time, receiver),
             receiver_data_in_flight=_in_flight(receiver, acked),
             rst_acks_stale_data=_acks_stale_data(seg, sender, receiver),
             unanswered_age_seconds=(
@@ -1659,6 +1701,12 @@ class Connection:
         ):
             yield last
         yield from (sender.unanswered_probes or [])[-3:]
+        closed = receiver.window_closed
+        if closed is not None and receiver.closed_window_probes >= CLOSED_WINDOW_PROBES:
+            probes = receiver.closed_window_probes
+            yield Evidence(
+                closed.frame, closed.time, f"{closed.what}; {sender.role} probed it {probes} times"
+            )
 
     # -- retirement -------------------------------------------------------------------------
 

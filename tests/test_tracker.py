@@ -2376,3 +2376,53 @@ def test_a_servers_fin_in_a_capture_that_missed_the_handshake_is_no_premature_cl
     cap = _premature()
     cap.packets[:] = cap.packets[3:]  # (from the request on)
     assert findings(cap) == []
+
+
+@pytest.mark.parametrize(
+    ("probe_style", "probes", "reopened", "stopped_reading"),
+    [
+        ("linux", 4, False, True),  # 0 bytes at SND.NXT-1, each answered with window 0
+        ("windows", 4, False, True),  # the next byte, sent again and again (BSDs alike)
+        ("linux", 1, False, False),  # one segment into the closed window: it may have crossed
+        ("linux", 4, True, False),  # the window opened again before the RST: reading resumed
+        (None, 0, False, False),  # nothing sent into it: the sender had nothing left to write
+    ],
+)
+def test_a_reset_after_probing_a_closed_window_says_the_peer_stopped_reading(
+    probe_style: str | None, probes: int, reopened: bool, stopped_reading: bool
+) -> None:
+    """A server streaming to a client whose window closed (its application stopped reading)
+    probes the closed window and, after seconds, resets (sample send_timeout_reset: its own
+    send timeout, as nginx's send_timeout with reset_timedout_connection): the client's program
+    had stopped reading, not dropped an idle connection."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 100)
+    for _ in range(4):
+        conv.send("s", PSH | ACK, 1000)
+    conv.send("c", ACK, window=0)
+    gap = 0.3
+    for k in range(probes):
+        if probe_style == "windows":  # the same byte beyond the window each time
+            first = k == 0
+            conv.send("s", PSH | ACK, 1, seq=None if first else conv.s.seq - 1, dt=gap)
+        else:
+            conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
+        conv.send("c", ACK, window=0)
+        gap *= 2
+    if reopened:
+        conv.send("c", ACK, window=65535, dt=0.5)
+    conv.rst("s", dt=5.0)
+    (finding,) = findings(cap)
+    assert finding.category == "peer_reset"
+    assert finding.cause is not None
+    assert (finding.cause.id == "peer-stopped-reading") is stopped_reading
+    closed = finding.facts["receiver_window_closed_seconds"]
+    assert (closed > 1.0) is stopped_reading and (closed == 0) is not stopped_reading
+    closing = [e.what for e in finding.evidence if "window closed" in e.what]
+    assert closing == (
+        [f"client's window closed (0): it is not reading; server probed it {probes} times"]
+        if stopped_reading
+        else []
+    )
