@@ -21,12 +21,12 @@ from tcpdiag.flows import FlowRecord, FlowSpool
 from tcpdiag.packets import Packet
 from tcpdiag.quality import CaptureQuality
 from tcpdiag.reader import (
-    FIFO_WAIT_SECONDS,
     STDIN,
     STDIN_NAME,
     CaptureError,
     CaptureReader,
     JoinedReader,
+    ReadLimits,
     joined_name,
 )
 from tcpdiag.scans import FloodSummary, ScanDetector, ScanSummary
@@ -55,8 +55,8 @@ class AnalysisOptions:
     # the native decoder alone, predictable for programs and tests; the command line's is auto.
     engine: str = "native"
     vxlan_ports: frozenset[int] = frozenset((tunnels.VXLAN_PORT,))  # UDP ports read as VXLAN
-    # How long a named pipe given as a capture waits for its writer (reader.FIFO_WAIT_SECONDS).
-    fifo_wait: float = FIFO_WAIT_SECONDS
+    # The reader's give-up rules: a named pipe's wait for its writer, a zeroed tail.
+    read_limits: ReadLimits = field(default_factory=ReadLimits)
     # Keep each finding as its JSON report form (tcpdiag.spool.FindingSpool's `encode`), when
     # the report will be JSON or JSON Lines: the command line gives
     # tcpdiag.reporters.json_report.encode_finding then. Such a report's findings are then read
@@ -332,9 +332,9 @@ def analyze_capture(
     reader: CaptureReader | JoinedReader
     try:
         if single is not None:
-            reader = CaptureReader(single, options.fifo_wait)
+            reader = CaptureReader(single, options.read_limits)
         else:
-            reader = JoinedReader(parts, options.fifo_wait)
+            reader = JoinedReader(parts, options.read_limits)
     except CaptureError as exc:
         report.error = str(exc)
         return report

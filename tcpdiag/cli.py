@@ -33,7 +33,7 @@ from tcpdiag.filters import ConnectionFilter, FilterError
 from tcpdiag.findings import Finding
 from tcpdiag.inputs import DEFAULT_GLOBS
 from tcpdiag.output import OutputError, guarded_write, silence_stdout
-from tcpdiag.reader import FIFO_WAIT_SECONDS, CaptureError
+from tcpdiag.reader import FIFO_WAIT_SECONDS, ZERO_RECORDS_GIVE_UP, CaptureError, ReadLimits
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.common import safe_line, tabulate
 from tcpdiag.reporters.flows import (
@@ -242,6 +242,17 @@ FifoWaitOption = Annotated[
         help="How long a named pipe (mkfifo) given as a capture waits for a program to open it "
         "for writing (`tcpdump -w PIPE`) before it is an error and the other captures go on. "
         "0: no limit.",
+    ),
+]
+ZeroRecordsOption = Annotated[
+    int,
+    typer.Option(
+        "--zero-records",
+        min=0,
+        metavar="N",
+        help="A run of this many all-zero pcap records (a preallocated or zeroed tail) ends "
+        "the reading with a warning naming its byte offset; what came before is still "
+        "reported. 0: read on to the end.",
     ),
 ]
 MaxSynsOption = Annotated[
@@ -540,6 +551,7 @@ def analyze(
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
     max_syns: MaxSynsOption = MAX_HELD_SYNS,
     fifo_wait: FifoWaitOption = FIFO_WAIT_SECONDS,
+    zero_records: ZeroRecordsOption = ZERO_RECORDS_GIVE_UP,
     engine: EngineOption = Engine.auto,
     vxlan_port: VxlanPortOption = None,
     since: SinceOption = None,
@@ -613,7 +625,7 @@ def analyze(
         zeek_split=zeek_split,
         max_connections=max_connections,
         max_held_syns=max_syns,
-        fifo_wait=fifo_wait,
+        read_limits=ReadLimits(fifo_wait, zero_records),
         engine=engine.value,
         vxlan_ports=_vxlan_ports(vxlan_port),
     )
@@ -707,6 +719,7 @@ def flows(
     max_connections: MaxConnectionsOption = MAX_LIVE_CONNECTIONS,
     max_syns: MaxSynsOption = MAX_HELD_SYNS,
     fifo_wait: FifoWaitOption = FIFO_WAIT_SECONDS,
+    zero_records: ZeroRecordsOption = ZERO_RECORDS_GIVE_UP,
     engine: EngineOption = Engine.auto,
     vxlan_port: VxlanPortOption = None,
     rules_dir: RulesOption = None,
@@ -730,7 +743,7 @@ def flows(
         zeek_split=zeek_split,
         max_connections=max_connections,
         max_held_syns=max_syns,
-        fifo_wait=fifo_wait,
+        read_limits=ReadLimits(fifo_wait, zero_records),
         engine=engine.value,
         vxlan_ports=_vxlan_ports(vxlan_port),
     )

@@ -443,6 +443,19 @@ class _RawFile(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """Where the reader stops waiting for, or reading, input that is not a capture: the give-up
+    rules, each an option of the command line with its default here."""
+
+    # Seconds a named pipe waits for its writer before it is an error (--fifo-wait; 0: no
+    # limit).
+    fifo_wait: float = FIFO_WAIT_SECONDS
+    # A run of this many all-zero pcap records ends the reading with a warning naming its
+    # offset (--zero-records; 0: never).
+    zero_records: int = ZERO_RECORDS_GIVE_UP
+
+
 def _is_fifo(path: str) -> bool:
     try:
         return stat.S_ISFIFO(os.stat(path).st_mode)
@@ -490,8 +503,9 @@ class CaptureReader:
 
     format: str  # "pcap" or "pcapng"
 
-    def __init__(self, path: str | os.PathLike[str], fifo_wait: float = FIFO_WAIT_SECONDS) -> None:
+    def __init__(self, path: str | os.PathLike[str], limits: ReadLimits = ReadLimits()) -> None:
         self.path: str = os.fspath(path)
+        self._zero_records = limits.zero_records or -1  # (-1: a run never reaches it)
         self.warnings: list[str] = []
         self.truncated: bool = False
         self.damage: str | None = None  # the warning of the damage reading stopped at, if any
@@ -513,7 +527,7 @@ class CaptureReader:
                 # Unbuffered, and left open: the process owns its standard input.
                 raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
             elif _is_fifo(self.path):
-                raw = _open_fifo(self.path, fifo_wait)
+                raw = _open_fifo(self.path, limits.fifo_wait)
             else:
                 raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - owned until close()
         except OSError as e:
@@ -696,6 +710,7 @@ class CaptureReader:
         absurd = False
         need = target
         zeros, zeros_at, zeros_index = 0, 0, 0  # the current run of all-zero records
+        give_up = self._zero_records
         while True:
             buf, pos = self._fill(buf, pos, need), 0
             size = len(buf)
@@ -717,7 +732,7 @@ class CaptureReader:
                     if not zeros:
                         zeros_at, zeros_index = self._base + pos, len(offsets)
                     zeros += 1
-                    if zeros >= ZERO_RECORDS_GIVE_UP:
+                    if zeros == give_up:
                         # A zeroed tail (a preallocated or overwritten file): give up rather
                         # than decode millions of empty frames.
                         del offsets[zeros_index:]
@@ -1093,12 +1108,12 @@ class JoinedReader:
     format = "joined"
 
     def __init__(
-        self, paths: Sequence[str | os.PathLike[str]], fifo_wait: float = FIFO_WAIT_SECONDS
+        self, paths: Sequence[str | os.PathLike[str]], limits: ReadLimits = ReadLimits()
     ) -> None:
         if not paths:
             raise ValueError("JoinedReader needs at least one part")
         self.paths = [os.fspath(p) for p in paths]
-        self._fifo_wait = fifo_wait
+        self._limits = limits
         self.path = joined_name(self.paths)
         self.warnings: list[str] = []
         self.truncated = False
@@ -1109,7 +1124,7 @@ class JoinedReader:
         self._started = False
         self._current: CaptureReader | None = None
         # Like a single file, the capture is unreadable only when its first part is.
-        self._first: CaptureReader | None = CaptureReader(self.paths[0], fifo_wait)
+        self._first: CaptureReader | None = CaptureReader(self.paths[0], limits)
 
     def _readers(self) -> Iterator[tuple[CaptureReader, int]]:
         """Each part's reader, and the frames numbered before it; the bookkeeping of a part is
@@ -1120,7 +1135,7 @@ class JoinedReader:
                 reader, self._first = self._first, None
             else:
                 try:
-                    reader = CaptureReader(path, self._fifo_wait)
+                    reader = CaptureReader(path, self._limits)
                 except CaptureError as exc:
                     gap = f"{exc}; part skipped, the joined capture has a gap"
                     self.warnings.append(gap)

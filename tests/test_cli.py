@@ -147,6 +147,19 @@ def test_a_named_pipe_without_writer_is_one_line_error_after_fifo_wait(
     assert "127.0.0.1:35309" in result.stdout  # the other capture is still analysed
 
 
+def test_zero_records_is_the_give_up_limit_of_a_zeroed_tail(tmp_path: Path) -> None:
+    sample = (SAMPLES / "broken_pipe.pcap").read_bytes()
+    capture = tmp_path / "zero-run.pcap"
+    capture.write_bytes(sample + bytes(16 * 50))
+    for limit, stopped in (("50", True), ("51", False), ("0", False)):
+        arguments = ["analyze", "-f", "json", "--zero-records", limit, str(capture)]
+        result = runner.invoke(app, arguments)
+        report = json.loads(result.stdout)["captures"][0]
+        assert report["truncated"] is stopped
+        assert report["packets"] == (11 if stopped else 61)
+        assert ("50 or more empty all-zero records" in result.stderr) is stopped
+
+
 def test_truncated_capture_warns_and_still_reports() -> None:
     result = runner.invoke(app, ["analyze", str(DATA / "trunc_body.pcap")])
     assert result.exit_code in (0, 1)

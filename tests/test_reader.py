@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcpdiag import reader as reader_mod
-from tcpdiag.reader import CaptureError, CaptureReader, RawFrame
+from tcpdiag.reader import CaptureError, CaptureReader, RawFrame, ReadLimits
 
 DATA = Path(__file__).parent / "data"
 
@@ -174,10 +174,9 @@ def test_a_named_pipe_nobody_writes_to_is_an_error_after_the_wait(tmp_path: Path
     fifo = tmp_path / "capture.pipe"
     os.mkfifo(fifo)
     with pytest.raises(CaptureError) as info:
-        CaptureReader(fifo, fifo_wait=0.2)
+        CaptureReader(fifo, ReadLimits(fifo_wait=0.2))
     assert str(info.value) == (
-        f"{fifo}: a named pipe (FIFO) that no program opened for writing within 0.2 s "
-        "(--fifo-wait)"
+        f"{fifo}: a named pipe (FIFO) that no program opened for writing within 0.2 s (--fifo-wait)"
     )
     # The pipe is left as it was: a writer that comes later finds no reader, not a stale one.
     with pytest.raises(OSError):
@@ -195,7 +194,7 @@ def test_a_named_pipe_is_read_as_the_file_written_into_it(tmp_path: Path) -> Non
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
-    with CaptureReader(fifo, fifo_wait=30) as piped:
+    with CaptureReader(fifo, ReadLimits(fifo_wait=30)) as piped:
         from_pipe = [(f.number, f.data) for f in piped]
     writer.join(10)
     with CaptureReader(DATA / "trunc_body.pcap") as plain:
@@ -424,3 +423,9 @@ def test_a_zeroed_tail_stops_reading_early_with_a_warning(tmp_path: Path) -> Non
     short.write_bytes(sample + bytes(16 * 10) + sample[24:])
     with CaptureReader(short) as reader:
         assert len(list(reader)) == 11 + 10 + 11 and not reader.warnings
+    # The limit is an option (--zero-records): lower, the short run ends the reading; 0, never.
+    with CaptureReader(short, ReadLimits(zero_records=10)) as reader:
+        assert len(list(reader)) == 11 and reader.truncated
+        assert "10 or more empty all-zero records" in reader.warnings[0]
+    with CaptureReader(path, ReadLimits(zero_records=0)) as reader:
+        assert sum(1 for _ in reader) == 11 + 5000 and not reader.truncated
