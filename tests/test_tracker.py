@@ -2418,6 +2418,9 @@ def test_a_reset_after_probing_a_closed_window_says_the_peer_stopped_reading(
     assert finding.category == "peer_reset"
     assert finding.cause is not None
     assert (finding.cause.id == "peer-stopped-reading") is stopped_reading
+    # Five seconds since the last exchange: an idle connection dropped, unless it was probed.
+    others = {cause.id for cause in finding.alternatives}
+    assert ("idle-connection-dropped" in {finding.cause.id} | others) is not stopped_reading
     closed = finding.facts["receiver_window_closed_seconds"]
     assert (closed > 1.0) is stopped_reading and (closed == 0) is not stopped_reading
     closing = [e.what for e in finding.evidence if "window closed" in e.what]
