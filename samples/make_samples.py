@@ -1624,13 +1624,16 @@ def late_reply_reset(ctx: Ctx) -> Outcome:
     return Outcome("kernel", [ctx.finding("broken_pipe", client_conn[0], V4, port)])
 
 
-@scenario("download_abandoned")
-def download_abandoned(ctx: Ctx) -> Outcome:
-    """Download: the server send()s 4 MiB in 64 KiB calls; the client (SO_RCVBUF 64 KiB)
-    reads the first 64 KiB and stops reading: its receive buffer fills, it advertises a zero
-    window and the server's send() blocks. About 0.5 s later the client closes with that data
-    unread: its kernel sends a RST,ACK instead of a FIN, and the server's blocked send() fails
-    with ECONNRESET. Cause `quit-with-full-buffer` (not linger 0)."""
+def download_to_slow_reader(
+    ctx: Ctx,
+    send_timeout: float,
+    server_end: Callable[[Endpoint], object],
+    pause: float,
+    client_end: Callable[[Endpoint], object],
+) -> Outcome:
+    """Shared body: the server send()s 64 KiB chunks (4 MiB at most), each with `send_timeout`,
+    until one fails or times out, then `server_end`s; the client (SO_RCVBUF 64 KiB) reads the
+    first 64 KiB, does not read for `pause` seconds (its window closes), then `client_end`s."""
     port = ctx.ports[0]
     lst = ctx.listen(V4, port)
     client_conn: list[Endpoint] = []
@@ -1639,19 +1642,29 @@ def download_abandoned(ctx: Ctx) -> Outcome:
     def server() -> None:
         conn = ctx.accept(lst)
         for _ in range(64):
-            if conn.send(chunk, timeout=10.0) is None:
+            if conn.send(chunk, timeout=send_timeout) is None:
                 break
-        conn.close()
+        server_end(conn)
 
     def client() -> None:
         conn, _ = ctx.connect(V4, port, [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
         client_conn.append(conn)
         conn.recv_exactly(len(chunk))
-        ctx.pause(0.5)
-        conn.close()
+        ctx.pause(pause)
+        client_end(conn)
 
     ctx.join([ctx.spawn(server), ctx.spawn(client)])
     return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
+
+
+@scenario("download_abandoned")
+def download_abandoned(ctx: Ctx) -> Outcome:
+    """Download: the server send()s 4 MiB in 64 KiB calls; the client (SO_RCVBUF 64 KiB)
+    reads the first 64 KiB and stops reading: its receive buffer fills, it advertises a zero
+    window and the server's send() blocks. About 0.5 s later the client closes with that data
+    unread: its kernel sends a RST,ACK instead of a FIN, and the server's blocked send() fails
+    with ECONNRESET. Cause `quit-with-full-buffer` (not linger 0)."""
+    return download_to_slow_reader(ctx, 10.0, Endpoint.close, 0.5, Endpoint.close)
 
 
 @scenario("send_timeout_reset")
@@ -1662,27 +1675,13 @@ def send_timeout_reset(ctx: Ctx) -> Outcome:
     has a 2 s timeout of its own (as nginx's send_timeout); when it expires the server aborts
     with SO_LINGER {1,0}: RST,ACK. The client, reading again, gets the buffered data and then
     ECONNRESET. Cause `peer-stopped-reading` (not an idle connection, not linger 0 alone)."""
-    port = ctx.ports[0]
-    lst = ctx.listen(V4, port)
-    client_conn: list[Endpoint] = []
-    chunk = b"x" * 65536
-
-    def server() -> None:
-        conn = ctx.accept(lst)
-        for _ in range(64):
-            if conn.send(chunk, timeout=2.0) is None:
-                break
-        conn.close_linger0()
-
-    def client() -> None:
-        conn, _ = ctx.connect(V4, port, [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
-        client_conn.append(conn)
-        conn.recv_exactly(len(chunk))
-        ctx.pause(4.0)
-        conn.recv_exactly(64 * len(chunk), timeout=5.0)
-
-    ctx.join([ctx.spawn(server), ctx.spawn(client)])
-    return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
+    return download_to_slow_reader(
+        ctx,
+        2.0,
+        Endpoint.close_linger0,
+        4.0,
+        lambda conn: conn.recv_exactly(64 * 65536, timeout=5.0),
+    )
 
 
 @scenario("graceful_close")
