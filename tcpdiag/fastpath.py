@@ -1237,6 +1237,16 @@ def _uneventful(
     both_acked = (acked_at[c_run] < _NEVER) & (acked_at[s_run] < _NEVER)
     close_row = np.where(both_acked, np.maximum(acked_at[c_run], acked_at[s_run]), -1)
 
+    # The table takes the handshake, and everything from the connection's first FIN on, by its
+    # general path, which drops a segment that is its sender's last one again (the same IP ID,
+    # numbers, flags and length: captured twice) and counts it: such a connection is left to
+    # the table. ("Last": the sender's last segment there or carrying data, with an IP ID.)
+    group_of = np.cumsum(new_group) - 1
+    general = row >= np.minimum(fin_row[c_run], fin_row[s_run])[group_of]
+    general[c0] = general[c1] = general[s0] = True
+    ok[group_of[_again(w, row, run_s, general, plen)]] = False
+    del group_of, general
+
     # The server's FIN before the client's, with data of the client's later than the server's
     # last (a request the server left unanswered, or one written after its FIN): the table
     # judges it (tracker.Connection._close_event), clean as it is on the wire.
@@ -1845,6 +1855,22 @@ class _FollowOn:
     kept_owner: I64  # parallel to kept: the connection (index into the list)
 
 
+def _again(
+    w: Columns, row: I64, run: npt.NDArray[np.integer[Any]], general: Bools, plen: npt.NDArray[Any]
+) -> I64:
+    """Positions (rows `row` of `w`, by run of one sender's segments, in capture order) whose
+    segment the table's general path (where `general`) would drop as its sender's last one
+    again: the same IP ID (not 0), sequence and acknowledgement numbers, flags and length as
+    the sender's last segment there or carrying data, with an IP ID (Connection._general)."""
+    ip_id = w.ip_id[row]
+    marks = np.flatnonzero((general | (plen > 0)) & (ip_id != 0))
+    p, q = marks[:-1], marks[1:]
+    flags, seq, ack = w.flags[row], w.seq[row], w.ack[row]
+    again = (run[p] == run[q]) & general[q] & (ip_id[p] == ip_id[q]) & (plen[p] == plen[q])
+    again &= (seq[p] == seq[q]) & (ack[p] == ack[q]) & (flags[p] == flags[q])
+    return q[again]
+
+
 def _follow_on(
     w: Columns,
     clock: F64,
@@ -1923,6 +1949,14 @@ def _follow_on(
     fin_at = np.full((n_followed, 2), _NEVER, np.int64)
     fin_at[e[fin], side[fin]] = rows[fin]
     bad |= ((fin_at[:, 1] < fin_at[:, 0]) & _client_last(e, side, rows, plen > 0, waits))[e]
+    # From its first FIN on, the table's general path (see _uneventful): a segment that is its
+    # sender's last one again, or one of a connection without payload so far (whose handshake's
+    # ACK, before this window, its numbers could repeat), is the table's to judge.
+    general = rows >= fin_at.min(axis=1)[e]
+    bad[order[_again(w, rows[order], side[order] + 2 * e[order], general[order], plen[order])]] = (
+        True
+    )
+    bad |= general & ~np.array([f.data for f in followed], np.bool_)[e]
     bad_any = np.bincount(e[bad], minlength=n_followed) > 0
     bad_early = np.bincount(e[bad & early], minlength=n_followed) > 0
     fin_early = np.bincount(e[fin & early], minlength=n_followed) > 0

@@ -194,7 +194,7 @@ def write_pcap(capture: Capture, path: Path) -> None:
             else:
                 ip = dpkt.ip.IP(
                     src=socket.inet_aton(pkt.src), dst=socket.inet_aton(pkt.dst), p=6,
-                    ttl=pkt.ttl, data=tcp,
+                    ttl=pkt.ttl, id=pkt.ip_id or 0, data=tcp,
                 )  # fmt: skip
                 kind = dpkt.ethernet.ETH_TYPE_IP
             frame = dpkt.ethernet.Ethernet(data=ip, type=kind)

@@ -236,6 +236,62 @@ def test_late_segment_after_a_clean_close(
     assert _compare(cap, tmp_path, monkeypatch) > 0
 
 
+@pytest.mark.parametrize(
+    ("copied", "counted"),
+    [
+        ("last ACK", True),  # the close's last ACK captured twice (tests/fuzzing.py found it)
+        ("handshake ACK after FIN", True),  # the same ACK again once the server has closed
+        ("ACK mid-stream", False),  # in order: the table's in-order path takes it as an ACK
+    ],
+)
+def test_a_segment_captured_twice_amid_clean_connections(
+    copied: str, counted: bool, tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same packet twice (same IP ID, numbers, flags and length: two capture points) is
+    dropped and counted where the table takes it on its general path (the handshake, and from
+    the first FIN on); the fast path leaves such a connection to the table, so that the
+    reports agree."""
+    cap = Capture()
+    _healthy(cap, 20)
+    conv = Conversation(cap, client=("10.2.0.1", 40002), server=("10.9.0.1", 443))
+    conv.handshake()
+    handshake_ack = cap.packets[-1]
+    copies: list[tuple[Any, Any]] = []  # (copy, original)
+
+    def copy(original: Any, after: float) -> None:
+        cap.packets.append(replace(original, time=cap.time + after))
+        copies.append((cap.packets[-1], original))
+
+    if copied == "handshake ACK after FIN":
+        conv.send("s", FIN | ACK)
+        copy(handshake_ack, 0.001)
+        conv.send("c", FIN | ACK, ack=conv.s.seq)
+        conv.send("s", ACK)
+    else:
+        conv.send("c", PSH | ACK, 300)
+        conv.send("s", PSH | ACK, 1200)
+        conv.send("c", ACK)
+        if copied == "ACK mid-stream":
+            copy(cap.packets[-1], 0.0001)
+            conv.send("s", PSH | ACK, 1200)
+            conv.send("c", ACK)
+        conv.close("c")
+        if copied == "last ACK":
+            copy(cap.packets[-1], 0.09)
+    _healthy(cap, 400, start_port=51000)
+    # Every packet its own IP ID, the copies their original's (and frames numbered anew).
+    for number, seg in enumerate(cap.packets, 1):
+        seg.frame, seg.ip_id = number, 1000 + number
+    for duplicate, original in copies:
+        duplicate.ip_id = original.ip_id
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    reference, fast, _ = _reports(path, monkeypatch)
+    assert fast == reference
+    warned = any("captured twice" in warning for warning in reference["warnings"])
+    assert warned is counted
+
+
 def test_connections_with_events_amid_clean_ones(
     tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
