@@ -1671,6 +1671,9 @@ class _Followed:
     context: int  # see _context
     next_seq: tuple[int, int]  # SND.NXT of the client, of the server
     data: bool  # payload seen (a connection without any, left open, is a scan's probe)
+    # The client's ACK of the SYN-ACK: its IP ID, sequence and acknowledgement numbers, flags.
+    # Until the client sends payload, the table's last segment of the client's (see _again).
+    handshake_ack: tuple[int, ...]
     # The client's data came after the server's last (or the server sent none): a server's
     # FIN now would leave it unanswered (see _uneventful).
     client_waits: bool = False
@@ -1692,6 +1695,7 @@ class _NewFollowed:
     context: I64
     next_seq: I64  # (connections, 2): SND.NXT of the client, of the server, after those rows
     data: Bools
+    handshake_ack: I64  # (connections, 4): see _Followed
     client_waits: Bools  # see _Followed
     closes: Bools  # closed cleanly with the last of those rows, and nothing after in the window
     rows: I64  # their rows in the part decided, by connection, then in capture order
@@ -1704,7 +1708,8 @@ class _NewFollowed:
             self.groups[chosen], self.key[chosen], self.syn_row[chosen], self.last_row[chosen],
             self.last_time[chosen], self.client_end[chosen], self.server_end[chosen],
             self.context[chosen], self.next_seq[chosen], self.data[chosen],
-            self.client_waits[chosen], self.closes[chosen], self.rows[mine],
+            self.handshake_ack[chosen], self.client_waits[chosen], self.closes[chosen],
+            self.rows[mine],
             np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
         )  # fmt: skip
 
@@ -1747,6 +1752,10 @@ def _new_followed(
     c_last, s_last = last_early[c_run[groups]], last_early[s_run[groups]]
     next_both = np.stack([next_seq[c_last], next_seq[s_last]], axis=1).astype(np.int64)
     syn_rows = row[r_start[c_run[groups]]]
+    ack_rows = row[r_start[c_run[groups]] + 1]  # (the client's second segment: see _uneventful)
+    handshake_ack = np.stack(
+        [w.ip_id[ack_rows], w.seq[ack_rows], w.ack[ack_rows], w.flags[ack_rows]], axis=1
+    ).astype(np.int64)
     client_end, server_end = _ends(w, syn_rows)
     last_row = np.maximum.reduceat(np.where(early, row, -1), g_start)[groups]
     time = w.time[row]
@@ -1772,6 +1781,7 @@ def _new_followed(
         context=_context(w.tunnel[syn_rows], w.v6[syn_rows]),
         next_seq=next_both,
         data=data,
+        handshake_ack=handshake_ack,
         client_waits=client_waits,
         closes=closes[groups],
         rows=rows[order],
@@ -1798,6 +1808,7 @@ def _followed_from(new: _NewFollowed, w: Columns, addr_text: dict[int, str]) -> 
         context,
         nxt,
         data,
+        handshake_ack,
         waits,
     ) in zip(
         sources,
@@ -1811,6 +1822,7 @@ def _followed_from(new: _NewFollowed, w: Columns, addr_text: dict[int, str]) -> 
         new.context.tolist(),
         new.next_seq.tolist(),
         new.data.tolist(),
+        new.handshake_ack.tolist(),
         new.client_waits.tolist(),
         strict=True,
     ):
@@ -1826,6 +1838,7 @@ def _followed_from(new: _NewFollowed, w: Columns, addr_text: dict[int, str]) -> 
                 context,
                 (nxt[0], nxt[1]),
                 data,
+                tuple(handshake_ack),
                 client_waits=waits,
                 windows=0,
             )
@@ -1950,13 +1963,16 @@ def _follow_on(
     fin_at[e[fin], side[fin]] = rows[fin]
     bad |= ((fin_at[:, 1] < fin_at[:, 0]) & _client_last(e, side, rows, plen > 0, waits))[e]
     # From its first FIN on, the table's general path (see _uneventful): a segment that is its
-    # sender's last one again, or one of a connection without payload so far (whose handshake's
-    # ACK, before this window, its numbers could repeat), is the table's to judge.
+    # sender's last one again is the table's to judge. That one is of an earlier window only
+    # for a client that has sent no payload yet: its handshake's ACK.
     general = rows >= fin_at.min(axis=1)[e]
-    bad[order[_again(w, rows[order], side[order] + 2 * e[order], general[order], plen[order])]] = (
-        True
-    )
-    bad |= general & ~np.array([f.data for f in followed], np.bool_)[e]
+    again = _again(w, rows[order], side[order] + 2 * e[order], general[order], plen[order])
+    bad[order[again]] = True
+    first = np.array([f.handshake_ack for f in followed], np.int64).reshape(-1, 4)[e]
+    ip_id = w.ip_id[rows]
+    same = (ip_id == first[:, 0]) & (seq == first[:, 1]) & (w.ack[rows] == first[:, 2])
+    same &= w.flags[rows] == first[:, 3]
+    bad |= general & from_client & (plen == 0) & (ip_id != 0) & same
     bad_any = np.bincount(e[bad], minlength=n_followed) > 0
     bad_early = np.bincount(e[bad & early], minlength=n_followed) > 0
     fin_early = np.bincount(e[fin & early], minlength=n_followed) > 0

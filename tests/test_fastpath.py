@@ -1848,6 +1848,8 @@ def _followed_talks(cap: Capture, case: str = "clean") -> None:
     some cases change the others."""
     schedule: list[tuple[float, int, Callable[[], Any]]] = []
     start = cap.time
+    originals: list[Any] = []  # ("handshake ACK again": the segment copied, and its copy)
+    copies: list[Any] = []
 
     def at(t: float, action: Callable[[], Any]) -> None:
         schedule.append((start + t, len(schedule), action))
@@ -1873,6 +1875,8 @@ def _followed_talks(cap: Capture, case: str = "clean") -> None:
                 break
             if twisted and case in ("request left unanswered", "first request left unanswered"):
                 break  # (a server that never says a word)
+            if twisted and case == "handshake ACK again":
+                break  # (a client that never says a word)
             twist = twisted and r == 15 and case in _TWISTS
 
             def exchange(talk: Conversation = talk, twist: bool = twist) -> None:
@@ -1895,6 +1899,19 @@ def _followed_talks(cap: Capture, case: str = "clean") -> None:
             # (the request in the window of the handshake, the server's FIN 16 s later)
             at(t0 + 1.0, lambda talk=talk: talk.data("c", 100))
             server_closes_on_it(talk, t0 + 17.0)
+            continue
+        if twisted and case == "handshake ACK again":
+            # The server talks alone, then closes; a copy of the client's handshake ACK (its
+            # IP ID too, set below) comes after the FIN: the table's last segment of that
+            # client's is still that ACK, from the connection's first window.
+            at(t0, lambda: originals.append(cap.packets[-1]))
+            for r in range(20):
+                at(t0 + 1.0 + r, lambda talk=talk: talk.data("s", 900))
+            at(t0 + 21.5, lambda talk=talk: talk.send("s", FIN | ACK, dt=0.0))
+            at(t0 + 21.5001, lambda: copies.append(replace(originals[0], time=cap.time)))
+            at(t0 + 21.5001, lambda: cap.packets.append(copies[0]))
+            at(t0 + 21.5002, lambda talk=talk: talk.send("c", FIN | ACK, dt=0.0))
+            at(t0 + 21.5003, lambda talk=talk: talk.send("s", ACK, dt=0.0))
             continue
         if twisted and case == "request on a half-closed connection":
             at(t0 + 16.2, lambda talk=talk: talk.send("s", FIN | ACK, dt=0.0))
@@ -1934,6 +1951,10 @@ def _followed_talks(cap: Capture, case: str = "clean") -> None:
     for t, _, action in sorted(schedule, key=lambda item: item[:2]):
         cap.time = max(cap.time, t)
         action()
+    if copies:  # every segment its own IP ID, the copy its original's
+        for number, seg in enumerate(cap.packets, 1):
+            seg.frame, seg.ip_id = number, 1 + number % 65535
+        copies[0].ip_id = originals[0].ip_id
 
 
 _TWISTS = ("retransmission", "keepalive", "zero window", "reordered", "icmp", "ignored reset")
@@ -1961,6 +1982,7 @@ _CLOSED_ON_THE_CLIENT = (
         "open at the end",
         "half closed at the end",
         "handshake only, open at the end",
+        "handshake ACK again",
     ],
 )
 def test_connections_followed_across_windows_report_as_the_reference(
@@ -1984,6 +2006,9 @@ def test_connections_followed_across_windows_report_as_the_reference(
         assert 3 not in replayed
     elif case in (*_TWISTS, "reused four-tuple", "slow close", "data after a FIN"):
         assert 3 in replayed
+    elif case == "handshake ACK again":  # (a copy the table drops and counts)
+        assert 3 in replayed
+        assert any("captured twice" in warning for warning in reference["warnings"])
     elif case in _CLOSED_ON_THE_CLIENT:
         assert 3 in replayed
         assert [f["category"] for f in reference["findings"]] == ["premature_close"]
@@ -2113,6 +2138,7 @@ def _judged(
         int(context[0]),
         (next_seq[0], next_seq[1]),
         True,
+        (0, 0, 0, 0),  # (no handshake ACK with an IP ID)
     )
     quotes = np.array([key] if quoted else [], np.uint64)
     clock = w.time.copy()
