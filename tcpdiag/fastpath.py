@@ -28,6 +28,9 @@ normally):
   SYN-ACK, then only ACK segments without SYN, RST or URG;
 - in each direction every segment starts exactly where the previous one ended (so there is no
   retransmission, no keepalive probe and no reordering), and there is at most one FIN;
+- none of the segments the table takes by its general path (the handshake, and everything
+  from the first FIN on) repeats its sender's last one (same IP ID, numbers, flags and
+  length: captured twice), which the table drops and counts (`_again`);
 - no ICMP error in the window quotes it and its 4-tuple is not live in the table;
 - its SYN is in the part of the window being decided, its FINs are both acknowledged, no other
   packet of its 4-tuple is in the window, and the window goes on past the check point at which
