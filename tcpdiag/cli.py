@@ -14,8 +14,8 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -294,17 +294,25 @@ def _run(
     engine = RuleEngine(_load(rules_dir))
     out = out or sys.stdout
     errors = 0
-    try:
+    with _output_errors(out, "report"):
         guarded_write(out, lambda: reporter.start(out))
         for path in captures:
             report = _analyzed(path, engine, options, debug)
             errors += report.error is not None
             guarded_write(out, partial(reporter.write, report, out))
         guarded_write(out, lambda: reporter.finish(out))
+    return errors
+
+
+@contextmanager
+def _output_errors(out: TextIO, what: str) -> Iterator[None]:
+    """A write to `out` inside that fails (tcpdiag.output.OutputError: closed pipe, full disk)
+    ends the command with one line on stderr, "cannot write the <what>", and exit status 2."""
+    try:
+        yield
     except OutputError as exc:
         silence_stdout(out)
-        raise _fail(f"cannot write the report: {exc}") from None
-    return errors
+        raise _fail(f"cannot write the {what}: {exc}") from None
 
 
 def _analyzed(
@@ -337,11 +345,8 @@ def _echo(text: str, nl: bool = True) -> None:
     """typer.echo of a command's output; one that cannot be written (closed pipe, full disk)
     is one line on stderr and exit status 2."""
     out = sys.stdout
-    try:
+    with _output_errors(out, "output"):
         guarded_write(out, lambda: typer.echo(text, nl=nl))
-    except OutputError as exc:
-        silence_stdout(out)
-        raise _fail(f"cannot write the output: {exc}") from None
 
 
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show a traceback on internal errors.")]

@@ -576,14 +576,19 @@ class RstLog:
                 del logs[host]
 
 
+def _probed_window(receiver: Endpoint) -> Evidence | None:
+    """The segment that closed the receiver's window, if it is still closed and the sender
+    probed it at least twice since (one segment could be one that crossed the closing)."""
+    if receiver.closed_window_probes < CLOSED_WINDOW_PROBES:
+        return None
+    return receiver.window_closed
+
+
 def _window_closed_for(time: float, receiver: Endpoint) -> float:
     """RstEvent.receiver_window_closed_seconds: how long the receiver's window had been closed
-    at `time`, if the sender probed it at least twice meanwhile (one segment could be one that
-    crossed the window's closing); 0 otherwise."""
-    closed = receiver.window_closed
-    if closed is None or receiver.closed_window_probes < CLOSED_WINDOW_PROBES:
-        return 0.0
-    return round(max(time - closed.time, 0.0), 3)
+    at `time`, probed (_probed_window); 0 otherwise."""
+    closed = _probed_window(receiver)
+    return 0.0 if closed is None else round(max(time - closed.time, 0.0), 3)
 
 
 def _window_update(endpoint: Endpoint, window: int, seg: SegmentFields) -> None:
@@ -1701,8 +1706,8 @@ class Connection:
         ):
             yield last
         yield from (sender.unanswered_probes or [])[-3:]
-        closed = receiver.window_closed
-        if closed is not None and receiver.closed_window_probes >= CLOSED_WINDOW_PROBES:
+        closed = _probed_window(receiver)
+        if closed is not None:
             probes = receiver.closed_window_probes
             yield Evidence(
                 closed.frame, closed.time, f"{closed.what}; {sender.role} probed it {probes} times"
