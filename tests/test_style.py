@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _tool(module: str) -> list[str]:
+    """The command that runs `module` as installed beside this Python (the pinned version of
+    the test extra), whether or not its virtual environment is on PATH."""
+    if importlib.util.find_spec(module) is None:
+        pytest.fail(f"{module} is not installed: pip install '.[test]'")
+    return [sys.executable, "-m", module]
+
+
 def test_ruff_check_is_clean() -> None:
-    ruff = shutil.which("ruff")
-    if ruff is None:
-        pytest.fail("ruff is not installed: pip install '.[test]'")
     paths = [p for p in ("tcpdiag", "tests", "samples", "bench") if (ROOT / p).is_dir()]
     proc = subprocess.run(
-        [ruff, "check", *paths],
+        [*_tool("ruff"), "check", *paths],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -27,8 +33,7 @@ def test_ruff_check_is_clean() -> None:
 
 
 def test_mypy_is_clean() -> None:
-    mypy = shutil.which("mypy")
-    if mypy is None:
-        pytest.fail("mypy is not installed: pip install '.[test]'")
-    proc = subprocess.run([mypy, "tcpdiag"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [*_tool("mypy"), "tcpdiag"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
