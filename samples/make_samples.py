@@ -2138,6 +2138,74 @@ def connect_timeout(ctx: Ctx) -> Outcome:
     )
 
 
+def syn_sent_port(port: int, timeout: float) -> int | None:
+    """The local port of this namespace's socket in SYN-SENT towards 127.0.0.1:`port`, read from
+    /proc/net/tcp (hex fields: local, remote address:port, then the state, 02 = SYN-SENT) until
+    it shows or `timeout` runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "02" and int(fields[2].split(":")[1], 16) == port:
+                return int(fields[1].split(":")[1], 16)
+        time.sleep(0.02)
+    return None
+
+
+@scenario("connect_abandoned")
+def connect_abandoned(ctx: Ctx) -> Outcome:
+    """A program gives up on connect() before the kernel does. A server listens behind `iptables
+    -A INPUT -p tcp --dport P --syn -j DROP`; the client is OpenSSH's `ssh -o ConnectTimeout=5`
+    (default SYN retries): its non-blocking connect() sends a SYN, retried unanswered (on 6.18
+    at about +1, +2, +3 and +4 s: `net.ipv4.tcp_syn_linear_timeouts`), and after 5 s of poll()
+    ssh closes the socket, which sends nothing in SYN-SENT, and reports "connect to host ...:
+    Connection timed out" (it sets errno ETIMEDOUT itself; the kernel would have gone on for
+    about two minutes). The client then falls back to a server on port Q that answers: eight
+    request/replies 0.5 s apart and a graceful close, so the capture goes on about 5 s after the
+    last SYN, past when the kernel's next retry was due (about +6 s). The ssh connection's local
+    port is read from /proc/net/tcp while it waits; its result is ssh's message mapped back to
+    the errno name."""
+    port, fallback = ctx.ports[0], ctx.ports[1]
+    ctx.listen(V4, port)
+    lst = ctx.listen(V4, fallback)
+    ctx.iptables("-A", "INPUT", "-p", "tcp", "--dport", str(port), "--syn", "-j", "DROP")
+    cmd = ["ssh", "-F", "/dev/null", "-o", "ConnectTimeout=5", "-o", "BatchMode=yes"]
+    cmd += ["-o", "ConnectionAttempts=1", "-p", str(port), "127.0.0.1", "true"]
+    event = ctx.rec.start("client", "", " ".join(cmd) + " (connect)")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ctx.procs.append(proc)
+    local = syn_sent_port(port, 3.0)
+    _, stderr = proc.communicate(timeout=20)
+    if local is None:
+        raise RuntimeError("ssh's connection never showed in SYN-SENT")
+    conn = fmt_addr(("127.0.0.1", local))
+    by_text = {os.strerror(code): name for code, name in errno.errorcode.items()}
+    said = stderr.strip().rpartition(": ")[2]
+    ctx.rec.finish(event, by_text.get(said, f"exit {proc.returncode}: {stderr.strip()}"), conn)
+
+    def server() -> None:
+        peer = ctx.accept(lst)
+        while peer.recv():
+            peer.send(b"reply\n")
+        peer.close()
+
+    def client() -> None:
+        peer, _ = ctx.connect(V4, fallback)
+        for _ in range(8):
+            peer.send(b"request\n")
+            peer.recv()
+            time.sleep(0.5)
+        peer.close()
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)], 15)
+    return Outcome(
+        "kernel",
+        [ctx.finding("retransmission_timeout", conn, V4, port)],
+        [f"ssh said: {stderr.strip()}"],
+        post=lambda pcap: ([], syn_notes(pcap, ctx.rec, conn)),
+    )
+
+
 @scenario("icmp_host_unreachable_transient")
 def icmp_host_unreachable_transient(ctx: Ctx) -> Outcome:
     """After request/reply 1, `iptables -I INPUT -p tcp --dport P -j REJECT --reject-with

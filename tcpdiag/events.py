@@ -357,6 +357,15 @@ class SilenceEvent(FlowEvent):
     # dozen when it was a goodbye (a TLS close_notify, an HTTP/2 GOAWAY) sent with its FIN.
     stall_payload_bytes: int = 0
     stall_seconds: float = 0.0  # first transmission of the oldest unacknowledged byte to the last
+    # How long the capture went on after the stalled side's last packet (to the capture clock
+    # when the connection was retired: the capture's end, or when the table retired it as idle
+    # or for room); None where not judged.
+    quiet_after_seconds: float | None = None
+    # That was more than tracker.RETRY_DUE_FACTOR times its last retransmission gap: its next
+    # retransmission was due long before and never came, so it was done retrying: its stack's
+    # retry limit ran out, or its program gave up first (a connect() abandoned on the program's
+    # own timeout sends nothing: a socket closed in SYN-SENT just goes away).
+    retries_stopped: bool = False
     backoff_growing: bool = False  # retransmission gaps did not shrink (exponential backoff)
     # The mean time between the first transmission and each retransmission after it (None
     # without retransmissions): no stack retransmits a SYN or data within 150 ms of the last

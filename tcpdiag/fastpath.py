@@ -257,6 +257,9 @@ class FastPathTracker:
             parts = []
             yield from self._decide(window, self._clock_for(window.time), len(window), last=True)
             del window  # (not kept while everything still live is retired)
+        # The table's clock as `track` leaves it at the end, whether or not the last rows were
+        # handed to it: what is retired now is judged at the capture's end.
+        self.table.advance(self.table.clock.now)
         yield from self.table.flush()
 
     def _quiet(self, clock: F64, end: int) -> bool:

@@ -102,6 +102,10 @@ DELAYED_ACK_MAX_SECONDS = 0.5
 # (the timeout stays the same when capped, doubles otherwise, with some jitter).
 RESET_SCHEDULE_MIN = 0.9
 RESET_SCHEDULE_MAX = 2.5
+# A side whose retransmissions stopped while the capture went on longer than this many times its
+# last gap after the last one was done retrying (SilenceEvent.retries_stopped): its next
+# retransmission was due within about twice that gap (the timeout doubles, with some jitter).
+RETRY_DUE_FACTOR = 3.0
 # A FIN this soon after its sender's last write (or its handshake) is a program closing when it
 # had said all it had to say, not one that waited for an answer and gave up (_closing_write).
 CLOSE_AFTER_WRITE_SECONDS = 0.2
@@ -1715,8 +1719,9 @@ class Connection:
 
     # -- retirement -------------------------------------------------------------------------
 
-    def retire(self, rst_log: RstLog) -> TrackedConnection:
-        """Complete the pending facts and hand the connection on."""
+    def retire(self, rst_log: RstLog, now: float) -> TrackedConnection:
+        """Complete the pending facts and hand the connection on, at capture clock `now` (the
+        capture's end, or when the table retired it earlier: as idle, or for room)."""
         events: list[FlowEvent] = []
         for pending in self.rsts:
             event = pending.event
@@ -1764,7 +1769,7 @@ class Connection:
             )
             icmp_event.affected_closed = affected.fin is not None
             events.append(icmp_event)
-        silence = self._silence()
+        silence = self._silence(now)
         if silence is not None:
             events.append(silence)
         close = self._close_event()
@@ -1800,8 +1805,9 @@ class Connection:
             <= self._crossing_allowance()
         )
 
-    def _silence(self) -> SilenceEvent | None:
-        """A side left waiting on data (or a SYN) that was never acknowledged, retransmitted."""
+    def _silence(self, now: float) -> SilenceEvent | None:
+        """A side left waiting on data (or a SYN) that was never acknowledged, retransmitted;
+        `now`, the capture clock at retirement, tells whether it was still retrying."""
         rst = self.accepted_rst
         if rst is not None and not self._own_rst_ended_stall(rst):
             return None
@@ -1847,6 +1853,7 @@ class Connection:
         # first transmission to the first kept spans several backoffs: no gap to compare with.)
         gaps = [b - a for a, b in pairwise(times)]
         last = stalled.last_time
+        quiet_after = max(now - last, 0.0)
         on_schedule = False
         if rst is not None and stalled is rst.sender and gaps and gaps[-1] > 0:
             delay = rst.event.time - times[-1]
@@ -1873,6 +1880,10 @@ class Connection:
                 )
             ),
             stall_seconds=round(max(last - start, 0.0), 6),
+            quiet_after_seconds=round(quiet_after, 3),
+            retries_stopped=bool(gaps)
+            and gaps[-1] > 0
+            and quiet_after > RETRY_DUE_FACTOR * gaps[-1],
             backoff_growing=all(b >= a * 0.9 for a, b in pairwise(gaps)),
             mean_retry_gap_seconds=(
                 round(max(frames[-1].time - start, 0.0) / retransmissions, 6)
@@ -2747,7 +2758,7 @@ class FlowTable:
         del self._live[key]
         self._awake.pop(key, None)
         self._attempts.pop(key, None)
-        self._retired_early.append(conn.retire(self._rst_log))
+        self._retired_early.append(conn.retire(self._rst_log, self._now))
         if conn.closed_at is not None:
             self._closed_live -= 1
             # It is still in the closing queue, which cannot drop it from the middle: leave a
@@ -2863,7 +2874,7 @@ class FlowTable:
             (syn, syn_now), (rst, rst_now) = held.segments()
             if self._plainly_refused(syn, syn_now, rst, rst_now):
                 return refused_connection(syn, rst, held.conn_id, self._rst_log, self.zeek)
-        return self._held(held).retire(self._rst_log)
+        return self._held(held).retire(self._rst_log, self._now)
 
     def _held(
         self, held: Connection | _Spilled | _Replayable | HeldSyn | FollowedConnection
@@ -2922,7 +2933,7 @@ class FlowTable:
         if flags & FIN or syn.payload_len or attempt.now - syn.time >= INACTIVITY_SECONDS:
             # (The last: a SYN stamped long before the capture clock, whose Zeek inactivity
             # timer fires at once.)
-            return self._held(attempt).retire(self._rst_log)
+            return self._held(attempt).retire(self._rst_log, self._now)
         return lone_syn_connection(attempt, self.zeek)
 
     def _spill_idle(self, now: float) -> None:
@@ -3035,7 +3046,7 @@ class FlowTable:
         self._closed_live -= 1
         self._awake.pop(key, None)
         self._attempts.pop(key, None)
-        return conn.retire(self._rst_log)
+        return conn.retire(self._rst_log, self._now)
 
     def _cut_grace(self) -> None:
         """More than max_closed (MAX_CLOSED_WAITING) closed connections wait out the close

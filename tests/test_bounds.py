@@ -331,7 +331,7 @@ def test_a_lone_syn_retires_as_its_tracked_connection_would(
     reference = FlowTable(zeek=zeek)
     conn = reference._connection(syn, 1)
     conn.on_segment(syn, reference._rst_log, syn.time + ahead)
-    tracked = conn.retire(reference._rst_log)
+    tracked = conn.retire(reference._rst_log, syn.time + ahead)
     if not compact:
         [held] = table._live.values()
         assert isinstance(held, tracker.HeldSyn)
@@ -350,7 +350,7 @@ def test_a_flood_evicts_lone_syns_as_tracked_connections() -> None:
     for seg in flood:
         conn = reference._connection(seg, seg.frame)
         conn.on_segment(seg, reference._rst_log, seg.time)
-        expected.append(conn.retire(reference._rst_log))
+        expected.append(conn.retire(reference._rst_log, seg.time))
     assert retired == expected
 
 

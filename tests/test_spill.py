@@ -448,7 +448,7 @@ class _ReplayChecking(FlowTable):
         asleep = self._live[key]
         assert isinstance(asleep, tracker_module._Replayable)
         made = tracker_module.refused_connection(syn, rst, conn_id, self._rst_log, self.zeek)
-        replayed = self._replay(asleep).retire(self._rst_log)
+        replayed = self._replay(asleep).retire(self._rst_log, rst_now)
         assert _slot_values(made) == _slot_values(replayed), made.ref
         self.refused += 1
         return True
@@ -620,7 +620,7 @@ def _tracked(
     conn = FlowTable(zeek=zeek)._connection(syn, 9)
     for seg, now in zip((syn, rst), nows or (syn.time, rst.time), strict=True):
         conn.on_segment(seg, log, now)
-    return conn.retire(log)
+    return conn.retire(log, (nows or (syn.time, rst.time))[1])
 
 
 @pytest.mark.parametrize("zeek", [False, True], ids=["analyze", "with Zeek's view"])

@@ -895,6 +895,51 @@ def test_retried_syn_never_answered_is_connect_timeout() -> None:
     ] * 2
 
 
+@pytest.mark.parametrize(
+    ("gaps", "ttl", "then", "rule"),
+    [
+        # SYN retries stopped 2 s in, the capture went on 20 s: the program gave up first.
+        ((1.0, 2.0), 64, 20.0, "connect-abandoned"),
+        # The capture ended before the next retry was due: still retrying, as far as it shows.
+        ((1.0, 2.0), 64, 5.0, "connect-timeout"),
+        # A Windows stack retries a SYN twice by default: three SYNs and silence is its own end.
+        ((3.0, 6.0), 128, 40.0, "connect-timeout"),
+        # Retries over 31 s, as long as a default schedule's first 31 s: the kernel may be done.
+        ((1.0, 2.0, 4.0, 8.0, 16.0), 64, 200.0, "connect-timeout"),
+    ],
+)
+def test_syn_retries_that_stop_while_the_capture_goes_on_are_a_program_giving_up(
+    gaps: tuple[float, ...], ttl: int, then: float, rule: str
+) -> None:
+    """Real traffic (ssh's ConnectTimeout in FoxIO's JA4+ test captures: five SYNs, then
+    nothing for the 40 s the capture went on): a Linux client whose SYN retries stop short of
+    its stack's default schedule (about a minute of retries), while other traffic shows the
+    capture still running well past when its next retry was due, was abandoned by its program
+    on a connect timeout of its own; the kernel's connect-timeout otherwise. The new facts say
+    how long the capture went on after the last SYN, on the capture clock at retirement."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.c.ttl = ttl
+    conv.send("c", SYN, options=LINUX_SYN, advance=False)
+    for gap in gaps:
+        conv.send("c", SYN, options=LINUX_SYN, advance=False, dt=gap)
+    other = Conversation(cap, client=("10.0.0.3", 41000), server=("10.0.0.4", 80))
+    other.handshake()
+    ticks = 10
+    for _ in range(ticks):
+        other.send("c", PSH | ACK, 10, dt=then / ticks)
+        other.send("s", ACK)
+    other.close("c")
+    (finding,) = findings(cap)
+    assert finding.rule == rule
+    assert finding.client_sees.errno == "ETIMEDOUT"
+    last_syn = cap.packets[len(gaps)].time
+    assert finding.facts["quiet_after_seconds"] == pytest.approx(
+        cap.packets[-1].time - last_syn, abs=1e-3
+    )
+    assert finding.facts["retries_stopped"] is (then > 3 * gaps[-1])
+
+
 def test_a_syn_ack_retransmitted_to_a_scanner_is_its_evidence() -> None:
     """A raw SYN scanner's host drops the SYN-ACK: the server retransmits it, never answered.
     The finding cites the probe, the SYN-ACK and its retransmissions (the latest four), not a
