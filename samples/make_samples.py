@@ -1684,6 +1684,34 @@ def send_timeout_reset(ctx: Ctx) -> Outcome:
     )
 
 
+@scenario("reader_stopped_hang")
+def reader_stopped_hang(ctx: Ctx) -> Outcome:
+    """A hang, no failure: the server send()s 64 KiB chunks with an 8 s timeout; the client
+    (SO_RCVBUF 64 KiB) reads the first 64 KiB and then stops reading for good (it returns
+    without reading or closing: stuck, as far as the wire shows). Its window closes, the
+    server's kernel sends zero-window probes with growing gaps, each answered with the window
+    still 0, and the server's send() blocks until its own timeout (no result: the call only
+    timed out, no errno). The capture stops while the connection still hangs (the sockets are
+    closed only afterwards): no RST, no FIN, nothing failed. tcpdiag reports no finding and
+    one hang (the client stopped reading, the server probed it)."""
+    port = ctx.ports[0]
+    lst = ctx.listen(V4, port)
+    chunk = b"x" * 65536
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        for _ in range(64):
+            if conn.send(chunk, timeout=8.0) is None:
+                break
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port, [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
+        conn.recv_exactly(len(chunk))
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)], 15)
+    return Outcome("kernel", [])
+
+
 @scenario("graceful_close")
 def graceful_close(ctx: Ctx) -> Outcome:
     """Negative control: one request / response, the client closes, the server reads EOF and

@@ -18,6 +18,7 @@ from tcpdiag.filter_probe import FilterProbe
 from tcpdiag.filters import ConnectionFilter
 from tcpdiag.findings import iso_time
 from tcpdiag.flows import FlowRecord, FlowSpool
+from tcpdiag.hangs import HangDetector, HangSummary
 from tcpdiag.packets import Packet
 from tcpdiag.quality import CaptureQuality
 from tcpdiag.reader import (
@@ -82,6 +83,8 @@ class CaptureReport:
     decode: dict[str, Any] = field(default_factory=dict)
     scans: list[ScanSummary] = field(default_factory=list)  # sources that probed many targets
     floods: list[FloodSummary] = field(default_factory=list)  # targets many sources left half-open
+    # Connections hanging when last seen: a side that stopped reading (tcpdiag.hangs).
+    hangs: list[HangSummary] = field(default_factory=list)
     # Time of the earliest and latest decoded packet (epoch seconds); None without packets.
     first_time: float | None = None
     last_time: float | None = None
@@ -115,6 +118,7 @@ class CaptureReport:
             "decode": dict(self.decode),
             "scans": [scan.to_dict() for scan in self.scans],
             "floods": [flood.to_dict() for flood in self.floods],
+            "hangs": [hang.to_dict() for hang in self.hangs],
             **({"parts": [_part(p) for p in self.parts]} if self.parts else {}),
             **({"findings": [f.to_dict() for f in self.findings]} if findings else {}),
         }
@@ -166,6 +170,7 @@ class Pipeline:
             batch_held_syns=True,
         )
         self.quality, self.scans = CaptureQuality(), ScanDetector()
+        self.hangs = HangDetector()
         self.probe = FilterProbe(options.connection_filter)
         self.selected = 0
 
@@ -199,6 +204,7 @@ class Pipeline:
                 continue
             self.selected += 1
             self.scans.observe(conn)
+            self.hangs.observe(conn)
             # (Most connections have no event: a flood's attempts, the healthy ones.)
             found = engine.findings_for(conn) if conn.events else []
             if found:
@@ -284,6 +290,12 @@ class Pipeline:
                 "are retired by the clock of the frames around them"
             )
         report.scans, report.floods = self.scans.summaries(), self.scans.floods()
+        report.hangs = self.hangs.summaries()
+        if self.hangs.count > len(report.hangs):
+            report.warnings.append(
+                f"{report.path}: {self.hangs.count:,} connections were hanging (a side that "
+                f"stopped reading); the report lists the first {len(report.hangs):,}"
+            )
         spools = (report.findings.spill_failed, report.connections.spill_failed)
         for problem in (table.spill_failed, *spools):
             if problem:

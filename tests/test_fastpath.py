@@ -319,6 +319,34 @@ def test_connections_with_events_amid_clean_ones(
     assert _compare(cap, tmp_path, monkeypatch) > 0
 
 
+def test_a_download_left_hanging_amid_clean_connections(
+    tmp_path: Path, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long download among clean connections whose client stops reading: its window
+    closes and the server probes it until the capture ends (tcpdiag.hangs). Both paths report
+    the one hang, however the download's segments were taken before."""
+    cap = Capture()
+    _healthy(cap, 10)
+    hang = Conversation(cap, client=("10.3.0.9", 40000))
+    hang.handshake()
+    hang.send("c", PSH | ACK, 100)
+    for k in range(60):
+        hang.send("s", PSH | ACK, 1000)
+        hang.send("c", ACK)
+        _clean(cap, ("10.1.0.2", 51000 + k))
+    hang.send("c", ACK, window=0)
+    for k in range(3):
+        hang.send("s", ACK, seq=hang.s.seq - 1, dt=0.2 * 2**k)
+        hang.send("c", ACK, window=0)
+        _healthy(cap, 20, start_port=52000 + 100 * k)
+    path = tmp_path / "case.pcap"
+    write_pcap(cap, path)
+    reference, fast, taken = _reports(path, monkeypatch)
+    assert fast == reference and taken > 0
+    [found] = reference["hangs"]
+    assert (found["client"], found["reader"], found["probes"]) == ("10.3.0.9:40000", "client", 3)
+
+
 def _rules_found(
     cap: Capture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> list[tuple[str, str]]:

@@ -4,13 +4,17 @@ Markdown and HTML reporters so they say the same thing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tcpdiag.aggregate import Aggregate, counted, sees_summary
 from tcpdiag.analyze import CaptureReport
 from tcpdiag.findings import AppView, Finding
+from tcpdiag.hangs import HangSummary
 from tcpdiag.ladder import Ladder, Step
 from tcpdiag.reporters import units
 from tcpdiag.reporters.digest import SCANNER_TARGETS_KEPT, Digest, FindingGroup, top
 from tcpdiag.reporters.selection import RunInfo, Selection
+from tcpdiag.scans import FloodSummary, ScanSummary
 
 IMPACT_WORDS = {
     "error_seen": "an application saw an error",
@@ -237,9 +241,15 @@ SUMMARIES_SHOWN = 5
 
 
 def summary_lines(report: CaptureReport) -> list[tuple[str, str]]:
-    """("scan" | "flood", sentence) for the largest scans and floods, and how many more."""
+    """("scan" | "flood" | "hang", sentence) for the largest scans and floods and the first
+    hangs, and how many more."""
     out: list[tuple[str, str]] = []
-    for label, items in (("scan", report.scans), ("flood", report.floods)):
+    summed: tuple[tuple[str, Sequence[ScanSummary | FloodSummary | HangSummary]], ...] = (
+        ("scan", report.scans),
+        ("flood", report.floods),
+        ("hang", report.hangs),
+    )
+    for label, items in summed:
         out.extend((label, item.text()) for item in items[:SUMMARIES_SHOWN])
         if len(items) > SUMMARIES_SHOWN:
             more = len(items) - SUMMARIES_SHOWN
@@ -255,9 +265,17 @@ def nothing_found_line(report: CaptureReport) -> str:
         for name, items in (("scan", report.scans), ("SYN flood", report.floods))
         if items
     ]
-    if not summed:
-        return "No abnormal TCP connection found."
-    return f"No abnormal TCP connection found apart from {' and '.join(summed)} above."
+    found = "No abnormal TCP connection found"
+    if summed:
+        found += f" apart from {' and '.join(summed)} above"
+    if report.hangs:
+        # (A hang is no failure yet, and "nothing abnormal" must not hide it either.)
+        found += (
+            "; the hang above has not failed yet"
+            if len(report.hangs) == 1
+            else "; the hangs above have not failed yet"
+        )
+    return found + "."
 
 
 def rate_text(rate: float) -> str:

@@ -1,0 +1,102 @@
+"""Hangs: a connection one side stopped reading, its window closed and probed, nothing failed
+(tcpdiag.hangs). No finding, one hang in the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tcpdiag.analyze import analyze_capture
+from tcpdiag.detect import RuleEngine
+from tcpdiag.hangs import HangDetector
+from tcpdiag.packets import ACK, FIN, PSH
+from tcpdiag.reporters.story import nothing_found_line, summary_lines
+from tcpdiag.rules import load_rules
+from tests.flowbuilder import Capture, Conversation, findings, track
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+ENGINE = RuleEngine(load_rules())
+
+
+def test_a_reader_that_stopped_is_a_hang_not_a_finding() -> None:
+    """The kernel sample: the client reads the first 64 KiB and no more; the server's kernel
+    probes the closed window (each probe answered, window still 0) until the capture stops."""
+    report = analyze_capture(SAMPLES / "reader_stopped_hang.pcap", ENGINE)
+    assert report.error is None and list(report.findings) == []
+    (hang,) = report.hangs
+    assert (hang.reader, hang.writer) == ("client", "server")
+    assert hang.closed_frame == 15 and hang.probes == 5
+    assert hang.seconds == pytest.approx(6.88, abs=0.01)
+    assert hang.to_dict()["closed_epoch"] == hang.closed_time
+    [(label, line)] = summary_lines(report)
+    assert label == "hang" and line.startswith(f"{hang.client} (client) stopped reading")
+    assert nothing_found_line(report).endswith("; the hang above has not failed yet.")
+
+
+def _stalled_download(cap: Capture, probes: int) -> Conversation:
+    """A download whose client stops reading: its window closes (0), and the server probes
+    it (0 bytes at SND.NXT-1, as Linux does) `probes` times with growing gaps, each answered
+    with the window still closed."""
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.send("c", PSH | ACK, 100)
+    for _ in range(4):
+        conv.send("s", ACK, 1000)
+    conv.send("c", ACK, window=0)
+    gap = 0.2
+    for _ in range(probes):
+        conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
+        conv.send("c", ACK, window=0)
+        gap *= 2
+    return conv
+
+
+def _hangs(cap: Capture) -> list[tuple[str, str, int]]:
+    detector = HangDetector()
+    for conn in track(cap):
+        detector.observe(conn)
+    return [(h.reader, h.client, h.probes) for h in detector.summaries()]
+
+
+def test_a_stalled_download_at_the_end_is_a_hang() -> None:
+    cap = Capture()
+    _stalled_download(cap, 3)
+    assert _hangs(cap) == [("client", "10.0.0.1:40000", 3)]
+    assert findings(cap) == []
+
+
+@pytest.mark.parametrize(
+    "then",
+    ["window opens", "one probe only", "client closes", "server resets"],
+)
+def test_what_is_no_hang(then: str) -> None:
+    """A window that opened again (the reader resumed), a single segment into it (it could
+    have crossed the closing), either side's FIN, and a RST (a finding tells that one)."""
+    cap = Capture()
+    conv = _stalled_download(cap, 1 if then == "one probe only" else 3)
+    if then == "window opens":
+        conv.send("c", ACK, window=512)
+    elif then == "client closes":
+        conv.send("c", FIN | ACK, window=0)
+    elif then == "server resets":
+        conv.rst("s")
+    assert _hangs(cap) == []
+    assert bool(findings(cap)) is (then == "server resets")
+
+
+def test_only_the_first_hangs_are_kept_and_all_are_counted() -> None:
+    cap = Capture()
+    for port in range(3):
+        conv = Conversation(cap, client=("10.0.0.1", 41000 + port))
+        conv.handshake()
+        conv.send("s", ACK, 1000)
+        conv.send("c", ACK, window=0)
+        for _ in range(2):
+            conv.send("s", ACK, seq=conv.s.seq - 1, dt=0.5)
+            conv.send("c", ACK, window=0)
+    detector = HangDetector(kept=2)
+    for conn in track(cap):
+        detector.observe(conn)
+    assert detector.count == 3
+    assert [h.client for h in detector.summaries()] == ["10.0.0.1:41000", "10.0.0.1:41001"]
