@@ -33,7 +33,13 @@ from tcpdiag.filters import ConnectionFilter, FilterError
 from tcpdiag.findings import Finding
 from tcpdiag.inputs import DEFAULT_GLOBS
 from tcpdiag.output import OutputError, guarded_write, silence_stdout
-from tcpdiag.reader import FIFO_WAIT_SECONDS, ZERO_RECORDS_GIVE_UP, CaptureError, ReadLimits
+from tcpdiag.reader import (
+    FIFO_WAIT_SECONDS,
+    STDIN,
+    ZERO_RECORDS_GIVE_UP,
+    CaptureError,
+    ReadLimits,
+)
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.common import safe_line, tabulate
 from tcpdiag.reporters.flows import (
@@ -466,7 +472,8 @@ JoinOption = Annotated[
         help="Read the rotated parts of one capture (tcpdump -C/-G/-W: same name but for "
         "numbers or times; or files whose time ranges chain, each starting at most 2 s after "
         "the previous one ended) as one continuous capture, in the order of their first packets. "
-        "Frames are numbered continuously across the parts.",
+        "Frames are numbered continuously across the parts. Named pipes and standard input "
+        "are read alone (their parts could not be ordered without reading them twice).",
     ),
 ]
 DaskOption = Annotated[
@@ -858,6 +865,16 @@ def show(
 
     if (finding_id is None) == (conn is None):
         raise _fail("give a finding id or --conn CLIENT SERVER (one of them)")
+    if capture.is_dir():
+        raise _fail(f"{capture}: a directory: show takes one capture file")
+    if str(capture) == STDIN or (capture.exists() and not capture.is_file()):
+        # (A named pipe or standard input gives its packets once: the second read, for the
+        # ladder, would wait for a writer that never comes, or get nothing.)
+        raise _fail(
+            f"{capture}: show reads the capture twice (its findings, then the connection's "
+            "packets), so it needs a file, not standard input or a named pipe: save the "
+            "capture to a file first"
+        )
     finding: Finding | None = None
     try:
         # (The same engine as analyze, so that the findings and their ids are the same; the

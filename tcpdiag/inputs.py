@@ -89,7 +89,9 @@ def expand_inputs(
             CaptureInput((path,), _size(path), errors.get(number))
             for number, path in enumerate(paths)
         ]
-    plain = [p for n, p in enumerate(paths) if n not in errors and p != STDIN]
+    # (A named pipe, a device or a socket is read once, alone: ordering parts reads each part's
+    # first packet before the part itself.)
+    plain = [p for n, p in enumerate(paths) if n not in errors and p != STDIN and _joinable(p)]
     groups = {group[0]: group for group in group_rotated(plain)}
     members = {part for group in groups.values() for part in group}
     inputs: list[CaptureInput] = []
@@ -102,6 +104,11 @@ def expand_inputs(
         elif path not in members:
             inputs.append(CaptureInput((path,), _size(path)))
     return inputs
+
+
+def _joinable(path: str) -> bool:
+    """A regular file (or one that is missing or unreadable: its analysis says why)."""
+    return os.path.isfile(path) or not os.path.exists(path)
 
 
 def _directory_files(directory: str, patterns: Sequence[str]) -> list[str]:

@@ -147,6 +147,26 @@ def test_a_named_pipe_without_writer_is_one_line_error_after_fifo_wait(
     assert "127.0.0.1:35309" in result.stdout  # the other capture is still analysed
 
 
+@pytest.mark.parametrize("source", ["named pipe", "stdin"])
+def test_show_wants_a_file_it_can_read_twice(source: str, tmp_path: Path) -> None:
+    """show analyses the capture, then reads the connection's packets again: a named pipe
+    would make that second read wait for a writer (--fifo-wait) and standard input has nothing
+    left, so either is a one-line error at once, before anything is read."""
+    if source == "stdin":
+        argument = "-"
+    else:
+        fifo = tmp_path / "from-tcpdump"
+        os.mkfifo(fifo)  # (nobody writes it: reading would wait out --fifo-wait)
+        argument = str(fifo)
+    result = runner.invoke(app, ["show", argument, "F1"], input=b"")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"tcpdiag: error: {argument}: show reads the capture twice (its findings, then the "
+        "connection's packets), so it needs a file, not standard input or a named pipe: save "
+        "the capture to a file first\n"
+    )
+
+
 def test_zero_records_is_the_give_up_limit_of_a_zeroed_tail(tmp_path: Path) -> None:
     sample = (SAMPLES / "broken_pipe.pcap").read_bytes()
     capture = tmp_path / "zero-run.pcap"

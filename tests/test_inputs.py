@@ -185,3 +185,21 @@ def test_rotated_parts_are_grouped_by_name_in_capture_order(tmp_path: Path) -> N
     joined = expand_inputs([str(tmp_path)], join=True)
     assert [len(i.parts) for i in joined] == [1, 2, 3]
     assert os.path.basename(joined[2].name) == "x.pcap2 (+2 joined parts)"
+
+
+def test_a_named_pipe_named_for_join_is_read_alone_and_once(tmp_path: Path) -> None:
+    """Ordering rotated parts reads each part's first packet before the part: a named pipe
+    (tcpdump -w to a FIFO) would be read twice, the second read waiting for a writer that
+    never comes. It is an input of its own, never read while the inputs are made."""
+    header = (SAMPLES / "mixed.pcap").read_bytes()[:24]
+    for name, start in (("x.pcap1", 100), ("x.pcap2", 200)):
+        _touch(tmp_path / name, header + struct.pack("<IIII", start, 0, 4, 4) + b"abcd")
+    fifo = tmp_path / "x.pcap3"
+    os.mkfifo(fifo)  # (nobody writes it: opening it here would block)
+    inputs = expand_inputs(
+        [str(tmp_path / "x.pcap1"), str(tmp_path / "x.pcap2"), str(fifo)], join=True
+    )
+    assert [i.parts for i in inputs] == [
+        (str(tmp_path / "x.pcap1"), str(tmp_path / "x.pcap2")),
+        (str(fifo),),
+    ]
