@@ -30,6 +30,7 @@ class CaptureLine:
     error: str | None
     truncated: bool
     parts: list[tuple[str, int, int]] = field(default_factory=list)  # --join: (path, first, n)
+    hangs: int = 0  # connections hanging when last seen (tcpdiag.hangs): no findings
 
     def parts_text(self) -> str:
         """Where each joined part's frames are in the continuous numbering."""
@@ -76,6 +77,7 @@ class BatchSummary:
                 report.error,
                 report.truncated,
                 list(report.parts),
+                len(report.hangs),
             )
         )
         _trim(servers, clients)
@@ -104,15 +106,22 @@ class BatchSummary:
 
     def _table(self) -> tuple[list[str], list[list[Any]]]:
         categories = self.categories
+        # (A column of hangs only where a capture has one: the capture an application hung in
+        # is what a team triaging a directory looks for, though it has no finding.)
+        hangs = any(line.hangs for line in self.captures)
         rows = []
         for line in self.captures:
             status = "error" if line.error else "cut short" if line.truncated else "ok"
             counts = [line.findings.get(c, 0) for c in categories]
+            if hangs:
+                counts.append(line.hangs)
             rows.append([line.path, status, line.packets, *counts, sum(line.findings.values())])
         totals = [sum(line.findings.get(c, 0) for line in self.captures) for c in categories]
         packets = sum(line.packets for line in self.captures)
-        rows.append(["total", "", packets, *totals, sum(totals)])
-        return ["capture", "status", "packets", *categories, "findings"], rows
+        extra = [sum(line.hangs for line in self.captures)] if hangs else []
+        rows.append(["total", "", packets, *totals, *extra, sum(totals)])
+        headers = ["capture", "status", "packets", *categories, *(["hangs"] if hangs else [])]
+        return [*headers, "findings"], rows
 
     def text(self) -> str:
         headers, rows = self._table()
@@ -165,6 +174,7 @@ class BatchSummary:
                     "error": line.error,
                     "packets": line.packets,
                     "findings": dict(sorted(line.findings.items())),
+                    "hangs": line.hangs,
                 }
                 for line in self.captures
             ],

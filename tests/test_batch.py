@@ -414,3 +414,17 @@ def test_a_closed_standard_output_is_one_line_and_exit_2(tmp_path: Path) -> None
         assert proc.stderr.decode() == (
             "tcpdiag: error: cannot write the output: standard output is closed\n"
         )
+
+
+def test_the_summary_counts_the_hangs_of_each_capture() -> None:
+    """A capture an application hung in has no finding: the summary's hangs column (there
+    only when a capture has one) and JSON's per-capture count point the team to it."""
+    hung, other = str(SAMPLES / "reader_stopped_hang.pcap"), str(SAMPLES / "broken_pipe.pcap")
+    doc = json.loads(runner.invoke(app, ["analyze", "-f", "json", "-q", hung, other]).stdout)
+    rows = doc["batch"]["findings_per_capture"]
+    assert [(row["hangs"], row["findings"]) for row in rows] == [(1, {}), (0, {"broken_pipe": 1})]
+    table = runner.invoke(app, ["analyze", "-q", hung, other]).stdout
+    header = next(line for line in table.splitlines() if line.startswith("capture "))
+    assert header.split() == ["capture", "status", "packets", "broken_pipe", "hangs", "findings"]
+    plain = runner.invoke(app, ["analyze", "-q", other, str(SAMPLES / "mixed.pcap")]).stdout
+    assert " hangs " not in next(line for line in plain.splitlines() if line.startswith("capture "))
