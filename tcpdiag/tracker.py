@@ -1821,6 +1821,7 @@ class Connection:
                 ep.stall_retransmissions >= MIN_STALL_RETRANSMISSIONS
                 # something is still unacknowledged: a stall that was acknowledged is no stall
                 and ep.unacknowledged
+                and not _probing_closed_window(ep, self.peer(ep))
             )
             or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
         ]
@@ -3662,6 +3663,15 @@ _ICMP6_UNREACH = {
     6: ("reject_route", False),
 }
 PMTU_KINDS = frozenset({"frag_needed", "packet_too_big"})
+
+
+def _probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
+    """Whether what the sender repeats is zero-window probes that the receiver answers: its
+    window is still closed and it answered the sender's last segment. Windows, macOS and the
+    BSDs probe with the next byte of data, again and again, which the receiver does not take
+    while its window is closed (Linux probes with 0 bytes at SND.NXT-1): flow control, a
+    receiver that stopped reading (tcpdiag.hangs), not data lost on the way."""
+    return receiver.window_closed is not None and receiver.last_time >= sender.last_time
 
 
 def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
