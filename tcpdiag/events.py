@@ -371,7 +371,10 @@ class SilenceEvent(FlowEvent):
     # without retransmissions): no stack retransmits a SYN or data within 150 ms of the last
     # (RTO floor 200 ms; a SYN's first RTO 1 s or more), so faster repeats are copies.
     mean_retry_gap_seconds: float | None = None
-    peer_silent: bool = True  # the peer sent nothing during the stall
+    # The peer sent nothing since the stalled side began retransmitting (the first one kept):
+    # a peer that answered early probes or acknowledged earlier data, then fell silent, is
+    # gone (or its path is), not a path losing one way.
+    peer_silent: bool = True
     # The peer, a server, repeated its SYN-ACK well after the stalled client had acknowledged
     # it and acknowledged none of its data: the data went to a kernel that never took the
     # handshake (a listener whose accept queue was full: RstEvent.sender_never_took_handshake).

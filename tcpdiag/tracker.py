@@ -1891,7 +1891,10 @@ class Connection:
                 if frames and retransmissions
                 else None
             ),
-            peer_silent=peer.last_time <= start,
+            # (since it began retrying: the peer's ACKs of earlier data, in flight when the
+            # stalled data first went out, say nothing of whether it is still there)
+            peer_silent=peer.last_time
+            <= (frames[0].time if frames and not syn_unanswered else start),
             peer_never_took_handshake=_handshake_not_taken(peer, stalled),
             stall_segment_bytes=0 if syn_unanswered else stalled.stall_segment_len,
             large_never_acked=not syn_unanswered and _large_never_acked(stalled),

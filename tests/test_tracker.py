@@ -2474,3 +2474,36 @@ def test_a_reset_after_probing_a_closed_window_says_the_peer_stopped_reading(
         if stopped_reading
         else []
     )
+
+
+@pytest.mark.parametrize(
+    ("peer_after", "cause"),
+    [
+        # Its last segment came after the data first went out, before any retransmission:
+        # an acknowledgement of earlier data in flight, then nothing: gone, or its path.
+        ("before the retries", "peer-or-path-black-holed"),
+        # It kept sending while the data was retransmitted: the data is lost one way.
+        ("during the retries", "one-way-loss"),
+    ],
+)
+def test_a_peer_is_silent_from_the_first_retransmission_on(peer_after: str, cause: str) -> None:
+    """Real traffic (nDPI's skype captures: a server's last segment 60 ms after the client's
+    request, then seven retransmissions unanswered): whether the peer fell silent is judged
+    from the stalled side's first retransmission, not from the data's first transmission,
+    which the peer's segments already in flight may follow."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.handshake()
+    conv.data("c", 100)
+    request = conv.c.seq
+    conv.send("c", PSH | ACK, 137)
+    conv.send("s", PSH | ACK, 3, ack=request, dt=0.06)  # (sent before the request reached it)
+    gap = 0.4
+    for _ in range(5):
+        conv.send("c", PSH | ACK, 137, seq=request, advance=False, dt=gap)
+        if peer_after == "during the retries":
+            conv.send("s", ACK, ack=request)  # (a duplicate ACK: its segments still arrive)
+        gap *= 2
+    (finding,) = findings(cap)
+    assert finding.rule == "retransmission-timeout"
+    assert finding.cause is not None and finding.cause.id == cause
