@@ -178,7 +178,7 @@ class RstEvent(FlowEvent):
     # gave up (a close, not a shutdown of its writing half to wait for a reply).
     receiver_stall_retransmissions: int = 0
     # Times the sender had retransmitted data still unacknowledged at the RST, with nothing
-    # from the receiver since that data was first sent, in ESTABLISHED or CLOSE-WAIT (its
+    # from the receiver since it began retransmitting, in ESTABLISHED or CLOSE-WAIT (its
     # application still there; 0 otherwise): a sender that gave up on a silent peer. Linux
     # sends no RST when its retransmission limit runs out, Windows does (after 5 by default),
     # and so does an application that gives up and aborts: the stall is what happened, and

@@ -3679,15 +3679,20 @@ def _probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
 
 def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
     """The sender's retransmissions of data still unacknowledged, if the receiver sent
-    nothing since that data was first sent; else 0 (RstEvent.sender_stall_retransmissions).
-    Only while the sender's application could still be waiting on it (ESTABLISHED, or
-    CLOSE-WAIT): a RST after a FIN retransmitted unanswered comes from a stack giving up on an
-    orphaned socket and tells nobody anything."""
+    nothing since the sender began retransmitting it (the first retransmission kept; its
+    segments in flight when the data first went out say nothing of whether it is still
+    there); else 0 (RstEvent.sender_stall_retransmissions)."""
+    # Only while the sender's application could still be waiting on it (ESTABLISHED, or
+    # CLOSE-WAIT): a RST after a FIN retransmitted unanswered comes from a stack giving up on
+    # an orphaned socket and tells nobody anything.
     start = sender.stall_start
+    marks = sender.stall_marks
+    retrying = marks[1] if marks else start
     if (
         start is None
+        or retrying is None
         or not sender.unacknowledged
-        or receiver.last_time > start
+        or receiver.last_time > retrying
         or sender.state not in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
     ):
         return 0

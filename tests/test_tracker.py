@@ -2507,3 +2507,26 @@ def test_a_peer_is_silent_from_the_first_retransmission_on(peer_after: str, caus
     (finding,) = findings(cap)
     assert finding.rule == "retransmission-timeout"
     assert finding.cause is not None and finding.cause.id == cause
+
+
+def test_a_windows_sender_resetting_after_its_retries_to_a_peer_silent_since_is_a_stall() -> None:
+    """The same peer, silent from the first retransmission on (its segment in flight came
+    after the request first went out), and a Windows client whose stack gives up after five
+    retransmissions with a RST, when the next one was due: its connection timed out
+    (ETIMEDOUT), no application reset it (a peer_reset telling the server ECONNRESET before)."""
+    cap = Capture()
+    conv = Conversation(cap)
+    conv.c.ttl = 128
+    conv.handshake()
+    conv.data("c", 100)
+    request = conv.c.seq
+    conv.send("c", PSH | ACK, 137)
+    conv.send("s", PSH | ACK, 3, ack=request, dt=0.06)
+    gap = 0.4
+    for _ in range(5):
+        conv.send("c", PSH | ACK, 137, seq=request, advance=False, dt=gap)
+        gap *= 2
+    conv.rst("c", dt=gap)
+    (finding,) = findings(cap)
+    assert finding.rule == "retransmission-timeout-stack-reset"
+    assert (finding.client_sees.errno, finding.server_sees.errno) == ("ETIMEDOUT", None)
