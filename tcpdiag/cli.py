@@ -553,7 +553,8 @@ def analyze(
             "--fail-on",
             help="Which findings make the exit status 1: error_seen (an application saw an "
             "error), any, never, or categories and impacts, comma-separated "
-            "(refused,peer_reset).",
+            "(refused,peer_reset); and hang: a capture with a connection hanging (a side "
+            "that stopped reading, no finding).",
         ),
     ] = "error_seen",
     localtime: Annotated[
@@ -678,6 +679,7 @@ def analyze(
         verbose=verbose,
         selection=selection,
         fails=fails,
+        fails_on_hang=fails.hangs,
     )
     with ExitStack() as stack:
         out = _open_output(stack, output)

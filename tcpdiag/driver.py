@@ -50,6 +50,7 @@ class BatchRequest:
     # Which findings the reports show (reporters apply it; the summary counts only those).
     selection: Selection = field(default_factory=Selection)
     fails: Callable[[FindingFacts], bool] = bool  # which shown findings make the exit status 1
+    fails_on_hang: bool = False  # a capture with a hang (tcpdiag.hangs) makes it 1 too
 
 
 def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = None) -> int:
@@ -79,7 +80,10 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
         elif not report.filter_matched:
             progress.echo(f"tcpdiag: warning: {report.path}: no connection matches the filters")
         shown, fails = request.selection.accepts, request.fails
-        if status == EXIT_CLEAN and any(shown(f) and fails(f) for f in digests_of(report.findings)):
+        if status == EXIT_CLEAN and (
+            (request.fails_on_hang and report.hangs)
+            or any(shown(f) and fails(f) for f in digests_of(report.findings))
+        ):
             status = EXIT_FINDINGS
         guarded_write(out, partial(reporter.write, report, out))
         summary.add(report, shown)

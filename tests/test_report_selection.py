@@ -73,6 +73,25 @@ def test_exit_1_means_an_application_saw_an_error() -> None:
     assert "Exit status" in runner.invoke(app, ["analyze", "--help"]).stdout
 
 
+def test_fail_on_hang_exits_1_for_a_capture_with_a_hang() -> None:
+    """A hang is no finding (exit 0 by default), but a watch job may want to hear of it: `hang`
+    among --fail-on's words, with the others or alone; `never` still wins."""
+    hung = str(SAMPLES / "reader_stopped_hang.pcap")
+    codes = {
+        words: runner.invoke(app, ["analyze", *(["--fail-on", words] if words else []), hung])
+        for words in ("", "any", "hang", "error_seen,hang", "never,hang")
+    }
+    assert {words: result.exit_code for words, result in codes.items()} == {
+        "": 0,
+        "any": 0,
+        "hang": 1,
+        "error_seen,hang": 1,
+        "never,hang": 0,
+    }
+    # (hang alone names no finding: a capture whose findings an application saw exits 0)
+    assert runner.invoke(app, ["analyze", "--fail-on", "hang", str(MIXED)]).exit_code == 0
+
+
 def test_filters_are_echoed_and_a_filter_matching_nothing_says_so() -> None:
     for fmt in ("table", "markdown", "html", "json", "jsonl"):
         result = runner.invoke(app, ["analyze", "-f", fmt, "--port", "9", "--impact", "none",

@@ -87,20 +87,26 @@ class DocumentReporter:
 class FailOn:
     """Which findings make `tcpdiag analyze` exit 1 (--fail-on): by default those in which an
     application saw an error (impact "error_seen"); `any`; `never`; or a comma-separated list of
-    categories and impacts (`refused,peer_reset`, `unknown`)."""
+    categories and impacts (`refused,peer_reset`, `unknown`); and `hang`: a capture with a
+    connection hanging (tcpdiag.hangs), which is no finding."""
 
     words: frozenset[str] = frozenset({"error_seen"})
 
     @classmethod
     def parse(cls, text: str, categories: frozenset[str]) -> FailOn:
         words = frozenset(w.strip() for w in text.split(",") if w.strip())
-        unknown = words - categories - set(IMPACTS) - {"any", "never"}
+        unknown = words - categories - set(IMPACTS) - {"any", "never", "hang"}
         if not words or unknown:
             raise ValueError(
-                f"--fail-on {text!r}: expected any, never, an impact ({', '.join(IMPACTS)}) or "
-                f"categories ({', '.join(sorted(categories))}), comma-separated"
+                f"--fail-on {text!r}: expected any, never, an impact ({', '.join(IMPACTS)}), "
+                f"categories ({', '.join(sorted(categories))}) or hang, comma-separated"
             )
         return cls(words)
+
+    @property
+    def hangs(self) -> bool:
+        """Whether a capture with a hang exits 1."""
+        return "hang" in self.words and "never" not in self.words
 
     def __call__(self, finding: FindingFacts) -> bool:
         if "never" in self.words:
