@@ -2,12 +2,14 @@
 
 Nothing has failed on such a connection, so it is no finding: one side's advertised window closed
 (0) and stayed closed while its peer, which has data waiting to go, probed it (RFC 9293 3.8.6.1:
-zero-window probes, each answered with the window still 0). Its program is busy, stuck, or no
-longer reading that socket; the peer's program blocks in send() once its send buffer is full, with
-no error, until the reader resumes or a send timeout of the writer's (or a proxy's) ends the
-connection with a RST (then a finding: peer_reset, cause `peer-stopped-reading`). That is the
-"hang" an on-call engineer is asked about, and the capture shows it plainly, so the report sums
-each one up beside the findings, as it does scans and floods.
+zero-window probes, answered with the window still 0, the last one too). Its program is busy,
+stuck, or no longer reading that socket; the peer's program blocks in send() once its send buffer
+is full, with no error, until the reader resumes or a send timeout of the writer's (or a
+proxy's) ends the connection with a RST (then a finding: peer_reset, cause
+`peer-stopped-reading`). That is the "hang" an on-call engineer is asked about, and the capture
+shows it plainly, so the report sums each one up beside the findings, as it does scans and
+floods. Probes the reader stopped answering are no such hang: it went away with its window
+closed.
 """
 
 from __future__ import annotations
@@ -87,10 +89,14 @@ class HangDetector:
         # side's FIN ended the writing or the reading this is about.)
         if conn.events or conn.client.fin is not None or conn.server.fin is not None:
             return
-        for reader in (conn.client, conn.server):
+        for reader, writer in ((conn.client, conn.server), (conn.server, conn.client)):
             closed = reader.window_closed
             if closed is None or reader.closed_window_probes < CLOSED_WINDOW_PROBES:
                 continue
+            if reader.last_time < writer.last_time:
+                # (Its last probe went unanswered: the reader went away, or its path did,
+                # with its window closed; no program that stopped reading.)
+                return
             self.count += 1
             if len(self._hangs) < self.kept:
                 self._hangs.append(

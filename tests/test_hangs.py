@@ -76,15 +76,19 @@ def test_a_stalled_download_at_the_end_is_a_hang(style: str) -> None:
 
 @pytest.mark.parametrize(
     "then",
-    ["window opens", "one probe only", "client closes", "server resets"],
+    ["window opens", "one probe only", "client closes", "server resets", "probes unanswered"],
 )
 def test_what_is_no_hang(then: str) -> None:
     """A window that opened again (the reader resumed), a single segment into it (it could
-    have crossed the closing), either side's FIN, and a RST (a finding tells that one)."""
+    have crossed the closing), either side's FIN, a RST (a finding tells that one), and
+    probes the reader stopped answering (it went away, or its path did)."""
     cap = Capture()
     conv = _stalled_download(cap, 1 if then == "one probe only" else 3)
     if then == "window opens":
         conv.send("c", ACK, window=512)
+    elif then == "probes unanswered":
+        for gap in (1.6, 3.2):
+            conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
     elif then == "client closes":
         conv.send("c", FIN | ACK, window=0)
     elif then == "server resets":
