@@ -911,12 +911,13 @@ def test_retried_syn_never_answered_is_connect_timeout() -> None:
 def test_syn_retries_that_stop_while_the_capture_goes_on_are_a_program_giving_up(
     gaps: tuple[float, ...], ttl: int, then: float, rule: str
 ) -> None:
-    """Real traffic (ssh's ConnectTimeout in FoxIO's JA4+ test captures: five SYNs, then
-    nothing for the 40 s the capture went on): a Linux client whose SYN retries stop short of
-    its stack's default schedule (about a minute of retries), while other traffic shows the
-    capture still running well past when its next retry was due, was abandoned by its program
-    on a connect timeout of its own; the kernel's connect-timeout otherwise. The new facts say
-    how long the capture went on after the last SYN, on the capture clock at retirement."""
+    """Real traffic (nDPI's anyconnect-vpn capture: a macOS host's five SYNs over 5 s, then
+    nothing for the 43 s the capture went on; pypacker's ether.pcap: a Linux guest's three SYNs,
+    then 15 s): a client with a TTL of 64 whose SYN retries stop short of its stack's default
+    schedule (about a minute of retries), while other traffic shows the capture still running
+    well past when its next retry was due, was abandoned by its program on a connect timeout of
+    its own; the kernel's connect-timeout otherwise. The new facts say how long the capture went
+    on after the last SYN, on the capture clock at retirement."""
     cap = Capture()
     conv = Conversation(cap)
     conv.c.ttl = ttl
@@ -2488,7 +2489,7 @@ def test_a_reset_after_probing_a_closed_window_says_the_peer_stopped_reading(
 )
 def test_a_peer_is_silent_from_the_first_retransmission_on(peer_after: str, cause: str) -> None:
     """Real traffic (nDPI's skype captures: a server's last segment 60 ms after the client's
-    request, then seven retransmissions unanswered): whether the peer fell silent is judged
+    request, then the request's retransmissions unanswered): whether the peer fell silent is judged
     from the stalled side's first retransmission, not from the data's first transmission,
     which the peer's segments already in flight may follow."""
     cap = Capture()
