@@ -19,7 +19,7 @@ from typing import Any
 
 from tcpdiag.events import Role
 from tcpdiag.findings import iso_time
-from tcpdiag.tracker import CLOSED_WINDOW_PROBES, TrackedConnection
+from tcpdiag.tracker import TrackedConnection, probed_window, probing_closed_window
 
 # Hangs kept for the report (each is a few hundred bytes): the first ones; the rest are counted.
 HANGS_KEPT = 1000
@@ -90,10 +90,10 @@ class HangDetector:
         if conn.events or conn.client.fin is not None or conn.server.fin is not None:
             return
         for reader, writer in ((conn.client, conn.server), (conn.server, conn.client)):
-            closed = reader.window_closed
-            if closed is None or reader.closed_window_probes < CLOSED_WINDOW_PROBES:
+            closed = probed_window(reader)
+            if closed is None:
                 continue
-            if reader.last_time < writer.last_time:
+            if not probing_closed_window(writer, reader):
                 # (Its last probe went unanswered: the reader went away, or its path did,
                 # with its window closed; no program that stopped reading.)
                 return

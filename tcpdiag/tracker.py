@@ -393,6 +393,14 @@ class Endpoint:
         """Something it sent is not acknowledged yet (or the capture cannot say)."""
         return self.snd_una is None or self.snd_nxt is None or seq_lt(self.snd_una, self.snd_nxt)
 
+    @property
+    def retrying_since(self) -> float | None:
+        """When this side began retransmitting its stalled data (the first retransmission
+        kept; the stall's start without any): its peer's segments since then tell whether the
+        peer is still there, those in flight when the data first went out do not."""
+        marks = self.stall_marks
+        return marks[1] if marks else self.stall_start
+
     def stall_evidence(self) -> list[Evidence]:
         """The current stall's retransmissions kept (see stall_marks), oldest first."""
         marks = self.stall_marks
@@ -580,7 +588,7 @@ class RstLog:
                 del logs[host]
 
 
-def _probed_window(receiver: Endpoint) -> Evidence | None:
+def probed_window(receiver: Endpoint) -> Evidence | None:
     """The segment that closed the receiver's window, if it is still closed and the sender
     probed it at least twice since (one segment could be one that crossed the closing)."""
     if receiver.closed_window_probes < CLOSED_WINDOW_PROBES:
@@ -590,8 +598,8 @@ def _probed_window(receiver: Endpoint) -> Evidence | None:
 
 def _window_closed_for(time: float, receiver: Endpoint) -> float:
     """RstEvent.receiver_window_closed_seconds: how long the receiver's window had been closed
-    at `time`, probed (_probed_window); 0 otherwise."""
-    closed = _probed_window(receiver)
+    at `time`, probed (probed_window); 0 otherwise."""
+    closed = probed_window(receiver)
     return 0.0 if closed is None else round(max(time - closed.time, 0.0), 3)
 
 
@@ -1710,7 +1718,7 @@ class Connection:
         ):
             yield last
         yield from (sender.unanswered_probes or [])[-3:]
-        closed = _probed_window(receiver)
+        closed = probed_window(receiver)
         if closed is not None:
             probes = receiver.closed_window_probes
             yield Evidence(
@@ -1821,7 +1829,7 @@ class Connection:
                 ep.stall_retransmissions >= MIN_STALL_RETRANSMISSIONS
                 # something is still unacknowledged: a stall that was acknowledged is no stall
                 and ep.unacknowledged
-                and not _probing_closed_window(ep, self.peer(ep))
+                and not probing_closed_window(ep, self.peer(ep))
             )
             or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
         ]
@@ -1855,6 +1863,11 @@ class Connection:
         gaps = [b - a for a, b in pairwise(times)]
         last = stalled.last_time
         quiet_after = max(now - last, 0.0)
+        # (The peer is silent if it sent nothing since the stalled side began retrying: see
+        # Endpoint.retrying_since; a SYN's, or a stall without a start, since `start`.)
+        retrying = stalled.retrying_since
+        if syn_unanswered or retrying is None:
+            retrying = start
         on_schedule = False
         if rst is not None and stalled is rst.sender and gaps and gaps[-1] > 0:
             delay = rst.event.time - times[-1]
@@ -1891,10 +1904,7 @@ class Connection:
                 if frames and retransmissions
                 else None
             ),
-            # (since it began retrying: the peer's ACKs of earlier data, in flight when the
-            # stalled data first went out, say nothing of whether it is still there)
-            peer_silent=peer.last_time
-            <= (frames[0].time if frames and not syn_unanswered else start),
+            peer_silent=peer.last_time <= retrying,
             peer_never_took_handshake=_handshake_not_taken(peer, stalled),
             stall_segment_bytes=0 if syn_unanswered else stalled.stall_segment_len,
             large_never_acked=not syn_unanswered and _large_never_acked(stalled),
@@ -3668,7 +3678,7 @@ _ICMP6_UNREACH = {
 PMTU_KINDS = frozenset({"frag_needed", "packet_too_big"})
 
 
-def _probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
+def probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
     """Whether what the sender repeats is zero-window probes that the receiver answers: its
     window is still closed and it answered the sender's last segment. Windows, macOS and the
     BSDs probe with the next byte of data, again and again, which the receiver does not take
@@ -3679,18 +3689,14 @@ def _probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
 
 def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
     """The sender's retransmissions of data still unacknowledged, if the receiver sent
-    nothing since the sender began retransmitting it (the first retransmission kept; its
-    segments in flight when the data first went out say nothing of whether it is still
-    there); else 0 (RstEvent.sender_stall_retransmissions)."""
+    nothing since the sender began retransmitting it (Endpoint.retrying_since); else 0
+    (RstEvent.sender_stall_retransmissions)."""
     # Only while the sender's application could still be waiting on it (ESTABLISHED, or
     # CLOSE-WAIT): a RST after a FIN retransmitted unanswered comes from a stack giving up on
     # an orphaned socket and tells nobody anything.
-    start = sender.stall_start
-    marks = sender.stall_marks
-    retrying = marks[1] if marks else start
+    retrying = sender.retrying_since
     if (
-        start is None
-        or retrying is None
+        retrying is None
         or not sender.unacknowledged
         or receiver.last_time > retrying
         or sender.state not in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
