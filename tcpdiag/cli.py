@@ -679,7 +679,6 @@ def analyze(
         verbose=verbose,
         selection=selection,
         fails=fails,
-        fails_on_hang=fails.hangs,
     )
     with ExitStack() as stack:
         out = _open_output(stack, output)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO
@@ -20,13 +20,12 @@ from typing import TextIO
 from tcpdiag import __version__
 from tcpdiag.batch import FileResult, InputOrder, WorkerSettings, default_jobs, run_local
 from tcpdiag.batch_summary import BatchSummary
-from tcpdiag.findings import FindingFacts
 from tcpdiag.inputs import CaptureInput, expand_inputs
 from tcpdiag.output import OutputError, guarded_write, silence_stdout
 from tcpdiag.progress import BatchProgress
 from tcpdiag.reporters.base import Reporter
 from tcpdiag.reporters.jsontext import json_text
-from tcpdiag.reporters.selection import Selection
+from tcpdiag.reporters.selection import FailOn, Selection
 from tcpdiag.spool import digests_of
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -49,8 +48,8 @@ class BatchRequest:
     verbose: bool = False
     # Which findings the reports show (reporters apply it; the summary counts only those).
     selection: Selection = field(default_factory=Selection)
-    fails: Callable[[FindingFacts], bool] = bool  # which shown findings make the exit status 1
-    fails_on_hang: bool = False  # a capture with a hang (tcpdiag.hangs) makes it 1 too
+    # Which shown findings make the exit status 1, and whether a capture with a hang does.
+    fails: FailOn = field(default_factory=FailOn)
 
 
 def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = None) -> int:
@@ -81,7 +80,7 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
             progress.echo(f"tcpdiag: warning: {report.path}: no connection matches the filters")
         shown, fails = request.selection.accepts, request.fails
         if status == EXIT_CLEAN and (
-            (request.fails_on_hang and report.hangs)
+            (request.fails.hangs and report.hangs)
             or any(shown(f) and fails(f) for f in digests_of(report.findings))
         ):
             status = EXIT_FINDINGS
