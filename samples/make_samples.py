@@ -1712,6 +1712,41 @@ def reader_stopped_hang(ctx: Ctx) -> Outcome:
     return Outcome("kernel", [])
 
 
+@scenario("reader_vanished_zero_window")
+def reader_vanished_zero_window(ctx: Ctx) -> Outcome:
+    """The reader vanished with its window closed: the server send()s 64 KiB chunks with a 30 s
+    timeout; the client (SO_RCVBUF 64 KiB) reads the first 64 KiB and stops reading, its
+    window closes and the server's kernel probes it (0 bytes at SND.NXT-1, doubling gaps from
+    about 0.2 s). The client's kernel answers the first probe (window still 0) and not the
+    second, under half a second later (tcp_invalid_ratelimit). 1 s after its read the
+    client's host goes away, as seen from the wire (`iptables -I INPUT -p tcp --sport P -j
+    DROP` on its side: the probes reach no socket, nothing answers them). The server's kernel
+    probes on until `net.ipv4.tcp_retries2` (4 in the namespace) probes went unanswered, then
+    gives up without a RST: its blocked send() fails with ETIMEDOUT. The client's program,
+    stuck, sees nothing."""
+    port = ctx.ports[0]
+    ctx.tool(["sysctl", "-w", "net.ipv4.tcp_retries2=4"])
+    lst = ctx.listen(V4, port)
+    client_conn: list[Endpoint] = []
+    chunk = b"x" * 65536
+
+    def server() -> None:
+        conn = ctx.accept(lst)
+        for _ in range(64):
+            if conn.send(chunk, timeout=30.0) is None:
+                break
+
+    def client() -> None:
+        conn, _ = ctx.connect(V4, port, [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
+        client_conn.append(conn)
+        conn.recv_exactly(len(chunk))
+        time.sleep(1.0)  # (not ctx.pause: between the second probe and the third)
+        ctx.iptables("-I", "INPUT", "-p", "tcp", "--sport", str(port), "-j", "DROP")
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)], 40)
+    return Outcome("kernel", [ctx.finding("retransmission_timeout", client_conn[0], V4, port)])
+
+
 @scenario("graceful_close")
 def graceful_close(ctx: Ctx) -> Outcome:
     """Negative control: one request / response, the client closes, the server reads EOF and

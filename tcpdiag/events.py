@@ -375,6 +375,10 @@ class SilenceEvent(FlowEvent):
     # a peer that answered early probes or acknowledged earlier data, then fell silent, is
     # gone (or its path is), not a path losing one way.
     peer_silent: bool = True
+    # The peer's receive window was closed (0) when it fell silent: the stall is the stalled
+    # side's probes of that window (Linux's, 0 bytes at SND.NXT-1; Windows' and the BSDs', the
+    # next byte) that a reader which had stopped reading answered until it went away.
+    peer_window_closed: bool = False
     # The peer, a server, repeated its SYN-ACK well after the stalled client had acknowledged
     # it and acknowledged none of its data: the data went to a kernel that never took the
     # handshake (a listener whose accept queue was full: RstEvent.sender_never_took_handshake).

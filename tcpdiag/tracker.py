@@ -135,6 +135,10 @@ RST_ANSWER_SECONDS = 3.0
 RECENT_SEGMENTS = 16
 # A stall needs this many retransmissions of the same data before it is worth an event.
 MIN_STALL_RETRANSMISSIONS = 2
+# Zero-window probes left unanswered before the prober's stall is worth an event: a live Linux
+# reader answers at most one probe in tcp_invalid_ratelimit (500 ms), so the first probes' gaps,
+# shorter than that, can each miss an answer from a reader that is still there.
+MIN_WINDOW_PROBES = 3
 # A server's SYN-ACK repeated this long after the client's ACK of it was sent after that ACK
 # had arrived, whichever side the capture was taken on (RFC 6298's initial RTO is 1 s; a SYN-ACK
 # sent before the ACK arrived reaches the capture within a round trip of it).
@@ -360,6 +364,12 @@ class Endpoint:
     # probe with). See RstEvent.receiver_window_closed_seconds.
     window_closed: Evidence | None = None
     closed_window_probes: int = 0
+    # This side's zero-window probes as Linux sends them (0 bytes at SND.NXT-1 into the peer's
+    # closed window) since the peer last sent anything: how many, and the latest STALL_KEPT as
+    # (frame, time) pairs. A reader answers each (its window still 0) for as long as it is
+    # there; one that stops answering went away with its window closed.
+    window_probes: int = 0
+    window_probe_marks: array[float] | None = None
 
     @property
     def text(self) -> str:
@@ -400,6 +410,24 @@ class Endpoint:
         peer is still there, those in flight when the data first went out do not."""
         marks = self.stall_marks
         return marks[1] if marks else self.stall_start
+
+    def window_probe(self, frame: int, time: float) -> None:
+        """This side probed the peer's closed window with 0 bytes (see window_probes)."""
+        self.window_probes += 1
+        marks = self.window_probe_marks
+        if marks is None:
+            self.window_probe_marks = array("d", (frame, time))
+            return
+        marks.extend((frame, time))
+        if len(marks) > 2 * STALL_KEPT:
+            del marks[:2]
+
+    def window_probe_evidence(self) -> list[Evidence]:
+        """The unanswered zero-window probes kept (see window_probes), oldest first."""
+        marks = self.window_probe_marks or array("d")
+        what = f"zero-window probe from {self.role}, unanswered"
+        pairs = zip(marks[::2], marks[1::2], strict=True)
+        return [Evidence(int(frame), time, what) for frame, time in pairs]
 
     def stall_evidence(self) -> list[Evidence]:
         """The current stall's retransmissions kept (see stall_marks), oldest first."""
@@ -955,6 +983,7 @@ class Connection:
             and not self.rsts
             and not sender.unanswered_probes
             and not receiver.unanswered_probes
+            and not receiver.window_probes
             and (seg.payload_len or sender.syn is not None)  # see _is_keepalive
             and not seg.mptcp_options
         ):
@@ -978,6 +1007,8 @@ class Connection:
             or server.rcv_nxt is None
             or client.unanswered_probes
             or server.unanswered_probes
+            or client.window_probes
+            or server.window_probes
         ):
             return None
         return client.snd_nxt, server.snd_nxt, client.syn is not None, server.syn is not None
@@ -1126,6 +1157,9 @@ class Connection:
             self._on_payload(seg, sender, receiver, previous_time)
             self.last_ordinary_time = seg.time
         receiver.unanswered_probes = None  # any segment from the sender answers the peer's probes
+        if receiver.window_probes:
+            receiver.window_probes = 0
+            receiver.window_probe_marks = None
         if flags & FIN:
             self._on_fin(seg, sender, receiver)
         window = sender.window = seg.window
@@ -1136,6 +1170,8 @@ class Connection:
             or (sender.snd_nxt is not None and seg.seq == seq_add(sender.snd_nxt, -1))
         ):
             receiver.closed_window_probes += 1
+            if not seg.payload_len:
+                sender.window_probe(seg.frame, seg.time)
         if self.closed and self.closed_at is None:
             self.closed_at = seg.time
 
@@ -1832,10 +1868,14 @@ class Connection:
                 and not probing_closed_window(ep, self.peer(ep))
             )
             or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
+            or (rst is None and _probes_unanswered(ep, self.peer(ep)))
         ]
         if not candidates:
             return None
-        stalled = max(candidates, key=lambda ep: ep.stall_retransmissions + ep.syn_retries)
+        stalled = max(
+            candidates,
+            key=lambda ep: ep.stall_retransmissions + ep.syn_retries + ep.window_probes,
+        )
         peer = self.peer(stalled)
         # (a connect() its own side's RST ended was in SYN-SENT until then; a sender that gave
         # up on its data, in the state its RST found it)
@@ -1844,6 +1884,11 @@ class Connection:
         else:
             stalled_state = TcpState(rst.event.sender_state)
         syn_unanswered = stalled_state == TcpState.SYN_SENT and peer.isn is None
+        probing = (
+            rst is None
+            and _probes_unanswered(stalled, peer)
+            and stalled.window_probes > stalled.stall_retransmissions
+        )
         if syn_unanswered:
             retransmissions = stalled.syn_retries
             start = stalled.syn.time if stalled.syn else self.first_time
@@ -1851,6 +1896,13 @@ class Connection:
             times = [e.time for e in frames]
             if len(frames) <= retransmissions:
                 del times[:1]  # (older repeats dropped: see below)
+        elif probing:
+            # (Probes of a closed window that its reader stopped answering: the stall runs from
+            # the first probe left unanswered.)
+            retransmissions = stalled.window_probes
+            frames = stalled.window_probe_evidence()
+            start = frames[0].time
+            times = [e.time for e in frames]
         else:
             retransmissions = stalled.stall_retransmissions
             frames = stalled.stall_evidence()
@@ -1866,7 +1918,7 @@ class Connection:
         # (The peer is silent if it sent nothing since the stalled side began retrying: see
         # Endpoint.retrying_since; a SYN's, or a stall without a start, since `start`.)
         retrying = stalled.retrying_since
-        if syn_unanswered or retrying is None:
+        if syn_unanswered or retrying is None or probing:
             retrying = start
         on_schedule = False
         if rst is not None and stalled is rst.sender and gaps and gaps[-1] > 0:
@@ -1905,6 +1957,7 @@ class Connection:
                 else None
             ),
             peer_silent=peer.last_time <= retrying,
+            peer_window_closed=peer.window_closed is not None,
             peer_never_took_handshake=_handshake_not_taken(peer, stalled),
             stall_segment_bytes=0 if syn_unanswered else stalled.stall_segment_len,
             large_never_acked=not syn_unanswered and _large_never_acked(stalled),
@@ -1921,6 +1974,8 @@ class Connection:
             server_os=os_family(self.server.ttl),
             stalled_os=os_family(stalled.ttl),
         )
+        if probing and peer.window_closed is not None:
+            _add_evidence(event, peer.window_closed)  # (what the probes were probing)
         for item in frames[:2] + frames[-4:]:
             _add_evidence(event, item)
         if event.peer_never_took_handshake:
@@ -3685,6 +3740,13 @@ def probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
     while its window is closed (Linux probes with 0 bytes at SND.NXT-1): flow control, a
     receiver that stopped reading (tcpdiag.hangs), not data lost on the way."""
     return receiver.window_closed is not None and receiver.last_time >= sender.last_time
+
+
+def _probes_unanswered(sender: Endpoint, receiver: Endpoint) -> bool:
+    """Whether the sender's zero-window probes (Linux's, 0 bytes) went unanswered: the
+    receiver's window is still closed and it sent nothing since MIN_WINDOW_PROBES of them. A
+    reader that only stopped reading answers each; this one went away with its window closed."""
+    return receiver.window_closed is not None and sender.window_probes >= MIN_WINDOW_PROBES
 
 
 def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:

@@ -112,3 +112,36 @@ def test_only_the_first_hangs_are_kept_and_all_are_counted() -> None:
         detector.observe(conn)
     assert detector.count == 3
     assert [h.client for h in detector.summaries()] == ["10.0.0.1:41000", "10.0.0.1:41001"]
+
+
+@pytest.mark.parametrize("style", ["linux", "windows"])
+def test_a_reader_gone_with_its_window_closed_is_a_probe_timeout(style: str) -> None:
+    """The reader answered the first probes (window still 0), then no more: it went away with
+    its window closed. The writer's kernel gives up when its probes run out, without a RST:
+    ETIMEDOUT for the writer (a retransmission_timeout), no hang. Linux probes with 0 bytes
+    (which no data stall counts), Windows, macOS and the BSDs with the next byte."""
+    cap = Capture()
+    conv = _stalled_download(cap, 3, style)
+    for gap in (1.6, 3.2, 6.4, 12.8):
+        if style == "linux":
+            conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
+        else:
+            conv.send("s", ACK, 1, advance=False, dt=gap)
+    (finding,) = findings(cap)
+    assert finding.rule == "zero-window-probe-timeout"
+    assert (finding.client_sees.errno, finding.server_sees.errno) == (None, "ETIMEDOUT")
+    assert finding.facts["stalled"] == "server" and finding.facts["peer_window_closed"]
+    assert _hangs(cap) == []
+
+
+def test_probes_answered_again_are_no_probe_timeout() -> None:
+    """Unanswered probes followed by an answer (a reader whose kernel skipped a few, or a
+    path that dropped them for a while): the reader is still there, the connection hangs."""
+    cap = Capture()
+    conv = _stalled_download(cap, 2)
+    for gap in (0.8, 1.6, 3.2):
+        conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
+    conv.send("s", ACK, seq=conv.s.seq - 1, dt=6.4)
+    conv.send("c", ACK, window=0)
+    assert findings(cap) == []
+    assert _hangs(cap) == [("client", "10.0.0.1:40000", 6)]
