@@ -1868,7 +1868,7 @@ class Connection:
                 and not probing_closed_window(ep, self.peer(ep))
             )
             or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
-            or (rst is None and _probes_unanswered(ep, self.peer(ep)))
+            or (ep.window_probes and rst is None and _probes_unanswered(ep, self.peer(ep)))
         ]
         if not candidates:
             return None
