@@ -2,14 +2,14 @@
 
 Nothing has failed on such a connection, so it is no finding: one side's advertised window closed
 (0) and stayed closed while its peer, which has data waiting to go, probed it (RFC 9293 3.8.6.1:
-zero-window probes, answered with the window still 0, the last one too). Its program is busy,
-stuck, or no longer reading that socket; the peer's program blocks in send() once its send buffer
-is full, with no error, until the reader resumes or a send timeout of the writer's (or a
-proxy's) ends the connection with a RST (then a finding: peer_reset, cause
+zero-window probes, answered with the window still 0, all but at most the last two). Its program
+is busy, stuck, or no longer reading that socket; the peer's program blocks in send() once its
+send buffer is full, with no error, until the reader resumes or a send timeout of the writer's
+(or a proxy's) ends the connection with a RST (then a finding: peer_reset, cause
 `peer-stopped-reading`). That is the "hang" an on-call engineer is asked about, and the capture
 shows it plainly, so the report sums each one up beside the findings, as it does scans and
-floods. Probes the reader stopped answering are no such hang: it went away with its window
-closed.
+floods. Three or more probes in a row left unanswered are no such hang: the reader went away
+with its window closed (a finding, rule zero-window-probe-timeout).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class HangDetector:
             if closed is None:
                 continue
             if not probing_closed_window(writer, reader):
-                # (Its last probe went unanswered: the reader went away, or its path did,
+                # (Its last probes went unanswered: the reader went away, or its path did,
                 # with its window closed; no program that stopped reading.)
                 return
             self.count += 1

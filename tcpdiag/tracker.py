@@ -1868,7 +1868,11 @@ class Connection:
                 and not probing_closed_window(ep, self.peer(ep))
             )
             or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
-            or (ep.window_probes and rst is None and _probes_unanswered(ep, self.peer(ep)))
+            or (
+                ep.window_probes >= MIN_WINDOW_PROBES
+                and rst is None
+                and not probing_closed_window(ep, self.peer(ep))
+            )
         ]
         if not candidates:
             return None
@@ -1884,11 +1888,9 @@ class Connection:
         else:
             stalled_state = TcpState(rst.event.sender_state)
         syn_unanswered = stalled_state == TcpState.SYN_SENT and peer.isn is None
-        probing = (
-            rst is None
-            and _probes_unanswered(stalled, peer)
-            and stalled.window_probes > stalled.stall_retransmissions
-        )
+        # (A reader that went away with its window closed: the stall is the probes it left
+        # unanswered, not the answered ones before.)
+        probed, probes = (0, []) if syn_unanswered else unanswered_probes(stalled, peer)
         if syn_unanswered:
             retransmissions = stalled.syn_retries
             start = stalled.syn.time if stalled.syn else self.first_time
@@ -1896,11 +1898,8 @@ class Connection:
             times = [e.time for e in frames]
             if len(frames) <= retransmissions:
                 del times[:1]  # (older repeats dropped: see below)
-        elif probing:
-            # (Probes of a closed window that its reader stopped answering: the stall runs from
-            # the first probe left unanswered.)
-            retransmissions = stalled.window_probes
-            frames = stalled.window_probe_evidence()
+        elif probes:
+            retransmissions, frames = probed, probes
             start = frames[0].time
             times = [e.time for e in frames]
         else:
@@ -1918,7 +1917,7 @@ class Connection:
         # (The peer is silent if it sent nothing since the stalled side began retrying: see
         # Endpoint.retrying_since; a SYN's, or a stall without a start, since `start`.)
         retrying = stalled.retrying_since
-        if syn_unanswered or retrying is None or probing:
+        if syn_unanswered or retrying is None or probes:
             retrying = start
         on_schedule = False
         if rst is not None and stalled is rst.sender and gaps and gaps[-1] > 0:
@@ -1974,7 +1973,7 @@ class Connection:
             server_os=os_family(self.server.ttl),
             stalled_os=os_family(stalled.ttl),
         )
-        if probing and peer.window_closed is not None:
+        if probes and peer.window_closed is not None:
             _add_evidence(event, peer.window_closed)  # (what the probes were probing)
         for item in frames[:2] + frames[-4:]:
             _add_evidence(event, item)
@@ -3733,20 +3732,33 @@ _ICMP6_UNREACH = {
 PMTU_KINDS = frozenset({"frag_needed", "packet_too_big"})
 
 
+def unanswered_probes(sender: Endpoint, receiver: Endpoint) -> tuple[int, list[Evidence]]:
+    """The sender's probes of the receiver's closed window since the receiver last sent
+    anything (none while its window is open): how many, and the latest STALL_KEPT of each kind
+    oldest first. Linux probes with 0 bytes at SND.NXT-1 (Endpoint.window_probes); Windows,
+    macOS and the BSDs with the next byte of data, again and again, which the receiver does
+    not take while its window is closed (the stall's retransmissions after its last segment)."""
+    if receiver.window_closed is None:
+        return 0, []
+    after = receiver.last_time
+    repeats = [e for e in sender.stall_evidence() if e.time > after]
+    probes = sender.window_probe_evidence()
+    if repeats and probes:
+        probes = sorted(probes + repeats, key=lambda e: e.time)
+    return sender.window_probes + len(repeats), probes or repeats
+
+
 def probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
-    """Whether what the sender repeats is zero-window probes that the receiver answers: its
-    window is still closed and it answered the sender's last segment. Windows, macOS and the
-    BSDs probe with the next byte of data, again and again, which the receiver does not take
-    while its window is closed (Linux probes with 0 bytes at SND.NXT-1): flow control, a
-    receiver that stopped reading (tcpdiag.hangs), not data lost on the way."""
-    return receiver.window_closed is not None and receiver.last_time >= sender.last_time
-
-
-def _probes_unanswered(sender: Endpoint, receiver: Endpoint) -> bool:
-    """Whether the sender's zero-window probes (Linux's, 0 bytes) went unanswered: the
-    receiver's window is still closed and it sent nothing since MIN_WINDOW_PROBES of them. A
-    reader that only stopped reading answers each; this one went away with its window closed."""
-    return receiver.window_closed is not None and sender.window_probes >= MIN_WINDOW_PROBES
+    """Whether what the sender repeats is zero-window probes that the receiver is still there
+    to answer: its window is still closed and fewer than MIN_WINDOW_PROBES of them went
+    unanswered since its last segment (those few may be answers its kernel skipped, or that
+    came after the capture stopped). Flow control, a receiver that stopped reading
+    (tcpdiag.hangs), not data lost on the way; a receiver that left MIN_WINDOW_PROBES probes
+    unanswered went away with its window closed (rule zero-window-probe-timeout)."""
+    return (
+        receiver.window_closed is not None
+        and unanswered_probes(sender, receiver)[0] < MIN_WINDOW_PROBES
+    )
 
 
 def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
