@@ -3741,7 +3741,8 @@ def unanswered_probes(sender: Endpoint, receiver: Endpoint) -> tuple[int, list[E
     if receiver.window_closed is None:
         return 0, []
     after = receiver.last_time
-    repeats = [e for e in sender.stall_evidence() if e.time > after]
+    what = f"zero-window probe from {sender.role} (the next byte again), unanswered"
+    repeats = [Evidence(e.frame, e.time, what) for e in sender.stall_evidence() if e.time > after]
     probes = sender.window_probe_evidence()
     if repeats and probes:
         probes = sorted(probes + repeats, key=lambda e: e.time)
