@@ -135,10 +135,13 @@ RST_ANSWER_SECONDS = 3.0
 RECENT_SEGMENTS = 16
 # A stall needs this many retransmissions of the same data before it is worth an event.
 MIN_STALL_RETRANSMISSIONS = 2
-# Zero-window probes left unanswered before the prober's stall is worth an event: a live Linux
-# reader answers at most one probe in tcp_invalid_ratelimit (500 ms), so the first probes' gaps,
-# shorter than that, can each miss an answer from a reader that is still there.
+# Zero-window probes left unanswered before the prober's stall is worth an event, the last of
+# them at least WINDOW_PROBE_ANSWER_SECONDS after the reader's last segment: a live Linux reader
+# answers at most one Linux probe (an out-of-window segment) in tcp_invalid_ratelimit (500 ms),
+# so probes closer together than that (the backoff's first gaps; more of them with a lowered
+# tcp_rto_min) can miss an answer from a reader that is still there.
 MIN_WINDOW_PROBES = 3
+WINDOW_PROBE_ANSWER_SECONDS = 0.5
 # A server's SYN-ACK repeated this long after the client's ACK of it was sent after that ACK
 # had arrived, whichever side the capture was taken on (RFC 6298's initial RTO is 1 s; a SYN-ACK
 # sent before the ACK arrived reaches the capture within a round trip of it).
@@ -3752,13 +3755,17 @@ def unanswered_probes(sender: Endpoint, receiver: Endpoint) -> tuple[int, list[E
 def probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
     """Whether what the sender repeats is zero-window probes that the receiver is still there
     to answer: its window is still closed and fewer than MIN_WINDOW_PROBES of them went
-    unanswered since its last segment (those few may be answers its kernel skipped, or that
-    came after the capture stopped). Flow control, a receiver that stopped reading
-    (tcpdiag.hangs), not data lost on the way; a receiver that left MIN_WINDOW_PROBES probes
-    unanswered went away with its window closed (rule zero-window-probe-timeout)."""
+    unanswered since its last segment, or they all came within WINDOW_PROBE_ANSWER_SECONDS of
+    it (answers its kernel may have skipped, or that came after the capture stopped). Flow
+    control, a receiver that stopped reading (tcpdiag.hangs), not data lost on the way; a
+    receiver that left more probes unanswered went away with its window closed (rule
+    zero-window-probe-timeout)."""
+    if receiver.window_closed is None:
+        return False
+    count, probes = unanswered_probes(sender, receiver)
     return (
-        receiver.window_closed is not None
-        and unanswered_probes(sender, receiver)[0] < MIN_WINDOW_PROBES
+        count < MIN_WINDOW_PROBES
+        or probes[-1].time - receiver.last_time < WINDOW_PROBE_ANSWER_SECONDS
     )
 
 

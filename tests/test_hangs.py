@@ -166,3 +166,15 @@ def test_a_few_probes_unanswered_at_the_end_still_hang(style: str, unanswered: i
         gap *= 2
     assert findings(cap) == []
     assert _hangs(cap) == [("client", "10.0.0.1:40000", 4 + unanswered)]
+
+
+def test_probes_in_quick_succession_are_no_probe_timeout() -> None:
+    """Linux probes spaced by a lowered tcp_rto_min: five within half a second of the
+    reader's last answer, which its kernel skips (one answer per 500 ms to such segments):
+    the capture ending then shows no reader gone, only a hang."""
+    cap = Capture()
+    conv = _stalled_download(cap, 2)
+    for gap in (0.01, 0.02, 0.04, 0.08, 0.16):
+        conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
+    assert findings(cap) == []
+    assert _hangs(cap) == [("client", "10.0.0.1:40000", 7)]
