@@ -334,10 +334,10 @@ class Endpoint:
     unanswered_bytes: int = 0
     replies: int = 0  # times this side's data answered data of the peer's (acknowledging it)
     run_is_reply: bool = False  # this side's latest run of data answered the peer's data
-    # Mid-stream only: the last empty segment, to recognise keepalive probes whose SND.NXT the
-    # capture never showed (the same sequence number again, the peer silent in between).
-    last_empty: Evidence | None = None
-    last_empty_key: tuple[int, int | None] | None = None  # its (seq, ack)
+    # Mid-stream only: the last empty segment and its (seq, ack), to recognise keepalive probes
+    # whose SND.NXT the capture never showed (the same sequence number again, the peer silent
+    # in between).
+    last_empty: tuple[Evidence, tuple[int, int | None]] | None = None
     # The last data segment, or segment off the in-order path, as its segment_identity(), to
     # recognise the same packet captured twice (a retransmission gets a new IP ID).
     last_segment: int | None = None
@@ -368,11 +368,12 @@ class Endpoint:
     window_closed: Evidence | None = None
     closed_window_probes: int = 0
     # This side's zero-window probes as Linux sends them (0 bytes at SND.NXT-1 into the peer's
-    # closed window) since the peer last sent anything: how many, and the latest STALL_KEPT as
-    # (frame, time) pairs. A reader answers each (its window still 0) for as long as it is
-    # there; one that stops answering went away with its window closed.
-    window_probes: int = 0
-    window_probe_marks: array[float] | None = None
+    # closed window) since the peer last sent anything: None, or how many, followed by the
+    # latest STALL_KEPT as (frame, time) pairs (one slot: with one more, an Endpoint outgrows
+    # the 512 bytes of Python's small-object allocator, and every connection costs a malloc).
+    # A reader answers each (its window still 0) for as long as it is there; one that stops
+    # answering went away with its window closed.
+    window_probes: array[float] | None = None
 
     @property
     def text(self) -> str:
@@ -416,18 +417,24 @@ class Endpoint:
 
     def window_probe(self, frame: int, time: float) -> None:
         """This side probed the peer's closed window with 0 bytes (see window_probes)."""
-        self.window_probes += 1
-        marks = self.window_probe_marks
+        marks = self.window_probes
         if marks is None:
-            self.window_probe_marks = array("d", (frame, time))
+            self.window_probes = array("d", (1, frame, time))
             return
+        marks[0] += 1
         marks.extend((frame, time))
-        if len(marks) > 2 * STALL_KEPT:
-            del marks[:2]
+        if len(marks) > 1 + 2 * STALL_KEPT:
+            del marks[1:3]
+
+    @property
+    def window_probe_count(self) -> int:
+        """How many zero-window probes since the peer last sent anything (see window_probes)."""
+        marks = self.window_probes
+        return int(marks[0]) if marks else 0
 
     def window_probe_evidence(self) -> list[Evidence]:
         """The unanswered zero-window probes kept (see window_probes), oldest first."""
-        marks = self.window_probe_marks or array("d")
+        marks = self.window_probes[1:] if self.window_probes else array("d")
         what = f"zero-window probe from {self.role}, unanswered"
         pairs = zip(marks[::2], marks[1::2], strict=True)
         return [Evidence(int(frame), time, what) for frame, time in pairs]
@@ -1160,9 +1167,8 @@ class Connection:
             self._on_payload(seg, sender, receiver, previous_time)
             self.last_ordinary_time = seg.time
         receiver.unanswered_probes = None  # any segment from the sender answers the peer's probes
-        if receiver.window_probes:
-            receiver.window_probes = 0
-            receiver.window_probe_marks = None
+        if receiver.window_probes is not None:
+            receiver.window_probes = None
         if flags & FIN:
             self._on_fin(seg, sender, receiver)
         window = sender.window = seg.window
@@ -1324,12 +1330,17 @@ class Connection:
         SND.NXT; if that side was idle and probing, that is SND.NXT-1. An empty segment at the
         same number as the side's previous one, at least half a second later, with nothing from
         the peer in between, is the second of such probes: both were keepalives."""
-        previous, previous_key = sender.last_empty, sender.last_empty_key
-        sender.last_empty = Evidence(seg.frame, seg.time, f"keepalive probe from {sender.role}")
-        sender.last_empty_key = (seg.seq, seg.ack if seg.flags & ACK else None)
+        last = sender.last_empty
+        key = (seg.seq, seg.ack if seg.flags & ACK else None)
+        sender.last_empty = (
+            Evidence(seg.frame, seg.time, f"keepalive probe from {sender.role}"),
+            key,
+        )
+        if last is None:
+            return False
+        previous, previous_key = last
         if (
-            previous is None
-            or previous_key != sender.last_empty_key
+            previous_key != key
             or seg.time - previous.time < 0.5
             or receiver.last_time > previous.time
             or (receiver.window == 0 and receiver.rcv_nxt is not None)
@@ -1872,7 +1883,7 @@ class Connection:
             )
             or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
             or (
-                ep.window_probes >= MIN_WINDOW_PROBES
+                ep.window_probe_count >= MIN_WINDOW_PROBES
                 and rst is None
                 and not probing_closed_window(ep, self.peer(ep))
             )
@@ -1881,7 +1892,7 @@ class Connection:
             return None
         stalled = max(
             candidates,
-            key=lambda ep: ep.stall_retransmissions + ep.syn_retries + ep.window_probes,
+            key=lambda ep: ep.stall_retransmissions + ep.syn_retries + ep.window_probe_count,
         )
         peer = self.peer(stalled)
         # (a connect() its own side's RST ended was in SYN-SENT until then; a sender that gave
@@ -3749,7 +3760,7 @@ def unanswered_probes(sender: Endpoint, receiver: Endpoint) -> tuple[int, list[E
     probes = sender.window_probe_evidence()
     if repeats and probes:
         probes = sorted(probes + repeats, key=lambda e: e.time)
-    return sender.window_probes + len(repeats), probes or repeats
+    return sender.window_probe_count + len(repeats), probes or repeats
 
 
 def probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
