@@ -1624,16 +1624,17 @@ def late_reply_reset(ctx: Ctx) -> Outcome:
     return Outcome("kernel", [ctx.finding("broken_pipe", client_conn[0], V4, port)])
 
 
-def download_to_slow_reader(
+def download_to_stalled_reader(
     ctx: Ctx,
     send_timeout: float,
     server_end: Callable[[Endpoint], object],
-    pause: float,
-    client_end: Callable[[Endpoint], object],
-) -> Outcome:
+    after_read: Callable[[Endpoint], object],
+    wait: float = 20.0,
+) -> Endpoint:
     """Shared body: the server send()s 64 KiB chunks (4 MiB at most), each with `send_timeout`,
     until one fails or times out, then `server_end`s; the client (SO_RCVBUF 64 KiB) reads the
-    first 64 KiB, does not read for `pause` seconds (its window closes), then `client_end`s."""
+    first 64 KiB and then does `after_read` instead of reading on (its window closes). Waits up
+    to `wait` seconds for both; returns the client's socket."""
     port = ctx.ports[0]
     lst = ctx.listen(V4, port)
     client_conn: list[Endpoint] = []
@@ -1650,11 +1651,28 @@ def download_to_slow_reader(
         conn, _ = ctx.connect(V4, port, [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
         client_conn.append(conn)
         conn.recv_exactly(len(chunk))
+        after_read(conn)
+
+    ctx.join([ctx.spawn(server), ctx.spawn(client)], wait)
+    return client_conn[0]
+
+
+def download_to_slow_reader(
+    ctx: Ctx,
+    send_timeout: float,
+    server_end: Callable[[Endpoint], object],
+    pause: float,
+    client_end: Callable[[Endpoint], object],
+) -> Outcome:
+    """download_to_stalled_reader whose client does not read for `pause` seconds, then
+    `client_end`s: a peer_reset."""
+
+    def after_read(conn: Endpoint) -> None:
         ctx.pause(pause)
         client_end(conn)
 
-    ctx.join([ctx.spawn(server), ctx.spawn(client)])
-    return Outcome("kernel", [ctx.finding("peer_reset", client_conn[0], V4, port)])
+    client = download_to_stalled_reader(ctx, send_timeout, server_end, after_read)
+    return Outcome("kernel", [ctx.finding("peer_reset", client, V4, ctx.ports[0])])
 
 
 @scenario("download_abandoned")
@@ -1694,21 +1712,7 @@ def reader_stopped_hang(ctx: Ctx) -> Outcome:
     timed out, no errno). The capture stops while the connection still hangs (the sockets are
     closed only afterwards): no RST, no FIN, nothing failed. tcpdiag reports no finding and
     one hang (the client stopped reading, the server probed it)."""
-    port = ctx.ports[0]
-    lst = ctx.listen(V4, port)
-    chunk = b"x" * 65536
-
-    def server() -> None:
-        conn = ctx.accept(lst)
-        for _ in range(64):
-            if conn.send(chunk, timeout=8.0) is None:
-                break
-
-    def client() -> None:
-        conn, _ = ctx.connect(V4, port, [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
-        conn.recv_exactly(len(chunk))
-
-    ctx.join([ctx.spawn(server), ctx.spawn(client)], 15)
+    download_to_stalled_reader(ctx, 8.0, lambda conn: None, lambda conn: None, 15)
     return Outcome("kernel", [])
 
 
@@ -1726,25 +1730,13 @@ def reader_vanished_zero_window(ctx: Ctx) -> Outcome:
     stuck, sees nothing."""
     port = ctx.ports[0]
     ctx.tool(["sysctl", "-w", "net.ipv4.tcp_retries2=4"])
-    lst = ctx.listen(V4, port)
-    client_conn: list[Endpoint] = []
-    chunk = b"x" * 65536
 
-    def server() -> None:
-        conn = ctx.accept(lst)
-        for _ in range(64):
-            if conn.send(chunk, timeout=30.0) is None:
-                break
-
-    def client() -> None:
-        conn, _ = ctx.connect(V4, port, [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
-        client_conn.append(conn)
-        conn.recv_exactly(len(chunk))
+    def vanish(conn: Endpoint) -> None:
         time.sleep(1.0)  # (not ctx.pause: between the second probe and the third)
         ctx.iptables("-I", "INPUT", "-p", "tcp", "--sport", str(port), "-j", "DROP")
 
-    ctx.join([ctx.spawn(server), ctx.spawn(client)], 40)
-    return Outcome("kernel", [ctx.finding("retransmission_timeout", client_conn[0], V4, port)])
+    client = download_to_stalled_reader(ctx, 30.0, lambda conn: None, vanish, 40)
+    return Outcome("kernel", [ctx.finding("retransmission_timeout", client, V4, port)])
 
 
 @scenario("graceful_close")

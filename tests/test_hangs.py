@@ -47,13 +47,18 @@ def _stalled_download(cap: Capture, probes: int, style: str = "linux") -> Conver
     conv.send("c", ACK, window=0)
     gap = 0.2
     for _ in range(probes):
-        if style == "linux":
-            conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
-        else:
-            conv.send("s", ACK, 1, advance=False, dt=gap)
+        _probe(conv, style, gap)
         conv.send("c", ACK, window=0)
         gap *= 2
     return conv
+
+
+def _probe(conv: Conversation, style: str, gap: float) -> None:
+    """The server's zero-window probe, `gap` seconds after the last packet (_stalled_download)."""
+    if style == "linux":
+        conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
+    else:
+        conv.send("s", ACK, 1, advance=False, dt=gap)
 
 
 def _hangs(cap: Capture) -> list[tuple[str, str, int]]:
@@ -124,10 +129,7 @@ def test_a_reader_gone_with_its_window_closed_is_a_probe_timeout(style: str) -> 
     cap = Capture()
     conv = _stalled_download(cap, 3, style)
     for gap in (1.6, 3.2, 6.4, 12.8):
-        if style == "linux":
-            conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
-        else:
-            conv.send("s", ACK, 1, advance=False, dt=gap)
+        _probe(conv, style, gap)
     (finding,) = findings(cap)
     assert finding.rule == "zero-window-probe-timeout"
     assert (finding.client_sees.errno, finding.server_sees.errno) == (None, "ETIMEDOUT")
@@ -157,13 +159,8 @@ def test_a_few_probes_unanswered_at_the_end_still_hang(style: str, unanswered: i
     retransmission_timeout said "one-way loss" for Windows' probes)."""
     cap = Capture()
     conv = _stalled_download(cap, 4, style)
-    gap = 3.2
-    for _ in range(unanswered):
-        if style == "linux":
-            conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
-        else:
-            conv.send("s", ACK, 1, advance=False, dt=gap)
-        gap *= 2
+    for gap in (3.2, 6.4)[:unanswered]:
+        _probe(conv, style, gap)
     assert findings(cap) == []
     assert _hangs(cap) == [("client", "10.0.0.1:40000", 4 + unanswered)]
 
