@@ -1884,7 +1884,7 @@ class Connection:
             or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
             or (
                 ep.window_probe_count >= MIN_WINDOW_PROBES
-                and rst is None
+                and (rst is None or rst.sender is ep)
                 and not probing_closed_window(ep, self.peer(ep))
             )
         ]
@@ -3782,17 +3782,24 @@ def probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
 
 def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
     """The sender's retransmissions of data still unacknowledged, if the receiver sent
-    nothing since the sender began retransmitting it (Endpoint.retrying_since); else 0
-    (RstEvent.sender_stall_retransmissions)."""
+    nothing since the sender began retransmitting it (Endpoint.retrying_since), or its probes
+    of the receiver's closed window that the receiver stopped answering (see
+    probing_closed_window); else 0 (RstEvent.sender_stall_retransmissions)."""
     # Only while the sender's application could still be waiting on it (ESTABLISHED, or
     # CLOSE-WAIT): a RST after a FIN retransmitted unanswered comes from a stack giving up on
     # an orphaned socket and tells nobody anything.
+    waiting = (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
+    if receiver.window_closed is not None:
+        # (The probes a reader answered before it went away are no stall: those after are.)
+        if sender.state not in waiting or probing_closed_window(sender, receiver):
+            return 0
+        return unanswered_probes(sender, receiver)[0]
     retrying = sender.retrying_since
     if (
         retrying is None
         or not sender.unacknowledged
         or receiver.last_time > retrying
-        or sender.state not in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
+        or sender.state not in waiting
     ):
         return 0
     return sender.stall_retransmissions

@@ -175,3 +175,29 @@ def test_probes_in_quick_succession_are_no_probe_timeout() -> None:
         conv.send("s", ACK, seq=conv.s.seq - 1, dt=gap)
     assert findings(cap) == []
     assert _hangs(cap) == [("client", "10.0.0.1:40000", 7)]
+
+
+@pytest.mark.parametrize(
+    ("style", "reset_after", "rule"),
+    [
+        ("windows", 51.2, "retransmission-timeout-stack-reset"),  # when the next was due
+        ("linux", 7.0, "retransmission-timeout-reset"),  # its program's own timer
+    ],
+)
+def test_a_writer_that_resets_after_its_probes_went_unanswered(
+    style: str, reset_after: float, rule: str
+) -> None:
+    """The writer gave up on a reader gone with its window closed and reset the connection:
+    the stall its probes make is the finding, as a data stall's (a Windows stack aborts when
+    its retransmission limit runs out; a Linux program on a timeout of its own). It was a
+    peer_reset blaming a send timeout on a reader that stopped reading, and the RST reaches
+    nobody."""
+    cap = Capture()
+    conv = _stalled_download(cap, 3, style)
+    for gap in (1.6, 3.2, 6.4, 12.8, 25.6):
+        _probe(conv, style, gap)
+    conv.rst("s", dt=reset_after)
+    (finding,) = findings(cap)
+    assert (finding.category, finding.rule) == ("retransmission_timeout", rule)
+    assert finding.facts["stall_retransmissions"] == 5 and finding.facts["peer_window_closed"]
+    assert finding.client_sees.errno is None
