@@ -1739,6 +1739,25 @@ def reader_vanished_zero_window(ctx: Ctx) -> Outcome:
     return Outcome("kernel", [ctx.finding("retransmission_timeout", client, V4, port)])
 
 
+@scenario("reader_vanished_then_abort")
+def reader_vanished_then_abort(ctx: Ctx) -> Outcome:
+    """As reader_vanished_zero_window (default tcp_retries2), but the server's send() has a
+    3.9 s timeout of its own, after which it closes with SO_LINGER {1,0}: a RST, sent about
+    4 s in, after three probes went unanswered (the second one skipped by the client's
+    tcp_invalid_ratelimit, the next two after the client's host went away) and well before the
+    next probe was due. The server's program only saw its own send timeout (no errno); the
+    client's, stuck, sees nothing, nor most likely the RST. A retransmission_timeout that its
+    sender ended (rule retransmission-timeout-reset), not a peer_reset: the reader is gone."""
+    port = ctx.ports[0]
+
+    def vanish(conn: Endpoint) -> None:
+        time.sleep(1.0)  # (not ctx.pause: between the second probe and the third)
+        ctx.iptables("-I", "INPUT", "-p", "tcp", "--sport", str(port), "-j", "DROP")
+
+    client = download_to_stalled_reader(ctx, 3.9, Endpoint.close_linger0, vanish, 15)
+    return Outcome("kernel", [ctx.finding("retransmission_timeout", client, V4, port)])
+
+
 @scenario("graceful_close")
 def graceful_close(ctx: Ctx) -> Outcome:
     """Negative control: one request / response, the client closes, the server reads EOF and
