@@ -181,7 +181,7 @@ def test_probes_in_quick_succession_are_no_probe_timeout() -> None:
     ("style", "reset_after", "rule"),
     [
         ("windows", 51.2, "retransmission-timeout-stack-reset"),  # when the next was due
-        ("linux", 7.0, "retransmission-timeout-reset"),  # its program's own timer
+        ("linux", 7.0, "zero-window-probe-timeout-reset"),  # its program's own timer
     ],
 )
 def test_a_writer_that_resets_after_its_probes_went_unanswered(
@@ -189,7 +189,8 @@ def test_a_writer_that_resets_after_its_probes_went_unanswered(
 ) -> None:
     """The writer gave up on a reader gone with its window closed and reset the connection:
     the stall its probes make is the finding, as a data stall's (a Windows stack aborts when
-    its retransmission limit runs out; a Linux program on a timeout of its own). It was a
+    its retransmission limit runs out, when the next probe was due; a program on a timeout of
+    its own at any other moment). It was a
     peer_reset blaming a send timeout on a reader that stopped reading, and the RST reaches
     nobody."""
     cap = Capture()
