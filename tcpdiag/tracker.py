@@ -250,6 +250,8 @@ SYNCHRONIZED = frozenset(
 
 
 _ESTABLISHED = TcpState.ESTABLISHED
+# The states in which a side's application can still be waiting on what it sent.
+_APP_WAITING = (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
 
 
 def endpoint_text(addr: str, port: int) -> str:
@@ -3788,10 +3790,9 @@ def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
     # Only while the sender's application could still be waiting on it (ESTABLISHED, or
     # CLOSE-WAIT): a RST after a FIN retransmitted unanswered comes from a stack giving up on
     # an orphaned socket and tells nobody anything.
-    waiting = (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
     if receiver.window_closed is not None:
         # (The probes a reader answered before it went away are no stall: those after are.)
-        if sender.state not in waiting or probing_closed_window(sender, receiver):
+        if sender.state not in _APP_WAITING or probing_closed_window(sender, receiver):
             return 0
         return unanswered_probes(sender, receiver)[0]
     retrying = sender.retrying_since
@@ -3799,7 +3800,7 @@ def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
         retrying is None
         or not sender.unacknowledged
         or receiver.last_time > retrying
-        or sender.state not in waiting
+        or sender.state not in _APP_WAITING
     ):
         return 0
     return sender.stall_retransmissions
