@@ -80,7 +80,7 @@ def run_batch(request: BatchRequest, reporter: Reporter, out: TextIO | None = No
             progress.echo(f"tcpdiag: warning: {report.path}: no connection matches the filters")
         shown, fails = request.selection.accepts, request.fails
         if status == EXIT_CLEAN and (
-            (request.fails.hangs and report.hangs)
+            (fails.hangs and report.hangs)
             or any(shown(f) and fails(f) for f in digests_of(report.findings))
         ):
             status = EXIT_FINDINGS
