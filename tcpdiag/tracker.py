@@ -400,7 +400,14 @@ class Endpoint:
         if self.snd_una is not None:
             self.acked += seq_diff(ack, self.snd_una)
         elif self.data_start is not None:
-            self.acked += max(seq_diff(ack, self.data_start), 0)
+            new = seq_diff(ack, self.data_start)
+            if new <= 0:
+                # The first acknowledgement of a connection captured mid-stream, reaching none
+                # of the data this side was seen to send: its left edge, and no progress (a
+                # stall of that data goes on: the peer may be answering its RST, or probing).
+                self.snd_una = ack
+                return
+            self.acked += new
         self.snd_una = ack
         self.progress(time)
 

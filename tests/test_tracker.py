@@ -189,6 +189,34 @@ def test_mid_stream_capture_infers_roles_and_still_judges_rst() -> None:
     assert finding.client_sees.errno == "ECONNRESET"
 
 
+@pytest.mark.parametrize("challenge_ack", [False, True])
+def test_mid_stream_stall_stays_a_stall_when_the_first_ack_reaches_none_of_its_data(
+    challenge_ack: bool,
+) -> None:
+    """A capture that starts mid-connection with a Windows client's data, retransmitted with
+    backoff and never acknowledged, then the client's RST when its next retransmission was due:
+    its stack gave up (ETIMEDOUT). The server's first segment in the capture, an ACK of the
+    data's first byte after that RST (RFC 5961's challenge ACK: the RST was not exact for it),
+    acknowledges none of that data, so the stall and its verdict stand (public capture: wa1kpcap
+    test/multi.pcap, 192.168.226.54:8018)."""
+    cap = Capture()
+    conv = Conversation(cap, client=("192.0.2.7", 51000), server=("192.0.2.8", 443))
+    conv.c.ttl = conv.s.ttl = 128
+    start = conv.c.seq
+    conv.send("c", PSH | ACK, 687)
+    gap = 0.3
+    for _ in range(5):
+        conv.send("c", PSH | ACK, 687, seq=start, dt=gap)
+        gap *= 2
+    conv.rst("c", dt=gap)
+    if challenge_ack:
+        conv.send("s", ACK, ack=start, dt=0.1)
+    (finding,) = findings(cap)
+    assert finding.rule == "retransmission-timeout-stack-reset"
+    assert finding.client_sees.errno == "ETIMEDOUT"
+    assert finding.facts["stall_retransmissions"] == 5
+
+
 def test_synack_first_names_the_server() -> None:
     cap = Capture()
     conv = Conversation(cap, client=("192.0.2.7", 80), server=("192.0.2.8", 9999))
