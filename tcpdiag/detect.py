@@ -27,7 +27,7 @@ class RuleEngine:
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self._by_event: dict[str, list[Rule]] = {}
-        self._views: dict[tuple[str | None, str, str, str], AppView] = {}
+        self._views: dict[tuple[str | None, str, str, str, str | None], AppView] = {}
         # Each rule's causes, most confident first (a stable sort: ties keep the rules' order),
         # so that those that hold are in that order without a sort per finding.
         self._causes: dict[str, tuple[CauseSpec, ...]] = {}
@@ -100,7 +100,8 @@ class RuleEngine:
         sees = []
         for role, spec in rule.sees.items():
             errno = spec.errno_for(facts)
-            sees.append((role, errno, spec.label, _when(spec, errno)))
+            windows = spec.windows if errno is not None else None
+            sees.append((role, errno, spec.label, _when(spec, errno), windows))
         return _Decision(rule, causes, tuple(sees))
 
     def _finding(
@@ -112,14 +113,14 @@ class RuleEngine:
         causes = [Cause(c.id, render(c.text, values), c.confidence) for c in decision.causes]
         client_os, server_os = event.client_os, event.server_os
         client_sees = server_sees = None
-        for role, errno, label, when_template in decision.sees:
+        for role, errno, label, when_template, windows in decision.sees:
             when = (
                 render(when_template, values) if when_template else ("" if errno else NOTHING_SEEN)
             )
             if event.role_of(role) == "client":
-                client_sees = self._app_view(errno, when, client_os, label)
+                client_sees = self._app_view(errno, when, client_os, label, windows)
             else:
-                server_sees = self._app_view(errno, when, server_os, label)
+                server_sees = self._app_view(errno, when, server_os, label, windows)
         if client_sees is None:
             client_sees = self._app_view(None, NOTHING_SEEN, client_os)
         if server_sees is None:
@@ -159,19 +160,23 @@ class RuleEngine:
             ref.tunnel,
         )
 
-    def _app_view(self, errno: str | None, when: str, os: str, label: str = "") -> AppView:
+    def _app_view(
+        self, errno: str | None, when: str, os: str, label: str = "", windows: str | None = None
+    ) -> AppView:
         """What a side's program saw. The same few views recur across a capture's findings
-        (and a flood's thousands): one shared object each (AppView is frozen), built once."""
-        key = (errno, when, os, label)
+        (and a flood's thousands): one shared object each (AppView is frozen), built once.
+        `windows`: the errno whose Winsock error a Windows program gets instead (SeesSpec)."""
+        key = (errno, when, os, label, windows)
         view = self._views.get(key)
         if view is None:
             if len(self._views) >= APP_VIEWS_KEPT:
                 self._views.clear()
             text = self.ruleset.errnos.get(errno) if errno else None
+            winsock = self.ruleset.errnos.get(windows) if windows else text
             view = self._views[key] = AppView(
                 errno=errno,
                 linux=text.linux if text else "",
-                windows=text.windows if text else "",
+                windows=winsock.windows if winsock else "",
                 when=when,
                 os=os,
                 label=label,
@@ -193,7 +198,8 @@ class _Decision:
 
     rule: Rule | None
     causes: tuple[CauseSpec, ...] = ()
-    sees: tuple[tuple[str, str | None, str, str], ...] = ()  # (role, errno, label, when)
+    # (role, errno, label, when, the errno whose Winsock error a Windows program gets)
+    sees: tuple[tuple[str, str | None, str, str, str | None], ...] = ()
 
 
 _NO_RULE = _Decision(None)

@@ -13,7 +13,8 @@ Conditions (`when` tables) map a fact name to
 A fact that is unknown (None) never satisfies a bound.
 
 What a side sees (`sees` tables) is an `errno`, or, with `errno_by = "FACT"`, the errno that a
-`map` gives for that fact's value (`errno` for any other value; "none": that side sees nothing).
+`map` gives for that fact's value (`errno` for any other value; "none": that side sees nothing);
+`windows = "ERRNO"` names the errno whose Winsock error a Windows program gets for it instead.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class SeesSpec:
     # What that program saw when it is no errno (its recv() returned 0: "EOF"), shown where an
     # errno would be; empty: without an errno it saw nothing.
     label: str = ""
+    # The errno whose Winsock error a Windows program gets instead, where Winsock names the
+    # same failure otherwise (a data retransmission timeout is WSAECONNABORTED, not
+    # WSAETIMEDOUT); None: the errno's own.
+    windows: str | None = None
 
     def errno_for(self, facts: Mapping[str, Any]) -> str | None:
         if self.errno_by is not None:
@@ -177,7 +182,7 @@ def load_rules(directory: Path | None = None) -> RuleSet:
             raise RuleError(f"{rule.path}: rule {rule.id!r} is defined twice")
         seen.add(rule.id)
         for role, spec in rule.sees.items():
-            for errno in (spec.errno, *spec.errno_map.values()):
+            for errno in (spec.errno, *spec.errno_map.values(), spec.windows):
                 if errno is not None and errno not in errnos:
                     raise RuleError(
                         f"{rule.path}: rule {rule.id!r}: {role} sees unknown errno {errno!r} "
@@ -239,10 +244,13 @@ def _parse_rule(raw: dict[str, Any], path: Path, shared: Mapping[str, dict[str, 
             },
             when=spec.get("when", ""),
             label=spec.get("label", ""),
+            windows=spec.get("windows"),
         )
         label = sees[role].label
         if not isinstance(label, str) or len(label) > 12 or (label and spec.get("errno")):
             raise fail(f"sees.{role}: label must be a short text (12 characters), without errno")
+        if spec.get("windows") is not None and spec.get("errno") is None:
+            raise fail(f"sees.{role}: windows names what a Windows program gets for its errno")
     fields_ok = (
         facts | roles | {f"{r}_{x}" for r in roles for x in ("endpoint", "os")} | _CONNECTION_FIELDS
     )

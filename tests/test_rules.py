@@ -121,6 +121,14 @@ sample = "refused_no_listener"
             '[rule.sees.receiver]\nerrno = "EPIPE"\nlabel = "EOF"\n',
             "sees.receiver: label must be a short text",
         ),
+        (
+            '[rule.sees.receiver]\nerrno = "EPIPE"\nwindows = "ENOSUCH"\n',
+            "receiver sees unknown errno 'ENOSUCH'",
+        ),
+        (
+            '[rule.sees.receiver]\nwindows = "EPIPE"\n',
+            "sees.receiver: windows names what a Windows program gets for its errno",
+        ),
         ('shared_causes = ["nowhere"]\n', "shared_causes: no [[cause]] ['nowhere'] in this file"),
         ('shared_causes = "c"\n', "shared_causes must be a list"),
         (  # a shared cause is checked against the rule's event as its own causes are
@@ -414,3 +422,27 @@ def test_a_rules_folder_that_cannot_be_listed_says_why(tmp_path: Path) -> None:
     assert result.exit_code == 2
     missing = tmp_path / "missing"
     assert result.stderr == f"tcpdiag: error: {missing}: cannot read: No such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    ("sample", "role", "errno", "winsock"),
+    [
+        # Winsock reports a data retransmission timeout as WSAECONNABORTED ...
+        ("retransmission_stack_reset", "client", "ETIMEDOUT", "WSAECONNABORTED (10053)"),
+        ("retransmission_timeout", "client", "ETIMEDOUT", "WSAECONNABORTED (10053)"),
+        # ... a connect() whose SYNs went unanswered as WSAETIMEDOUT (the errno's own) ...
+        ("connect_timeout", "client", "ETIMEDOUT", "WSAETIMEDOUT (10060)"),
+        # ... and keep-alives that found the peer gone as WSAENETRESET (SO_KEEPALIVE's docs).
+        ("keepalive_timeout", "client", "ETIMEDOUT", "WSAENETRESET (10052)"),
+    ],
+)
+def test_a_windows_program_is_told_the_winsock_error_for_that_failure(
+    sample: str, role: str, errno: str, winsock: str
+) -> None:
+    """A rule's `windows` names the errno whose Winsock error a Windows program gets where
+    Winsock names the failure otherwise; the errno itself (what POSIX programs get) stays."""
+    report = analyze_capture(SAMPLES / f"{sample}.pcap", RuleEngine(load_rules()))
+    (finding,) = report.findings
+    sees = finding.client_sees if role == "client" else finding.server_sees
+    assert sees.errno == errno
+    assert sees.windows.startswith(winsock + ":")

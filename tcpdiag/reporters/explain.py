@@ -64,6 +64,10 @@ def _rule(rule: Rule, ruleset: RuleSet) -> list[str]:
             # Which errno for which value of the fact; the one above for any other value.
             by = ", ".join(f"{v}: {e or 'nothing'}" for v, e in spec.errno_map.items())
             seen = f"by {spec.errno_by}: {by}; otherwise {seen}"
+        winsock = ruleset.errnos.get(spec.windows) if spec.windows else None
+        if winsock is not None:
+            # (Winsock names this failure with another error: say which.)
+            seen += f"; a Windows program gets {winsock.windows.split(':')[0]}"
         when = f" ({generic(spec.when)})" if spec.when else ""
         lines.append(_wrap(f"the {role}'s program sees: {seen}{when}"))
     lines.append(_wrap("explanation: " + generic(rule.explanation)))
