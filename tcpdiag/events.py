@@ -379,6 +379,11 @@ class SilenceEvent(FlowEvent):
     # side's probes of that window (Linux's, 0 bytes at SND.NXT-1; Windows' and the BSDs', the
     # next byte) that a reader which had stopped reading answered until it went away.
     peer_window_closed: bool = False
+    # The peer, after its own FIN, sent a RST from its usual host that the stalled side did not
+    # accept (a bare RST at a stale sequence number: a stack answering data that came for a
+    # socket it had already closed and dropped): no program there was left to read what the
+    # stalled side kept retransmitting.
+    peer_reset_after_closing: bool = False
     # The peer, a server, repeated its SYN-ACK well after the stalled client had acknowledged
     # it and acknowledged none of its data: the data went to a kernel that never took the
     # handshake (a listener whose accept queue was full: RstEvent.sender_never_took_handshake).

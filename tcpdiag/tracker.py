@@ -1860,6 +1860,18 @@ class Connection:
             zeek_rows=zeek.rows() if zeek is not None and zeek.removed else [],
         )
 
+    def _reset_after_closing(self, side: Endpoint) -> bool:
+        """SilenceEvent.peer_reset_after_closing: `side` sent, after its FIN, a RST from its
+        usual host that was not accepted (the accepted one ends the connection)."""
+        fin = side.fin
+        return fin is not None and any(
+            pending.sender is side
+            and pending is not self.accepted_rst
+            and pending.event.time >= fin.time
+            and _from_usual_host(side, pending.event.rst_ttl)
+            for pending in self.rsts
+        )
+
     def _reset_until_it_stopped(self, pending: _PendingRst) -> bool:
         """Whether the receiver's data after this RST was answered only by further RSTs of its
         sender, and stopped within a crossing allowance of the last: on a long or lossy path
@@ -1980,6 +1992,7 @@ class Connection:
             ),
             peer_silent=peer.last_time <= retrying,
             peer_window_closed=peer.window_closed is not None,
+            peer_reset_after_closing=self._reset_after_closing(peer),
             peer_never_took_handshake=_handshake_not_taken(peer, stalled),
             stall_segment_bytes=0 if syn_unanswered else stalled.stall_segment_len,
             large_never_acked=not syn_unanswered and _large_never_acked(stalled),

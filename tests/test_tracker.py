@@ -217,6 +217,37 @@ def test_mid_stream_stall_stays_a_stall_when_the_first_ack_reaches_none_of_its_d
     assert finding.facts["stall_retransmissions"] == 5
 
 
+@pytest.mark.parametrize("server_reset", [False, True])
+def test_data_lost_after_both_closed_is_no_stall_when_the_peer_had_reset_it(
+    server_reset: bool,
+) -> None:
+    """The server closes; the client sends its last 500 bytes and its FIN, never acknowledged,
+    and retransmits them. Without more, the client's last data never arrived: a finding
+    (retransmission-timeout-after-close). When the server's own stack had answered with a bare
+    RST at a stale sequence number (the acknowledgement of a segment that came for the socket
+    it had dropped: the client moved past it, so it drops the RST), no program was left there
+    to read the data: only that RST is worth a word, an ignored one, and it says why (public
+    capture: nDPI skype_no_unknown.pcap, 192.168.1.34:51307)."""
+    cap, conv = established()
+    stale = conv.s.seq  # what the client's segments acknowledged before the server's FIN
+    conv.send("s", FIN | ACK)
+    start = conv.c.seq
+    conv.send("c", PSH | ACK, 500)
+    conv.send("c", FIN | ACK)
+    if server_reset:
+        conv.rst("s", with_ack=False, seq=stale, dt=0.01)
+    gap = 0.3
+    for _ in range(4):
+        conv.send("c", PSH | ACK, 500, seq=start, dt=gap)
+        gap *= 2
+    (finding,) = findings(cap)
+    if server_reset:
+        assert finding.rule == "ignored-reset"
+        assert finding.cause is not None and finding.cause.id == "stale-reset-from-closed-socket"
+    else:
+        assert finding.rule == "retransmission-timeout-after-close"
+
+
 def test_synack_first_names_the_server() -> None:
     cap = Capture()
     conv = Conversation(cap, client=("192.0.2.7", 80), server=("192.0.2.8", 9999))
