@@ -406,16 +406,28 @@ def _compile(template: str) -> tuple[str, tuple[str, ...]] | None:
     return (compact, tuple(fields)) if compact else None
 
 
+# How a side's operating-system family (tracker.os_family, from its TTL) reads in a text: a TTL
+# of 64 is Linux's, and macOS's and the BSDs' too.
+OS_WORDS = {
+    "linux": "Linux, macOS or a BSD (initial TTL 64)",
+    "windows": "Windows (initial TTL 128)",
+    "network-device": "a router, firewall or load balancer (initial TTL 255)",
+}
+
+
 def event_values(event: FlowEvent, facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything a template may name for this event (`facts`: its facts, if known)."""
+    """Everything a template may name for this event (`facts`: its facts, if known); a side's
+    operating-system family in words (OS_WORDS)."""
     values: dict[str, Any] = dict(event.facts() if facts is None else facts)
     ref = event.connection
     values["client"] = values["client_endpoint"] = ref.client
     values["server"] = values["server_endpoint"] = ref.server
-    values["client_os"], values["server_os"] = event.client_os, event.server_os
+    client_os = OS_WORDS.get(event.client_os, event.client_os)
+    server_os = OS_WORDS.get(event.server_os, event.server_os)
+    values["client_os"], values["server_os"] = client_os, server_os
     for role in event.ROLES:
         side = event.role_of(role)
         values[role] = side
         values[f"{role}_endpoint"] = ref.client if side == "client" else ref.server
-        values[f"{role}_os"] = event.client_os if side == "client" else event.server_os
+        values[f"{role}_os"] = client_os if side == "client" else server_os
     return values

@@ -446,3 +446,14 @@ def test_a_windows_program_is_told_the_winsock_error_for_that_failure(
     sees = finding.client_sees if role == "client" else finding.server_sees
     assert sees.errno == errno
     assert sees.windows.startswith(winsock + ":")
+
+
+def test_a_ttl_of_64_reads_as_linux_macos_or_a_bsd_in_the_texts_only() -> None:
+    """Linux, macOS and the BSDs all start at TTL 64: the texts say so, while the fact that rules
+    match on (`stalled_os`) and the JSON's `os` keep the family's id."""
+    report = analyze_capture(SAMPLES / "retransmission_timeout.pcap", RuleEngine(load_rules()))
+    (finding,) = report.findings
+    assert finding.facts["stalled_os"] == "linux" and finding.client_sees.os == "linux"
+    assert "looks like Linux, macOS or a BSD (initial TTL 64)" in " ".join(
+        finding.explanation.split()
+    )
