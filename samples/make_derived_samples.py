@@ -25,6 +25,12 @@ the fewest edits that make the other stack's packets; `derived_from` names the s
   `mptcp_fastclose` with the server's first RST made that ACK (its MP_TCPRST dropped), its
   second a RST without MPTCP options, and the client's answering RST added (the client's last
   segment on that subflow, made a RST). The client gets ECONNRESET, the server nothing.
+- `icmp_syn_retried` (retried): Linux fails connect() on the first ICMP error that answers its
+  SYN; Windows, macOS and the BSDs keep it as a soft error and send the SYN again, and their
+  connect() fails only when the SYN retries run out (with the error kept). So it is
+  `icmp_host_unreachable_syn` with the SYN sent again 1 s and 3 s after the first (new IP IDs,
+  the timestamp clock on), each answered by the same ICMP host unreachable quoting it. The client
+  gets EHOSTUNREACH, when its retries run out; the server nothing.
 """
 
 from __future__ import annotations
@@ -173,6 +179,61 @@ def mptcp_fastclose_ack(out: Path) -> None:
     (out / f"{name}.expected.json").write_text(json.dumps(derived, indent=2) + "\n")
 
 
+def icmp_syn_retried(out: Path) -> None:
+    source = "icmp_host_unreachable_syn"
+    packets, linktype = _packets(SAMPLES / f"{source}.pcap")
+    (syn_time, syn_frame), (icmp_time, icmp_frame) = packets
+    syn = dpkt.ethernet.Ethernet(syn_frame)
+    assert syn.data.data.flags == dpkt.tcp.TH_SYN
+    assert isinstance(dpkt.ethernet.Ethernet(icmp_frame).data.data, dpkt.icmp.ICMP)
+    answer = icmp_time - syn_time
+    rewritten = list(packets)
+    for number, after in enumerate((1.0, 3.0), start=1):
+        again = dpkt.ethernet.Ethernet(bytes(syn))
+        again.data.id = (again.data.id + number) & 0xFFFF
+        options = []
+        for kind, data in _options(again):
+            if kind == dpkt.tcp.TCP_OPT_TIMESTAMP:  # (its clock went on: milliseconds)
+                tsval = (int.from_bytes(data[:4], "big") + round(after * 1000)) & 0xFFFFFFFF
+                data = tsval.to_bytes(4, "big") + data[4:]
+            options.append((kind, data))
+        _set_options(again, options)
+        again.data.data.sum = 0
+        error = dpkt.ethernet.Ethernet(icmp_frame)
+        error.data.id = (error.data.id + number) & 0xFFFF
+        error.data.data.data.data = dpkt.ip.IP(bytes(again.data))  # the SYN it quotes
+        error.data.data.sum = 0
+        error.data.len = len(error.data)
+        error.data.sum = 0
+        rewritten += [(syn_time + after, bytes(again)), (syn_time + after + answer, bytes(error))]
+    name = "icmp_syn_retried"
+    with (out / f"{name}.pcap").open("wb") as f:
+        writer = dpkt.pcap.Writer(f, snaplen=65535, linktype=linktype)
+        for ts, frame in rewritten:
+            writer.writepkt(frame, ts)
+    expected: dict[str, Any] = json.loads((SAMPLES / f"{source}.expected.json").read_text())
+    derived = {
+        "scenario": name,
+        "description": (
+            f"The packets of the kernel sample {source}, with the client's SYN sent again 1 s "
+            "and 3 s after the first (new IP IDs, its timestamp clock on), each answered by the "
+            "same ICMP host unreachable quoting it: as Windows, macOS and the BSDs keep an ICMP "
+            "error that answers a SYN as a soft error and retry, where Linux fails connect() "
+            "at once. Such a client's connect() fails when its SYN retries run out, with the "
+            "error it kept (EHOSTUNREACH); the server's program sees nothing. "
+            + expected["description"]
+        ),
+        "source": f"kernel, retried (samples/{SCRIPT.name})",
+        "derived_from": source,
+        "findings": expected["findings"],
+        "observed": expected["observed"],
+        "kernel": expected["kernel"],
+        "capture": expected["capture"],
+        "zeek_flows": expected["zeek_flows"],
+    }
+    (out / f"{name}.expected.json").write_text(json.dumps(derived, indent=2) + "\n")
+
+
 _MPTCP = 30  # TCP option kind of Multipath TCP
 
 
@@ -214,7 +275,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=SAMPLES, help="output folder (samples/)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for make in (retransmission_stack_reset, mptcp_fastclose_ack):
+    for make in (retransmission_stack_reset, mptcp_fastclose_ack, icmp_syn_retried):
         make(args.out)
         print(f"wrote {args.out / make.__name__}.pcap")
     return 0

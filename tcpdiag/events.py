@@ -326,6 +326,10 @@ class IcmpErrorEvent(FlowEvent):
     # The affected side's data was acknowledged after the ICMP: the path recovered.
     recovered: bool = False
     retransmissions_after: int = 0
+    # The affected side sent its SYN again this many times after the first error: its stack
+    # took the error as soft during the handshake (Windows, macOS and the BSDs do; Linux aborts
+    # connect() on the first), and its connect() fails only when its SYN retries run out.
+    syn_retries_after: int = 0
     # The affected side sent its FIN (before or after the error): its application had closed,
     # so no call of it is left to fail with a soft error stored on the socket.
     affected_closed: bool = False

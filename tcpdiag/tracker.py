@@ -849,7 +849,8 @@ class Connection:
         self.rsts: list[_PendingRst] = []
         self.accepted_rst: _PendingRst | None = None
         # Each ICMP error with the affected side's retransmission count when it arrived.
-        self.icmp_events: list[tuple[IcmpErrorEvent, Endpoint, int]] = []
+        # (event, the side it affects, that side's retransmissions and SYN retries by then)
+        self.icmp_events: list[tuple[IcmpErrorEvent, Endpoint, int, int]] = []
         # Every segment fed so far with the clock it came at, packed (see _Replayable), while
         # they are few and nothing but segments changed it; None otherwise. Kept by FlowTable.
         self.history: bytes | None = None
@@ -921,7 +922,7 @@ class Connection:
         connection closed now)."""
         affected = self.endpoint(quoted.src, quoted.sport)
         kind, hard = icmp_kind(icmp)
-        for event, _, _ in self.icmp_events:
+        for event, _, _, _ in self.icmp_events:
             if event.icmp_kind == kind and event.affected == affected.role:
                 event.icmp_count += 1
                 _add_evidence(event, Evidence(icmp.frame, icmp.time, _icmp_text(icmp, kind)))
@@ -971,7 +972,7 @@ class Connection:
         elif affected.last_data is not None:
             _add_evidence(event, affected.last_data)
         _add_evidence(event, Evidence(icmp.frame, icmp.time, text))
-        self.icmp_events.append((event, affected, affected.retransmissions))
+        self.icmp_events.append((event, affected, affected.retransmissions, affected.syn_retries))
         if affected.state == TcpState.SYN_SENT and kind not in PMTU_KINDS:
             # Linux aborts connect() on the first ICMP error of the handshake (tcp_v4_err,
             # tcp_v6_err), soft or hard; only PMTU messages leave it alone.
@@ -1828,8 +1829,13 @@ class Connection:
             if pending.recorded:
                 rst_log.settled(event.time)
             events.append(event)
-        for icmp_event, affected, retransmissions_before in self.icmp_events:
+        for icmp_event, affected, retransmissions_before, syn_retries_before in self.icmp_events:
             icmp_event.retransmissions_after = affected.retransmissions - retransmissions_before
+            icmp_event.syn_retries_after = affected.syn_retries - syn_retries_before
+            if icmp_event.syn_retries_after:
+                for repeat in affected.syn_repeats or ():  # (the SYNs sent after the error)
+                    if repeat.time > icmp_event.time:
+                        _add_evidence(icmp_event, repeat)
             icmp_event.recovered = (
                 affected.last_progress_time is not None
                 and affected.last_progress_time > icmp_event.time
@@ -2003,7 +2009,7 @@ class Connection:
             ),
             other_direction_missed=peer.packets == 0 and stalled.acks_advanced,
             unanswered_keepalives=len(stalled.unanswered_probes or []),
-            icmp_errors=sum(e.icmp_count for e, _, _ in self.icmp_events),
+            icmp_errors=sum(e.icmp_count for e, _, _, _ in self.icmp_events),
             mptcp_join=_mptcp_join(self.client.syn_options),
             client_os=os_family(self.client.ttl),
             server_os=os_family(self.server.ttl),

@@ -1204,7 +1204,9 @@ def test_a_syn_retried_after_an_icmp_error_and_answered_made_its_connection(
     """Real traffic (FoxIO's ssh2 capture, a Windows client): an ICMP administratively
     prohibited about the SYN, and the client retries the same SYN at +1, +3, +7 s. Windows
     treats the error as soft in SYN-SENT; if a retry is answered, connect() succeeded after
-    all: a transient error, nobody saw it (not "ICMP aborted connect()")."""
+    all: a transient error, nobody saw it (not "ICMP aborted connect()"); if none is, its
+    connect() fails when its retries run out, with the error it kept, and the finding says the
+    SYN was retried (not that the ICMP error aborted connect())."""
     cap = Capture()
     conv = Conversation(cap)
     conv.c.ttl = 128
@@ -1224,8 +1226,10 @@ def test_a_syn_retried_after_an_icmp_error_and_answered_made_its_connection(
         assert finding.rule == "icmp-error-transient" and finding.impact == "none"
         assert finding.client_sees.errno is None
     else:
-        assert finding.rule == "icmp-error-handshake"
+        assert finding.rule == "icmp-error-handshake-retried"
+        assert finding.facts["syn_retries_after"] == 3
         assert finding.client_sees.errno == "EHOSTUNREACH"
+        assert finding.frames == [1, 2, 3, 4, 5]  # the SYN, the error, the SYN's three retries
 
 
 def test_icmp_on_established_is_soft_and_reports_stored_error() -> None:
