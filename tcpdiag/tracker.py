@@ -2017,7 +2017,14 @@ class Connection:
         )
         if probes and peer.window_closed is not None:
             _add_evidence(event, peer.window_closed)  # (what the probes were probing)
-        for item in frames[:2] + frames[-4:]:
+        kept = frames[:2] + frames[-4:] if len(frames) > 6 else frames
+        if len(kept) < len(frames):
+            # (the first two and the last four: say that more came between, so that the
+            # evidence does not look like all of them)
+            third = kept[2]
+            between = len(frames) - len(kept)
+            kept[2] = third._replace(what=f"{third.what} ({between} more before it, not listed)")
+        for item in kept:
             _add_evidence(event, item)
         if event.peer_never_took_handshake:
             for item in (peer.syn_repeats or [])[-2:]:

@@ -915,7 +915,8 @@ def test_only_data_left_unacknowledged_after_a_close_is_a_stall(
 def test_a_long_stall_cites_its_latest_retransmissions() -> None:
     """A stall keeps its latest STALL_KEPT retransmissions (as numbers, not Evidence items):
     the finding cites the first two and the last four of those, each as the frame it was, and
-    the backoff is judged over them (the capped ones at the end are as long as the last)."""
+    the backoff is judged over them (the capped ones at the end are as long as the last); the
+    third says how many of those kept came between."""
     from tcpdiag.tracker import STALL_KEPT
 
     cap, conv = established()
@@ -930,8 +931,10 @@ def test_a_long_stall_cites_its_latest_retransmissions() -> None:
     (silence,) = [e for e in conn.events if isinstance(e, SilenceEvent)]
     assert silence.stall_retransmissions == count and silence.backoff_growing
     kept = frames[-STALL_KEPT:]
-    cited = [e for e in silence.evidence if e.what == "retransmission from client"]
+    cited = [e for e in silence.evidence if e.what.startswith("retransmission from client")]
     assert [e.frame for e in cited] == kept[:2] + kept[-4:]
+    between = STALL_KEPT - 6
+    assert cited[2].what == f"retransmission from client ({between} more before it, not listed)"
     assert all(type(e.frame) is int for e in cited)
     by_frame = {p.frame: p.time for p in cap.packets}
     assert all(e.time == by_frame[e.frame] for e in cited)
