@@ -561,8 +561,12 @@ class ColumnDecoder:
         six &= ends_ok
         total = np.where(six, total6 + 40, _be(iph, 2, 2))
         frag = _be(iph, 6, 2)
-        # total == 0 is a TSO super-packet whose length is the captured one: left to Decoder.
+        # total == 0 is a TSO super-packet whose length is the captured one: left to Decoder,
+        # as is a header claiming more than the frame held on the wire (Decoder._ip4).
         ok &= ((frag & 0x1FFF) == 0) & (iph[:, 9] == 6) & (total >= ihl) & (total != 0)
+        lies = total > np.maximum(wire, caplen) - (ip - starts)
+        ok &= ~lies
+        six &= ~lies
         tcph = _block(data, tcp)
         doff = (tcph[:, 12] >> 4).astype(np.int64) * 4
         payload_len = total - ihl - doff

@@ -613,7 +613,9 @@ class Decoder:
             return _OTHER  # a non-first fragment: no transport header in it
         p = o + ihl
         if total:
-            l4_len = total - ihl
+            # (A header claiming more than the frame held on the wire lies: a corrupted or
+            # fuzzed packet. What the frame held is the packet, as Wireshark takes it.)
+            l4_len = min(total, _wire_room(frame, o)) - ihl
             if l4_len < 0:
                 return None
         else:
@@ -663,7 +665,7 @@ class Decoder:
             return None
         proto, p, routed = chain
         if plen:
-            l4_len = plen - (p - o - 40)
+            l4_len = min(plen + 40, _wire_room(frame, o)) - (p - o)  # (see _ip4)
             if l4_len < 0:
                 return None
         else:
@@ -915,3 +917,9 @@ def _options(data: bytes, p: int, end: int) -> Iterator[tuple[int, int, int]]:
             return
         yield kind, size, p
         p += size
+
+
+def _wire_room(frame: RawFrame, at: int) -> int:
+    """The bytes the frame held on the wire from offset `at` on (its original length; a record
+    whose original length is below its captured one is taken at the captured one)."""
+    return max(frame.wire_len, frame.caplen) - at

@@ -1122,20 +1122,51 @@ def _ipv6_tcp(
 
 
 @pytest.mark.parametrize(
-    ("packet", "simple"),
+    ("packet", "wire_more", "simple"),
     [
-        (_ipv6_tcp(), True),
-        (_ipv6_tcp(next_header=0, extension=bytes([6, 0, 1, 4, 0, 0, 0, 0])), False),  # hop-by-hop
-        (_ipv6_tcp(payload_length=0), False),  # jumbogram / BIG TCP: length from the capture
-        (_ipv6_tcp(payload_length=10), False),  # shorter than the TCP header: undecodable
-        (_ipv6_tcp(payload_length=900), True),  # cut short by the snaplen: payload from IPv6
+        (_ipv6_tcp(), 0, True),
+        (_ipv6_tcp(next_header=0, extension=bytes([6, 0, 1, 4, 0, 0, 0, 0])), 0, False),  # HBH
+        (_ipv6_tcp(payload_length=0), 0, False),  # jumbogram / BIG TCP: length from the capture
+        (_ipv6_tcp(payload_length=10), 0, False),  # shorter than the TCP header: undecodable
+        # cut short by the snaplen (the wire held all 900 bytes): payload from IPv6
+        (_ipv6_tcp(payload_length=900), 900 - 25, True),
+        # a header claiming more than the frame held on the wire (corrupted): Decoder's
+        (_ipv6_tcp(payload_length=900), 0, False),
     ],
-    ids=["plain", "extension header", "jumbogram", "too short", "snapped"],
+    ids=["plain", "extension header", "jumbogram", "too short", "snapped", "lying"],
 )
-def test_ipv6_frames_are_decoded_by_the_arrays_as_by_decoder(packet: bytes, simple: bool) -> None:
+def test_ipv6_frames_are_decoded_by_the_arrays_as_by_decoder(
+    packet: bytes, wire_more: int, simple: bool
+) -> None:
     raw = b"\x02" * 12 + b"\x86\xdd" + packet
-    expected, batch = _decoded_both_ways([RawFrame(1, 1.0, 1, raw, len(raw))])
+    expected, batch = _decoded_both_ways([RawFrame(1, 1.0, 1, raw, len(raw) + wire_more)])
     assert batch.simple.tolist() == ([True] if simple else [False] * len(expected))
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_a_header_claiming_more_than_the_frame_held_gives_the_frame_s_payload(
+    version: int,
+) -> None:
+    """A fuzzed or corrupted packet whose IP length says 17,972 bytes in a 68-byte frame that
+    was captured whole (nDPI's reasm_crash_anon.pcapng): its payload is what the frame held,
+    as Wireshark takes it, not 17,900 bytes of data that make a stall of a pure ACK; a frame
+    cut by the snaplen keeps the length its header gives (the wire held it)."""
+    tcp = struct.pack("!HHIIBBHHH", 40000, 80, 1000, 2000, 5 << 4, ACK, 65535, 0, 0) + b"xy"
+    claimed = 17972  # the IP packet's length, by its header
+    if version == 4:
+        addresses = b"\n\0\0\1\n\0\0\2"
+        header = struct.pack("!BBHHHBBH", 0x45, 0, claimed, 1, 0, 64, 6, 0) + addresses
+        raw = b"\x02" * 12 + b"\x08\x00" + header + tcp
+    else:
+        header = struct.pack("!IHBB", 6 << 28, claimed - 40, 6, 61) + bytes(range(32))
+        raw = b"\x02" * 12 + b"\x86\xdd" + header + tcp
+    whole = Decoder().decode(RawFrame(1, 1.0, 1, raw, len(raw)))
+    assert isinstance(whole, TcpSegment) and whole.payload_len == 2
+    snapped = Decoder().decode(RawFrame(1, 1.0, 1, raw, 14 + claimed))
+    assert isinstance(snapped, TcpSegment)
+    assert snapped.payload_len == claimed - len(header) - 20
+    expected, batch = _decoded_both_ways([RawFrame(1, 1.0, 1, raw, len(raw))])
+    assert batch.simple.tolist() == [False] * len(expected)
 
 
 # -- flows (Zeek's view): connections taken in bulk are listed as the tracker lists them ---------
