@@ -75,10 +75,7 @@ def retransmission_stack_reset(out: Path) -> None:
     due = sends[-1] + 2 * (sends[-1] - sends[-2])
     packets[rst_at] = (due, packets[rst_at][1])
     name = "retransmission_stack_reset"
-    with (out / f"{name}.pcap").open("wb") as f:
-        writer = dpkt.pcap.Writer(f, snaplen=65535, linktype=linktype)
-        for ts, frame in packets:
-            writer.writepkt(frame, ts)
+    _write(out / f"{name}.pcap", linktype, packets)
     expected: dict[str, Any] = json.loads((SAMPLES / f"{source}.expected.json").read_text())
     findings = [
         {**item, "client_errno": "ETIMEDOUT", "server_errno": None} for item in expected["findings"]
@@ -127,21 +124,13 @@ def mptcp_fastclose_ack(out: Path) -> None:
     answer = dpkt.ethernet.Ethernet(bytes(frames[last]))
     answer_time = packets[second][0] + 15e-6
     elapsed_ms = round((answer_time - packets[last][0]) * 1000)
-    options = []
-    for kind, data in _options(answer):
-        if kind == dpkt.tcp.TCP_OPT_TIMESTAMP:  # (its clock went on: milliseconds)
-            data = (int.from_bytes(data[:4], "big") + elapsed_ms).to_bytes(4, "big") + data[4:]
-        options.append((kind, data))
-    _set_options(answer, options)
+    _clock_on(answer, elapsed_ms)
     answer.data.data.flags = dpkt.tcp.TH_RST | dpkt.tcp.TH_ACK
     answer.data.id = (answer.data.id + 1) & 0xFFFF
     rewritten = [(ts, eth) for (ts, _), eth in zip(packets, frames, strict=True)]
     rewritten.append((answer_time, answer))
     name = "mptcp_fastclose_ack"
-    with (out / f"{name}.pcap").open("wb") as f:
-        writer = dpkt.pcap.Writer(f, snaplen=65535, linktype=linktype)
-        for ts, eth in rewritten:
-            writer.writepkt(bytes(eth), ts)
+    _write(out / f"{name}.pcap", linktype, [(ts, bytes(eth)) for ts, eth in rewritten])
     expected: dict[str, Any] = json.loads((SAMPLES / f"{source}.expected.json").read_text())
     client = f"{_address(answer.data.src)}:{sub.dport}"
     zeek_flows = [
@@ -191,13 +180,7 @@ def icmp_syn_retried(out: Path) -> None:
     for number, after in enumerate((1.0, 3.0), start=1):
         again = dpkt.ethernet.Ethernet(bytes(syn))
         again.data.id = (again.data.id + number) & 0xFFFF
-        options = []
-        for kind, data in _options(again):
-            if kind == dpkt.tcp.TCP_OPT_TIMESTAMP:  # (its clock went on: milliseconds)
-                tsval = (int.from_bytes(data[:4], "big") + round(after * 1000)) & 0xFFFFFFFF
-                data = tsval.to_bytes(4, "big") + data[4:]
-            options.append((kind, data))
-        _set_options(again, options)
+        _clock_on(again, round(after * 1000))
         again.data.data.sum = 0
         error = dpkt.ethernet.Ethernet(icmp_frame)
         error.data.id = (error.data.id + number) & 0xFFFF
@@ -207,10 +190,7 @@ def icmp_syn_retried(out: Path) -> None:
         error.data.sum = 0
         rewritten += [(syn_time + after, bytes(again)), (syn_time + after + answer, bytes(error))]
     name = "icmp_syn_retried"
-    with (out / f"{name}.pcap").open("wb") as f:
-        writer = dpkt.pcap.Writer(f, snaplen=65535, linktype=linktype)
-        for ts, frame in rewritten:
-            writer.writepkt(frame, ts)
+    _write(out / f"{name}.pcap", linktype, rewritten)
     expected: dict[str, Any] = json.loads((SAMPLES / f"{source}.expected.json").read_text())
     derived = {
         "scenario": name,
@@ -264,6 +244,25 @@ def _set_options(eth: dpkt.ethernet.Ethernet, options: list[tuple[int, bytes]]) 
     tcp.sum = 0
     ip.len = 20 + len(ip.opts) + len(tcp)
     ip.sum = 0
+
+
+def _clock_on(eth: dpkt.ethernet.Ethernet, milliseconds: int) -> None:
+    """Move the segment's timestamp option (TSval) on by this many milliseconds: the clock of a
+    segment its stack sends that much later."""
+    options = []
+    for kind, data in _options(eth):
+        if kind == dpkt.tcp.TCP_OPT_TIMESTAMP:
+            tsval = (int.from_bytes(data[:4], "big") + milliseconds) & 0xFFFFFFFF
+            data = tsval.to_bytes(4, "big") + data[4:]
+        options.append((kind, data))
+    _set_options(eth, options)
+
+
+def _write(path: Path, linktype: int, packets: list[tuple[float, bytes]]) -> None:
+    with path.open("wb") as f:
+        writer = dpkt.pcap.Writer(f, snaplen=65535, linktype=linktype)
+        for ts, frame in packets:
+            writer.writepkt(frame, ts)
 
 
 def _address(raw: bytes) -> str:
