@@ -109,6 +109,11 @@ RETRY_DUE_FACTOR = 3.0
 # A FIN this soon after its sender's last write (or its handshake) is a program closing when it
 # had said all it had to say, not one that waited for an answer and gave up (_closing_write).
 CLOSE_AFTER_WRITE_SECONDS = 0.2
+# A late reply may leave in several segments (TLS records, the MSS), all within this of the first
+# and no more than its sender's kernel takes in one send(): one write, none left blocked when the
+# RST came (_late_reply).
+REPLY_BURST_SECONDS = 0.005
+REPLY_BURST_BYTES = 65536
 # A goodbye is short: a TLS close_notify is a 24- to 31-byte record, an SSH disconnect about 60,
 # "+OK bye" 9 (a closing write, _closing_write; a stream's next segment is longer).
 CLOSING_MESSAGE_BYTES = 100
@@ -3996,11 +4001,16 @@ def _large_never_acked(stalled: Endpoint) -> bool:
 
 def _late_reply(writer: Endpoint, closer: Endpoint) -> bool:
     """RstEvent.receiver_late_reply: `writer`, a server, wrote its whole reply to the client's
-    last data after the client's FIN, in one segment, and the client had closed long after
-    that data (it waited, then gave up or was killed: not a request sent together with its
-    FIN, whose answer is a closing write)."""
+    last data after the client's FIN, in one segment or one burst of them (REPLY_BURST_*), and
+    the client had closed long after that data (it waited, then gave up or was killed: not a
+    request sent together with its FIN, whose answer is a closing write)."""
     after = writer.after_peer_fin
-    if after is None or after.segments != 1 or writer.role != "server":
+    if after is None or writer.role != "server":
+        return False
+    if after.segments > 1 and (
+        after.bytes > REPLY_BURST_BYTES
+        or writer.last_data_time - after.first_time > REPLY_BURST_SECONDS
+    ):
         return False
     if not writer.run_is_reply or writer.unanswered_bytes != after.bytes:
         return False

@@ -2009,6 +2009,28 @@ def test_a_late_reply_to_a_client_that_gave_up_waiting_is_still_a_broken_pipe(
         assert found == ([] if wait < 0.2 else [("broken-pipe-late-reply", None, "EOF")])
 
 
+@pytest.mark.parametrize(("gap", "late"), [(0.00015, True), (0.5, False)])
+def test_a_late_reply_in_two_segments_sent_together_is_one_reply(gap: float, late: bool) -> None:
+    """Real traffic (nDPI's alexa-app capture): the client's request, its FIN 0.35 s later, then
+    the server's reply in two TLS records 146 us apart (37 and 517 bytes), both answered by the
+    client's closed socket with RSTs. One write, split: a late reply, whose sender reads EOF
+    next, not a writer whose next send() fails. Two writes half a second apart are a server
+    that went on writing: a broken pipe (EPIPE)."""
+    cap, conv = established()
+    conv.send("c", PSH | ACK, 200)
+    conv.send("s", ACK)
+    conv.send("c", FIN | ACK, dt=0.35)
+    conv.send("s", ACK)
+    conv.send("s", PSH | ACK, 37, dt=0.1)
+    conv.send("s", PSH | ACK, 517, dt=gap)
+    conv.rst("c", with_ack=False)
+    found = [(f.rule, f.server_sees.errno, f.server_sees.label) for f in findings(cap)]
+    if late:
+        assert found == [("broken-pipe-late-reply", None, "EOF")]
+    else:
+        assert found == [("broken-pipe-rst-in-close-wait", "EPIPE", "")]
+
+
 def test_data_acknowledging_the_syn_ack_and_a_greeting_completes_the_handshake() -> None:
     """The server speaks first (a telnet, FTP or SMTP banner) and the capture lacks the
     client's pure ACK of the SYN-ACK: the client's first segment acknowledges the SYN-ACK and
