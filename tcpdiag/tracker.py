@@ -1645,7 +1645,12 @@ class Connection:
         # The receiver's last data was itself acknowledged (not beyond the RST's reach).
         last_acked = 0 < unanswered == receiver.unanswered_bytes
         for item in self._rst_context(
-            sender, receiver, unanswered > 0, last_acked, event.sender_never_took_handshake
+            sender,
+            receiver,
+            unanswered > 0,
+            last_acked,
+            event.sender_never_took_handshake,
+            response,
         ):
             _add_evidence(event, item)
         if receiver.fastclose is not None:
@@ -1748,9 +1753,12 @@ class Connection:
         unanswered: bool,
         last_acked: bool,
         handshake_not_taken: bool,
+        response: bool = False,
     ) -> Iterator[Evidence]:
         """Frames that show what state the RST found: handshake, FINs, probes, unanswered data
-        (and, where the sender never took the handshake, its late SYN-ACKs)."""
+        (and, where the sender never took the handshake, its late SYN-ACKs). `response`: that
+        data was the receiver's response to the sender's request (RstEvent.unanswered_is_response),
+        which asked for no answer."""
         if handshake_not_taken and sender.syn is not None:
             yield sender.syn
             yield from (sender.syn_repeats or [])[-2:]
@@ -1773,11 +1781,12 @@ class Connection:
             yield sender.last_data  # what the RST sender said last, before it reset
         last = receiver.last_data
         if last_acked and last is not None:
-            yield Evidence(
-                last.frame,
-                last.time,
-                last.what + f", acknowledged, never answered by {sender.role}",
+            tail = (
+                f", acknowledged by {sender.role}: the end of {receiver.role}'s response"
+                if response
+                else f", acknowledged, never answered by {sender.role}"
             )
+            yield Evidence(last.frame, last.time, last.what + tail)
         elif last is not None and (
             unanswered or receiver.state == TcpState.CLOSE_WAIT or receiver.after_peer_fin
         ):

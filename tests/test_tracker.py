@@ -2031,6 +2031,27 @@ def test_a_late_reply_in_two_segments_sent_together_is_one_reply(gap: float, lat
         assert found == [("broken-pipe-rst-in-close-wait", "EPIPE", "")]
 
 
+@pytest.mark.parametrize("who", ["c", "s"])
+def test_a_resets_evidence_calls_a_response_the_end_of_a_response_not_unanswered(who: str) -> None:
+    """The last data before a RST, acknowledged by the RST's sender: a server's response to the
+    client's request asked for no answer ("the end of server's response"; auditors read "never
+    answered" as unread data), while a client's request the server took and reset on was never
+    answered (the unread-data cause's evidence)."""
+    cap, conv = established()  # the client's 100-byte request, the server's 300-byte response
+    if who == "s":
+        conv.data("c", 64)  # a second request, acknowledged, never answered
+    conv.rst(who, dt=10.0)
+    (finding,) = findings(cap)
+    texts = [e.what for e in finding.evidence]
+    if who == "c":
+        assert (
+            "300 bytes of data from server, acknowledged by client: the end of server's response"
+            in texts
+        )
+    else:
+        assert "64 bytes of data from client, acknowledged, never answered by server" in texts
+
+
 def test_data_acknowledging_the_syn_ack_and_a_greeting_completes_the_handshake() -> None:
     """The server speaks first (a telnet, FTP or SMTP banner) and the capture lacks the
     client's pure ACK of the SYN-ACK: the client's first segment acknowledges the SYN-ACK and
