@@ -359,6 +359,7 @@ def render(template: str, values: Mapping[str, Any]) -> str:
         # and no two together. Then every run of whitespace is the template's, made one space
         # already, as collapsing the whole text would have made it.
         text, fields = compiled
+        tiny = False
         for name in fields:
             value = values[name]
             kind = type(value)
@@ -371,11 +372,28 @@ def render(template: str, values: Mapping[str, Any]) -> str:
                     and "  " not in value
                 ):
                     break
-            elif kind is not int and kind is not float and kind is not bool and value is not None:
+            elif kind is float:
+                tiny = tiny or (value != 0.0 and -_PLAIN_BELOW < value < _PLAIN_BELOW)
+            elif kind is not int and kind is not bool and value is not None:
                 break
         else:
-            return text.format_map(values)
-    return " ".join(template.format_map(values).split())
+            return text.format_map(_plain_floats(values) if tiny else values)
+    return " ".join(template.format_map(_plain_floats(values)).split())
+
+
+# Python writes a float below this in exponent notation (8.4e-05): a text says 0.000084.
+_PLAIN_BELOW = 1e-4
+
+
+def _plain_floats(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`values` with every float Python would write in exponent notation written out (six
+    decimals, as facts are rounded), for a text a person reads."""
+    plain = {
+        name: f"{value:.6f}".rstrip("0").rstrip(".")
+        for name, value in values.items()
+        if type(value) is float and value != 0.0 and -_PLAIN_BELOW < value < _PLAIN_BELOW
+    }
+    return {**values, **plain} if plain else values
 
 
 # template -> its compact form and the names of its fields (None: not for the shortcut, see

@@ -217,8 +217,25 @@ def test_a_bound_without_not_excludes_nothing() -> None:
 
 
 def _collapsed(template: str, values: dict[str, object]) -> str:
-    """What render must give: the filled-in text with its whitespace collapsed."""
-    return " ".join(template.format_map(values).split())
+    """What render must give: the filled-in text with its whitespace collapsed (and a float
+    that Python would write with an exponent, 8.4e-05, written out: test below)."""
+    plain = {
+        name: f"{value:.6f}".rstrip("0").rstrip(".")
+        if type(value) is float and value != 0.0 and abs(value) < 1e-4
+        else value
+        for name, value in values.items()
+    }
+    return " ".join(template.format_map(plain).split())
+
+
+def test_a_tiny_float_is_written_out_not_in_exponent_notation() -> None:
+    """Facts such as a RST's delay after a write are often tens of microseconds: a text says
+    0.000053 s, not 5.3e-05 s; other numbers as Python writes them."""
+    assert render("{x} s after its last write", {"x": 5.3e-05}) == "0.000053 s after its last write"
+    assert render("{x} s", {"x": -8.4e-05}) == "-0.000084 s"
+    assert render("{x} s, {y}", {"x": 1.5, "y": 0.0}) == "1.5 s, 0.0"
+    # (the way for values with whitespace of their own too)
+    assert render("{y} {x}", {"x": 2e-05, "y": "a  b"}) == "a b 0.00002"
 
 
 def test_the_only_printable_whitespace_is_the_space() -> None:
