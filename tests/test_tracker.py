@@ -1235,6 +1235,25 @@ def test_a_syn_retried_after_an_icmp_error_and_answered_made_its_connection(
         assert finding.frames == [1, 2, 3, 4, 5]  # the SYN, the error, the SYN's three retries
 
 
+@pytest.mark.parametrize(
+    ("code", "cause"),
+    [(13, "filtered-on-path"), (10, "filtered-on-path"), (1, "router-unreachable")],
+)
+def test_an_administratively_prohibited_error_from_a_router_is_a_filter(
+    code: int, cause: str
+) -> None:
+    """ICMP destination unreachable from a router on the path: code 13 (communication
+    administratively prohibited) or 10 (host prohibited) is a filter's policy, not a missing
+    route (FoxIO's ssh2 capture); code 1 (host unreachable) is the router having no way."""
+    cap = Capture()
+    conv = Conversation(cap)
+    syn = conv.send("c", SYN, options=LINUX_SYN, advance=False)
+    conv.icmp(syn, 3, code, src="10.128.128.128")
+    (finding,) = findings(cap)
+    assert finding.category == "icmp_error"
+    assert finding.cause is not None and finding.cause.id == cause
+
+
 def test_icmp_on_established_is_soft_and_reports_stored_error() -> None:
     cap, conv = established()
     seq = conv.c.seq
