@@ -378,7 +378,9 @@ def render(template: str, values: Mapping[str, Any]) -> str:
                 break
         else:
             return text.format_map(_plain_floats(values) if tiny else values)
-    return " ".join(template.format_map(_plain_floats(values)).split())
+        # (a template without conversions or format specs: a float may be a text instead)
+        return " ".join(template.format_map(_plain_floats(values)).split())
+    return " ".join(template.format_map(values).split())
 
 
 # Python writes a float below this in exponent notation (8.4e-05): a text says 0.000084.

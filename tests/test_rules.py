@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import string
 import sys
 from functools import cache
 from pathlib import Path
@@ -225,7 +226,8 @@ def _collapsed(template: str, values: dict[str, object]) -> str:
         else value
         for name, value in values.items()
     }
-    return " ".join(template.format_map(plain).split())
+    specs = any(spec or conversion for _, _, spec, conversion in string.Formatter().parse(template))
+    return " ".join(template.format_map(values if specs else plain).split())
 
 
 def test_a_tiny_float_is_written_out_not_in_exponent_notation() -> None:
@@ -236,6 +238,9 @@ def test_a_tiny_float_is_written_out_not_in_exponent_notation() -> None:
     assert render("{x} s, {y}", {"x": 1.5, "y": 0.0}) == "1.5 s, 0.0"
     # (the way for values with whitespace of their own too)
     assert render("{y} {x}", {"x": 2e-05, "y": "a  b"}) == "a b 0.00002"
+    # A template's own format spec or conversion decides (a rule may write {x:.1f}).
+    assert render("{x:.6f} s", {"x": 5.3e-05}) == "0.000053 s"
+    assert render("{x!r}", {"x": 5.3e-05}) == "5.3e-05"
 
 
 def test_the_only_printable_whitespace_is_the_space() -> None:
