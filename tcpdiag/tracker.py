@@ -448,19 +448,14 @@ class Endpoint:
 
     def window_probe_evidence(self) -> list[Evidence]:
         """The unanswered zero-window probes kept (see window_probes), oldest first."""
-        marks = self.window_probes[1:] if self.window_probes else array("d")
+        marks = self.window_probes
         what = f"zero-window probe from {self.role}, unanswered"
-        pairs = zip(marks[::2], marks[1::2], strict=True)
-        return [Evidence(int(frame), time, what) for frame, time in pairs]
+        return _marked(marks[1:], what) if marks else []
 
     def stall_evidence(self) -> list[Evidence]:
         """The current stall's retransmissions kept (see stall_marks), oldest first."""
         marks = self.stall_marks
-        if marks is None:
-            return []
-        what = f"retransmission from {self.role}"
-        pairs = zip(marks[::2], marks[1::2], strict=True)
-        return [Evidence(int(frame), time, what) for frame, time in pairs]
+        return [] if marks is None else _marked(marks, f"retransmission from {self.role}")
 
     @property
     def last_data(self) -> Evidence | None:
@@ -638,6 +633,13 @@ class RstLog:
         for logs in (self._times, self._app_closing):
             for host in [h for h, log in logs.items() if not log or log[-1] < horizon]:
                 del logs[host]
+
+
+def _marked(marks: array[float], what: str) -> list[Evidence]:
+    """Evidence items from (frame, time) pairs kept as floats (Endpoint.stall_marks,
+    Endpoint.window_probes), all with the same text."""
+    pairs = zip(marks[::2], marks[1::2], strict=True)
+    return [Evidence(int(frame), time, what) for frame, time in pairs]
 
 
 def probed_window(receiver: Endpoint) -> Evidence | None:
@@ -1753,7 +1755,7 @@ class Connection:
         unanswered: bool,
         last_acked: bool,
         handshake_not_taken: bool,
-        response: bool = False,
+        response: bool,
     ) -> Iterator[Evidence]:
         """Frames that show what state the RST found: handshake, FINs, probes, unanswered data
         (and, where the sender never took the handshake, its late SYN-ACKs). `response`: that
@@ -1916,16 +1918,16 @@ class Connection:
         candidates = [
             ep
             for ep in (self.client, self.server)
-            if (
-                ep.stall_retransmissions >= MIN_STALL_RETRANSMISSIONS
-                # something is still unacknowledged: a stall that was acknowledged is no stall
-                and ep.unacknowledged
-                and not probing_closed_window(ep, self.peer(ep))
-            )
-            or (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
+            if (ep.syn_retries >= MIN_STALL_RETRANSMISSIONS and self.peer(ep).isn is None)
             or (
-                ep.window_probe_count >= MIN_WINDOW_PROBES
-                and (rst is None or rst.sender is ep)
+                (
+                    # (something still unacknowledged: a stall that was acknowledged is none)
+                    (ep.stall_retransmissions >= MIN_STALL_RETRANSMISSIONS and ep.unacknowledged)
+                    or (
+                        ep.window_probe_count >= MIN_WINDOW_PROBES
+                        and (rst is None or rst.sender is ep)
+                    )
+                )
                 and not probing_closed_window(ep, self.peer(ep))
             )
         ]
@@ -3822,7 +3824,11 @@ def probing_closed_window(sender: Endpoint, receiver: Endpoint) -> bool:
     zero-window-probe-timeout)."""
     if receiver.window_closed is None:
         return False
-    count, probes = unanswered_probes(sender, receiver)
+    return _still_answerable(receiver, *unanswered_probes(sender, receiver))
+
+
+def _still_answerable(receiver: Endpoint, count: int, probes: list[Evidence]) -> bool:
+    """probing_closed_window, from unanswered_probes' count and probes."""
     return (
         count < MIN_WINDOW_PROBES
         or probes[-1].time - receiver.last_time < WINDOW_PROBE_ANSWER_SECONDS
@@ -3839,9 +3845,10 @@ def _stall_on_silent_peer(sender: Endpoint, receiver: Endpoint) -> int:
     # an orphaned socket and tells nobody anything.
     if receiver.window_closed is not None:
         # (The probes a reader answered before it went away are no stall: those after are.)
-        if sender.state not in _APP_WAITING or probing_closed_window(sender, receiver):
+        if sender.state not in _APP_WAITING:
             return 0
-        return unanswered_probes(sender, receiver)[0]
+        count, probes = unanswered_probes(sender, receiver)
+        return 0 if _still_answerable(receiver, count, probes) else count
     retrying = sender.retrying_since
     if (
         retrying is None
